@@ -1,0 +1,45 @@
+"""The language-neutral wire contract between agent processes and workers."""
+
+from contract.codec import STREAM_FIELD, ContractError, decode, encode, validate
+from contract.events import (
+    EVENT_TYPES,
+    RANK,
+    SCHEMA_VERSION,
+    Event,
+    ForwardCompleted,
+    ForwardStarted,
+    RoundCompleted,
+    RoundCompressed,
+    RoundStarted,
+    SessionCompleted,
+    SessionMessageCount,
+    SessionStarted,
+    SyncMismatch,
+    TokenUsage,
+    ToolCompleted,
+    ToolStarted,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "RANK",
+    "SCHEMA_VERSION",
+    "STREAM_FIELD",
+    "ContractError",
+    "Event",
+    "ForwardCompleted",
+    "ForwardStarted",
+    "RoundCompleted",
+    "RoundCompressed",
+    "RoundStarted",
+    "SessionCompleted",
+    "SessionMessageCount",
+    "SessionStarted",
+    "SyncMismatch",
+    "TokenUsage",
+    "ToolCompleted",
+    "ToolStarted",
+    "decode",
+    "encode",
+    "validate",
+]

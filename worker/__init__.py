@@ -1,0 +1,1 @@
+"""Workers that apply telemetry events from Redis streams to PostgreSQL."""

