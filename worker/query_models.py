@@ -1,0 +1,146 @@
+"""Result models of the read side: field names are the seed's (crate::metrics::types).
+
+Read models, not wire models: they are built from rows, never from untrusted input, so they
+are lax where the database is (a round or tool call recorded before its start event has no
+``started_at`` and no ``model`` / ``tool_name`` yet).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+SessionStatus = Literal["running", "completed", "awaiting_response", "error", "cancelled"]
+RoundStatus = Literal["running", "success", "error", "cancelled"]
+ForwardStatus = Literal["pending", "success", "error", "timeout"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TokenUsage(_Model):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class MetricsSummary(_Model):
+    """Sessions started in the date range; sync mismatches counted on their UTC date."""
+
+    total_sessions: int
+    total_tokens: TokenUsage
+    total_tool_calls: int
+    prompt_cached_tool_outputs: int
+    total_compression_events: int
+    total_tokens_saved: int
+    active_sessions: int  # status 'running'
+    completed_sessions: int
+    awaiting_response_sessions: int
+    error_sessions: int
+    cancelled_sessions: int
+    total_sync_mismatches: int
+    sync_mismatch_breakdown: dict[str, int]
+
+
+class ModelMetrics(_Model):
+    model: str
+    sessions: int
+    rounds: int
+    tokens: TokenUsage
+    tool_calls: int
+    prompt_cached_tool_outputs: int
+
+
+class SessionMetrics(_Model):
+    session_id: str
+    model: str
+    started_at: datetime
+    completed_at: datetime | None
+    total_rounds: int
+    total_token_usage: TokenUsage
+    tool_call_count: int
+    prompt_cached_tool_outputs: int
+    total_compression_events: int
+    total_tokens_saved: int
+    tool_breakdown: dict[str, int]  # tool_name -> calls (calls not yet started have no name)
+    status: SessionStatus
+    message_count: int
+    duration_ms: int | None
+
+
+class ToolCallMetrics(_Model):
+    tool_call_id: str
+    tool_name: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    success: bool | None
+    error: str | None
+    duration_ms: int | None
+
+
+class RoundMetrics(_Model):
+    round_id: str
+    session_id: str
+    model: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    token_usage: TokenUsage
+    tool_calls: list[ToolCallMetrics]
+    status: RoundStatus
+    prompt_cached_tool_outputs: int
+    compression_count: int
+    tokens_saved: int
+    error: str | None
+    duration_ms: int | None
+
+
+class SessionDetail(_Model):
+    session: SessionMetrics
+    rounds: list[RoundMetrics]
+
+
+class DailyMetrics(_Model):
+    """One UTC day. For forwards, ``total_sessions`` counts requests and the rest is zero/empty."""
+
+    date: date
+    total_sessions: int
+    total_rounds: int
+    total_token_usage: TokenUsage
+    total_tool_calls: int
+    prompt_cached_tool_outputs: int
+    model_breakdown: dict[str, TokenUsage]
+    tool_breakdown: dict[str, int]
+
+
+class ForwardMetricsSummary(_Model):
+    total_requests: int
+    successful_requests: int  # status 'success'
+    failed_requests: int  # status 'error' only, as the seed ('timeout' is neither)
+    total_tokens: TokenUsage
+    avg_duration_ms: int | None  # over completed requests, truncated
+
+
+class ForwardEndpointMetrics(_Model):
+    endpoint: str
+    requests: int
+    successful: int
+    failed: int
+    tokens: TokenUsage
+    avg_duration_ms: int | None
+
+
+class ForwardRequestMetrics(_Model):
+    forward_id: str
+    endpoint: str
+    model: str
+    is_stream: bool
+    started_at: datetime
+    completed_at: datetime | None
+    status_code: int | None
+    status: ForwardStatus
+    token_usage: TokenUsage | None  # None unless all three token counts were reported
+    error: str | None
+    duration_ms: int | None

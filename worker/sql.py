@@ -1,0 +1,256 @@
+"""The apply engine's SQL. Parameters are arrays (one element per merged row), unnested server-side.
+
+One transaction per batch runs these in this order, and every statement takes its row locks in
+key order, so concurrent workers always lock in one global order and cannot deadlock:
+
+1. LOCK_ROUNDS, LOCK_TOOLS: make sure every touched round / tool call row exists (as a stub if
+   need be) and lock it, without writing existing rows (``DO UPDATE ... WHERE false`` locks).
+   Holding these locks, the later statements see the latest committed version of those rows:
+   under READ COMMITTED each statement takes a fresh snapshot.
+2. APPLY_MISMATCHES: count each sync.mismatch once (its event_id is recorded in
+   applied_counter_events in the same statement) into (reason, UTC date).
+3. APPLY_FORWARDS: one upsert; the merge is in the ON CONFLICT clause, which always sees the
+   latest row version.
+4. APPLY_ROUNDS_TOOLS_SESSIONS: merge rounds and tool calls, compute each session's aggregate
+   delta as (new row values - old row values) of exactly the rows changed here, then upsert
+   sessions with their own events merged in and the deltas added. A delta counts only what
+   this statement changed, so a redelivered batch adds nothing, and ``x = x + delta`` needs no
+   recompute of the session's rounds: the cost per event does not grow with the session.
+
+Order keys (``*_version``) compare byte-wise (COLLATE "C"); see contract/events.py.
+"""
+
+from __future__ import annotations
+
+LOCK_ROUNDS = """
+INSERT INTO round_metrics AS r (round_id)
+SELECT k FROM unnest(%(ids)b::text[]) AS k ORDER BY k
+ON CONFLICT (round_id) DO UPDATE SET round_id = EXCLUDED.round_id WHERE false
+"""
+
+LOCK_TOOLS = """
+INSERT INTO tool_call_metrics AS t (tool_call_id)
+SELECT k FROM unnest(%(ids)b::text[]) AS k ORDER BY k
+ON CONFLICT (tool_call_id) DO UPDATE SET tool_call_id = EXCLUDED.tool_call_id WHERE false
+"""
+
+# The aggregate consumes every freshly recorded event_id before the first counter row is locked,
+# so this statement too takes its locks in one order: event ids, then (reason, date) rows.
+APPLY_MISMATCHES = """
+WITH mi AS (
+    SELECT * FROM unnest(%(event_id)b::text[], %(reason)b::text[], %(mismatch_date)b::date[],
+                         %(occurred_at)b::timestamptz[])
+        AS t(event_id, reason, mismatch_date, occurred_at)
+), fresh AS (
+    INSERT INTO applied_counter_events (event_id)
+    SELECT event_id FROM mi ORDER BY event_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+)
+INSERT INTO execute_sync_mismatch_metrics AS m (reason, mismatch_date, count, updated_at)
+SELECT mi.reason, mi.mismatch_date, count(*), max(mi.occurred_at)
+FROM mi JOIN fresh USING (event_id)
+GROUP BY mi.reason, mi.mismatch_date
+ORDER BY mi.reason, mi.mismatch_date
+ON CONFLICT (reason, mismatch_date) DO UPDATE SET
+    count = m.count + EXCLUDED.count,
+    updated_at = GREATEST(m.updated_at, EXCLUDED.updated_at)
+"""
+
+# A completion takes effect only if it is later than the latest start; a later start resets it.
+APPLY_FORWARDS = """
+INSERT INTO forward_request_metrics AS f (
+    forward_id, start_version, endpoint, model, is_stream, started_at,
+    completion_version, completed_at, status_code, status,
+    prompt_tokens, completion_tokens, total_tokens, error, updated_at)
+SELECT forward_id, start_version, endpoint, model, is_stream, started_at,
+       completion_version, completed_at, status_code, COALESCE(status, 'pending'),
+       prompt_tokens, completion_tokens, total_tokens, error, updated_at
+FROM unnest(%(forward_id)b::text[], %(start_version)b::text[], %(endpoint)b::text[], %(model)b::text[],
+            %(is_stream)b::bool[], %(started_at)b::timestamptz[], %(completion_version)b::text[],
+            %(completed_at)b::timestamptz[], %(status_code)b::int4[], %(status)b::text[],
+            %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[], %(total_tokens)b::int8[],
+            %(error)b::text[], %(updated_at)b::timestamptz[])
+    AS t(forward_id, start_version, endpoint, model, is_stream, started_at,
+         completion_version, completed_at, status_code, status,
+         prompt_tokens, completion_tokens, total_tokens, error, updated_at)
+ORDER BY forward_id
+ON CONFLICT (forward_id) DO UPDATE SET
+    start_version = GREATEST(f.start_version, EXCLUDED.start_version),
+    endpoint   = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '') THEN EXCLUDED.endpoint ELSE f.endpoint END,
+    model      = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '') THEN EXCLUDED.model ELSE f.model END,
+    is_stream  = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '') THEN EXCLUDED.is_stream ELSE f.is_stream END,
+    started_at = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '') THEN EXCLUDED.started_at ELSE f.started_at END,
+    (completion_version, completed_at, status_code, status,
+     prompt_tokens, completion_tokens, total_tokens, error) = (
+        SELECT c.completion_version, c.completed_at, c.status_code, COALESCE(c.status, 'pending'),
+               c.prompt_tokens, c.completion_tokens, c.total_tokens, c.error
+        FROM (SELECT f.completion_version, f.completed_at, f.status_code, f.status,
+                     f.prompt_tokens, f.completion_tokens, f.total_tokens, f.error
+              UNION ALL
+              SELECT EXCLUDED.completion_version, EXCLUDED.completed_at, EXCLUDED.status_code,
+                     EXCLUDED.status, EXCLUDED.prompt_tokens, EXCLUDED.completion_tokens,
+                     EXCLUDED.total_tokens, EXCLUDED.error
+              UNION ALL
+              SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) AS c
+        -- the latest completion if it is later than the latest start, else none (the NULL row)
+        WHERE c.completion_version IS NULL
+           OR c.completion_version > COALESCE(GREATEST(f.start_version, EXCLUDED.start_version), '')
+        ORDER BY c.completion_version DESC NULLS LAST
+        LIMIT 1),
+    updated_at = GREATEST(f.updated_at, EXCLUDED.updated_at)
+"""
+
+APPLY_ROUNDS_TOOLS_SESSIONS = """
+WITH ri AS (
+    SELECT t.round_id, t.session_id, t.start_version COLLATE "C" AS start_version, t.model, t.started_at,
+           t.completion_version COLLATE "C" AS completion_version, t.completed_at, t.status,
+           t.prompt_tokens, t.completion_tokens, t.total_tokens, t.prompt_cached_tool_outputs, t.error
+    FROM unnest(%(r_round_id)b::text[], %(r_session_id)b::text[], %(r_start_version)b::text[],
+                %(r_model)b::text[], %(r_started_at)b::timestamptz[], %(r_completion_version)b::text[],
+                %(r_completed_at)b::timestamptz[], %(r_status)b::text[], %(r_prompt_tokens)b::int8[],
+                %(r_completion_tokens)b::int8[], %(r_total_tokens)b::int8[],
+                %(r_prompt_cached_tool_outputs)b::int8[], %(r_error)b::text[])
+        AS t(round_id, session_id, start_version, model, started_at, completion_version, completed_at,
+             status, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error)
+), ci AS (
+    SELECT * FROM unnest(%(c_event_id)b::text[], %(c_round_id)b::text[], %(c_tokens_saved)b::int8[])
+        AS t(event_id, round_id, tokens_saved)
+), fresh AS (
+    -- Never waits: a duplicate of one of these events needs the same round's lock, which we hold.
+    INSERT INTO applied_counter_events (event_id)
+    SELECT event_id FROM ci ORDER BY event_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), comp AS (
+    SELECT ci.round_id, count(*) AS n, sum(ci.tokens_saved) AS saved
+    FROM ci JOIN fresh USING (event_id) GROUP BY ci.round_id
+), pr AS (
+    -- Each touched round with its current (locked, so latest) values and what changes.
+    SELECT ri.*, o.session_id AS old_session_id,
+           o.prompt_tokens AS old_prompt_tokens, o.completion_tokens AS old_completion_tokens,
+           o.total_tokens AS old_total_tokens, o.prompt_cached_tool_outputs AS old_pcto,
+           o.compression_count AS old_compression_count, o.tokens_saved AS old_tokens_saved,
+           ri.start_version < COALESCE(o.start_version, U&'\\+10FFFF') AS take_start,
+           ri.completion_version > COALESCE(o.completion_version, '') AS take_completion,
+           COALESCE(comp.n, 0) AS comp_n, COALESCE(comp.saved, 0) AS comp_saved
+    FROM ri JOIN round_metrics o USING (round_id) LEFT JOIN comp USING (round_id)
+), pr_changed AS (
+    SELECT * FROM pr
+    WHERE take_start OR take_completion OR comp_n > 0 OR old_session_id IS NULL
+), new_r AS (
+    UPDATE round_metrics r SET
+        session_id = CASE WHEN p.take_start THEN p.session_id ELSE COALESCE(r.session_id, p.session_id) END,
+        start_version = CASE WHEN p.take_start THEN p.start_version ELSE r.start_version END,
+        model = CASE WHEN p.take_start THEN p.model ELSE r.model END,
+        started_at = CASE WHEN p.take_start THEN p.started_at ELSE r.started_at END,
+        completion_version = CASE WHEN p.take_completion THEN p.completion_version ELSE r.completion_version END,
+        completed_at = CASE WHEN p.take_completion THEN p.completed_at ELSE r.completed_at END,
+        status = CASE WHEN p.take_completion THEN p.status ELSE r.status END,
+        prompt_tokens = CASE WHEN p.take_completion THEN p.prompt_tokens ELSE r.prompt_tokens END,
+        completion_tokens = CASE WHEN p.take_completion THEN p.completion_tokens ELSE r.completion_tokens END,
+        total_tokens = CASE WHEN p.take_completion THEN p.total_tokens ELSE r.total_tokens END,
+        prompt_cached_tool_outputs = CASE WHEN p.take_completion THEN p.prompt_cached_tool_outputs
+                                          ELSE r.prompt_cached_tool_outputs END,
+        error = CASE WHEN p.take_completion THEN p.error ELSE r.error END,
+        compression_count = r.compression_count + p.comp_n,
+        tokens_saved = r.tokens_saved + p.comp_saved
+    FROM pr_changed p
+    WHERE r.round_id = p.round_id
+    RETURNING r.session_id, r.prompt_tokens, r.completion_tokens, r.total_tokens,
+              r.prompt_cached_tool_outputs, r.compression_count, r.tokens_saved
+), ti AS (
+    SELECT t.tool_call_id, t.round_id, t.session_id, t.start_version COLLATE "C" AS start_version,
+           t.tool_name, t.started_at, t.completion_version COLLATE "C" AS completion_version,
+           t.completed_at, t.success, t.error
+    FROM unnest(%(t_tool_call_id)b::text[], %(t_round_id)b::text[], %(t_session_id)b::text[],
+                %(t_start_version)b::text[], %(t_tool_name)b::text[], %(t_started_at)b::timestamptz[],
+                %(t_completion_version)b::text[], %(t_completed_at)b::timestamptz[],
+                %(t_success)b::bool[], %(t_error)b::text[])
+        AS t(tool_call_id, round_id, session_id, start_version, tool_name, started_at,
+             completion_version, completed_at, success, error)
+), pt AS (
+    SELECT ti.*, o.session_id AS old_session_id,
+           ti.start_version > COALESCE(o.start_version, '') AS take_start,
+           ti.completion_version > COALESCE(o.completion_version, '') AS take_completion
+    FROM ti JOIN tool_call_metrics o USING (tool_call_id)
+), pt_changed AS (
+    SELECT * FROM pt WHERE take_start OR take_completion OR old_session_id IS NULL
+), new_t AS (
+    UPDATE tool_call_metrics t SET
+        round_id = CASE WHEN p.take_start THEN p.round_id ELSE COALESCE(t.round_id, p.round_id) END,
+        session_id = CASE WHEN p.take_start THEN p.session_id ELSE COALESCE(t.session_id, p.session_id) END,
+        start_version = CASE WHEN p.take_start THEN p.start_version ELSE t.start_version END,
+        tool_name = CASE WHEN p.take_start THEN p.tool_name ELSE t.tool_name END,
+        started_at = CASE WHEN p.take_start THEN p.started_at ELSE t.started_at END,
+        completion_version = CASE WHEN p.take_completion THEN p.completion_version ELSE t.completion_version END,
+        completed_at = CASE WHEN p.take_completion THEN p.completed_at ELSE t.completed_at END,
+        success = CASE WHEN p.take_completion THEN p.success ELSE t.success END,
+        error = CASE WHEN p.take_completion THEN p.error ELSE t.error END
+    FROM pt_changed p
+    WHERE t.tool_call_id = p.tool_call_id
+    RETURNING t.session_id
+), deltas AS (
+    SELECT session_id, sum(rounds) AS rounds, sum(prompt_tokens) AS prompt_tokens,
+           sum(completion_tokens) AS completion_tokens, sum(total_tokens) AS total_tokens,
+           sum(pcto) AS pcto, sum(compressions) AS compressions, sum(tokens_saved) AS tokens_saved,
+           sum(tools) AS tools
+    FROM (
+        SELECT session_id, 1 AS rounds, prompt_tokens, completion_tokens, total_tokens,
+               prompt_cached_tool_outputs AS pcto, compression_count AS compressions, tokens_saved, 0 AS tools
+        FROM new_r
+        UNION ALL
+        SELECT old_session_id, -1, -old_prompt_tokens, -old_completion_tokens, -old_total_tokens,
+               -old_pcto, -old_compression_count, -old_tokens_saved, 0
+        FROM pr_changed WHERE old_session_id IS NOT NULL
+        UNION ALL
+        SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1 FROM new_t
+        UNION ALL
+        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1 FROM pt_changed WHERE old_session_id IS NOT NULL
+    ) AS d
+    GROUP BY session_id
+), si AS (
+    SELECT t.session_id, t.started_at, t.model, t.model_version COLLATE "C" AS model_version, t.status,
+           t.completed_at, t.status_version COLLATE "C" AS status_version, t.message_count,
+           t.message_count_version COLLATE "C" AS message_count_version, t.updated_at
+    FROM unnest(%(s_session_id)b::text[], %(s_started_at)b::timestamptz[], %(s_model)b::text[],
+                %(s_model_version)b::text[], %(s_status)b::text[], %(s_completed_at)b::timestamptz[],
+                %(s_status_version)b::text[], %(s_message_count)b::int8[],
+                %(s_message_count_version)b::text[], %(s_updated_at)b::timestamptz[])
+        AS t(session_id, started_at, model, model_version, status, completed_at, status_version,
+             message_count, message_count_version, updated_at)
+)
+INSERT INTO session_metrics AS s (
+    session_id, started_at, model, model_version, status, completed_at, status_version,
+    message_count, message_count_version, updated_at,
+    total_rounds, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
+    total_compression_events, total_tokens_saved, tool_call_count)
+SELECT session_id, si.started_at, si.model, si.model_version, COALESCE(si.status, 'running'),
+       si.completed_at, si.status_version, COALESCE(si.message_count, 0), si.message_count_version,
+       COALESCE(si.updated_at, '-infinity'),
+       COALESCE(d.rounds, 0), COALESCE(d.prompt_tokens, 0), COALESCE(d.completion_tokens, 0),
+       COALESCE(d.total_tokens, 0), COALESCE(d.pcto, 0), COALESCE(d.compressions, 0),
+       COALESCE(d.tokens_saved, 0), COALESCE(d.tools, 0)
+FROM si FULL JOIN deltas d USING (session_id)
+ORDER BY session_id
+ON CONFLICT (session_id) DO UPDATE SET
+    started_at = LEAST(s.started_at, EXCLUDED.started_at),
+    model = CASE WHEN EXCLUDED.model_version > COALESCE(s.model_version, '') THEN EXCLUDED.model ELSE s.model END,
+    model_version = GREATEST(s.model_version, EXCLUDED.model_version),
+    status = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '') THEN EXCLUDED.status ELSE s.status END,
+    completed_at = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '') THEN EXCLUDED.completed_at
+                        ELSE s.completed_at END,
+    status_version = GREATEST(s.status_version, EXCLUDED.status_version),
+    message_count = CASE WHEN EXCLUDED.message_count_version > COALESCE(s.message_count_version, '')
+                         THEN EXCLUDED.message_count ELSE s.message_count END,
+    message_count_version = GREATEST(s.message_count_version, EXCLUDED.message_count_version),
+    updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at),
+    total_rounds = s.total_rounds + EXCLUDED.total_rounds,
+    prompt_tokens = s.prompt_tokens + EXCLUDED.prompt_tokens,
+    completion_tokens = s.completion_tokens + EXCLUDED.completion_tokens,
+    total_tokens = s.total_tokens + EXCLUDED.total_tokens,
+    prompt_cached_tool_outputs = s.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
+    total_compression_events = s.total_compression_events + EXCLUDED.total_compression_events,
+    total_tokens_saved = s.total_tokens_saved + EXCLUDED.total_tokens_saved,
+    tool_call_count = s.tool_call_count + EXCLUDED.tool_call_count
+"""
