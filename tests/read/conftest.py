@@ -1,0 +1,55 @@
+"""Fixtures of the read-side tests: databases filled through the apply engine, from contract events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+
+from contract.events import Event
+from tests.conftest import Services, with_search_path
+from tests.read.scenario import Oracle, build_scenario
+from worker.apply import apply_events
+from worker.schema import apply_schema
+
+
+def fill(conn: psycopg.Connection[Any], events: Sequence[Event], batch: int = 500) -> None:
+    """Apply ``events`` through the apply engine, in batches like a worker would."""
+    for i in range(0, len(events), batch):
+        apply_events(conn, events[i : i + batch])
+
+
+@dataclass(frozen=True)
+class Filled:
+    url: str
+    events: list[Event]
+    oracle: Oracle
+
+
+@pytest.fixture(scope="module")
+def scenario(services: Services) -> Iterator[Filled]:
+    """One varied scenario (sessions over several UTC days, rounds, tools, forwards, mismatches,
+    stubs), applied once per module; its expected reads are computed from the events alone."""
+    schema = f"r_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(services.database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = with_search_path(services.database_url, schema)
+    events = build_scenario(seed=6)
+    with psycopg.connect(url, autocommit=True) as conn:
+        apply_schema(conn)
+        fill(conn, events)
+    try:
+        yield Filled(url, events, Oracle(events))
+    finally:
+        with psycopg.connect(services.database_url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def scenario_conn(scenario: Filled) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(scenario.url, autocommit=True) as connection:
+        yield connection

@@ -1,0 +1,257 @@
+"""Each read over a database filled through the apply engine, against the oracle's values."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.read.conftest import Filled
+from tests.read.scenario import TIE_INSTANT
+from worker import queries
+from worker.queries import QueryError
+
+RANGES = [
+    (None, None),
+    (date(2026, 2, 3), None),
+    (None, date(2026, 2, 4)),
+    (date(2026, 2, 2), date(2026, 2, 6)),
+    (date(2026, 2, 5), date(2026, 2, 5)),
+    (date(2027, 1, 1), None),
+]
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+def test_summary(scenario: Filled, scenario_conn: psycopg.Connection[Any], start: date, end: date) -> None:
+    got = queries.summary(scenario_conn, start_date=start, end_date=end)
+    assert got == scenario.oracle.summary(start, end)
+
+
+def test_summary_counts_running_sessions_and_every_status(
+    scenario: Filled, scenario_conn: psycopg.Connection[Any]
+) -> None:
+    got = queries.summary(scenario_conn)
+    assert got.active_sessions > 0 and got.cancelled_sessions > 0 and got.awaiting_response_sessions > 0
+    assert got.total_sync_mismatches == sum(got.sync_mismatch_breakdown.values()) == 30
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+def test_by_model(scenario: Filled, scenario_conn: psycopg.Connection[Any], start: date, end: date) -> None:
+    assert queries.by_model(scenario_conn, start_date=start, end_date=end) == scenario.oracle.by_model(
+        start, end
+    )
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+@pytest.mark.parametrize("model", [None, "gpt-4", "no-such-model"])
+@pytest.mark.parametrize("limit", [None, 1, 7])
+def test_sessions(
+    scenario: Filled,
+    scenario_conn: psycopg.Connection[Any],
+    start: date,
+    end: date,
+    model: str | None,
+    limit: int | None,
+) -> None:
+    got = queries.sessions(scenario_conn, start_date=start, end_date=end, model=model, limit=limit)
+    assert got == scenario.oracle.sessions(start, end, model, limit or 100)
+
+
+def test_sessions_leave_out_sessions_whose_start_has_not_arrived(
+    scenario_conn: psycopg.Connection[Any],
+) -> None:
+    stub = scenario_conn.execute(
+        "SELECT started_at FROM session_metrics WHERE session_id = 'ghost'"
+    ).fetchone()
+    assert stub == (None,)  # the row exists ...
+    ids = [s.session_id for s in queries.sessions(scenario_conn, limit=1000)]
+    assert "ghost" not in ids and len(ids) == 60  # ... but is not a session for readers
+    assert queries.session_detail(scenario_conn, "ghost") is None
+    assert queries.summary(scenario_conn).total_sessions == 60
+
+
+def test_sessions_break_ties_on_session_id_descending(scenario_conn: psycopg.Connection[Any]) -> None:
+    tied = [s.session_id for s in queries.sessions(scenario_conn, limit=1000) if s.started_at == TIE_INSTANT]
+    assert tied == ["s002", "s001", "s000"]
+
+
+def test_sessions_limit_is_capped_at_1000_and_must_be_positive(
+    scenario_conn: psycopg.Connection[Any],
+) -> None:
+    assert len(queries.sessions(scenario_conn, limit=5000)) == 60  # clamped to 1000, like the seed
+    with pytest.raises(QueryError, match="limit must be between 1 and 1000, got 0"):
+        queries.sessions(scenario_conn, limit=0)
+
+
+def test_session_detail_of_every_session(scenario: Filled, scenario_conn: psycopg.Connection[Any]) -> None:
+    for sid in scenario.oracle.session_ids():
+        assert queries.session_detail(scenario_conn, sid) == scenario.oracle.session_detail(sid), sid
+
+
+def test_session_detail_shows_rounds_and_tool_calls_without_start_last(
+    scenario_conn: psycopg.Connection[Any],
+) -> None:
+    detail = queries.session_detail(scenario_conn, "s010")
+    assert detail is not None
+    last = detail.rounds[-1]
+    assert (last.round_id, last.started_at, last.model, last.duration_ms) == ("s010-rstub", None, None, None)
+    assert [(t.tool_call_id, t.tool_name, t.started_at, t.success) for t in last.tool_calls] == [
+        ("s010-tstub", None, None, False)
+    ]
+    assert all(r.started_at is not None for r in detail.rounds[:-1])
+
+
+def test_session_detail_of_an_unknown_session_is_none(scenario_conn: psycopg.Connection[Any]) -> None:
+    assert queries.session_detail(scenario_conn, "no-such-session") is None
+
+
+@pytest.mark.parametrize(
+    ("days", "end"),
+    [
+        (7, date(2026, 2, 10)),
+        (30, date(2026, 2, 28)),
+        (1, date(2026, 2, 4)),
+        (0, date(2026, 2, 4)),
+        (3, date(2026, 2, 1)),
+    ],
+)
+def test_daily_metrics(
+    scenario: Filled, scenario_conn: psycopg.Connection[Any], days: int, end: date
+) -> None:
+    assert queries.daily_metrics(scenario_conn, days=days, end_date=end) == scenario.oracle.daily(days, end)
+
+
+def test_daily_metrics_days_zero_is_one_day(scenario_conn: psycopg.Connection[Any]) -> None:
+    zero = queries.daily_metrics(scenario_conn, days=0, end_date=date(2026, 2, 4))
+    assert zero == queries.daily_metrics(scenario_conn, days=1, end_date=date(2026, 2, 4))
+    assert [d.date for d in zero] == [date(2026, 2, 4)]
+
+
+def test_daily_metrics_end_date_defaults_to_today_utc(scenario_conn: psycopg.Connection[Any]) -> None:
+    assert queries.daily_metrics(scenario_conn, days=7) == []  # the scenario is in February 2026
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+@pytest.mark.parametrize("endpoint", [None, "anthropic.messages", "nowhere"])
+@pytest.mark.parametrize("model", [None, "claude-3"])
+def test_forward_summary(
+    scenario: Filled,
+    scenario_conn: psycopg.Connection[Any],
+    start: date,
+    end: date,
+    endpoint: str | None,
+    model: str | None,
+) -> None:
+    got = queries.forward_summary(
+        scenario_conn, start_date=start, end_date=end, endpoint=endpoint, model=model
+    )
+    assert got == scenario.oracle.forward_summary(start=start, end=end, endpoint=endpoint, model=model)
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+@pytest.mark.parametrize("model", [None, "o1-mini"])
+def test_forward_by_endpoint(
+    scenario: Filled, scenario_conn: psycopg.Connection[Any], start: date, end: date, model: str | None
+) -> None:
+    got = queries.forward_by_endpoint(scenario_conn, start_date=start, end_date=end, model=model)
+    assert got == scenario.oracle.forward_by_endpoint(start=start, end=end, model=model)
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES[:4])
+@pytest.mark.parametrize(
+    ("endpoint", "model"),
+    [(None, None), ("openai.responses", None), (None, "gpt-4"), ("openai.chat_completions", "llama-3")],
+)
+@pytest.mark.parametrize("limit", [None, 3])
+def test_forward_requests(
+    scenario: Filled,
+    scenario_conn: psycopg.Connection[Any],
+    start: date,
+    end: date,
+    endpoint: str | None,
+    model: str | None,
+    limit: int | None,
+) -> None:
+    got = queries.forward_requests(
+        scenario_conn, start_date=start, end_date=end, endpoint=endpoint, model=model, limit=limit
+    )
+    assert got == scenario.oracle.forward_requests(
+        limit or 100, start=start, end=end, endpoint=endpoint, model=model
+    )
+
+
+def test_forward_requests_token_usage_only_when_reported_and_stubs_left_out(
+    scenario_conn: psycopg.Connection[Any],
+) -> None:
+    rows = queries.forward_requests(scenario_conn, limit=1000)
+    assert len(rows) == 80 and "f-ghost" not in {r.forward_id for r in rows}
+    assert any(r.token_usage is None and r.status == "success" for r in rows)
+    assert all((r.completed_at is None) == (r.duration_ms is None) for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("days", "end"), [(7, date(2026, 2, 10)), (30, date(2026, 3, 1)), (0, date(2026, 2, 7))]
+)
+def test_forward_daily_metrics(
+    scenario: Filled, scenario_conn: psycopg.Connection[Any], days: int, end: date
+) -> None:
+    assert queries.forward_daily_metrics(
+        scenario_conn, days=days, end_date=end
+    ) == scenario.oracle.forward_daily(days, end)
+
+
+def test_results_do_not_depend_on_the_session_time_zone(scenario: Filled) -> None:
+    """Dates are UTC dates whatever the connection's TimeZone (the edges are at UTC midnight)."""
+    with psycopg.connect(scenario.url, autocommit=True) as far_east:
+        far_east.execute("SET TIME ZONE 'Pacific/Kiritimati'")  # UTC+14
+        assert queries.summary(far_east, start_date=date(2026, 2, 5), end_date=date(2026, 2, 5)) == (
+            scenario.oracle.summary(date(2026, 2, 5), date(2026, 2, 5))
+        )
+        assert queries.daily_metrics(far_east, days=10, end_date=date(2026, 2, 10)) == scenario.oracle.daily(
+            10, date(2026, 2, 10)
+        )
+        assert queries.forward_daily_metrics(far_east, days=10, end_date=date(2026, 2, 10)) == (
+            scenario.oracle.forward_daily(10, date(2026, 2, 10))
+        )
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: queries.summary(c, start_date=date(2026, 2, 10), end_date=date(2026, 2, 9)),
+        lambda c: queries.by_model(c, start_date=date(2026, 2, 10), end_date=date(2026, 2, 9)),
+        lambda c: queries.sessions(c, start_date=date(2026, 2, 10), end_date=date(2026, 2, 9)),
+        lambda c: queries.forward_summary(c, start_date=date(2026, 2, 10), end_date=date(2026, 2, 9)),
+        lambda c: queries.forward_by_endpoint(c, start_date=date(2026, 2, 10), end_date=date(2026, 2, 9)),
+        lambda c: queries.forward_requests(c, start_date=date(2026, 2, 10), end_date=date(2026, 2, 9)),
+    ],
+)
+def test_end_date_before_start_date_is_a_query_error(
+    scenario_conn: psycopg.Connection[Any], call: Any
+) -> None:
+    with pytest.raises(QueryError, match="end_date 2026-02-09 is before start_date 2026-02-10") as info:
+        call(scenario_conn)
+    assert info.value.param == "end_date"
+
+
+@pytest.mark.parametrize("days", [-1, queries.MAX_DAYS + 1])
+def test_days_out_of_range_is_a_query_error(scenario_conn: psycopg.Connection[Any], days: int) -> None:
+    with pytest.raises(QueryError, match="days must be between 1 and"):
+        queries.daily_metrics(scenario_conn, days=days)
+    with pytest.raises(QueryError, match="days must be between 1 and"):
+        queries.forward_daily_metrics(scenario_conn, days=days)
+
+
+def test_daily_window_before_year_one_is_a_query_error(scenario_conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(QueryError, match="before year 1"):
+        queries.daily_metrics(scenario_conn, days=10, end_date=date(1, 1, 3))
+
+
+def test_reads_accept_a_pool(scenario: Filled) -> None:
+    from psycopg_pool import ConnectionPool
+
+    with ConnectionPool(scenario.url, min_size=1, max_size=1) as pool:
+        assert queries.summary(pool) == scenario.oracle.summary()
+        assert queries.session_detail(pool, "s010") == scenario.oracle.session_detail("s010")

@@ -1,0 +1,111 @@
+"""What every read shares: the error for caller mistakes, filter checks, connections, durations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeAlias
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+#: A connection, or a pool to borrow one from for the length of one read.
+Source: TypeAlias = "psycopg.Connection[Any] | ConnectionPool[Any]"
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+DEFAULT_DAYS = 7
+MAX_DAYS = 3660
+
+_ONE_MS = timedelta(milliseconds=1)
+
+
+class QueryError(ValueError):
+    """A caller's mistake in the filters (not a database failure). ``param`` names the filter."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def check_date_range(start_date: date | None, end_date: date | None) -> None:
+    if start_date is not None and end_date is not None and end_date < start_date:
+        raise QueryError(
+            f"end_date {end_date.isoformat()} is before start_date {start_date.isoformat()}; "
+            "both are inclusive UTC dates, pass an end_date on or after the start_date",
+            param="end_date",
+        )
+
+
+def resolve_limit(limit: int | None) -> int:
+    """The seed's paging: 100 by default; above 1000 is clamped to 1000 (the API refuses it instead)."""
+    if limit is None:
+        return DEFAULT_LIMIT
+    if limit < 1:
+        raise QueryError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}", param="limit")
+    return min(limit, MAX_LIMIT)
+
+
+def daily_window(days: int, end_date: date | None) -> tuple[date, date]:
+    """The inclusive UTC dates covered by ``days`` days ending on ``end_date`` (default: today, UTC).
+
+    ``days=0`` means one day, like the seed's ``days.max(1)``; negative or more than MAX_DAYS
+    is a QueryError.
+    """
+    if days < 0 or days > MAX_DAYS:
+        raise QueryError(f"days must be between 1 and {MAX_DAYS}, got {days}", param="days")
+    end = end_date if end_date is not None else datetime.now(UTC).date()
+    try:
+        start = end - timedelta(days=max(days, 1) - 1)
+    except OverflowError:
+        raise QueryError(
+            f"{days} days before end_date {end.isoformat()} is before year 1", param="days"
+        ) from None
+    return start, end
+
+
+def duration_ms(started_at: datetime | None, completed_at: datetime | None) -> int | None:
+    """Whole milliseconds from start to completion; None when either is missing or it is negative."""
+    if started_at is None or completed_at is None or completed_at < started_at:
+        return None
+    return (completed_at - started_at) // _ONE_MS
+
+
+def fetch_all(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> list[DictRow]:
+    """Run one read. Never server-prepared: every execution is planned with its own values, so
+    ``(%(x)s IS NULL OR col = %(x)s)`` folds to ``col = 'value'`` and can use the index on col
+    (a cached generic plan could not)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql, params, prepare=False)
+        return cur.fetchall()
+
+
+@contextmanager
+def borrowed(source: Source) -> Iterator[psycopg.Connection[Any]]:
+    """The connection itself, or one borrowed from the pool for this read."""
+    if isinstance(source, ConnectionPool):
+        with source.connection() as conn:
+            yield conn
+    else:
+        yield source
+
+
+@contextmanager
+def snapshot(source: Source) -> Iterator[psycopg.Connection[Any]]:
+    """One transaction around a read of several statements.
+
+    The statements see one snapshot when the connection's isolation_level is REPEATABLE READ
+    (the API's pool sets it); under READ COMMITTED each sees the latest commits.
+    """
+    with borrowed(source) as conn, conn.transaction():
+        yield conn
+
+
+#: ``started_at`` within the inclusive UTC dates [start_date, end_date], a NULL bound being open.
+#: A range on the bare column, so the index on started_at serves it; it also leaves out rows whose
+#: start has not arrived (NULL started_at). Independent of the session's TimeZone setting.
+STARTED_IN_DATES = """
+    started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
+    AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')"""

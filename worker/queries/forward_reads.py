@@ -1,0 +1,222 @@
+"""The seed's forward reads: forward_summary, forward_by_endpoint, forward_requests, forward_daily_metrics.
+
+A forwarded request exists for readers once its start has arrived (``started_at IS NOT NULL``);
+dates are inclusive UTC dates of ``started_at``. Every read is one statement.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from worker.queries._base import (
+    DEFAULT_DAYS,
+    STARTED_IN_DATES,
+    Source,
+    borrowed,
+    check_date_range,
+    daily_window,
+    duration_ms,
+    fetch_all,
+    resolve_limit,
+)
+from worker.query_models import (
+    DailyMetrics,
+    ForwardEndpointMetrics,
+    ForwardMetricsSummary,
+    ForwardRequestMetrics,
+    TokenUsage,
+)
+
+# What summary and by-endpoint count. "failed" is status 'error' only, as the seed; the average
+# duration is over completed requests (the seed's AVG(CASE WHEN completed_at IS NOT NULL ...)).
+_FORWARD_TOTALS = """
+       count(*) AS requests,
+       count(*) FILTER (WHERE status = 'success') AS successful,
+       count(*) FILTER (WHERE status = 'error') AS failed,
+       COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0)::bigint AS completion_tokens,
+       COALESCE(sum(total_tokens), 0)::bigint AS total_tokens,
+       avg(EXTRACT(EPOCH FROM completed_at - started_at) * 1000)
+           FILTER (WHERE completed_at IS NOT NULL) AS avg_duration_ms"""
+
+FORWARD_SUMMARY_SQL = (
+    "SELECT"
+    + _FORWARD_TOTALS
+    + """
+FROM forward_request_metrics
+WHERE"""
+    + STARTED_IN_DATES
+    + """
+  AND (%(endpoint)s::text IS NULL OR endpoint = %(endpoint)s::text)
+  AND (%(model)s::text IS NULL OR model = %(model)s::text)
+"""
+)
+
+FORWARD_BY_ENDPOINT_SQL = (
+    "SELECT endpoint,"
+    + _FORWARD_TOTALS
+    + """
+FROM forward_request_metrics
+WHERE"""
+    + STARTED_IN_DATES
+    + """
+  AND (%(model)s::text IS NULL OR model = %(model)s::text)
+GROUP BY endpoint
+ORDER BY count(*) DESC, endpoint COLLATE "C"
+"""
+)
+
+FORWARD_REQUESTS_SQL = (
+    """
+SELECT forward_id, endpoint, model, is_stream, started_at, completed_at, status_code, status,
+       prompt_tokens, completion_tokens, total_tokens, error
+FROM forward_request_metrics
+WHERE"""
+    + STARTED_IN_DATES
+    + """
+  AND (%(endpoint)s::text IS NULL OR endpoint = %(endpoint)s::text)
+  AND (%(model)s::text IS NULL OR model = %(model)s::text)
+ORDER BY started_at DESC, forward_id COLLATE "C" DESC
+LIMIT %(limit)s
+"""
+)
+
+FORWARD_DAILY_SQL = (
+    """
+SELECT (started_at AT TIME ZONE 'UTC')::date AS day,
+       count(*) AS requests,
+       COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0)::bigint AS completion_tokens,
+       COALESCE(sum(total_tokens), 0)::bigint AS total_tokens
+FROM forward_request_metrics
+WHERE"""
+    + STARTED_IN_DATES
+    + """
+GROUP BY 1
+ORDER BY 1
+"""
+)
+
+
+def forward_summary(
+    source: Source,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    endpoint: str | None = None,
+    model: str | None = None,
+) -> ForwardMetricsSummary:
+    check_date_range(start_date, end_date)
+    params = {"start_date": start_date, "end_date": end_date, "endpoint": endpoint, "model": model}
+    with borrowed(source) as conn:
+        (row,) = fetch_all(conn, FORWARD_SUMMARY_SQL, params)
+    return ForwardMetricsSummary(
+        total_requests=row["requests"],
+        successful_requests=row["successful"],
+        failed_requests=row["failed"],
+        total_tokens=_usage(row),
+        avg_duration_ms=_whole_ms(row["avg_duration_ms"]),
+    )
+
+
+def forward_by_endpoint(
+    source: Source,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    model: str | None = None,
+) -> list[ForwardEndpointMetrics]:
+    """Per endpoint, most requests first (ties by endpoint). No endpoint filter, as the seed."""
+    check_date_range(start_date, end_date)
+    params = {"start_date": start_date, "end_date": end_date, "model": model}
+    with borrowed(source) as conn:
+        rows = fetch_all(conn, FORWARD_BY_ENDPOINT_SQL, params)
+    return [
+        ForwardEndpointMetrics(
+            endpoint=row["endpoint"],
+            requests=row["requests"],
+            successful=row["successful"],
+            failed=row["failed"],
+            tokens=_usage(row),
+            avg_duration_ms=_whole_ms(row["avg_duration_ms"]),
+        )
+        for row in rows
+    ]
+
+
+def forward_requests(
+    source: Source,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    endpoint: str | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+) -> list[ForwardRequestMetrics]:
+    """Latest requests first (ties by forward_id, descending); ``limit`` as for sessions."""
+    check_date_range(start_date, end_date)
+    params = {
+        "start_date": start_date,
+        "end_date": end_date,
+        "endpoint": endpoint,
+        "model": model,
+        "limit": resolve_limit(limit),
+    }
+    with borrowed(source) as conn:
+        rows = fetch_all(conn, FORWARD_REQUESTS_SQL, params)
+    return [_request(row) for row in rows]
+
+
+def forward_daily_metrics(
+    source: Source, *, days: int = DEFAULT_DAYS, end_date: date | None = None
+) -> list[DailyMetrics]:
+    """Requests per UTC day in the window, in the seed's DailyMetrics shape: ``total_sessions``
+    counts requests; rounds, tool calls, cached outputs and breakdowns stay zero/empty."""
+    start, end = daily_window(days, end_date)
+    with borrowed(source) as conn:
+        rows = fetch_all(conn, FORWARD_DAILY_SQL, {"start_date": start, "end_date": end})
+    return [
+        DailyMetrics(
+            date=row["day"],
+            total_sessions=row["requests"],
+            total_rounds=0,
+            total_token_usage=_usage(row),
+            total_tool_calls=0,
+            prompt_cached_tool_outputs=0,
+            model_breakdown={},
+            tool_breakdown={},
+        )
+        for row in rows
+    ]
+
+
+def _usage(row: dict[str, Any]) -> TokenUsage:
+    return TokenUsage(
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        total_tokens=row["total_tokens"],
+    )
+
+
+def _whole_ms(average: Decimal | None) -> int | None:
+    """Truncated toward zero, a negative average (clock skew) as 0: the seed's ``f64 as u64``."""
+    return None if average is None else max(0, int(average))
+
+
+def _request(row: dict[str, Any]) -> ForwardRequestMetrics:
+    tokens = (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"])
+    return ForwardRequestMetrics(
+        forward_id=row["forward_id"],
+        endpoint=row["endpoint"],
+        model=row["model"],
+        is_stream=row["is_stream"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        status_code=row["status_code"],
+        status=row["status"],
+        token_usage=None if None in tokens else _usage(row),
+        error=row["error"],
+        duration_ms=duration_ms(row["started_at"], row["completed_at"]),
+    )

@@ -1,0 +1,370 @@
+"""The seed's session reads: summary, by_model, sessions, session_detail, daily_metrics.
+
+A session exists for readers once its start has arrived (``started_at IS NOT NULL``); dates are
+inclusive UTC dates of ``started_at``. Each read is one statement, except session_detail (three,
+whatever the number of rounds and tool calls).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from worker.queries._base import (
+    DEFAULT_DAYS,
+    STARTED_IN_DATES,
+    Source,
+    borrowed,
+    check_date_range,
+    daily_window,
+    duration_ms,
+    fetch_all,
+    resolve_limit,
+    snapshot,
+)
+from worker.query_models import (
+    DailyMetrics,
+    MetricsSummary,
+    ModelMetrics,
+    RoundMetrics,
+    SessionDetail,
+    SessionMetrics,
+    TokenUsage,
+    ToolCallMetrics,
+)
+
+SUMMARY_SQL = (
+    """
+WITH sessions AS (
+    SELECT count(*) AS total_sessions,
+           COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
+           COALESCE(sum(completion_tokens), 0)::bigint AS completion_tokens,
+           COALESCE(sum(total_tokens), 0)::bigint AS total_tokens,
+           COALESCE(sum(tool_call_count), 0)::bigint AS total_tool_calls,
+           COALESCE(sum(prompt_cached_tool_outputs), 0)::bigint AS prompt_cached_tool_outputs,
+           COALESCE(sum(total_compression_events), 0)::bigint AS total_compression_events,
+           COALESCE(sum(total_tokens_saved), 0)::bigint AS total_tokens_saved,
+           count(*) FILTER (WHERE status = 'running') AS active_sessions,
+           count(*) FILTER (WHERE status = 'completed') AS completed_sessions,
+           count(*) FILTER (WHERE status = 'awaiting_response') AS awaiting_response_sessions,
+           count(*) FILTER (WHERE status = 'error') AS error_sessions,
+           count(*) FILTER (WHERE status = 'cancelled') AS cancelled_sessions
+    FROM session_metrics
+    WHERE"""
+    + STARTED_IN_DATES
+    + """
+), mismatches AS (
+    SELECT reason, sum(count) AS total
+    FROM execute_sync_mismatch_metrics
+    WHERE mismatch_date >= COALESCE(%(start_date)s::date, '-infinity')
+      AND mismatch_date <= COALESCE(%(end_date)s::date, 'infinity')
+    GROUP BY reason
+)
+SELECT sessions.*,
+       (SELECT COALESCE(sum(total), 0)::bigint FROM mismatches) AS total_sync_mismatches,
+       (SELECT COALESCE(jsonb_object_agg(reason, total), '{}') FROM mismatches) AS sync_mismatch_breakdown
+FROM sessions
+"""
+)
+
+BY_MODEL_SQL = (
+    """
+SELECT model,
+       count(*) AS sessions,
+       COALESCE(sum(total_rounds), 0)::bigint AS rounds,
+       COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0)::bigint AS completion_tokens,
+       COALESCE(sum(total_tokens), 0)::bigint AS total_tokens,
+       COALESCE(sum(tool_call_count), 0)::bigint AS tool_calls,
+       COALESCE(sum(prompt_cached_tool_outputs), 0)::bigint AS prompt_cached_tool_outputs
+FROM session_metrics
+WHERE"""
+    + STARTED_IN_DATES
+    + """
+GROUP BY model
+ORDER BY sum(total_tokens) DESC, model COLLATE "C"
+"""
+)
+
+_SESSION_COLUMNS = """session_id, model, started_at, completed_at, status, total_rounds,
+           prompt_tokens, completion_tokens, total_tokens, tool_call_count,
+           prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count"""
+
+# The page and its tool breakdowns in one statement: the breakdown is one grouped scan over the
+# page's sessions (index on tool_call_metrics.session_id), not one query per session.
+SESSIONS_SQL = (
+    """
+WITH page AS (
+    SELECT """
+    + _SESSION_COLUMNS
+    + """
+    FROM session_metrics
+    WHERE"""
+    + STARTED_IN_DATES
+    + """
+      AND (%(model)s::text IS NULL OR model = %(model)s::text)
+    ORDER BY started_at DESC, session_id COLLATE "C" DESC
+    LIMIT %(limit)s
+), tools AS (
+    SELECT session_id, jsonb_object_agg(tool_name, calls) AS tool_breakdown
+    FROM (
+        SELECT session_id, tool_name, count(*) AS calls
+        FROM tool_call_metrics
+        WHERE session_id IN (SELECT session_id FROM page) AND tool_name IS NOT NULL
+        GROUP BY session_id, tool_name
+    ) AS per_tool
+    GROUP BY session_id
+)
+SELECT page.*, COALESCE(tools.tool_breakdown, '{}') AS tool_breakdown
+FROM page LEFT JOIN tools USING (session_id)
+ORDER BY started_at DESC, session_id COLLATE "C" DESC
+"""
+)
+
+SESSION_SQL = (
+    """
+SELECT """
+    + _SESSION_COLUMNS
+    + """,
+       COALESCE((
+           SELECT jsonb_object_agg(tool_name, calls)
+           FROM (
+               SELECT tool_name, count(*) AS calls
+               FROM tool_call_metrics
+               WHERE session_id = %(session_id)s AND tool_name IS NOT NULL
+               GROUP BY tool_name
+           ) AS per_tool
+       ), '{}') AS tool_breakdown
+FROM session_metrics
+WHERE session_id = %(session_id)s AND started_at IS NOT NULL
+"""
+)
+
+ROUNDS_SQL = """
+SELECT round_id, session_id, model, started_at, completed_at, status,
+       prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
+       compression_count, tokens_saved, error
+FROM round_metrics
+WHERE session_id = %(session_id)s
+ORDER BY started_at ASC NULLS LAST, round_id COLLATE "C"
+"""
+
+# Every tool call of every round of the session, in one statement; grouped by round in Python.
+TOOL_CALLS_SQL = """
+SELECT tool_call_id, round_id, tool_name, started_at, completed_at, success, error
+FROM tool_call_metrics
+WHERE round_id IN (SELECT round_id FROM round_metrics WHERE session_id = %(session_id)s)
+ORDER BY started_at ASC NULLS LAST, tool_call_id COLLATE "C"
+"""
+
+# Per UTC day: totals and model breakdown from one grouping by (day, model); the tool breakdown
+# by the UTC day of each tool call's own started_at, as the seed. Days without sessions are absent.
+DAILY_SQL = (
+    """
+WITH per_model AS (
+    SELECT (started_at AT TIME ZONE 'UTC')::date AS day, model,
+           count(*) AS sessions,
+           sum(total_rounds) AS rounds,
+           sum(prompt_tokens) AS prompt_tokens,
+           sum(completion_tokens) AS completion_tokens,
+           sum(total_tokens) AS total_tokens,
+           sum(tool_call_count) AS tool_calls,
+           sum(prompt_cached_tool_outputs) AS prompt_cached_tool_outputs
+    FROM session_metrics
+    WHERE"""
+    + STARTED_IN_DATES
+    + """
+    GROUP BY 1, 2
+), per_day AS (
+    SELECT day,
+           sum(sessions)::bigint AS total_sessions,
+           sum(rounds)::bigint AS total_rounds,
+           sum(prompt_tokens)::bigint AS prompt_tokens,
+           sum(completion_tokens)::bigint AS completion_tokens,
+           sum(total_tokens)::bigint AS total_tokens,
+           sum(tool_calls)::bigint AS total_tool_calls,
+           sum(prompt_cached_tool_outputs)::bigint AS prompt_cached_tool_outputs,
+           COALESCE(jsonb_object_agg(model, jsonb_build_object(
+               'prompt_tokens', prompt_tokens,
+               'completion_tokens', completion_tokens,
+               'total_tokens', total_tokens)) FILTER (WHERE model IS NOT NULL), '{}') AS model_breakdown
+    FROM per_model
+    GROUP BY day
+), tools AS (
+    SELECT day, jsonb_object_agg(tool_name, calls) AS tool_breakdown
+    FROM (
+        SELECT (started_at AT TIME ZONE 'UTC')::date AS day, tool_name, count(*) AS calls
+        FROM tool_call_metrics
+        WHERE"""
+    + STARTED_IN_DATES
+    + """
+          AND tool_name IS NOT NULL
+        GROUP BY 1, 2
+    ) AS per_tool
+    GROUP BY day
+)
+SELECT per_day.*, COALESCE(tools.tool_breakdown, '{}') AS tool_breakdown
+FROM per_day LEFT JOIN tools USING (day)
+ORDER BY day
+"""
+)
+
+
+def summary(
+    source: Source, *, start_date: date | None = None, end_date: date | None = None
+) -> MetricsSummary:
+    """Totals over the sessions started in the dates, with sync mismatches of the same dates."""
+    check_date_range(start_date, end_date)
+    with borrowed(source) as conn:
+        (row,) = fetch_all(conn, SUMMARY_SQL, {"start_date": start_date, "end_date": end_date})
+    return MetricsSummary(
+        total_sessions=row["total_sessions"],
+        total_tokens=_usage(row),
+        total_tool_calls=row["total_tool_calls"],
+        prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
+        total_compression_events=row["total_compression_events"],
+        total_tokens_saved=row["total_tokens_saved"],
+        active_sessions=row["active_sessions"],
+        completed_sessions=row["completed_sessions"],
+        awaiting_response_sessions=row["awaiting_response_sessions"],
+        error_sessions=row["error_sessions"],
+        cancelled_sessions=row["cancelled_sessions"],
+        total_sync_mismatches=row["total_sync_mismatches"],
+        sync_mismatch_breakdown=dict(sorted(row["sync_mismatch_breakdown"].items())),
+    )
+
+
+def by_model(
+    source: Source, *, start_date: date | None = None, end_date: date | None = None
+) -> list[ModelMetrics]:
+    """Per model, most tokens first (ties by model name)."""
+    check_date_range(start_date, end_date)
+    with borrowed(source) as conn:
+        rows = fetch_all(conn, BY_MODEL_SQL, {"start_date": start_date, "end_date": end_date})
+    return [
+        ModelMetrics(
+            model=row["model"],
+            sessions=row["sessions"],
+            rounds=row["rounds"],
+            tokens=_usage(row),
+            tool_calls=row["tool_calls"],
+            prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
+        )
+        for row in rows
+    ]
+
+
+def sessions(
+    source: Source,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+) -> list[SessionMetrics]:
+    """Latest sessions first (ties by session_id, descending). ``limit``: 100 by default, at most
+    1000 (larger is clamped, as the seed; below 1 is a QueryError)."""
+    check_date_range(start_date, end_date)
+    params = {"start_date": start_date, "end_date": end_date, "model": model, "limit": resolve_limit(limit)}
+    with borrowed(source) as conn:
+        rows = fetch_all(conn, SESSIONS_SQL, params)
+    return [_session(row) for row in rows]
+
+
+def session_detail(source: Source, session_id: str) -> SessionDetail | None:
+    """The session, its rounds (earliest first) each with its tool calls, or None if not started."""
+    params = {"session_id": session_id}
+    with snapshot(source) as conn:
+        found = fetch_all(conn, SESSION_SQL, params)
+        if not found:
+            return None
+        round_rows = fetch_all(conn, ROUNDS_SQL, params)
+        tool_rows = fetch_all(conn, TOOL_CALLS_SQL, params)
+    calls_by_round: dict[str, list[ToolCallMetrics]] = defaultdict(list)
+    for row in tool_rows:
+        calls_by_round[row["round_id"]].append(_tool_call(row))
+    rounds = [_round(row, calls_by_round.get(row["round_id"], [])) for row in round_rows]
+    return SessionDetail(session=_session(found[0]), rounds=rounds)
+
+
+def daily_metrics(
+    source: Source, *, days: int = DEFAULT_DAYS, end_date: date | None = None
+) -> list[DailyMetrics]:
+    """One row per UTC day with sessions, in the ``days`` days ending on ``end_date`` (default today,
+    UTC), earliest first. ``days=0`` counts as 1, as the seed."""
+    start, end = daily_window(days, end_date)
+    with borrowed(source) as conn:
+        rows = fetch_all(conn, DAILY_SQL, {"start_date": start, "end_date": end})
+    return [
+        DailyMetrics(
+            date=row["day"],
+            total_sessions=row["total_sessions"],
+            total_rounds=row["total_rounds"],
+            total_token_usage=_usage(row),
+            total_tool_calls=row["total_tool_calls"],
+            prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
+            model_breakdown={
+                name: TokenUsage(**usage) for name, usage in sorted(row["model_breakdown"].items())
+            },
+            tool_breakdown=dict(sorted(row["tool_breakdown"].items())),
+        )
+        for row in rows
+    ]
+
+
+def _usage(row: dict[str, Any]) -> TokenUsage:
+    return TokenUsage(
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        total_tokens=row["total_tokens"],
+    )
+
+
+def _session(row: dict[str, Any]) -> SessionMetrics:
+    return SessionMetrics(
+        session_id=row["session_id"],
+        model=row["model"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        total_rounds=row["total_rounds"],
+        total_token_usage=_usage(row),
+        tool_call_count=row["tool_call_count"],
+        prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
+        total_compression_events=row["total_compression_events"],
+        total_tokens_saved=row["total_tokens_saved"],
+        tool_breakdown=dict(sorted(row["tool_breakdown"].items())),
+        status=row["status"],
+        message_count=row["message_count"],
+        duration_ms=duration_ms(row["started_at"], row["completed_at"]),
+    )
+
+
+def _round(row: dict[str, Any], tool_calls: list[ToolCallMetrics]) -> RoundMetrics:
+    return RoundMetrics(
+        round_id=row["round_id"],
+        session_id=row["session_id"],
+        model=row["model"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        token_usage=_usage(row),
+        tool_calls=tool_calls,
+        status=row["status"],
+        prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
+        compression_count=row["compression_count"],
+        tokens_saved=row["tokens_saved"],
+        error=row["error"],
+        duration_ms=duration_ms(row["started_at"], row["completed_at"]),
+    )
+
+
+def _tool_call(row: dict[str, Any]) -> ToolCallMetrics:
+    return ToolCallMetrics(
+        tool_call_id=row["tool_call_id"],
+        tool_name=row["tool_name"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        success=row["success"],
+        error=row["error"],
+        duration_ms=duration_ms(row["started_at"], row["completed_at"]),
+    )
