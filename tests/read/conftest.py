@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,23 +31,30 @@ class Filled:
     oracle: Oracle
 
 
-@pytest.fixture(scope="module")
-def scenario(services: Services) -> Iterator[Filled]:
-    """One varied scenario (sessions over several UTC days, rounds, tools, forwards, mismatches,
-    stubs), applied once per module; its expected reads are computed from the events alone."""
+@contextlib.contextmanager
+def filled_schema(services: Services, events: Sequence[Event]) -> Iterator[str]:
+    """A schema of its own with the tables and ``events`` applied, for a module's read-only tests."""
     schema = f"r_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(services.database_url, autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
     url = with_search_path(services.database_url, schema)
-    events = build_scenario(seed=6)
-    with psycopg.connect(url, autocommit=True) as conn:
-        apply_schema(conn)
-        fill(conn, events)
     try:
-        yield Filled(url, events, Oracle(events))
+        with psycopg.connect(url, autocommit=True) as conn:
+            apply_schema(conn)
+            fill(conn, events)
+        yield url
     finally:
         with psycopg.connect(services.database_url, autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def scenario(services: Services) -> Iterator[Filled]:
+    """One varied scenario (sessions over several UTC days, rounds, tools, forwards, mismatches,
+    stubs), applied once per module; its expected reads are computed from the events alone."""
+    events = build_scenario(seed=6)
+    with filled_schema(services, events) as url:
+        yield Filled(url, events, Oracle(events))
 
 
 @pytest.fixture
