@@ -20,14 +20,14 @@ CREATE TABLE IF NOT EXISTS session_metrics (
     completed_at               timestamptz,
     status                     text NOT NULL DEFAULT 'running'
         CHECK (status IN ('running', 'completed', 'awaiting_response', 'error', 'cancelled')),
-    total_rounds               bigint NOT NULL DEFAULT 0 CHECK (total_rounds >= 0),
+    total_rounds               bigint NOT NULL DEFAULT 0,
     prompt_tokens              bigint NOT NULL DEFAULT 0,
     completion_tokens          bigint NOT NULL DEFAULT 0,
     total_tokens               bigint NOT NULL DEFAULT 0,
     prompt_cached_tool_outputs bigint NOT NULL DEFAULT 0,
     total_compression_events   bigint NOT NULL DEFAULT 0,
     total_tokens_saved         bigint NOT NULL DEFAULT 0,
-    tool_call_count            bigint NOT NULL DEFAULT 0 CHECK (tool_call_count >= 0),
+    tool_call_count            bigint NOT NULL DEFAULT 0,
     message_count              bigint NOT NULL DEFAULT 0,
     updated_at                 timestamptz NOT NULL,
     model_version              text COLLATE "C",  -- latest session.started (sets model)

@@ -1,0 +1,189 @@
+"""The seed's write semantics, transcribed literally from storage.rs, as an in-memory reference.
+
+Applying a history once, in true order (contract order keys), then refreshing every session's
+aggregates, gives the state the pipeline must converge to. Written independently of
+worker/merge.py and worker/sql.py on purpose: it follows the seed's statements one by one.
+
+One deliberate difference: ``updated_at`` of a session is the latest occurred_at of any event
+naming it (the seed's final refresh would stamp the wall clock, which no pipeline can match).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable
+
+from contract.events import Event
+
+Row = dict[str, Any]
+
+
+class SeedReference:
+    def __init__(self) -> None:
+        self.sessions: dict[str, Row] = {}
+        self.rounds: dict[str, Row] = {}
+        self.tools: dict[str, Row] = {}
+        self.forwards: dict[str, Row] = {}
+        self.mismatches: dict[tuple[str, Any], Row] = {}
+        self._session_seen: dict[str, datetime] = {}
+
+    @classmethod
+    def of(cls, history: Iterable[Event]) -> "SeedReference":
+        ref = cls()
+        unique = {ev.event_id: ev for ev in history}
+        for ev in sorted(unique.values(), key=lambda e: e.order_key):
+            ref.apply(ev)
+        ref.finish()
+        return ref
+
+    # -- one method per seed write ------------------------------------------------------------
+
+    def apply(self, ev: Any) -> None:
+        t = ev.occurred_at
+        sid = getattr(ev, "session_id", None)
+        if sid is not None:
+            seen = self._session_seen.get(sid)
+            self._session_seen[sid] = t if seen is None else max(seen, t)
+        kind = ev.type
+        if kind == "session.started":
+            s = self.sessions.get(ev.session_id)
+            if s is None:
+                self.sessions[ev.session_id] = {
+                    "session_id": ev.session_id, "model": ev.model, "started_at": t, "completed_at": None,
+                    "status": "running", "total_rounds": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                    "total_tokens": 0, "prompt_cached_tool_outputs": 0, "total_compression_events": 0,
+                    "total_tokens_saved": 0, "tool_call_count": 0, "message_count": 0, "updated_at": t,
+                }
+            else:
+                s["model"] = ev.model
+                s["started_at"] = s["started_at"] if s["started_at"] <= t else t
+                s["completed_at"] = None
+                s["status"] = "running"
+                s["updated_at"] = t
+        elif kind == "session.message_count":
+            s = self.sessions.get(ev.session_id)
+            if s is not None:  # the seed's plain UPDATE
+                s["message_count"] = ev.message_count
+                s["updated_at"] = t
+        elif kind == "session.completed":
+            self.refresh(ev.session_id, t)
+            s = self.sessions.get(ev.session_id)
+            if s is not None:
+                s["status"] = ev.status
+                s["completed_at"] = t
+                s["updated_at"] = t
+        elif kind == "round.started":
+            if ev.round_id not in self.rounds:  # ON CONFLICT DO NOTHING
+                self.rounds[ev.round_id] = {
+                    "round_id": ev.round_id, "session_id": ev.session_id, "model": ev.model,
+                    "started_at": t, "completed_at": None, "status": "running", "prompt_tokens": 0,
+                    "completion_tokens": 0, "total_tokens": 0, "prompt_cached_tool_outputs": 0,
+                    "compression_count": 0, "tokens_saved": 0, "error": None,
+                }
+            self.refresh(ev.session_id, t)
+        elif kind == "round.completed":
+            r = self.rounds[ev.round_id]  # the seed's query_row: a true history starts it first
+            r.update(
+                completed_at=t, status=ev.status, prompt_tokens=ev.usage.prompt_tokens,
+                completion_tokens=ev.usage.completion_tokens, total_tokens=ev.usage.total_tokens,
+                prompt_cached_tool_outputs=ev.prompt_cached_tool_outputs, error=ev.error,
+            )
+            self.refresh(r["session_id"], t)
+        elif kind == "round.compressed":
+            r = self.rounds[ev.round_id]
+            r["compression_count"] += 1
+            r["tokens_saved"] += ev.tokens_saved
+            self.refresh(r["session_id"], t)
+        elif kind == "tool.started":
+            tc = self.tools.get(ev.tool_call_id)
+            if tc is None:
+                self.tools[ev.tool_call_id] = {
+                    "tool_call_id": ev.tool_call_id, "round_id": ev.round_id, "session_id": ev.session_id,
+                    "tool_name": ev.tool_name, "started_at": t, "completed_at": None, "success": None,
+                    "error": None,
+                }
+            else:  # DO UPDATE: the latest start wins, completion fields kept
+                tc.update(round_id=ev.round_id, session_id=ev.session_id, tool_name=ev.tool_name, started_at=t)
+        elif kind == "tool.completed":
+            tc = self.tools[ev.tool_call_id]
+            tc.update(completed_at=t, success=ev.success, error=ev.error)
+            self.refresh(tc["session_id"], t)
+        elif kind == "forward.started":
+            self.forwards[ev.forward_id] = {  # insert, or DO UPDATE resetting every completion field
+                "forward_id": ev.forward_id, "endpoint": ev.endpoint, "model": ev.model,
+                "is_stream": ev.is_stream, "started_at": t, "completed_at": None, "status_code": None,
+                "status": "pending", "prompt_tokens": None, "completion_tokens": None,
+                "total_tokens": None, "error": None, "updated_at": t,
+            }
+        elif kind == "forward.completed":
+            f = self.forwards.get(ev.forward_id)
+            if f is not None:  # plain UPDATE
+                u = ev.usage
+                f.update(
+                    completed_at=t, status_code=ev.status_code, status=ev.status,
+                    prompt_tokens=u.prompt_tokens if u else None,
+                    completion_tokens=u.completion_tokens if u else None,
+                    total_tokens=u.total_tokens if u else None, error=ev.error, updated_at=t,
+                )
+        elif kind == "sync.mismatch":
+            key = (ev.reason, t.date())
+            m = self.mismatches.get(key)
+            if m is None:
+                self.mismatches[key] = {"reason": ev.reason, "mismatch_date": t.date(), "count": 1, "updated_at": t}
+            else:
+                m["count"] += 1
+                m["updated_at"] = t
+        else:  # pragma: no cover
+            raise AssertionError(kind)
+
+    def refresh(self, session_id: str, at: datetime) -> None:
+        s = self.sessions.get(session_id)
+        if s is None:
+            return
+        rounds = [r for r in self.rounds.values() if r["session_id"] == session_id]
+        s["total_rounds"] = len(rounds)
+        for col, src in (
+            ("prompt_tokens", "prompt_tokens"), ("completion_tokens", "completion_tokens"),
+            ("total_tokens", "total_tokens"), ("prompt_cached_tool_outputs", "prompt_cached_tool_outputs"),
+            ("total_compression_events", "compression_count"), ("total_tokens_saved", "tokens_saved"),
+        ):
+            s[col] = sum(r[src] for r in rounds)
+        s["tool_call_count"] = sum(1 for t in self.tools.values() if t["session_id"] == session_id)
+        s["updated_at"] = at
+
+    def finish(self) -> None:
+        for session_id, s in self.sessions.items():
+            self.refresh(session_id, self._session_seen[session_id])
+
+    def tables(self) -> dict[str, list[Row]]:
+        return {
+            "session_metrics": sorted(self.sessions.values(), key=lambda r: r["session_id"]),
+            "round_metrics": sorted(self.rounds.values(), key=lambda r: r["round_id"]),
+            "tool_call_metrics": sorted(self.tools.values(), key=lambda r: r["tool_call_id"]),
+            "forward_request_metrics": sorted(self.forwards.values(), key=lambda r: r["forward_id"]),
+            "execute_sync_mismatch_metrics": sorted(
+                self.mismatches.values(), key=lambda r: (r["reason"], r["mismatch_date"])
+            ),
+        }
+
+
+_KEYS = {
+    "session_metrics": ("session_id",),
+    "round_metrics": ("round_id",),
+    "tool_call_metrics": ("tool_call_id",),
+    "forward_request_metrics": ("forward_id",),
+    "execute_sync_mismatch_metrics": ("reason", "mismatch_date"),
+}
+
+
+def database_tables(conn: Any) -> dict[str, list[Row]]:
+    """The seed's columns of every table (bookkeeping *_version columns left out), sorted by key."""
+    from psycopg.rows import dict_row
+
+    out: dict[str, list[Row]] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        for table, key in _KEYS.items():
+            cur.execute(f"SELECT * FROM {table}")  # noqa: S608 - constant table names
+            rows = [{k: v for k, v in row.items() if not k.endswith("_version")} for row in cur.fetchall()]
+            out[table] = sorted(rows, key=lambda r: tuple(r[k] for k in key))
+    return out

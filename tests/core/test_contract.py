@@ -1,0 +1,92 @@
+"""The wire contract at the model level: valid events round-trip, bad input names field and reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from contract import ContractError, RoundCompleted, TokenUsage, decode, encode
+from contract.schema import SCHEMA_FILE, render
+
+GOOD = {
+    "v": 1,
+    "event_id": "01J0000000000000000000000",
+    "type": "round.completed",
+    "occurred_at": "2026-02-10T10:00:00.123456+02:00",
+    "round_id": "r1",
+    "session_id": "s1",
+    "status": "success",
+    "usage": {"prompt_tokens": 10, "completion_tokens": 15, "total_tokens": 25},
+}
+
+
+def _raw(**changes: object) -> bytes:
+    data = dict(GOOD)
+    for key, value in changes.items():
+        if value is _DROP:
+            data.pop(key)
+        else:
+            data[key] = value
+    return json.dumps(data).encode()
+
+
+_DROP = object()
+
+
+def test_valid_event_decodes_keeps_microseconds_and_normalises_to_utc() -> None:
+    ev = decode(_raw(extra_field="ignored"))
+    assert isinstance(ev, RoundCompleted)
+    assert ev.occurred_at == datetime(2026, 2, 10, 8, 0, 0, 123456, tzinfo=timezone.utc)
+    assert ev.prompt_cached_tool_outputs == 0 and ev.error is None
+
+
+def test_encode_then_decode_round_trips() -> None:
+    ev = RoundCompleted(
+        event_id="e", occurred_at=datetime(2026, 1, 1, tzinfo=timezone.utc), round_id="r", session_id="s",
+        status="error", usage=TokenUsage(prompt_tokens=1, completion_tokens=2, total_tokens=3), error="x",
+    )
+    assert decode(encode(ev)) == ev
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "reason"),
+    [
+        (_raw(usage={"prompt_tokens": "10", "completion_tokens": 1, "total_tokens": 1}), "usage.prompt_tokens",
+         "valid integer"),
+        (_raw(usage={"prompt_tokens": -1, "completion_tokens": 1, "total_tokens": 1}), "usage.prompt_tokens",
+         "greater than or equal to 0"),
+        (_raw(usage={"prompt_tokens": 2**63, "completion_tokens": 1, "total_tokens": 1}), "usage.prompt_tokens",
+         "less than or equal to"),
+        (_raw(prompt_cached_tool_outputs=1.5), "prompt_cached_tool_outputs", "valid integer"),
+        (_raw(event_id="x" * 129), "event_id", "at most 128 characters"),
+        (_raw(event_id=""), "event_id", "at least 1 character"),
+        (_raw(event_id=_DROP), "event_id", "is required"),
+        (_raw(type="round.exploded"), "type", "unknown event type"),
+        (_raw(type=_DROP), "type", "is required"),
+        (_raw(v=2), "v", "newer than the supported version"),
+        (_raw(v=2, type="brand.new"), "v", "newer than the supported version"),
+        (_raw(v=0), "v", "greater than or equal to 1"),
+        (_raw(occurred_at="2026-02-10T10:00:00"), "occurred_at", "timezone"),
+        (_raw(occurred_at="2026-02-30T10:00:00Z"), "occurred_at", "day value is outside"),
+        (_raw(occurred_at="yesterday"), "occurred_at", "valid datetime"),
+        (_raw(occurred_at=1700000000), "occurred_at", "valid datetime"),
+        (_raw(status="fine"), "status", "'success'"),
+        (_raw(session_id="a\u0000b"), "session_id", "NUL"),
+        (_raw(round_id=None), "round_id", "valid string"),
+        (b"\xff\xfe{}", "event", "not valid UTF-8 at byte 0"),
+        (b"{not json", "event", "not valid JSON"),
+        (b"[1, 2]", "event", "must be a JSON object"),
+    ],
+)
+def test_bad_input_names_the_field_and_the_reason(raw: bytes, field: str, reason: str) -> None:
+    with pytest.raises(ContractError) as info:
+        decode(raw)
+    assert info.value.field == field
+    assert reason in info.value.reason
+    assert field in str(info.value)
+
+
+def test_shipped_json_schema_is_generated_from_the_models() -> None:
+    assert SCHEMA_FILE.read_text() == render(), "run: python -m contract.schema > contract/event.schema.json"
