@@ -36,6 +36,7 @@ from worker.query_models import (
     SessionDetail,
     SessionMetrics,
 )
+from worker.settings import DEFAULT_DATABASE_URL
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,13 @@ def create_app(
     pool_timeout: float = 10.0,
     health_timeout: float = 3.0,
 ) -> FastAPI:
-    """The API over ``database_url`` (default: env DATABASE_URL), its pool opened in the lifespan.
+    """The API over ``database_url`` (default: env DATABASE_URL, else the settings' default), its pool
+    opened in the lifespan.
 
     ``pool_timeout``: how long a request waits for a connection before a 503; ``health_timeout``:
     the same for /healthz.
     """
-    url = database_url or os.environ.get("DATABASE_URL")
-    if not url:
-        raise ValueError("no database URL: pass database_url or set DATABASE_URL")
+    url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -246,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("DATABASE_URL"),
-        help="PostgreSQL URL to read from (env DATABASE_URL)",
+        metavar="URL",
+        help=f"PostgreSQL URL to read from (env DATABASE_URL; else {DEFAULT_DATABASE_URL})",
     )
     parser.add_argument(
         "--max-connections",
@@ -257,8 +257,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
-    if not args.database_url:
-        parser.error("no database: pass --database-url or set DATABASE_URL")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -1,0 +1,148 @@
+"""The query CLI: tables by default, the API's JSON with --json, one-line errors with exit statuses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from datetime import date
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from tests.read.conftest import Filled
+from worker.query_cli import add_query_parser, main
+
+
+def _json(value: BaseModel | list[Any]) -> Any:
+    if isinstance(value, list):
+        return [item.model_dump(mode="json") for item in value]
+    return value.model_dump(mode="json")
+
+
+@pytest.fixture
+def url(scenario: Filled, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DATABASE_URL", scenario.url)
+    return scenario.url
+
+
+def test_json_output_of_every_read(url: str, scenario: Filled, capsys: pytest.CaptureFixture[str]) -> None:
+    o = scenario.oracle
+    cases: list[tuple[list[str], Any]] = [
+        (["summary", "--start-date", "2026-02-02", "--end-date", "2026-02-06"], o.summary(date(2026, 2, 2), date(2026, 2, 6))),
+        (["by-model"], o.by_model()),
+        (["sessions", "--model", "gpt-4", "--limit", "4"], o.sessions(model="gpt-4", limit=4)),
+        (["session", "s010"], o.session_detail("s010")),
+        (["daily", "--days", "4", "--end-date", "2026-02-08"], o.daily(4, date(2026, 2, 8))),
+        (["forward_summary", "--model", "gpt-4"], o.forward_summary(model="gpt-4")),
+        (["forward-endpoints"], o.forward_by_endpoint()),
+        (["forward-requests", "--endpoint", "anthropic.messages", "--limit", "2"],
+         o.forward_requests(2, endpoint="anthropic.messages")),
+        (["forward-daily", "--days", "10", "--end-date", "2026-02-10"], o.forward_daily(10, date(2026, 2, 10))),
+    ]  # fmt: skip
+    for argv, expected in cases:
+        assert main([*argv, "--json"]) == 0, argv
+        assert json.loads(capsys.readouterr().out) == _json(expected), argv
+
+
+@pytest.mark.parametrize(
+    ("argv", "shows"),
+    [
+        (["summary"], ["Summary", "sessions", "60", "last_message_id"]),
+        (["by_model"], ["By model", "gpt-4", "claude-3"]),
+        (["sessions", "--limit", "3"], ["Sessions (3)", "s0"]),
+        (["session_detail", "s010"], ["Session s010", "s010-rstub", "s010-tstub", "Tool calls"]),
+        (["daily_metrics", "--days", "3", "--end-date", "2026-02-03"], ["Daily", "2026-02-03"]),
+        (["forward_summary"], ["Forwarded requests", "80"]),
+        (["forward_by_endpoint"], ["By endpoint", "openai.responses"]),
+        (["forward_requests", "--limit", "5"], ["Forwarded requests (5)", "f0"]),
+        (["forward_daily_metrics", "--end-date", "2026-02-10"], ["Forwarded requests per day", "2026-02-10"]),
+    ],
+)
+def test_tables_by_default(
+    url: str, capsys: pytest.CaptureFixture[str], argv: list[str], shows: list[str]
+) -> None:
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for text in shows:
+        assert text in out
+
+
+def test_a_filter_mistake_is_one_line_and_status_2(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "--start-date", "2026-02-10", "--end-date", "2026-02-01"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: end_date 2026-02-01 is before start_date 2026-02-10; both are inclusive UTC dates, "
+        "pass an end_date on or after the start_date\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["sessions", "--limit", "1001"], "argument --limit: must be between 1 and 1000, got 1001"),
+        (["forward_requests", "--limit", "x"], "argument --limit: not a whole number: 'x'"),
+        (["daily", "--days", "0"], "argument --days: must be between 1 and 3660, got 0"),
+        (
+            ["summary", "--start-date", "yesterday"],
+            "argument --start-date: not a date (YYYY-MM-DD): 'yesterday'",
+        ),
+        (["nonsense"], "invalid choice: 'nonsense'"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    url: str, capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_a_session_not_found_is_status_1(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["session_detail", "ghost"]) == 1
+    assert capsys.readouterr().err.startswith("error: session 'ghost' not found")
+
+
+def test_a_database_that_is_away_is_one_line_and_status_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["summary", "--database-url", "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"]) == 1
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read from the database:") and err.count("\n") == 1
+
+
+def test_wired_into_a_main_cli_as_the_query_subcommand(
+    scenario: Filled, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What worker/cli.py does: add_query_parser on its subparsers, then args.func(args); a
+    --database-url of the main CLI (dest database_url) is used when the query has none."""
+    parser = argparse.ArgumentParser(prog="metrics-worker")
+    parser.add_argument("--database-url")
+    add_query_parser(parser.add_subparsers(dest="command", required=True))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    args = parser.parse_args(["--database-url", scenario.url, "query", "sessions", "--limit", "2", "--json"])
+    assert args.func(args) == 0
+    assert json.loads(capsys.readouterr().out) == _json(scenario.oracle.sessions(limit=2))
+
+
+def test_runs_as_a_module(scenario: Filled) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worker.query_cli",
+            "forward_summary",
+            "--json",
+            "--database-url",
+            scenario.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == scenario.oracle.forward_summary().model_dump(mode="json")
