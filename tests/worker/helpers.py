@@ -1,0 +1,66 @@
+"""Helpers for tests that go through the stream."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+
+from contract.codec import STREAM_FIELD, encode
+from contract.events import Event
+from worker.consumer import Worker
+from worker.settings import Settings
+
+
+def publish(client: redis.Redis, stream: str, events: Iterable[Event], chunk: int = 1000) -> int:
+    n = 0
+    pipe = client.pipeline(transaction=False)
+    for ev in events:
+        pipe.xadd(stream, {STREAM_FIELD: encode(ev)})
+        n += 1
+        if n % chunk == 0:
+            pipe.execute()
+    pipe.execute()
+    return n
+
+
+def settings(db_url: str, redis_url: str, keys: str, **overrides: Any) -> Settings:
+    base = dict(database_url=db_url, redis_url=redis_url, stream=f"{keys}:events", group="workers",
+                block_ms=100, claim_idle_ms=1000, trim_every_s=3600.0)
+    base.update(overrides)
+    return Settings(**base)
+
+
+def drain(s: Settings, **kw: Any) -> Worker:
+    worker = Worker(s, handle_signals=False)
+    assert worker.run(burst=True) == 0
+    return worker
+
+
+def worker_env(s: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(DATABASE_URL=s.database_url, REDIS_URL=s.redis_url, METRICS_STREAM=s.stream,
+               METRICS_GROUP=s.group, METRICS_SHARDS=str(s.shards))
+    return env
+
+
+def spawn_worker(s: Settings, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", "run", *args],
+        env=worker_env(s), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {condition}")

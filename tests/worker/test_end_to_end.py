@@ -1,0 +1,58 @@
+"""Through the stream: duplicates and shuffled deliveries converge; several workers share the work."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import psycopg
+import redis
+
+from tests.core.histories import coherent_history, deliveries
+from tests.core.reference import SeedReference, database_tables
+from tests.worker.helpers import drain, publish, settings
+from worker.consumer import Worker
+
+
+def test_shuffled_duplicated_stream_drains_to_the_in_order_result(
+    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+) -> None:
+    rng = random.Random(3)
+    history = [ev for i in range(20) for ev in coherent_history(rng, sessions=3, prefix=f"h{i}-")]
+    s = settings(db_url, redis_url, keys, batch_size=50)
+    publish(redis_client, s.stream, deliveries(rng, history))
+    worker = drain(s)
+    assert database_tables(conn) == SeedReference.of(history).tables()
+    assert worker.totals.dead_lettered == 0
+    assert redis_client.xpending(s.stream, s.group)["pending"] == 0
+
+
+def test_three_workers_in_one_group_apply_concurrently(
+    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+) -> None:
+    rng = random.Random(5)
+    history = [ev for i in range(40) for ev in coherent_history(rng, sessions=3, prefix=f"h{i}-")]
+    s = settings(db_url, redis_url, keys, batch_size=40)
+    publish(redis_client, s.stream, deliveries(rng, history))
+    workers = [Worker(s.with_(consumer=f"w{i}"), handle_signals=False) for i in range(3)]
+    threads = [threading.Thread(target=w.run, kwargs={"burst": True}) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(w.totals.batches > 0 for w in workers), [w.totals for w in workers]
+    assert database_tables(conn) == SeedReference.of(history).tables()
+
+
+def test_one_worker_consumes_every_shard_fairly(
+    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+) -> None:
+    rng = random.Random(11)
+    history = [ev for i in range(15) for ev in coherent_history(rng, sessions=2, prefix=f"h{i}-")]
+    s = settings(db_url, redis_url, keys, shards=4, batch_size=10)
+    for ev in deliveries(rng, history):
+        routing = getattr(ev, "session_id", None) or getattr(ev, "forward_id", None) or ev.event_id
+        publish(redis_client, s.keys.stream_for(routing), [ev])
+    assert all(redis_client.xlen(stream) > 0 for stream in s.keys.streams)
+    drain(s)
+    assert database_tables(conn) == SeedReference.of(history).tables()

@@ -1,0 +1,268 @@
+"""The Worker: reads batches from the consumer group, applies them, acks only after the commit.
+
+Delivery is at-least-once (an entry is acked only after its batch committed, so a crash between
+the two redelivers it) and the apply engine is idempotent, so the effect is exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import redis
+
+from contract.codec import STREAM_FIELD, ContractError, decode
+from contract.events import Event
+from worker import observability as obs
+from worker.apply import Applied, apply_events
+from worker.errors import ApplyError, PermanentError, TransientError, translate
+from worker.retry import Backoff
+from worker.schema import apply_schema
+from worker.settings import Settings
+from worker.signals import stop_on_signals
+from worker.stream import Batch, Entry, StreamClient
+
+log = logging.getLogger(__name__)
+
+_EVENT_FIELD = STREAM_FIELD.encode()
+_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+class Abandoned(Exception):
+    """Stop was requested while a batch could not be committed; it stays pending for redelivery."""
+
+
+@dataclass
+class Totals:
+    batches: int = 0
+    applied: int = 0
+    dead_lettered: int = 0
+
+
+class Worker:
+    """One consumer of the group. ``run(burst=True)`` drains and exits; ``stop()`` is idempotent."""
+
+    def __init__(self, settings: Settings, *, handle_signals: bool = True) -> None:
+        self.settings = settings
+        self.handle_signals = handle_signals
+        self.redis = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=max(5.0, settings.block_ms / 1000 + 5), socket_connect_timeout=5
+        )
+        self.stream = StreamClient(self.redis, settings.keys, settings.group, settings.consumer)
+        self.totals = Totals()
+        self._stop = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._backoff = Backoff()
+        self._next_housekeeping = 0.0
+        self._next_claim = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, burst: bool = False) -> int:
+        with stop_on_signals(self.stop, self.handle_signals):
+            self._start()
+            while not self.stopping:
+                try:
+                    did_work = self._step(burst)
+                    if burst and not did_work and self._drained():
+                        log.info("burst: group drained, exiting (applied %d, dead-lettered %d)",
+                                 self.totals.applied, self.totals.dead_lettered)
+                        break
+                    if burst and not did_work:
+                        self._stop.wait(0.05)  # entries pending on live consumers: wait for them
+                    self._backoff.reset()
+                except _REDIS_ERRORS as exc:
+                    self._pause(f"Redis unavailable ({exc})")
+                except Abandoned:
+                    break
+        self.close()
+        return 0
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.redis.close()
+
+    def _start(self) -> None:
+        while not self.stopping:
+            try:
+                self.stream.ensure_groups()
+                apply_schema(self._db())
+                for batch in self.stream.read_own_pending(self.settings.batch_size):
+                    self._process(batch)
+                return
+            except _REDIS_ERRORS as exc:
+                self._pause(f"Redis unavailable at start ({exc})")
+            except (psycopg.Error, TransientError) as exc:
+                self._drop_db()
+                self._pause(f"PostgreSQL unavailable at start ({exc})")
+            except Abandoned:
+                return
+
+    def _pause(self, why: str) -> None:
+        delay = self._backoff.next_delay()
+        log.warning("%s; retrying in %.2fs", why, delay)
+        self._stop.wait(delay)
+
+    # -- one iteration ------------------------------------------------------------------------
+
+    def _step(self, burst: bool) -> bool:
+        did_work = False
+        now = time.monotonic()
+        if burst or now >= self._next_claim:
+            self._next_claim = now + max(self.settings.claim_idle_ms / 2000, 0.5)
+            for batch in self.stream.claim_stale(self.settings.batch_size, self.settings.claim_idle_ms):
+                self._process(batch)
+                did_work = True
+        batch = self.stream.read_new(self.settings.batch_size, None if burst else self.settings.block_ms)
+        if batch is not None:
+            self._process(batch)
+            did_work = True
+        if time.monotonic() >= self._next_housekeeping:
+            self._housekeeping()
+        return did_work
+
+    def _drained(self) -> bool:
+        undelivered, pending = self.stream.backlog()
+        return undelivered == 0 and pending == 0
+
+    def _housekeeping(self) -> None:
+        self._next_housekeeping = time.monotonic() + self.settings.trim_every_s
+        for stream, (lag, pending) in self.stream.report_lag().items():
+            obs.LAG.labels(stream).set(lag)
+            obs.PENDING.labels(stream).set(pending)
+        trimmed = self.stream.trim_acknowledged()
+        if trimmed:
+            log.debug("trimmed %d acknowledged entries", trimmed)
+        self.stream.remove_idle_consumers(self.settings.consumer_idle_ms)
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def _process(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        limit = self.settings.max_deliveries
+        good: list[tuple[Entry, Event]] = []
+        suspects: list[tuple[Entry, Event, int]] = []
+        letters: list[tuple[Entry, int, str]] = []
+        gone: list[bytes] = []
+        for entry in batch.entries:
+            entry_id, fields = entry
+            deliveries = batch.deliveries.get(entry_id, 1)
+            if fields is None:
+                gone.append(entry_id)
+                continue
+            raw = fields.get(_EVENT_FIELD)
+            if raw is None:
+                letters.append((entry, deliveries, f"missing field: no '{STREAM_FIELD}' field (fields: "
+                                f"{sorted(k.decode('utf-8', 'replace') for k in fields)})"))
+                continue
+            try:
+                event = decode(raw)
+            except ContractError as exc:
+                letters.append((entry, deliveries, f"invalid event: {exc}"))
+                continue
+            if deliveries > 2 * limit:
+                letters.append((entry, deliveries, f"poison: delivered {deliveries} times and every attempt "
+                                f"died before committing (limit {limit})"))
+            elif deliveries > limit:
+                suspects.append((entry, event, deliveries))
+            else:
+                good.append((entry, event))
+
+        failures = self._apply_or_isolate(good)
+        refused = {entry[0] for (entry, _), _ in failures}
+        letters += [(entry, batch.deliveries.get(entry[0], 1), reason) for (entry, _), reason in failures]
+        applied = [(entry, event) for entry, event in good if entry[0] not in refused]
+        # Entries redelivered too often are applied one by one, so one poison cannot hold back the rest.
+        for entry, event, deliveries in suspects:
+            failed = self._apply_or_isolate([(entry, event)])
+            if failed:
+                letters.append((entry, deliveries, f"poison: delivered {deliveries} times (limit {limit}), "
+                                f"then alone: {failed[0][1]}"))
+            else:
+                applied.append((entry, event))
+        applied_ids = [entry[0] for entry, _ in applied]
+
+        # Ack only now, after the commit: a crash before this line redelivers, which is harmless.
+        self.stream.ack(batch.stream, applied_ids + gone)
+        self.stream.dead_letter(batch.stream, letters)
+        if gone:
+            log.warning("acked %d entries trimmed from %s before they were applied", len(gone), batch.stream)
+
+        for kind, n in Counter(event.type for _, event in applied).items():
+            obs.EVENTS_APPLIED.labels(kind).inc(n)
+        for _, _, reason in letters:
+            obs.DEAD_LETTERED.labels(reason.split(":", 1)[0]).inc()
+        elapsed = time.perf_counter() - started
+        obs.BATCH_SIZE.observe(len(batch.entries))
+        obs.APPLY_SECONDS.observe(elapsed)
+        self.totals.batches += 1
+        self.totals.applied += len(applied_ids)
+        self.totals.dead_lettered += len(letters)
+        log.info("batch stream=%s entries=%d applied=%d dead_lettered=%d ms=%.1f",
+                 batch.stream, len(batch.entries), len(applied_ids), len(letters), elapsed * 1000)
+
+    def _apply_or_isolate(self, items: list[tuple[Entry, Event]]) -> list[tuple[tuple[Entry, Event], str]]:
+        """Apply; if PostgreSQL refuses the data, bisect to the entries it refuses and return them."""
+        if not items:
+            return []
+        try:
+            self._apply_retrying([event for _, event in items])
+            return []
+        except PermanentError as exc:
+            if len(items) == 1:
+                return [(items[0], f"refused: PostgreSQL refused it: {exc}")]
+            mid = len(items) // 2
+            return self._apply_or_isolate(items[:mid]) + self._apply_or_isolate(items[mid:])
+
+    def _apply_retrying(self, events: list[Event]) -> Applied:
+        backoff = Backoff()
+        while True:
+            try:
+                return apply_events(self._db(), events)
+            except TransientError as exc:
+                obs.RETRIES.labels("database").inc()
+                self._drop_db_if_broken()
+                if self.stopping:
+                    raise Abandoned() from exc
+                delay = backoff.next_delay()
+                log.warning("apply failed, will retry the batch in %.2fs: %s", delay, exc)
+                self._stop.wait(delay)
+
+    # -- database connection --------------------------------------------------------------------
+
+    def _db(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(self.settings.database_url, autocommit=True, connect_timeout=5)
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+        return self._conn
+
+    def _drop_db_if_broken(self) -> None:
+        if self._conn is not None and (self._conn.closed or self._conn.broken):
+            self._drop_db()
+
+    def _drop_db(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+            self._conn = None
+
+
+__all__ = ["Abandoned", "ApplyError", "Worker"]

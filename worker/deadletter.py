@@ -1,0 +1,131 @@
+"""The dead-letter stream: entries that cannot be applied, kept with the reason, and replayable.
+
+Each dead letter is a stream entry with the original payload and where it came from:
+``payload`` (the original ``event`` field, byte for byte, or the whole entry as JSON when it
+had no such field), ``stream``, ``entry_id``, ``group``, ``consumer``, ``deliveries``, ``reason``,
+``failed_at`` (RFC 3339).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import redis
+
+from contract.codec import STREAM_FIELD
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    stream: str
+    entry_id: str
+    group: str
+    consumer: str
+    deliveries: int
+    reason: str
+    failed_at: str
+    payload: bytes
+
+    @classmethod
+    def from_entry(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> "DeadLetter":
+        def text(name: str) -> str:
+            return fields.get(name.encode(), b"").decode("utf-8", "replace")
+
+        return cls(
+            id=entry_id.decode(),
+            stream=text("stream"),
+            entry_id=text("entry_id"),
+            group=text("group"),
+            consumer=text("consumer"),
+            deliveries=int(text("deliveries") or 0),
+            reason=text("reason"),
+            failed_at=text("failed_at"),
+            payload=fields.get(b"payload", b""),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "stream": self.stream, "entry_id": self.entry_id, "group": self.group,
+            "consumer": self.consumer, "deliveries": self.deliveries, "reason": self.reason,
+            "failed_at": self.failed_at, "payload": self.payload.decode("utf-8", "backslashreplace"),
+        }
+
+
+def payload_of(fields: dict[bytes, bytes]) -> bytes:
+    """The original event bytes; an entry without an ``event`` field is kept whole, as JSON."""
+    raw = fields.get(STREAM_FIELD.encode())
+    if raw is not None:
+        return raw
+    return json.dumps(
+        {k.decode("utf-8", "backslashreplace"): v.decode("utf-8", "backslashreplace") for k, v in fields.items()}
+    ).encode()
+
+
+def letter_fields(
+    *, payload: bytes, stream: str, entry_id: str, group: str, consumer: str, deliveries: int, reason: str
+) -> dict[str, Any]:
+    return {
+        "payload": payload, "stream": stream, "entry_id": entry_id, "group": group, "consumer": consumer,
+        "deliveries": deliveries, "reason": reason[:2000],
+        "failed_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    }
+
+
+class DeadLetters:
+    """Inspect and replay one dead-letter stream."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self.client = client
+        self.key = key
+
+    def list(self, count: int = 100, start: str = "-") -> list[DeadLetter]:
+        return [DeadLetter.from_entry(i, f) for i, f in self.client.xrange(self.key, start, "+", count=count)]
+
+    def get(self, letter_id: str) -> DeadLetter | None:
+        found = self.client.xrange(self.key, letter_id, letter_id, count=1)
+        return DeadLetter.from_entry(*found[0]) if found else None
+
+    def count(self) -> int:
+        return int(self.client.xlen(self.key))
+
+    def redrive(self, ids: list[str] | None = None, default_stream: str | None = None) -> int:
+        """Re-publish dead letters to the stream they came from (all when ``ids`` is None) and
+        remove them here, atomically per letter. Whatever still fails comes back with a new reason."""
+        letters = self._select(ids)
+        for letter in letters:
+            target = letter.stream or default_stream
+            if not target:
+                continue
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.xadd(target, {STREAM_FIELD: letter.payload})
+                pipe.xdel(self.key, letter.id)
+                pipe.execute()
+        return len(letters)
+
+    def purge(self, ids: list[str] | None = None) -> int:
+        """Delete dead letters (all when ``ids`` is None)."""
+        if ids is None:
+            n = self.count()
+            self.client.delete(self.key)
+            return n
+        return int(self.client.xdel(self.key, *ids)) if ids else 0
+
+    def _select(self, ids: list[str] | None) -> list[DeadLetter]:
+        if ids is None:
+            out: list[DeadLetter] = []
+            start = "-"
+            while True:
+                page = self.list(count=1000, start=start)
+                out.extend(page)
+                if len(page) < 1000:
+                    return out
+                start = "(" + page[-1].id
+        found = [self.get(i) for i in ids]
+        missing = [i for i, letter in zip(ids, found) if letter is None]
+        if missing:
+            raise KeyError(f"no dead letter with id {', '.join(missing)} in {self.key}")
+        return [letter for letter in found if letter is not None]

@@ -1,0 +1,205 @@
+"""The Redis side of a worker: consumer-group reads, claims, acks, dead letters and housekeeping.
+
+Knows Redis and nothing of SQL. One instance per worker; every call is one or a few round trips.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import redis
+
+from contract.keys import Keys
+from worker.deadletter import letter_fields, payload_of
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[bytes, dict[bytes, bytes] | None]  # (entry id, fields); fields None: trimmed while pending
+
+# Removes a consumer only if it still holds nothing: checking and deleting in one atomic step, so
+# a consumer that reads in between cannot lose its pending entries (DELCONSUMER drops them).
+_DELETE_IF_IDLE = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #pending == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return -1
+"""
+
+
+@dataclass
+class Batch:
+    stream: str
+    entries: list[Entry]
+    deliveries: dict[bytes, int] = field(default_factory=dict)  # only for re-deliveries
+
+
+class StreamClient:
+    def __init__(self, client: redis.Redis, keys: Keys, group: str, consumer: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.group = group
+        self.consumer = consumer
+        self.streams = keys.streams
+        self._rr = 0
+        self._claim_cursor = {s: b"0-0" for s in self.streams}
+        self._delete_if_idle = client.register_script(_DELETE_IF_IDLE)
+
+    def ensure_groups(self) -> None:
+        for stream in self.streams:
+            try:
+                self.client.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read_own_pending(self, count: int) -> list[Batch]:
+        """Entries delivered to this consumer name before and never acked (a restart after a crash)."""
+        out = []
+        for stream in self.streams:
+            reply = self.client.xreadgroup(self.group, self.consumer, {stream: "0"}, count=count)
+            entries = _entries(reply)
+            if entries:
+                out.append(Batch(stream, entries, self._deliveries(stream, entries)))
+        return out
+
+    def claim_stale(self, count: int, min_idle_ms: int) -> list[Batch]:
+        """XAUTOCLAIM entries idle longer than ``min_idle_ms`` on any consumer, following the cursor
+        across calls so that every pending entry is visited, not just the first page."""
+        out = []
+        for stream in self.streams:
+            reply = self.client.xautoclaim(
+                stream, self.group, self.consumer, min_idle_ms, self._claim_cursor[stream], count=count
+            )
+            self._claim_cursor[stream] = reply[0]
+            entries: list[Entry] = [e for e in reply[1] if e is not None]
+            gone = list(reply[2]) if len(reply) > 2 else []
+            if gone:  # trimmed while pending (Redis 7 drops them from the PEL itself)
+                log.warning("%d pending entries of %s no longer exist in the stream", len(gone), stream)
+            if entries:
+                out.append(Batch(stream, entries, self._deliveries(stream, entries)))
+        return out
+
+    def read_new(self, count: int, block_ms: int | None) -> Batch | None:
+        """Round-robin over the shards without blocking; block (on one shard) only if all were empty."""
+        n = len(self.streams)
+        for i in range(n):
+            stream = self.streams[(self._rr + i) % n]
+            block = block_ms if (i == n - 1 and block_ms) else None
+            reply = self.client.xreadgroup(self.group, self.consumer, {stream: ">"}, count=count, block=block)
+            entries = _entries(reply)
+            if entries:
+                self._rr = (self._rr + i + 1) % n
+                return Batch(stream, entries)
+        self._rr = (self._rr + 1) % n
+        return None
+
+    def _deliveries(self, stream: str, entries: Sequence[Entry]) -> dict[bytes, int]:
+        ids = [e[0] for e in entries]
+        rows = self.client.xpending_range(
+            stream, self.group, min=ids[0], max=ids[-1], count=len(ids) + 100, consumername=self.consumer
+        )
+        return {row["message_id"]: int(row["times_delivered"]) for row in rows}
+
+    # -- finishing ----------------------------------------------------------------------------
+
+    def ack(self, stream: str, ids: Sequence[bytes]) -> None:
+        if ids:
+            self.client.xack(stream, self.group, *ids)
+
+    def dead_letter(self, stream: str, letters: Sequence[tuple[Entry, int, str]]) -> None:
+        """Move entries to the dead-letter stream and ack them, atomically (MULTI/EXEC)."""
+        if not letters:
+            return
+        with self.client.pipeline(transaction=True) as pipe:
+            for (entry_id, fields), deliveries, reason in letters:
+                pipe.xadd(self.keys.dead_letters, letter_fields(
+                    payload=payload_of(fields or {}), stream=stream, entry_id=entry_id.decode(),
+                    group=self.group, consumer=self.consumer, deliveries=deliveries, reason=reason,
+                ))
+            pipe.xack(stream, self.group, *[entry[0] for entry, _, _ in letters])
+            pipe.execute()
+
+    # -- state and housekeeping -----------------------------------------------------------------
+
+    def backlog(self) -> tuple[int, int]:
+        """(entries not yet delivered to the group, entries pending) over all shards."""
+        undelivered = pending = 0
+        for stream in self.streams:
+            info = self._group_info(stream)
+            if info is None:
+                continue
+            pending += int(info["pending"])
+            lag = info.get("lag")
+            if lag is None:  # Redis < 7, or lag unknown after deletions: compare ids instead
+                last = self.client.xinfo_stream(stream)["last-generated-id"]
+                lag = 0 if _id(info["last-delivered-id"]) >= _id(last) else 1
+            undelivered += int(lag)
+        return undelivered, pending
+
+    def report_lag(self) -> dict[str, tuple[int, int]]:
+        out = {}
+        for stream in self.streams:
+            info = self._group_info(stream)
+            if info is not None:
+                out[stream] = (int(info.get("lag") or 0), int(info["pending"]))
+        return out
+
+    def trim_acknowledged(self) -> int:
+        """XTRIM MINID below the oldest entry any group still needs: its oldest pending entry, or
+        what it has not been delivered yet. Never a blind MAXLEN, which would drop unprocessed entries."""
+        removed = 0
+        for stream in self.streams:
+            floor: tuple[int, int] | None = None
+            for info in self.client.xinfo_groups(stream):
+                need = _next_id(_id(info["last-delivered-id"]))
+                if int(info["pending"]):
+                    summary = self.client.xpending(stream, info["name"])
+                    if summary["min"] is not None:
+                        need = min(need, _id(summary["min"]))
+                floor = need if floor is None else min(floor, need)
+            if floor is not None:
+                removed += int(self.client.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False))
+        return removed
+
+    def remove_idle_consumers(self, idle_ms: int) -> list[str]:
+        removed = []
+        for stream in self.streams:
+            for info in self.client.xinfo_consumers(stream, self.group):
+                name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+                if name == self.consumer or int(info["pending"]) or int(info["idle"]) < idle_ms:
+                    continue
+                if self._delete_if_idle(keys=[stream], args=[self.group, name]) != -1:
+                    removed.append(name)
+        if removed:
+            log.info("removed idle consumers with nothing pending: %s", ", ".join(removed))
+        return removed
+
+    def _group_info(self, stream: str) -> dict[str, object] | None:
+        for info in self.client.xinfo_groups(stream):
+            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+            if name == self.group:
+                return info
+        return None
+
+
+def _entries(reply: object) -> list[Entry]:
+    if not reply:
+        return []
+    if isinstance(reply, dict):  # RESP3
+        return [e for entries in reply.values() for e in entries[0]]
+    return [e for _, entries in reply for e in entries]  # type: ignore[union-attr]
+
+
+def _id(raw: bytes | str) -> tuple[int, int]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(i: tuple[int, int]) -> tuple[int, int]:
+    return (i[0], i[1] + 1)
