@@ -247,7 +247,10 @@ class Worker:
     def _db(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             try:
-                self._conn = psycopg.connect(self.settings.database_url, autocommit=True, connect_timeout=5)
+                self._conn = psycopg.connect(
+                    self.settings.database_url, autocommit=True, connect_timeout=5,
+                    application_name=f"metrics-worker:{self.settings.consumer}"[:63],
+                )
             except psycopg.Error as exc:
                 raise translate(exc) from exc
         return self._conn

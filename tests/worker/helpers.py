@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -50,10 +51,20 @@ def worker_env(s: Settings) -> dict[str, str]:
 
 
 def spawn_worker(s: Settings, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "worker.cli", "run", *args],
-        env=worker_env(s), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    """``metrics-worker run`` as a subprocess; its log goes to a temporary file (see ``log_of``)."""
+    log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
+    with log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "run", *args],
+            env=worker_env(s), stdout=subprocess.DEVNULL, stderr=log,
+        )
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    return proc
+
+
+def log_of(proc: subprocess.Popen[bytes], tail: int = 3000) -> str:
+    with open(proc.log_path, "rb") as f:  # type: ignore[attr-defined]
+        return f.read().decode("utf-8", "replace")[-tail:]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:

@@ -1,0 +1,111 @@
+"""Crashes, lost connections and shutdowns lose nothing and double-count nothing."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+from datetime import timedelta
+
+import psycopg
+import pytest
+import redis
+
+from contract.events import SyncMismatch
+from tests.core.histories import T0, coherent_history, deliveries
+from tests.core.reference import SeedReference, database_tables
+from tests.worker.helpers import drain, log_of, publish, settings, spawn_worker, wait_for
+from worker.consumer import Worker
+
+pytestmark = pytest.mark.drill
+
+
+def _delivered(client: redis.Redis, stream: str, group: str) -> int:
+    groups = [g for g in client.xinfo_groups(stream) if g["name"] == group.encode()]
+    return int(groups[0].get("entries-read") or 0) if groups else 0
+
+
+def _sid(raw: bytes) -> tuple[int, ...]:
+    return tuple(int(part) for part in raw.split(b"-"))
+
+
+def test_sigkill_of_one_of_three_workers_mid_run(
+    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+) -> None:
+    rng = random.Random(21)
+    history = [ev for i in range(60) for ev in coherent_history(rng, sessions=3, prefix=f"h{i}-")]
+    s = settings(db_url, redis_url, keys)
+    published = publish(redis_client, s.stream, deliveries(rng, history))
+    procs = [spawn_worker(s.with_(consumer=f"w{i}"), "--burst", "--consumer", f"w{i}", "--batch-size", "25",
+                          "--claim-idle-ms", "1000") for i in range(3)]
+    try:
+        wait_for(lambda: _delivered(redis_client, s.stream, s.group) > published // 4)
+        procs[0].send_signal(signal.SIGKILL)
+        assert procs[0].wait(timeout=10) == -signal.SIGKILL
+        for p in procs[1:]:
+            assert p.wait(timeout=120) == 0, log_of(p)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert redis_client.xpending(s.stream, s.group)["pending"] == 0
+    assert database_tables(conn) == SeedReference.of(history).tables()
+
+
+def test_database_connections_terminated_during_a_run(
+    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+) -> None:
+    rng = random.Random(8)
+    history = [ev for i in range(60) for ev in coherent_history(rng, sessions=3, prefix=f"h{i}-")]
+    s = settings(db_url, redis_url, keys, batch_size=20, consumer="terminated")
+    publish(redis_client, s.stream, deliveries(rng, history))
+    worker = Worker(s, handle_signals=False)
+    runner = threading.Thread(target=worker.run, kwargs={"burst": True})
+    runner.start()
+    kills = 0
+    while runner.is_alive() and kills < 5:
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'metrics-worker:terminated' AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+        kills += killed
+        time.sleep(0.05)
+    runner.join(timeout=120)
+    assert not runner.is_alive()
+    assert kills >= 1, "the run ended before a connection could be terminated"
+    assert database_tables(conn) == SeedReference.of(history).tables()
+
+
+def test_sigterm_exits_promptly_and_acks_exactly_what_was_committed(
+    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+) -> None:
+    # One event per distinct reason: each committed event is one mismatch row, so the database
+    # says exactly which entries were committed.
+    events = [SyncMismatch(event_id=f"m{i}", occurred_at=T0 + timedelta(microseconds=i), reason=f"reason-{i}")
+              for i in range(6_000)]
+    s = settings(db_url, redis_url, keys, consumer="graceful")
+    publish(redis_client, s.stream, events)
+    proc = spawn_worker(s, "--batch-size", "50", "--consumer", "graceful")
+    wait_for(lambda: conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] > 500)
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert proc.wait(timeout=10) == 0, log_of(proc)
+    assert time.monotonic() - started < 5
+    committed = {r for (r,) in conn.execute("SELECT reason FROM execute_sync_mismatch_metrics")}
+    # Every entry is acked, pending (delivered, not acked) or not delivered yet; acked entries may
+    # have been trimmed from the stream already (the worker trims what every group acknowledged).
+    pending = {row["message_id"] for row in redis_client.xpending_range(s.stream, s.group, "-", "+", 100_000)}
+    (group,) = [g for g in redis_client.xinfo_groups(s.stream) if g["name"] == s.group.encode()]
+    last = group["last-delivered-id"]
+    not_acked = {
+        json.loads(fields[b"event"])["reason"]
+        for entry_id, fields in redis_client.xrange(s.stream)
+        if entry_id in pending or _sid(entry_id) > _sid(last)
+    }
+    acked = {ev.reason for ev in events} - not_acked
+    assert committed == acked
+    assert len(committed) < len(events)
+    drain(s)  # and a later worker finishes the rest
+    assert conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] == len(events)
