@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.read.conftest import Filled
+from tests.read.conftest import Filled, fill
+from tests.read.events import Events, usage, utc
 from tests.read.scenario import TIE_INSTANT
 from worker import queries
 from worker.queries import QueryError
+from worker.query_models import TokenUsage
 
 RANGES = [
     (None, None),
@@ -255,3 +257,32 @@ def test_reads_accept_a_pool(scenario: Filled) -> None:
     with ConnectionPool(scenario.url, min_size=1, max_size=1) as pool:
         assert queries.summary(pool) == scenario.oracle.summary()
         assert queries.session_detail(pool, "s010") == scenario.oracle.session_detail("s010")
+
+
+def test_durations_never_negative_and_a_negative_mean_is_zero(conn: psycopg.Connection[Any]) -> None:
+    """A completion stamped before its start (clock skew): no duration, and a mean below zero is 0,
+    as the seed's ``d as u64``."""
+    ev = Events()
+    ev.forward_started("skewed", "openai.chat_completions", "gpt-4", utc(2026, 2, 1, 12))
+    ev.forward_completed("skewed", utc(2026, 2, 1, 12, 0, 1), tokens=usage(1, 2))
+    fill(conn, ev.events)
+    conn.execute("UPDATE forward_request_metrics SET completed_at = started_at - interval '5 seconds'")
+    (request,) = queries.forward_requests(conn)
+    assert (request.duration_ms, request.token_usage) == (
+        None,
+        TokenUsage(prompt_tokens=1, completion_tokens=2, total_tokens=3),
+    )
+    assert queries.forward_summary(conn).avg_duration_ms == 0
+    assert queries.forward_by_endpoint(conn)[0].avg_duration_ms == 0
+
+
+def test_average_duration_is_truncated_not_rounded(conn: psycopg.Connection[Any]) -> None:
+    ev = Events()
+    start = utc(2026, 2, 1, 12)
+    for n, micros in enumerate((1_999, 1_000)):  # 1.999 ms and 1.000 ms: mean 1.4995 ms -> 1
+        ev.forward_started(f"f{n}", "e", "m", start)
+        ev.forward_completed(f"f{n}", start + timedelta(microseconds=micros))
+    ev.forward_started("pending", "e", "m", start)  # not completed: not in the mean
+    fill(conn, ev.events)
+    assert queries.forward_summary(conn).avg_duration_ms == 1
+    assert [r.duration_ms for r in queries.forward_requests(conn)] == [None, 1, 1]

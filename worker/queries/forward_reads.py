@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from worker.queries._base import (
@@ -29,8 +30,10 @@ from worker.query_models import (
     TokenUsage,
 )
 
-# What summary and by-endpoint count. "failed" is status 'error' only, as the seed; the average
-# duration is over completed requests (the seed's AVG(CASE WHEN completed_at IS NOT NULL ...)).
+# What summary and by-endpoint count. "failed" is status 'error' only, as the seed. The average
+# duration is over completed requests (the seed's AVG(CASE WHEN completed_at IS NOT NULL ...)):
+# the exact sum of the intervals and their count, divided in Python (summing intervals is twice
+# as fast as averaging numeric milliseconds per row, and exact).
 _FORWARD_TOTALS = """
        count(*) AS requests,
        count(*) FILTER (WHERE status = 'success') AS successful,
@@ -38,8 +41,8 @@ _FORWARD_TOTALS = """
        COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
        COALESCE(sum(completion_tokens), 0)::bigint AS completion_tokens,
        COALESCE(sum(total_tokens), 0)::bigint AS total_tokens,
-       avg(EXTRACT(EPOCH FROM completed_at - started_at) * 1000)
-           FILTER (WHERE completed_at IS NOT NULL) AS avg_duration_ms"""
+       EXTRACT(EPOCH FROM sum(completed_at - started_at)) AS completed_seconds,
+       count(completed_at) AS completed"""
 
 FORWARD_SUMMARY_SQL = (
     "SELECT"
@@ -117,7 +120,7 @@ def forward_summary(
         successful_requests=row["successful"],
         failed_requests=row["failed"],
         total_tokens=_usage(row),
-        avg_duration_ms=_whole_ms(row["avg_duration_ms"]),
+        avg_duration_ms=_average_ms(row),
     )
 
 
@@ -140,7 +143,7 @@ def forward_by_endpoint(
             successful=row["successful"],
             failed=row["failed"],
             tokens=_usage(row),
-            avg_duration_ms=_whole_ms(row["avg_duration_ms"]),
+            avg_duration_ms=_average_ms(row),
         )
         for row in rows
     ]
@@ -200,9 +203,13 @@ def _usage(row: dict[str, Any]) -> TokenUsage:
     )
 
 
-def _whole_ms(average: Decimal | None) -> int | None:
-    """Truncated toward zero, a negative average (clock skew) as 0: the seed's ``f64 as u64``."""
-    return None if average is None else max(0, int(average))
+def _average_ms(row: dict[str, Any]) -> int | None:
+    """Mean duration of the completed requests in whole ms, truncated toward zero; a negative
+    mean (clock skew) is 0 and no completed request is None: the seed's ``avg.map(|d| d as u64)``."""
+    seconds: Decimal | None = row["completed_seconds"]
+    if not row["completed"] or seconds is None:
+        return None
+    return max(0, int(Fraction(seconds) * 1000 / row["completed"]))
 
 
 def _request(row: dict[str, Any]) -> ForwardRequestMetrics:
