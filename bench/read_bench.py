@@ -1,0 +1,448 @@
+"""Read-side benchmark: every query over a database with over a million rounds, and its plan.
+
+Run: ``.venv/bin/python bench/read_bench.py [--refill] [--runs 5] [--indexes schema|proposed]``
+(DATABASE_URL, default the worker settings' default). Fills schema ``bench_read`` once with
+set-based SQL (generate_series; not through the apply engine, which would take far too long for
+a million rounds) and the session aggregates recomputed from the rows in one UPDATE each, so they
+agree as the apply engine keeps them; later runs reuse it unless --refill. Then VACUUM ANALYZE,
+one warm-up and ``--runs`` timed calls of each read through worker.queries (median and min, ms),
+and EXPLAIN (estimated plans) of each read's statements with the indexes they use.
+
+``--indexes proposed`` creates the extra indexes listed in PROPOSED_INDEXES first; ``schema``
+(the default) drops them, so the two runs compare schema.sql with and without them. Results go
+to bench/results/read.json, one entry per index set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from worker import queries
+from worker.queries import forward_reads, session_reads
+from worker.schema import apply_schema
+from worker.settings import DEFAULT_DATABASE_URL
+
+END = date(2026, 2, 28)  # the data covers the 90 UTC days up to here
+DAYS = 90
+RESULTS = Path(__file__).resolve().parent / "results" / "read.json"
+
+# Candidates beyond schema.sql, tried with --indexes proposed: (kind, name, statement). Each
+# composite index also serves what the single-column one it starts with served. The statistics
+# (PostgreSQL 14+) tell the planner how many UTC days x model/tool groups a range holds; without
+# them it expects one group per row and will not aggregate in parallel.
+PROPOSED_INDEXES: list[tuple[str, str, str]] = [
+    ("INDEX", "idx_session_model_started_at",
+     "CREATE INDEX IF NOT EXISTS idx_session_model_started_at ON session_metrics (model, started_at)"),
+    ("INDEX", "idx_forward_endpoint_started_at",
+     "CREATE INDEX IF NOT EXISTS idx_forward_endpoint_started_at ON forward_request_metrics (endpoint, started_at)"),
+    ("INDEX", "idx_forward_model_started_at",
+     "CREATE INDEX IF NOT EXISTS idx_forward_model_started_at ON forward_request_metrics (model, started_at)"),
+    ("INDEX", "idx_tool_started_at_name",
+     "CREATE INDEX IF NOT EXISTS idx_tool_started_at_name ON tool_call_metrics (started_at) INCLUDE (tool_name)"),
+    ("INDEX", "idx_tool_session_name",
+     "CREATE INDEX IF NOT EXISTS idx_tool_session_name ON tool_call_metrics (session_id, tool_name)"),
+    ("STATISTICS", "st_session_utc_day_model",
+     ("CREATE STATISTICS IF NOT EXISTS st_session_utc_day_model"
+     " ON ((started_at AT TIME ZONE 'UTC')::date), model FROM session_metrics")),
+    ("STATISTICS", "st_tool_utc_day_name",
+     ("CREATE STATISTICS IF NOT EXISTS st_tool_utc_day_name"
+     " ON ((started_at AT TIME ZONE 'UTC')::date), tool_name FROM tool_call_metrics")),
+    ("STATISTICS", "st_forward_utc_day",
+     ("CREATE STATISTICS IF NOT EXISTS st_forward_utc_day"
+     " ON ((started_at AT TIME ZONE 'UTC')::date) FROM forward_request_metrics")),
+]  # fmt: skip
+
+FILL = [
+    (
+        "sessions",
+        """
+INSERT INTO session_metrics (session_id, model, started_at, completed_at, status, message_count, updated_at)
+SELECT 's' || lpad(i::text, 8, '0'),
+       CASE WHEN m < 0.40 THEN 'gpt-4' WHEN m < 0.70 THEN 'claude-3' WHEN m < 0.88 THEN 'llama-3'
+            WHEN m < 0.995 THEN 'o1-mini' ELSE 'rare-model' END,
+       started,
+       CASE WHEN st < 0.05 THEN NULL ELSE started + (1 + 7200 * random()) * interval '1 second' END,
+       CASE WHEN st < 0.05 THEN 'running' WHEN st < 0.75 THEN 'completed' WHEN st < 0.85 THEN 'awaiting_response'
+            WHEN st < 0.95 THEN 'error' ELSE 'cancelled' END,
+       (random() * 60)::int,
+       started
+FROM (SELECT i, random() AS m, random() AS st,
+             (%(end)s::date + 1)::timestamp AT TIME ZONE 'UTC' - random() * %(days)s * interval '1 day' AS started
+      FROM generate_series(1, %(sessions)s) AS i) AS g
+""",
+    ),
+    (
+        "session stubs (no start yet)",
+        """
+INSERT INTO session_metrics (session_id, status, updated_at)
+SELECT 'stub-' || i, 'completed', now() FROM generate_series(1, %(sessions)s / 1000) AS i
+""",
+    ),
+    (
+        "rounds (1..19 per session)",
+        """
+INSERT INTO round_metrics (round_id, session_id, model, started_at, completed_at, status, prompt_tokens,
+                           completion_tokens, total_tokens, prompt_cached_tool_outputs, compression_count,
+                           tokens_saved, error)
+SELECT round_id, session_id, model, started,
+       CASE WHEN st < 0.03 THEN NULL ELSE started + (1 + random() * 15000) * interval '1 ms' END,
+       CASE WHEN st < 0.03 THEN 'running' WHEN st < 0.93 THEN 'success' WHEN st < 0.98 THEN 'error'
+            ELSE 'cancelled' END,
+       p, c, p + c, cached, compressions, compressions * 200,
+       CASE WHEN st >= 0.93 AND st < 0.98 THEN 'upstream error' END
+FROM (SELECT s.session_id || '-r' || g AS round_id, s.session_id, s.model,
+             s.started_at + g * interval '20 seconds' AS started, random() AS st,
+             (random() * 4000)::bigint AS p, (random() * 1500)::bigint AS c, (random() * 4)::bigint AS cached,
+             CASE WHEN random() < 0.1 THEN 1 ELSE 0 END AS compressions
+      FROM session_metrics AS s
+      CROSS JOIN LATERAL generate_series(1, 1 + abs(hashtext(s.session_id)) %% 19) AS g
+      WHERE s.started_at IS NOT NULL) AS r
+""",
+    ),
+    (
+        "tool calls (0..3 per round)",
+        """
+INSERT INTO tool_call_metrics (tool_call_id, round_id, session_id, tool_name, started_at, completed_at,
+                               success, error)
+SELECT tool_call_id, round_id, session_id, name, started,
+       CASE WHEN st < 0.05 THEN NULL ELSE started + (1 + random() * 3000) * interval '1 ms' END,
+       CASE WHEN st < 0.05 THEN NULL ELSE st >= 0.1 END,
+       CASE WHEN st >= 0.05 AND st < 0.1 THEN 'tool failed' END
+FROM (SELECT r.round_id || '-t' || k AS tool_call_id, r.round_id, r.session_id, r.started_at + k * interval '2 seconds' AS started,
+             (ARRAY['read_file', 'write_file', 'exec', 'search', 'edit', 'list_dir', 'web_fetch', 'rare_tool'])
+                 [1 + floor(random() * random() * 8)::int] AS name,
+             random() AS st
+      FROM round_metrics AS r
+      CROSS JOIN LATERAL generate_series(1, abs(hashtext(r.round_id)) %% 4) AS k) AS t
+""",
+    ),
+    (
+        "tool call stubs (completion before start)",
+        """
+INSERT INTO tool_call_metrics (tool_call_id, round_id, session_id, completed_at, success)
+SELECT round_id || '-stub', round_id, session_id, started_at + interval '1 second', true
+FROM round_metrics WHERE abs(hashtext(round_id)) %% 1000 = 0
+""",
+    ),
+    (
+        "session aggregates from rounds",
+        """
+UPDATE session_metrics AS s
+SET total_rounds = a.rounds, prompt_tokens = a.p, completion_tokens = a.c, total_tokens = a.t,
+    prompt_cached_tool_outputs = a.cached, total_compression_events = a.compressions, total_tokens_saved = a.saved
+FROM (SELECT session_id, count(*) AS rounds, sum(prompt_tokens) AS p, sum(completion_tokens) AS c,
+             sum(total_tokens) AS t, sum(prompt_cached_tool_outputs) AS cached,
+             sum(compression_count) AS compressions, sum(tokens_saved) AS saved
+      FROM round_metrics GROUP BY session_id) AS a
+WHERE s.session_id = a.session_id
+""",
+    ),
+    (
+        "session aggregates from tool calls",
+        """
+UPDATE session_metrics AS s SET tool_call_count = a.calls
+FROM (SELECT session_id, count(*) AS calls FROM tool_call_metrics GROUP BY session_id) AS a
+WHERE s.session_id = a.session_id
+""",
+    ),
+    (
+        "forwarded requests",
+        """
+INSERT INTO forward_request_metrics (forward_id, endpoint, model, is_stream, started_at, completed_at, status_code,
+                                     status, prompt_tokens, completion_tokens, total_tokens, error, updated_at)
+SELECT 'f' || lpad(i::text, 8, '0'),
+       CASE WHEN e < 0.5 THEN 'openai.chat_completions' WHEN e < 0.8 THEN 'anthropic.messages'
+            WHEN e < 0.995 THEN 'openai.responses' ELSE 'rare.endpoint' END,
+       CASE WHEN m < 0.5 THEN 'gpt-4' WHEN m < 0.8 THEN 'claude-3' WHEN m < 0.995 THEN 'llama-3'
+            ELSE 'rare-model' END,
+       random() < 0.6, started,
+       CASE WHEN st < 0.03 THEN NULL ELSE started + (50 + random() * 60000) * interval '1 ms' END,
+       CASE WHEN st < 0.03 THEN NULL WHEN st < 0.9 THEN 200 WHEN st < 0.97 THEN 502 END,
+       CASE WHEN st < 0.03 THEN 'pending' WHEN st < 0.9 THEN 'success' WHEN st < 0.97 THEN 'error'
+            ELSE 'timeout' END,
+       CASE WHEN st >= 0.03 AND st < 0.9 THEN p END,
+       CASE WHEN st >= 0.03 AND st < 0.9 THEN c END,
+       CASE WHEN st >= 0.03 AND st < 0.9 THEN p + c END,
+       CASE WHEN st >= 0.9 THEN 'upstream failed' END,
+       started
+FROM (SELECT i, random() AS e, random() AS m, random() AS st, (random() * 4000)::bigint AS p,
+             (random() * 1500)::bigint AS c,
+             (%(end)s::date + 1)::timestamp AT TIME ZONE 'UTC' - random() * %(days)s * interval '1 day' AS started
+      FROM generate_series(1, %(forwards)s) AS i) AS g
+""",
+    ),
+    (
+        "sync mismatches",
+        """
+INSERT INTO execute_sync_mismatch_metrics (reason, mismatch_date, count, updated_at)
+SELECT reason, d::date, 1 + (random() * 50)::int, now()
+FROM unnest(ARRAY['message_count', 'pending_question', 'last_message_id', 'tool_state', 'title']) AS reason,
+     generate_series(%(end)s::date - (%(days)s - 1), %(end)s::date, interval '1 day') AS d
+""",
+    ),
+]
+
+
+def connect(url: str, schema: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}")
+
+
+def filled_sizes(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+    found = conn.execute("SELECT to_regclass('bench_meta') IS NOT NULL").fetchone()
+    if not found or not found[0]:
+        return None
+    row = conn.execute("SELECT sizes FROM bench_meta").fetchone()
+    return None if row is None else dict(row[0])
+
+
+def fill(url: str, schema: str, sessions: int, forwards: int) -> dict[str, Any]:
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(schema)))
+        admin.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))
+    with connect(url, schema) as conn:
+        apply_schema(conn)
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SELECT setseed(0.6)")
+        params = {"sessions": sessions, "forwards": forwards, "end": END, "days": DAYS}
+        for label, statement in FILL:
+            began = time.perf_counter()
+            cur = conn.execute(statement, params, prepare=False)
+            print(f"  {label}: {cur.rowcount:,} rows in {time.perf_counter() - began:.1f} s", flush=True)
+        sizes = {
+            table: conn.execute(
+                pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier(table))
+            ).fetchone()[0]  # type: ignore[index]
+            for table in ("session_metrics", "round_metrics", "tool_call_metrics", "forward_request_metrics")
+        }
+        sizes.update(requested_sessions=sessions, requested_forwards=forwards)
+        conn.execute("CREATE TABLE bench_meta (sizes jsonb NOT NULL)")
+        conn.execute("INSERT INTO bench_meta VALUES (%s)", (json.dumps(sizes),))
+    return sizes
+
+
+def set_indexes(conn: psycopg.Connection[Any], which: str) -> None:
+    for kind, name, create in PROPOSED_INDEXES:
+        if which == "proposed":
+            conn.execute(create)
+        else:
+            drop = pgsql.SQL("DROP INDEX IF EXISTS {}" if kind == "INDEX" else "DROP STATISTICS IF EXISTS {}")
+            conn.execute(drop.format(pgsql.Identifier(name)))
+    began = time.perf_counter()
+    conn.execute("VACUUM ANALYZE")
+    print(f"  VACUUM ANALYZE in {time.perf_counter() - began:.1f} s", flush=True)
+
+
+def _plan_lines(node: dict[str, Any], depth: int = 0) -> list[str]:
+    text = node["Node Type"]
+    if node.get("Scan Direction") == "Backward":
+        text += " Backward"
+    if "Index Name" in node:
+        text += f" using {node['Index Name']}"
+    if "Relation Name" in node:
+        text += f" on {node['Relation Name']}"
+    if "CTE Name" in node:
+        text += f" ({node['CTE Name']})"
+    text += f"  (rows≈{node['Plan Rows']:,}, cost {node['Total Cost']:,.0f})"
+    lines = ["  " * depth + text]
+    for child in node.get("Plans", []):
+        lines.extend(_plan_lines(child, depth + 1))
+    return lines
+
+
+def _used(node: dict[str, Any]) -> tuple[set[str], set[str]]:
+    indexes = {node["Index Name"]} if "Index Name" in node else set()
+    seq = {node["Relation Name"]} if node["Node Type"] == "Seq Scan" else set()
+    for child in node.get("Plans", []):
+        i, s = _used(child)
+        indexes |= i
+        seq |= s
+    return indexes, seq
+
+
+def explain(conn: psycopg.Connection[Any], statement: str, params: dict[str, Any]) -> dict[str, Any]:
+    row = conn.execute("EXPLAIN (FORMAT JSON) " + statement, params, prepare=False).fetchone()
+    assert row is not None
+    plan = row[0][0]["Plan"]
+    indexes, seq = _used(plan)
+    return {"plan": _plan_lines(plan), "indexes": sorted(indexes), "seq_scans": sorted(seq)}
+
+
+Case = tuple[str, Callable[[psycopg.Connection[Any]], Any], list[tuple[str, dict[str, Any]]], bool]
+
+
+def cases(detail_id: str) -> list[Case]:
+    """(name, call, [(sql, params) it runs], selective: should use indexes, no seq scan)."""
+    week = END - timedelta(days=6)
+    month = END - timedelta(days=29)
+    no_dates: dict[str, Any] = {"start_date": None, "end_date": None}
+    last_week: dict[str, Any] = {"start_date": week, "end_date": END}
+    s, f = session_reads, forward_reads
+
+    def page(**kw: Any) -> dict[str, Any]:
+        return {**no_dates, "model": None, "limit": 100, **kw}
+
+    def fpage(**kw: Any) -> dict[str, Any]:
+        return {**no_dates, "endpoint": None, "model": None, "limit": 100, **kw}
+
+    return [
+        ("summary, all", lambda c: queries.summary(c), [(s.SUMMARY_SQL, no_dates)], False),
+        ("summary, last 7 days", lambda c: queries.summary(c, start_date=week, end_date=END),
+         [(s.SUMMARY_SQL, last_week)], True),
+        ("by_model, all", lambda c: queries.by_model(c), [(s.BY_MODEL_SQL, no_dates)], False),
+        ("by_model, last 7 days", lambda c: queries.by_model(c, start_date=week, end_date=END),
+         [(s.BY_MODEL_SQL, last_week)], True),
+        ("sessions, first page (100)", lambda c: queries.sessions(c), [(s.SESSIONS_SQL, page())], True),
+        ("sessions, 1000 of last 7 days", lambda c: queries.sessions(c, start_date=week, end_date=END, limit=1000),
+         [(s.SESSIONS_SQL, page(limit=1000, **last_week))], True),
+        ("sessions, model=rare-model (0.5%)", lambda c: queries.sessions(c, model="rare-model"),
+         [(s.SESSIONS_SQL, page(model="rare-model"))], True),
+        ("sessions, model=gpt-4, last 7 days", lambda c: queries.sessions(c, model="gpt-4", **last_week),
+         [(s.SESSIONS_SQL, page(model="gpt-4", **last_week))], True),
+        ("session_detail (19 rounds)", lambda c: queries.session_detail(c, detail_id),
+         [(q, {"session_id": detail_id}) for q in (s.SESSION_SQL, s.ROUNDS_SQL, s.TOOL_CALLS_SQL)], True),
+        ("daily_metrics, 7 days", lambda c: queries.daily_metrics(c, days=7, end_date=END),
+         [(s.DAILY_SQL, last_week)], True),
+        ("daily_metrics, 30 days", lambda c: queries.daily_metrics(c, days=30, end_date=END),
+         [(s.DAILY_SQL, {"start_date": month, "end_date": END})], False),
+        ("forward_summary, all", lambda c: queries.forward_summary(c),
+         [(f.FORWARD_SUMMARY_SQL, {**no_dates, "endpoint": None, "model": None})], False),
+        ("forward_summary, endpoint=rare.endpoint", lambda c: queries.forward_summary(c, endpoint="rare.endpoint"),
+         [(f.FORWARD_SUMMARY_SQL, {**no_dates, "endpoint": "rare.endpoint", "model": None})], True),
+        ("forward_summary, last 7 days", lambda c: queries.forward_summary(c, **last_week),
+         [(f.FORWARD_SUMMARY_SQL, {**last_week, "endpoint": None, "model": None})], True),
+        ("forward_by_endpoint, all", lambda c: queries.forward_by_endpoint(c),
+         [(f.FORWARD_BY_ENDPOINT_SQL, {**no_dates, "model": None})], False),
+        ("forward_by_endpoint, last 7 days", lambda c: queries.forward_by_endpoint(c, **last_week),
+         [(f.FORWARD_BY_ENDPOINT_SQL, {**last_week, "model": None})], True),
+        ("forward_requests, first page (100)", lambda c: queries.forward_requests(c),
+         [(f.FORWARD_REQUESTS_SQL, fpage())], True),
+        ("forward_requests, endpoint=rare.endpoint", lambda c: queries.forward_requests(c, endpoint="rare.endpoint"),
+         [(f.FORWARD_REQUESTS_SQL, fpage(endpoint="rare.endpoint"))], True),
+        ("forward_requests, model=rare-model", lambda c: queries.forward_requests(c, model="rare-model"),
+         [(f.FORWARD_REQUESTS_SQL, fpage(model="rare-model"))], True),
+        ("forward_daily_metrics, 7 days", lambda c: queries.forward_daily_metrics(c, days=7, end_date=END),
+         [(f.FORWARD_DAILY_SQL, last_week)], True),
+        ("forward_daily_metrics, 30 days", lambda c: queries.forward_daily_metrics(c, days=30, end_date=END),
+         [(f.FORWARD_DAILY_SQL, {"start_date": month, "end_date": END})], False),
+    ]  # fmt: skip
+
+
+def run(conn: psycopg.Connection[Any], runs: int) -> list[dict[str, Any]]:
+    row = conn.execute(
+        "SELECT session_id FROM session_metrics WHERE total_rounds = 19 ORDER BY session_id LIMIT 1"
+    ).fetchone()
+    assert row is not None, "no session with 19 rounds: refill"
+    out = []
+    for name, call, statements, selective in cases(row[0]):
+        call(conn)  # warm-up
+        times = []
+        for _ in range(runs):
+            began = time.perf_counter()
+            call(conn)
+            times.append((time.perf_counter() - began) * 1000)
+        plans = [explain(conn, q, p) for q, p in statements]
+        indexes = sorted({i for p in plans for i in p["indexes"]})
+        seq = sorted({t for p in plans for t in p["seq_scans"]})
+        warn = "  <-- seq scan where an index should serve" if selective and seq else ""
+        print(f"{name:45s} median {statistics.median(times):8.2f} ms   min {min(times):8.2f} ms{warn}")
+        print(f"{'':45s} indexes: {', '.join(indexes) or '-'}; seq scans: {', '.join(seq) or '-'}")
+        out.append(
+            {
+                "read": name,
+                "median_ms": round(statistics.median(times), 3),
+                "min_ms": round(min(times), 3),
+                "runs": runs,
+                "indexes": indexes,
+                "seq_scans": seq,
+                "selective": selective,
+                "plans": [p["plan"] for p in plans],
+            }
+        )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--database-url",
+        help=f"PostgreSQL URL (env DATABASE_URL; else {DEFAULT_DATABASE_URL})",
+        metavar="URL",
+    )
+    parser.add_argument(
+        "--schema", default="bench_read", help="schema to fill and read (default: %(default)s)"
+    )
+    parser.add_argument("--sessions", type=int, default=110_000, help="sessions (about 10 rounds each)")
+    parser.add_argument("--forwards", type=int, default=500_000, help="forwarded requests")
+    parser.add_argument("--refill", action="store_true", help="drop and fill the schema again")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per read (median reported)")
+    parser.add_argument("--indexes", choices=["schema", "proposed"], default="schema",
+                        help="schema.sql's indexes only, or with PROPOSED_INDEXES too")  # fmt: skip
+    parser.add_argument("--plans", action="store_true", help="print every plan in full")
+    args = parser.parse_args()
+    url = args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+    with connect(url, args.schema) as conn:
+        sizes = None if args.refill else filled_sizes(conn)
+    if (
+        sizes is None
+        or sizes.get("requested_sessions") != args.sessions
+        or sizes.get("requested_forwards") != args.forwards
+    ):
+        print(f"filling schema {args.schema} ...", flush=True)
+        began = time.perf_counter()
+        sizes = fill(url, args.schema, args.sessions, args.forwards)
+        print(f"filled in {time.perf_counter() - began:.0f} s", flush=True)
+    else:
+        print(f"reusing schema {args.schema} (--refill to fill it again)")
+    print("rows: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items() if not k.startswith("requested")))
+    if sizes["round_metrics"] < 1_000_000:
+        print("note: fewer than a million rounds; the default --sessions gives about 1.1 million")
+
+    with connect(url, args.schema) as conn:
+        set_indexes(conn, args.indexes)
+        print(f"\nindexes: {args.indexes}; median of {args.runs} runs after a warm-up\n")
+        results = run(conn, args.runs)
+        if args.plans:
+            for r in results:
+                print(f"\n{r['read']}")
+                for plan in r["plans"]:
+                    print("\n".join("    " + line for line in plan))
+        server = conn.execute("SHOW server_version").fetchone()
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    previous.setdefault("runs", {})[args.indexes] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": sizes,
+        "proposed_indexes": [create for _, _, create in PROPOSED_INDEXES]
+        if args.indexes == "proposed"
+        else [],
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "postgres": server[0] if server else None,
+        },
+        "reads": results,
+    }
+    RESULTS.write_text(json.dumps(previous, indent=2, default=str))
+    print(f"\nwrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
