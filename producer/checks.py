@@ -1,0 +1,102 @@
+"""Cheap caller-side argument checks that mirror the contract's field rules.
+
+A typed publish call runs these instead of building the pydantic model (a few hundred ns instead
+of ~5 µs); the sender thread turns the checked values into wire JSON that validates against the
+contract. A wrong argument raises ValueError naming the argument, the rule and the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from contract.events import BIGINT_MAX, MAX_ERROR_LENGTH, MAX_ID_LENGTH, MAX_NAME_LENGTH, TokenUsage
+
+Usage = tuple[int, int, int]
+
+SESSION_STATUSES = frozenset({"completed", "awaiting_response", "error", "cancelled"})
+ROUND_STATUSES = frozenset({"success", "error", "cancelled"})
+FORWARD_STATUSES = frozenset({"success", "error", "timeout"})
+
+
+def bad(name: str, value: Any, rule: str) -> ValueError:
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return ValueError(f"{name}: must be {rule}; got {shown} ({type(value).__name__})")
+
+
+def ident(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH or "\x00" in value:
+        raise bad(name, value, f"a non-empty str of at most {MAX_ID_LENGTH} characters without NUL")
+
+
+def label(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LENGTH or "\x00" in value:
+        raise bad(name, value, f"a non-empty str of at most {MAX_NAME_LENGTH} characters without NUL")
+
+
+def count(name: str, value: Any) -> None:
+    if type(value) is not int or not 0 <= value <= BIGINT_MAX:
+        raise bad(name, value, f"an int between 0 and {BIGINT_MAX}")
+
+
+def flag(name: str, value: Any) -> None:
+    if value is not True and value is not False:
+        raise bad(name, value, "a bool")
+
+
+def choice(name: str, value: Any, allowed: frozenset[str]) -> None:
+    if value not in allowed or not isinstance(value, str):
+        raise bad(name, value, f"one of {sorted(allowed)}")
+
+
+def error_text(name: str, value: Any) -> None:
+    if value is not None and (
+        not isinstance(value, str) or len(value) > MAX_ERROR_LENGTH or "\x00" in value
+    ):
+        raise bad(name, value, f"None or a str of at most {MAX_ERROR_LENGTH} characters without NUL")
+
+
+def status_code(name: str, value: Any) -> None:
+    if value is not None and (type(value) is not int or not 100 <= value <= 599):
+        raise bad(name, value, "None or an int between 100 and 599")
+
+
+def usage(name: str, value: Any) -> Usage:
+    """A TokenUsage, a mapping with prompt/completion(/total)_tokens, or a (prompt, completion[, total])
+    tuple, as a checked (prompt, completion, total) tuple. A missing total is the sum."""
+    if isinstance(value, TokenUsage):
+        return (value.prompt_tokens, value.completion_tokens, value.total_tokens)
+    if isinstance(value, Mapping):
+        parts: tuple[Any, ...] = (
+            value.get("prompt_tokens"),
+            value.get("completion_tokens"),
+            value.get("total_tokens"),
+        )
+    elif isinstance(value, tuple | list) and len(value) in (2, 3):
+        parts = tuple(value) if len(value) == 3 else (*value, None)
+    else:
+        raise bad(name, value, "a TokenUsage, a mapping of *_tokens or a (prompt, completion[, total]) tuple")
+    prompt, completion, total = parts
+    count(f"{name}.prompt_tokens", prompt)
+    count(f"{name}.completion_tokens", completion)
+    if total is None:
+        total = prompt + completion
+    count(f"{name}.total_tokens", total)
+    return (prompt, completion, total)
+
+
+def optional_usage(name: str, value: Any) -> Usage | None:
+    return None if value is None else usage(name, value)
+
+
+def given(event_id: Any, occurred_at: Any) -> None:
+    """Checks for an explicitly given event_id / occurred_at (both optional)."""
+    if event_id is not None:
+        ident("event_id", event_id)
+    if occurred_at is not None and (
+        not isinstance(occurred_at, datetime) or occurred_at.utcoffset() is None
+    ):
+        raise bad("occurred_at", occurred_at, "a timezone-aware datetime")

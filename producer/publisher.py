@@ -1,0 +1,450 @@
+"""The Publisher: typed, non-blocking publish calls for every event of the contract.
+
+A call checks its arguments (ValueError naming the argument when a type or range is wrong),
+stamps the time, appends a tuple to a bounded in-memory queue and returns: about 1-2 µs, no I/O,
+no lock on the common path, so asyncio code can call it from the event loop. The sender thread
+(producer/sender.py) builds the JSON, the UUIDv7 event_id (from the call's timestamp) and sends.
+Transport problems never reach the caller: they show in :meth:`Publisher.stats` and the logs.
+
+A full queue (Redis stalled longer than the queue lasts) drops the new event and counts it in
+``dropped_queue_full``. SIGKILL loses what is in memory: at most ``queue_size + batch_size``
+events (11,000 with the defaults); the spool on disk survives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from collections import OrderedDict, deque
+from datetime import datetime
+from typing import Any
+
+from contract.events import EVENT_TYPES
+from producer import checks, wire
+from producer.checks import FORWARD_STATUSES, ROUND_STATUSES, SESSION_STATUSES
+from producer.hints import Hints
+from producer.lifecycle import ForwardScope, SessionScope
+from producer.metrics import Counters
+from producer.sender import Marker, Sender
+from producer.settings import ProducerSettings
+
+log = logging.getLogger(__name__)
+
+_time_ns = time.time_ns
+
+
+class Publisher:
+    """Publishes lifecycle events to Redis streams without ever blocking or raising into the agent
+    (except ValueError for wrong arguments). Thread-safe; safe across ``os.fork()``.
+
+    ``Publisher()`` reads the environment (ProducerSettings.from_env); pass settings or keyword
+    overrides (``Publisher(redis_url=..., spool_dir=...)``) to choose.
+    """
+
+    def __init__(self, settings: ProducerSettings | None = None, **overrides: Any) -> None:
+        if settings is None:
+            settings = ProducerSettings.from_env(**overrides)
+        elif overrides:
+            settings = ProducerSettings.from_env(env={}, **{**settings.__dict__, **overrides})
+        self.settings = settings
+        self.keys = settings.keys
+        self.counters = Counters()
+        self.hints = Hints(self.keys, settings.heartbeat_interval, settings.heartbeat_ttl)
+        self._completed: OrderedDict[str, bool] = OrderedDict()  # session_id -> late call warned
+        self._closed = False
+        self._state_lock = threading.Lock()
+        self._queue: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._limit = settings.queue_size
+        self._sender: Sender | None = None
+        self._start_sender()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _call(ref, "_after_fork_in_child"))
+        atexit.register(_call, ref, "_close_at_exit")
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def session_started(
+        self, session_id: str, model: str, *, event_id: str | None = None, occurred_at: datetime | None = None
+    ) -> None:
+        checks.ident("session_id", session_id)
+        checks.label("model", model)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        if session_id in self._completed:
+            return self._after_completion(session_id, "session.started")
+        self._put((wire.SESSION_STARTED, _time_ns(), event_id, occurred_at, session_id, model))
+        self.hints.opened(session_id)
+
+    def session_message_count(
+        self,
+        session_id: str,
+        message_count: int,
+        *,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        checks.ident("session_id", session_id)
+        checks.count("message_count", message_count)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        if session_id in self._completed:
+            return self._after_completion(session_id, "session.message_count")
+        self._put((wire.SESSION_MESSAGE_COUNT, _time_ns(), event_id, occurred_at, session_id, message_count))
+
+    def session_completed(
+        self,
+        session_id: str,
+        status: str = "completed",
+        *,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        """The session's end; later calls for it are dropped (counted in dropped_after_complete)."""
+        checks.ident("session_id", session_id)
+        checks.choice("status", status, SESSION_STATUSES)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        if session_id in self._completed:
+            return self._after_completion(session_id, "session.completed")
+        with self._state_lock:
+            self._completed[session_id] = False
+            if len(self._completed) > self.settings.remember_completed:
+                self._completed.popitem(last=False)
+        self._put((wire.SESSION_COMPLETED, _time_ns(), event_id, occurred_at, session_id, status))
+        self.hints.closed(session_id)
+
+    def session_awaiting(self, session_id: str, since: float | None = None) -> None:
+        """Mark the session as waiting for the user's answer (``since``: unix seconds, default now)."""
+        checks.ident("session_id", session_id)
+        if session_id not in self._completed:
+            self.hints.awaiting(session_id, time.time() if since is None else float(since))
+
+    def session_resumed(self, session_id: str) -> None:
+        """The user answered: the session is no longer awaiting a response."""
+        checks.ident("session_id", session_id)
+        if session_id not in self._completed:
+            self.hints.resumed(session_id)
+
+    # -- rounds and tools -------------------------------------------------------------------
+
+    def round_started(
+        self,
+        round_id: str,
+        session_id: str,
+        model: str,
+        *,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        checks.ident("round_id", round_id)
+        checks.ident("session_id", session_id)
+        checks.label("model", model)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        if session_id in self._completed:
+            return self._after_completion(session_id, "round.started")
+        self._put((wire.ROUND_STARTED, _time_ns(), event_id, occurred_at, round_id, session_id, model))
+
+    def round_completed(
+        self,
+        round_id: str,
+        session_id: str,
+        status: str,
+        usage: Any,
+        prompt_cached_tool_outputs: int = 0,
+        error: str | None = None,
+        *,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        """``usage``: a TokenUsage, a mapping of *_tokens, or (prompt, completion[, total])."""
+        checks.ident("round_id", round_id)
+        checks.ident("session_id", session_id)
+        checks.choice("status", status, ROUND_STATUSES)
+        tokens = checks.usage("usage", usage)
+        checks.count("prompt_cached_tool_outputs", prompt_cached_tool_outputs)
+        checks.error_text("error", error)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        if session_id in self._completed:
+            return self._after_completion(session_id, "round.completed")
+        self._put(
+            (wire.ROUND_COMPLETED, _time_ns(), event_id, occurred_at,
+             round_id, session_id, status, tokens, prompt_cached_tool_outputs, error)
+        )
+
+    def round_compressed(
+        self,
+        round_id: str,
+        session_id: str,
+        tokens_saved: int,
+        *,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        checks.ident("round_id", round_id)
+        checks.ident("session_id", session_id)
+        checks.count("tokens_saved", tokens_saved)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        if session_id in self._completed:
+            return self._after_completion(session_id, "round.compressed")
+        self._put((wire.ROUND_COMPRESSED, _time_ns(), event_id, occurred_at, round_id, session_id, tokens_saved))
+
+    def tool_started(
+        self,
+        tool_call_id: str,
+        round_id: str,
+        session_id: str,
+        tool_name: str,
+        *,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        checks.ident("tool_call_id", tool_call_id)
+        checks.ident("round_id", round_id)
+        checks.ident("session_id", session_id)
+        checks.label("tool_name", tool_name)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        if session_id in self._completed:
+            return self._after_completion(session_id, "tool.started")
+        self._put(
+            (wire.TOOL_STARTED, _time_ns(), event_id, occurred_at, tool_call_id, round_id, session_id, tool_name)
+        )
+
+    def tool_completed(
+        self,
+        tool_call_id: str,
+        round_id: str,
+        session_id: str,
+        success: bool,
+        error: str | None = None,
+        *,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        checks.ident("tool_call_id", tool_call_id)
+        checks.ident("round_id", round_id)
+        checks.ident("session_id", session_id)
+        checks.flag("success", success)
+        checks.error_text("error", error)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        if session_id in self._completed:
+            return self._after_completion(session_id, "tool.completed")
+        self._put(
+            (wire.TOOL_COMPLETED, _time_ns(), event_id, occurred_at,
+             tool_call_id, round_id, session_id, success, error)
+        )
+
+    # -- forwards and the rest --------------------------------------------------------------
+
+    def forward_started(
+        self,
+        forward_id: str,
+        endpoint: str,
+        model: str,
+        is_stream: bool,
+        *,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        checks.ident("forward_id", forward_id)
+        checks.label("endpoint", endpoint)
+        checks.label("model", model)
+        checks.flag("is_stream", is_stream)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        self._put((wire.FORWARD_STARTED, _time_ns(), event_id, occurred_at, forward_id, endpoint, model, is_stream))
+
+    def forward_completed(
+        self,
+        forward_id: str,
+        status: str,
+        status_code: int | None = None,
+        usage: Any = None,
+        error: str | None = None,
+        *,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        checks.ident("forward_id", forward_id)
+        checks.choice("status", status, FORWARD_STATUSES)
+        checks.status_code("status_code", status_code)
+        tokens = checks.optional_usage("usage", usage)
+        checks.error_text("error", error)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        self._put(
+            (wire.FORWARD_COMPLETED, _time_ns(), event_id, occurred_at, forward_id, status, status_code, tokens, error)
+        )
+
+    def sync_mismatch(
+        self, reason: str, *, event_id: str | None = None, occurred_at: datetime | None = None
+    ) -> None:
+        checks.label("reason", reason)
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        self._put((wire.SYNC_MISMATCH, _time_ns(), event_id, occurred_at, reason))
+
+    def publish(self, event: Any) -> None:
+        """Send a ready-made contract event as it is (the CLI's replay): no liveness hints and no
+        check against completed sessions."""
+        if not isinstance(event, EVENT_TYPES):
+            raise checks.bad("event", event, "a contract event model (contract.events)")
+        self._put((wire.PREBUILT, _time_ns(), None, None, event))
+
+    # -- lifecycle helpers ------------------------------------------------------------------
+
+    def session(self, model: str, session_id: str | None = None) -> SessionScope:
+        """``with pub.session(model) as s:`` emits session.started, then session.completed with
+        status error/cancelled if the block raised, awaiting_response if left awaiting."""
+        return SessionScope(self, model, session_id)
+
+    def forward(
+        self, endpoint: str, model: str, stream: bool = False, forward_id: str | None = None
+    ) -> ForwardScope:
+        """``with pub.forward(endpoint, model, stream=True) as f: f.complete(200, usage)``."""
+        return ForwardScope(self, endpoint, model, stream, forward_id)
+
+    # -- queue ------------------------------------------------------------------------------
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        queue = self._queue
+        if len(queue) >= self._limit:
+            self._full()
+            return
+        queue.append(item)
+        if not self._wake.is_set():
+            self._wake_sender()
+
+    def _wake_sender(self) -> None:
+        if self._sender is None:
+            self._start_sender()
+        self._wake.set()
+
+    def _start_sender(self) -> None:
+        with self._state_lock:
+            if self._sender is None and not self._closed:
+                sender = Sender(self.settings, self._queue, self._wake, self.hints, self.counters)
+                sender.start()
+                self._sender = sender
+
+    def _full(self) -> None:
+        name = "dropped_closed" if self._closed else "dropped_queue_full"
+        first = self.counters[name] == 0
+        self.counters.add(name)
+        if first:
+            if self._closed:
+                log.warning("metrics producer: event published after close(); dropped (counted)")
+            else:
+                log.warning(
+                    "metrics producer: queue full (%d events); dropping new events (counted in "
+                    "stats()['dropped_queue_full']) until the sender catches up",
+                    self.settings.queue_size,
+                )
+
+    def _after_completion(self, session_id: str, event_type: str) -> None:
+        self.counters.add("dropped_after_complete")
+        if not self._completed.get(session_id, True):
+            self._completed[session_id] = True
+            log.warning(
+                "metrics producer: %s for session %s after its session.completed; dropped (counted "
+                "in dropped_after_complete; further ones for this session are not logged)",
+                event_type, session_id,
+            )
+
+    # -- flush, close, fork -----------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every event published before this call is in Redis. False on timeout (the
+        events are not lost: they stay queued or spooled). Blocks: not for the event loop."""
+        if self._closed or (self._sender is None and not self._queue):
+            return not self._queue
+        marker = Marker()
+        self._queue.append(marker)
+        self._wake_sender()
+        return marker.done.wait(timeout) and marker.delivered
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Send what is queued (spooling what cannot be sent within ``timeout``), then stop. True
+        when everything reached Redis. Later calls are dropped (counted in dropped_closed)."""
+        with self._state_lock:
+            if self._closed:
+                return False
+            self._closed = True
+            self._limit = -1
+            sender = self._sender
+        if sender is None:
+            return True
+        now = time.monotonic()
+        sender.stop_at = now + timeout
+        sender.spill_at = now + max(timeout - min(timeout / 2, self.settings.socket_timeout), 0)
+        marker = Marker(stop=True)
+        self._queue.append(marker)
+        self._wake.set()
+        return marker.done.wait(timeout) and marker.delivered
+
+    async def aflush(self, timeout: float = 5.0) -> bool:
+        """:meth:`flush` for asyncio code (runs in a worker thread)."""
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def aclose(self, timeout: float = 5.0) -> bool:
+        return await asyncio.to_thread(self.close, timeout)
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _close_at_exit(self) -> None:
+        if not self._closed:
+            self.close(self.settings.exit_timeout)
+
+    def _after_fork_in_child(self) -> None:
+        """A child starts empty: its own queue, sender (started at its first call), spool
+        directory and hints. The parent's queued events stay the parent's to send."""
+        if self._sender is not None:
+            self._sender.abandon()
+        self._sender = None
+        self._state_lock = threading.Lock()
+        self._queue = deque()
+        self._wake = threading.Event()
+        self.counters = Counters()
+        self.hints.reset()
+        if "multiprocessing" in sys.modules:  # its children leave through os._exit, not atexit
+            from multiprocessing import util
+
+            util.Finalize(self, _call, args=(weakref.ref(self), "_close_at_exit"), exitpriority=10)
+
+    @property
+    def queued(self) -> int:
+        """Events (and flush marks) in memory, not yet taken by the sender."""
+        return len(self._queue)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (see producer.metrics.OUTCOMES) and the current state."""
+        sender = self._sender
+        return {
+            **self.counters.snapshot(),
+            "queued": len(self._queue),
+            "spool_events": sender.spool_events if sender else 0,
+            "spool_bytes": sender.spool_bytes if sender else 0,
+            "mode": sender.mode if sender else "idle",
+            "open_sessions": self.hints.open_sessions,
+        }
+
+
+def _call(ref: weakref.ref[Publisher], method: str) -> None:
+    publisher = ref()
+    if publisher is not None:
+        getattr(publisher, method)()

@@ -1,0 +1,410 @@
+"""The background sender: queue -> batches -> Redis, or the spool while Redis is away.
+
+Three modes. ``up``: each batch goes straight to Redis. ``down`` (a send failed): batches go to
+the spool and a probe thread retries the connection with backoff. ``recovering`` (the probe got
+through, or a dead publisher's spool was adopted at start): new batches still go to the spool
+behind the old ones while the spool is replayed in order; when it is empty, back to ``up``. So
+one publisher's events reach Redis in the order they were published.
+
+Exactly once per batch: every batch carries (producer token, sequence) and is written by one Lua
+script that adds its events to the stream and records the sequence in a marker key, in one atomic
+step; a batch whose sequence is not above the marker is skipped. A batch that timed out and is
+retried from the spool (it may have been applied late), or replayed again after a SIGKILL between
+the send and the spool's commit, is therefore not added twice as long as the marker lives
+(``dedup_ttl``, 24 h by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from contract.codec import STREAM_FIELD
+from producer.hints import Hints
+from producer.metrics import Counters
+from producer.settings import ProducerSettings
+from producer.spool import Spool, SpoolBatch
+from producer.wire import Encoder, Item
+
+log = logging.getLogger(__name__)
+
+UP, DOWN, RECOVERING = "up", "down", "recovering"
+
+# KEYS[1] stream, KEYS[2] the marker of (producer token, stream); ARGV[1] marker ttl (s), then
+# per batch: seq, event count, the events joined by newlines (compact JSON has no raw newline;
+# one argument per batch instead of one per event halves the client's packing work).
+# Returns {added, skipped}.
+ADD_BATCHES = f"""
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local added, skipped = 0, 0
+for i = 2, #ARGV, 3 do
+  local seq, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  if seq > last then
+    for event in string.gmatch(ARGV[i + 2], '[^\\n]+') do
+      redis.call('XADD', KEYS[1], '*', '{STREAM_FIELD}', event)
+    end
+    last = seq
+    added = added + n
+  else
+    skipped = skipped + n
+  end
+end
+redis.call('SET', KEYS[2], last, 'EX', ARGV[1])
+return {{added, skipped}}
+"""
+
+
+def marker_key(stream: str, token: str) -> str:
+    """The batch-sequence marker of one producer on one stream, in the stream's Redis Cluster slot
+    (the scripts needs both keys in one slot): ``<stream>:seq:<token>`` when the stream name has a
+    hash tag, else ``<stream>:seq:{<stream>}:<token>``.
+
+    TODO(contract): belongs in contract/keys.py as ``Keys.producer_marker(stream, token)``."""
+    start = stream.find("{")
+    if start >= 0 and stream.find("}", start + 2) > start:
+        return f"{stream}:seq:{token}"
+    return f"{stream}:seq:{{{stream}}}:{token}"
+
+
+@dataclass(eq=False)
+class Marker:
+    """Put in the queue by flush() / close(); resolved when everything before it is handled."""
+
+    stop: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    delivered: bool = False
+    position: int = 0
+
+    def resolve(self, delivered: bool) -> None:
+        self.delivered = delivered
+        self.done.set()
+
+
+class Sender:
+    """Owns the Redis connection, the spool and the encoder; runs on its own daemon thread."""
+
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        queue: deque[Any],
+        wake: threading.Event,
+        hints: Hints,
+        counters: Counters,
+    ) -> None:
+        self.settings = settings
+        self.token = uuid.uuid4().hex
+        self.mode = UP
+        self._queue = queue
+        self._wake = wake
+        self._hints = hints
+        self._counters = counters
+        self._encoder = Encoder(settings.keys)
+        self._seq = 0
+        self._spool: Spool | None = None
+        self._client: redis.Redis | None = None
+        self._parked: list[Marker] = []
+        self._stop: Marker | None = None
+        #: Set by close(): past ``spill_at`` (monotonic) batches go to the spool, not to Redis.
+        self.spill_at: float | None = None
+        self.stop_at: float | None = None
+        self._backoff = settings.retry_initial
+        self._next_probe = 0.0
+        self._probing = False
+        self._probe_ok = False
+        self._replayed_this_outage = 0
+        self._thread = threading.Thread(target=self._run, name="metrics-producer-sender", daemon=True)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def spool_events(self) -> int:
+        return self._spool.pending_events if self._spool else 0
+
+    @property
+    def spool_bytes(self) -> int:
+        return self._spool.pending_bytes if self._spool else 0
+
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's descriptors without touching its files."""
+        if self._spool is not None:
+            self._spool.abandon()
+
+    def _run(self) -> None:
+        settings = self.settings
+        self._client = _connect(settings)
+        self._spool = Spool(settings.spool_dir, settings.spool_max_bytes, self.token, settings.spool_fsync)
+        self._adopt()
+        while True:
+            try:
+                if self._step():
+                    break
+            except Exception:  # never die: a bug here must not stop delivery for the process
+                log.exception("metrics producer: sender step failed; continuing")
+                self._wake.wait(0.1)
+        self._finish()
+
+    def _adopt(self) -> None:
+        assert self._spool is not None
+        try:
+            found = self._spool.adopt_orphans()
+        except OSError as exc:
+            log.error("cannot read spool directory %s: %s", self.settings.spool_dir, exc)
+            return
+        if found and self.mode == UP:
+            self.mode = RECOVERING
+            log.info("replaying %d spooled events of earlier publishers before new ones", found)
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def _step(self) -> bool:
+        """Handle one batch from the queue and one from the spool; True when stopped."""
+        items, marker = self._take()
+        if items:
+            self._handle(items)
+        if marker is not None:
+            self._on_marker(marker)
+        now = time.monotonic()
+        if self.mode == DOWN:
+            self._maybe_probe(now)
+        if self.mode == RECOVERING:
+            self._replay_some()
+        if self.mode == UP and self._hints.due(now):
+            self._sync_hints(now)
+        if self._stop is not None:
+            replaying = self.mode == RECOVERING and now < (self.stop_at or now)
+            if not self._queue and not replaying:
+                return True
+        if not self._queue and not (self.mode == RECOVERING and self._spool and not self._spool.empty):
+            self._wake.clear()
+            if not self._queue:
+                self._wake.wait(self._idle_timeout(now))
+        return False
+
+    def _take(self) -> tuple[list[Item], Marker | None]:
+        queue, items, limit = self._queue, [], self.settings.batch_size
+        while queue and len(items) < limit:
+            item = queue.popleft()
+            if type(item) is Marker:
+                return items, item
+            items.append(item)
+        return items, None
+
+    def _idle_timeout(self, now: float) -> float:
+        timeout = 0.5
+        if self.mode == DOWN:
+            timeout = min(timeout, max(self._next_probe - now, 0.01))
+        return timeout
+
+    def _handle(self, items: list[Item]) -> None:
+        batches = self._encode(items)
+        if not batches:
+            return
+        spill = self.spill_at is not None and time.monotonic() >= self.spill_at
+        if self.mode == UP and not spill and self._deliver(batches, replay=False):
+            return
+        self._to_spool(batches)
+
+    def _encode(self, items: list[Item]) -> list[SpoolBatch]:
+        by_stream: dict[str, list[bytes]] = {}
+        encode = self._encoder
+        for item in items:
+            try:
+                stream, payload = encode(item)
+            except Exception as exc:  # e.g. a str with lone surrogates: not UTF-8 encodable
+                self._counters.add("dropped_invalid")
+                log.warning("metrics producer: dropped an unencodable %s event: %s", item[0].type, exc)
+                continue
+            by_stream.setdefault(stream, []).append(payload)
+        batches = []
+        for stream, payloads in by_stream.items():
+            self._seq += 1
+            batches.append(SpoolBatch(self.token, self._seq, stream, payloads))
+        return batches
+
+    # -- Redis ------------------------------------------------------------------------------
+
+    def _deliver(self, batches: list[SpoolBatch], replay: bool) -> bool:
+        """Send batches in one round trip (one script call per token and stream). False, with the
+        mode set to down, when anything failed: the caller keeps all of them for a retry."""
+        assert self._client is not None
+        calls: dict[tuple[str, str], list[Any]] = {}
+        for batch in batches:
+            args = calls.setdefault((batch.token, batch.stream), [self.settings.dedup_ttl])
+            args += (batch.seq, len(batch.events), b"\n".join(batch.events))
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for (token, stream), args in calls.items():
+                pipe.execute_command("EVAL", ADD_BATCHES, 2, stream, marker_key(stream, token), *args)
+            results = pipe.execute(raise_on_error=False)
+        except (redis.RedisError, OSError) as exc:
+            self._went_down(exc)
+            return False
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            self._went_down(failed[0])
+            return False
+        added = sum(int(r[0]) for r in results)
+        self._counters.add("replayed" if replay else "sent", added)
+        self._counters.add("deduplicated", sum(int(r[1]) for r in results))
+        return True
+
+    def _went_down(self, exc: BaseException) -> None:
+        self._counters.add("send_failures")
+        if self.mode != DOWN:
+            log.warning(
+                "metrics producer: Redis at %s unavailable (%s: %s); spooling to %s until it is back",
+                _safe_url(self.settings.redis_url), type(exc).__name__, exc, self.settings.spool_dir,
+            )
+        self.mode = DOWN
+        # The delay grows until a replay gets through, so an error that a ping cannot see (a
+        # wrong key type, say) is retried calmly instead of in a loop.
+        self._next_probe = time.monotonic() + self._backoff * random.uniform(0.5, 1.0)
+        self._backoff = min(self._backoff * 2, self.settings.retry_max)
+        if self._client is not None:
+            self._client.connection_pool.disconnect()
+
+    def _maybe_probe(self, now: float) -> None:
+        if self._probe_ok:
+            self._probe_ok = False
+            self.mode = RECOVERING
+            self._replayed_this_outage = 0
+            self._adopt()
+            return
+        if self._probing or now < self._next_probe:
+            return
+        self._probing = True
+        threading.Thread(target=self._probe, name="metrics-producer-probe", daemon=True).start()
+
+    def _probe(self) -> None:
+        """Off the sender thread, so a black-holed address never delays spooling."""
+        client = _connect(self.settings)
+        try:
+            client.ping()
+            self._probe_ok = True
+        except (redis.RedisError, OSError):
+            self._next_probe = time.monotonic() + self._backoff * random.uniform(0.5, 1.0)
+            self._backoff = min(self._backoff * 2, self.settings.retry_max)
+        finally:
+            client.close()
+            self._probing = False
+            self._wake.set()
+
+    def _sync_hints(self, now: float) -> None:
+        assert self._client is not None
+        try:
+            self._hints.sync(self._client, now)
+        except (redis.RedisError, OSError) as exc:
+            self._went_down(exc)
+
+    # -- spool ------------------------------------------------------------------------------
+
+    def _to_spool(self, batches: list[SpoolBatch]) -> None:
+        assert self._spool is not None
+        spool = self._spool
+        lost_before = spool.write_errors
+        dropped = spool.append(batches)
+        self._counters.add("spooled", sum(len(b.events) for b in batches))
+        self._counters.add("dropped_spool_error", spool.write_errors - lost_before)
+        if dropped:
+            self._counters.add("dropped_oldest", dropped)
+            log.warning(
+                "metrics producer: spool %s full (%d bytes max): dropped the %d oldest events "
+                "(%d so far); restore Redis or raise METRICS_SPOOL_MAX_BYTES",
+                self.settings.spool_dir, spool.max_bytes, dropped, spool.dropped_oldest,
+            )
+        self._resolve_parked()
+
+    def _replay_some(self) -> None:
+        assert self._spool is not None
+        batches = self._spool.peek(self.settings.batch_size)
+        if not batches:
+            self.mode = UP
+            self._resolve_parked()
+            if self._replayed_this_outage:
+                log.info("metrics producer: Redis is back; replayed %d spooled events",
+                         self._replayed_this_outage)
+            return
+        if self._deliver(batches, replay=True):
+            self._spool.commit()
+            self._backoff = self.settings.retry_initial
+            self._replayed_this_outage += sum(len(b.events) for b in batches)
+            self._resolve_parked()
+
+    # -- markers ----------------------------------------------------------------------------
+
+    def _on_marker(self, marker: Marker) -> None:
+        if marker.stop:
+            self._stop = marker
+        elif self.mode == UP:
+            marker.resolve(True)
+        else:
+            assert self._spool is not None
+            marker.position = self._spool.appended
+            self._parked.append(marker)
+
+    def _resolve_parked(self) -> None:
+        if not self._parked or self._spool is None:
+            return
+        up, consumed = self.mode == UP, self._spool.consumed
+        waiting = []
+        for marker in self._parked:
+            if up or consumed >= marker.position:
+                marker.resolve(True)
+            else:
+                waiting.append(marker)
+        self._parked = waiting
+
+    def _finish(self) -> None:
+        """Stop: release the hints of open sessions, leave the spool for the next publisher."""
+        delivered = self.mode == UP
+        if delivered and self._client is not None:
+            try:
+                self._hints.release(self._client)
+            except (redis.RedisError, OSError):
+                pass
+        if self._spool is not None:
+            delivered = delivered and self._spool.empty
+            self._spool.close()
+        for marker in self._parked:
+            marker.resolve(False)
+        if self._client is not None:
+            self._client.close()
+        if self._stop is not None:
+            self._stop.resolve(delivered)
+
+
+def _connect(settings: ProducerSettings) -> redis.Redis:
+    # No client-side retries: a retried script call after a timeout would be sent twice, and the
+    # sender has its own recovery (the spool) that keeps order.
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.socket_timeout,
+        socket_connect_timeout=settings.connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

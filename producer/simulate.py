@@ -1,0 +1,314 @@
+"""Realistic agent activity, for the demo, the benchmarks and the tests.
+
+:func:`agent_calls` is a pure generator of Publisher calls ``(method, kwargs)`` with causally
+coherent histories: per session, session.started, then rounds (round.started; tool.started and
+tool.completed inside; sometimes round.compressed; round.completed with usage), message counts,
+awaiting marks, then session.completed (some error, cancelled or awaiting_response); forwards
+(started, then completed) on their own; now and then a sync.mismatch. Several sessions of one
+agent interleave. :func:`agent_events` turns the calls into contract events (no Redis needed);
+:func:`run` drives Publishers from N threads or processes at a given rate.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from contract import codec
+from contract.events import Event
+from contract.keys import Keys
+from producer.publisher import Publisher
+from producer.settings import ProducerSettings
+from producer.wire import WIRE_TYPES, Encoder
+
+Call = tuple[str, dict[str, Any]]
+
+MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "claude-haiku-4", "gemini-2.5-pro", "llama-3.3-70b")
+TOOLS = ("read_file", "write_file", "edit_file", "bash", "grep", "glob", "web_fetch", "web_search",
+         "list_dir", "python", "sql_query", "ask_user")
+ENDPOINTS = ("/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/embeddings")
+TOOL_ERRORS = ("FileNotFoundError: [Errno 2] No such file or directory: 'src/app.py'",
+               "TimeoutError: command timed out after 120 s", "PermissionError: [Errno 13] Permission denied",
+               "HTTPError: 404 Not Found", "exit status 1: tests failed")
+ROUND_ERRORS = ("RateLimitError: 429 Too Many Requests", "APIError: 500 Internal Server Error",
+                "ContextWindowExceeded: prompt is 201,334 tokens, limit 200,000")
+MISMATCHES = ("message_count differs from the agent's transcript", "round missing in the upstream log",
+              "usage totals differ from the provider's invoice")
+
+#: Publisher method -> contract event type, for the calls that are events.
+EVENT_TYPE_OF: dict[str, str] = {w.type.replace(".", "_"): w.type for w in WIRE_TYPES}
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def session_calls(rng: random.Random) -> Iterator[Call]:
+    """One session's calls, start to completion."""
+    session_id, model = _uuid(rng), rng.choice(MODELS)
+    fate = rng.random()
+    status = "error" if fate < 0.05 else "cancelled" if fate < 0.08 else "awaiting" if fate < 0.28 else "completed"
+    yield "session_started", {"session_id": session_id, "model": model}
+    rounds = rng.randint(1, 8)
+    messages = 1
+    for index in range(rounds):
+        last = index == rounds - 1
+        yield from _round(rng, session_id, model, "error" if last and status == "error"
+                          else "cancelled" if last and status == "cancelled" else None)
+        messages += 2
+        yield "session_message_count", {"session_id": session_id, "message_count": messages}
+        if status == "awaiting" and index == rounds // 2 and not last:
+            yield "session_awaiting", {"session_id": session_id}  # asks; the user answers later
+            yield "session_resumed", {"session_id": session_id}
+    if status == "awaiting":
+        yield "session_awaiting", {"session_id": session_id}
+    final = {"awaiting": "awaiting_response"}.get(status, status)
+    yield "session_completed", {"session_id": session_id, "status": final}
+
+
+def _round(rng: random.Random, session_id: str, model: str, outcome: str | None) -> Iterator[Call]:
+    round_id = _uuid(rng)
+    yield "round_started", {"round_id": round_id, "session_id": session_id, "model": model}
+    tools = rng.choices((0, 1, 2, 3, 4), weights=(25, 35, 20, 12, 8))[0]
+    for _ in range(tools):
+        call_id, ok = _uuid(rng), rng.random() > 0.08
+        yield "tool_started", {"tool_call_id": call_id, "round_id": round_id, "session_id": session_id,
+                               "tool_name": rng.choice(TOOLS)}
+        yield "tool_completed", {"tool_call_id": call_id, "round_id": round_id, "session_id": session_id,
+                                 "success": ok, "error": None if ok else rng.choice(TOOL_ERRORS)}
+    if rng.random() < 0.1:
+        yield "round_compressed", {"round_id": round_id, "session_id": session_id,
+                                   "tokens_saved": rng.randint(2_000, 80_000)}
+    status = outcome or ("error" if rng.random() < 0.03 else "success")
+    prompt, completion = rng.randint(800, 120_000), rng.randint(0 if status != "success" else 20, 4_000)
+    yield "round_completed", {
+        "round_id": round_id, "session_id": session_id, "status": status,
+        "usage": (prompt, completion, prompt + completion),
+        "prompt_cached_tool_outputs": rng.randint(0, tools),
+        "error": rng.choice(ROUND_ERRORS) if status == "error" else None,
+    }
+
+
+def forward_calls(rng: random.Random) -> Iterator[Call]:
+    forward_id, is_stream = _uuid(rng), rng.random() < 0.7
+    yield "forward_started", {"forward_id": forward_id, "endpoint": rng.choice(ENDPOINTS),
+                              "model": rng.choice(MODELS), "is_stream": is_stream}
+    fate = rng.random()
+    if fate < 0.04:
+        yield "forward_completed", {"forward_id": forward_id, "status": "timeout", "status_code": None,
+                                    "usage": None, "error": "ReadTimeout: upstream did not answer in 60 s"}
+    elif fate < 0.1:
+        code = rng.choice((400, 429, 500, 502, 503))
+        yield "forward_completed", {"forward_id": forward_id, "status": "error", "status_code": code,
+                                    "usage": None, "error": f"upstream answered {code}"}
+    else:
+        prompt, completion = rng.randint(100, 50_000), rng.randint(1, 4_000)
+        yield "forward_completed", {"forward_id": forward_id, "status": "success", "status_code": 200,
+                                    "usage": (prompt, completion, prompt + completion), "error": None}
+
+
+def agent_calls(
+    rng: random.Random, sessions: int, concurrency: int = 3, stop: Callable[[], bool] | None = None
+) -> Iterator[Call]:
+    """One agent's calls for ``sessions`` sessions, up to ``concurrency`` of them interleaved,
+    with about one forward per session and a sync.mismatch about every 500 calls. Once ``stop()``
+    is true no new session starts; those in flight run to their end."""
+    live: list[Iterator[Call]] = []
+    started = 0
+    while live or started < sessions:
+        if stop is not None and started < sessions and stop():
+            sessions = started
+        while started < sessions and len(live) < concurrency:
+            live.append(session_calls(rng))
+            started += 1
+            if rng.random() < 0.9:
+                live.append(forward_calls(rng))
+        if rng.random() < 0.002:
+            yield "sync_mismatch", {"reason": rng.choice(MISMATCHES)}
+        current = rng.randrange(len(live))
+        call = next(live[current], None)
+        if call is None:
+            live.pop(current)
+        else:
+            yield call
+
+
+def agent_events(
+    rng: random.Random, sessions: int, concurrency: int = 3, start: datetime | None = None
+) -> Iterator[Event]:
+    """Contract events for :func:`agent_calls`, with UUIDv7 ids and times ~50 ms apart."""
+    now = start or datetime.now(timezone.utc)
+    ids = Encoder(Keys(), random.Random(rng.getrandbits(64)))
+    for method, kwargs in agent_calls(rng, sessions, concurrency):
+        event_type = EVENT_TYPE_OF.get(method)
+        if event_type is None:
+            continue  # a liveness hint, not an event
+        now += timedelta(microseconds=int(rng.expovariate(1 / 50_000)) + 1)
+        data = {"type": event_type, **kwargs}
+        for name in ("usage",):
+            if isinstance(data.get(name), tuple):
+                prompt, completion, total = data[name]
+                data[name] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+        stamp = int(now.timestamp() * 1_000_000) * 1000
+        yield codec.validate({**data, "event_id": ids.uuid7(stamp), "occurred_at": now})
+
+
+# -- driving publishers ---------------------------------------------------------------------
+
+
+@dataclass
+class Totals:
+    events: int = 0
+    sessions: int = 0
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: Totals) -> None:
+        self.events += other.events
+        self.sessions += other.sessions
+        for name, value in other.stats.items():
+            if isinstance(value, int):
+                self.stats[name] = self.stats.get(name, 0) + value
+
+
+def drive(
+    publisher: Publisher,
+    calls: Iterator[Call],
+    rate: float = 0.0,
+    progress: Callable[[int], None] | None = None,
+) -> Totals:
+    """Make the calls on ``publisher`` at ``rate`` events/s (0: as fast as the sender keeps up:
+    a simulation waits for the queue rather than overflow it)."""
+    totals = Totals()
+    started = time.monotonic()
+    pending = 0
+    high_water = publisher.settings.queue_size // 2
+    for method, kwargs in calls:
+        getattr(publisher, method)(**kwargs)
+        if method == "session_completed":
+            totals.sessions += 1
+        if method in EVENT_TYPE_OF:
+            totals.events += 1
+            pending += 1
+            if pending >= 256:
+                if progress:
+                    progress(pending)
+                pending = 0
+                while publisher.queued > high_water:
+                    time.sleep(0.001)
+                if rate > 0:
+                    ahead = started + totals.events / rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+    if progress and pending:
+        progress(pending)
+    return totals
+
+
+def _agent(
+    settings: ProducerSettings, seed: int, sessions: int, rate: float, deadline: float | None,
+    publisher: Publisher | None, progress: Callable[[int], None] | None,
+) -> Totals:
+    own = publisher is None
+    pub = publisher or Publisher(settings)
+
+    def stop() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
+
+    try:
+        return drive(pub, agent_calls(random.Random(seed), sessions, stop=stop), rate, progress)
+    finally:
+        if own:
+            pub.close(30)
+
+
+def _process_main(
+    settings: ProducerSettings, seed: int, sessions: int, rate: float, duration: float | None,
+    counter: Any, results: Any,
+) -> None:
+    deadline = time.monotonic() + duration if duration else None
+
+    def progress(n: int) -> None:
+        with counter.get_lock():
+            counter.value += n
+
+    pub = Publisher(settings)
+    totals = _agent(settings, seed, sessions, rate, deadline, pub, progress)
+    pub.close(30)
+    totals.stats = {k: v for k, v in pub.stats().items() if isinstance(v, int)}
+    results.put(totals)
+
+
+def run(
+    settings: ProducerSettings,
+    agents: int,
+    sessions: int,
+    rate: float = 0.0,
+    duration: float | None = None,
+    seed: int | None = None,
+    processes: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Totals:
+    """Run ``agents`` simulated agents of ``sessions`` sessions each, ``rate`` events/s in total
+    (0: unlimited), for at most ``duration`` seconds. Threads share one Publisher (one agent
+    process); processes have one each."""
+    seed = random.randrange(2**32) if seed is None else seed
+    per_agent = rate / agents if rate > 0 else 0.0
+    if processes:
+        return _run_processes(settings, agents, sessions, per_agent, duration, seed, progress)
+    deadline = time.monotonic() + duration if duration else None
+    pub = Publisher(settings)
+    totals = Totals()
+    lock = threading.Lock()
+
+    def agent(index: int) -> None:
+        result = _agent(settings, seed + index, sessions, per_agent, deadline, pub, progress)
+        with lock:
+            totals.merge(result)
+
+    threads = [threading.Thread(target=agent, args=(i,), name=f"agent-{i}") for i in range(agents)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pub.close(30)
+    totals.stats = {k: v for k, v in pub.stats().items() if isinstance(v, int)}
+    return totals
+
+
+def _run_processes(
+    settings: ProducerSettings, agents: int, sessions: int, rate: float, duration: float | None,
+    seed: int, progress: Callable[[int], None] | None,
+) -> Totals:
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("q", 0)
+    results = context.Queue()
+    children = [
+        context.Process(target=_process_main, args=(settings, seed + i, sessions, rate, duration, counter, results))
+        for i in range(agents)
+    ]
+    for child in children:
+        child.start()
+    totals, reported, done = Totals(), 0, 0
+    while done < agents:
+        try:
+            totals.merge(results.get(timeout=0.2))
+            done += 1
+        except Exception:  # queue.Empty; a child that died shows in its exit code below
+            if all(not c.is_alive() for c in children) and results.empty():
+                break
+        if progress:
+            value = counter.value
+            progress(value - reported)
+            reported = value
+    for child in children:
+        child.join()
+    if progress:
+        progress(counter.value - reported)
+    return totals

@@ -1,0 +1,69 @@
+"""Unit: wrong arguments raise a ValueError that names the argument; nothing is enqueued."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.producer.test_wire import SAMPLES, Capture
+from tests.producer.conftest import quick_settings
+
+BAD: list[tuple[str, str, Any]] = [
+    ("session_started", "session_id", 42),
+    ("session_started", "session_id", ""),
+    ("session_started", "session_id", "x" * 129),
+    ("session_started", "model", "nul\x00"),
+    ("session_message_count", "message_count", -1),
+    ("session_message_count", "message_count", True),
+    ("session_message_count", "message_count", 2**63),
+    ("session_completed", "status", "done"),
+    ("round_started", "round_id", None),
+    ("round_completed", "status", "ok"),
+    ("round_completed", "usage", {"prompt_tokens": 1}),
+    ("round_completed", "usage", (1, "2")),
+    ("round_completed", "usage", 12),
+    ("round_completed", "prompt_cached_tool_outputs", 1.5),
+    ("round_completed", "error", "e" * 16_385),
+    ("round_compressed", "tokens_saved", "100"),
+    ("tool_started", "tool_name", b"read_file"),
+    ("tool_completed", "success", 1),
+    ("forward_started", "is_stream", "yes"),
+    ("forward_completed", "status_code", 99),
+    ("forward_completed", "status", "ok"),
+    ("sync_mismatch", "reason", "r" * 257),
+]
+
+
+@pytest.mark.parametrize(("method", "argument", "value"), BAD)
+def test_wrong_argument_is_a_value_error_naming_it(tmp_path: Path, method: str, argument: str, value: Any) -> None:
+    capture = Capture(quick_settings(spool_dir=tmp_path))
+    with pytest.raises(ValueError, match=rf"^{argument}(\.\w+)?: must be "):
+        getattr(capture, method)(**{**SAMPLES[method], argument: value})
+    assert capture.items == []
+
+
+def test_given_metadata_is_checked(tmp_path: Path) -> None:
+    capture = Capture(quick_settings(spool_dir=tmp_path))
+    with pytest.raises(ValueError, match="^occurred_at: must be a timezone-aware datetime"):
+        capture.sync_mismatch("r", occurred_at=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="^event_id: must be"):
+        capture.sync_mismatch("r", event_id="")
+    with pytest.raises(ValueError, match="^event: must be a contract event"):
+        capture.publish({"type": "sync.mismatch"})
+    assert capture.items == []
+
+
+def test_lifecycle_helpers_check_what_they_are_given(tmp_path: Path) -> None:
+    capture = Capture(quick_settings(spool_dir=tmp_path))
+    with pytest.raises(ValueError, match="^model: must be"):
+        capture.session("")
+    with capture.session("m") as session, session.round() as round_:
+        with pytest.raises(ValueError, match="^usage.prompt_tokens: must be"):
+            round_.usage(-1, 0)
+        with pytest.raises(ValueError, match="^tool_name: must be"):
+            round_.tool("")
+    with pytest.raises(ValueError, match="^status_code: must be"):
+        capture.forward("/e", "m").complete(600)
