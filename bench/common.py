@@ -1,0 +1,78 @@
+"""Shared plumbing for the benchmarks: fresh schemas, realistic events, timing, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import statistics
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+
+from contract.events import Event
+from worker.schema import apply_schema
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def with_search_path(url: str, schema: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+@contextmanager
+def fresh_schema(prefix: str = "bench") -> Iterator[str]:
+    """A new schema with the tables; yields a URL whose connections use it; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(DATABASE_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{name}"')
+    url = with_search_path(DATABASE_URL, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        apply_schema(conn)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(DATABASE_URL, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def realistic_events(n: int, seed: int = 1) -> list[Event]:
+    """About ``n`` events of the simulator's mix (sessions, rounds, tools, compressions, forwards)."""
+    from producer.simulate import agent_events
+
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    out: list[Event] = []
+    for ev in agent_events(rng, sessions=max(1, n // 25), concurrency=8, start=start):
+        out.append(ev)
+        if len(out) >= n:
+            break
+    return out
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> dict[str, Any]:
+    with psycopg.connect(DATABASE_URL) as conn:
+        pg = conn.execute("SHOW server_version").fetchone()[0]
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "postgres": pg,
+            "platform": platform.platform()}
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=2, default=str) + "\n")
+    return path

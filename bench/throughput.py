@@ -1,0 +1,222 @@
+"""Throughput, cost growth and memory of the workers, with the naive baseline and the COPY ceiling
+measured in the same run.
+
+    python -m bench.throughput [--events 100000] [--runs 3] [--workers 1 2 4]
+
+Prints a table and writes bench/results/throughput.json. Uses DATABASE_URL / REDIS_URL (default:
+the local servers); every measurement gets its own schema and stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import redis
+from tqdm import tqdm
+
+from bench.common import REDIS_URL, fresh_schema, median, realistic_events, write_result
+from bench.naive import apply_all_naively
+from contract.codec import STREAM_FIELD, encode
+from contract.events import Event, RoundCompleted, RoundStarted, TokenUsage, ToolCompleted, ToolStarted
+from worker.apply import apply_events
+
+
+def copy_ceiling(rows: int = 100_000, per_commit: int = 1000) -> float:
+    """Raw binary COPY of round-sized rows, 1000 per commit: what PostgreSQL here can take at most."""
+    with fresh_schema("ceiling") as url, psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE copy_target (round_id text PRIMARY KEY, session_id text, model text, "
+                     "started_at timestamptz, prompt_tokens bigint, completion_tokens bigint, total_tokens bigint)")
+        conn.commit()
+        now = time.time()
+        from datetime import datetime, timezone
+
+        stamp = datetime.fromtimestamp(now, timezone.utc)
+        started = time.perf_counter()
+        for base in range(0, rows, per_commit):
+            with conn.cursor() as cur, cur.copy(
+                "COPY copy_target FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["text", "text", "text", "timestamptz", "int8", "int8", "int8"])
+                for i in range(base, base + per_commit):
+                    copy.write_row((f"round-{i}", f"session-{i // 20}", "gpt-4o", stamp, i, i, 2 * i))
+            conn.commit()
+        return rows / (time.perf_counter() - started)
+
+
+def naive_rate(events: list[Event], sample: int) -> float:
+    with fresh_schema("naive") as url:
+        subset = _closed_subset(events, sample)
+        started = time.perf_counter()
+        apply_all_naively(url, subset)
+        return len(subset) / (time.perf_counter() - started)
+
+
+def _closed_subset(events: list[Event], n: int) -> list[Event]:
+    """The first sessions' and forwards' events whole (the seed's SQL needs a start before a completion)."""
+    return sorted(events[:n], key=lambda e: e.order_key)
+
+
+def _group_state(client: redis.Redis, stream: str, group: str) -> tuple[int, int, int]:
+    for info in client.xinfo_groups(stream):
+        if info["name"] == group.encode():
+            return int(info.get("entries-read") or 0), int(info.get("lag") or 0), int(info["pending"])
+    return 0, 1, 0
+
+
+def pipeline_rate(payloads: list[bytes], workers: int) -> dict[str, float]:
+    """Events/s drained by ``workers`` worker processes from a stream holding every payload.
+    Timed from the first delivery to the last ack, so process start-up is not counted."""
+    client = redis.Redis.from_url(REDIS_URL)
+    stream = f"bench:{uuid.uuid4().hex[:8]}:events"
+    group = "bench"
+    try:
+        pipe = client.pipeline(transaction=False)
+        for i, raw in enumerate(payloads, 1):
+            pipe.xadd(stream, {STREAM_FIELD: raw})
+            if i % 2000 == 0:
+                pipe.execute()
+        pipe.execute()
+        client.xgroup_create(stream, group, id="0")
+        with fresh_schema("pipe") as url:
+            env = dict(os.environ, DATABASE_URL=url, REDIS_URL=REDIS_URL, METRICS_STREAM=stream,
+                       METRICS_GROUP=group)
+            procs = [subprocess.Popen([sys.executable, "-m", "worker.cli", "run", "--burst", "--consumer", f"b{i}"],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for i in range(workers)]
+            peak_rss = 0
+            while _group_state(client, stream, group)[0] == 0:
+                time.sleep(0.002)
+            started = time.perf_counter()
+            while any(p.poll() is None for p in procs):
+                for p in procs:
+                    peak_rss = max(peak_rss, _rss_mb(p.pid))
+                read, lag, pending = _group_state(client, stream, group)
+                if lag == 0 and pending == 0 and read >= len(payloads):
+                    break
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - started
+            for p in procs:
+                if p.wait(timeout=60) != 0:
+                    raise RuntimeError(f"worker exited with {p.returncode}")
+        return {"events_per_s": len(payloads) / elapsed, "peak_rss_mb": peak_rss}
+    finally:
+        client.delete(stream)
+        client.close()
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def growth_cost(rounds_before: int, new_rounds: int = 750) -> float:
+    """Microseconds per event applying rounds (start, tool call, completion) to one session that
+    already holds ``rounds_before`` rounds."""
+    from datetime import datetime, timezone
+
+    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    with fresh_schema("growth") as url, psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO session_metrics (session_id, model, started_at, updated_at, total_rounds, total_tokens) "
+            "VALUES ('big', 'm', %s, %s, %s, %s)", (t0, t0, rounds_before, 3 * rounds_before))
+        conn.execute(
+            "INSERT INTO round_metrics (round_id, session_id, model, started_at, status, total_tokens) "
+            "SELECT 'old-' || g, 'big', 'm', %s, 'success', 3 FROM generate_series(1, %s) g", (t0, rounds_before))
+        conn.execute("ANALYZE")
+        events: list[Event] = []
+        for i in range(new_rounds):
+            at = t0 + timedelta(seconds=i)
+            rid, tid = f"new-{i}", f"tool-{i}"
+            events += [
+                RoundStarted(event_id=f"a{i}", occurred_at=at, round_id=rid, session_id="big", model="m"),
+                ToolStarted(event_id=f"b{i}", occurred_at=at, tool_call_id=tid, round_id=rid, session_id="big",
+                            tool_name="bash"),
+                ToolCompleted(event_id=f"c{i}", occurred_at=at, tool_call_id=tid, round_id=rid, session_id="big",
+                              success=True),
+                RoundCompleted(event_id=f"d{i}", occurred_at=at, round_id=rid, session_id="big", status="success",
+                               usage=TokenUsage(prompt_tokens=1, completion_tokens=2, total_tokens=3)),
+            ]
+        started = time.perf_counter()
+        for i in range(0, len(events), 1000):
+            apply_events(conn, events[i:i + 1000])
+        elapsed = time.perf_counter() - started
+        total = conn.execute("SELECT total_rounds FROM session_metrics WHERE session_id = 'big'").fetchone()[0]
+        assert total == rounds_before + new_rounds, total
+        return elapsed / len(events) * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--naive-sample", type=int, default=1500)
+    args = parser.parse_args(argv)
+
+    events = realistic_events(args.events)
+    payloads = [encode(ev) for ev in events]
+    steps = args.runs * (1 + len(args.workers)) + 1 + 3 * args.runs
+    bar = tqdm(total=steps, desc="benchmark", unit="step", file=sys.stderr)
+    ceilings, naive, pipes, growth = [], [], {w: [] for w in args.workers}, {k: [] for k in (10, 1000, 10_000)}
+    rss: dict[int, float] = {}
+    for _ in range(args.runs):
+        ceilings.append(copy_ceiling())
+        bar.update()
+        for w in args.workers:
+            result = pipeline_rate(payloads, w)
+            pipes[w].append(result["events_per_s"])
+            rss[w] = max(rss.get(w, 0.0), result["peak_rss_mb"])
+            bar.update()
+        for k in growth:
+            growth[k].append(growth_cost(k))
+            bar.update()
+    naive.append(naive_rate(events, args.naive_sample))
+    bar.update()
+    bar.close()
+
+    ceiling = median(ceilings)
+    naive_eps = median(naive)
+    rows: list[tuple[str, str, str]] = [
+        ("raw binary COPY ceiling (rows/s)", f"{ceiling:,.0f}", "1.00 of ceiling"),
+        ("naive seed port (events/s)", f"{naive_eps:,.0f}", f"{naive_eps / ceiling:.4f} of ceiling"),
+    ]
+    one = median(pipes[args.workers[0]])
+    for w in args.workers:
+        eps = median(pipes[w])
+        rows.append((f"{w} worker(s), end to end (events/s)", f"{eps:,.0f}",
+                     f"{eps / ceiling:.2f} of ceiling, {eps / one:.2f}x one worker, {eps / naive_eps:,.0f}x naive, "
+                     f"peak RSS {rss[w]:.0f} MB/worker"))
+    base = median(growth[10])
+    for k in growth:
+        rows.append((f"apply cost, session with {k:,} rounds (us/event)", f"{median(growth[k]):.1f}",
+                     f"{median(growth[k]) / base:.2f}x the 10-round cost"))
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{args.events:,} events of the simulator's mix, median of {args.runs} runs\n")
+    for name, value, ratio in rows:
+        print(f"{name:<{width}}  {value:>10}  {ratio}")
+    data: dict[str, Any] = {
+        "events": args.events, "runs": args.runs, "copy_ceiling_rows_per_s": ceilings,
+        "naive_events_per_s": naive, "workers_events_per_s": pipes, "peak_rss_mb": rss,
+        "growth_us_per_event": growth,
+        "summary": {name: {"value": value, "ratio": ratio} for name, value, ratio in rows},
+    }
+    print(f"\nwritten {write_result('throughput', data)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
