@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS session_metrics (
 
 CREATE TABLE IF NOT EXISTS round_metrics (
     round_id                   text PRIMARY KEY,
-    session_id                 text,              -- NULL only inside the applying transaction
+    session_id                 text NOT NULL,
     model                      text,
     started_at                 timestamptz,
     completed_at               timestamptz,
@@ -56,8 +56,8 @@ CREATE TABLE IF NOT EXISTS round_metrics (
 
 CREATE TABLE IF NOT EXISTS tool_call_metrics (
     tool_call_id               text PRIMARY KEY,
-    round_id                   text,              -- NULL only inside the applying transaction
-    session_id                 text,
+    round_id                   text NOT NULL,
+    session_id                 text NOT NULL,
     tool_name                  text,
     started_at                 timestamptz,
     completed_at               timestamptz,

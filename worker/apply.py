@@ -40,7 +40,7 @@ def apply_events(conn: psycopg.Connection[Any], events: Sequence[Event]) -> Appl
     """
     p = plan(events)
     try:
-        with conn.transaction(), conn.pipeline():
+        with conn.transaction():
             _execute(conn, p)
     except psycopg.Error as exc:
         raise translate(exc) from exc
@@ -57,16 +57,24 @@ def apply_events(conn: psycopg.Connection[Any], events: Sequence[Event]) -> Appl
 def _execute(conn: psycopg.Connection[Any], p: Plan) -> None:
     cur = conn.cursor()
     # Lock order: rounds, tool calls, counter events and mismatch rows, forwards, sessions.
+    fresh_rounds: set[str] = set()
+    fresh_tools: set[str] = set()
     if p.rounds:
-        cur.execute(sql.LOCK_ROUNDS, {"ids": sorted(p.rounds)})
+        cur.execute(sql.INSERT_OR_LOCK_ROUNDS, _columns(_sorted(p.rounds), _ROUND_COLUMNS))
+        fresh_rounds = {key for (key,) in cur.fetchall()}
     if p.tools:
-        cur.execute(sql.LOCK_TOOLS, {"ids": sorted(p.tools)})
+        cur.execute(sql.INSERT_OR_LOCK_TOOLS, _columns(_sorted(p.tools), _TOOL_COLUMNS))
+        fresh_tools = {key for (key,) in cur.fetchall()}
     if p.mismatches:
-        cur.execute(sql.APPLY_MISMATCHES, _mismatch_params(p))
+        cur.execute(sql.APPLY_MISMATCHES, _columns(p.mismatches.values(), _MISMATCH_COLUMNS))
     if p.forwards:
-        cur.execute(sql.APPLY_FORWARDS, _forward_params(p))
+        cur.execute(sql.APPLY_FORWARDS, _columns(p.forwards.values(), _FORWARD_COLUMNS))
     if p.sessions or p.rounds or p.tools:
-        cur.execute(sql.APPLY_ROUNDS_TOOLS_SESSIONS, _main_params(p))
+        cur.execute(sql.APPLY_ROUNDS_TOOLS_SESSIONS, _main_params(p, fresh_rounds, fresh_tools))
+
+
+def _sorted(rows: dict[str, Any]) -> list[Any]:
+    return [rows[key] for key in sorted(rows)]
 
 
 def _columns(rows: Any, names: Sequence[str], prefix: str = "") -> dict[str, list[Any]]:
@@ -94,17 +102,33 @@ _FORWARD_COLUMNS = (
 )
 
 
-def _main_params(p: Plan) -> dict[str, list[Any]]:
-    params = _columns(p.rounds.values(), _ROUND_COLUMNS, "r_")
+def _main_params(p: Plan, fresh_rounds: set[str], fresh_tools: set[str]) -> dict[str, list[Any]]:
+    """Rounds and tools that existed are merged in SQL; rows just inserted are complete already,
+    and only their contributions to their sessions travel, summed here per session. A new round
+    with compressions still goes to SQL, which counts each compression once."""
+    compressed = {c.round_id for c in p.compressions.values()}
+    rounds = [r for r in p.rounds.values() if r.round_id not in fresh_rounds or r.round_id in compressed]
+    params = _columns(rounds, _ROUND_COLUMNS, "r_")
+    params["r_fresh"] = [r.round_id in fresh_rounds for r in rounds]
     params.update(_columns(p.compressions.values(), ("event_id", "round_id", "tokens_saved"), "c_"))
-    params.update(_columns(p.tools.values(), _TOOL_COLUMNS, "t_"))
+    params.update(_columns([t for t in p.tools.values() if t.tool_call_id not in fresh_tools], _TOOL_COLUMNS, "t_"))
     params.update(_columns(p.sessions.values(), _SESSION_COLUMNS, "s_"))
+    fresh: dict[str, list[int]] = {}
+    for key in fresh_rounds - compressed:
+        r = p.rounds[key]
+        d = fresh.setdefault(r.session_id, [0] * 8)
+        d[0] += 1
+        d[1] += r.prompt_tokens or 0
+        d[2] += r.completion_tokens or 0
+        d[3] += r.total_tokens or 0
+        d[4] += r.prompt_cached_tool_outputs or 0
+    for key in fresh_tools:
+        fresh.setdefault(p.tools[key].session_id, [0] * 8)[7] += 1
+    params["f_session_id"] = list(fresh)
+    for i, name in enumerate(("rounds", "prompt_tokens", "completion_tokens", "total_tokens", "pcto",
+                              "compressions", "tokens_saved", "tools")):
+        params[f"f_{name}"] = [d[i] for d in fresh.values()]
     return params
 
 
-def _forward_params(p: Plan) -> dict[str, list[Any]]:
-    return _columns(p.forwards.values(), _FORWARD_COLUMNS)
-
-
-def _mismatch_params(p: Plan) -> dict[str, list[Any]]:
-    return _columns(p.mismatches.values(), ("event_id", "reason", "mismatch_date", "occurred_at"))
+_MISMATCH_COLUMNS = ("event_id", "reason", "mismatch_date", "occurred_at")

@@ -3,18 +3,20 @@
 One transaction per batch runs these in this order, and every statement takes its row locks in
 key order, so concurrent workers always lock in one global order and cannot deadlock:
 
-1. LOCK_ROUNDS, LOCK_TOOLS: make sure every touched round / tool call row exists (as a stub if
-   need be) and lock it, without writing existing rows (``DO UPDATE ... WHERE false`` locks).
-   Holding these locks, the later statements see the latest committed version of those rows:
-   under READ COMMITTED each statement takes a fresh snapshot.
+1. INSERT_OR_LOCK_ROUNDS, INSERT_OR_LOCK_TOOLS: insert the rows that do not exist yet, complete,
+   and lock the ones that do, without writing them (``DO UPDATE ... WHERE false`` locks). They
+   return the inserted keys; the client adds those rows' contributions to their sessions itself.
+   Holding these locks, the later statements see the latest committed version of the other
+   rows: under READ COMMITTED each statement takes a fresh snapshot.
 2. APPLY_MISMATCHES: count each sync.mismatch once (its event_id is recorded in
    applied_counter_events in the same statement) into (reason, UTC date).
 3. APPLY_FORWARDS: one upsert; the merge is in the ON CONFLICT clause, which always sees the
    latest row version.
-4. APPLY_ROUNDS_TOOLS_SESSIONS: merge rounds and tool calls, compute each session's aggregate
-   delta as (new row values - old row values) of exactly the rows changed here, then upsert
-   sessions with their own events merged in and the deltas added. A delta counts only what
-   this statement changed, so a redelivered batch adds nothing, and ``x = x + delta`` needs no
+4. APPLY_ROUNDS_TOOLS_SESSIONS: merge the batch into the rounds and tool calls that existed,
+   compute each session's aggregate delta as (new row values - old row values) of exactly the
+   rows changed here, plus the contributions of the rows inserted in step 1, then upsert sessions
+   with their own events merged in and the deltas added. A delta counts only what this
+   transaction changed, so a redelivered batch adds nothing, and ``x = x + delta`` needs no
    recompute of the session's rounds: the cost per event does not grow with the session.
 
 Order keys (``*_version``) compare byte-wise (COLLATE "C"); see contract/events.py.
@@ -22,16 +24,39 @@ Order keys (``*_version``) compare byte-wise (COLLATE "C"); see contract/events.
 
 from __future__ import annotations
 
-LOCK_ROUNDS = """
-INSERT INTO round_metrics AS r (round_id)
-SELECT k FROM unnest(%(ids)b::text[]) AS k ORDER BY k
+# Inserts the rounds that do not exist yet, complete, and locks the ones that do without writing
+# them (a DO UPDATE whose WHERE is false still locks). RETURNING yields only the inserted ones.
+INSERT_OR_LOCK_ROUNDS = """
+INSERT INTO round_metrics AS r (
+    round_id, session_id, start_version, model, started_at, completion_version, completed_at, status,
+    prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error)
+SELECT t.round_id, t.session_id, t.start_version, t.model, t.started_at, t.completion_version, t.completed_at,
+       COALESCE(t.status, 'running'), COALESCE(t.prompt_tokens, 0), COALESCE(t.completion_tokens, 0),
+       COALESCE(t.total_tokens, 0), COALESCE(t.prompt_cached_tool_outputs, 0), t.error
+FROM unnest(%(round_id)b::text[], %(session_id)b::text[], %(start_version)b::text[], %(model)b::text[],
+            %(started_at)b::timestamptz[], %(completion_version)b::text[], %(completed_at)b::timestamptz[],
+            %(status)b::text[], %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[], %(total_tokens)b::int8[],
+            %(prompt_cached_tool_outputs)b::int8[], %(error)b::text[])
+    AS t(round_id, session_id, start_version, model, started_at, completion_version, completed_at, status,
+         prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error)
+ORDER BY t.round_id
 ON CONFLICT (round_id) DO UPDATE SET round_id = EXCLUDED.round_id WHERE false
+RETURNING round_id
 """
 
-LOCK_TOOLS = """
-INSERT INTO tool_call_metrics AS t (tool_call_id)
-SELECT k FROM unnest(%(ids)b::text[]) AS k ORDER BY k
+INSERT_OR_LOCK_TOOLS = """
+INSERT INTO tool_call_metrics AS tc (
+    tool_call_id, round_id, session_id, start_version, tool_name, started_at, completion_version,
+    completed_at, success, error)
+SELECT * FROM unnest(%(tool_call_id)b::text[], %(round_id)b::text[], %(session_id)b::text[],
+                     %(start_version)b::text[], %(tool_name)b::text[], %(started_at)b::timestamptz[],
+                     %(completion_version)b::text[], %(completed_at)b::timestamptz[], %(success)b::bool[],
+                     %(error)b::text[])
+    AS t(tool_call_id, round_id, session_id, start_version, tool_name, started_at, completion_version,
+         completed_at, success, error)
+ORDER BY tool_call_id
 ON CONFLICT (tool_call_id) DO UPDATE SET tool_call_id = EXCLUDED.tool_call_id WHERE false
+RETURNING tool_call_id
 """
 
 # The aggregate consumes every freshly recorded event_id before the first counter row is locked,
@@ -105,14 +130,14 @@ APPLY_ROUNDS_TOOLS_SESSIONS = """
 WITH ri AS (
     SELECT t.round_id, t.session_id, t.start_version COLLATE "C" AS start_version, t.model, t.started_at,
            t.completion_version COLLATE "C" AS completion_version, t.completed_at, t.status,
-           t.prompt_tokens, t.completion_tokens, t.total_tokens, t.prompt_cached_tool_outputs, t.error
+           t.prompt_tokens, t.completion_tokens, t.total_tokens, t.prompt_cached_tool_outputs, t.error, t.fresh
     FROM unnest(%(r_round_id)b::text[], %(r_session_id)b::text[], %(r_start_version)b::text[],
                 %(r_model)b::text[], %(r_started_at)b::timestamptz[], %(r_completion_version)b::text[],
                 %(r_completed_at)b::timestamptz[], %(r_status)b::text[], %(r_prompt_tokens)b::int8[],
                 %(r_completion_tokens)b::int8[], %(r_total_tokens)b::int8[],
-                %(r_prompt_cached_tool_outputs)b::int8[], %(r_error)b::text[])
+                %(r_prompt_cached_tool_outputs)b::int8[], %(r_error)b::text[], %(r_fresh)b::bool[])
         AS t(round_id, session_id, start_version, model, started_at, completion_version, completed_at,
-             status, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error)
+             status, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error, fresh)
 ), ci AS (
     SELECT * FROM unnest(%(c_event_id)b::text[], %(c_round_id)b::text[], %(c_tokens_saved)b::int8[])
         AS t(event_id, round_id, tokens_saved)
@@ -137,10 +162,10 @@ WITH ri AS (
     FROM ri JOIN round_metrics o USING (round_id) LEFT JOIN comp USING (round_id)
 ), pr_changed AS (
     SELECT * FROM pr
-    WHERE take_start OR take_completion OR comp_n > 0 OR old_session_id IS NULL
+    WHERE take_start OR take_completion OR comp_n > 0
 ), new_r AS (
     UPDATE round_metrics r SET
-        session_id = CASE WHEN p.take_start THEN p.session_id ELSE COALESCE(r.session_id, p.session_id) END,
+        session_id = CASE WHEN p.take_start THEN p.session_id ELSE r.session_id END,
         start_version = CASE WHEN p.take_start THEN p.start_version ELSE r.start_version END,
         model = CASE WHEN p.take_start THEN p.model ELSE r.model END,
         started_at = CASE WHEN p.take_start THEN p.started_at ELSE r.started_at END,
@@ -175,11 +200,11 @@ WITH ri AS (
            ti.completion_version > COALESCE(o.completion_version, '') AS take_completion
     FROM ti JOIN tool_call_metrics o USING (tool_call_id)
 ), pt_changed AS (
-    SELECT * FROM pt WHERE take_start OR take_completion OR old_session_id IS NULL
+    SELECT * FROM pt WHERE take_start OR take_completion
 ), new_t AS (
     UPDATE tool_call_metrics t SET
-        round_id = CASE WHEN p.take_start THEN p.round_id ELSE COALESCE(t.round_id, p.round_id) END,
-        session_id = CASE WHEN p.take_start THEN p.session_id ELSE COALESCE(t.session_id, p.session_id) END,
+        round_id = CASE WHEN p.take_start THEN p.round_id ELSE t.round_id END,
+        session_id = CASE WHEN p.take_start THEN p.session_id ELSE t.session_id END,
         start_version = CASE WHEN p.take_start THEN p.start_version ELSE t.start_version END,
         tool_name = CASE WHEN p.take_start THEN p.tool_name ELSE t.tool_name END,
         started_at = CASE WHEN p.take_start THEN p.started_at ELSE t.started_at END,
@@ -202,11 +227,15 @@ WITH ri AS (
         UNION ALL
         SELECT old_session_id, -1, -old_prompt_tokens, -old_completion_tokens, -old_total_tokens,
                -old_pcto, -old_compression_count, -old_tokens_saved, 0
-        FROM pr_changed WHERE old_session_id IS NOT NULL
+        FROM pr_changed WHERE NOT fresh
         UNION ALL
         SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1 FROM new_t
         UNION ALL
-        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1 FROM pt_changed WHERE old_session_id IS NOT NULL
+        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1 FROM pt_changed
+        UNION ALL
+        SELECT * FROM unnest(%(f_session_id)b::text[], %(f_rounds)b::int8[], %(f_prompt_tokens)b::int8[],
+                             %(f_completion_tokens)b::int8[], %(f_total_tokens)b::int8[], %(f_pcto)b::int8[],
+                             %(f_compressions)b::int8[], %(f_tokens_saved)b::int8[], %(f_tools)b::int8[])
     ) AS d
     GROUP BY session_id
 ), si AS (
