@@ -1,0 +1,281 @@
+"""Retention: the seed's ``prune_rounds_before`` and the expiry of everything else that grows.
+
+What goes, each in bounded chunks (one short transaction per ``chunk_size`` rows, so pruning a
+year does not hold one giant transaction or lock the workers out):
+
+- rounds started before the cutoff, with their tool calls (the seed's ON DELETE CASCADE), then
+  the aggregates of the sessions they belonged to, and only those: the deleted rows'
+  contributions are subtracted (the seed recomputes every session; deltas give the same result
+  since the engine keeps aggregates equal to the sum of the children);
+- stub rounds (their start never arrived) of sessions idle since before the cutoff;
+- forwarded requests started before the cutoff, and stub forwards last touched before it;
+- stub sessions (no start ever arrived) last touched before the cutoff, once childless;
+- sync-mismatch counters of UTC dates before the cutoff's date;
+- ``applied_counter_events`` older than the dedupe window, and ``maintenance_runs`` before the cutoff.
+
+Sessions themselves are kept, as in the seed: a session outlives its pruned rounds, its
+aggregates then covering the rounds that remain. Its ``updated_at`` stays the time of its
+latest event.
+
+The dedupe window (``METRICS_DEDUPE_WINDOW``, default 14 days) must be longer than any
+redelivery can take: a round.compressed or sync.mismatch delivered again after its event_id
+expired here would be counted twice. Entries are redelivered within minutes (claim idle time x
+max deliveries) unless the workers are down; the window covers an outage of two weeks.
+
+Lock order is the engine's (rounds, tool calls, sessions, each in key order). Rows to delete
+are taken ``SKIP LOCKED`` (a row a worker holds is left for the next run, so those statements
+never wait); the only waits are for the tool calls of locked rounds and the sessions to adjust,
+both in key order, as the engine takes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import redis
+
+from contract.keys import Keys
+from worker.maintenance import in_transaction
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK = 1000
+
+# -- rounds ---------------------------------------------------------------------------------------
+# Oldest first along the started_at index; SKIP LOCKED means this never waits, so the order of
+# these locks does not matter for deadlocks.
+LOCK_OLD_ROUNDS = """
+SELECT round_id FROM round_metrics
+WHERE started_at < %(cutoff)s
+ORDER BY started_at, round_id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+LOCK_STUB_ROUNDS = """
+SELECT r.round_id FROM round_metrics r
+LEFT JOIN session_metrics s ON s.session_id = r.session_id
+WHERE r.started_at IS NULL AND COALESCE(s.updated_at, '-infinity') < %(cutoff)s
+ORDER BY r.round_id
+LIMIT %(limit)s
+FOR UPDATE OF r SKIP LOCKED
+"""
+
+LOCK_TOOLS_OF_ROUNDS = """
+SELECT tool_call_id FROM tool_call_metrics
+WHERE round_id = ANY(%(ids)b::text[])
+ORDER BY tool_call_id
+FOR UPDATE
+"""
+
+# Returns, per session, what the deleted rows contributed to its aggregates (a NULL session_id
+# group holds rows of no session, which contributed nothing).
+DELETE_ROUNDS_AND_TOOLS = """
+WITH dead_t AS (
+    DELETE FROM tool_call_metrics WHERE round_id = ANY(%(ids)b::text[])
+    RETURNING session_id
+), dead_r AS (
+    DELETE FROM round_metrics WHERE round_id = ANY(%(ids)b::text[])
+    RETURNING session_id, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
+              compression_count, tokens_saved
+)
+SELECT session_id, sum(rounds)::int8, sum(prompt_tokens)::int8, sum(completion_tokens)::int8,
+       sum(total_tokens)::int8, sum(pcto)::int8, sum(compressions)::int8, sum(tokens_saved)::int8,
+       sum(tools)::int8
+FROM (
+    SELECT session_id, 1 AS rounds, prompt_tokens, completion_tokens, total_tokens,
+           prompt_cached_tool_outputs AS pcto, compression_count AS compressions, tokens_saved, 0 AS tools
+    FROM dead_r
+    UNION ALL
+    SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1 FROM dead_t
+) AS d
+GROUP BY session_id
+"""
+
+LOCK_SESSIONS = """
+SELECT session_id FROM session_metrics
+WHERE session_id = ANY(%(ids)b::text[])
+ORDER BY session_id
+FOR UPDATE
+"""
+
+SUBTRACT_FROM_SESSIONS = """
+UPDATE session_metrics s SET
+    total_rounds = s.total_rounds - d.rounds,
+    prompt_tokens = s.prompt_tokens - d.prompt_tokens,
+    completion_tokens = s.completion_tokens - d.completion_tokens,
+    total_tokens = s.total_tokens - d.total_tokens,
+    prompt_cached_tool_outputs = s.prompt_cached_tool_outputs - d.pcto,
+    total_compression_events = s.total_compression_events - d.compressions,
+    total_tokens_saved = s.total_tokens_saved - d.tokens_saved,
+    tool_call_count = s.tool_call_count - d.tools
+FROM unnest(%(session_id)b::text[], %(rounds)b::int8[], %(prompt_tokens)b::int8[],
+            %(completion_tokens)b::int8[], %(total_tokens)b::int8[], %(pcto)b::int8[],
+            %(compressions)b::int8[], %(tokens_saved)b::int8[], %(tools)b::int8[])
+    AS d(session_id, rounds, prompt_tokens, completion_tokens, total_tokens, pcto, compressions,
+         tokens_saved, tools)
+WHERE s.session_id = d.session_id
+"""
+
+_DELTA_COLUMNS = ("session_id", "rounds", "prompt_tokens", "completion_tokens", "total_tokens", "pcto",
+                  "compressions", "tokens_saved", "tools")
+
+# -- single-table expiries: DELETE ... WHERE key IN (a chunk locked with SKIP LOCKED) -------------
+DELETE_OLD_FORWARDS = """
+DELETE FROM forward_request_metrics WHERE forward_id IN (
+    SELECT forward_id FROM forward_request_metrics
+    WHERE started_at < %(cutoff)s
+    ORDER BY started_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+"""
+
+DELETE_STUB_FORWARDS = """
+DELETE FROM forward_request_metrics WHERE forward_id IN (
+    SELECT forward_id FROM forward_request_metrics
+    WHERE started_at IS NULL AND updated_at < %(cutoff)s
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+"""
+
+DELETE_OLD_MISMATCHES = """
+DELETE FROM execute_sync_mismatch_metrics WHERE (reason, mismatch_date) IN (
+    SELECT reason, mismatch_date FROM execute_sync_mismatch_metrics
+    WHERE mismatch_date < %(cutoff_date)s
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+"""
+
+DELETE_OLD_COUNTER_EVENTS = """
+DELETE FROM applied_counter_events WHERE event_id IN (
+    SELECT event_id FROM applied_counter_events
+    WHERE applied_at < %(dedupe_before)s
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+"""
+
+DELETE_OLD_RUNS = """
+DELETE FROM maintenance_runs WHERE run_id IN (
+    SELECT run_id FROM maintenance_runs WHERE started_at < %(cutoff)s LIMIT %(limit)s)
+"""
+
+# -- stub sessions: lock a page, then delete the childless ones --------------------------------------
+# The NOT EXISTS runs in a statement after the lock: any worker transaction adding a child to
+# one of these sessions needs the session's lock to commit, so the check sees every child.
+LOCK_STUB_SESSIONS = """
+SELECT session_id FROM session_metrics
+WHERE started_at IS NULL AND updated_at < %(cutoff)s AND session_id > %(after)s
+ORDER BY session_id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+DELETE_CHILDLESS_SESSIONS = """
+DELETE FROM session_metrics s
+WHERE s.session_id = ANY(%(ids)b::text[])
+  AND NOT EXISTS (SELECT 1 FROM round_metrics r WHERE r.session_id = s.session_id)
+  AND NOT EXISTS (SELECT 1 FROM tool_call_metrics t WHERE t.session_id = s.session_id)
+"""
+
+
+def prune(
+    conn: psycopg.Connection[Any],
+    *,
+    cutoff: datetime,
+    dedupe_before: datetime,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> dict[str, int]:
+    """Delete what is older than ``cutoff`` (and counter bookkeeping before ``dedupe_before``)."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size: must be at least 1, got {chunk_size}")
+    params: dict[str, Any] = {"cutoff": cutoff, "cutoff_date": cutoff.date(),
+                              "dedupe_before": dedupe_before, "limit": chunk_size}
+    counts = {"rounds": 0, "tool_calls": 0, "sessions_adjusted": 0}
+    for lock_sql in (LOCK_OLD_ROUNDS, LOCK_STUB_ROUNDS):
+        for key, n in _prune_rounds(conn, lock_sql, params).items():
+            counts[key] += n
+    counts["forwards"] = _delete_chunks(conn, DELETE_OLD_FORWARDS, params)
+    counts["forwards"] += _delete_chunks(conn, DELETE_STUB_FORWARDS, params)
+    counts["stub_sessions"] = _prune_stub_sessions(conn, params)
+    counts["sync_mismatches"] = _delete_chunks(conn, DELETE_OLD_MISMATCHES, params)
+    counts["counter_events"] = _delete_chunks(conn, DELETE_OLD_COUNTER_EVENTS, params)
+    counts["maintenance_runs"] = _delete_chunks(conn, DELETE_OLD_RUNS, params)
+    return counts
+
+
+def _prune_rounds(conn: psycopg.Connection[Any], lock_sql: str, params: dict[str, Any]) -> dict[str, int]:
+    counts = {"rounds": 0, "tool_calls": 0, "sessions_adjusted": 0}
+
+    def chunk(cur: psycopg.Cursor[Any]) -> tuple[int, dict[str, int]]:
+        ids = sorted(row[0] for row in cur.execute(lock_sql, params).fetchall())
+        done = {"rounds": 0, "tool_calls": 0, "sessions_adjusted": 0}
+        if not ids:
+            return 0, done
+        cur.execute(LOCK_TOOLS_OF_ROUNDS, {"ids": ids})
+        deltas = cur.execute(DELETE_ROUNDS_AND_TOOLS, {"ids": ids}).fetchall()
+        done["rounds"] = sum(row[1] for row in deltas)
+        done["tool_calls"] = sum(row[8] for row in deltas)
+        deltas = sorted(row for row in deltas if row[0] is not None)
+        if deltas:
+            cur.execute(LOCK_SESSIONS, {"ids": [row[0] for row in deltas]})
+            cur.execute(SUBTRACT_FROM_SESSIONS, dict(zip(_DELTA_COLUMNS, map(list, zip(*deltas)))))
+            done["sessions_adjusted"] = cur.rowcount
+        return len(ids), done
+
+    while True:
+        locked, done = in_transaction(conn, chunk)  # counted once committed, not per attempt
+        for key, n in done.items():
+            counts[key] += n
+        log.debug("prune rounds chunk: %s", done)
+        if locked < params["limit"]:
+            return counts
+
+
+def _delete_chunks(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> int:
+    total = 0
+    while True:
+        deleted = in_transaction(conn, _rowcount(sql, params))
+        total += deleted
+        if deleted < params["limit"]:
+            return total
+
+
+def _rowcount(sql: str, params: dict[str, Any]) -> Callable[[psycopg.Cursor[Any]], int]:
+    def work(cur: psycopg.Cursor[Any]) -> int:
+        cur.execute(sql, params)
+        return cur.rowcount
+
+    return work
+
+
+def _prune_stub_sessions(conn: psycopg.Connection[Any], params: dict[str, Any]) -> int:
+    total = 0
+    after = ""  # keyset: stubs that still have children are passed over, not selected again
+
+    def chunk(cur: psycopg.Cursor[Any]) -> tuple[list[str], int]:
+        ids = [row[0] for row in cur.execute(LOCK_STUB_SESSIONS, {**params, "after": after}).fetchall()]
+        if not ids:
+            return ids, 0
+        cur.execute(DELETE_CHILDLESS_SESSIONS, {"ids": ids})
+        return ids, cur.rowcount
+
+    while True:
+        ids, deleted = in_transaction(conn, chunk)
+        total += deleted
+        if len(ids) < params["limit"]:
+            return total
+        after = ids[-1]
+
+
+def trim_dead_letters(client: redis.Redis, keys: Keys, before: datetime) -> int:
+    """Drop dead letters added before ``before`` (stream ids are their arrival times)."""
+    floor_ms = int(before.timestamp() * 1000)
+    return int(client.xtrim(keys.dead_letters, minid=f"{floor_ms}-0", approximate=False))
+
+
+def trim_hints(client: redis.Redis, keys: Keys, *, now: datetime, awaiting_before: datetime) -> int:
+    """Drop expired heartbeats (reconcile ignores them anyway) and awaiting marks older than
+    ``awaiting_before`` (left by agents that died long ago)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zremrangebyscore(keys.active_sessions, "-inf", f"({now.timestamp()!r}")
+    pipe.zremrangebyscore(keys.awaiting_sessions, "-inf", f"({awaiting_before.timestamp()!r}")
+    return sum(int(n) for n in pipe.execute())
