@@ -46,14 +46,20 @@ def fresh_schema(prefix: str = "bench") -> Iterator[str]:
             admin.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
-def realistic_events(n: int, seed: int = 1) -> list[Event]:
-    """About ``n`` events of the simulator's mix (sessions, rounds, tools, compressions, forwards)."""
+def realistic_events(n: int, seed: int = 1, agents: int = 50) -> list[Event]:
+    """``n`` events of the simulator's mix (sessions, rounds, tools, compressions, forwards) from
+    ``agents`` agents running at once, interleaved by time as they would reach one stream."""
+    import heapq
+
     from producer.simulate import agent_events
 
-    rng = random.Random(seed)
     start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    streams = [
+        agent_events(random.Random(seed * 1000 + a), sessions=max(1, n // agents // 20), concurrency=3, start=start)
+        for a in range(agents)
+    ]
     out: list[Event] = []
-    for ev in agent_events(rng, sessions=max(1, n // 25), concurrency=8, start=start):
+    for ev in heapq.merge(*streams, key=lambda e: e.occurred_at):
         out.append(ev)
         if len(out) >= n:
             break

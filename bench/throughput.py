@@ -30,23 +30,29 @@ from worker.apply import apply_events
 
 
 def copy_ceiling(rows: int = 100_000, per_commit: int = 1000) -> float:
-    """Raw binary COPY of round-sized rows, 1000 per commit: what PostgreSQL here can take at most."""
-    with fresh_schema("ceiling") as url, psycopg.connect(url) as conn:
-        conn.execute("CREATE TABLE copy_target (round_id text PRIMARY KEY, session_id text, model text, "
-                     "started_at timestamptz, prompt_tokens bigint, completion_tokens bigint, total_tokens bigint)")
-        conn.commit()
-        now = time.time()
-        from datetime import datetime, timezone
+    """Raw binary COPY, 1000 rows per commit, into a table shaped like round_metrics (same columns,
+    same indexes): the most PostgreSQL here can take of the rows the workers write."""
+    from datetime import datetime, timezone
 
-        stamp = datetime.fromtimestamp(now, timezone.utc)
+    with fresh_schema("ceiling") as url, psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE copy_target (LIKE round_metrics INCLUDING ALL)")
+        conn.commit()
+        stamp = datetime.now(timezone.utc)
+        columns = ("round_id", "session_id", "model", "started_at", "completed_at", "status", "prompt_tokens",
+                   "completion_tokens", "total_tokens", "prompt_cached_tool_outputs", "start_version",
+                   "completion_version")
+        types = ["text", "text", "text", "timestamptz", "timestamptz", "text", "int8", "int8", "int8", "int8",
+                 "text", "text"]
+        version = f"{stamp.isoformat()}|0|0190f3c2-7a4e-7cc1-9a51-1c2f0e4b5d6a"
         started = time.perf_counter()
         for base in range(0, rows, per_commit):
             with conn.cursor() as cur, cur.copy(
-                "COPY copy_target FROM STDIN (FORMAT BINARY)"
+                f"COPY copy_target ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.set_types(["text", "text", "text", "timestamptz", "int8", "int8", "int8"])
+                copy.set_types(types)
                 for i in range(base, base + per_commit):
-                    copy.write_row((f"round-{i}", f"session-{i // 20}", "gpt-4o", stamp, i, i, 2 * i))
+                    copy.write_row((f"0190f3c2-7a4e-7cc1-{i:012d}", f"0190f3c2-7a4e-7cc1-{i // 20:012d}", "gpt-4o",
+                                    stamp, stamp, "success", i, i, 2 * i, 0, version, version))
             conn.commit()
         return rows / (time.perf_counter() - started)
 

@@ -7,10 +7,12 @@ the two redelivers it) and the apply engine is idempotent, so the effect is exac
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -60,6 +62,7 @@ class Worker:
         self._backoff = Backoff()
         self._next_housekeeping = 0.0
         self._next_claim = 0.0
+        self._prefetch: Prefetcher | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -91,6 +94,9 @@ class Worker:
         return 0
 
     def close(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.close()
+            self._prefetch = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -127,9 +133,13 @@ class Worker:
             for batch in self.stream.claim_stale(self.settings.batch_size, self.settings.claim_idle_ms):
                 self._process(batch)
                 did_work = True
-        batch = self.stream.read_new(self.settings.batch_size, None if burst else self.settings.block_ms)
-        if batch is not None:
-            self._process(batch)
+        if self._prefetch is None:
+            block = None if burst else self.settings.block_ms
+            self._prefetch = Prefetcher(lambda: self.stream.read_new(self.settings.batch_size, block),
+                                        self.settings.max_deliveries)
+        sorted_ = self._prefetch.get(timeout=self.settings.block_ms / 1000 + 1)
+        if sorted_ is not None:
+            self._apply_sorted(sorted_)
             did_work = True
         if time.monotonic() >= self._next_housekeeping:
             self._housekeeping()
@@ -152,36 +162,12 @@ class Worker:
     # -- one batch ----------------------------------------------------------------------------
 
     def _process(self, batch: Batch) -> None:
-        started = time.perf_counter()
-        limit = self.settings.max_deliveries
-        good: list[tuple[Entry, Event]] = []
-        suspects: list[tuple[Entry, Event, int]] = []
-        letters: list[tuple[Entry, int, str]] = []
-        gone: list[bytes] = []
-        for entry in batch.entries:
-            entry_id, fields = entry
-            deliveries = batch.deliveries.get(entry_id, 1)
-            if fields is None:
-                gone.append(entry_id)
-                continue
-            raw = fields.get(_EVENT_FIELD)
-            if raw is None:
-                letters.append((entry, deliveries, f"missing field: no '{STREAM_FIELD}' field (fields: "
-                                f"{sorted(k.decode('utf-8', 'replace') for k in fields)})"))
-                continue
-            try:
-                event = decode(raw)
-            except ContractError as exc:
-                letters.append((entry, deliveries, f"invalid event: {exc}"))
-                continue
-            if deliveries > 2 * limit:
-                letters.append((entry, deliveries, f"poison: delivered {deliveries} times and every attempt "
-                                f"died before committing (limit {limit})"))
-            elif deliveries > limit:
-                suspects.append((entry, event, deliveries))
-            else:
-                good.append((entry, event))
+        self._apply_sorted(sort_entries(batch, self.settings.max_deliveries))
 
+    def _apply_sorted(self, sorted_: Sorted) -> None:
+        started = time.perf_counter()
+        batch, limit = sorted_.batch, self.settings.max_deliveries
+        good, suspects, letters, gone = sorted_.good, sorted_.suspects, list(sorted_.letters), sorted_.gone
         failures = self._apply_or_isolate(good)
         refused = {entry[0] for (entry, _), _ in failures}
         letters += [(entry, batch.deliveries.get(entry[0], 1), reason) for (entry, _), reason in failures]
@@ -206,7 +192,7 @@ class Worker:
             obs.EVENTS_APPLIED.labels(kind).inc(n)
         for _, _, reason in letters:
             obs.DEAD_LETTERED.labels(reason.split(":", 1)[0]).inc()
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started + sorted_.seconds
         obs.BATCH_SIZE.observe(len(batch.entries))
         obs.APPLY_SECONDS.observe(elapsed)
         self.totals.batches += 1
@@ -266,6 +252,93 @@ class Worker:
             except psycopg.Error:
                 pass
             self._conn = None
+
+
+@dataclass
+class Sorted:
+    """A batch, decoded and sorted into what to apply, what to isolate and what to dead-letter."""
+
+    batch: Batch
+    good: list[tuple[Entry, Event]] = field(default_factory=list)
+    suspects: list[tuple[Entry, Event, int]] = field(default_factory=list)  # redelivered too often
+    letters: list[tuple[Entry, int, str]] = field(default_factory=list)
+    gone: list[bytes] = field(default_factory=list)  # trimmed from the stream while pending
+    seconds: float = 0.0
+
+
+def sort_entries(batch: Batch, limit: int) -> Sorted:
+    """Decode every entry; pure, so it can run on the prefetch thread."""
+    started = time.perf_counter()
+    out = Sorted(batch)
+    for entry in batch.entries:
+        entry_id, fields = entry
+        deliveries = batch.deliveries.get(entry_id, 1)
+        if fields is None:
+            out.gone.append(entry_id)
+            continue
+        raw = fields.get(_EVENT_FIELD)
+        if raw is None:
+            names = sorted(k.decode("utf-8", "replace") for k in fields)
+            out.letters.append((entry, deliveries, f"missing field: no '{STREAM_FIELD}' field (fields: {names})"))
+            continue
+        try:
+            event = decode(raw)
+        except ContractError as exc:
+            out.letters.append((entry, deliveries, f"invalid event: {exc}"))
+            continue
+        if deliveries > 2 * limit:
+            out.letters.append((entry, deliveries, f"poison: delivered {deliveries} times and every attempt "
+                                f"died before committing (limit {limit})"))
+        elif deliveries > limit:
+            out.suspects.append((entry, event, deliveries))
+        else:
+            out.good.append((entry, event))
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+class Prefetcher:
+    """Reads and decodes the next batch on a thread while the current one is being applied: the
+    database works while Python decodes. At most one batch waits; on stop it simply stays pending
+    in the group (delivered, not acked) and is claimed again later."""
+
+    def __init__(self, read: Callable[[], Batch | None], limit: int) -> None:
+        self._read = read
+        self._limit = limit
+        self._queue: queue.Queue[Sorted | None | BaseException] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            item: Sorted | None | BaseException
+            try:
+                batch = self._read()
+                item = sort_entries(batch, self._limit) if batch is not None else None
+            except BaseException as exc:  # handed to the main thread, which decides
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, BaseException):
+                self._stop.wait(0.5)
+
+    def get(self, timeout: float) -> Sorted | None:
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
 
 
 __all__ = ["Abandoned", "ApplyError", "Worker"]

@@ -1,7 +1,13 @@
-"""Applying schema.sql: idempotent, serialised by an advisory lock so many workers can start at once."""
+"""Applying schema.sql: idempotent, serialised by an advisory lock so many workers can start at once.
+
+A worker starting next to running ones must not take table locks it does not need (CREATE INDEX
+IF NOT EXISTS still locks its table, which deadlocks with applying transactions), so the file's
+fingerprint is recorded and a schema already applied is left alone without locking anything.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -11,15 +17,31 @@ import psycopg
 SCHEMA_LOCK_KEY = 0x6D657472_69637331  # "metrics1"
 
 
+
 def schema_path() -> Path:
     """schema.sql at the project root (override with METRICS_SCHEMA_FILE)."""
     override = os.environ.get("METRICS_SCHEMA_FILE")
     return Path(override) if override else Path(__file__).resolve().parent.parent / "schema.sql"
 
 
-def apply_schema(conn: psycopg.Connection[object]) -> None:
-    """Create whatever is missing, in one transaction, while holding the schema lock."""
+def apply_schema(conn: psycopg.Connection[object]) -> bool:
+    """Create whatever is missing, in one transaction, while holding the schema lock.
+    Returns False when this exact schema file had been applied already."""
     sql = schema_path().read_text(encoding="utf-8")
+    digest = hashlib.sha256(sql.encode()).hexdigest()
     with conn.transaction():
+        if _is_applied(conn, digest):
+            return False
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        if _is_applied(conn, digest):  # another process applied it while we waited
+            return False
         conn.execute(sql.encode())
+        conn.execute("INSERT INTO metrics_schema VALUES (%s, now()) ON CONFLICT DO NOTHING", (digest,))
+    return True
+
+
+def _is_applied(conn: psycopg.Connection[object], digest: str) -> bool:
+    table = conn.execute("SELECT to_regclass('metrics_schema')").fetchone()
+    if not table or table[0] is None:
+        return False
+    return conn.execute("SELECT 1 FROM metrics_schema WHERE sha256 = %s", (digest,)).fetchone() is not None
