@@ -1,0 +1,147 @@
+"""Scheduling for real: the ``rq cron`` config, the scheduler process enqueuing onto the queue, a
+burst ``rq worker`` running the jobs against the test database; and the one-shot commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from rq import Queue
+from rq.cron import CronScheduler
+
+from contract.events import RoundStarted, SessionStarted
+from tests.maintenance.helpers import runs
+from worker.apply import apply_events
+from worker.maintenance import lock_key
+from worker.maintenance_cli import main as maintenance_main
+
+ROOT = Path(__file__).resolve().parents[2]
+RQ = str(Path(sys.executable).parent / "rq")
+LONG_AGO = datetime(2026, 1, 5, 8, tzinfo=UTC)
+
+
+def _stale(conn: psycopg.Connection) -> None:
+    apply_events(conn, [
+        SessionStarted(event_id="e1", occurred_at=LONG_AGO, session_id="s", model="m"),
+        RoundStarted(event_id="e2", occurred_at=LONG_AGO, round_id="r", session_id="s", model="m"),
+    ])
+
+
+@pytest.fixture
+def queue_name(keys: str, redis_url: str) -> Iterator[str]:
+    """A queue of this test's own, emptied afterwards with the jobs it held."""
+    name = f"maintenance-{keys.split(':')[-1]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    q = Queue(name, connection=client)
+    ids = set(q.job_ids) | set(q.finished_job_registry.get_job_ids()) | set(q.failed_job_registry.get_job_ids())
+    for job_id in ids:
+        client.delete(f"rq:job:{job_id}", f"rq:results:{job_id}")
+        for func in ("worker.jobs.reconcile", "worker.jobs.prune"):
+            client.zrem(f"rq:cron_job:{func}:jobs", job_id)
+    q.delete(delete_jobs=True)
+    for key in client.scan_iter(f"rq:*{name}*"):
+        client.delete(key)
+    client.close()
+
+
+def _env(db_url: str, redis_url: str, keys: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, METRICS_STREAM=f"{keys}:events", **extra)
+    return env
+
+
+def test_cron_config_registers_reconcile_every_minute_and_prune_daily(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("METRICS_MAINTENANCE_QUEUE", "METRICS_RECONCILE_CRON", "METRICS_PRUNE_CRON"):
+        monkeypatch.delenv(var, raising=False)
+    scheduler = CronScheduler(connection=redis.Redis.from_url(redis_url))
+    scheduler.load_config_from_file("worker.cron_config")
+    jobs = {job.func_name: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"worker.jobs.reconcile", "worker.jobs.prune"}
+    assert (jobs["worker.jobs.reconcile"].queue_name, jobs["worker.jobs.reconcile"].cron) == ("maintenance", "* * * * *")
+    assert (jobs["worker.jobs.prune"].queue_name, jobs["worker.jobs.prune"].cron) == ("maintenance", "17 3 * * *")
+    now = datetime.now(UTC)
+    assert jobs["worker.jobs.reconcile"].next_enqueue_time <= now + timedelta(minutes=1)
+    assert jobs["worker.jobs.prune"].next_enqueue_time <= now + timedelta(days=1)
+
+
+def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
+    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, queue_name: str
+) -> None:
+    _stale(conn)
+    # Every second instead of every minute / daily (croniter's sixth field is seconds).
+    env = _env(db_url, redis_url, keys, METRICS_MAINTENANCE_QUEUE=queue_name,
+               METRICS_RECONCILE_CRON="* * * * * *", METRICS_PRUNE_CRON="* * * * * *")
+    scheduler = subprocess.Popen([RQ, "cron", "worker.cron_config", "--url", redis_url], cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    queue = Queue(queue_name, connection=redis_client)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and scheduler.poll() is None:
+            funcs = {job.func_name for job in queue.get_jobs()}
+            if funcs == {"worker.jobs.reconcile", "worker.jobs.prune"}:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"rq cron enqueued nothing within 20s: {scheduler.stderr.read() if scheduler.stderr else ''!r}")
+    finally:
+        scheduler.terminate()  # SIGTERM: it unregisters and exits
+        _, err = scheduler.communicate(timeout=10)
+    assert scheduler.returncode == 0, err.decode()
+
+    done = subprocess.run([RQ, "worker", "--burst", queue_name, "--url", redis_url], cwd=ROOT, env=env,
+                          capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert queue.count == 0 and queue.failed_job_registry.count == 0, done.stderr.decode()[-2000:]
+    recorded = runs(conn)
+    assert {r["job"] for r in recorded} == {"reconcile", "prune"}
+    assert sum(r.get("sessions_completed", 0) for r in recorded) == 1  # the first reconcile did it
+    assert conn.execute("SELECT status FROM session_metrics").fetchone() == ("completed",)
+
+
+def test_one_shot_commands_from_a_shell(conn: psycopg.Connection, db_url: str, redis_url: str, keys: str) -> None:
+    _stale(conn)
+    env = _env(db_url, redis_url, keys)
+    rec = subprocess.run([sys.executable, "-m", "worker.maintenance_cli", "reconcile", "--grace", "5m"],
+                         cwd=ROOT, env=env, capture_output=True, timeout=60, check=False)
+    assert rec.returncode == 0, rec.stderr.decode()
+    out = json.loads(rec.stdout)
+    assert (out["job"], out["sessions_completed"], out["rounds"]) == ("reconcile", 1, 1)
+    # metrics-worker (the main CLI) wires the same commands.
+    pru = subprocess.run([sys.executable, "-m", "worker.cli", "prune", "--older-than", "90d"],
+                         cwd=ROOT, env=env, capture_output=True, timeout=60, check=False)
+    assert pru.returncode == 0, pru.stderr.decode()
+    out = json.loads(pru.stdout)
+    assert (out["job"], out["rounds"]) == ("prune", 1)  # started LONG_AGO, more than 90 days back
+    assert conn.execute("SELECT total_rounds FROM session_metrics").fetchone() == (0,)  # the session stays
+    assert [r["job"] for r in runs(conn)] == ["reconcile", "prune"]
+
+
+def test_cli_reports_a_skip_and_refuses_bad_input(
+    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in _env(db_url, redis_url, keys).items():
+        monkeypatch.setenv(name, value)
+    schema = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+    with psycopg.connect(db_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (lock_key("prune", schema),))
+        assert maintenance_main(["prune"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"job": "prune", "skipped": True}
+    assert maintenance_main(["prune", "--dedupe-window", "1h"]) == 2
+    assert "METRICS_DEDUPE_WINDOW" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        maintenance_main(["reconcile", "--grace", "soon"])
+    assert exit_info.value.code == 2
+    assert "--grace: 'soon' is not a duration" in capsys.readouterr().err

@@ -1,0 +1,126 @@
+"""One-shot maintenance commands: ``metrics-worker reconcile`` and ``metrics-worker prune``.
+
+For a shell or system cron, doing what the RQ jobs do (same lock: a run while another holds it
+is skipped and says so). Each prints one JSON line with what it did. Also runnable alone:
+``python -m worker.maintenance_cli reconcile|prune ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import redis
+
+from worker.errors import ApplyError
+from worker.settings import Settings, parse_duration
+
+JOBS = ("reconcile", "prune")
+
+
+def _duration(flag: str) -> Callable[[str], timedelta]:
+    def parse(text: str) -> timedelta:
+        try:
+            return parse_duration(text, name=flag)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _connections(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("connections (flags override the environment)")
+    g.add_argument("--database-url", help="PostgreSQL URL [env DATABASE_URL]")
+    g.add_argument("--redis-url", help="Redis URL (liveness hints, dead letters) [env REDIS_URL]")
+    g.add_argument("--stream", help="stream name, from which the hint keys derive "
+                                    "[env METRICS_STREAM, default metrics:events]")
+    g.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+
+
+def add_maintenance_parsers(subparsers: Any) -> None:
+    """Add ``reconcile`` and ``prune`` to a CLI's subparsers (``args.maintenance_job`` says which)."""
+    rec = subparsers.add_parser(
+        "reconcile", help="close sessions, rounds and forwards left open by agents that died",
+        description="Reconcile stale running sessions/rounds and pending forwards (the seed's rules); "
+                    "rows with a live heartbeat or touched within the grace period are left alone.")
+    _connections(rec)
+    rec.add_argument("--grace", type=_duration("--grace"),
+                     help="only rows idle longer than this [env METRICS_RECONCILE_GRACE, default 10m]")
+    rec.set_defaults(maintenance_job="reconcile")
+
+    prune = subparsers.add_parser(
+        "prune", help="delete rounds, forwards and counters older than the retention",
+        description="Delete rounds (with their tool calls, adjusting their sessions), forwarded requests, "
+                    "sync-mismatch counters and stubs older than --older-than, expired counter "
+                    "bookkeeping and old dead letters, in bounded chunks.")
+    _connections(prune)
+    prune.add_argument("--older-than", type=_duration("--older-than"),
+                       help="retention, e.g. 90d [env METRICS_RETENTION, default 90d]")
+    prune.add_argument("--dedupe-window", type=_duration("--dedupe-window"),
+                       help="keep counter event ids this long, at least 1d [env METRICS_DEDUPE_WINDOW, default 14d]")
+    prune.add_argument("--dead-letter-retention", type=_duration("--dead-letter-retention"),
+                       help="keep dead letters this long [env METRICS_DEAD_LETTER_RETENTION, default 30d]")
+    prune.set_defaults(maintenance_job="prune")
+
+
+def run_maintenance(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the job ``args`` names with ``settings`` (its flags applied on top); the exit status."""
+    from worker.jobs import run_prune, run_reconcile
+
+    job = getattr(args, "maintenance_job", None) or getattr(args, "command", None)
+    if job not in JOBS:
+        raise ValueError(f"unknown maintenance job {job!r}; use one of {', '.join(JOBS)}")
+    try:
+        if job == "reconcile":
+            if getattr(args, "grace", None) is not None:
+                settings = settings.with_(reconcile_grace=args.grace)
+            details = run_reconcile(settings)
+        else:
+            for flag, name in (("older_than", "retention"), ("dedupe_window", "dedupe_window"),
+                               ("dead_letter_retention", "dead_letter_retention")):
+                if getattr(args, flag, None) is not None:
+                    settings = settings.with_(**{name: getattr(args, flag)})
+            details = run_prune(settings)
+    except ApplyError as exc:  # PostgreSQL failed a chunk (retried first if transient); logged too
+        print(f"{job}: failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"job": job, **details}, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m worker.maintenance_cli",
+                                     description="Run one maintenance job once.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="JOB")
+    add_maintenance_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    prog = "maintenance"
+    try:
+        settings = Settings.from_env(database_url=args.database_url, redis_url=args.redis_url,
+                                     stream=args.stream)
+        return run_maintenance(args, settings)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except redis.RedisError as exc:
+        print(f"{prog}: Redis: {exc} (check --redis-url / REDIS_URL)", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as exc:
+        print(f"{prog}: PostgreSQL: {exc} (check --database-url / DATABASE_URL)".strip(), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
