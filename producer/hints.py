@@ -70,6 +70,11 @@ class Hints:
             self._resumed.add(session_id)
             self.dirty = True
 
+    @property
+    def next_full(self) -> float:
+        """When the next refresh of every heartbeat is due (monotonic); far away with none open."""
+        return self._next_full if self._open or self._awaiting else float("inf")
+
     def due(self, now: float) -> bool:
         return self.dirty or (now >= self._next_full and bool(self._open or self._awaiting))
 

@@ -1,12 +1,21 @@
-"""The producer's own counters: a ``stats()`` dict, and Prometheus counters when available."""
+"""The producer's own counters: a ``stats()`` dict, and Prometheus metrics when available.
+
+Prometheus reads the counters at scrape time through a collector, so publishing never touches a
+prometheus_client lock (a lock held by another thread at ``fork()`` would hang the child).
+Metrics: ``metrics_producer_events_total{outcome=...}`` and ``metrics_producer_send_failures_total``,
+summed over the live publishers of the process.
+"""
 
 from __future__ import annotations
 
 import threading
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
-#: Event outcomes. Every published event ends up sent, replayed (sent from the spool) or dropped_*;
-#: spooled counts events written to disk (later replayed or dropped_oldest).
+#: Event outcomes. Every published event ends up sent, replayed (sent from the spool),
+#: deduplicated (found already in Redis on a retry) or dropped_*; spooled counts events written
+#: to disk (later replayed or dropped_oldest).
 OUTCOMES = (
     "sent",
     "replayed",
@@ -20,43 +29,58 @@ OUTCOMES = (
     "dropped_spool_error",
 )
 
-try:
-    from prometheus_client import Counter
-
-    _EVENTS: Any = Counter(
-        "metrics_producer_events",
-        "Telemetry events handled by this process's producer, by outcome",
-        ["outcome"],
-    )
-    _FAILURES: Any = Counter(
-        "metrics_producer_send_failures", "Sends to Redis that failed (the batch went to the spool)"
-    )
-except ImportError:  # pragma: no cover - prometheus_client is optional
-    _EVENTS = _FAILURES = None
+_ALL: weakref.WeakSet[Counters] = weakref.WeakSet()
 
 
 class Counters:
-    """Thread-safe counters; each increment is mirrored to Prometheus."""
+    """Thread-safe counters of one publisher."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values = dict.fromkeys(OUTCOMES, 0)
         self._values["send_failures"] = 0
+        _ALL.add(self)
 
     def add(self, name: str, amount: int = 1) -> None:
-        if amount <= 0:
-            return
-        with self._lock:
-            self._values[name] += amount
-        if name == "send_failures":
-            if _FAILURES is not None:
-                _FAILURES.inc(amount)
-        elif _EVENTS is not None:
-            _EVENTS.labels(outcome=name).inc(amount)
+        if amount > 0:
+            with self._lock:
+                self._values[name] += amount
 
     def __getitem__(self, name: str) -> int:
         return self._values[name]
 
     def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._values)
+        return dict(self._values)  # one C-level copy: consistent enough, and lock-free
+
+    def retire(self) -> None:
+        """No longer reported (a forked child's copy of its parent's counters)."""
+        _ALL.discard(self)
+
+
+class _Collector:
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily
+
+        totals = dict.fromkeys((*OUTCOMES, "send_failures"), 0)
+        for counters in list(_ALL):
+            for name, value in counters.snapshot().items():
+                totals[name] += value
+        events = CounterMetricFamily(
+            "metrics_producer_events", "Telemetry events handled by this process's producer, by outcome",
+            labels=["outcome"],
+        )
+        for name in OUTCOMES:
+            events.add_metric([name], totals[name])
+        yield events
+        yield CounterMetricFamily(
+            "metrics_producer_send_failures", "Sends to Redis that failed (the batch went to the spool)",
+            value=totals["send_failures"],
+        )
+
+
+try:
+    from prometheus_client import REGISTRY
+
+    REGISTRY.register(_Collector())  # type: ignore[arg-type]
+except ImportError:  # pragma: no cover - prometheus_client is optional
+    pass

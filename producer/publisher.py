@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import multiprocessing.util
 import os
-import sys
 import threading
 import time
 import weakref
@@ -66,6 +66,7 @@ class Publisher:
         self._start_sender()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _call(ref, "_after_fork_in_child"))
+        multiprocessing.util.register_after_fork(self, Publisher._close_at_multiprocessing_exit)
         atexit.register(_call, ref, "_close_at_exit")
 
     # -- sessions ---------------------------------------------------------------------------
@@ -125,12 +126,14 @@ class Publisher:
         checks.ident("session_id", session_id)
         if session_id not in self._completed:
             self.hints.awaiting(session_id, time.time() if since is None else float(since))
+            self._wake_sender()
 
     def session_resumed(self, session_id: str) -> None:
         """The user answered: the session is no longer awaiting a response."""
         checks.ident("session_id", session_id)
         if session_id not in self._completed:
             self.hints.resumed(session_id)
+            self._wake_sender()
 
     # -- rounds and tools -------------------------------------------------------------------
 
@@ -419,12 +422,14 @@ class Publisher:
         self._state_lock = threading.Lock()
         self._queue = deque()
         self._wake = threading.Event()
+        self.counters.retire()
         self.counters = Counters()
         self.hints.reset()
-        if "multiprocessing" in sys.modules:  # its children leave through os._exit, not atexit
-            from multiprocessing import util
 
-            util.Finalize(self, _call, args=(weakref.ref(self), "_close_at_exit"), exitpriority=10)
+    def _close_at_multiprocessing_exit(self) -> None:
+        """In a multiprocessing child (it leaves through os._exit, not atexit): close at its end.
+        Registered from its after-fork hook, which runs after multiprocessing clears the finalizers."""
+        multiprocessing.util.Finalize(self, _call, args=(weakref.ref(self), "_close_at_exit"), exitpriority=10)
 
     @property
     def queued(self) -> int:

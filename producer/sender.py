@@ -207,7 +207,7 @@ class Sender:
         return items, None
 
     def _idle_timeout(self, now: float) -> float:
-        timeout = 0.5
+        timeout = min(0.5, max(self._hints.next_full - now, 0.01)) if self.mode == UP else 0.5
         if self.mode == DOWN:
             timeout = min(timeout, max(self._next_probe - now, 0.01))
         return timeout

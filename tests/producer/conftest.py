@@ -65,15 +65,19 @@ def publisher(settings: ProducerSettings, redis_client: redis.Redis) -> Iterator
 class RedisServer:
     """A private redis-server on a fixed port: start() and stop() at will."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, data_dir: Path) -> None:
         self.port = port
         self.url = f"redis://127.0.0.1:{port}/0"
+        self.data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, durable: bool = False) -> None:
+        """``durable``: append-only file fsynced before each reply, so a kill -9 loses nothing
+        that was acknowledged (and the restarted server has it)."""
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else ["--appendonly", "no"]
         self._process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
+             "--dir", str(self.data_dir), *persistence],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)
@@ -97,11 +101,13 @@ class RedisServer:
 
 
 @pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """Not started: the test starts it when it wants Redis to come back."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not on PATH")
-    server = RedisServer(free_port())
+    data = tmp_path / "redis"
+    data.mkdir()
+    server = RedisServer(free_port(), data)
     try:
         yield server
     finally:

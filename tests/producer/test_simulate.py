@@ -1,0 +1,56 @@
+"""Unit: simulated histories are causally coherent and cover every event type."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+
+from contract import EVENT_TYPES
+from producer.simulate import agent_calls, agent_events
+
+
+def test_histories_are_causally_coherent() -> None:
+    events = list(agent_events(random.Random(11), sessions=60))
+    assert {type(e) for e in events} == set(EVENT_TYPES)
+    per_session: dict[str, list] = defaultdict(list)
+    forwards: dict[str, list[str]] = defaultdict(list)
+    for event in events:
+        if hasattr(event, "session_id"):
+            per_session[event.session_id].append(event)
+        elif hasattr(event, "forward_id"):
+            forwards[event.forward_id].append(event.type)
+    assert len(per_session) == 60
+    statuses = Counter()
+    for history in per_session.values():
+        assert history[0].type == "session.started" and history[-1].type == "session.completed"
+        statuses[history[-1].status] += 1
+        open_rounds: set[str] = set()
+        open_tools: set[str] = set()
+        for event in history[1:-1]:
+            if event.type == "round.started":
+                open_rounds.add(event.round_id)
+            elif event.type == "round.completed":
+                assert not open_tools
+                open_rounds.remove(event.round_id)
+            elif event.type.startswith("tool.") or event.type == "round.compressed":
+                assert event.round_id in open_rounds
+                if event.type == "tool.started":
+                    open_tools.add(event.tool_call_id)
+                elif event.type == "tool.completed":
+                    open_tools.remove(event.tool_call_id)
+        assert not open_rounds
+    assert set(statuses) <= {"completed", "awaiting_response", "error", "cancelled"}
+    assert statuses["completed"] > statuses["error"] > 0
+    assert all(history == ["forward.started", "forward.completed"] for history in forwards.values())
+    times = [e.occurred_at for e in events]
+    ids = [e.event_id for e in events]
+    assert times == sorted(times) and ids == sorted(ids)
+
+
+def test_the_calls_are_repeatable_and_interleave_sessions() -> None:
+    first = list(agent_calls(random.Random(5), 20))
+    assert first == list(agent_calls(random.Random(5), 20))
+    starts = [i for i, (method, _) in enumerate(first) if method == "session_started"]
+    ends = [i for i, (method, _) in enumerate(first) if method == "session_completed"]
+    assert starts[1] < ends[0]  # a second session starts before the first ends
+    assert {"session_awaiting", "session_resumed"} <= {method for method, _ in first}
