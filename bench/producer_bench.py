@@ -96,7 +96,9 @@ def throughput(settings: ProducerSettings, calls: list[tuple[str, dict[str, Any]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--calls", type=int, default=50_000, help="timed calls per run")
     parser.add_argument("--events", type=int, default=200_000, help="events per throughput run")
@@ -111,8 +113,9 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="producer-bench-") as spool:
                 stream = f"bench:{uuid.uuid4().hex[:10]}:events"
                 url = redis_url if up else f"redis://127.0.0.1:{free_port()}/0"
-                settings = ProducerSettings(redis_url=url, stream=stream, spool_dir=Path(spool),
-                                            spool_max_bytes=1 << 30)
+                settings = ProducerSettings(
+                    redis_url=url, stream=stream, spool_dir=Path(spool), spool_max_bytes=1 << 30
+                )
                 costs.append(call_cost(settings, calls_for(args.calls, seed=run)))
                 rates.append(throughput(settings, calls_for(args.events, seed=100 + run), up))
                 if up:
@@ -125,20 +128,31 @@ def main() -> None:
             "events_per_s": statistics.median(rates),
             "runs": {"call_cost": costs, "events_per_s": rates},
         }
-    print(f"{'case':<12} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} {'events/s':>10}   (median of {args.runs})")
+    print(
+        f"{'case':<12} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} {'events/s':>10}   (median of {args.runs})"
+    )
     for case, row in results.items():
-        print(f"{case:<12} {row['p50_us']:>8.2f} {row['p99_us']:>8.2f} {row['max_us']:>9.0f} "
-              f"{row['events_per_s']:>10,.0f}")
-    print(f"targets      {TARGETS['p50_us']:>8.0f} {TARGETS['p99_us']:>8.0f} {'':>9} "
-          f"{TARGETS['events_per_s']:>10,.0f}   (events/s: with Redis up)")
+        print(
+            f"{case:<12} {row['p50_us']:>8.2f} {row['p99_us']:>8.2f} {row['max_us']:>9.0f} "
+            f"{row['events_per_s']:>10,.0f}"
+        )
+    print(
+        f"targets      {TARGETS['p50_us']:>8.0f} {TARGETS['p99_us']:>8.0f} {'':>9} "
+        f"{TARGETS['events_per_s']:>10,.0f}   (events/s: with Redis up)"
+    )
     out = Path(__file__).parent / "results" / "producer.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "settings": {"calls": args.calls, "events": args.events, "runs": args.runs},
-        "targets": TARGETS,
-        "results": results,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+                "settings": {"calls": args.calls, "events": args.events, "runs": args.runs},
+                "targets": TARGETS,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 

@@ -53,9 +53,7 @@ def choice(name: str, value: Any, allowed: frozenset[str]) -> None:
 
 
 def error_text(name: str, value: Any) -> None:
-    if value is not None and (
-        not isinstance(value, str) or len(value) > MAX_ERROR_LENGTH or "\x00" in value
-    ):
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_ERROR_LENGTH or "\x00" in value):
         raise bad(name, value, f"None or a str of at most {MAX_ERROR_LENGTH} characters without NUL")
 
 
@@ -96,7 +94,5 @@ def given(event_id: Any, occurred_at: Any) -> None:
     """Checks for an explicitly given event_id / occurred_at (both optional)."""
     if event_id is not None:
         ident("event_id", event_id)
-    if occurred_at is not None and (
-        not isinstance(occurred_at, datetime) or occurred_at.utcoffset() is None
-    ):
+    if occurred_at is not None and (not isinstance(occurred_at, datetime) or occurred_at.utcoffset() is None):
         raise bad("occurred_at", occurred_at, "a timezone-aware datetime")

@@ -1,12 +1,13 @@
 """``metrics-producer``: replay JSON-lines events into Redis, or simulate agents.
 
-    metrics-producer publish events.jsonl        # or - for stdin
-    metrics-producer simulate --agents 4 --sessions 50 --rate 2000 --duration 10
+metrics-producer publish events.jsonl        # or - for stdin
+metrics-producer simulate --agents 4 --sessions 50 --rate 2000 --duration 10
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -27,20 +28,35 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection and spool (each flag also read from the environment)")
     env = os.environ.get
-    group.add_argument("--redis-url", default=env("REDIS_URL"),
-                       help="Redis URL (env REDIS_URL; default redis://127.0.0.1:6379/0)")
-    group.add_argument("--stream", default=env("METRICS_STREAM"),
-                       help="stream name, the prefix of every key (env METRICS_STREAM; default metrics:events)")
-    group.add_argument("--shards", type=int, default=None,
-                       help="number of stream shards (env METRICS_SHARDS; default 1)")
-    group.add_argument("--spool-dir", default=env("METRICS_SPOOL_DIR"),
-                       help="where events wait while Redis is away (env METRICS_SPOOL_DIR; "
-                            "default $XDG_STATE_HOME/metrics-producer/spool)")
-    group.add_argument("--spool-max-bytes", type=int, default=None,
-                       help="spool bound; beyond it the oldest events are dropped "
-                            "(env METRICS_SPOOL_MAX_BYTES; default 134217728)")
-    group.add_argument("--timeout", type=float, default=30.0,
-                       help="how long to wait at the end for delivery (default 30 s)")
+    group.add_argument(
+        "--redis-url",
+        default=env("REDIS_URL"),
+        help="Redis URL (env REDIS_URL; default redis://127.0.0.1:6379/0)",
+    )
+    group.add_argument(
+        "--stream",
+        default=env("METRICS_STREAM"),
+        help="stream name, the prefix of every key (env METRICS_STREAM; default metrics:events)",
+    )
+    group.add_argument(
+        "--shards", type=int, default=None, help="number of stream shards (env METRICS_SHARDS; default 1)"
+    )
+    group.add_argument(
+        "--spool-dir",
+        default=env("METRICS_SPOOL_DIR"),
+        help="where events wait while Redis is away (env METRICS_SPOOL_DIR; "
+        "default $XDG_STATE_HOME/metrics-producer/spool)",
+    )
+    group.add_argument(
+        "--spool-max-bytes",
+        type=int,
+        default=None,
+        help="spool bound; beyond it the oldest events are dropped "
+        "(env METRICS_SPOOL_MAX_BYTES; default 134217728)",
+    )
+    group.add_argument(
+        "--timeout", type=float, default=30.0, help="how long to wait at the end for delivery (default 30 s)"
+    )
     group.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
     return common
 
@@ -55,27 +71,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     publish = commands.add_parser(
-        "publish", parents=[common],
+        "publish",
+        parents=[common],
         help="replay JSON-lines events from a file or stdin",
         description="Validate each line against the contract and publish the valid ones. Exit status: "
-                    "0 all published and in Redis; 1 some lines were invalid (named on stderr, the "
-                    "valid ones are published); 2 usage error; 3 all valid but some are still only "
-                    "on the spool (Redis unreachable; the next publisher replays them).",
+        "0 all published and in Redis; 1 some lines were invalid (named on stderr, the "
+        "valid ones are published); 2 usage error; 3 all valid but some are still only "
+        "on the spool (Redis unreachable; the next publisher replays them).",
     )
     publish.add_argument("file", help="JSON-lines file, or - for stdin")
     simulate = commands.add_parser(
-        "simulate", parents=[common],
+        "simulate",
+        parents=[common],
         help="run simulated agents with realistic session lifecycles",
         description="N agents (threads sharing one publisher, or processes with --processes), each "
-                    "running M sessions with rounds, tool calls, compressions, forwards and the "
-                    "occasional sync mismatch, at R events/s in total, with a progress bar on stderr.",
+        "running M sessions with rounds, tool calls, compressions, forwards and the "
+        "occasional sync mismatch, at R events/s in total, with a progress bar on stderr.",
     )
     simulate.add_argument("--agents", type=int, default=1, help="simulated agents (default 1)")
     simulate.add_argument("--sessions", type=int, default=10, help="sessions per agent (default 10)")
-    simulate.add_argument("--rate", type=float, default=0.0,
-                          help="events per second, all agents together; 0 for as fast as possible (default)")
-    simulate.add_argument("--duration", type=float, default=None,
-                          help="stop starting sessions after this many seconds")
+    simulate.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="events per second, all agents together; 0 for as fast as possible (default)",
+    )
+    simulate.add_argument(
+        "--duration", type=float, default=None, help="stop starting sessions after this many seconds"
+    )
     simulate.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable run")
     simulate.add_argument("--processes", action="store_true", help="one process per agent instead of threads")
     simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -92,7 +115,9 @@ def settings_from(args: argparse.Namespace) -> ProducerSettings:
     )
 
 
-def publish_lines(publisher: Publisher, lines: Iterable[str], source: str, errors: IO[str]) -> tuple[int, int]:
+def publish_lines(
+    publisher: Publisher, lines: Iterable[str], source: str, errors: IO[str]
+) -> tuple[int, int]:
     """Validate and publish each non-blank line; report each bad one as ``source:line: field: reason``.
     Returns (published, rejected)."""
     published = rejected = 0
@@ -115,19 +140,19 @@ def publish_lines(publisher: Publisher, lines: Iterable[str], source: str, error
 
 def _publish(args: argparse.Namespace, settings: ProducerSettings) -> int:
     source = "<stdin>" if args.file == "-" else args.file
-    try:
-        handle = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
-    except OSError as exc:
-        print(f"metrics-producer: cannot read {source}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
-    publisher = Publisher(settings)
-    try:
-        with handle:
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = sys.stdin if args.file == "-" else stack.enter_context(open(args.file, encoding="utf-8"))
+        except OSError as exc:
+            print(f"metrics-producer: cannot read {source}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        publisher = Publisher(settings)
+        try:
             published, rejected = publish_lines(publisher, handle, source, sys.stderr)
-    except UnicodeDecodeError as exc:
-        print(f"metrics-producer: {source} is not UTF-8 text: {exc}", file=sys.stderr)
-        publisher.close(args.timeout)
-        return EXIT_USAGE
+        except UnicodeDecodeError as exc:
+            print(f"metrics-producer: {source} is not UTF-8 text: {exc}", file=sys.stderr)
+            publisher.close(args.timeout)
+            return EXIT_USAGE
     delivered = publisher.close(args.timeout)
     stats = publisher.stats()
     print(
@@ -138,27 +163,37 @@ def _publish(args: argparse.Namespace, settings: ProducerSettings) -> int:
     if rejected:
         return EXIT_BAD_LINES
     if not delivered:
-        print(f"metrics-producer: Redis unreachable; the events wait in {settings.spool_dir} "
-              "for the next publisher", file=sys.stderr)
+        print(
+            f"metrics-producer: Redis unreachable; the events wait in {settings.spool_dir} "
+            "for the next publisher",
+            file=sys.stderr,
+        )
         return EXIT_NOT_DELIVERED
     return EXIT_OK
 
 
 def _simulate(args: argparse.Namespace, settings: ProducerSettings) -> int:
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     from producer import simulate
 
     if args.agents < 1 or args.sessions < 1 or args.rate < 0:
-        print("metrics-producer: --agents and --sessions must be at least 1, --rate at least 0",
-              file=sys.stderr)
+        print(
+            "metrics-producer: --agents and --sessions must be at least 1, --rate at least 0", file=sys.stderr
+        )
         return EXIT_USAGE
     bar = tqdm(unit=" events", file=sys.stderr, disable=args.no_progress, dynamic_ncols=True)
     started = time.monotonic()
     try:
         totals = simulate.run(
-            settings, args.agents, args.sessions, rate=args.rate, duration=args.duration,
-            seed=args.seed, processes=args.processes, progress=bar.update,
+            settings,
+            args.agents,
+            args.sessions,
+            rate=args.rate,
+            duration=args.duration,
+            seed=args.seed,
+            processes=args.processes,
+            progress=bar.update,
         )
     finally:
         bar.close()

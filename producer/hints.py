@@ -94,7 +94,7 @@ class Hints:
             if opened:
                 pipe.zadd(self.keys.active_sessions, dict.fromkeys(opened, expiry))
             if awaiting:
-                pipe.zadd(self.keys.awaiting_sessions, awaiting)  # type: ignore[arg-type]
+                pipe.zadd(self.keys.awaiting_sessions, awaiting)
             if gone:
                 pipe.zrem(self.keys.active_sessions, *gone)
             if gone or resumed:

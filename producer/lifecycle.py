@@ -108,7 +108,9 @@ class SessionScope(_Scope):
 
 
 class RoundScope(_Scope):
-    def __init__(self, publisher: Publisher, session_id: str, model: str, round_id: str | None = None) -> None:
+    def __init__(
+        self, publisher: Publisher, session_id: str, model: str, round_id: str | None = None
+    ) -> None:
         checks.label("model", model)
         if round_id is not None:
             checks.ident("round_id", round_id)
@@ -200,7 +202,11 @@ class ForwardScope(_Scope):
         self.publisher.forward_started(self.id, self.endpoint, self.model, self.stream)
 
     def complete(
-        self, status_code: int | None = None, usage: Any = None, status: str | None = None, error: str | None = None
+        self,
+        status_code: int | None = None,
+        usage: Any = None,
+        status: str | None = None,
+        error: str | None = None,
     ) -> None:
         """Record the upstream's answer; status defaults to success below 400, error from 400."""
         checks.status_code("status_code", status_code)

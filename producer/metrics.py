@@ -66,14 +66,16 @@ class _Collector:
             for name, value in counters.snapshot().items():
                 totals[name] += value
         events = CounterMetricFamily(
-            "metrics_producer_events", "Telemetry events handled by this process's producer, by outcome",
+            "metrics_producer_events",
+            "Telemetry events handled by this process's producer, by outcome",
             labels=["outcome"],
         )
         for name in OUTCOMES:
             events.add_metric([name], totals[name])
         yield events
         yield CounterMetricFamily(
-            "metrics_producer_send_failures", "Sends to Redis that failed (the batch went to the spool)",
+            "metrics_producer_send_failures",
+            "Sends to Redis that failed (the batch went to the spool)",
             value=totals["send_failures"],
         )
 
@@ -81,6 +83,6 @@ class _Collector:
 try:
     from prometheus_client import REGISTRY
 
-    REGISTRY.register(_Collector())  # type: ignore[arg-type]
+    REGISTRY.register(_Collector())
 except ImportError:  # pragma: no cover - prometheus_client is optional
     pass

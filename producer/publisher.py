@@ -23,7 +23,7 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from contract.events import EVENT_TYPES
 from producer import checks, wire
@@ -179,8 +179,18 @@ class Publisher:
         if session_id in self._completed:
             return self._after_completion(session_id, "round.completed")
         self._put(
-            (wire.ROUND_COMPLETED, _time_ns(), event_id, occurred_at,
-             round_id, session_id, status, tokens, prompt_cached_tool_outputs, error)
+            (
+                wire.ROUND_COMPLETED,
+                _time_ns(),
+                event_id,
+                occurred_at,
+                round_id,
+                session_id,
+                status,
+                tokens,
+                prompt_cached_tool_outputs,
+                error,
+            )
         )
 
     def round_compressed(
@@ -199,7 +209,9 @@ class Publisher:
             checks.given(event_id, occurred_at)
         if session_id in self._completed:
             return self._after_completion(session_id, "round.compressed")
-        self._put((wire.ROUND_COMPRESSED, _time_ns(), event_id, occurred_at, round_id, session_id, tokens_saved))
+        self._put(
+            (wire.ROUND_COMPRESSED, _time_ns(), event_id, occurred_at, round_id, session_id, tokens_saved)
+        )
 
     def tool_started(
         self,
@@ -220,7 +232,16 @@ class Publisher:
         if session_id in self._completed:
             return self._after_completion(session_id, "tool.started")
         self._put(
-            (wire.TOOL_STARTED, _time_ns(), event_id, occurred_at, tool_call_id, round_id, session_id, tool_name)
+            (
+                wire.TOOL_STARTED,
+                _time_ns(),
+                event_id,
+                occurred_at,
+                tool_call_id,
+                round_id,
+                session_id,
+                tool_name,
+            )
         )
 
     def tool_completed(
@@ -244,8 +265,17 @@ class Publisher:
         if session_id in self._completed:
             return self._after_completion(session_id, "tool.completed")
         self._put(
-            (wire.TOOL_COMPLETED, _time_ns(), event_id, occurred_at,
-             tool_call_id, round_id, session_id, success, error)
+            (
+                wire.TOOL_COMPLETED,
+                _time_ns(),
+                event_id,
+                occurred_at,
+                tool_call_id,
+                round_id,
+                session_id,
+                success,
+                error,
+            )
         )
 
     # -- forwards and the rest --------------------------------------------------------------
@@ -266,7 +296,9 @@ class Publisher:
         checks.flag("is_stream", is_stream)
         if event_id is not None or occurred_at is not None:
             checks.given(event_id, occurred_at)
-        self._put((wire.FORWARD_STARTED, _time_ns(), event_id, occurred_at, forward_id, endpoint, model, is_stream))
+        self._put(
+            (wire.FORWARD_STARTED, _time_ns(), event_id, occurred_at, forward_id, endpoint, model, is_stream)
+        )
 
     def forward_completed(
         self,
@@ -287,7 +319,17 @@ class Publisher:
         if event_id is not None or occurred_at is not None:
             checks.given(event_id, occurred_at)
         self._put(
-            (wire.FORWARD_COMPLETED, _time_ns(), event_id, occurred_at, forward_id, status, status_code, tokens, error)
+            (
+                wire.FORWARD_COMPLETED,
+                _time_ns(),
+                event_id,
+                occurred_at,
+                forward_id,
+                status,
+                status_code,
+                tokens,
+                error,
+            )
         )
 
     def sync_mismatch(
@@ -362,7 +404,8 @@ class Publisher:
             log.warning(
                 "metrics producer: %s for session %s after its session.completed; dropped (counted "
                 "in dropped_after_complete; further ones for this session are not logged)",
-                event_type, session_id,
+                event_type,
+                session_id,
             )
 
     # -- flush, close, fork -----------------------------------------------------------------
@@ -403,7 +446,7 @@ class Publisher:
     async def aclose(self, timeout: float = 5.0) -> bool:
         return await asyncio.to_thread(self.close, timeout)
 
-    def __enter__(self) -> Publisher:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -429,7 +472,9 @@ class Publisher:
     def _close_at_multiprocessing_exit(self) -> None:
         """In a multiprocessing child (it leaves through os._exit, not atexit): close at its end.
         Registered from its after-fork hook, which runs after multiprocessing clears the finalizers."""
-        multiprocessing.util.Finalize(self, _call, args=(weakref.ref(self), "_close_at_exit"), exitpriority=10)
+        multiprocessing.util.Finalize(
+            self, _call, args=(weakref.ref(self), "_close_at_exit"), exitpriority=10
+        )
 
     @property
     def queued(self) -> int:

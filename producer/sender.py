@@ -198,7 +198,8 @@ class Sender:
         return False
 
     def _take(self) -> tuple[list[Item], Marker | None]:
-        queue, items, limit = self._queue, [], self.settings.batch_size
+        queue, limit = self._queue, self.settings.batch_size
+        items: list[Item] = []
         while queue and len(items) < limit:
             item = queue.popleft()
             if type(item) is Marker:
@@ -227,7 +228,7 @@ class Sender:
         for item in items:
             try:
                 stream, payload = encode(item)
-            except Exception as exc:  # e.g. a str with lone surrogates: not UTF-8 encodable
+            except Exception as exc:  # noqa: BLE001 - e.g. lone surrogates; one bad item, not the batch
                 self._counters.add("dropped_invalid")
                 log.warning("metrics producer: dropped an unencodable %s event: %s", item[0].type, exc)
                 continue
@@ -251,7 +252,9 @@ class Sender:
         try:
             pipe = self._client.pipeline(transaction=False)
             for (token, stream), args in calls.items():
-                pipe.execute_command("EVAL", ADD_BATCHES, 2, stream, marker_key(stream, token), *args)
+                pipe.execute_command(  # type: ignore[no-untyped-call]
+                    "EVAL", ADD_BATCHES, 2, stream, marker_key(stream, token), *args
+                )
             results = pipe.execute(raise_on_error=False)
         except (redis.RedisError, OSError) as exc:
             self._went_down(exc)
@@ -270,7 +273,10 @@ class Sender:
         if self.mode != DOWN:
             log.warning(
                 "metrics producer: Redis at %s unavailable (%s: %s); spooling to %s until it is back",
-                _safe_url(self.settings.redis_url), type(exc).__name__, exc, self.settings.spool_dir,
+                _safe_url(self.settings.redis_url),
+                type(exc).__name__,
+                exc,
+                self.settings.spool_dir,
             )
         self.mode = DOWN
         # The delay grows until a replay gets through, so an error that a ping cannot see (a
@@ -327,7 +333,10 @@ class Sender:
             log.warning(
                 "metrics producer: spool %s full (%d bytes max): dropped the %d oldest events "
                 "(%d so far); restore Redis or raise METRICS_SPOOL_MAX_BYTES",
-                self.settings.spool_dir, spool.max_bytes, dropped, spool.dropped_oldest,
+                self.settings.spool_dir,
+                spool.max_bytes,
+                dropped,
+                spool.dropped_oldest,
             )
         self._resolve_parked()
 
@@ -338,8 +347,9 @@ class Sender:
             self.mode = UP
             self._resolve_parked()
             if self._replayed_this_outage:
-                log.info("metrics producer: Redis is back; replayed %d spooled events",
-                         self._replayed_this_outage)
+                log.info(
+                    "metrics producer: Redis is back; replayed %d spooled events", self._replayed_this_outage
+                )
             return
         if self._deliver(batches, replay=True):
             self._spool.commit()

@@ -12,13 +12,14 @@ agent interleave. :func:`agent_events` turns the calls into contract events (no 
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contract import codec
@@ -31,16 +32,38 @@ from producer.wire import WIRE_TYPES, Encoder
 Call = tuple[str, dict[str, Any]]
 
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "claude-haiku-4", "gemini-2.5-pro", "llama-3.3-70b")
-TOOLS = ("read_file", "write_file", "edit_file", "bash", "grep", "glob", "web_fetch", "web_search",
-         "list_dir", "python", "sql_query", "ask_user")
+TOOLS = (
+    "read_file",
+    "write_file",
+    "edit_file",
+    "bash",
+    "grep",
+    "glob",
+    "web_fetch",
+    "web_search",
+    "list_dir",
+    "python",
+    "sql_query",
+    "ask_user",
+)
 ENDPOINTS = ("/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/embeddings")
-TOOL_ERRORS = ("FileNotFoundError: [Errno 2] No such file or directory: 'src/app.py'",
-               "TimeoutError: command timed out after 120 s", "PermissionError: [Errno 13] Permission denied",
-               "HTTPError: 404 Not Found", "exit status 1: tests failed")
-ROUND_ERRORS = ("RateLimitError: 429 Too Many Requests", "APIError: 500 Internal Server Error",
-                "ContextWindowExceeded: prompt is 201,334 tokens, limit 200,000")
-MISMATCHES = ("message_count differs from the agent's transcript", "round missing in the upstream log",
-              "usage totals differ from the provider's invoice")
+TOOL_ERRORS = (
+    "FileNotFoundError: [Errno 2] No such file or directory: 'src/app.py'",
+    "TimeoutError: command timed out after 120 s",
+    "PermissionError: [Errno 13] Permission denied",
+    "HTTPError: 404 Not Found",
+    "exit status 1: tests failed",
+)
+ROUND_ERRORS = (
+    "RateLimitError: 429 Too Many Requests",
+    "APIError: 500 Internal Server Error",
+    "ContextWindowExceeded: prompt is 201,334 tokens, limit 200,000",
+)
+MISMATCHES = (
+    "message_count differs from the agent's transcript",
+    "round missing in the upstream log",
+    "usage totals differ from the provider's invoice",
+)
 
 #: Publisher method -> contract event type, for the calls that are events.
 EVENT_TYPE_OF: dict[str, str] = {w.type.replace(".", "_"): w.type for w in WIRE_TYPES}
@@ -54,14 +77,24 @@ def session_calls(rng: random.Random) -> Iterator[Call]:
     """One session's calls, start to completion."""
     session_id, model = _uuid(rng), rng.choice(MODELS)
     fate = rng.random()
-    status = "error" if fate < 0.05 else "cancelled" if fate < 0.08 else "awaiting" if fate < 0.28 else "completed"
+    status = (
+        "error" if fate < 0.05 else "cancelled" if fate < 0.08 else "awaiting" if fate < 0.28 else "completed"
+    )
     yield "session_started", {"session_id": session_id, "model": model}
     rounds = rng.randint(1, 8)
     messages = 1
     for index in range(rounds):
         last = index == rounds - 1
-        yield from _round(rng, session_id, model, "error" if last and status == "error"
-                          else "cancelled" if last and status == "cancelled" else None)
+        yield from _round(
+            rng,
+            session_id,
+            model,
+            "error"
+            if last and status == "error"
+            else "cancelled"
+            if last and status == "cancelled"
+            else None,
+        )
         messages += 2
         yield "session_message_count", {"session_id": session_id, "message_count": messages}
         if status == "awaiting" and index == rounds // 2 and not last:
@@ -79,39 +112,92 @@ def _round(rng: random.Random, session_id: str, model: str, outcome: str | None)
     tools = rng.choices((0, 1, 2, 3, 4), weights=(25, 35, 20, 12, 8))[0]
     for _ in range(tools):
         call_id, ok = _uuid(rng), rng.random() > 0.08
-        yield "tool_started", {"tool_call_id": call_id, "round_id": round_id, "session_id": session_id,
-                               "tool_name": rng.choice(TOOLS)}
-        yield "tool_completed", {"tool_call_id": call_id, "round_id": round_id, "session_id": session_id,
-                                 "success": ok, "error": None if ok else rng.choice(TOOL_ERRORS)}
+        yield (
+            "tool_started",
+            {
+                "tool_call_id": call_id,
+                "round_id": round_id,
+                "session_id": session_id,
+                "tool_name": rng.choice(TOOLS),
+            },
+        )
+        yield (
+            "tool_completed",
+            {
+                "tool_call_id": call_id,
+                "round_id": round_id,
+                "session_id": session_id,
+                "success": ok,
+                "error": None if ok else rng.choice(TOOL_ERRORS),
+            },
+        )
     if rng.random() < 0.1:
-        yield "round_compressed", {"round_id": round_id, "session_id": session_id,
-                                   "tokens_saved": rng.randint(2_000, 80_000)}
+        yield (
+            "round_compressed",
+            {"round_id": round_id, "session_id": session_id, "tokens_saved": rng.randint(2_000, 80_000)},
+        )
     status = outcome or ("error" if rng.random() < 0.03 else "success")
     prompt, completion = rng.randint(800, 120_000), rng.randint(0 if status != "success" else 20, 4_000)
-    yield "round_completed", {
-        "round_id": round_id, "session_id": session_id, "status": status,
-        "usage": (prompt, completion, prompt + completion),
-        "prompt_cached_tool_outputs": rng.randint(0, tools),
-        "error": rng.choice(ROUND_ERRORS) if status == "error" else None,
-    }
+    yield (
+        "round_completed",
+        {
+            "round_id": round_id,
+            "session_id": session_id,
+            "status": status,
+            "usage": (prompt, completion, prompt + completion),
+            "prompt_cached_tool_outputs": rng.randint(0, tools),
+            "error": rng.choice(ROUND_ERRORS) if status == "error" else None,
+        },
+    )
 
 
 def forward_calls(rng: random.Random) -> Iterator[Call]:
     forward_id, is_stream = _uuid(rng), rng.random() < 0.7
-    yield "forward_started", {"forward_id": forward_id, "endpoint": rng.choice(ENDPOINTS),
-                              "model": rng.choice(MODELS), "is_stream": is_stream}
+    yield (
+        "forward_started",
+        {
+            "forward_id": forward_id,
+            "endpoint": rng.choice(ENDPOINTS),
+            "model": rng.choice(MODELS),
+            "is_stream": is_stream,
+        },
+    )
     fate = rng.random()
     if fate < 0.04:
-        yield "forward_completed", {"forward_id": forward_id, "status": "timeout", "status_code": None,
-                                    "usage": None, "error": "ReadTimeout: upstream did not answer in 60 s"}
+        yield (
+            "forward_completed",
+            {
+                "forward_id": forward_id,
+                "status": "timeout",
+                "status_code": None,
+                "usage": None,
+                "error": "ReadTimeout: upstream did not answer in 60 s",
+            },
+        )
     elif fate < 0.1:
         code = rng.choice((400, 429, 500, 502, 503))
-        yield "forward_completed", {"forward_id": forward_id, "status": "error", "status_code": code,
-                                    "usage": None, "error": f"upstream answered {code}"}
+        yield (
+            "forward_completed",
+            {
+                "forward_id": forward_id,
+                "status": "error",
+                "status_code": code,
+                "usage": None,
+                "error": f"upstream answered {code}",
+            },
+        )
     else:
         prompt, completion = rng.randint(100, 50_000), rng.randint(1, 4_000)
-        yield "forward_completed", {"forward_id": forward_id, "status": "success", "status_code": 200,
-                                    "usage": (prompt, completion, prompt + completion), "error": None}
+        yield (
+            "forward_completed",
+            {
+                "forward_id": forward_id,
+                "status": "success",
+                "status_code": 200,
+                "usage": (prompt, completion, prompt + completion),
+                "error": None,
+            },
+        )
 
 
 def agent_calls(
@@ -144,7 +230,7 @@ def agent_events(
     rng: random.Random, sessions: int, concurrency: int = 3, start: datetime | None = None
 ) -> Iterator[Event]:
     """Contract events for :func:`agent_calls`, with UUIDv7 ids and times ~50 ms apart."""
-    now = start or datetime.now(timezone.utc)
+    now = start or datetime.now(UTC)
     ids = Encoder(Keys(), random.Random(rng.getrandbits(64)))
     for method, kwargs in agent_calls(rng, sessions, concurrency):
         event_type = EVENT_TYPE_OF.get(method)
@@ -212,8 +298,13 @@ def drive(
 
 
 def _agent(
-    settings: ProducerSettings, seed: int, sessions: int, rate: float, deadline: float | None,
-    publisher: Publisher | None, progress: Callable[[int], None] | None,
+    settings: ProducerSettings,
+    seed: int,
+    sessions: int,
+    rate: float,
+    deadline: float | None,
+    publisher: Publisher | None,
+    progress: Callable[[int], None] | None,
 ) -> Totals:
     own = publisher is None
     pub = publisher or Publisher(settings)
@@ -229,8 +320,13 @@ def _agent(
 
 
 def _process_main(
-    settings: ProducerSettings, seed: int, sessions: int, rate: float, duration: float | None,
-    counter: Any, results: Any,
+    settings: ProducerSettings,
+    seed: int,
+    sessions: int,
+    rate: float,
+    duration: float | None,
+    counter: Any,
+    results: Any,
 ) -> None:
     deadline = time.monotonic() + duration if duration else None
 
@@ -283,14 +379,21 @@ def run(
 
 
 def _run_processes(
-    settings: ProducerSettings, agents: int, sessions: int, rate: float, duration: float | None,
-    seed: int, progress: Callable[[int], None] | None,
+    settings: ProducerSettings,
+    agents: int,
+    sessions: int,
+    rate: float,
+    duration: float | None,
+    seed: int,
+    progress: Callable[[int], None] | None,
 ) -> Totals:
     context = multiprocessing.get_context("spawn")
     counter = context.Value("q", 0)
     results = context.Queue()
     children = [
-        context.Process(target=_process_main, args=(settings, seed + i, sessions, rate, duration, counter, results))
+        context.Process(
+            target=_process_main, args=(settings, seed + i, sessions, rate, duration, counter, results)
+        )
         for i in range(agents)
     ]
     for child in children:
@@ -300,7 +403,7 @@ def _run_processes(
         try:
             totals.merge(results.get(timeout=0.2))
             done += 1
-        except Exception:  # queue.Empty; a child that died shows in its exit code below
+        except queue.Empty:
             if all(not c.is_alive() for c in children) and results.empty():
                 break
         if progress:

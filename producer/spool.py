@@ -179,7 +179,9 @@ class Spool:
             segment.size, segment.events, torn = _scan(seg_path)
             if torn:
                 self.corrupt_bytes += torn
-                log.warning("spool %s: skipped %d bytes of a torn or corrupt record at its end", seg_path, torn)
+                log.warning(
+                    "spool %s: skipped %d bytes of a torn or corrupt record at its end", seg_path, torn
+                )
                 with open(seg_path, "r+b") as handle:
                     handle.truncate(segment.size)
             folder.segments.append(segment)
@@ -375,8 +377,11 @@ class Spool:
                     os.close(folder.write_fd)
                     folder.write_fd = -1
                 os.close(folder.lock_fd)
-                log.warning("spool %s keeps %d undelivered events for the next publisher",
-                            folder.path, folder.pending_events)
+                log.warning(
+                    "spool %s keeps %d undelivered events for the next publisher",
+                    folder.path,
+                    folder.pending_events,
+                )
         self._own = None
         self._adopted = []
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timezone
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from collections.abc import Callable
+from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from contract import codec, events
@@ -27,7 +27,7 @@ class WireType:
     ``body``, which writes the fields after occurred_at (hand-written per type: a generic loop
     over the fields costs twice as much)."""
 
-    __slots__ = ("type", "fields", "prefix", "route", "body")
+    __slots__ = ("body", "fields", "prefix", "route", "type")
 
     def __init__(
         self,
@@ -47,7 +47,7 @@ _s = encode_basestring
 
 
 def _opt(value: str | None) -> str:
-    return "null" if value is None else encode_basestring(value)  # type: ignore[no-any-return]
+    return "null" if value is None else encode_basestring(value)
 
 
 def _usage(value: tuple[int, int, int] | None) -> str:
@@ -57,19 +57,27 @@ def _usage(value: tuple[int, int, int] | None) -> str:
 
 
 SESSION_STARTED = WireType(
-    events.SessionStarted, ("session_id", "model"), "session_id",
+    events.SessionStarted,
+    ("session_id", "model"),
+    "session_id",
     lambda v: f',"session_id":{_s(v[4])},"model":{_s(v[5])}}}',
 )
 SESSION_MESSAGE_COUNT = WireType(
-    events.SessionMessageCount, ("session_id", "message_count"), "session_id",
+    events.SessionMessageCount,
+    ("session_id", "message_count"),
+    "session_id",
     lambda v: f',"session_id":{_s(v[4])},"message_count":{v[5]:d}}}',
 )
 SESSION_COMPLETED = WireType(
-    events.SessionCompleted, ("session_id", "status"), "session_id",
+    events.SessionCompleted,
+    ("session_id", "status"),
+    "session_id",
     lambda v: f',"session_id":{_s(v[4])},"status":{_s(v[5])}}}',
 )
 ROUND_STARTED = WireType(
-    events.RoundStarted, ("round_id", "session_id", "model"), "session_id",
+    events.RoundStarted,
+    ("round_id", "session_id", "model"),
+    "session_id",
     lambda v: f',"round_id":{_s(v[4])},"session_id":{_s(v[5])},"model":{_s(v[6])}}}',
 )
 ROUND_COMPLETED = WireType(
@@ -82,29 +90,41 @@ ROUND_COMPLETED = WireType(
     ),
 )
 ROUND_COMPRESSED = WireType(
-    events.RoundCompressed, ("round_id", "session_id", "tokens_saved"), "session_id",
+    events.RoundCompressed,
+    ("round_id", "session_id", "tokens_saved"),
+    "session_id",
     lambda v: f',"round_id":{_s(v[4])},"session_id":{_s(v[5])},"tokens_saved":{v[6]:d}}}',
 )
 TOOL_STARTED = WireType(
-    events.ToolStarted, ("tool_call_id", "round_id", "session_id", "tool_name"), "session_id",
-    lambda v: f',"tool_call_id":{_s(v[4])},"round_id":{_s(v[5])},"session_id":{_s(v[6])},"tool_name":{_s(v[7])}}}',
+    events.ToolStarted,
+    ("tool_call_id", "round_id", "session_id", "tool_name"),
+    "session_id",
+    lambda v: (
+        f',"tool_call_id":{_s(v[4])},"round_id":{_s(v[5])},"session_id":{_s(v[6])},"tool_name":{_s(v[7])}}}'
+    ),
 )
 TOOL_COMPLETED = WireType(
-    events.ToolCompleted, ("tool_call_id", "round_id", "session_id", "success", "error"), "session_id",
+    events.ToolCompleted,
+    ("tool_call_id", "round_id", "session_id", "success", "error"),
+    "session_id",
     lambda v: (
         f',"tool_call_id":{_s(v[4])},"round_id":{_s(v[5])},"session_id":{_s(v[6])}'
         f',"success":{"true" if v[7] else "false"},"error":{_opt(v[8])}}}'
     ),
 )
 FORWARD_STARTED = WireType(
-    events.ForwardStarted, ("forward_id", "endpoint", "model", "is_stream"), "forward_id",
+    events.ForwardStarted,
+    ("forward_id", "endpoint", "model", "is_stream"),
+    "forward_id",
     lambda v: (
         f',"forward_id":{_s(v[4])},"endpoint":{_s(v[5])},"model":{_s(v[6])}'
         f',"is_stream":{"true" if v[7] else "false"}}}'
     ),
 )
 FORWARD_COMPLETED = WireType(
-    events.ForwardCompleted, ("forward_id", "status", "status_code", "usage", "error"), "forward_id",
+    events.ForwardCompleted,
+    ("forward_id", "status", "status_code", "usage", "error"),
+    "forward_id",
     lambda v: (
         f',"forward_id":{_s(v[4])},"status":{_s(v[5])},"status_code":{"null" if v[6] is None else int(v[6])}'
         f',"usage":{_usage(v[7])},"error":{_opt(v[8])}}}'
@@ -190,5 +210,5 @@ class Encoder:
 
 
 def format_datetime(value: datetime) -> str:
-    utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+    utc = value.astimezone(UTC).replace(tzinfo=None)
     return utc.isoformat(timespec="microseconds") + "Z"

@@ -38,8 +38,12 @@ def read_stream(client: redis.Redis, stream: str) -> list[Event]:
 
 def quick_settings(**values: Any) -> ProducerSettings:
     """Test settings: short timeouts and backoff, so outages end fast."""
-    defaults: dict[str, Any] = {"socket_timeout": 0.5, "connect_timeout": 0.5, "retry_initial": 0.05,
-                                "retry_max": 0.3}
+    defaults: dict[str, Any] = {
+        "socket_timeout": 0.5,
+        "connect_timeout": 0.5,
+        "retry_initial": 0.05,
+        "retry_max": 0.3,
+    }
     return ProducerSettings(**{**defaults, **values})
 
 
@@ -74,11 +78,24 @@ class RedisServer:
     def start(self, durable: bool = False) -> None:
         """``durable``: append-only file fsynced before each reply, so a kill -9 loses nothing
         that was acknowledged (and the restarted server has it)."""
-        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else ["--appendonly", "no"]
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"] if durable else ["--appendonly", "no"]
+        )
         self._process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--dir", str(self.data_dir), *persistence],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                str(self.data_dir),
+                *persistence,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)
 

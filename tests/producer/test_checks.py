@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.producer.test_wire import SAMPLES, Capture
 from tests.producer.conftest import quick_settings
+from tests.producer.test_wire import SAMPLES, Capture
 
 BAD: list[tuple[str, str, Any]] = [
     ("session_started", "session_id", 42),
@@ -38,7 +38,9 @@ BAD: list[tuple[str, str, Any]] = [
 
 
 @pytest.mark.parametrize(("method", "argument", "value"), BAD)
-def test_wrong_argument_is_a_value_error_naming_it(tmp_path: Path, method: str, argument: str, value: Any) -> None:
+def test_wrong_argument_is_a_value_error_naming_it(
+    tmp_path: Path, method: str, argument: str, value: Any
+) -> None:
     capture = Capture(quick_settings(spool_dir=tmp_path))
     with pytest.raises(ValueError, match=rf"^{argument}(\.\w+)?: must be "):
         getattr(capture, method)(**{**SAMPLES[method], argument: value})

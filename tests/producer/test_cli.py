@@ -35,8 +35,18 @@ def test_publish_sends_the_valid_lines_and_names_the_bad_ones(
     lines.insert(15, "")  # blank lines are skipped
     source = tmp_path / "events.jsonl"
     source.write_text("\n".join(lines) + "\n")
-    code = main(["publish", "--redis-url", redis_url, "--stream", stream, "--spool-dir", str(tmp_path / "spool"),
-                 str(source)])
+    code = main(
+        [
+            "publish",
+            "--redis-url",
+            redis_url,
+            "--stream",
+            stream,
+            "--spool-dir",
+            str(tmp_path / "spool"),
+            str(source),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert f"{source}:4: event_id: Input should be a valid string (got 42)" in err
@@ -44,7 +54,9 @@ def test_publish_sends_the_valid_lines_and_names_the_bad_ones(
     assert f"{source}:12: type: unknown event type" in err
     assert "published 17 events (17 in Redis, 0 spooled), rejected 3 lines" in err
     sent = read_stream(redis_client, stream)
-    assert [encode(e).decode() for e in sent] == [line for i, line in enumerate(lines) if i not in (3, 7, 11, 15)]
+    assert [encode(e).decode() for e in sent] == [
+        line for i, line in enumerate(lines) if i not in (3, 7, 11, 15)
+    ]
 
 
 def test_publish_with_redis_away_keeps_the_events_and_says_so(
@@ -53,8 +65,20 @@ def test_publish_with_redis_away_keeps_the_events_and_says_so(
     source = tmp_path / "events.jsonl"
     source.write_text("\n".join(good_lines(5)) + "\n")
     spool = tmp_path / "spool"
-    code = main(["publish", "--redis-url", f"redis://127.0.0.1:{free_port()}/0", "--stream", stream,
-                 "--spool-dir", str(spool), "--timeout", "2", str(source)])
+    code = main(
+        [
+            "publish",
+            "--redis-url",
+            f"redis://127.0.0.1:{free_port()}/0",
+            "--stream",
+            stream,
+            "--spool-dir",
+            str(spool),
+            "--timeout",
+            "2",
+            str(source),
+        ]
+    )
     assert code == 3
     assert f"the events wait in {spool}" in capsys.readouterr().err
     assert any(spool.iterdir())
@@ -65,8 +89,15 @@ def test_publish_reads_stdin_and_settings_from_the_environment(
     redis_url: str, stream: str, tmp_path: Path, redis_client: redis.Redis
 ) -> None:
     env = {"REDIS_URL": redis_url, "METRICS_STREAM": stream, "METRICS_SPOOL_DIR": str(tmp_path), "PATH": ""}
-    done = subprocess.run([sys.executable, "-m", "producer.cli", "publish", "-"], input="\n".join(good_lines(30)),
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "publish", "-"],
+        input="\n".join(good_lines(30)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert redis_client.xlen(stream) == 30
 
@@ -78,9 +109,26 @@ def test_simulate_runs_agents_and_prints_a_count(
     script = Path(sys.executable).parent / "metrics-producer"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "producer.cli"]
     done = subprocess.run(
-        [*command, "simulate", "--redis-url", redis_url, "--stream", stream, "--spool-dir", str(tmp_path),
-         "--agents", "3", "--sessions", "4", "--seed", "7"],
-        capture_output=True, text=True, timeout=60,
+        [
+            *command,
+            "simulate",
+            "--redis-url",
+            redis_url,
+            "--stream",
+            stream,
+            "--spool-dir",
+            str(tmp_path),
+            "--agents",
+            "3",
+            "--sessions",
+            "4",
+            "--seed",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]

@@ -15,7 +15,9 @@ from tests.producer.conftest import read_stream
 pytestmark = pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
 
 
-def test_a_forked_child_gets_its_own_sender(publisher: Publisher, redis_client: redis.Redis, stream: str) -> None:
+def test_a_forked_child_gets_its_own_sender(
+    publisher: Publisher, redis_client: redis.Redis, stream: str
+) -> None:
     for i in range(5_000):  # some still queued in the parent at the fork
         publisher.sync_mismatch(f"parent-before {i}")
     pid = os.fork()
@@ -34,7 +36,11 @@ def test_a_forked_child_gets_its_own_sender(publisher: Publisher, redis_client: 
     assert publisher.flush(10)
     reasons = [event.reason for event in read_stream(redis_client, stream)]  # type: ignore[union-attr]
     assert len(reasons) == len(set(reasons)) == 7_000
-    assert Counter(r.split()[0] for r in reasons) == {"parent-before": 5_000, "child": 1_000, "parent-after": 1_000}
+    assert Counter(r.split()[0] for r in reasons) == {
+        "parent-before": 5_000,
+        "child": 1_000,
+        "parent-after": 1_000,
+    }
     assert publisher.stats()["sent"] == 6_000
 
 

@@ -115,8 +115,9 @@ def test_a_send_that_times_out_and_runs_late_is_not_added_twice(
 
     stream = "drill:events"
     private_redis.start()
-    pub = Publisher(quick_settings(redis_url=private_redis.url, stream=stream, spool_dir=tmp_path,
-                                   socket_timeout=0.2))
+    pub = Publisher(
+        quick_settings(redis_url=private_redis.url, stream=stream, spool_dir=tmp_path, socket_timeout=0.2)
+    )
     calls = event_calls(600, seed=3)
     publish(pub, (next(calls) for _ in range(100)))
     assert pub.flush(10)  # connected: the next send goes out on this connection at once
@@ -138,8 +139,11 @@ def test_the_spool_bound_drops_the_oldest_and_counts_them(
     private_redis: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     stream = "drill:events"
-    pub = Publisher(quick_settings(redis_url=private_redis.url, stream=stream, spool_dir=tmp_path,
-                                   spool_max_bytes=64 * 1024))
+    pub = Publisher(
+        quick_settings(
+            redis_url=private_redis.url, stream=stream, spool_dir=tmp_path, spool_max_bytes=64 * 1024
+        )
+    )
     for i in range(2_000):
         pub.sync_mismatch(f"reason {i:04d}")
         if i % 100 == 99:
@@ -151,7 +155,9 @@ def test_the_spool_bound_drops_the_oldest_and_counts_them(
     assert any(f"dropped the {n} oldest" in r.message for r in caplog.records for n in range(1, dropped + 1))
     from prometheus_client import REGISTRY
 
-    assert (REGISTRY.get_sample_value("metrics_producer_events_total", {"outcome": "dropped_oldest"}) or 0) >= dropped
+    assert (
+        REGISTRY.get_sample_value("metrics_producer_events_total", {"outcome": "dropped_oldest"}) or 0
+    ) >= dropped
 
     private_redis.start()
     assert pub.flush(30)
@@ -164,8 +170,9 @@ def test_the_spool_bound_drops_the_oldest_and_counts_them(
 
 def test_the_caller_never_waits_for_a_redis_that_hangs(tmp_path: Path) -> None:
     with black_hole() as port:
-        pub = Publisher(quick_settings(redis_url=f"redis://127.0.0.1:{port}/0", spool_dir=tmp_path,
-                                       socket_timeout=1.0))
+        pub = Publisher(
+            quick_settings(redis_url=f"redis://127.0.0.1:{port}/0", spool_dir=tmp_path, socket_timeout=1.0)
+        )
         took = publish(pub, event_calls(5_000, seed=4))
         assert max(took) < 0.25
         wait_for(lambda: pub.stats()["spooled"] == 5_000)
@@ -191,8 +198,11 @@ def test_a_killed_publishers_spool_is_replayed_by_the_next_one(
     private_redis: RedisServer, redis_url: str, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
-    with subprocess.Popen([sys.executable, "-c", KILLED_PUBLISHER, private_redis.url, str(spool)],
-                          stdout=subprocess.PIPE, text=True) as child:
+    with subprocess.Popen(
+        [sys.executable, "-c", KILLED_PUBLISHER, private_redis.url, str(spool)],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
         try:
             assert child.stdout is not None and child.stdout.readline().strip() == "spooled"
         finally:

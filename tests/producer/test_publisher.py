@@ -15,8 +15,9 @@ from tests.producer.conftest import black_hole, quick_settings, read_stream, wai
 from tests.producer.test_wire import SAMPLES
 
 
-def test_every_typed_call_arrives_as_a_contract_event(publisher: Publisher, redis_client: redis.Redis,
-                                                      stream: str) -> None:
+def test_every_typed_call_arrives_as_a_contract_event(
+    publisher: Publisher, redis_client: redis.Redis, stream: str
+) -> None:
     for method in sorted(SAMPLES):
         if method != "session_completed":
             getattr(publisher, method)(**SAMPLES[method])
@@ -41,9 +42,13 @@ def test_lifecycle_helpers_record_success_errors_and_cancellation(
             round_.usage(100, 20)
             round_.compressed(500)
         ok.message_count(3)
-    with pytest.raises(RuntimeError), publisher.session("gpt-4o") as broken, broken.round() as bad_round:
-        with bad_round.tool("grep"):
-            raise RuntimeError("no such file")
+    with (
+        pytest.raises(RuntimeError),
+        publisher.session("gpt-4o") as broken,
+        broken.round() as bad_round,
+        bad_round.tool("grep"),
+    ):
+        raise RuntimeError("no such file")
     with pytest.raises(KeyboardInterrupt), publisher.session("m") as cancelled:
         raise KeyboardInterrupt
     with publisher.session("m") as waiting:
@@ -57,19 +62,26 @@ def test_lifecycle_helpers_record_success_errors_and_cancellation(
     by_type = Counter(e.type for e in events)
     assert by_type["session.started"] == by_type["session.completed"] == 4
     status = {e.session_id: e.status for e in events if isinstance(e, SessionCompleted)}
-    assert status == {ok.id: "completed", broken.id: "error", cancelled.id: "cancelled",
-                      waiting.id: "awaiting_response"}
+    assert status == {
+        ok.id: "completed",
+        broken.id: "error",
+        cancelled.id: "cancelled",
+        waiting.id: "awaiting_response",
+    }
     rounds = {e.round_id: e for e in events if e.type == "round.completed"}  # type: ignore[union-attr]
     assert rounds[round_.id].status == "success" and rounds[round_.id].usage.total_tokens == 120
-    assert rounds[bad_round.id].status == "error" and "RuntimeError: no such file" in rounds[bad_round.id].error
+    assert (
+        rounds[bad_round.id].status == "error" and "RuntimeError: no such file" in rounds[bad_round.id].error
+    )
     tools = [(e.success, e.error) for e in events if e.type == "tool.completed"]  # type: ignore[union-attr]
     assert tools == [(True, None), (False, "exit 1"), (False, "RuntimeError: no such file")]
     forwards = [(e.status, e.status_code) for e in events if e.type == "forward.completed"]  # type: ignore[union-attr]
     assert forwards == [("timeout", None), ("error", 429)]
 
 
-def test_nothing_is_published_for_a_completed_session(publisher: Publisher, redis_client: redis.Redis,
-                                                      stream: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_nothing_is_published_for_a_completed_session(
+    publisher: Publisher, redis_client: redis.Redis, stream: str, caplog: pytest.LogCaptureFixture
+) -> None:
     publisher.session_started("s", "m")
     publisher.session_completed("s")
     publisher.round_started("r", "s", "m")
@@ -81,9 +93,12 @@ def test_nothing_is_published_for_a_completed_session(publisher: Publisher, redi
     assert sum("after its session.completed" in r.message for r in caplog.records) == 1
 
 
-def test_liveness_hints_follow_the_session(redis_url: str, stream: str, tmp_path, redis_client: redis.Redis) -> None:
-    settings = ProducerSettings(redis_url=redis_url, stream=stream, spool_dir=tmp_path,
-                                heartbeat_interval=0.2, heartbeat_ttl=1.0)
+def test_liveness_hints_follow_the_session(
+    redis_url: str, stream: str, tmp_path, redis_client: redis.Redis
+) -> None:
+    settings = ProducerSettings(
+        redis_url=redis_url, stream=stream, spool_dir=tmp_path, heartbeat_interval=0.2, heartbeat_ttl=1.0
+    )
     pub = Publisher(settings)
     keys = settings.keys
     try:
@@ -142,8 +157,14 @@ def test_close_sends_what_is_queued_and_later_calls_are_counted(
 
 def test_a_full_queue_drops_the_newest_and_counts(tmp_path) -> None:
     with black_hole() as port:  # the sender hangs in its first send for socket_timeout
-        pub = Publisher(quick_settings(redis_url=f"redis://127.0.0.1:{port}/0", spool_dir=tmp_path,
-                                       queue_size=100, socket_timeout=1.0))
+        pub = Publisher(
+            quick_settings(
+                redis_url=f"redis://127.0.0.1:{port}/0",
+                spool_dir=tmp_path,
+                queue_size=100,
+                socket_timeout=1.0,
+            )
+        )
         pub.sync_mismatch("first")
         wait_for(lambda: pub.queued == 0)  # taken: the sender now waits for an answer
         started = time.perf_counter()
@@ -155,8 +176,9 @@ def test_a_full_queue_drops_the_newest_and_counts(tmp_path) -> None:
         pub.close(2)
 
 
-def test_asyncio_code_calls_without_blocking_the_loop(publisher: Publisher, redis_client: redis.Redis,
-                                                      stream: str) -> None:
+def test_asyncio_code_calls_without_blocking_the_loop(
+    publisher: Publisher, redis_client: redis.Redis, stream: str
+) -> None:
     async def agent() -> float:
         ticks = 0
 
@@ -167,9 +189,8 @@ def test_asyncio_code_calls_without_blocking_the_loop(publisher: Publisher, redi
                 await asyncio.sleep(0)
 
         task = asyncio.create_task(ticker())
-        async with publisher.session("m") as session:
-            async with session.round() as round_:
-                round_.usage(1, 1)
+        async with publisher.session("m") as session, session.round() as round_:
+            round_.usage(1, 1)
         worst = 0.0
         for i in range(2000):
             start = time.perf_counter()

@@ -6,7 +6,7 @@ import inspect
 import json
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,31 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "session_message_count": {"session_id": "s-1", "message_count": 12},
     "session_completed": {"session_id": "s-1", "status": "awaiting_response"},
     "round_started": {"round_id": "r-1", "session_id": "s-1", "model": "gpt-4o"},
-    "round_completed": {"round_id": "r-1", "session_id": "s-1", "status": "error",
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
-                        "prompt_cached_tool_outputs": 3, "error": 'boom "quoted" \\ back\nslash ✓'},
+    "round_completed": {
+        "round_id": "r-1",
+        "session_id": "s-1",
+        "status": "error",
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+        "prompt_cached_tool_outputs": 3,
+        "error": 'boom "quoted" \\ back\nslash ✓',
+    },
     "round_compressed": {"round_id": "r-1", "session_id": "s-1", "tokens_saved": 2**63 - 1},
     "tool_started": {"tool_call_id": "t-1", "round_id": "r-1", "session_id": "s-1", "tool_name": "read_file"},
-    "tool_completed": {"tool_call_id": "t-1", "round_id": "r-1", "session_id": "s-1", "success": False,
-                       "error": None},
+    "tool_completed": {
+        "tool_call_id": "t-1",
+        "round_id": "r-1",
+        "session_id": "s-1",
+        "success": False,
+        "error": None,
+    },
     "forward_started": {"forward_id": "f-1", "endpoint": "/v1/chat", "model": "gpt-4o", "is_stream": True},
-    "forward_completed": {"forward_id": "f-1", "status": "success", "status_code": 200,
-                          "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}, "error": None},
+    "forward_completed": {
+        "forward_id": "f-1",
+        "status": "success",
+        "status_code": 200,
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+        "error": None,
+    },
     "sync_mismatch": {"reason": "counts differ"},
 }
 
@@ -68,7 +83,7 @@ def test_wire_types_follow_the_contract_field_order() -> None:
 
 @pytest.mark.parametrize("method", sorted(SAMPLES))
 def test_every_event_type_encodes_to_valid_contract_json(capture: Capture, method: str) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     getattr(capture, method)(**SAMPLES[method])
     stream, payload = Encoder(Keys())(capture.items[0])
     event = decode(payload)
@@ -77,7 +92,7 @@ def test_every_event_type_encodes_to_valid_contract_json(capture: Capture, metho
     dumped = event.model_dump(mode="json", exclude={"v", "type", "event_id", "occurred_at"})
     assert dumped == SAMPLES[method]
     assert uuid.UUID(event.event_id).version == 7
-    assert before - timedelta(seconds=1) <= event.occurred_at <= datetime.now(timezone.utc)
+    assert before - timedelta(seconds=1) <= event.occurred_at <= datetime.now(UTC)
     # Same document as the contract's own encoder writes.
     assert json.loads(payload) == json.loads(encode(event))
 
@@ -93,8 +108,12 @@ def test_given_event_id_and_occurred_at_are_kept(capture: Capture) -> None:
 def test_usage_accepts_a_model_a_mapping_or_a_tuple(capture: Capture) -> None:
     from contract import TokenUsage
 
-    for usage in (TokenUsage(prompt_tokens=5, completion_tokens=1, total_tokens=6),
-                  {"prompt_tokens": 5, "completion_tokens": 1}, (5, 1), [5, 1, 6]):
+    for usage in (
+        TokenUsage(prompt_tokens=5, completion_tokens=1, total_tokens=6),
+        {"prompt_tokens": 5, "completion_tokens": 1},
+        (5, 1),
+        [5, 1, 6],
+    ):
         capture.round_completed("r", "s", "success", usage)
     events = [decode(Encoder(Keys())(item)[1]) for item in capture.items]
     assert {e.usage.total_tokens for e in events} == {6}  # type: ignore[union-attr]
@@ -135,11 +154,13 @@ def test_uuid7_ids_increase_and_carry_the_call_time() -> None:
 def test_timestamps_are_utc_with_microseconds() -> None:
     encoder = Encoder(Keys())
     assert encoder.stamp(1_800_000_000_123_456_789) == "2027-01-15T08:00:00.123456Z"
-    early = datetime(999, 5, 6, 7, 8, 9, 10, tzinfo=timezone.utc)
+    early = datetime(999, 5, 6, 7, 8, 9, 10, tzinfo=UTC)
     assert format_datetime(early) == "0999-05-06T07:08:09.000010Z"
 
 
-_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40)
+_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
+)
 
 
 @settings(max_examples=150, deadline=None)
