@@ -17,6 +17,14 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+demo: $(STAMP)
+	$(BIN)/python -m worker.demo $(DEMO_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.producer_bench
+	$(BIN)/python -m bench.read_bench
+
 lint: $(STAMP)
 	$(BIN)/python -m pip install -q ruff mypy
 	$(BIN)/ruff check contract worker producer tests bench
