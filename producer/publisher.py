@@ -76,12 +76,9 @@ class Publisher:
     ) -> None:
         checks.ident("session_id", session_id)
         checks.label("model", model)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        if session_id in self._completed:
-            return self._after_completion(session_id, "session.started")
-        self._put((wire.SESSION_STARTED, _time_ns(), event_id, occurred_at, session_id, model))
-        self.hints.opened(session_id)
+        self._emit(wire.SESSION_STARTED, session_id, event_id, occurred_at, session_id, model)
+        if session_id not in self._completed:
+            self.hints.opened(session_id)
 
     def session_message_count(
         self,
@@ -93,11 +90,7 @@ class Publisher:
     ) -> None:
         checks.ident("session_id", session_id)
         checks.count("message_count", message_count)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        if session_id in self._completed:
-            return self._after_completion(session_id, "session.message_count")
-        self._put((wire.SESSION_MESSAGE_COUNT, _time_ns(), event_id, occurred_at, session_id, message_count))
+        self._emit(wire.SESSION_MESSAGE_COUNT, session_id, event_id, occurred_at, session_id, message_count)
 
     def session_completed(
         self,
@@ -110,15 +103,14 @@ class Publisher:
         """The session's end; later calls for it are dropped (counted in dropped_after_complete)."""
         checks.ident("session_id", session_id)
         checks.choice("status", status, SESSION_STATUSES)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
         if session_id in self._completed:
-            return self._after_completion(session_id, "session.completed")
+            self._after_completion(session_id, "session.completed")
+            return
+        self._emit(wire.SESSION_COMPLETED, session_id, event_id, occurred_at, session_id, status)
         with self._state_lock:
             self._completed[session_id] = False
             if len(self._completed) > self.settings.remember_completed:
                 self._completed.popitem(last=False)
-        self._put((wire.SESSION_COMPLETED, _time_ns(), event_id, occurred_at, session_id, status))
         self.hints.closed(session_id)
 
     def session_awaiting(self, session_id: str, since: float | None = None) -> None:
@@ -149,11 +141,7 @@ class Publisher:
         checks.ident("round_id", round_id)
         checks.ident("session_id", session_id)
         checks.label("model", model)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        if session_id in self._completed:
-            return self._after_completion(session_id, "round.started")
-        self._put((wire.ROUND_STARTED, _time_ns(), event_id, occurred_at, round_id, session_id, model))
+        self._emit(wire.ROUND_STARTED, session_id, event_id, occurred_at, round_id, session_id, model)
 
     def round_completed(
         self,
@@ -174,23 +162,17 @@ class Publisher:
         tokens = checks.usage("usage", usage)
         checks.count("prompt_cached_tool_outputs", prompt_cached_tool_outputs)
         checks.error_text("error", error)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        if session_id in self._completed:
-            return self._after_completion(session_id, "round.completed")
-        self._put(
-            (
-                wire.ROUND_COMPLETED,
-                _time_ns(),
-                event_id,
-                occurred_at,
-                round_id,
-                session_id,
-                status,
-                tokens,
-                prompt_cached_tool_outputs,
-                error,
-            )
+        self._emit(
+            wire.ROUND_COMPLETED,
+            session_id,
+            event_id,
+            occurred_at,
+            round_id,
+            session_id,
+            status,
+            tokens,
+            prompt_cached_tool_outputs,
+            error,
         )
 
     def round_compressed(
@@ -205,12 +187,8 @@ class Publisher:
         checks.ident("round_id", round_id)
         checks.ident("session_id", session_id)
         checks.count("tokens_saved", tokens_saved)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        if session_id in self._completed:
-            return self._after_completion(session_id, "round.compressed")
-        self._put(
-            (wire.ROUND_COMPRESSED, _time_ns(), event_id, occurred_at, round_id, session_id, tokens_saved)
+        self._emit(
+            wire.ROUND_COMPRESSED, session_id, event_id, occurred_at, round_id, session_id, tokens_saved
         )
 
     def tool_started(
@@ -227,21 +205,15 @@ class Publisher:
         checks.ident("round_id", round_id)
         checks.ident("session_id", session_id)
         checks.label("tool_name", tool_name)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        if session_id in self._completed:
-            return self._after_completion(session_id, "tool.started")
-        self._put(
-            (
-                wire.TOOL_STARTED,
-                _time_ns(),
-                event_id,
-                occurred_at,
-                tool_call_id,
-                round_id,
-                session_id,
-                tool_name,
-            )
+        self._emit(
+            wire.TOOL_STARTED,
+            session_id,
+            event_id,
+            occurred_at,
+            tool_call_id,
+            round_id,
+            session_id,
+            tool_name,
         )
 
     def tool_completed(
@@ -260,22 +232,16 @@ class Publisher:
         checks.ident("session_id", session_id)
         checks.flag("success", success)
         checks.error_text("error", error)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        if session_id in self._completed:
-            return self._after_completion(session_id, "tool.completed")
-        self._put(
-            (
-                wire.TOOL_COMPLETED,
-                _time_ns(),
-                event_id,
-                occurred_at,
-                tool_call_id,
-                round_id,
-                session_id,
-                success,
-                error,
-            )
+        self._emit(
+            wire.TOOL_COMPLETED,
+            session_id,
+            event_id,
+            occurred_at,
+            tool_call_id,
+            round_id,
+            session_id,
+            success,
+            error,
         )
 
     # -- forwards and the rest --------------------------------------------------------------
@@ -294,11 +260,7 @@ class Publisher:
         checks.label("endpoint", endpoint)
         checks.label("model", model)
         checks.flag("is_stream", is_stream)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        self._put(
-            (wire.FORWARD_STARTED, _time_ns(), event_id, occurred_at, forward_id, endpoint, model, is_stream)
-        )
+        self._emit(wire.FORWARD_STARTED, None, event_id, occurred_at, forward_id, endpoint, model, is_stream)
 
     def forward_completed(
         self,
@@ -316,29 +278,23 @@ class Publisher:
         checks.status_code("status_code", status_code)
         tokens = checks.optional_usage("usage", usage)
         checks.error_text("error", error)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        self._put(
-            (
-                wire.FORWARD_COMPLETED,
-                _time_ns(),
-                event_id,
-                occurred_at,
-                forward_id,
-                status,
-                status_code,
-                tokens,
-                error,
-            )
+        self._emit(
+            wire.FORWARD_COMPLETED,
+            None,
+            event_id,
+            occurred_at,
+            forward_id,
+            status,
+            status_code,
+            tokens,
+            error,
         )
 
     def sync_mismatch(
         self, reason: str, *, event_id: str | None = None, occurred_at: datetime | None = None
     ) -> None:
         checks.label("reason", reason)
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        self._put((wire.SYNC_MISMATCH, _time_ns(), event_id, occurred_at, reason))
+        self._emit(wire.SYNC_MISMATCH, None, event_id, occurred_at, reason)
 
     def publish(self, event: Any) -> None:
         """Send a ready-made contract event as it is (the CLI's replay): no liveness hints and no
@@ -361,6 +317,22 @@ class Publisher:
         return ForwardScope(self, endpoint, model, stream, forward_id)
 
     # -- queue ------------------------------------------------------------------------------
+
+    def _emit(
+        self,
+        wire_type: wire.WireType,
+        session_id: str | None,
+        event_id: str | None,
+        occurred_at: datetime | None,
+        *values: Any,
+    ) -> None:
+        """Check the optional metadata, drop calls for completed sessions, enqueue."""
+        if event_id is not None or occurred_at is not None:
+            checks.given(event_id, occurred_at)
+        if session_id is not None and session_id in self._completed:
+            self._after_completion(session_id, wire_type.type)
+            return
+        self._put((wire_type, _time_ns(), event_id, occurred_at, *values))
 
     def _put(self, item: tuple[Any, ...]) -> None:
         queue = self._queue

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from redis.connection import parse_url
+
 from contract.keys import DEFAULT_STREAM, Keys
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -61,20 +63,24 @@ class ProducerSettings:
     remember_completed: int = 100_000
 
     def __post_init__(self) -> None:
-        checks = {
-            "shards": self.shards >= 1,
-            "queue_size": self.queue_size >= 1,
-            "batch_size": self.batch_size >= 1,
-            "spool_max_bytes": self.spool_max_bytes >= 4096,
-            "socket_timeout": self.socket_timeout > 0,
-            "connect_timeout": self.connect_timeout > 0,
-            "heartbeat_interval": self.heartbeat_interval > 0,
-            "heartbeat_ttl": self.heartbeat_ttl > self.heartbeat_interval,
-            "dedup_ttl": self.dedup_ttl >= 1,
+        rules = {
+            "shards": (self.shards >= 1, "at least 1"),
+            "queue_size": (self.queue_size >= 1, "at least 1"),
+            "batch_size": (self.batch_size >= 1, "at least 1"),
+            "spool_max_bytes": (self.spool_max_bytes >= 4096, "at least 4096"),
+            "socket_timeout": (self.socket_timeout > 0, "above 0"),
+            "connect_timeout": (self.connect_timeout > 0, "above 0"),
+            "heartbeat_interval": (self.heartbeat_interval > 0, "above 0"),
+            "heartbeat_ttl": (self.heartbeat_ttl > self.heartbeat_interval, "above heartbeat_interval"),
+            "dedup_ttl": (self.dedup_ttl >= 1, "at least 1"),
         }
-        for name, ok in checks.items():
+        for name, (ok, rule) in rules.items():
             if not ok:
-                raise ValueError(f"{name}: invalid value {getattr(self, name)!r}")
+                raise ValueError(f"{name}: must be {rule}, got {getattr(self, name)!r}")
+        try:
+            parse_url(self.redis_url)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"redis_url: {exc}") from None
         object.__setattr__(self, "spool_dir", Path(self.spool_dir))
 
     @property

@@ -141,7 +141,7 @@ class Spool:
         """Take over the directories of publishers that died (their lock is free); returns the
         number of events found. They are replayed before this publisher's own spool."""
         try:
-            candidates = sorted(p for p in self.root.iterdir() if p.is_dir())
+            candidates = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
         except FileNotFoundError:
             return 0
         taken = {d.path for d in self._dirs()}
@@ -243,11 +243,14 @@ class Spool:
     def _own_dir(self) -> _Dir | None:
         if self._own is not None:
             return self._own
-        path = self.root / f"{time.time_ns()}-{os.getpid()}-{self.token[:12]}"
+        name = f"{time.time_ns()}-{os.getpid()}-{self.token[:12]}"
+        path, hidden = self.root / name, self.root / f".{name}"
         try:
-            path.mkdir(parents=True)
-            fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            # Locked under a hidden name, then renamed: a scanner never sees it unlocked.
+            hidden.mkdir(parents=True)
+            fd = os.open(hidden / "lock", os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
+            hidden.rename(path)
         except OSError as exc:
             log.error("cannot create spool directory %s: %s", path, exc)
             return None

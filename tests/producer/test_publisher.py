@@ -87,9 +87,11 @@ def test_nothing_is_published_for_a_completed_session(
     publisher.round_started("r", "s", "m")
     publisher.session_message_count("s", 4)
     publisher.session_completed("s", "error")
+    publisher.session_started("s", "m")
     assert publisher.flush(10)
     assert [e.type for e in read_stream(redis_client, stream)] == ["session.started", "session.completed"]
-    assert publisher.stats()["dropped_after_complete"] == 3
+    assert publisher.stats()["dropped_after_complete"] == 4
+    assert publisher.stats()["open_sessions"] == 0  # no heartbeat for it either
     assert sum("after its session.completed" in r.message for r in caplog.records) == 1
 
 
