@@ -137,3 +137,35 @@ def test_simulate_runs_agents_and_prints_a_count(
     assert f" {len(events)} events," in last
     assert sum(e.type == "session.completed" for e in events) == 12
     assert "events" in done.stderr  # the progress bar
+
+
+@pytest.mark.acceptance
+def test_simulate_with_processes_rate_and_duration_completes_every_session(
+    redis_url: str, stream: str, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "simulate", "--redis-url", redis_url, "--stream", stream,
+         "--spool-dir", str(tmp_path), "--agents", "2", "--sessions", "100000", "--rate", "3000",
+         "--duration", "1", "--processes", "--no-progress"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    events = read_stream(redis_client, stream)
+    started = {e.session_id for e in events if e.type == "session.started"}  # type: ignore[union-attr]
+    completed = {e.session_id for e in events if e.type == "session.completed"}  # type: ignore[union-attr]
+    assert started == completed and len(started) > 10
+    assert 1_000 < len(events) < 6_000  # ~3,000/s for ~1 s, plus the sessions in flight
+
+
+def test_settings_come_from_flags_then_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from producer.cli import build_parser, settings_from
+
+    monkeypatch.setenv("METRICS_STREAM", "env:stream")
+    monkeypatch.setenv("METRICS_SHARDS", "4")
+    monkeypatch.setenv("METRICS_SPOOL_DIR", str(tmp_path))
+    settings = settings_from(build_parser().parse_args(["publish", "--shards", "2", "-"]))
+    assert (settings.stream, settings.shards, settings.spool_dir) == ("env:stream", 2, tmp_path)
+    assert settings.keys.streams == ["env:stream:{0}", "env:stream:{1}"]
+    monkeypatch.setenv("METRICS_SHARDS", "two")
+    with pytest.raises(SystemExit):
+        main(["publish", "-"])
