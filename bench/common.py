@@ -31,18 +31,19 @@ def with_search_path(url: str, schema: str) -> str:
 
 
 @contextmanager
-def fresh_schema(prefix: str = "bench") -> Iterator[str]:
+def fresh_schema(prefix: str = "bench", database_url: str | None = None) -> Iterator[str]:
     """A new schema with the tables; yields a URL whose connections use it; dropped afterwards."""
+    base = database_url or DATABASE_URL
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(DATABASE_URL, autocommit=True) as admin:
+    with psycopg.connect(base, autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{name}"')
-    url = with_search_path(DATABASE_URL, name)
+    url = with_search_path(base, name)
     with psycopg.connect(url, autocommit=True) as conn:
         apply_schema(conn)
     try:
         yield url
     finally:
-        with psycopg.connect(DATABASE_URL, autocommit=True) as admin:
+        with psycopg.connect(base, autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 

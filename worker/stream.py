@@ -131,7 +131,8 @@ class StreamClient:
         undelivered = pending = 0
         for stream in self.streams:
             info = self._group_info(stream)
-            if info is None:
+            if info is None:  # no group yet: everything in the stream is undelivered
+                undelivered += int(self.client.xlen(stream))
                 continue
             pending += int(info["pending"])
             lag = info.get("lag")
@@ -180,6 +181,8 @@ class StreamClient:
         return removed
 
     def _group_info(self, stream: str) -> dict[str, object] | None:
+        if not self.client.exists(stream):
+            return None
         for info in self.client.xinfo_groups(stream):
             name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
             if name == self.group:
