@@ -162,7 +162,7 @@ WITH ri AS (
     FROM ri JOIN round_metrics o USING (round_id) LEFT JOIN comp USING (round_id)
 ), pr_changed AS (
     SELECT * FROM pr
-    WHERE take_start OR take_completion OR comp_n > 0
+    WHERE take_start OR take_completion OR comp_n > 0 OR fresh
 ), new_r AS (
     UPDATE round_metrics r SET
         session_id = CASE WHEN p.take_start THEN p.session_id ELSE r.session_id END,
