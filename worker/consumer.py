@@ -49,9 +49,16 @@ class Totals:
 class Worker:
     """One consumer of the group. ``run(burst=True)`` drains and exits; ``stop()`` is idempotent."""
 
-    def __init__(self, settings: Settings, *, handle_signals: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        handle_signals: bool = True,
+        on_commit: Callable[[list[Event]], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.handle_signals = handle_signals
+        self.on_commit = on_commit  # called with the events of each committed batch (benchmarks)
         self.redis = redis.Redis.from_url(
             settings.redis_url, socket_timeout=max(5.0, settings.block_ms / 1000 + 5), socket_connect_timeout=5
         )
@@ -182,6 +189,8 @@ class Worker:
                 applied.append((entry, event))
         applied_ids = [entry[0] for entry, _ in applied]
 
+        if self.on_commit is not None:
+            self.on_commit([event for _, event in applied])
         # Ack only now, after the commit: a crash before this line redelivers, which is harmless.
         self.stream.ack(batch.stream, applied_ids + gone)
         self.stream.dead_letter(batch.stream, letters)

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""The project's one entry point; needs nothing but Python 3.11+.
+
+    python3 tasks.py test [pytest args]   create .venv if needed, install, run the suite
+    python3 tasks.py demo [demo args]     the whole pipeline for half a minute (python -m worker.demo)
+    python3 tasks.py bench                every benchmark (bench/)
+    python3 tasks.py lint                 ruff and mypy
+
+The virtual environment is (re)installed when pyproject.toml is newer than its stamp.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".installed"
+
+
+def ensure_venv() -> None:
+    if STAMP.exists() and STAMP.stat().st_mtime >= (ROOT / "pyproject.toml").stat().st_mtime:
+        return
+    if not PY.exists():
+        print("tasks: creating .venv", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("tasks: installing the project and its test dependencies into .venv", file=sys.stderr)
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"], check=True)
+    STAMP.touch()
+
+
+def run(*argv: str) -> int:
+    return subprocess.run(argv, cwd=ROOT).returncode
+
+
+def main(args: list[str]) -> int:
+    if not args or args[0] not in {"test", "demo", "bench", "lint"}:
+        print(__doc__, file=sys.stderr)
+        return 2
+    task, rest = args[0], args[1:]
+    ensure_venv()
+    if task == "test":
+        return run(str(PY), "-m", "pytest", *rest)
+    if task == "demo":
+        return run(str(PY), "-m", "worker.demo", *rest)
+    if task == "bench":
+        for module in ("bench.throughput", "bench.producer_bench", "bench.read_bench", "bench.latency",
+                       "bench.drills"):
+            code = run(str(PY), "-m", module)
+            if code:
+                return code
+        return 0
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "ruff", "mypy"], check=True)
+    return run(str(BIN / "ruff"), "check", "contract", "worker", "producer") or run(str(BIN / "mypy"))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
