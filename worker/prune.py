@@ -189,7 +189,7 @@ def prune(
         raise ValueError(f"chunk_size: must be at least 1, got {chunk_size}")
     params: dict[str, Any] = {"cutoff": cutoff, "cutoff_date": cutoff.date(),
                               "dedupe_before": dedupe_before, "limit": chunk_size}
-    counts = {"rounds": 0, "tool_calls": 0, "sessions_adjusted": 0}
+    counts = {"rounds": 0, "tool_calls": 0, "session_updates": 0}
     for lock_sql in (LOCK_OLD_ROUNDS, LOCK_STUB_ROUNDS):
         for key, n in _prune_rounds(conn, lock_sql, params).items():
             counts[key] += n
@@ -203,11 +203,11 @@ def prune(
 
 
 def _prune_rounds(conn: psycopg.Connection[Any], lock_sql: str, params: dict[str, Any]) -> dict[str, int]:
-    counts = {"rounds": 0, "tool_calls": 0, "sessions_adjusted": 0}
+    counts = {"rounds": 0, "tool_calls": 0, "session_updates": 0}
 
     def chunk(cur: psycopg.Cursor[Any]) -> tuple[int, dict[str, int]]:
         ids = sorted(row[0] for row in cur.execute(lock_sql, params).fetchall())
-        done = {"rounds": 0, "tool_calls": 0, "sessions_adjusted": 0}
+        done = {"rounds": 0, "tool_calls": 0, "session_updates": 0}
         if not ids:
             return 0, done
         cur.execute(LOCK_TOOLS_OF_ROUNDS, {"ids": ids})
@@ -218,7 +218,7 @@ def _prune_rounds(conn: psycopg.Connection[Any], lock_sql: str, params: dict[str
         if deltas:
             cur.execute(LOCK_SESSIONS, {"ids": [row[0] for row in deltas]})
             cur.execute(SUBTRACT_FROM_SESSIONS, dict(zip(_DELTA_COLUMNS, map(list, zip(*deltas)))))
-            done["sessions_adjusted"] = cur.rowcount
+            done["session_updates"] = cur.rowcount
         return len(ids), done
 
     while True:

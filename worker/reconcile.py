@@ -48,18 +48,29 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 1000
 
+# Each table is walked along its partial index (status running/pending) in key order, one page
+# per chunk after the previous page's last key. Pages are read without locks; the heartbeat
+# filter is a set lookup in Python (a list of thousands of live sessions inside the SQL would
+# be a per-row array scan under a generic plan). Then the survivors are locked SKIP LOCKED and
+# updated with their condition re-checked on the locked, latest row.
+
 # A stub round (no start yet) has no time of its own: its session's latest event stands in.
+PAGE_ROUNDS = """
+SELECT r.round_id, r.session_id
+FROM round_metrics r
+LEFT JOIN session_metrics s ON s.session_id = r.session_id
+WHERE r.status = 'running' AND r.completion_version IS NULL AND r.round_id > %(after)s
+  AND COALESCE(r.started_at, s.updated_at) < %(idle_before)s
+ORDER BY r.round_id
+LIMIT %(limit)s
+"""
+
 RECONCILE_ROUNDS = """
 WITH c AS (
-    SELECT r.round_id
-    FROM round_metrics r
-    LEFT JOIN session_metrics s ON s.session_id = r.session_id
-    WHERE r.status = 'running' AND r.completion_version IS NULL
-      AND COALESCE(r.started_at, s.updated_at) < %(idle_before)s
-      AND NOT EXISTS (SELECT 1 FROM unnest(%(active)b::text[]) AS a(id) WHERE a.id = r.session_id)
-    ORDER BY r.round_id
-    LIMIT %(limit)s
-    FOR UPDATE OF r SKIP LOCKED
+    SELECT round_id FROM round_metrics
+    WHERE round_id = ANY(%(ids)b::text[]) AND status = 'running' AND completion_version IS NULL
+    ORDER BY round_id
+    FOR UPDATE SKIP LOCKED
 )
 UPDATE round_metrics r SET
     status = 'error',
@@ -67,18 +78,26 @@ UPDATE round_metrics r SET
     completed_at = COALESCE(r.completed_at, %(now)s),
     completion_version = ''
 FROM c
-WHERE r.round_id = c.round_id AND r.status = 'running' AND r.completion_version IS NULL
+WHERE r.round_id = c.round_id
 RETURNING r.round_id
+"""
+
+PAGE_FORWARDS = """
+SELECT forward_id
+FROM forward_request_metrics
+WHERE status = 'pending' AND completion_version IS NULL AND forward_id > %(after)s
+  AND started_at < %(idle_before)s AND updated_at < %(idle_before)s
+ORDER BY forward_id
+LIMIT %(limit)s
 """
 
 RECONCILE_FORWARDS = """
 WITH c AS (
-    SELECT forward_id
-    FROM forward_request_metrics
-    WHERE status = 'pending' AND completion_version IS NULL AND start_version IS NOT NULL
+    SELECT forward_id FROM forward_request_metrics
+    WHERE forward_id = ANY(%(ids)b::text[])
+      AND status = 'pending' AND completion_version IS NULL AND start_version IS NOT NULL
       AND started_at < %(idle_before)s AND updated_at < %(idle_before)s
     ORDER BY forward_id
-    LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
 UPDATE forward_request_metrics f SET
@@ -88,28 +107,34 @@ UPDATE forward_request_metrics f SET
     completion_version = f.start_version || '|reconciled'
 FROM c
 WHERE f.forward_id = c.forward_id
-  AND f.status = 'pending' AND f.completion_version IS NULL AND f.start_version IS NOT NULL
 RETURNING f.forward_id
 """
 
 # Stubs (no start yet, started_at NULL) are not sessions to readers and are left alone.
+PAGE_SESSIONS = """
+SELECT session_id
+FROM session_metrics
+WHERE status = 'running' AND started_at IS NOT NULL AND session_id > %(after)s
+  AND updated_at < %(idle_before)s
+ORDER BY session_id
+LIMIT %(limit)s
+"""
+
 RECONCILE_SESSIONS = """
-WITH c AS (
-    SELECT s.session_id
-    FROM session_metrics s
+WITH t AS (
+    SELECT * FROM unnest(%(ids)b::text[], %(statuses)b::text[]) AS t(session_id, status)
+), c AS (
+    SELECT s.session_id, t.status FROM session_metrics s JOIN t USING (session_id)
     WHERE s.status = 'running' AND s.started_at IS NOT NULL AND s.updated_at < %(idle_before)s
-      AND NOT EXISTS (SELECT 1 FROM unnest(%(active)b::text[]) AS a(id) WHERE a.id = s.session_id)
     ORDER BY s.session_id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF s SKIP LOCKED
 )
 UPDATE session_metrics s SET
-    status = CASE WHEN s.session_id = ANY(%(awaiting)b::text[]) THEN 'awaiting_response' ELSE 'completed' END,
+    status = c.status,
     completed_at = COALESCE(s.completed_at, %(now)s),
     status_version = COALESCE(s.status_version, '') || '|reconciled'
 FROM c
 WHERE s.session_id = c.session_id
-  AND s.status = 'running' AND s.started_at IS NOT NULL AND s.updated_at < %(idle_before)s
 RETURNING s.session_id, s.status
 """
 
@@ -147,35 +172,51 @@ def reconcile(
     grace: timedelta,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> dict[str, int]:
-    """Reconcile every stale row, ``chunk_size`` rows per table per transaction; the counts."""
+    """Reconcile every stale row, a page of ``chunk_size`` keys per table per transaction; the counts."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size: must be at least 1, got {chunk_size}")
-    params = {
-        "now": now,
-        "idle_before": now - grace,
-        "active": sorted(hints.active),
-        "awaiting": sorted(hints.awaiting),
-        "limit": chunk_size,
-    }
+    base = {"now": now, "idle_before": now - grace, "limit": chunk_size}
+    # Keyset cursors, None once a table is walked. A page's rows skipped (live heartbeat) or
+    # locked by a worker right now are passed over; the next run sees them again.
+    after: dict[str, str | None] = {"rounds": "", "forwards": "", "sessions": ""}
+    next_after = dict(after)
     counts = {"rounds": 0, "forwards": 0, "sessions_completed": 0, "sessions_awaiting": 0, "chunks": 0}
+
+    def page(cur: psycopg.Cursor[Any], sql: str, table: str) -> list[tuple[Any, ...]]:
+        rows = cur.execute(sql, {**base, "after": after[table]}).fetchall()
+        next_after[table] = rows[-1][0] if len(rows) == chunk_size else None
+        return rows
 
     def chunk(cur: psycopg.Cursor[Any]) -> tuple[int, int, list[str]]:
         # The engine's lock order: rounds, (tool calls, counters,) forwards, sessions.
-        rounds = len(cur.execute(RECONCILE_ROUNDS, params).fetchall())
-        forwards = len(cur.execute(RECONCILE_FORWARDS, params).fetchall())
-        sessions = [status for _, status in cur.execute(RECONCILE_SESSIONS, params).fetchall()]
+        rounds = forwards = 0
+        sessions: list[str] = []
+        if after["rounds"] is not None:
+            ids = [rid for rid, sid in page(cur, PAGE_ROUNDS, "rounds") if sid not in hints.active]
+            if ids:
+                rounds = len(cur.execute(RECONCILE_ROUNDS, {**base, "ids": ids}).fetchall())
+        if after["forwards"] is not None:
+            ids = [fid for (fid,) in page(cur, PAGE_FORWARDS, "forwards")]
+            if ids:
+                forwards = len(cur.execute(RECONCILE_FORWARDS, {**base, "ids": ids}).fetchall())
+        if after["sessions"] is not None:
+            ids = [sid for (sid,) in page(cur, PAGE_SESSIONS, "sessions") if sid not in hints.active]
+            if ids:
+                statuses = ["awaiting_response" if sid in hints.awaiting else "completed" for sid in ids]
+                rows = cur.execute(RECONCILE_SESSIONS, {**base, "ids": ids, "statuses": statuses}).fetchall()
+                sessions = [status for _, status in rows]
         return rounds, forwards, sessions
 
-    while True:
+    while any(cursor is not None for cursor in after.values()):
+        next_after.update(after)
         rounds, forwards, sessions = in_transaction(conn, chunk)
+        after = dict(next_after)
         counts["chunks"] += 1
         counts["rounds"] += rounds
         counts["forwards"] += forwards
         counts["sessions_awaiting"] += sessions.count("awaiting_response")
         counts["sessions_completed"] += len(sessions) - sessions.count("awaiting_response")
         log.debug("reconcile chunk: rounds=%s forwards=%s sessions=%s", rounds, forwards, len(sessions))
-        if max(rounds, forwards, len(sessions)) < chunk_size:
-            break
     counts["reconciled"] = (counts["rounds"] + counts["forwards"] + counts["sessions_completed"]
                             + counts["sessions_awaiting"])
     counts["active_hints"] = len(hints.active)

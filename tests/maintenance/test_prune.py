@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-import pytest
 import redis
 
 from contract.events import (
@@ -124,9 +123,9 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
     assert [f[b"reason"] for _, f in redis_client.xrange(settings.keys.dead_letters)] == [b"new"]
     assert redis_client.zrange(settings.keys.active_sessions, 0, -1) == [b"alive"]
     assert redis_client.zrange(settings.keys.awaiting_sessions, 0, -1) == [b"recent"]
-    assert {k: details[k] for k in ("rounds", "tool_calls", "sessions_adjusted", "forwards", "stub_sessions",
+    assert {k: details[k] for k in ("rounds", "tool_calls", "session_updates", "forwards", "stub_sessions",
                                     "sync_mismatches", "dead_letters", "maintenance_runs")} == {
-        "rounds": 4, "tool_calls": 4, "sessions_adjusted": 3, "forwards": 2, "stub_sessions": 2,
+        "rounds": 4, "tool_calls": 4, "session_updates": 3, "forwards": 2, "stub_sessions": 2,
         "sync_mismatches": 1, "dead_letters": 1, "maintenance_runs": 1}
     (recorded,) = runs(conn, "prune")
     assert recorded["rounds"] == 4 and "seconds" in recorded
@@ -185,18 +184,13 @@ def _apply_retrying(url: str, batches: list[list[Event]], errors: list[BaseExcep
 def test_prune_next_to_appliers_keeps_aggregates_equal_to_children(db_url: str, conn: psycopg.Connection) -> None:
     rng = random.Random(29)
     history = _spread_history(rng, 20)
-    half = len(history) // 2
-    apply_events(conn, history[:half])
+    apply_events(conn, history[: len(history) // 2])
     cutoff = datetime(2026, 2, 1, 12, tzinfo=UTC)
-    # Every event again, shuffled and duplicated, except compressions: each is delivered once in
-    # all (see test_redelivered_compression_of_a_pruned_round for why).
-    counted = [ev for ev in history[half:] if ev.type == "round.compressed"]
-    others = [ev for ev in history if ev.type != "round.compressed"]
     errors: list[BaseException] = []
     appliers = []
-    for i in range(2):
-        delivered = deliveries(rng, others, max_copies=2) + counted[i::2]
-        rng.shuffle(delivered)
+    for _ in range(2):
+        # Every event again, shuffled and duplicated: pruned rounds come back, counted again once.
+        delivered = deliveries(rng, history, max_copies=2)
         batches = [delivered[j:j + 30] for j in range(0, len(delivered), 30)]
         appliers.append(threading.Thread(target=_apply_retrying, args=(db_url, batches, errors)))
     stop = threading.Event()
@@ -225,9 +219,6 @@ def test_prune_next_to_appliers_keeps_aggregates_equal_to_children(db_url: str, 
     assert aggregate_drift(conn) == []
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "apply engine (worker/sql.py, pr_changed): a round inserted fresh in a batch whose compressions "
-    "were all counted before contributes nothing to its session; fix: pr_changed ... OR fresh"))
 def test_redelivered_compression_of_a_pruned_round(conn: psycopg.Connection) -> None:
     at = OLD
     events = _round("r", "s", at, 10, tools=0)
