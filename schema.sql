@@ -8,6 +8,10 @@
 -- call delivered first): such a "stub" has NULL started_at (and NULL model/name) until the start
 -- is merged in. The read side shows sessions and forwards only once started.
 --
+-- The four entity tables keep 20% of each page free (fillfactor 80): most writes update a row
+-- that exists (a completion, an aggregate delta), and room on the page lets PostgreSQL update it
+-- in place (HOT) without touching the indexes.
+--
 -- Every *_version column holds the order key of the event that last set that group of
 -- columns ("<occurred_at UTC, microseconds>|<rank>|<event_id>", see contract/events.py).
 -- Comparing keys byte-wise (COLLATE "C") orders events as they truly happened, which is what
@@ -33,7 +37,7 @@ CREATE TABLE IF NOT EXISTS session_metrics (
     model_version              text COLLATE "C",  -- latest session.started (sets model)
     status_version             text COLLATE "C",  -- latest start or completion (sets status, completed_at)
     message_count_version      text COLLATE "C"   -- latest session.message_count
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS round_metrics (
     round_id                   text PRIMARY KEY,
@@ -52,7 +56,7 @@ CREATE TABLE IF NOT EXISTS round_metrics (
     error                      text,
     start_version              text COLLATE "C",  -- earliest round.started (the seed keeps the first)
     completion_version         text COLLATE "C"   -- latest round.completed; '' = reconciled guess
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS tool_call_metrics (
     tool_call_id               text PRIMARY KEY,
@@ -65,7 +69,7 @@ CREATE TABLE IF NOT EXISTS tool_call_metrics (
     error                      text,
     start_version              text COLLATE "C",  -- latest tool.started (the seed takes the latest)
     completion_version         text COLLATE "C"   -- latest tool.completed
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS forward_request_metrics (
     forward_id                 text PRIMARY KEY,
@@ -84,7 +88,7 @@ CREATE TABLE IF NOT EXISTS forward_request_metrics (
     updated_at                 timestamptz NOT NULL,
     start_version              text COLLATE "C",  -- latest forward.started
     completion_version         text COLLATE "C"   -- latest completion after that start; '' = reconciled
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS execute_sync_mismatch_metrics (
     reason                     text NOT NULL,
@@ -120,13 +124,14 @@ CREATE TABLE IF NOT EXISTS metrics_schema (
 
 -- The seed's indexes. Where a seed index on one column was the lead of a composite that the read
 -- side's plans need (checked with EXPLAIN on 1.1M rounds, bench/read_bench.py), the composite
--- replaces it: it serves every query the single-column one did.
+-- replaces it: it serves every query the single-column one did. The seed's idx_tool_name is gone:
+-- no query filters on a tool name alone (breakdowns group by it within a session or a day, which
+-- the two composites cover), and every tool call paid for it on insert.
 CREATE INDEX IF NOT EXISTS idx_session_started_at ON session_metrics (started_at);
 CREATE INDEX IF NOT EXISTS idx_session_model_started_at ON session_metrics (model, started_at);
 CREATE INDEX IF NOT EXISTS idx_round_session ON round_metrics (session_id);
 CREATE INDEX IF NOT EXISTS idx_tool_session_name ON tool_call_metrics (session_id, tool_name);
 CREATE INDEX IF NOT EXISTS idx_tool_started_at_name ON tool_call_metrics (started_at) INCLUDE (tool_name);
-CREATE INDEX IF NOT EXISTS idx_tool_name ON tool_call_metrics (tool_name);
 CREATE INDEX IF NOT EXISTS idx_forward_started_at ON forward_request_metrics (started_at);
 CREATE INDEX IF NOT EXISTS idx_forward_endpoint_started_at ON forward_request_metrics (endpoint, started_at);
 CREATE INDEX IF NOT EXISTS idx_forward_model_started_at ON forward_request_metrics (model, started_at);

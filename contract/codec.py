@@ -88,6 +88,8 @@ def _explain(source: str | dict[str, Any], exc: ValidationError) -> ContractErro
     reason = error["msg"]
     if error["type"] == "missing":
         reason = "is required"
+    elif error["type"] == "string_pattern_mismatch":  # the only pattern in the contract
+        reason = "must not contain NUL (\\u0000) characters: PostgreSQL text cannot store them"
     return ContractError(field, value, reason)
 
 

@@ -7,7 +7,6 @@ the two redelivers it) and the apply engine is idempotent, so the effect is exac
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -69,7 +68,6 @@ class Worker:
         self._backoff = Backoff()
         self._next_housekeeping = 0.0
         self._next_claim = 0.0
-        self._prefetch: Prefetcher | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -101,9 +99,6 @@ class Worker:
         return 0
 
     def close(self) -> None:
-        if self._prefetch is not None:
-            self._prefetch.close()
-            self._prefetch = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -140,13 +135,9 @@ class Worker:
             for batch in self.stream.claim_stale(self.settings.batch_size, self.settings.claim_idle_ms):
                 self._process(batch)
                 did_work = True
-        if self._prefetch is None:
-            block = None if burst else self.settings.block_ms
-            self._prefetch = Prefetcher(lambda: self.stream.read_new(self.settings.batch_size, block),
-                                        self.settings.max_deliveries)
-        sorted_ = self._prefetch.get(timeout=self.settings.block_ms / 1000 + 1)
-        if sorted_ is not None:
-            self._apply_sorted(sorted_)
+        batch = self.stream.read_new(self.settings.batch_size, None if burst else self.settings.block_ms)
+        if batch is not None:
+            self._process(batch)
             did_work = True
         if time.monotonic() >= self._next_housekeeping:
             self._housekeeping()
@@ -276,7 +267,7 @@ class Sorted:
 
 
 def sort_entries(batch: Batch, limit: int) -> Sorted:
-    """Decode every entry; pure, so it can run on the prefetch thread."""
+    """Decode every entry and sort it by what happens to it next. Pure: no I/O."""
     started = time.perf_counter()
     out = Sorted(batch)
     for entry in batch.entries:
@@ -304,50 +295,6 @@ def sort_entries(batch: Batch, limit: int) -> Sorted:
             out.good.append((entry, event))
     out.seconds = time.perf_counter() - started
     return out
-
-
-class Prefetcher:
-    """Reads and decodes the next batch on a thread while the current one is being applied: the
-    database works while Python decodes. At most one batch waits; on stop it simply stays pending
-    in the group (delivered, not acked) and is claimed again later."""
-
-    def __init__(self, read: Callable[[], Batch | None], limit: int) -> None:
-        self._read = read
-        self._limit = limit
-        self._queue: queue.Queue[Sorted | None | BaseException] = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="prefetch", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            item: Sorted | None | BaseException
-            try:
-                batch = self._read()
-                item = sort_entries(batch, self._limit) if batch is not None else None
-            except BaseException as exc:  # handed to the main thread, which decides
-                item = exc
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if isinstance(item, BaseException):
-                self._stop.wait(0.5)
-
-    def get(self, timeout: float) -> Sorted | None:
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
 
 
 __all__ = ["Abandoned", "ApplyError", "Worker"]

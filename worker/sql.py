@@ -159,7 +159,11 @@ WITH ri AS (
            ri.start_version < COALESCE(o.start_version, U&'\\+10FFFF') AS take_start,
            ri.completion_version > COALESCE(o.completion_version, '') AS take_completion,
            COALESCE(comp.n, 0) AS comp_n, COALESCE(comp.saved, 0) AS comp_saved
-    FROM ri JOIN round_metrics o USING (round_id) LEFT JOIN comp USING (round_id)
+    FROM ri
+    -- One index probe per batch row, whatever the planner estimates for unnest() (LIMIT keeps
+    -- the subquery from being flattened into a hash join, i.e. a scan of the whole table).
+    CROSS JOIN LATERAL (SELECT * FROM round_metrics r WHERE r.round_id = ri.round_id LIMIT 1) AS o
+    LEFT JOIN comp ON comp.round_id = ri.round_id
 ), pr_changed AS (
     SELECT * FROM pr
     WHERE take_start OR take_completion OR comp_n > 0 OR fresh
@@ -198,7 +202,8 @@ WITH ri AS (
     SELECT ti.*, o.session_id AS old_session_id,
            ti.start_version > COALESCE(o.start_version, '') AS take_start,
            ti.completion_version > COALESCE(o.completion_version, '') AS take_completion
-    FROM ti JOIN tool_call_metrics o USING (tool_call_id)
+    FROM ti
+    CROSS JOIN LATERAL (SELECT * FROM tool_call_metrics t WHERE t.tool_call_id = ti.tool_call_id LIMIT 1) AS o
 ), pt_changed AS (
     SELECT * FROM pt WHERE take_start OR take_completion
 ), new_t AS (
