@@ -55,3 +55,13 @@ class Keys:
         """Sorted set: session_id -> unix seconds when it began waiting for the user's answer.
         A session found stale while in this set is reconciled to awaiting_response."""
         return f"{self.stream}:hints:awaiting"
+
+    @staticmethod
+    def producer_marker(stream: str, token: str) -> str:
+        """The batch-sequence marker of one producer on one stream (producer/sender.py), in the
+        stream's Redis Cluster slot since one script writes both: ``<stream>:seq:<token>`` when the
+        stream name has a hash tag, else ``<stream>:seq:{<stream>}:<token>``."""
+        start = stream.find("{")
+        if start >= 0 and stream.find("}", start + 2) > start:
+            return f"{stream}:seq:{token}"
+        return f"{stream}:seq:{{{stream}}}:{token}"

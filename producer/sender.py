@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from contract.codec import STREAM_FIELD
+from contract.keys import Keys
 from producer.hints import Hints
 from producer.metrics import Counters
 from producer.settings import ProducerSettings
@@ -62,18 +63,6 @@ end
 redis.call('SET', KEYS[2], last, 'EX', ARGV[1])
 return {{added, skipped}}
 """
-
-
-def marker_key(stream: str, token: str) -> str:
-    """The batch-sequence marker of one producer on one stream, in the stream's Redis Cluster slot
-    (the scripts needs both keys in one slot): ``<stream>:seq:<token>`` when the stream name has a
-    hash tag, else ``<stream>:seq:{<stream>}:<token>``.
-
-    TODO(contract): belongs in contract/keys.py as ``Keys.producer_marker(stream, token)``."""
-    start = stream.find("{")
-    if start >= 0 and stream.find("}", start + 2) > start:
-        return f"{stream}:seq:{token}"
-    return f"{stream}:seq:{{{stream}}}:{token}"
 
 
 @dataclass(eq=False)
@@ -253,7 +242,7 @@ class Sender:
             pipe = self._client.pipeline(transaction=False)
             for (token, stream), args in calls.items():
                 pipe.execute_command(  # type: ignore[no-untyped-call]
-                    "EVAL", ADD_BATCHES, 2, stream, marker_key(stream, token), *args
+                    "EVAL", ADD_BATCHES, 2, stream, Keys.producer_marker(stream, token), *args
                 )
             results = pipe.execute(raise_on_error=False)
         except (redis.RedisError, OSError) as exc:
