@@ -7,8 +7,8 @@ against :data:`Event`. Unknown extra fields are ignored (forward compatibility);
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Literal, Union
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -28,7 +28,7 @@ MAX_ERROR_LENGTH = 16_384
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 # No NUL anywhere: PostgreSQL text cannot store it. Checked by pydantic-core's regex engine, not
@@ -179,18 +179,6 @@ RANK: dict[str, int] = {
 }
 
 Event = Annotated[
-    Union[
-        SessionStarted,
-        SessionMessageCount,
-        SessionCompleted,
-        RoundStarted,
-        RoundCompleted,
-        RoundCompressed,
-        ToolStarted,
-        ToolCompleted,
-        ForwardStarted,
-        ForwardCompleted,
-        SyncMismatch,
-    ],
+    SessionStarted | SessionMessageCount | SessionCompleted | RoundStarted | RoundCompleted | RoundCompressed | ToolStarted | ToolCompleted | ForwardStarted | ForwardCompleted | SyncMismatch,
     Field(discriminator="type"),
 ]

@@ -7,8 +7,9 @@ worker/sql.py for how concurrent appliers avoid deadlocks and lost updates).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import psycopg
 

@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _optional_parsers() -> list[Callable[[Any], None]]:
-    adders: list[Callable[[Any], None]] = []
+def _optional_parsers() -> list[Callable[[Any], object]]:
+    adders: list[Callable[[Any], object]] = []
     try:
         from worker.query_cli import add_query_parser
 

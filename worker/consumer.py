@@ -135,9 +135,9 @@ class Worker:
             for batch in self.stream.claim_stale(self.settings.batch_size, self.settings.claim_idle_ms):
                 self._process(batch)
                 did_work = True
-        batch = self.stream.read_new(self.settings.batch_size, None if burst else self.settings.block_ms)
-        if batch is not None:
-            self._process(batch)
+        new = self.stream.read_new(self.settings.batch_size, None if burst else self.settings.block_ms)
+        if new is not None:
+            self._process(new)
             did_work = True
         if time.monotonic() >= self._next_housekeeping:
             self._housekeeping()
@@ -174,8 +174,8 @@ class Worker:
         for entry, event, deliveries in suspects:
             failed = self._apply_or_isolate([(entry, event)])
             if failed:
-                letters.append((entry, deliveries, f"poison: delivered {deliveries} times (limit {limit}), "
-                                f"then alone: {failed[0][1]}"))
+                letters.append((entry, deliveries, (f"poison: delivered {deliveries} times (limit {limit}), "
+                                f"then alone: {failed[0][1]}")))
             else:
                 applied.append((entry, event))
         applied_ids = [entry[0] for entry, _ in applied]
@@ -287,8 +287,8 @@ def sort_entries(batch: Batch, limit: int) -> Sorted:
             out.letters.append((entry, deliveries, f"invalid event: {exc}"))
             continue
         if deliveries > 2 * limit:
-            out.letters.append((entry, deliveries, f"poison: delivered {deliveries} times and every attempt "
-                                f"died before committing (limit {limit})"))
+            out.letters.append((entry, deliveries, (f"poison: delivered {deliveries} times and every attempt "
+                                f"died before committing (limit {limit})")))
         elif deliveries > limit:
             out.suspects.append((entry, event, deliveries))
         else:

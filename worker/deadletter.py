@@ -8,9 +8,10 @@ had no such field), ``stream``, ``entry_id``, ``group``, ``consumer``, ``deliver
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -31,7 +32,7 @@ class DeadLetter:
     payload: bytes
 
     @classmethod
-    def from_entry(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> "DeadLetter":
+    def from_entry(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
         def text(name: str) -> str:
             return fields.get(name.encode(), b"").decode("utf-8", "replace")
 
@@ -67,11 +68,11 @@ def payload_of(fields: dict[bytes, bytes]) -> bytes:
 
 def letter_fields(
     *, payload: bytes, stream: str, entry_id: str, group: str, consumer: str, deliveries: int, reason: str
-) -> dict[str, Any]:
+) -> dict[Any, Any]:
     return {
         "payload": payload, "stream": stream, "entry_id": entry_id, "group": group, "consumer": consumer,
         "deliveries": deliveries, "reason": reason[:2000],
-        "failed_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "failed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
 
 
@@ -82,17 +83,18 @@ class DeadLetters:
         self.client = client
         self.key = key
 
-    def list(self, count: int = 100, start: str = "-") -> list[DeadLetter]:
-        return [DeadLetter.from_entry(i, f) for i, f in self.client.xrange(self.key, start, "+", count=count)]
+    def list(self, count: int = 100, start: str = "-") -> builtins.list[DeadLetter]:
+        entries: Any = self.client.xrange(self.key, start, "+", count=count)
+        return [DeadLetter.from_entry(i, f) for i, f in entries]
 
     def get(self, letter_id: str) -> DeadLetter | None:
-        found = self.client.xrange(self.key, letter_id, letter_id, count=1)
+        found: Any = self.client.xrange(self.key, letter_id, letter_id, count=1)
         return DeadLetter.from_entry(*found[0]) if found else None
 
     def count(self) -> int:
         return int(self.client.xlen(self.key))
 
-    def redrive(self, ids: list[str] | None = None, default_stream: str | None = None) -> int:
+    def redrive(self, ids: builtins.list[str] | None = None, default_stream: str | None = None) -> int:
         """Re-publish dead letters to the stream they came from (all when ``ids`` is None) and
         remove them here, atomically per letter. Whatever still fails comes back with a new reason."""
         letters = self._select(ids)
@@ -106,7 +108,7 @@ class DeadLetters:
                 pipe.execute()
         return len(letters)
 
-    def purge(self, ids: list[str] | None = None) -> int:
+    def purge(self, ids: builtins.list[str] | None = None) -> int:
         """Delete dead letters (all when ``ids`` is None)."""
         if ids is None:
             n = self.count()
@@ -114,9 +116,9 @@ class DeadLetters:
             return n
         return int(self.client.xdel(self.key, *ids)) if ids else 0
 
-    def _select(self, ids: list[str] | None) -> list[DeadLetter]:
+    def _select(self, ids: builtins.list[str] | None) -> builtins.list[DeadLetter]:
         if ids is None:
-            out: list[DeadLetter] = []
+            out: builtins.list[DeadLetter] = []
             start = "-"
             while True:
                 page = self.list(count=1000, start=start)

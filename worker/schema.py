@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -24,7 +25,7 @@ def schema_path() -> Path:
     return Path(override) if override else Path(__file__).resolve().parent.parent / "schema.sql"
 
 
-def apply_schema(conn: psycopg.Connection[object]) -> bool:
+def apply_schema(conn: psycopg.Connection[Any]) -> bool:
     """Create whatever is missing, in one transaction, while holding the schema lock.
     Returns False when this exact schema file had been applied already."""
     sql = schema_path().read_text(encoding="utf-8")
@@ -40,7 +41,7 @@ def apply_schema(conn: psycopg.Connection[object]) -> bool:
     return True
 
 
-def _is_applied(conn: psycopg.Connection[object], digest: str) -> bool:
+def _is_applied(conn: psycopg.Connection[Any], digest: str) -> bool:
     table = conn.execute("SELECT to_regclass('metrics_schema')").fetchone()
     if not table or table[0] is None:
         return False

@@ -68,7 +68,7 @@ class Settings:
         return Keys(stream=self.stream, shards=self.shards)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
         e = dict(os.environ if env is None else env)
         values: dict[str, Any] = {
             "database_url": e.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -107,5 +107,5 @@ class Settings:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must not be negative, got {getattr(self, name)}")
 
-    def with_(self, **changes: Any) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

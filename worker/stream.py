@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -100,7 +101,7 @@ class StreamClient:
 
     def _deliveries(self, stream: str, entries: Sequence[Entry]) -> dict[bytes, int]:
         ids = [e[0] for e in entries]
-        rows = self.client.xpending_range(
+        rows: Any = self.client.xpending_range(
             stream, self.group, min=ids[0], max=ids[-1], count=len(ids) + 100, consumername=self.consumer
         )
         return {row["message_id"]: int(row["times_delivered"]) for row in rows}
@@ -180,7 +181,7 @@ class StreamClient:
             log.info("removed idle consumers with nothing pending: %s", ", ".join(removed))
         return removed
 
-    def _group_info(self, stream: str) -> dict[str, object] | None:
+    def _group_info(self, stream: str) -> dict[str, Any] | None:
         if not self.client.exists(stream):
             return None
         for info in self.client.xinfo_groups(stream):
@@ -190,12 +191,12 @@ class StreamClient:
         return None
 
 
-def _entries(reply: object) -> list[Entry]:
+def _entries(reply: Any) -> list[Entry]:
     if not reply:
         return []
     if isinstance(reply, dict):  # RESP3
         return [e for entries in reply.values() for e in entries[0]]
-    return [e for _, entries in reply for e in entries]  # type: ignore[union-attr]
+    return [e for _, entries in reply for e in entries]
 
 
 def _id(raw: bytes | str) -> tuple[int, int]:
