@@ -2,6 +2,10 @@
 
 Knows nothing of Redis. Idempotent and order-independent (see worker/merge.py for the rules and
 worker/sql.py for how concurrent appliers avoid deadlocks and lost updates).
+
+The transaction's statements go out in pipeline mode and need no answer from one another, so a
+caller can start a batch (:func:`start`), do other work while PostgreSQL applies it, and collect
+the outcome later (:meth:`InFlight.wait`); :func:`apply_events` does both at once.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from contract.events import Event
 from worker import sql
@@ -32,46 +37,76 @@ class Applied:
     forwards: int
     counters: int
 
+    @classmethod
+    def of(cls, p: Plan) -> Applied:
+        return cls(events=p.events, sessions=len(p.sessions), rounds=len(p.rounds), tools=len(p.tools),
+                   forwards=len(p.forwards), counters=len(p.compressions) + len(p.mismatches))
+
+
+class InFlight:
+    """One batch's transaction, sent and not yet confirmed."""
+
+    def __init__(self, conn: psycopg.Connection[Any], p: Plan) -> None:
+        self.conn = conn
+        self.applied = Applied.of(p)
+        self._pipeline = conn.pipeline()
+        self._pipeline.__enter__()
+        try:
+            conn.execute("BEGIN")
+            _execute(conn, p)
+            conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - cleaned up, then re-raised by _fail
+            self._fail(exc)
+
+    def wait(self) -> Applied:
+        """Block until PostgreSQL answered. Raises worker.errors.TransientError (retry the whole
+        batch) or PermanentError (PostgreSQL refuses the data); nothing is committed then."""
+        try:
+            self._pipeline.__exit__(None, None, None)
+        except BaseException as exc:  # noqa: BLE001 - cleaned up, then re-raised by _fail
+            self._fail(exc)
+        return self.applied
+
+    def _fail(self, exc: BaseException) -> None:
+        try:
+            self._pipeline.__exit__(type(exc), exc, exc.__traceback__)
+        except psycopg.Error:
+            pass
+        # An error in pipeline mode skips the rest, COMMIT included: end the aborted transaction.
+        if not self.conn.closed and self.conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            try:
+                self.conn.execute("ROLLBACK")
+            except psycopg.Error:
+                pass
+        if isinstance(exc, psycopg.Error):
+            raise translate(exc) from exc
+        raise exc
+
+
+def start(conn: psycopg.Connection[Any], events: Sequence[Event]) -> InFlight:
+    """Send the transaction applying ``events`` (autocommit connection, not in a transaction)."""
+    return InFlight(conn, plan(events))
+
 
 def apply_events(conn: psycopg.Connection[Any], events: Sequence[Event]) -> Applied:
-    """Apply ``events`` in one transaction and refresh the touched sessions' aggregates in it.
-
-    Raises worker.errors.TransientError (retry the whole batch) or PermanentError (the batch
-    holds something PostgreSQL refuses). Nothing is committed when it raises.
-    """
-    p = plan(events)
-    try:
-        with conn.transaction():
-            _execute(conn, p)
-    except psycopg.Error as exc:
-        raise translate(exc) from exc
-    return Applied(
-        events=p.events,
-        sessions=len(p.sessions),
-        rounds=len(p.rounds),
-        tools=len(p.tools),
-        forwards=len(p.forwards),
-        counters=len(p.compressions) + len(p.mismatches),
-    )
+    """Apply ``events`` in one transaction and refresh the touched sessions' aggregates in it."""
+    if not conn.autocommit:
+        raise ValueError("conn: the apply engine manages its own transaction; pass an autocommit connection")
+    return start(conn, events).wait()
 
 
 def _execute(conn: psycopg.Connection[Any], p: Plan) -> None:
-    cur = conn.cursor()
     # Lock order: rounds, tool calls, counter events and mismatch rows, forwards, sessions.
-    fresh_rounds: set[str] = set()
-    fresh_tools: set[str] = set()
     if p.rounds:
-        cur.execute(sql.INSERT_OR_LOCK_ROUNDS, _columns(_sorted(p.rounds), _ROUND_COLUMNS))
-        fresh_rounds = {key for (key,) in cur.fetchall()}
+        conn.execute(sql.INSERT_OR_LOCK_ROUNDS, _columns(_sorted(p.rounds), _ROUND_COLUMNS))
     if p.tools:
-        cur.execute(sql.INSERT_OR_LOCK_TOOLS, _columns(_sorted(p.tools), _TOOL_COLUMNS))
-        fresh_tools = {key for (key,) in cur.fetchall()}
+        conn.execute(sql.INSERT_OR_LOCK_TOOLS, _columns(_sorted(p.tools), _TOOL_COLUMNS))
     if p.mismatches:
-        cur.execute(sql.APPLY_MISMATCHES, _columns(p.mismatches.values(), _MISMATCH_COLUMNS))
+        conn.execute(sql.APPLY_MISMATCHES, _columns(p.mismatches.values(), _MISMATCH_COLUMNS))
     if p.forwards:
-        cur.execute(sql.APPLY_FORWARDS, _columns(p.forwards.values(), _FORWARD_COLUMNS))
+        conn.execute(sql.APPLY_FORWARDS, _columns(p.forwards.values(), _FORWARD_COLUMNS))
     if p.sessions or p.rounds or p.tools:
-        cur.execute(sql.APPLY_ROUNDS_TOOLS_SESSIONS, _main_params(p, fresh_rounds, fresh_tools))
+        conn.execute(sql.APPLY_ROUNDS_TOOLS_SESSIONS, _main_params(p))
 
 
 def _sorted(rows: dict[str, Any]) -> list[Any]:
@@ -101,35 +136,12 @@ _FORWARD_COLUMNS = (
     "completed_at", "status_code", "status", "prompt_tokens", "completion_tokens", "total_tokens",
     "error", "updated_at",
 )
-
-
-def _main_params(p: Plan, fresh_rounds: set[str], fresh_tools: set[str]) -> dict[str, list[Any]]:
-    """Rounds and tools that existed are merged in SQL; rows just inserted are complete already,
-    and only their contributions to their sessions travel, summed here per session. A new round
-    with compressions still goes to SQL, which counts each compression once."""
-    compressed = {c.round_id for c in p.compressions.values()}
-    rounds = [r for r in p.rounds.values() if r.round_id not in fresh_rounds or r.round_id in compressed]
-    params = _columns(rounds, _ROUND_COLUMNS, "r_")
-    params["r_fresh"] = [r.round_id in fresh_rounds for r in rounds]
-    params.update(_columns(p.compressions.values(), ("event_id", "round_id", "tokens_saved"), "c_"))
-    params.update(_columns([t for t in p.tools.values() if t.tool_call_id not in fresh_tools], _TOOL_COLUMNS, "t_"))
-    params.update(_columns(p.sessions.values(), _SESSION_COLUMNS, "s_"))
-    fresh: dict[str, list[int]] = {}
-    for key in fresh_rounds - compressed:
-        r = p.rounds[key]
-        d = fresh.setdefault(r.session_id, [0] * 8)
-        d[0] += 1
-        d[1] += r.prompt_tokens or 0
-        d[2] += r.completion_tokens or 0
-        d[3] += r.total_tokens or 0
-        d[4] += r.prompt_cached_tool_outputs or 0
-    for key in fresh_tools:
-        fresh.setdefault(p.tools[key].session_id, [0] * 8)[7] += 1
-    params["f_session_id"] = list(fresh)
-    for i, name in enumerate(("rounds", "prompt_tokens", "completion_tokens", "total_tokens", "pcto",
-                              "compressions", "tokens_saved", "tools")):
-        params[f"f_{name}"] = [d[i] for d in fresh.values()]
-    return params
-
-
 _MISMATCH_COLUMNS = ("event_id", "reason", "mismatch_date", "occurred_at")
+
+
+def _main_params(p: Plan) -> dict[str, list[Any]]:
+    params = _columns(p.rounds.values(), _ROUND_COLUMNS, "r_")
+    params.update(_columns(p.compressions.values(), ("event_id", "round_id", "tokens_saved"), "c_"))
+    params.update(_columns(p.tools.values(), _TOOL_COLUMNS, "t_"))
+    params.update(_columns(p.sessions.values(), _SESSION_COLUMNS, "s_"))
+    return params

