@@ -7,7 +7,7 @@ against :data:`Event`. Unknown extra fields are ignored (forward compatibility);
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -27,8 +27,12 @@ MAX_NAME_LENGTH = 256
 MAX_ERROR_LENGTH = 16_384
 
 
+_ZERO = timedelta(0)
+
+
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    # Most producers send UTC already; converting only the others saves a datetime per event.
+    return value if value.utcoffset() == _ZERO else value.astimezone(UTC)
 
 
 # No NUL anywhere: PostgreSQL text cannot store it. Checked by pydantic-core's regex engine, not

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import psycopg
@@ -114,8 +115,12 @@ def _sorted(rows: dict[str, Any]) -> list[Any]:
 
 
 def _columns(rows: Any, names: Sequence[str], prefix: str = "") -> dict[str, list[Any]]:
+    """Rows as one array per column (what unnest() takes)."""
     rows = list(rows)
-    return {prefix + name: [getattr(row, name) for row in rows] for name in names}
+    if not rows:
+        return {prefix + name: [] for name in names}
+    columns = zip(*map(attrgetter(*names), rows)) if len(names) > 1 else ([getattr(r, names[0]) for r in rows],)
+    return {prefix + name: list(column) for name, column in zip(names, columns, strict=True)}
 
 
 _ROUND_COLUMNS = (
