@@ -7,8 +7,8 @@ key order, so concurrent workers always lock in one global order and cannot dead
    and lock the ones that do, without writing them (``DO UPDATE ... WHERE false`` locks). The
    later statement recognises the rows inserted here by their xmin (this transaction's id), so
    no statement waits for another's answer and the whole batch goes out in one pipeline.
-   Holding these locks, the later statements see the latest committed version of the other
-   rows: under READ COMMITTED each statement takes a fresh snapshot.
+   Holding these locks, the later statements see the latest committed version of those rows:
+   under READ COMMITTED each statement takes a fresh snapshot.
 2. APPLY_MISMATCHES: count each sync.mismatch once (its event_id is recorded in
    applied_counter_events in the same statement) into (reason, UTC date).
 3. APPLY_FORWARDS: one upsert; the merge is in the ON CONFLICT clause, which always sees the
@@ -26,7 +26,7 @@ Order keys (``*_version``) compare byte-wise (COLLATE "C"); see contract/events.
 from __future__ import annotations
 
 # Inserts the rounds that do not exist yet, complete, and locks the ones that do without writing
-# them (a DO UPDATE whose WHERE is false still locks). RETURNING yields only the inserted ones.
+# them (a DO UPDATE whose WHERE is false still locks).
 INSERT_OR_LOCK_ROUNDS = """
 INSERT INTO round_metrics AS r (
     round_id, session_id, start_version, model, started_at, completion_version, completed_at, status,
