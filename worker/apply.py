@@ -5,7 +5,8 @@ worker/sql.py for how concurrent appliers avoid deadlocks and lost updates).
 
 The transaction's statements go out in pipeline mode and need no answer from one another, so a
 caller can start a batch (:func:`start`), do other work while PostgreSQL applies it, and collect
-the outcome later (:meth:`InFlight.wait`); :func:`apply_events` does both at once.
+the outcome later (:meth:`InFlight.wait`); :func:`apply_events` does both at once. Building the
+statements (:func:`prepare`) is pure, so a caller can do that too while another batch is out.
 """
 
 from __future__ import annotations
@@ -44,17 +45,32 @@ class Applied:
                    forwards=len(p.forwards), counters=len(p.compressions) + len(p.mismatches))
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch ready to send: its statements with their parameters, built without I/O."""
+
+    applied: Applied
+    statements: list[tuple[str, dict[str, list[Any]]]]
+
+
+def prepare(events: Sequence[Event]) -> Prepared:
+    """Merge ``events`` per key and build the transaction's statements (pure, no I/O)."""
+    p = plan(events)
+    return Prepared(Applied.of(p), _statements(p))
+
+
 class InFlight:
     """One batch's transaction, sent and not yet confirmed."""
 
-    def __init__(self, conn: psycopg.Connection[Any], p: Plan) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], prepared: Prepared) -> None:
         self.conn = conn
-        self.applied = Applied.of(p)
+        self.applied = prepared.applied
         self._pipeline = conn.pipeline()
         self._pipeline.__enter__()
         try:
             conn.execute("BEGIN")
-            _execute(conn, p)
+            for query, params in prepared.statements:
+                conn.execute(query, params)
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - cleaned up, then re-raised by _fail
             self._fail(exc)
@@ -84,9 +100,9 @@ class InFlight:
         raise exc
 
 
-def start(conn: psycopg.Connection[Any], events: Sequence[Event]) -> InFlight:
-    """Send the transaction applying ``events`` (autocommit connection, not in a transaction)."""
-    return InFlight(conn, plan(events))
+def start(conn: psycopg.Connection[Any], batch: Sequence[Event] | Prepared) -> InFlight:
+    """Send the transaction applying a batch (autocommit connection, not in a transaction)."""
+    return InFlight(conn, batch if isinstance(batch, Prepared) else prepare(batch))
 
 
 def apply_events(conn: psycopg.Connection[Any], events: Sequence[Event]) -> Applied:
@@ -96,18 +112,20 @@ def apply_events(conn: psycopg.Connection[Any], events: Sequence[Event]) -> Appl
     return start(conn, events).wait()
 
 
-def _execute(conn: psycopg.Connection[Any], p: Plan) -> None:
+def _statements(p: Plan) -> list[tuple[str, dict[str, list[Any]]]]:
     # Lock order: rounds, tool calls, counter events and mismatch rows, forwards, sessions.
+    out = []
     if p.rounds:
-        conn.execute(sql.INSERT_OR_LOCK_ROUNDS, _columns(_sorted(p.rounds), _ROUND_COLUMNS))
+        out.append((sql.INSERT_OR_LOCK_ROUNDS, _columns(_sorted(p.rounds), _ROUND_COLUMNS)))
     if p.tools:
-        conn.execute(sql.INSERT_OR_LOCK_TOOLS, _columns(_sorted(p.tools), _TOOL_COLUMNS))
+        out.append((sql.INSERT_OR_LOCK_TOOLS, _columns(_sorted(p.tools), _TOOL_COLUMNS)))
     if p.mismatches:
-        conn.execute(sql.APPLY_MISMATCHES, _columns(p.mismatches.values(), _MISMATCH_COLUMNS))
+        out.append((sql.APPLY_MISMATCHES, _columns(p.mismatches.values(), _MISMATCH_COLUMNS)))
     if p.forwards:
-        conn.execute(sql.APPLY_FORWARDS, _columns(p.forwards.values(), _FORWARD_COLUMNS))
+        out.append((sql.APPLY_FORWARDS, _columns(p.forwards.values(), _FORWARD_COLUMNS)))
     if p.sessions or p.rounds or p.tools:
-        conn.execute(sql.APPLY_ROUNDS_TOOLS_SESSIONS, _main_params(p))
+        out.append((sql.APPLY_ROUNDS_TOOLS_SESSIONS, _main_params(p)))
+    return out
 
 
 def _sorted(rows: dict[str, Any]) -> list[Any]:

@@ -20,7 +20,7 @@ import redis
 from contract.codec import STREAM_FIELD, ContractError, decode
 from contract.events import Event
 from worker import observability as obs
-from worker.apply import Applied, InFlight, apply_events, start
+from worker.apply import Applied, InFlight, Prepared, apply_events, prepare, start
 from worker.errors import ApplyError, PermanentError, TransientError, translate
 from worker.retry import Backoff
 from worker.schema import apply_schema
@@ -133,8 +133,9 @@ class Worker:
     # -- one iteration ------------------------------------------------------------------------
 
     def _step(self, burst: bool) -> bool:
-        """One iteration. New entries are read and decoded while PostgreSQL still applies the
-        previous batch; that batch is confirmed and acked just before this one is sent."""
+        """One iteration. New entries are read, decoded and turned into statements while
+        PostgreSQL still applies the previous batch; that batch is confirmed and acked just
+        before this one is sent."""
         did_work = False
         now = time.monotonic()
         if burst or now >= self._next_claim:
@@ -148,6 +149,8 @@ class Worker:
         waiting = burst or self._inflight is not None  # never block reads while a batch awaits its ack
         new = self.stream.read_new(self.settings.batch_size, None if waiting else self.settings.block_ms)
         sorted_ = sort_entries(new, self.settings.max_deliveries) if new is not None else None
+        if sorted_ is not None and sorted_.good and not sorted_.suspects:
+            sorted_.prepared = prepare([event for _, event in sorted_.good])
         self._finish_inflight()
         if sorted_ is not None:
             self._send(sorted_)
@@ -158,11 +161,11 @@ class Worker:
 
     def _send(self, sorted_: Sorted) -> None:
         """Start applying a batch without waiting; one needing care goes the synchronous way."""
-        if sorted_.suspects or not sorted_.good:
+        if sorted_.prepared is None:
             self._apply_sorted(sorted_)
             return
         try:
-            inflight = start(self._db(), [event for _, event in sorted_.good])
+            inflight = start(self._db(), sorted_.prepared)
         except ApplyError:
             self._drop_db_if_broken()
             self._apply_sorted(sorted_)
@@ -308,6 +311,7 @@ class Sorted:
     letters: list[tuple[Entry, int, str]] = field(default_factory=list)
     gone: list[bytes] = field(default_factory=list)  # trimmed from the stream while pending
     seconds: float = 0.0
+    prepared: Prepared | None = None  # the good entries' statements, built ahead
 
 
 def sort_entries(batch: Batch, limit: int) -> Sorted:
