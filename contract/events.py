@@ -73,8 +73,11 @@ class _Event(BaseModel):
         completion after, so a start and a completion stamped in the same microsecond still
         mean "started, then completed"; the event_id breaks any remaining tie deterministically.
         """
-        stamp = self.occurred_at.isoformat(timespec="microseconds")
-        return f"{stamp}|{RANK[self.type]}|{self.event_id}"  # type: ignore[attr-defined]
+        t = self.occurred_at  # UTC (see _to_utc); the same text as isoformat(), at half the cost
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00|%d|%s" % (  # noqa: UP031 - hot path
+            t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond,
+            RANK[self.type], self.event_id,  # type: ignore[attr-defined]
+        )
 
 
 class SessionStarted(_Event):

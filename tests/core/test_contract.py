@@ -6,6 +6,8 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contract import ContractError, RoundCompleted, TokenUsage, decode, encode
 from contract.schema import SCHEMA_FILE, render
@@ -90,3 +92,16 @@ def test_bad_input_names_the_field_and_the_reason(raw: bytes, field: str, reason
 
 def test_shipped_json_schema_is_generated_from_the_models() -> None:
     assert SCHEMA_FILE.read_text() == render(), "run: python -m contract.schema > contract/event.schema.json"
+
+
+@settings(max_examples=300, deadline=None)
+@given(at=st.datetimes(timezones=st.timezones()))
+def test_order_key_is_the_utc_isoformat_then_rank_then_event_id(at: datetime) -> None:
+    raw = json.dumps({"v": 1, "event_id": "e-1", "type": "sync.mismatch", "occurred_at": at.isoformat(),
+                      "reason": "r"})
+    try:
+        ev = decode(raw.encode())
+    except ContractError:
+        return  # e.g. a year that UTC conversion pushes out of range, or a seconds-precision offset
+    utc = at.astimezone(timezone.utc)
+    assert ev.order_key == f"{utc.isoformat(timespec='microseconds')}|1|e-1"
