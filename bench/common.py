@@ -13,21 +13,15 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 
 from contract.events import Event
-from worker.schema import apply_schema
+from worker.schema import apply_schema, with_search_path
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def with_search_path(url: str, schema: str) -> str:
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
 @contextmanager

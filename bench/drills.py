@@ -42,7 +42,7 @@ from contract.keys import Keys
 from producer.publisher import Publisher
 from producer.settings import ProducerSettings
 from worker.embedded import EmbeddedServers
-from worker.stream import StreamClient
+from worker.stream import wait_drained
 
 WORKER = [sys.executable, "-m", "worker.cli", "run"]
 
@@ -93,24 +93,6 @@ class Workers:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         return [p.wait(timeout=30) for p in self.procs]
-
-
-def wait_drained(redis_url: str, stream: str, group: str, timeout: float) -> None:
-    """Until nothing is undelivered or pending (Redis 6.2 too, which has no lag counter)."""
-    client = redis.Redis.from_url(redis_url, socket_timeout=2)
-    backlog = StreamClient(client, Keys(stream), group, "drill-observer").backlog
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if backlog() == (0, 0):
-                    return
-            except redis.RedisError:
-                pass
-            time.sleep(0.1)
-    finally:
-        client.close()
-    raise TimeoutError(f"{stream} not drained within {timeout:.0f} s")
 
 
 def compare(conn: psycopg.Connection[Any], events: list[Event]) -> tuple[int, int, bool]:
@@ -217,7 +199,9 @@ def run_drill(kind: str, events: list[Event], *, workers: int = 3, faults: int =
                 t.join(timeout)
             assert done.is_set(), "the publisher did not finish"
             publisher.close()
-            wait_drained(redis_url, stream, group, timeout)
+            observer = redis.Redis.from_url(redis_url, socket_timeout=2)
+            wait_drained(observer, Keys(stream), group, timeout)
+            observer.close()
             codes = pool.stop()
             dead = int(raw.xlen(f"{stream}:dead")) if raw.exists(f"{stream}:dead") else 0
             raw.close()

@@ -19,14 +19,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
 import redis
 
 from worker.embedded import EmbeddedServers
-from worker.schema import apply_schema
+from worker.schema import apply_schema, with_search_path
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,6 @@ def services() -> Iterator[Services]:
                     redis_url = embedded.start_redis()
         assert database_url and redis_url
         yield Services(database_url, redis_url, origin)
-
-
-def with_search_path(url: str, schema: str) -> str:
-    """The same database URL, with every connection's search_path set to ``schema``."""
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ statements (:func:`prepare`) is pure, so a caller can do that too while another 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -24,8 +23,6 @@ from contract.events import Event
 from worker import sql
 from worker.errors import translate
 from worker.merge import Plan, plan
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -345,4 +345,4 @@ def sort_entries(batch: Batch, limit: int) -> Sorted:
     return out
 
 
-__all__ = ["Abandoned", "ApplyError", "Worker"]
+__all__ = ["Abandoned", "Worker", "sort_entries"]

@@ -26,7 +26,7 @@ import redis
 from contract.keys import DEFAULT_GROUP, Keys
 from worker.embedded import EmbeddedServers
 from worker.schema import apply_schema
-from worker.stream import StreamClient
+from worker.stream import wait_drained
 
 BIN = Path(sys.executable).parent
 
@@ -84,16 +84,6 @@ def servers(data_dir: Path) -> Iterator[tuple[str, str]]:
         embedded.close()
 
 
-def wait_drained(client: redis.Redis, stream: str, group: str, timeout: float) -> None:
-    backlog = StreamClient(client, Keys(stream), group, "demo-observer").backlog
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.exists(stream) and backlog() == (0, 0):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"the workers did not drain {stream} within {timeout:.0f} s")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"the simulator failed with exit status {simulate.returncode}")
                 return 1
             client = redis.Redis.from_url(redis_url)
-            wait_drained(client, stream, DEFAULT_GROUP, timeout=120)
+            wait_drained(client, Keys(stream), DEFAULT_GROUP, timeout=120)
             client.close()
             say("stream drained; the results:")
             for query in (["summary"], ["by-model"], ["forward-summary"]):
