@@ -7,12 +7,13 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from contract.events import RANK, SCHEMA_VERSION, Event
+from contract.events import RANK, SCHEMA_VERSION, Event, to_utc
 
 #: The one field of a stream entry; its value is the event's JSON.
 STREAM_FIELD = "event"
 
 _adapter: TypeAdapter[Event] = TypeAdapter(Event)
+_validator = _adapter.validator  # pydantic-core's, without TypeAdapter's per-call Python wrapper
 
 
 class ContractError(ValueError):
@@ -45,17 +46,29 @@ def decode(raw: bytes | str) -> Event:
     else:
         text = raw
     try:
-        return _adapter.validate_json(text)
+        event = _validator.validate_json(text)
     except ValidationError as exc:
         raise _explain(text, exc) from None
+    return _in_utc(event)
 
 
 def validate(data: dict[str, Any]) -> Event:
     """Validate an already-parsed event (e.g. a dict built by a caller)."""
     try:
-        return _adapter.validate_python(data)
+        event = _validator.validate_python(data)
     except ValidationError as exc:
         raise _explain(data, exc) from None
+    return _in_utc(event)
+
+
+def _in_utc(event: Event) -> Event:
+    at = event.occurred_at
+    if not at.utcoffset():
+        return event
+    try:
+        return event.model_copy(update={"occurred_at": to_utc(at)})
+    except OverflowError:
+        raise ContractError("occurred_at", at.isoformat(), "is out of range once converted to UTC") from None
 
 
 def _explain(source: str | dict[str, Any], exc: ValidationError) -> ContractError:

@@ -36,6 +36,7 @@ from contract.events import (
     SyncMismatch,
     ToolCompleted,
     ToolStarted,
+    to_utc,
 )
 
 
@@ -271,7 +272,7 @@ def _clear_forward_completion(row: ForwardRow) -> None:
 
 
 def _sync_mismatch(p: Plan, ev: SyncMismatch, key: str) -> None:
-    p.mismatches[ev.event_id] = Mismatch(ev.event_id, ev.reason, ev.occurred_at.date(), ev.occurred_at)
+    p.mismatches[ev.event_id] = Mismatch(ev.event_id, ev.reason, to_utc(ev.occurred_at).date(), ev.occurred_at)
 
 
 _MERGERS: dict[str, Any] = {

@@ -74,6 +74,8 @@ def test_encode_then_decode_round_trips() -> None:
         (_raw(occurred_at="2026-02-30T10:00:00Z"), "occurred_at", "day value is outside"),
         (_raw(occurred_at="yesterday"), "occurred_at", "valid datetime"),
         (_raw(occurred_at=1700000000), "occurred_at", "valid datetime"),
+        (_raw(occurred_at="0001-01-01T00:30:00+01:00"), "occurred_at", "out of range once converted to UTC"),
+        (_raw(occurred_at="9999-12-31T23:30:00-01:00"), "occurred_at", "out of range once converted to UTC"),
         (_raw(status="fine"), "status", "'success'"),
         (_raw(session_id="a\u0000b"), "session_id", "NUL"),
         (_raw(round_id=None), "round_id", "valid string"),

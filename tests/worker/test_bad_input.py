@@ -40,6 +40,8 @@ MALFORMED: list[tuple[dict[bytes | str, bytes | str], str]] = [
     ({STREAM_FIELD: _json(occurred_at="2026-13-01T00:00:00Z")}, "occurred_at:"),
     ({STREAM_FIELD: _json(occurred_at="2026-02-10 10:00")}, "occurred_at:"),
     ({STREAM_FIELD: _json(occurred_at=12345)}, "occurred_at:"),
+    # Valid JSON and a valid datetime, but no UTC instant exists for it: it crashed the batch once.
+    ({STREAM_FIELD: _json(occurred_at="0001-01-01T00:30:00+01:00")}, "occurred_at: is out of range"),
     ({STREAM_FIELD: _json(reason="")}, "reason:"),
     ({STREAM_FIELD: _json(reason="a\u0000b")}, "NUL"),
     ({STREAM_FIELD: json.dumps({"v": 1, "event_id": "y", "type": "round.completed",
