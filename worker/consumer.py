@@ -86,6 +86,7 @@ class Worker:
         self._backoff = Backoff()
         self._next_housekeeping = 0.0
         self._next_claim = 0.0
+        self._caught_up = False
         self._inflight: tuple[Sorted, float, InFlight] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -156,7 +157,10 @@ class Worker:
         before this one is sent."""
         did_work = False
         now = time.monotonic()
-        if burst or now >= self._next_claim:
+        # A burst worker that has caught up claims on every step, so it can exit as soon as what
+        # dead consumers left is applied; while new entries flow, claiming every step would scan
+        # the pending list (our own batch in flight included) for nothing.
+        if now >= self._next_claim or (burst and self._caught_up):
             self._next_claim = now + max(self.settings.claim_idle_ms / 2000, 0.5)
             claimed = self.stream.claim_stale(self.settings.batch_size, self.settings.claim_idle_ms)
             if claimed:
@@ -166,6 +170,7 @@ class Worker:
                 did_work = True
         waiting = burst or self._inflight is not None  # never block reads while a batch awaits its ack
         new = self.stream.read_new(self.settings.batch_size, None if waiting else self.settings.block_ms)
+        self._caught_up = new is None
         sorted_ = sort_entries(new, self.settings.max_deliveries) if new is not None else None
         if sorted_ is not None and sorted_.good and not sorted_.suspects:
             sorted_.prepared = prepare([event for _, event in sorted_.good])
