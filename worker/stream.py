@@ -48,6 +48,11 @@ class StreamClient:
         self._rr = 0
         self._claim_cursor = {s: b"0-0" for s in self.streams}
         self._delete_if_idle = client.register_script(_DELETE_IF_IDLE)
+        # XREADGROUP replies unparsed: redis-py would build a dict and two lists per entry before
+        # we build ours (0.8 of 3.1 us per entry). A second client on the same connection pool, so
+        # the caller's client keeps its own parsing.
+        self._reader = redis.Redis(connection_pool=client.connection_pool)
+        self._reader.set_response_callback("XREADGROUP", _unparsed)
 
     def ensure_groups(self) -> None:
         for stream in self.streams:
@@ -63,8 +68,7 @@ class StreamClient:
         """Entries delivered to this consumer name before and never acked (a restart after a crash)."""
         out = []
         for stream in self.streams:
-            reply = self.client.xreadgroup(self.group, self.consumer, {stream: "0"}, count=count)
-            entries = _entries(reply)
+            entries = _entries(self._reader.xreadgroup(self.group, self.consumer, {stream: "0"}, count=count))
             if entries:
                 out.append(Batch(stream, entries, self._deliveries(stream, entries)))
         return out
@@ -92,8 +96,9 @@ class StreamClient:
         for i in range(n):
             stream = self.streams[(self._rr + i) % n]
             block = block_ms if (i == n - 1 and block_ms) else None
-            reply = self.client.xreadgroup(self.group, self.consumer, {stream: ">"}, count=count, block=block)
-            entries = _entries(reply)
+            entries = _entries(
+                self._reader.xreadgroup(self.group, self.consumer, {stream: ">"}, count=count, block=block)
+            )
             if entries:
                 self._rr = (self._rr + i + 1) % n
                 return Batch(stream, entries)
@@ -192,12 +197,26 @@ class StreamClient:
         return None
 
 
+def _unparsed(response: Any, **options: Any) -> Any:
+    return response
+
+
 def _entries(reply: Any) -> list[Entry]:
+    """Entries of a raw XREADGROUP reply (one stream): RESP2 [[stream, entries]] or RESP3
+    {stream: entries}, each entry [id, [field, value, ...]], or [id, nil] once trimmed."""
     if not reply:
         return []
-    if isinstance(reply, dict):  # RESP3
-        return [e for entries in reply.values() for e in entries[0]]
-    return [e for _, entries in reply for e in entries]
+    raw = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+    return [(entry_id, _fields(flat)) for entry_id, flat in raw]
+
+
+def _fields(flat: list[bytes] | None) -> dict[bytes, bytes] | None:
+    if flat is None:
+        return None
+    if len(flat) == 2:  # the one field every valid entry has
+        return {flat[0]: flat[1]}
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
 
 
 def _id(raw: bytes | str) -> tuple[int, int]:
