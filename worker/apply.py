@@ -11,7 +11,7 @@ statements (:func:`prepare`) is pure, so a caller can do that too while another 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -20,7 +20,8 @@ import psycopg
 from psycopg import pq
 
 from contract.events import Event
-from worker import sql
+from worker import arrays, sql
+from worker.arrays import Array
 from worker.errors import translate
 from worker.merge import Plan, plan
 
@@ -47,7 +48,7 @@ class Prepared:
     """A batch ready to send: its statements with their parameters, built without I/O."""
 
     applied: Applied
-    statements: list[tuple[str, dict[str, list[Any]]]]
+    statements: list[tuple[str, dict[str, Array]]]
 
 
 def prepare(events: Sequence[Event]) -> Prepared:
@@ -62,6 +63,7 @@ class InFlight:
     def __init__(self, conn: psycopg.Connection[Any], prepared: Prepared) -> None:
         self.conn = conn
         self.applied = prepared.applied
+        arrays.register(conn.adapters)
         self._pipeline = conn.pipeline()
         self._pipeline.__enter__()
         try:
@@ -109,19 +111,26 @@ def apply_events(conn: psycopg.Connection[Any], events: Sequence[Event]) -> Appl
     return start(conn, events).wait()
 
 
-def _statements(p: Plan) -> list[tuple[str, dict[str, list[Any]]]]:
+def _statements(p: Plan) -> list[tuple[str, dict[str, Array]]]:
     # Lock order: rounds, tool calls, counter events and mismatch rows, forwards, sessions.
     out = []
+    rounds = _columns(_sorted(p.rounds), _ROUND_COLUMNS)
+    tools = _columns(_sorted(p.tools), _TOOL_COLUMNS)
     if p.rounds:
-        out.append((sql.INSERT_OR_LOCK_ROUNDS, _columns(_sorted(p.rounds), _ROUND_COLUMNS)))
+        out.append((sql.INSERT_OR_LOCK_ROUNDS, rounds))
     if p.tools:
-        out.append((sql.INSERT_OR_LOCK_TOOLS, _columns(_sorted(p.tools), _TOOL_COLUMNS)))
+        out.append((sql.INSERT_OR_LOCK_TOOLS, tools))
     if p.mismatches:
         out.append((sql.APPLY_MISMATCHES, _columns(p.mismatches.values(), _MISMATCH_COLUMNS)))
     if p.forwards:
         out.append((sql.APPLY_FORWARDS, _columns(p.forwards.values(), _FORWARD_COLUMNS)))
     if p.sessions or p.rounds or p.tools:
-        out.append((sql.APPLY_ROUNDS_TOOLS_SESSIONS, _main_params(p)))
+        # The round and tool-call columns encoded above serve this statement too.
+        params = {f"r_{name}": array for name, array in rounds.items()}
+        params.update({f"t_{name}": array for name, array in tools.items()})
+        params.update(_columns(p.compressions.values(), _COMPRESSION_COLUMNS, "c_"))
+        params.update(_columns(p.sessions.values(), _SESSION_COLUMNS, "s_"))
+        out.append((sql.APPLY_ROUNDS_TOOLS_SESSIONS, params))
     return out
 
 
@@ -129,39 +138,48 @@ def _sorted(rows: dict[str, Any]) -> list[Any]:
     return [rows[key] for key in sorted(rows)]
 
 
-def _columns(rows: Any, names: Sequence[str], prefix: str = "") -> dict[str, list[Any]]:
-    """Rows as one array per column (what unnest() takes)."""
+Column = tuple[str, Callable[[Iterable[Any]], Array]]
+
+
+def _columns(rows: Iterable[Any], columns: Sequence[Column], prefix: str = "") -> dict[str, Array]:
+    """Rows as one binary array per column (what unnest() takes)."""
     rows = list(rows)
     if not rows:
-        return {prefix + name: [] for name in names}
-    columns = zip(*map(attrgetter(*names), rows)) if len(names) > 1 else ([getattr(r, names[0]) for r in rows],)
-    return {prefix + name: list(column) for name, column in zip(names, columns, strict=True)}
+        return {prefix + name: encode(()) for name, encode in columns}
+    values = zip(*map(attrgetter(*(name for name, _ in columns)), rows), strict=True)
+    return {prefix + name: encode(column) for (name, encode), column in zip(columns, values, strict=True)}
 
 
-_ROUND_COLUMNS = (
-    "round_id", "session_id", "start_version", "model", "started_at", "completion_version",
-    "completed_at", "status", "prompt_tokens", "completion_tokens", "total_tokens",
-    "prompt_cached_tool_outputs", "error",
+_ROUND_COLUMNS: tuple[Column, ...] = (
+    ("round_id", arrays.text), ("session_id", arrays.text), ("start_version", arrays.text),
+    ("model", arrays.text), ("started_at", arrays.timestamptz), ("completion_version", arrays.text),
+    ("completed_at", arrays.timestamptz), ("status", arrays.text), ("prompt_tokens", arrays.int8),
+    ("completion_tokens", arrays.int8), ("total_tokens", arrays.int8),
+    ("prompt_cached_tool_outputs", arrays.int8), ("error", arrays.text),
 )
-_TOOL_COLUMNS = (
-    "tool_call_id", "round_id", "session_id", "start_version", "tool_name", "started_at",
-    "completion_version", "completed_at", "success", "error",
+_TOOL_COLUMNS: tuple[Column, ...] = (
+    ("tool_call_id", arrays.text), ("round_id", arrays.text), ("session_id", arrays.text),
+    ("start_version", arrays.text), ("tool_name", arrays.text), ("started_at", arrays.timestamptz),
+    ("completion_version", arrays.text), ("completed_at", arrays.timestamptz), ("success", arrays.boolean),
+    ("error", arrays.text),
 )
-_SESSION_COLUMNS = (
-    "session_id", "started_at", "model", "model_version", "status", "completed_at", "status_version",
-    "message_count", "message_count_version", "updated_at",
+_SESSION_COLUMNS: tuple[Column, ...] = (
+    ("session_id", arrays.text), ("started_at", arrays.timestamptz), ("model", arrays.text),
+    ("model_version", arrays.text), ("status", arrays.text), ("completed_at", arrays.timestamptz),
+    ("status_version", arrays.text), ("message_count", arrays.int8), ("message_count_version", arrays.text),
+    ("updated_at", arrays.timestamptz),
 )
-_FORWARD_COLUMNS = (
-    "forward_id", "start_version", "endpoint", "model", "is_stream", "started_at", "completion_version",
-    "completed_at", "status_code", "status", "prompt_tokens", "completion_tokens", "total_tokens",
-    "error", "updated_at",
+_FORWARD_COLUMNS: tuple[Column, ...] = (
+    ("forward_id", arrays.text), ("start_version", arrays.text), ("endpoint", arrays.text),
+    ("model", arrays.text), ("is_stream", arrays.boolean), ("started_at", arrays.timestamptz),
+    ("completion_version", arrays.text), ("completed_at", arrays.timestamptz), ("status_code", arrays.int4),
+    ("status", arrays.text), ("prompt_tokens", arrays.int8), ("completion_tokens", arrays.int8),
+    ("total_tokens", arrays.int8), ("error", arrays.text), ("updated_at", arrays.timestamptz),
 )
-_MISMATCH_COLUMNS = ("event_id", "reason", "mismatch_date", "occurred_at")
-
-
-def _main_params(p: Plan) -> dict[str, list[Any]]:
-    params = _columns(p.rounds.values(), _ROUND_COLUMNS, "r_")
-    params.update(_columns(p.compressions.values(), ("event_id", "round_id", "tokens_saved"), "c_"))
-    params.update(_columns(p.tools.values(), _TOOL_COLUMNS, "t_"))
-    params.update(_columns(p.sessions.values(), _SESSION_COLUMNS, "s_"))
-    return params
+_MISMATCH_COLUMNS: tuple[Column, ...] = (
+    ("event_id", arrays.text), ("reason", arrays.text), ("mismatch_date", arrays.dates),
+    ("occurred_at", arrays.timestamptz),
+)
+_COMPRESSION_COLUMNS: tuple[Column, ...] = (
+    ("event_id", arrays.text), ("round_id", arrays.text), ("tokens_saved", arrays.int8),
+)
