@@ -79,7 +79,9 @@ class _Event(BaseModel):
         completion after, so a start and a completion stamped in the same microsecond still
         mean "started, then completed"; the event_id breaks any remaining tie deterministically.
         """
-        t = to_utc(self.occurred_at)  # decoded events are UTC already; built ones may not be
+        t = self.occurred_at
+        if t.utcoffset():  # decoded events are in UTC already (contract.codec); built ones may not be
+            t = t.astimezone(UTC)
         # The same text as isoformat(), at half the cost.
         return "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00|%d|%s" % (  # noqa: UP031 - hot path
             t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond,
