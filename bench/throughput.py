@@ -98,9 +98,10 @@ def pipeline_rate(payloads: list[bytes], workers: int) -> dict[str, float]:
                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for i in range(workers)]
             peak_rss = 0
+            deadlocks = _deadlocks(url)
             while _group_state(client, stream, group)[0] == 0:
                 time.sleep(0.002)
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), _machine_cpu()
             while any(p.poll() is None for p in procs):
                 for p in procs:
                     peak_rss = max(peak_rss, _rss_mb(p.pid))
@@ -108,14 +109,34 @@ def pipeline_rate(payloads: list[bytes], workers: int) -> dict[str, float]:
                 if lag == 0 and pending == 0 and read >= len(payloads):
                     break
                 time.sleep(0.01)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu_after = time.perf_counter() - started, _machine_cpu()
             for p in procs:
                 if p.wait(timeout=60) != 0:
                     raise RuntimeError(f"worker exited with {p.returncode}")
-        return {"events_per_s": len(payloads) / elapsed, "peak_rss_mb": peak_rss}
+            deadlocks = _deadlocks(url) - deadlocks  # the workers' backends flushed their stats at exit
+        busy = (cpu_after[0] - cpu_before[0]) / max(1, cpu_after[1] - cpu_before[1])
+        return {"events_per_s": len(payloads) / elapsed, "peak_rss_mb": peak_rss, "cpu_busy": busy,
+                "deadlocks": deadlocks}
     finally:
         client.delete(stream)
         client.close()
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, in clock ticks (Linux /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return sum(ticks[:8]) - idle, sum(ticks[:8])
+
+
+def _deadlocks(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").fetchone()
+        return int(row[0]) if row else 0
 
 
 def _rss_mb(pid: int) -> float:
@@ -142,7 +163,7 @@ def growth_cost(rounds_before: int, new_rounds: int = 750) -> float:
         conn.execute(
             "INSERT INTO round_metrics (round_id, session_id, model, started_at, status, total_tokens) "
             "SELECT 'old-' || g, 'big', 'm', %s, 'success', 3 FROM generate_series(1, %s) g", (t0, rounds_before))
-        conn.execute("ANALYZE")
+        conn.execute("VACUUM ANALYZE")  # else autovacuum of the setup rows competes with the timed part
         events: list[Event] = []
         for i in range(new_rounds):
             at = t0 + timedelta(seconds=i)
@@ -179,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     bar = tqdm(total=steps, desc="benchmark", unit="step", file=sys.stderr)
     ceilings, naive, pipes, growth = [], [], {w: [] for w in args.workers}, {k: [] for k in (10, 1000, 10_000)}
     rss: dict[int, float] = {}
+    busy: dict[int, list[float]] = {w: [] for w in args.workers}
+    deadlocks: dict[int, int] = {w: 0 for w in args.workers}
     for _ in range(args.runs):
         ceilings.append(copy_ceiling())
         bar.update()
@@ -186,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             result = pipeline_rate(payloads, w)
             pipes[w].append(result["events_per_s"])
             rss[w] = max(rss.get(w, 0.0), result["peak_rss_mb"])
+            busy[w].append(result["cpu_busy"])
+            deadlocks[w] += result["deadlocks"]
             bar.update()
         for k in growth:
             growth[k].append(growth_cost(k))
@@ -205,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         eps = median(pipes[w])
         rows.append((f"{w} worker(s), end to end (events/s)", f"{eps:,.0f}",
                      f"{eps / ceiling:.2f} of ceiling, {eps / one:.2f}x one worker, {eps / naive_eps:,.0f}x naive, "
-                     f"peak RSS {rss[w]:.0f} MB/worker"))
+                     f"peak RSS {rss[w]:.0f} MB/worker, machine CPU {median(busy[w]):.0%} busy, "
+                     f"{deadlocks[w]} deadlocks"))
     base = median(growth[10])
     for k in growth:
         rows.append((f"apply cost, session with {k:,} rounds (us/event)", f"{median(growth[k]):.1f}",
@@ -217,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {
         "events": args.events, "runs": args.runs, "copy_ceiling_rows_per_s": ceilings,
         "naive_events_per_s": naive, "workers_events_per_s": pipes, "peak_rss_mb": rss,
+        "machine_cpu_busy": busy, "deadlocks": deadlocks, "cpus": os.cpu_count(),
         "growth_us_per_event": growth,
         "summary": {name: {"value": value, "ratio": ratio} for name, value, ratio in rows},
     }
