@@ -6,13 +6,11 @@ the two redelivers it) and the apply engine is idempotent, so the effect is exac
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,22 +32,6 @@ log = logging.getLogger(__name__)
 
 _EVENT_FIELD = STREAM_FIELD.encode()
 _REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
-
-
-@contextmanager
-def _batch_friendly_gc() -> Iterator[None]:
-    """A batch allocates tens of thousands of short-lived, acyclic objects (events, rows, params)
-    that reference counting frees; the default cycle collector would scan them every 700
-    allocations. Collect the youngest generation less often, and never rescan what was loaded
-    before the loop (modules, settings), which gc.freeze() moves out of the collector's way."""
-    previous = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(50_000, previous[1], previous[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
 
 
 class Abandoned(Exception):
@@ -99,7 +81,7 @@ class Worker:
         return self._stop.is_set()
 
     def run(self, burst: bool = False) -> int:
-        with stop_on_signals(self.stop, self.handle_signals), _batch_friendly_gc():
+        with stop_on_signals(self.stop, self.handle_signals):
             self._start()
             while not self.stopping:
                 try:
