@@ -25,7 +25,7 @@ import redis
 from bench.common import REDIS_URL, RESULTS, fresh_schema, write_result
 from contract.events import Event
 from contract.keys import Keys
-from worker.consumer import Worker
+from worker.consumer import Worker, tune_gc_for_batches
 from worker.settings import Settings
 from worker.stream import StreamClient
 
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    tune_gc_for_batches()  # as metrics-worker run does
     results = []
     for rate in args.rates:
         print(f"latency at {rate:,} events/s for {args.duration:.0f} s ...", file=sys.stderr, flush=True)

@@ -7,7 +7,6 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import sys
@@ -129,16 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _tune_gc_for_batches() -> None:
-    """A batch allocates tens of thousands of short-lived, acyclic objects (events, rows, params)
-    that reference counting frees; the default cycle collector would scan them every 700
-    allocations. Collect the youngest generation every 50,000, and move what start-up loaded
-    (modules, settings) out of the collector's way for good. Process-wide, so done here, by the
-    process's owner, not by the Worker class."""
-    gc.freeze()
-    gc.set_threshold(50_000, *gc.get_threshold()[1:])
-
-
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "query":
         from worker.query_cli import run_query
@@ -146,13 +135,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return int(run_query(args))
     settings = settings_from(args)
     if args.command == "run":
-        from worker.consumer import Worker
+        from worker.consumer import Worker, tune_gc_for_batches
 
         if settings.metrics_port:
             from prometheus_client import start_http_server
 
             start_http_server(settings.metrics_port)
-        _tune_gc_for_batches()
+        tune_gc_for_batches()
         return Worker(settings).run(burst=args.burst)
     if args.command == "schema":
         from worker.schema import apply_schema
