@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import psycopg
@@ -24,20 +24,22 @@ from tqdm import tqdm
 
 from bench.common import REDIS_URL, fresh_schema, median, realistic_events, write_result
 from bench.naive import apply_all_naively
-from contract.codec import STREAM_FIELD, encode
+from contract.codec import STREAM_FIELD
 from contract.events import Event, RoundCompleted, RoundStarted, TokenUsage, ToolCompleted, ToolStarted
+from contract.keys import Keys
+from producer.wire import PREBUILT, Encoder
 from worker.apply import apply_events
 
 
 def copy_ceiling(rows: int = 100_000, per_commit: int = 1000) -> float:
     """Raw binary COPY, 1000 rows per commit, into a table shaped like round_metrics (same columns,
     same indexes): the most PostgreSQL here can take of the rows the workers write."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     with fresh_schema("ceiling") as url, psycopg.connect(url) as conn:
         conn.execute("CREATE TABLE copy_target (LIKE round_metrics INCLUDING ALL)")
         conn.commit()
-        stamp = datetime.now(timezone.utc)
+        stamp = datetime.now(UTC)
         columns = ("round_id", "session_id", "model", "started_at", "completed_at", "status", "prompt_tokens",
                    "completion_tokens", "total_tokens", "prompt_cached_tool_outputs", "start_version",
                    "completion_version")
@@ -70,43 +72,51 @@ def _closed_subset(events: list[Event], n: int) -> list[Event]:
     return sorted(events[:n], key=lambda e: e.order_key)
 
 
-def _group_state(client: redis.Redis, stream: str, group: str) -> tuple[int, int, int]:
-    for info in client.xinfo_groups(stream):
-        if info["name"] == group.encode():
-            return int(info.get("entries-read") or 0), int(info.get("lag") or 0), int(info["pending"])
-    return 0, 1, 0
+def _group_state(client: redis.Redis, keys: Keys, group: str) -> tuple[int, int, int]:
+    """(entries read, lag, pending) of the group, summed over the shards."""
+    read = lag = pending = 0
+    for stream in keys.streams:
+        info = next(i for i in client.xinfo_groups(stream) if i["name"] == group.encode())
+        read += int(info.get("entries-read") or 0)
+        lag += int(info.get("lag") or 0)
+        pending += int(info["pending"])
+    return read, lag, pending
 
 
-def pipeline_rate(payloads: list[bytes], workers: int) -> dict[str, float]:
-    """Events/s drained by ``workers`` worker processes from a stream holding every payload.
-    Timed from the first delivery to the last ack, so process start-up is not counted."""
+def pipeline_rate(events: list[Event], workers: int, shards: int = 1) -> dict[str, float]:
+    """Events/s drained by ``workers`` worker processes from the stream (or ``shards`` streams,
+    routed by session as the producer routes them) holding every event. Timed from the first
+    delivery to the last ack, so process start-up is not counted."""
     client = redis.Redis.from_url(REDIS_URL)
-    stream = f"bench:{uuid.uuid4().hex[:8]}:events"
+    keys = Keys(stream=f"bench:{uuid.uuid4().hex[:8]}:events", shards=shards)
     group = "bench"
+    encoder = Encoder(keys)
     try:
         pipe = client.pipeline(transaction=False)
-        for i, raw in enumerate(payloads, 1):
+        for i, event in enumerate(events, 1):
+            stream, raw = encoder((PREBUILT, 0, None, None, event))
             pipe.xadd(stream, {STREAM_FIELD: raw})
             if i % 2000 == 0:
                 pipe.execute()
         pipe.execute()
-        client.xgroup_create(stream, group, id="0")
+        for stream in keys.streams:
+            client.xgroup_create(stream, group, id="0", mkstream=True)
         with fresh_schema("pipe") as url:
-            env = dict(os.environ, DATABASE_URL=url, REDIS_URL=REDIS_URL, METRICS_STREAM=stream,
-                       METRICS_GROUP=group)
+            env = dict(os.environ, DATABASE_URL=url, REDIS_URL=REDIS_URL, METRICS_STREAM=keys.stream,
+                       METRICS_GROUP=group, METRICS_SHARDS=str(shards))
             procs = [subprocess.Popen([sys.executable, "-m", "worker.cli", "run", "--burst", "--consumer", f"b{i}"],
                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for i in range(workers)]
             peak_rss = 0
             deadlocks = _deadlocks(url)
-            while _group_state(client, stream, group)[0] == 0:
+            while _group_state(client, keys, group)[0] == 0:
                 time.sleep(0.002)
             started, cpu_before = time.perf_counter(), _machine_cpu()
             while any(p.poll() is None for p in procs):
                 for p in procs:
                     peak_rss = max(peak_rss, _rss_mb(p.pid))
-                read, lag, pending = _group_state(client, stream, group)
-                if lag == 0 and pending == 0 and read >= len(payloads):
+                read, lag, pending = _group_state(client, keys, group)
+                if lag == 0 and pending == 0 and read >= len(events):
                     break
                 time.sleep(0.01)
             elapsed, cpu_after = time.perf_counter() - started, _machine_cpu()
@@ -115,10 +125,10 @@ def pipeline_rate(payloads: list[bytes], workers: int) -> dict[str, float]:
                     raise RuntimeError(f"worker exited with {p.returncode}")
             deadlocks = _deadlocks(url) - deadlocks  # the workers' backends flushed their stats at exit
         busy = (cpu_after[0] - cpu_before[0]) / max(1, cpu_after[1] - cpu_before[1])
-        return {"events_per_s": len(payloads) / elapsed, "peak_rss_mb": peak_rss, "cpu_busy": busy,
+        return {"events_per_s": len(events) / elapsed, "peak_rss_mb": peak_rss, "cpu_busy": busy,
                 "deadlocks": deadlocks}
     finally:
-        client.delete(stream)
+        client.delete(*keys.streams)
         client.close()
 
 
@@ -153,9 +163,9 @@ def _rss_mb(pid: int) -> float:
 def growth_cost(rounds_before: int, new_rounds: int = 750) -> float:
     """Microseconds per event applying rounds (start, tool call, completion) to one session that
     already holds ``rounds_before`` rounds."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
     with fresh_schema("growth") as url, psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO session_metrics (session_id, model, started_at, updated_at, total_rounds, total_tokens) "
@@ -191,26 +201,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--sharded", type=int, nargs="*", default=[2],
+                        help="also run N workers on N shards routed by session (default: 2)")
     parser.add_argument("--naive-sample", type=int, default=1500)
     args = parser.parse_args(argv)
 
     events = realistic_events(args.events)
-    payloads = [encode(ev) for ev in events]
-    steps = args.runs * (1 + len(args.workers)) + 1 + 3 * args.runs
+    configs = [(w, 1) for w in args.workers] + [(w, w) for w in args.sharded]
+    labels = {c: f"{c[0]} worker(s)" + (f", {c[1]} shards" if c[1] > 1 else "") for c in configs}
+    steps = args.runs * (1 + len(configs)) + 1 + 3 * args.runs
     bar = tqdm(total=steps, desc="benchmark", unit="step", file=sys.stderr)
-    ceilings, naive, pipes, growth = [], [], {w: [] for w in args.workers}, {k: [] for k in (10, 1000, 10_000)}
-    rss: dict[int, float] = {}
-    busy: dict[int, list[float]] = {w: [] for w in args.workers}
-    deadlocks: dict[int, int] = {w: 0 for w in args.workers}
+    ceilings: list[float] = []
+    naive: list[float] = []
+    growth: dict[int, list[float]] = {k: [] for k in (10, 1000, 10_000)}
+    pipes: dict[tuple[int, int], list[dict[str, float]]] = {c: [] for c in configs}
     for _ in range(args.runs):
         ceilings.append(copy_ceiling())
         bar.update()
-        for w in args.workers:
-            result = pipeline_rate(payloads, w)
-            pipes[w].append(result["events_per_s"])
-            rss[w] = max(rss.get(w, 0.0), result["peak_rss_mb"])
-            busy[w].append(result["cpu_busy"])
-            deadlocks[w] += result["deadlocks"]
+        for config in configs:
+            pipes[config].append(pipeline_rate(events, *config))
             bar.update()
         for k in growth:
             growth[k].append(growth_cost(k))
@@ -225,13 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         ("raw binary COPY ceiling (rows/s)", f"{ceiling:,.0f}", "1.00 of ceiling"),
         ("naive seed port (events/s)", f"{naive_eps:,.0f}", f"{naive_eps / ceiling:.4f} of ceiling"),
     ]
-    one = median(pipes[args.workers[0]])
-    for w in args.workers:
-        eps = median(pipes[w])
-        rows.append((f"{w} worker(s), end to end (events/s)", f"{eps:,.0f}",
+    one = median([r["events_per_s"] for r in pipes[configs[0]]])
+    for config in configs:
+        runs = pipes[config]
+        eps = median([r["events_per_s"] for r in runs])
+        rows.append((f"{labels[config]}, end to end (events/s)", f"{eps:,.0f}",
                      f"{eps / ceiling:.2f} of ceiling, {eps / one:.2f}x one worker, {eps / naive_eps:,.0f}x naive, "
-                     f"peak RSS {rss[w]:.0f} MB/worker, machine CPU {median(busy[w]):.0%} busy, "
-                     f"{deadlocks[w]} deadlocks"))
+                     f"peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB/worker, "
+                     f"machine CPU {median([r['cpu_busy'] for r in runs]):.0%} busy, "
+                     f"{sum(int(r['deadlocks']) for r in runs)} deadlocks"))
     base = median(growth[10])
     for k in growth:
         rows.append((f"apply cost, session with {k:,} rounds (us/event)", f"{median(growth[k]):.1f}",
@@ -241,9 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, value, ratio in rows:
         print(f"{name:<{width}}  {value:>10}  {ratio}")
     data: dict[str, Any] = {
-        "events": args.events, "runs": args.runs, "copy_ceiling_rows_per_s": ceilings,
-        "naive_events_per_s": naive, "workers_events_per_s": pipes, "peak_rss_mb": rss,
-        "machine_cpu_busy": busy, "deadlocks": deadlocks, "cpus": os.cpu_count(),
+        "events": args.events, "runs": args.runs, "cpus": os.cpu_count(), "copy_ceiling_rows_per_s": ceilings,
+        "naive_events_per_s": naive, "pipelines": {labels[c]: runs for c, runs in pipes.items()},
         "growth_us_per_event": growth,
         "summary": {name: {"value": value, "ratio": ratio} for name, value, ratio in rows},
     }
