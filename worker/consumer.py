@@ -146,8 +146,8 @@ class Worker:
 
     def _step(self, burst: bool) -> bool:
         """One iteration. New entries are read, decoded and turned into statements while
-        PostgreSQL still applies the previous batch; that batch is confirmed and acked just
-        before this one is sent."""
+        PostgreSQL still applies the previous batch; once that batch is confirmed, this one is
+        sent, and the previous one acked while PostgreSQL works on this one."""
         did_work = False
         now = time.monotonic()
         # A burst worker that has caught up claims on every step, so it can exit as soon as what
@@ -167,10 +167,14 @@ class Worker:
         sorted_ = sort_entries(new, self.settings.max_deliveries) if new is not None else None
         if sorted_ is not None and sorted_.good and not sorted_.suspects:
             sorted_.prepared = prepare([event for _, event in sorted_.good])
-        self._finish_inflight()
-        if sorted_ is not None:
-            self._send(sorted_)
-            did_work = True
+        committed = self._confirm_inflight()
+        try:
+            if sorted_ is not None:
+                self._send(sorted_)
+                did_work = True
+        finally:
+            if committed is not None:
+                self._after_commit(*committed)
         if time.monotonic() >= self._next_housekeeping:
             self._housekeeping()
         return did_work
@@ -189,18 +193,25 @@ class Worker:
         self._inflight = (sorted_, time.perf_counter(), inflight)
 
     def _finish_inflight(self) -> None:
+        committed = self._confirm_inflight()
+        if committed is not None:
+            self._after_commit(*committed)
+
+    def _confirm_inflight(self) -> _Committed | None:
+        """Wait for the batch in flight. Committed: what to ack for it (the caller acks). Failed:
+        redone the careful way (retries, bisection) and acked here."""
         if self._inflight is None:
-            return
+            return None
         sorted_, started, inflight = self._inflight
         self._inflight = None
         try:
             inflight.wait()
-        except ApplyError as exc:  # rolled back: redo it the careful way (retries, bisection)
+        except ApplyError as exc:  # rolled back
             log.warning("batch failed in flight (%s); applying it again step by step", exc)
             self._drop_db_if_broken()
             self._apply_sorted(sorted_)
-            return
-        self._after_commit(sorted_, list(sorted_.good), list(sorted_.letters), started)
+            return None
+        return sorted_, list(sorted_.good), list(sorted_.letters), started
 
     def _drained(self) -> bool:
         undelivered, pending = self.stream.backlog()
@@ -251,7 +262,7 @@ class Worker:
         if gone:
             log.warning("acked %d entries trimmed from %s before they were applied", len(gone), batch.stream)
 
-        for kind, n in Counter(event.type for _, event in applied).items():
+        for kind, n in Counter([event.type for _, event in applied]).items():
             obs.EVENTS_APPLIED.labels(kind).inc(n)
         for _, _, reason in letters:
             obs.DEAD_LETTERED.labels(reason.split(":", 1)[0]).inc()
@@ -315,6 +326,9 @@ class Worker:
             except psycopg.Error:
                 pass
             self._conn = None
+
+
+_Committed = tuple["Sorted", list[tuple[Entry, Event]], list[tuple[Entry, int, str]], float]
 
 
 @dataclass
