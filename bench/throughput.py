@@ -238,14 +238,16 @@ def main(argv: list[str] | None = None) -> int:
         ("naive seed port (events/s)", f"{naive_eps:,.0f}", f"{naive_eps / ceiling:.4f} of ceiling"),
     ]
     one = median([r["events_per_s"] for r in pipes[configs[0]]])
+    cpus = os.cpu_count() or 1
     for config in configs:
         runs = pipes[config]
         eps = median([r["events_per_s"] for r in runs])
         rows.append((f"{labels[config]}, end to end (events/s)", f"{eps:,.0f}",
                      f"{eps / ceiling:.2f} of ceiling, {eps / one:.2f}x one worker, {eps / naive_eps:,.0f}x naive, "
                      f"peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB/worker, "
-                     f"machine CPU {median([r['cpu_busy'] for r in runs]):.0%} busy, "
-                     f"{sum(int(r['deadlocks']) for r in runs)} deadlocks"))
+                     f"machine CPU {median([r['cpu_busy'] for r in runs]):.0%} busy "
+                     f"({median([r['cpu_busy'] * cpus / r['events_per_s'] * 1e6 for r in runs]):.0f} us of CPU "
+                     f"per event), {sum(int(r['deadlocks']) for r in runs)} deadlocks"))
     base = median(growth[10])
     for k in growth:
         rows.append((f"apply cost, session with {k:,} rounds (us/event)", f"{median(growth[k]):.1f}",
