@@ -10,7 +10,7 @@ import statistics
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def realistic_events(n: int, seed: int = 1, agents: int = 50) -> list[Event]:
 
     from producer.simulate import agent_events
 
-    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
     streams = [
         agent_events(random.Random(seed * 1000 + a), sessions=max(1, n // agents // 20), concurrency=3, start=start)
         for a in range(agents)

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -143,20 +143,20 @@ def run_drill(kind: str, events: list[Event], *, workers: int = 3, faults: int =
     with tempfile.TemporaryDirectory(prefix=f"drill-{kind}-") as tmp:
         folder = Path(tmp)
         (folder / "logs").mkdir()
-        with servers(kind, folder, database_url, redis_url) as (database_url, redis_url, embedded):
+        with servers(kind, folder, database_url, redis_url) as (db_url, r_url, embedded):
             stream, group = f"drill:{uuid.uuid4().hex[:8]}:events", "drill-workers"
-            env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, METRICS_STREAM=stream,
+            env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=r_url, METRICS_STREAM=stream,
                        METRICS_GROUP=group, METRICS_CLAIM_IDLE_MS="1000", METRICS_BLOCK_MS="200",
                        METRICS_BATCH_SIZE="200")
             if embedded is not None and kind == "postgres":
-                with psycopg.connect(database_url, autocommit=True) as c:
+                with psycopg.connect(db_url, autocommit=True) as c:
                     from worker.schema import apply_schema
 
                     apply_schema(c)
             pool = Workers(env, workers, folder / "logs")
-            publisher = Publisher(ProducerSettings(redis_url=redis_url, stream=stream, spool_dir=folder / "spool"))
+            publisher = Publisher(ProducerSettings(redis_url=r_url, stream=stream, spool_dir=folder / "spool"))
             malformed = 0
-            raw = redis.Redis.from_url(redis_url)
+            raw = redis.Redis.from_url(r_url)
             done = threading.Event()
             fault_count = 0
 
@@ -182,7 +182,7 @@ def run_drill(kind: str, events: list[Event], *, workers: int = 3, faults: int =
                     if kind == "sigkill":
                         pool.kill_one(rng)
                     elif kind == "postgres":
-                        _terminate_backends(database_url)
+                        _terminate_backends(db_url)
                         time.sleep(0.2)
                         assert embedded is not None
                         embedded.restart_postgres()
@@ -199,13 +199,13 @@ def run_drill(kind: str, events: list[Event], *, workers: int = 3, faults: int =
                 t.join(timeout)
             assert done.is_set(), "the publisher did not finish"
             publisher.close()
-            observer = redis.Redis.from_url(redis_url, socket_timeout=2)
+            observer = redis.Redis.from_url(r_url, socket_timeout=2)
             wait_drained(observer, Keys(stream), group, timeout)
             observer.close()
             codes = pool.stop()
             dead = int(raw.xlen(f"{stream}:dead")) if raw.exists(f"{stream}:dead") else 0
             raw.close()
-            with psycopg.connect(database_url) as conn:
+            with psycopg.connect(db_url) as conn:
                 lost, double, identical = compare(conn, events)
             if not identical and lost == 0 and double == 0:
                 lost = 1  # a difference the row counts do not show is still a failure

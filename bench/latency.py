@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -42,7 +42,7 @@ def measure(rate: int, duration: float, workers: int) -> dict[str, Any]:
     lock = threading.Lock()
 
     def on_commit(events: list[Event]) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         ages = [(now - ev.occurred_at).total_seconds() for ev in events]
         with lock:
             latencies.extend(ages)

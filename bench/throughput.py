@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         for config in configs:
             pipes[config].append(pipeline_rate(events, *config))
             bar.update()
-        for k in growth:
-            growth[k].append(growth_cost(k))
+        for k, costs in growth.items():
+            costs.append(growth_cost(k))
             bar.update()
     naive.append(naive_rate(events, args.naive_sample))
     bar.update()
@@ -242,16 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     for config in configs:
         runs = pipes[config]
         eps = median([r["events_per_s"] for r in runs])
+        cpu_us = median([r["cpu_busy"] * cpus / r["events_per_s"] * 1e6 for r in runs])
         rows.append((f"{labels[config]}, end to end (events/s)", f"{eps:,.0f}",
-                     f"{eps / ceiling:.2f} of ceiling, {eps / one:.2f}x one worker, {eps / naive_eps:,.0f}x naive, "
-                     f"peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB/worker, "
-                     f"machine CPU {median([r['cpu_busy'] for r in runs]):.0%} busy "
-                     f"({median([r['cpu_busy'] * cpus / r['events_per_s'] * 1e6 for r in runs]):.0f} us of CPU "
-                     f"per event), {sum(int(r['deadlocks']) for r in runs)} deadlocks"))
+                     (f"{eps / ceiling:.2f} of ceiling, {eps / one:.2f}x one worker, {eps / naive_eps:,.0f}x naive, "
+                      f"peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB/worker, "
+                      f"machine CPU {median([r['cpu_busy'] for r in runs]):.0%} busy ({cpu_us:.0f} us of CPU "
+                      f"per event), {sum(int(r['deadlocks']) for r in runs)} deadlocks")))
     base = median(growth[10])
-    for k in growth:
-        rows.append((f"apply cost, session with {k:,} rounds (us/event)", f"{median(growth[k]):.1f}",
-                     f"{median(growth[k]) / base:.2f}x the 10-round cost"))
+    for k, costs in growth.items():
+        rows.append((f"apply cost, session with {k:,} rounds (us/event)", f"{median(costs):.1f}",
+                     f"{median(costs) / base:.2f}x the 10-round cost"))
     width = max(len(r[0]) for r in rows)
     print(f"\n{args.events:,} events of the simulator's mix, median of {args.runs} runs\n")
     for name, value, ratio in rows:

@@ -42,7 +42,7 @@ def _docker_answers() -> bool:
         client = docker.from_env(timeout=3)
         client.ping()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever the reason, there is no Docker engine to use
         return False
 
 

@@ -9,7 +9,8 @@ under another round), forwards restart after completing: every rule of the seed 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from contract.events import (
@@ -28,7 +29,7 @@ from contract.events import (
     ToolStarted,
 )
 
-T0 = datetime(2026, 2, 10, 23, 59, 50, tzinfo=timezone.utc)  # near midnight: mismatches span two dates
+T0 = datetime(2026, 2, 10, 23, 59, 50, tzinfo=UTC)  # near midnight: mismatches span two dates
 MODELS = ("gpt-4", "claude-3", "llama")
 TOOLS = ("read_file", "write_file", "shell")
 
@@ -146,4 +147,4 @@ def split(rng: random.Random, events: list[Event], max_batches: int = 5) -> list
         return []
     cuts = sorted(rng.sample(range(1, len(events)), k=min(len(events) - 1, rng.randint(0, max_batches - 1))))
     bounds = [0, *cuts, len(events)]
-    return [events[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [events[a:b] for a, b in pairwise(bounds)]

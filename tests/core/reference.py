@@ -10,8 +10,9 @@ naming it (the seed's final refresh would stamp the wall clock, which no pipelin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from contract.events import Event
 
@@ -28,7 +29,7 @@ class SeedReference:
         self._session_seen: dict[str, datetime] = {}
 
     @classmethod
-    def of(cls, history: Iterable[Event]) -> "SeedReference":
+    def of(cls, history: Iterable[Event]) -> SeedReference:
         ref = cls()
         unique = {ev.event_id: ev for ev in history}
         for ev in sorted(unique.values(), key=lambda e: e.order_key):
@@ -56,7 +57,7 @@ class SeedReference:
                 }
             else:
                 s["model"] = ev.model
-                s["started_at"] = s["started_at"] if s["started_at"] <= t else t
+                s["started_at"] = min(s["started_at"], t)
                 s["completed_at"] = None
                 s["status"] = "running"
                 s["updated_at"] = t
@@ -152,7 +153,7 @@ class SeedReference:
         s["updated_at"] = at
 
     def finish(self) -> None:
-        for session_id, s in self.sessions.items():
+        for session_id in self.sessions:
             self.refresh(session_id, self._session_seen[session_id])
 
     def tables(self) -> dict[str, list[Row]]:
@@ -183,7 +184,7 @@ def database_tables(conn: Any) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
     with conn.cursor(row_factory=dict_row) as cur:
         for table, key in _KEYS.items():
-            cur.execute(f"SELECT * FROM {table}")  # noqa: S608 - constant table names
+            cur.execute(f"SELECT * FROM {table}")
             rows = [{k: v for k, v in row.items() if not k.endswith("_version")} for row in cur.fetchall()]
             out[table] = sorted(rows, key=lambda r: tuple(r[k] for k in key))
     return out

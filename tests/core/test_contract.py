@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -40,13 +40,13 @@ _DROP = object()
 def test_valid_event_decodes_keeps_microseconds_and_normalises_to_utc() -> None:
     ev = decode(_raw(extra_field="ignored"))
     assert isinstance(ev, RoundCompleted)
-    assert ev.occurred_at == datetime(2026, 2, 10, 8, 0, 0, 123456, tzinfo=timezone.utc)
+    assert ev.occurred_at == datetime(2026, 2, 10, 8, 0, 0, 123456, tzinfo=UTC)
     assert ev.prompt_cached_tool_outputs == 0 and ev.error is None
 
 
 def test_encode_then_decode_round_trips() -> None:
     ev = RoundCompleted(
-        event_id="e", occurred_at=datetime(2026, 1, 1, tzinfo=timezone.utc), round_id="r", session_id="s",
+        event_id="e", occurred_at=datetime(2026, 1, 1, tzinfo=UTC), round_id="r", session_id="s",
         status="error", usage=TokenUsage(prompt_tokens=1, completion_tokens=2, total_tokens=3), error="x",
     )
     assert decode(encode(ev)) == ev
@@ -105,5 +105,5 @@ def test_order_key_is_the_utc_isoformat_then_rank_then_event_id(at: datetime) ->
         ev = decode(raw.encode())
     except ContractError:
         return  # e.g. a year that UTC conversion pushes out of range, or a seconds-precision offset
-    utc = at.astimezone(timezone.utc)
+    utc = at.astimezone(UTC)
     assert ev.order_key == f"{utc.isoformat(timespec='microseconds')}|1|e-1"

@@ -55,7 +55,7 @@ def _apply_retrying(url: str, batches: list, errors: list) -> None:
                         break
                     except TransientError:
                         continue
-    except Exception as exc:  # surfaced by the test thread's assertion
+    except Exception as exc:  # noqa: BLE001 - surfaced by the test thread's assertion
         errors.append(exc)
 
 

@@ -4,7 +4,7 @@ assertions on the tables. Plus one test per convergence rule that the seed's tes
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -45,7 +45,7 @@ def usage(p: int, c: int) -> TokenUsage:
     return TokenUsage(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
 
 
-T = datetime(2026, 2, 10, 10, 0, 0, tzinfo=timezone.utc)
+T = datetime(2026, 2, 10, 10, 0, 0, tzinfo=UTC)
 
 
 def test_records_session_and_round_data(conn: psycopg.Connection) -> None:
@@ -71,7 +71,7 @@ def test_records_session_and_round_data(conn: psycopg.Connection) -> None:
 
 def test_sessions_with_tools_and_without(conn: psycopg.Connection) -> None:
     # storage_filters_sessions_and_returns_tool_breakdown (write side)
-    day_a, day_b = datetime(2026, 2, 1, 9, tzinfo=timezone.utc), datetime(2026, 2, 5, 9, tzinfo=timezone.utc)
+    day_a, day_b = datetime(2026, 2, 1, 9, tzinfo=UTC), datetime(2026, 2, 5, 9, tzinfo=UTC)
     apply_events(conn, [
         ev(SessionStarted, day_a, session_id="s1", model="gpt-4"),
         ev(RoundStarted, day_a, round_id="r1", session_id="s1", model="gpt-4"),
@@ -88,7 +88,7 @@ def test_sessions_with_tools_and_without(conn: psycopg.Connection) -> None:
 
 def test_daily_rollup_inputs(conn: psycopg.Connection) -> None:
     # storage_produces_daily_rollups_with_model_and_tool_breakdowns (write side)
-    now = datetime(2026, 2, 10, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 2, 10, 12, tzinfo=UTC)
     apply_events(conn, [
         ev(SessionStarted, now, session_id="daily-1", model="gpt-4"),
         ev(RoundStarted, now, round_id="daily-r1", session_id="daily-1", model="gpt-4"),
@@ -102,7 +102,7 @@ def test_daily_rollup_inputs(conn: psycopg.Connection) -> None:
 
 def test_sync_mismatches_count_per_reason_and_utc_date(conn: psycopg.Connection) -> None:
     # storage_summarizes_execute_sync_mismatches_by_reason (write side)
-    day_a, day_b = datetime(2026, 2, 10, 10, tzinfo=timezone.utc), datetime(2026, 2, 11, 10, tzinfo=timezone.utc)
+    day_a, day_b = datetime(2026, 2, 10, 10, tzinfo=UTC), datetime(2026, 2, 11, 10, tzinfo=UTC)
     late_evening_west = datetime(2026, 2, 10, 20, tzinfo=timezone(timedelta(hours=-8)))  # 2026-02-11 UTC
     events = [
         ev(SyncMismatch, day_a, reason="message_count"),
@@ -113,8 +113,8 @@ def test_sync_mismatches_count_per_reason_and_utc_date(conn: psycopg.Connection)
     ]
     apply_events(conn, events)
     apply_events(conn, events[:2])  # redelivered: counted once
-    counts = dict(((r, str(d)), c) for r, d, c in conn.execute(
-        "SELECT reason, mismatch_date, count FROM execute_sync_mismatch_metrics"))
+    counts = {(r, str(d)): c for r, d, c in conn.execute(
+        "SELECT reason, mismatch_date, count FROM execute_sync_mismatch_metrics")}
     assert counts == {("message_count", "2026-02-10"): 2, ("pending_question", "2026-02-10"): 1,
                       ("last_message_id", "2026-02-11"): 2}
 

@@ -31,8 +31,8 @@ def publish(client: redis.Redis, stream: str, events: Iterable[Event], chunk: in
 
 
 def settings(db_url: str, redis_url: str, keys: str, **overrides: Any) -> Settings:
-    base = dict(database_url=db_url, redis_url=redis_url, stream=f"{keys}:events", group="workers",
-                block_ms=100, claim_idle_ms=1000, trim_every_s=3600.0)
+    base: dict[str, Any] = {"database_url": db_url, "redis_url": redis_url, "stream": f"{keys}:events",
+                            "group": "workers", "block_ms": 100, "claim_idle_ms": 1000, "trim_every_s": 3600.0}
     base.update(overrides)
     return Settings(**base)
 
@@ -52,8 +52,7 @@ def worker_env(s: Settings) -> dict[str, str]:
 
 def spawn_worker(s: Settings, *args: str) -> subprocess.Popen[bytes]:
     """``metrics-worker run`` as a subprocess; its log goes to a temporary file (see ``log_of``)."""
-    log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
-    with log:
+    with tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False) as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "worker.cli", "run", *args],
             env=worker_env(s), stdout=subprocess.DEVNULL, stderr=log,
