@@ -31,6 +31,7 @@ def test_readme_xadd_example_is_applied(db_url: str, redis_url: str, keys: str, 
 def test_readme_commands_exist() -> None:
     text = README.read_text()
     for command in ("python3 tasks.py demo", "python3 tasks.py test", "metrics-worker dlq redrive --all",
+                    "metrics-worker status [--json]",
                     "rq cron worker.cron_config"):
         assert command in text
     ci = (README.parent / ".ci" / "run").read_text()

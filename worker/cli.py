@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (dl, ds, *(dsub.choices[n] for n in ("redrive", "purge"))):
         _common(p)
 
+    status = sub.add_parser("status", help="the group's backlog per stream, its consumers, the dead letters")
+    status.add_argument("--json", action="store_true")
+    _common(status)
+
     for add in _optional_parsers():
         add(sub)
     return parser
@@ -152,9 +156,33 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "dlq":
         return _dlq(args, settings)
+    if args.command == "status":
+        return _status(args, settings)
     from worker.maintenance_cli import run_maintenance
 
     return int(run_maintenance(args, settings))
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.deadletter import DeadLetters
+    from worker.stream import StreamClient
+
+    client = redis.Redis.from_url(settings.redis_url)
+    shards = StreamClient(client, settings.keys, settings.group, "status").status()
+    dead = DeadLetters(client, settings.keys.dead_letters).count()
+    if args.json:
+        print(json.dumps({"group": settings.group, "dead_letters": dead, "streams": [
+            {"stream": s.stream, "length": s.length, "undelivered": s.undelivered, "pending": s.pending,
+             "consumers": [{"name": n, "pending": p, "idle_ms": i} for n, p, i in s.consumers]}
+            for s in shards]}, indent=2))
+        return 0
+    print(f"group {settings.group}: {sum(s.undelivered for s in shards)} undelivered, "
+          f"{sum(s.pending for s in shards)} pending, {dead} dead letters in {settings.keys.dead_letters}")
+    for s in shards:
+        print(f"  {s.stream}: {s.length} entries, {s.undelivered} undelivered, {s.pending} pending")
+        for name, pending, idle in sorted(s.consumers):
+            print(f"    {name}: {pending} pending, idle {idle / 1000:.1f}s")
+    return 0
 
 
 def _dlq(args: argparse.Namespace, settings: Settings) -> int:

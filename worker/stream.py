@@ -31,6 +31,17 @@ return -1
 """
 
 
+@dataclass(frozen=True)
+class ShardStatus:
+    """One stream as the group sees it (``metrics-worker status``)."""
+
+    stream: str
+    length: int  # entries in the stream (acknowledged ones until trimmed)
+    undelivered: int  # not yet delivered to the group
+    pending: int  # delivered, not acknowledged
+    consumers: list[tuple[str, int, int]]  # (name, pending, idle ms)
+
+
 @dataclass
 class Batch:
     stream: str
@@ -138,16 +149,32 @@ class StreamClient:
         undelivered = pending = 0
         for stream in self.streams:
             info = self._group_info(stream)
-            if info is None:  # no group yet: everything in the stream is undelivered
-                undelivered += int(self.client.xlen(stream))
-                continue
-            pending += int(info["pending"])
-            lag = info.get("lag")
-            if lag is None:  # Redis < 7, or lag unknown after deletions: compare ids instead
-                last = self.client.xinfo_stream(stream)["last-generated-id"]
-                lag = 0 if _id(info["last-delivered-id"]) >= _id(last) else 1
-            undelivered += int(lag)
+            undelivered += self._undelivered(stream, info)
+            pending += int(info["pending"]) if info is not None else 0
         return undelivered, pending
+
+    def status(self) -> list[ShardStatus]:
+        out = []
+        for stream in self.streams:
+            info = self._group_info(stream)
+            consumers = [] if info is None else [
+                (_text(c["name"]), int(c["pending"]), int(c["idle"]))
+                for c in self.client.xinfo_consumers(stream, self.group)
+            ]
+            out.append(ShardStatus(stream, int(self.client.xlen(stream)), self._undelivered(stream, info),
+                                   int(info["pending"]) if info is not None else 0, consumers))
+        return out
+
+    def _undelivered(self, stream: str, info: dict[str, Any] | None) -> int:
+        if info is None:  # no group yet: everything in the stream is undelivered
+            return int(self.client.xlen(stream))
+        lag = info.get("lag")
+        if lag is None:  # Redis < 7, or lag unknown after deletions: compare ids instead
+            if not self.client.exists(stream):
+                return 0
+            last = self.client.xinfo_stream(stream)["last-generated-id"]
+            lag = 0 if _id(info["last-delivered-id"]) >= _id(last) else 1
+        return int(lag)
 
     def report_lag(self) -> dict[str, tuple[int, int]]:
         out = {}
@@ -178,7 +205,7 @@ class StreamClient:
         removed = []
         for stream in self.streams:
             for info in self.client.xinfo_consumers(stream, self.group):
-                name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+                name = _text(info["name"])
                 if name == self.consumer or int(info["pending"]) or int(info["idle"]) < idle_ms:
                     continue
                 if self._delete_if_idle(keys=[stream], args=[self.group, name]) != -1:
@@ -191,10 +218,13 @@ class StreamClient:
         if not self.client.exists(stream):
             return None
         for info in self.client.xinfo_groups(stream):
-            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
-            if name == self.group:
+            if _text(info["name"]) == self.group:
                 return info
         return None
+
+
+def _text(name: bytes | str) -> str:
+    return name.decode() if isinstance(name, bytes) else name
 
 
 def _unparsed(response: Any, **options: Any) -> Any:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import redis
@@ -49,3 +53,32 @@ def test_idle_consumers_without_pending_entries_are_removed(redis_client: redis.
     names = {c["name"] for c in redis_client.xinfo_consumers(stream, "g")}
     assert "idle-empty" in removed and b"idle-empty" not in names
     assert b"idle-holding" in names                      # DELCONSUMER would drop its pending entry
+
+
+def test_status_command_shows_backlog_consumers_and_dead_letters(redis_client: redis.Redis, redis_url: str,
+                                                                keys: str) -> None:
+    keyring = Keys(f"{keys}:events", shards=2)
+    for stream, n in zip(keyring.streams, (5, 2), strict=True):
+        _add(redis_client, stream, n)
+    reader = StreamClient(redis_client, keyring, "g", "reader-1")
+    reader.ensure_groups()
+    first = keyring.streams[0]
+    got = reader.read_new(3, None)  # three of the first shard's five, left pending
+    assert got is not None and got.stream == first
+    redis_client.xadd(keyring.dead_letters, {"payload": b"{}", "reason": "invalid event: test"})
+    env = dict(os.environ, REDIS_URL=redis_url, METRICS_STREAM=keyring.stream, METRICS_SHARDS="2", METRICS_GROUP="g")
+    done = subprocess.run([sys.executable, "-m", "worker.cli", "status", "--json"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["dead_letters"] == 1
+    by_stream = {s["stream"]: s for s in report["streams"]}
+    assert (by_stream[first]["length"], by_stream[first]["undelivered"], by_stream[first]["pending"]) == (5, 2, 3)
+    assert by_stream[first]["consumers"][0]["name"] == "reader-1"
+    assert by_stream[first]["consumers"][0]["pending"] == 3
+    second = by_stream[keyring.streams[1]]
+    assert (second["length"], second["undelivered"], second["pending"]) == (2, 2, 0)
+    text = subprocess.run([sys.executable, "-m", "worker.cli", "status"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert text.returncode == 0 and "4 undelivered, 3 pending, 1 dead letters" in text.stdout
+
