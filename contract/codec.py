@@ -76,6 +76,8 @@ def _explain(source: str | dict[str, Any], exc: ValidationError) -> ContractErro
     if isinstance(source, str):
         try:
             data: Any = json.loads(source)
+        except RecursionError:
+            return ContractError("event", source, "nested too deeply to parse")
         except ValueError as err:
             return ContractError("event", source, f"not valid JSON: {err}")
     else:
@@ -90,7 +92,7 @@ def _explain(source: str | dict[str, Any], exc: ValidationError) -> ContractErro
         )
     if "type" not in data:
         return ContractError("type", None, "is required")
-    if data["type"] not in RANK:
+    if not isinstance(data["type"], str) or data["type"] not in RANK:  # a list or an object is unhashable
         return ContractError("type", data["type"], f"unknown event type; expected one of {sorted(RANK)}")
     error = exc.errors(include_url=False)[0]
     loc = [str(part) for part in error["loc"]]

@@ -364,6 +364,10 @@ def sort_entries(batch: Batch, limit: int) -> Sorted:
         except ContractError as exc:
             out.letters.append((entry, deliveries, f"invalid event: {exc}"))
             continue
+        except Exception as exc:  # else this entry would crash every worker that claims it
+            log.exception("entry %s could not be decoded", entry_id.decode())
+            out.letters.append((entry, deliveries, f"invalid event: the decoder failed ({type(exc).__name__}: {exc})"))
+            continue
         if deliveries > 2 * limit:
             out.letters.append((entry, deliveries, (f"poison: delivered {deliveries} times and every attempt "
                                 f"died before committing (limit {limit})")))

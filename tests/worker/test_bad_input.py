@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
 import redis
 
 from contract.codec import STREAM_FIELD, encode
@@ -15,7 +16,10 @@ from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenU
 from tests.core.histories import T0, coherent_history
 from tests.core.reference import SeedReference, database_tables
 from tests.worker.helpers import drain, publish, settings, worker_env
+from worker import consumer
+from worker.consumer import sort_entries
 from worker.deadletter import DeadLetters
+from worker.stream import Batch
 
 VALID = {"v": 1, "event_id": "x", "type": "sync.mismatch", "occurred_at": "2026-02-10T10:00:00Z", "reason": "r"}
 
@@ -33,6 +37,11 @@ MALFORMED: list[tuple[dict[bytes | str, bytes | str], str]] = [
     ({STREAM_FIELD: b"null"}, "must be a JSON object"),
     ({"payload": _json()}, "no 'event' field"),
     ({STREAM_FIELD: _json(type="round.exploded")}, "unknown event type"),
+    # Unhashable and too deep: each crashed every worker that claimed it, until they were reasons.
+    ({STREAM_FIELD: _json(type=["sync.mismatch"])}, "type: unknown event type"),
+    ({STREAM_FIELD: _json(type={"name": "sync.mismatch"})}, "type: unknown event type"),
+    ({STREAM_FIELD: b'{"type": "sync.mismatch", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"},
+     "nested too deeply"),
     ({STREAM_FIELD: _json(v=99)}, "newer than the supported version"),
     ({STREAM_FIELD: _json(v="1")}, "v:"),
     ({STREAM_FIELD: _json(event_id="e" * 200)}, "event_id: String should have at most 128"),
@@ -91,6 +100,18 @@ def test_batch_mixing_malformed_and_valid_entries(
     for fields, reason in MALFORMED:
         assert reason in by_payload[id(fields)].reason, (fields, by_payload[id(fields)].reason)
     assert redis_client.xpending(s.stream, s.group)["pending"] == 0
+
+
+def test_an_entry_the_decoder_fails_on_is_dead_lettered_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the decoder raises, the worker survives: the entry is dead-lettered with the error."""
+
+    def broken(raw: bytes | str) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(consumer, "decode", broken)
+    out = sort_entries(Batch("s", [(b"1-0", {STREAM_FIELD.encode(): _json()})]), limit=5)
+    assert [reason for _, _, reason in out.letters] == ["invalid event: the decoder failed (RuntimeError: boom)"]
+    assert out.good == []
 
 
 def test_entry_postgres_refuses_is_dead_lettered_without_holding_back_its_batch(
