@@ -72,6 +72,9 @@ class Worker:
         self.redis = redis.Redis.from_url(
             settings.redis_url, socket_timeout=max(5.0, settings.block_ms / 1000 + 5), socket_connect_timeout=5
         )
+        if self.redis.connection_pool.connection_kwargs.get("decode_responses"):  # the URL's query wins
+            raise ValueError("REDIS_URL: decode_responses is not supported: the worker reads entries as bytes "
+                             "(a payload need not be UTF-8 to be dead-lettered intact)")
         self.stream = StreamClient(self.redis, settings.keys, settings.group, settings.consumer)
         self.totals = Totals()
         self._stop = threading.Event()

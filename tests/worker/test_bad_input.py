@@ -17,7 +17,7 @@ from tests.core.histories import T0, coherent_history
 from tests.core.reference import SeedReference, database_tables
 from tests.worker.helpers import drain, publish, settings, worker_env
 from worker import consumer
-from worker.consumer import sort_entries
+from worker.consumer import Worker, sort_entries
 from worker.deadletter import DeadLetters
 from worker.stream import Batch
 
@@ -168,3 +168,9 @@ def test_dlq_cli_lists_shows_redrives_and_purges(
     (back,) = letters.list()  # what still fails goes back, with its reason
     assert back.payload == b"{broken" and "not valid JSON" in back.reason
     assert cli("purge", "--all").returncode == 0 and letters.count() == 0
+
+
+def test_a_redis_url_that_decodes_responses_is_refused_at_start(db_url: str, redis_url: str, keys: str) -> None:
+    s = settings(db_url, redis_url + ("&" if "?" in redis_url else "?") + "decode_responses=True", keys)
+    with pytest.raises(ValueError, match="decode_responses is not supported"):
+        Worker(s, handle_signals=False)
