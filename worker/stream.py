@@ -37,7 +37,7 @@ class ShardStatus:
 
     stream: str
     length: int  # entries in the stream (acknowledged ones until trimmed)
-    undelivered: int  # not yet delivered to the group
+    undelivered: int | None  # not yet delivered to the group; None: some, but Redis < 7 does not count them
     pending: int  # delivered, not acknowledged
     consumers: list[tuple[str, int, int]]  # (name, pending, idle ms)
 
@@ -149,7 +149,8 @@ class StreamClient:
         undelivered = pending = 0
         for stream in self.streams:
             info = self._group_info(stream)
-            undelivered += self._undelivered(stream, info)
+            count = self._undelivered(stream, info)
+            undelivered += 1 if count is None else count
             pending += int(info["pending"]) if info is not None else 0
         return undelivered, pending
 
@@ -165,16 +166,18 @@ class StreamClient:
                                    int(info["pending"]) if info is not None else 0, consumers))
         return out
 
-    def _undelivered(self, stream: str, info: dict[str, Any] | None) -> int:
+    def _undelivered(self, stream: str, info: dict[str, Any] | None) -> int | None:
+        """Entries not yet delivered to the group; None when there are some but Redis cannot
+        say how many (Redis < 7, or its lag counter lost after deletions)."""
         if info is None:  # no group yet: everything in the stream is undelivered
             return int(self.client.xlen(stream))
         lag = info.get("lag")
-        if lag is None:  # Redis < 7, or lag unknown after deletions: compare ids instead
-            if not self.client.exists(stream):
-                return 0
-            last = self.client.xinfo_stream(stream)["last-generated-id"]
-            lag = 0 if _id(info["last-delivered-id"]) >= _id(last) else 1
-        return int(lag)
+        if lag is not None:
+            return int(lag)
+        if not self.client.exists(stream):
+            return 0
+        last = self.client.xinfo_stream(stream)["last-generated-id"]
+        return 0 if _id(info["last-delivered-id"]) >= _id(last) else None
 
     def report_lag(self) -> dict[str, tuple[int, int]]:
         out = {}

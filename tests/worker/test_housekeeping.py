@@ -71,14 +71,17 @@ def test_status_command_shows_backlog_consumers_and_dead_letters(redis_client: r
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
+    counted = int(str(redis_client.info("server")["redis_version"]).split(".")[0]) >= 7  # else: null, "some"
     assert report["dead_letters"] == 1
     by_stream = {s["stream"]: s for s in report["streams"]}
-    assert (by_stream[first]["length"], by_stream[first]["undelivered"], by_stream[first]["pending"]) == (5, 2, 3)
+    assert (by_stream[first]["length"], by_stream[first]["undelivered"], by_stream[first]["pending"]) == (
+        5, 2 if counted else None, 3)
     assert by_stream[first]["consumers"][0]["name"] == "reader-1"
     assert by_stream[first]["consumers"][0]["pending"] == 3
     second = by_stream[keyring.streams[1]]
-    assert (second["length"], second["undelivered"], second["pending"]) == (2, 2, 0)
+    assert (second["length"], second["undelivered"], second["pending"]) == (2, 2 if counted else None, 0)
     text = subprocess.run([sys.executable, "-m", "worker.cli", "status"], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
-    assert text.returncode == 0 and "4 undelivered, 3 pending, 1 dead letters" in text.stdout
+    total = "4" if counted else "some (Redis < 7 does not count them)"
+    assert text.returncode == 0 and f"{total} undelivered, 3 pending, 1 dead letters" in text.stdout
 
