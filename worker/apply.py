@@ -146,7 +146,8 @@ def _columns(rows: Iterable[Any], columns: Sequence[Column], prefix: str = "") -
     rows = list(rows)
     if not rows:
         return {prefix + name: encode(()) for name, encode in columns}
-    values = zip(*map(attrgetter(*(name for name, _ in columns)), rows), strict=True)
+    get = attrgetter(*(name for name, _ in columns))  # a tuple per row, or the value itself for one column
+    values = zip(*map(get, rows), strict=True) if len(columns) > 1 else [map(get, rows)]
     return {prefix + name: encode(column) for (name, encode), column in zip(columns, values, strict=True)}
 
 
