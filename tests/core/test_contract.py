@@ -111,3 +111,37 @@ def test_order_key_is_the_utc_isoformat_then_rank_then_event_id(at: datetime) ->
         return  # e.g. a year that UTC conversion pushes out of range, or a seconds-precision offset
     utc = at.astimezone(UTC)
     assert ev.order_key == f"{utc.isoformat(timespec='microseconds')}|1|e-1"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_FIELDS = ["v", "type", "event_id", "occurred_at", "round_id", "session_id", "status", "usage",
+           "prompt_cached_tool_outputs", "error", "model", "message_count", "tool_call_id", "success",
+           "forward_id", "status_code", "reason", "tokens_saved", "is_stream", "endpoint", "tool_name"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(_FIELDS), _JSON | st.sampled_from(
+    ["session.started", "round.completed", "sync.mismatch", "0001-01-01T00:00:00+01:00", "2026-01-01T00:00:00Z"]),
+    max_size=4))
+def test_decode_answers_any_json_with_an_event_or_a_contract_error(changes: dict[str, object]) -> None:
+    """Whatever a producer writes, decode() returns an event or raises ContractError: anything
+    else would crash the worker that reads it (and every one that claims it after)."""
+    try:
+        event = decode(_raw(**changes))
+    except ContractError as exc:
+        assert exc.field and exc.reason
+    else:
+        assert not event.occurred_at.utcoffset()
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=64) | st.builds(lambda v: json.dumps(v).encode(), _JSON))
+def test_decode_answers_any_bytes_with_an_event_or_a_contract_error(raw: bytes) -> None:
+    try:
+        decode(raw)
+    except ContractError:
+        pass
