@@ -76,12 +76,18 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
 def _name(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError(f"must not contain a NUL character: {text!r}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the shell passed that are not UTF-8 (surrogate-escaped)
+        raise argparse.ArgumentTypeError(f"not valid UTF-8: {text!r}") from None
     return text
 
 
 def _add_filters(parser: argparse.ArgumentParser, filters: Sequence[str]) -> None:
     if "session_id" in filters:
-        parser.add_argument("session_id", help="the session to show")
+        parser.add_argument("session_id", type=_name, help="the session to show")
     if "dates" in filters:
         parser.add_argument("--start-date", type=_date, help="first UTC date of started_at, inclusive")
         parser.add_argument("--end-date", type=_date, help="last UTC date of started_at, inclusive")

@@ -104,6 +104,11 @@ def test_a_missing_or_not_started_session_is_404(client: TestClient) -> None:
         ("/v1/summary", {"start_date": "10/02/2026"}, "start_date", "valid date"),
         ("/v1/sessions", {"model": ""}, "model", "at least 1 character"),
         ("/v1/sessions", {"limt": 5}, "limt", "unknown query parameter 'limt'"),
+        # PostgreSQL text cannot hold NUL: these were 500s.
+        ("/v1/sessions", {"model": "a\x00b"}, "model", "NUL"),
+        ("/v1/forward/requests", {"endpoint": "a\x00b"}, "endpoint", "NUL"),
+        ("/v1/forward/summary", {"model": "x\x00"}, "model", "NUL"),
+        ("/v1/sessions/a%00b", {}, "session_id", "NUL"),
     ],
 )
 def test_bad_parameters_are_422_naming_the_parameter(

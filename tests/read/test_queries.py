@@ -238,6 +238,24 @@ def test_end_date_before_start_date_is_a_query_error(
     assert info.value.param == "end_date"
 
 
+@pytest.mark.parametrize(
+    ("call", "param"),
+    [
+        (lambda c: queries.sessions(c, model="a\x00b"), "model"),
+        (lambda c: queries.session_detail(c, "s\x00"), "session_id"),
+        (lambda c: queries.forward_summary(c, endpoint="/v1\x00"), "endpoint"),
+        (lambda c: queries.forward_by_endpoint(c, model="m\udcff"), "model"),
+        (lambda c: queries.forward_requests(c, model="m\x00"), "model"),
+    ],
+)
+def test_text_filters_postgresql_cannot_compare_are_query_errors(
+    scenario_conn: psycopg.Connection[Any], call: Any, param: str
+) -> None:
+    with pytest.raises(QueryError, match=param) as info:
+        call(scenario_conn)
+    assert info.value.param == param
+
+
 @pytest.mark.parametrize("days", [-1, queries.MAX_DAYS + 1])
 def test_days_out_of_range_is_a_query_error(scenario_conn: psycopg.Connection[Any], days: int) -> None:
     with pytest.raises(QueryError, match="days must be between 1 and"):

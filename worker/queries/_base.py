@@ -30,6 +30,18 @@ class QueryError(ValueError):
         self.param = param
 
 
+def check_text(param: str, value: str | None) -> None:
+    """A text filter PostgreSQL can compare: no NUL (text cannot hold it), encodable as UTF-8."""
+    if value is None:
+        return
+    if "\x00" in value:
+        raise QueryError(f"{param} {value!r} contains a NUL character, which no stored value can", param)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise QueryError(f"{param} {value!r} is not valid UTF-8 text", param) from None
+
+
 def check_date_range(start_date: date | None, end_date: date | None) -> None:
     if start_date is not None and end_date is not None and end_date < start_date:
         raise QueryError(

@@ -17,6 +17,7 @@ from worker.queries._base import (
     Source,
     borrowed,
     check_date_range,
+    check_text,
     daily_window,
     duration_ms,
     fetch_all,
@@ -112,6 +113,8 @@ def forward_summary(
     model: str | None = None,
 ) -> ForwardMetricsSummary:
     check_date_range(start_date, end_date)
+    check_text("endpoint", endpoint)
+    check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "endpoint": endpoint, "model": model}
     with borrowed(source) as conn:
         (row,) = fetch_all(conn, FORWARD_SUMMARY_SQL, params)
@@ -133,6 +136,7 @@ def forward_by_endpoint(
 ) -> list[ForwardEndpointMetrics]:
     """Per endpoint, most requests first (ties by endpoint). No endpoint filter, as the seed."""
     check_date_range(start_date, end_date)
+    check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "model": model}
     with borrowed(source) as conn:
         rows = fetch_all(conn, FORWARD_BY_ENDPOINT_SQL, params)
@@ -160,6 +164,8 @@ def forward_requests(
 ) -> list[ForwardRequestMetrics]:
     """Latest requests first (ties by forward_id, descending); ``limit`` as for sessions."""
     check_date_range(start_date, end_date)
+    check_text("endpoint", endpoint)
+    check_text("model", model)
     params = {
         "start_date": start_date,
         "end_date": end_date,

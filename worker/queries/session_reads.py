@@ -17,6 +17,7 @@ from worker.queries._base import (
     Source,
     borrowed,
     check_date_range,
+    check_text,
     daily_window,
     duration_ms,
     fetch_all,
@@ -266,6 +267,7 @@ def sessions(
     """Latest sessions first (ties by session_id, descending). ``limit``: 100 by default, at most
     1000 (larger is clamped, as the seed; below 1 is a QueryError)."""
     check_date_range(start_date, end_date)
+    check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "model": model, "limit": resolve_limit(limit)}
     with borrowed(source) as conn:
         rows = fetch_all(conn, SESSIONS_SQL, params)
@@ -274,6 +276,7 @@ def sessions(
 
 def session_detail(source: Source, session_id: str) -> SessionDetail | None:
     """The session, its rounds (earliest first) each with its tool calls, or None if not started."""
+    check_text("session_id", session_id)
     params = {"session_id": session_id}
     with snapshot(source) as conn:
         found = fetch_all(conn, SESSION_SQL, params)
