@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -304,3 +304,27 @@ def test_average_duration_is_truncated_not_rounded(conn: psycopg.Connection[Any]
     fill(conn, ev.events)
     assert queries.forward_summary(conn).avg_duration_ms == 1
     assert [r.duration_ms for r in queries.forward_requests(conn)] == [None, 1, 1]
+
+
+def test_sums_beyond_bigint_are_exact(db_url: str) -> None:
+    """The contract allows any count up to 2^63-1; two sessions of 5e18 tokens sum past bigint.
+    The reads summed with ::bigint casts and failed (a 500 on every range holding them)."""
+    from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenUsage
+    from worker.apply import apply_events
+
+    at = datetime(2026, 2, 10, 12, tzinfo=UTC)
+    big = TokenUsage(prompt_tokens=4 * 10**18, completion_tokens=10**18, total_tokens=5 * 10**18)
+    events = []
+    for s in ("s1", "s2"):
+        events += [SessionStarted(event_id=f"{s}-start", occurred_at=at, session_id=s, model="m"),
+                   RoundStarted(event_id=f"{s}-r", occurred_at=at, round_id=f"{s}-r", session_id=s, model="m"),
+                   RoundCompleted(event_id=f"{s}-c", occurred_at=at, round_id=f"{s}-r", session_id=s,
+                                  status="success", usage=big)]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        apply_events(conn, events)
+        assert queries.summary(conn).total_tokens.total_tokens == 10**19
+        (model,) = queries.by_model(conn)
+        assert model.tokens.prompt_tokens == 8 * 10**18
+        (day,) = queries.daily_metrics(conn, days=1, end_date=date(2026, 2, 10))
+        assert day.total_token_usage.total_tokens == 10**19
+        assert day.model_breakdown["m"].total_tokens == 10**19

@@ -39,9 +39,9 @@ _FORWARD_TOTALS = """
        count(*) AS requests,
        count(*) FILTER (WHERE status = 'success') AS successful,
        count(*) FILTER (WHERE status = 'error') AS failed,
-       COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
-       COALESCE(sum(completion_tokens), 0)::bigint AS completion_tokens,
-       COALESCE(sum(total_tokens), 0)::bigint AS total_tokens,
+       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+       COALESCE(sum(total_tokens), 0) AS total_tokens,
        EXTRACT(EPOCH FROM sum(completed_at - started_at)) AS completed_seconds,
        count(completed_at) AS completed"""
 
@@ -91,9 +91,9 @@ FORWARD_DAILY_SQL = (
     """
 SELECT (started_at AT TIME ZONE 'UTC')::date AS day,
        count(*) AS requests,
-       COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
-       COALESCE(sum(completion_tokens), 0)::bigint AS completion_tokens,
-       COALESCE(sum(total_tokens), 0)::bigint AS total_tokens
+       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+       COALESCE(sum(total_tokens), 0) AS total_tokens
 FROM forward_request_metrics
 WHERE"""
     + STARTED_IN_DATES

@@ -39,13 +39,13 @@ SUMMARY_SQL = (
     """
 WITH sessions AS (
     SELECT count(*) AS total_sessions,
-           COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
-           COALESCE(sum(completion_tokens), 0)::bigint AS completion_tokens,
-           COALESCE(sum(total_tokens), 0)::bigint AS total_tokens,
-           COALESCE(sum(tool_call_count), 0)::bigint AS total_tool_calls,
-           COALESCE(sum(prompt_cached_tool_outputs), 0)::bigint AS prompt_cached_tool_outputs,
-           COALESCE(sum(total_compression_events), 0)::bigint AS total_compression_events,
-           COALESCE(sum(total_tokens_saved), 0)::bigint AS total_tokens_saved,
+           COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+           COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+           COALESCE(sum(total_tokens), 0) AS total_tokens,
+           COALESCE(sum(tool_call_count), 0) AS total_tool_calls,
+           COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs,
+           COALESCE(sum(total_compression_events), 0) AS total_compression_events,
+           COALESCE(sum(total_tokens_saved), 0) AS total_tokens_saved,
            count(*) FILTER (WHERE status = 'running') AS active_sessions,
            count(*) FILTER (WHERE status = 'completed') AS completed_sessions,
            count(*) FILTER (WHERE status = 'awaiting_response') AS awaiting_response_sessions,
@@ -63,7 +63,7 @@ WITH sessions AS (
     GROUP BY reason
 )
 SELECT sessions.*,
-       (SELECT COALESCE(sum(total), 0)::bigint FROM mismatches) AS total_sync_mismatches,
+       (SELECT COALESCE(sum(total), 0) FROM mismatches) AS total_sync_mismatches,
        (SELECT COALESCE(jsonb_object_agg(reason, total), '{}') FROM mismatches) AS sync_mismatch_breakdown
 FROM sessions
 """
@@ -73,12 +73,12 @@ BY_MODEL_SQL = (
     """
 SELECT model,
        count(*) AS sessions,
-       COALESCE(sum(total_rounds), 0)::bigint AS rounds,
-       COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
-       COALESCE(sum(completion_tokens), 0)::bigint AS completion_tokens,
-       COALESCE(sum(total_tokens), 0)::bigint AS total_tokens,
-       COALESCE(sum(tool_call_count), 0)::bigint AS tool_calls,
-       COALESCE(sum(prompt_cached_tool_outputs), 0)::bigint AS prompt_cached_tool_outputs
+       COALESCE(sum(total_rounds), 0) AS rounds,
+       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+       COALESCE(sum(total_tokens), 0) AS total_tokens,
+       COALESCE(sum(tool_call_count), 0) AS tool_calls,
+       COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs
 FROM session_metrics
 WHERE"""
     + STARTED_IN_DATES
@@ -179,13 +179,13 @@ WITH per_model AS (
     GROUP BY 1, 2
 ), per_day AS (
     SELECT day,
-           sum(sessions)::bigint AS total_sessions,
-           sum(rounds)::bigint AS total_rounds,
-           sum(prompt_tokens)::bigint AS prompt_tokens,
-           sum(completion_tokens)::bigint AS completion_tokens,
-           sum(total_tokens)::bigint AS total_tokens,
-           sum(tool_calls)::bigint AS total_tool_calls,
-           sum(prompt_cached_tool_outputs)::bigint AS prompt_cached_tool_outputs,
+           sum(sessions) AS total_sessions,
+           sum(rounds) AS total_rounds,
+           sum(prompt_tokens) AS prompt_tokens,
+           sum(completion_tokens) AS completion_tokens,
+           sum(total_tokens) AS total_tokens,
+           sum(tool_calls) AS total_tool_calls,
+           sum(prompt_cached_tool_outputs) AS prompt_cached_tool_outputs,
            COALESCE(jsonb_object_agg(model, jsonb_build_object(
                'prompt_tokens', prompt_tokens,
                'completion_tokens', completion_tokens,
