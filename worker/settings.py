@@ -21,12 +21,30 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
+#: Longest duration accepted anywhere: beyond it, now - duration leaves datetime's range.
+MAX_DURATION = timedelta(days=36_500)
+#: Shortest settings that cannot destroy live data: a zero retention would prune running
+#: sessions' rounds, a zero grace would close every session without a heartbeat at once, and a
+#: zero dead-letter retention would drop what an operator has not looked at yet.
+MINIMUMS = {
+    "retention": ("METRICS_RETENTION (--older-than)", timedelta(days=1)),
+    "reconcile_grace": ("METRICS_RECONCILE_GRACE (--grace)", timedelta(minutes=1)),
+    "dead_letter_retention": ("METRICS_DEAD_LETTER_RETENTION (--dead-letter-retention)", timedelta(days=1)),
+}
+
+
 def parse_duration(text: str, *, name: str = "duration") -> timedelta:
-    """'90d', '15m', '30s', '500ms' or plain seconds. Raises ValueError naming ``name``."""
+    """'90d', '15m', '30s', '500ms' or plain seconds, up to 100 years. Raises ValueError naming ``name``."""
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"{name}: {text!r} is not a duration; use e.g. 30s, 15m, 6h or 90d")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        value = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        value = MAX_DURATION * 2
+    if value > MAX_DURATION:
+        raise ValueError(f"{name}: {text!r} is longer than {MAX_DURATION.days} days")
+    return value
 
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
@@ -106,6 +124,13 @@ class Settings:
         for name in ("block_ms", "claim_idle_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must not be negative, got {getattr(self, name)}")
+        for name, (variable, least) in MINIMUMS.items():
+            if getattr(self, name) < least:
+                raise ValueError(f"{variable}: {getattr(self, name)} is shorter than the minimum, {least}: "
+                                 "shorter would touch data that is still live")
 
     def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+        """A copy with ``changes`` (e.g. from CLI flags), validated like the environment is."""
+        changed = replace(self, **changes)
+        changed.validate()
+        return changed
