@@ -54,23 +54,29 @@ DEFAULT_CHUNK = 1000
 # be a per-row array scan under a generic plan). Then the survivors are locked SKIP LOCKED and
 # updated with their condition re-checked on the locked, latest row.
 
-# A stub round (no start yet) has no time of its own: its session's latest event stands in.
-PAGE_ROUNDS = """
+# A round is idle when it started before the grace period and nothing has happened in its
+# session since (its tool calls, for one, move the session's updated_at); a stub round (no start
+# yet) has only its session's time. GREATEST skips NULLs.
+_ROUND_IS_IDLE = "GREATEST(r.started_at, s.updated_at) < %(idle_before)s"
+
+PAGE_ROUNDS = f"""
 SELECT r.round_id, r.session_id
 FROM round_metrics r
 LEFT JOIN session_metrics s ON s.session_id = r.session_id
 WHERE r.status = 'running' AND r.completion_version IS NULL AND r.round_id > %(after)s
-  AND COALESCE(r.started_at, s.updated_at) < %(idle_before)s
+  AND {_ROUND_IS_IDLE}
 ORDER BY r.round_id
 LIMIT %(limit)s
 """
 
-RECONCILE_ROUNDS = """
+RECONCILE_ROUNDS = f"""
 WITH c AS (
-    SELECT round_id FROM round_metrics
-    WHERE round_id = ANY(%(ids)b::text[]) AND status = 'running' AND completion_version IS NULL
-    ORDER BY round_id
-    FOR UPDATE SKIP LOCKED
+    SELECT r.round_id FROM round_metrics r
+    LEFT JOIN session_metrics s ON s.session_id = r.session_id
+    WHERE r.round_id = ANY(%(ids)b::text[]) AND r.status = 'running' AND r.completion_version IS NULL
+      AND {_ROUND_IS_IDLE}
+    ORDER BY r.round_id
+    FOR UPDATE OF r SKIP LOCKED
 )
 UPDATE round_metrics r SET
     status = 'error',

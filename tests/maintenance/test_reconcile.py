@@ -21,6 +21,7 @@ from contract.events import (
     SessionCompleted,
     SessionStarted,
     TokenUsage,
+    ToolStarted,
 )
 from tests.core.histories import coherent_history, deliveries
 from tests.core.reference import SeedReference, database_tables
@@ -131,12 +132,13 @@ def test_only_rows_idle_longer_than_the_grace_are_touched(conn: psycopg.Connecti
     status = dict(conn.execute("SELECT session_id, status FROM session_metrics").fetchall())
     rounds = dict(conn.execute("SELECT round_id, status FROM round_metrics").fetchall())
     forwards = dict(conn.execute("SELECT forward_id, status FROM forward_request_metrics").fetchall())
-    # "dead" had an event within the grace: the session waits; its round started long ago: reconciled.
+    # "dead" had an event within the grace (on its round, even): the session and that round wait,
+    # although the round started long ago (it was reconciled to an error while in use, once).
     assert status == {"alive": "completed", "dead": "running", "new": "running", "stub": "running"}
     # stub-r has no start: its session's last event (T, long ago) says it is stale.
-    assert rounds == {"alive-r": "error", "dead-r": "error", "new-r": "running", "stub-r": "error"}
+    assert rounds == {"alive-r": "error", "dead-r": "running", "new-r": "running", "stub-r": "error"}
     assert forwards == {"new-f": "pending"}
-    assert (counts["sessions_completed"], counts["rounds"], counts["forwards"]) == (1, 3, 0)
+    assert (counts["sessions_completed"], counts["rounds"], counts["forwards"]) == (1, 2, 0)
 
 
 def test_late_real_events_override_the_guess_and_redeliveries_do_not(conn: psycopg.Connection) -> None:
@@ -322,3 +324,16 @@ def test_without_hints_there_is_no_reconcile(
     (failed,) = runs(conn, "reconcile")
     assert "ConnectionError" in failed["error"]
 
+
+
+def test_a_round_with_a_recent_tool_call_is_not_stale(conn: psycopg.Connection) -> None:
+    """Started before the grace, but a tool call began in it a minute ago: the agent is working."""
+    apply_events(conn, [
+        SessionStarted(event_id="s", occurred_at=NOW - 2 * GRACE, session_id="s", model="m"),
+        RoundStarted(event_id="r", occurred_at=NOW - GRACE - timedelta(minutes=5), round_id="r", session_id="s",
+                     model="m"),
+        ToolStarted(event_id="t", occurred_at=NOW - timedelta(minutes=1), tool_call_id="t", round_id="r",
+                    session_id="s", tool_name="grep"),
+    ])
+    assert reconcile(conn, Hints(), now=NOW, grace=GRACE)["reconciled"] == 0
+    assert conn.execute("SELECT status FROM round_metrics").fetchone() == ("running",)
