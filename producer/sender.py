@@ -332,19 +332,21 @@ class Sender:
     def _replay_some(self) -> None:
         assert self._spool is not None
         batches = self._spool.peek(self.settings.batch_size)
-        if not batches:
-            self.mode = UP
-            self._resolve_parked()
-            if self._replayed_this_outage:
-                log.info(
-                    "metrics producer: Redis is back; replayed %d spooled events", self._replayed_this_outage
-                )
-            return
-        if self._deliver(batches, replay=True):
+        if batches:
+            if not self._deliver(batches, replay=True):
+                return
             self._spool.commit()
             self._backoff = self.settings.retry_initial
             self._replayed_this_outage += sum(len(b.events) for b in batches)
-            self._resolve_parked()
+            if not self._spool.empty:
+                self._resolve_parked()
+                return
+        # Caught up, now: waiting for a step without new events would keep a publisher that
+        # publishes steadily in recovery for ever, everything through the disk, no heartbeats.
+        self.mode = UP
+        self._resolve_parked()
+        if self._replayed_this_outage:
+            log.info("metrics producer: Redis is back; replayed %d spooled events", self._replayed_this_outage)
 
     # -- markers ----------------------------------------------------------------------------
 

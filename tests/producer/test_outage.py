@@ -235,3 +235,21 @@ def test_a_batch_replayed_twice_is_added_once(private_redis: RedisServer, tmp_pa
     with private_redis.client() as client:
         assert_once_in_order(client, "drill:events", 1_000)
     second.close(5)
+
+
+def test_recovery_ends_while_the_agent_keeps_publishing(redis_url: str, stream: str, tmp_path: Path) -> None:
+    """After replaying a spool, a publisher that never pauses goes back to sending directly (and
+    to heartbeats); it used to wait for a quiet step, so steady publishing kept it recovering."""
+    spool = tmp_path / "spool"
+    earlier = Publisher(quick_settings(redis_url="redis://127.0.0.1:1/0", stream=stream, spool_dir=spool))
+    for _ in range(100):
+        earlier.sync_mismatch("old")
+    earlier.close(2)
+    pub = Publisher(quick_settings(redis_url=redis_url, stream=stream, spool_dir=spool))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (pub.stats()["mode"] == "up" and pub.stats()["sent"] > 0):
+        pub.sync_mismatch("steady")  # every 20 ms: never a step without new events
+        time.sleep(0.02)
+    stats = pub.stats()
+    pub.close(5)
+    assert stats["mode"] == "up" and stats["sent"] > 0 and stats["replayed"] >= 100, stats
