@@ -338,7 +338,8 @@ class Sender:
             self._spool.commit()
             self._backoff = self.settings.retry_initial
             self._replayed_this_outage += sum(len(b.events) for b in batches)
-            if not self._spool.empty:
+            # Peeking past the end lets the spool remove the directories it has replayed.
+            if not self._spool.empty or self._spool.peek(self.settings.batch_size):
                 self._resolve_parked()
                 return
         # Caught up, now: waiting for a step without new events would keep a publisher that
