@@ -7,8 +7,9 @@ contract. A wrong argument raises ValueError naming the argument, the rule and t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from contract.events import BIGINT_MAX, MAX_ERROR_LENGTH, MAX_ID_LENGTH, MAX_NAME_LENGTH, TokenUsage
@@ -27,14 +28,28 @@ def bad(name: str, value: Any, rule: str) -> ValueError:
     return ValueError(f"{name}: must be {rule}; got {shown} ({type(value).__name__})")
 
 
+def _storable(value: str) -> bool:
+    """No NUL (PostgreSQL text cannot hold it) and valid UTF-8 (no unpaired surrogate, as
+    os.fsdecode() makes of undecodable bytes): else the sender could only drop the event."""
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def ident(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH or "\x00" in value:
-        raise bad(name, value, f"a non-empty str of at most {MAX_ID_LENGTH} characters without NUL")
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH or not _storable(value):
+        raise bad(name, value, f"a non-empty str of at most {MAX_ID_LENGTH} characters, UTF-8, without NUL")
 
 
 def label(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LENGTH or "\x00" in value:
-        raise bad(name, value, f"a non-empty str of at most {MAX_NAME_LENGTH} characters without NUL")
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LENGTH or not _storable(value):
+        raise bad(name, value, f"a non-empty str of at most {MAX_NAME_LENGTH} characters, UTF-8, without NUL")
 
 
 def count(name: str, value: Any) -> None:
@@ -48,13 +63,24 @@ def flag(name: str, value: Any) -> None:
 
 
 def choice(name: str, value: Any, allowed: frozenset[str]) -> None:
-    if value not in allowed or not isinstance(value, str):
+    if not isinstance(value, str) or value not in allowed:  # isinstance first: a list is unhashable
         raise bad(name, value, f"one of {sorted(allowed)}")
 
 
 def error_text(name: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or len(value) > MAX_ERROR_LENGTH or "\x00" in value):
-        raise bad(name, value, f"None or a str of at most {MAX_ERROR_LENGTH} characters without NUL")
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_ERROR_LENGTH or not _storable(value)):
+        raise bad(name, value, f"None or a str of at most {MAX_ERROR_LENGTH} characters, UTF-8, without NUL")
+
+
+def timestamp(name: str, value: Any) -> float:
+    """Unix seconds: a finite int or float (not a bool), as a float."""
+    try:
+        seconds = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an int beyond float's range
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise bad(name, value, "a finite number of unix seconds")
+    return seconds
 
 
 def status_code(name: str, value: Any) -> None:
@@ -94,5 +120,10 @@ def given(event_id: Any, occurred_at: Any) -> None:
     """Checks for an explicitly given event_id / occurred_at (both optional)."""
     if event_id is not None:
         ident("event_id", event_id)
-    if occurred_at is not None and (not isinstance(occurred_at, datetime) or occurred_at.utcoffset() is None):
-        raise bad("occurred_at", occurred_at, "a timezone-aware datetime")
+    if occurred_at is not None:
+        if not isinstance(occurred_at, datetime) or occurred_at.utcoffset() is None:
+            raise bad("occurred_at", occurred_at, "a timezone-aware datetime")
+        try:
+            occurred_at.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:00-05:00: no UTC instant; the contract refuses it
+            raise bad("occurred_at", occurred_at, "a datetime that exists in UTC (years 1 to 9999)") from None

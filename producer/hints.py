@@ -49,10 +49,12 @@ class Hints:
         with self._lock:
             self._open.pop(session_id, None)
             self._awaiting.pop(session_id, None)
+            written = session_id not in self._new_open  # else its open never reached Redis
             self._new_open.discard(session_id)
             self._new_awaiting.pop(session_id, None)
             self._resumed.discard(session_id)
-            self._gone.add(session_id)
+            if written:  # during an outage, _gone would otherwise grow by every session closed
+                self._gone.add(session_id)
             self.dirty = True
 
     def awaiting(self, session_id: str, since: float) -> None:

@@ -41,6 +41,9 @@ def new_id() -> str:
 def error_text(error: BaseException | str) -> str:
     """An exception or message as the contract's error text (no NUL, at most 16 KiB characters)."""
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    # Messages can carry file names os.fsdecode() made of undecodable bytes (lone surrogates):
+    # escape them, or the sender could only drop the event and the round would stay open.
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text.replace("\x00", "\\0")[:MAX_ERROR_LENGTH]
 
 

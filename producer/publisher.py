@@ -116,8 +116,9 @@ class Publisher:
     def session_awaiting(self, session_id: str, since: float | None = None) -> None:
         """Mark the session as waiting for the user's answer (``since``: unix seconds, default now)."""
         checks.ident("session_id", session_id)
+        at = time.time() if since is None else checks.timestamp("since", since)
         if session_id not in self._completed:
-            self.hints.awaiting(session_id, time.time() if since is None else float(since))
+            self.hints.awaiting(session_id, at)
             self._wake_sender()
 
     def session_resumed(self, session_id: str) -> None:

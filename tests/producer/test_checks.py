@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,13 @@ BAD: list[tuple[str, str, Any]] = [
     ("forward_completed", "status_code", 99),
     ("forward_completed", "status", "ok"),
     ("sync_mismatch", "reason", "r" * 257),
+    # Found in review: unhashable choices raised TypeError; unpaired surrogates (os.fsdecode of
+    # undecodable bytes) passed, and the sender could only drop the event.
+    ("session_completed", "status", ["completed"]),
+    ("forward_completed", "status", {"success": 1}),
+    ("session_started", "session_id", "s-\udce9"),
+    ("tool_started", "tool_name", "grep-\udcff"),
+    ("round_completed", "error", "failed on report-\udce9.txt"),
 ]
 
 
@@ -55,7 +62,36 @@ def test_given_metadata_is_checked(tmp_path: Path) -> None:
         capture.sync_mismatch("r", event_id="")
     with pytest.raises(ValueError, match="^event: must be a contract event"):
         capture.publish({"type": "sync.mismatch"})
+    with pytest.raises(ValueError, match="^occurred_at: must be a datetime that exists in UTC"):
+        capture.sync_mismatch("r", occurred_at=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))))
+    for since in ("abc", float("nan"), float("inf"), True, [1], 10**400):
+        with pytest.raises(ValueError, match="^since: must be a finite number of unix seconds"):
+            capture.session_awaiting("s", since=since)
     assert capture.items == []
+
+
+def test_error_text_escapes_what_utf8_cannot_carry() -> None:
+    """An exception naming a file that os.fsdecode() decoded with surrogates still reports."""
+    import os
+
+    from producer.lifecycle import error_text
+
+    name = os.fsdecode(b"/x/report-\xe9.txt")
+    text = error_text(RuntimeError(f"cannot read {name}"))
+    assert text == "RuntimeError: cannot read /x/report-\\udce9.txt"
+    text.encode("utf-8")
+
+
+def test_hints_of_a_session_never_written_are_not_kept_for_removal() -> None:
+    """While Redis is away every session opens and closes in memory only: nothing to remove later."""
+    from contract.keys import Keys
+    from producer.hints import Hints
+
+    hints = Hints(Keys(), interval=5, ttl=30)
+    for i in range(1000):
+        hints.opened(f"s{i}")
+        hints.closed(f"s{i}")
+    assert len(hints._gone) == 0
 
 
 def test_lifecycle_helpers_check_what_they_are_given(tmp_path: Path) -> None:
