@@ -139,14 +139,22 @@ class Sender:
         settings = self.settings
         self._client = _connect(settings)
         self._spool = Spool(settings.spool_dir, settings.spool_max_bytes, self.token, settings.spool_fsync)
-        self._adopt()
+        failures = 0
+        try:
+            self._adopt()
+        except Exception:  # what cannot be adopted now is left for a later publisher
+            log.exception("metrics producer: adopting earlier spools failed; continuing without them")
         while True:
             try:
                 if self._step():
                     break
+                failures = 0
             except Exception:  # never die: a bug here must not stop delivery for the process
-                log.exception("metrics producer: sender step failed; continuing")
-                self._wake.wait(0.1)
+                failures += 1
+                if failures <= 3 or failures % 100 == 0:  # a persistent error must not flood the log
+                    log.exception("metrics producer: sender step failed (%d in a row); continuing", failures)
+                # Not _wake.wait(): the flag may still be set, and a persistent error would spin.
+                time.sleep(min(0.1 * failures, 2.0))
         self._finish()
 
     def _adopt(self) -> None:

@@ -171,6 +171,8 @@ class Spool:
         folder = _Dir(path, lock_fd)
         number, offset, acked = _read_ack(path / "ack")
         for seg_path in sorted(path.glob(f"*{_SEGMENT_SUFFIX}")):
+            if not seg_path.stem.isdigit():  # not ours (a copy, an editor's backup): leave it be
+                continue
             seg_number = int(seg_path.stem)
             if seg_number < number:
                 seg_path.unlink(missing_ok=True)  # fully replayed; deletion was cut short

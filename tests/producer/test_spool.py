@@ -91,3 +91,16 @@ def test_write_error_loses_the_batch_and_says_so(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     spool.append([batch(1)])
     assert spool.write_errors == 10 and spool.consumed == 10
+
+
+def test_a_stray_segment_name_does_not_stop_adoption(tmp_path: Path) -> None:
+    """A copy such as '0000000001 (copy).seg' in an orphan made int() raise and killed the
+    sender thread for good (found in review); it is left alone now."""
+    dead = Spool(tmp_path, 1 << 20, "dead")
+    dead.append([batch(1, token="dead")])
+    segment = next(tmp_path.glob("*/*.seg"))
+    (segment.parent / f"{segment.stem} (copy).seg").write_bytes(segment.read_bytes())
+    dead.abandon()
+    heir = Spool(tmp_path, 1 << 20, "heir")
+    assert heir.adopt_orphans() == 10
+    assert [(b.token, b.seq) for b in drain(heir)] == [("dead", 1)]
