@@ -8,6 +8,9 @@ year does not hold one giant transaction or lock the workers out):
   contributions are subtracted (the seed recomputes every session; deltas give the same result
   since the engine keeps aggregates equal to the sum of the children);
 - stub rounds (their start never arrived) of sessions idle since before the cutoff;
+- tool calls whose round is not stored (never arrived, or was pruned before they came), started
+  before the cutoff or, never started, of sessions idle since before it; their sessions'
+  ``tool_call_count`` goes down with them;
 - forwarded requests started before the cutoff, and stub forwards last touched before it;
 - stub sessions (no start ever arrived) last touched before the cutoff, once childless;
 - sync-mismatch counters of UTC dates before the cutoff's date;
@@ -93,6 +96,26 @@ FROM (
     UNION ALL
     SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1 FROM dead_t
 ) AS d
+GROUP BY session_id
+"""
+
+# A tool call whose round is not stored would otherwise outlive every retention, and its count
+# its session's. SKIP LOCKED: never waits.
+LOCK_ORPHAN_TOOLS = """
+SELECT t.tool_call_id FROM tool_call_metrics t
+LEFT JOIN session_metrics s ON s.session_id = t.session_id
+WHERE (t.started_at < %(cutoff)s OR (t.started_at IS NULL AND COALESCE(s.updated_at, '-infinity') < %(cutoff)s))
+  AND NOT EXISTS (SELECT 1 FROM round_metrics r WHERE r.round_id = t.round_id)
+ORDER BY t.tool_call_id
+LIMIT %(limit)s
+FOR UPDATE OF t SKIP LOCKED
+"""
+
+# The same per-session deltas as DELETE_ROUNDS_AND_TOOLS: tool calls only.
+DELETE_TOOLS = """
+WITH dead AS (DELETE FROM tool_call_metrics WHERE tool_call_id = ANY(%(ids)b::text[]) RETURNING session_id)
+SELECT session_id, 0::int8, 0::int8, 0::int8, 0::int8, 0::int8, 0::int8, 0::int8, count(*)::int8
+FROM dead
 GROUP BY session_id
 """
 
@@ -190,8 +213,10 @@ def prune(
     params: dict[str, Any] = {"cutoff": cutoff, "cutoff_date": cutoff.date(),
                               "dedupe_before": dedupe_before, "limit": chunk_size}
     counts = {"rounds": 0, "tool_calls": 0, "session_updates": 0}
-    for lock_sql in (LOCK_OLD_ROUNDS, LOCK_STUB_ROUNDS):
-        for key, n in _prune_rounds(conn, lock_sql, params).items():
+    for lock_sql, delete_sql in ((LOCK_OLD_ROUNDS, DELETE_ROUNDS_AND_TOOLS),
+                                 (LOCK_STUB_ROUNDS, DELETE_ROUNDS_AND_TOOLS),
+                                 (LOCK_ORPHAN_TOOLS, DELETE_TOOLS)):
+        for key, n in _prune_with_deltas(conn, lock_sql, delete_sql, params).items():
             counts[key] += n
     counts["forwards"] = _delete_chunks(conn, DELETE_OLD_FORWARDS, params)
     counts["forwards"] += _delete_chunks(conn, DELETE_STUB_FORWARDS, params)
@@ -202,7 +227,11 @@ def prune(
     return counts
 
 
-def _prune_rounds(conn: psycopg.Connection[Any], lock_sql: str, params: dict[str, Any]) -> dict[str, int]:
+def _prune_with_deltas(
+    conn: psycopg.Connection[Any], lock_sql: str, delete_sql: str, params: dict[str, Any]
+) -> dict[str, int]:
+    """Delete rounds (with their tool calls) or tool calls, a locked chunk at a time, and subtract
+    what they contributed from their sessions, in the same transaction."""
     counts = {"rounds": 0, "tool_calls": 0, "session_updates": 0}
 
     def chunk(cur: psycopg.Cursor[Any]) -> tuple[int, dict[str, int]]:
@@ -210,8 +239,9 @@ def _prune_rounds(conn: psycopg.Connection[Any], lock_sql: str, params: dict[str
         done = {"rounds": 0, "tool_calls": 0, "session_updates": 0}
         if not ids:
             return 0, done
-        cur.execute(LOCK_TOOLS_OF_ROUNDS, {"ids": ids})
-        deltas = cur.execute(DELETE_ROUNDS_AND_TOOLS, {"ids": ids}).fetchall()
+        if delete_sql is DELETE_ROUNDS_AND_TOOLS:
+            cur.execute(LOCK_TOOLS_OF_ROUNDS, {"ids": ids})
+        deltas = cur.execute(delete_sql, {"ids": ids}).fetchall()
         done["rounds"] = sum(row[1] for row in deltas)
         done["tool_calls"] = sum(row[8] for row in deltas)
         deltas = sorted(row for row in deltas if row[0] is not None)

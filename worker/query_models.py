@@ -81,6 +81,12 @@ class ToolCallMetrics(_Model):
     duration_ms: int | None
 
 
+class UnplacedToolCall(ToolCallMetrics):
+    """A tool call whose round is not stored (never arrived, or pruned): the round it names."""
+
+    round_id: str
+
+
 class RoundMetrics(_Model):
     round_id: str
     session_id: str
@@ -100,6 +106,9 @@ class RoundMetrics(_Model):
 class SessionDetail(_Model):
     session: SessionMetrics
     rounds: list[RoundMetrics]
+    #: Tool calls of this session whose round never arrived (or was pruned): counted in
+    #: ``session.tool_call_count``, so shown rather than dropped.
+    tool_calls_without_round: list[UnplacedToolCall] = []
 
 
 class DailyMetrics(_Model):

@@ -229,3 +229,27 @@ def test_redelivered_compression_of_a_pruned_round(conn: psycopg.Connection) -> 
     apply_events(conn, [ev for ev in events if ev.type in ("round.compressed", "round.completed")])
     assert conn.execute("SELECT count(*) FROM round_metrics").fetchone() == (1,)
     assert aggregate_drift(conn) == []
+
+
+def test_tool_calls_whose_round_never_arrived_are_shown_then_pruned(conn: psycopg.Connection) -> None:
+    """Found in review: such a tool call outlived every retention, kept its session's count up
+    and was left out of the session detail."""
+    from worker import queries
+
+    old = NOW - timedelta(days=200)
+    apply_events(conn, [
+        SessionStarted(event_id="s", occurred_at=old, session_id="s", model="m"),
+        ToolStarted(event_id="t", occurred_at=old, tool_call_id="t", round_id="lost", session_id="s",
+                    tool_name="grep"),
+        ToolCompleted(event_id="tc", occurred_at=old, tool_call_id="t", round_id="lost", session_id="s",
+                      success=True),
+    ])
+    detail = queries.session_detail(conn, "s")
+    assert detail is not None and detail.rounds == []
+    assert [(c.tool_call_id, c.round_id) for c in detail.tool_calls_without_round] == [("t", "lost")]
+    assert detail.session.tool_call_count == 1
+    counts = prune(conn, cutoff=NOW - timedelta(days=90), dedupe_before=NOW - timedelta(days=14))
+    assert counts["tool_calls"] == 1 and counts["session_updates"] == 1
+    assert conn.execute("SELECT count(*) FROM tool_call_metrics").fetchone() == (0,)
+    assert conn.execute("SELECT tool_call_count FROM session_metrics").fetchone() == (0,)
+    assert aggregate_drift(conn) == []

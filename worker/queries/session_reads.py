@@ -33,6 +33,7 @@ from worker.query_models import (
     SessionMetrics,
     TokenUsage,
     ToolCallMetrics,
+    UnplacedToolCall,
 )
 
 SUMMARY_SQL = (
@@ -151,11 +152,19 @@ WHERE session_id = %(session_id)s
 ORDER BY started_at ASC NULLS LAST, round_id COLLATE "C"
 """
 
-# Every tool call of every round of the session, in one statement; grouped by round in Python.
+# Every tool call of every round of the session, and those of the session whose round never
+# arrived (or was pruned), in one statement; grouped by round in Python. A UNION, not an OR, so
+# each half uses its index.
 TOOL_CALLS_SQL = """
-SELECT tool_call_id, round_id, tool_name, started_at, completed_at, success, error
-FROM tool_call_metrics
-WHERE round_id IN (SELECT round_id FROM round_metrics WHERE session_id = %(session_id)s)
+SELECT * FROM (
+    SELECT tool_call_id, round_id, tool_name, started_at, completed_at, success, error
+    FROM tool_call_metrics
+    WHERE round_id IN (SELECT round_id FROM round_metrics WHERE session_id = %(session_id)s)
+    UNION
+    SELECT tool_call_id, round_id, tool_name, started_at, completed_at, success, error
+    FROM tool_call_metrics
+    WHERE session_id = %(session_id)s
+) AS t
 ORDER BY started_at ASC NULLS LAST, tool_call_id COLLATE "C"
 """
 
@@ -285,10 +294,15 @@ def session_detail(source: Source, session_id: str) -> SessionDetail | None:
         round_rows = fetch_all(conn, ROUNDS_SQL, params)
         tool_rows = fetch_all(conn, TOOL_CALLS_SQL, params)
     calls_by_round: dict[str, list[ToolCallMetrics]] = defaultdict(list)
-    for row in tool_rows:
-        calls_by_round[row["round_id"]].append(_tool_call(row))
+    placed = {row["round_id"] for row in round_rows}
+    orphans = []
+    for row in tool_rows:  # in started_at order, as the statement returns them
+        if row["round_id"] in placed:
+            calls_by_round[row["round_id"]].append(_tool_call(row))
+        else:
+            orphans.append(UnplacedToolCall(round_id=row["round_id"], **_tool_call(row).model_dump()))
     rounds = [_round(row, calls_by_round.get(row["round_id"], [])) for row in round_rows]
-    return SessionDetail(session=_session(found[0]), rounds=rounds)
+    return SessionDetail(session=_session(found[0]), rounds=rounds, tool_calls_without_round=orphans)
 
 
 def daily_metrics(
