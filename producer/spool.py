@@ -206,10 +206,11 @@ class Spool:
             records.pop(0)
             dropped += counts.pop(0)  # one batch alone beyond the bound: keep the newest ones
         data = b"".join(records)
+        inherited = self._trim_adopted(len(data))
         own = self._own_dir()
         if own is None:
             self._lost(sum(counts), "cannot create the spool directory")
-            return self._drop(dropped)
+            return self._drop(dropped) + inherited
         while own.segments and own.pending_bytes + len(data) > self.max_bytes:
             if len(own.segments) == 1:
                 self._rotate(own)
@@ -230,7 +231,21 @@ class Spool:
             return self._drop(dropped)
         segment.size += len(data)
         segment.events += sum(counts)
-        return self._drop(dropped)
+        return self._drop(dropped) + inherited
+
+    def _trim_adopted(self, incoming: int) -> int:
+        """The bound covers adopted directories too: an agent restarted again and again while
+        Redis is away adopts each predecessor's spool, and the disk would hold one full spool
+        per restart. Their oldest segments go first; returns the events dropped."""
+        dropped = 0
+        while self._adopted and self.pending_bytes + incoming > self.max_bytes:
+            folder = self._adopted[0]
+            if folder.segments:
+                dropped += self._drop_oldest_segment(folder)
+            if not folder.segments:
+                self._finish_dir(folder)
+        self.dropped_oldest += dropped  # not consumed: that counts this publisher's own events
+        return dropped
 
     def _drop(self, dropped: int) -> int:
         self.dropped_oldest += dropped

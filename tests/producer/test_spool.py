@@ -104,3 +104,22 @@ def test_a_stray_segment_name_does_not_stop_adoption(tmp_path: Path) -> None:
     heir = Spool(tmp_path, 1 << 20, "heir")
     assert heir.adopt_orphans() == 10
     assert [(b.token, b.seq) for b in drain(heir)] == [("dead", 1)]
+
+
+def test_the_bound_covers_adopted_spools_too(tmp_path: Path) -> None:
+    """An agent restarted again and again while Redis is away adopts every predecessor's spool;
+    one full spool per restart piled up on disk (found in review). Oldest go first."""
+    bound = 64 * 1024
+    for restart in range(4):
+        spool = Spool(tmp_path, bound, f"run{restart}")
+        spool.adopt_orphans()
+        for seq in range(1, 61):  # ~60 KiB each run
+            spool.append([batch(restart * 100 + seq, token=f"run{restart}")])
+        assert spool.pending_bytes <= bound
+        spool.abandon()
+    on_disk = sum(f.stat().st_size for f in tmp_path.glob("*/*.seg"))
+    assert on_disk <= bound + 8 * 1024  # plus at most one segment's ack slack
+    heir = Spool(tmp_path, bound, "heir")
+    heir.adopt_orphans()
+    kept = [b.seq for b in drain(heir)]
+    assert kept == sorted(kept) and kept[-1] == 360  # the newest survive, in order
