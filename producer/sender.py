@@ -337,9 +337,16 @@ class Sender:
             )
         self._resolve_parked()
 
+    def _peek(self) -> list[SpoolBatch]:
+        assert self._spool is not None
+        lost_before = self._spool.write_errors  # a spool directory deleted under us
+        batches = self._spool.peek(self.settings.batch_size)
+        self._counters.add("dropped_spool_error", self._spool.write_errors - lost_before)
+        return batches
+
     def _replay_some(self) -> None:
         assert self._spool is not None
-        batches = self._spool.peek(self.settings.batch_size)
+        batches = self._peek()
         if batches:
             if not self._deliver(batches, replay=True):
                 return
@@ -347,7 +354,7 @@ class Sender:
             self._backoff = self.settings.retry_initial
             self._replayed_this_outage += sum(len(b.events) for b in batches)
             # Peeking past the end lets the spool remove the directories it has replayed.
-            if not self._spool.empty or self._spool.peek(self.settings.batch_size):
+            if not self._spool.empty or self._peek():
                 self._resolve_parked()
                 return
         # Caught up, now: waiting for a step without new events would keep a publisher that

@@ -208,6 +208,9 @@ class Spool:
         data = b"".join(records)
         inherited = self._trim_adopted(len(data))
         own = self._own_dir()
+        if own is not None and not own.path.is_dir():  # deleted under us: writes would go nowhere
+            self._vanished(own)
+            own = self._own_dir()
         if own is None:
             self._lost(sum(counts), "cannot create the spool directory")
             return self._drop(dropped) + inherited
@@ -246,6 +249,25 @@ class Spool:
                 self._finish_dir(folder)
         self.dropped_oldest += dropped  # not consumed: that counts this publisher's own events
         return dropped
+
+    def _vanished(self, folder: _Dir) -> None:
+        """Its files were deleted under us (a cleaner, an operator): what it held is lost, counted
+        in write_errors, and the spool goes on without it instead of failing every step."""
+        lost = folder.pending_events
+        for fd in (folder.write_fd, folder.lock_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        folder.write_fd = -1
+        folder.segments.clear()
+        self._peeked = None
+        if folder is self._own:
+            self._own = None
+            self._lost(lost, f"{folder.path} was deleted")
+        else:
+            self._adopted.remove(folder)
+            self.write_errors += lost
+            log.error("spool %s was deleted: %d undelivered events are lost", folder.path, lost)
 
     def _drop(self, dropped: int) -> int:
         self.dropped_oldest += dropped
@@ -321,7 +343,11 @@ class Spool:
                 if folder.segments:
                     _write_ack(folder, folder.segments[0].number)
                 continue
-            batches, end, events = self._read(folder, head, max_events)
+            try:
+                batches, end, events = self._read(folder, head, max_events)
+            except FileNotFoundError:
+                self._vanished(folder)
+                continue
             if not batches:  # corrupt from here on: skip the rest of the segment
                 self.corrupt_bytes += head.size - folder.ack_offset
                 log.warning("spool %s: skipped %d corrupt bytes", head.path, head.size - folder.ack_offset)

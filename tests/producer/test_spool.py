@@ -123,3 +123,21 @@ def test_the_bound_covers_adopted_spools_too(tmp_path: Path) -> None:
     heir.adopt_orphans()
     kept = [b.seq for b in drain(heir)]
     assert kept == sorted(kept) and kept[-1] == 360  # the newest survive, in order
+
+
+def test_a_spool_directory_deleted_under_it_is_counted_lost_and_replaced(tmp_path: Path) -> None:
+    """Found in review: every step then failed on the missing file, and new events were written
+    into the deleted file and silently lost."""
+    import shutil
+
+    spool = Spool(tmp_path, 1 << 20, "tok")
+    spool.append([batch(1), batch(2)])
+    (folder,) = tmp_path.iterdir()
+    shutil.rmtree(folder)
+    assert spool.append([batch(3)]) == 0  # goes to a new directory...
+    assert spool.write_errors == 20  # ...and the twenty in the deleted one are counted lost
+    assert [b.seq for b in drain(spool)] == [3]
+    assert spool.consumed == spool.appended == 30  # flush() markers are not left waiting
+    spool.append([batch(4)])
+    shutil.rmtree(next(tmp_path.iterdir()))
+    assert spool.peek(10) == [] and spool.write_errors == 30
