@@ -391,7 +391,10 @@ class Publisher:
         marker = Marker()
         self._queue.append(marker)
         self._wake_sender()
-        return marker.done.wait(timeout) and marker.delivered
+        if marker.done.wait(timeout):
+            return marker.delivered
+        marker.cancelled = True  # else timed-out flushes would pile up, parked, for the whole outage
+        return False
 
     def close(self, timeout: float = 5.0) -> bool:
         """Send what is queued (spooling what cannot be sent within ``timeout``), then stop. True

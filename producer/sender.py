@@ -73,6 +73,7 @@ class Marker:
     done: threading.Event = field(default_factory=threading.Event)
     delivered: bool = False
     position: int = 0
+    cancelled: bool = False  # its flush() gave up waiting: nobody will look at it
 
     def resolve(self, delivered: bool) -> None:
         self.delivered = delivered
@@ -200,6 +201,8 @@ class Sender:
         while queue and len(items) < limit:
             item = queue.popleft()
             if type(item) is Marker:
+                if item.cancelled:  # a flush that timed out (many, in a loop during an outage)
+                    continue
                 return items, item
             items.append(item)
         return items, None
@@ -382,6 +385,8 @@ class Sender:
         up, consumed = self.mode == UP, self._spool.consumed
         waiting = []
         for marker in self._parked:
+            if marker.cancelled:
+                continue
             if up or consumed >= marker.position:
                 marker.resolve(True)
             else:

@@ -253,3 +253,20 @@ def test_recovery_ends_while_the_agent_keeps_publishing(redis_url: str, stream: 
     stats = pub.stats()
     pub.close(5)
     assert stats["mode"] == "up" and stats["sent"] > 0 and stats["replayed"] >= 100, stats
+
+
+def test_flushes_that_time_out_during_an_outage_do_not_pile_up(tmp_path: Path) -> None:
+    """An agent flushing with a short timeout after every event while Redis is away: the
+    timed-out flushes were parked for the whole outage, crowding events out of the queue and
+    slowing the sender to one marker per step (found in review)."""
+    pub = Publisher(quick_settings(redis_url="redis://127.0.0.1:1/0", spool_dir=tmp_path / "spool"))
+    for i in range(20_000):
+        pub.sync_mismatch("r")
+        assert pub.flush(0) is False
+        if i % 200 == 0:
+            time.sleep(0.01)  # an agent's pace, not a burst beyond the queue
+    wait_for(lambda: pub.stats()["spooled"] == 20_000)
+    stats = pub.stats()
+    assert stats["dropped_queue_full"] == 0
+    assert pub._sender is not None and len(pub._sender._parked) < 100
+    pub.close(1)
