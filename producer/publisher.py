@@ -76,9 +76,12 @@ class Publisher:
     ) -> None:
         checks.ident("session_id", session_id)
         checks.label("model", model)
+        # A start re-opens a completed session, as the seed's start_session does (a chat's next
+        # turn under the same id): the calls after it are the new turn's, not late ones.
+        with self._state_lock:
+            self._completed.pop(session_id, None)
         self._emit(wire.SESSION_STARTED, session_id, event_id, occurred_at, session_id, model)
-        if session_id not in self._completed:
-            self.hints.opened(session_id)
+        self.hints.opened(session_id)
 
     def session_message_count(
         self,
@@ -100,7 +103,8 @@ class Publisher:
         event_id: str | None = None,
         occurred_at: datetime | None = None,
     ) -> None:
-        """The session's end; later calls for it are dropped (counted in dropped_after_complete)."""
+        """The session's end; later calls for it are dropped (counted in dropped_after_complete)
+        until a session_started re-opens it."""
         checks.ident("session_id", session_id)
         checks.choice("status", status, SESSION_STATUSES)
         if session_id in self._completed:
@@ -376,7 +380,8 @@ class Publisher:
             self._completed[session_id] = True
             log.warning(
                 "metrics producer: %s for session %s after its session.completed; dropped (counted "
-                "in dropped_after_complete; further ones for this session are not logged)",
+                "in dropped_after_complete; further ones for this session are not logged; a "
+                "session_started re-opens it)",
                 event_type,
                 session_id,
             )

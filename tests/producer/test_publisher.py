@@ -79,7 +79,7 @@ def test_lifecycle_helpers_record_success_errors_and_cancellation(
     assert forwards == [("timeout", None), ("error", 429)]
 
 
-def test_nothing_is_published_for_a_completed_session(
+def test_nothing_is_published_for_a_completed_session_until_a_start_reopens_it(
     publisher: Publisher, redis_client: redis.Redis, stream: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     publisher.session_started("s", "m")
@@ -87,11 +87,16 @@ def test_nothing_is_published_for_a_completed_session(
     publisher.round_started("r", "s", "m")
     publisher.session_message_count("s", 4)
     publisher.session_completed("s", "error")
-    publisher.session_started("s", "m")
-    assert publisher.flush(10)
-    assert [e.type for e in read_stream(redis_client, stream)] == ["session.started", "session.completed"]
-    assert publisher.stats()["dropped_after_complete"] == 4
     assert publisher.stats()["open_sessions"] == 0  # no heartbeat for it either
+    # The chat's next turn under the same id: the seed's start_session re-opens it, and so do we
+    # (dropping it lost the whole turn, found in review).
+    publisher.session_started("s", "m")
+    publisher.round_started("r2", "s", "m")
+    assert publisher.flush(10)
+    assert [e.type for e in read_stream(redis_client, stream)] == [
+        "session.started", "session.completed", "session.started", "round.started"]
+    assert publisher.stats()["dropped_after_complete"] == 3
+    assert publisher.stats()["open_sessions"] == 1
     assert sum("after its session.completed" in r.message for r in caplog.records) == 1
 
 
