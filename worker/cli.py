@@ -176,18 +176,19 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
              "consumers": [{"name": n, "pending": p, "idle_ms": i} for n, p, i in s.consumers]}
             for s in shards]}, indent=2))
         return 0
-    def count(n: int | None) -> str:
-        return "some (Redis < 7 does not count them)" if n is None else str(n)
-
     known = [s.undelivered for s in shards if s.undelivered is not None]
     total = sum(known) if len(known) == len(shards) else None
-    print(f"group {settings.group}: {count(total)} undelivered, {sum(s.pending for s in shards)} pending, "
+    print(f"group {settings.group}: {_how_many(total)} undelivered, {sum(s.pending for s in shards)} pending, "
           f"{dead} dead letters in {settings.keys.dead_letters}")
     for s in shards:
-        print(f"  {s.stream}: {s.length} entries, {count(s.undelivered)} undelivered, {s.pending} pending")
+        print(f"  {s.stream}: {s.length} entries, {_how_many(s.undelivered)} undelivered, {s.pending} pending")
         for name, pending, idle in sorted(s.consumers):
             print(f"    {name}: {pending} pending, idle {idle / 1000:.1f}s")
     return 0
+
+
+def _how_many(n: int | None) -> str:
+    return "some (Redis < 7 does not count them)" if n is None else str(n)
 
 
 def _dlq(args: argparse.Namespace, settings: Settings) -> int:
