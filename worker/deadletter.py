@@ -102,10 +102,11 @@ class DeadLetters:
             target = letter.stream or default_stream
             if not target:
                 continue
-            with self.client.pipeline(transaction=True) as pipe:
-                pipe.xadd(target, {STREAM_FIELD: letter.payload})
-                pipe.xdel(self.key, letter.id)
-                pipe.execute()
+            # XADD, then XDEL once it succeeded (in one MULTI, a failed XADD would not stop the
+            # XDEL: Redis does not roll back). A crash between them publishes the event twice,
+            # which applying makes harmless; it never loses the letter.
+            self.client.xadd(target, {STREAM_FIELD: letter.payload})
+            self.client.xdel(self.key, letter.id)
         return len(letters)
 
     def purge(self, ids: builtins.list[str] | None = None) -> int:
@@ -126,6 +127,7 @@ class DeadLetters:
                 if len(page) < 1000:
                     return out
                 start = "(" + page[-1].id
+        ids = list(dict.fromkeys(ids))  # the same id twice would be re-published twice
         found = [self.get(i) for i in ids]
         missing = [i for i, letter in zip(ids, found) if letter is None]
         if missing:

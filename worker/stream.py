@@ -130,7 +130,11 @@ class StreamClient:
             self.client.xack(stream, self.group, *ids)
 
     def dead_letter(self, stream: str, letters: Sequence[tuple[Entry, int, str]]) -> None:
-        """Move entries to the dead-letter stream and ack them, atomically (MULTI/EXEC)."""
+        """Copy entries to the dead-letter stream, then ack them. Not one MULTI: Redis does not
+        roll a transaction back when a command in it fails (a dead-letter key of the wrong type,
+        out of memory), so the XACK would run without its XADD and the entry would be lost. A
+        crash between the two leaves the entry pending, dead-lettered again later: a duplicate
+        letter, never a lost entry."""
         if not letters:
             return
         with self.client.pipeline(transaction=True) as pipe:
@@ -139,8 +143,8 @@ class StreamClient:
                     payload=payload_of(fields or {}), stream=stream, entry_id=entry_id.decode(),
                     group=self.group, consumer=self.consumer, deliveries=deliveries, reason=reason,
                 ))
-            pipe.xack(stream, self.group, *[entry[0] for entry, _, _ in letters])
-            pipe.execute()
+            pipe.execute()  # raises if any XADD failed: nothing is acked then
+        self.ack(stream, [entry[0] for entry, _, _ in letters])
 
     # -- state and housekeeping -----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import redis
 
 from contract.keys import Keys
@@ -85,3 +86,36 @@ def test_status_command_shows_backlog_consumers_and_dead_letters(redis_client: r
     total = "4" if counted else "some (Redis < 7 does not count them)"
     assert text.returncode == 0 and f"{total} undelivered, 3 pending, 1 dead letters" in text.stdout
 
+
+
+def test_an_entry_is_not_acked_when_its_dead_letter_could_not_be_written(
+    redis_client: redis.Redis, keys: str
+) -> None:
+    """In one MULTI, a failed XADD (here: a dead-letter key of the wrong type) did not stop the
+    XACK, and the entry was in neither place (found in review)."""
+    stream = f"{keys}:events"
+    client = StreamClient(redis_client, Keys(stream), "g", "c1")
+    client.ensure_groups()
+    _add(redis_client, stream, 1)
+    batch = client.read_new(10, None)
+    assert batch is not None
+    redis_client.set(Keys(stream).dead_letters, "not a stream")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        client.dead_letter(stream, [(batch.entries[0], 1, "invalid event: test")])
+    assert redis_client.xpending(stream, "g")["pending"] == 1  # still there, to try again
+
+
+def test_redrive_keeps_a_letter_it_could_not_publish_and_publishes_an_id_once(
+    redis_client: redis.Redis, keys: str
+) -> None:
+    from worker.deadletter import DeadLetters
+
+    letters = DeadLetters(redis_client, f"{keys}:events:dead")
+    good = redis_client.xadd(letters.key, {"payload": b"{}", "stream": f"{keys}:events", "reason": "r"}).decode()
+    bad = redis_client.xadd(letters.key, {"payload": b"{}", "stream": f"{keys}:blocked", "reason": "r"}).decode()
+    redis_client.set(f"{keys}:blocked", "not a stream")
+    assert letters.redrive([good, good]) == 1
+    assert redis_client.xlen(f"{keys}:events") == 1
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        letters.redrive([bad])
+    assert [letter.id for letter in letters.list()] == [bad]  # kept
