@@ -151,7 +151,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from worker.schema import apply_schema
 
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
-            apply_schema(conn)
+            apply_schema(conn, force=True)  # also repairs what was dropped since it was applied
         print("schema applied")
         return 0
     if args.command == "dlq":

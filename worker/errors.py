@@ -7,7 +7,6 @@ us as a deadlock victim) or stop retrying it (PostgreSQL refuses the data itself
 from __future__ import annotations
 
 import psycopg
-from psycopg import errors as pgerrors
 
 
 class ApplyError(Exception):
@@ -22,9 +21,12 @@ class PermanentError(ApplyError):
     """The batch holds data PostgreSQL refuses (e.g. a sum out of bigint range); retrying won't help."""
 
 
-# SQLSTATE classes that are about the server or the connection, never about the data.
-_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")  # connection, rollback, resources, operator, system
-_TRANSIENT_TYPES = (pgerrors.LockNotAvailable, pgerrors.QueryCanceled)
+# The SQLSTATE classes that are about the data itself: a data exception (22: out of range,
+# invalid text...), an integrity constraint (23), a program limit (54: a row too big). Anything
+# else is about the server, the connection or the database's state (a read-only standby after a
+# failover 25006, a table dropped or renamed 42P01, a permission revoked 42501): retrying later
+# is right, and dead-lettering every good event of the batch, as a refusal, would be wrong.
+_DATA_CLASSES = ("22", "23", "54")
 
 
 def translate(exc: psycopg.Error) -> ApplyError:
@@ -32,6 +34,6 @@ def translate(exc: psycopg.Error) -> ApplyError:
     if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) and not exc.sqlstate:
         return TransientError(f"database unreachable: {exc}")
     state = exc.sqlstate or ""
-    if state[:2] in _TRANSIENT_CLASSES or isinstance(exc, _TRANSIENT_TYPES):
-        return TransientError(f"{type(exc).__name__} ({state}): {exc}")
-    return PermanentError(f"{type(exc).__name__} ({state}): {exc}")
+    if state[:2] in _DATA_CLASSES:
+        return PermanentError(f"{type(exc).__name__} ({state}): {exc}")
+    return TransientError(f"{type(exc).__name__} ({state}): {exc}")

@@ -33,16 +33,17 @@ def with_search_path(url: str, schema: str) -> str:
     return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
-def apply_schema(conn: psycopg.Connection[Any]) -> bool:
+def apply_schema(conn: psycopg.Connection[Any], *, force: bool = False) -> bool:
     """Create whatever is missing, in one transaction, while holding the schema lock.
-    Returns False when this exact schema file had been applied already."""
+    Returns False when this exact schema file had been applied already; ``force`` applies it
+    anyway (``metrics-worker schema``: it repairs a table dropped since)."""
     sql = schema_path().read_text(encoding="utf-8")
     digest = hashlib.sha256(sql.encode()).hexdigest()
     with conn.transaction():
-        if _is_applied(conn, digest):
+        if not force and _is_applied(conn, digest):
             return False
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-        if _is_applied(conn, digest):  # another process applied it while we waited
+        if not force and _is_applied(conn, digest):  # another process applied it while we waited
             return False
         conn.execute(sql.encode())
         conn.execute("INSERT INTO metrics_schema VALUES (%s, now()) ON CONFLICT DO NOTHING", (digest,))

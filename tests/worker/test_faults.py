@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -12,12 +15,14 @@ from datetime import timedelta
 import psycopg
 import pytest
 import redis
+from psycopg import errors as pgerrors
 
 from contract.events import SyncMismatch
 from tests.core.histories import T0, coherent_history, deliveries
 from tests.core.reference import SeedReference, database_tables
 from tests.worker.helpers import drain, log_of, publish, settings, spawn_worker, wait_for
 from worker.consumer import Worker
+from worker.errors import PermanentError, TransientError, translate
 
 pytestmark = pytest.mark.drill
 
@@ -112,3 +117,34 @@ def test_sigterm_exits_promptly_and_acks_exactly_what_was_committed(
     assert len(committed) < len(events)
     drain(s)  # and a later worker finishes the rest
     assert conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] == len(events)
+
+
+@pytest.mark.parametrize(
+    ("error", "permanent"),
+    [
+        (pgerrors.NumericValueOutOfRange, True),  # the data: dead-letter after bisection
+        (pgerrors.NotNullViolation, True),
+        (pgerrors.ProgramLimitExceeded, True),
+        (pgerrors.ReadOnlySqlTransaction, False),  # a standby after a failover: wait
+        (pgerrors.UndefinedTable, False),  # a table dropped or renamed: wait for `metrics-worker schema`
+        (pgerrors.InsufficientPrivilege, False),
+        (pgerrors.DeadlockDetected, False),
+        (pgerrors.AdminShutdown, False),
+    ],
+)
+def test_only_errors_about_the_data_dead_letter_a_batch(error: type[psycopg.Error], permanent: bool) -> None:
+    """Good events were dead-lettered as 'refused' when the database was read-only or missing a
+    table (found in review): only SQLSTATE classes 22, 23 and 54 are about the data."""
+    translated = translate(error("x"))
+    assert isinstance(translated, PermanentError if permanent else TransientError), translated
+
+
+def test_schema_command_repairs_a_table_dropped_after_it_was_applied(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE session_metrics")
+    env = dict(os.environ, DATABASE_URL=db_url)
+    done = subprocess.run([sys.executable, "-m", "worker.cli", "schema"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT to_regclass('session_metrics') IS NOT NULL").fetchone() == (True,)
