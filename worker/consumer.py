@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import redis
+from psycopg.conninfo import conninfo_to_dict
 
 from contract.codec import STREAM_FIELD, ContractError, decode
 from contract.events import Event
@@ -43,6 +44,18 @@ def tune_gc_for_batches() -> None:
     loaded (modules, settings) out of the collector's way for good."""
     gc.freeze()
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
+
+
+#: The longest a batch waits for a row lock. Workers hold theirs for milliseconds; past this
+#: something else holds one (a session in an editor, a stuck job), and the batch is retried with
+#: backoff instead, which also lets SIGTERM end the worker within seconds.
+LOCK_TIMEOUT = "3s"
+
+
+def _with_lock_timeout(database_url: str) -> str:
+    """The URL's own ``options`` (a search_path, say) plus the worker's lock_timeout."""
+    options = conninfo_to_dict(database_url).get("options") or ""
+    return f"{options} -c lock_timeout={LOCK_TIMEOUT}".strip()
 
 
 class Abandoned(Exception):
@@ -210,6 +223,8 @@ class Worker:
         try:
             inflight.wait()
         except ApplyError as exc:  # rolled back
+            if self.stopping:  # not worth a retry now: it stays pending, for redelivery
+                raise Abandoned() from exc
             log.warning("batch failed in flight (%s); applying it again step by step", exc)
             self._drop_db_if_broken()
             self._apply_sorted(sorted_)
@@ -313,6 +328,7 @@ class Worker:
                 self._conn = psycopg.connect(
                     self.settings.database_url, autocommit=True, connect_timeout=5,
                     application_name=f"metrics-worker:{self.settings.consumer}"[:63],
+                    options=_with_lock_timeout(self.settings.database_url),
                 )
             except psycopg.Error as exc:
                 raise translate(exc) from exc

@@ -21,6 +21,7 @@ from contract.events import SyncMismatch
 from tests.core.histories import T0, coherent_history, deliveries
 from tests.core.reference import SeedReference, database_tables
 from tests.worker.helpers import drain, log_of, publish, settings, spawn_worker, wait_for
+from worker.apply import apply_events
 from worker.consumer import Worker
 from worker.errors import PermanentError, TransientError, translate
 
@@ -148,3 +149,29 @@ def test_schema_command_repairs_a_table_dropped_after_it_was_applied(db_url: str
     assert done.returncode == 0, done.stderr
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT to_regclass('session_metrics') IS NOT NULL").fetchone() == (True,)
+
+
+def test_sigterm_ends_a_worker_whose_batch_waits_on_a_row_lock(
+    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+) -> None:
+    """Another session holds a row the batch needs: the worker hung until it was released, SIGTERM
+    or not (found in review). Its lock_timeout ends the wait; the batch stays pending."""
+    from contract.events import SessionStarted
+
+    s = settings(db_url, redis_url, keys, consumer="locked")
+    with psycopg.connect(db_url, autocommit=True) as setup:
+        apply_events(setup, [SessionStarted(event_id="s0", occurred_at=T0, session_id="held", model="m")])
+    holder = psycopg.connect(db_url)
+    try:
+        holder.execute("SELECT 1 FROM session_metrics WHERE session_id = 'held' FOR UPDATE")
+        publish(redis_client, s.stream, [SessionStarted(event_id="s1", occurred_at=T0, session_id="held", model="m2")])
+        proc = spawn_worker(s, "--consumer", "locked")
+        wait_for(lambda: conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0] > 0)
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert proc.wait(timeout=20) == 0, log_of(proc)
+        assert time.monotonic() - started < 10
+        assert redis_client.xpending(s.stream, s.group)["pending"] == 1  # not acked: redelivered later
+    finally:
+        holder.close()
