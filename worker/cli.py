@@ -124,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, KeyError) as exc:
         print(f"metrics-worker: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
+    except redis.ResponseError as exc:  # Redis answered: the request, not the URL, is at fault
+        print(f"metrics-worker: Redis refused it: {exc}", file=sys.stderr)
+        return 2
     except redis.RedisError as exc:
         print(f"metrics-worker: Redis: {exc} (check --redis-url / REDIS_URL)", file=sys.stderr)
         return 2
@@ -144,7 +147,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         if settings.metrics_port:
             from prometheus_client import start_http_server
 
-            start_http_server(settings.metrics_port)
+            try:
+                start_http_server(settings.metrics_port)
+            except OSError as exc:
+                raise ValueError(f"--metrics-port / METRICS_PORT: cannot serve on port "
+                                 f"{settings.metrics_port}: {exc.strerror}") from None
         tune_gc_for_batches()
         return Worker(settings).run(burst=args.burst)
     if args.command == "schema":

@@ -37,7 +37,11 @@ def apply_schema(conn: psycopg.Connection[Any], *, force: bool = False) -> bool:
     """Create whatever is missing, in one transaction, while holding the schema lock.
     Returns False when this exact schema file had been applied already; ``force`` applies it
     anyway (``metrics-worker schema``: it repairs a table dropped since)."""
-    sql = schema_path().read_text(encoding="utf-8")
+    path = schema_path()
+    try:
+        sql = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"METRICS_SCHEMA_FILE: cannot read the schema file {str(path)!r}: {exc.strerror}") from None
     digest = hashlib.sha256(sql.encode()).hexdigest()
     with conn.transaction():
         if not force and _is_applied(conn, digest):

@@ -174,3 +174,23 @@ def test_a_redis_url_that_decodes_responses_is_refused_at_start(db_url: str, red
     s = settings(db_url, redis_url + ("&" if "?" in redis_url else "?") + "decode_responses=True", keys)
     with pytest.raises(ValueError, match="decode_responses is not supported"):
         Worker(s, handle_signals=False)
+
+
+def test_setup_mistakes_are_one_line_not_a_traceback(db_url: str, redis_url: str, keys: str) -> None:
+    """Found in review: each was a traceback."""
+    import socket
+
+    s = settings(db_url, redis_url, keys)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for extra_env, argv, says in (
+            ({"METRICS_SCHEMA_FILE": "/nonexistent/schema.sql"}, ["schema"], "METRICS_SCHEMA_FILE: cannot read"),
+            ({}, ["run", "--burst", "--metrics-port", str(port)], "--metrics-port / METRICS_PORT: cannot serve"),
+            ({}, ["dlq", "show", "not-an-id"], "Redis refused it: Invalid stream ID"),
+        ):
+            done = subprocess.run([sys.executable, "-m", "worker.cli", *argv], env={**worker_env(s), **extra_env},
+                                  capture_output=True, text=True, timeout=60, check=False)
+            assert done.returncode == 2, (argv, done.stderr)
+            assert says in done.stderr and "Traceback" not in done.stderr, (argv, done.stderr)
