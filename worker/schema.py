@@ -21,9 +21,10 @@ SCHEMA_LOCK_KEY = 0x6D657472_69637331  # "metrics1"
 
 
 def schema_path() -> Path:
-    """schema.sql at the project root (override with METRICS_SCHEMA_FILE)."""
+    """The top-level schema.sql, through worker/schema.sql (a symlink to it in a checkout, a copy
+    in an installed wheel); override with METRICS_SCHEMA_FILE."""
     override = os.environ.get("METRICS_SCHEMA_FILE")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "schema.sql"
+    return Path(override) if override else Path(__file__).resolve().parent / "schema.sql"
 
 
 def with_search_path(url: str, schema: str) -> str:
