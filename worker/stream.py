@@ -89,14 +89,30 @@ class StreamClient:
         across calls so that every pending entry is visited, not just the first page."""
         out = []
         for stream in self.streams:
-            reply = self.client.xautoclaim(
-                stream, self.group, self.consumer, min_idle_ms, self._claim_cursor[stream], count=count
-            )
+            start = self._claim_cursor[stream]
+            reply = self.client.xautoclaim(stream, self.group, self.consumer, min_idle_ms, start, count=count)
             self._claim_cursor[stream] = reply[0]
-            entries: list[Entry] = [e for e in reply[1] if e is not None]
+            entries: list[Entry] = [e for e in reply[1] if e is not None and e[0] is not None]
             gone = list(reply[2]) if len(reply) > 2 else []
             if gone:  # trimmed while pending (Redis 7 drops them from the PEL itself)
                 log.warning("%d pending entries of %s no longer exist in the stream", len(gone), stream)
+            if len(entries) < len(reply[1]):
+                # Redis < 7 returns a deleted entry as nil, without its id, and keeps it pending
+                # (now on us): find it in our pending list, to ack it as gone, or every worker
+                # claiming it would fail on it, and a burst would never see the group drained.
+                claimed = {e[0] for e in entries}
+                end = "+" if _id(reply[0]) == (0, 0) else "(" + _text(reply[0])
+                rows: Any = self.client.xpending_range(stream, self.group, min=start, max=end,
+                                                       count=count, consumername=self.consumer)
+                candidates = [row["message_id"] for row in rows if row["message_id"] not in claimed]
+                # Ours and pending but not claimed now may also be a batch of ours in flight:
+                # only an id the stream no longer has is gone.
+                with self.client.pipeline(transaction=False) as pipe:
+                    for entry_id in candidates:
+                        pipe.xrange(stream, min=entry_id, max=entry_id, count=1)
+                    found = pipe.execute()
+                entries += [(entry_id, None) for entry_id, hit in zip(candidates, found, strict=True) if not hit]
+                entries.sort(key=lambda e: _id(e[0]))
             if entries:
                 out.append(Batch(stream, entries, self._deliveries(stream, entries)))
         return out
