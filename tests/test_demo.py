@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from worker.embedded import EmbeddedServers
+from worker.schema import with_search_path
 
 pytestmark = pytest.mark.acceptance
 
@@ -50,7 +51,8 @@ def test_demo_on_embedded_servers(tmp_path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             url = embedded.start_postgres()
-        with psycopg.connect(url) as conn:
+        schema = re.search(r"PostgreSQL schema (demo_\d+)", done.stderr).group(1)  # this run's own
+        with psycopg.connect(with_search_path(url, schema)) as conn:
             sessions, tools = conn.execute(
                 "SELECT count(*), COALESCE(sum(tool_call_count), 0) FROM session_metrics WHERE started_at IS NOT NULL"
             ).fetchone()

@@ -25,7 +25,7 @@ import redis
 
 from contract.keys import DEFAULT_GROUP, Keys
 from worker.embedded import EmbeddedServers
-from worker.schema import apply_schema
+from worker.schema import apply_schema, with_search_path
 from worker.stream import wait_drained
 
 BIN = Path(sys.executable).parent
@@ -84,6 +84,13 @@ def servers(data_dir: Path) -> Iterator[tuple[str, str]]:
         embedded.close()
 
 
+def _delete_stream_keys(redis_url: str, stream: str) -> None:
+    """The run's stream and what derives from it (dead letters, hints): not left in a given Redis."""
+    with contextlib.suppress(redis.RedisError), redis.Redis.from_url(redis_url) as client:
+        for key in client.scan_iter(f"{stream}*", count=1000):
+            client.delete(key)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,8 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir.resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    stream = f"demo:{int(time.time())}:events"
-    with servers(data_dir) as (database_url, redis_url):
+    run = int(time.time())
+    stream, schema = f"demo:{run}:events", f"demo_{run}"
+    with servers(data_dir) as (server_url, redis_url):
+        # A schema and a stream of its own: the totals shown are this run's, not those of every
+        # earlier run (or of whatever else the given database holds).
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        database_url = with_search_path(server_url, schema)
         with psycopg.connect(database_url, autocommit=True) as conn:
             apply_schema(conn)
         env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, METRICS_STREAM=stream,
@@ -135,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
             if dead:
                 say(f"these stopped early (see their logs): {', '.join(dead)}")
                 return 1
+            say(f"this run's data stays in PostgreSQL schema {schema}; to query it: "
+                f"DATABASE_URL='{database_url}' metrics-worker query sessions")
         finally:
             procs.stop()
+            _delete_stream_keys(redis_url, stream)
             say("stopped every process the demo started")
     return 0
 
