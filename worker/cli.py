@@ -21,13 +21,16 @@ from worker.settings import Settings
 log = logging.getLogger("worker")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, *, database: bool = True, streams: bool = True) -> None:
+    """The connection flags a command uses (and only those: a flag shown must do something)."""
     g = parser.add_argument_group("connections (flags override the environment)")
-    g.add_argument("--database-url", help="PostgreSQL URL [env DATABASE_URL]")
-    g.add_argument("--redis-url", help="Redis URL [env REDIS_URL]")
-    g.add_argument("--stream", help="stream name [env METRICS_STREAM, default metrics:events]")
-    g.add_argument("--shards", type=int, help="number of stream shards [env METRICS_SHARDS, default 1]")
-    g.add_argument("--group", help="consumer group [env METRICS_GROUP, default metrics-workers]")
+    if database:
+        g.add_argument("--database-url", help="PostgreSQL URL [env DATABASE_URL]")
+    if streams:
+        g.add_argument("--redis-url", help="Redis URL [env REDIS_URL]")
+        g.add_argument("--stream", help="stream name [env METRICS_STREAM, default metrics:events]")
+        g.add_argument("--shards", type=int, help="number of stream shards [env METRICS_SHARDS, default 1]")
+        g.add_argument("--group", help="consumer group [env METRICS_GROUP, default metrics-workers]")
     g.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
 
 
@@ -52,26 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port [env METRICS_PORT]")
 
     schema = sub.add_parser("schema", help="apply schema.sql (idempotent, under an advisory lock)")
-    _common(schema)
+    _common(schema, streams=False)
 
     dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
     dsub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     dl = dsub.add_parser("list", help="list dead letters (oldest first)")
-    dl.add_argument("--limit", type=int, default=100)
-    dl.add_argument("--json", action="store_true")
+    dl.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    dl.add_argument("--json", action="store_true", help="print JSON instead of text")
     ds = dsub.add_parser("show", help="one dead letter with its payload")
     ds.add_argument("id")
-    ds.add_argument("--json", action="store_true")
+    ds.add_argument("--json", action="store_true", help="print JSON instead of text")
     for name, what in (("redrive", "re-publish to the stream they came from"), ("purge", "delete")):
         p = dsub.add_parser(name, help=f"{what} the given dead letters, or --all")
         p.add_argument("ids", nargs="*")
         p.add_argument("--all", action="store_true")
     for p in (dl, ds, *(dsub.choices[n] for n in ("redrive", "purge"))):
-        _common(p)
+        _common(p, database=False)
 
     status = sub.add_parser("status", help="the group's backlog per stream, its consumers, the dead letters")
-    status.add_argument("--json", action="store_true")
-    _common(status)
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _common(status, database=False)
 
     for add in _optional_parsers():
         add(sub)
