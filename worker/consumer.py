@@ -122,6 +122,13 @@ class Worker:
                     self._backoff.reset()
                 except _REDIS_ERRORS as exc:
                     self._pause(f"Redis unavailable ({exc})")
+                except redis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    # The group (or the stream) was deleted under us: create it again. It starts
+                    # from the stream's first entry; applying what was applied before changes nothing.
+                    self._pause(f"consumer group gone ({exc}); creating it again")
+                    self.stream.ensure_groups()
                 except Abandoned:
                     break
         self.close()

@@ -175,3 +175,26 @@ def test_sigterm_ends_a_worker_whose_batch_waits_on_a_row_lock(
         assert redis_client.xpending(s.stream, s.group)["pending"] == 1  # not acked: redelivered later
     finally:
         holder.close()
+
+
+def test_a_group_deleted_under_a_running_worker_is_created_again(
+    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+) -> None:
+    """It made the worker exit 2 (found in review); a restart healed it, a supervisor had to."""
+    s = settings(db_url, redis_url, keys, consumer="survivor", block_ms=50)
+    events = [SyncMismatch(event_id=f"g{i}", occurred_at=T0, reason=f"g{i}") for i in range(20)]
+    publish(redis_client, s.stream, events[:10])
+    worker = Worker(s, handle_signals=False)
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    try:
+        wait_for(lambda: conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] == 10)
+        redis_client.xgroup_destroy(s.stream, s.group)
+        publish(redis_client, s.stream, events[10:])
+        wait_for(lambda: conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] == 20,
+                 timeout=30)
+        assert runner.is_alive()
+    finally:
+        worker.stop()
+        runner.join(10)
+    assert conn.execute("SELECT sum(count) FROM execute_sync_mismatch_metrics").fetchone() == (20,)  # once each
