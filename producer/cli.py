@@ -155,9 +155,11 @@ def _publish(args: argparse.Namespace, settings: ProducerSettings) -> int:
             return EXIT_USAGE
     delivered = publisher.close(args.timeout)
     stats = publisher.stats()
+    # Replayed counts what earlier publishers left in the spool too: kept apart from this run's.
     print(
-        f"published {published} events ({stats['sent'] + stats['replayed']} in Redis, "
-        f"{stats['spooled']} spooled), rejected {rejected} lines",
+        f"published {published} events, rejected {rejected} lines; Redis got {stats['sent']} directly "
+        f"and {stats['replayed']} replayed from the spool (earlier runs' included); "
+        f"{'nothing' if delivered else 'some'} left in the spool",
         file=sys.stderr,
     )
     if rejected:

@@ -52,7 +52,7 @@ def test_publish_sends_the_valid_lines_and_names_the_bad_ones(
     assert f"{source}:4: event_id: Input should be a valid string (got 42)" in err
     assert f"{source}:8: event: not valid JSON" in err
     assert f"{source}:12: type: unknown event type" in err
-    assert "published 17 events (17 in Redis, 0 spooled), rejected 3 lines" in err
+    assert "published 17 events, rejected 3 lines; Redis got 17 directly and 0 replayed" in err
     sent = read_stream(redis_client, stream)
     assert [encode(e).decode() for e in sent] == [
         line for i, line in enumerate(lines) if i not in (3, 7, 11, 15)
