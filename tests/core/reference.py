@@ -14,7 +14,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from contract.events import Event
+from worker.apply import apply_events
+from worker.errors import TransientError
 
 Row = dict[str, Any]
 
@@ -188,3 +192,20 @@ def database_tables(conn: Any) -> dict[str, list[Row]]:
             rows = [{k: v for k, v in row.items() if not k.endswith("_version")} for row in cur.fetchall()]
             out[table] = sorted(rows, key=lambda r: tuple(r[k] for k in key))
     return out
+
+
+def apply_retrying(url: str, batches: list[list[Event]], errors: list[BaseException]) -> None:
+    """Apply ``batches`` in order on a connection of its own, retrying what PostgreSQL calls
+    transient, as a worker would; for tests running several at once in threads. A failure goes
+    into ``errors``, for the test thread to assert on."""
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for batch in batches:
+                while True:
+                    try:
+                        apply_events(conn, batch)
+                        break
+                    except TransientError:
+                        continue
+    except Exception as exc:  # noqa: BLE001 - surfaced by the test's assertion
+        errors.append(exc)

@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.core.histories import coherent_history, deliveries, split
-from tests.core.reference import SeedReference, database_tables
+from tests.core.reference import SeedReference, apply_retrying, database_tables
 from worker.apply import apply_events
-from worker.errors import TransientError
 
 TABLES = ("session_metrics", "round_metrics", "tool_call_metrics", "forward_request_metrics",
           "execute_sync_mismatch_metrics", "applied_counter_events")
@@ -45,20 +44,6 @@ def test_redelivering_everything_again_changes_nothing(conn: psycopg.Connection)
     assert database_tables(conn) == before == SeedReference.of(history).tables()
 
 
-def _apply_retrying(url: str, batches: list, errors: list) -> None:
-    try:
-        with psycopg.connect(url, autocommit=True) as c:
-            for batch in batches:
-                while True:
-                    try:
-                        apply_events(c, batch)
-                        break
-                    except TransientError:
-                        continue
-    except Exception as exc:  # noqa: BLE001 - surfaced by the test thread's assertion
-        errors.append(exc)
-
-
 def test_concurrent_appliers_on_the_same_sessions_converge(db_url: str, conn: psycopg.Connection) -> None:
     rng = random.Random(42)
     history = [ev for i in range(30) for ev in coherent_history(rng, sessions=5, prefix=f"h{i}-")]
@@ -70,7 +55,7 @@ def test_concurrent_appliers_on_the_same_sessions_converge(db_url: str, conn: ps
         # Every applier gets every event (shuffled, duplicated), so all of them fight over every row.
         delivered = deliveries(rng, history, max_copies=2)
         batches = [delivered[i:i + 60] for i in range(0, len(delivered), 60)]
-        threads.append(threading.Thread(target=_apply_retrying, args=(db_url, batches, errors)))
+        threads.append(threading.Thread(target=apply_retrying, args=(db_url, batches, errors)))
     for t in threads:
         t.start()
     for t in threads:

@@ -27,10 +27,9 @@ from contract.events import (
     ToolStarted,
 )
 from tests.core.histories import coherent_history, deliveries
-from tests.core.reference import SeedReference, database_tables
+from tests.core.reference import SeedReference, apply_retrying, database_tables
 from tests.maintenance.helpers import aggregate_drift, maintenance_settings, runs
 from worker.apply import apply_events
-from worker.errors import TransientError
 from worker.jobs import run_prune
 from worker.prune import prune
 
@@ -167,20 +166,6 @@ def test_chunked_prune_equals_the_seeds_prune(conn: psycopg.Connection) -> None:
     assert prune(conn, cutoff=cutoff, dedupe_before=cutoff, chunk_size=3)["rounds"] == 0
 
 
-def _apply_retrying(url: str, batches: list[list[Event]], errors: list[BaseException]) -> None:
-    try:
-        with psycopg.connect(url, autocommit=True) as c:
-            for batch in batches:
-                while True:
-                    try:
-                        apply_events(c, batch)
-                        break
-                    except TransientError:
-                        continue
-    except Exception as exc:  # noqa: BLE001 - surfaced by the test's assertion
-        errors.append(exc)
-
-
 def test_prune_next_to_appliers_keeps_aggregates_equal_to_children(db_url: str, conn: psycopg.Connection) -> None:
     rng = random.Random(29)
     history = _spread_history(rng, 20)
@@ -192,7 +177,7 @@ def test_prune_next_to_appliers_keeps_aggregates_equal_to_children(db_url: str, 
         # Every event again, shuffled and duplicated: pruned rounds come back, counted again once.
         delivered = deliveries(rng, history, max_copies=2)
         batches = [delivered[j:j + 30] for j in range(0, len(delivered), 30)]
-        appliers.append(threading.Thread(target=_apply_retrying, args=(db_url, batches, errors)))
+        appliers.append(threading.Thread(target=apply_retrying, args=(db_url, batches, errors)))
     stop = threading.Event()
     pruned: list[int] = []
 
