@@ -51,14 +51,21 @@ def main(args: list[str]) -> int:
     if task == "demo":
         return run(str(PY), "-m", "worker.demo", *rest)
     if task == "bench":
-        for module in ("bench.throughput", "bench.producer_bench", "bench.read_bench", "bench.latency",
-                       "bench.drills"):
+        for module in (
+            "bench.throughput",
+            "bench.producer_bench",
+            "bench.read_bench",
+            "bench.latency",
+            "bench.drills",
+        ):
             code = run(str(PY), "-m", module)
             if code:
                 return code
         return 0
     subprocess.run([str(PY), "-m", "pip", "install", "-q", "ruff", "mypy"], check=True)
-    return run(str(BIN / "ruff"), "check", "contract", "worker", "producer", "bench", "tests", "tasks.py") or run(str(BIN / "mypy"))
+    return run(
+        str(BIN / "ruff"), "check", "contract", "worker", "producer", "bench", "tests", "tasks.py"
+    ) or run(str(BIN / "mypy"))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@ def realistic_events(n: int, seed: int = 1, agents: int = 50) -> list[Event]:
 
     start = datetime(2026, 11, 1, tzinfo=UTC)
     streams = [
-        agent_events(random.Random(seed * 1000 + a), sessions=max(1, n // agents // 20), concurrency=3, start=start)
+        agent_events(
+            random.Random(seed * 1000 + a), sessions=max(1, n // agents // 20), concurrency=3, start=start
+        )
         for a in range(agents)
     ]
     out: list[Event] = []
@@ -68,8 +70,12 @@ def median(values: list[float]) -> float:
 def machine() -> dict[str, Any]:
     with psycopg.connect(DATABASE_URL) as conn:
         pg = conn.execute("SHOW server_version").fetchone()[0]
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "postgres": pg,
-            "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "postgres": pg,
+        "platform": platform.platform(),
+    }
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:

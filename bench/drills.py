@@ -78,8 +78,11 @@ class Workers:
         self._n += 1
         name = f"drill-{self._n}"
         with open(self.logs / f"{name}.log", "wb") as log:
-            self.procs.append(subprocess.Popen([*WORKER, "--consumer", name], env=self.env, stdout=log,
-                                               stderr=subprocess.STDOUT))
+            self.procs.append(
+                subprocess.Popen(
+                    [*WORKER, "--consumer", name], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
 
     def kill_one(self, rng: random.Random) -> None:
         alive = [p for p in self.procs if p.poll() is None]
@@ -116,8 +119,9 @@ def compare(conn: psycopg.Connection[Any], events: list[Event]) -> tuple[int, in
 
 
 @contextmanager
-def servers(kind: str, folder: Path, database_url: str | None, redis_url: str) -> Iterator[
-        tuple[str, str, EmbeddedServers | None]]:
+def servers(
+    kind: str, folder: Path, database_url: str | None, redis_url: str
+) -> Iterator[tuple[str, str, EmbeddedServers | None]]:
     """The drill's own server where it restarts one; the given (or the environment's) otherwise."""
     if kind in ("postgres", "redis"):
         embedded = EmbeddedServers(folder)
@@ -136,8 +140,17 @@ def servers(kind: str, folder: Path, database_url: str | None, redis_url: str) -
             yield url, redis_url, None
 
 
-def run_drill(kind: str, events: list[Event], *, workers: int = 3, faults: int = 3, seed: int = 7,
-              timeout: float = 240.0, database_url: str | None = None, redis_url: str = REDIS_URL) -> Report:
+def run_drill(
+    kind: str,
+    events: list[Event],
+    *,
+    workers: int = 3,
+    faults: int = 3,
+    seed: int = 7,
+    timeout: float = 240.0,
+    database_url: str | None = None,
+    redis_url: str = REDIS_URL,
+) -> Report:
     rng = random.Random(seed)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"drill-{kind}-") as tmp:
@@ -145,16 +158,25 @@ def run_drill(kind: str, events: list[Event], *, workers: int = 3, faults: int =
         (folder / "logs").mkdir()
         with servers(kind, folder, database_url, redis_url) as (db_url, r_url, embedded):
             stream, group = f"drill:{uuid.uuid4().hex[:8]}:events", "drill-workers"
-            env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=r_url, METRICS_STREAM=stream,
-                       METRICS_GROUP=group, METRICS_CLAIM_IDLE_MS="1000", METRICS_BLOCK_MS="200",
-                       METRICS_BATCH_SIZE="200")
+            env = dict(
+                os.environ,
+                DATABASE_URL=db_url,
+                REDIS_URL=r_url,
+                METRICS_STREAM=stream,
+                METRICS_GROUP=group,
+                METRICS_CLAIM_IDLE_MS="1000",
+                METRICS_BLOCK_MS="200",
+                METRICS_BATCH_SIZE="200",
+            )
             if embedded is not None and kind == "postgres":
                 with psycopg.connect(db_url, autocommit=True) as c:
                     from worker.schema import apply_schema
 
                     apply_schema(c)
             pool = Workers(env, workers, folder / "logs")
-            publisher = Publisher(ProducerSettings(redis_url=r_url, stream=stream, spool_dir=folder / "spool"))
+            publisher = Publisher(
+                ProducerSettings(redis_url=r_url, stream=stream, spool_dir=folder / "spool")
+            )
             malformed = 0
             raw = redis.Redis.from_url(r_url)
             done = threading.Event()
@@ -212,8 +234,17 @@ def run_drill(kind: str, events: list[Event], *, workers: int = 3, faults: int =
             # -SIGTERM: a replacement still starting up when it was asked to stop.
             if any(code not in (0, -signal.SIGKILL, -signal.SIGTERM) for code in codes):
                 raise RuntimeError(f"a worker exited with {codes}; logs in {folder / 'logs'}")
-    return Report(kind, len(events), malformed, len(events) - lost, dead, lost, double, fault_count,
-                  round(time.monotonic() - started, 1))
+    return Report(
+        kind,
+        len(events),
+        malformed,
+        len(events) - lost,
+        dead,
+        lost,
+        double,
+        fault_count,
+        round(time.monotonic() - started, 1),
+    )
 
 
 def _xadd_retrying(client: redis.Redis, stream: str, fields: dict[str, bytes]) -> None:
@@ -226,19 +257,33 @@ def _xadd_retrying(client: redis.Redis, stream: str, fields: dict[str, bytes]) -
 
 
 def _garbage(rng: random.Random, i: int) -> bytes:
-    return rng.choice([
-        b"not json", b"\xff\xfe", b"[]", b'{"type": "session.started"}',
-        json.dumps({"v": 9, "event_id": f"bad{i}", "type": "x"}).encode(),
-        json.dumps({"v": 1, "event_id": f"bad{i}", "type": "sync.mismatch", "occurred_at": "yesterday",
-                    "reason": "r"}).encode(),
-    ])
+    return rng.choice(
+        [
+            b"not json",
+            b"\xff\xfe",
+            b"[]",
+            b'{"type": "session.started"}',
+            json.dumps({"v": 9, "event_id": f"bad{i}", "type": "x"}).encode(),
+            json.dumps(
+                {
+                    "v": 1,
+                    "event_id": f"bad{i}",
+                    "type": "sync.mismatch",
+                    "occurred_at": "yesterday",
+                    "reason": "r",
+                }
+            ).encode(),
+        ]
+    )
 
 
 def _terminate_backends(database_url: str) -> None:
     try:
         with psycopg.connect(database_url, autocommit=True, connect_timeout=3) as c:
-            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      "WHERE application_name LIKE 'metrics-worker:%' AND pid <> pg_backend_pid()")
+            c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'metrics-worker:%' AND pid <> pg_backend_pid()"
+            )
     except psycopg.Error:
         pass
 
@@ -252,7 +297,9 @@ DRILLS: dict[str, str] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--only", default=",".join(DRILLS))
     args = parser.parse_args(argv)
@@ -264,8 +311,21 @@ def main(argv: list[str] | None = None) -> int:
     header = ("drill", "published", "applied", "dead-lettered", "lost", "double-counted", "faults", "seconds")
     print("  ".join(f"{h:>14}" for h in header))
     for r in reports:
-        print("  ".join(f"{v:>14}" for v in (r.drill, r.published, r.applied, r.dead_lettered, r.lost,
-                                              r.double_counted, r.faults, r.seconds)))
+        print(
+            "  ".join(
+                f"{v:>14}"
+                for v in (
+                    r.drill,
+                    r.published,
+                    r.applied,
+                    r.dead_lettered,
+                    r.lost,
+                    r.double_counted,
+                    r.faults,
+                    r.seconds,
+                )
+            )
+        )
     print(f"written {write_result('drills', {'drills': [asdict(r) for r in reports]})}")
     return 0 if all(r.ok for r in reports) else 1
 

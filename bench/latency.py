@@ -49,8 +49,10 @@ def measure(rate: int, duration: float, workers: int) -> dict[str, Any]:
 
     with fresh_schema("latency") as url:
         settings = Settings(database_url=url, redis_url=REDIS_URL, stream=stream, group="bench", block_ms=50)
-        pool = [Worker(settings.with_(consumer=f"lat-{i}"), handle_signals=False, on_commit=on_commit)
-                for i in range(workers)]
+        pool = [
+            Worker(settings.with_(consumer=f"lat-{i}"), handle_signals=False, on_commit=on_commit)
+            for i in range(workers)
+        ]
         threads = [threading.Thread(target=w.run) for w in pool]
         for t in threads:
             t.start()
@@ -59,9 +61,25 @@ def measure(rate: int, duration: float, workers: int) -> dict[str, Any]:
         env = dict(os.environ, REDIS_URL=REDIS_URL, METRICS_STREAM=stream)
         agents = max(2, rate // 1000)
         sim = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", "simulate", "--agents", str(agents), "--sessions", "1000000",
-             "--rate", str(rate), "--duration", str(duration), "--processes", "--no-progress"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "producer.cli",
+                "simulate",
+                "--agents",
+                str(agents),
+                "--sessions",
+                "1000000",
+                "--rate",
+                str(rate),
+                "--duration",
+                str(duration),
+                "--processes",
+                "--no-progress",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         started = time.monotonic()
         samples: list[tuple[float, int, int]] = []
@@ -83,10 +101,15 @@ def measure(rate: int, duration: float, workers: int) -> dict[str, Any]:
     values = sorted(latencies)
     elapsed = samples[-1][0] if samples else duration
     return {
-        "rate": rate, "events": len(values), "achieved_rate": round(len(values) / max(duration, 1e-9)),
-        "p50_ms": round(percentile(values, 0.50) * 1000, 1), "p90_ms": round(percentile(values, 0.90) * 1000, 1),
-        "p99_ms": round(percentile(values, 0.99) * 1000, 1), "max_ms": round(values[-1] * 1000, 1) if values else None,
-        "seconds": elapsed, "backlog": samples,
+        "rate": rate,
+        "events": len(values),
+        "achieved_rate": round(len(values) / max(duration, 1e-9)),
+        "p50_ms": round(percentile(values, 0.50) * 1000, 1),
+        "p90_ms": round(percentile(values, 0.90) * 1000, 1),
+        "p99_ms": round(percentile(values, 0.99) * 1000, 1),
+        "max_ms": round(values[-1] * 1000, 1) if values else None,
+        "seconds": elapsed,
+        "backlog": samples,
     }
 
 
@@ -101,8 +124,11 @@ def chart(results: list[dict[str, Any]]) -> str | None:
     fig, ax = plt.subplots(figsize=(8, 4))
     for r in results:
         xs = [s[0] for s in r["backlog"]]
-        ax.plot(xs, [max(0, s[1]) + max(0, s[2]) for s in r["backlog"]],
-                label=f"{r['rate']:,}/s: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms")
+        ax.plot(
+            xs,
+            [max(0, s[1]) + max(0, s[2]) for s in r["backlog"]],
+            label=f"{r['rate']:,}/s: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms",
+        )
     ax.set_xlabel("seconds since the load started")
     ax.set_ylabel("entries not yet applied (undelivered + pending)")
     ax.set_title("Consumer lag under a steady publish rate")
@@ -116,7 +142,9 @@ def chart(results: list[dict[str, Any]]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rates", type=int, nargs="+", default=[2000, 10000])
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2)
@@ -126,13 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     for rate in args.rates:
         print(f"latency at {rate:,} events/s for {args.duration:.0f} s ...", file=sys.stderr, flush=True)
         results.append(measure(rate, args.duration, args.workers))
-    print(f"\n{'target rate':>12} {'applied':>9} {'achieved/s':>11} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(
+        f"\n{'target rate':>12} {'applied':>9} {'achieved/s':>11} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
     for r in results:
-        print(f"{r['rate']:>12,} {r['events']:>9,} {r['achieved_rate']:>11,} {r['p50_ms']:>8} {r['p90_ms']:>8} "
-              f"{r['p99_ms']:>8} {r['max_ms']:>8}")
+        print(
+            f"{r['rate']:>12,} {r['events']:>9,} {r['achieved_rate']:>11,} {r['p50_ms']:>8} {r['p90_ms']:>8} "
+            f"{r['p99_ms']:>8} {r['max_ms']:>8}"
+        )
     png = chart(results)
-    print(f"written {write_result('latency', {'workers': args.workers, 'results': results})}"
-          + (f" and {png}" if png else " (no chart: pip install '.[bench]' for matplotlib)"))
+    print(
+        f"written {write_result('latency', {'workers': args.workers, 'results': results})}"
+        + (f" and {png}" if png else " (no chart: pip install '.[bench]' for matplotlib)")
+    )
     return 0
 
 

@@ -40,21 +40,59 @@ def copy_ceiling(rows: int = 100_000, per_commit: int = 1000) -> float:
         conn.execute("CREATE TABLE copy_target (LIKE round_metrics INCLUDING ALL)")
         conn.commit()
         stamp = datetime.now(UTC)
-        columns = ("round_id", "session_id", "model", "started_at", "completed_at", "status", "prompt_tokens",
-                   "completion_tokens", "total_tokens", "prompt_cached_tool_outputs", "start_version",
-                   "completion_version")
-        types = ["text", "text", "text", "timestamptz", "timestamptz", "text", "int8", "int8", "int8", "int8",
-                 "text", "text"]
+        columns = (
+            "round_id",
+            "session_id",
+            "model",
+            "started_at",
+            "completed_at",
+            "status",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "prompt_cached_tool_outputs",
+            "start_version",
+            "completion_version",
+        )
+        types = [
+            "text",
+            "text",
+            "text",
+            "timestamptz",
+            "timestamptz",
+            "text",
+            "int8",
+            "int8",
+            "int8",
+            "int8",
+            "text",
+            "text",
+        ]
         version = f"{stamp.isoformat()}|0|0190f3c2-7a4e-7cc1-9a51-1c2f0e4b5d6a"
         started = time.perf_counter()
         for base in range(0, rows, per_commit):
-            with conn.cursor() as cur, cur.copy(
-                f"COPY copy_target ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY copy_target ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
                 copy.set_types(types)
                 for i in range(base, base + per_commit):
-                    copy.write_row((f"0190f3c2-7a4e-7cc1-{i:012d}", f"0190f3c2-7a4e-7cc1-{i // 20:012d}", "gpt-4o",
-                                    stamp, stamp, "success", i, i, 2 * i, 0, version, version))
+                    copy.write_row(
+                        (
+                            f"0190f3c2-7a4e-7cc1-{i:012d}",
+                            f"0190f3c2-7a4e-7cc1-{i // 20:012d}",
+                            "gpt-4o",
+                            stamp,
+                            stamp,
+                            "success",
+                            i,
+                            i,
+                            2 * i,
+                            0,
+                            version,
+                            version,
+                        )
+                    )
             conn.commit()
         return rows / (time.perf_counter() - started)
 
@@ -102,11 +140,23 @@ def pipeline_rate(events: list[Event], workers: int, shards: int = 1) -> dict[st
         for stream in keys.streams:
             client.xgroup_create(stream, group, id="0", mkstream=True)
         with fresh_schema("pipe") as url:
-            env = dict(os.environ, DATABASE_URL=url, REDIS_URL=REDIS_URL, METRICS_STREAM=keys.stream,
-                       METRICS_GROUP=group, METRICS_SHARDS=str(shards))
-            procs = [subprocess.Popen([sys.executable, "-m", "worker.cli", "run", "--burst", "--consumer", f"b{i}"],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                     for i in range(workers)]
+            env = dict(
+                os.environ,
+                DATABASE_URL=url,
+                REDIS_URL=REDIS_URL,
+                METRICS_STREAM=keys.stream,
+                METRICS_GROUP=group,
+                METRICS_SHARDS=str(shards),
+            )
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "worker.cli", "run", "--burst", "--consumer", f"b{i}"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for i in range(workers)
+            ]
             peak_rss = 0
             deadlocks = _deadlocks(url)
             while _group_state(client, keys, group)[0] == 0:
@@ -125,8 +175,12 @@ def pipeline_rate(events: list[Event], workers: int, shards: int = 1) -> dict[st
                     raise RuntimeError(f"worker exited with {p.returncode}")
             deadlocks = _deadlocks(url) - deadlocks  # the workers' backends flushed their stats at exit
         busy = (cpu_after[0] - cpu_before[0]) / max(1, cpu_after[1] - cpu_before[1])
-        return {"events_per_s": len(events) / elapsed, "peak_rss_mb": peak_rss, "cpu_busy": busy,
-                "deadlocks": deadlocks}
+        return {
+            "events_per_s": len(events) / elapsed,
+            "peak_rss_mb": peak_rss,
+            "cpu_busy": busy,
+            "deadlocks": deadlocks,
+        }
     finally:
         client.delete(*keys.streams)
         client.close()
@@ -145,7 +199,9 @@ def _machine_cpu() -> tuple[int, int]:
 
 def _deadlocks(url: str) -> int:
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").fetchone()
+        row = conn.execute(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
         return int(row[0]) if row else 0
 
 
@@ -170,10 +226,14 @@ def growth_cost(rounds_before: int, new_rounds: int = 1250) -> float:
     with fresh_schema("growth") as url, psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO session_metrics (session_id, model, started_at, updated_at, total_rounds, total_tokens) "
-            "VALUES ('big', 'm', %s, %s, %s, %s)", (t0, t0, rounds_before, 3 * rounds_before))
+            "VALUES ('big', 'm', %s, %s, %s, %s)",
+            (t0, t0, rounds_before, 3 * rounds_before),
+        )
         conn.execute(
             "INSERT INTO round_metrics (round_id, session_id, model, started_at, status, total_tokens) "
-            "SELECT 'old-' || g, 'big', 'm', %s, 'success', 3 FROM generate_series(1, %s) g", (t0, rounds_before))
+            "SELECT 'old-' || g, 'big', 'm', %s, 'success', 3 FROM generate_series(1, %s) g",
+            (t0, rounds_before),
+        )
         conn.execute("VACUUM ANALYZE")  # else autovacuum of the setup rows competes with the timed part
         events: list[Event] = []
         for i in range(new_rounds):
@@ -181,31 +241,58 @@ def growth_cost(rounds_before: int, new_rounds: int = 1250) -> float:
             rid, tid = f"new-{i}", f"tool-{i}"
             events += [
                 RoundStarted(event_id=f"a{i}", occurred_at=at, round_id=rid, session_id="big", model="m"),
-                ToolStarted(event_id=f"b{i}", occurred_at=at, tool_call_id=tid, round_id=rid, session_id="big",
-                            tool_name="bash"),
-                ToolCompleted(event_id=f"c{i}", occurred_at=at, tool_call_id=tid, round_id=rid, session_id="big",
-                              success=True),
-                RoundCompleted(event_id=f"d{i}", occurred_at=at, round_id=rid, session_id="big", status="success",
-                               usage=TokenUsage(prompt_tokens=1, completion_tokens=2, total_tokens=3)),
+                ToolStarted(
+                    event_id=f"b{i}",
+                    occurred_at=at,
+                    tool_call_id=tid,
+                    round_id=rid,
+                    session_id="big",
+                    tool_name="bash",
+                ),
+                ToolCompleted(
+                    event_id=f"c{i}",
+                    occurred_at=at,
+                    tool_call_id=tid,
+                    round_id=rid,
+                    session_id="big",
+                    success=True,
+                ),
+                RoundCompleted(
+                    event_id=f"d{i}",
+                    occurred_at=at,
+                    round_id=rid,
+                    session_id="big",
+                    status="success",
+                    usage=TokenUsage(prompt_tokens=1, completion_tokens=2, total_tokens=3),
+                ),
             ]
         costs = []
         for i in range(0, len(events), 1000):
-            batch = events[i:i + 1000]
+            batch = events[i : i + 1000]
             started = time.perf_counter()
             apply_events(conn, batch)
             costs.append((time.perf_counter() - started) / len(batch) * 1e6)
-        total = conn.execute("SELECT total_rounds FROM session_metrics WHERE session_id = 'big'").fetchone()[0]
+        total = conn.execute("SELECT total_rounds FROM session_metrics WHERE session_id = 'big'").fetchone()[
+            0
+        ]
         assert total == rounds_before + new_rounds, total
         return median(costs)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--sharded", type=int, nargs="*", default=[2],
-                        help="also run N workers on N shards routed by session (default: 2)")
+    parser.add_argument(
+        "--sharded",
+        type=int,
+        nargs="*",
+        default=[2],
+        help="also run N workers on N shards routed by session (default: 2)",
+    )
     parser.add_argument("--naive-sample", type=int, default=1500)
     args = parser.parse_args(argv)
 
@@ -243,22 +330,38 @@ def main(argv: list[str] | None = None) -> int:
         runs = pipes[config]
         eps = median([r["events_per_s"] for r in runs])
         cpu_us = median([r["cpu_busy"] * cpus / r["events_per_s"] * 1e6 for r in runs])
-        rows.append((f"{labels[config]}, end to end (events/s)", f"{eps:,.0f}",
-                     (f"{eps / ceiling:.2f} of ceiling, {eps / one:.2f}x one worker, {eps / naive_eps:,.0f}x naive, "
-                      f"peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB/worker, "
-                      f"machine CPU {median([r['cpu_busy'] for r in runs]):.0%} busy ({cpu_us:.0f} us of CPU "
-                      f"per event), {sum(int(r['deadlocks']) for r in runs)} deadlocks")))
+        rows.append(
+            (
+                f"{labels[config]}, end to end (events/s)",
+                f"{eps:,.0f}",
+                (
+                    f"{eps / ceiling:.2f} of ceiling, {eps / one:.2f}x one worker, {eps / naive_eps:,.0f}x naive, "
+                    f"peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB/worker, "
+                    f"machine CPU {median([r['cpu_busy'] for r in runs]):.0%} busy ({cpu_us:.0f} us of CPU "
+                    f"per event), {sum(int(r['deadlocks']) for r in runs)} deadlocks"
+                ),
+            )
+        )
     base = median(growth[10])
     for k, costs in growth.items():
-        rows.append((f"apply cost, session with {k:,} rounds (us/event)", f"{median(costs):.1f}",
-                     f"{median(costs) / base:.2f}x the 10-round cost"))
+        rows.append(
+            (
+                f"apply cost, session with {k:,} rounds (us/event)",
+                f"{median(costs):.1f}",
+                f"{median(costs) / base:.2f}x the 10-round cost",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     print(f"\n{args.events:,} events of the simulator's mix, median of {args.runs} runs\n")
     for name, value, ratio in rows:
         print(f"{name:<{width}}  {value:>10}  {ratio}")
     data: dict[str, Any] = {
-        "events": args.events, "runs": args.runs, "cpus": os.cpu_count(), "copy_ceiling_rows_per_s": ceilings,
-        "naive_events_per_s": naive, "pipelines": {labels[c]: runs for c, runs in pipes.items()},
+        "events": args.events,
+        "runs": args.runs,
+        "cpus": os.cpu_count(),
+        "copy_ceiling_rows_per_s": ceilings,
+        "naive_events_per_s": naive,
+        "pipelines": {labels[c]: runs for c, runs in pipes.items()},
         "growth_us_per_event": growth,
         "summary": {name: {"value": value, "ratio": ratio} for name, value, ratio in rows},
     }

@@ -84,8 +84,15 @@ class _Event(BaseModel):
             t = t.astimezone(UTC)
         # The same text as isoformat(), at half the cost.
         return "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00|%d|%s" % (  # noqa: UP031 - hot path
-            t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond,
-            RANK[self.type], self.event_id,  # type: ignore[attr-defined]
+            t.year,
+            t.month,
+            t.day,
+            t.hour,
+            t.minute,
+            t.second,
+            t.microsecond,
+            RANK[self.type],
+            self.event_id,  # type: ignore[attr-defined]
         )
 
 
@@ -187,14 +194,26 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
 #: Lifecycle rank used to order events stamped with the same occurred_at.
 RANK: dict[str, int] = {
     cls.model_fields["type"].default: (
-        0 if cls.model_fields["type"].default.endswith(".started")
-        else 2 if cls.model_fields["type"].default.endswith(".completed")
+        0
+        if cls.model_fields["type"].default.endswith(".started")
+        else 2
+        if cls.model_fields["type"].default.endswith(".completed")
         else 1
     )
     for cls in EVENT_TYPES
 }
 
 Event = Annotated[
-    SessionStarted | SessionMessageCount | SessionCompleted | RoundStarted | RoundCompleted | RoundCompressed | ToolStarted | ToolCompleted | ForwardStarted | ForwardCompleted | SyncMismatch,
+    SessionStarted
+    | SessionMessageCount
+    | SessionCompleted
+    | RoundStarted
+    | RoundCompleted
+    | RoundCompressed
+    | ToolStarted
+    | ToolCompleted
+    | ForwardStarted
+    | ForwardCompleted
+    | SyncMismatch,
     Field(discriminator="type"),
 ]

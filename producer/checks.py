@@ -68,7 +68,9 @@ def choice(name: str, value: Any, allowed: frozenset[str]) -> None:
 
 
 def error_text(name: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or len(value) > MAX_ERROR_LENGTH or not _storable(value)):
+    if value is not None and (
+        not isinstance(value, str) or len(value) > MAX_ERROR_LENGTH or not _storable(value)
+    ):
         raise bad(name, value, f"None or a str of at most {MAX_ERROR_LENGTH} characters, UTF-8, without NUL")
 
 

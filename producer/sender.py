@@ -228,7 +228,7 @@ class Sender:
         for item in items:
             try:
                 stream, payload = encode(item)
-            except Exception as exc:  # noqa: BLE001 - e.g. lone surrogates; one bad item, not the batch
+            except Exception as exc:
                 self._counters.add("dropped_invalid")
                 log.warning("metrics producer: dropped an unencodable %s event: %s", item[0].type, exc)
                 continue
@@ -365,7 +365,9 @@ class Sender:
         self.mode = UP
         self._resolve_parked()
         if self._replayed_this_outage:
-            log.info("metrics producer: Redis is back; replayed %d spooled events", self._replayed_this_outage)
+            log.info(
+                "metrics producer: Redis is back; replayed %d spooled events", self._replayed_this_outage
+            )
 
     # -- markers ----------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ def _docker_answers() -> bool:
             finally:
                 client.close()
             return True
-        except Exception:  # noqa: BLE001 - whatever the reason, there is no Docker engine to use
+        except Exception:
             return False
         finally:
             gc.collect()

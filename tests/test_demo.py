@@ -35,7 +35,11 @@ def test_demo_on_embedded_servers(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     done = subprocess.run(
         [sys.executable, "-m", "worker.demo", "--duration", "3", "--data-dir", str(data_dir)],
-        env=env, capture_output=True, text=True, timeout=240, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
     assert "started an embedded PostgreSQL" in done.stderr and "started an embedded Redis" in done.stderr

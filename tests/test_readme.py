@@ -14,8 +14,9 @@ from tests.worker.helpers import drain, settings
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_readme_xadd_example_is_applied(db_url: str, redis_url: str, keys: str, redis_client: redis.Redis,
-                                        conn: psycopg.Connection) -> None:
+def test_readme_xadd_example_is_applied(
+    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+) -> None:
     block = README.read_text().split("<!-- readme-xadd -->", 1)[1]
     command = re.search(r"```sh\n(.*?)\n```", block, re.DOTALL).group(1)
     argv = shlex.split(command)
@@ -30,9 +31,13 @@ def test_readme_xadd_example_is_applied(db_url: str, redis_url: str, keys: str, 
 
 def test_readme_commands_exist() -> None:
     text = README.read_text()
-    for command in ("python3 tasks.py demo", "python3 tasks.py test", "metrics-worker dlq redrive --all",
-                    "metrics-worker status [--json]",
-                    "rq cron worker.cron_config"):
+    for command in (
+        "python3 tasks.py demo",
+        "python3 tasks.py test",
+        "metrics-worker dlq redrive --all",
+        "metrics-worker status [--json]",
+        "rq cron worker.cron_config",
+    ):
         assert command in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert "python3 tasks.py test" in ci

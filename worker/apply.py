@@ -39,8 +39,14 @@ class Applied:
 
     @classmethod
     def of(cls, p: Plan) -> Applied:
-        return cls(events=p.events, sessions=len(p.sessions), rounds=len(p.rounds), tools=len(p.tools),
-                   forwards=len(p.forwards), counters=len(p.compressions) + len(p.mismatches))
+        return cls(
+            events=p.events,
+            sessions=len(p.sessions),
+            rounds=len(p.rounds),
+            tools=len(p.tools),
+            forwards=len(p.forwards),
+            counters=len(p.compressions) + len(p.mismatches),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +77,7 @@ class InFlight:
             for query, params in prepared.statements:
                 conn.execute(query, params)
             conn.execute("COMMIT")
-        except BaseException as exc:  # noqa: BLE001 - cleaned up, then re-raised by _fail
+        except BaseException as exc:
             self._fail(exc)
 
     def wait(self) -> Applied:
@@ -79,7 +85,7 @@ class InFlight:
         batch) or PermanentError (PostgreSQL refuses the data); nothing is committed then."""
         try:
             self._pipeline.__exit__(None, None, None)
-        except BaseException as exc:  # noqa: BLE001 - cleaned up, then re-raised by _fail
+        except BaseException as exc:
             self._fail(exc)
         return self.applied
 
@@ -152,35 +158,69 @@ def _columns(rows: Iterable[Any], columns: Sequence[Column], prefix: str = "") -
 
 
 _ROUND_COLUMNS: tuple[Column, ...] = (
-    ("round_id", arrays.text), ("session_id", arrays.text), ("start_version", arrays.text),
-    ("model", arrays.text), ("started_at", arrays.timestamptz), ("completion_version", arrays.text),
-    ("completed_at", arrays.timestamptz), ("status", arrays.text), ("prompt_tokens", arrays.int8),
-    ("completion_tokens", arrays.int8), ("total_tokens", arrays.int8),
-    ("prompt_cached_tool_outputs", arrays.int8), ("error", arrays.text),
+    ("round_id", arrays.text),
+    ("session_id", arrays.text),
+    ("start_version", arrays.text),
+    ("model", arrays.text),
+    ("started_at", arrays.timestamptz),
+    ("completion_version", arrays.text),
+    ("completed_at", arrays.timestamptz),
+    ("status", arrays.text),
+    ("prompt_tokens", arrays.int8),
+    ("completion_tokens", arrays.int8),
+    ("total_tokens", arrays.int8),
+    ("prompt_cached_tool_outputs", arrays.int8),
+    ("error", arrays.text),
 )
 _TOOL_COLUMNS: tuple[Column, ...] = (
-    ("tool_call_id", arrays.text), ("round_id", arrays.text), ("session_id", arrays.text),
-    ("start_version", arrays.text), ("tool_name", arrays.text), ("started_at", arrays.timestamptz),
-    ("completion_version", arrays.text), ("completed_at", arrays.timestamptz), ("success", arrays.boolean),
+    ("tool_call_id", arrays.text),
+    ("round_id", arrays.text),
+    ("session_id", arrays.text),
+    ("start_version", arrays.text),
+    ("tool_name", arrays.text),
+    ("started_at", arrays.timestamptz),
+    ("completion_version", arrays.text),
+    ("completed_at", arrays.timestamptz),
+    ("success", arrays.boolean),
     ("error", arrays.text),
 )
 _SESSION_COLUMNS: tuple[Column, ...] = (
-    ("session_id", arrays.text), ("started_at", arrays.timestamptz), ("model", arrays.text),
-    ("model_version", arrays.text), ("status", arrays.text), ("completed_at", arrays.timestamptz),
-    ("status_version", arrays.text), ("message_count", arrays.int8), ("message_count_version", arrays.text),
+    ("session_id", arrays.text),
+    ("started_at", arrays.timestamptz),
+    ("model", arrays.text),
+    ("model_version", arrays.text),
+    ("status", arrays.text),
+    ("completed_at", arrays.timestamptz),
+    ("status_version", arrays.text),
+    ("message_count", arrays.int8),
+    ("message_count_version", arrays.text),
     ("updated_at", arrays.timestamptz),
 )
 _FORWARD_COLUMNS: tuple[Column, ...] = (
-    ("forward_id", arrays.text), ("start_version", arrays.text), ("endpoint", arrays.text),
-    ("model", arrays.text), ("is_stream", arrays.boolean), ("started_at", arrays.timestamptz),
-    ("completion_version", arrays.text), ("completed_at", arrays.timestamptz), ("status_code", arrays.int4),
-    ("status", arrays.text), ("prompt_tokens", arrays.int8), ("completion_tokens", arrays.int8),
-    ("total_tokens", arrays.int8), ("error", arrays.text), ("updated_at", arrays.timestamptz),
+    ("forward_id", arrays.text),
+    ("start_version", arrays.text),
+    ("endpoint", arrays.text),
+    ("model", arrays.text),
+    ("is_stream", arrays.boolean),
+    ("started_at", arrays.timestamptz),
+    ("completion_version", arrays.text),
+    ("completed_at", arrays.timestamptz),
+    ("status_code", arrays.int4),
+    ("status", arrays.text),
+    ("prompt_tokens", arrays.int8),
+    ("completion_tokens", arrays.int8),
+    ("total_tokens", arrays.int8),
+    ("error", arrays.text),
+    ("updated_at", arrays.timestamptz),
 )
 _MISMATCH_COLUMNS: tuple[Column, ...] = (
-    ("event_id", arrays.text), ("reason", arrays.text), ("mismatch_date", arrays.dates),
+    ("event_id", arrays.text),
+    ("reason", arrays.text),
+    ("mismatch_date", arrays.dates),
     ("occurred_at", arrays.timestamptz),
 )
 _COMPRESSION_COLUMNS: tuple[Column, ...] = (
-    ("event_id", arrays.text), ("round_id", arrays.text), ("tokens_saved", arrays.int8),
+    ("event_id", arrays.text),
+    ("round_id", arrays.text),
+    ("tokens_saved", arrays.int8),
 )

@@ -62,7 +62,9 @@ def register(adapters: AdaptersMap) -> None:
     adapters.register_dumper(Array, _ArrayDumper)
 
 
-def _encoder(element_oid: int, array_oid: int, element: Callable[[Any], bytes]) -> Callable[[Iterable[Any]], Array]:
+def _encoder(
+    element_oid: int, array_oid: int, element: Callable[[Any], bytes]
+) -> Callable[[Iterable[Any]], Array]:
     def encode(values: Iterable[Any]) -> Array:
         parts = [b""]
         nulls = 0

@@ -40,19 +40,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="consume the stream and apply events (one worker; start N for N workers)")
+    run = sub.add_parser(
+        "run", help="consume the stream and apply events (one worker; start N for N workers)"
+    )
     _common(run)
-    run.add_argument("--burst", action="store_true",
-                     help="exit 0 once nothing is undelivered or pending (stale pending entries are claimed first)")
-    run.add_argument("--consumer", help="consumer name, unique per worker [env METRICS_CONSUMER, default host-pid]")
-    run.add_argument("--batch-size", type=int, help="entries per batch [env METRICS_BATCH_SIZE, default 1000]")
-    run.add_argument("--block-ms", type=int, help="how long a read waits for entries [env METRICS_BLOCK_MS, default 2000]")
-    run.add_argument("--claim-idle-ms", type=int,
-                     help="claim entries pending this long on another consumer [env METRICS_CLAIM_IDLE_MS, default 30000]")
-    run.add_argument("--max-deliveries", type=int,
-                     help="deliveries before an entry is isolated and, failing, dead-lettered "
-                          "[env METRICS_MAX_DELIVERIES, default 5]")
-    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port [env METRICS_PORT]")
+    run.add_argument(
+        "--burst",
+        action="store_true",
+        help="exit 0 once nothing is undelivered or pending (stale pending entries are claimed first)",
+    )
+    run.add_argument(
+        "--consumer", help="consumer name, unique per worker [env METRICS_CONSUMER, default host-pid]"
+    )
+    run.add_argument(
+        "--batch-size", type=int, help="entries per batch [env METRICS_BATCH_SIZE, default 1000]"
+    )
+    run.add_argument(
+        "--block-ms", type=int, help="how long a read waits for entries [env METRICS_BLOCK_MS, default 2000]"
+    )
+    run.add_argument(
+        "--claim-idle-ms",
+        type=int,
+        help="claim entries pending this long on another consumer [env METRICS_CLAIM_IDLE_MS, default 30000]",
+    )
+    run.add_argument(
+        "--max-deliveries",
+        type=int,
+        help="deliveries before an entry is isolated and, failing, dead-lettered "
+        "[env METRICS_MAX_DELIVERIES, default 5]",
+    )
+    run.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port [env METRICS_PORT]"
+    )
 
     schema = sub.add_parser("schema", help="apply schema.sql (idempotent, under an advisory lock)")
     _common(schema, streams=False)
@@ -134,7 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"metrics-worker: Redis: {exc} (check --redis-url / REDIS_URL)", file=sys.stderr)
         return 2
     except psycopg.OperationalError as exc:
-        print(f"metrics-worker: PostgreSQL: {exc} (check --database-url / DATABASE_URL)".strip(), file=sys.stderr)
+        print(
+            f"metrics-worker: PostgreSQL: {exc} (check --database-url / DATABASE_URL)".strip(),
+            file=sys.stderr,
+        )
         return 2
 
 
@@ -153,8 +175,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             try:
                 start_http_server(settings.metrics_port)
             except OSError as exc:
-                raise ValueError(f"--metrics-port / METRICS_PORT: cannot serve on port "
-                                 f"{settings.metrics_port}: {exc.strerror}") from None
+                raise ValueError(
+                    f"--metrics-port / METRICS_PORT: cannot serve on port "
+                    f"{settings.metrics_port}: {exc.strerror}"
+                ) from None
         tune_gc_for_batches()
         return Worker(settings).run(burst=args.burst)
     if args.command == "schema":
@@ -181,17 +205,36 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     shards = StreamClient(client, settings.keys, settings.group, "status").status()
     dead = DeadLetters(client, settings.keys.dead_letters).count()
     if args.json:
-        print(json.dumps({"group": settings.group, "dead_letters": dead, "streams": [
-            {"stream": s.stream, "length": s.length, "undelivered": s.undelivered, "pending": s.pending,
-             "consumers": [{"name": n, "pending": p, "idle_ms": i} for n, p, i in s.consumers]}
-            for s in shards]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "group": settings.group,
+                    "dead_letters": dead,
+                    "streams": [
+                        {
+                            "stream": s.stream,
+                            "length": s.length,
+                            "undelivered": s.undelivered,
+                            "pending": s.pending,
+                            "consumers": [{"name": n, "pending": p, "idle_ms": i} for n, p, i in s.consumers],
+                        }
+                        for s in shards
+                    ],
+                },
+                indent=2,
+            )
+        )
         return 0
     known = [s.undelivered for s in shards if s.undelivered is not None]
     total = sum(known) if len(known) == len(shards) else None
-    print(f"group {settings.group}: {_how_many(total)} undelivered, {sum(s.pending for s in shards)} pending, "
-          f"{dead} dead letters in {settings.keys.dead_letters}")
+    print(
+        f"group {settings.group}: {_how_many(total)} undelivered, {sum(s.pending for s in shards)} pending, "
+        f"{dead} dead letters in {settings.keys.dead_letters}"
+    )
     for s in shards:
-        print(f"  {s.stream}: {s.length} entries, {_how_many(s.undelivered)} undelivered, {s.pending} pending")
+        print(
+            f"  {s.stream}: {s.length} entries, {_how_many(s.undelivered)} undelivered, {s.pending} pending"
+        )
         for name, pending, idle in sorted(s.consumers):
             print(f"    {name}: {pending} pending, idle {idle / 1000:.1f}s")
     return 0
@@ -209,7 +252,9 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
     if action == "list":
         rows = letters.list(count=args.limit)
         if args.json:
-            print(json.dumps([{k: v for k, v in r.as_dict().items() if k != "payload"} for r in rows], indent=2))
+            print(
+                json.dumps([{k: v for k, v in r.as_dict().items() if k != "payload"} for r in rows], indent=2)
+            )
         else:
             print(f"{letters.count()} dead letters in {letters.key}")
             for r in rows:

@@ -83,11 +83,15 @@ class Worker:
         self.handle_signals = handle_signals
         self.on_commit = on_commit  # called with the events of each committed batch (benchmarks)
         self.redis = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=max(5.0, settings.block_ms / 1000 + 5), socket_connect_timeout=5
+            settings.redis_url,
+            socket_timeout=max(5.0, settings.block_ms / 1000 + 5),
+            socket_connect_timeout=5,
         )
         if self.redis.connection_pool.connection_kwargs.get("decode_responses"):  # the URL's query wins
-            raise ValueError("REDIS_URL: decode_responses is not supported: the worker reads entries as bytes "
-                             "(a payload need not be UTF-8 to be dead-lettered intact)")
+            raise ValueError(
+                "REDIS_URL: decode_responses is not supported: the worker reads entries as bytes "
+                "(a payload need not be UTF-8 to be dead-lettered intact)"
+            )
         self.stream = StreamClient(self.redis, settings.keys, settings.group, settings.consumer)
         self.totals = Totals()
         self._stop = threading.Event()
@@ -114,8 +118,11 @@ class Worker:
                 try:
                     did_work = self._step(burst)
                     if burst and not did_work and self._drained():
-                        log.info("burst: group drained, exiting (applied %d, dead-lettered %d)",
-                                 self.totals.applied, self.totals.dead_lettered)
+                        log.info(
+                            "burst: group drained, exiting (applied %d, dead-lettered %d)",
+                            self.totals.applied,
+                            self.totals.dead_lettered,
+                        )
                         break
                     if burst and not did_work:
                         self._stop.wait(0.05)  # entries pending on live consumers: wait for them
@@ -269,14 +276,24 @@ class Worker:
         for entry, event, deliveries in suspects:
             failed = self._apply_or_isolate([(entry, event)])
             if failed:
-                letters.append((entry, deliveries, (f"poison: delivered {deliveries} times (limit {limit}), "
-                                f"then alone: {failed[0][1]}")))
+                letters.append(
+                    (
+                        entry,
+                        deliveries,
+                        (f"poison: delivered {deliveries} times (limit {limit}), then alone: {failed[0][1]}"),
+                    )
+                )
             else:
                 applied.append((entry, event))
         self._after_commit(sorted_, applied, letters, started)
 
-    def _after_commit(self, sorted_: Sorted, applied: list[tuple[Entry, Event]],
-                      letters: list[tuple[Entry, int, str]], started: float) -> None:
+    def _after_commit(
+        self,
+        sorted_: Sorted,
+        applied: list[tuple[Entry, Event]],
+        letters: list[tuple[Entry, int, str]],
+        started: float,
+    ) -> None:
         batch, gone = sorted_.batch, sorted_.gone
         applied_ids = [entry[0] for entry, _ in applied]
         if self.on_commit is not None:
@@ -297,8 +314,14 @@ class Worker:
         self.totals.batches += 1
         self.totals.applied += len(applied_ids)
         self.totals.dead_lettered += len(letters)
-        log.info("batch stream=%s entries=%d applied=%d dead_lettered=%d ms=%.1f",
-                 batch.stream, len(batch.entries), len(applied_ids), len(letters), elapsed * 1000)
+        log.info(
+            "batch stream=%s entries=%d applied=%d dead_lettered=%d ms=%.1f",
+            batch.stream,
+            len(batch.entries),
+            len(applied_ids),
+            len(letters),
+            elapsed * 1000,
+        )
 
     def _apply_or_isolate(self, items: list[tuple[Entry, Event]]) -> list[tuple[tuple[Entry, Event], str]]:
         """Apply; if PostgreSQL refuses the data, bisect to the entries it refuses and return them."""
@@ -333,7 +356,9 @@ class Worker:
         if self._conn is None or self._conn.closed:
             try:
                 self._conn = psycopg.connect(
-                    self.settings.database_url, autocommit=True, connect_timeout=5,
+                    self.settings.database_url,
+                    autocommit=True,
+                    connect_timeout=5,
                     application_name=f"metrics-worker:{self.settings.consumer}"[:63],
                     options=_with_lock_timeout(self.settings.database_url),
                 )
@@ -383,7 +408,9 @@ def sort_entries(batch: Batch, limit: int) -> Sorted:
         raw = fields.get(_EVENT_FIELD)
         if raw is None:
             names = sorted(k.decode("utf-8", "replace") for k in fields)
-            out.letters.append((entry, deliveries, f"missing field: no '{STREAM_FIELD}' field (fields: {names})"))
+            out.letters.append(
+                (entry, deliveries, f"missing field: no '{STREAM_FIELD}' field (fields: {names})")
+            )
             continue
         try:
             event = decode(raw)
@@ -392,11 +419,21 @@ def sort_entries(batch: Batch, limit: int) -> Sorted:
             continue
         except Exception as exc:  # else this entry would crash every worker that claims it
             log.exception("entry %s could not be decoded", entry_id.decode())
-            out.letters.append((entry, deliveries, f"invalid event: the decoder failed ({type(exc).__name__}: {exc})"))
+            out.letters.append(
+                (entry, deliveries, f"invalid event: the decoder failed ({type(exc).__name__}: {exc})")
+            )
             continue
         if deliveries > 2 * limit:
-            out.letters.append((entry, deliveries, (f"poison: delivered {deliveries} times and every attempt "
-                                f"died before committing (limit {limit})")))
+            out.letters.append(
+                (
+                    entry,
+                    deliveries,
+                    (
+                        f"poison: delivered {deliveries} times and every attempt "
+                        f"died before committing (limit {limit})"
+                    ),
+                )
+            )
         elif deliveries > limit:
             out.suspects.append((entry, event, deliveries))
         else:

@@ -25,7 +25,21 @@ RECONCILE_CRON = os.environ.get("METRICS_RECONCILE_CRON") or "* * * * *"
 PRUNE_CRON = os.environ.get("METRICS_PRUNE_CRON") or "17 3 * * *"
 
 # A reconcile that could not start within two minutes is dropped: the next one is queued anyway.
-cron.register(jobs.reconcile, queue_name=QUEUE, cron=RECONCILE_CRON,
-              job_timeout=300, ttl=120, result_ttl=3600, failure_ttl=7 * 86400)
-cron.register(jobs.prune, queue_name=QUEUE, cron=PRUNE_CRON,
-              job_timeout=6 * 3600, ttl=12 * 3600, result_ttl=7 * 86400, failure_ttl=30 * 86400)
+cron.register(
+    jobs.reconcile,
+    queue_name=QUEUE,
+    cron=RECONCILE_CRON,
+    job_timeout=300,
+    ttl=120,
+    result_ttl=3600,
+    failure_ttl=7 * 86400,
+)
+cron.register(
+    jobs.prune,
+    queue_name=QUEUE,
+    cron=PRUNE_CRON,
+    job_timeout=6 * 3600,
+    ttl=12 * 3600,
+    result_ttl=7 * 86400,
+    failure_ttl=30 * 86400,
+)

@@ -50,9 +50,15 @@ class DeadLetter:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "stream": self.stream, "entry_id": self.entry_id, "group": self.group,
-            "consumer": self.consumer, "deliveries": self.deliveries, "reason": self.reason,
-            "failed_at": self.failed_at, "payload": self.payload.decode("utf-8", "backslashreplace"),
+            "id": self.id,
+            "stream": self.stream,
+            "entry_id": self.entry_id,
+            "group": self.group,
+            "consumer": self.consumer,
+            "deliveries": self.deliveries,
+            "reason": self.reason,
+            "failed_at": self.failed_at,
+            "payload": self.payload.decode("utf-8", "backslashreplace"),
         }
 
 
@@ -62,7 +68,10 @@ def payload_of(fields: dict[bytes, bytes]) -> bytes:
     if raw is not None:
         return raw
     return json.dumps(
-        {k.decode("utf-8", "backslashreplace"): v.decode("utf-8", "backslashreplace") for k, v in fields.items()}
+        {
+            k.decode("utf-8", "backslashreplace"): v.decode("utf-8", "backslashreplace")
+            for k, v in fields.items()
+        }
     ).encode()
 
 
@@ -70,8 +79,13 @@ def letter_fields(
     *, payload: bytes, stream: str, entry_id: str, group: str, consumer: str, deliveries: int, reason: str
 ) -> dict[Any, Any]:
     return {
-        "payload": payload, "stream": stream, "entry_id": entry_id, "group": group, "consumer": consumer,
-        "deliveries": deliveries, "reason": reason[:2000],
+        "payload": payload,
+        "stream": stream,
+        "entry_id": entry_id,
+        "group": group,
+        "consumer": consumer,
+        "deliveries": deliveries,
+        "reason": reason[:2000],
         "failed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
 

@@ -45,8 +45,9 @@ class Processes:
 
     def start(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
         with open(self.logs / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.children.append((name, proc))
         return proc
 
@@ -75,10 +76,14 @@ def servers(data_dir: Path) -> Iterator[tuple[str, str]]:
     try:
         if not database_url:
             database_url = embedded.start_postgres()
-            say(f"DATABASE_URL is not set: started an embedded PostgreSQL with its data in {data_dir / 'postgres'}")
+            say(
+                f"DATABASE_URL is not set: started an embedded PostgreSQL with its data in {data_dir / 'postgres'}"
+            )
         if not redis_url:
             redis_url = embedded.start_redis()
-            say(f"REDIS_URL is not set: started an embedded Redis at {redis_url} (data in {data_dir / 'redis'})")
+            say(
+                f"REDIS_URL is not set: started an embedded Redis at {redis_url} (data in {data_dir / 'redis'})"
+            )
         yield database_url, redis_url
     finally:
         embedded.close()
@@ -92,14 +97,25 @@ def _delete_stream_keys(redis_url: str, stream: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of simulated traffic (default 30)")
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="seconds of simulated traffic (default 30)"
+    )
     parser.add_argument("--agents", type=int, default=4, help="simulated agents (default 4)")
-    parser.add_argument("--rate", type=float, default=400.0, help="events per second, all agents (default 400)")
+    parser.add_argument(
+        "--rate", type=float, default=400.0, help="events per second, all agents (default 400)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="metrics workers (default 2)")
-    parser.add_argument("--data-dir", type=Path, default=Path(".demo-data"),
-                        help="embedded servers' data and the demo's logs (default .demo-data)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".demo-data"),
+        help="embedded servers' data and the demo's logs (default .demo-data)",
+    )
     args = parser.parse_args(argv)
 
     data_dir = args.data_dir.resolve()
@@ -115,22 +131,44 @@ def main(argv: list[str] | None = None) -> int:
         database_url = with_search_path(server_url, schema)
         with psycopg.connect(database_url, autocommit=True) as conn:
             apply_schema(conn)
-        env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, METRICS_STREAM=stream,
-                   METRICS_GROUP=DEFAULT_GROUP, METRICS_SPOOL_DIR=str(data_dir / "spool"),
-                   METRICS_RECONCILE_GRACE="10m", PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ,
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_url,
+            METRICS_STREAM=stream,
+            METRICS_GROUP=DEFAULT_GROUP,
+            METRICS_SPOOL_DIR=str(data_dir / "spool"),
+            METRICS_RECONCILE_GRACE="10m",
+            PYTHONUNBUFFERED="1",
+        )
         procs = Processes(env, logs)
         try:
             for i in range(args.workers):
-                procs.start(f"worker-{i}", str(BIN / "metrics-worker"), "run", "--consumer", f"demo-worker-{i}")
+                procs.start(
+                    f"worker-{i}", str(BIN / "metrics-worker"), "run", "--consumer", f"demo-worker-{i}"
+                )
             procs.start("rq-cron", str(BIN / "rq"), "cron", "worker.cron_config", "--url", redis_url)
             procs.start("rq-maintenance", str(BIN / "rq"), "worker", "maintenance", "--url", redis_url)
-            say(f"started {args.workers} workers, the RQ cron scheduler and a maintenance worker "
-                f"(logs in {logs})")
+            say(
+                f"started {args.workers} workers, the RQ cron scheduler and a maintenance worker "
+                f"(logs in {logs})"
+            )
             say(f"simulating {args.agents} agents at {args.rate:.0f} events/s for {args.duration:.0f} s")
             simulate = subprocess.run(
-                [str(BIN / "metrics-producer"), "simulate", "--agents", str(args.agents), "--sessions", "100000",
-                 "--rate", str(args.rate), "--duration", str(args.duration)],
-                env=env, check=False,
+                [
+                    str(BIN / "metrics-producer"),
+                    "simulate",
+                    "--agents",
+                    str(args.agents),
+                    "--sessions",
+                    "100000",
+                    "--rate",
+                    str(args.rate),
+                    "--duration",
+                    str(args.duration),
+                ],
+                env=env,
+                check=False,
             )
             if simulate.returncode != 0:
                 say(f"the simulator failed with exit status {simulate.returncode}")
@@ -148,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             if dead:
                 say(f"these stopped early (see their logs): {', '.join(dead)}")
                 return 1
-            say(f"this run's data stays in PostgreSQL schema {schema}; to query it: "
-                f"DATABASE_URL='{database_url}' metrics-worker query sessions")
+            say(
+                f"this run's data stays in PostgreSQL schema {schema}; to query it: "
+                f"DATABASE_URL='{database_url}' metrics-worker query sessions"
+            )
         finally:
             procs.stop()
             _delete_stream_keys(redis_url, stream)

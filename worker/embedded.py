@@ -83,8 +83,21 @@ class EmbeddedServers:
         port = port or free_port()
         # AOF on: the demo's queue survives a restart of the embedded server too.
         self._redis = subprocess.Popen(
-            [str(server), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-             "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"],
+            [
+                str(server),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(folder),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

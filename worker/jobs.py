@@ -62,7 +62,8 @@ def run_prune(settings: Settings, *, now: datetime | None = None) -> dict[str, A
                 details: dict[str, Any] = {"cutoff": cutoff.isoformat()}
                 details.update(prune_tables(conn, cutoff=cutoff, dedupe_before=at - settings.dedupe_window))
                 details["dead_letters"] = trim_dead_letters(
-                    client, settings.keys, at - settings.dead_letter_retention)
+                    client, settings.keys, at - settings.dead_letter_retention
+                )
                 details["hints"] = trim_hints(client, settings.keys, now=at, awaiting_before=cutoff)
                 return details
 

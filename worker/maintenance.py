@@ -99,8 +99,9 @@ def run_exclusive(
 
 
 def _record(conn: psycopg.Connection[Any], job: str, started: datetime, details: dict[str, Any]) -> None:
-    conn.execute(RECORD_RUN, {"job": job, "started_at": started, "finished_at": utcnow(),
-                              "details": Jsonb(details)})
+    conn.execute(
+        RECORD_RUN, {"job": job, "started_at": started, "finished_at": utcnow(), "details": Jsonb(details)}
+    )
 
 
 def in_transaction(conn: psycopg.Connection[Any], work: Callable[[psycopg.Cursor[Any]], T]) -> T:

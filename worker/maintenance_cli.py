@@ -38,34 +38,52 @@ def _connections(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("connections (flags override the environment)")
     g.add_argument("--database-url", help="PostgreSQL URL [env DATABASE_URL]")
     g.add_argument("--redis-url", help="Redis URL (liveness hints, dead letters) [env REDIS_URL]")
-    g.add_argument("--stream", help="stream name, from which the hint keys derive "
-                                    "[env METRICS_STREAM, default metrics:events]")
+    g.add_argument(
+        "--stream",
+        help="stream name, from which the hint keys derive [env METRICS_STREAM, default metrics:events]",
+    )
     g.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
 
 
 def add_maintenance_parsers(subparsers: Any) -> None:
     """Add ``reconcile`` and ``prune`` to a CLI's subparsers (``args.maintenance_job`` says which)."""
     rec = subparsers.add_parser(
-        "reconcile", help="close sessions, rounds and forwards left open by agents that died",
+        "reconcile",
+        help="close sessions, rounds and forwards left open by agents that died",
         description="Reconcile stale running sessions/rounds and pending forwards (the seed's rules); "
-                    "rows with a live heartbeat or touched within the grace period are left alone.")
+        "rows with a live heartbeat or touched within the grace period are left alone.",
+    )
     _connections(rec)
-    rec.add_argument("--grace", type=_duration("--grace"),
-                     help="only rows idle longer than this [env METRICS_RECONCILE_GRACE, default 10m]")
+    rec.add_argument(
+        "--grace",
+        type=_duration("--grace"),
+        help="only rows idle longer than this [env METRICS_RECONCILE_GRACE, default 10m]",
+    )
     rec.set_defaults(maintenance_job="reconcile")
 
     prune = subparsers.add_parser(
-        "prune", help="delete rounds, forwards and counters older than the retention",
+        "prune",
+        help="delete rounds, forwards and counters older than the retention",
         description="Delete rounds (with their tool calls, adjusting their sessions), forwarded requests, "
-                    "sync-mismatch counters and stubs older than --older-than, expired counter "
-                    "bookkeeping and old dead letters, in bounded chunks.")
+        "sync-mismatch counters and stubs older than --older-than, expired counter "
+        "bookkeeping and old dead letters, in bounded chunks.",
+    )
     _connections(prune)
-    prune.add_argument("--older-than", type=_duration("--older-than"),
-                       help="retention, e.g. 90d [env METRICS_RETENTION, default 90d]")
-    prune.add_argument("--dedupe-window", type=_duration("--dedupe-window"),
-                       help="keep counter event ids this long, at least 1d [env METRICS_DEDUPE_WINDOW, default 14d]")
-    prune.add_argument("--dead-letter-retention", type=_duration("--dead-letter-retention"),
-                       help="keep dead letters this long [env METRICS_DEAD_LETTER_RETENTION, default 30d]")
+    prune.add_argument(
+        "--older-than",
+        type=_duration("--older-than"),
+        help="retention, e.g. 90d [env METRICS_RETENTION, default 90d]",
+    )
+    prune.add_argument(
+        "--dedupe-window",
+        type=_duration("--dedupe-window"),
+        help="keep counter event ids this long, at least 1d [env METRICS_DEDUPE_WINDOW, default 14d]",
+    )
+    prune.add_argument(
+        "--dead-letter-retention",
+        type=_duration("--dead-letter-retention"),
+        help="keep dead letters this long [env METRICS_DEAD_LETTER_RETENTION, default 30d]",
+    )
     prune.set_defaults(maintenance_job="prune")
 
 
@@ -82,8 +100,11 @@ def run_maintenance(args: argparse.Namespace, settings: Settings) -> int:
                 settings = settings.with_(reconcile_grace=args.grace)
             details = run_reconcile(settings)
         else:
-            for flag, name in (("older_than", "retention"), ("dedupe_window", "dedupe_window"),
-                               ("dead_letter_retention", "dead_letter_retention")):
+            for flag, name in (
+                ("older_than", "retention"),
+                ("dedupe_window", "dedupe_window"),
+                ("dead_letter_retention", "dead_letter_retention"),
+            ):
                 if getattr(args, flag, None) is not None:
                     settings = settings.with_(**{name: getattr(args, flag)})
             details = run_prune(settings)
@@ -95,8 +116,9 @@ def run_maintenance(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m worker.maintenance_cli",
-                                     description="Run one maintenance job once.")
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.maintenance_cli", description="Run one maintenance job once."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="JOB")
     add_maintenance_parsers(sub)
     return parser
@@ -104,12 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
     prog = "maintenance"
     try:
-        settings = Settings.from_env(database_url=args.database_url, redis_url=args.redis_url,
-                                     stream=args.stream)
+        settings = Settings.from_env(
+            database_url=args.database_url, redis_url=args.redis_url, stream=args.stream
+        )
         return run_maintenance(args, settings)
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)

@@ -193,7 +193,12 @@ def _round_started(p: Plan, ev: RoundStarted, key: str) -> None:
     p.touch_session(ev.session_id, ev.occurred_at)
     row = _round(p, ev.round_id, ev.session_id)
     if row.start_version is None or key < row.start_version:
-        row.start_version, row.session_id, row.model, row.started_at = key, ev.session_id, ev.model, ev.occurred_at
+        row.start_version, row.session_id, row.model, row.started_at = (
+            key,
+            ev.session_id,
+            ev.model,
+            ev.occurred_at,
+        )
 
 
 def _round_completed(p: Plan, ev: RoundCompleted, key: str) -> None:
@@ -272,7 +277,9 @@ def _clear_forward_completion(row: ForwardRow) -> None:
 
 
 def _sync_mismatch(p: Plan, ev: SyncMismatch, key: str) -> None:
-    p.mismatches[ev.event_id] = Mismatch(ev.event_id, ev.reason, to_utc(ev.occurred_at).date(), ev.occurred_at)
+    p.mismatches[ev.event_id] = Mismatch(
+        ev.event_id, ev.reason, to_utc(ev.occurred_at).date(), ev.occurred_at
+    )
 
 
 _MERGERS: dict[str, Any] = {

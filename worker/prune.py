@@ -144,8 +144,17 @@ FROM unnest(%(session_id)b::text[], %(rounds)b::int8[], %(prompt_tokens)b::int8[
 WHERE s.session_id = d.session_id
 """
 
-_DELTA_COLUMNS = ("session_id", "rounds", "prompt_tokens", "completion_tokens", "total_tokens", "pcto",
-                  "compressions", "tokens_saved", "tools")
+_DELTA_COLUMNS = (
+    "session_id",
+    "rounds",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "pcto",
+    "compressions",
+    "tokens_saved",
+    "tools",
+)
 
 # -- single-table expiries: DELETE ... WHERE key IN (a chunk locked with SKIP LOCKED) -------------
 DELETE_OLD_FORWARDS = """
@@ -210,12 +219,18 @@ def prune(
     """Delete what is older than ``cutoff`` (and counter bookkeeping before ``dedupe_before``)."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size: must be at least 1, got {chunk_size}")
-    params: dict[str, Any] = {"cutoff": cutoff, "cutoff_date": cutoff.date(),
-                              "dedupe_before": dedupe_before, "limit": chunk_size}
+    params: dict[str, Any] = {
+        "cutoff": cutoff,
+        "cutoff_date": cutoff.date(),
+        "dedupe_before": dedupe_before,
+        "limit": chunk_size,
+    }
     counts = {"rounds": 0, "tool_calls": 0, "session_updates": 0}
-    for lock_sql, delete_sql in ((LOCK_OLD_ROUNDS, DELETE_ROUNDS_AND_TOOLS),
-                                 (LOCK_STUB_ROUNDS, DELETE_ROUNDS_AND_TOOLS),
-                                 (LOCK_ORPHAN_TOOLS, DELETE_TOOLS)):
+    for lock_sql, delete_sql in (
+        (LOCK_OLD_ROUNDS, DELETE_ROUNDS_AND_TOOLS),
+        (LOCK_STUB_ROUNDS, DELETE_ROUNDS_AND_TOOLS),
+        (LOCK_ORPHAN_TOOLS, DELETE_TOOLS),
+    ):
         for key, n in _prune_with_deltas(conn, lock_sql, delete_sql, params).items():
             counts[key] += n
     counts["forwards"] = _delete_chunks(conn, DELETE_OLD_FORWARDS, params)

@@ -149,7 +149,7 @@ RETURNING s.session_id, s.status
 class Hints:
     """The producers' liveness hints at one moment."""
 
-    active: frozenset[str] = frozenset()    # sessions with a live heartbeat
+    active: frozenset[str] = frozenset()  # sessions with a live heartbeat
     awaiting: frozenset[str] = frozenset()  # sessions waiting for the user's answer
 
 
@@ -223,8 +223,9 @@ def reconcile(
         counts["sessions_awaiting"] += sessions.count("awaiting_response")
         counts["sessions_completed"] += len(sessions) - sessions.count("awaiting_response")
         log.debug("reconcile chunk: rounds=%s forwards=%s sessions=%s", rounds, forwards, len(sessions))
-    counts["reconciled"] = (counts["rounds"] + counts["forwards"] + counts["sessions_completed"]
-                            + counts["sessions_awaiting"])
+    counts["reconciled"] = (
+        counts["rounds"] + counts["forwards"] + counts["sessions_completed"] + counts["sessions_awaiting"]
+    )
     counts["active_hints"] = len(hints.active)
     counts["awaiting_hints"] = len(hints.awaiting)
     return counts

@@ -19,7 +19,6 @@ import psycopg
 SCHEMA_LOCK_KEY = 0x6D657472_69637331  # "metrics1"
 
 
-
 def schema_path() -> Path:
     """The top-level schema.sql, through worker/schema.sql (a symlink to it in a checkout, a copy
     in an installed wheel); override with METRICS_SCHEMA_FILE."""
@@ -42,7 +41,9 @@ def apply_schema(conn: psycopg.Connection[Any], *, force: bool = False) -> bool:
     try:
         sql = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValueError(f"METRICS_SCHEMA_FILE: cannot read the schema file {str(path)!r}: {exc.strerror}") from None
+        raise ValueError(
+            f"METRICS_SCHEMA_FILE: cannot read the schema file {str(path)!r}: {exc.strerror}"
+        ) from None
     digest = hashlib.sha256(sql.encode()).hexdigest()
     with conn.transaction():
         if not force and _is_applied(conn, digest):

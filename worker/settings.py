@@ -65,21 +65,23 @@ def default_consumer_name() -> str:
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
-    stream: str = DEFAULT_STREAM          # METRICS_STREAM
-    shards: int = 1                       # METRICS_SHARDS
-    group: str = DEFAULT_GROUP            # METRICS_GROUP
+    stream: str = DEFAULT_STREAM  # METRICS_STREAM
+    shards: int = 1  # METRICS_SHARDS
+    group: str = DEFAULT_GROUP  # METRICS_GROUP
     consumer: str = field(default_factory=default_consumer_name)  # METRICS_CONSUMER
-    batch_size: int = 1000                # METRICS_BATCH_SIZE
-    block_ms: int = 2000                  # METRICS_BLOCK_MS
-    claim_idle_ms: int = 30_000           # METRICS_CLAIM_IDLE_MS
-    max_deliveries: int = 5               # METRICS_MAX_DELIVERIES: then dead-lettered
-    metrics_port: int | None = None       # METRICS_PORT (Prometheus); unset = no endpoint
-    consumer_idle_ms: int = 3_600_000     # METRICS_CONSUMER_IDLE_MS: idle consumers with nothing pending are removed
-    trim_every_s: float = 30.0            # METRICS_TRIM_EVERY_S: how often to trim acknowledged entries
-    reconcile_grace: timedelta = timedelta(minutes=10)      # METRICS_RECONCILE_GRACE
-    retention: timedelta = timedelta(days=90)               # METRICS_RETENTION
-    dedupe_window: timedelta = timedelta(days=14)           # METRICS_DEDUPE_WINDOW
-    dead_letter_retention: timedelta = timedelta(days=30)   # METRICS_DEAD_LETTER_RETENTION
+    batch_size: int = 1000  # METRICS_BATCH_SIZE
+    block_ms: int = 2000  # METRICS_BLOCK_MS
+    claim_idle_ms: int = 30_000  # METRICS_CLAIM_IDLE_MS
+    max_deliveries: int = 5  # METRICS_MAX_DELIVERIES: then dead-lettered
+    metrics_port: int | None = None  # METRICS_PORT (Prometheus); unset = no endpoint
+    consumer_idle_ms: int = (
+        3_600_000  # METRICS_CONSUMER_IDLE_MS: idle consumers with nothing pending are removed
+    )
+    trim_every_s: float = 30.0  # METRICS_TRIM_EVERY_S: how often to trim acknowledged entries
+    reconcile_grace: timedelta = timedelta(minutes=10)  # METRICS_RECONCILE_GRACE
+    retention: timedelta = timedelta(days=90)  # METRICS_RETENTION
+    dedupe_window: timedelta = timedelta(days=14)  # METRICS_DEDUPE_WINDOW
+    dead_letter_retention: timedelta = timedelta(days=30)  # METRICS_DEAD_LETTER_RETENTION
 
     @property
     def keys(self) -> Keys:
@@ -126,8 +128,10 @@ class Settings:
                 raise ValueError(f"{name}: must not be negative, got {getattr(self, name)}")
         for name, (variable, least) in MINIMUMS.items():
             if getattr(self, name) < least:
-                raise ValueError(f"{variable}: {getattr(self, name)} is shorter than the minimum, {least}: "
-                                 "shorter would touch data that is still live")
+                raise ValueError(
+                    f"{variable}: {getattr(self, name)} is shorter than the minimum, {least}: "
+                    "shorter would touch data that is still live"
+                )
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with ``changes`` (e.g. from CLI flags), validated like the environment is."""

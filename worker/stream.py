@@ -102,8 +102,9 @@ class StreamClient:
                 # claiming it would fail on it, and a burst would never see the group drained.
                 claimed = {e[0] for e in entries}
                 end = "+" if _id(reply[0]) == (0, 0) else "(" + _text(reply[0])
-                rows: Any = self.client.xpending_range(stream, self.group, min=start, max=end,
-                                                       count=count, consumername=self.consumer)
+                rows: Any = self.client.xpending_range(
+                    stream, self.group, min=start, max=end, count=count, consumername=self.consumer
+                )
                 candidates = [row["message_id"] for row in rows if row["message_id"] not in claimed]
                 # Ours and pending but not claimed now may also be a batch of ours in flight:
                 # only an id the stream no longer has is gone.
@@ -111,7 +112,9 @@ class StreamClient:
                     for entry_id in candidates:
                         pipe.xrange(stream, min=entry_id, max=entry_id, count=1)
                     found = pipe.execute()
-                entries += [(entry_id, None) for entry_id, hit in zip(candidates, found, strict=True) if not hit]
+                entries += [
+                    (entry_id, None) for entry_id, hit in zip(candidates, found, strict=True) if not hit
+                ]
                 entries.sort(key=lambda e: _id(e[0]))
             if entries:
                 out.append(Batch(stream, entries, self._deliveries(stream, entries)))
@@ -155,10 +158,18 @@ class StreamClient:
             return
         with self.client.pipeline(transaction=True) as pipe:
             for (entry_id, fields), deliveries, reason in letters:
-                pipe.xadd(self.keys.dead_letters, letter_fields(
-                    payload=payload_of(fields or {}), stream=stream, entry_id=entry_id.decode(),
-                    group=self.group, consumer=self.consumer, deliveries=deliveries, reason=reason,
-                ))
+                pipe.xadd(
+                    self.keys.dead_letters,
+                    letter_fields(
+                        payload=payload_of(fields or {}),
+                        stream=stream,
+                        entry_id=entry_id.decode(),
+                        group=self.group,
+                        consumer=self.consumer,
+                        deliveries=deliveries,
+                        reason=reason,
+                    ),
+                )
             pipe.execute()  # raises if any XADD failed: nothing is acked then
         self.ack(stream, [entry[0] for entry, _, _ in letters])
 
@@ -178,12 +189,23 @@ class StreamClient:
         out = []
         for stream in self.streams:
             info = self._group_info(stream)
-            consumers = [] if info is None else [
-                (_text(c["name"]), int(c["pending"]), int(c["idle"]))
-                for c in self.client.xinfo_consumers(stream, self.group)
-            ]
-            out.append(ShardStatus(stream, int(self.client.xlen(stream)), self._undelivered(stream, info),
-                                   int(info["pending"]) if info is not None else 0, consumers))
+            consumers = (
+                []
+                if info is None
+                else [
+                    (_text(c["name"]), int(c["pending"]), int(c["idle"]))
+                    for c in self.client.xinfo_consumers(stream, self.group)
+                ]
+            )
+            out.append(
+                ShardStatus(
+                    stream,
+                    int(self.client.xlen(stream)),
+                    self._undelivered(stream, info),
+                    int(info["pending"]) if info is not None else 0,
+                    consumers,
+                )
+            )
         return out
 
     def _undelivered(self, stream: str, info: dict[str, Any] | None) -> int | None:

@@ -49,9 +49,7 @@ class _Builder:
         return not_before + self.rng.randint(0, spread)
 
     def add(self, cls: Any, second: int, **fields: Any) -> None:
-        self.events.append(
-            cls(event_id=self.id("e"), occurred_at=T0 + timedelta(seconds=second), **fields)
-        )
+        self.events.append(cls(event_id=self.id("e"), occurred_at=T0 + timedelta(seconds=second), **fields))
 
     def usage(self) -> TokenUsage:
         p, c = self.rng.randint(0, 500), self.rng.randint(0, 500)
@@ -86,48 +84,93 @@ def coherent_history(
             for _ in range(rng.randint(0, max_tools)):
                 tid = b.id("t")
                 t_start = b.at(r_start, 2)
-                b.add(ToolStarted, t_start, tool_call_id=tid, round_id=rid, session_id=sid,
-                      tool_name=rng.choice(TOOLS))
+                b.add(
+                    ToolStarted,
+                    t_start,
+                    tool_call_id=tid,
+                    round_id=rid,
+                    session_id=sid,
+                    tool_name=rng.choice(TOOLS),
+                )
                 t_last = max(t_last, t_start)
                 if rng.random() < 0.7:
                     t_end = b.at(t_start, 2)
-                    b.add(ToolCompleted, t_end, tool_call_id=tid, round_id=rid, session_id=sid,
-                          success=rng.random() < 0.8, error=None if rng.random() < 0.8 else "boom")
+                    b.add(
+                        ToolCompleted,
+                        t_end,
+                        tool_call_id=tid,
+                        round_id=rid,
+                        session_id=sid,
+                        success=rng.random() < 0.8,
+                        error=None if rng.random() < 0.8 else "boom",
+                    )
                     t_last = max(t_last, t_end)
                 if rng.random() < 0.15 and all_rounds:  # the seed's DO UPDATE: restart, maybe elsewhere
                     o_rid, o_sid, o_start = rng.choice(all_rounds)
-                    b.add(ToolStarted, b.at(max(t_last, o_start), 2), tool_call_id=tid, round_id=o_rid,
-                          session_id=o_sid, tool_name=rng.choice(TOOLS))
+                    b.add(
+                        ToolStarted,
+                        b.at(max(t_last, o_start), 2),
+                        tool_call_id=tid,
+                        round_id=o_rid,
+                        session_id=o_sid,
+                        tool_name=rng.choice(TOOLS),
+                    )
             for _ in range(rng.choice((0, 0, 1, 2))):
-                b.add(RoundCompressed, b.at(r_start, 3), round_id=rid, session_id=sid,
-                      tokens_saved=rng.randint(0, 1000))
+                b.add(
+                    RoundCompressed,
+                    b.at(r_start, 3),
+                    round_id=rid,
+                    session_id=sid,
+                    tokens_saved=rng.randint(0, 1000),
+                )
             completions = rng.choice((0, 1, 1, 1, 2))
             for _ in range(completions):
-                b.add(RoundCompleted, b.at(t_last, 2), round_id=rid, session_id=sid,
-                      status=rng.choice(("success", "success", "error", "cancelled")), usage=b.usage(),
-                      prompt_cached_tool_outputs=rng.randint(0, 5),
-                      error=None if rng.random() < 0.7 else "upstream failed")
+                b.add(
+                    RoundCompleted,
+                    b.at(t_last, 2),
+                    round_id=rid,
+                    session_id=sid,
+                    status=rng.choice(("success", "success", "error", "cancelled")),
+                    usage=b.usage(),
+                    prompt_cached_tool_outputs=rng.randint(0, 5),
+                    error=None if rng.random() < 0.7 else "upstream failed",
+                )
             last = max(last, t_last)
         for _ in range(rng.choice((0, 1, 2))):
             b.add(SessionMessageCount, b.at(start, 8), session_id=sid, message_count=rng.randint(0, 50))
         if rng.random() < 0.7:
             end = b.at(last, 3)
-            b.add(SessionCompleted, end, session_id=sid,
-                  status=rng.choice(("completed", "completed", "awaiting_response", "error", "cancelled")))
+            b.add(
+                SessionCompleted,
+                end,
+                session_id=sid,
+                status=rng.choice(("completed", "completed", "awaiting_response", "error", "cancelled")),
+            )
             if rng.random() < 0.3:  # re-opened, with another model
                 b.add(SessionStarted, b.at(end, 2), session_id=sid, model=rng.choice(MODELS))
     for _ in range(forwards):
         fid = b.id("f")
         at = b.at(0, 6)
         for _ in range(rng.choice((1, 1, 2))):
-            b.add(ForwardStarted, at, forward_id=fid, endpoint=rng.choice(("/v1/chat", "/v1/messages")),
-                  model=rng.choice(MODELS), is_stream=rng.random() < 0.5)
+            b.add(
+                ForwardStarted,
+                at,
+                forward_id=fid,
+                endpoint=rng.choice(("/v1/chat", "/v1/messages")),
+                model=rng.choice(MODELS),
+                is_stream=rng.random() < 0.5,
+            )
             if rng.random() < 0.75:
                 at = b.at(at, 3)
-                b.add(ForwardCompleted, at, forward_id=fid, status=rng.choice(("success", "error", "timeout")),
-                      status_code=rng.choice((None, 200, 500)),
-                      usage=b.usage() if rng.random() < 0.6 else None,
-                      error=None if rng.random() < 0.7 else "timeout")
+                b.add(
+                    ForwardCompleted,
+                    at,
+                    forward_id=fid,
+                    status=rng.choice(("success", "error", "timeout")),
+                    status_code=rng.choice((None, 200, 500)),
+                    usage=b.usage() if rng.random() < 0.6 else None,
+                    error=None if rng.random() < 0.7 else "timeout",
+                )
             at = b.at(at, 2)
     for _ in range(mismatches):
         b.add(SyncMismatch, b.at(0, 20), reason=rng.choice(("message_count", "pending_question")))

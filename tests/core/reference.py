@@ -54,10 +54,21 @@ class SeedReference:
             s = self.sessions.get(ev.session_id)
             if s is None:
                 self.sessions[ev.session_id] = {
-                    "session_id": ev.session_id, "model": ev.model, "started_at": t, "completed_at": None,
-                    "status": "running", "total_rounds": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                    "total_tokens": 0, "prompt_cached_tool_outputs": 0, "total_compression_events": 0,
-                    "total_tokens_saved": 0, "tool_call_count": 0, "message_count": 0, "updated_at": t,
+                    "session_id": ev.session_id,
+                    "model": ev.model,
+                    "started_at": t,
+                    "completed_at": None,
+                    "status": "running",
+                    "total_rounds": 0,
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "total_tokens": 0,
+                    "prompt_cached_tool_outputs": 0,
+                    "total_compression_events": 0,
+                    "total_tokens_saved": 0,
+                    "tool_call_count": 0,
+                    "message_count": 0,
+                    "updated_at": t,
                 }
             else:
                 s["model"] = ev.model
@@ -80,18 +91,31 @@ class SeedReference:
         elif kind == "round.started":
             if ev.round_id not in self.rounds:  # ON CONFLICT DO NOTHING
                 self.rounds[ev.round_id] = {
-                    "round_id": ev.round_id, "session_id": ev.session_id, "model": ev.model,
-                    "started_at": t, "completed_at": None, "status": "running", "prompt_tokens": 0,
-                    "completion_tokens": 0, "total_tokens": 0, "prompt_cached_tool_outputs": 0,
-                    "compression_count": 0, "tokens_saved": 0, "error": None,
+                    "round_id": ev.round_id,
+                    "session_id": ev.session_id,
+                    "model": ev.model,
+                    "started_at": t,
+                    "completed_at": None,
+                    "status": "running",
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "total_tokens": 0,
+                    "prompt_cached_tool_outputs": 0,
+                    "compression_count": 0,
+                    "tokens_saved": 0,
+                    "error": None,
                 }
             self.refresh(ev.session_id, t)
         elif kind == "round.completed":
             r = self.rounds[ev.round_id]  # the seed's query_row: a true history starts it first
             r.update(
-                completed_at=t, status=ev.status, prompt_tokens=ev.usage.prompt_tokens,
-                completion_tokens=ev.usage.completion_tokens, total_tokens=ev.usage.total_tokens,
-                prompt_cached_tool_outputs=ev.prompt_cached_tool_outputs, error=ev.error,
+                completed_at=t,
+                status=ev.status,
+                prompt_tokens=ev.usage.prompt_tokens,
+                completion_tokens=ev.usage.completion_tokens,
+                total_tokens=ev.usage.total_tokens,
+                prompt_cached_tool_outputs=ev.prompt_cached_tool_outputs,
+                error=ev.error,
             )
             self.refresh(r["session_id"], t)
         elif kind == "round.compressed":
@@ -103,38 +127,63 @@ class SeedReference:
             tc = self.tools.get(ev.tool_call_id)
             if tc is None:
                 self.tools[ev.tool_call_id] = {
-                    "tool_call_id": ev.tool_call_id, "round_id": ev.round_id, "session_id": ev.session_id,
-                    "tool_name": ev.tool_name, "started_at": t, "completed_at": None, "success": None,
+                    "tool_call_id": ev.tool_call_id,
+                    "round_id": ev.round_id,
+                    "session_id": ev.session_id,
+                    "tool_name": ev.tool_name,
+                    "started_at": t,
+                    "completed_at": None,
+                    "success": None,
                     "error": None,
                 }
             else:  # DO UPDATE: the latest start wins, completion fields kept
-                tc.update(round_id=ev.round_id, session_id=ev.session_id, tool_name=ev.tool_name, started_at=t)
+                tc.update(
+                    round_id=ev.round_id, session_id=ev.session_id, tool_name=ev.tool_name, started_at=t
+                )
         elif kind == "tool.completed":
             tc = self.tools[ev.tool_call_id]
             tc.update(completed_at=t, success=ev.success, error=ev.error)
             self.refresh(tc["session_id"], t)
         elif kind == "forward.started":
             self.forwards[ev.forward_id] = {  # insert, or DO UPDATE resetting every completion field
-                "forward_id": ev.forward_id, "endpoint": ev.endpoint, "model": ev.model,
-                "is_stream": ev.is_stream, "started_at": t, "completed_at": None, "status_code": None,
-                "status": "pending", "prompt_tokens": None, "completion_tokens": None,
-                "total_tokens": None, "error": None, "updated_at": t,
+                "forward_id": ev.forward_id,
+                "endpoint": ev.endpoint,
+                "model": ev.model,
+                "is_stream": ev.is_stream,
+                "started_at": t,
+                "completed_at": None,
+                "status_code": None,
+                "status": "pending",
+                "prompt_tokens": None,
+                "completion_tokens": None,
+                "total_tokens": None,
+                "error": None,
+                "updated_at": t,
             }
         elif kind == "forward.completed":
             f = self.forwards.get(ev.forward_id)
             if f is not None:  # plain UPDATE
                 u = ev.usage
                 f.update(
-                    completed_at=t, status_code=ev.status_code, status=ev.status,
+                    completed_at=t,
+                    status_code=ev.status_code,
+                    status=ev.status,
                     prompt_tokens=u.prompt_tokens if u else None,
                     completion_tokens=u.completion_tokens if u else None,
-                    total_tokens=u.total_tokens if u else None, error=ev.error, updated_at=t,
+                    total_tokens=u.total_tokens if u else None,
+                    error=ev.error,
+                    updated_at=t,
                 )
         elif kind == "sync.mismatch":
             key = (ev.reason, t.date())
             m = self.mismatches.get(key)
             if m is None:
-                self.mismatches[key] = {"reason": ev.reason, "mismatch_date": t.date(), "count": 1, "updated_at": t}
+                self.mismatches[key] = {
+                    "reason": ev.reason,
+                    "mismatch_date": t.date(),
+                    "count": 1,
+                    "updated_at": t,
+                }
             else:
                 m["count"] += 1
                 m["updated_at"] = t
@@ -148,9 +197,12 @@ class SeedReference:
         rounds = [r for r in self.rounds.values() if r["session_id"] == session_id]
         s["total_rounds"] = len(rounds)
         for col, src in (
-            ("prompt_tokens", "prompt_tokens"), ("completion_tokens", "completion_tokens"),
-            ("total_tokens", "total_tokens"), ("prompt_cached_tool_outputs", "prompt_cached_tool_outputs"),
-            ("total_compression_events", "compression_count"), ("total_tokens_saved", "tokens_saved"),
+            ("prompt_tokens", "prompt_tokens"),
+            ("completion_tokens", "completion_tokens"),
+            ("total_tokens", "total_tokens"),
+            ("prompt_cached_tool_outputs", "prompt_cached_tool_outputs"),
+            ("total_compression_events", "compression_count"),
+            ("total_tokens_saved", "tokens_saved"),
         ):
             s[col] = sum(r[src] for r in rounds)
         s["tool_call_count"] = sum(1 for t in self.tools.values() if t["session_id"] == session_id)
@@ -207,5 +259,5 @@ def apply_retrying(url: str, batches: list[list[Event]], errors: list[BaseExcept
                         break
                     except TransientError:
                         continue
-    except Exception as exc:  # noqa: BLE001 - surfaced by the test's assertion
+    except Exception as exc:
         errors.append(exc)

@@ -46,8 +46,13 @@ def test_valid_event_decodes_keeps_microseconds_and_normalises_to_utc() -> None:
 
 def test_encode_then_decode_round_trips() -> None:
     ev = RoundCompleted(
-        event_id="e", occurred_at=datetime(2026, 1, 1, tzinfo=UTC), round_id="r", session_id="s",
-        status="error", usage=TokenUsage(prompt_tokens=1, completion_tokens=2, total_tokens=3), error="x",
+        event_id="e",
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        round_id="r",
+        session_id="s",
+        status="error",
+        usage=TokenUsage(prompt_tokens=1, completion_tokens=2, total_tokens=3),
+        error="x",
     )
     assert decode(encode(ev)) == ev
 
@@ -55,12 +60,21 @@ def test_encode_then_decode_round_trips() -> None:
 @pytest.mark.parametrize(
     ("raw", "field", "reason"),
     [
-        (_raw(usage={"prompt_tokens": "10", "completion_tokens": 1, "total_tokens": 1}), "usage.prompt_tokens",
-         "valid integer"),
-        (_raw(usage={"prompt_tokens": -1, "completion_tokens": 1, "total_tokens": 1}), "usage.prompt_tokens",
-         "greater than or equal to 0"),
-        (_raw(usage={"prompt_tokens": 2**63, "completion_tokens": 1, "total_tokens": 1}), "usage.prompt_tokens",
-         "less than or equal to"),
+        (
+            _raw(usage={"prompt_tokens": "10", "completion_tokens": 1, "total_tokens": 1}),
+            "usage.prompt_tokens",
+            "valid integer",
+        ),
+        (
+            _raw(usage={"prompt_tokens": -1, "completion_tokens": 1, "total_tokens": 1}),
+            "usage.prompt_tokens",
+            "greater than or equal to 0",
+        ),
+        (
+            _raw(usage={"prompt_tokens": 2**63, "completion_tokens": 1, "total_tokens": 1}),
+            "usage.prompt_tokens",
+            "less than or equal to",
+        ),
         (_raw(prompt_cached_tool_outputs=1.5), "prompt_cached_tool_outputs", "valid integer"),
         (_raw(event_id="x" * 129), "event_id", "at most 128 characters"),
         (_raw(event_id=""), "event_id", "at least 1 character"),
@@ -68,8 +82,11 @@ def test_encode_then_decode_round_trips() -> None:
         (_raw(type="round.exploded"), "type", "unknown event type"),
         (_raw(type=["round.completed"]), "type", "unknown event type"),
         (_raw(type={"name": "round.completed"}), "type", "unknown event type"),
-        (b'{"type": "round.completed", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "event",
-         "nested too deeply"),
+        (
+            b'{"type": "round.completed", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "event",
+            "nested too deeply",
+        ),
         (_raw(type=_DROP), "type", "is required"),
         (_raw(v=2), "v", "newer than the supported version"),
         (_raw(v=2, type="brand.new"), "v", "newer than the supported version"),
@@ -103,8 +120,9 @@ def test_shipped_json_schema_is_generated_from_the_models() -> None:
 @settings(max_examples=300, deadline=None)
 @given(at=st.datetimes(timezones=st.timezones()))
 def test_order_key_is_the_utc_isoformat_then_rank_then_event_id(at: datetime) -> None:
-    raw = json.dumps({"v": 1, "event_id": "e-1", "type": "sync.mismatch", "occurred_at": at.isoformat(),
-                      "reason": "r"})
+    raw = json.dumps(
+        {"v": 1, "event_id": "e-1", "type": "sync.mismatch", "occurred_at": at.isoformat(), "reason": "r"}
+    )
     try:
         ev = decode(raw.encode())
     except ContractError:
@@ -118,15 +136,48 @@ _JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-_FIELDS = ["v", "type", "event_id", "occurred_at", "round_id", "session_id", "status", "usage",
-           "prompt_cached_tool_outputs", "error", "model", "message_count", "tool_call_id", "success",
-           "forward_id", "status_code", "reason", "tokens_saved", "is_stream", "endpoint", "tool_name"]
+_FIELDS = [
+    "v",
+    "type",
+    "event_id",
+    "occurred_at",
+    "round_id",
+    "session_id",
+    "status",
+    "usage",
+    "prompt_cached_tool_outputs",
+    "error",
+    "model",
+    "message_count",
+    "tool_call_id",
+    "success",
+    "forward_id",
+    "status_code",
+    "reason",
+    "tokens_saved",
+    "is_stream",
+    "endpoint",
+    "tool_name",
+]
 
 
 @settings(max_examples=400, deadline=None)
-@given(changes=st.dictionaries(st.sampled_from(_FIELDS), _JSON | st.sampled_from(
-    ["session.started", "round.completed", "sync.mismatch", "0001-01-01T00:00:00+01:00", "2026-01-01T00:00:00Z"]),
-    max_size=4))
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(_FIELDS),
+        _JSON
+        | st.sampled_from(
+            [
+                "session.started",
+                "round.completed",
+                "sync.mismatch",
+                "0001-01-01T00:00:00+01:00",
+                "2026-01-01T00:00:00Z",
+            ]
+        ),
+        max_size=4,
+    )
+)
 def test_decode_answers_any_json_with_an_event_or_a_contract_error(changes: dict[str, object]) -> None:
     """Whatever a producer writes, decode() returns an event or raises ContractError: anything
     else would crash the worker that reads it (and every one that claims it after)."""

@@ -14,8 +14,14 @@ from tests.core.histories import coherent_history, deliveries, split
 from tests.core.reference import SeedReference, apply_retrying, database_tables
 from worker.apply import apply_events
 
-TABLES = ("session_metrics", "round_metrics", "tool_call_metrics", "forward_request_metrics",
-          "execute_sync_mismatch_metrics", "applied_counter_events")
+TABLES = (
+    "session_metrics",
+    "round_metrics",
+    "tool_call_metrics",
+    "forward_request_metrics",
+    "execute_sync_mismatch_metrics",
+    "applied_counter_events",
+)
 
 
 def _reset(conn: psycopg.Connection) -> None:
@@ -49,12 +55,14 @@ def test_concurrent_appliers_on_the_same_sessions_converge(db_url: str, conn: ps
     history = [ev for i in range(30) for ev in coherent_history(rng, sessions=5, prefix=f"h{i}-")]
     appliers = 4
     errors: list[Exception] = []
-    deadlocks_before = conn.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+    deadlocks_before = conn.execute(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    ).fetchone()[0]
     threads = []
     for _ in range(appliers):
         # Every applier gets every event (shuffled, duplicated), so all of them fight over every row.
         delivered = deliveries(rng, history, max_copies=2)
-        batches = [delivered[i:i + 60] for i in range(0, len(delivered), 60)]
+        batches = [delivered[i : i + 60] for i in range(0, len(delivered), 60)]
         threads.append(threading.Thread(target=apply_retrying, args=(db_url, batches, errors)))
     for t in threads:
         t.start()
@@ -62,5 +70,7 @@ def test_concurrent_appliers_on_the_same_sessions_converge(db_url: str, conn: ps
         t.join(timeout=120)
     assert not errors
     assert database_tables(conn) == SeedReference.of(history).tables()
-    deadlocks = conn.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+    deadlocks = conn.execute(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    ).fetchone()[0]
     assert deadlocks == deadlocks_before

@@ -31,12 +31,16 @@ def test_one_row_per_key_with_the_rules_of_the_seed() -> None:
     p = plan(history)
     assert len(p.rounds) == len({e.round_id for e in history if e.type.startswith("round.")})
     for round_id, row in p.rounds.items():
-        starts = sorted((e for e in history if e.type == "round.started" and e.round_id == round_id),
-                        key=lambda e: e.order_key)
+        starts = sorted(
+            (e for e in history if e.type == "round.started" and e.round_id == round_id),
+            key=lambda e: e.order_key,
+        )
         assert row.start_version == starts[0].order_key  # the first start is kept
     for tool_id, row in p.tools.items():
-        starts = sorted((e for e in history if e.type == "tool.started" and e.tool_call_id == tool_id),
-                        key=lambda e: e.order_key)
+        starts = sorted(
+            (e for e in history if e.type == "tool.started" and e.tool_call_id == tool_id),
+            key=lambda e: e.order_key,
+        )
         assert row.start_version == starts[-1].order_key  # the latest start wins
     for fwd in p.forwards.values():  # a completion never survives a later start
         assert fwd.completion_version is None or fwd.completion_version > (fwd.start_version or "")

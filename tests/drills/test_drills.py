@@ -19,7 +19,9 @@ def events() -> list:
 
 @pytest.mark.parametrize("kind", list(DRILLS))
 def test_drill(kind: str, events: list, services: Services) -> None:
-    report = run_drill(kind, events, timeout=120, database_url=services.database_url, redis_url=services.redis_url)
+    report = run_drill(
+        kind, events, timeout=120, database_url=services.database_url, redis_url=services.redis_url
+    )
     print(report)
     assert report.faults == (0 if kind == "malformed" else 3)
     assert (report.lost, report.double_counted) == (0, 0)

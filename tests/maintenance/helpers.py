@@ -48,20 +48,38 @@ def complete_history(history: list[Event]) -> list[Event]:
     extra: list[Event] = []
     for sid, ev in last_status.items():
         if ev.type == "session.started":
-            extra.append(SessionCompleted(event_id=f"x{next(_ids)}", occurred_at=ev.occurred_at + timedelta(seconds=1),
-                                          session_id=sid, status="completed"))
+            extra.append(
+                SessionCompleted(
+                    event_id=f"x{next(_ids)}",
+                    occurred_at=ev.occurred_at + timedelta(seconds=1),
+                    session_id=sid,
+                    status="completed",
+                )
+            )
     for fid, ev in last_forward.items():
         if ev.type == "forward.started":
-            extra.append(ForwardCompleted(event_id=f"x{next(_ids)}", occurred_at=ev.occurred_at + timedelta(seconds=1),
-                                          forward_id=fid, status="success", status_code=200,
-                                          usage=TokenUsage(prompt_tokens=1, completion_tokens=2, total_tokens=3)))
+            extra.append(
+                ForwardCompleted(
+                    event_id=f"x{next(_ids)}",
+                    occurred_at=ev.occurred_at + timedelta(seconds=1),
+                    forward_id=fid,
+                    status="success",
+                    status_code=200,
+                    usage=TokenUsage(prompt_tokens=1, completion_tokens=2, total_tokens=3),
+                )
+            )
     for rid, start in round_first_start.items():
         if rid not in completed_rounds:
-            extra.append(RoundCompleted(event_id=f"x{next(_ids)}",
-                                        occurred_at=round_last[rid].occurred_at + timedelta(seconds=1),
-                                        round_id=rid, session_id=start.session_id,  # type: ignore[union-attr]
-                                        status="success",
-                                        usage=TokenUsage(prompt_tokens=5, completion_tokens=5, total_tokens=10)))
+            extra.append(
+                RoundCompleted(
+                    event_id=f"x{next(_ids)}",
+                    occurred_at=round_last[rid].occurred_at + timedelta(seconds=1),
+                    round_id=rid,
+                    session_id=start.session_id,  # type: ignore[union-attr]
+                    status="success",
+                    usage=TokenUsage(prompt_tokens=5, completion_tokens=5, total_tokens=10),
+                )
+            )
     return history + extra
 
 

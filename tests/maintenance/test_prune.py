@@ -43,19 +43,40 @@ def usage(p: int, c: int) -> TokenUsage:
 
 
 def _round(rid: str, sid: str, at: datetime, tokens: int, *, tools: int = 1) -> list[Event]:
-    events: list[Event] = [RoundStarted(event_id=f"{rid}-s", occurred_at=at, round_id=rid, session_id=sid, model="m")]
+    events: list[Event] = [
+        RoundStarted(event_id=f"{rid}-s", occurred_at=at, round_id=rid, session_id=sid, model="m")
+    ]
     for i in range(tools):
         tid = f"{rid}-t{i}"
         events += [
-            ToolStarted(event_id=f"{tid}-s", occurred_at=at, tool_call_id=tid, round_id=rid, session_id=sid,
-                        tool_name="shell"),
-            ToolCompleted(event_id=f"{tid}-c", occurred_at=at, tool_call_id=tid, round_id=rid, session_id=sid,
-                          success=True),
+            ToolStarted(
+                event_id=f"{tid}-s",
+                occurred_at=at,
+                tool_call_id=tid,
+                round_id=rid,
+                session_id=sid,
+                tool_name="shell",
+            ),
+            ToolCompleted(
+                event_id=f"{tid}-c",
+                occurred_at=at,
+                tool_call_id=tid,
+                round_id=rid,
+                session_id=sid,
+                success=True,
+            ),
         ]
     events += [
         RoundCompressed(event_id=f"{rid}-z", occurred_at=at, round_id=rid, session_id=sid, tokens_saved=7),
-        RoundCompleted(event_id=f"{rid}-c", occurred_at=at, round_id=rid, session_id=sid, status="success",
-                       usage=usage(tokens, tokens), prompt_cached_tool_outputs=1),
+        RoundCompleted(
+            event_id=f"{rid}-c",
+            occurred_at=at,
+            round_id=rid,
+            session_id=sid,
+            status="success",
+            usage=usage(tokens, tokens),
+            prompt_cached_tool_outputs=1,
+        ),
     ]
     return events
 
@@ -63,7 +84,9 @@ def _round(rid: str, sid: str, at: datetime, tokens: int, *, tools: int = 1) -> 
 def _session_row(conn: psycopg.Connection, sid: str) -> tuple[Any, ...]:
     row = conn.execute(
         "SELECT total_rounds, total_tokens, tool_call_count, total_compression_events, total_tokens_saved, "
-        "prompt_cached_tool_outputs, xmin::text FROM session_metrics WHERE session_id = %s", (sid,)).fetchone()
+        "prompt_cached_tool_outputs, xmin::text FROM session_metrics WHERE session_id = %s",
+        (sid,),
+    ).fetchone()
     assert row is not None
     return tuple(row)
 
@@ -81,12 +104,20 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
         *_round("old-2", "all-old", OLD + timedelta(days=1), 30),
         *_round("new-1", "all-new", NEW, 40),
         # Stubs whose start never came: a stale one (gone) and a recent one (kept).
-        RoundCompressed(event_id="st1", occurred_at=OLD, round_id="stub-old", session_id="ghost", tokens_saved=5),
+        RoundCompressed(
+            event_id="st1", occurred_at=OLD, round_id="stub-old", session_id="ghost", tokens_saved=5
+        ),
         SessionMessageCount(event_id="st2", occurred_at=OLD, session_id="ghost-2", message_count=3),
-        RoundCompressed(event_id="st3", occurred_at=NEW, round_id="stub-new", session_id="ghost-3", tokens_saved=5),
-        ForwardStarted(event_id="f1", occurred_at=OLD, forward_id="f-old", endpoint="/e", model="m", is_stream=False),
+        RoundCompressed(
+            event_id="st3", occurred_at=NEW, round_id="stub-new", session_id="ghost-3", tokens_saved=5
+        ),
+        ForwardStarted(
+            event_id="f1", occurred_at=OLD, forward_id="f-old", endpoint="/e", model="m", is_stream=False
+        ),
         ForwardCompleted(event_id="f2", occurred_at=OLD, forward_id="f-old", status="success"),
-        ForwardStarted(event_id="f3", occurred_at=NEW, forward_id="f-new", endpoint="/e", model="m", is_stream=False),
+        ForwardStarted(
+            event_id="f3", occurred_at=NEW, forward_id="f-new", endpoint="/e", model="m", is_stream=False
+        ),
         ForwardCompleted(event_id="f4", occurred_at=OLD, forward_id="f-stub", status="error"),
         SyncMismatch(event_id="m1", occurred_at=OLD, reason="message_count"),
         SyncMismatch(event_id="m2", occurred_at=NEW, reason="message_count"),
@@ -94,13 +125,24 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
     apply_events(conn, events)
     # Counter bookkeeping: the OLD ones were applied long ago.
     conn.execute("UPDATE applied_counter_events SET applied_at = %s WHERE event_id <> 'm2'", (OLD,))
-    conn.execute("INSERT INTO maintenance_runs (job, started_at, finished_at, details) VALUES "
-                 "('reconcile', %s, %s, '{}')", (OLD, OLD))
+    conn.execute(
+        "INSERT INTO maintenance_runs (job, started_at, finished_at, details) VALUES "
+        "('reconcile', %s, %s, '{}')",
+        (OLD, OLD),
+    )
     settings = maintenance_settings(db_url, redis_url, keys)
-    redis_client.xadd(settings.keys.dead_letters, {"reason": "old"}, id=f"{int((NOW - timedelta(days=31)).timestamp() * 1000)}-0")
+    redis_client.xadd(
+        settings.keys.dead_letters,
+        {"reason": "old"},
+        id=f"{int((NOW - timedelta(days=31)).timestamp() * 1000)}-0",
+    )
     redis_client.xadd(settings.keys.dead_letters, {"reason": "new"}, id=f"{int(NEW.timestamp() * 1000)}-0")
-    redis_client.zadd(settings.keys.active_sessions, {"gone": NOW.timestamp() - 5, "alive": NOW.timestamp() + 60})
-    redis_client.zadd(settings.keys.awaiting_sessions, {"ancient": OLD.timestamp(), "recent": NEW.timestamp()})
+    redis_client.zadd(
+        settings.keys.active_sessions, {"gone": NOW.timestamp() - 5, "alive": NOW.timestamp() + 60}
+    )
+    redis_client.zadd(
+        settings.keys.awaiting_sessions, {"ancient": OLD.timestamp(), "recent": NEW.timestamp()}
+    )
     untouched = _session_row(conn, "all-new")
 
     details = run_prune(settings, now=NOW)
@@ -116,16 +158,36 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
     assert aggregate_drift(conn) == []
     sessions = {s for (s,) in conn.execute("SELECT session_id FROM session_metrics").fetchall()}
     assert sessions == {"mixed", "all-old", "all-new", "ghost-3"}  # stale stubs gone
-    assert {f for (f,) in conn.execute("SELECT forward_id FROM forward_request_metrics").fetchall()} == {"f-new"}
+    assert {f for (f,) in conn.execute("SELECT forward_id FROM forward_request_metrics").fetchall()} == {
+        "f-new"
+    }
     assert conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone() == (1,)
     assert conn.execute("SELECT array_agg(event_id) FROM applied_counter_events").fetchone() == (["m2"],)
     assert [f[b"reason"] for _, f in redis_client.xrange(settings.keys.dead_letters)] == [b"new"]
     assert redis_client.zrange(settings.keys.active_sessions, 0, -1) == [b"alive"]
     assert redis_client.zrange(settings.keys.awaiting_sessions, 0, -1) == [b"recent"]
-    assert {k: details[k] for k in ("rounds", "tool_calls", "session_updates", "forwards", "stub_sessions",
-                                    "sync_mismatches", "dead_letters", "maintenance_runs")} == {
-        "rounds": 4, "tool_calls": 4, "session_updates": 3, "forwards": 2, "stub_sessions": 2,
-        "sync_mismatches": 1, "dead_letters": 1, "maintenance_runs": 1}
+    assert {
+        k: details[k]
+        for k in (
+            "rounds",
+            "tool_calls",
+            "session_updates",
+            "forwards",
+            "stub_sessions",
+            "sync_mismatches",
+            "dead_letters",
+            "maintenance_runs",
+        )
+    } == {
+        "rounds": 4,
+        "tool_calls": 4,
+        "session_updates": 3,
+        "forwards": 2,
+        "stub_sessions": 2,
+        "sync_mismatches": 1,
+        "dead_letters": 1,
+        "maintenance_runs": 1,
+    }
     (recorded,) = runs(conn, "prune")
     assert recorded["rounds"] == 4 and "seconds" in recorded
 
@@ -166,7 +228,9 @@ def test_chunked_prune_equals_the_seeds_prune(conn: psycopg.Connection) -> None:
     assert prune(conn, cutoff=cutoff, dedupe_before=cutoff, chunk_size=3)["rounds"] == 0
 
 
-def test_prune_next_to_appliers_keeps_aggregates_equal_to_children(db_url: str, conn: psycopg.Connection) -> None:
+def test_prune_next_to_appliers_keeps_aggregates_equal_to_children(
+    db_url: str, conn: psycopg.Connection
+) -> None:
     rng = random.Random(29)
     history = _spread_history(rng, 20)
     apply_events(conn, history[: len(history) // 2])
@@ -176,7 +240,7 @@ def test_prune_next_to_appliers_keeps_aggregates_equal_to_children(db_url: str, 
     for _ in range(2):
         # Every event again, shuffled and duplicated: pruned rounds come back, counted again once.
         delivered = deliveries(rng, history, max_copies=2)
-        batches = [delivered[j:j + 30] for j in range(0, len(delivered), 30)]
+        batches = [delivered[j : j + 30] for j in range(0, len(delivered), 30)]
         appliers.append(threading.Thread(target=apply_retrying, args=(db_url, batches, errors)))
     stop = threading.Event()
     pruned: list[int] = []
@@ -186,7 +250,7 @@ def test_prune_next_to_appliers_keeps_aggregates_equal_to_children(db_url: str, 
             with psycopg.connect(db_url, autocommit=True) as c:
                 while not stop.is_set():
                     pruned.append(prune(c, cutoff=cutoff, dedupe_before=cutoff, chunk_size=5)["rounds"])
-        except Exception as exc:  # noqa: BLE001 - surfaced by the test's assertion
+        except Exception as exc:
             errors.append(exc)
 
     pruner = threading.Thread(target=prune_loop)
@@ -222,13 +286,28 @@ def test_tool_calls_whose_round_never_arrived_are_shown_then_pruned(conn: psycop
     from worker import queries
 
     old = NOW - timedelta(days=200)
-    apply_events(conn, [
-        SessionStarted(event_id="s", occurred_at=old, session_id="s", model="m"),
-        ToolStarted(event_id="t", occurred_at=old, tool_call_id="t", round_id="lost", session_id="s",
-                    tool_name="grep"),
-        ToolCompleted(event_id="tc", occurred_at=old, tool_call_id="t", round_id="lost", session_id="s",
-                      success=True),
-    ])
+    apply_events(
+        conn,
+        [
+            SessionStarted(event_id="s", occurred_at=old, session_id="s", model="m"),
+            ToolStarted(
+                event_id="t",
+                occurred_at=old,
+                tool_call_id="t",
+                round_id="lost",
+                session_id="s",
+                tool_name="grep",
+            ),
+            ToolCompleted(
+                event_id="tc",
+                occurred_at=old,
+                tool_call_id="t",
+                round_id="lost",
+                session_id="s",
+                success=True,
+            ),
+        ],
+    )
     detail = queries.session_detail(conn, "s")
     assert detail is not None and detail.rounds == []
     assert [(c.tool_call_id, c.round_id) for c in detail.tool_calls_without_round] == [("t", "lost")]

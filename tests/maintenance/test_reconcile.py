@@ -51,15 +51,31 @@ def test_seed_reconciles_stale_running_sessions_rounds_and_forwards(
     conn: psycopg.Connection, db_url: str, redis_url: str, keys: str, redis_client: redis.Redis
 ) -> None:
     # storage_reconciles_stale_running_sessions_rounds_and_forwards, with the hints in Redis.
-    apply_events(conn, [
-        SessionStarted(event_id="e1", occurred_at=T, session_id="stale-await", model="gpt-4"),
-        RoundStarted(event_id="e2", occurred_at=T, round_id="round-await", session_id="stale-await", model="gpt-4"),
-        SessionStarted(event_id="e3", occurred_at=T, session_id="stale-complete", model="gpt-4"),
-        RoundStarted(event_id="e4", occurred_at=T, round_id="round-complete", session_id="stale-complete",
-                     model="gpt-4"),
-        ForwardStarted(event_id="e5", occurred_at=T, forward_id="forward-pending", endpoint="/v1/chat/completions",
-                       model="gpt-4", is_stream=False),
-    ])
+    apply_events(
+        conn,
+        [
+            SessionStarted(event_id="e1", occurred_at=T, session_id="stale-await", model="gpt-4"),
+            RoundStarted(
+                event_id="e2", occurred_at=T, round_id="round-await", session_id="stale-await", model="gpt-4"
+            ),
+            SessionStarted(event_id="e3", occurred_at=T, session_id="stale-complete", model="gpt-4"),
+            RoundStarted(
+                event_id="e4",
+                occurred_at=T,
+                round_id="round-complete",
+                session_id="stale-complete",
+                model="gpt-4",
+            ),
+            ForwardStarted(
+                event_id="e5",
+                occurred_at=T,
+                forward_id="forward-pending",
+                endpoint="/v1/chat/completions",
+                model="gpt-4",
+                is_stream=False,
+            ),
+        ],
+    )
     settings = maintenance_settings(db_url, redis_url, keys)
     redis_client.zadd(settings.keys.awaiting_sessions, {"stale-await": T.timestamp()})
 
@@ -78,12 +94,18 @@ def test_seed_reconciles_stale_running_sessions_rounds_and_forwards(
     fs = queries.forward_summary(conn)
     assert (fs.total_requests, fs.successful_requests, fs.failed_requests) == (1, 0, 1)
     summary = queries.summary(conn)
-    assert (summary.total_sessions, summary.active_sessions, summary.awaiting_response_sessions,
-            summary.completed_sessions, summary.error_sessions, summary.cancelled_sessions) == (2, 0, 1, 1, 0, 0)
+    assert (
+        summary.total_sessions,
+        summary.active_sessions,
+        summary.awaiting_response_sessions,
+        summary.completed_sessions,
+        summary.error_sessions,
+        summary.cancelled_sessions,
+    ) == (2, 0, 1, 1, 0, 0)
     # Recorded, with the counts.
-    assert {k: details[k] for k in ("rounds", "forwards", "sessions_completed", "sessions_awaiting",
-                                    "reconciled")} == {"rounds": 2, "forwards": 1, "sessions_completed": 1,
-                                                       "sessions_awaiting": 1, "reconciled": 5}
+    assert {
+        k: details[k] for k in ("rounds", "forwards", "sessions_completed", "sessions_awaiting", "reconciled")
+    } == {"rounds": 2, "forwards": 1, "sessions_completed": 1, "sessions_awaiting": 1, "reconciled": 5}
     (recorded,) = runs(conn, "reconcile")
     assert recorded["reconciled"] == 5 and recorded["awaiting_hints"] == 1
     # A second run finds nothing left.
@@ -91,12 +113,15 @@ def test_seed_reconciles_stale_running_sessions_rounds_and_forwards(
 
 
 def _two_sessions(conn: psycopg.Connection, at: datetime) -> None:
-    apply_events(conn, [
-        SessionStarted(event_id="a1", occurred_at=at, session_id="alive", model="m"),
-        RoundStarted(event_id="a2", occurred_at=at, round_id="alive-r", session_id="alive", model="m"),
-        SessionStarted(event_id="d1", occurred_at=at, session_id="dead", model="m"),
-        RoundStarted(event_id="d2", occurred_at=at, round_id="dead-r", session_id="dead", model="m"),
-    ])
+    apply_events(
+        conn,
+        [
+            SessionStarted(event_id="a1", occurred_at=at, session_id="alive", model="m"),
+            RoundStarted(event_id="a2", occurred_at=at, round_id="alive-r", session_id="alive", model="m"),
+            SessionStarted(event_id="d1", occurred_at=at, session_id="dead", model="m"),
+            RoundStarted(event_id="d2", occurred_at=at, round_id="dead-r", session_id="dead", model="m"),
+        ],
+    )
 
 
 def test_live_heartbeat_is_untouched_expired_one_is_reconciled(
@@ -104,7 +129,9 @@ def test_live_heartbeat_is_untouched_expired_one_is_reconciled(
 ) -> None:
     _two_sessions(conn, T)
     settings = maintenance_settings(db_url, redis_url, keys)
-    redis_client.zadd(settings.keys.active_sessions, {"alive": NOW.timestamp() + 60, "dead": NOW.timestamp() - 1})
+    redis_client.zadd(
+        settings.keys.active_sessions, {"alive": NOW.timestamp() + 60, "dead": NOW.timestamp() - 1}
+    )
     assert read_hints(redis_client, settings.keys, NOW) == Hints(active=frozenset({"alive"}))
 
     details = run_reconcile(settings, now=NOW)
@@ -119,15 +146,28 @@ def test_live_heartbeat_is_untouched_expired_one_is_reconciled(
 def test_only_rows_idle_longer_than_the_grace_are_touched(conn: psycopg.Connection) -> None:
     recent = NOW - GRACE / 2
     _two_sessions(conn, T)
-    apply_events(conn, [
-        RoundCompressed(event_id="c1", occurred_at=recent, round_id="dead-r", session_id="dead", tokens_saved=1),
-        SessionStarted(event_id="n1", occurred_at=recent, session_id="new", model="m"),
-        RoundStarted(event_id="n2", occurred_at=recent, round_id="new-r", session_id="new", model="m"),
-        ForwardStarted(event_id="f1", occurred_at=recent, forward_id="new-f", endpoint="/e", model="m",
-                       is_stream=True),
-        # A stub: a round event whose session's start has not arrived. Never reconciled as a session.
-        RoundCompressed(event_id="s1", occurred_at=T, round_id="stub-r", session_id="stub", tokens_saved=3),
-    ])
+    apply_events(
+        conn,
+        [
+            RoundCompressed(
+                event_id="c1", occurred_at=recent, round_id="dead-r", session_id="dead", tokens_saved=1
+            ),
+            SessionStarted(event_id="n1", occurred_at=recent, session_id="new", model="m"),
+            RoundStarted(event_id="n2", occurred_at=recent, round_id="new-r", session_id="new", model="m"),
+            ForwardStarted(
+                event_id="f1",
+                occurred_at=recent,
+                forward_id="new-f",
+                endpoint="/e",
+                model="m",
+                is_stream=True,
+            ),
+            # A stub: a round event whose session's start has not arrived. Never reconciled as a session.
+            RoundCompressed(
+                event_id="s1", occurred_at=T, round_id="stub-r", session_id="stub", tokens_saved=3
+            ),
+        ],
+    )
     counts = reconcile(conn, Hints(), now=NOW, grace=GRACE)
     status = dict(conn.execute("SELECT session_id, status FROM session_metrics").fetchall())
     rounds = dict(conn.execute("SELECT round_id, status FROM round_metrics").fetchall())
@@ -146,8 +186,12 @@ def test_late_real_events_override_the_guess_and_redeliveries_do_not(conn: psyco
         SessionStarted(event_id="s-start", occurred_at=T, session_id="s", model="m"),
         RoundStarted(event_id="r-start", occurred_at=T, round_id="r", session_id="s", model="m"),
         RoundStarted(event_id="r2-start", occurred_at=T, round_id="r2", session_id="s", model="m"),
-        ForwardStarted(event_id="f-start", occurred_at=T, forward_id="f", endpoint="/e", model="m", is_stream=False),
-        ForwardStarted(event_id="g-start", occurred_at=T, forward_id="g", endpoint="/e", model="m", is_stream=False),
+        ForwardStarted(
+            event_id="f-start", occurred_at=T, forward_id="f", endpoint="/e", model="m", is_stream=False
+        ),
+        ForwardStarted(
+            event_id="g-start", occurred_at=T, forward_id="g", endpoint="/e", model="m", is_stream=False
+        ),
     ]
     apply_events(conn, history)
     assert reconcile(conn, Hints(), now=NOW, grace=GRACE)["reconciled"] == 5  # s, r, r2, f, g
@@ -156,25 +200,46 @@ def test_late_real_events_override_the_guess_and_redeliveries_do_not(conn: psyco
     apply_events(conn, history)
     assert one(conn, "SELECT status, completed_at FROM session_metrics") == ("completed", NOW)
     assert one(conn, "SELECT status, error FROM round_metrics WHERE round_id = 'r'") == (
-        "error", "reconciled_stale_round")
+        "error",
+        "reconciled_stale_round",
+    )
     assert one(conn, "SELECT status, error FROM forward_request_metrics WHERE forward_id = 'f'") == (
-        "error", "reconciled_stale_forward")
+        "error",
+        "reconciled_stale_forward",
+    )
 
     # The real completions were still in the stream: each one wins, however late it arrives.
     late = [
-        RoundCompleted(event_id="r-done", occurred_at=T + timedelta(minutes=1), round_id="r", session_id="s",
-                       status="success", usage=usage(10, 5), prompt_cached_tool_outputs=2),
-        ForwardCompleted(event_id="f-done", occurred_at=T + timedelta(minutes=2), forward_id="f", status="success",
-                         status_code=200, usage=usage(3, 4)),
-        SessionCompleted(event_id="s-done", occurred_at=T + timedelta(minutes=3), session_id="s", status="cancelled"),
+        RoundCompleted(
+            event_id="r-done",
+            occurred_at=T + timedelta(minutes=1),
+            round_id="r",
+            session_id="s",
+            status="success",
+            usage=usage(10, 5),
+            prompt_cached_tool_outputs=2,
+        ),
+        ForwardCompleted(
+            event_id="f-done",
+            occurred_at=T + timedelta(minutes=2),
+            forward_id="f",
+            status="success",
+            status_code=200,
+            usage=usage(3, 4),
+        ),
+        SessionCompleted(
+            event_id="s-done", occurred_at=T + timedelta(minutes=3), session_id="s", status="cancelled"
+        ),
     ]
     for ev in late:
         apply_events(conn, [ev])
     history += late
     # Rows that never got a real completion (r2, g) keep the guess; everything else is the seed's.
     expected = SeedReference.of(history).tables()
-    guesses = (("round_metrics", "round_id", "r2", "reconciled_stale_round"),
-               ("forward_request_metrics", "forward_id", "g", "reconciled_stale_forward"))
+    guesses = (
+        ("round_metrics", "round_id", "r2", "reconciled_stale_round"),
+        ("forward_request_metrics", "forward_id", "g", "reconciled_stale_forward"),
+    )
     for table, key, guessed, error in guesses:
         for row in expected[table]:
             if row[key] == guessed:
@@ -183,24 +248,42 @@ def test_late_real_events_override_the_guess_and_redeliveries_do_not(conn: psyco
     assert aggregate_drift(conn) == []
 
     # A later real restart re-opens the session: the guess ranks below every later event.
-    apply_events(conn, [SessionStarted(event_id="s-again", occurred_at=T + timedelta(minutes=4), session_id="s",
-                                       model="m2")])
+    apply_events(
+        conn,
+        [
+            SessionStarted(
+                event_id="s-again", occurred_at=T + timedelta(minutes=4), session_id="s", model="m2"
+            )
+        ],
+    )
     assert one(conn, "SELECT status, completed_at, model FROM session_metrics") == ("running", None, "m2")
 
 
 def test_same_instant_completion_still_beats_the_guess(conn: psycopg.Connection) -> None:
-    apply_events(conn, [
-        SessionStarted(event_id="zzz", occurred_at=T, session_id="s", model="m"),
-        ForwardStarted(event_id="zzz2", occurred_at=T, forward_id="f", endpoint="/e", model="m", is_stream=False),
-    ])
+    apply_events(
+        conn,
+        [
+            SessionStarted(event_id="zzz", occurred_at=T, session_id="s", model="m"),
+            ForwardStarted(
+                event_id="zzz2", occurred_at=T, forward_id="f", endpoint="/e", model="m", is_stream=False
+            ),
+        ],
+    )
     reconcile(conn, Hints(awaiting=frozenset({"s"})), now=NOW, grace=GRACE)
     assert one(conn, "SELECT status FROM session_metrics") == ("awaiting_response",)
-    apply_events(conn, [
-        SessionCompleted(event_id="aaa", occurred_at=T, session_id="s", status="error"),
-        ForwardCompleted(event_id="aaa2", occurred_at=T, forward_id="f", status="timeout"),
-    ])
+    apply_events(
+        conn,
+        [
+            SessionCompleted(event_id="aaa", occurred_at=T, session_id="s", status="error"),
+            ForwardCompleted(event_id="aaa2", occurred_at=T, forward_id="f", status="timeout"),
+        ],
+    )
     assert one(conn, "SELECT status, completed_at FROM session_metrics") == ("error", T)
-    assert one(conn, "SELECT status, error, completed_at FROM forward_request_metrics") == ("timeout", None, T)
+    assert one(conn, "SELECT status, error, completed_at FROM forward_request_metrics") == (
+        "timeout",
+        None,
+        T,
+    )
 
 
 def _reconcile_loop(url: str, stop: threading.Event, totals: list[int], errors: list[BaseException]) -> None:
@@ -210,7 +293,7 @@ def _reconcile_loop(url: str, stop: threading.Event, totals: list[int], errors: 
                 # Grace 0 and no heartbeats: everything running looks dead, the worst case.
                 n = reconcile(c, Hints(), now=datetime.now(UTC), grace=timedelta(0), chunk_size=7)
                 totals.append(n["reconciled"])
-    except Exception as exc:  # noqa: BLE001 - surfaced by the test's assertion
+    except Exception as exc:
         errors.append(exc)
 
 
@@ -222,7 +305,8 @@ def test_reconcile_racing_workers_draining_a_stream_loses_no_event(
 
     rng = random.Random(17)
     history = complete_history(
-        [ev for i in range(40) for ev in coherent_history(rng, sessions=3, forwards=2, prefix=f"h{i}-")])
+        [ev for i in range(40) for ev in coherent_history(rng, sessions=3, forwards=2, prefix=f"h{i}-")]
+    )
     s = settings(db_url, redis_url, keys, batch_size=25)
     publish(redis_client, s.stream, deliveries(rng, history, max_copies=2))
     workers = [Worker(s.with_(consumer=f"w{i}"), handle_signals=False) for i in range(2)]
@@ -250,9 +334,17 @@ def _stale_rows(conn: psycopg.Connection, n: int) -> int:
     for i in range(n):
         events += [
             SessionStarted(event_id=f"s{i}", occurred_at=T, session_id=f"s{i:04d}", model="m"),
-            RoundStarted(event_id=f"r{i}", occurred_at=T, round_id=f"r{i:04d}", session_id=f"s{i:04d}", model="m"),
-            ForwardStarted(event_id=f"f{i}", occurred_at=T, forward_id=f"f{i:04d}", endpoint="/e", model="m",
-                           is_stream=False),
+            RoundStarted(
+                event_id=f"r{i}", occurred_at=T, round_id=f"r{i:04d}", session_id=f"s{i:04d}", model="m"
+            ),
+            ForwardStarted(
+                event_id=f"f{i}",
+                occurred_at=T,
+                forward_id=f"f{i:04d}",
+                endpoint="/e",
+                model="m",
+                is_stream=False,
+            ),
         ]
     apply_events(conn, events)
     return 3 * n
@@ -269,7 +361,7 @@ def test_concurrent_reconciles_do_the_work_once(db_url: str, conn: psycopg.Conne
             with psycopg.connect(db_url, autocommit=True) as c:
                 barrier.wait()
                 results.append(reconcile(c, Hints(), now=NOW, grace=GRACE, chunk_size=10)["reconciled"])
-        except Exception as exc:  # noqa: BLE001 - surfaced by the test's assertion
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
@@ -313,9 +405,7 @@ def test_two_runs_at_once_one_skips(
     assert sum(r.get("reconciled", 0) for r in recorded) == stale
 
 
-def test_without_hints_there_is_no_reconcile(
-    db_url: str, keys: str, conn: psycopg.Connection
-) -> None:
+def test_without_hints_there_is_no_reconcile(db_url: str, keys: str, conn: psycopg.Connection) -> None:
     _two_sessions(conn, T)
     settings = maintenance_settings(db_url, "redis://127.0.0.1:1/0", keys)  # nothing listens there
     with pytest.raises(redis.ConnectionError):
@@ -325,15 +415,28 @@ def test_without_hints_there_is_no_reconcile(
     assert "ConnectionError" in failed["error"]
 
 
-
 def test_a_round_with_a_recent_tool_call_is_not_stale(conn: psycopg.Connection) -> None:
     """Started before the grace, but a tool call began in it a minute ago: the agent is working."""
-    apply_events(conn, [
-        SessionStarted(event_id="s", occurred_at=NOW - 2 * GRACE, session_id="s", model="m"),
-        RoundStarted(event_id="r", occurred_at=NOW - GRACE - timedelta(minutes=5), round_id="r", session_id="s",
-                     model="m"),
-        ToolStarted(event_id="t", occurred_at=NOW - timedelta(minutes=1), tool_call_id="t", round_id="r",
-                    session_id="s", tool_name="grep"),
-    ])
+    apply_events(
+        conn,
+        [
+            SessionStarted(event_id="s", occurred_at=NOW - 2 * GRACE, session_id="s", model="m"),
+            RoundStarted(
+                event_id="r",
+                occurred_at=NOW - GRACE - timedelta(minutes=5),
+                round_id="r",
+                session_id="s",
+                model="m",
+            ),
+            ToolStarted(
+                event_id="t",
+                occurred_at=NOW - timedelta(minutes=1),
+                tool_call_id="t",
+                round_id="r",
+                session_id="s",
+                tool_name="grep",
+            ),
+        ],
+    )
     assert reconcile(conn, Hints(), now=NOW, grace=GRACE)["reconciled"] == 0
     assert conn.execute("SELECT status FROM round_metrics").fetchone() == ("running",)

@@ -30,10 +30,13 @@ LONG_AGO = datetime(2026, 1, 5, 8, tzinfo=UTC)
 
 
 def _stale(conn: psycopg.Connection) -> None:
-    apply_events(conn, [
-        SessionStarted(event_id="e1", occurred_at=LONG_AGO, session_id="s", model="m"),
-        RoundStarted(event_id="e2", occurred_at=LONG_AGO, round_id="r", session_id="s", model="m"),
-    ])
+    apply_events(
+        conn,
+        [
+            SessionStarted(event_id="e1", occurred_at=LONG_AGO, session_id="s", model="m"),
+            RoundStarted(event_id="e2", occurred_at=LONG_AGO, round_id="r", session_id="s", model="m"),
+        ],
+    )
 
 
 @pytest.fixture
@@ -43,7 +46,9 @@ def queue_name(keys: str, redis_url: str) -> Iterator[str]:
     yield name
     client = redis.Redis.from_url(redis_url)
     q = Queue(name, connection=client)
-    ids = set(q.job_ids) | set(q.finished_job_registry.get_job_ids()) | set(q.failed_job_registry.get_job_ids())
+    ids = (
+        set(q.job_ids) | set(q.finished_job_registry.get_job_ids()) | set(q.failed_job_registry.get_job_ids())
+    )
     for job_id in ids:
         client.delete(f"rq:job:{job_id}", f"rq:results:{job_id}")
         for func in ("worker.jobs.reconcile", "worker.jobs.prune"):
@@ -69,22 +74,44 @@ def test_cron_config_registers_reconcile_every_minute_and_prune_daily(
     scheduler.load_config_from_file("worker.cron_config")
     jobs = {job.func_name: job for job in scheduler.get_jobs()}
     assert set(jobs) == {"worker.jobs.reconcile", "worker.jobs.prune"}
-    assert (jobs["worker.jobs.reconcile"].queue_name, jobs["worker.jobs.reconcile"].cron) == ("maintenance", "* * * * *")
-    assert (jobs["worker.jobs.prune"].queue_name, jobs["worker.jobs.prune"].cron) == ("maintenance", "17 3 * * *")
+    assert (jobs["worker.jobs.reconcile"].queue_name, jobs["worker.jobs.reconcile"].cron) == (
+        "maintenance",
+        "* * * * *",
+    )
+    assert (jobs["worker.jobs.prune"].queue_name, jobs["worker.jobs.prune"].cron) == (
+        "maintenance",
+        "17 3 * * *",
+    )
     now = datetime.now(UTC)
     assert jobs["worker.jobs.reconcile"].next_enqueue_time <= now + timedelta(minutes=1)
     assert jobs["worker.jobs.prune"].next_enqueue_time <= now + timedelta(days=1)
 
 
 def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
-    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, queue_name: str
+    conn: psycopg.Connection,
+    db_url: str,
+    redis_url: str,
+    keys: str,
+    redis_client: redis.Redis,
+    queue_name: str,
 ) -> None:
     _stale(conn)
     # Every second instead of every minute / daily (croniter's sixth field is seconds).
-    env = _env(db_url, redis_url, keys, METRICS_MAINTENANCE_QUEUE=queue_name,
-               METRICS_RECONCILE_CRON="* * * * * *", METRICS_PRUNE_CRON="* * * * * *")
-    scheduler = subprocess.Popen([RQ, "cron", "worker.cron_config", "--url", redis_url], cwd=ROOT, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = _env(
+        db_url,
+        redis_url,
+        keys,
+        METRICS_MAINTENANCE_QUEUE=queue_name,
+        METRICS_RECONCILE_CRON="* * * * * *",
+        METRICS_PRUNE_CRON="* * * * * *",
+    )
+    scheduler = subprocess.Popen(
+        [RQ, "cron", "worker.cron_config", "--url", redis_url],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     queue = Queue(queue_name, connection=redis_client)
     try:
         deadline = time.monotonic() + 20
@@ -94,14 +121,22 @@ def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
                 break
             time.sleep(0.1)
         else:
-            pytest.fail(f"rq cron enqueued nothing within 20s: {scheduler.stderr.read() if scheduler.stderr else ''!r}")
+            pytest.fail(
+                f"rq cron enqueued nothing within 20s: {scheduler.stderr.read() if scheduler.stderr else ''!r}"
+            )
     finally:
         scheduler.terminate()  # SIGTERM: it unregisters and exits
         _, err = scheduler.communicate(timeout=10)
     assert scheduler.returncode == 0, err.decode()
 
-    done = subprocess.run([RQ, "worker", "--burst", queue_name, "--url", redis_url], cwd=ROOT, env=env,
-                          capture_output=True, timeout=60, check=False)
+    done = subprocess.run(
+        [RQ, "worker", "--burst", queue_name, "--url", redis_url],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert queue.count == 0 and queue.failed_job_registry.count == 0, done.stderr.decode()[-2000:]
     recorded = runs(conn)
@@ -110,17 +145,31 @@ def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
     assert conn.execute("SELECT status FROM session_metrics").fetchone() == ("completed",)
 
 
-def test_one_shot_commands_from_a_shell(conn: psycopg.Connection, db_url: str, redis_url: str, keys: str) -> None:
+def test_one_shot_commands_from_a_shell(
+    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str
+) -> None:
     _stale(conn)
     env = _env(db_url, redis_url, keys)
-    rec = subprocess.run([sys.executable, "-m", "worker.maintenance_cli", "reconcile", "--grace", "5m"],
-                         cwd=ROOT, env=env, capture_output=True, timeout=60, check=False)
+    rec = subprocess.run(
+        [sys.executable, "-m", "worker.maintenance_cli", "reconcile", "--grace", "5m"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert rec.returncode == 0, rec.stderr.decode()
     out = json.loads(rec.stdout)
     assert (out["job"], out["sessions_completed"], out["rounds"]) == ("reconcile", 1, 1)
     # metrics-worker (the main CLI) wires the same commands.
-    pru = subprocess.run([sys.executable, "-m", "worker.cli", "prune", "--older-than", "90d"],
-                         cwd=ROOT, env=env, capture_output=True, timeout=60, check=False)
+    pru = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "prune", "--older-than", "90d"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert pru.returncode == 0, pru.stderr.decode()
     out = json.loads(pru.stdout)
     assert (out["job"], out["rounds"]) == ("prune", 1)  # started LONG_AGO, more than 90 days back
@@ -129,7 +178,11 @@ def test_one_shot_commands_from_a_shell(conn: psycopg.Connection, db_url: str, r
 
 
 def test_cli_reports_a_skip_and_refuses_bad_input(
-    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str, capsys: pytest.CaptureFixture[str],
+    conn: psycopg.Connection,
+    db_url: str,
+    redis_url: str,
+    keys: str,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name, value in _env(db_url, redis_url, keys).items():
@@ -146,9 +199,11 @@ def test_cli_reports_a_skip_and_refuses_bad_input(
     assert exit_info.value.code == 2
     assert "--grace: 'soon' is not a duration" in capsys.readouterr().err
     # Settings that would destroy live data, or leave datetime's range: one line, status 2.
-    for argv, says in ((["prune", "--older-than", "0s"], "METRICS_RETENTION (--older-than): 0:00:00 is shorter"),
-                       (["prune", "--dead-letter-retention", "5m"], "METRICS_DEAD_LETTER_RETENTION"),
-                       (["reconcile", "--grace", "0"], "METRICS_RECONCILE_GRACE (--grace): 0:00:00 is shorter")):
+    for argv, says in (
+        (["prune", "--older-than", "0s"], "METRICS_RETENTION (--older-than): 0:00:00 is shorter"),
+        (["prune", "--dead-letter-retention", "5m"], "METRICS_DEAD_LETTER_RETENTION"),
+        (["reconcile", "--grace", "0"], "METRICS_RECONCILE_GRACE (--grace): 0:00:00 is shorter"),
+    ):
         assert maintenance_main(argv) == 2
         assert says in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:

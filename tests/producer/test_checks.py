@@ -63,7 +63,9 @@ def test_given_metadata_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="^event: must be a contract event"):
         capture.publish({"type": "sync.mismatch"})
     with pytest.raises(ValueError, match="^occurred_at: must be a datetime that exists in UTC"):
-        capture.sync_mismatch("r", occurred_at=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))))
+        capture.sync_mismatch(
+            "r", occurred_at=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
+        )
     for since in ("abc", float("nan"), float("inf"), True, [1], 10**400):
         with pytest.raises(ValueError, match="^since: must be a finite number of unix seconds"):
             capture.session_awaiting("s", since=since)

@@ -94,7 +94,11 @@ def test_nothing_is_published_for_a_completed_session_until_a_start_reopens_it(
     publisher.round_started("r2", "s", "m")
     assert publisher.flush(10)
     assert [e.type for e in read_stream(redis_client, stream)] == [
-        "session.started", "session.completed", "session.started", "round.started"]
+        "session.started",
+        "session.completed",
+        "session.started",
+        "round.started",
+    ]
     assert publisher.stats()["dropped_after_complete"] == 3
     assert publisher.stats()["open_sessions"] == 1
     assert sum("after its session.completed" in r.message for r in caplog.records) == 1

@@ -93,7 +93,10 @@ def test_a_filter_mistake_is_one_line_and_status_2(url: str, capsys: pytest.Capt
         # Bytes a shell passes that are not UTF-8 arrive surrogate-escaped: a traceback before.
         (["sessions", "--model", "a\udcffb"], "argument --model: not valid UTF-8: 'a\\udcffb'"),
         (["session_detail", "s\udcff"], "argument session_id: not valid UTF-8"),
-        (["forward_requests", "--endpoint", "a\x00b"], "argument --endpoint: must not contain a NUL character"),
+        (
+            ["forward_requests", "--endpoint", "a\x00b"],
+            "argument --endpoint: must not contain a NUL character",
+        ),
     ],
 )
 def test_bad_arguments_are_usage_errors(

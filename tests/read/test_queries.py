@@ -316,10 +316,18 @@ def test_sums_beyond_bigint_are_exact(db_url: str) -> None:
     big = TokenUsage(prompt_tokens=4 * 10**18, completion_tokens=10**18, total_tokens=5 * 10**18)
     events = []
     for s in ("s1", "s2"):
-        events += [SessionStarted(event_id=f"{s}-start", occurred_at=at, session_id=s, model="m"),
-                   RoundStarted(event_id=f"{s}-r", occurred_at=at, round_id=f"{s}-r", session_id=s, model="m"),
-                   RoundCompleted(event_id=f"{s}-c", occurred_at=at, round_id=f"{s}-r", session_id=s,
-                                  status="success", usage=big)]
+        events += [
+            SessionStarted(event_id=f"{s}-start", occurred_at=at, session_id=s, model="m"),
+            RoundStarted(event_id=f"{s}-r", occurred_at=at, round_id=f"{s}-r", session_id=s, model="m"),
+            RoundCompleted(
+                event_id=f"{s}-c",
+                occurred_at=at,
+                round_id=f"{s}-r",
+                session_id=s,
+                status="success",
+                usage=big,
+            ),
+        ]
     with psycopg.connect(db_url, autocommit=True) as conn:
         apply_events(conn, events)
         assert queries.summary(conn).total_tokens.total_tokens == 10**19

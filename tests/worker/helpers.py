@@ -31,8 +31,15 @@ def publish(client: redis.Redis, stream: str, events: Iterable[Event], chunk: in
 
 
 def settings(db_url: str, redis_url: str, keys: str, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {"database_url": db_url, "redis_url": redis_url, "stream": f"{keys}:events",
-                            "group": "workers", "block_ms": 100, "claim_idle_ms": 1000, "trim_every_s": 3600.0}
+    base: dict[str, Any] = {
+        "database_url": db_url,
+        "redis_url": redis_url,
+        "stream": f"{keys}:events",
+        "group": "workers",
+        "block_ms": 100,
+        "claim_idle_ms": 1000,
+        "trim_every_s": 3600.0,
+    }
     base.update(overrides)
     return Settings(**base)
 
@@ -45,8 +52,13 @@ def drain(s: Settings, **kw: Any) -> Worker:
 
 def worker_env(s: Settings) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(DATABASE_URL=s.database_url, REDIS_URL=s.redis_url, METRICS_STREAM=s.stream,
-               METRICS_GROUP=s.group, METRICS_SHARDS=str(s.shards))
+    env.update(
+        DATABASE_URL=s.database_url,
+        REDIS_URL=s.redis_url,
+        METRICS_STREAM=s.stream,
+        METRICS_GROUP=s.group,
+        METRICS_SHARDS=str(s.shards),
+    )
     return env
 
 
@@ -55,7 +67,9 @@ def spawn_worker(s: Settings, *args: str) -> subprocess.Popen[bytes]:
     with tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False) as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "worker.cli", "run", *args],
-            env=worker_env(s), stdout=subprocess.DEVNULL, stderr=log,
+            env=worker_env(s),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
     proc.log_path = log.name  # type: ignore[attr-defined]
     return proc

@@ -21,7 +21,13 @@ from worker.consumer import Worker, sort_entries
 from worker.deadletter import DeadLetters
 from worker.stream import Batch
 
-VALID = {"v": 1, "event_id": "x", "type": "sync.mismatch", "occurred_at": "2026-02-10T10:00:00Z", "reason": "r"}
+VALID = {
+    "v": 1,
+    "event_id": "x",
+    "type": "sync.mismatch",
+    "occurred_at": "2026-02-10T10:00:00Z",
+    "reason": "r",
+}
 
 
 def _json(**changes: object) -> bytes:
@@ -40,8 +46,10 @@ MALFORMED: list[tuple[dict[bytes | str, bytes | str], str]] = [
     # Unhashable and too deep: each crashed every worker that claimed it, until they were reasons.
     ({STREAM_FIELD: _json(type=["sync.mismatch"])}, "type: unknown event type"),
     ({STREAM_FIELD: _json(type={"name": "sync.mismatch"})}, "type: unknown event type"),
-    ({STREAM_FIELD: b'{"type": "sync.mismatch", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"},
-     "nested too deeply"),
+    (
+        {STREAM_FIELD: b'{"type": "sync.mismatch", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"},
+        "nested too deeply",
+    ),
     ({STREAM_FIELD: _json(v=99)}, "newer than the supported version"),
     ({STREAM_FIELD: _json(v="1")}, "v:"),
     ({STREAM_FIELD: _json(event_id="e" * 200)}, "event_id: String should have at most 128"),
@@ -53,22 +61,88 @@ MALFORMED: list[tuple[dict[bytes | str, bytes | str], str]] = [
     ({STREAM_FIELD: _json(occurred_at="0001-01-01T00:30:00+01:00")}, "occurred_at: is out of range"),
     ({STREAM_FIELD: _json(reason="")}, "reason:"),
     ({STREAM_FIELD: _json(reason="a\u0000b")}, "NUL"),
-    ({STREAM_FIELD: json.dumps({"v": 1, "event_id": "y", "type": "round.completed",
-                                "occurred_at": "2026-02-10T10:00:00Z", "round_id": "r", "session_id": "s",
-                                "status": "success", "usage": {"prompt_tokens": -5, "completion_tokens": 0,
-                                                               "total_tokens": 0}})}, "usage.prompt_tokens"),
-    ({STREAM_FIELD: json.dumps({"v": 1, "event_id": "z", "type": "round.completed",
-                                "occurred_at": "2026-02-10T10:00:00Z", "round_id": "r", "session_id": "s",
-                                "status": "success", "usage": None})}, "usage"),
-    ({STREAM_FIELD: json.dumps({"v": 1, "event_id": "w", "type": "forward.started",
-                                "occurred_at": "2026-02-10T10:00:00Z", "forward_id": "f", "endpoint": "/x",
-                                "model": "m", "is_stream": "yes"})}, "is_stream"),
-    ({STREAM_FIELD: json.dumps({"v": 1, "event_id": "q", "type": "session.completed",
-                                "occurred_at": "2026-02-10T10:00:00Z", "session_id": "s", "status": "done"})},
-     "status"),
-    ({STREAM_FIELD: json.dumps({"v": 1, "event_id": "k", "type": "tool.started",
-                                "occurred_at": "2026-02-10T10:00:00Z", "tool_call_id": "t", "round_id": "r",
-                                "session_id": "s"})}, "tool_name: is required"),
+    (
+        {
+            STREAM_FIELD: json.dumps(
+                {
+                    "v": 1,
+                    "event_id": "y",
+                    "type": "round.completed",
+                    "occurred_at": "2026-02-10T10:00:00Z",
+                    "round_id": "r",
+                    "session_id": "s",
+                    "status": "success",
+                    "usage": {"prompt_tokens": -5, "completion_tokens": 0, "total_tokens": 0},
+                }
+            )
+        },
+        "usage.prompt_tokens",
+    ),
+    (
+        {
+            STREAM_FIELD: json.dumps(
+                {
+                    "v": 1,
+                    "event_id": "z",
+                    "type": "round.completed",
+                    "occurred_at": "2026-02-10T10:00:00Z",
+                    "round_id": "r",
+                    "session_id": "s",
+                    "status": "success",
+                    "usage": None,
+                }
+            )
+        },
+        "usage",
+    ),
+    (
+        {
+            STREAM_FIELD: json.dumps(
+                {
+                    "v": 1,
+                    "event_id": "w",
+                    "type": "forward.started",
+                    "occurred_at": "2026-02-10T10:00:00Z",
+                    "forward_id": "f",
+                    "endpoint": "/x",
+                    "model": "m",
+                    "is_stream": "yes",
+                }
+            )
+        },
+        "is_stream",
+    ),
+    (
+        {
+            STREAM_FIELD: json.dumps(
+                {
+                    "v": 1,
+                    "event_id": "q",
+                    "type": "session.completed",
+                    "occurred_at": "2026-02-10T10:00:00Z",
+                    "session_id": "s",
+                    "status": "done",
+                }
+            )
+        },
+        "status",
+    ),
+    (
+        {
+            STREAM_FIELD: json.dumps(
+                {
+                    "v": 1,
+                    "event_id": "k",
+                    "type": "tool.started",
+                    "occurred_at": "2026-02-10T10:00:00Z",
+                    "tool_call_id": "t",
+                    "round_id": "r",
+                    "session_id": "s",
+                }
+            )
+        },
+        "tool_name: is required",
+    ),
 ]
 
 
@@ -110,7 +184,9 @@ def test_an_entry_the_decoder_fails_on_is_dead_lettered_not_fatal(monkeypatch: p
 
     monkeypatch.setattr(consumer, "decode", broken)
     out = sort_entries(Batch("s", [(b"1-0", {STREAM_FIELD.encode(): _json()})]), limit=5)
-    assert [reason for _, _, reason in out.letters] == ["invalid event: the decoder failed (RuntimeError: boom)"]
+    assert [reason for _, _, reason in out.letters] == [
+        "invalid event: the decoder failed (RuntimeError: boom)"
+    ]
     assert out.good == []
 
 
@@ -119,11 +195,16 @@ def test_entry_postgres_refuses_is_dead_lettered_without_holding_back_its_batch(
 ) -> None:
     huge = TokenUsage(prompt_tokens=2**62, completion_tokens=2**62, total_tokens=2**63 - 1)
     events = [SessionStarted(event_id="s", occurred_at=T0, session_id="s1", model="m")]
-    events += [RoundStarted(event_id=f"rs{i}", occurred_at=T0, round_id=f"r{i}", session_id="s1", model="m")
-               for i in range(6)]
-    ok = RoundCompleted(event_id="ok", occurred_at=T0, round_id="r0", session_id="s1", status="success", usage=huge)
-    overflow = RoundCompleted(event_id="overflow", occurred_at=T0, round_id="r1", session_id="s1",
-                              status="success", usage=huge)
+    events += [
+        RoundStarted(event_id=f"rs{i}", occurred_at=T0, round_id=f"r{i}", session_id="s1", model="m")
+        for i in range(6)
+    ]
+    ok = RoundCompleted(
+        event_id="ok", occurred_at=T0, round_id="r0", session_id="s1", status="success", usage=huge
+    )
+    overflow = RoundCompleted(
+        event_id="overflow", occurred_at=T0, round_id="r1", session_id="s1", status="success", usage=huge
+    )
     s = settings(db_url, redis_url, keys, batch_size=100)
     publish(redis_client, s.stream, [*events, ok])
     drain(s)
@@ -147,12 +228,20 @@ def test_dlq_cli_lists_shows_redrives_and_purges(
     letters = DeadLetters(redis_client, s.keys.dead_letters)
     first, second = letters.list()
     redis_client.xdel(s.keys.dead_letters, first.id)
-    redis_client.xadd(s.keys.dead_letters, {**{k: v for k, v in first.as_dict().items() if k != "id"},
-                                            "payload": encode(good)})
+    redis_client.xadd(
+        s.keys.dead_letters,
+        {**{k: v for k, v in first.as_dict().items() if k != "id"}, "payload": encode(good)},
+    )
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "worker.cli", "dlq", *args], env=worker_env(s),
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "worker.cli", "dlq", *args],
+            env=worker_env(s),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     listed = cli("list")
     assert listed.returncode == 0 and "2 dead letters" in listed.stdout
@@ -170,7 +259,9 @@ def test_dlq_cli_lists_shows_redrives_and_purges(
     assert cli("purge", "--all").returncode == 0 and letters.count() == 0
 
 
-def test_a_redis_url_that_decodes_responses_is_refused_at_start(db_url: str, redis_url: str, keys: str) -> None:
+def test_a_redis_url_that_decodes_responses_is_refused_at_start(
+    db_url: str, redis_url: str, keys: str
+) -> None:
     s = settings(db_url, redis_url + ("&" if "?" in redis_url else "?") + "decode_responses=True", keys)
     with pytest.raises(ValueError, match="decode_responses is not supported"):
         Worker(s, handle_signals=False)
@@ -186,11 +277,25 @@ def test_setup_mistakes_are_one_line_not_a_traceback(db_url: str, redis_url: str
         busy.listen()
         port = busy.getsockname()[1]
         for extra_env, argv, says in (
-            ({"METRICS_SCHEMA_FILE": "/nonexistent/schema.sql"}, ["schema"], "METRICS_SCHEMA_FILE: cannot read"),
-            ({}, ["run", "--burst", "--metrics-port", str(port)], "--metrics-port / METRICS_PORT: cannot serve"),
+            (
+                {"METRICS_SCHEMA_FILE": "/nonexistent/schema.sql"},
+                ["schema"],
+                "METRICS_SCHEMA_FILE: cannot read",
+            ),
+            (
+                {},
+                ["run", "--burst", "--metrics-port", str(port)],
+                "--metrics-port / METRICS_PORT: cannot serve",
+            ),
             ({}, ["dlq", "show", "not-an-id"], "Redis refused it: Invalid stream ID"),
         ):
-            done = subprocess.run([sys.executable, "-m", "worker.cli", *argv], env={**worker_env(s), **extra_env},
-                                  capture_output=True, text=True, timeout=60, check=False)
+            done = subprocess.run(
+                [sys.executable, "-m", "worker.cli", *argv],
+                env={**worker_env(s), **extra_env},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             assert done.returncode == 2, (argv, done.stderr)
             assert says in done.stderr and "Traceback" not in done.stderr, (argv, done.stderr)

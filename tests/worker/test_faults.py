@@ -47,8 +47,19 @@ def test_sigkill_of_one_of_three_workers_mid_run(
     history = [ev for i in range(60) for ev in coherent_history(rng, sessions=3, prefix=f"h{i}-")]
     s = settings(db_url, redis_url, keys)
     published = publish(redis_client, s.stream, deliveries(rng, history))
-    procs = [spawn_worker(s.with_(consumer=f"w{i}"), "--burst", "--consumer", f"w{i}", "--batch-size", "25",
-                          "--claim-idle-ms", "1000") for i in range(3)]
+    procs = [
+        spawn_worker(
+            s.with_(consumer=f"w{i}"),
+            "--burst",
+            "--consumer",
+            f"w{i}",
+            "--batch-size",
+            "25",
+            "--claim-idle-ms",
+            "1000",
+        )
+        for i in range(3)
+    ]
     try:
         wait_for(lambda: _delivered(redis_client, s.stream, s.group) > published // 4)
         procs[0].send_signal(signal.SIGKILL)
@@ -92,8 +103,10 @@ def test_sigterm_exits_promptly_and_acks_exactly_what_was_committed(
 ) -> None:
     # One event per distinct reason: each committed event is one mismatch row, so the database
     # says exactly which entries were committed.
-    events = [SyncMismatch(event_id=f"m{i}", occurred_at=T0 + timedelta(microseconds=i), reason=f"reason-{i}")
-              for i in range(6_000)]
+    events = [
+        SyncMismatch(event_id=f"m{i}", occurred_at=T0 + timedelta(microseconds=i), reason=f"reason-{i}")
+        for i in range(6_000)
+    ]
     s = settings(db_url, redis_url, keys, consumer="graceful")
     publish(redis_client, s.stream, events)
     proc = spawn_worker(s, "--batch-size", "50", "--consumer", "graceful")
@@ -144,8 +157,14 @@ def test_schema_command_repairs_a_table_dropped_after_it_was_applied(db_url: str
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("DROP TABLE session_metrics")
     env = dict(os.environ, DATABASE_URL=db_url)
-    done = subprocess.run([sys.executable, "-m", "worker.cli", "schema"], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "schema"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT to_regclass('session_metrics') IS NOT NULL").fetchone() == (True,)
@@ -164,10 +183,20 @@ def test_sigterm_ends_a_worker_whose_batch_waits_on_a_row_lock(
     holder = psycopg.connect(db_url)
     try:
         holder.execute("SELECT 1 FROM session_metrics WHERE session_id = 'held' FOR UPDATE")
-        publish(redis_client, s.stream, [SessionStarted(event_id="s1", occurred_at=T0, session_id="held", model="m2")])
+        publish(
+            redis_client,
+            s.stream,
+            [SessionStarted(event_id="s1", occurred_at=T0, session_id="held", model="m2")],
+        )
         proc = spawn_worker(s, "--consumer", "locked")
-        wait_for(lambda: conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0] > 0)
+        wait_for(
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                ).fetchone()[0]
+                > 0
+            )
+        )
         proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
         assert proc.wait(timeout=20) == 0, log_of(proc)
@@ -188,13 +217,19 @@ def test_a_group_deleted_under_a_running_worker_is_created_again(
     runner = threading.Thread(target=worker.run)
     runner.start()
     try:
-        wait_for(lambda: conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] == 10)
+        wait_for(
+            lambda: conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] == 10
+        )
         redis_client.xgroup_destroy(s.stream, s.group)
         publish(redis_client, s.stream, events[10:])
-        wait_for(lambda: conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] == 20,
-                 timeout=30)
+        wait_for(
+            lambda: conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] == 20,
+            timeout=30,
+        )
         assert runner.is_alive()
     finally:
         worker.stop()
         runner.join(10)
-    assert conn.execute("SELECT sum(count) FROM execute_sync_mismatch_metrics").fetchone() == (20,)  # once each
+    assert conn.execute("SELECT sum(count) FROM execute_sync_mismatch_metrics").fetchone() == (
+        20,
+    )  # once each

@@ -19,7 +19,9 @@ def _add(client: redis.Redis, stream: str, n: int) -> list[bytes]:
     return [client.xadd(stream, {"event": b"{}"}) for _ in range(n)]
 
 
-def test_trim_keeps_pending_and_undelivered_entries_of_every_group(redis_client: redis.Redis, keys: str) -> None:
+def test_trim_keeps_pending_and_undelivered_entries_of_every_group(
+    redis_client: redis.Redis, keys: str
+) -> None:
     stream = f"{keys}:events"
     ids = _add(redis_client, stream, 10)
     fast = StreamClient(redis_client, Keys(stream), "fast", "c1")
@@ -28,11 +30,11 @@ def test_trim_keeps_pending_and_undelivered_entries_of_every_group(redis_client:
     slow.ensure_groups()
     batch = fast.read_new(10, None)
     assert batch is not None
-    fast.ack(stream, [e[0] for e in batch.entries])      # group "fast" acknowledged all ten
-    slow_batch = slow.read_new(4, None)                  # group "slow" got four, acked two
+    fast.ack(stream, [e[0] for e in batch.entries])  # group "fast" acknowledged all ten
+    slow_batch = slow.read_new(4, None)  # group "slow" got four, acked two
     assert slow_batch is not None
     slow.ack(stream, [e[0] for e in slow_batch.entries[:2]])
-    assert fast.trim_acknowledged() == 2                 # only the two every group acknowledged
+    assert fast.trim_acknowledged() == 2  # only the two every group acknowledged
     assert [e[0] for e in redis_client.xrange(stream)] == ids[2:]
     pending = redis_client.xpending(stream, "slow")
     assert pending["pending"] == 2 and pending["min"] == ids[2]
@@ -45,7 +47,7 @@ def test_idle_consumers_without_pending_entries_are_removed(redis_client: redis.
     me.ensure_groups()
     idle_empty = StreamClient(redis_client, Keys(stream), "g", "idle-empty")
     idle_holding = StreamClient(redis_client, Keys(stream), "g", "idle-holding")
-    assert idle_holding.read_new(1, None) is not None    # keeps one entry pending
+    assert idle_holding.read_new(1, None) is not None  # keeps one entry pending
     got = idle_empty.read_new(1, None)
     assert got is not None
     idle_empty.ack(stream, [e[0] for e in got.entries])  # holds nothing
@@ -53,11 +55,12 @@ def test_idle_consumers_without_pending_entries_are_removed(redis_client: redis.
     removed = me.remove_idle_consumers(idle_ms=10)
     names = {c["name"] for c in redis_client.xinfo_consumers(stream, "g")}
     assert "idle-empty" in removed and b"idle-empty" not in names
-    assert b"idle-holding" in names                      # DELCONSUMER would drop its pending entry
+    assert b"idle-holding" in names  # DELCONSUMER would drop its pending entry
 
 
-def test_status_command_shows_backlog_consumers_and_dead_letters(redis_client: redis.Redis, redis_url: str,
-                                                                keys: str) -> None:
+def test_status_command_shows_backlog_consumers_and_dead_letters(
+    redis_client: redis.Redis, redis_url: str, keys: str
+) -> None:
     keyring = Keys(f"{keys}:events", shards=2)
     for stream, n in zip(keyring.streams, (5, 2), strict=True):
         _add(redis_client, stream, n)
@@ -67,25 +70,41 @@ def test_status_command_shows_backlog_consumers_and_dead_letters(redis_client: r
     got = reader.read_new(3, None)  # three of the first shard's five, left pending
     assert got is not None and got.stream == first
     redis_client.xadd(keyring.dead_letters, {"payload": b"{}", "reason": "invalid event: test"})
-    env = dict(os.environ, REDIS_URL=redis_url, METRICS_STREAM=keyring.stream, METRICS_SHARDS="2", METRICS_GROUP="g")
-    done = subprocess.run([sys.executable, "-m", "worker.cli", "status", "--json"], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    env = dict(
+        os.environ, REDIS_URL=redis_url, METRICS_STREAM=keyring.stream, METRICS_SHARDS="2", METRICS_GROUP="g"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     counted = int(str(redis_client.info("server")["redis_version"]).split(".")[0]) >= 7  # else: null, "some"
     assert report["dead_letters"] == 1
     by_stream = {s["stream"]: s for s in report["streams"]}
     assert (by_stream[first]["length"], by_stream[first]["undelivered"], by_stream[first]["pending"]) == (
-        5, 2 if counted else None, 3)
+        5,
+        2 if counted else None,
+        3,
+    )
     assert by_stream[first]["consumers"][0]["name"] == "reader-1"
     assert by_stream[first]["consumers"][0]["pending"] == 3
     second = by_stream[keyring.streams[1]]
     assert (second["length"], second["undelivered"], second["pending"]) == (2, 2 if counted else None, 0)
-    text = subprocess.run([sys.executable, "-m", "worker.cli", "status"], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    text = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     total = "4" if counted else "some (Redis < 7 does not count them)"
     assert text.returncode == 0 and f"{total} undelivered, 3 pending, 1 dead letters" in text.stdout
-
 
 
 def test_an_entry_is_not_acked_when_its_dead_letter_could_not_be_written(
@@ -111,8 +130,12 @@ def test_redrive_keeps_a_letter_it_could_not_publish_and_publishes_an_id_once(
     from worker.deadletter import DeadLetters
 
     letters = DeadLetters(redis_client, f"{keys}:events:dead")
-    good = redis_client.xadd(letters.key, {"payload": b"{}", "stream": f"{keys}:events", "reason": "r"}).decode()
-    bad = redis_client.xadd(letters.key, {"payload": b"{}", "stream": f"{keys}:blocked", "reason": "r"}).decode()
+    good = redis_client.xadd(
+        letters.key, {"payload": b"{}", "stream": f"{keys}:events", "reason": "r"}
+    ).decode()
+    bad = redis_client.xadd(
+        letters.key, {"payload": b"{}", "stream": f"{keys}:blocked", "reason": "r"}
+    ).decode()
     redis_client.set(f"{keys}:blocked", "not a stream")
     assert letters.redrive([good, good]) == 1
     assert redis_client.xlen(f"{keys}:events") == 1
@@ -133,8 +156,12 @@ def test_an_entry_deleted_while_pending_on_a_dead_consumer_is_acked_as_gone(
     from tests.worker.helpers import drain, settings
 
     s = settings(db_url, redis_url, keys, claim_idle_ms=50)
-    ids = [redis_client.xadd(s.stream, {"event": encode(SyncMismatch(event_id=f"e{i}", occurred_at=T0,
-                                                                      reason=f"r{i}"))}) for i in range(3)]
+    ids = [
+        redis_client.xadd(
+            s.stream, {"event": encode(SyncMismatch(event_id=f"e{i}", occurred_at=T0, reason=f"r{i}"))}
+        )
+        for i in range(3)
+    ]
     dead = StreamClient(redis_client, Keys(s.stream), s.group, "dead")
     dead.ensure_groups()
     assert dead.read_new(10, None) is not None  # three pending on a consumer that then dies
