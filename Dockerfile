@@ -34,7 +34,7 @@ RUN python -c "from worker.schema import schema_path; p = schema_path(); assert 
  && metrics-worker --help >/dev/null \
  && metrics-producer --help >/dev/null \
  && metrics-api --help >/dev/null \
- && python -c "import worker.cron_config, worker.jobs"
+ && python -c "import worker.maintenance.cron, worker.maintenance.jobs"
 
 # Non-root, with a home: the producer spools under $HOME/.local/state when Redis is away.
 RUN groupadd --gid 10001 app \

@@ -2,7 +2,7 @@
 """The project's one entry point; needs nothing but Python 3.11+.
 
     python3 tasks.py test [pytest args]   create .venv if needed, install, run the suite
-    python3 tasks.py demo [demo args]     the whole pipeline for half a minute (python -m worker.demo)
+    python3 tasks.py demo [demo args]     the whole pipeline for half a minute (python -m worker.dev.demo)
     python3 tasks.py bench                every benchmark (bench/)
     python3 tasks.py lint                 ruff and mypy
 
@@ -49,7 +49,7 @@ def main(args: list[str]) -> int:
     if task == "test":
         return run(str(PY), "-m", "pytest", *rest)
     if task == "demo":
-        return run(str(PY), "-m", "worker.demo", *rest)
+        return run(str(PY), "-m", "worker.dev.demo", *rest)
     if task == "bench":
         for module in (
             "bench.throughput",

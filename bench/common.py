@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 
 from contract.events import Event
-from worker.schema import apply_schema, with_search_path
+from worker.dev.scratch import with_search_path
+from worker.schema import apply_schema
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -41,8 +41,8 @@ from contract.events import Event
 from contract.keys import Keys
 from producer.publisher import Publisher
 from producer.settings import ProducerSettings
-from worker.embedded import EmbeddedServers
-from worker.stream import wait_drained
+from worker.dev.embedded import EmbeddedServers
+from worker.dev.scratch import wait_drained
 
 WORKER = [sys.executable, "-m", "worker.cli", "run"]
 

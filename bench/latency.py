@@ -25,9 +25,9 @@ import redis
 from bench.common import REDIS_URL, RESULTS, fresh_schema, write_result
 from contract.events import Event
 from contract.keys import Keys
-from worker.consumer import Worker, tune_gc_for_batches
+from worker.ingest.consumer import Worker, tune_gc_for_batches
+from worker.ingest.stream import StreamClient
 from worker.settings import Settings
-from worker.stream import StreamClient
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -27,7 +27,7 @@ import redis
 
 from producer import ProducerSettings, Publisher
 from producer.simulate import EVENT_TYPE_OF, agent_calls
-from worker.embedded import free_port
+from worker.dev.embedded import free_port
 
 TARGETS = {"p50_us": 10.0, "p99_us": 50.0, "events_per_s": 50_000.0}
 

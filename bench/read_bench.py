@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/read_bench.py [--refill] [--runs 5] [--indexes sch
 set-based SQL (generate_series; not through the apply engine, which would take far too long for
 a million rounds) and the session aggregates recomputed from the rows in one UPDATE each, so they
 agree as the apply engine keeps them; later runs reuse it unless --refill. Then VACUUM ANALYZE,
-one warm-up and ``--runs`` timed calls of each read through worker.queries (median and min, ms),
+one warm-up and ``--runs`` timed calls of each read through worker.read.queries (median and min, ms),
 and EXPLAIN (estimated plans) of each read's statements with the indexes they use.
 
 ``--indexes proposed`` creates the extra indexes listed in PROPOSED_INDEXES first; ``schema``
@@ -32,8 +32,8 @@ from psycopg import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker import queries
-from worker.queries import forward_reads, session_reads
+from worker.read import queries
+from worker.read.queries import forward_reads, session_reads
 from worker.schema import apply_schema
 from worker.settings import DEFAULT_DATABASE_URL
 

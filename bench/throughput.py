@@ -28,7 +28,7 @@ from contract.codec import STREAM_FIELD
 from contract.events import Event, RoundCompleted, RoundStarted, TokenUsage, ToolCompleted, ToolStarted
 from contract.keys import Keys
 from producer.wire import PREBUILT, Encoder
-from worker.apply import apply_events
+from worker.engine.apply import apply_events
 
 
 def copy_ceiling(rows: int = 100_000, per_commit: int = 1000) -> float:

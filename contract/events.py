@@ -91,8 +91,8 @@ class _Event(BaseModel):
             t.minute,
             t.second,
             t.microsecond,
-            RANK[self.type],
-            self.event_id,  # type: ignore[attr-defined]
+            RANK[self.type],  # type: ignore[attr-defined]
+            self.event_id,
         )
 
 

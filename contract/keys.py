@@ -41,7 +41,7 @@ class Keys:
 
     @property
     def dead_letters(self) -> str:
-        """Entries that cannot be applied, with the reason (see worker/deadletter.py)."""
+        """Entries that cannot be applied, with the reason (see worker/ingest/deadletter.py)."""
         return f"{self.stream}:dead"
 
     @property

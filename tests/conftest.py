@@ -26,8 +26,9 @@ import psycopg
 import pytest
 import redis
 
-from worker.embedded import EmbeddedServers
-from worker.schema import apply_schema, with_search_path
+from worker.dev.embedded import EmbeddedServers
+from worker.dev.scratch import with_search_path
+from worker.schema import apply_schema
 
 
 @dataclass(frozen=True)

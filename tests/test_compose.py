@@ -146,14 +146,14 @@ def test_metrics_api_command_parses_and_listens_where_published(
     """metrics-api has no build_parser: run its main() with uvicorn.run replaced."""
     import uvicorn
 
-    import worker.api
+    import worker.read.api
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            worker.api.main(command(name)[1:])
+            worker.read.api.main(command(name)[1:])
     except SystemExit:
         pytest.fail(f"service {name}: `{' '.join(command(name))}` is rejected:\n{stderr.getvalue()}")
     assert served["host"] == "0.0.0.0", "listen on every interface, or the published port reaches nothing"
@@ -190,14 +190,14 @@ def test_the_scheduler_loads_the_project_cron_config() -> None:
     assert argv[:2] == ["rq", "cron"]
     module = argv[2]
     assert importlib.util.find_spec(module) is not None, f"rq cron {module}: no such module"
-    assert module == "worker.cron_config"
+    assert module == "worker.maintenance.cron"
 
 
 def test_the_maintenance_worker_serves_the_queue_the_scheduler_fills() -> None:
     argv = command("maintenance")
     assert argv[:2] == ["rq", "worker"]
     queue = environment("scheduler").get("METRICS_MAINTENANCE_QUEUE", "maintenance")
-    assert queue in argv[2:], f"rq worker must serve {queue!r}, the queue worker/cron_config.py uses"
+    assert queue in argv[2:], f"rq worker must serve {queue!r}, the queue worker/maintenance/cron.py uses"
 
 
 def test_every_module_named_with_python_m_is_importable() -> None:

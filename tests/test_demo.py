@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from worker.embedded import EmbeddedServers
-from worker.schema import with_search_path
+from worker.dev.embedded import EmbeddedServers
+from worker.dev.scratch import with_search_path
 
 pytestmark = pytest.mark.acceptance
 
@@ -34,7 +34,7 @@ def test_demo_on_embedded_servers(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     done = subprocess.run(
-        [sys.executable, "-m", "worker.demo", "--duration", "3", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "worker.dev.demo", "--duration", "3", "--data-dir", str(data_dir)],
         env=env,
         capture_output=True,
         text=True,

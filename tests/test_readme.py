@@ -36,7 +36,7 @@ def test_readme_commands_exist() -> None:
         "python3 tasks.py test",
         "metrics-worker dlq redrive --all",
         "metrics-worker status [--json]",
-        "rq cron worker.cron_config",
+        "rq cron worker.maintenance.cron",
     ):
         assert command in text
     ci = (README.parent / ".ci" / "run").read_text()

@@ -103,13 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _optional_parsers() -> list[Callable[[Any], object]]:
     adders: list[Callable[[Any], object]] = []
     try:
-        from worker.query_cli import add_query_parser
+        from worker.read.cli import add_query_parser
 
         adders.append(add_query_parser)
     except ImportError:  # pragma: no cover - read side not installed
         pass
     try:
-        from worker.maintenance_cli import add_maintenance_parsers
+        from worker.maintenance.cli import add_maintenance_parsers
 
         adders.append(add_maintenance_parsers)
     except ImportError:  # pragma: no cover
@@ -162,12 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "query":
-        from worker.query_cli import run_query
+        from worker.read.cli import run_query
 
         return int(run_query(args))
     settings = settings_from(args)
     if args.command == "run":
-        from worker.consumer import Worker, tune_gc_for_batches
+        from worker.ingest.consumer import Worker, tune_gc_for_batches
 
         if settings.metrics_port:
             from prometheus_client import start_http_server
@@ -192,14 +192,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _dlq(args, settings)
     if args.command == "status":
         return _status(args, settings)
-    from worker.maintenance_cli import run_maintenance
+    from worker.maintenance.cli import run_maintenance
 
     return int(run_maintenance(args, settings))
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.deadletter import DeadLetters
-    from worker.stream import StreamClient
+    from worker.ingest.deadletter import DeadLetters
+    from worker.ingest.stream import StreamClient
 
     client = redis.Redis.from_url(settings.redis_url)
     shards = StreamClient(client, settings.keys, settings.group, "status").status()
@@ -245,7 +245,7 @@ def _how_many(n: int | None) -> str:
 
 
 def _dlq(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.deadletter import DeadLetters
+    from worker.ingest.deadletter import DeadLetters
 
     letters = DeadLetters(redis.Redis.from_url(settings.redis_url), settings.keys.dead_letters)
     action = args.dlq_command

@@ -1,90 +1,9 @@
-"""The maintenance jobs, wired to PostgreSQL and Redis from Settings.
-
-``reconcile()`` and ``prune()`` take no arguments: they are what ``rq cron`` enqueues
-(worker/cron_config.py) and ``rq worker maintenance`` runs, configured from the environment
-like every other process (DATABASE_URL, REDIS_URL, METRICS_STREAM, METRICS_RECONCILE_GRACE,
-METRICS_RETENTION, METRICS_DEDUPE_WINDOW, METRICS_DEAD_LETTER_RETENTION; see worker/settings.py).
-``run_reconcile`` / ``run_prune`` do the same for a given Settings (the CLI's one-shot commands).
-"""
+"""Deprecated path, kept for one release: RQ jobs already enqueued or scheduled by a deployed
+``rq cron worker.cron_config`` name ``worker.jobs.reconcile`` / ``worker.jobs.prune``.
+The jobs live in :mod:`worker.maintenance.jobs`; remove this module in 0.3."""
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime, timedelta
-from typing import Any
+from worker.maintenance.jobs import prune, reconcile
 
-import psycopg
-import redis
-
-from worker.maintenance import run_exclusive, utcnow
-from worker.prune import prune as prune_tables
-from worker.prune import trim_dead_letters, trim_hints
-from worker.reconcile import read_hints
-from worker.reconcile import reconcile as reconcile_rows
-from worker.settings import Settings
-
-log = logging.getLogger(__name__)
-
-#: A redelivery can come this late at least (a worker outage); a shorter dedupe window is refused.
-MIN_DEDUPE_WINDOW = timedelta(days=1)
-
-
-def run_reconcile(settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
-    """One reconcile run (skipped if another holds the lock); what it did."""
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
-    try:
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
-
-            def body() -> dict[str, Any]:
-                at = now or utcnow()
-                hints = read_hints(client, settings.keys, at)  # after the lock: the freshest hints
-                return dict(reconcile_rows(conn, hints, now=at, grace=settings.reconcile_grace))
-
-            return run_exclusive(conn, "reconcile", body)
-    finally:
-        client.close()
-
-
-def run_prune(settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
-    """One prune run with ``settings.retention`` as the age limit; what it did."""
-    if settings.dedupe_window < MIN_DEDUPE_WINDOW:
-        raise ValueError(
-            f"METRICS_DEDUPE_WINDOW: {settings.dedupe_window} is shorter than {MIN_DEDUPE_WINDOW}; "
-            "a redelivered round.compressed or sync.mismatch would be counted twice. Use e.g. 14d"
-        )
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
-    try:
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
-
-            def body() -> dict[str, Any]:
-                at = now or utcnow()
-                cutoff = at - settings.retention
-                details: dict[str, Any] = {"cutoff": cutoff.isoformat()}
-                details.update(prune_tables(conn, cutoff=cutoff, dedupe_before=at - settings.dedupe_window))
-                details["dead_letters"] = trim_dead_letters(
-                    client, settings.keys, at - settings.dead_letter_retention
-                )
-                details["hints"] = trim_hints(client, settings.keys, now=at, awaiting_before=cutoff)
-                return details
-
-            return run_exclusive(conn, "prune", body)
-    finally:
-        client.close()
-
-
-def _ensure_logging() -> None:
-    """Under ``rq worker`` only rq's own loggers have handlers; give ours the root's."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-
-def reconcile() -> dict[str, Any]:
-    """RQ job: reconcile stale rows, configured from the environment."""
-    _ensure_logging()
-    return run_reconcile(Settings.from_env())
-
-
-def prune() -> dict[str, Any]:
-    """RQ job: apply retention, configured from the environment."""
-    _ensure_logging()
-    return run_prune(Settings.from_env())
+__all__ = ["prune", "reconcile"]

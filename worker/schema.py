@@ -11,7 +11,6 @@ import hashlib
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 
@@ -24,13 +23,6 @@ def schema_path() -> Path:
     in an installed wheel); override with METRICS_SCHEMA_FILE."""
     override = os.environ.get("METRICS_SCHEMA_FILE")
     return Path(override) if override else Path(__file__).resolve().parent / "schema.sql"
-
-
-def with_search_path(url: str, schema: str) -> str:
-    """The same database URL, with every connection's search_path set to ``schema`` (tests and
-    benchmarks give each run its own schema; subprocesses inherit it through the URL)."""
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
 def apply_schema(conn: psycopg.Connection[Any], *, force: bool = False) -> bool:

@@ -2,7 +2,7 @@
 
 Applying a history once, in true order (contract order keys), then refreshing every session's
 aggregates, gives the state the pipeline must converge to. Written independently of
-worker/merge.py and worker/sql.py on purpose: it follows the seed's statements one by one.
+worker/engine/merge.py and worker/engine/sql.py on purpose: it follows the seed's statements one by one.
 
 One deliberate difference: ``updated_at`` of a session is the latest occurred_at of any event
 naming it (the seed's final refresh would stamp the wall clock, which no pipeline can match).
@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from contract.events import Event
-from worker.apply import apply_events
+from worker.engine.apply import apply_events
 from worker.errors import TransientError
 
 Row = dict[str, Any]

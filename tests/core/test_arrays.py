@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from worker import arrays
+from worker.engine import arrays
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.core.histories import coherent_history, deliveries, split
 from tests.core.reference import SeedReference, apply_retrying, database_tables
-from worker.apply import apply_events
+from worker.engine.apply import apply_events
 
 TABLES = (
     "session_metrics",

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.core.histories import coherent_history, deliveries
-from worker.merge import Plan, plan
+from worker.engine.merge import Plan, plan
 
 
 def _rows(p: Plan) -> dict[str, dict[str, dict[str, object]]]:

@@ -24,7 +24,7 @@ from contract.events import (
     ToolCompleted,
     ToolStarted,
 )
-from worker.apply import apply_events
+from worker.engine.apply import apply_events
 
 _ids = itertools.count()
 

@@ -29,9 +29,9 @@ from contract.events import (
 from tests.core.histories import coherent_history, deliveries
 from tests.core.reference import SeedReference, apply_retrying, database_tables
 from tests.maintenance.helpers import aggregate_drift, maintenance_settings, runs
-from worker.apply import apply_events
-from worker.jobs import run_prune
-from worker.prune import prune
+from worker.engine.apply import apply_events
+from worker.maintenance.jobs import run_prune
+from worker.maintenance.prune import prune
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=100)
@@ -283,7 +283,7 @@ def test_redelivered_compression_of_a_pruned_round(conn: psycopg.Connection) -> 
 def test_tool_calls_whose_round_never_arrived_are_shown_then_pruned(conn: psycopg.Connection) -> None:
     """Found in review: such a tool call outlived every retention, kept its session's count up
     and was left out of the session detail."""
-    from worker import queries
+    from worker.read import queries
 
     old = NOW - timedelta(days=200)
     apply_events(

@@ -26,11 +26,11 @@ from contract.events import (
 from tests.core.histories import coherent_history, deliveries
 from tests.core.reference import SeedReference, database_tables
 from tests.maintenance.helpers import aggregate_drift, complete_history, maintenance_settings, runs
-from worker import queries
-from worker.apply import apply_events
-from worker.jobs import run_reconcile
-from worker.maintenance import lock_key
-from worker.reconcile import Hints, read_hints, reconcile
+from worker.engine.apply import apply_events
+from worker.maintenance.jobs import run_reconcile
+from worker.maintenance.reconcile import Hints, read_hints, reconcile
+from worker.maintenance.runs import lock_key
+from worker.read import queries
 
 T = datetime(2026, 2, 12, 9, 0, 0, tzinfo=UTC)
 NOW = T + timedelta(hours=1)
@@ -301,7 +301,7 @@ def test_reconcile_racing_workers_draining_a_stream_loses_no_event(
     db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     from tests.worker.helpers import publish, settings
-    from worker.consumer import Worker
+    from worker.ingest.consumer import Worker
 
     rng = random.Random(17)
     history = complete_history(

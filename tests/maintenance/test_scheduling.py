@@ -20,9 +20,9 @@ from rq.cron import CronScheduler
 
 from contract.events import RoundStarted, SessionStarted
 from tests.maintenance.helpers import runs
-from worker.apply import apply_events
-from worker.maintenance import lock_key
-from worker.maintenance_cli import main as maintenance_main
+from worker.engine.apply import apply_events
+from worker.maintenance.cli import main as maintenance_main
+from worker.maintenance.runs import lock_key
 
 ROOT = Path(__file__).resolve().parents[2]
 RQ = str(Path(sys.executable).parent / "rq")
@@ -51,7 +51,7 @@ def queue_name(keys: str, redis_url: str) -> Iterator[str]:
     )
     for job_id in ids:
         client.delete(f"rq:job:{job_id}", f"rq:results:{job_id}")
-        for func in ("worker.jobs.reconcile", "worker.jobs.prune"):
+        for func in ("worker.maintenance.jobs.reconcile", "worker.maintenance.jobs.prune"):
             client.zrem(f"rq:cron_job:{func}:jobs", job_id)
     q.delete(delete_jobs=True)
     for key in client.scan_iter(f"rq:*{name}*"):
@@ -71,20 +71,23 @@ def test_cron_config_registers_reconcile_every_minute_and_prune_daily(
     for var in ("METRICS_MAINTENANCE_QUEUE", "METRICS_RECONCILE_CRON", "METRICS_PRUNE_CRON"):
         monkeypatch.delenv(var, raising=False)
     scheduler = CronScheduler(connection=redis.Redis.from_url(redis_url))
-    scheduler.load_config_from_file("worker.cron_config")
+    scheduler.load_config_from_file("worker.maintenance.cron")
     jobs = {job.func_name: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"worker.jobs.reconcile", "worker.jobs.prune"}
-    assert (jobs["worker.jobs.reconcile"].queue_name, jobs["worker.jobs.reconcile"].cron) == (
+    assert set(jobs) == {"worker.maintenance.jobs.reconcile", "worker.maintenance.jobs.prune"}
+    assert (
+        jobs["worker.maintenance.jobs.reconcile"].queue_name,
+        jobs["worker.maintenance.jobs.reconcile"].cron,
+    ) == (
         "maintenance",
         "* * * * *",
     )
-    assert (jobs["worker.jobs.prune"].queue_name, jobs["worker.jobs.prune"].cron) == (
+    assert (jobs["worker.maintenance.jobs.prune"].queue_name, jobs["worker.maintenance.jobs.prune"].cron) == (
         "maintenance",
         "17 3 * * *",
     )
     now = datetime.now(UTC)
-    assert jobs["worker.jobs.reconcile"].next_enqueue_time <= now + timedelta(minutes=1)
-    assert jobs["worker.jobs.prune"].next_enqueue_time <= now + timedelta(days=1)
+    assert jobs["worker.maintenance.jobs.reconcile"].next_enqueue_time <= now + timedelta(minutes=1)
+    assert jobs["worker.maintenance.jobs.prune"].next_enqueue_time <= now + timedelta(days=1)
 
 
 def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
@@ -106,7 +109,7 @@ def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
         METRICS_PRUNE_CRON="* * * * * *",
     )
     scheduler = subprocess.Popen(
-        [RQ, "cron", "worker.cron_config", "--url", redis_url],
+        [RQ, "cron", "worker.maintenance.cron", "--url", redis_url],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -117,7 +120,7 @@ def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and scheduler.poll() is None:
             funcs = {job.func_name for job in queue.get_jobs()}
-            if funcs == {"worker.jobs.reconcile", "worker.jobs.prune"}:
+            if funcs == {"worker.maintenance.jobs.reconcile", "worker.maintenance.jobs.prune"}:
                 break
             time.sleep(0.1)
         else:
@@ -151,7 +154,7 @@ def test_one_shot_commands_from_a_shell(
     _stale(conn)
     env = _env(db_url, redis_url, keys)
     rec = subprocess.run(
-        [sys.executable, "-m", "worker.maintenance_cli", "reconcile", "--grace", "5m"],
+        [sys.executable, "-m", "worker.maintenance.cli", "reconcile", "--grace", "5m"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -17,7 +17,7 @@ import redis
 
 from contract import STREAM_FIELD, Event, decode
 from producer import ProducerSettings, Publisher
-from worker.embedded import free_port
+from worker.dev.embedded import free_port
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:

@@ -15,7 +15,7 @@ from contract import encode
 from producer.cli import main
 from producer.simulate import agent_events
 from tests.producer.conftest import read_stream
-from worker.embedded import free_port
+from worker.dev.embedded import free_port
 
 
 def good_lines(count: int, seed: int = 1) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 from contract.events import Event
 from tests.conftest import Services, with_search_path
 from tests.read.scenario import Oracle, build_scenario
-from worker.apply import apply_events
+from worker.engine.apply import apply_events
 from worker.schema import apply_schema
 
 

@@ -29,7 +29,7 @@ from contract.events import (
     ToolStarted,
 )
 from tests.read.events import Events, usage, utc
-from worker.query_models import (
+from worker.read.models import (
     DailyMetrics,
     ForwardEndpointMetrics,
     ForwardMetricsSummary,

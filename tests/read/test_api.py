@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from tests.read.conftest import Filled
-from worker.api import create_app
+from worker.read.api import create_app
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_the_console_script_serves_until_terminated(scenario: Filled) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "worker.api", "--port", str(port), "--database-url", scenario.url],
+        [sys.executable, "-m", "worker.read.api", "--port", str(port), "--database-url", scenario.url],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -193,7 +193,7 @@ def test_the_console_script_serves_until_terminated(scenario: Filled) -> None:
 
 
 def test_the_console_script_says_where_the_database_comes_from(capsys: pytest.CaptureFixture[str]) -> None:
-    from worker.api import main
+    from worker.read.api import main
 
     with pytest.raises(SystemExit) as info:
         main(["--help"])

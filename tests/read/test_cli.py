@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.read.conftest import Filled
-from worker.query_cli import add_query_parser, main
+from worker.read.cli import add_query_parser, main
 
 
 def _json(value: BaseModel | list[Any]) -> Any:
@@ -140,7 +140,7 @@ def test_runs_as_a_module(scenario: Filled) -> None:
         [
             sys.executable,
             "-m",
-            "worker.query_cli",
+            "worker.read.cli",
             "forward_summary",
             "--json",
             "--database-url",

@@ -11,9 +11,9 @@ import pytest
 from tests.read.conftest import Filled, fill
 from tests.read.events import Events, usage, utc
 from tests.read.scenario import TIE_INSTANT
-from worker import queries
-from worker.queries import QueryError
-from worker.query_models import TokenUsage
+from worker.read import queries
+from worker.read.models import TokenUsage
+from worker.read.queries import QueryError
 
 RANGES = [
     (None, None),
@@ -310,7 +310,7 @@ def test_sums_beyond_bigint_are_exact(db_url: str) -> None:
     """The contract allows any count up to 2^63-1; two sessions of 5e18 tokens sum past bigint.
     The reads summed with ::bigint casts and failed (a 500 on every range holding them)."""
     from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenUsage
-    from worker.apply import apply_events
+    from worker.engine.apply import apply_events
 
     at = datetime(2026, 2, 10, 12, tzinfo=UTC)
     big = TokenUsage(prompt_tokens=4 * 10**18, completion_tokens=10**18, total_tokens=5 * 10**18)

@@ -9,7 +9,7 @@ import psycopg
 
 from tests.read.conftest import fill
 from tests.read.events import Events, usage, utc
-from worker import queries
+from worker.read import queries
 
 
 def test_storage_records_session_and_round_data_for_summary_queries(conn: psycopg.Connection[Any]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import Services
 from tests.read.conftest import filled_schema
 from tests.read.events import Events, usage, utc
-from worker import queries
+from worker.read import queries
 
 
 class CountingCursor(psycopg.Cursor[Any]):

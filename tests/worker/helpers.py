@@ -14,7 +14,7 @@ import redis
 
 from contract.codec import STREAM_FIELD, encode
 from contract.events import Event
-from worker.consumer import Worker
+from worker.ingest.consumer import Worker
 from worker.settings import Settings
 
 

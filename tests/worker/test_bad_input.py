@@ -16,10 +16,10 @@ from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenU
 from tests.core.histories import T0, coherent_history
 from tests.core.reference import SeedReference, database_tables
 from tests.worker.helpers import drain, publish, settings, worker_env
-from worker import consumer
-from worker.consumer import Worker, sort_entries
-from worker.deadletter import DeadLetters
-from worker.stream import Batch
+from worker.ingest import consumer
+from worker.ingest.consumer import Worker, sort_entries
+from worker.ingest.deadletter import DeadLetters
+from worker.ingest.stream import Batch
 
 VALID = {
     "v": 1,

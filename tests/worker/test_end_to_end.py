@@ -11,7 +11,7 @@ import redis
 from tests.core.histories import coherent_history, deliveries
 from tests.core.reference import SeedReference, database_tables
 from tests.worker.helpers import drain, publish, settings
-from worker.consumer import Worker
+from worker.ingest.consumer import Worker
 
 
 def test_shuffled_duplicated_stream_drains_to_the_in_order_result(

@@ -21,9 +21,9 @@ from contract.events import SyncMismatch
 from tests.core.histories import T0, coherent_history, deliveries
 from tests.core.reference import SeedReference, database_tables
 from tests.worker.helpers import drain, log_of, publish, settings, spawn_worker, wait_for
-from worker.apply import apply_events
-from worker.consumer import Worker
+from worker.engine.apply import apply_events
 from worker.errors import PermanentError, TransientError, translate
+from worker.ingest.consumer import Worker
 
 pytestmark = pytest.mark.drill
 

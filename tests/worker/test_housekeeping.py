@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from contract.keys import Keys
-from worker.stream import StreamClient
+from worker.ingest.stream import StreamClient
 
 
 def _add(client: redis.Redis, stream: str, n: int) -> list[bytes]:
@@ -127,7 +127,7 @@ def test_an_entry_is_not_acked_when_its_dead_letter_could_not_be_written(
 def test_redrive_keeps_a_letter_it_could_not_publish_and_publishes_an_id_once(
     redis_client: redis.Redis, keys: str
 ) -> None:
-    from worker.deadletter import DeadLetters
+    from worker.ingest.deadletter import DeadLetters
 
     letters = DeadLetters(redis_client, f"{keys}:events:dead")
     good = redis_client.xadd(

@@ -11,7 +11,18 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from worker.queries._base import (
+from worker.read.models import (
+    DailyMetrics,
+    MetricsSummary,
+    ModelMetrics,
+    RoundMetrics,
+    SessionDetail,
+    SessionMetrics,
+    TokenUsage,
+    ToolCallMetrics,
+    UnplacedToolCall,
+)
+from worker.read.queries._base import (
     DEFAULT_DAYS,
     STARTED_IN_DATES,
     Source,
@@ -23,17 +34,6 @@ from worker.queries._base import (
     fetch_all,
     resolve_limit,
     snapshot,
-)
-from worker.query_models import (
-    DailyMetrics,
-    MetricsSummary,
-    ModelMetrics,
-    RoundMetrics,
-    SessionDetail,
-    SessionMetrics,
-    TokenUsage,
-    ToolCallMetrics,
-    UnplacedToolCall,
 )
 
 SUMMARY_SQL = (

@@ -21,14 +21,14 @@ from psycopg.conninfo import conninfo_to_dict
 
 from contract.codec import STREAM_FIELD, ContractError, decode
 from contract.events import Event
-from worker import observability as obs
-from worker.apply import Applied, InFlight, Prepared, apply_events, prepare, start
+from worker.engine.apply import Applied, InFlight, Prepared, apply_events, prepare, start
 from worker.errors import ApplyError, PermanentError, TransientError, translate
+from worker.ingest import prometheus as obs
+from worker.ingest.signals import stop_on_signals
+from worker.ingest.stream import Batch, Entry, StreamClient
 from worker.retry import Backoff
 from worker.schema import apply_schema
 from worker.settings import Settings
-from worker.signals import stop_on_signals
-from worker.stream import Batch, Entry, StreamClient
 
 log = logging.getLogger(__name__)
 

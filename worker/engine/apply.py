@@ -1,7 +1,7 @@
 """The apply engine: a batch of validated events into PostgreSQL, in one transaction.
 
-Knows nothing of Redis. Idempotent and order-independent (see worker/merge.py for the rules and
-worker/sql.py for how concurrent appliers avoid deadlocks and lost updates).
+Knows nothing of Redis. Idempotent and order-independent (see worker/engine/merge.py for the rules and
+worker/engine/sql.py for how concurrent appliers avoid deadlocks and lost updates).
 
 The transaction's statements go out in pipeline mode and need no answer from one another, so a
 caller can start a batch (:func:`start`), do other work while PostgreSQL applies it, and collect
@@ -20,10 +20,10 @@ import psycopg
 from psycopg import pq
 
 from contract.events import Event
-from worker import arrays, sql
-from worker.arrays import Array
+from worker.engine import arrays, sql
+from worker.engine.arrays import Array
+from worker.engine.merge import Plan, plan
 from worker.errors import translate
-from worker.merge import Plan, plan
 
 
 @dataclass(frozen=True, slots=True)

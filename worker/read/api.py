@@ -1,6 +1,6 @@
 """HTTP JSON API over the read side (FastAPI), and the ``metrics-api`` console script.
 
-Every route is one read of :mod:`worker.queries` with its filters as query parameters. Mistakes
+Every route is one read of :mod:`worker.read.queries` with its filters as query parameters. Mistakes
 in parameters are 422 with a message naming the parameter (unknown parameters included, so a
 misspelt filter is not silently ignored); a database that cannot be reached is 503.
 """
@@ -24,9 +24,8 @@ from fastapi.responses import JSONResponse
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
-from worker import queries
-from worker.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError
-from worker.query_models import (
+from worker.read import queries
+from worker.read.models import (
     DailyMetrics,
     ForwardEndpointMetrics,
     ForwardMetricsSummary,
@@ -36,6 +35,7 @@ from worker.query_models import (
     SessionDetail,
     SessionMetrics,
 )
+from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError
 from worker.settings import DEFAULT_DATABASE_URL
 
 log = logging.getLogger(__name__)

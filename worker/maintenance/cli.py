@@ -2,7 +2,7 @@
 
 For a shell or system cron, doing what the RQ jobs do (same lock: a run while another holds it
 is skipped and says so). Each prints one JSON line with what it did. Also runnable alone:
-``python -m worker.maintenance_cli reconcile|prune ...``.
+``python -m worker.maintenance.cli reconcile|prune ...``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def add_maintenance_parsers(subparsers: Any) -> None:
 
 def run_maintenance(args: argparse.Namespace, settings: Settings) -> int:
     """Run the job ``args`` names with ``settings`` (its flags applied on top); the exit status."""
-    from worker.jobs import run_prune, run_reconcile
+    from worker.maintenance.jobs import run_prune, run_reconcile
 
     job = getattr(args, "maintenance_job", None) or getattr(args, "command", None)
     if job not in JOBS:
@@ -117,7 +117,7 @@ def run_maintenance(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.maintenance_cli", description="Run one maintenance job once."
+        prog="python -m worker.maintenance.cli", description="Run one maintenance job once."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="JOB")
     add_maintenance_parsers(sub)

@@ -2,21 +2,21 @@
 
 Each takes a psycopg connection (or a pool) first and keyword filters, checks the filters
 (raising :class:`QueryError`, a ValueError, for a caller's mistake) and returns pydantic
-models from :mod:`worker.query_models`. Dates are inclusive UTC dates of ``started_at``; rows
+models from :mod:`worker.read.models`. Dates are inclusive UTC dates of ``started_at``; rows
 whose start event has not arrived yet are not shown. A read costs a fixed number of statements
 whatever the size of its result (one each; session_detail three).
 """
 
 from __future__ import annotations
 
-from worker.queries._base import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError, Source
-from worker.queries.forward_reads import (
+from worker.read.queries._base import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError, Source
+from worker.read.queries.forward_reads import (
     forward_by_endpoint,
     forward_daily_metrics,
     forward_requests,
     forward_summary,
 )
-from worker.queries.session_reads import by_model, daily_metrics, session_detail, sessions, summary
+from worker.read.queries.session_reads import by_model, daily_metrics, session_detail, sessions, summary
 
 __all__ = [
     "DEFAULT_DAYS",

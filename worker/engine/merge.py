@@ -2,7 +2,7 @@
 
 PostgreSQL rejects a multi-row upsert that touches one key twice, so a batch's events are first
 reduced per key here, with the same rules the SQL applies between a batch row and the stored
-row (worker/sql.py). Every rule is a register keyed by the event's order key
+row (worker/engine/sql.py). Every rule is a register keyed by the event's order key
 (occurred_at, lifecycle rank, event_id), so the reduction is commutative, associative and
 idempotent: the result does not depend on the order or repetition of the events.
 

@@ -42,7 +42,7 @@ import psycopg
 import redis
 
 from contract.keys import Keys
-from worker.maintenance import in_transaction
+from worker.maintenance.runs import in_transaction
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ producer's heartbeat for its session has expired (``Keys.active_sessions``). The
 - a pending forward becomes ``error`` / ``reconciled_stale_forward``.
 
 **Late real events win.** Each guess is stamped with a version the apply engine compares like
-any event's order key (worker/sql.py), chosen just above what the row shows and below any real
+any event's order key (worker/engine/sql.py), chosen just above what the row shows and below any real
 event that can still come:
 
 - round: ``completion_version = ''``, greater than none, smaller than every real completion;
@@ -42,7 +42,7 @@ import psycopg
 import redis
 
 from contract.keys import Keys
-from worker.maintenance import in_transaction
+from worker.maintenance.runs import in_transaction
 
 log = logging.getLogger(__name__)
 

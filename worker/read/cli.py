@@ -2,7 +2,7 @@
 
 Readable tables by default, JSON (the API's shapes) with ``--json``. A mistake in the filters is
 one line on stderr and exit status 2; a session not found or a database error, one line and 1.
-Standalone: ``python -m worker.query_cli <name> [filters] [--json]``.
+Standalone: ``python -m worker.read.cli <name> [filters] [--json]``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from worker import queries
-from worker.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError
-from worker.query_models import (
+from worker.read import queries
+from worker.read.models import (
     DailyMetrics,
     ForwardEndpointMetrics,
     ForwardMetricsSummary,
@@ -35,6 +34,7 @@ from worker.query_models import (
     SessionMetrics,
     TokenUsage,
 )
+from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError
 from worker.settings import DEFAULT_DATABASE_URL
 
 Result = BaseModel | list[Any] | None
@@ -474,9 +474,9 @@ READS_BY_NAME = {read.name: read for read in READS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m worker.query_cli <name> ...``: the ``query`` subcommand on its own."""
+    """``python -m worker.read.cli <name> ...``: the ``query`` subcommand on its own."""
     parser = argparse.ArgumentParser(
-        prog="python -m worker.query_cli",
+        prog="python -m worker.read.cli",
         description="Print one of the metrics reads as a table, or as JSON with --json.",
     )
     _add_reads(parser)

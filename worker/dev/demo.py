@@ -1,6 +1,6 @@
 """The demo: the whole pipeline on this machine, in about half a minute, then the results.
 
-    python -m worker.demo [--duration 30] [--agents 4] [--rate 400] [--data-dir .demo-data]
+    python -m worker.dev.demo [--duration 30] [--agents 4] [--rate 400] [--data-dir .demo-data]
 
 Uses DATABASE_URL / REDIS_URL when set; otherwise starts an embedded PostgreSQL and Redis under
 the data folder (and says so). Starts two workers, the RQ cron scheduler and a maintenance
@@ -24,9 +24,9 @@ import psycopg
 import redis
 
 from contract.keys import DEFAULT_GROUP, Keys
-from worker.embedded import EmbeddedServers
-from worker.schema import apply_schema, with_search_path
-from worker.stream import wait_drained
+from worker.dev.embedded import EmbeddedServers
+from worker.dev.scratch import wait_drained, with_search_path
+from worker.schema import apply_schema
 
 BIN = Path(sys.executable).parent
 
@@ -98,7 +98,7 @@ def _delete_stream_keys(redis_url: str, stream: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.demo",
+        prog="python -m worker.dev.demo",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 procs.start(
                     f"worker-{i}", str(BIN / "metrics-worker"), "run", "--consumer", f"demo-worker-{i}"
                 )
-            procs.start("rq-cron", str(BIN / "rq"), "cron", "worker.cron_config", "--url", redis_url)
+            procs.start("rq-cron", str(BIN / "rq"), "cron", "worker.maintenance.cron", "--url", redis_url)
             procs.start("rq-maintenance", str(BIN / "rq"), "worker", "maintenance", "--url", redis_url)
             say(
                 f"started {args.workers} workers, the RQ cron scheduler and a maintenance worker "

@@ -6,7 +6,6 @@ Knows Redis and nothing of SQL. One instance per worker; every call is one or a 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import redis
 
 from contract.keys import Keys
-from worker.deadletter import letter_fields, payload_of
+from worker.ingest.deadletter import letter_fields, payload_of
 
 log = logging.getLogger(__name__)
 
@@ -302,18 +301,3 @@ def _id(raw: bytes | str) -> tuple[int, int]:
 
 def _next_id(i: tuple[int, int]) -> tuple[int, int]:
     return (i[0], i[1] + 1)
-
-
-def wait_drained(client: redis.Redis, keys: Keys, group: str, timeout: float, interval: float = 0.1) -> None:
-    """Block until the group has nothing undelivered or pending on any shard (also on Redis 6.2,
-    which has no lag counter). For the demo and the drills; raises TimeoutError."""
-    backlog = StreamClient(client, keys, group, "drain-observer").backlog
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if backlog() == (0, 0):
-                return
-        except redis.RedisError:  # a server restarting: ask again
-            pass
-        time.sleep(interval)
-    raise TimeoutError(f"{', '.join(keys.streams)} not drained by group {group} within {timeout:.0f} s")

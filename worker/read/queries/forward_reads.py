@@ -11,7 +11,14 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from worker.queries._base import (
+from worker.read.models import (
+    DailyMetrics,
+    ForwardEndpointMetrics,
+    ForwardMetricsSummary,
+    ForwardRequestMetrics,
+    TokenUsage,
+)
+from worker.read.queries._base import (
     DEFAULT_DAYS,
     STARTED_IN_DATES,
     Source,
@@ -22,13 +29,6 @@ from worker.queries._base import (
     duration_ms,
     fetch_all,
     resolve_limit,
-)
-from worker.query_models import (
-    DailyMetrics,
-    ForwardEndpointMetrics,
-    ForwardMetricsSummary,
-    ForwardRequestMetrics,
-    TokenUsage,
 )
 
 # What summary and by-endpoint count. "failed" is status 'error' only, as the seed. The average

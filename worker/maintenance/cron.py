@@ -1,0 +1,45 @@
+"""The ``rq cron`` configuration: reconcile every minute, prune daily, on the maintenance queue.
+
+Run one scheduler (more are safe: a duplicate run skips on the advisory lock) and one or more
+maintenance workers, with the same environment as the metrics workers::
+
+    rq cron worker.maintenance.cron --url "$REDIS_URL"
+    rq worker maintenance --url "$REDIS_URL"
+
+Variables read here when the scheduler loads this module:
+METRICS_MAINTENANCE_QUEUE (default ``maintenance``), METRICS_RECONCILE_CRON (default every
+minute) and METRICS_PRUNE_CRON (default 03:17 daily; cron fields are the scheduler host's local
+time). The jobs themselves read the worker settings (worker/maintenance/jobs.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from rq import cron
+
+from worker.maintenance import jobs
+
+QUEUE = os.environ.get("METRICS_MAINTENANCE_QUEUE") or "maintenance"
+RECONCILE_CRON = os.environ.get("METRICS_RECONCILE_CRON") or "* * * * *"
+PRUNE_CRON = os.environ.get("METRICS_PRUNE_CRON") or "17 3 * * *"
+
+# A reconcile that could not start within two minutes is dropped: the next one is queued anyway.
+cron.register(
+    jobs.reconcile,
+    queue_name=QUEUE,
+    cron=RECONCILE_CRON,
+    job_timeout=300,
+    ttl=120,
+    result_ttl=3600,
+    failure_ttl=7 * 86400,
+)
+cron.register(
+    jobs.prune,
+    queue_name=QUEUE,
+    cron=PRUNE_CRON,
+    job_timeout=6 * 3600,
+    ttl=12 * 3600,
+    result_ttl=7 * 86400,
+    failure_ttl=30 * 86400,
+)
