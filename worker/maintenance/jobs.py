@@ -17,10 +17,10 @@ import psycopg
 import redis
 
 from worker.maintenance.prune import prune as prune_tables
-from worker.maintenance.prune import trim_dead_letters, trim_hints
 from worker.maintenance.reconcile import read_hints
 from worker.maintenance.reconcile import reconcile as reconcile_rows
 from worker.maintenance.runs import run_exclusive, utcnow
+from worker.maintenance.trims import trim_dead_letters, trim_hints
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)

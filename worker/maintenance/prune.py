@@ -1,4 +1,6 @@
-"""Retention: the seed's ``prune_rounds_before`` and the expiry of everything else that grows.
+"""Retention in PostgreSQL: the seed's ``prune_rounds_before`` and the expiry of every table that grows.
+
+The Redis side of retention (dead letters, expired hints) is worker/maintenance/trims.py.
 
 What goes, each in bounded chunks (one short transaction per ``chunk_size`` rows, so pruning a
 year does not hold one giant transaction or lock the workers out):
@@ -39,9 +41,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-import redis
 
-from contract.keys import Keys
 from worker.maintenance.runs import in_transaction
 
 log = logging.getLogger(__name__)
@@ -309,18 +309,3 @@ def _prune_stub_sessions(conn: psycopg.Connection[Any], params: dict[str, Any]) 
         if len(ids) < params["limit"]:
             return total
         after = ids[-1]
-
-
-def trim_dead_letters(client: redis.Redis, keys: Keys, before: datetime) -> int:
-    """Drop dead letters added before ``before`` (stream ids are their arrival times)."""
-    floor_ms = int(before.timestamp() * 1000)
-    return int(client.xtrim(keys.dead_letters, minid=f"{floor_ms}-0", approximate=False))
-
-
-def trim_hints(client: redis.Redis, keys: Keys, *, now: datetime, awaiting_before: datetime) -> int:
-    """Drop expired heartbeats (reconcile ignores them anyway) and awaiting marks older than
-    ``awaiting_before`` (left by agents that died long ago)."""
-    pipe = client.pipeline(transaction=False)
-    pipe.zremrangebyscore(keys.active_sessions, "-inf", f"({now.timestamp()!r}")
-    pipe.zremrangebyscore(keys.awaiting_sessions, "-inf", f"({awaiting_before.timestamp()!r}")
-    return sum(int(n) for n in pipe.execute())
