@@ -15,7 +15,9 @@ from typing import Any
 
 import psycopg
 import redis
+from redis.exceptions import RedisClusterException
 
+from contract.connect import Client, connect, describe, placed
 from worker.settings import Settings
 
 log = logging.getLogger("worker")
@@ -149,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except redis.ResponseError as exc:  # Redis answered: the request, not the URL, is at fault
         print(f"metrics-worker: Redis refused it: {exc}", file=sys.stderr)
         return 2
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         print(f"metrics-worker: Redis: {exc} (check --redis-url / REDIS_URL)", file=sys.stderr)
         return 2
     except psycopg.OperationalError as exc:
@@ -201,9 +203,11 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     from worker.ingest.deadletter import DeadLetters
     from worker.ingest.stream import StreamClient
 
-    client = redis.Redis.from_url(settings.redis_url)
-    shards = StreamClient(client, settings.keys, settings.group, "status").status()
-    dead = DeadLetters(client, settings.keys.dead_letters).count()
+    client = _connect(settings, "status")
+    reader = StreamClient(client, settings.keys, settings.group, "status")
+    shards = reader.status()
+    letters = DeadLetters(client, reader.keys.dead_letter_streams)
+    dead = letters.count()
     if args.json:
         print(
             json.dumps(
@@ -229,7 +233,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     total = sum(known) if len(known) == len(shards) else None
     print(
         f"group {settings.group}: {_how_many(total)} undelivered, {sum(s.pending for s in shards)} pending, "
-        f"{dead} dead letters in {settings.keys.dead_letters}"
+        f"{dead} dead letters in {letters.key}"
     )
     for s in shards:
         print(
@@ -240,6 +244,13 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _connect(settings: Settings, command: str) -> Client:
+    """The data Redis (one server or a cluster), named with its mode in the start-up log line."""
+    client = connect(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+    log.info("%s: %s", command, describe(client))
+    return client
+
+
 def _how_many(n: int | None) -> str:
     return "some (Redis < 7 does not count them)" if n is None else str(n)
 
@@ -247,7 +258,9 @@ def _how_many(n: int | None) -> str:
 def _dlq(args: argparse.Namespace, settings: Settings) -> int:
     from worker.ingest.deadletter import DeadLetters
 
-    letters = DeadLetters(redis.Redis.from_url(settings.redis_url), settings.keys.dead_letters)
+    client = _connect(settings, f"dlq {args.dlq_command}")
+    keys = placed(settings.keys, client)
+    letters = DeadLetters(client, keys.dead_letter_streams)
     action = args.dlq_command
     if action == "list":
         rows = letters.list(count=args.limit)
@@ -275,7 +288,7 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError(f"dlq {action}: name the dead letters to {action}, or pass --all")
     ids = None if args.all else list(args.ids)
     if action == "redrive":
-        n = letters.redrive(ids, default_stream=settings.keys.streams[0])
+        n = letters.redrive(ids, default_stream=keys.streams[0])
         print(f"redrove {n} dead letters to their streams")
     else:
         n = letters.purge(ids)

@@ -86,12 +86,25 @@ def add_maintenance_parsers(subparsers: Any) -> None:
     )
     prune.set_defaults(maintenance_job="prune")
 
+    url = subparsers.add_parser(
+        "scheduler-url",
+        help="print the plain Redis URL for rq cron / rq worker [env METRICS_SCHEDULER_REDIS_URL]",
+        description="RQ does not support Redis Cluster: print METRICS_SCHEDULER_REDIS_URL, else REDIS_URL "
+        "when that is not a cluster, else fail in one line.",
+    )
+    url.set_defaults(maintenance_job="scheduler-url")
+
 
 def run_maintenance(args: argparse.Namespace, settings: Settings) -> int:
     """Run the job ``args`` names with ``settings`` (its flags applied on top); the exit status."""
     from worker.maintenance.jobs import run_prune, run_reconcile
 
     job = getattr(args, "maintenance_job", None) or getattr(args, "command", None)
+    if job == "scheduler-url":
+        from worker.maintenance.scheduler import scheduler_redis_url
+
+        print(scheduler_redis_url())
+        return 0
     if job not in JOBS:
         raise ValueError(f"unknown maintenance job {job!r}; use one of {', '.join(JOBS)}")
     try:
@@ -127,14 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
     prog = "maintenance"
     try:
         settings = Settings.from_env(
-            database_url=args.database_url, redis_url=args.redis_url, stream=args.stream
+            database_url=getattr(args, "database_url", None),
+            redis_url=getattr(args, "redis_url", None),
+            stream=getattr(args, "stream", None),
         )
         return run_maintenance(args, settings)
     except ValueError as exc:
