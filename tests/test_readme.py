@@ -25,7 +25,8 @@ def test_readme_xadd_example_is_applied(
     redis_client.execute_command("XADD", s.stream, *argv[3:])  # the README's stream is the default one
     drain(s)
     assert conn.execute(
-        "SELECT model, started_at = '2026-02-10T10:00:00Z' FROM session_metrics WHERE session_id = 's-from-shell'"
+        "SELECT model, started_at = '2026-02-10T10:00:00Z' FROM session_metrics "
+        "WHERE session_id = 's-from-shell'"
     ).fetchone() == ("gpt-4o", True)
 
 
