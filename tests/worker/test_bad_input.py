@@ -16,10 +16,11 @@ from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenU
 from tests.core.histories import T0, coherent_history
 from tests.core.reference import SeedReference, database_tables
 from tests.worker.helpers import drain, publish, settings, worker_env
-from worker.ingest import consumer
-from worker.ingest.consumer import Worker, sort_entries
+from worker.ingest import triage
+from worker.ingest.consumer import Worker
 from worker.ingest.deadletter import DeadLetters
 from worker.ingest.stream import Batch
+from worker.ingest.triage import sort_entries
 
 VALID = {
     "v": 1,
@@ -182,7 +183,7 @@ def test_an_entry_the_decoder_fails_on_is_dead_lettered_not_fatal(monkeypatch: p
     def broken(raw: bytes | str) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(consumer, "decode", broken)
+    monkeypatch.setattr(triage, "decode", broken)
     out = sort_entries(Batch("s", [(b"1-0", {STREAM_FIELD.encode(): _json()})]), limit=5)
     assert [reason for _, _, reason in out.letters] == [
         "invalid event: the decoder failed (RuntimeError: boom)"
