@@ -48,7 +48,7 @@ def one(conn: psycopg.Connection, sql: str, *args: object) -> tuple[Any, ...]:
 
 
 def test_seed_reconciles_stale_running_sessions_rounds_and_forwards(
-    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str, redis_client: redis.Redis
+    conn: psycopg.Connection, db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis
 ) -> None:
     # storage_reconciles_stale_running_sessions_rounds_and_forwards, with the hints in Redis.
     apply_events(
@@ -76,7 +76,7 @@ def test_seed_reconciles_stale_running_sessions_rounds_and_forwards(
             ),
         ],
     )
-    settings = maintenance_settings(db_url, redis_url, keys)
+    settings = maintenance_settings(db_url, redis_url, key_prefix)
     redis_client.zadd(settings.keys.awaiting_sessions, {"stale-await": T.timestamp()})
 
     details = run_reconcile(settings, now=NOW)
@@ -125,10 +125,10 @@ def _two_sessions(conn: psycopg.Connection, at: datetime) -> None:
 
 
 def test_live_heartbeat_is_untouched_expired_one_is_reconciled(
-    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str, redis_client: redis.Redis
+    conn: psycopg.Connection, db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis
 ) -> None:
     _two_sessions(conn, T)
-    settings = maintenance_settings(db_url, redis_url, keys)
+    settings = maintenance_settings(db_url, redis_url, key_prefix)
     redis_client.zadd(
         settings.keys.active_sessions, {"alive": NOW.timestamp() + 60, "dead": NOW.timestamp() - 1}
     )
@@ -298,7 +298,7 @@ def _reconcile_loop(url: str, stop: threading.Event, totals: list[int], errors: 
 
 
 def test_reconcile_racing_workers_draining_a_stream_loses_no_event(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     from tests.worker.helpers import publish, settings
     from worker.ingest.consumer import Worker
@@ -307,7 +307,7 @@ def test_reconcile_racing_workers_draining_a_stream_loses_no_event(
     history = complete_history(
         [ev for i in range(40) for ev in coherent_history(rng, sessions=3, forwards=2, prefix=f"h{i}-")]
     )
-    s = settings(db_url, redis_url, keys, batch_size=25)
+    s = settings(db_url, redis_url, key_prefix, batch_size=25)
     publish(redis_client, s.stream, deliveries(rng, history, max_copies=2))
     workers = [Worker(s.with_(consumer=f"w{i}"), handle_signals=False) for i in range(2)]
     threads = [threading.Thread(target=w.run, kwargs={"burst": True}) for w in workers]
@@ -375,10 +375,10 @@ def test_concurrent_reconciles_do_the_work_once(db_url: str, conn: psycopg.Conne
 
 
 def test_two_runs_at_once_one_skips(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     stale = _stale_rows(conn, 50)
-    settings = maintenance_settings(db_url, redis_url, keys)
+    settings = maintenance_settings(db_url, redis_url, key_prefix)
     schema = one(conn, "SELECT current_schema()")[0]
     with psycopg.connect(db_url, autocommit=True) as other:  # another run, in the middle of its work
         assert one(other, "SELECT pg_try_advisory_lock(%s)", lock_key("reconcile", schema)) == (True,)
@@ -405,9 +405,9 @@ def test_two_runs_at_once_one_skips(
     assert sum(r.get("reconciled", 0) for r in recorded) == stale
 
 
-def test_without_hints_there_is_no_reconcile(db_url: str, keys: str, conn: psycopg.Connection) -> None:
+def test_without_hints_there_is_no_reconcile(db_url: str, key_prefix: str, conn: psycopg.Connection) -> None:
     _two_sessions(conn, T)
-    settings = maintenance_settings(db_url, "redis://127.0.0.1:1/0", keys)  # nothing listens there
+    settings = maintenance_settings(db_url, "redis://127.0.0.1:1/0", key_prefix)  # nothing listens there
     with pytest.raises(redis.ConnectionError):
         run_reconcile(settings, now=NOW)
     assert one(conn, "SELECT count(*) FROM session_metrics WHERE status = 'running'") == (2,)
