@@ -4,39 +4,12 @@ keeps to its own key prefix, so tests share it as they share the single Redis.""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from contract.connect import Client, connect
-from worker.dev.cluster import LocalCluster
-
-PORTS = range(7000, 7100)
-
-
-def free_ports(n: int) -> list[int]:
-    """The first block of ``n`` consecutive free ports of PORTS, in steps of 10 (and for each
-    node its cluster-bus port, +10000, free too)."""
-    for base in range(PORTS.start, PORTS.stop - n + 1, 10):
-        ports = list(range(base, base + n))
-        if all(_free(p) and _free(p + 10000) for p in ports):
-            return ports
-    raise RuntimeError(f"no {n} free ports in {PORTS}")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def start_cluster(folder: Path, masters: int = 3, replicas: int = 0) -> LocalCluster:
-    return LocalCluster(folder, free_ports(masters * (1 + replicas)), masters, replicas).start()
+from worker.dev.cluster import LocalCluster, start_cluster
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -16,6 +17,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+#: The loopback ports this project's clusters use (each node's bus port is its port + 10000).
+PORTS = range(7000, 7100)
+
+
+def free_ports(n: int) -> list[int]:
+    """The first block of ``n`` consecutive free ports of PORTS, in steps of 10, whose bus ports
+    are free too."""
+    for base in range(PORTS.start, PORTS.stop - n + 1, 10):
+        ports = list(range(base, base + n))
+        if all(_free(p) and _free(p + 10000) for p in ports):
+            return ports
+    raise RuntimeError(f"no {n} free ports in {PORTS.start}-{PORTS.stop - 1}")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_cluster(folder: Path, masters: int = 3, replicas: int = 0) -> LocalCluster:
+    """A cluster on the first free ports of PORTS, started and ok."""
+    return LocalCluster(folder, free_ports(masters * (1 + replicas)), masters, replicas).start()
 
 
 def redis_binary(name: str) -> str:
