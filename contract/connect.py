@@ -85,6 +85,17 @@ def node_for(client: Client, key: str) -> tuple[str, redis.Redis]:
     return node.name, client.get_redis_connection(node)
 
 
+def by_node(client: Client, keys: list[str]) -> dict[str, tuple[redis.Redis, list[str]]]:
+    """``keys`` grouped by the master holding them: node name -> (its plain client, its keys), in
+    the order given; one group on one Redis. A pipeline per group is one round trip per master,
+    and may carry scripts, which redis-py's cluster pipelines cannot."""
+    out: dict[str, tuple[redis.Redis, list[str]]] = {}
+    for key in keys:
+        name, node = node_for(client, key)
+        out.setdefault(name, (node, []))[1].append(key)
+    return out
+
+
 def refresh(client: Client) -> None:
     """Ask the cluster for its slot map again (after a failover or a MOVED); no-op on one Redis."""
     if isinstance(client, RedisCluster):

@@ -22,10 +22,13 @@ from pathlib import Path
 
 import psycopg
 import redis
+from redis.exceptions import RedisClusterException
 
+from contract.connect import connect
 from contract.keys import DEFAULT_GROUP, Keys
 from worker.dev.embedded import EmbeddedServers
 from worker.dev.scratch import wait_drained, with_search_path
+from worker.maintenance.scheduler import scheduler_redis_url
 from worker.schema import apply_schema
 
 BIN = Path(sys.executable).parent
@@ -93,8 +96,8 @@ def servers(data_dir: Path) -> Iterator[tuple[str, str]]:
 
 def _delete_stream_keys(redis_url: str, stream: str) -> None:
     """The run's stream and what derives from it (dead letters, hints): not left in a given Redis."""
-    with contextlib.suppress(redis.RedisError), redis.Redis.from_url(redis_url) as client:
-        for key in client.scan_iter(f"{stream}*", count=1000):
+    with contextlib.suppress(redis.RedisError, RedisClusterException), connect(redis_url) as client:
+        for key in client.scan_iter(f"{stream}*", count=1000):  # on a cluster: on every master
             client.delete(key)
 
 
@@ -149,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                 procs.start(
                     f"worker-{i}", str(BIN / "metrics-worker"), "run", "--consumer", f"demo-worker-{i}"
                 )
-            procs.start("rq-cron", str(BIN / "rq"), "cron", "worker.maintenance.cron", "--url", redis_url)
-            procs.start("rq-maintenance", str(BIN / "rq"), "worker", "maintenance", "--url", redis_url)
+            rq_url = scheduler_redis_url(env)  # RQ needs a plain Redis: not a cluster's
+            procs.start("rq-cron", str(BIN / "rq"), "cron", "worker.maintenance.cron", "--url", rq_url)
+            procs.start("rq-maintenance", str(BIN / "rq"), "worker", "maintenance", "--url", rq_url)
             say(
                 f"started {args.workers} workers, the RQ cron scheduler and a maintenance worker "
                 f"(logs in {logs})"
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             if simulate.returncode != 0:
                 say(f"the simulator failed with exit status {simulate.returncode}")
                 return 1
-            client = redis.Redis.from_url(redis_url)
+            client = connect(redis_url)
             wait_drained(client, Keys(stream), DEFAULT_GROUP, timeout=120)
             client.close()
             say("stream drained; the results:")
