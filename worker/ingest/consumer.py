@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from contract.events import Event
 from worker.engine.apply import Applied, InFlight, apply_events, prepare, start
-from worker.errors import ApplyError, PermanentError, TransientError, translate
+from worker.errors import PermanentError, PostgresError, TransientError, translate
 from worker.ingest import prometheus as obs
 from worker.ingest.signals import stop_on_signals
 from worker.ingest.stream import Batch, Entry, StreamClient
@@ -144,7 +144,7 @@ class Worker:
     def close(self) -> None:
         try:
             self._finish_inflight()
-        except (ApplyError, Abandoned, *_REDIS_ERRORS) as exc:  # stays pending: redelivered later
+        except (PostgresError, Abandoned, *_REDIS_ERRORS) as exc:  # stays pending: redelivered later
             log.warning("batch in flight at exit not finished (%s); it will be redelivered", exc)
         if self._conn is not None:
             self._conn.close()
@@ -216,7 +216,7 @@ class Worker:
             return
         try:
             inflight = start(self._db(), sorted_.prepared)
-        except ApplyError:
+        except PostgresError:
             self._drop_db_if_broken()
             self._apply_sorted(sorted_)
             return
@@ -236,7 +236,7 @@ class Worker:
         self._inflight = None
         try:
             inflight.wait()
-        except ApplyError as exc:  # rolled back
+        except PostgresError as exc:  # rolled back
             if self.stopping:  # not worth a retry now: it stays pending, for redelivery
                 raise Abandoned() from exc
             log.warning("batch failed in flight (%s); applying it again step by step", exc)
