@@ -24,7 +24,7 @@ from redis.connection import parse_url
 from contract.connect import TRANSIENT_ERRORS, connect, describe
 from contract.events import Event
 from worker.engine.apply import Applied, InFlight, apply_events, prepare, start
-from worker.errors import ApplyError, PermanentError, TransientError, translate
+from worker.errors import PermanentError, PostgresError, TransientError, translate
 from worker.ingest import prometheus as obs
 from worker.ingest.signals import stop_on_signals
 from worker.ingest.stream import Batch, Entry, StreamClient
@@ -64,7 +64,7 @@ class Abandoned(Exception):
     """Stop was requested while a batch could not be committed; it stays pending for redelivery."""
 
 
-_UNFINISHED: tuple[type[Exception], ...] = (ApplyError, Abandoned, *_REDIS_ERRORS)
+_UNFINISHED: tuple[type[Exception], ...] = (PostgresError, Abandoned, *_REDIS_ERRORS)
 
 
 @dataclass
@@ -243,7 +243,7 @@ class Worker:
             return
         try:
             inflight = start(self._db(), sorted_.prepared)
-        except ApplyError:
+        except PostgresError:
             self._drop_db_if_broken()
             self._apply_sorted(sorted_)
             return
@@ -263,7 +263,7 @@ class Worker:
         self._inflight = None
         try:
             inflight.wait()
-        except ApplyError as exc:  # rolled back
+        except PostgresError as exc:  # rolled back
             if self.stopping:  # not worth a retry now: it stays pending, for redelivery
                 raise Abandoned() from exc
             log.warning("batch failed in flight (%s); applying it again step by step", exc)
