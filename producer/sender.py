@@ -20,7 +20,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.connect import Client, describe
+import redis
+
+from contract.connect import Client, describe, is_cluster, refresh
 from producer.delivery import SEND_ERRORS, Backoff, Batch, add_batches, connect, safe_url
 from producer.hints import HintWriter
 from producer.metrics import Counters
@@ -243,10 +245,9 @@ class Sender:
         # The delay grows until a replay gets through, so an error that a ping cannot see (a
         # wrong key type, say) is retried calmly instead of in a loop.
         self._next_probe = self._backoff.failed(time.monotonic())
-        if self._client is not None:  # connect afresh: a cluster may have moved its slots meanwhile
-            with contextlib.suppress(*SEND_ERRORS):
-                self._client.close()
-            self._client = None
+        if isinstance(self._client, redis.Redis):
+            self._client.connection_pool.disconnect()
+        # A cluster client is kept: it knows every node, the one REDIS_URL names may be the dead one.
 
     def _maybe_probe(self, now: float) -> None:
         if self._probe_ok:
@@ -263,8 +264,13 @@ class Sender:
     def _probe(self) -> None:
         """Off the sender thread, so a black-holed address never delays spooling."""
         try:
-            client = connect(self.settings)  # asks the node itself: a ping
-            client.close()
+            client = self._client
+            if client is None or not is_cluster(client):
+                connect(self.settings).close()  # asks the node itself: a ping
+            else:  # the slot map again, from any node that answers; then every master must answer
+                refresh(client)
+                for node in client.get_primaries():  # type: ignore[union-attr]
+                    client.get_redis_connection(node).ping()  # type: ignore[union-attr]
             self._probe_ok = True
         except SEND_ERRORS:
             self._next_probe = self._backoff.failed(time.monotonic())

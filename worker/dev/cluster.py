@@ -92,7 +92,21 @@ class LocalCluster:
             self.stop()
             raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout!r} {done.stderr!r}")
         self.wait_ok(timeout)
+        self.wait_replicas_in_sync(timeout)
         return self
+
+    def wait_replicas_in_sync(self, timeout: float = 30.0) -> None:
+        """Until every replica has its master's data (a replica never synced cannot take over)."""
+        deadline = time.monotonic() + timeout
+        for port in self.alive_ports():
+            while True:
+                with redis.Redis(port=port, socket_timeout=1) as client:
+                    info: dict[str, object] = client.info("replication")
+                if info.get("role") == "master" or info.get("master_link_status") == "up":
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"replica {port} not in sync after {timeout}s")
+                time.sleep(0.1)
 
     def start_node(self, port: int) -> None:
         """Start (or restart, keeping its nodes.conf) the node on ``port``."""
@@ -113,6 +127,12 @@ class LocalCluster:
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "1000",
+                "--cluster-replica-validity-factor",  # a replica may take over however long it lagged
+                "0",
+                "--repl-diskless-sync",
+                "yes",
+                "--repl-diskless-sync-delay",
+                "0",
                 "--save",
                 "",
                 "--appendonly",
@@ -135,8 +155,13 @@ class LocalCluster:
                 time.sleep(0.05)
 
     def wait_ok(self, timeout: float = 30.0, ports: Sequence[int] | None = None) -> None:
-        """Until every node (of ``ports``) says cluster_state:ok and knows every master."""
+        """Until every live node (of ``ports``) says cluster_state:ok and ``masters`` live nodes
+        are masters (after a kill, until a replica has taken over)."""
         deadline = time.monotonic() + timeout
+        while len(self.master_ports()) < self.masters:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {self.masters} live masters after {timeout}s")
+            time.sleep(0.1)
         for port in ports or self.alive_ports():
             while True:
                 try:
@@ -157,9 +182,12 @@ class LocalCluster:
         """Ports of the nodes that are masters now (after a failover, the promoted replicas)."""
         out = []
         for port in self.alive_ports():
-            with redis.Redis(port=port, socket_timeout=1) as client:
-                if client.info("replication").get("role") == "master":
-                    out.append(port)
+            try:
+                with redis.Redis(port=port, socket_timeout=2) as client:
+                    if client.info("replication").get("role") == "master":
+                        out.append(port)
+            except redis.RedisError:  # busy or just restarted: not counted this time
+                continue
         return sorted(out)
 
     def kill(self, port: int, sig: int = signal.SIGKILL) -> None:
