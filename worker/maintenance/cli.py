@@ -15,13 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-import psycopg
-import redis
-
-from worker.errors import PostgresError
+from contract import exits
 from worker.settings import Settings, parse_duration
-
-JOBS = ("reconcile", "prune")
 
 
 def _duration(flag: str) -> Callable[[str], timedelta]:
@@ -46,7 +41,7 @@ def _connections(parser: argparse.ArgumentParser) -> None:
 
 
 def add_maintenance_parsers(subparsers: Any) -> None:
-    """Add ``reconcile`` and ``prune`` to a CLI's subparsers (``args.maintenance_job`` says which)."""
+    """Add ``reconcile`` and ``prune`` to a CLI's subparsers; each sets ``args.handler``."""
     rec = subparsers.add_parser(
         "reconcile",
         help="close sessions, rounds and forwards left open by agents that died",
@@ -59,32 +54,32 @@ def add_maintenance_parsers(subparsers: Any) -> None:
         type=_duration("--grace"),
         help="only rows idle longer than this [env METRICS_RECONCILE_GRACE, default 10m]",
     )
-    rec.set_defaults(maintenance_job="reconcile")
+    rec.set_defaults(handler=reconcile)
 
-    prune = subparsers.add_parser(
+    parser = subparsers.add_parser(
         "prune",
         help="delete rounds, forwards and counters older than the retention",
         description="Delete rounds (with their tool calls, adjusting their sessions), forwarded requests, "
         "sync-mismatch counters and stubs older than --older-than, expired counter "
         "bookkeeping and old dead letters, in bounded chunks.",
     )
-    _connections(prune)
-    prune.add_argument(
+    _connections(parser)
+    parser.add_argument(
         "--older-than",
         type=_duration("--older-than"),
         help="retention, e.g. 90d [env METRICS_RETENTION, default 90d]",
     )
-    prune.add_argument(
+    parser.add_argument(
         "--dedupe-window",
         type=_duration("--dedupe-window"),
         help="keep counter event ids this long, at least 1d [env METRICS_DEDUPE_WINDOW, default 14d]",
     )
-    prune.add_argument(
+    parser.add_argument(
         "--dead-letter-retention",
         type=_duration("--dead-letter-retention"),
         help="keep dead letters this long [env METRICS_DEAD_LETTER_RETENTION, default 30d]",
     )
-    prune.set_defaults(maintenance_job="prune")
+    parser.set_defaults(handler=prune)
 
     url = subparsers.add_parser(
         "scheduler-url",
@@ -92,38 +87,44 @@ def add_maintenance_parsers(subparsers: Any) -> None:
         description="RQ does not support Redis Cluster: print METRICS_SCHEDULER_REDIS_URL, else REDIS_URL "
         "when that is not a cluster, else fail in one line.",
     )
-    url.set_defaults(maintenance_job="scheduler-url")
+    url.set_defaults(handler=scheduler_url)
 
 
-def run_maintenance(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the job ``args`` names with ``settings`` (its flags applied on top); the exit status."""
-    from worker.maintenance.jobs import run_prune, run_reconcile
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(database_url=args.database_url, redis_url=args.redis_url, stream=args.stream)
 
-    job = getattr(args, "maintenance_job", None) or getattr(args, "command", None)
-    if job == "scheduler-url":
-        from worker.maintenance.scheduler import scheduler_redis_url
 
-        print(scheduler_redis_url())
-        return 0
-    if job not in JOBS:
-        raise ValueError(f"unknown maintenance job {job!r}; use one of {', '.join(JOBS)}")
-    try:
-        if job == "reconcile":
-            if getattr(args, "grace", None) is not None:
-                settings = settings.with_(reconcile_grace=args.grace)
-            details = run_reconcile(settings)
-        else:
-            for flag, name in (
-                ("older_than", "retention"),
-                ("dedupe_window", "dedupe_window"),
-                ("dead_letter_retention", "dead_letter_retention"),
-            ):
-                if getattr(args, flag, None) is not None:
-                    settings = settings.with_(**{name: getattr(args, flag)})
-            details = run_prune(settings)
-    except PostgresError as exc:  # PostgreSQL failed a chunk (retried first if transient); logged too
-        print(f"{job}: failed: {exc}", file=sys.stderr)
-        return 1
+def scheduler_url(args: argparse.Namespace) -> int:
+    from worker.maintenance.scheduler import scheduler_redis_url
+
+    print(scheduler_redis_url())
+    return 0
+
+
+def reconcile(args: argparse.Namespace) -> int:
+    from worker.maintenance.jobs import run_reconcile
+
+    settings = _settings(args)
+    if args.grace is not None:
+        settings = settings.with_(reconcile_grace=args.grace)
+    return _report("reconcile", run_reconcile(settings))
+
+
+def prune(args: argparse.Namespace) -> int:
+    from worker.maintenance.jobs import run_prune
+
+    settings = _settings(args)
+    for flag, name in (
+        ("older_than", "retention"),
+        ("dedupe_window", "dedupe_window"),
+        ("dead_letter_retention", "dead_letter_retention"),
+    ):
+        if getattr(args, flag) is not None:
+            settings = settings.with_(**{name: getattr(args, flag)})
+    return _report("prune", run_prune(settings))
+
+
+def _report(job: str, details: dict[str, Any]) -> int:
     print(json.dumps({"job": job, **details}, sort_keys=True))
     return 0
 
@@ -140,27 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    prog = "maintenance"
-    try:
-        settings = Settings.from_env(
-            database_url=getattr(args, "database_url", None),
-            redis_url=getattr(args, "redis_url", None),
-            stream=getattr(args, "stream", None),
-        )
-        return run_maintenance(args, settings)
-    except ValueError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    except redis.RedisError as exc:
-        print(f"{prog}: Redis: {exc} (check --redis-url / REDIS_URL)", file=sys.stderr)
-        return 1
-    except psycopg.OperationalError as exc:
-        print(f"{prog}: PostgreSQL: {exc} (check --database-url / DATABASE_URL)".strip(), file=sys.stderr)
-        return 1
+    return exits.run("maintenance", lambda: int(args.handler(args)))
 
 
 if __name__ == "__main__":  # pragma: no cover
