@@ -140,13 +140,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _measure(args: argparse.Namespace, events: list[Any], cluster: LocalCluster) -> dict[str, Any]:
     targets = {"one Redis": REDIS_URL, "cluster": cluster.url}
-    steps = args.runs * (len(targets) * (len(CONFIGS) + 1) + (3 if args.baseline_tree else 0)) + 1
+    steps = args.runs * (len(targets) * (len(CONFIGS) + 1) + (4 if args.baseline_tree else 0)) + 1
     bar = tqdm(total=steps, desc="cluster bench", unit="step", file=sys.stderr)
     rates: dict[str, list[dict[str, float]]] = {
         f"{t}, {w} worker(s) on {k} stream(s)": [] for t in targets for w, k in CONFIGS
     }
     idle: dict[str, list[float]] = {t: [] for t in targets}
-    baseline: dict[str, list[float]] = {"ceiling": [], "before": [], "after": []}
+    baseline: dict[str, list[float]] = {
+        "ceiling": [],
+        "before": [],
+        "after": [],
+        "before_4": [],
+        "after_4": [],
+    }
     for _ in range(args.runs):
         for target, url in targets.items():
             for w, k in CONFIGS:
@@ -162,6 +168,11 @@ def _measure(args: argparse.Namespace, events: list[Any], cluster: LocalCluster)
             )
             bar.update()
             baseline["after"].append(pipeline_rate(events, 1, 1)["events_per_s"])
+            bar.update()
+            baseline["before_4"].append(
+                pipeline_rate(events, 4, 4, code=str(args.baseline_tree))["events_per_s"]
+            )
+            baseline["after_4"].append(pipeline_rate(events, 4, 4)["events_per_s"])
             bar.update()
     client = connect(cluster.url)
     try:
@@ -217,6 +228,11 @@ def _report(data: dict[str, Any]) -> None:
             f"one worker, one Redis: before {before:,.0f} events/s ({before / ceiling:.2f} of the COPY "
             f"ceiling {ceiling:,.0f}), after {after:,.0f} ({after / ceiling:.2f}); after/before "
             f"{after / before:.2f}x"
+        )
+        before_4, after_4 = median(b["before_4"]), median(b["after_4"])
+        print(
+            f"4 workers on 4 shards, one Redis: before {before_4:,.0f} events/s, after {after_4:,.0f}; "
+            f"after/before {after_4 / before_4:.2f}x"
         )
 
 

@@ -18,9 +18,9 @@ from contract.codec import STREAM_FIELD
 from contract.connect import Client, connect, describe, node_for, placed
 from contract.keys import Keys, slot_of
 from tests.cluster.helpers import publish_sharded
-from tests.core.histories import coherent_history, deliveries
-from tests.core.reference import SeedReference, database_tables
-from tests.worker.helpers import drain, log_of, settings, spawn_worker, wait_for, worker_env
+from tests.engine.histories import coherent_history, deliveries
+from tests.engine.reference import SeedReference, database_tables
+from tests.ingest.helpers import drain, log_of, settings, spawn_worker, wait_for, worker_env
 from worker.dev.cluster import LocalCluster
 from worker.ingest.deadletter import DeadLetters
 from worker.ingest.stream import StreamClient

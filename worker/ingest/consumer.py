@@ -21,7 +21,7 @@ import redis
 from psycopg.conninfo import conninfo_to_dict
 from redis.connection import parse_url
 
-from contract.connect import TRANSIENT_ERRORS, connect, describe
+from contract.connect import TRANSIENT_ERRORS
 from contract.events import Event
 from worker.engine.apply import Applied, InFlight, apply_events, prepare, start
 from worker.errors import PermanentError, PostgresError, TransientError, translate
@@ -107,22 +107,9 @@ class Worker:
     def stream(self) -> StreamClient:
         """The Redis side, connected on first use (one Redis or a cluster: contract/connect.py)."""
         if self._stream is None:
-            client = connect(
-                self.settings.redis_url,
-                socket_timeout=max(5.0, self.settings.block_ms / 1000 + 5),
-                socket_connect_timeout=5,
-            )
-            self._stream = StreamClient(
-                client, self.settings.keys, self.settings.group, self.settings.consumer
-            )
-            log.info(
-                "worker %s: %s; %d stream(s) %s, group %s",
-                self.settings.consumer,
-                describe(client),
-                len(self._stream.streams),
-                ", ".join(self._stream.streams[:4]) + (" ..." if len(self._stream.streams) > 4 else ""),
-                self.settings.group,
-            )
+            s = self.settings
+            timeout = max(5.0, s.block_ms / 1000 + 5)
+            self._stream = StreamClient.connect(s.redis_url, s.keys, s.group, s.consumer, timeout)
         return self._stream
 
     # -- lifecycle ----------------------------------------------------------------------------

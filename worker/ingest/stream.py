@@ -13,7 +13,16 @@ from typing import Any
 
 import redis
 
-from contract.connect import TRANSIENT_ERRORS, Client, is_cluster, node_for, placed, refresh
+from contract.connect import (
+    TRANSIENT_ERRORS,
+    Client,
+    connect,
+    describe,
+    is_cluster,
+    node_for,
+    placed,
+    refresh,
+)
 from contract.keys import Keys
 from worker.ingest.deadletter import letter_fields, payload_of
 
@@ -87,6 +96,15 @@ class StreamClient:
         # we build ours (0.8 of 3.1 us per entry). A second client on the same connection pool, so
         # the caller's client keeps its own parsing; on a cluster, one per master, made on demand.
         self._readers: dict[str, redis.Redis] = {}
+
+    @classmethod
+    def connect(cls, url: str, keys: Keys, group: str, consumer: str, timeout: float) -> StreamClient:
+        """Connected to one Redis or a cluster, whichever ``url`` names; the mode in the log."""
+        client = connect(url, socket_timeout=timeout, socket_connect_timeout=5)
+        reader = cls(client, keys, group, consumer)
+        shown = ", ".join(reader.streams[:4]) + (" ..." if len(reader.streams) > 4 else "")
+        log.info("worker %s: %s; streams %s, group %s", consumer, describe(client), shown, group)
+        return reader
 
     def ensure_groups(self) -> None:
         for stream in self.streams:
