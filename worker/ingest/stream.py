@@ -162,12 +162,19 @@ class StreamClient:
         return out
 
     def read_new(self, count: int, block_ms: int | None) -> list[Batch]:
-        """New entries of every shard, up to ``count`` per shard, one batch per shard that had any.
-        One Redis: one XREADGROUP over all shards, blocking until any has entries. A cluster refuses
-        that (CROSSSLOT): one non-blocking read per shard, pipelined per master (one round trip
-        per master); only when all were empty, a wait on one shard (in turn) of at most
-        ``CLUSTER_IDLE_WAIT_MS``, so an idle worker costs a few round trips a second, not a spin."""
+        """New entries, up to ``count`` per shard. One Redis: the first shard with entries, in turn
+        (every shard's at once left other workers idle: 0.73x with 4 workers on 4 shards), and if
+        all were empty, one XREADGROUP over all of them that blocks until any has entries. A cluster
+        refuses that (CROSSSLOT): a non-blocking read per shard, pipelined per master; if all were
+        empty, a wait on one shard (in turn) of at most ``CLUSTER_IDLE_WAIT_MS``: no spin."""
         if not self.cluster:
+            n = len(self.streams)
+            for i in range(n if n > 1 else 0):
+                stream = self.streams[(self._rr + i) % n]
+                found = self._batches(self._xreadgroup([stream], ">", count, None))
+                if found:
+                    self._rr = (self._rr + i + 1) % n
+                    return found
             return self._batches(self._xreadgroup(self.streams, ">", count, block_ms or None))
         found = self._sweep(count)
         if found or not block_ms:
