@@ -16,6 +16,7 @@ the send and the spool's commit, is therefore not added twice as long as the mar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -399,10 +400,8 @@ class Sender:
         """Stop: release the hints of open sessions, leave the spool for the next publisher."""
         delivered = self.mode == UP
         if delivered and self._client is not None:
-            try:
+            with contextlib.suppress(redis.RedisError, OSError):
                 self._hints.release(self._client)
-            except (redis.RedisError, OSError):
-                pass
         if self._spool is not None:
             delivered = delivered and self._spool.empty
             self._spool.close()

@@ -114,7 +114,8 @@ def maintenance_settings(db_url: str, redis_url: str, keys: str, **overrides: An
 
 def runs(conn: psycopg.Connection[Any], job: str | None = None) -> list[dict[str, Any]]:
     rows = conn.execute(
-        "SELECT job, details FROM maintenance_runs WHERE %(job)s::text IS NULL OR job = %(job)s ORDER BY run_id",
+        "SELECT job, details FROM maintenance_runs WHERE %(job)s::text IS NULL OR job = %(job)s "
+        "ORDER BY run_id",
         {"job": job},
     ).fetchall()
     return [{"job": j, **d} for j, d in rows]

@@ -124,9 +124,8 @@ def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
                 break
             time.sleep(0.1)
         else:
-            pytest.fail(
-                f"rq cron enqueued nothing within 20s: {scheduler.stderr.read() if scheduler.stderr else ''!r}"
-            )
+            stderr = scheduler.stderr.read() if scheduler.stderr else ""
+            pytest.fail(f"rq cron enqueued nothing within 20s: {stderr!r}")
     finally:
         scheduler.terminate()  # SIGTERM: it unregisters and exits
         _, err = scheduler.communicate(timeout=10)

@@ -6,6 +6,7 @@ the two redelivers it) and the apply engine is idempotent, so the effect is exac
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -372,10 +373,8 @@ class Worker:
 
     def _drop_db(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self._conn.close()
-            except psycopg.Error:
-                pass
             self._conn = None
 
 
