@@ -27,6 +27,7 @@ from psycopg_pool import ConnectionPool
 from worker.read import queries
 from worker.read.models import (
     DailyMetrics,
+    ForwardDailyMetrics,
     ForwardEndpointMetrics,
     ForwardMetricsSummary,
     ForwardRequestMetrics,
@@ -228,10 +229,10 @@ def create_app(  # noqa: C901 -- the routes move to an APIRouter soon, which spl
             pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model, limit=limit
         )
 
-    @app.get("/v1/forward/daily", response_model=list[DailyMetrics], tags=["forward"])
+    @app.get("/v1/forward/daily", response_model=list[ForwardDailyMetrics], tags=["forward"])
     def get_forward_daily(
         pool: Pool, days: Days = DEFAULT_DAYS, end_date: WindowEnd = None
-    ) -> list[DailyMetrics]:
+    ) -> list[ForwardDailyMetrics]:
         return queries.forward_daily_metrics(pool, days=days, end_date=end_date)
 
     return app
