@@ -32,7 +32,7 @@ from redis.retry import Retry
 
 from contract.codec import STREAM_FIELD
 from contract.keys import Keys
-from producer.hints import Hints
+from producer.hints import HintWriter
 from producer.metrics import Counters
 from producer.settings import ProducerSettings
 from producer.spool import Spool, SpoolBatch
@@ -89,7 +89,7 @@ class Sender:
         settings: ProducerSettings,
         queue: deque[Any],
         wake: threading.Event,
-        hints: Hints,
+        hints: HintWriter,
         counters: Counters,
     ) -> None:
         self.settings = settings

@@ -32,11 +32,11 @@ def _block(marker: str, language: str) -> str:
 
 
 def test_readme_xadd_example_is_applied(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     argv = shlex.split(_block("readme-xadd", "sh"))
     assert argv[:2] == ["redis-cli", "XADD"]
-    s = settings(db_url, redis_url, keys)
+    s = settings(db_url, redis_url, key_prefix)
     redis_client.execute_command("XADD", s.stream, *argv[3:])  # the README's stream is the default one
     drain(s)
     assert conn.execute(
