@@ -61,13 +61,13 @@ def test_readme_commands_exist() -> None:
 
 @pytest.mark.acceptance
 def test_readme_python_example_then_the_commands_to_look_at_it(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, tmp_path: Path
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     """Step 4 of "Use it with your agents" as a user runs it (a file, python, the environment of
     step 2), a worker applies it, and every command of step 6 shows the session it printed."""
     program = tmp_path / "my_agent.py"
     program.write_text(_block("readme-python", "python") + "\n")
-    s = settings(db_url, redis_url, keys)
+    s = settings(db_url, redis_url, key_prefix)
     env = dict(
         os.environ,
         DATABASE_URL=db_url,
