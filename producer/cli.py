@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import IO
 
 from contract.codec import ContractError, decode
@@ -99,10 +100,34 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--duration", type=float, default=None, help="stop starting sessions after this many seconds"
     )
+    timing = simulate.add_mutually_exclusive_group()
+    timing.add_argument(
+        "--backfill",
+        type=_duration,
+        default=timedelta(hours=1),
+        help="the simulated histories begin this long ago (e.g. 30m, 2h) and are sent as fast as "
+        "--rate allows until they reach the present, then in real time; 0s: in real time from "
+        "now (default 1h)",
+    )
+    timing.add_argument(
+        "--sent-times",
+        action="store_true",
+        help="stamp each event when it is sent, not with its simulated time (rounds and tool calls "
+        "then last only the time between calls; what a latency benchmark measures)",
+    )
     simulate.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable run")
     simulate.add_argument("--processes", action="store_true", help="one process per agent instead of threads")
     simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _duration(text: str) -> timedelta:
+    from worker.settings import parse_duration
+
+    try:
+        return parse_duration(text, name="--backfill")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def settings_from(args: argparse.Namespace) -> ProducerSettings:
@@ -196,6 +221,7 @@ def _simulate(args: argparse.Namespace, settings: ProducerSettings) -> int:
             seed=args.seed,
             processes=args.processes,
             progress=bar.update,
+            backfill=None if args.sent_times else args.backfill.total_seconds(),
         )
     finally:
         bar.close()

@@ -69,7 +69,12 @@ def test_demo_on_embedded_servers(tmp_path: Path) -> None:
                 "SELECT count(*), COALESCE(sum(tool_call_count), 0) FROM session_metrics "
                 "WHERE started_at IS NOT NULL"
             ).fetchone()
+            round_seconds = conn.execute(
+                "SELECT percentile_cont(0.5) WITHIN GROUP "
+                "(ORDER BY extract(epoch FROM completed_at - started_at)) FROM round_metrics"
+            ).fetchone()[0]
         assert (sessions, tools) == (printed, tool_calls)
+        assert round_seconds > 1  # rounds of seconds, not the 0 ms of calls made back to back
     finally:
         embedded.close()
 

@@ -18,7 +18,7 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 #: Longest duration accepted anywhere: beyond it, now - duration leaves datetime's range.
@@ -34,17 +34,31 @@ MINIMUMS = {
 
 
 def parse_duration(text: str, *, name: str = "duration") -> timedelta:
-    """'90d', '15m', '30s', '500ms' or plain seconds, up to 100 years. Raises ValueError naming ``name``."""
+    """'90d', '12h', '15m', '30s' or '500ms', up to 100 years. Raises ValueError naming ``name``;
+    a bare number is refused (is 90 seconds or days?) with the spellings that would do."""
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"{name}: {text!r} is not a duration; use e.g. 30s, 15m, 6h or 90d")
+    number, unit = match.groups()
+    if unit is None:
+        raise ValueError(f"{name}: {text!r} has no unit; write {number}s, {number}m, {number}h or {number}d")
     try:
-        value = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        value = timedelta(seconds=float(number) * _UNITS[unit])
     except OverflowError:
         value = MAX_DURATION * 2
     if value > MAX_DURATION:
         raise ValueError(f"{name}: {text!r} is longer than {MAX_DURATION.days} days")
     return value
+
+
+def format_duration(value: timedelta) -> str:
+    """A duration as people write it (and parse_duration reads it): 1d, 90m, 45s, 1.5s."""
+    seconds = value.total_seconds()
+    for unit in ("d", "h", "m", "s"):
+        size = _UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
@@ -129,8 +143,8 @@ class Settings:
         for name, (variable, least) in MINIMUMS.items():
             if getattr(self, name) < least:
                 raise ValueError(
-                    f"{variable}: {getattr(self, name)} is shorter than the minimum, {least}: "
-                    "shorter would touch data that is still live"
+                    f"{variable}: {format_duration(getattr(self, name))} is shorter than the minimum, "
+                    f"{format_duration(least)}: shorter would touch data that is still live"
                 )
 
     def with_(self, **changes: Any) -> Settings:

@@ -134,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         default=30.0,
         help="seconds of simulated traffic (default 30; not with --serve)",
     )
-    parser.add_argument("--agents", type=int, help="simulated agents (default 4; 2 with --serve)")
+    parser.add_argument("--agents", type=int, default=4, help="simulated agents (default 4)")
     parser.add_argument(
-        "--rate", type=float, help="events per second, all agents (default 400; 20 with --serve)"
+        "--rate",
+        type=float,
+        help="at most this many events per second, all agents (default 400; 50 with --serve)",
     )
     parser.add_argument("--workers", type=int, default=2, help="metrics workers (default 2)")
     parser.add_argument(
@@ -160,11 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.schema is not None and not SCHEMA_NAME.fullmatch(args.schema):
         parser.error(f"--schema: {args.schema!r} is not a plain lower-case PostgreSQL name")
-    if (
-        (args.agents is not None and args.agents < 1)
-        or args.workers < 1
-        or (args.rate is not None and args.rate <= 0)
-    ):
+    if args.agents < 1 or args.workers < 1 or (args.rate is not None and args.rate <= 0):
         parser.error("--agents and --workers must be at least 1, --rate above 0")
     if args.api_port is not None and not 1 <= args.api_port <= 65535:
         parser.error(f"--api-port: {args.api_port} is not a port (1-65535)")
@@ -211,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                     procs,
                     env,
                     schema,
-                    args.agents or 2,
-                    args.rate or 20.0,
+                    args.agents,
+                    args.rate or 50.0,
                     args.api_port,
                 )
             return _run_once(args, procs, env, schema, embedded=not os.environ.get("DATABASE_URL"))
@@ -225,11 +223,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run_once(
     args: argparse.Namespace, procs: Processes, env: dict[str, str], schema: str, embedded: bool
 ) -> int:
-    rate, agents = args.rate or 400.0, args.agents or 4
-    say(f"simulating {agents} agents at {rate:.0f} events/s for {args.duration:.0f} s")
+    rate, agents = args.rate or 400.0, args.agents
+    say(
+        f"simulating {agents} agents for {args.duration:.0f} s at {rate:.0f} events/s: two hours of "
+        "their history, sessions of minutes, rounds of seconds"
+    )
     simulate = subprocess.run(
         [str(BIN / "metrics-producer"), "simulate", "--agents", str(agents), "--sessions", "100000",
-         "--rate", str(rate), "--duration", str(args.duration)],
+         "--rate", str(rate), "--duration", str(args.duration), "--backfill", "2h"],
         env=env,
         check=False,
     )  # fmt: skip

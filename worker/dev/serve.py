@@ -38,10 +38,15 @@ def serve(
         "1000000",
         "--rate",
         str(rate),
+        "--backfill",
+        "10m",  # some history at once, then the agents in real time
         "--no-progress",
     )
     api = f"http://127.0.0.1:{port}"
-    say(f"started metrics-api on {api} and a simulator of {agents} agents at {rate:g} events/s")
+    say(
+        f"started metrics-api on {api}, and {agents} simulated agents: their last 10 minutes at up to "
+        f"{rate:g} events/s, then in real time"
+    )
     try:
         _wait(procs, "metrics-api to answer", lambda: _answers(f"{api}/healthz"))
         session_id = _wait(procs, "a first session to be applied", lambda: _a_session(env["DATABASE_URL"]))
