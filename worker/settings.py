@@ -6,23 +6,17 @@ CLI flags mirror these variables (worker/cli.py says which in --help); a flag be
 from __future__ import annotations
 
 import os
-import re
 import socket
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from contract.durations import format_duration, parse_duration
 from contract.keys import DEFAULT_GROUP, DEFAULT_STREAM, Keys
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-#: Longest duration accepted anywhere: beyond it, now - duration leaves datetime's range.
-MAX_DURATION = timedelta(days=36_500)
 #: Shortest settings that cannot destroy live data: a zero retention would prune running
 #: sessions' rounds, a zero grace would close every session without a heartbeat at once, and a
 #: zero dead-letter retention would drop what an operator has not looked at yet.
@@ -31,34 +25,6 @@ MINIMUMS = {
     "reconcile_grace": ("METRICS_RECONCILE_GRACE (--grace)", timedelta(minutes=1)),
     "dead_letter_retention": ("METRICS_DEAD_LETTER_RETENTION (--dead-letter-retention)", timedelta(days=1)),
 }
-
-
-def parse_duration(text: str, *, name: str = "duration") -> timedelta:
-    """'90d', '12h', '15m', '30s' or '500ms', up to 100 years. Raises ValueError naming ``name``;
-    a bare number is refused (is 90 seconds or days?) with the spellings that would do."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{name}: {text!r} is not a duration; use e.g. 30s, 15m, 6h or 90d")
-    number, unit = match.groups()
-    if unit is None:
-        raise ValueError(f"{name}: {text!r} has no unit; write {number}s, {number}m, {number}h or {number}d")
-    try:
-        value = timedelta(seconds=float(number) * _UNITS[unit])
-    except OverflowError:
-        value = MAX_DURATION * 2
-    if value > MAX_DURATION:
-        raise ValueError(f"{name}: {text!r} is longer than {MAX_DURATION.days} days")
-    return value
-
-
-def format_duration(value: timedelta) -> str:
-    """A duration as people write it (and parse_duration reads it): 1d, 90m, 45s, 1.5s."""
-    seconds = value.total_seconds()
-    for unit in ("d", "h", "m", "s"):
-        size = _UNITS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:

@@ -16,12 +16,13 @@ from typing import Any
 import psycopg
 import redis
 
+from contract.durations import format_duration
 from worker.maintenance.prune import prune as prune_tables
 from worker.maintenance.reconcile import read_hints
 from worker.maintenance.reconcile import reconcile as reconcile_rows
 from worker.maintenance.runs import run_exclusive, utcnow
 from worker.maintenance.trims import trim_dead_letters, trim_hints
-from worker.settings import Settings, format_duration
+from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The ``query`` subcommand: ``metrics-worker query <name> [filters] [--json | --csv]``.
 
 Tables fitted to the terminal by default (worker/read/tables.py), JSON (the API's shapes) with
-``--json``, CSV with ``--csv``. A mistake in the filters is one line on stderr and exit status 2;
-a session not found or a database error, one line and 1.
+``--json``, CSV with ``--csv``. Errors are one line on stderr and the exit code of
+contract/exits.py: a mistake in the filters 2, a session not found 1, a database away 3.
 Standalone: ``python -m worker.read.cli <name> [filters] [--json | --csv]``.
 """
 
@@ -21,8 +21,10 @@ import psycopg
 from pydantic import BaseModel
 from rich.console import Console
 
+from contract import exits
+from contract.exits import NotFound
 from worker.read import grids, queries, tables
-from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError
+from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT
 from worker.settings import DEFAULT_DATABASE_URL
 
 Result = BaseModel | list[Any] | None
@@ -131,18 +133,18 @@ def _add_reads(parser: argparse.ArgumentParser) -> None:
     for read in READS:
         sub = names.add_parser(read.name, aliases=list(read.aliases), help=read.help, description=read.help)
         _add_filters(sub, read.filters)
-        sub.set_defaults(query_read=read.name)
+        sub.set_defaults(handler=run_query, query_read=read.name)
 
 
 def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``query <name> [filters] [--json]`` to a CLI's subparsers; dispatch with ``args.func(args)``."""
+    """Add ``query <name> [filters] [--json | --csv]`` to a CLI's subparsers; run it with
+    ``args.handler(args)``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "query",
         help="print one of the metrics reads (summary, sessions, ...)",
         description="Print one of the metrics reads as a table, or as JSON (--json) or CSV (--csv).",
     )
     _add_reads(parser)
-    parser.set_defaults(func=run_query)
     return parser
 
 
@@ -158,22 +160,12 @@ def run_query(args: argparse.Namespace) -> int:
         or os.environ.get("DATABASE_URL")
         or DEFAULT_DATABASE_URL
     )
-    result: Result | str
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.read_only = True
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            result = read.run(conn, args)
-            if result is None:
-                result = _by_short_id(conn, args)
-    except QueryError as exc:
-        return _fail(str(exc), 2)
-    except psycopg.errors.UndefinedTable as exc:
-        return _fail(f"{exc}: is schema.sql applied, and does the URL's search_path point at it?", 1)
-    except psycopg.Error as exc:
-        return _fail(f"cannot read from the database: {exc}", 1)
-    if result is None or isinstance(result, str):
-        return _fail(result or f"session {args.session_id!r} not found", 1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.read_only = True
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        result = read.run(conn, args)
+        if result is None:  # only a session is ever missing
+            result = _by_short_id(conn, args)
     if args.json:
         payload = (
             [r.model_dump(mode="json") for r in result]
@@ -197,26 +189,21 @@ def _width(console: Console) -> int | None:
     return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
-def _by_short_id(conn: psycopg.Connection[Any], args: argparse.Namespace) -> Result | str:
+def _by_short_id(conn: psycopg.Connection[Any], args: argparse.Namespace) -> BaseModel:
     """A session not found by its whole id: by the tail a table showed (``…3f9c2d1e``), if that
-    names one session; otherwise the message saying why not."""
+    names one session; else NotFound, saying why."""
     given: str = args.session_id
     tail = given.removeprefix(tables.ELLIPSIS).removeprefix("...")
-    if len(tail) >= 4:
-        found = queries.sessions_ending_with(conn, tail)
-        if len(found) == 1:
-            return queries.session_detail(conn, found[0])
-        if found:
-            more = ", and more" if len(found) == 5 else ""
-            return (
-                f"{given!r} is the end of several sessions' ids ({', '.join(found)}{more}): give more of it"
-            )
-    return f"session {given!r} not found (unknown, or its start has not arrived yet)"
-
-
-def _fail(message: str, status: int) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    return status
+    found = queries.sessions_ending_with(conn, tail) if len(tail) >= 4 else []
+    detail = queries.session_detail(conn, found[0]) if len(found) == 1 else None
+    if detail is not None:
+        return detail
+    if len(found) > 1:
+        more = ", and more" if len(found) == 5 else ""
+        raise NotFound(
+            f"{given!r} is the end of several sessions' ids ({', '.join(found)}{more}): give more of it"
+        )
+    raise NotFound(f"session {given!r} not found (unknown, or its start has not arrived yet)")
 
 
 def _dates(args: argparse.Namespace) -> dict[str, Any]:
@@ -261,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Print one of the metrics reads as a table, or as JSON (--json) or CSV (--csv).",
     )
     _add_reads(parser)
-    return run_query(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    return exits.run(parser.prog, lambda: run_query(args))
 
 
 if __name__ == "__main__":
