@@ -5,7 +5,9 @@ written back the same way. Here because the producer (``simulate --backfill``) a
 
 from __future__ import annotations
 
+import argparse
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -42,3 +44,15 @@ def format_duration(value: timedelta) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def duration_arg(flag: str) -> Callable[[str], timedelta]:
+    """An argparse ``type`` for a duration flag: argparse names the flag, the error the rest."""
+
+    def parse(text: str) -> timedelta:
+        try:
+            return parse_duration(text, name=flag)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag}: ")) from None
+
+    return parse

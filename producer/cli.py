@@ -18,7 +18,7 @@ from typing import IO
 
 from contract import exits
 from contract.codec import ContractError, decode
-from contract.durations import parse_duration
+from contract.durations import duration_arg
 from contract.exits import ExitCode
 from producer.publisher import Publisher
 from producer.settings import ENV_VARS, ProducerSettings
@@ -34,8 +34,8 @@ EXIT_OK, EXIT_BAD_LINES, EXIT_USAGE, EXIT_NOT_DELIVERED = (
 )
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common() -> exits.Parser:
+    common = exits.Parser(add_help=False)
     group = common.add_argument_group("connection and spool (each flag also read from the environment)")
     env = os.environ.get
     group.add_argument(
@@ -74,7 +74,7 @@ def _common() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
     env_list = ", ".join(sorted(ENV_VARS.values()))
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="metrics-producer",
         description="Publish agent telemetry events to Redis streams, spooling to disk while Redis is away.",
         epilog=f"Environment variables read: {env_list}. A flag wins over its variable.",
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     timing = simulate.add_mutually_exclusive_group()
     timing.add_argument(
         "--backfill",
-        type=_duration,
+        type=duration_arg("--backfill"),
         default=timedelta(hours=1),
         help="the simulated histories begin this long ago (e.g. 30m, 2h) and are sent as fast as "
         "--rate allows until they reach the present, then in real time; 0s: in real time from "
@@ -130,13 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
     simulate.set_defaults(handler=_simulate)
     return parser
-
-
-def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text, name="--backfill")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def settings_from(args: argparse.Namespace) -> ProducerSettings:
@@ -199,12 +192,7 @@ def _publish(args: argparse.Namespace, settings: ProducerSettings) -> int:
     if rejected:
         return EXIT_BAD_LINES
     if not delivered:
-        print(
-            f"metrics-producer: Redis unreachable; the events wait in {settings.spool_dir} "
-            "for the next publisher",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_DELIVERED
+        return _undelivered(settings)
     return EXIT_OK
 
 
@@ -238,12 +226,25 @@ def _simulate(args: argparse.Namespace, settings: ProducerSettings) -> int:
     stats = totals.stats
     dropped = sum(v for k, v in stats.items() if k.startswith("dropped_"))
     print(
-        f"simulated {args.agents} agents: {totals.events} events, {totals.sessions} sessions in "
-        f"{elapsed:.1f} s ({totals.events / max(elapsed, 1e-9):,.0f} events/s); in Redis "
-        f"{stats.get('sent', 0) + stats.get('replayed', 0)}, still spooled "
-        f"{stats.get('spool_events', 0)}, dropped {dropped}"
+        f"simulated {args.agents} agent{'' if args.agents == 1 else 's'}: {totals.events} events, "
+        f"{totals.sessions} sessions in "
+        f"{elapsed:.1f} s ({totals.events / max(elapsed, 1e-9):,.0f} events/s); Redis got "
+        f"{stats.get('sent', 0)} directly and {stats.get('replayed', 0)} replayed from the spool "
+        f"(earlier runs' included); {'nothing' if totals.delivered else 'some'} left in the spool, "
+        f"dropped {dropped}"
     )
+    if not totals.delivered:
+        return _undelivered(settings)
     return EXIT_OK
+
+
+def _undelivered(settings: ProducerSettings) -> int:
+    print(
+        f"metrics-producer: Redis unreachable (check --redis-url / REDIS_URL); the events wait in "
+        f"{settings.spool_dir} for the next publisher",
+        file=sys.stderr,
+    )
+    return EXIT_NOT_DELIVERED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,10 +27,12 @@ class Totals:
     events: int = 0
     sessions: int = 0
     stats: dict[str, int] = field(default_factory=dict)
+    delivered: bool = True  # every event reached Redis when the publishers closed (none spooled)
 
     def merge(self, other: Totals) -> None:
         self.events += other.events
         self.sessions += other.sessions
+        self.delivered = self.delivered and other.delivered
         for name, value in other.stats.items():
             if isinstance(value, int):
                 self.stats[name] = self.stats.get(name, 0) + value
@@ -124,7 +126,7 @@ def _process_main(
 
     pub = Publisher(settings)
     totals = _agent(settings, seed, sessions, rate, deadline, pub, progress, start)
-    pub.close(30)
+    totals.delivered = pub.close(30)
     totals.stats = {k: v for k, v in pub.stats().items() if isinstance(v, int)}
     results.put(totals)
 
@@ -168,7 +170,7 @@ def run(
         thread.start()
     for thread in threads:
         thread.join()
-    pub.close(30)
+    totals.delivered = pub.close(30)
     totals.stats = {k: v for k, v in pub.stats().items() if isinstance(v, int)}
     return totals
 

@@ -12,15 +12,19 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import psycopg
 import redis
+from rich.console import Console
 
 from contract import exits
+from contract.durations import duration_arg
 from contract.exits import NotFound
 from worker.ingest.deadletter import DeadLetters
 from worker.maintenance.cli import add_maintenance_parsers
 from worker.read.cli import add_query_parser
+from worker.read.tables import Column, Grid, print_tables, terminal_width
 from worker.settings import Settings
 
 log = logging.getLogger("worker")
@@ -40,7 +44,7 @@ def _common(parser: argparse.ArgumentParser, *, database: bool = True, streams: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="metrics-worker", description="Apply agent telemetry events from Redis streams to PostgreSQL."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -53,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--burst",
         action="store_true",
         help="exit 0 once nothing is undelivered or pending (stale pending entries are claimed first)",
+    )
+    run.add_argument(
+        "--give-up-after",
+        type=duration_arg("--give-up-after"),
+        default=timedelta(minutes=1),
+        metavar="DURATION",
+        help="with --burst: exit 3 when Redis or PostgreSQL stays unreachable this long, naming "
+        "which (e.g. 30s, 5m; default 1m)",
     )
     run.add_argument(
         "--consumer", help="consumer name, unique per worker [env METRICS_CONSUMER, default host-pid]"
@@ -155,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"--metrics-port / METRICS_PORT: cannot serve on port {settings.metrics_port}: {exc.strerror}"
             ) from None
     tune_gc_for_batches()
-    return Worker(settings).run(burst=args.burst)
+    return Worker(settings, give_up_after=args.give_up_after.total_seconds()).run(burst=args.burst)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -225,10 +237,30 @@ def _dlq_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{k: v for k, v in r.as_dict().items() if k != "payload"} for r in rows], indent=2))
     else:
-        print(f"{letters.count()} dead letters in {letters.key}")
-        for r in rows:
-            print(f"{r.id}  {r.failed_at}  {r.stream}/{r.entry_id}  x{r.deliveries}  {r.reason[:100]}")
+        columns = (
+            Column("id", "label"),
+            Column("failed at", "time", 2),
+            Column("from (stream/entry)", "text", 1),
+            Column("deliveries", "number", 3),
+            Column("reason", "text"),
+        )
+        grid = Grid(
+            f"{letters.count()} dead letters in {letters.key}",
+            columns,
+            tuple(
+                (r.id, _when(r.failed_at), f"{r.stream}/{r.entry_id}", r.deliveries, r.reason) for r in rows
+            ),
+        )
+        console = Console()
+        print_tables([grid], console, terminal_width(console))
     return 0
+
+
+def _when(stamp: str) -> datetime | str:
+    try:
+        return datetime.fromisoformat(stamp)
+    except ValueError:  # written by hand, or by something else: shown as it is
+        return stamp
 
 
 def _dlq_show(args: argparse.Namespace) -> int:

@@ -37,6 +37,11 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name}: {raw!r} is not an integer") from None
 
 
+def _source(name: str) -> str:
+    """Where a setting comes from, as a person sets it: ``METRICS_BATCH_SIZE (--batch-size)``."""
+    return f"METRICS_{name.upper()} (--{name.replace('_', '-')})"
+
+
 def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -102,10 +107,10 @@ class Settings:
     def validate(self) -> None:
         for name in ("batch_size", "shards", "max_deliveries"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+                raise ValueError(f"{_source(name)}: must be at least 1, got {getattr(self, name)}")
         for name in ("block_ms", "claim_idle_ms"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must not be negative, got {getattr(self, name)}")
+                raise ValueError(f"{_source(name)}: must not be negative, got {getattr(self, name)}")
         for name, (variable, least) in MINIMUMS.items():
             if getattr(self, name) < least:
                 raise ValueError(

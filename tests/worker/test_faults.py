@@ -192,7 +192,8 @@ def test_sigterm_ends_a_worker_whose_batch_waits_on_a_row_lock(
         wait_for(
             lambda: (
                 conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND application_name = 'metrics-worker:locked'"  # this worker, not another suite's
                 ).fetchone()[0]
                 > 0
             )

@@ -11,23 +11,12 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from datetime import timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from contract import exits
-from contract.durations import parse_duration
+from contract.durations import duration_arg
 from worker.settings import Settings
-
-
-def _duration(flag: str) -> Callable[[str], timedelta]:
-    def parse(text: str) -> timedelta:
-        try:
-            return parse_duration(text, name=flag)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
 
 
 def _connections(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +41,7 @@ def add_maintenance_parsers(subparsers: Any) -> None:
     _connections(rec)
     rec.add_argument(
         "--grace",
-        type=_duration("--grace"),
+        type=duration_arg("--grace"),
         help="only rows idle longer than this [env METRICS_RECONCILE_GRACE, default 10m]",
     )
     rec.set_defaults(handler=reconcile)
@@ -67,17 +56,17 @@ def add_maintenance_parsers(subparsers: Any) -> None:
     _connections(parser)
     parser.add_argument(
         "--older-than",
-        type=_duration("--older-than"),
+        type=duration_arg("--older-than"),
         help="retention, e.g. 90d [env METRICS_RETENTION, default 90d]",
     )
     parser.add_argument(
         "--dedupe-window",
-        type=_duration("--dedupe-window"),
+        type=duration_arg("--dedupe-window"),
         help="keep counter event ids this long, at least 1d [env METRICS_DEDUPE_WINDOW, default 14d]",
     )
     parser.add_argument(
         "--dead-letter-retention",
-        type=_duration("--dead-letter-retention"),
+        type=duration_arg("--dead-letter-retention"),
         help="keep dead letters this long [env METRICS_DEAD_LETTER_RETENTION, default 30d]",
     )
     parser.set_defaults(handler=prune)
@@ -116,7 +105,7 @@ def _report(job: str, details: dict[str, Any]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="python -m worker.maintenance.cli", description="Run one maintenance job once."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="JOB")

@@ -25,6 +25,7 @@ from contract import exits
 from contract.exits import NotFound
 from worker.read import grids, queries, tables
 from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT
+from worker.schema import require_schema
 from worker.settings import DEFAULT_DATABASE_URL
 
 Result = BaseModel | list[Any] | None
@@ -163,7 +164,11 @@ def run_query(args: argparse.Namespace) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        result = read.run(conn, args)
+        try:
+            result = read.run(conn, args)
+        except psycopg.errors.UndefinedTable:
+            require_schema(conn)  # says which tables, where, and what creates them
+            raise
         if result is None:  # only a session is ever missing
             result = _by_short_id(conn, args)
     if args.json:
@@ -177,16 +182,8 @@ def run_query(args: argparse.Namespace) -> int:
         tables.write_csv(read.grids(result), sys.stdout)
     else:
         console = Console()
-        tables.print_tables(read.grids(result), console, _width(console))
+        tables.print_tables(read.grids(result), console, tables.terminal_width(console))
     return 0
-
-
-def _width(console: Console) -> int | None:
-    """The terminal's width; for a pipe or a file, none (no table is squeezed) unless COLUMNS says."""
-    if console.is_terminal:
-        return console.width
-    columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
 def _by_short_id(conn: psycopg.Connection[Any], args: argparse.Namespace) -> BaseModel:
@@ -243,7 +240,7 @@ READS_BY_NAME = {read.name: read for read in READS}
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m worker.read.cli <name> ...``: the ``query`` subcommand on its own."""
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="python -m worker.read.cli",
         description="Print one of the metrics reads as a table, or as JSON (--json) or CSV (--csv).",
     )

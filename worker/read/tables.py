@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -168,7 +169,7 @@ def _shown(column: Column, value: Any, compact: bool, shortened: bool) -> str:
 
 
 def _squeeze(grid: Grid, kept: list[int], natural: list[int], longest: list[int], width: int) -> list[int]:
-    """Narrow the widest columns, one character at a time, down to their floor: a header may
+    """Narrow columns one character at a time, down to their floor: a header may
     wrap at its spaces (it needs its longest word), a text cell may lose its middle (down to
     a few characters), nothing else may be cut."""
     widths = list(natural)
@@ -183,7 +184,9 @@ def _squeeze(grid: Grid, kept: list[int], natural: list[int], longest: list[int]
         candidates = [j for j in range(len(widths)) if widths[j] > floors[j]]
         if not candidates:
             break
-        widest = max(candidates, key=lambda j: widths[j])
+        # The least important first (the lowest ``drop``; never-dropped ones last), widest first.
+        order = {j: grid.columns[i].drop for j, i in enumerate(kept)}
+        widest = min(candidates, key=lambda j: (order[j] is None, order[j] or 0, -widths[j]))
         widths[widest] -= 1
         excess -= 1
     return widths
@@ -217,6 +220,14 @@ def to_rich(fitted: Fitted, width: int | None) -> Table:
     for row in fitted.rows:
         table.add_row(*(Text(text, style="dim") if text == "-" else Text(text) for text in row))
     return table
+
+
+def terminal_width(console: Console) -> int | None:
+    """The terminal's width; for a pipe or a file none (no table is squeezed) unless COLUMNS says."""
+    if console.is_terminal:
+        return console.width
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
 def print_tables(grids: Sequence[Grid], console: Console, width: int | None) -> None:
