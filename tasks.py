@@ -55,9 +55,6 @@ def main(args: list[str]) -> int:
     if args and args[0] in {"-h", "--help", "help"}:
         print(__doc__)
         return 0
-    if args[:1] in (["-h"], ["--help"], ["help"]):
-        print(__doc__)
-        return 0
     if not args or args[0] not in {"test", "demo", "bench", "lint"}:
         print(__doc__, file=sys.stderr)
         return 2

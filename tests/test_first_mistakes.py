@@ -15,7 +15,7 @@ import redis
 
 from contract.exits import ExitCode
 from tests.conftest import Services
-from tests.worker.helpers import drain, settings
+from tests.ingest.helpers import drain, settings
 from worker.dev.scratch import with_search_path
 
 pytestmark = pytest.mark.acceptance

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.worker.helpers import drain, settings
+from tests.ingest.helpers import drain, settings
 from worker.dev.embedded import free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -13,9 +13,9 @@ import redis
 
 from contract.codec import STREAM_FIELD, encode
 from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenUsage
-from tests.core.histories import T0, coherent_history
-from tests.core.reference import SeedReference, database_tables
-from tests.worker.helpers import drain, publish, settings, worker_env
+from tests.engine.histories import T0, coherent_history
+from tests.engine.reference import SeedReference, database_tables
+from tests.ingest.helpers import drain, publish, settings, worker_env
 from worker.ingest import triage
 from worker.ingest.consumer import Worker
 from worker.ingest.deadletter import DeadLetters
