@@ -36,38 +36,38 @@ EXIT_OK, EXIT_BAD_LINES, EXIT_USAGE, EXIT_NOT_DELIVERED = (
 
 def _common() -> exits.Parser:
     common = exits.Parser(add_help=False)
-    group = common.add_argument_group("connection and spool (each flag also read from the environment)")
+    group = common.add_argument_group("connection and spool (flags override the environment)")
     env = os.environ.get
     group.add_argument(
         "--redis-url",
         default=env("REDIS_URL"),
-        help="Redis URL (env REDIS_URL; default redis://127.0.0.1:6379/0)",
+        help="Redis URL [env REDIS_URL, default redis://127.0.0.1:6379/0]",
     )
     group.add_argument(
         "--stream",
         default=env("METRICS_STREAM"),
-        help="stream name, the prefix of every key (env METRICS_STREAM; default metrics:events)",
+        help="stream name, the prefix of every key [env METRICS_STREAM, default metrics:events]",
     )
     group.add_argument(
-        "--shards", type=int, default=None, help="number of stream shards (env METRICS_SHARDS; default 1)"
+        "--shards", type=int, default=None, help="number of stream shards [env METRICS_SHARDS, default 1]"
     )
     group.add_argument(
         "--spool-dir",
         default=env("METRICS_SPOOL_DIR"),
-        help="where events wait while Redis is away (env METRICS_SPOOL_DIR; "
-        "default $XDG_STATE_HOME/metrics-producer/spool)",
+        help="where events wait while Redis is away [env METRICS_SPOOL_DIR, "
+        "default $XDG_STATE_HOME/metrics-producer/spool]",
     )
     group.add_argument(
         "--spool-max-bytes",
         type=int,
         default=None,
         help="spool bound; beyond it the oldest events are dropped "
-        "(env METRICS_SPOOL_MAX_BYTES; default 134217728)",
+        "[env METRICS_SPOOL_MAX_BYTES, default 134217728]",
     )
     group.add_argument(
         "--timeout", type=float, default=30.0, help="how long to wait at the end for delivery (default 30 s)"
     )
-    group.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+    common.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
     return common
 
 
@@ -105,10 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate",
         type=float,
         default=0.0,
-        help="events per second, all agents together; 0 for as fast as possible (default)",
+        help="at most this many events per second, all agents together; 0: no limit (default 0)",
     )
     simulate.add_argument(
-        "--duration", type=float, default=None, help="stop starting sessions after this many seconds"
+        "--duration",
+        type=float,
+        default=None,
+        help="stop starting sessions after this many seconds; those in flight end at once (default: "
+        "when every agent has run its sessions)",
     )
     timing = simulate.add_mutually_exclusive_group()
     timing.add_argument(
@@ -125,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="stamp each event when it is sent, not with its simulated time (rounds and tool calls "
         "then last only the time between calls; what a latency benchmark measures)",
     )
-    simulate.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable run")
+    simulate.add_argument(
+        "--seed", type=int, default=None, help="random seed, for a repeatable run (default: a random one)"
+    )
     simulate.add_argument("--processes", action="store_true", help="one process per agent instead of threads")
     simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
     simulate.set_defaults(handler=_simulate)

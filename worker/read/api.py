@@ -264,20 +264,22 @@ def main(argv: list[str] | None = None) -> int:
         prog="metrics-api",
         description="Serve the agent metrics reads as an HTTP JSON API (OpenAPI at /docs).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=_port, default=8000, help="port to listen on (default %(default)s)")
     parser.add_argument(
         "--database-url",
         metavar="URL",
-        help=f"PostgreSQL URL to read from (env DATABASE_URL; else {DEFAULT_DATABASE_URL})",
+        help=f"PostgreSQL to read from [env DATABASE_URL, default {DEFAULT_DATABASE_URL}]",
     )
     parser.add_argument(
         "--max-connections",
         type=int,
         default=4,
-        help="database connections in the pool (default: %(default)s)",
+        help="database connections in the pool (default %(default)s)",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="(default info)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -84,18 +84,20 @@ def _add_filters(parser: argparse.ArgumentParser, filters: Sequence[str]) -> Non
             help="the session's id, or its last characters as the tables show them (…3f9c2d1e)",
         )
     if "dates" in filters:
-        parser.add_argument("--start-date", type=_date, help="first UTC date of started_at, inclusive")
-        parser.add_argument("--end-date", type=_date, help="last UTC date of started_at, inclusive")
+        parser.add_argument(
+            "--start-date", type=_date, metavar="YYYY-MM-DD", help="first UTC date of started_at, inclusive"
+        )
+        parser.add_argument(
+            "--end-date", type=_date, metavar="YYYY-MM-DD", help="last UTC date of started_at, inclusive"
+        )
     if "window" in filters:
         parser.add_argument(
             "--days",
             type=_bounded(1, MAX_DAYS),
             default=DEFAULT_DAYS,
-            help="days in the window (default: %(default)s)",
+            help="days in the window (default %(default)s)",
         )
-        parser.add_argument(
-            "--end-date", type=_date, help="last UTC date of the window (default: today, UTC)"
-        )
+        parser.add_argument("--end-date", type=_date, help="last UTC date of the window (default today, UTC)")
     if "endpoint" in filters:
         parser.add_argument("--endpoint", type=_name, help="only this upstream endpoint")
     if "model" in filters:
@@ -105,7 +107,7 @@ def _add_filters(parser: argparse.ArgumentParser, filters: Sequence[str]) -> Non
             "--limit",
             type=_bounded(1, MAX_LIMIT),
             default=DEFAULT_LIMIT,
-            help=f"rows to show, 1..{MAX_LIMIT} (default: %(default)s)",
+            help=f"rows to show, 1..{MAX_LIMIT} (default %(default)s)",
         )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
@@ -125,7 +127,7 @@ def _add_filters(parser: argparse.ArgumentParser, filters: Sequence[str]) -> Non
         "--database-url",
         dest="query_database_url",
         metavar="URL",
-        help=f"PostgreSQL URL to read from (env DATABASE_URL; default {DEFAULT_DATABASE_URL})",
+        help=f"PostgreSQL to read from [env DATABASE_URL, default {DEFAULT_DATABASE_URL}]",
     )
 
 
