@@ -475,11 +475,7 @@ class Oracle:
         result = [
             ForwardEndpointMetrics(
                 endpoint=endpoint,
-                requests=len(rows),
-                successful=sum(row.status == "success" for row in rows),
-                failed=sum(row.status == "error" for row in rows),
-                timed_out=sum(row.status == "timeout" for row in rows),
-                pending=sum(row.status == "pending" for row in rows),
+                **_outcomes(rows),
                 tokens=_sum_usage(row.token_usage for row in rows if row.token_usage is not None),
                 avg_duration_ms=_avg_ms(rows),
             )
@@ -495,15 +491,17 @@ class Oracle:
         return [
             ForwardDailyMetrics(
                 date=day,
-                requests=len(rows),
-                successful=sum(row.status == "success" for row in rows),
-                failed=sum(row.status == "error" for row in rows),
-                timed_out=sum(row.status == "timeout" for row in rows),
-                pending=sum(row.status == "pending" for row in rows),
+                **_outcomes(rows),
                 tokens=_sum_usage(row.token_usage for row in rows if row.token_usage is not None),
             )
             for day, rows in sorted(by_day.items())
         ]
+
+
+def _outcomes(rows: list[ForwardRequestMetrics]) -> dict[str, int]:
+    count = Counter(row.status for row in rows)
+    return {"requests": len(rows), "successful": count["success"], "failed": count["error"],
+            "timed_out": count["timeout"], "pending": count["pending"]}  # fmt: skip
 
 
 def _sum_usage(usages: Any) -> TokenUsage:

@@ -152,11 +152,7 @@ def forward_by_endpoint(
     return [
         ForwardEndpointMetrics(
             endpoint=row["endpoint"],
-            requests=row["requests"],
-            successful=row["successful"],
-            failed=row["failed"],
-            timed_out=row["timed_out"],
-            pending=row["pending"],
+            **_outcomes(row),
             tokens=_usage(row),
             avg_duration_ms=_average_ms(row),
         )
@@ -200,15 +196,16 @@ def forward_daily_metrics(
     return [
         ForwardDailyMetrics(
             date=row["day"],
-            requests=row["requests"],
-            successful=row["successful"],
-            failed=row["failed"],
-            timed_out=row["timed_out"],
-            pending=row["pending"],
+            **_outcomes(row),
             tokens=_usage(row),
         )
         for row in rows
     ]
+
+
+def _outcomes(row: dict[str, Any]) -> dict[str, int]:
+    """The request counts by outcome, named as the per-endpoint and per-day models name them."""
+    return {name: row[name] for name in ("requests", "successful", "failed", "timed_out", "pending")}
 
 
 def _usage(row: dict[str, Any]) -> TokenUsage:
