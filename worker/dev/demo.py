@@ -28,6 +28,7 @@ from pathlib import Path
 import psycopg
 import redis
 
+from contract import exits
 from contract.keys import DEFAULT_GROUP, Keys
 from worker.dev.embedded import EmbeddedServers
 from worker.dev.scratch import wait_drained, with_search_path
@@ -123,7 +124,7 @@ def _delete_stream_keys(redis_url: str, stream: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="python -m worker.dev.demo",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

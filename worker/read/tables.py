@@ -1,13 +1,12 @@
 """Grids as tables for people (rich, fitted to the terminal) and as CSV.
 
 Each read becomes one or more :class:`Grid` (worker/read/grids.py): a title, typed columns and
-the raw values. A grid is
-drawn at a given width by :func:`fit`, which never wraps or cuts an id: it first truncates the
-middle of free-text columns (models, endpoints, errors, breakdowns), writes times shorter and
-leaves out the least important columns (naming them under the table), then shortens long ids to
-their last characters (``…3f9c2d1e``, which ``query session`` accepts), and only then leaves out
-more columns. Piped output is
-not fitted (no width is imposed on a file) unless ``COLUMNS`` says otherwise.
+the raw values. :func:`fit` lays a grid out in a width and never wraps or cuts an id: it first
+truncates the middle of free-text columns (models, endpoints, errors, breakdowns), writes times
+shorter and leaves out the least important columns (naming them under the table), then shortens
+long ids to their last characters (``…3f9c2d1e``, which ``query session`` accepts), and only then
+leaves out more columns. Piped output is not fitted (no width is imposed on a file) unless
+``COLUMNS`` says otherwise.
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ class Grid:
 # -- cells ---------------------------------------------------------------------------------------
 
 
-def cell_text(value: Any, kind: Kind = "text", compact: bool = False) -> str:
+def cell_text(value: Any, compact: bool = False) -> str:
     """What a table shows for ``value`` (one line: newlines in error texts become spaces)."""
     if value is None:
         return "-"
@@ -162,7 +161,7 @@ def fit(grid: Grid, width: int | None) -> Fitted:
 
 
 def _shown(column: Column, value: Any, compact: bool, shortened: bool) -> str:
-    text = cell_text(value, column.kind, compact=compact and column.kind == "time")
+    text = cell_text(value, compact=compact and column.kind == "time")
     if shortened and column.kind == "id" and value is not None:
         return short_id(text)
     return text
@@ -204,7 +203,7 @@ def _fitted(grid: Grid, kept: list[int], widths: list[int], cells: list[list[str
     )
 
 
-def to_rich(fitted: Fitted, width: int | None) -> Table:
+def to_rich(fitted: Fitted) -> Table:
     caption = None
     if fitted.left_out:
         caption = f"not shown: {', '.join(fitted.left_out)} (widen the terminal, or --json / --csv)"
@@ -237,7 +236,7 @@ def print_tables(grids: Sequence[Grid], console: Console, width: int | None) -> 
         # Exactly the table's width: rich would otherwise squeeze it into its own idea of the
         # terminal (80 columns for a pipe), or pad every line to a wider one.
         console.width = max(table_width(fitted.widths), min(len(grid.title), width or len(grid.title)))
-        console.print(to_rich(fitted, width))
+        console.print(to_rich(fitted))
 
 
 def write_csv(grids: Sequence[Grid], out: IO[str]) -> None:
