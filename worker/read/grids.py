@@ -135,8 +135,9 @@ def session_detail(d: SessionDetail) -> list[Grid]:
     rounds = Grid(
         f"Rounds ({len(d.rounds)})",
         (Column("round", "id"), Column("model", "text", 2), Column("status", "label", 9),
-         Column("started", "time", 5), Column("duration ms", "number", 10), *_TOKENS,
-         Column("cached", "number", 1), Column("compressions", "number", 6), Column("saved", "number", 7),
+         Column("started", "time", 7), Column("duration ms", "number", 10),
+         Column("prompt", "number", 5), Column("completion", "number", 6), Column("total tokens", "number"),
+         Column("cached", "number", 1), Column("compressions", "number", 3), Column("saved", "number", 4),
          Column("error", "text", 8)),
         tuple(
             (r.round_id, r.model, r.status, r.started_at, r.duration_ms, *_tokens(r.token_usage),
@@ -148,9 +149,9 @@ def session_detail(d: SessionDetail) -> list[Grid]:
     calls += [(t.round_id, t) for t in d.tool_calls_without_round]
     tools = Grid(
         f"Tool calls ({len(calls)})",
-        (Column("round", "id", 2), Column("tool call", "id"), Column("tool", "text"),
-         Column("started", "time", 3), Column("duration ms", "number", 5), Column("success", "flag", 4),
-         Column("error", "text", 1)),
+        (Column("round", "id", 1), Column("tool call", "id"), Column("tool", "text"),
+         Column("started", "time", 2), Column("duration ms", "number", 3), Column("success", "flag", 6),
+         Column("error", "text", 5)),
         tuple(
             (round_id, t.tool_call_id, t.tool_name, t.started_at, t.duration_ms, t.success, t.error)
             for round_id, t in calls
