@@ -19,13 +19,13 @@ from typing import Any
 import psycopg
 import redis
 from psycopg.conninfo import conninfo_to_dict
-from redis.connection import parse_url
 
 from contract.connect import TRANSIENT_ERRORS
 from contract.events import Event
 from worker.engine.apply import Applied, InFlight, apply_events, prepare, start
 from worker.errors import PermanentError, PostgresError, TransientError, translate
 from worker.ingest import prometheus as obs
+from worker.ingest.connection import check_url, open_stream
 from worker.ingest.signals import stop_on_signals
 from worker.ingest.stream import Batch, Entry, StreamClient
 from worker.ingest.triage import Sorted, sort_entries
@@ -64,7 +64,7 @@ class Abandoned(Exception):
     """Stop was requested while a batch could not be committed; it stays pending for redelivery."""
 
 
-_UNFINISHED: tuple[type[Exception], ...] = (PostgresError, Abandoned, *_REDIS_ERRORS)
+_UNFINISHED: tuple[type[Exception], ...] = (PostgresError, Abandoned, *_REDIS_ERRORS)  # stay pending
 
 
 @dataclass
@@ -89,11 +89,7 @@ class Worker:
         self._patience = Patience(give_up_after)  # how long a burst run retries a server away
         self.handle_signals = handle_signals
         self.on_commit = on_commit  # called with the events of each committed batch (benchmarks)
-        if parse_url(settings.redis_url).get("decode_responses"):  # type: ignore[no-untyped-call]
-            raise ValueError(
-                "REDIS_URL: decode_responses is not supported: the worker reads entries as bytes "
-                "(a payload need not be UTF-8 to be dead-lettered intact)"
-            )
+        check_url(settings.redis_url)
         self._stream: StreamClient | None = None  # connected at start: Redis may be away until then
         self.totals = Totals()
         self._stop = threading.Event()
@@ -108,10 +104,7 @@ class Worker:
     @property
     def stream(self) -> StreamClient:
         """The Redis side, connected on first use (one Redis or a cluster: contract/connect.py)."""
-        if self._stream is None:
-            s = self.settings
-            timeout = max(5.0, s.block_ms / 1000 + 5)
-            self._stream = StreamClient.connect(s.redis_url, s.keys, s.group, s.consumer, timeout)
+        self._stream = self._stream or open_stream(self.settings)
         return self._stream
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -158,7 +151,7 @@ class Worker:
     def close(self) -> None:
         try:
             self._finish_inflight()
-        except _UNFINISHED as exc:  # stays pending: redelivered later
+        except _UNFINISHED as exc:
             log.warning("batch in flight at exit not finished (%s); it will be redelivered", exc)
         if self._conn is not None:
             self._conn.close()
