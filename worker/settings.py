@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from contract.fields import DEFAULT_MAX_EVENT_BYTES
 from contract.keys import DEFAULT_GROUP, DEFAULT_STREAM, Keys
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -73,6 +74,7 @@ class Settings:
     block_ms: int = 2000  # METRICS_BLOCK_MS
     claim_idle_ms: int = 30_000  # METRICS_CLAIM_IDLE_MS
     max_deliveries: int = 5  # METRICS_MAX_DELIVERIES: then dead-lettered
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES  # METRICS_MAX_EVENT_BYTES: larger is dead-lettered unread
     metrics_port: int | None = None  # METRICS_PORT (Prometheus); unset = no endpoint
     consumer_idle_ms: int = (
         3_600_000  # METRICS_CONSUMER_IDLE_MS: idle consumers with nothing pending are removed
@@ -100,6 +102,7 @@ class Settings:
             "block_ms": _env_int(e, "METRICS_BLOCK_MS", 2000),
             "claim_idle_ms": _env_int(e, "METRICS_CLAIM_IDLE_MS", 30_000),
             "max_deliveries": _env_int(e, "METRICS_MAX_DELIVERIES", 5),
+            "max_event_bytes": _env_int(e, "METRICS_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
             "consumer_idle_ms": _env_int(e, "METRICS_CONSUMER_IDLE_MS", 3_600_000),
         }
         if e.get("METRICS_CONSUMER"):
@@ -120,7 +123,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("batch_size", "shards", "max_deliveries"):
+        for name in ("batch_size", "shards", "max_deliveries", "max_event_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
         for name in ("block_ms", "claim_idle_ms"):

@@ -22,6 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from contract.codec import STREAM_FIELD, ContractError, decode
 from contract.events import Event
+from contract.fields import DEFAULT_MAX_EVENT_BYTES
 from worker.engine.apply import Applied, InFlight, Prepared, apply_events, prepare, start
 from worker.errors import ApplyError, PermanentError, TransientError, translate
 from worker.ingest import prometheus as obs
@@ -195,7 +196,11 @@ class Worker:
         waiting = burst or self._inflight is not None  # never block reads while a batch awaits its ack
         new = self.stream.read_new(self.settings.batch_size, None if waiting else self.settings.block_ms)
         self._caught_up = new is None
-        sorted_ = sort_entries(new, self.settings.max_deliveries) if new is not None else None
+        sorted_ = (
+            sort_entries(new, self.settings.max_deliveries, self.settings.max_event_bytes)
+            if new is not None
+            else None
+        )
         if sorted_ is not None and sorted_.good and not sorted_.suspects:
             sorted_.prepared = prepare([event for _, event in sorted_.good])
         committed = self._confirm_inflight()
@@ -263,7 +268,7 @@ class Worker:
     # -- one batch ----------------------------------------------------------------------------
 
     def _process(self, batch: Batch) -> None:
-        self._apply_sorted(sort_entries(batch, self.settings.max_deliveries))
+        self._apply_sorted(sort_entries(batch, self.settings.max_deliveries, self.settings.max_event_bytes))
 
     def _apply_sorted(self, sorted_: Sorted) -> None:
         started = time.perf_counter()
@@ -394,8 +399,9 @@ class Sorted:
     prepared: Prepared | None = None  # the good entries' statements, built ahead
 
 
-def sort_entries(batch: Batch, limit: int) -> Sorted:
-    """Decode every entry and sort it by what happens to it next. Pure: no I/O."""
+def sort_entries(batch: Batch, limit: int, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Sorted:
+    """Decode every entry and sort it by what happens to it next. Pure: no I/O. An entry over
+    ``max_bytes`` is dead-lettered without being parsed (a parser's cost grows with its input)."""
     started = time.perf_counter()
     out = Sorted(batch)
     for entry in batch.entries:
@@ -409,6 +415,16 @@ def sort_entries(batch: Batch, limit: int) -> Sorted:
             names = sorted(k.decode("utf-8", "replace") for k in fields)
             out.letters.append(
                 (entry, deliveries, f"missing field: no '{STREAM_FIELD}' field (fields: {names})")
+            )
+            continue
+        if len(raw) > max_bytes:
+            out.letters.append(
+                (
+                    entry,
+                    deliveries,
+                    f"too large: {len(raw):,} bytes, over the limit of "
+                    f"{max_bytes:,} (METRICS_MAX_EVENT_BYTES)",
+                )
             )
             continue
         try:
