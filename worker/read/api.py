@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date
 from typing import Annotated, Any
 
 import psycopg
@@ -25,6 +24,7 @@ from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
 from worker.read import queries
+from worker.read.dates import IsoDate
 from worker.read.models import (
     DailyMetrics,
     ForwardEndpointMetrics,
@@ -41,10 +41,12 @@ from worker.settings import DEFAULT_DATABASE_URL
 log = logging.getLogger(__name__)
 
 StartDate = Annotated[
-    date | None, Query(description="First UTC date of started_at, inclusive (YYYY-MM-DD); open if absent.")
+    IsoDate | None,
+    Query(description="First UTC date of started_at, inclusive (YYYY-MM-DD); open if absent."),
 ]
 EndDate = Annotated[
-    date | None, Query(description="Last UTC date of started_at, inclusive (YYYY-MM-DD); open if absent.")
+    IsoDate | None,
+    Query(description="Last UTC date of started_at, inclusive (YYYY-MM-DD); open if absent."),
 ]
 Model = Annotated[
     str | None,
@@ -55,7 +57,9 @@ Endpoint = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Rows to return, 1..{MAX_LIMIT}.")]
 Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window, ending on end_date.")]
-WindowEnd = Annotated[date | None, Query(description="Last UTC date of the window; today (UTC) if absent.")]
+WindowEnd = Annotated[
+    IsoDate | None, Query(description="Last UTC date of the window (YYYY-MM-DD); today (UTC) if absent.")
+]
 
 
 def _pool(request: Request) -> ConnectionPool[Any]:
