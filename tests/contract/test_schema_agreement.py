@@ -21,8 +21,8 @@ from hypothesis_jsonschema import from_schema
 
 from contract import ContractError, decode
 from contract.schema import SCHEMA_FILE
-from worker.ingest.consumer import sort_entries
 from worker.ingest.stream import Batch
+from worker.ingest.triage import sort_entries
 
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
 _PARTS = re.compile(

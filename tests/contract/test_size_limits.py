@@ -7,9 +7,9 @@ import json
 import pytest
 
 from contract.fields import DEFAULT_MAX_EVENT_BYTES, MAX_ERROR_LENGTH, MAX_ID_LENGTH, MAX_NAME_LENGTH
-from worker.ingest import consumer
-from worker.ingest.consumer import sort_entries
+from worker.ingest import triage
 from worker.ingest.stream import Batch
+from worker.ingest.triage import sort_entries
 from worker.settings import Settings
 
 BASE = {"v": 1, "event_id": "e", "type": "sync.mismatch", "occurred_at": "2026-02-10T10:00:00Z"}
@@ -26,7 +26,7 @@ def test_an_entry_over_the_limit_is_dead_lettered_with_its_size_without_being_pa
     def never(raw: bytes) -> None:
         raise AssertionError("an oversized entry was parsed")
 
-    monkeypatch.setattr(consumer, "decode", never)
+    monkeypatch.setattr(triage, "decode", never)
     big = json.dumps({**BASE, "reason": "r", "padding": "x" * DEFAULT_MAX_EVENT_BYTES}).encode()
     assert _letters(big) == [
         f"too large: {len(big):,} bytes, over the limit of 1,048,576 (METRICS_MAX_EVENT_BYTES)"

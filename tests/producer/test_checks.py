@@ -87,9 +87,9 @@ def test_error_text_escapes_what_utf8_cannot_carry() -> None:
 def test_hints_of_a_session_never_written_are_not_kept_for_removal() -> None:
     """While Redis is away every session opens and closes in memory only: nothing to remove later."""
     from contract.keys import Keys
-    from producer.hints import Hints
+    from producer.hints import HintWriter
 
-    hints = Hints(Keys(), interval=5, ttl=30)
+    hints = HintWriter(Keys(), interval=5, ttl=30)
     for i in range(1000):
         hints.opened(f"s{i}")
         hints.closed(f"s{i}")
