@@ -6,6 +6,12 @@ through, or a dead publisher's spool was adopted at start): new batches still go
 behind the old ones while the spool is replayed in order; when it is empty, back to ``up``. So
 one publisher's events reach Redis in the order they were published.
 
+A queue filling up while Redis is up (Redis slower than the agent, or out of memory) is the same
+case as an outage: past half the queue the sender moves to ``recovering``, so the queue drains at
+the spool's speed while the spool is replayed to Redis in order. Every refusal of a write (a
+timeout, a lost connection, OOM, a wrong key type) goes to the spool and is retried with backoff,
+logged once per episode. Heartbeats keep going while a spool is replayed.
+
 Exactly once per batch, and the wire of a batch: producer/delivery.py.
 """
 
@@ -81,6 +87,13 @@ class Sender:
         self._probing = False
         self._probe_ok = False
         self._replayed_this_outage = 0
+        self._episode = False  # an outage has been logged and has not ended yet
+        self._overflow_logged = -60.0
+        self._high = max(1, settings.queue_size // 2)
+        #: Set after each step: a publisher whose queue is at its hard cap waits on it (publisher.py).
+        self.progress = threading.Event()
+        #: Set by a publisher that found its queue at the hard cap: spool from the next step on.
+        self.outrun = False
         self._thread = threading.Thread(target=self._run, name="metrics-producer-sender", daemon=True)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -141,18 +154,27 @@ class Sender:
     # -- one step ---------------------------------------------------------------------------
 
     def _step(self) -> bool:
-        """Handle one batch from the queue and one from the spool; True when stopped."""
-        items, marker = self._take()
-        if items:
-            self._handle(items)
-        if marker is not None:
-            self._on_marker(marker)
+        """Handle one batch from the queue (all of it when not up) and one from the spool; True
+        when stopped."""
+        if self.mode == UP:
+            items, marker = self._take()
+            if items:
+                self._handle(items)
+            if marker is not None:
+                self._on_marker(marker)
+            if self.mode == UP and (len(self._queue) >= self._high or self.outrun):
+                self._overflowing()
+        if self.mode != UP:
+            self._spill()
+        self.progress.set()
         now = time.monotonic()
         if self.mode == DOWN:
             self._maybe_probe(now)
-        if self.mode == RECOVERING:
+        # While the agent outruns Redis, the queue goes to disk first: a replay's round trip
+        # would leave it filling up meanwhile.
+        if self.mode == RECOVERING and len(self._queue) < self._high:
             self._replay_some()
-        if self.mode == UP and self._hints.due(now):
+        if self.mode != DOWN and self._hints.due(now):
             self._sync_hints(now)
         if self._stop is not None:
             replaying = self.mode == RECOVERING and now < (self.stop_at or now)
@@ -163,6 +185,35 @@ class Sender:
             if not self._queue:
                 self._wake.wait(self._idle_timeout(now))
         return False
+
+    def _spill(self) -> None:
+        """What is queued now to the spool, in order, flush marks parked in their place."""
+        left = len(self._queue)
+        while left > 0 and self._stop is None:
+            left -= self.settings.batch_size
+            items, marker = self._take()
+            if items:
+                self._handle(items)
+            if marker is not None:
+                self._on_marker(marker)
+
+    def _overflowing(self) -> None:
+        """Redis takes events slower than the agent makes them: spool and replay, in order."""
+        self.mode = RECOVERING
+        self.outrun = False
+        self._replayed_this_outage = 0
+        self._counters.add("overflows")
+        now = time.monotonic()
+        if now >= self._overflow_logged + 60:  # a flood comes and goes: one line a minute at most
+            self._overflow_logged = now
+            log.warning(
+                "metrics producer: queue at %d of %d events, Redis at %s is slower than this agent; "
+                "spooling to %s and replaying in order (nothing is dropped before the spool's bound)",
+                len(self._queue),
+                self.settings.queue_size,
+                safe_url(self.settings.redis_url),
+                self.settings.spool_dir,
+            )
 
     def _take(self) -> tuple[list[Item], Marker | None]:
         queue, limit = self._queue, self.settings.batch_size
@@ -187,8 +238,11 @@ class Sender:
         if not batches:
             return
         spill = self.spill_at is not None and time.monotonic() >= self.spill_at
-        if self.mode == UP and not spill and self._deliver(batches, replay=False):
-            return
+        if self.mode == UP and not spill:
+            error = self._deliver(batches, replay=False)
+            if error is None:
+                return
+            self._went_down(error)
         self._to_spool(batches)
 
     def _encode(self, items: list[Item]) -> list[Batch]:
@@ -210,22 +264,22 @@ class Sender:
 
     # -- Redis ------------------------------------------------------------------------------
 
-    def _deliver(self, batches: list[Batch], replay: bool) -> bool:
-        """Send batches in one round trip. False, with the mode set to down, when anything failed:
-        the caller keeps all of them for a retry."""
+    def _deliver(self, batches: list[Batch], replay: bool) -> BaseException | None:
+        """Send batches in one round trip. The error when anything failed or was refused (OOM
+        included): the caller keeps all of them for a retry and calls _went_down."""
         assert self._client is not None
         try:
             added, skipped = add_batches(self._client, batches, self.settings.dedup_ttl)
         except (redis.RedisError, OSError) as exc:
-            self._went_down(exc)
-            return False
+            return exc
         self._counters.add("replayed" if replay else "sent", added)
         self._counters.add("deduplicated", skipped)
-        return True
+        return None
 
     def _went_down(self, exc: BaseException) -> None:
         self._counters.add("send_failures")
-        if self.mode != DOWN:
+        if not self._episode:  # once per outage: a replay refused again and again logs nothing new
+            self._episode = True
             log.warning(
                 "metrics producer: Redis at %s unavailable (%s: %s); spooling to %s until it is back",
                 safe_url(self.settings.redis_url),
@@ -304,7 +358,9 @@ class Sender:
         assert self._spool is not None
         batches = self._peek()
         if batches:
-            if not self._deliver(batches, replay=True):
+            error = self._deliver(batches, replay=True)
+            if error is not None:
+                self._went_down(error)
                 return
             self._spool.commit()
             self._backoff.reset()
@@ -316,6 +372,7 @@ class Sender:
         # Caught up, now: waiting for a step without new events would keep a publisher that
         # publishes steadily in recovery for ever, everything through the disk, no heartbeats.
         self.mode = UP
+        self._episode = False
         self._resolve_parked()
         if self._replayed_this_outage:
             log.info(
