@@ -21,6 +21,7 @@ from redis.retry import Retry
 
 from contract.codec import STREAM_FIELD
 from contract.keys import Keys
+from contract.urls import mask_url
 from producer.settings import ProducerSettings
 
 # KEYS[1] stream, KEYS[2] the marker of (producer token, stream); ARGV[1] marker ttl (s), then
@@ -114,7 +115,4 @@ def connect(settings: ProducerSettings) -> redis.Redis:
 
 def safe_url(url: str) -> str:
     """The URL without its password, for logs."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return mask_url(url)

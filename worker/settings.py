@@ -64,8 +64,9 @@ def default_consumer_name() -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
-    redis_url: str = DEFAULT_REDIS_URL
+    # Out of the repr, so a logged or printed Settings never shows a password.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
     stream: str = DEFAULT_STREAM  # METRICS_STREAM
     shards: int = 1  # METRICS_SHARDS
     group: str = DEFAULT_GROUP  # METRICS_GROUP

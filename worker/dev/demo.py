@@ -24,6 +24,7 @@ import psycopg
 import redis
 
 from contract.keys import DEFAULT_GROUP, Keys
+from contract.urls import mask_url
 from worker.dev.embedded import EmbeddedServers
 from worker.dev.scratch import wait_drained, with_search_path
 from worker.schema import apply_schema
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             say(
                 f"this run's data stays in PostgreSQL schema {schema}; to query it: "
-                f"DATABASE_URL='{database_url}' metrics-worker query sessions"
+                f"DATABASE_URL='{mask_url(database_url)}' metrics-worker query sessions"
             )
         finally:
             procs.stop()
