@@ -32,8 +32,9 @@ from typing import Any, Self
 from producer.calls import TypedCalls
 from producer.hints import HintWriter
 from producer.lifecycle import ForwardScope, SessionScope
+from producer.marker import Marker
 from producer.metrics import Counters
-from producer.sender import Marker, Sender
+from producer.sender import Sender
 from producer.settings import ProducerSettings
 
 log = logging.getLogger(__name__)

@@ -6,11 +6,9 @@ through, or a dead publisher's spool was adopted at start): new batches still go
 behind the old ones while the spool is replayed in order; when it is empty, back to ``up``. So
 one publisher's events reach Redis in the order they were published.
 
-A queue filling up while Redis is up (Redis slower than the agent, or out of memory) is the same
-case as an outage: past half the queue the sender moves to ``recovering``, so the queue drains at
-the spool's speed while the spool is replayed to Redis in order. Every refusal of a write (a
-timeout, a lost connection, OOM, a wrong key type) goes to the spool and is retried with backoff,
-logged once per episode. Heartbeats keep going while a spool is replayed.
+Redis slower than the agent is an outage too: past half the queue, ``recovering`` (the queue
+drains at the disk's speed). Every refused write (timeout, lost connection, OOM, wrong key type)
+is spooled and retried with backoff, logged once per outage; heartbeats go on during a replay.
 
 Exactly once per batch, and the wire of a batch: producer/delivery.py.
 """
@@ -23,13 +21,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from producer.delivery import Backoff, Batch, add_batches, connect, safe_url
 from producer.hints import HintWriter
+from producer.marker import Marker
 from producer.metrics import Counters
 from producer.settings import ProducerSettings
 from producer.spool import Spool
@@ -38,21 +36,6 @@ from producer.wire import Encoder, Item
 log = logging.getLogger(__name__)
 
 UP, DOWN, RECOVERING = "up", "down", "recovering"
-
-
-@dataclass(eq=False)
-class Marker:
-    """Put in the queue by flush() / close(); resolved when everything before it is handled."""
-
-    stop: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
-    delivered: bool = False
-    position: int = 0
-    cancelled: bool = False  # its flush() gave up waiting: nobody will look at it
-
-    def resolve(self, delivered: bool) -> None:
-        self.delivered = delivered
-        self.done.set()
 
 
 class Sender:
@@ -170,8 +153,7 @@ class Sender:
         now = time.monotonic()
         if self.mode == DOWN:
             self._maybe_probe(now)
-        # While the agent outruns Redis, the queue goes to disk first: a replay's round trip
-        # would leave it filling up meanwhile.
+        # An agent outrunning Redis: the queue to disk first (a replay's round trip lets it fill)
         if self.mode == RECOVERING and len(self._queue) < self._high:
             self._replay_some()
         if self.mode != DOWN and self._hints.due(now):
@@ -199,19 +181,15 @@ class Sender:
 
     def _overflowing(self) -> None:
         """Redis takes events slower than the agent makes them: spool and replay, in order."""
-        self.mode = RECOVERING
-        self.outrun = False
-        self._replayed_this_outage = 0
+        self.mode, self.outrun, self._replayed_this_outage = RECOVERING, False, 0
         self._counters.add("overflows")
         now = time.monotonic()
         if now >= self._overflow_logged + 60:  # a flood comes and goes: one line a minute at most
             self._overflow_logged = now
             log.warning(
-                "metrics producer: queue at %d of %d events, Redis at %s is slower than this agent; "
-                "spooling to %s and replaying in order (nothing is dropped before the spool's bound)",
+                "metrics producer: %d events queued, Redis is slower than this agent; spooling to %s "
+                "and replaying in order (nothing is dropped before the spool's bound)",
                 len(self._queue),
-                self.settings.queue_size,
-                safe_url(self.settings.redis_url),
                 self.settings.spool_dir,
             )
 
