@@ -128,11 +128,11 @@ def servers(
     kind: str, folder: Path, database_url: str | None, redis_url: str
 ) -> Iterator[tuple[str, str, EmbeddedServers | None]]:
     """The drill's own server where it restarts one; the given (or the environment's) otherwise."""
-    if kind in ("postgres", "redis", "outage"):
+    if kind in ("postgres", "redis", "outage", "flood"):  # flood: Redis memory is the drill's alone
         embedded = EmbeddedServers(folder)
         try:
             pg = embedded.start_postgres() if kind == "postgres" else None
-            rd = embedded.start_redis() if kind in ("redis", "outage") else redis_url
+            rd = embedded.start_redis() if kind in ("redis", "outage", "flood") else redis_url
             if pg is None:
                 with fresh_schema("drill", database_url) as url:
                     yield url, rd, embedded
