@@ -14,8 +14,8 @@ import redis
 
 from producer import Publisher
 from tests.conftest import Services
+from tests.ingest.helpers import drain, settings, worker_env
 from tests.transport.servers import free_port
-from tests.worker.helpers import drain, settings, worker_env
 
 ACL_FILE = Path(__file__).resolve().parents[2] / "redis-users.acl"
 STREAM = "metrics:events"  # the file's key pattern is the default stream's

@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from producer import Publisher
+from tests.ingest.helpers import drain, settings
 from tests.transport.servers import Authority, make_authority, tls_postgres, tls_redis
-from tests.worker.helpers import drain, settings
 
 
 @pytest.fixture(scope="module")
