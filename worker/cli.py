@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         "[env METRICS_MAX_DELIVERIES, default 5]",
     )
     run.add_argument(
+        "--max-event-bytes",
+        type=int,
+        metavar="N",
+        help="larger entries are dead-lettered unread [env METRICS_MAX_EVENT_BYTES, default 1048576]",
+    )
+    run.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
@@ -195,6 +201,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         block_ms=getattr(args, "block_ms", None),
         claim_idle_ms=getattr(args, "claim_idle_ms", None),
         max_deliveries=getattr(args, "max_deliveries", None),
+        max_event_bytes=getattr(args, "max_event_bytes", None),
         metrics_port=getattr(args, "metrics_port", None),
     )
 

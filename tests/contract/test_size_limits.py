@@ -44,7 +44,9 @@ def test_an_entry_at_the_limit_is_read() -> None:
 def test_the_limit_comes_from_the_environment_and_must_be_positive() -> None:
     assert Settings.from_env({"METRICS_MAX_EVENT_BYTES": "4096"}).max_event_bytes == 4096
     assert Settings.from_env({}).max_event_bytes == DEFAULT_MAX_EVENT_BYTES
-    with pytest.raises(ValueError, match="max_event_bytes: must be at least 1"):
+    with pytest.raises(
+        ValueError, match=r"METRICS_MAX_EVENT_BYTES \(--max-event-bytes\): must be at least 1"
+    ):
         Settings.from_env({"METRICS_MAX_EVENT_BYTES": "0"})
 
 

@@ -80,7 +80,7 @@ class Worker:
         on_commit: Callable[[list[Event]], None] | None = None,
         give_up_after: float | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings, self._limits = settings, (settings.max_deliveries, settings.max_event_bytes)
         self._patience = Patience(give_up_after)  # how long a burst run retries a server away
         self.handle_signals = handle_signals
         self.on_commit = on_commit  # called with the events of each committed batch (benchmarks)
@@ -208,11 +208,7 @@ class Worker:
         waiting = burst or self._inflight is not None  # never block reads while a batch awaits its ack
         new = self.stream.read_new(self.settings.batch_size, None if waiting else self.settings.block_ms)
         self._caught_up = new is None
-        sorted_ = (
-            sort_entries(new, self.settings.max_deliveries, self.settings.max_event_bytes)
-            if new is not None
-            else None
-        )
+        sorted_ = sort_entries(new, *self._limits) if new is not None else None
         if sorted_ is not None and sorted_.good and not sorted_.suspects:
             sorted_.prepared = prepare([event for _, event in sorted_.good])
         committed = self._confirm_inflight()
@@ -280,7 +276,7 @@ class Worker:
     # -- one batch ----------------------------------------------------------------------------
 
     def _process(self, batch: Batch) -> None:
-        self._apply_sorted(sort_entries(batch, self.settings.max_deliveries, self.settings.max_event_bytes))
+        self._apply_sorted(sort_entries(batch, *self._limits))
 
     def _apply_sorted(self, sorted_: Sorted) -> None:
         started = time.perf_counter()
