@@ -11,20 +11,29 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
 import psycopg
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
 from worker.read import queries
+from worker.read.auth import (
+    TOKENS_FILE_VARIABLE,
+    TOKENS_VARIABLE,
+    TokenCheck,
+    TokenError,
+    require_token,
+    startup_tokens,
+    tokens_from_env,
+)
 from worker.read.models import (
     DailyMetrics,
     ForwardEndpointMetrics,
@@ -96,6 +105,114 @@ def _configured(statement_timeout_ms: int) -> Callable[[psycopg.Connection[Any]]
     return configure
 
 
+async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
+    loc = ["query", exc.param] if exc.param else ["query"]
+    return JSONResponse(
+        status_code=422, content={"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}
+    )
+
+
+async def _database_unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+    log.warning("read failed, database unavailable: %s", exc)
+    return JSONResponse(status_code=503, content={"detail": f"database unavailable: {exc}"})
+
+
+#: Open to anyone who can reach the port: says only whether the database answers.
+router = APIRouter(dependencies=[Depends(_reject_unknown_parameters)])
+#: The reads: behind the API tokens when there are any (worker/read/auth.py).
+v1 = APIRouter(dependencies=[Depends(require_token), Depends(_reject_unknown_parameters)])
+
+
+@router.get("/healthz", tags=["health"], summary="200 if the database answers SELECT 1, else 503")
+def healthz(request: Request, pool: Pool) -> JSONResponse:
+    try:
+        with pool.connection(timeout=request.app.state.health_timeout) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return JSONResponse(status_code=503, content={"status": "unavailable", "detail": f"database: {exc}"})
+    return JSONResponse(content={"status": "ok"})
+
+
+@v1.get("/v1/summary", response_model=MetricsSummary, tags=["sessions"])
+def get_summary(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> MetricsSummary:
+    return queries.summary(pool, start_date=start_date, end_date=end_date)
+
+
+@v1.get("/v1/models", response_model=list[ModelMetrics], tags=["sessions"])
+def get_models(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> list[ModelMetrics]:
+    return queries.by_model(pool, start_date=start_date, end_date=end_date)
+
+
+@v1.get("/v1/sessions", response_model=list[SessionMetrics], tags=["sessions"])
+def get_sessions(
+    pool: Pool,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    model: Model = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> list[SessionMetrics]:
+    return queries.sessions(pool, start_date=start_date, end_date=end_date, model=model, limit=limit)
+
+
+@v1.get(
+    "/v1/sessions/{session_id:path}",
+    response_model=SessionDetail,
+    tags=["sessions"],
+    responses={404: {"description": "No started session with this id"}},
+)
+def get_session(pool: Pool, session_id: Annotated[str, Path(min_length=1, max_length=128)]) -> SessionDetail:
+    detail = queries.session_detail(pool, session_id)
+    if detail is None:
+        raise HTTPException(status_code=404, detail=f"session {session_id!r} not found")
+    return detail
+
+
+@v1.get("/v1/daily", response_model=list[DailyMetrics], tags=["sessions"])
+def get_daily(pool: Pool, days: Days = DEFAULT_DAYS, end_date: WindowEnd = None) -> list[DailyMetrics]:
+    return queries.daily_metrics(pool, days=days, end_date=end_date)
+
+
+@v1.get("/v1/forward/summary", response_model=ForwardMetricsSummary, tags=["forward"])
+def get_forward_summary(
+    pool: Pool,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    endpoint: Endpoint = None,
+    model: Model = None,
+) -> ForwardMetricsSummary:
+    return queries.forward_summary(
+        pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model
+    )
+
+
+@v1.get("/v1/forward/endpoints", response_model=list[ForwardEndpointMetrics], tags=["forward"])
+def get_forward_endpoints(
+    pool: Pool, start_date: StartDate = None, end_date: EndDate = None, model: Model = None
+) -> list[ForwardEndpointMetrics]:
+    return queries.forward_by_endpoint(pool, start_date=start_date, end_date=end_date, model=model)
+
+
+@v1.get("/v1/forward/requests", response_model=list[ForwardRequestMetrics], tags=["forward"])
+def get_forward_requests(
+    pool: Pool,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    endpoint: Endpoint = None,
+    model: Model = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> list[ForwardRequestMetrics]:
+    return queries.forward_requests(
+        pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model, limit=limit
+    )
+
+
+@v1.get("/v1/forward/daily", response_model=list[DailyMetrics], tags=["forward"])
+def get_forward_daily(
+    pool: Pool, days: Days = DEFAULT_DAYS, end_date: WindowEnd = None
+) -> list[DailyMetrics]:
+    return queries.forward_daily_metrics(pool, days=days, end_date=end_date)
+
+
 def create_app(
     database_url: str | None = None,
     *,
@@ -103,12 +220,14 @@ def create_app(
     statement_timeout_ms: int = 30_000,
     pool_timeout: float = 10.0,
     health_timeout: float = 3.0,
+    tokens: Sequence[str] | None = None,
 ) -> FastAPI:
     """The API over ``database_url`` (default: env DATABASE_URL, else the settings' default), its pool
     opened in the lifespan.
 
     ``pool_timeout``: how long a request waits for a connection before a 503; ``health_timeout``:
-    the same for /healthz.
+    the same for /healthz. ``tokens``: the API tokens (default: from the environment, see
+    :mod:`worker.read.auth`); empty, the reads are open.
     """
     url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
 
@@ -135,105 +254,14 @@ def create_app(
         version="1",
         summary="The seed's metrics reads (sessions, rounds, tool calls, forwarded requests) as JSON.",
         lifespan=lifespan,
-        dependencies=[Depends(_reject_unknown_parameters)],
     )
 
-    @app.exception_handler(QueryError)
-    async def query_error(request: Request, exc: QueryError) -> JSONResponse:
-        loc = ["query", exc.param] if exc.param else ["query"]
-        return JSONResponse(
-            status_code=422, content={"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}
-        )
-
-    @app.exception_handler(psycopg.OperationalError)
-    async def database_unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
-        log.warning("read failed, database unavailable: %s", exc)
-        return JSONResponse(status_code=503, content={"detail": f"database unavailable: {exc}"})
-
-    @app.get("/healthz", tags=["health"], summary="200 if the database answers SELECT 1, else 503")
-    def healthz(pool: Pool) -> JSONResponse:
-        try:
-            with pool.connection(timeout=health_timeout) as conn:
-                conn.execute("SELECT 1")
-        except psycopg.Error as exc:
-            return JSONResponse(
-                status_code=503, content={"status": "unavailable", "detail": f"database: {exc}"}
-            )
-        return JSONResponse(content={"status": "ok"})
-
-    @app.get("/v1/summary", response_model=MetricsSummary, tags=["sessions"])
-    def get_summary(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> MetricsSummary:
-        return queries.summary(pool, start_date=start_date, end_date=end_date)
-
-    @app.get("/v1/models", response_model=list[ModelMetrics], tags=["sessions"])
-    def get_models(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> list[ModelMetrics]:
-        return queries.by_model(pool, start_date=start_date, end_date=end_date)
-
-    @app.get("/v1/sessions", response_model=list[SessionMetrics], tags=["sessions"])
-    def get_sessions(
-        pool: Pool,
-        start_date: StartDate = None,
-        end_date: EndDate = None,
-        model: Model = None,
-        limit: Limit = DEFAULT_LIMIT,
-    ) -> list[SessionMetrics]:
-        return queries.sessions(pool, start_date=start_date, end_date=end_date, model=model, limit=limit)
-
-    @app.get(
-        "/v1/sessions/{session_id:path}",
-        response_model=SessionDetail,
-        tags=["sessions"],
-        responses={404: {"description": "No started session with this id"}},
-    )
-    def get_session(
-        pool: Pool, session_id: Annotated[str, Path(min_length=1, max_length=128)]
-    ) -> SessionDetail:
-        detail = queries.session_detail(pool, session_id)
-        if detail is None:
-            raise HTTPException(status_code=404, detail=f"session {session_id!r} not found")
-        return detail
-
-    @app.get("/v1/daily", response_model=list[DailyMetrics], tags=["sessions"])
-    def get_daily(pool: Pool, days: Days = DEFAULT_DAYS, end_date: WindowEnd = None) -> list[DailyMetrics]:
-        return queries.daily_metrics(pool, days=days, end_date=end_date)
-
-    @app.get("/v1/forward/summary", response_model=ForwardMetricsSummary, tags=["forward"])
-    def get_forward_summary(
-        pool: Pool,
-        start_date: StartDate = None,
-        end_date: EndDate = None,
-        endpoint: Endpoint = None,
-        model: Model = None,
-    ) -> ForwardMetricsSummary:
-        return queries.forward_summary(
-            pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model
-        )
-
-    @app.get("/v1/forward/endpoints", response_model=list[ForwardEndpointMetrics], tags=["forward"])
-    def get_forward_endpoints(
-        pool: Pool, start_date: StartDate = None, end_date: EndDate = None, model: Model = None
-    ) -> list[ForwardEndpointMetrics]:
-        return queries.forward_by_endpoint(pool, start_date=start_date, end_date=end_date, model=model)
-
-    @app.get("/v1/forward/requests", response_model=list[ForwardRequestMetrics], tags=["forward"])
-    def get_forward_requests(
-        pool: Pool,
-        start_date: StartDate = None,
-        end_date: EndDate = None,
-        endpoint: Endpoint = None,
-        model: Model = None,
-        limit: Limit = DEFAULT_LIMIT,
-    ) -> list[ForwardRequestMetrics]:
-        return queries.forward_requests(
-            pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model, limit=limit
-        )
-
-    @app.get("/v1/forward/daily", response_model=list[DailyMetrics], tags=["forward"])
-    def get_forward_daily(
-        pool: Pool, days: Days = DEFAULT_DAYS, end_date: WindowEnd = None
-    ) -> list[DailyMetrics]:
-        return queries.forward_daily_metrics(pool, days=days, end_date=end_date)
-
+    app.state.health_timeout = health_timeout
+    app.add_exception_handler(QueryError, _query_error)  # type: ignore[arg-type]
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    app.state.token_check = TokenCheck(tokens_from_env() if tokens is None else tokens)
+    app.include_router(router)
+    app.include_router(v1)
     return app
 
 
@@ -255,12 +283,24 @@ def main(argv: list[str] | None = None) -> int:
         default=4,
         help="database connections in the pool (default: %(default)s)",
     )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help=f"allow a non-loopback --host without API tokens (env {TOKENS_VARIABLE}, "
+        f"{TOKENS_FILE_VARIABLE}); tokens that are set are still required",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
+    try:
+        tokens = startup_tokens(args.host, no_auth=args.no_auth)
+    except TokenError as exc:
+        print(f"metrics-api: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(args.database_url, max_connections=args.max_connections)
+    log.info("API tokens: %s", f"{len(tokens)} configured" if tokens else "none, the reads are open")
+    app = create_app(args.database_url, max_connections=args.max_connections, tokens=tokens)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
