@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="apply schema.sql (idempotent, under an advisory lock)")
     _common(schema, streams=False)
+    schema.add_argument(
+        "--reader",
+        metavar="ROLE",
+        help="also let ROLE (created if missing; password: env METRICS_READER_PASSWORD) SELECT and "
+        "nothing else: the role for metrics-api",
+    )
 
     dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
     dsub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
@@ -182,11 +188,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         tune_gc_for_batches()
         return Worker(settings).run(burst=args.burst)
     if args.command == "schema":
-        from worker.schema import apply_schema
+        from worker.schema import apply_schema, grant_reader
 
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
             apply_schema(conn, force=True)  # also repairs what was dropped since it was applied
-        print("schema applied")
+            print("schema applied")
+            if args.reader:
+                created = grant_reader(conn, args.reader)
+                print(f"role {args.reader} {'created and ' if created else ''}granted SELECT only")
         return 0
     if args.command == "dlq":
         return _dlq(args, settings)
