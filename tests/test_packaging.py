@@ -16,3 +16,17 @@ def test_the_packaged_schema_is_the_top_level_one() -> None:
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "schema.sql" in package_data["worker"]
     assert schema_path().read_bytes() == (ROOT / "schema.sql").read_bytes()
+
+
+def test_the_wheel_ships_every_dashboard_asset() -> None:
+    """Every file under worker/read/static matches a package-data pattern (else the wheel lacks it)."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "worker.read"
+    ]
+    package = ROOT / "worker" / "read"
+    files = [p.relative_to(package) for p in (package / "static").rglob("*") if p.is_file()]
+    assert {"static/index.html", "static/dashboard.js", "static/vendor/uPlot.iife.min.js"} <= {
+        str(f) for f in files
+    }
+    unshipped = [str(f) for f in files if not any(f.match(p) for p in patterns)]
+    assert unshipped == []

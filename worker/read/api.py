@@ -8,23 +8,26 @@ misspelt filter is not silently ignored); a database that cannot be reached is 5
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 import psycopg
+import redis
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
-from worker.read import queries
+from worker.read import dashboard, queries
 from worker.read.auth import (
     TOKENS_FILE_VARIABLE,
     TOKENS_VARIABLE,
@@ -37,15 +40,20 @@ from worker.read.auth import (
 from worker.read.models import (
     DailyMetrics,
     ForwardEndpointMetrics,
+    ForwardEndpointStatuses,
     ForwardMetricsSummary,
     ForwardRequestMetrics,
     MetricsSummary,
     ModelMetrics,
+    Overview,
     SessionDetail,
     SessionMetrics,
+    ToolMetrics,
 )
+from worker.read.pipeline import PipelineHealth, pipeline_health, redis_client
 from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError
-from worker.settings import DEFAULT_DATABASE_URL
+from worker.read.queries._base import check_date_range
+from worker.settings import DEFAULT_DATABASE_URL, Settings
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +221,52 @@ def get_forward_daily(
     return queries.forward_daily_metrics(pool, days=days, end_date=end_date)
 
 
+@v1.get("/v1/overview", response_model=Overview, tags=["dashboard"])
+async def get_overview(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> Overview:
+    """The dashboard's overview in one request: the summary, each day and each tool, for the dates
+    (default: the last 7 UTC days, ending today). The three reads run side by side."""
+    end = end_date or datetime.now(UTC).date()
+    start = start_date or end - timedelta(days=DEFAULT_DAYS - 1)
+    check_date_range(start, end)
+    dates = {"start_date": start, "end_date": end}
+    summary, daily, tools = await asyncio.gather(
+        run_in_threadpool(queries.summary, pool, **dates),
+        run_in_threadpool(queries.daily_metrics, pool, days=(end - start).days + 1, end_date=end),
+        run_in_threadpool(queries.tool_metrics, pool, **dates),
+    )
+    return Overview(start_date=start, end_date=end, summary=summary, daily=daily, tools=tools)
+
+
+@v1.get("/v1/tools", response_model=list[ToolMetrics], tags=["sessions"])
+def get_tools(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> list[ToolMetrics]:
+    return queries.tool_metrics(pool, start_date=start_date, end_date=end_date)
+
+
+@v1.get("/v1/forward/statuses", response_model=list[ForwardEndpointStatuses], tags=["forward"])
+def get_forward_statuses(
+    pool: Pool, start_date: StartDate = None, end_date: EndDate = None, model: Model = None
+) -> list[ForwardEndpointStatuses]:
+    return queries.forward_statuses(pool, start_date=start_date, end_date=end_date, model=model)
+
+
+@v1.get(
+    "/v1/pipeline",
+    response_model=PipelineHealth,
+    tags=["pipeline"],
+    responses={503: {"description": "Redis does not answer"}},
+)
+def get_pipeline(request: Request) -> PipelineHealth | JSONResponse:
+    """Streams, consumers and dead letters, read from Redis (``configured`` false without REDIS_URL)."""
+    client = request.app.state.redis
+    if client is None:
+        return PipelineHealth(configured=False)
+    try:
+        return pipeline_health(client, request.app.state.keys, request.app.state.group)
+    except redis.RedisError as exc:
+        log.warning("pipeline read failed, Redis unavailable: %s", exc)
+        return JSONResponse(status_code=503, content={"detail": f"redis unavailable: {exc}"})
+
+
 def create_app(
     database_url: str | None = None,
     *,
@@ -221,15 +275,20 @@ def create_app(
     pool_timeout: float = 10.0,
     health_timeout: float = 3.0,
     tokens: Sequence[str] | None = None,
+    redis_url: str | None = None,
 ) -> FastAPI:
     """The API over ``database_url`` (default: env DATABASE_URL, else the settings' default), its pool
     opened in the lifespan.
 
     ``pool_timeout``: how long a request waits for a connection before a 503; ``health_timeout``:
     the same for /healthz. ``tokens``: the API tokens (default: from the environment, see
-    :mod:`worker.read.auth`); empty, the reads are open.
+    :mod:`worker.read.auth`); empty, the reads are open. ``redis_url``: where /v1/pipeline reads
+    (default: env REDIS_URL; unset or empty: "not configured"), with the stream, shards and group
+    of the environment (METRICS_STREAM, METRICS_SHARDS, METRICS_GROUP).
     """
     url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    redis_url = os.environ.get("REDIS_URL") if redis_url is None else redis_url
+    settings = Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -248,8 +307,10 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(pool.close)
+            if app.state.redis is not None:
+                app.state.redis.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from assets in the fastapi-offline wheel, not a CDN
         title="Agent metrics API",
         version="1",
         summary="The seed's metrics reads (sessions, rounds, tool calls, forwarded requests) as JSON.",
@@ -257,11 +318,14 @@ def create_app(
     )
 
     app.state.health_timeout = health_timeout
+    app.state.redis = redis_client(redis_url) if redis_url else None
+    app.state.keys, app.state.group = settings.keys, settings.group
     app.add_exception_handler(QueryError, _query_error)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.state.token_check = TokenCheck(tokens_from_env() if tokens is None else tokens)
     app.include_router(router)
     app.include_router(v1)
+    dashboard.install(app)
     return app
 
 
