@@ -55,6 +55,7 @@ def main(args: list[str]) -> int:
             "bench.throughput",
             "bench.producer_bench",
             "bench.read_bench",
+            "bench.dashboard_bench",
             "bench.latency",
             "bench.drills",
         ):

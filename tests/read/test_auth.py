@@ -139,3 +139,39 @@ def test_a_bad_token_setting_stops_the_console_script_in_one_line(
     assert main(["--port", "8101"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "token 1 is 4 characters" in err and "tiny" not in err
+
+
+@pytest.mark.acceptance
+def test_tokens_never_reach_the_logs(scenario: Filled) -> None:
+    """Served at DEBUG, with right and wrong tokens sent: neither appears in what metrics-api logs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    wrong = "wrong-token-that-must-not-be-logged"
+    env = {**os.environ, "METRICS_API_TOKENS": TOKEN, "DATABASE_URL": scenario.url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "worker.read.api", "--port", "8199", "--log-level", "debug"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get("http://127.0.0.1:8199/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "metrics-api did not start"
+                time.sleep(0.1)
+        for token in (TOKEN, wrong):
+            httpx.get("http://127.0.0.1:8199/v1/summary", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=10)[0].decode()
+    assert "GET /v1/summary" in output and "API tokens: 1 configured" in output
+    assert TOKEN not in output and wrong not in output
