@@ -92,9 +92,13 @@ def test_without_redis_the_pipeline_is_not_configured(client: TestClient) -> Non
 
 
 def test_the_pipeline_reads_streams_consumers_and_dead_letters(
-    scenario: Filled, redis_url: str, keys: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    scenario: Filled,
+    redis_url: str,
+    key_prefix: str,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    stream = f"{keys}:events"
+    stream = f"{key_prefix}:events"
     monkeypatch.setenv("METRICS_STREAM", stream)
     monkeypatch.setenv("METRICS_SHARDS", "2")
     monkeypatch.setenv("METRICS_GROUP", "g")
