@@ -28,7 +28,7 @@ import pytest
 import redis
 
 from tests.conftest import Services, with_search_path
-from tests.worker.helpers import drain, settings
+from tests.ingest.helpers import drain, settings
 from worker.schema import apply_schema
 
 pytestmark = pytest.mark.acceptance

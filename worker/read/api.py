@@ -27,12 +27,12 @@ from fastapi_offline import FastAPIOffline
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
+from contract import exits
 from worker.read import dashboard, queries
 from worker.read.auth import (
     TOKENS_FILE_VARIABLE,
     TOKENS_VARIABLE,
     TokenCheck,
-    TokenError,
     require_token,
     startup_tokens,
     tokens_from_env,
@@ -355,18 +355,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
-    try:
-        tokens = startup_tokens(args.host, no_auth=args.no_auth)
-    except TokenError as exc:
-        print(f"metrics-api: {exc}", file=sys.stderr)
-        return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    log.info("API tokens: %s", f"{len(tokens)} configured" if tokens else "none, the reads are open")
-    app = create_app(args.database_url, max_connections=args.max_connections, tokens=tokens)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
+
+    def serve() -> int:
+        tokens = startup_tokens(args.host, no_auth=args.no_auth)  # a TokenError is a usage error
+        log.info("API tokens: %s", f"{len(tokens)} configured" if tokens else "none, the reads are open")
+        app = create_app(args.database_url, max_connections=args.max_connections, tokens=tokens)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+
+    return exits.run("metrics-api", serve)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ import redis
 from psycopg import errors as pgerrors
 
 from contract.events import SyncMismatch
-from tests.core.histories import T0, coherent_history, deliveries
-from tests.core.reference import SeedReference, database_tables
-from tests.worker.helpers import drain, log_of, publish, settings, spawn_worker, wait_for
+from tests.engine.histories import T0, coherent_history, deliveries
+from tests.engine.reference import SeedReference, database_tables
+from tests.ingest.helpers import drain, log_of, publish, settings, spawn_worker, wait_for
 from worker.engine.apply import apply_events
 from worker.errors import PermanentError, TransientError, translate
 from worker.ingest.consumer import Worker

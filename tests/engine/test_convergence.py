@@ -10,8 +10,8 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.core.histories import coherent_history, deliveries, split
-from tests.core.reference import SeedReference, apply_retrying, database_tables
+from tests.engine.histories import coherent_history, deliveries, split
+from tests.engine.reference import SeedReference, apply_retrying, database_tables
 from worker.engine.apply import apply_events
 
 TABLES = (
