@@ -156,7 +156,10 @@
       width,
       height: 260,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
-      scales: { x: { time: true, range: (u, min, max) => [min - DAY / 2, max + DAY / 2] } },
+      scales: {
+        x: { time: true, range: (u, min, max) => [min - DAY / 2, max + DAY / 2] },
+        y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] }, // bars stand on zero
+      },
       axes: [
         // one tick per day at most, labelled by its UTC date
         { space: 48, incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 364 * DAY],
