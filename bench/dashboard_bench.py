@@ -5,8 +5,8 @@ the worker settings' default). Uses (and fills once, like bench/read_bench.py, w
 reuses) schema ``bench_dashboard``: 110k sessions, 1.1M rounds, 1.65M tool calls, 500k forwards
 over 90 UTC days. Starts ``metrics-api`` as a subprocess and times, in one process and interleaved:
 GET /healthz (the HTTP floor), GET /v1/overview for the last 7 days of the data (what the page asks
-for), and the same three reads called one after another through the library (what a single
-connection would cost). Prints p50 / p90 / min in ms; results in bench/results/dashboard.json.
+for), the same three reads called one after another through the library (what a single
+connection would cost), and each of them alone. Prints p50 / p90 / min in ms; results in bench/results/dashboard.json.
 """
 
 from __future__ import annotations
@@ -106,6 +106,9 @@ def main() -> int:
             "healthz": lambda: api.get("/healthz").raise_for_status(),
             "overview_http": lambda: api.get("/v1/overview", params=params).raise_for_status(),
             "three_reads_in_sequence": sequential,
+            "summary": lambda: queries.summary(conn, **dates),
+            "daily_metrics": lambda: queries.daily_metrics(conn, days=7, end_date=END),
+            "tool_metrics": lambda: queries.tool_metrics(conn, **dates),
         }
         samples: dict[str, list[float]] = {name: [] for name in timed}
         for call in timed.values():  # warm-up
