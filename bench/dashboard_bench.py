@@ -6,7 +6,8 @@ reuses) schema ``bench_dashboard``: 110k sessions, 1.1M rounds, 1.65M tool calls
 over 90 UTC days. Starts ``metrics-api`` as a subprocess and times, in one process and interleaved:
 GET /healthz (the HTTP floor), GET /v1/overview for the last 7 days of the data (what the page asks
 for), the same three reads called one after another through the library (what a single
-connection would cost), and each of them alone. Prints p50 / p90 / min in ms; results in bench/results/dashboard.json.
+connection would cost), and each of them alone. Prints p50 / p90 / min in ms; results in
+bench/results/dashboard.json.
 """
 
 from __future__ import annotations
