@@ -175,3 +175,12 @@ def test_tokens_never_reach_the_logs(scenario: Filled) -> None:
         output = server.communicate(timeout=10)[0].decode()
     assert "GET /v1/summary" in output and "API tokens: 1 configured" in output
     assert TOKEN not in output and wrong not in output
+
+
+def test_the_openapi_document_declares_the_token_on_v1_only(guarded: TestClient) -> None:
+    """So Swagger UI at /docs offers "Authorize" and sends the token with "Try it out"."""
+    document = guarded.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for path, operations in document["paths"].items():
+        secured = "security" in operations["get"]
+        assert secured == path.startswith("/v1/"), path
