@@ -3,10 +3,12 @@ metrics-api will not serve an open API on a public address."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
@@ -14,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
-from tests.read.conftest import Filled
+from tests.read.conftest import Filled, metrics_api
 from worker.read.api import create_app, main
 from worker.read.auth import TokenCheck, TokenError, is_loopback, startup_tokens, tokens_from_env
 
@@ -144,35 +146,12 @@ def test_a_bad_token_setting_stops_the_console_script_in_one_line(
 @pytest.mark.acceptance
 def test_tokens_never_reach_the_logs(scenario: Filled) -> None:
     """Served at DEBUG, with right and wrong tokens sent: neither appears in what metrics-api logs."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
     wrong = "wrong-token-that-must-not-be-logged"
     env = {**os.environ, "METRICS_API_TOKENS": TOKEN, "DATABASE_URL": scenario.url}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "worker.read.api", "--port", "8199", "--log-level", "debug"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get("http://127.0.0.1:8199/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, "metrics-api did not start"
-                time.sleep(0.1)
+    with metrics_api(env, "--log-level", "debug") as served:
         for token in (TOKEN, wrong):
-            httpx.get("http://127.0.0.1:8199/v1/summary", headers={"Authorization": f"Bearer {token}"})
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=10)[0].decode()
+            httpx.get(f"{served.url}/v1/summary", headers={"Authorization": f"Bearer {token}"})
+    output = served.output
     assert "GET /v1/summary" in output and "API tokens: 1 configured" in output
     assert TOKEN not in output and wrong not in output
 

@@ -9,15 +9,11 @@ Screenshots land in METRICS_SCREENSHOT_DIR (default .artifacts/dashboard).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,7 @@ import redis
 
 from tests.conftest import Services, with_search_path
 from tests.ingest.helpers import drain, settings
+from tests.read.conftest import metrics_api
 from worker.schema import apply_schema
 
 pytestmark = pytest.mark.acceptance
@@ -44,51 +41,6 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
 from playwright.sync_api import Browser, ConsoleMessage, expect, sync_playwright  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Served:
-    url: str
-    database_url: str
-
-
-def _free_port() -> int:
-    """A free port in this suite's range (8100-8199), so parallel suites do not collide."""
-    for port in range(8100 + os.getpid() % 50, 8200):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8100-8199")
-
-
-@contextlib.contextmanager
-def _api(env: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "worker.read.api", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "metrics-api exited: " + server.stderr.read().decode()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "metrics-api did not answer in 20 s"
-            time.sleep(0.1)
-        yield url
-    finally:
-        server.terminate()
-        server.communicate(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +81,8 @@ def filled(services: Services) -> Iterator[tuple[str, dict[str, str]]]:
 
 @pytest.fixture(scope="module")
 def api(filled: tuple[str, dict[str, str]]) -> Iterator[str]:
-    with _api(filled[1]) as url:
-        yield url
+    with metrics_api(filled[1], "--log-level", "warning") as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")
@@ -313,12 +265,20 @@ def test_forwards_and_pipeline_pages(api: str, watched: Watched) -> None:
 
 def test_the_refresh_pauses_and_resumes(api: str, watched: Watched) -> None:
     page = watched.page
-    page.goto(f"{api}/pipeline?refresh=10")
-    watched.drawn()
+    renders = "() => window.dashboard.renders"
+    page.goto(f"{api}/pipeline?refresh=1")  # the menu offers 10 s and up; the URL may say 1
+    watched.drawn(3)  # drawn, then refreshed twice by itself
     page.click("#pause")
     page.wait_for_url("**paused=1**")
     expect(page.locator("#status")).to_contain_text("refresh paused")
     expect(page.locator("#pause")).to_have_text("Resume")
+    paused_at = page.evaluate(renders)
+    page.wait_for_timeout(2500)  # what is checked is that nothing happens: wait out two periods
+    assert page.evaluate(renders) == paused_at
+    page.click("#pause")
+    watched.drawn(paused_at + 2)
+    assert "paused" not in page.url
+    expect(page.locator("#status")).to_contain_text("refreshing every 1 s")
     assert watched.problems == []
 
 
@@ -326,7 +286,8 @@ def test_without_redis_the_pipeline_says_not_configured(
     filled: tuple[str, dict[str, str]], browser: Browser
 ) -> None:
     env = {k: v for k, v in filled[1].items() if k != "REDIS_URL"}
-    with _api(env) as url:
+    with metrics_api(env, "--log-level", "warning") as served:
+        url = served.url
         w = Watched(browser)
         try:
             w.page.goto(f"{url}/pipeline")
@@ -340,7 +301,8 @@ def test_without_redis_the_pipeline_says_not_configured(
 def test_with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one(
     filled: tuple[str, dict[str, str]], browser: Browser
 ) -> None:
-    with _api({**filled[1], "METRICS_API_TOKENS": TOKEN}) as url:
+    with metrics_api({**filled[1], "METRICS_API_TOKENS": TOKEN}, "--log-level", "warning") as served:
+        url = served.url
         w = Watched(browser)
         try:
             page = w.page
