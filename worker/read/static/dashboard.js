@@ -146,7 +146,7 @@
     for (let t = dayTs(start); t <= dayTs(end); t += DAY) days.push(t);
     return days;
   }
-  function chart(name, container, days, series, { stacked = false, bars = true } = {}) {
+  function chart(name, container, days, series, { stacked = false } = {}) {
     const width = Math.max(320, container.clientWidth - 8);
     const raw = series.map((s) => s.values);
     // Stacked bars: series k is drawn up to the sum of itself and every later one, tallest first,
@@ -172,15 +172,15 @@
         ...series.map((s, k) => ({
           label: s.label,
           stroke: COLORS[k % COLORS.length],
-          fill: bars ? COLORS[k % COLORS.length] + "cc" : undefined,
-          width: bars ? 0 : 2,
-          paths: bars ? uPlot.paths.bars({ size: [stacked ? 0.7 : 0.35, 60], align: 0 }) : undefined,
-          points: { show: !bars },
+          fill: COLORS[k % COLORS.length] + "cc",
+          width: 0,
+          paths: uPlot.paths.bars({ size: [stacked ? 0.7 : 0.35, 60], align: 0 }),
+          points: { show: false },
           value: (u, v, si, di) => (di == null ? "–" : exact(raw[k][di])),
         })),
       ],
     };
-    if (!stacked && bars && series.length > 1) {
+    if (!stacked && series.length > 1) {
       // side by side: shift each series' bars a little (uPlot's bars path has no grouping)
       opts.series.slice(1).forEach((s, k) => {
         s.paths = uPlot.paths.bars({ size: [0.35, 40], align: k === 0 ? -1 : 1 });
@@ -196,7 +196,14 @@
     const byDay = new Map(rows.map((r) => [dayTs(r.date), r]));
     return dayRange(start, end).map((t) => (byDay.has(t) ? pick(byDay.get(t)) : 0));
   }
-  const show = (...nodes) => view.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
+  function show(...nodes) {
+    // a chart holds window listeners until destroyed: every redraw replaces them all
+    for (const [name, plot] of Object.entries(dashboard.charts)) {
+      plot.destroy();
+      delete dashboard.charts[name];
+    }
+    view.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
+  }
   function section(title, ...content) {
     return el("section", {}, el("h2", {}, title), ...content);
   }
