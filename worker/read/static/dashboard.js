@@ -135,6 +135,7 @@
         dialog.close();
         resolve();
       };
+      dialog.oncancel = (event) => event.preventDefault(); // Escape would leave the page empty
       if (!dialog.open) dialog.showModal();
       form.elements.token.focus();
     });
