@@ -3,8 +3,8 @@ the sender thread drains; flush, close and what a fork needs.
 
 A call checks its arguments, stamps the time, appends a tuple to the bounded in-memory queue and
 returns: about 1-2 µs, no I/O, no lock on the common path, so asyncio code can call it from the
-event loop. The sender thread
-(producer/sender.py) builds the JSON, the UUIDv7 event_id (from the call's timestamp) and sends.
+event loop. The sender thread (producer/sender.py) builds the JSON, the UUIDv7 event_id (from the
+call's timestamp) and sends.
 Transport problems never reach the caller: they show in :meth:`Publisher.stats` and the logs.
 
 A full queue (Redis stalled longer than the queue lasts) drops the new event and counts it in

@@ -223,13 +223,12 @@ def _how_many(n: int | None) -> str:
     return "some (Redis < 7 does not count them)" if n is None else str(n)
 
 
-def _dead_letters(args: argparse.Namespace) -> DeadLetters:
-    settings = settings_from(args)
+def _dead_letters(settings: Settings) -> DeadLetters:
     return DeadLetters(redis.Redis.from_url(settings.redis_url), settings.keys.dead_letters)
 
 
 def _dlq_list(args: argparse.Namespace) -> int:
-    letters = _dead_letters(args)
+    letters = _dead_letters(settings_from(args))
     rows = letters.list(count=args.limit)
     if args.json:
         print(json.dumps([{k: v for k, v in r.as_dict().items() if k != "payload"} for r in rows], indent=2))
@@ -241,7 +240,7 @@ def _dlq_list(args: argparse.Namespace) -> int:
 
 
 def _dlq_show(args: argparse.Namespace) -> int:
-    letters = _dead_letters(args)
+    letters = _dead_letters(settings_from(args))
     letter = letters.get(args.id)
     if letter is None:
         raise NotFound(f"no dead letter with id {args.id} in {letters.key}")
@@ -263,14 +262,14 @@ def _chosen(args: argparse.Namespace) -> list[str] | None:
 
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
-    ids = _chosen(args)
-    n = _dead_letters(args).redrive(ids, default_stream=settings_from(args).keys.streams[0])
+    ids, settings = _chosen(args), settings_from(args)
+    n = _dead_letters(settings).redrive(ids, default_stream=settings.keys.streams[0])
     print(f"redrove {n} dead letters to their streams")
     return 0
 
 
 def _dlq_purge(args: argparse.Namespace) -> int:
-    n = _dead_letters(args).purge(_chosen(args))
+    n = _dead_letters(settings_from(args)).purge(_chosen(args))
     print(f"purged {n} dead letters")
     return 0
 

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from tests.conftest import Services
 from tests.read.conftest import Filled
+from worker.dev.scratch import with_search_path
 from worker.read.cli import add_query_parser, main
 
 
@@ -122,6 +124,16 @@ def test_a_database_that_is_away_is_one_line_and_status_3(capsys: pytest.Capture
     err = capsys.readouterr().err
     assert err.startswith("python -m worker.read.cli: PostgreSQL: ") and err.count("\n") == 1
     assert err.endswith("(check --database-url / DATABASE_URL)\n")
+
+
+def test_a_database_without_the_tables_is_status_1_and_says_what_to_check(
+    services: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = with_search_path(services.database_url, "no_tables_here")  # a schema that does not exist
+    assert main(["summary", "--database-url", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("python -m worker.read.cli: PostgreSQL: ") and err.count("\n") == 1
+    assert "is schema.sql applied, and does the URL's search_path point at it?" in err
 
 
 def test_wired_into_a_main_cli_as_the_query_subcommand(
