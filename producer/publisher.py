@@ -73,10 +73,17 @@ class Publisher(TypedCalls):
         return SessionScope(self, model, session_id)
 
     def forward(
-        self, endpoint: str, model: str, stream: bool = False, forward_id: str | None = None
+        self,
+        endpoint: str,
+        model: str,
+        is_stream: bool = False,
+        forward_id: str | None = None,
+        *,
+        stream: bool | None = None,
     ) -> ForwardScope:
-        """``with pub.forward(endpoint, model, stream=True) as f: f.complete(200, usage)``."""
-        return ForwardScope(self, endpoint, model, stream, forward_id)
+        """``with pub.forward(endpoint, model, is_stream=True) as f: f.complete(200, usage)``.
+        ``is_stream`` is the contract's name (as in forward_started); ``stream=`` is the older one."""
+        return ForwardScope(self, endpoint, model, is_stream if stream is None else stream, forward_id)
 
     # -- queue ------------------------------------------------------------------------------
 

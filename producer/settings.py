@@ -76,7 +76,8 @@ class ProducerSettings:
         }
         for name, (ok, rule) in rules.items():
             if not ok:
-                raise ValueError(f"{name}: must be {rule}, got {getattr(self, name)!r}")
+                where = f"{ENV_VARS[name]} ({name})" if name in ENV_VARS else name
+                raise ValueError(f"{where}: must be {rule}, got {getattr(self, name)!r}")
         try:
             parse_url(self.redis_url)  # type: ignore[no-untyped-call]
         except ValueError as exc:

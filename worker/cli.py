@@ -12,16 +12,21 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 import psycopg
 import redis
+from rich.console import Console
 
 from contract import exits
+from contract.durations import duration_arg
 from contract.exits import NotFound
 from worker.ingest.deadletter import DeadLetters
 from worker.maintenance.cli import add_maintenance_parsers
 from worker.read.cli import add_query_parser
-from worker.settings import Settings
+from worker.read.tables import Column, Grid, print_tables, terminal_width
+from worker.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings
 
 log = logging.getLogger("worker")
 
@@ -30,23 +35,49 @@ def _common(parser: argparse.ArgumentParser, *, database: bool = True, streams: 
     """The connection flags a command uses (and only those: a flag shown must do something)."""
     g = parser.add_argument_group("connections (flags override the environment)")
     if database:
-        g.add_argument("--database-url", help="PostgreSQL URL [env DATABASE_URL]")
+        g.add_argument(
+            "--database-url",
+            metavar="URL",
+            help=f"PostgreSQL [env DATABASE_URL, default {DEFAULT_DATABASE_URL}]",
+        )
     if streams:
-        g.add_argument("--redis-url", help="Redis URL [env REDIS_URL]")
-        g.add_argument("--stream", help="stream name [env METRICS_STREAM, default metrics:events]")
-        g.add_argument("--shards", type=int, help="number of stream shards [env METRICS_SHARDS, default 1]")
-        g.add_argument("--group", help="consumer group [env METRICS_GROUP, default metrics-workers]")
-    g.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+        g.add_argument(
+            "--redis-url", metavar="URL", help=f"Redis [env REDIS_URL, default {DEFAULT_REDIS_URL}]"
+        )
+        g.add_argument(
+            "--stream", metavar="NAME", help="stream name [env METRICS_STREAM, default metrics:events]"
+        )
+        g.add_argument(
+            "--shards", type=int, metavar="K", help="number of stream shards [env METRICS_SHARDS, default 1]"
+        )
+        g.add_argument(
+            "--group", metavar="NAME", help="consumer group [env METRICS_GROUP, default metrics-workers]"
+        )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+
+
+def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand: ``summary`` in the list of commands, ``description`` on its own --help."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=description)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="metrics-worker", description="Apply agent telemetry events from Redis streams to PostgreSQL."
+    parser = exits.Parser(
+        prog="metrics-worker",
+        description="Apply agent telemetry events from Redis streams to PostgreSQL, look at them, "
+        "and run the maintenance. Exit codes: 0 done, 1 failed, 2 a mistake in the command, "
+        "3 a server away (README, Exit codes).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser(
-        "run", help="consume the stream and apply events (one worker; start N for N workers)"
+    run = _command(
+        sub,
+        "run",
+        "consume the stream and apply events (one worker; start N for N workers)",
+        "Consume the stream as one worker of the consumer group and apply its events to PostgreSQL, "
+        "until SIGTERM or Ctrl-C (which finish the batch in hand). Start N of them for N workers. "
+        "Applies schema.sql first if it is missing.",
     )
     _common(run)
     run.add_argument(
@@ -55,31 +86,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 0 once nothing is undelivered or pending (stale pending entries are claimed first)",
     )
     run.add_argument(
-        "--consumer", help="consumer name, unique per worker [env METRICS_CONSUMER, default host-pid]"
+        "--give-up-after",
+        type=duration_arg("--give-up-after"),
+        default=timedelta(minutes=1),
+        metavar="DURATION",
+        help="with --burst: exit 3 when Redis or PostgreSQL stays unreachable this long, naming "
+        "which (e.g. 30s, 5m; default 1m)",
     )
     run.add_argument(
-        "--batch-size", type=int, help="entries per batch [env METRICS_BATCH_SIZE, default 1000]"
+        "--consumer",
+        metavar="NAME",
+        help="consumer name, unique per worker [env METRICS_CONSUMER, default host-pid]",
     )
     run.add_argument(
-        "--block-ms", type=int, help="how long a read waits for entries [env METRICS_BLOCK_MS, default 2000]"
+        "--batch-size", type=int, metavar="N", help="entries per batch [env METRICS_BATCH_SIZE, default 1000]"
+    )
+    run.add_argument(
+        "--block-ms",
+        type=int,
+        metavar="MS",
+        help="how long a read waits for entries [env METRICS_BLOCK_MS, default 2000]",
     )
     run.add_argument(
         "--claim-idle-ms",
         type=int,
+        metavar="MS",
         help="claim entries pending this long on another consumer [env METRICS_CLAIM_IDLE_MS, default 30000]",
     )
     run.add_argument(
         "--max-deliveries",
         type=int,
+        metavar="N",
         help="deliveries before an entry is isolated and, failing, dead-lettered "
         "[env METRICS_MAX_DELIVERIES, default 5]",
     )
     run.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics on this port [env METRICS_PORT]"
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port [env METRICS_PORT, default none]",
     )
     run.set_defaults(handler=_run)
 
-    schema = sub.add_parser("schema", help="apply schema.sql (idempotent, under an advisory lock)")
+    schema = _command(
+        sub,
+        "schema",
+        "create the tables (idempotent): run it once on a new database",
+        "Apply schema.sql: create the tables and indexes that are missing, and repair what was "
+        "dropped. Idempotent, under an advisory lock (workers starting at once are safe).",
+    )
     _common(schema, streams=False)
     schema.add_argument(
         "--reader",
@@ -89,28 +144,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(handler=_schema)
 
-    dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
+    dlq = _command(
+        sub,
+        "dlq",
+        "inspect and replay dead letters",
+        "Entries the workers could not apply (not JSON, failing the contract, refused by PostgreSQL) "
+        "wait in the dead-letter stream with their payload and the reason: list, show, redrive, purge.",
+    )
     dsub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    dl = dsub.add_parser("list", help="list dead letters (oldest first)")
+    dl = _command(dsub, "list", "list dead letters (oldest first)", "List dead letters, oldest first.")
     dl.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    dl.add_argument("--json", action="store_true", help="print JSON instead of text")
+    dl.add_argument("--json", action="store_true", help="print JSON instead of a table")
     dl.set_defaults(handler=_dlq_list)
-    ds = dsub.add_parser("show", help="one dead letter with its payload")
-    ds.add_argument("id")
+    ds = _command(dsub, "show", "one dead letter with its payload", "One dead letter, with its payload.")
+    ds.add_argument("id", help="the dead letter's id, as dlq list shows it")
     ds.add_argument("--json", action="store_true", help="print JSON instead of text")
     ds.set_defaults(handler=_dlq_show)
-    for name, what, handler in (
-        ("redrive", "re-publish to the stream they came from", _dlq_redrive),
-        ("purge", "delete", _dlq_purge),
+    for name, summary, handler in (
+        ("redrive", "re-publish dead letters to the streams they came from", _dlq_redrive),
+        ("purge", "delete dead letters", _dlq_purge),
     ):
-        p = dsub.add_parser(name, help=f"{what} the given dead letters, or --all")
-        p.add_argument("ids", nargs="*")
-        p.add_argument("--all", action="store_true")
+        p = _command(
+            dsub, name, summary, f"{summary[0].upper()}{summary[1:]}: the ids given, or all with --all."
+        )
+        p.add_argument("ids", nargs="*", metavar="ID", help="dead letter ids, as dlq list shows them")
+        p.add_argument("--all", action="store_true", help=f"{name} every dead letter")
         p.set_defaults(handler=handler)
     for p in dsub.choices.values():
         _common(p, database=False)
 
-    status = sub.add_parser("status", help="the group's backlog per stream, its consumers, the dead letters")
+    status = _command(
+        sub,
+        "status",
+        "the group's backlog per stream, its consumers, the dead letters",
+        "Per stream: entries, undelivered, pending; each consumer's pending entries and idle time; "
+        "the number of dead letters. Is the pipeline keeping up?",
+    )
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     _common(status, database=False)
     status.set_defaults(handler=_status)
@@ -161,7 +230,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"--metrics-port / METRICS_PORT: cannot serve on port {settings.metrics_port}: {exc.strerror}"
             ) from None
     tune_gc_for_batches()
-    return Worker(settings).run(burst=args.burst)
+    return Worker(settings, give_up_after=args.give_up_after.total_seconds()).run(burst=args.burst)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -233,10 +302,30 @@ def _dlq_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{k: v for k, v in r.as_dict().items() if k != "payload"} for r in rows], indent=2))
     else:
-        print(f"{letters.count()} dead letters in {letters.key}")
-        for r in rows:
-            print(f"{r.id}  {r.failed_at}  {r.stream}/{r.entry_id}  x{r.deliveries}  {r.reason[:100]}")
+        columns = (
+            Column("id", "label"),
+            Column("failed at", "time", 2),
+            Column("from (stream/entry)", "text", 1),
+            Column("deliveries", "number", 3),
+            Column("reason", "text"),
+        )
+        grid = Grid(
+            f"{letters.count()} dead letters in {letters.key}",
+            columns,
+            tuple(
+                (r.id, _when(r.failed_at), f"{r.stream}/{r.entry_id}", r.deliveries, r.reason) for r in rows
+            ),
+        )
+        console = Console()
+        print_tables([grid], console, terminal_width(console))
     return 0
+
+
+def _when(stamp: str) -> datetime | str:
+    try:
+        return datetime.fromisoformat(stamp)
+    except ValueError:  # written by hand, or by something else: shown as it is
+        return stamp
 
 
 def _dlq_show(args: argparse.Namespace) -> int:

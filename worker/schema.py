@@ -15,8 +15,42 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from contract.exits import NotFound
+
 #: Arbitrary constant shared by every process that applies the schema.
 SCHEMA_LOCK_KEY = 0x6D657472_69637331  # "metrics1"
+
+#: The tables the commands read and write: without them, ``metrics-worker schema`` was not run.
+TABLES = (
+    "session_metrics",
+    "round_metrics",
+    "tool_call_metrics",
+    "forward_request_metrics",
+    "execute_sync_mismatch_metrics",
+    "applied_counter_events",
+    "maintenance_runs",
+)
+MISSING_TABLES_SQL = """
+SELECT array_agg(name ORDER BY name), current_database(), current_setting('search_path')
+FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
+"""
+
+
+class SchemaMissing(NotFound):
+    """The database (as the URL's search_path sees it) has not had schema.sql applied."""
+
+
+def require_schema(conn: psycopg.Connection[Any]) -> None:
+    """Raise SchemaMissing, naming the tables, where they were looked for and the fix."""
+    row = conn.execute(MISSING_TABLES_SQL, (list(TABLES),)).fetchone()
+    if row and row[0]:
+        missing, database, search_path = row
+        which = "none of the tables" if len(missing) == len(TABLES) else f"no table {', '.join(missing)}"
+        raise SchemaMissing(
+            f"{which} in database {database} (search_path {search_path}): create them with "
+            "`metrics-worker schema` (same DATABASE_URL), or point the URL's search_path at the "
+            "schema that has them"
+        )
 
 
 def schema_path() -> Path:

@@ -6,23 +6,17 @@ CLI flags mirror these variables (worker/cli.py says which in --help); a flag be
 from __future__ import annotations
 
 import os
-import re
 import socket
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from contract.durations import format_duration, parse_duration
 from contract.keys import DEFAULT_GROUP, DEFAULT_STREAM, Keys
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-#: Longest duration accepted anywhere: beyond it, now - duration leaves datetime's range.
-MAX_DURATION = timedelta(days=36_500)
 #: Shortest settings that cannot destroy live data: a zero retention would prune running
 #: sessions' rounds, a zero grace would close every session without a heartbeat at once, and a
 #: zero dead-letter retention would drop what an operator has not looked at yet.
@@ -33,20 +27,6 @@ MINIMUMS = {
 }
 
 
-def parse_duration(text: str, *, name: str = "duration") -> timedelta:
-    """'90d', '15m', '30s', '500ms' or plain seconds, up to 100 years. Raises ValueError naming ``name``."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{name}: {text!r} is not a duration; use e.g. 30s, 15m, 6h or 90d")
-    try:
-        value = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    except OverflowError:
-        value = MAX_DURATION * 2
-    if value > MAX_DURATION:
-        raise ValueError(f"{name}: {text!r} is longer than {MAX_DURATION.days} days")
-    return value
-
-
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -55,6 +35,11 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name}: {raw!r} is not an integer") from None
+
+
+def _source(name: str) -> str:
+    """Where a setting comes from, as a person sets it: ``METRICS_BATCH_SIZE (--batch-size)``."""
+    return f"METRICS_{name.upper()} (--{name.replace('_', '-')})"
 
 
 def default_consumer_name() -> str:
@@ -122,15 +107,15 @@ class Settings:
     def validate(self) -> None:
         for name in ("batch_size", "shards", "max_deliveries"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+                raise ValueError(f"{_source(name)}: must be at least 1, got {getattr(self, name)}")
         for name in ("block_ms", "claim_idle_ms"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must not be negative, got {getattr(self, name)}")
+                raise ValueError(f"{_source(name)}: must not be negative, got {getattr(self, name)}")
         for name, (variable, least) in MINIMUMS.items():
             if getattr(self, name) < least:
                 raise ValueError(
-                    f"{variable}: {getattr(self, name)} is shorter than the minimum, {least}: "
-                    "shorter would touch data that is still live"
+                    f"{variable}: {format_duration(getattr(self, name))} is shorter than the minimum, "
+                    f"{format_duration(least)}: shorter would touch data that is still live"
                 )
 
     def with_(self, **changes: Any) -> Settings:

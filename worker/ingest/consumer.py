@@ -27,7 +27,7 @@ from worker.ingest import prometheus as obs
 from worker.ingest.signals import stop_on_signals
 from worker.ingest.stream import Batch, Entry, StreamClient
 from worker.ingest.triage import Sorted, sort_entries
-from worker.retry import Backoff
+from worker.retry import Backoff, Patience
 from worker.schema import apply_schema
 from worker.settings import Settings
 
@@ -78,8 +78,10 @@ class Worker:
         *,
         handle_signals: bool = True,
         on_commit: Callable[[list[Event]], None] | None = None,
+        give_up_after: float | None = None,
     ) -> None:
         self.settings = settings
+        self._patience = Patience(give_up_after)  # how long a burst run retries a server away
         self.handle_signals = handle_signals
         self.on_commit = on_commit  # called with the events of each committed batch (benchmarks)
         self.redis = redis.Redis.from_url(
@@ -112,6 +114,7 @@ class Worker:
         return self._stop.is_set()
 
     def run(self, burst: bool = False) -> int:
+        self._patience.limit = self._patience.limit if burst else None  # long-running: for ever
         with stop_on_signals(self.stop, self.handle_signals):
             self._start()
             while not self.stopping:
@@ -127,8 +130,9 @@ class Worker:
                     if burst and not did_work:
                         self._stop.wait(0.05)  # entries pending on live consumers: wait for them
                     self._backoff.reset()
+                    self._patience.reset()
                 except _REDIS_ERRORS as exc:
-                    self._pause(f"Redis unavailable ({exc})")
+                    self._pause(f"Redis unavailable ({exc})", exc)
                 except redis.ResponseError as exc:
                     if "NOGROUP" not in str(exc):
                         raise
@@ -158,19 +162,29 @@ class Worker:
                 apply_schema(self._db())
                 for batch in self.stream.read_own_pending(self.settings.batch_size):
                     self._process(batch)
-                return
+                return self._patience.reset()  # started: failures before it are forgotten
             except _REDIS_ERRORS as exc:
-                self._pause(f"Redis unavailable at start ({exc})")
+                self._pause(f"Redis unavailable at start ({exc})", exc)
             except (psycopg.Error, TransientError) as exc:
                 self._drop_db()
-                self._pause(f"PostgreSQL unavailable at start ({exc})")
+                self._pause(f"PostgreSQL unavailable at start ({exc})", exc)
             except Abandoned:
                 return
 
-    def _pause(self, why: str) -> None:
+    def _pause(self, why: str, cause: Exception | None = None) -> None:
+        self._give_up_if_too_long(cause)
         delay = self._backoff.next_delay()
-        log.warning("%s; retrying in %.2fs", why, delay)
+        log.warning("%s; retrying in %.2fs", " ".join(why.split()), delay)
         self._stop.wait(delay)
+
+    def _give_up_if_too_long(self, cause: Exception | None) -> None:
+        """Re-raise ``cause``, saying so, once failures have lasted the burst run's patience."""
+        lasted = None if cause is None else self._patience.exhausted(time.monotonic())
+        if lasted is not None:
+            why = f"unreachable for {lasted:.0f} s, giving up (--give-up-after): {cause}"
+            if isinstance(cause, redis.RedisError):
+                raise redis.ConnectionError(why) from cause
+            raise TransientError(f"{why} (check --database-url / DATABASE_URL)") from cause
 
     # -- one iteration ------------------------------------------------------------------------
 
@@ -346,8 +360,11 @@ class Worker:
                 self._drop_db_if_broken()
                 if self.stopping:
                     raise Abandoned() from exc
+                self._give_up_if_too_long(exc)
                 delay = backoff.next_delay()
-                log.warning("apply failed, will retry the batch in %.2fs: %s", delay, exc)
+                log.warning(
+                    "apply failed, retrying the batch in %.2fs: %s", delay, " ".join(str(exc).split())
+                )
                 self._stop.wait(delay)
 
     # -- database connection --------------------------------------------------------------------

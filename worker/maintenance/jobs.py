@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import redis
 
+from contract.durations import format_duration
 from worker.maintenance.prune import prune as prune_tables
 from worker.maintenance.reconcile import read_hints
 from worker.maintenance.reconcile import reconcile as reconcile_rows
@@ -49,7 +50,8 @@ def run_prune(settings: Settings, *, now: datetime | None = None) -> dict[str, A
     """One prune run with ``settings.retention`` as the age limit; what it did."""
     if settings.dedupe_window < MIN_DEDUPE_WINDOW:
         raise ValueError(
-            f"METRICS_DEDUPE_WINDOW: {settings.dedupe_window} is shorter than {MIN_DEDUPE_WINDOW}; "
+            f"METRICS_DEDUPE_WINDOW (--dedupe-window): {format_duration(settings.dedupe_window)} is "
+            f"shorter than {format_duration(MIN_DEDUPE_WINDOW)}; "
             "a redelivered round.compressed or sync.mismatch would be counted twice. Use e.g. 14d"
         )
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -39,6 +40,7 @@ from worker.read.auth import (
 )
 from worker.read.models import (
     DailyMetrics,
+    ForwardDailyMetrics,
     ForwardEndpointMetrics,
     ForwardEndpointStatuses,
     ForwardMetricsSummary,
@@ -214,10 +216,10 @@ def get_forward_requests(
     )
 
 
-@v1.get("/v1/forward/daily", response_model=list[DailyMetrics], tags=["forward"])
+@v1.get("/v1/forward/daily", response_model=list[ForwardDailyMetrics], tags=["forward"])
 def get_forward_daily(
     pool: Pool, days: Days = DEFAULT_DAYS, end_date: WindowEnd = None
-) -> list[DailyMetrics]:
+) -> list[ForwardDailyMetrics]:
     return queries.forward_daily_metrics(pool, days=days, end_date=end_date)
 
 
@@ -329,31 +331,52 @@ def create_app(
     return app
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 1 to 65535")
+    return int(text)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """A busy port or an unknown host is one line (uvicorn would print two tracebacks)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise ValueError(
+            f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}; choose another"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="metrics-api",
         description="Serve the agent metrics reads as an HTTP JSON API (OpenAPI at /docs).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=_port, default=8000, help="port to listen on (default %(default)s)")
     parser.add_argument(
         "--database-url",
         metavar="URL",
-        help=f"PostgreSQL URL to read from (env DATABASE_URL; else {DEFAULT_DATABASE_URL})",
+        help=f"PostgreSQL to read from [env DATABASE_URL, default {DEFAULT_DATABASE_URL}]",
     )
     parser.add_argument(
         "--max-connections",
         type=int,
         default=4,
-        help="database connections in the pool (default: %(default)s)",
+        help="database connections in the pool (default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="(default info)"
     )
     parser.add_argument(
         "--no-auth",
         action="store_true",
-        help=f"allow a non-loopback --host without API tokens (env {TOKENS_VARIABLE}, "
-        f"{TOKENS_FILE_VARIABLE}); tokens that are set are still required",
+        help=f"allow a non-loopback --host without API tokens [env {TOKENS_VARIABLE}, "
+        f"{TOKENS_FILE_VARIABLE}]; tokens that are set are still required",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -361,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def serve() -> int:
         tokens = startup_tokens(args.host, no_auth=args.no_auth)  # a TokenError is a usage error
+        _check_can_listen(args.host, args.port)
         log.info("API tokens: %s", f"{len(tokens)} configured" if tokens else "none, the reads are open")
         app = create_app(args.database_url, max_connections=args.max_connections, tokens=tokens)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

@@ -17,6 +17,7 @@ from worker.read.queries.forward_reads import (
     forward_requests,
     forward_summary,
 )
+from worker.read.queries.ids import sessions_ending_with
 from worker.read.queries.session_reads import by_model, daily_metrics, session_detail, sessions, summary
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "forward_summary",
     "session_detail",
     "sessions",
+    "sessions_ending_with",
     "summary",
     "tool_metrics",
 ]

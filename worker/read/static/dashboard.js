@@ -358,8 +358,13 @@
               num(st.timeout), num(st.pending), el("td", { class: "num" }, duration(e.avg_duration_ms)), num(e.tokens.total_tokens));
           }), "endpoints")
         : empty("No forwarded requests in these dates.")),
-      section("Requests per day", perDayChart));
-    chart("forwards", perDayChart, days, [{ label: "requests", values: perDay(q.start, q.end, daily, (d) => d.total_sessions) }]);
+      section("Requests per day by outcome (stacked)", perDayChart));
+    chart("forwards", perDayChart, days, [
+      { label: "successful", values: perDay(q.start, q.end, daily, (d) => d.successful) },
+      { label: "failed (error)", values: perDay(q.start, q.end, daily, (d) => d.failed) },
+      { label: "timed out", values: perDay(q.start, q.end, daily, (d) => d.timed_out) },
+      { label: "pending", values: perDay(q.start, q.end, daily, (d) => d.pending) },
+    ], { stacked: true });
   }
 
   async function pipeline() {
