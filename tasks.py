@@ -70,6 +70,7 @@ def main(args: list[str]) -> int:
             "bench.producer_bench",
             "bench.decode_bench",
             "bench.read_bench",
+            "bench.dashboard_bench",
             "bench.latency",
             "bench.drills",
         ):

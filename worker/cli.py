@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         "dropped. Idempotent, under an advisory lock (workers starting at once are safe).",
     )
     _common(schema, streams=False)
+    schema.add_argument(
+        "--reader",
+        metavar="ROLE",
+        help="also let ROLE (created if missing; password: env METRICS_READER_PASSWORD) SELECT and "
+        "nothing else: the role for metrics-api",
+    )
     schema.set_defaults(handler=_schema)
 
     dlq = _command(
@@ -235,11 +241,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from worker.schema import apply_schema
+    from worker.schema import apply_schema, grant_reader
 
     with psycopg.connect(settings_from(args).database_url, autocommit=True) as conn:
         apply_schema(conn, force=True)  # also repairs what was dropped since it was applied
-    print("schema applied")
+        print("schema applied")
+        if args.reader:
+            created = grant_reader(conn, args.reader)
+            print(f"role {args.reader} {'created and ' if created else ''}granted SELECT only")
     return 0
 
 
