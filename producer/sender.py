@@ -25,7 +25,8 @@ from typing import Any
 
 import redis
 
-from producer.delivery import Backoff, Batch, add_batches, connect, safe_url
+from contract.connect import Client, describe, is_cluster, refresh
+from producer.delivery import SEND_ERRORS, Backoff, Batch, add_batches, connect, safe_url
 from producer.hints import HintWriter
 from producer.marker import Marker
 from producer.metrics import Counters
@@ -59,7 +60,7 @@ class Sender:
         self._encoder = Encoder(settings.keys)
         self._seq = 0
         self._spool: Spool | None = None
-        self._client: redis.Redis | None = None
+        self._client: Client | None = None  # connected on first send: Redis may be away at start
         self._parked: list[Marker] = []
         self._stop: Marker | None = None
         #: Set by close(): past ``spill_at`` (monotonic) batches go to the spool, not to Redis.
@@ -103,7 +104,6 @@ class Sender:
 
     def _run(self) -> None:
         settings = self.settings
-        self._client = connect(settings)
         self._spool = Spool(settings.spool_dir, settings.spool_max_bytes, self.token, settings.spool_fsync)
         failures = 0
         try:
@@ -245,14 +245,22 @@ class Sender:
     def _deliver(self, batches: list[Batch], replay: bool) -> BaseException | None:
         """Send batches in one round trip. The error when anything failed or was refused (OOM
         included): the caller keeps all of them for a retry and calls _went_down."""
-        assert self._client is not None
+        settings = self.settings
+        wait = (settings.wait_replicas, settings.wait_timeout_ms)
         try:
-            added, skipped = add_batches(self._client, batches, self.settings.dedup_ttl)
-        except (redis.RedisError, OSError) as exc:
+            added, skipped = add_batches(self._connected(), batches, settings.dedup_ttl, settings.keys, wait)
+        except SEND_ERRORS as exc:
             return exc
         self._counters.add("replayed" if replay else "sent", added)
         self._counters.add("deduplicated", skipped)
         return None
+
+    def _connected(self) -> Client:
+        """The client, connected (and its mode told in the log) after start or an outage."""
+        if self._client is None:
+            self._client = connect(self.settings)
+            log.info("metrics producer: %s", describe(self._client))
+        return self._client
 
     def _went_down(self, exc: BaseException) -> None:
         self._counters.add("send_failures")
@@ -269,8 +277,9 @@ class Sender:
         # The delay grows until a replay gets through, so an error that a ping cannot see (a
         # wrong key type, say) is retried calmly instead of in a loop.
         self._next_probe = self._backoff.failed(time.monotonic())
-        if self._client is not None:
+        if isinstance(self._client, redis.Redis):
             self._client.connection_pool.disconnect()
+        # A cluster client is kept: it knows every node, the one REDIS_URL names may be the dead one.
 
     def _maybe_probe(self, now: float) -> None:
         if self._probe_ok:
@@ -286,22 +295,25 @@ class Sender:
 
     def _probe(self) -> None:
         """Off the sender thread, so a black-holed address never delays spooling."""
-        client = connect(self.settings)
         try:
-            client.ping()
+            client = self._client
+            if client is None or not is_cluster(client):
+                connect(self.settings).close()  # asks the node itself: a ping
+            else:  # the slot map again, from any node that answers; then every master must answer
+                refresh(client)
+                for node in client.get_primaries():  # type: ignore[union-attr]
+                    client.get_redis_connection(node).ping()  # type: ignore[union-attr]
             self._probe_ok = True
-        except (redis.RedisError, OSError):
+        except SEND_ERRORS:
             self._next_probe = self._backoff.failed(time.monotonic())
         finally:
-            client.close()
             self._probing = False
             self._wake.set()
 
     def _sync_hints(self, now: float) -> None:
-        assert self._client is not None
         try:
-            self._hints.sync(self._client, now)
-        except (redis.RedisError, OSError) as exc:
+            self._hints.sync(self._connected(), now)
+        except SEND_ERRORS as exc:
             self._went_down(exc)
 
     # -- spool ------------------------------------------------------------------------------
@@ -387,7 +399,7 @@ class Sender:
         """Stop: release the hints of open sessions, leave the spool for the next publisher."""
         delivered = self.mode == UP
         if delivered and self._client is not None:
-            with contextlib.suppress(redis.RedisError, OSError):
+            with contextlib.suppress(*SEND_ERRORS):
                 self._hints.release(self._client)
         if self._spool is not None:
             delivered = delivered and self._spool.empty

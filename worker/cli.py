@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-import redis
 from rich.console import Console
 
 from contract import exits
+from contract.connect import Client, connect, describe, placed
 from contract.durations import duration_arg
 from contract.exits import NotFound
+from contract.keys import Keys
 from worker.ingest.deadletter import DeadLetters
 from worker.maintenance.cli import add_maintenance_parsers
 from worker.read.cli import add_query_parser
@@ -256,9 +257,11 @@ def _status(args: argparse.Namespace) -> int:
     from worker.ingest.stream import StreamClient
 
     settings = settings_from(args)
-    client = redis.Redis.from_url(settings.redis_url)
-    shards = StreamClient(client, settings.keys, settings.group, "status").status()
-    dead = DeadLetters(client, settings.keys.dead_letters).count()
+    client = _connect(settings, "status")
+    reader = StreamClient(client, settings.keys, settings.group, "status")
+    shards = reader.status()
+    letters = DeadLetters(client, reader.keys.dead_letter_streams)
+    dead = letters.count()
     if args.json:
         print(
             json.dumps(
@@ -284,7 +287,7 @@ def _status(args: argparse.Namespace) -> int:
     total = sum(known) if len(known) == len(shards) else None
     print(
         f"group {settings.group}: {_how_many(total)} undelivered, {sum(s.pending for s in shards)} pending, "
-        f"{dead} dead letters in {settings.keys.dead_letters}"
+        f"{dead} dead letters in {letters.key}"
     )
     for s in shards:
         print(
@@ -299,12 +302,22 @@ def _how_many(n: int | None) -> str:
     return "some (Redis < 7 does not count them)" if n is None else str(n)
 
 
-def _dead_letters(settings: Settings) -> DeadLetters:
-    return DeadLetters(redis.Redis.from_url(settings.redis_url), settings.keys.dead_letters)
+def _connect(settings: Settings, command: str) -> Client:
+    """The data Redis (one server or a cluster), named with its mode in the start-up log line."""
+    client = connect(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+    log.info("%s: %s", command, describe(client))
+    return client
+
+
+def _dead_letters(settings: Settings, command: str) -> tuple[DeadLetters, Keys]:
+    """Every dead-letter stream (one per shard), and the keys as placed where they live."""
+    client = _connect(settings, f"dlq {command}")
+    keys = placed(settings.keys, client)
+    return DeadLetters(client, keys.dead_letter_streams), keys
 
 
 def _dlq_list(args: argparse.Namespace) -> int:
-    letters = _dead_letters(settings_from(args))
+    letters, _ = _dead_letters(settings_from(args), "list")
     rows = letters.list(count=args.limit)
     if args.json:
         print(json.dumps([{k: v for k, v in r.as_dict().items() if k != "payload"} for r in rows], indent=2))
@@ -336,7 +349,7 @@ def _when(stamp: str) -> datetime | str:
 
 
 def _dlq_show(args: argparse.Namespace) -> int:
-    letters = _dead_letters(settings_from(args))
+    letters, _ = _dead_letters(settings_from(args), "show")
     letter = letters.get(args.id)
     if letter is None:
         raise NotFound(f"no dead letter with id {args.id} in {letters.key}")
@@ -359,13 +372,14 @@ def _chosen(args: argparse.Namespace) -> list[str] | None:
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
     ids, settings = _chosen(args), settings_from(args)
-    n = _dead_letters(settings).redrive(ids, default_stream=settings.keys.streams[0])
+    letters, keys = _dead_letters(settings, "redrive")
+    n = letters.redrive(ids, default_stream=keys.streams[0])
     print(f"redrove {n} dead letters to their streams")
     return 0
 
 
 def _dlq_purge(args: argparse.Namespace) -> int:
-    n = _dead_letters(settings_from(args)).purge(_chosen(args))
+    n = _dead_letters(settings_from(args), "purge")[0].purge(_chosen(args))
     print(f"purged {n} dead letters")
     return 0
 
