@@ -1,7 +1,9 @@
 """The seed's forward reads: forward_summary, forward_by_endpoint, forward_requests, forward_daily_metrics.
 
 A forwarded request exists for readers once its start has arrived (``started_at IS NOT NULL``);
-dates are inclusive UTC dates of ``started_at``. Every read is one statement.
+dates are inclusive UTC dates of ``started_at``. Every read is one statement; summary, by endpoint
+and daily are answered from the roll-ups (rollup_sql.py) in the statement that checks they are
+complete, the statements here being the same reads over the base table, used until then.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from worker.read.queries._base import (
     fetch_all,
     resolve_limit,
 )
+from worker.read.queries import rollup_sql
 
 # What summary and by-endpoint count. "failed" is status 'error' only, as the seed. The average
 # duration is over completed requests (the seed's AVG(CASE WHEN completed_at IS NOT NULL ...)):
@@ -103,6 +106,12 @@ ORDER BY 1
 """
 )
 
+_SUMMARY = rollup_sql.either(rollup_sql.FORWARD_SUMMARY_SQL, FORWARD_SUMMARY_SQL, ("forwards",))
+_BY_ENDPOINT = rollup_sql.either(
+    rollup_sql.FORWARD_BY_ENDPOINT_SQL, FORWARD_BY_ENDPOINT_SQL, ("forwards",), 'requests DESC, endpoint COLLATE "C"'
+)
+_DAILY = rollup_sql.either(rollup_sql.FORWARD_DAILY_SQL, FORWARD_DAILY_SQL, ("forwards",), "day")
+
 
 def forward_summary(
     source: Source,
@@ -117,7 +126,7 @@ def forward_summary(
     check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "endpoint": endpoint, "model": model}
     with borrowed(source) as conn:
-        (row,) = fetch_all(conn, FORWARD_SUMMARY_SQL, params)
+        (row,) = fetch_all(conn, _SUMMARY, params)
     return ForwardMetricsSummary(
         total_requests=row["requests"],
         successful_requests=row["successful"],
@@ -139,7 +148,7 @@ def forward_by_endpoint(
     check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "model": model}
     with borrowed(source) as conn:
-        rows = fetch_all(conn, FORWARD_BY_ENDPOINT_SQL, params)
+        rows = fetch_all(conn, _BY_ENDPOINT, params)
     return [
         ForwardEndpointMetrics(
             endpoint=row["endpoint"],
@@ -185,7 +194,7 @@ def forward_daily_metrics(
     counts requests; rounds, tool calls, cached outputs and breakdowns stay zero/empty."""
     start, end = daily_window(days, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, FORWARD_DAILY_SQL, {"start_date": start, "end_date": end})
+        rows = fetch_all(conn, _DAILY, {"start_date": start, "end_date": end})
     return [
         DailyMetrics(
             date=row["day"],

@@ -2,7 +2,10 @@
 
 A session exists for readers once its start has arrived (``started_at IS NOT NULL``); dates are
 inclusive UTC dates of ``started_at``. Each read is one statement, except session_detail (three,
-whatever the number of rounds and tool calls).
+whatever the number of rounds and tool calls). The aggregates (summary, by_model, daily_metrics)
+are answered from the roll-ups (rollup_sql.py) in the same one statement that checks they are
+complete; the statements here are the same reads over the base tables, the seed's way, used
+until then (a database being back-filled).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from worker.read.queries._base import (
     resolve_limit,
     snapshot,
 )
+from worker.read.queries import rollup_sql
 
 SUMMARY_SQL = (
     """
@@ -220,6 +224,12 @@ ORDER BY day
 """
 )
 
+_SUMMARY = rollup_sql.either(rollup_sql.SUMMARY_SQL, SUMMARY_SQL, ("sessions",))
+_BY_MODEL = rollup_sql.either(
+    rollup_sql.BY_MODEL_SQL, BY_MODEL_SQL, ("sessions",), 'total_tokens DESC, model COLLATE "C"'
+)
+_DAILY = rollup_sql.either(rollup_sql.DAILY_SQL, DAILY_SQL, ("sessions", "tool_calls"), "day")
+
 
 def summary(
     source: Source, *, start_date: date | None = None, end_date: date | None = None
@@ -227,7 +237,7 @@ def summary(
     """Totals over the sessions started in the dates, with sync mismatches of the same dates."""
     check_date_range(start_date, end_date)
     with borrowed(source) as conn:
-        (row,) = fetch_all(conn, SUMMARY_SQL, {"start_date": start_date, "end_date": end_date})
+        (row,) = fetch_all(conn, _SUMMARY, {"start_date": start_date, "end_date": end_date})
     return MetricsSummary(
         total_sessions=row["total_sessions"],
         total_tokens=_usage(row),
@@ -251,7 +261,7 @@ def by_model(
     """Per model, most tokens first (ties by model name)."""
     check_date_range(start_date, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, BY_MODEL_SQL, {"start_date": start_date, "end_date": end_date})
+        rows = fetch_all(conn, _BY_MODEL, {"start_date": start_date, "end_date": end_date})
     return [
         ModelMetrics(
             model=row["model"],
@@ -312,7 +322,7 @@ def daily_metrics(
     UTC), earliest first. ``days=0`` counts as 1, as the seed."""
     start, end = daily_window(days, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, DAILY_SQL, {"start_date": start, "end_date": end})
+        rows = fetch_all(conn, _DAILY, {"start_date": start, "end_date": end})
     return [
         DailyMetrics(
             date=row["day"],
