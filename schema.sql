@@ -221,7 +221,7 @@ CREATE TABLE IF NOT EXISTS forward_rollup (
 CREATE TABLE IF NOT EXISTS rollup_backfill (
     entity                     text PRIMARY KEY CHECK (entity IN ('sessions', 'tool_calls', 'forwards')),
     done                       boolean NOT NULL,
-    upto                       text COLLATE "C"
+    upto                       text               -- in the key column's collation: its index's order
 );
 INSERT INTO rollup_backfill
 SELECT 'sessions', NOT EXISTS (SELECT 1 FROM session_metrics), NULL
@@ -290,7 +290,7 @@ BEGIN
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.session_id COLLATE "C" <= upto)
+        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
         GROUP BY 1, 2, 3
     ) AS d
     WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
@@ -318,7 +318,7 @@ BEGIN
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS c
         WHERE c.started_at IS NOT NULL AND c.tool_name IS NOT NULL
-          AND (upto IS NULL OR c.tool_call_id COLLATE "C" <= upto)
+          AND (upto IS NULL OR c.tool_call_id <= upto)
         GROUP BY 1, 2
     ) AS d
     WHERE d.calls <> 0
@@ -347,7 +347,7 @@ BEGIN
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.forward_id COLLATE "C" <= upto)
+        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.forward_id <= upto)
         GROUP BY 1, 2, 3
     ) AS d
     WHERE (d.requests, d.successful, d.failed, d.prompt_tokens, d.completion_tokens, d.total_tokens,

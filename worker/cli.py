@@ -73,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="serve Prometheus metrics on this port [env METRICS_PORT]"
     )
 
-    schema = sub.add_parser("schema", help="apply schema.sql (idempotent, under an advisory lock)")
+    schema = sub.add_parser(
+        "schema",
+        help="apply schema.sql (idempotent, under an advisory lock), then back-fill the roll-ups "
+        "of a database written by a version without them (a chunk per transaction, next to running workers)",
+    )
     _common(schema, streams=False)
 
     dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
@@ -182,11 +186,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         tune_gc_for_batches()
         return Worker(settings).run(burst=args.burst)
     if args.command == "schema":
+        from worker.rollups import backfill, pending
         from worker.schema import apply_schema
 
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
             apply_schema(conn, force=True)  # also repairs what was dropped since it was applied
-        print("schema applied")
+            print("schema applied")
+            if pending(conn):  # a database written by a version without roll-ups: count its rows
+                counted = backfill(
+                    conn, progress=lambda entity, n: print(f"roll-ups: {entity} {n:,} rows counted")
+                )
+                print("roll-ups back-filled: " + ", ".join(f"{k} {v:,}" for k, v in counted.items()))
         return 0
     if args.command == "dlq":
         return _dlq(args, settings)

@@ -25,7 +25,8 @@ _ROLLUPS = {
     "tool_rollup": ("day, tool_name", "calls"),
     "forward_rollup": (
         "day, endpoint, model",
-        "requests, successful, failed, prompt_tokens, completion_tokens, total_tokens, completed, duration_us",
+        "requests, successful, failed, prompt_tokens, completion_tokens, total_tokens, completed, "
+        "duration_us",
     ),
 }
 
@@ -55,9 +56,7 @@ def rollup_buckets(conn: psycopg.Connection[Any]) -> dict[str, dict[tuple[Any, .
         n = keys.count(",") + 1
         sums = ", ".join(f"sum({v.strip()})" for v in values.split(","))
         rows = conn.execute(f"SELECT {keys}, {sums} FROM {table} GROUP BY {keys}").fetchall()
-        out[table] = {
-            tuple(r[:n]): tuple(int(v) for v in r[n:]) for r in rows if any(v != 0 for v in r[n:])
-        }
+        out[table] = {tuple(r[:n]): tuple(int(v) for v in r[n:]) for r in rows if any(v != 0 for v in r[n:])}
     return out
 
 
@@ -99,7 +98,8 @@ def reads_both_ways(url: str) -> tuple[list[Any], list[Any]]:
     """Every aggregate read from the roll-ups, and the same reads from the base tables."""
     with psycopg.connect(url) as conn:  # not autocommit: the second half is rolled back
         starts = conn.execute(
-            """SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date FROM session_metrics WHERE started_at IS NOT NULL
+            """SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date FROM session_metrics
+               WHERE started_at IS NOT NULL
                UNION SELECT (started_at AT TIME ZONE 'UTC')::date FROM forward_request_metrics
                WHERE started_at IS NOT NULL ORDER BY 1"""
         ).fetchall()

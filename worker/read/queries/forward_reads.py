@@ -20,6 +20,7 @@ from worker.read.models import (
     ForwardRequestMetrics,
     TokenUsage,
 )
+from worker.read.queries import rollup_sql
 from worker.read.queries._base import (
     DEFAULT_DAYS,
     STARTED_IN_DATES,
@@ -32,7 +33,6 @@ from worker.read.queries._base import (
     fetch_all,
     resolve_limit,
 )
-from worker.read.queries import rollup_sql
 
 # What summary and by-endpoint count. "failed" is status 'error' only, as the seed. The average
 # duration is over completed requests (the seed's AVG(CASE WHEN completed_at IS NOT NULL ...)):
@@ -108,7 +108,10 @@ ORDER BY 1
 
 _SUMMARY = rollup_sql.either(rollup_sql.FORWARD_SUMMARY_SQL, FORWARD_SUMMARY_SQL, ("forwards",))
 _BY_ENDPOINT = rollup_sql.either(
-    rollup_sql.FORWARD_BY_ENDPOINT_SQL, FORWARD_BY_ENDPOINT_SQL, ("forwards",), 'requests DESC, endpoint COLLATE "C"'
+    rollup_sql.FORWARD_BY_ENDPOINT_SQL,
+    FORWARD_BY_ENDPOINT_SQL,
+    ("forwards",),
+    'requests DESC, endpoint COLLATE "C"',
 )
 _DAILY = rollup_sql.either(rollup_sql.FORWARD_DAILY_SQL, FORWARD_DAILY_SQL, ("forwards",), "day")
 

@@ -32,7 +32,8 @@ WITH sessions AS (
            COALESCE(sum(total_tokens_saved), 0) AS total_tokens_saved,
            COALESCE(sum(sessions) FILTER (WHERE status = 'running'), 0) AS active_sessions,
            COALESCE(sum(sessions) FILTER (WHERE status = 'completed'), 0) AS completed_sessions,
-           COALESCE(sum(sessions) FILTER (WHERE status = 'awaiting_response'), 0) AS awaiting_response_sessions,
+           COALESCE(sum(sessions) FILTER (WHERE status = 'awaiting_response'), 0)
+               AS awaiting_response_sessions,
            COALESCE(sum(sessions) FILTER (WHERE status = 'error'), 0) AS error_sessions,
            COALESCE(sum(sessions) FILTER (WHERE status = 'cancelled'), 0) AS cancelled_sessions
     FROM session_rollup
@@ -181,6 +182,7 @@ ORDER BY day
 """
 )
 
+
 def either(rollup: str, base: str, entities: tuple[str, ...], order_by: str = "") -> str:
     """One statement answering from ``rollup`` when the roll-ups count every row of ``entities``,
     else from ``base`` (the same read over the base tables). The check is an init plan, and the
@@ -194,7 +196,11 @@ def either(rollup: str, base: str, entities: tuple[str, ...], order_by: str = ""
     return f"SELECT * FROM ({either}) AS answer ORDER BY {order_by}\n" if order_by else either
 
 
-READY_SQL = "SELECT count(*) = cardinality(%(entities)s::text[]) FROM rollup_backfill WHERE done AND entity = ANY(%(entities)s)"
+READY_SQL = """
+SELECT count(*) = cardinality(%(entities)s::text[])
+FROM rollup_backfill
+WHERE done AND entity = ANY(%(entities)s)
+"""
 
 
 def ready(conn: psycopg.Connection[Any], *entities: str) -> bool:

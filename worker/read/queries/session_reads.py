@@ -25,6 +25,7 @@ from worker.read.models import (
     ToolCallMetrics,
     UnplacedToolCall,
 )
+from worker.read.queries import rollup_sql
 from worker.read.queries._base import (
     DEFAULT_DAYS,
     STARTED_IN_DATES,
@@ -38,7 +39,6 @@ from worker.read.queries._base import (
     resolve_limit,
     snapshot,
 )
-from worker.read.queries import rollup_sql
 
 SUMMARY_SQL = (
     """
