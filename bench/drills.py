@@ -201,16 +201,7 @@ def run_drill(
                 for _ in range(faults):
                     time.sleep(rng.uniform(0.3, 1.0))
                     fault_count += 1
-                    if kind == "sigkill":
-                        pool.kill_one(rng)
-                    elif kind == "postgres":
-                        _terminate_backends(db_url)
-                        time.sleep(0.2)
-                        assert embedded is not None
-                        embedded.restart_postgres()
-                    elif kind == "redis":
-                        assert embedded is not None
-                        embedded.restart_redis()
+                    _inject_fault(kind, rng, pool, db_url, embedded)
 
             threads = [threading.Thread(target=publish)]
             if kind != "malformed":
@@ -245,6 +236,22 @@ def run_drill(
         fault_count,
         round(time.monotonic() - started, 1),
     )
+
+
+def _inject_fault(
+    kind: str, rng: random.Random, pool: Workers, db_url: str, embedded: EmbeddedServers | None
+) -> None:
+    """One fault of the drill's kind: a worker killed, or a server restarted under the load."""
+    if kind == "sigkill":
+        pool.kill_one(rng)
+    elif kind == "postgres":
+        _terminate_backends(db_url)
+        time.sleep(0.2)
+        assert embedded is not None
+        embedded.restart_postgres()
+    elif kind == "redis":
+        assert embedded is not None
+        embedded.restart_redis()
 
 
 def _xadd_retrying(client: redis.Redis, stream: str, fields: dict[str, bytes]) -> None:

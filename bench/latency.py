@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latency at {rate:,} events/s for {args.duration:.0f} s ...", file=sys.stderr, flush=True)
         results.append(measure(rate, args.duration, args.workers))
     print(
-        f"\n{'target rate':>12} {'applied':>9} {'achieved/s':>11} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        f"\n{'target rate':>12} {'applied':>9} {'achieved/s':>11} {'p50 ms':>8} {'p90 ms':>8} "
+        f"{'p99 ms':>8} {'max ms':>8}"
     )
     for r in results:
         print(

@@ -16,11 +16,13 @@ REFRESH = """
 UPDATE session_metrics SET
     total_rounds = COALESCE((SELECT COUNT(*) FROM round_metrics WHERE session_id = %(s)s), 0),
     prompt_tokens = COALESCE((SELECT SUM(prompt_tokens) FROM round_metrics WHERE session_id = %(s)s), 0),
-    completion_tokens = COALESCE((SELECT SUM(completion_tokens) FROM round_metrics WHERE session_id = %(s)s), 0),
+    completion_tokens = COALESCE((SELECT SUM(completion_tokens) FROM round_metrics
+                                  WHERE session_id = %(s)s), 0),
     total_tokens = COALESCE((SELECT SUM(total_tokens) FROM round_metrics WHERE session_id = %(s)s), 0),
     prompt_cached_tool_outputs = COALESCE((SELECT SUM(prompt_cached_tool_outputs) FROM round_metrics
                                            WHERE session_id = %(s)s), 0),
-    total_compression_events = COALESCE((SELECT SUM(compression_count) FROM round_metrics WHERE session_id = %(s)s), 0),
+    total_compression_events = COALESCE((SELECT SUM(compression_count) FROM round_metrics
+                                         WHERE session_id = %(s)s), 0),
     total_tokens_saved = COALESCE((SELECT SUM(tokens_saved) FROM round_metrics WHERE session_id = %(s)s), 0),
     tool_call_count = COALESCE((SELECT COUNT(*) FROM tool_call_metrics WHERE session_id = %(s)s), 0),
     updated_at = %(t)s
@@ -35,7 +37,8 @@ def apply_naively(url: str, ev: Any) -> None:
             c.execute(
                 """INSERT INTO session_metrics (session_id, model, started_at, status, updated_at)
                          VALUES (%s, %s, %s, 'running', %s) ON CONFLICT (session_id) DO UPDATE SET
-                         model = excluded.model, started_at = LEAST(session_metrics.started_at, excluded.started_at),
+                         model = excluded.model,
+                         started_at = LEAST(session_metrics.started_at, excluded.started_at),
                          completed_at = NULL, status = 'running', updated_at = excluded.updated_at""",
                 (ev.session_id, ev.model, t, t),
             )
@@ -47,7 +50,8 @@ def apply_naively(url: str, ev: Any) -> None:
         elif kind == "session.completed":
             c.execute(REFRESH, {"s": ev.session_id, "t": t})
             c.execute(
-                "UPDATE session_metrics SET status = %s, completed_at = %s, updated_at = %s WHERE session_id = %s",
+                "UPDATE session_metrics SET status = %s, completed_at = %s, updated_at = %s "
+                "WHERE session_id = %s",
                 (ev.status, t, t, ev.session_id),
             )
         elif kind == "round.started":
@@ -64,7 +68,8 @@ def apply_naively(url: str, ev: Any) -> None:
             u = ev.usage
             c.execute(
                 """UPDATE round_metrics SET completed_at = %s, status = %s, prompt_tokens = %s,
-                         completion_tokens = %s, total_tokens = %s, prompt_cached_tool_outputs = %s, error = %s
+                         completion_tokens = %s, total_tokens = %s, prompt_cached_tool_outputs = %s,
+                         error = %s
                          WHERE round_id = %s""",
                 (
                     t,
@@ -101,7 +106,8 @@ def apply_naively(url: str, ev: Any) -> None:
                 "SELECT session_id FROM tool_call_metrics WHERE tool_call_id = %s", (ev.tool_call_id,)
             ).fetchone()
             c.execute(
-                "UPDATE tool_call_metrics SET completed_at = %s, success = %s, error = %s WHERE tool_call_id = %s",
+                "UPDATE tool_call_metrics SET completed_at = %s, success = %s, error = %s "
+                "WHERE tool_call_id = %s",
                 (t, ev.success, ev.error, ev.tool_call_id),
             )
             c.execute(REFRESH, {"s": sid, "t": t})
@@ -109,9 +115,10 @@ def apply_naively(url: str, ev: Any) -> None:
             c.execute(
                 """INSERT INTO forward_request_metrics (forward_id, endpoint, model, is_stream, started_at,
                          status, updated_at) VALUES (%s, %s, %s, %s, %s, 'pending', %s)
-                         ON CONFLICT (forward_id) DO UPDATE SET endpoint = excluded.endpoint, model = excluded.model,
-                         is_stream = excluded.is_stream, started_at = excluded.started_at, completed_at = NULL,
-                         status_code = NULL, status = 'pending', prompt_tokens = NULL, completion_tokens = NULL,
+                         ON CONFLICT (forward_id) DO UPDATE SET endpoint = excluded.endpoint,
+                         model = excluded.model, is_stream = excluded.is_stream,
+                         started_at = excluded.started_at, completed_at = NULL, status_code = NULL,
+                         status = 'pending', prompt_tokens = NULL, completion_tokens = NULL,
                          total_tokens = NULL, error = NULL, updated_at = excluded.updated_at""",
                 (ev.forward_id, ev.endpoint, ev.model, ev.is_stream, t, t),
             )
@@ -119,7 +126,8 @@ def apply_naively(url: str, ev: Any) -> None:
             u = ev.usage
             c.execute(
                 """UPDATE forward_request_metrics SET completed_at = %s, status_code = %s, status = %s,
-                         prompt_tokens = %s, completion_tokens = %s, total_tokens = %s, error = %s, updated_at = %s
+                         prompt_tokens = %s, completion_tokens = %s, total_tokens = %s, error = %s,
+                         updated_at = %s
                          WHERE forward_id = %s""",
                 (
                     t,

@@ -51,11 +51,14 @@ PROPOSED_INDEXES: list[tuple[str, str, str]] = [
     ("INDEX", "idx_session_model_started_at",
      "CREATE INDEX IF NOT EXISTS idx_session_model_started_at ON session_metrics (model, started_at)"),
     ("INDEX", "idx_forward_endpoint_started_at",
-     "CREATE INDEX IF NOT EXISTS idx_forward_endpoint_started_at ON forward_request_metrics (endpoint, started_at)"),
+     ("CREATE INDEX IF NOT EXISTS idx_forward_endpoint_started_at"
+      " ON forward_request_metrics (endpoint, started_at)")),
     ("INDEX", "idx_forward_model_started_at",
-     "CREATE INDEX IF NOT EXISTS idx_forward_model_started_at ON forward_request_metrics (model, started_at)"),
+     ("CREATE INDEX IF NOT EXISTS idx_forward_model_started_at"
+      " ON forward_request_metrics (model, started_at)")),
     ("INDEX", "idx_tool_started_at_name",
-     "CREATE INDEX IF NOT EXISTS idx_tool_started_at_name ON tool_call_metrics (started_at) INCLUDE (tool_name)"),
+     ("CREATE INDEX IF NOT EXISTS idx_tool_started_at_name"
+      " ON tool_call_metrics (started_at) INCLUDE (tool_name)")),
     ("INDEX", "idx_tool_session_name",
      "CREATE INDEX IF NOT EXISTS idx_tool_session_name ON tool_call_metrics (session_id, tool_name)"),
     ("STATISTICS", "st_session_utc_day_model",
@@ -81,12 +84,13 @@ SELECT 's' || lpad(i::text, 8, '0'),
             WHEN m < 0.995 THEN 'o1-mini' ELSE 'rare-model' END,
        started,
        CASE WHEN st < 0.05 THEN NULL ELSE started + (1 + 7200 * random()) * interval '1 second' END,
-       CASE WHEN st < 0.05 THEN 'running' WHEN st < 0.75 THEN 'completed' WHEN st < 0.85 THEN 'awaiting_response'
-            WHEN st < 0.95 THEN 'error' ELSE 'cancelled' END,
+       CASE WHEN st < 0.05 THEN 'running' WHEN st < 0.75 THEN 'completed'
+            WHEN st < 0.85 THEN 'awaiting_response' WHEN st < 0.95 THEN 'error' ELSE 'cancelled' END,
        (random() * 60)::int,
        started
 FROM (SELECT i, random() AS m, random() AS st,
-             (%(end)s::date + 1)::timestamp AT TIME ZONE 'UTC' - random() * %(days)s * interval '1 day' AS started
+             (%(end)s::date + 1)::timestamp AT TIME ZONE 'UTC'
+                 - random() * %(days)s * interval '1 day' AS started
       FROM generate_series(1, %(sessions)s) AS i) AS g
 """,
     ),
@@ -127,8 +131,10 @@ SELECT tool_call_id, round_id, session_id, name, started,
        CASE WHEN st < 0.05 THEN NULL ELSE started + (1 + random() * 3000) * interval '1 ms' END,
        CASE WHEN st < 0.05 THEN NULL ELSE st >= 0.1 END,
        CASE WHEN st >= 0.05 AND st < 0.1 THEN 'tool failed' END
-FROM (SELECT r.round_id || '-t' || k AS tool_call_id, r.round_id, r.session_id, r.started_at + k * interval '2 seconds' AS started,
-             (ARRAY['read_file', 'write_file', 'exec', 'search', 'edit', 'list_dir', 'web_fetch', 'rare_tool'])
+FROM (SELECT r.round_id || '-t' || k AS tool_call_id, r.round_id, r.session_id,
+             r.started_at + k * interval '2 seconds' AS started,
+             (ARRAY['read_file', 'write_file', 'exec', 'search', 'edit', 'list_dir', 'web_fetch',
+                    'rare_tool'])
                  [1 + floor(random() * random() * 8)::int] AS name,
              random() AS st
       FROM round_metrics AS r
@@ -148,7 +154,8 @@ FROM round_metrics WHERE abs(hashtext(round_id)) %% 1000 = 0
         """
 UPDATE session_metrics AS s
 SET total_rounds = a.rounds, prompt_tokens = a.p, completion_tokens = a.c, total_tokens = a.t,
-    prompt_cached_tool_outputs = a.cached, total_compression_events = a.compressions, total_tokens_saved = a.saved
+    prompt_cached_tool_outputs = a.cached, total_compression_events = a.compressions,
+    total_tokens_saved = a.saved
 FROM (SELECT session_id, count(*) AS rounds, sum(prompt_tokens) AS p, sum(completion_tokens) AS c,
              sum(total_tokens) AS t, sum(prompt_cached_tool_outputs) AS cached,
              sum(compression_count) AS compressions, sum(tokens_saved) AS saved
@@ -167,8 +174,9 @@ WHERE s.session_id = a.session_id
     (
         "forwarded requests",
         """
-INSERT INTO forward_request_metrics (forward_id, endpoint, model, is_stream, started_at, completed_at, status_code,
-                                     status, prompt_tokens, completion_tokens, total_tokens, error, updated_at)
+INSERT INTO forward_request_metrics (forward_id, endpoint, model, is_stream, started_at, completed_at,
+                                     status_code, status, prompt_tokens, completion_tokens, total_tokens,
+                                     error, updated_at)
 SELECT 'f' || lpad(i::text, 8, '0'),
        CASE WHEN e < 0.5 THEN 'openai.chat_completions' WHEN e < 0.8 THEN 'anthropic.messages'
             WHEN e < 0.995 THEN 'openai.responses' ELSE 'rare.endpoint' END,
@@ -186,7 +194,8 @@ SELECT 'f' || lpad(i::text, 8, '0'),
        started
 FROM (SELECT i, random() AS e, random() AS m, random() AS st, (random() * 4000)::bigint AS p,
              (random() * 1500)::bigint AS c,
-             (%(end)s::date + 1)::timestamp AT TIME ZONE 'UTC' - random() * %(days)s * interval '1 day' AS started
+             (%(end)s::date + 1)::timestamp AT TIME ZONE 'UTC'
+                 - random() * %(days)s * interval '1 day' AS started
       FROM generate_series(1, %(forwards)s) AS i) AS g
 """,
     ),
@@ -311,7 +320,8 @@ def cases(detail_id: str) -> list[Case]:
         ("by_model, last 7 days", lambda c: queries.by_model(c, start_date=week, end_date=END),
          [(s.BY_MODEL_SQL, last_week)], True),
         ("sessions, first page (100)", lambda c: queries.sessions(c), [(s.SESSIONS_SQL, page())], True),
-        ("sessions, 1000 of last 7 days", lambda c: queries.sessions(c, start_date=week, end_date=END, limit=1000),
+        ("sessions, 1000 of last 7 days",
+         lambda c: queries.sessions(c, start_date=week, end_date=END, limit=1000),
          [(s.SESSIONS_SQL, page(limit=1000, **last_week))], True),
         ("sessions, model=rare-model (0.5%)", lambda c: queries.sessions(c, model="rare-model"),
          [(s.SESSIONS_SQL, page(model="rare-model"))], True),
@@ -325,7 +335,8 @@ def cases(detail_id: str) -> list[Case]:
          [(s.DAILY_SQL, {"start_date": month, "end_date": END})], False),
         ("forward_summary, all", lambda c: queries.forward_summary(c),
          [(f.FORWARD_SUMMARY_SQL, {**no_dates, "endpoint": None, "model": None})], False),
-        ("forward_summary, endpoint=rare.endpoint", lambda c: queries.forward_summary(c, endpoint="rare.endpoint"),
+        ("forward_summary, endpoint=rare.endpoint",
+         lambda c: queries.forward_summary(c, endpoint="rare.endpoint"),
          [(f.FORWARD_SUMMARY_SQL, {**no_dates, "endpoint": "rare.endpoint", "model": None})], True),
         ("forward_summary, last 7 days", lambda c: queries.forward_summary(c, **last_week),
          [(f.FORWARD_SUMMARY_SQL, {**last_week, "endpoint": None, "model": None})], True),
@@ -335,7 +346,8 @@ def cases(detail_id: str) -> list[Case]:
          [(f.FORWARD_BY_ENDPOINT_SQL, {**last_week, "model": None})], True),
         ("forward_requests, first page (100)", lambda c: queries.forward_requests(c),
          [(f.FORWARD_REQUESTS_SQL, fpage())], True),
-        ("forward_requests, endpoint=rare.endpoint", lambda c: queries.forward_requests(c, endpoint="rare.endpoint"),
+        ("forward_requests, endpoint=rare.endpoint",
+         lambda c: queries.forward_requests(c, endpoint="rare.endpoint"),
          [(f.FORWARD_REQUESTS_SQL, fpage(endpoint="rare.endpoint"))], True),
         ("forward_requests, model=rare-model", lambda c: queries.forward_requests(c, model="rare-model"),
          [(f.FORWARD_REQUESTS_SQL, fpage(model="rare-model"))], True),

@@ -225,8 +225,8 @@ def growth_cost(rounds_before: int, new_rounds: int = 1250) -> float:
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     with fresh_schema("growth") as url, psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO session_metrics (session_id, model, started_at, updated_at, total_rounds, total_tokens) "
-            "VALUES ('big', 'm', %s, %s, %s, %s)",
+            "INSERT INTO session_metrics (session_id, model, started_at, updated_at, total_rounds, "
+            "total_tokens) VALUES ('big', 'm', %s, %s, %s, %s)",
             (t0, t0, rounds_before, 3 * rounds_before),
         )
         conn.execute(
@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{labels[config]}, end to end (events/s)",
                 f"{eps:,.0f}",
                 (
-                    f"{eps / ceiling:.2f} of ceiling, {eps / one:.2f}x one worker, {eps / naive_eps:,.0f}x naive, "
+                    f"{eps / ceiling:.2f} of ceiling, {eps / one:.2f}x one worker, "
+                    f"{eps / naive_eps:,.0f}x naive, "
                     f"peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB/worker, "
                     f"machine CPU {median([r['cpu_busy'] for r in runs]):.0%} busy ({cpu_us:.0f} us of CPU "
                     f"per event), {sum(int(r['deadlocks']) for r in runs)} deadlocks"

@@ -15,7 +15,10 @@ import redis
 from contract.keys import Keys
 
 
-class Hints:
+class HintWriter:
+    """Records this process's open and awaiting sessions and writes them to Redis (the reconcile
+    job reads them back as a ``worker.maintenance.reconcile.HintSnapshot``)."""
+
     def __init__(self, keys: Keys, interval: float, ttl: float) -> None:
         self.keys = keys
         self.interval = interval

@@ -28,7 +28,7 @@ from typing import Any, Self
 from contract.events import EVENT_TYPES
 from producer import checks, wire
 from producer.checks import FORWARD_STATUSES, ROUND_STATUSES, SESSION_STATUSES
-from producer.hints import Hints
+from producer.hints import HintWriter
 from producer.lifecycle import ForwardScope, SessionScope
 from producer.metrics import Counters
 from producer.sender import Marker, Sender
@@ -55,7 +55,7 @@ class Publisher:
         self.settings = settings
         self.keys = settings.keys
         self.counters = Counters()
-        self.hints = Hints(self.keys, settings.heartbeat_interval, settings.heartbeat_ttl)
+        self.hints = HintWriter(self.keys, settings.heartbeat_interval, settings.heartbeat_ttl)
         self._completed: OrderedDict[str, bool] = OrderedDict()  # session_id -> late call warned
         self._closed = False
         self._state_lock = threading.Lock()

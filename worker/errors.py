@@ -9,15 +9,16 @@ from __future__ import annotations
 import psycopg
 
 
-class ApplyError(Exception):
-    """Applying a batch failed; nothing of it was committed."""
+class PostgresError(Exception):
+    """PostgreSQL failed a unit of work (a batch the engine applies, a chunk of a maintenance run);
+    nothing of it was committed."""
 
 
-class TransientError(ApplyError):
-    """Retry the whole batch: deadlock, serialization failure, lost connection, server restart."""
+class TransientError(PostgresError):
+    """Retry the whole batch or chunk: deadlock, serialization failure, lost connection, restart."""
 
 
-class PermanentError(ApplyError):
+class PermanentError(PostgresError):
     """The batch holds data PostgreSQL refuses (e.g. a sum out of bigint range); retrying won't help."""
 
 
@@ -29,7 +30,7 @@ class PermanentError(ApplyError):
 _DATA_CLASSES = ("22", "23", "54")
 
 
-def translate(exc: psycopg.Error) -> ApplyError:
+def translate(exc: psycopg.Error) -> PostgresError:
     """Classify a psycopg error; a lost connection (no SQLSTATE) is transient."""
     if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) and not exc.sqlstate:
         return TransientError(f"database unreachable: {exc}")

@@ -70,111 +70,140 @@ def coherent_history(
     session_ids = [b.id("s") for _ in range(sessions)]
     all_rounds: list[tuple[str, str, int]] = []
     for sid in session_ids:
-        start = b.at(0, 5)
-        b.add(SessionStarted, start, session_id=sid, model=rng.choice(MODELS))
-        last = start
-        for _ in range(rng.randint(0, max_rounds)):
-            rid = b.id("r")
-            r_start = b.at(last, 2)
-            b.add(RoundStarted, r_start, round_id=rid, session_id=sid, model=rng.choice(MODELS))
-            all_rounds.append((rid, sid, r_start))
-            if rng.random() < 0.2:  # a duplicate start (new event id): the first one is kept
-                b.add(RoundStarted, b.at(r_start), round_id=rid, session_id=sid, model=rng.choice(MODELS))
-            t_last = r_start
-            for _ in range(rng.randint(0, max_tools)):
-                tid = b.id("t")
-                t_start = b.at(r_start, 2)
-                b.add(
-                    ToolStarted,
-                    t_start,
-                    tool_call_id=tid,
-                    round_id=rid,
-                    session_id=sid,
-                    tool_name=rng.choice(TOOLS),
-                )
-                t_last = max(t_last, t_start)
-                if rng.random() < 0.7:
-                    t_end = b.at(t_start, 2)
-                    b.add(
-                        ToolCompleted,
-                        t_end,
-                        tool_call_id=tid,
-                        round_id=rid,
-                        session_id=sid,
-                        success=rng.random() < 0.8,
-                        error=None if rng.random() < 0.8 else "boom",
-                    )
-                    t_last = max(t_last, t_end)
-                if rng.random() < 0.15 and all_rounds:  # the seed's DO UPDATE: restart, maybe elsewhere
-                    o_rid, o_sid, o_start = rng.choice(all_rounds)
-                    b.add(
-                        ToolStarted,
-                        b.at(max(t_last, o_start), 2),
-                        tool_call_id=tid,
-                        round_id=o_rid,
-                        session_id=o_sid,
-                        tool_name=rng.choice(TOOLS),
-                    )
-            for _ in range(rng.choice((0, 0, 1, 2))):
-                b.add(
-                    RoundCompressed,
-                    b.at(r_start, 3),
-                    round_id=rid,
-                    session_id=sid,
-                    tokens_saved=rng.randint(0, 1000),
-                )
-            completions = rng.choice((0, 1, 1, 1, 2))
-            for _ in range(completions):
-                b.add(
-                    RoundCompleted,
-                    b.at(t_last, 2),
-                    round_id=rid,
-                    session_id=sid,
-                    status=rng.choice(("success", "success", "error", "cancelled")),
-                    usage=b.usage(),
-                    prompt_cached_tool_outputs=rng.randint(0, 5),
-                    error=None if rng.random() < 0.7 else "upstream failed",
-                )
-            last = max(last, t_last)
-        for _ in range(rng.choice((0, 1, 2))):
-            b.add(SessionMessageCount, b.at(start, 8), session_id=sid, message_count=rng.randint(0, 50))
-        if rng.random() < 0.7:
-            end = b.at(last, 3)
-            b.add(
-                SessionCompleted,
-                end,
-                session_id=sid,
-                status=rng.choice(("completed", "completed", "awaiting_response", "error", "cancelled")),
-            )
-            if rng.random() < 0.3:  # re-opened, with another model
-                b.add(SessionStarted, b.at(end, 2), session_id=sid, model=rng.choice(MODELS))
+        _session(b, sid, max_rounds, max_tools, all_rounds)
     for _ in range(forwards):
-        fid = b.id("f")
-        at = b.at(0, 6)
-        for _ in range(rng.choice((1, 1, 2))):
-            b.add(
-                ForwardStarted,
-                at,
-                forward_id=fid,
-                endpoint=rng.choice(("/v1/chat", "/v1/messages")),
-                model=rng.choice(MODELS),
-                is_stream=rng.random() < 0.5,
-            )
-            if rng.random() < 0.75:
-                at = b.at(at, 3)
-                b.add(
-                    ForwardCompleted,
-                    at,
-                    forward_id=fid,
-                    status=rng.choice(("success", "error", "timeout")),
-                    status_code=rng.choice((None, 200, 500)),
-                    usage=b.usage() if rng.random() < 0.6 else None,
-                    error=None if rng.random() < 0.7 else "timeout",
-                )
-            at = b.at(at, 2)
+        _forward(b)
     for _ in range(mismatches):
         b.add(SyncMismatch, b.at(0, 20), reason=rng.choice(("message_count", "pending_question")))
     return b.events
+
+
+def _session(
+    b: _Builder, sid: str, max_rounds: int, max_tools: int, all_rounds: list[tuple[str, str, int]]
+) -> None:
+    """One session's start, rounds, message counts and completion (maybe re-opened)."""
+    rng = b.rng
+    start = b.at(0, 5)
+    b.add(SessionStarted, start, session_id=sid, model=rng.choice(MODELS))
+    last = start
+    for _ in range(rng.randint(0, max_rounds)):
+        last = max(last, _round(b, sid, last, max_tools, all_rounds))
+    for _ in range(rng.choice((0, 1, 2))):
+        b.add(SessionMessageCount, b.at(start, 8), session_id=sid, message_count=rng.randint(0, 50))
+    if rng.random() < 0.7:
+        end = b.at(last, 3)
+        b.add(
+            SessionCompleted,
+            end,
+            session_id=sid,
+            status=rng.choice(("completed", "completed", "awaiting_response", "error", "cancelled")),
+        )
+        if rng.random() < 0.3:  # re-opened, with another model
+            b.add(SessionStarted, b.at(end, 2), session_id=sid, model=rng.choice(MODELS))
+
+
+def _round(b: _Builder, sid: str, last: int, max_tools: int, all_rounds: list[tuple[str, str, int]]) -> int:
+    """One round of a session, with its tool calls, compressions and completions: its last second."""
+    rng = b.rng
+    rid = b.id("r")
+    r_start = b.at(last, 2)
+    b.add(RoundStarted, r_start, round_id=rid, session_id=sid, model=rng.choice(MODELS))
+    all_rounds.append((rid, sid, r_start))
+    if rng.random() < 0.2:  # a duplicate start (new event id): the first one is kept
+        b.add(RoundStarted, b.at(r_start), round_id=rid, session_id=sid, model=rng.choice(MODELS))
+    t_last = r_start
+    for _ in range(rng.randint(0, max_tools)):
+        t_last = _tool_call(b, rid, sid, r_start, t_last, all_rounds)
+    for _ in range(rng.choice((0, 0, 1, 2))):
+        b.add(
+            RoundCompressed,
+            b.at(r_start, 3),
+            round_id=rid,
+            session_id=sid,
+            tokens_saved=rng.randint(0, 1000),
+        )
+    completions = rng.choice((0, 1, 1, 1, 2))
+    for _ in range(completions):
+        b.add(
+            RoundCompleted,
+            b.at(t_last, 2),
+            round_id=rid,
+            session_id=sid,
+            status=rng.choice(("success", "success", "error", "cancelled")),
+            usage=b.usage(),
+            prompt_cached_tool_outputs=rng.randint(0, 5),
+            error=None if rng.random() < 0.7 else "upstream failed",
+        )
+    return t_last
+
+
+def _tool_call(
+    b: _Builder, rid: str, sid: str, r_start: int, t_last: int, all_rounds: list[tuple[str, str, int]]
+) -> int:
+    """One tool call of a round (maybe completed, maybe restarted elsewhere): the round's last second."""
+    rng = b.rng
+    tid = b.id("t")
+    t_start = b.at(r_start, 2)
+    b.add(
+        ToolStarted,
+        t_start,
+        tool_call_id=tid,
+        round_id=rid,
+        session_id=sid,
+        tool_name=rng.choice(TOOLS),
+    )
+    t_last = max(t_last, t_start)
+    if rng.random() < 0.7:
+        t_end = b.at(t_start, 2)
+        b.add(
+            ToolCompleted,
+            t_end,
+            tool_call_id=tid,
+            round_id=rid,
+            session_id=sid,
+            success=rng.random() < 0.8,
+            error=None if rng.random() < 0.8 else "boom",
+        )
+        t_last = max(t_last, t_end)
+    if rng.random() < 0.15 and all_rounds:  # the seed's DO UPDATE: restart, maybe elsewhere
+        o_rid, o_sid, o_start = rng.choice(all_rounds)
+        b.add(
+            ToolStarted,
+            b.at(max(t_last, o_start), 2),
+            tool_call_id=tid,
+            round_id=o_rid,
+            session_id=o_sid,
+            tool_name=rng.choice(TOOLS),
+        )
+    return t_last
+
+
+def _forward(b: _Builder) -> None:
+    """One forwarded request: started once or twice, each start maybe completed."""
+    rng = b.rng
+    fid = b.id("f")
+    at = b.at(0, 6)
+    for _ in range(rng.choice((1, 1, 2))):
+        b.add(
+            ForwardStarted,
+            at,
+            forward_id=fid,
+            endpoint=rng.choice(("/v1/chat", "/v1/messages")),
+            model=rng.choice(MODELS),
+            is_stream=rng.random() < 0.5,
+        )
+        if rng.random() < 0.75:
+            at = b.at(at, 3)
+            b.add(
+                ForwardCompleted,
+                at,
+                forward_id=fid,
+                status=rng.choice(("success", "error", "timeout")),
+                status_code=rng.choice((None, 200, 500)),
+                usage=b.usage() if rng.random() < 0.6 else None,
+                error=None if rng.random() < 0.7 else "timeout",
+            )
+        at = b.at(at, 2)
 
 
 def deliveries(rng: random.Random, history: list[Event], max_copies: int = 3) -> list[Event]:

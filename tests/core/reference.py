@@ -10,9 +10,9 @@ naming it (the seed's final refresh would stamp the wall clock, which no pipelin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 
@@ -49,146 +49,170 @@ class SeedReference:
         if sid is not None:
             seen = self._session_seen.get(sid)
             self._session_seen[sid] = t if seen is None else max(seen, t)
-        kind = ev.type
-        if kind == "session.started":
-            s = self.sessions.get(ev.session_id)
-            if s is None:
-                self.sessions[ev.session_id] = {
-                    "session_id": ev.session_id,
-                    "model": ev.model,
-                    "started_at": t,
-                    "completed_at": None,
-                    "status": "running",
-                    "total_rounds": 0,
-                    "prompt_tokens": 0,
-                    "completion_tokens": 0,
-                    "total_tokens": 0,
-                    "prompt_cached_tool_outputs": 0,
-                    "total_compression_events": 0,
-                    "total_tokens_saved": 0,
-                    "tool_call_count": 0,
-                    "message_count": 0,
-                    "updated_at": t,
-                }
-            else:
-                s["model"] = ev.model
-                s["started_at"] = min(s["started_at"], t)
-                s["completed_at"] = None
-                s["status"] = "running"
-                s["updated_at"] = t
-        elif kind == "session.message_count":
-            s = self.sessions.get(ev.session_id)
-            if s is not None:  # the seed's plain UPDATE
-                s["message_count"] = ev.message_count
-                s["updated_at"] = t
-        elif kind == "session.completed":
-            self.refresh(ev.session_id, t)
-            s = self.sessions.get(ev.session_id)
-            if s is not None:
-                s["status"] = ev.status
-                s["completed_at"] = t
-                s["updated_at"] = t
-        elif kind == "round.started":
-            if ev.round_id not in self.rounds:  # ON CONFLICT DO NOTHING
-                self.rounds[ev.round_id] = {
-                    "round_id": ev.round_id,
-                    "session_id": ev.session_id,
-                    "model": ev.model,
-                    "started_at": t,
-                    "completed_at": None,
-                    "status": "running",
-                    "prompt_tokens": 0,
-                    "completion_tokens": 0,
-                    "total_tokens": 0,
-                    "prompt_cached_tool_outputs": 0,
-                    "compression_count": 0,
-                    "tokens_saved": 0,
-                    "error": None,
-                }
-            self.refresh(ev.session_id, t)
-        elif kind == "round.completed":
-            r = self.rounds[ev.round_id]  # the seed's query_row: a true history starts it first
-            r.update(
-                completed_at=t,
-                status=ev.status,
-                prompt_tokens=ev.usage.prompt_tokens,
-                completion_tokens=ev.usage.completion_tokens,
-                total_tokens=ev.usage.total_tokens,
-                prompt_cached_tool_outputs=ev.prompt_cached_tool_outputs,
-                error=ev.error,
-            )
-            self.refresh(r["session_id"], t)
-        elif kind == "round.compressed":
-            r = self.rounds[ev.round_id]
-            r["compression_count"] += 1
-            r["tokens_saved"] += ev.tokens_saved
-            self.refresh(r["session_id"], t)
-        elif kind == "tool.started":
-            tc = self.tools.get(ev.tool_call_id)
-            if tc is None:
-                self.tools[ev.tool_call_id] = {
-                    "tool_call_id": ev.tool_call_id,
-                    "round_id": ev.round_id,
-                    "session_id": ev.session_id,
-                    "tool_name": ev.tool_name,
-                    "started_at": t,
-                    "completed_at": None,
-                    "success": None,
-                    "error": None,
-                }
-            else:  # DO UPDATE: the latest start wins, completion fields kept
-                tc.update(
-                    round_id=ev.round_id, session_id=ev.session_id, tool_name=ev.tool_name, started_at=t
-                )
-        elif kind == "tool.completed":
-            tc = self.tools[ev.tool_call_id]
-            tc.update(completed_at=t, success=ev.success, error=ev.error)
-            self.refresh(tc["session_id"], t)
-        elif kind == "forward.started":
-            self.forwards[ev.forward_id] = {  # insert, or DO UPDATE resetting every completion field
-                "forward_id": ev.forward_id,
-                "endpoint": ev.endpoint,
+        handler = self._HANDLERS.get(ev.type)
+        if handler is None:  # pragma: no cover
+            raise AssertionError(ev.type)
+        handler(self, ev, t)
+
+    def _session_started(self, ev: Any, t: datetime) -> None:
+        s = self.sessions.get(ev.session_id)
+        if s is None:
+            self.sessions[ev.session_id] = {
+                "session_id": ev.session_id,
                 "model": ev.model,
-                "is_stream": ev.is_stream,
                 "started_at": t,
                 "completed_at": None,
-                "status_code": None,
-                "status": "pending",
-                "prompt_tokens": None,
-                "completion_tokens": None,
-                "total_tokens": None,
-                "error": None,
+                "status": "running",
+                "total_rounds": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+                "prompt_cached_tool_outputs": 0,
+                "total_compression_events": 0,
+                "total_tokens_saved": 0,
+                "tool_call_count": 0,
+                "message_count": 0,
                 "updated_at": t,
             }
-        elif kind == "forward.completed":
-            f = self.forwards.get(ev.forward_id)
-            if f is not None:  # plain UPDATE
-                u = ev.usage
-                f.update(
-                    completed_at=t,
-                    status_code=ev.status_code,
-                    status=ev.status,
-                    prompt_tokens=u.prompt_tokens if u else None,
-                    completion_tokens=u.completion_tokens if u else None,
-                    total_tokens=u.total_tokens if u else None,
-                    error=ev.error,
-                    updated_at=t,
-                )
-        elif kind == "sync.mismatch":
-            key = (ev.reason, t.date())
-            m = self.mismatches.get(key)
-            if m is None:
-                self.mismatches[key] = {
-                    "reason": ev.reason,
-                    "mismatch_date": t.date(),
-                    "count": 1,
-                    "updated_at": t,
-                }
-            else:
-                m["count"] += 1
-                m["updated_at"] = t
-        else:  # pragma: no cover
-            raise AssertionError(kind)
+        else:
+            s["model"] = ev.model
+            s["started_at"] = min(s["started_at"], t)
+            s["completed_at"] = None
+            s["status"] = "running"
+            s["updated_at"] = t
+
+    def _session_message_count(self, ev: Any, t: datetime) -> None:
+        s = self.sessions.get(ev.session_id)
+        if s is not None:  # the seed's plain UPDATE
+            s["message_count"] = ev.message_count
+            s["updated_at"] = t
+
+    def _session_completed(self, ev: Any, t: datetime) -> None:
+        self.refresh(ev.session_id, t)
+        s = self.sessions.get(ev.session_id)
+        if s is not None:
+            s["status"] = ev.status
+            s["completed_at"] = t
+            s["updated_at"] = t
+
+    def _round_started(self, ev: Any, t: datetime) -> None:
+        if ev.round_id not in self.rounds:  # ON CONFLICT DO NOTHING
+            self.rounds[ev.round_id] = {
+                "round_id": ev.round_id,
+                "session_id": ev.session_id,
+                "model": ev.model,
+                "started_at": t,
+                "completed_at": None,
+                "status": "running",
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+                "prompt_cached_tool_outputs": 0,
+                "compression_count": 0,
+                "tokens_saved": 0,
+                "error": None,
+            }
+        self.refresh(ev.session_id, t)
+
+    def _round_completed(self, ev: Any, t: datetime) -> None:
+        r = self.rounds[ev.round_id]  # the seed's query_row: a true history starts it first
+        r.update(
+            completed_at=t,
+            status=ev.status,
+            prompt_tokens=ev.usage.prompt_tokens,
+            completion_tokens=ev.usage.completion_tokens,
+            total_tokens=ev.usage.total_tokens,
+            prompt_cached_tool_outputs=ev.prompt_cached_tool_outputs,
+            error=ev.error,
+        )
+        self.refresh(r["session_id"], t)
+
+    def _round_compressed(self, ev: Any, t: datetime) -> None:
+        r = self.rounds[ev.round_id]
+        r["compression_count"] += 1
+        r["tokens_saved"] += ev.tokens_saved
+        self.refresh(r["session_id"], t)
+
+    def _tool_started(self, ev: Any, t: datetime) -> None:
+        tc = self.tools.get(ev.tool_call_id)
+        if tc is None:
+            self.tools[ev.tool_call_id] = {
+                "tool_call_id": ev.tool_call_id,
+                "round_id": ev.round_id,
+                "session_id": ev.session_id,
+                "tool_name": ev.tool_name,
+                "started_at": t,
+                "completed_at": None,
+                "success": None,
+                "error": None,
+            }
+        else:  # DO UPDATE: the latest start wins, completion fields kept
+            tc.update(round_id=ev.round_id, session_id=ev.session_id, tool_name=ev.tool_name, started_at=t)
+
+    def _tool_completed(self, ev: Any, t: datetime) -> None:
+        tc = self.tools[ev.tool_call_id]
+        tc.update(completed_at=t, success=ev.success, error=ev.error)
+        self.refresh(tc["session_id"], t)
+
+    def _forward_started(self, ev: Any, t: datetime) -> None:
+        self.forwards[ev.forward_id] = {  # insert, or DO UPDATE resetting every completion field
+            "forward_id": ev.forward_id,
+            "endpoint": ev.endpoint,
+            "model": ev.model,
+            "is_stream": ev.is_stream,
+            "started_at": t,
+            "completed_at": None,
+            "status_code": None,
+            "status": "pending",
+            "prompt_tokens": None,
+            "completion_tokens": None,
+            "total_tokens": None,
+            "error": None,
+            "updated_at": t,
+        }
+
+    def _forward_completed(self, ev: Any, t: datetime) -> None:
+        f = self.forwards.get(ev.forward_id)
+        if f is not None:  # plain UPDATE
+            u = ev.usage
+            f.update(
+                completed_at=t,
+                status_code=ev.status_code,
+                status=ev.status,
+                prompt_tokens=u.prompt_tokens if u else None,
+                completion_tokens=u.completion_tokens if u else None,
+                total_tokens=u.total_tokens if u else None,
+                error=ev.error,
+                updated_at=t,
+            )
+
+    def _sync_mismatch(self, ev: Any, t: datetime) -> None:
+        key = (ev.reason, t.date())
+        m = self.mismatches.get(key)
+        if m is None:
+            self.mismatches[key] = {
+                "reason": ev.reason,
+                "mismatch_date": t.date(),
+                "count": 1,
+                "updated_at": t,
+            }
+        else:
+            m["count"] += 1
+            m["updated_at"] = t
+
+    _HANDLERS: ClassVar[dict[str, Callable[[SeedReference, Any, datetime], None]]] = {
+        "session.started": _session_started,
+        "session.message_count": _session_message_count,
+        "session.completed": _session_completed,
+        "round.started": _round_started,
+        "round.completed": _round_completed,
+        "round.compressed": _round_compressed,
+        "tool.started": _tool_started,
+        "tool.completed": _tool_completed,
+        "forward.started": _forward_started,
+        "forward.completed": _forward_completed,
+        "sync.mismatch": _sync_mismatch,
+    }
 
     def refresh(self, session_id: str, at: datetime) -> None:
         s = self.sessions.get(session_id)

@@ -108,13 +108,14 @@ def aggregate_drift(conn: psycopg.Connection[Any]) -> list[str]:
     return [row[0] for row in conn.execute(AGGREGATE_DRIFT).fetchall()]
 
 
-def maintenance_settings(db_url: str, redis_url: str, keys: str, **overrides: Any) -> Settings:
-    return Settings(database_url=db_url, redis_url=redis_url, stream=f"{keys}:events", **overrides)
+def maintenance_settings(db_url: str, redis_url: str, key_prefix: str, **overrides: Any) -> Settings:
+    return Settings(database_url=db_url, redis_url=redis_url, stream=f"{key_prefix}:events", **overrides)
 
 
 def runs(conn: psycopg.Connection[Any], job: str | None = None) -> list[dict[str, Any]]:
     rows = conn.execute(
-        "SELECT job, details FROM maintenance_runs WHERE %(job)s::text IS NULL OR job = %(job)s ORDER BY run_id",
+        "SELECT job, details FROM maintenance_runs WHERE %(job)s::text IS NULL OR job = %(job)s "
+        "ORDER BY run_id",
         {"job": job},
     ).fetchall()
     return [{"job": j, **d} for j, d in rows]

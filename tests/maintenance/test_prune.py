@@ -93,7 +93,7 @@ def _session_row(conn: psycopg.Connection, sid: str) -> tuple[Any, ...]:
 
 
 def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
-    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str, redis_client: redis.Redis
+    conn: psycopg.Connection, db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis
 ) -> None:
     events: list[Event] = [
         SessionStarted(event_id="s1", occurred_at=OLD, session_id="mixed", model="m"),
@@ -131,7 +131,7 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
         "('reconcile', %s, %s, '{}')",
         (OLD, OLD),
     )
-    settings = maintenance_settings(db_url, redis_url, keys)
+    settings = maintenance_settings(db_url, redis_url, key_prefix)
     redis_client.xadd(
         settings.keys.dead_letters,
         {"reason": "old"},

@@ -29,7 +29,7 @@ from tests.core.rollups import assert_rollups_match
 from tests.maintenance.helpers import aggregate_drift, complete_history, maintenance_settings, runs
 from worker.engine.apply import apply_events
 from worker.maintenance.jobs import run_reconcile
-from worker.maintenance.reconcile import Hints, read_hints, reconcile
+from worker.maintenance.reconcile import HintSnapshot, read_hints, reconcile
 from worker.maintenance.runs import lock_key
 from worker.read import queries
 
@@ -49,7 +49,7 @@ def one(conn: psycopg.Connection, sql: str, *args: object) -> tuple[Any, ...]:
 
 
 def test_seed_reconciles_stale_running_sessions_rounds_and_forwards(
-    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str, redis_client: redis.Redis
+    conn: psycopg.Connection, db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis
 ) -> None:
     # storage_reconciles_stale_running_sessions_rounds_and_forwards, with the hints in Redis.
     apply_events(
@@ -77,7 +77,7 @@ def test_seed_reconciles_stale_running_sessions_rounds_and_forwards(
             ),
         ],
     )
-    settings = maintenance_settings(db_url, redis_url, keys)
+    settings = maintenance_settings(db_url, redis_url, key_prefix)
     redis_client.zadd(settings.keys.awaiting_sessions, {"stale-await": T.timestamp()})
 
     details = run_reconcile(settings, now=NOW)
@@ -126,14 +126,14 @@ def _two_sessions(conn: psycopg.Connection, at: datetime) -> None:
 
 
 def test_live_heartbeat_is_untouched_expired_one_is_reconciled(
-    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str, redis_client: redis.Redis
+    conn: psycopg.Connection, db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis
 ) -> None:
     _two_sessions(conn, T)
-    settings = maintenance_settings(db_url, redis_url, keys)
+    settings = maintenance_settings(db_url, redis_url, key_prefix)
     redis_client.zadd(
         settings.keys.active_sessions, {"alive": NOW.timestamp() + 60, "dead": NOW.timestamp() - 1}
     )
-    assert read_hints(redis_client, settings.keys, NOW) == Hints(active=frozenset({"alive"}))
+    assert read_hints(redis_client, settings.keys, NOW) == HintSnapshot(active=frozenset({"alive"}))
 
     details = run_reconcile(settings, now=NOW)
 
@@ -169,7 +169,7 @@ def test_only_rows_idle_longer_than_the_grace_are_touched(conn: psycopg.Connecti
             ),
         ],
     )
-    counts = reconcile(conn, Hints(), now=NOW, grace=GRACE)
+    counts = reconcile(conn, HintSnapshot(), now=NOW, grace=GRACE)
     status = dict(conn.execute("SELECT session_id, status FROM session_metrics").fetchall())
     rounds = dict(conn.execute("SELECT round_id, status FROM round_metrics").fetchall())
     forwards = dict(conn.execute("SELECT forward_id, status FROM forward_request_metrics").fetchall())
@@ -195,7 +195,7 @@ def test_late_real_events_override_the_guess_and_redeliveries_do_not(conn: psyco
         ),
     ]
     apply_events(conn, history)
-    assert reconcile(conn, Hints(), now=NOW, grace=GRACE)["reconciled"] == 5  # s, r, r2, f, g
+    assert reconcile(conn, HintSnapshot(), now=NOW, grace=GRACE)["reconciled"] == 5  # s, r, r2, f, g
 
     # Redelivered starts (the same events) must not undo the reconciliation.
     apply_events(conn, history)
@@ -271,7 +271,7 @@ def test_same_instant_completion_still_beats_the_guess(conn: psycopg.Connection)
             ),
         ],
     )
-    reconcile(conn, Hints(awaiting=frozenset({"s"})), now=NOW, grace=GRACE)
+    reconcile(conn, HintSnapshot(awaiting=frozenset({"s"})), now=NOW, grace=GRACE)
     assert one(conn, "SELECT status FROM session_metrics") == ("awaiting_response",)
     apply_events(
         conn,
@@ -293,14 +293,14 @@ def _reconcile_loop(url: str, stop: threading.Event, totals: list[int], errors: 
         with psycopg.connect(url, autocommit=True) as c:
             while not stop.is_set():
                 # Grace 0 and no heartbeats: everything running looks dead, the worst case.
-                n = reconcile(c, Hints(), now=datetime.now(UTC), grace=timedelta(0), chunk_size=7)
+                n = reconcile(c, HintSnapshot(), now=datetime.now(UTC), grace=timedelta(0), chunk_size=7)
                 totals.append(n["reconciled"])
     except Exception as exc:
         errors.append(exc)
 
 
 def test_reconcile_racing_workers_draining_a_stream_loses_no_event(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     from tests.worker.helpers import publish, settings
     from worker.ingest.consumer import Worker
@@ -309,7 +309,7 @@ def test_reconcile_racing_workers_draining_a_stream_loses_no_event(
     history = complete_history(
         [ev for i in range(40) for ev in coherent_history(rng, sessions=3, forwards=2, prefix=f"h{i}-")]
     )
-    s = settings(db_url, redis_url, keys, batch_size=25)
+    s = settings(db_url, redis_url, key_prefix, batch_size=25)
     publish(redis_client, s.stream, deliveries(rng, history, max_copies=2))
     workers = [Worker(s.with_(consumer=f"w{i}"), handle_signals=False) for i in range(2)]
     threads = [threading.Thread(target=w.run, kwargs={"burst": True}) for w in workers]
@@ -328,7 +328,7 @@ def test_reconcile_racing_workers_draining_a_stream_loses_no_event(
     assert all(w.totals.dead_lettered == 0 for w in workers)
     # Every real event won over every guess: exactly the seed's state, and nothing left to guess.
     assert database_tables(conn) == SeedReference.of(history).tables()
-    assert reconcile(conn, Hints(), now=datetime.now(UTC), grace=timedelta(0))["reconciled"] == 0
+    assert reconcile(conn, HintSnapshot(), now=datetime.now(UTC), grace=timedelta(0))["reconciled"] == 0
 
 
 def _stale_rows(conn: psycopg.Connection, n: int) -> int:
@@ -362,7 +362,9 @@ def test_concurrent_reconciles_do_the_work_once(db_url: str, conn: psycopg.Conne
         try:
             with psycopg.connect(db_url, autocommit=True) as c:
                 barrier.wait()
-                results.append(reconcile(c, Hints(), now=NOW, grace=GRACE, chunk_size=10)["reconciled"])
+                results.append(
+                    reconcile(c, HintSnapshot(), now=NOW, grace=GRACE, chunk_size=10)["reconciled"]
+                )
         except Exception as exc:
             errors.append(exc)
 
@@ -377,10 +379,10 @@ def test_concurrent_reconciles_do_the_work_once(db_url: str, conn: psycopg.Conne
 
 
 def test_two_runs_at_once_one_skips(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     stale = _stale_rows(conn, 50)
-    settings = maintenance_settings(db_url, redis_url, keys)
+    settings = maintenance_settings(db_url, redis_url, key_prefix)
     schema = one(conn, "SELECT current_schema()")[0]
     with psycopg.connect(db_url, autocommit=True) as other:  # another run, in the middle of its work
         assert one(other, "SELECT pg_try_advisory_lock(%s)", lock_key("reconcile", schema)) == (True,)
@@ -407,9 +409,9 @@ def test_two_runs_at_once_one_skips(
     assert sum(r.get("reconciled", 0) for r in recorded) == stale
 
 
-def test_without_hints_there_is_no_reconcile(db_url: str, keys: str, conn: psycopg.Connection) -> None:
+def test_without_hints_there_is_no_reconcile(db_url: str, key_prefix: str, conn: psycopg.Connection) -> None:
     _two_sessions(conn, T)
-    settings = maintenance_settings(db_url, "redis://127.0.0.1:1/0", keys)  # nothing listens there
+    settings = maintenance_settings(db_url, "redis://127.0.0.1:1/0", key_prefix)  # nothing listens there
     with pytest.raises(redis.ConnectionError):
         run_reconcile(settings, now=NOW)
     assert one(conn, "SELECT count(*) FROM session_metrics WHERE status = 'running'") == (2,)
@@ -440,5 +442,5 @@ def test_a_round_with_a_recent_tool_call_is_not_stale(conn: psycopg.Connection) 
             ),
         ],
     )
-    assert reconcile(conn, Hints(), now=NOW, grace=GRACE)["reconciled"] == 0
+    assert reconcile(conn, HintSnapshot(), now=NOW, grace=GRACE)["reconciled"] == 0
     assert conn.execute("SELECT status FROM round_metrics").fetchone() == ("running",)

@@ -40,9 +40,9 @@ def _stale(conn: psycopg.Connection) -> None:
 
 
 @pytest.fixture
-def queue_name(keys: str, redis_url: str) -> Iterator[str]:
+def queue_name(key_prefix: str, redis_url: str) -> Iterator[str]:
     """A queue of this test's own, emptied afterwards with the jobs it held."""
-    name = f"maintenance-{keys.split(':')[-1]}"
+    name = f"maintenance-{key_prefix.split(':')[-1]}"
     yield name
     client = redis.Redis.from_url(redis_url)
     q = Queue(name, connection=client)
@@ -59,9 +59,9 @@ def queue_name(keys: str, redis_url: str) -> Iterator[str]:
     client.close()
 
 
-def _env(db_url: str, redis_url: str, keys: str, **extra: str) -> dict[str, str]:
+def _env(db_url: str, redis_url: str, key_prefix: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, METRICS_STREAM=f"{keys}:events", **extra)
+    env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, METRICS_STREAM=f"{key_prefix}:events", **extra)
     return env
 
 
@@ -94,7 +94,7 @@ def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
     conn: psycopg.Connection,
     db_url: str,
     redis_url: str,
-    keys: str,
+    key_prefix: str,
     redis_client: redis.Redis,
     queue_name: str,
 ) -> None:
@@ -103,7 +103,7 @@ def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
     env = _env(
         db_url,
         redis_url,
-        keys,
+        key_prefix,
         METRICS_MAINTENANCE_QUEUE=queue_name,
         METRICS_RECONCILE_CRON="* * * * * *",
         METRICS_PRUNE_CRON="* * * * * *",
@@ -124,9 +124,8 @@ def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
                 break
             time.sleep(0.1)
         else:
-            pytest.fail(
-                f"rq cron enqueued nothing within 20s: {scheduler.stderr.read() if scheduler.stderr else ''!r}"
-            )
+            stderr = scheduler.stderr.read() if scheduler.stderr else ""
+            pytest.fail(f"rq cron enqueued nothing within 20s: {stderr!r}")
     finally:
         scheduler.terminate()  # SIGTERM: it unregisters and exits
         _, err = scheduler.communicate(timeout=10)
@@ -149,10 +148,10 @@ def test_rq_cron_enqueues_and_a_burst_rq_worker_runs_the_jobs(
 
 
 def test_one_shot_commands_from_a_shell(
-    conn: psycopg.Connection, db_url: str, redis_url: str, keys: str
+    conn: psycopg.Connection, db_url: str, redis_url: str, key_prefix: str
 ) -> None:
     _stale(conn)
-    env = _env(db_url, redis_url, keys)
+    env = _env(db_url, redis_url, key_prefix)
     rec = subprocess.run(
         [sys.executable, "-m", "worker.maintenance.cli", "reconcile", "--grace", "5m"],
         cwd=ROOT,
@@ -184,11 +183,11 @@ def test_cli_reports_a_skip_and_refuses_bad_input(
     conn: psycopg.Connection,
     db_url: str,
     redis_url: str,
-    keys: str,
+    key_prefix: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in _env(db_url, redis_url, keys).items():
+    for name, value in _env(db_url, redis_url, key_prefix).items():
         monkeypatch.setenv(name, value)
     schema = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
     with psycopg.connect(db_url, autocommit=True) as other:

@@ -1,4 +1,4 @@
-"""Helpers for the producer tests: settings on the test's own keys, a private redis-server on a
+"""Helpers for the producer tests: settings on the test's own key prefix, a private redis-server on a
 port of our choosing (to stop and start it), polling with deadlines, reading a stream back."""
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def quick_settings(**values: Any) -> ProducerSettings:
 
 
 @pytest.fixture
-def stream(keys: str) -> str:
-    return f"{keys}:events"
+def stream(key_prefix: str) -> str:
+    return f"{key_prefix}:events"
 
 
 @pytest.fixture

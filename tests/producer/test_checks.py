@@ -56,18 +56,18 @@ def test_wrong_argument_is_a_value_error_naming_it(
 
 def test_given_metadata_is_checked(tmp_path: Path) -> None:
     capture = Capture(quick_settings(spool_dir=tmp_path))
-    with pytest.raises(ValueError, match="^occurred_at: must be a timezone-aware datetime"):
+    with pytest.raises(ValueError, match=r"^occurred_at: must be a timezone-aware datetime"):
         capture.sync_mismatch("r", occurred_at=datetime(2026, 1, 1))
-    with pytest.raises(ValueError, match="^event_id: must be"):
+    with pytest.raises(ValueError, match=r"^event_id: must be"):
         capture.sync_mismatch("r", event_id="")
-    with pytest.raises(ValueError, match="^event: must be a contract event"):
+    with pytest.raises(ValueError, match=r"^event: must be a contract event"):
         capture.publish({"type": "sync.mismatch"})
-    with pytest.raises(ValueError, match="^occurred_at: must be a datetime that exists in UTC"):
+    with pytest.raises(ValueError, match=r"^occurred_at: must be a datetime that exists in UTC"):
         capture.sync_mismatch(
             "r", occurred_at=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
         )
     for since in ("abc", float("nan"), float("inf"), True, [1], 10**400):
-        with pytest.raises(ValueError, match="^since: must be a finite number of unix seconds"):
+        with pytest.raises(ValueError, match=r"^since: must be a finite number of unix seconds"):
             capture.session_awaiting("s", since=since)
     assert capture.items == []
 
@@ -87,9 +87,9 @@ def test_error_text_escapes_what_utf8_cannot_carry() -> None:
 def test_hints_of_a_session_never_written_are_not_kept_for_removal() -> None:
     """While Redis is away every session opens and closes in memory only: nothing to remove later."""
     from contract.keys import Keys
-    from producer.hints import Hints
+    from producer.hints import HintWriter
 
-    hints = Hints(Keys(), interval=5, ttl=30)
+    hints = HintWriter(Keys(), interval=5, ttl=30)
     for i in range(1000):
         hints.opened(f"s{i}")
         hints.closed(f"s{i}")
@@ -98,12 +98,12 @@ def test_hints_of_a_session_never_written_are_not_kept_for_removal() -> None:
 
 def test_lifecycle_helpers_check_what_they_are_given(tmp_path: Path) -> None:
     capture = Capture(quick_settings(spool_dir=tmp_path))
-    with pytest.raises(ValueError, match="^model: must be"):
+    with pytest.raises(ValueError, match=r"^model: must be"):
         capture.session("")
     with capture.session("m") as session, session.round() as round_:
-        with pytest.raises(ValueError, match="^usage.prompt_tokens: must be"):
+        with pytest.raises(ValueError, match=r"^usage.prompt_tokens: must be"):
             round_.usage(-1, 0)
-        with pytest.raises(ValueError, match="^tool_name: must be"):
+        with pytest.raises(ValueError, match=r"^tool_name: must be"):
             round_.tool("")
-    with pytest.raises(ValueError, match="^status_code: must be"):
+    with pytest.raises(ValueError, match=r"^status_code: must be"):
         capture.forward("/e", "m").complete(600)

@@ -56,52 +56,7 @@ def build_scenario(seed: int) -> list[Event]:
     rng = random.Random(seed)
     ev = Events()
     for n in range(60):
-        sid = f"s{n:03d}"
-        model = rng.choice(MODELS)
-        day = BASE + timedelta(days=rng.randrange(DAYS))
-        if n < 3:
-            start = TIE_INSTANT  # equal started_at: the session_id tie-break decides
-        elif n % 10 == 3:
-            start = day + timedelta(hours=23, minutes=59, seconds=30)  # its rounds and tools cross midnight
-        elif n % 10 == 4:
-            start = day  # exactly UTC midnight
-        elif n % 10 == 5:
-            start = day - timedelta(microseconds=1)  # the last instant of the previous UTC day
-        else:
-            start = day + timedelta(seconds=rng.randrange(86_400), microseconds=rng.randrange(1_000_000))
-        ev.session_started(sid, model, start)
-        t = start
-        for count in range(1, rng.randrange(1, 4)):
-            ev.message_count(sid, count * 2, t + timedelta(seconds=count))
-        for r in range(rng.randrange(5)):
-            rid = f"{sid}-r{r}"
-            t += timedelta(seconds=rng.randrange(1, 60))
-            ev.round_started(rid, sid, model, t)
-            for k in range(rng.randrange(4)):
-                tid = f"{rid}-t{k}"
-                t += timedelta(seconds=rng.randrange(1, 20), microseconds=rng.randrange(1_000_000))
-                ev.tool_started(tid, rid, sid, rng.choice(TOOLS), t)
-                if rng.random() < 0.8:
-                    t += timedelta(milliseconds=rng.randrange(1, 5000), microseconds=rng.randrange(1000))
-                    ok = rng.random() < 0.8
-                    ev.tool_completed(tid, rid, sid, t, success=ok, error=None if ok else "tool failed")
-            for _ in range(rng.choice([0, 0, 1, 2])):
-                ev.round_compressed(rid, sid, rng.randrange(1, 500), t)
-            if rng.random() < 0.85:
-                t += timedelta(milliseconds=rng.randrange(1, 30_000))
-                status = rng.choice(["success"] * 4 + ["error", "cancelled"])
-                ev.round_completed(
-                    rid,
-                    sid,
-                    t,
-                    usage(rng.randrange(2000), rng.randrange(2000)),
-                    status=status,
-                    cached=rng.randrange(4),
-                    error="upstream 500" if status == "error" else None,
-                )
-        outcome = rng.choice(["completed", "completed", "awaiting_response", "error", "cancelled", None])
-        if outcome is not None:
-            ev.session_completed(sid, outcome, t + timedelta(seconds=5, microseconds=rng.randrange(1000)))
+        _add_session(ev, rng, n)
 
     # Rows whose start never arrived. A session known only from a completion and a round: not shown.
     ev.round_completed("ghost-r0", "ghost", BASE + timedelta(days=2), usage(5, 5))
@@ -112,24 +67,7 @@ def build_scenario(seed: int) -> list[Event]:
     ev.tool_completed("s010-tstub", "s010-rstub", "s010", BASE + timedelta(days=9, hours=1), success=False)
 
     for n in range(80):
-        fid = f"f{n:03d}"
-        start = BASE + timedelta(
-            days=rng.randrange(DAYS), seconds=rng.randrange(86_400), microseconds=rng.randrange(10**6)
-        )
-        if n < 2:
-            start = TIE_INSTANT
-        ev.forward_started(fid, rng.choice(ENDPOINTS), rng.choice(MODELS), start, stream=rng.random() < 0.5)
-        if rng.random() < 0.85:
-            status = rng.choice(["success"] * 4 + ["error", "timeout"])
-            tokens = usage(rng.randrange(3000), rng.randrange(3000)) if rng.random() < 0.7 else None
-            ev.forward_completed(
-                fid,
-                start + timedelta(milliseconds=rng.randrange(1, 60_000), microseconds=rng.randrange(1000)),
-                status=status,
-                status_code={"success": 200, "error": 502, "timeout": None}[status],
-                tokens=tokens,
-                error=None if status == "success" else status,
-            )
+        _add_forward(ev, rng, n)
     ev.forward_completed("f-ghost", BASE + timedelta(days=1), tokens=usage(1, 1))
 
     for _ in range(30):
@@ -141,6 +79,84 @@ def build_scenario(seed: int) -> list[Event]:
         )
         ev.sync_mismatch(rng.choice(REASONS), at)
     return ev.events
+
+
+def _session_start(rng: random.Random, n: int, day: datetime) -> datetime:
+    if n < 3:
+        return TIE_INSTANT  # equal started_at: the session_id tie-break decides
+    if n % 10 == 3:
+        return day + timedelta(hours=23, minutes=59, seconds=30)  # its rounds and tools cross midnight
+    if n % 10 == 4:
+        return day  # exactly UTC midnight
+    if n % 10 == 5:
+        return day - timedelta(microseconds=1)  # the last instant of the previous UTC day
+    return day + timedelta(seconds=rng.randrange(86_400), microseconds=rng.randrange(1_000_000))
+
+
+def _add_session(ev: Events, rng: random.Random, n: int) -> None:
+    sid = f"s{n:03d}"
+    model = rng.choice(MODELS)
+    day = BASE + timedelta(days=rng.randrange(DAYS))
+    start = _session_start(rng, n, day)
+    ev.session_started(sid, model, start)
+    t = start
+    for count in range(1, rng.randrange(1, 4)):
+        ev.message_count(sid, count * 2, t + timedelta(seconds=count))
+    for r in range(rng.randrange(5)):
+        t = _add_round(ev, rng, sid, model, f"{sid}-r{r}", t)
+    outcome = rng.choice(["completed", "completed", "awaiting_response", "error", "cancelled", None])
+    if outcome is not None:
+        ev.session_completed(sid, outcome, t + timedelta(seconds=5, microseconds=rng.randrange(1000)))
+
+
+def _add_round(ev: Events, rng: random.Random, sid: str, model: str, rid: str, t: datetime) -> datetime:
+    """A round with its tool calls and compressions, maybe completed: the time of its last event."""
+    t += timedelta(seconds=rng.randrange(1, 60))
+    ev.round_started(rid, sid, model, t)
+    for k in range(rng.randrange(4)):
+        tid = f"{rid}-t{k}"
+        t += timedelta(seconds=rng.randrange(1, 20), microseconds=rng.randrange(1_000_000))
+        ev.tool_started(tid, rid, sid, rng.choice(TOOLS), t)
+        if rng.random() < 0.8:
+            t += timedelta(milliseconds=rng.randrange(1, 5000), microseconds=rng.randrange(1000))
+            ok = rng.random() < 0.8
+            ev.tool_completed(tid, rid, sid, t, success=ok, error=None if ok else "tool failed")
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        ev.round_compressed(rid, sid, rng.randrange(1, 500), t)
+    if rng.random() < 0.85:
+        t += timedelta(milliseconds=rng.randrange(1, 30_000))
+        status = rng.choice(["success"] * 4 + ["error", "cancelled"])
+        ev.round_completed(
+            rid,
+            sid,
+            t,
+            usage(rng.randrange(2000), rng.randrange(2000)),
+            status=status,
+            cached=rng.randrange(4),
+            error="upstream 500" if status == "error" else None,
+        )
+    return t
+
+
+def _add_forward(ev: Events, rng: random.Random, n: int) -> None:
+    fid = f"f{n:03d}"
+    start = BASE + timedelta(
+        days=rng.randrange(DAYS), seconds=rng.randrange(86_400), microseconds=rng.randrange(10**6)
+    )
+    if n < 2:
+        start = TIE_INSTANT
+    ev.forward_started(fid, rng.choice(ENDPOINTS), rng.choice(MODELS), start, stream=rng.random() < 0.5)
+    if rng.random() < 0.85:
+        status = rng.choice(["success"] * 4 + ["error", "timeout"])
+        tokens = usage(rng.randrange(3000), rng.randrange(3000)) if rng.random() < 0.7 else None
+        ev.forward_completed(
+            fid,
+            start + timedelta(milliseconds=rng.randrange(1, 60_000), microseconds=rng.randrange(1000)),
+            status=status,
+            status_code={"success": 200, "error": 502, "timeout": None}[status],
+            tokens=tokens,
+            error=None if status == "success" else status,
+        )
 
 
 def _ms(start: datetime | None, end: datetime | None) -> int | None:

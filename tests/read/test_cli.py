@@ -31,7 +31,8 @@ def url(scenario: Filled, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_json_output_of_every_read(url: str, scenario: Filled, capsys: pytest.CaptureFixture[str]) -> None:
     o = scenario.oracle
     cases: list[tuple[list[str], Any]] = [
-        (["summary", "--start-date", "2026-02-02", "--end-date", "2026-02-06"], o.summary(date(2026, 2, 2), date(2026, 2, 6))),
+        (["summary", "--start-date", "2026-02-02", "--end-date", "2026-02-06"],
+         o.summary(date(2026, 2, 2), date(2026, 2, 6))),
         (["by-model"], o.by_model()),
         (["sessions", "--model", "gpt-4", "--limit", "4"], o.sessions(model="gpt-4", limit=4)),
         (["session", "s010"], o.session_detail("s010")),
@@ -40,7 +41,8 @@ def test_json_output_of_every_read(url: str, scenario: Filled, capsys: pytest.Ca
         (["forward-endpoints"], o.forward_by_endpoint()),
         (["forward-requests", "--endpoint", "anthropic.messages", "--limit", "2"],
          o.forward_requests(2, endpoint="anthropic.messages")),
-        (["forward-daily", "--days", "10", "--end-date", "2026-02-10"], o.forward_daily(10, date(2026, 2, 10))),
+        (["forward-daily", "--days", "10", "--end-date", "2026-02-10"],
+         o.forward_daily(10, date(2026, 2, 10))),
     ]  # fmt: skip
     for argv, expected in cases:
         assert main([*argv, "--json"]) == 0, argv

@@ -89,7 +89,8 @@ _EMULATED_RECONCILE = [
                               error = COALESCE(error, 'reconciled_stale_round')
        WHERE status = 'running'""",
     """UPDATE forward_request_metrics SET status = 'error', completed_at = COALESCE(completed_at, now()),
-                                        error = COALESCE(error, 'reconciled_stale_forward'), updated_at = now()
+                                        error = COALESCE(error, 'reconciled_stale_forward'),
+                                        updated_at = now()
        WHERE status = 'pending' AND completed_at IS NULL""",
 ]
 

@@ -30,11 +30,11 @@ def publish(client: redis.Redis, stream: str, events: Iterable[Event], chunk: in
     return n
 
 
-def settings(db_url: str, redis_url: str, keys: str, **overrides: Any) -> Settings:
+def settings(db_url: str, redis_url: str, key_prefix: str, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "database_url": db_url,
         "redis_url": redis_url,
-        "stream": f"{keys}:events",
+        "stream": f"{key_prefix}:events",
         "group": "workers",
         "block_ms": 100,
         "claim_idle_ms": 1000,

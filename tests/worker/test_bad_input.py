@@ -16,10 +16,11 @@ from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenU
 from tests.core.histories import T0, coherent_history
 from tests.core.reference import SeedReference, database_tables
 from tests.worker.helpers import drain, publish, settings, worker_env
-from worker.ingest import consumer
-from worker.ingest.consumer import Worker, sort_entries
+from worker.ingest import triage
+from worker.ingest.consumer import Worker
 from worker.ingest.deadletter import DeadLetters
 from worker.ingest.stream import Batch
+from worker.ingest.triage import sort_entries
 
 VALID = {
     "v": 1,
@@ -147,12 +148,12 @@ MALFORMED: list[tuple[dict[bytes | str, bytes | str], str]] = [
 
 
 def test_batch_mixing_malformed_and_valid_entries(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     assert len(MALFORMED) >= 20
     rng = random.Random(1)
     history = coherent_history(rng, sessions=3)
-    s = settings(db_url, redis_url, keys, batch_size=500)
+    s = settings(db_url, redis_url, key_prefix, batch_size=500)
     valid = [encode(ev) for ev in history]
     entries = [{STREAM_FIELD: raw} for raw in valid] + [fields for fields, _ in MALFORMED]
     rng.shuffle(entries)
@@ -182,7 +183,7 @@ def test_an_entry_the_decoder_fails_on_is_dead_lettered_not_fatal(monkeypatch: p
     def broken(raw: bytes | str) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(consumer, "decode", broken)
+    monkeypatch.setattr(triage, "decode", broken)
     out = sort_entries(Batch("s", [(b"1-0", {STREAM_FIELD.encode(): _json()})]), limit=5)
     assert [reason for _, _, reason in out.letters] == [
         "invalid event: the decoder failed (RuntimeError: boom)"
@@ -191,7 +192,7 @@ def test_an_entry_the_decoder_fails_on_is_dead_lettered_not_fatal(monkeypatch: p
 
 
 def test_entry_postgres_refuses_is_dead_lettered_without_holding_back_its_batch(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     huge = TokenUsage(prompt_tokens=2**62, completion_tokens=2**62, total_tokens=2**63 - 1)
     events = [SessionStarted(event_id="s", occurred_at=T0, session_id="s1", model="m")]
@@ -205,7 +206,7 @@ def test_entry_postgres_refuses_is_dead_lettered_without_holding_back_its_batch(
     overflow = RoundCompleted(
         event_id="overflow", occurred_at=T0, round_id="r1", session_id="s1", status="success", usage=huge
     )
-    s = settings(db_url, redis_url, keys, batch_size=100)
+    s = settings(db_url, redis_url, key_prefix, batch_size=100)
     publish(redis_client, s.stream, [*events, ok])
     drain(s)
     publish(redis_client, s.stream, [*events, overflow])  # the session's sum would leave bigint
@@ -217,9 +218,9 @@ def test_entry_postgres_refuses_is_dead_lettered_without_holding_back_its_batch(
 
 
 def test_dlq_cli_lists_shows_redrives_and_purges(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
-    s = settings(db_url, redis_url, keys)
+    s = settings(db_url, redis_url, key_prefix)
     good = SessionStarted(event_id="late", occurred_at=T0, session_id="s1", model="m")
     # A valid event that was dead-lettered (say, by an older worker) and one that is still bad.
     redis_client.xadd(s.stream, {STREAM_FIELD: encode(good).replace(b'"v":1', b'"v":2')})
@@ -260,18 +261,18 @@ def test_dlq_cli_lists_shows_redrives_and_purges(
 
 
 def test_a_redis_url_that_decodes_responses_is_refused_at_start(
-    db_url: str, redis_url: str, keys: str
+    db_url: str, redis_url: str, key_prefix: str
 ) -> None:
-    s = settings(db_url, redis_url + ("&" if "?" in redis_url else "?") + "decode_responses=True", keys)
+    s = settings(db_url, redis_url + ("&" if "?" in redis_url else "?") + "decode_responses=True", key_prefix)
     with pytest.raises(ValueError, match="decode_responses is not supported"):
         Worker(s, handle_signals=False)
 
 
-def test_setup_mistakes_are_one_line_not_a_traceback(db_url: str, redis_url: str, keys: str) -> None:
+def test_setup_mistakes_are_one_line_not_a_traceback(db_url: str, redis_url: str, key_prefix: str) -> None:
     """Found in review: each was a traceback."""
     import socket
 
-    s = settings(db_url, redis_url, keys)
+    s = settings(db_url, redis_url, key_prefix)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

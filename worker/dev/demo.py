@@ -77,12 +77,14 @@ def servers(data_dir: Path) -> Iterator[tuple[str, str]]:
         if not database_url:
             database_url = embedded.start_postgres()
             say(
-                f"DATABASE_URL is not set: started an embedded PostgreSQL with its data in {data_dir / 'postgres'}"
+                "DATABASE_URL is not set: started an embedded PostgreSQL with its data in "
+                f"{data_dir / 'postgres'}"
             )
         if not redis_url:
             redis_url = embedded.start_redis()
             say(
-                f"REDIS_URL is not set: started an embedded Redis at {redis_url} (data in {data_dir / 'redis'})"
+                f"REDIS_URL is not set: started an embedded Redis at {redis_url} "
+                f"(data in {data_dir / 'redis'})"
             )
         yield database_url, redis_url
     finally:

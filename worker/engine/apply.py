@@ -11,6 +11,7 @@ statements (:func:`prepare`) is pure, so a caller can do that too while another 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -90,16 +91,12 @@ class InFlight:
         return self.applied
 
     def _fail(self, exc: BaseException) -> None:
-        try:
+        with contextlib.suppress(psycopg.Error):
             self._pipeline.__exit__(type(exc), exc, exc.__traceback__)
-        except psycopg.Error:
-            pass
         # An error in pipeline mode skips the rest, COMMIT included: end the aborted transaction.
         if not self.conn.closed and self.conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
-            except psycopg.Error:
-                pass
         if isinstance(exc, psycopg.Error):
             raise translate(exc) from exc
         raise exc

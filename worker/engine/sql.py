@@ -36,8 +36,8 @@ SELECT t.round_id, t.session_id, t.start_version, t.model, t.started_at, t.compl
        COALESCE(t.total_tokens, 0), COALESCE(t.prompt_cached_tool_outputs, 0), t.error
 FROM unnest(%(round_id)b::text[], %(session_id)b::text[], %(start_version)b::text[], %(model)b::text[],
             %(started_at)b::timestamptz[], %(completion_version)b::text[], %(completed_at)b::timestamptz[],
-            %(status)b::text[], %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[], %(total_tokens)b::int8[],
-            %(prompt_cached_tool_outputs)b::int8[], %(error)b::text[])
+            %(status)b::text[], %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[],
+            %(total_tokens)b::int8[], %(prompt_cached_tool_outputs)b::int8[], %(error)b::text[])
     AS t(round_id, session_id, start_version, model, started_at, completion_version, completed_at, status,
          prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error)
 ORDER BY t.round_id
@@ -101,10 +101,14 @@ FROM unnest(%(forward_id)b::text[], %(start_version)b::text[], %(endpoint)b::tex
 ORDER BY forward_id
 ON CONFLICT (forward_id) DO UPDATE SET
     start_version = GREATEST(f.start_version, EXCLUDED.start_version),
-    endpoint   = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '') THEN EXCLUDED.endpoint ELSE f.endpoint END,
-    model      = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '') THEN EXCLUDED.model ELSE f.model END,
-    is_stream  = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '') THEN EXCLUDED.is_stream ELSE f.is_stream END,
-    started_at = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '') THEN EXCLUDED.started_at ELSE f.started_at END,
+    endpoint   = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.endpoint ELSE f.endpoint END,
+    model      = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.model ELSE f.model END,
+    is_stream  = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.is_stream ELSE f.is_stream END,
+    started_at = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.started_at ELSE f.started_at END,
     (completion_version, completed_at, status_code, status,
      prompt_tokens, completion_tokens, total_tokens, error) = (
         SELECT c.completion_version, c.completed_at, c.status_code, COALESCE(c.status, 'pending'),
@@ -173,7 +177,8 @@ WITH ri AS (
         start_version = CASE WHEN p.take_start THEN p.start_version ELSE r.start_version END,
         model = CASE WHEN p.take_start THEN p.model ELSE r.model END,
         started_at = CASE WHEN p.take_start THEN p.started_at ELSE r.started_at END,
-        completion_version = CASE WHEN p.take_completion THEN p.completion_version ELSE r.completion_version END,
+        completion_version = CASE WHEN p.take_completion THEN p.completion_version
+                                  ELSE r.completion_version END,
         completed_at = CASE WHEN p.take_completion THEN p.completed_at ELSE r.completed_at END,
         status = CASE WHEN p.take_completion THEN p.status ELSE r.status END,
         prompt_tokens = CASE WHEN p.take_completion THEN p.prompt_tokens ELSE r.prompt_tokens END,
@@ -203,7 +208,8 @@ WITH ri AS (
            COALESCE(ti.start_version > COALESCE(o.start_version, ''), false) AS take_start,
            COALESCE(ti.completion_version > COALESCE(o.completion_version, ''), false) AS take_completion
     FROM ti
-    CROSS JOIN LATERAL (SELECT t.xmin, t.* FROM tool_call_metrics t WHERE t.tool_call_id = ti.tool_call_id LIMIT 1) AS o
+    CROSS JOIN LATERAL (SELECT t.xmin, t.* FROM tool_call_metrics t
+                        WHERE t.tool_call_id = ti.tool_call_id LIMIT 1) AS o
 ), pt_changed AS (
     SELECT * FROM pt WHERE take_start OR take_completion
 ), new_t AS (
@@ -213,7 +219,8 @@ WITH ri AS (
         start_version = CASE WHEN p.take_start THEN p.start_version ELSE t.start_version END,
         tool_name = CASE WHEN p.take_start THEN p.tool_name ELSE t.tool_name END,
         started_at = CASE WHEN p.take_start THEN p.started_at ELSE t.started_at END,
-        completion_version = CASE WHEN p.take_completion THEN p.completion_version ELSE t.completion_version END,
+        completion_version = CASE WHEN p.take_completion THEN p.completion_version
+                                  ELSE t.completion_version END,
         completed_at = CASE WHEN p.take_completion THEN p.completed_at ELSE t.completed_at END,
         success = CASE WHEN p.take_completion THEN p.success ELSE t.success END,
         error = CASE WHEN p.take_completion THEN p.error ELSE t.error END
@@ -272,11 +279,13 @@ FROM si FULL JOIN deltas d USING (session_id)
 ORDER BY session_id
 ON CONFLICT (session_id) DO UPDATE SET
     started_at = LEAST(s.started_at, EXCLUDED.started_at),
-    model = CASE WHEN EXCLUDED.model_version > COALESCE(s.model_version, '') THEN EXCLUDED.model ELSE s.model END,
+    model = CASE WHEN EXCLUDED.model_version > COALESCE(s.model_version, '')
+                 THEN EXCLUDED.model ELSE s.model END,
     model_version = GREATEST(s.model_version, EXCLUDED.model_version),
-    status = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '') THEN EXCLUDED.status ELSE s.status END,
-    completed_at = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '') THEN EXCLUDED.completed_at
-                        ELSE s.completed_at END,
+    status = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '')
+                  THEN EXCLUDED.status ELSE s.status END,
+    completed_at = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '')
+                        THEN EXCLUDED.completed_at ELSE s.completed_at END,
     status_version = GREATEST(s.status_version, EXCLUDED.status_version),
     message_count = CASE WHEN EXCLUDED.message_count_version > COALESCE(s.message_count_version, '')
                          THEN EXCLUDED.message_count ELSE s.message_count END,

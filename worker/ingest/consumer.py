@@ -6,33 +6,33 @@ the two redelivers it) and the apply engine is idempotent, so the effect is exac
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import redis
 from psycopg.conninfo import conninfo_to_dict
 
-from contract.codec import STREAM_FIELD, ContractError, decode
 from contract.events import Event
-from worker.engine.apply import Applied, InFlight, Prepared, apply_events, prepare, start
-from worker.errors import ApplyError, PermanentError, TransientError, translate
+from worker.engine.apply import Applied, InFlight, apply_events, prepare, start
+from worker.errors import PermanentError, PostgresError, TransientError, translate
 from worker.ingest import prometheus as obs
 from worker.ingest.signals import stop_on_signals
 from worker.ingest.stream import Batch, Entry, StreamClient
+from worker.ingest.triage import Sorted, sort_entries
 from worker.retry import Backoff
 from worker.schema import apply_schema
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_EVENT_FIELD = STREAM_FIELD.encode()
 _REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
@@ -144,7 +144,7 @@ class Worker:
     def close(self) -> None:
         try:
             self._finish_inflight()
-        except (ApplyError, Abandoned, *_REDIS_ERRORS) as exc:  # stays pending: redelivered later
+        except (PostgresError, Abandoned, *_REDIS_ERRORS) as exc:  # stays pending: redelivered later
             log.warning("batch in flight at exit not finished (%s); it will be redelivered", exc)
         if self._conn is not None:
             self._conn.close()
@@ -216,7 +216,7 @@ class Worker:
             return
         try:
             inflight = start(self._db(), sorted_.prepared)
-        except ApplyError:
+        except PostgresError:
             self._drop_db_if_broken()
             self._apply_sorted(sorted_)
             return
@@ -236,7 +236,7 @@ class Worker:
         self._inflight = None
         try:
             inflight.wait()
-        except ApplyError as exc:  # rolled back
+        except PostgresError as exc:  # rolled back
             if self.stopping:  # not worth a retry now: it stays pending, for redelivery
                 raise Abandoned() from exc
             log.warning("batch failed in flight (%s); applying it again step by step", exc)
@@ -372,74 +372,12 @@ class Worker:
 
     def _drop_db(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self._conn.close()
-            except psycopg.Error:
-                pass
             self._conn = None
 
 
-_Committed = tuple["Sorted", list[tuple[Entry, Event]], list[tuple[Entry, int, str]], float]
+_Committed = tuple[Sorted, list[tuple[Entry, Event]], list[tuple[Entry, int, str]], float]
 
 
-@dataclass
-class Sorted:
-    """A batch, decoded and sorted into what to apply, what to isolate and what to dead-letter."""
-
-    batch: Batch
-    good: list[tuple[Entry, Event]] = field(default_factory=list)
-    suspects: list[tuple[Entry, Event, int]] = field(default_factory=list)  # redelivered too often
-    letters: list[tuple[Entry, int, str]] = field(default_factory=list)
-    gone: list[bytes] = field(default_factory=list)  # trimmed from the stream while pending
-    seconds: float = 0.0
-    prepared: Prepared | None = None  # the good entries' statements, built ahead
-
-
-def sort_entries(batch: Batch, limit: int) -> Sorted:
-    """Decode every entry and sort it by what happens to it next. Pure: no I/O."""
-    started = time.perf_counter()
-    out = Sorted(batch)
-    for entry in batch.entries:
-        entry_id, fields = entry
-        deliveries = batch.deliveries.get(entry_id, 1)
-        if fields is None:
-            out.gone.append(entry_id)
-            continue
-        raw = fields.get(_EVENT_FIELD)
-        if raw is None:
-            names = sorted(k.decode("utf-8", "replace") for k in fields)
-            out.letters.append(
-                (entry, deliveries, f"missing field: no '{STREAM_FIELD}' field (fields: {names})")
-            )
-            continue
-        try:
-            event = decode(raw)
-        except ContractError as exc:
-            out.letters.append((entry, deliveries, f"invalid event: {exc}"))
-            continue
-        except Exception as exc:  # else this entry would crash every worker that claims it
-            log.exception("entry %s could not be decoded", entry_id.decode())
-            out.letters.append(
-                (entry, deliveries, f"invalid event: the decoder failed ({type(exc).__name__}: {exc})")
-            )
-            continue
-        if deliveries > 2 * limit:
-            out.letters.append(
-                (
-                    entry,
-                    deliveries,
-                    (
-                        f"poison: delivered {deliveries} times and every attempt "
-                        f"died before committing (limit {limit})"
-                    ),
-                )
-            )
-        elif deliveries > limit:
-            out.suspects.append((entry, event, deliveries))
-        else:
-            out.good.append((entry, event))
-    out.seconds = time.perf_counter() - started
-    return out
-
-
-__all__ = ["Abandoned", "Worker", "sort_entries"]
+__all__ = ["Abandoned", "Worker"]

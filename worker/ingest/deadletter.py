@@ -143,7 +143,7 @@ class DeadLetters:
                 start = "(" + page[-1].id
         ids = list(dict.fromkeys(ids))  # the same id twice would be re-published twice
         found = [self.get(i) for i in ids]
-        missing = [i for i, letter in zip(ids, found) if letter is None]
+        missing = [i for i, letter in zip(ids, found, strict=True) if letter is None]
         if missing:
             raise KeyError(f"no dead letter with id {', '.join(missing)} in {self.key}")
         return [letter for letter in found if letter is not None]

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import redis
 
-from worker.errors import ApplyError
+from worker.errors import PostgresError
 from worker.settings import Settings, parse_duration
 
 JOBS = ("reconcile", "prune")
@@ -108,7 +108,7 @@ def run_maintenance(args: argparse.Namespace, settings: Settings) -> int:
                 if getattr(args, flag, None) is not None:
                     settings = settings.with_(**{name: getattr(args, flag)})
             details = run_prune(settings)
-    except ApplyError as exc:  # PostgreSQL failed a chunk (retried first if transient); logged too
+    except PostgresError as exc:  # PostgreSQL failed a chunk (retried first if transient); logged too
         print(f"{job}: failed: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"job": job, **details}, sort_keys=True))

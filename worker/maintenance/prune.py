@@ -104,7 +104,8 @@ GROUP BY session_id
 LOCK_ORPHAN_TOOLS = """
 SELECT t.tool_call_id FROM tool_call_metrics t
 LEFT JOIN session_metrics s ON s.session_id = t.session_id
-WHERE (t.started_at < %(cutoff)s OR (t.started_at IS NULL AND COALESCE(s.updated_at, '-infinity') < %(cutoff)s))
+WHERE (t.started_at < %(cutoff)s
+       OR (t.started_at IS NULL AND COALESCE(s.updated_at, '-infinity') < %(cutoff)s))
   AND NOT EXISTS (SELECT 1 FROM round_metrics r WHERE r.round_id = t.round_id)
 ORDER BY t.tool_call_id
 LIMIT %(limit)s
@@ -262,7 +263,10 @@ def _prune_with_deltas(
         deltas = sorted(row for row in deltas if row[0] is not None)
         if deltas:
             cur.execute(LOCK_SESSIONS, {"ids": [row[0] for row in deltas]})
-            cur.execute(SUBTRACT_FROM_SESSIONS, dict(zip(_DELTA_COLUMNS, map(list, zip(*deltas)))))
+            cur.execute(
+                SUBTRACT_FROM_SESSIONS,
+                dict(zip(_DELTA_COLUMNS, map(list, zip(*deltas, strict=True)), strict=True)),
+            )
             done["session_updates"] = cur.rowcount
         return len(ids), done
 

@@ -146,14 +146,14 @@ RETURNING s.session_id, s.status
 
 
 @dataclass(frozen=True)
-class Hints:
-    """The producers' liveness hints at one moment."""
+class HintSnapshot:
+    """The producers' liveness hints as read at one moment (written by ``producer.hints.HintWriter``)."""
 
     active: frozenset[str] = frozenset()  # sessions with a live heartbeat
     awaiting: frozenset[str] = frozenset()  # sessions waiting for the user's answer
 
 
-def read_hints(client: redis.Redis, keys: Keys, now: datetime) -> Hints:
+def read_hints(client: redis.Redis, keys: Keys, now: datetime) -> HintSnapshot:
     """Sessions whose heartbeat expires after ``now``, and every session marked awaiting.
 
     Raises Redis errors: without the hints every session would look dead, so no hints means
@@ -163,7 +163,7 @@ def read_hints(client: redis.Redis, keys: Keys, now: datetime) -> Hints:
     pipe.zrangebyscore(keys.active_sessions, f"({now.timestamp()!r}", "+inf")
     pipe.zrange(keys.awaiting_sessions, 0, -1)
     active, awaiting = pipe.execute()
-    return Hints(frozenset(map(_text, active)), frozenset(map(_text, awaiting)))
+    return HintSnapshot(frozenset(map(_text, active)), frozenset(map(_text, awaiting)))
 
 
 def _text(value: bytes | str) -> str:
@@ -172,7 +172,7 @@ def _text(value: bytes | str) -> str:
 
 def reconcile(
     conn: psycopg.Connection[Any],
-    hints: Hints,
+    hints: HintSnapshot,
     *,
     now: datetime,
     grace: timedelta,

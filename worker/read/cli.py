@@ -330,7 +330,8 @@ def _render_detail(d: SessionDetail) -> list[Table]:
     )
     rounds = _table(
         "Rounds",
-        ["round", "model", "status", "started", "duration ms", *_TOKEN_COLUMNS, "cached", "compressions", "saved", "error"],
+        ["round", "model", "status", "started", "duration ms", *_TOKEN_COLUMNS, "cached", "compressions",
+         "saved", "error"],
         [
             [r.round_id, r.model, r.status, r.started_at, r.duration_ms, *_tokens(r.token_usage),
              r.prompt_cached_tool_outputs, r.compression_count, r.tokens_saved, r.error]
@@ -422,8 +423,8 @@ def _render_requests(rows: list[ForwardRequestMetrics]) -> list[Table]:
             f"Forwarded requests ({len(rows)})",
             columns,
             [
-                [f.forward_id, f.endpoint, f.model, f.is_stream, f.status, f.status_code, f.started_at, f.duration_ms,
-                 None if f.token_usage is None else f.token_usage.total_tokens, f.error]
+                [f.forward_id, f.endpoint, f.model, f.is_stream, f.status, f.status_code, f.started_at,
+                 f.duration_ms, None if f.token_usage is None else f.token_usage.total_tokens, f.error]
                 for f in rows
             ],
         )
@@ -453,8 +454,9 @@ READS: tuple[_Read, ...] = (
           lambda c, a: queries.sessions(c, **_dates(a), model=a.model, limit=a.limit), _render_sessions),
     _Read("session_detail", ("session-detail", "session"), "one session with its rounds and tool calls",
           ("session_id",), lambda c, a: queries.session_detail(c, a.session_id), _render_detail),
-    _Read("daily_metrics", ("daily-metrics", "daily"), "per UTC day, with model and tool breakdowns", ("window",),
-          lambda c, a: queries.daily_metrics(c, days=a.days, end_date=a.end_date), _render_daily),
+    _Read("daily_metrics", ("daily-metrics", "daily"), "per UTC day, with model and tool breakdowns",
+          ("window",), lambda c, a: queries.daily_metrics(c, days=a.days, end_date=a.end_date),
+          _render_daily),
     _Read("forward_summary", ("forward-summary",), "totals over forwarded requests",
           ("dates", "endpoint", "model"),
           lambda c, a: queries.forward_summary(c, **_dates(a), endpoint=a.endpoint, model=a.model),
@@ -464,9 +466,11 @@ READS: tuple[_Read, ...] = (
           _render_endpoints),
     _Read("forward_requests", ("forward-requests",), "latest forwarded requests first",
           ("dates", "endpoint", "model", "limit"),
-          lambda c, a: queries.forward_requests(c, **_dates(a), endpoint=a.endpoint, model=a.model, limit=a.limit),
+          lambda c, a: queries.forward_requests(c, **_dates(a), endpoint=a.endpoint, model=a.model,
+                                                limit=a.limit),
           _render_requests),
-    _Read("forward_daily_metrics", ("forward-daily-metrics", "forward-daily"), "forwarded requests per UTC day",
+    _Read("forward_daily_metrics", ("forward-daily-metrics", "forward-daily"),
+          "forwarded requests per UTC day",
           ("window",), lambda c, a: queries.forward_daily_metrics(c, days=a.days, end_date=a.end_date),
           _render_forward_daily),
 )  # fmt: skip
