@@ -14,7 +14,7 @@ from tests.core.histories import T0, coherent_history, deliveries, split
 from tests.core.rollups import assert_rollups_match, reads_both_ways, rollup_buckets
 from worker.engine.apply import apply_events
 from worker.maintenance.prune import prune
-from worker.maintenance.reconcile import Hints, reconcile
+from worker.maintenance.reconcile import HintSnapshot, reconcile
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -29,7 +29,9 @@ def test_prune_reconcile_and_late_events_keep_rollups_exact(db_url: str, rng: ra
         for batch in split(rng, early):
             apply_events(conn, batch)
         now = T0 + timedelta(seconds=rng.randint(0, 40))
-        reconcile(conn, Hints(), now=now + timedelta(minutes=10), grace=timedelta(minutes=1), chunk_size=2)
+        reconcile(
+            conn, HintSnapshot(), now=now + timedelta(minutes=10), grace=timedelta(minutes=1), chunk_size=2
+        )
         assert_rollups_match(conn)
         cutoff = T0 + timedelta(seconds=rng.randint(0, 40))
         prune(conn, cutoff=cutoff, dedupe_before=T0 - timedelta(days=1), chunk_size=2)

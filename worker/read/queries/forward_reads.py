@@ -106,14 +106,14 @@ ORDER BY 1
 """
 )
 
-_SUMMARY = rollup_sql.either(rollup_sql.FORWARD_SUMMARY_SQL, FORWARD_SUMMARY_SQL, ("forwards",))
-_BY_ENDPOINT = rollup_sql.either(
+READ_FORWARD_SUMMARY_SQL = rollup_sql.either(rollup_sql.FORWARD_SUMMARY_SQL, FORWARD_SUMMARY_SQL, ("forwards",))
+READ_FORWARD_BY_ENDPOINT_SQL = rollup_sql.either(
     rollup_sql.FORWARD_BY_ENDPOINT_SQL,
     FORWARD_BY_ENDPOINT_SQL,
     ("forwards",),
     'requests DESC, endpoint COLLATE "C"',
 )
-_DAILY = rollup_sql.either(rollup_sql.FORWARD_DAILY_SQL, FORWARD_DAILY_SQL, ("forwards",), "day")
+READ_FORWARD_DAILY_SQL = rollup_sql.either(rollup_sql.FORWARD_DAILY_SQL, FORWARD_DAILY_SQL, ("forwards",), "day")
 
 
 def forward_summary(
@@ -129,7 +129,7 @@ def forward_summary(
     check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "endpoint": endpoint, "model": model}
     with borrowed(source) as conn:
-        (row,) = fetch_all(conn, _SUMMARY, params)
+        (row,) = fetch_all(conn, READ_FORWARD_SUMMARY_SQL, params)
     return ForwardMetricsSummary(
         total_requests=row["requests"],
         successful_requests=row["successful"],
@@ -151,7 +151,7 @@ def forward_by_endpoint(
     check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "model": model}
     with borrowed(source) as conn:
-        rows = fetch_all(conn, _BY_ENDPOINT, params)
+        rows = fetch_all(conn, READ_FORWARD_BY_ENDPOINT_SQL, params)
     return [
         ForwardEndpointMetrics(
             endpoint=row["endpoint"],
@@ -197,7 +197,7 @@ def forward_daily_metrics(
     counts requests; rounds, tool calls, cached outputs and breakdowns stay zero/empty."""
     start, end = daily_window(days, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, _DAILY, {"start_date": start, "end_date": end})
+        rows = fetch_all(conn, READ_FORWARD_DAILY_SQL, {"start_date": start, "end_date": end})
     return [
         DailyMetrics(
             date=row["day"],
