@@ -106,14 +106,18 @@ ORDER BY 1
 """
 )
 
-READ_FORWARD_SUMMARY_SQL = rollup_sql.either(rollup_sql.FORWARD_SUMMARY_SQL, FORWARD_SUMMARY_SQL, ("forwards",))
+READ_FORWARD_SUMMARY_SQL = rollup_sql.either(
+    rollup_sql.FORWARD_SUMMARY_SQL, FORWARD_SUMMARY_SQL, ("forwards",)
+)
 READ_FORWARD_BY_ENDPOINT_SQL = rollup_sql.either(
     rollup_sql.FORWARD_BY_ENDPOINT_SQL,
     FORWARD_BY_ENDPOINT_SQL,
     ("forwards",),
     'requests DESC, endpoint COLLATE "C"',
 )
-READ_FORWARD_DAILY_SQL = rollup_sql.either(rollup_sql.FORWARD_DAILY_SQL, FORWARD_DAILY_SQL, ("forwards",), "day")
+READ_FORWARD_DAILY_SQL = rollup_sql.either(
+    rollup_sql.FORWARD_DAILY_SQL, FORWARD_DAILY_SQL, ("forwards",), "day"
+)
 
 
 def forward_summary(
