@@ -275,12 +275,14 @@ END $$;
 -- one upsert per statement, buckets in key order. ``upto``: count only keys <= it (NULL: all).
 CREATE OR REPLACE FUNCTION session_rollup_move(plus session_metrics[], minus session_metrics[], upto text)
 RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
 BEGIN
     INSERT INTO session_rollup AS r (
         day, model, status, slot, sessions, total_rounds, prompt_tokens, completion_tokens, total_tokens,
         tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
     SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status, metrics_rollup_slot(),
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status, my_slot,
                sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
                sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
                sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
@@ -310,10 +312,12 @@ END $$;
 
 CREATE OR REPLACE FUNCTION tool_rollup_move(plus tool_call_metrics[], minus tool_call_metrics[], upto text)
 RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
 BEGIN
     INSERT INTO tool_rollup AS r (day, tool_name, slot, calls)
     SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, metrics_rollup_slot(), sum(c.sign) AS calls
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, my_slot, sum(c.sign) AS calls
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS c
@@ -329,12 +333,14 @@ END $$;
 CREATE OR REPLACE FUNCTION forward_rollup_move(
     plus forward_request_metrics[], minus forward_request_metrics[], upto text)
 RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
 BEGIN
     INSERT INTO forward_rollup AS r (
         day, endpoint, model, slot, requests, successful, failed, prompt_tokens, completion_tokens,
         total_tokens, completed, duration_us)
     SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, metrics_rollup_slot(),
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, my_slot,
                sum(c.sign) AS requests,
                sum(c.sign * (c.status = 'success')::int) AS successful,
                sum(c.sign * (c.status = 'error')::int) AS failed,
@@ -365,45 +371,62 @@ BEGIN
 END $$;
 
 -- The triggers: one per table and event (PostgreSQL allows transition tables on one event only),
--- one function per table.
+-- one function per table. Only started rows count: a statement that touched none (a stub, a lock
+-- taken with DO UPDATE ... WHERE false) ends here. A bucket whose deltas sum to zero (a tool
+-- call's completion, say) is not written.
 CREATE OR REPLACE FUNCTION session_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    upto text := metrics_rollup_counted_upto('sessions');
+    plus session_metrics[] := '{}';
+    minus session_metrics[] := '{}';
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM session_rollup_move(ARRAY(SELECT (n.*)::session_metrics FROM new_rows n), '{}', upto);
-    ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM session_rollup_move(ARRAY(SELECT (n.*)::session_metrics FROM new_rows n), ARRAY(SELECT (o.*)::session_metrics FROM old_rows o), upto);
+        plus := ARRAY(SELECT (n.*)::session_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+    ELSIF TG_OP = 'DELETE' THEN
+        minus := ARRAY(SELECT (o.*)::session_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
     ELSE
-        PERFORM session_rollup_move('{}', ARRAY(SELECT (o.*)::session_metrics FROM old_rows o), upto);
+        plus := ARRAY(SELECT (n.*)::session_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+        minus := ARRAY(SELECT (o.*)::session_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM session_rollup_move(plus, minus, metrics_rollup_counted_upto('sessions'));
     END IF;
     RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION tool_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    upto text := metrics_rollup_counted_upto('tool_calls');
+    plus tool_call_metrics[] := '{}';
+    minus tool_call_metrics[] := '{}';
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM tool_rollup_move(ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n), '{}', upto);
-    ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM tool_rollup_move(ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n), ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o), upto);
+        plus := ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+    ELSIF TG_OP = 'DELETE' THEN
+        minus := ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
     ELSE
-        PERFORM tool_rollup_move('{}', ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o), upto);
+        plus := ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+        minus := ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM tool_rollup_move(plus, minus, metrics_rollup_counted_upto('tool_calls'));
     END IF;
     RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION forward_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    upto text := metrics_rollup_counted_upto('forwards');
+    plus forward_request_metrics[] := '{}';
+    minus forward_request_metrics[] := '{}';
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM forward_rollup_move(ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n), '{}', upto);
-    ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM forward_rollup_move(ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n), ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o), upto);
+        plus := ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+    ELSIF TG_OP = 'DELETE' THEN
+        minus := ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
     ELSE
-        PERFORM forward_rollup_move('{}', ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o), upto);
+        plus := ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+        minus := ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM forward_rollup_move(plus, minus, metrics_rollup_counted_upto('forwards'));
     END IF;
     RETURN NULL;
 END $$;
