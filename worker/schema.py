@@ -8,11 +8,14 @@ fingerprint is recorded and a schema already applied is left alone without locki
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import psycopg
+
+log = logging.getLogger(__name__)
 
 #: Arbitrary constant shared by every process that applies the schema.
 SCHEMA_LOCK_KEY = 0x6D657472_69637331  # "metrics1"
@@ -45,6 +48,15 @@ def apply_schema(conn: psycopg.Connection[Any], *, force: bool = False) -> bool:
             return False
         conn.execute(sql.encode())
         conn.execute("INSERT INTO metrics_schema VALUES (%s, now()) ON CONFLICT DO NOTHING", (digest,))
+        pending = conn.execute(
+            "SELECT string_agg(entity, ', ') FROM rollup_backfill WHERE NOT done"
+        ).fetchone()
+    if pending and pending[0]:
+        log.warning(
+            "the roll-ups do not count the %s written before them yet: run `metrics-worker schema` "
+            "to back-fill them (the aggregate reads use the base tables until then)",
+            pending[0],
+        )
     return True
 
 
