@@ -273,7 +273,9 @@ END $$;
 
 -- Add the contributions of ``plus`` and subtract those of ``minus`` (rows of the base table),
 -- one upsert per statement, buckets in key order. ``upto``: count only keys <= it (NULL: all).
-CREATE OR REPLACE FUNCTION session_rollup_move(plus session_metrics[], minus session_metrics[], upto text)
+-- The arrays are polymorphic so that no function depends on a base table's row type (a table
+-- dropped by mistake can be dropped, and `metrics-worker schema` creates it again).
+CREATE OR REPLACE FUNCTION session_rollup_move(plus anyarray, minus anyarray, upto text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
@@ -310,7 +312,7 @@ BEGIN
         total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
 END $$;
 
-CREATE OR REPLACE FUNCTION tool_rollup_move(plus tool_call_metrics[], minus tool_call_metrics[], upto text)
+CREATE OR REPLACE FUNCTION tool_rollup_move(plus anyarray, minus anyarray, upto text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
@@ -330,8 +332,7 @@ BEGIN
     ON CONFLICT (day, tool_name, slot) DO UPDATE SET calls = r.calls + EXCLUDED.calls;
 END $$;
 
-CREATE OR REPLACE FUNCTION forward_rollup_move(
-    plus forward_request_metrics[], minus forward_request_metrics[], upto text)
+CREATE OR REPLACE FUNCTION forward_rollup_move(plus anyarray, minus anyarray, upto text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
@@ -368,6 +369,26 @@ BEGIN
         total_tokens = r.total_tokens + EXCLUDED.total_tokens,
         completed = r.completed + EXCLUDED.completed,
         duration_us = r.duration_us + EXCLUDED.duration_us;
+END $$;
+
+-- A base table without its roll-up trigger is new: created just now (a fresh database, a
+-- database of the previous version, or a table dropped by mistake that `metrics-worker schema`
+-- creates again). Whatever its roll-up held is no longer counted by it: start it from zero,
+-- done if the table is empty, else to be back-filled.
+DO $$
+DECLARE
+    e record;
+BEGIN
+    FOR e IN SELECT * FROM (VALUES ('sessions', 'session_metrics', 'session_rollup'),
+                                   ('tool_calls', 'tool_call_metrics', 'tool_rollup'),
+                                   ('forwards', 'forward_request_metrics', 'forward_rollup')) AS t(entity, base, rollup)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = e.base::regclass AND tgname = e.rollup || '_insert') THEN
+            EXECUTE format('DELETE FROM %I', e.rollup);
+            EXECUTE format('UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM %I) WHERE entity = %L',
+                           e.base, e.entity);
+        END IF;
+    END LOOP;
 END $$;
 
 -- The triggers: one per table and event (PostgreSQL allows transition tables on one event only),

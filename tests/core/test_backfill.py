@@ -86,3 +86,12 @@ def test_metrics_worker_schema_backfills(db_url: str, conn: psycopg.Connection) 
         check=True,
     ).stdout
     assert "back-filled" not in again
+
+
+def test_a_table_dropped_and_created_again_starts_its_rollup_from_zero(conn: psycopg.Connection) -> None:
+    apply_events(conn, coherent_history(random.Random(13), sessions=4))
+    conn.execute("DROP TABLE tool_call_metrics")
+    apply_schema(conn, force=True)  # what `metrics-worker schema` does to repair it
+    assert pending(conn) == []
+    assert conn.execute("SELECT count(*) FROM tool_rollup").fetchone() == (0,)
+    assert_rollups_match(conn)
