@@ -1,6 +1,7 @@
 """The write path's price for the roll-ups: one worker's events/s as a fraction of the COPY ceiling,
 this code against the commit before the roll-ups, in one run; deadlocks with 1, 2 and 4 workers;
-row-lock waits with 4 workers on 4 shards, on the roll-ups and on the base tables.
+row-lock waits with 4 workers on 4 shards, on the roll-ups and on the base tables, with a slot
+per connection and, as the control, with every connection on one slot (one row per bucket).
 
     python -m bench.rollup_write [--events 100000] [--runs 3] [--before REV]
 
@@ -32,10 +33,18 @@ from worker.settings import DEFAULT_DATABASE_URL
 ROOT = Path(__file__).resolve().parent.parent
 
 _RATE = """
-import json, sys
+import contextlib, json, sys
+from urllib.parse import quote
+import bench.throughput as t
 from bench.common import realistic_events
-from bench.throughput import pipeline_rate
-print(json.dumps(pipeline_rate(realistic_events(int(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3]))))
+if sys.argv[4] == "one-slot":  # the control: every connection writes the same roll-up rows
+    fresh = t.fresh_schema
+    @contextlib.contextmanager
+    def one_slot(prefix):
+        with fresh(prefix) as url:
+            yield url + quote(" -cmetrics.rollup_slot=0")
+    t.fresh_schema = one_slot
+print(json.dumps(t.pipeline_rate(realistic_events(int(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3]))))
 """
 
 _WAITS = """
@@ -57,10 +66,11 @@ def worktree(rev: str) -> Path:
     return path
 
 
-def rate(code: Path, events: int, workers: int, shards: int = 1) -> dict[str, float]:
-    """bench.throughput.pipeline_rate of the code in ``code``, in a subprocess."""
+def rate(code: Path, events: int, workers: int, shards: int = 1, slots: str = "own") -> dict[str, float]:
+    """bench.throughput.pipeline_rate of the code in ``code``, in a subprocess; ``slots="one-slot"``
+    makes every connection write roll-up slot 0 (one row per bucket)."""
     out = subprocess.run(
-        [sys.executable, "-c", _RATE, str(events), str(workers), str(shards)],
+        [sys.executable, "-c", _RATE, str(events), str(workers), str(shards), slots],
         cwd=code,
         capture_output=True,
         text=True,
@@ -115,16 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {"before": rev, "events": args.events, "runs": []}
     for i in range(args.runs):
         run: dict[str, Any] = {"ceiling": copy_ceiling()}
-        run["before_1"] = rate(before_code, args.events, 1)
-        run["after_1"] = rate(ROOT, args.events, 1)
+        order = [("before_1", before_code), ("after_1", ROOT)]
+        for key, code in order if i % 2 == 0 else reversed(order):  # neither always goes first
+            run[key] = rate(code, args.events, 1)
         for workers in (2, 4):
             run[f"after_{workers}"] = rate(ROOT, args.events, workers)
-        sampler = Sampler(url)
-        sampler.start()
-        run["after_4x4"] = rate(ROOT, args.events, 4, 4)
-        sampler.stop.set()
-        sampler.join()
-        run["waits_4x4"] = sampler.summary()
+        for key, slots in (("after_4x4", "own"), ("one_slot_4x4", "one-slot")):
+            sampler = Sampler(url)
+            sampler.start()
+            run[key] = rate(ROOT, args.events, 4, 4, slots)
+            sampler.stop.set()
+            sampler.join()
+            run[f"waits_{key}"] = sampler.summary()
         data["runs"].append(run)
         print(f"run {i + 1}: {json.dumps(run)}", flush=True)
 
@@ -140,15 +152,18 @@ def main(argv: list[str] | None = None) -> int:
         "after_over_before_per_run": [round(x, 3) for x in ratios],
         "deadlocks": {
             k: sum(int(r[k]["deadlocks"]) for r in runs)
-            for k in ("after_1", "after_2", "after_4", "after_4x4")
+            for k in ("after_1", "after_2", "after_4", "after_4x4", "one_slot_4x4")
         },
         "events_per_s": {
             k: median([r[k]["events_per_s"] for r in runs])
-            for k in ("before_1", "after_1", "after_2", "after_4", "after_4x4")
+            for k in ("before_1", "after_1", "after_2", "after_4", "after_4x4", "one_slot_4x4")
         },
-        "waits_4x4": {
-            k: median([r["waits_4x4"][k] for r in runs])
-            for k in ("rollup_waiting_mean", "rollup_waiting_share", "base_waiting_mean")
+        "waits": {
+            key: {
+                k: round(median([r[f"waits_{key}"][k] for r in runs]), 4)
+                for k in ("rollup_waiting_mean", "rollup_waiting_share", "base_waiting_mean")
+            }
+            for key in ("after_4x4", "one_slot_4x4")
         },
     }
     print(json.dumps(data["summary"], indent=2))
