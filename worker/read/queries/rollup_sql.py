@@ -189,9 +189,11 @@ def either(rollup: str, base: str, entities: tuple[str, ...], order_by: str = ""
     branch it rules out is a one-time filter: planned, never run."""
     names = ", ".join(f"'{name}'" for name in entities)
     ready = f"(SELECT count(*) = {len(entities)} FROM rollup_backfill WHERE done AND entity IN ({names}))"
+    # OFFSET 0 keeps the check out of the branches: pushed down into a parallel scan, it became a
+    # filter on every row of the base table (measured: 80 ms instead of 3 on 5M forwards).
     either = (
-        f"SELECT * FROM ({rollup}) AS from_rollups WHERE {ready}\n"
-        f"UNION ALL\nSELECT * FROM ({base}) AS from_base WHERE NOT {ready}\n"
+        f"SELECT * FROM ({rollup} OFFSET 0) AS from_rollups WHERE {ready}\n"
+        f"UNION ALL\nSELECT * FROM ({base} OFFSET 0) AS from_base WHERE NOT {ready}\n"
     )
     return f"SELECT * FROM ({either}) AS answer ORDER BY {order_by}\n" if order_by else either
 
