@@ -381,39 +381,53 @@ def cases(detail_id: str) -> list[Case]:
     ]  # fmt: skip
 
 
-def run(conn: psycopg.Connection[Any], runs: int) -> list[dict[str, Any]]:
-    row = conn.execute(
-        "SELECT session_id FROM session_metrics WHERE total_rounds = 19 ORDER BY session_id LIMIT 1"
-    ).fetchone()
-    assert row is not None, "no session with 19 rounds: refill"
-    out = []
-    for name, call, statements, selective in cases(row[0]):
-        call(conn)  # warm-up
-        times = []
+def run(conns: dict[int, psycopg.Connection[Any]], runs: int) -> dict[int, list[dict[str, Any]]]:
+    """Time every read at every scale, the scales taking turns run by run (so the machine's noise
+    falls on all of them alike), then EXPLAIN ANALYZE it at each."""
+    detail = {}
+    for scale, conn in conns.items():
+        row = conn.execute(
+            "SELECT session_id FROM session_metrics WHERE total_rounds = 19 ORDER BY session_id LIMIT 1"
+        ).fetchone()
+        assert row is not None, "no session with 19 rounds: refill"
+        detail[scale] = row[0]
+    out: dict[int, list[dict[str, Any]]] = {scale: [] for scale in conns}
+    per_scale = {scale: cases(detail[scale]) for scale in conns}
+    for k in range(len(per_scale[next(iter(conns))])):
+        times: dict[int, list[float]] = {scale: [] for scale in conns}
+        for scale, conn in conns.items():
+            per_scale[scale][k][1](conn)  # warm-up
         for _ in range(runs):
-            began = time.perf_counter()
-            call(conn)
-            times.append((time.perf_counter() - began) * 1000)
-        plans = [explain(conn, q, p) for q, p in statements]
-        indexes = sorted({i for p in plans for i in p["indexes"]})
-        seq = sorted({t for p in plans for t in p["seq_scans"]})
-        # The roll-ups and the back-fill state are small whatever the history: scanning them is fine.
-        base_seq = [t for t in seq if "rollup" not in t]
-        warn = "  <-- seq scan where an index should serve" if selective and base_seq else ""
-        print(f"{name:45s} median {statistics.median(times):8.2f} ms   min {min(times):8.2f} ms{warn}")
-        print(f"{'':45s} indexes: {', '.join(indexes) or '-'}; seq scans: {', '.join(seq) or '-'}")
-        out.append(
-            {
-                "read": name,
-                "median_ms": round(statistics.median(times), 3),
-                "min_ms": round(min(times), 3),
-                "runs": runs,
-                "indexes": indexes,
-                "seq_scans": seq,
-                "selective": selective,
-                "plans": [p["plan"] for p in plans],
-            }
-        )
+            for scale, conn in conns.items():
+                call = per_scale[scale][k][1]
+                began = time.perf_counter()
+                call(conn)
+                times[scale].append((time.perf_counter() - began) * 1000)
+        for scale, conn in conns.items():
+            name, _, statements, selective = per_scale[scale][k]
+            plans = [explain(conn, q, p) for q, p in statements]
+            indexes = sorted({i for p in plans for i in p["indexes"]})
+            seq = sorted({t for p in plans for t in p["seq_scans"]})
+            # The roll-ups and the back-fill state are small whatever the history: scanning them is fine.
+            base_seq = [t for t in seq if "rollup" not in t]
+            warn = "  <-- seq scan where an index should serve" if selective and base_seq else ""
+            median_ms = statistics.median(times[scale])
+            print(
+                f"{scale:>3}x {name:45s} median {median_ms:8.2f} ms   min {min(times[scale]):8.2f} ms{warn}"
+            )
+            print(f"{'':49s} indexes: {', '.join(indexes) or '-'}; seq scans: {', '.join(seq) or '-'}")
+            out[scale].append(
+                {
+                    "read": name,
+                    "median_ms": round(median_ms, 3),
+                    "min_ms": round(min(times[scale]), 3),
+                    "runs": runs,
+                    "indexes": indexes,
+                    "seq_scans": seq,
+                    "selective": selective,
+                    "plans": [p["plan"] for p in plans],
+                }
+            )
     return out
 
 
@@ -427,8 +441,8 @@ AGGREGATES = (
 )
 
 
-def measure(url: str, schema: str, args: argparse.Namespace, scale: int) -> dict[str, Any]:
-    """Fill (or reuse) one scale's schema and time every read on it."""
+def prepare(url: str, schema: str, args: argparse.Namespace, scale: int) -> dict[str, Any]:
+    """Fill (or reuse) one scale's schema, with the index set asked for; its row counts."""
     sessions, forwards = args.sessions * scale, args.forwards * scale
     with connect(url, schema) as conn:
         sizes = None if args.refill else filled_sizes(conn)
@@ -446,15 +460,7 @@ def measure(url: str, schema: str, args: argparse.Namespace, scale: int) -> dict
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items() if not k.startswith("requested")))
     with connect(url, schema) as conn:
         set_indexes(conn, args.indexes)
-        print(f"\n{scale}x, indexes: {args.indexes}; median of {args.runs} runs after a warm-up\n")
-        results = run(conn, args.runs)
-        if args.plans:
-            for r in results:
-                print(f"\n{r['read']}")
-                for plan in r["plans"]:
-                    print("\n".join("    " + line for line in plan))
-        server = conn.execute("SHOW server_version").fetchone()
-    return {"scale": scale, "rows": sizes, "reads": results, "postgres": server[0] if server else None}
+    return sizes
 
 
 def compare(small: dict[str, Any], large: dict[str, Any]) -> list[dict[str, Any]]:
@@ -501,8 +507,32 @@ def main() -> int:
     scales = sorted(int(x) for x in args.scales.split(","))
     measured = []
     try:
+        sizes = {scale: prepare(url, f"{args.schema}_{scale}x", args, scale) for scale in scales}
+        conns = {scale: connect(url, f"{args.schema}_{scale}x") for scale in scales}
+        try:
+            print(
+                f"\nindexes: {args.indexes}; median of {args.runs} runs after a warm-up, "
+                "scales taking turns\n"
+            )
+            results = run(conns, args.runs)
+            server = conns[scales[0]].execute("SHOW server_version").fetchone()
+        finally:
+            for conn in conns.values():
+                conn.close()
         for scale in scales:
-            measured.append(measure(url, f"{args.schema}_{scale}x", args, scale))
+            if args.plans:
+                for r in results[scale]:
+                    print(f"\n{scale}x {r['read']}")
+                    for plan in r["plans"]:
+                        print("\n".join("    " + line for line in plan))
+            measured.append(
+                {
+                    "scale": scale,
+                    "rows": sizes[scale],
+                    "reads": results[scale],
+                    "postgres": server and server[0],
+                }
+            )
     finally:
         if not args.keep:
             with psycopg.connect(url, autocommit=True) as admin:

@@ -1,5 +1,7 @@
 """The write path's price for the roll-ups: one worker's events/s as a fraction of the COPY ceiling,
 this code against the commit before the roll-ups, in one run; deadlocks with 1, 2 and 4 workers;
+the same batches applied in-process with and without the roll-up triggers,
+taking turns (the engine did not change; the triggers are the write path's whole difference);
 row-lock waits with 4 workers on 4 shards, on the roll-ups and on the base tables, with a slot
 per connection and, as the control, with every connection on one slot (one row per bucket).
 
@@ -26,8 +28,9 @@ from typing import Any
 
 import psycopg
 
-from bench.common import median, write_result
+from bench.common import fresh_schema, median, realistic_events, write_result
 from bench.throughput import copy_ceiling
+from worker.engine.apply import apply_events
 from worker.settings import DEFAULT_DATABASE_URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +107,37 @@ class Sampler(threading.Thread):
         }
 
 
+def paired_apply(events: int, batch: int = 1000) -> dict[str, float]:
+    """The database's side of the price, robust to a noisy machine: the same batches applied by
+    the engine in-process into two schemas, one with the roll-up triggers disabled (what the
+    previous version wrote: the engine itself did not change), taking turns batch by batch and
+    alternating which goes first. The median per-batch ratio of the times, and both medians."""
+    stream = realistic_events(events)
+    batches = [stream[i : i + batch] for i in range(0, len(stream), batch)]
+    with (
+        fresh_schema("rollups_on") as on_url,
+        fresh_schema("rollups_off") as off_url,
+        psycopg.connect(on_url, autocommit=True) as on,
+        psycopg.connect(off_url, autocommit=True) as off,
+    ):
+        for table in ("session_metrics", "tool_call_metrics", "forward_request_metrics"):
+            off.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        times: dict[str, list[float]] = {"on": [], "off": []}
+        for i, b in enumerate(batches):
+            pair = [("on", on), ("off", off)]
+            for name, conn in pair if i % 2 == 0 else reversed(pair):
+                began = time.perf_counter()
+                apply_events(conn, b)
+                times[name].append(time.perf_counter() - began)
+    ratios = sorted(off_t / on_t for on_t, off_t in zip(times["on"], times["off"], strict=True))
+    return {
+        "batches": len(batches),
+        "with_rollups_ms": median(times["on"]) * 1000,
+        "without_ms": median(times["off"]) * 1000,
+        "speed_with_over_without": median(ratios),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -123,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout.strip()
     before_code = worktree(rev)
     data: dict[str, Any] = {"before": rev, "events": args.events, "runs": []}
+    data["paired_apply"] = [paired_apply(args.events) for _ in range(args.runs)]
+    print(f"paired apply: {json.dumps(data['paired_apply'])}", flush=True)
     for i in range(args.runs):
         run: dict[str, Any] = {"ceiling": copy_ceiling()}
         order = [("before_1", before_code), ("after_1", ROOT)]
@@ -145,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     after = median([r["after_1"]["events_per_s"] / r["ceiling"] for r in runs])
     ratios = [r["after_1"]["events_per_s"] / r["before_1"]["events_per_s"] for r in runs]
     data["summary"] = {
+        "paired_apply_speed_with_over_without": round(
+            median([p["speed_with_over_without"] for p in data["paired_apply"]]), 3
+        ),
         "ceiling_rows_per_s": median([r["ceiling"] for r in runs]),
         "one_worker_of_ceiling_before": round(before, 3),
         "one_worker_of_ceiling_after": round(after, 3),
