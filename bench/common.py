@@ -47,7 +47,7 @@ def realistic_events(n: int, seed: int = 1, agents: int = 50) -> list[Event]:
     ``agents`` agents running at once, interleaved by time as they would reach one stream."""
     import heapq
 
-    from producer.simulate import agent_events
+    from producer.histories import agent_events
 
     start = datetime(2026, 11, 1, tzinfo=UTC)
     streams = [

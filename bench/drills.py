@@ -100,7 +100,7 @@ class Workers:
 
 def compare(conn: psycopg.Connection[Any], events: list[Event]) -> tuple[int, int, bool]:
     """(lost, double-counted, identical) of the database against the in-order reference."""
-    from tests.core.reference import SeedReference, database_tables
+    from tests.engine.reference import SeedReference, database_tables
 
     expected = SeedReference.of(events).tables()
     actual = database_tables(conn)

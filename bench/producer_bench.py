@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/producer_bench.py [--runs 3] [--calls 50000] [--events 200000]``
 (REDIS_URL, default redis://127.0.0.1:6379/0). Two cases: Redis up, and Redis down (a closed
 port; the events go to a spool in a temporary folder). The calls are a realistic mix from
-producer.simulate (all event types). Call cost is timed around each call (perf_counter_ns; its
+producer.histories (all event types). Call cost is timed around each call (perf_counter_ns; its
 own ~0.1 µs included), with the queue kept from filling between timed calls. Throughput is events
 published until flush() confirms them in Redis (up), or until all are on the spool (down).
 Prints medians of the runs and writes bench/results/producer.json.
@@ -26,7 +26,7 @@ from typing import Any
 import redis
 
 from producer import ProducerSettings, Publisher
-from producer.simulate import EVENT_TYPE_OF, agent_calls
+from producer.histories import EVENT_TYPE_OF, agent_calls
 from worker.dev.embedded import free_port
 
 TARGETS = {"p50_us": 10.0, "p99_us": 50.0, "events_per_s": 50_000.0}

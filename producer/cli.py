@@ -15,13 +15,21 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import IO
 
+from contract import exits
 from contract.codec import ContractError, decode
+from contract.exits import ExitCode
 from producer.publisher import Publisher
 from producer.settings import ENV_VARS, ProducerSettings
 
 log = logging.getLogger("producer.cli")
 
-EXIT_OK, EXIT_BAD_LINES, EXIT_USAGE, EXIT_NOT_DELIVERED = 0, 1, 2, 3
+# Rejected lines: the command ran and did not publish them all; not delivered: Redis was away.
+EXIT_OK, EXIT_BAD_LINES, EXIT_USAGE, EXIT_NOT_DELIVERED = (
+    ExitCode.OK,
+    ExitCode.FAILED,
+    ExitCode.USAGE,
+    ExitCode.UNAVAILABLE,
+)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -80,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on the spool (Redis unreachable; the next publisher replays them).",
     )
     publish.add_argument("file", help="JSON-lines file, or - for stdin")
+    publish.set_defaults(handler=_publish)
     simulate = commands.add_parser(
         "simulate",
         parents=[common],
@@ -102,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable run")
     simulate.add_argument("--processes", action="store_true", help="one process per agent instead of threads")
     simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    simulate.set_defaults(handler=_simulate)
     return parser
 
 
@@ -222,9 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.command == "publish":
-        return _publish(args, settings)
-    return _simulate(args, settings)
+    return exits.run("metrics-producer", lambda: int(args.handler(args, settings)))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""The Publisher: typed, non-blocking publish calls for every event of the contract.
+"""The Publisher: typed, non-blocking publish calls (producer/calls.py) into a bounded queue that
+the sender thread drains; flush, close and what a fork needs.
 
-A call checks its arguments (ValueError naming the argument when a type or range is wrong),
-stamps the time, appends a tuple to a bounded in-memory queue and returns: about 1-2 µs, no I/O,
-no lock on the common path, so asyncio code can call it from the event loop. The sender thread
-(producer/sender.py) builds the JSON, the UUIDv7 event_id (from the call's timestamp) and sends.
+A call checks its arguments, stamps the time, appends a tuple to the bounded in-memory queue and
+returns: about 1-2 µs, no I/O, no lock on the common path, so asyncio code can call it from the
+event loop. The sender thread (producer/sender.py) builds the JSON, the UUIDv7 event_id (from the
+call's timestamp) and sends.
 Transport problems never reach the caller: they show in :meth:`Publisher.stats` and the logs.
 
 A full queue (Redis stalled longer than the queue lasts) drops the new event and counts it in
@@ -22,12 +23,9 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from datetime import datetime
 from typing import Any, Self
 
-from contract.events import EVENT_TYPES
-from producer import checks, wire
-from producer.checks import FORWARD_STATUSES, ROUND_STATUSES, SESSION_STATUSES
+from producer.calls import TypedCalls
 from producer.hints import HintWriter
 from producer.lifecycle import ForwardScope, SessionScope
 from producer.metrics import Counters
@@ -36,10 +34,8 @@ from producer.settings import ProducerSettings
 
 log = logging.getLogger(__name__)
 
-_time_ns = time.time_ns
 
-
-class Publisher:
+class Publisher(TypedCalls):
     """Publishes lifecycle events to Redis streams without ever blocking or raising into the agent
     (except ValueError for wrong arguments). Thread-safe; safe across ``os.fork()``.
 
@@ -69,245 +65,6 @@ class Publisher:
         multiprocessing.util.register_after_fork(self, Publisher._close_at_multiprocessing_exit)
         atexit.register(_call, ref, "_close_at_exit")
 
-    # -- sessions ---------------------------------------------------------------------------
-
-    def session_started(
-        self, session_id: str, model: str, *, event_id: str | None = None, occurred_at: datetime | None = None
-    ) -> None:
-        checks.ident("session_id", session_id)
-        checks.label("model", model)
-        # A start re-opens a completed session, as the seed's start_session does (a chat's next
-        # turn under the same id): the calls after it are the new turn's, not late ones.
-        with self._state_lock:
-            self._completed.pop(session_id, None)
-        self._emit(wire.SESSION_STARTED, session_id, event_id, occurred_at, session_id, model)
-        self.hints.opened(session_id)
-
-    def session_message_count(
-        self,
-        session_id: str,
-        message_count: int,
-        *,
-        event_id: str | None = None,
-        occurred_at: datetime | None = None,
-    ) -> None:
-        checks.ident("session_id", session_id)
-        checks.count("message_count", message_count)
-        self._emit(wire.SESSION_MESSAGE_COUNT, session_id, event_id, occurred_at, session_id, message_count)
-
-    def session_completed(
-        self,
-        session_id: str,
-        status: str = "completed",
-        *,
-        event_id: str | None = None,
-        occurred_at: datetime | None = None,
-    ) -> None:
-        """The session's end; later calls for it are dropped (counted in dropped_after_complete)
-        until a session_started re-opens it."""
-        checks.ident("session_id", session_id)
-        checks.choice("status", status, SESSION_STATUSES)
-        if session_id in self._completed:
-            self._after_completion(session_id, "session.completed")
-            return
-        self._emit(wire.SESSION_COMPLETED, session_id, event_id, occurred_at, session_id, status)
-        with self._state_lock:
-            self._completed[session_id] = False
-            if len(self._completed) > self.settings.remember_completed:
-                self._completed.popitem(last=False)
-        self.hints.closed(session_id)
-
-    def session_awaiting(self, session_id: str, since: float | None = None) -> None:
-        """Mark the session as waiting for the user's answer (``since``: unix seconds, default now)."""
-        checks.ident("session_id", session_id)
-        at = time.time() if since is None else checks.timestamp("since", since)
-        if session_id not in self._completed:
-            self.hints.awaiting(session_id, at)
-            self._wake_sender()
-
-    def session_resumed(self, session_id: str) -> None:
-        """The user answered: the session is no longer awaiting a response."""
-        checks.ident("session_id", session_id)
-        if session_id not in self._completed:
-            self.hints.resumed(session_id)
-            self._wake_sender()
-
-    # -- rounds and tools -------------------------------------------------------------------
-
-    def round_started(
-        self,
-        round_id: str,
-        session_id: str,
-        model: str,
-        *,
-        event_id: str | None = None,
-        occurred_at: datetime | None = None,
-    ) -> None:
-        checks.ident("round_id", round_id)
-        checks.ident("session_id", session_id)
-        checks.label("model", model)
-        self._emit(wire.ROUND_STARTED, session_id, event_id, occurred_at, round_id, session_id, model)
-
-    def round_completed(
-        self,
-        round_id: str,
-        session_id: str,
-        status: str,
-        usage: Any,
-        prompt_cached_tool_outputs: int = 0,
-        error: str | None = None,
-        *,
-        event_id: str | None = None,
-        occurred_at: datetime | None = None,
-    ) -> None:
-        """``usage``: a TokenUsage, a mapping of *_tokens, or (prompt, completion[, total])."""
-        checks.ident("round_id", round_id)
-        checks.ident("session_id", session_id)
-        checks.choice("status", status, ROUND_STATUSES)
-        tokens = checks.usage("usage", usage)
-        checks.count("prompt_cached_tool_outputs", prompt_cached_tool_outputs)
-        checks.error_text("error", error)
-        self._emit(
-            wire.ROUND_COMPLETED,
-            session_id,
-            event_id,
-            occurred_at,
-            round_id,
-            session_id,
-            status,
-            tokens,
-            prompt_cached_tool_outputs,
-            error,
-        )
-
-    def round_compressed(
-        self,
-        round_id: str,
-        session_id: str,
-        tokens_saved: int,
-        *,
-        event_id: str | None = None,
-        occurred_at: datetime | None = None,
-    ) -> None:
-        checks.ident("round_id", round_id)
-        checks.ident("session_id", session_id)
-        checks.count("tokens_saved", tokens_saved)
-        self._emit(
-            wire.ROUND_COMPRESSED, session_id, event_id, occurred_at, round_id, session_id, tokens_saved
-        )
-
-    def tool_started(
-        self,
-        tool_call_id: str,
-        round_id: str,
-        session_id: str,
-        tool_name: str,
-        *,
-        event_id: str | None = None,
-        occurred_at: datetime | None = None,
-    ) -> None:
-        checks.ident("tool_call_id", tool_call_id)
-        checks.ident("round_id", round_id)
-        checks.ident("session_id", session_id)
-        checks.label("tool_name", tool_name)
-        self._emit(
-            wire.TOOL_STARTED,
-            session_id,
-            event_id,
-            occurred_at,
-            tool_call_id,
-            round_id,
-            session_id,
-            tool_name,
-        )
-
-    def tool_completed(
-        self,
-        tool_call_id: str,
-        round_id: str,
-        session_id: str,
-        success: bool,
-        error: str | None = None,
-        *,
-        event_id: str | None = None,
-        occurred_at: datetime | None = None,
-    ) -> None:
-        checks.ident("tool_call_id", tool_call_id)
-        checks.ident("round_id", round_id)
-        checks.ident("session_id", session_id)
-        checks.flag("success", success)
-        checks.error_text("error", error)
-        self._emit(
-            wire.TOOL_COMPLETED,
-            session_id,
-            event_id,
-            occurred_at,
-            tool_call_id,
-            round_id,
-            session_id,
-            success,
-            error,
-        )
-
-    # -- forwards and the rest --------------------------------------------------------------
-
-    def forward_started(
-        self,
-        forward_id: str,
-        endpoint: str,
-        model: str,
-        is_stream: bool,
-        *,
-        event_id: str | None = None,
-        occurred_at: datetime | None = None,
-    ) -> None:
-        checks.ident("forward_id", forward_id)
-        checks.label("endpoint", endpoint)
-        checks.label("model", model)
-        checks.flag("is_stream", is_stream)
-        self._emit(wire.FORWARD_STARTED, None, event_id, occurred_at, forward_id, endpoint, model, is_stream)
-
-    def forward_completed(
-        self,
-        forward_id: str,
-        status: str,
-        status_code: int | None = None,
-        usage: Any = None,
-        error: str | None = None,
-        *,
-        event_id: str | None = None,
-        occurred_at: datetime | None = None,
-    ) -> None:
-        checks.ident("forward_id", forward_id)
-        checks.choice("status", status, FORWARD_STATUSES)
-        checks.status_code("status_code", status_code)
-        tokens = checks.optional_usage("usage", usage)
-        checks.error_text("error", error)
-        self._emit(
-            wire.FORWARD_COMPLETED,
-            None,
-            event_id,
-            occurred_at,
-            forward_id,
-            status,
-            status_code,
-            tokens,
-            error,
-        )
-
-    def sync_mismatch(
-        self, reason: str, *, event_id: str | None = None, occurred_at: datetime | None = None
-    ) -> None:
-        checks.label("reason", reason)
-        self._emit(wire.SYNC_MISMATCH, None, event_id, occurred_at, reason)
-
-    def publish(self, event: Any) -> None:
-        """Send a ready-made contract event as it is (the CLI's replay): no liveness hints and no
-        check against completed sessions."""
-        if not isinstance(event, EVENT_TYPES):
-            raise checks.bad("event", event, "a contract event model (contract.events)")
-        self._put((wire.PREBUILT, _time_ns(), None, None, event))
-
     # -- lifecycle helpers ------------------------------------------------------------------
 
     def session(self, model: str, session_id: str | None = None) -> SessionScope:
@@ -322,22 +79,6 @@ class Publisher:
         return ForwardScope(self, endpoint, model, stream, forward_id)
 
     # -- queue ------------------------------------------------------------------------------
-
-    def _emit(
-        self,
-        wire_type: wire.WireType,
-        session_id: str | None,
-        event_id: str | None,
-        occurred_at: datetime | None,
-        *values: Any,
-    ) -> None:
-        """Check the optional metadata, drop calls for completed sessions, enqueue."""
-        if event_id is not None or occurred_at is not None:
-            checks.given(event_id, occurred_at)
-        if session_id is not None and session_id in self._completed:
-            self._after_completion(session_id, wire_type.type)
-            return
-        self._put((wire_type, _time_ns(), event_id, occurred_at, *values))
 
     def _put(self, item: tuple[Any, ...]) -> None:
         queue = self._queue
@@ -373,18 +114,6 @@ class Publisher:
                     "stats()['dropped_queue_full']) until the sender catches up",
                     self.settings.queue_size,
                 )
-
-    def _after_completion(self, session_id: str, event_type: str) -> None:
-        self.counters.add("dropped_after_complete")
-        if not self._completed.get(session_id, True):
-            self._completed[session_id] = True
-            log.warning(
-                "metrics producer: %s for session %s after its session.completed; dropped (counted "
-                "in dropped_after_complete; further ones for this session are not logged; a "
-                "session_started re-opens it)",
-                event_type,
-                session_id,
-            )
 
     # -- flush, close, fork -----------------------------------------------------------------
 

@@ -6,19 +6,13 @@ through, or a dead publisher's spool was adopted at start): new batches still go
 behind the old ones while the spool is replayed in order; when it is empty, back to ``up``. So
 one publisher's events reach Redis in the order they were published.
 
-Exactly once per batch: every batch carries (producer token, sequence) and is written by one Lua
-script that adds its events to the stream and records the sequence in a marker key, in one atomic
-step; a batch whose sequence is not above the marker is skipped. A batch that timed out and is
-retried from the spool (it may have been applied late), or replayed again after a SIGKILL between
-the send and the spool's commit, is therefore not added twice as long as the marker lives
-(``dedup_ttl``, 24 h by default).
+Exactly once per batch, and the wire of a batch: producer/delivery.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 import uuid
@@ -27,43 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from contract.codec import STREAM_FIELD
-from contract.keys import Keys
+from producer.delivery import Backoff, Batch, add_batches, connect, safe_url
 from producer.hints import HintWriter
 from producer.metrics import Counters
 from producer.settings import ProducerSettings
-from producer.spool import Spool, SpoolBatch
+from producer.spool import Spool
 from producer.wire import Encoder, Item
 
 log = logging.getLogger(__name__)
 
 UP, DOWN, RECOVERING = "up", "down", "recovering"
-
-# KEYS[1] stream, KEYS[2] the marker of (producer token, stream); ARGV[1] marker ttl (s), then
-# per batch: seq, event count, the events joined by newlines (compact JSON has no raw newline;
-# one argument per batch instead of one per event halves the client's packing work).
-# Returns {added, skipped}.
-ADD_BATCHES = f"""
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local added, skipped = 0, 0
-for i = 2, #ARGV, 3 do
-  local seq, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  if seq > last then
-    for event in string.gmatch(ARGV[i + 2], '[^\\n]+') do
-      redis.call('XADD', KEYS[1], '*', '{STREAM_FIELD}', event)
-    end
-    last = seq
-    added = added + n
-  else
-    skipped = skipped + n
-  end
-end
-redis.call('SET', KEYS[2], last, 'EX', ARGV[1])
-return {{added, skipped}}
-"""
 
 
 @dataclass(eq=False)
@@ -108,7 +76,7 @@ class Sender:
         #: Set by close(): past ``spill_at`` (monotonic) batches go to the spool, not to Redis.
         self.spill_at: float | None = None
         self.stop_at: float | None = None
-        self._backoff = settings.retry_initial
+        self._backoff = Backoff(settings.retry_initial, settings.retry_max)
         self._next_probe = 0.0
         self._probing = False
         self._probe_ok = False
@@ -139,7 +107,7 @@ class Sender:
 
     def _run(self) -> None:
         settings = self.settings
-        self._client = _connect(settings)
+        self._client = connect(settings)
         self._spool = Spool(settings.spool_dir, settings.spool_max_bytes, self.token, settings.spool_fsync)
         failures = 0
         try:
@@ -223,7 +191,7 @@ class Sender:
             return
         self._to_spool(batches)
 
-    def _encode(self, items: list[Item]) -> list[SpoolBatch]:
+    def _encode(self, items: list[Item]) -> list[Batch]:
         by_stream: dict[str, list[bytes]] = {}
         encode = self._encoder
         for item in items:
@@ -237,36 +205,22 @@ class Sender:
         batches = []
         for stream, payloads in by_stream.items():
             self._seq += 1
-            batches.append(SpoolBatch(self.token, self._seq, stream, payloads))
+            batches.append(Batch(self.token, self._seq, stream, payloads))
         return batches
 
     # -- Redis ------------------------------------------------------------------------------
 
-    def _deliver(self, batches: list[SpoolBatch], replay: bool) -> bool:
-        """Send batches in one round trip (one script call per token and stream). False, with the
-        mode set to down, when anything failed: the caller keeps all of them for a retry."""
+    def _deliver(self, batches: list[Batch], replay: bool) -> bool:
+        """Send batches in one round trip. False, with the mode set to down, when anything failed:
+        the caller keeps all of them for a retry."""
         assert self._client is not None
-        calls: dict[tuple[str, str], list[Any]] = {}
-        for batch in batches:
-            args = calls.setdefault((batch.token, batch.stream), [self.settings.dedup_ttl])
-            args += (batch.seq, len(batch.events), b"\n".join(batch.events))
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for (token, stream), args in calls.items():
-                pipe.execute_command(  # type: ignore[no-untyped-call]
-                    "EVAL", ADD_BATCHES, 2, stream, Keys.producer_marker(stream, token), *args
-                )
-            results = pipe.execute(raise_on_error=False)
+            added, skipped = add_batches(self._client, batches, self.settings.dedup_ttl)
         except (redis.RedisError, OSError) as exc:
             self._went_down(exc)
             return False
-        failed = [r for r in results if isinstance(r, Exception)]
-        if failed:
-            self._went_down(failed[0])
-            return False
-        added = sum(int(r[0]) for r in results)
         self._counters.add("replayed" if replay else "sent", added)
-        self._counters.add("deduplicated", sum(int(r[1]) for r in results))
+        self._counters.add("deduplicated", skipped)
         return True
 
     def _went_down(self, exc: BaseException) -> None:
@@ -274,7 +228,7 @@ class Sender:
         if self.mode != DOWN:
             log.warning(
                 "metrics producer: Redis at %s unavailable (%s: %s); spooling to %s until it is back",
-                _safe_url(self.settings.redis_url),
+                safe_url(self.settings.redis_url),
                 type(exc).__name__,
                 exc,
                 self.settings.spool_dir,
@@ -282,8 +236,7 @@ class Sender:
         self.mode = DOWN
         # The delay grows until a replay gets through, so an error that a ping cannot see (a
         # wrong key type, say) is retried calmly instead of in a loop.
-        self._next_probe = time.monotonic() + self._backoff * random.uniform(0.5, 1.0)
-        self._backoff = min(self._backoff * 2, self.settings.retry_max)
+        self._next_probe = self._backoff.failed(time.monotonic())
         if self._client is not None:
             self._client.connection_pool.disconnect()
 
@@ -301,13 +254,12 @@ class Sender:
 
     def _probe(self) -> None:
         """Off the sender thread, so a black-holed address never delays spooling."""
-        client = _connect(self.settings)
+        client = connect(self.settings)
         try:
             client.ping()
             self._probe_ok = True
         except (redis.RedisError, OSError):
-            self._next_probe = time.monotonic() + self._backoff * random.uniform(0.5, 1.0)
-            self._backoff = min(self._backoff * 2, self.settings.retry_max)
+            self._next_probe = self._backoff.failed(time.monotonic())
         finally:
             client.close()
             self._probing = False
@@ -322,7 +274,7 @@ class Sender:
 
     # -- spool ------------------------------------------------------------------------------
 
-    def _to_spool(self, batches: list[SpoolBatch]) -> None:
+    def _to_spool(self, batches: list[Batch]) -> None:
         assert self._spool is not None
         spool = self._spool
         lost_before = spool.write_errors
@@ -341,7 +293,7 @@ class Sender:
             )
         self._resolve_parked()
 
-    def _peek(self) -> list[SpoolBatch]:
+    def _peek(self) -> list[Batch]:
         assert self._spool is not None
         lost_before = self._spool.write_errors  # a spool directory deleted under us
         batches = self._spool.peek(self.settings.batch_size)
@@ -355,7 +307,7 @@ class Sender:
             if not self._deliver(batches, replay=True):
                 return
             self._spool.commit()
-            self._backoff = self.settings.retry_initial
+            self._backoff.reset()
             self._replayed_this_outage += sum(len(b.events) for b in batches)
             # Peeking past the end lets the spool remove the directories it has replayed.
             if not self._spool.empty or self._peek():
@@ -411,23 +363,3 @@ class Sender:
             self._client.close()
         if self._stop is not None:
             self._stop.resolve(delivered)
-
-
-def _connect(settings: ProducerSettings) -> redis.Redis:
-    # No client-side retries: a retried script call after a timeout would be sent twice, and the
-    # sender has its own recovery (the spool) that keeps order.
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.socket_timeout,
-        socket_connect_timeout=settings.connect_timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-    )
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"

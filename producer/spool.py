@@ -2,11 +2,10 @@
 
 Layout: ``<root>/<time_ns>-<pid>-<token>/`` per publisher, holding ``lock`` (flock'ed by the
 owner for its lifetime, so a dead owner's directory can be told from a live one), ``ack`` (how
-far replay got) and segments ``0000000001.seg`` ... Each segment is a sequence of records
-``<u32 length><u32 crc32><payload>``, one record per batch (producer token, batch sequence,
-stream, events). A record torn by SIGKILL or a crash fails its checksum and is skipped with a
-log line. Bound: when the undelivered bytes would pass ``max_bytes``, the oldest segment (1/8
-of the bound) is deleted and its events are counted as dropped.
+far replay got) and segments ``0000000001.seg`` ... of checksummed records, one per batch (the
+file formats: producer/spoolfile.py). A record torn by SIGKILL or a crash fails its checksum and
+is skipped with a log line. Bound: when the undelivered bytes would pass ``max_bytes``, the
+oldest segment (1/8 of the bound) is deleted and its events are counted as dropped.
 
 Single-threaded: only the sender thread uses a Spool (construction included).
 """
@@ -17,58 +16,14 @@ import contextlib
 import fcntl
 import logging
 import os
-import struct
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+
+from producer.delivery import Batch
+from producer.spoolfile import SEGMENT_SUFFIX, encode_record, read_ack, read_record, scan, write_ack
 
 log = logging.getLogger(__name__)
-
-_RECORD = struct.Struct("<II")  # payload length, crc32(payload)
-_HEAD = struct.Struct("<QHHI")  # batch seq, token length, stream length, event count
-_LEN = struct.Struct("<I")
-_ACK = struct.Struct("<QQQ")  # segment number, byte offset, events acked in that segment
-_ACK_CRC = struct.Struct("<I")
-_SEGMENT_SUFFIX = ".seg"
-
-
-class SpoolBatch(NamedTuple):
-    """One batch for one stream: replayed with the same (token, seq), so a retry is applied once."""
-
-    token: str
-    seq: int
-    stream: str
-    events: list[bytes]
-
-
-def encode_record(batch: SpoolBatch) -> bytes:
-    token, stream = batch.token.encode(), batch.stream.encode()
-    parts = [_HEAD.pack(batch.seq, len(token), len(stream), len(batch.events)), token, stream]
-    for event in batch.events:
-        parts.append(_LEN.pack(len(event)))
-        parts.append(event)
-    payload = b"".join(parts)
-    return _RECORD.pack(len(payload), zlib.crc32(payload)) + payload
-
-
-def decode_record(payload: bytes) -> SpoolBatch:
-    seq, token_len, stream_len, count = _HEAD.unpack_from(payload)
-    pos = _HEAD.size
-    token = payload[pos : pos + token_len].decode()
-    pos += token_len
-    stream = payload[pos : pos + stream_len].decode()
-    pos += stream_len
-    events = []
-    for _ in range(count):
-        (size,) = _LEN.unpack_from(payload, pos)
-        pos += _LEN.size
-        events.append(payload[pos : pos + size])
-        pos += size
-    if pos != len(payload):
-        raise ValueError(f"record length {len(payload)} does not match its {count} events")
-    return SpoolBatch(token, seq, stream, events)
 
 
 @dataclass
@@ -169,8 +124,8 @@ class Spool:
 
     def _load(self, path: Path, lock_fd: int) -> _Dir:
         folder = _Dir(path, lock_fd)
-        number, offset, acked = _read_ack(path / "ack")
-        for seg_path in sorted(path.glob(f"*{_SEGMENT_SUFFIX}")):
+        number, offset, acked = read_ack(path / "ack")
+        for seg_path in sorted(path.glob(f"*{SEGMENT_SUFFIX}")):
             if not seg_path.stem.isdigit():  # not ours (a copy, an editor's backup): leave it be
                 continue
             seg_number = int(seg_path.stem)
@@ -178,7 +133,7 @@ class Spool:
                 seg_path.unlink(missing_ok=True)  # fully replayed; deletion was cut short
                 continue
             segment = _Segment(seg_number, seg_path)
-            segment.size, segment.events, torn = _scan(seg_path)
+            segment.size, segment.events, torn = scan(seg_path)
             if torn:
                 self.corrupt_bytes += torn
                 log.warning(
@@ -195,7 +150,7 @@ class Spool:
 
     # -- append -----------------------------------------------------------------------------
 
-    def append(self, batches: list[SpoolBatch]) -> int:
+    def append(self, batches: list[Batch]) -> int:
         """Write batches at the end; returns how many of the oldest events were dropped to stay
         within the bound. A write error drops these batches (counted in write_errors)."""
         records = [encode_record(b) for b in batches]
@@ -300,7 +255,7 @@ class Spool:
         if own.write_fd >= 0:
             os.close(own.write_fd)
         number = own.segments[-1].number + 1 if own.segments else 1
-        path = own.path / f"{number:010d}{_SEGMENT_SUFFIX}"
+        path = own.path / f"{number:010d}{SEGMENT_SUFFIX}"
         own.write_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         own.segments.append(_Segment(number, path))
         if len(own.segments) == 1:
@@ -319,7 +274,7 @@ class Spool:
 
     # -- replay -----------------------------------------------------------------------------
 
-    def peek(self, max_events: int) -> list[SpoolBatch]:
+    def peek(self, max_events: int) -> list[Batch]:
         """The oldest undelivered batches (at least one if any, about ``max_events`` events), in
         order. Nothing moves until :meth:`commit`; peeking again re-reads the same batches."""
         self._peeked = None
@@ -368,26 +323,19 @@ class Spool:
             self.consumed += events
         _write_ack(folder, folder.segments[0].number)
 
-    def _read(self, folder: _Dir, head: _Segment, max_events: int) -> tuple[list[SpoolBatch], int, int]:
-        batches: list[SpoolBatch] = []
+    def _read(self, folder: _Dir, head: _Segment, max_events: int) -> tuple[list[Batch], int, int]:
+        batches: list[Batch] = []
         offset, events = folder.ack_offset, 0
         with open(head.path, "rb") as handle:
+            handle.seek(offset)
             while offset < head.size and (not batches or events < max_events):
-                handle.seek(offset)
-                header = handle.read(_RECORD.size)
-                if len(header) < _RECORD.size:
+                record = read_record(handle)
+                if record is None:
                     break
-                size, crc = _RECORD.unpack(header)
-                payload = handle.read(size)
-                if len(payload) < size or zlib.crc32(payload) != crc:
-                    break
-                try:
-                    batch = decode_record(payload)
-                except (ValueError, UnicodeDecodeError, struct.error):
-                    break
+                batch, size = record
                 batches.append(batch)
                 events += len(batch.events)
-                offset += _RECORD.size + size
+                offset += size
         return batches, offset, events
 
     # -- teardown ---------------------------------------------------------------------------
@@ -442,45 +390,5 @@ class Spool:
         self._adopted = []
 
 
-def _scan(path: Path) -> tuple[int, int, int]:
-    """(valid bytes, events, bytes after the last valid record) of a segment."""
-    data = path.read_bytes()
-    offset = events = 0
-    while offset + _RECORD.size <= len(data):
-        size, crc = _RECORD.unpack_from(data, offset)
-        payload = data[offset + _RECORD.size : offset + _RECORD.size + size]
-        if len(payload) < size or zlib.crc32(payload) != crc:
-            break
-        try:
-            events += len(decode_record(payload).events)
-        except (ValueError, UnicodeDecodeError, struct.error):
-            break
-        offset += _RECORD.size + size
-    return offset, events, len(data) - offset
-
-
 def _write_ack(folder: _Dir, number: int) -> None:
-    body = _ACK.pack(number, folder.ack_offset, folder.ack_events)
-    with contextlib.suppress(OSError):
-        fd = os.open(folder.path / "ack", os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            os.pwrite(fd, body + _ACK_CRC.pack(zlib.crc32(body)), 0)
-        finally:
-            os.close(fd)
-
-
-def _read_ack(path: Path) -> tuple[int, int, int]:
-    """(segment, offset, events) replay had reached; (0, 0, 0) when missing or torn. Replaying from
-    too early is harmless: batches carry their sequence and Redis skips what it already has."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return 0, 0, 0
-    if len(data) < _ACK.size + _ACK_CRC.size:
-        return 0, 0, 0
-    body = data[: _ACK.size]
-    (crc,) = _ACK_CRC.unpack_from(data, _ACK.size)
-    if zlib.crc32(body) != crc:
-        return 0, 0, 0
-    number, offset, events = _ACK.unpack(body)
-    return number, offset, events
+    write_ack(folder.path, number, folder.ack_offset, folder.ack_events)

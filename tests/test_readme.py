@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tests.worker.helpers import drain, settings
+from tests.ingest.helpers import drain, settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

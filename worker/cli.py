@@ -1,7 +1,8 @@
 """``metrics-worker``: run workers, inspect dead letters, query, and run maintenance.
 
-Every flag has an environment variable; the flag wins. Errors a person makes get one line and
-exit status 2, never a traceback.
+Every flag has an environment variable; the flag wins. Each command is a handler set on its
+subparser (``args.handler``); errors are one line and the exit code of contract/exits.py (README,
+"Exit codes"), never a traceback.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import psycopg
 import redis
 
+from contract import exits
+from contract.exits import NotFound
+from worker.ingest.deadletter import DeadLetters
+from worker.maintenance.cli import add_maintenance_parsers
+from worker.read.cli import add_query_parser
 from worker.settings import Settings
 
 log = logging.getLogger("worker")
@@ -72,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on this port [env METRICS_PORT]"
     )
+    run.set_defaults(handler=_run)
 
     schema = sub.add_parser(
         "schema",
@@ -79,46 +85,37 @@ def build_parser() -> argparse.ArgumentParser:
         "of a database written by a version without them (a chunk per transaction, next to running workers)",
     )
     _common(schema, streams=False)
+    schema.set_defaults(handler=_schema)
 
     dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
     dsub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     dl = dsub.add_parser("list", help="list dead letters (oldest first)")
     dl.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     dl.add_argument("--json", action="store_true", help="print JSON instead of text")
+    dl.set_defaults(handler=_dlq_list)
     ds = dsub.add_parser("show", help="one dead letter with its payload")
     ds.add_argument("id")
     ds.add_argument("--json", action="store_true", help="print JSON instead of text")
-    for name, what in (("redrive", "re-publish to the stream they came from"), ("purge", "delete")):
+    ds.set_defaults(handler=_dlq_show)
+    for name, what, handler in (
+        ("redrive", "re-publish to the stream they came from", _dlq_redrive),
+        ("purge", "delete", _dlq_purge),
+    ):
         p = dsub.add_parser(name, help=f"{what} the given dead letters, or --all")
         p.add_argument("ids", nargs="*")
         p.add_argument("--all", action="store_true")
-    for p in (dl, ds, *(dsub.choices[n] for n in ("redrive", "purge"))):
+        p.set_defaults(handler=handler)
+    for p in dsub.choices.values():
         _common(p, database=False)
 
     status = sub.add_parser("status", help="the group's backlog per stream, its consumers, the dead letters")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     _common(status, database=False)
+    status.set_defaults(handler=_status)
 
-    for add in _optional_parsers():
-        add(sub)
+    add_query_parser(sub)
+    add_maintenance_parsers(sub)
     return parser
-
-
-def _optional_parsers() -> list[Callable[[Any], object]]:
-    adders: list[Callable[[Any], object]] = []
-    try:
-        from worker.read.cli import add_query_parser
-
-        adders.append(add_query_parser)
-    except ImportError:  # pragma: no cover - read side not installed
-        pass
-    try:
-        from worker.maintenance.cli import add_maintenance_parsers
-
-        adders.append(add_maintenance_parsers)
-    except ImportError:  # pragma: no cover
-        pass
-    return adders
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -145,72 +142,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    try:
-        return _dispatch(args)
-    except (ValueError, KeyError) as exc:
-        print(f"metrics-worker: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 2
-    except redis.ResponseError as exc:  # Redis answered: the request, not the URL, is at fault
-        print(f"metrics-worker: Redis refused it: {exc}", file=sys.stderr)
-        return 2
-    except redis.RedisError as exc:
-        print(f"metrics-worker: Redis: {exc} (check --redis-url / REDIS_URL)", file=sys.stderr)
-        return 2
-    except psycopg.OperationalError as exc:
-        print(
-            f"metrics-worker: PostgreSQL: {exc} (check --database-url / DATABASE_URL)".strip(),
-            file=sys.stderr,
-        )
-        return 2
+    return exits.run("metrics-worker", lambda: int(args.handler(args)))
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "query":
-        from worker.read.cli import run_query
+def _run(args: argparse.Namespace) -> int:
+    from worker.ingest.consumer import Worker, tune_gc_for_batches
 
-        return int(run_query(args))
     settings = settings_from(args)
-    if args.command == "run":
-        from worker.ingest.consumer import Worker, tune_gc_for_batches
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
 
-        if settings.metrics_port:
-            from prometheus_client import start_http_server
-
-            try:
-                start_http_server(settings.metrics_port)
-            except OSError as exc:
-                raise ValueError(
-                    f"--metrics-port / METRICS_PORT: cannot serve on port "
-                    f"{settings.metrics_port}: {exc.strerror}"
-                ) from None
-        tune_gc_for_batches()
-        return Worker(settings).run(burst=args.burst)
-    if args.command == "schema":
-        from worker.rollups import backfill, pending
-        from worker.schema import apply_schema
-
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
-            apply_schema(conn, force=True)  # also repairs what was dropped since it was applied
-            print("schema applied")
-            if pending(conn):  # a database written by a version without roll-ups: count its rows
-                counted = backfill(
-                    conn, progress=lambda entity, n: print(f"roll-ups: {entity} {n:,} rows counted")
-                )
-                print("roll-ups back-filled: " + ", ".join(f"{k} {v:,}" for k, v in counted.items()))
-        return 0
-    if args.command == "dlq":
-        return _dlq(args, settings)
-    if args.command == "status":
-        return _status(args, settings)
-    from worker.maintenance.cli import run_maintenance
-
-    return int(run_maintenance(args, settings))
+        try:
+            start_http_server(settings.metrics_port)
+        except OSError as exc:
+            raise ValueError(
+                f"--metrics-port / METRICS_PORT: cannot serve on port {settings.metrics_port}: {exc.strerror}"
+            ) from None
+    tune_gc_for_batches()
+    return Worker(settings).run(burst=args.burst)
 
 
-def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.ingest.deadletter import DeadLetters
+def _schema(args: argparse.Namespace) -> int:
+    from worker.rollups import backfill, pending
+    from worker.schema import apply_schema
+
+    with psycopg.connect(settings_from(args).database_url, autocommit=True) as conn:
+        apply_schema(conn, force=True)  # also repairs what was dropped since it was applied
+        print("schema applied")
+        if pending(conn):  # a database written by a version without roll-ups: count its rows
+            counted = backfill(
+                conn, progress=lambda entity, n: print(f"roll-ups: {entity} {n:,} rows counted")
+            )
+            print("roll-ups back-filled: " + ", ".join(f"{k} {v:,}" for k, v in counted.items()))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
     from worker.ingest.stream import StreamClient
 
+    settings = settings_from(args)
     client = redis.Redis.from_url(settings.redis_url)
     shards = StreamClient(client, settings.keys, settings.group, "status").status()
     dead = DeadLetters(client, settings.keys.dead_letters).count()
@@ -254,42 +224,54 @@ def _how_many(n: int | None) -> str:
     return "some (Redis < 7 does not count them)" if n is None else str(n)
 
 
-def _dlq(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.ingest.deadletter import DeadLetters
+def _dead_letters(settings: Settings) -> DeadLetters:
+    return DeadLetters(redis.Redis.from_url(settings.redis_url), settings.keys.dead_letters)
 
-    letters = DeadLetters(redis.Redis.from_url(settings.redis_url), settings.keys.dead_letters)
-    action = args.dlq_command
-    if action == "list":
-        rows = letters.list(count=args.limit)
-        if args.json:
-            print(
-                json.dumps([{k: v for k, v in r.as_dict().items() if k != "payload"} for r in rows], indent=2)
-            )
-        else:
-            print(f"{letters.count()} dead letters in {letters.key}")
-            for r in rows:
-                print(f"{r.id}  {r.failed_at}  {r.stream}/{r.entry_id}  x{r.deliveries}  {r.reason[:100]}")
-        return 0
-    if action == "show":
-        letter = letters.get(args.id)
-        if letter is None:
-            raise KeyError(f"no dead letter with id {args.id} in {letters.key}")
-        data = letter.as_dict()
-        if args.json:
-            print(json.dumps(data, indent=2))
-        else:
-            for key, value in data.items():
-                print(f"{key:>10}: {value}")
-        return 0
-    if not args.ids and not args.all:
-        raise ValueError(f"dlq {action}: name the dead letters to {action}, or pass --all")
-    ids = None if args.all else list(args.ids)
-    if action == "redrive":
-        n = letters.redrive(ids, default_stream=settings.keys.streams[0])
-        print(f"redrove {n} dead letters to their streams")
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    letters = _dead_letters(settings_from(args))
+    rows = letters.list(count=args.limit)
+    if args.json:
+        print(json.dumps([{k: v for k, v in r.as_dict().items() if k != "payload"} for r in rows], indent=2))
     else:
-        n = letters.purge(ids)
-        print(f"purged {n} dead letters")
+        print(f"{letters.count()} dead letters in {letters.key}")
+        for r in rows:
+            print(f"{r.id}  {r.failed_at}  {r.stream}/{r.entry_id}  x{r.deliveries}  {r.reason[:100]}")
+    return 0
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    letters = _dead_letters(settings_from(args))
+    letter = letters.get(args.id)
+    if letter is None:
+        raise NotFound(f"no dead letter with id {args.id} in {letters.key}")
+    data = letter.as_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        for key, value in data.items():
+            print(f"{key:>10}: {value}")
+    return 0
+
+
+def _chosen(args: argparse.Namespace) -> list[str] | None:
+    if not args.ids and not args.all:
+        raise ValueError(
+            f"dlq {args.dlq_command}: name the dead letters to {args.dlq_command}, or pass --all"
+        )
+    return None if args.all else list(args.ids)
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    ids, settings = _chosen(args), settings_from(args)
+    n = _dead_letters(settings).redrive(ids, default_stream=settings.keys.streams[0])
+    print(f"redrove {n} dead letters to their streams")
+    return 0
+
+
+def _dlq_purge(args: argparse.Namespace) -> int:
+    n = _dead_letters(settings_from(args)).purge(_chosen(args))
+    print(f"purged {n} dead letters")
     return 0
 
 

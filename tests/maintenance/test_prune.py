@@ -26,9 +26,9 @@ from contract.events import (
     ToolCompleted,
     ToolStarted,
 )
-from tests.core.histories import coherent_history, deliveries
-from tests.core.reference import SeedReference, apply_retrying, database_tables
-from tests.core.rollups import assert_rollups_match
+from tests.engine.histories import coherent_history, deliveries
+from tests.engine.reference import SeedReference, apply_retrying, database_tables
+from tests.engine.rollups import assert_rollups_match
 from tests.maintenance.helpers import aggregate_drift, maintenance_settings, runs
 from worker.engine.apply import apply_events
 from worker.maintenance.jobs import run_prune

@@ -23,9 +23,9 @@ from contract.events import (
     TokenUsage,
     ToolStarted,
 )
-from tests.core.histories import coherent_history, deliveries
-from tests.core.reference import SeedReference, database_tables
-from tests.core.rollups import assert_rollups_match
+from tests.engine.histories import coherent_history, deliveries
+from tests.engine.reference import SeedReference, database_tables
+from tests.engine.rollups import assert_rollups_match
 from tests.maintenance.helpers import aggregate_drift, complete_history, maintenance_settings, runs
 from worker.engine.apply import apply_events
 from worker.maintenance.jobs import run_reconcile
@@ -302,7 +302,7 @@ def _reconcile_loop(url: str, stop: threading.Event, totals: list[int], errors: 
 def test_reconcile_racing_workers_draining_a_stream_loses_no_event(
     db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
-    from tests.worker.helpers import publish, settings
+    from tests.ingest.helpers import publish, settings
     from worker.ingest.consumer import Worker
 
     rng = random.Random(17)

@@ -212,3 +212,21 @@ def test_cli_reports_a_skip_and_refuses_bad_input(
         maintenance_main(["prune", "--older-than", "99999999999d"])
     assert exit_info.value.code == 2
     assert "'99999999999d' is longer than 36500 days" in capsys.readouterr().err
+
+
+def test_the_deprecated_paths_still_schedule_and_run_the_jobs(redis_url: str) -> None:
+    """One release of shims for deployed schedulers: ``rq cron worker.cron_config`` registers the
+    same jobs, and jobs queued under ``worker.jobs.*`` still resolve (a fresh process, as rq's)."""
+    script = (
+        "import redis, rq.cron, worker.jobs, worker.maintenance.jobs as j\n"
+        "assert (worker.jobs.reconcile, worker.jobs.prune) == (j.reconcile, j.prune)\n"
+        f"s = rq.cron.CronScheduler(connection=redis.Redis.from_url({redis_url!r}))\n"
+        "s.load_config_from_file('worker.cron_config')\n"
+        "print(sorted(job.func_name for job in s.get_jobs()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]  # rq logs the registrations before it
+    assert last == "['worker.maintenance.jobs.prune', 'worker.maintenance.jobs.reconcile']"

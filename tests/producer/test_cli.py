@@ -13,7 +13,7 @@ import redis
 
 from contract import encode
 from producer.cli import main
-from producer.simulate import agent_events
+from producer.histories import agent_events
 from tests.producer.conftest import read_stream
 from worker.dev.embedded import free_port
 

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from producer import Publisher
-from producer.simulate import EVENT_TYPE_OF, agent_calls
+from producer.histories import EVENT_TYPE_OF, agent_calls
 from tests.producer.conftest import RedisServer, black_hole, quick_settings, read_stream, wait_for
 
 pytestmark = pytest.mark.drill

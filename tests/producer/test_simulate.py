@@ -6,7 +6,7 @@ import random
 from collections import Counter, defaultdict
 
 from contract import EVENT_TYPES
-from producer.simulate import agent_calls, agent_events
+from producer.histories import agent_calls, agent_events
 
 
 def test_histories_are_causally_coherent() -> None:

@@ -7,15 +7,16 @@ import fcntl
 import os
 from pathlib import Path
 
-from producer.spool import Spool, SpoolBatch
+from producer.delivery import Batch
+from producer.spool import Spool
 
 
-def batch(seq: int, events: int = 10, size: int = 100, stream: str = "s", token: str = "tok") -> SpoolBatch:
-    return SpoolBatch(token, seq, stream, [f"{seq}:{i}:".encode().ljust(size, b"x") for i in range(events)])
+def batch(seq: int, events: int = 10, size: int = 100, stream: str = "s", token: str = "tok") -> Batch:
+    return Batch(token, seq, stream, [f"{seq}:{i}:".encode().ljust(size, b"x") for i in range(events)])
 
 
-def drain(spool: Spool, per_peek: int = 25) -> list[SpoolBatch]:
-    out: list[SpoolBatch] = []
+def drain(spool: Spool, per_peek: int = 25) -> list[Batch]:
+    out: list[Batch] = []
     while batches := spool.peek(per_peek):
         out.extend(batches)
         spool.commit()

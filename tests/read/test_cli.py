@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from tests.conftest import Services
 from tests.read.conftest import Filled
+from worker.dev.scratch import with_search_path
 from worker.read.cli import add_query_parser, main
 
 
@@ -76,8 +78,8 @@ def test_a_filter_mistake_is_one_line_and_status_2(url: str, capsys: pytest.Capt
     assert main(["sessions", "--start-date", "2026-02-10", "--end-date", "2026-02-01"]) == 2
     err = capsys.readouterr().err
     assert err == (
-        "error: end_date 2026-02-01 is before start_date 2026-02-10; both are inclusive UTC dates, "
-        "pass an end_date on or after the start_date\n"
+        "python -m worker.read.cli: end_date 2026-02-01 is before start_date 2026-02-10; both are "
+        "inclusive UTC dates, pass an end_date on or after the start_date\n"
     )
 
 
@@ -112,28 +114,39 @@ def test_bad_arguments_are_usage_errors(
 
 def test_a_session_not_found_is_status_1(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["session_detail", "ghost"]) == 1
-    assert capsys.readouterr().err.startswith("error: session 'ghost' not found")
+    assert capsys.readouterr().err.startswith("python -m worker.read.cli: session 'ghost' not found")
 
 
-def test_a_database_that_is_away_is_one_line_and_status_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_database_that_is_away_is_one_line_and_status_3(capsys: pytest.CaptureFixture[str]) -> None:
     assert (
-        main(["summary", "--database-url", "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"]) == 1
+        main(["summary", "--database-url", "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"]) == 3
     )
     err = capsys.readouterr().err
-    assert err.startswith("error: cannot read from the database:") and err.count("\n") == 1
+    assert err.startswith("python -m worker.read.cli: PostgreSQL: ") and err.count("\n") == 1
+    assert err.endswith("(check --database-url / DATABASE_URL)\n")
+
+
+def test_a_database_without_the_tables_is_status_1_and_says_what_to_check(
+    services: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = with_search_path(services.database_url, "no_tables_here")  # a schema that does not exist
+    assert main(["summary", "--database-url", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("python -m worker.read.cli: PostgreSQL: ") and err.count("\n") == 1
+    assert "is schema.sql applied, and does the URL's search_path point at it?" in err
 
 
 def test_wired_into_a_main_cli_as_the_query_subcommand(
     scenario: Filled, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """What worker/cli.py does: add_query_parser on its subparsers, then args.func(args); a
+    """What worker/cli.py does: add_query_parser on its subparsers, then args.handler(args); a
     --database-url of the main CLI (dest database_url) is used when the query has none."""
     parser = argparse.ArgumentParser(prog="metrics-worker")
     parser.add_argument("--database-url")
     add_query_parser(parser.add_subparsers(dest="command", required=True))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     args = parser.parse_args(["--database-url", scenario.url, "query", "sessions", "--limit", "2", "--json"])
-    assert args.func(args) == 0
+    assert args.handler(args) == 0
     assert json.loads(capsys.readouterr().out) == _json(scenario.oracle.sessions(limit=2))
 
 

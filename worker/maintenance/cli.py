@@ -15,13 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-import psycopg
-import redis
-
-from worker.errors import PostgresError
+from contract import exits
 from worker.settings import Settings, parse_duration
-
-JOBS = ("reconcile", "prune")
 
 
 def _duration(flag: str) -> Callable[[str], timedelta]:
@@ -46,7 +41,7 @@ def _connections(parser: argparse.ArgumentParser) -> None:
 
 
 def add_maintenance_parsers(subparsers: Any) -> None:
-    """Add ``reconcile`` and ``prune`` to a CLI's subparsers (``args.maintenance_job`` says which)."""
+    """Add ``reconcile`` and ``prune`` to a CLI's subparsers; each sets ``args.handler``."""
     rec = subparsers.add_parser(
         "reconcile",
         help="close sessions, rounds and forwards left open by agents that died",
@@ -59,58 +54,62 @@ def add_maintenance_parsers(subparsers: Any) -> None:
         type=_duration("--grace"),
         help="only rows idle longer than this [env METRICS_RECONCILE_GRACE, default 10m]",
     )
-    rec.set_defaults(maintenance_job="reconcile")
+    rec.set_defaults(handler=reconcile)
 
-    prune = subparsers.add_parser(
+    parser = subparsers.add_parser(
         "prune",
         help="delete rounds, forwards and counters older than the retention",
         description="Delete rounds (with their tool calls, adjusting their sessions), forwarded requests, "
         "sync-mismatch counters and stubs older than --older-than, expired counter "
         "bookkeeping and old dead letters, in bounded chunks.",
     )
-    _connections(prune)
-    prune.add_argument(
+    _connections(parser)
+    parser.add_argument(
         "--older-than",
         type=_duration("--older-than"),
         help="retention, e.g. 90d [env METRICS_RETENTION, default 90d]",
     )
-    prune.add_argument(
+    parser.add_argument(
         "--dedupe-window",
         type=_duration("--dedupe-window"),
         help="keep counter event ids this long, at least 1d [env METRICS_DEDUPE_WINDOW, default 14d]",
     )
-    prune.add_argument(
+    parser.add_argument(
         "--dead-letter-retention",
         type=_duration("--dead-letter-retention"),
         help="keep dead letters this long [env METRICS_DEAD_LETTER_RETENTION, default 30d]",
     )
-    prune.set_defaults(maintenance_job="prune")
+    parser.set_defaults(handler=prune)
 
 
-def run_maintenance(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the job ``args`` names with ``settings`` (its flags applied on top); the exit status."""
-    from worker.maintenance.jobs import run_prune, run_reconcile
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(database_url=args.database_url, redis_url=args.redis_url, stream=args.stream)
 
-    job = getattr(args, "maintenance_job", None) or getattr(args, "command", None)
-    if job not in JOBS:
-        raise ValueError(f"unknown maintenance job {job!r}; use one of {', '.join(JOBS)}")
-    try:
-        if job == "reconcile":
-            if getattr(args, "grace", None) is not None:
-                settings = settings.with_(reconcile_grace=args.grace)
-            details = run_reconcile(settings)
-        else:
-            for flag, name in (
-                ("older_than", "retention"),
-                ("dedupe_window", "dedupe_window"),
-                ("dead_letter_retention", "dead_letter_retention"),
-            ):
-                if getattr(args, flag, None) is not None:
-                    settings = settings.with_(**{name: getattr(args, flag)})
-            details = run_prune(settings)
-    except PostgresError as exc:  # PostgreSQL failed a chunk (retried first if transient); logged too
-        print(f"{job}: failed: {exc}", file=sys.stderr)
-        return 1
+
+def reconcile(args: argparse.Namespace) -> int:
+    from worker.maintenance.jobs import run_reconcile
+
+    settings = _settings(args)
+    if args.grace is not None:
+        settings = settings.with_(reconcile_grace=args.grace)
+    return _report("reconcile", run_reconcile(settings))
+
+
+def prune(args: argparse.Namespace) -> int:
+    from worker.maintenance.jobs import run_prune
+
+    settings = _settings(args)
+    for flag, name in (
+        ("older_than", "retention"),
+        ("dedupe_window", "dedupe_window"),
+        ("dead_letter_retention", "dead_letter_retention"),
+    ):
+        if getattr(args, flag) is not None:
+            settings = settings.with_(**{name: getattr(args, flag)})
+    return _report("prune", run_prune(settings))
+
+
+def _report(job: str, details: dict[str, Any]) -> int:
     print(json.dumps({"job": job, **details}, sort_keys=True))
     return 0
 
@@ -131,21 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    prog = "maintenance"
-    try:
-        settings = Settings.from_env(
-            database_url=args.database_url, redis_url=args.redis_url, stream=args.stream
-        )
-        return run_maintenance(args, settings)
-    except ValueError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    except redis.RedisError as exc:
-        print(f"{prog}: Redis: {exc} (check --redis-url / REDIS_URL)", file=sys.stderr)
-        return 1
-    except psycopg.OperationalError as exc:
-        print(f"{prog}: PostgreSQL: {exc} (check --database-url / DATABASE_URL)".strip(), file=sys.stderr)
-        return 1
+    return exits.run("maintenance", lambda: int(args.handler(args)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
+from contract import exits
 from worker.read import queries
 from worker.read.models import (
     DailyMetrics,
@@ -260,9 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(args.database_url, max_connections=args.max_connections)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
+
+    def serve() -> int:
+        app = create_app(args.database_url, max_connections=args.max_connections)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+
+    return exits.run("metrics-api", serve)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The ``query`` subcommand: ``metrics-worker query <name> [filters] [--json]``.
 
-Readable tables by default, JSON (the API's shapes) with ``--json``. A mistake in the filters is
-one line on stderr and exit status 2; a session not found or a database error, one line and 1.
+Readable tables by default, JSON (the API's shapes) with ``--json``. Errors are one line on stderr
+and the exit code of contract/exits.py: a mistake in the filters 2, a session not found 1, a
+database away 3.
 Standalone: ``python -m worker.read.cli <name> [filters] [--json]``.
 """
 
@@ -22,6 +23,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from contract import exits
+from contract.exits import NotFound
 from worker.read import queries
 from worker.read.models import (
     DailyMetrics,
@@ -34,7 +37,7 @@ from worker.read.models import (
     SessionMetrics,
     TokenUsage,
 )
-from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError
+from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT
 from worker.settings import DEFAULT_DATABASE_URL
 
 Result = BaseModel | list[Any] | None
@@ -126,18 +129,17 @@ def _add_reads(parser: argparse.ArgumentParser) -> None:
     for read in READS:
         sub = names.add_parser(read.name, aliases=list(read.aliases), help=read.help, description=read.help)
         _add_filters(sub, read.filters)
-        sub.set_defaults(query_read=read.name)
+        sub.set_defaults(handler=run_query, query_read=read.name)
 
 
 def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``query <name> [filters] [--json]`` to a CLI's subparsers; dispatch with ``args.func(args)``."""
+    """Add ``query <name> [filters] [--json]`` to a CLI's subparsers; run it with ``args.handler(args)``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "query",
         help="print one of the metrics reads (summary, sessions, ...)",
         description="Print one of the metrics reads as a table, or as JSON with --json.",
     )
     _add_reads(parser)
-    parser.set_defaults(func=run_query)
     return parser
 
 
@@ -153,19 +155,12 @@ def run_query(args: argparse.Namespace) -> int:
         or os.environ.get("DATABASE_URL")
         or DEFAULT_DATABASE_URL
     )
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.read_only = True
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            result = read.run(conn, args)
-    except QueryError as exc:
-        return _fail(str(exc), 2)
-    except psycopg.errors.UndefinedTable as exc:
-        return _fail(f"{exc}: is schema.sql applied, and does the URL's search_path point at it?", 1)
-    except psycopg.Error as exc:
-        return _fail(f"cannot read from the database: {exc}", 1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.read_only = True
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        result = read.run(conn, args)
     if result is None:
-        return _fail(f"session {args.session_id!r} not found (unknown, or its start has not arrived yet)", 1)
+        raise NotFound(f"session {args.session_id!r} not found (unknown, or its start has not arrived yet)")
     if args.json:
         payload = (
             [r.model_dump(mode="json") for r in result]
@@ -180,11 +175,6 @@ def run_query(args: argparse.Namespace) -> int:
         for table in read.render(result):
             console.print(table)
     return 0
-
-
-def _fail(message: str, status: int) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    return status
 
 
 # -- tables -------------------------------------------------------------------------------------
@@ -484,7 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Print one of the metrics reads as a table, or as JSON with --json.",
     )
     _add_reads(parser)
-    return run_query(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    return exits.run(parser.prog, lambda: run_query(args))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.core.histories import T0, coherent_history, deliveries, split
-from tests.core.rollups import assert_rollups_match, reads_both_ways, rollup_buckets
+from tests.engine.histories import T0, coherent_history, deliveries, split
+from tests.engine.rollups import assert_rollups_match, reads_both_ways, rollup_buckets
 from worker.engine.apply import apply_events
 from worker.maintenance.prune import prune
 from worker.maintenance.reconcile import HintSnapshot, reconcile

@@ -18,9 +18,9 @@ import redis
 from psycopg import errors as pgerrors
 
 from contract.events import SyncMismatch
-from tests.core.histories import T0, coherent_history, deliveries
-from tests.core.reference import SeedReference, database_tables
-from tests.worker.helpers import drain, log_of, publish, settings, spawn_worker, wait_for
+from tests.engine.histories import T0, coherent_history, deliveries
+from tests.engine.reference import SeedReference, database_tables
+from tests.ingest.helpers import drain, log_of, publish, settings, spawn_worker, wait_for
 from worker.engine.apply import apply_events
 from worker.errors import PermanentError, TransientError, translate
 from worker.ingest.consumer import Worker
@@ -177,7 +177,8 @@ def test_sigterm_ends_a_worker_whose_batch_waits_on_a_row_lock(
     or not (found in review). Its lock_timeout ends the wait; the batch stays pending."""
     from contract.events import SessionStarted
 
-    s = settings(db_url, redis_url, key_prefix, consumer="locked")
+    consumer = f"locked-{key_prefix[-12:]}"  # concurrent suites on the same server have their own
+    s = settings(db_url, redis_url, key_prefix, consumer=consumer)
     with psycopg.connect(db_url, autocommit=True) as setup:
         apply_events(setup, [SessionStarted(event_id="s0", occurred_at=T0, session_id="held", model="m")])
     holder = psycopg.connect(db_url)
@@ -188,11 +189,13 @@ def test_sigterm_ends_a_worker_whose_batch_waits_on_a_row_lock(
             s.stream,
             [SessionStarted(event_id="s1", occurred_at=T0, session_id="held", model="m2")],
         )
-        proc = spawn_worker(s, "--consumer", "locked")
-        wait_for(
+        proc = spawn_worker(s, "--consumer", consumer)
+        wait_for(  # this worker's connection waits on the lock (not another suite's)
             lambda: (
                 conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND application_name = %s",
+                    (f"metrics-worker:{consumer}"[:63],),
                 ).fetchone()[0]
                 > 0
             )

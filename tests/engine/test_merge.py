@@ -8,7 +8,7 @@ from dataclasses import asdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.core.histories import coherent_history, deliveries
+from tests.engine.histories import coherent_history, deliveries
 from worker.engine.merge import Plan, plan
 
 

@@ -10,9 +10,9 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.core.histories import coherent_history, deliveries, split
-from tests.core.reference import SeedReference, apply_retrying, database_tables
-from tests.core.rollups import assert_rollups_match, reads_both_ways
+from tests.engine.histories import coherent_history, deliveries, split
+from tests.engine.reference import SeedReference, apply_retrying, database_tables
+from tests.engine.rollups import assert_rollups_match, reads_both_ways
 from worker.engine.apply import apply_events
 
 TABLES = (

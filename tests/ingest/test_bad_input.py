@@ -13,9 +13,9 @@ import redis
 
 from contract.codec import STREAM_FIELD, encode
 from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenUsage
-from tests.core.histories import T0, coherent_history
-from tests.core.reference import SeedReference, database_tables
-from tests.worker.helpers import drain, publish, settings, worker_env
+from tests.engine.histories import T0, coherent_history
+from tests.engine.reference import SeedReference, database_tables
+from tests.ingest.helpers import drain, publish, settings, worker_env
 from worker.ingest import triage
 from worker.ingest.consumer import Worker
 from worker.ingest.deadletter import DeadLetters
@@ -249,7 +249,7 @@ def test_dlq_cli_lists_shows_redrives_and_purges(
     shown = cli("show", second.id, "--json")
     assert json.loads(shown.stdout)["payload"] == "{broken"
     missing = cli("show", "1-1")
-    assert missing.returncode == 2 and "no dead letter with id 1-1" in missing.stderr
+    assert missing.returncode == 1 and "no dead letter with id 1-1" in missing.stderr  # not found
     assert cli("redrive").returncode == 2
     assert cli("redrive", "--all").returncode == 0
     assert letters.count() == 0

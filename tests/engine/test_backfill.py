@@ -10,9 +10,9 @@ import threading
 
 import psycopg
 
-from tests.core.histories import coherent_history, deliveries
-from tests.core.reference import apply_retrying
-from tests.core.rollups import assert_rollups_match, reads_both_ways
+from tests.engine.histories import coherent_history, deliveries
+from tests.engine.reference import apply_retrying
+from tests.engine.rollups import assert_rollups_match, reads_both_ways
 from worker.engine.apply import apply_events
 from worker.read import queries
 from worker.read.queries import rollup_sql

@@ -154,8 +154,8 @@ def test_an_entry_deleted_while_pending_on_a_dead_consumer_is_acked_as_gone(
     it itself. Either way the rest is applied and nothing stays pending."""
     from contract.codec import encode
     from contract.events import SyncMismatch
-    from tests.core.histories import T0
-    from tests.worker.helpers import drain, settings
+    from tests.engine.histories import T0
+    from tests.ingest.helpers import drain, settings
 
     s = settings(db_url, redis_url, key_prefix, claim_idle_ms=50)
     ids = [

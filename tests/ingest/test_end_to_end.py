@@ -8,9 +8,9 @@ import threading
 import psycopg
 import redis
 
-from tests.core.histories import coherent_history, deliveries
-from tests.core.reference import SeedReference, database_tables
-from tests.worker.helpers import drain, publish, settings
+from tests.engine.histories import coherent_history, deliveries
+from tests.engine.reference import SeedReference, database_tables
+from tests.ingest.helpers import drain, publish, settings
 from worker.ingest.consumer import Worker
 
 
