@@ -106,18 +106,14 @@ ORDER BY 1
 """
 )
 
-READ_FORWARD_SUMMARY_SQL = rollup_sql.either(
-    rollup_sql.FORWARD_SUMMARY_SQL, FORWARD_SUMMARY_SQL, ("forwards",)
-)
-READ_FORWARD_BY_ENDPOINT_SQL = rollup_sql.either(
+READ_FORWARD_SUMMARY = rollup_sql.read(rollup_sql.FORWARD_SUMMARY_SQL, FORWARD_SUMMARY_SQL, ("forwards",))
+READ_FORWARD_BY_ENDPOINT = rollup_sql.read(
     rollup_sql.FORWARD_BY_ENDPOINT_SQL,
     FORWARD_BY_ENDPOINT_SQL,
     ("forwards",),
     'requests DESC, endpoint COLLATE "C"',
 )
-READ_FORWARD_DAILY_SQL = rollup_sql.either(
-    rollup_sql.FORWARD_DAILY_SQL, FORWARD_DAILY_SQL, ("forwards",), "day"
-)
+READ_FORWARD_DAILY = rollup_sql.read(rollup_sql.FORWARD_DAILY_SQL, FORWARD_DAILY_SQL, ("forwards",), "day")
 
 
 def forward_summary(
@@ -133,7 +129,7 @@ def forward_summary(
     check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "endpoint": endpoint, "model": model}
     with borrowed(source) as conn:
-        (row,) = fetch_all(conn, READ_FORWARD_SUMMARY_SQL, params)
+        (row,) = rollup_sql.fetch(conn, READ_FORWARD_SUMMARY, params, "requests")
     return ForwardMetricsSummary(
         total_requests=row["requests"],
         successful_requests=row["successful"],
@@ -155,7 +151,7 @@ def forward_by_endpoint(
     check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "model": model}
     with borrowed(source) as conn:
-        rows = fetch_all(conn, READ_FORWARD_BY_ENDPOINT_SQL, params)
+        rows = rollup_sql.fetch(conn, READ_FORWARD_BY_ENDPOINT, params, "endpoint")
     return [
         ForwardEndpointMetrics(
             endpoint=row["endpoint"],
@@ -201,7 +197,7 @@ def forward_daily_metrics(
     counts requests; rounds, tool calls, cached outputs and breakdowns stay zero/empty."""
     start, end = daily_window(days, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, READ_FORWARD_DAILY_SQL, {"start_date": start, "end_date": end})
+        rows = rollup_sql.fetch(conn, READ_FORWARD_DAILY, {"start_date": start, "end_date": end}, "day")
     return [
         DailyMetrics(
             date=row["day"],

@@ -12,9 +12,13 @@ Until the roll-ups of a database written by an earlier version are back-filled
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.rows import DictRow
+
+from worker.read.queries._base import fetch_all
 
 _IN_DAYS = """
     day >= COALESCE(%(start_date)s::date, '-infinity') AND day <= COALESCE(%(end_date)s::date, 'infinity')"""
@@ -183,19 +187,43 @@ ORDER BY day
 )
 
 
-def either(rollup: str, base: str, entities: tuple[str, ...], order_by: str = "") -> str:
-    """One statement answering from ``rollup`` when the roll-ups count every row of ``entities``,
-    else from ``base`` (the same read over the base tables). The check is an init plan, and the
-    branch it rules out is a one-time filter: planned, never run."""
+@dataclass(frozen=True)
+class Read:
+    """An aggregate read: its statement over the roll-ups, which also says whether they are
+    complete (column ``rollups_ready``), and the same read over the base tables."""
+
+    rollup: str
+    base: str
+
+
+def read(rollup: str, base: str, entities: tuple[str, ...], order_by: str = "") -> Read:
+    """The roll-up statement of a read, LEFT JOINed to the check that the roll-ups count every row
+    of ``entities``, so that it answers in one statement and always returns a row.
+
+    Not one statement with both branches (UNION ALL behind one-time filters): the planned base
+    branch on a big history made PostgreSQL JIT-compile the statement, 60 ms of a 1.6 ms read.
+    """
     names = ", ".join(f"'{name}'" for name in entities)
-    ready = f"(SELECT count(*) = {len(entities)} FROM rollup_backfill WHERE done AND entity IN ({names}))"
-    # OFFSET 0 keeps the check out of the branches: pushed down into a parallel scan, it became a
-    # filter on every row of the base table (measured: 80 ms instead of 3 on 5M forwards).
-    either = (
-        f"SELECT * FROM ({rollup} OFFSET 0) AS from_rollups WHERE {ready}\n"
-        f"UNION ALL\nSELECT * FROM ({base} OFFSET 0) AS from_base WHERE NOT {ready}\n"
+    ready = (
+        f"SELECT count(*) = {len(entities)} AS rollups_ready FROM rollup_backfill "
+        f"WHERE done AND entity IN ({names})"
     )
-    return f"SELECT * FROM ({either}) AS answer ORDER BY {order_by}\n" if order_by else either
+    return Read(
+        f"SELECT ready.rollups_ready, answer.* FROM ({ready}) AS ready\n"
+        f"LEFT JOIN ({rollup}) AS answer ON ready.rollups_ready\n"
+        + (f"ORDER BY {order_by}\n" if order_by else ""),
+        base,
+    )
+
+
+def fetch(conn: psycopg.Connection[Any], r: Read, params: dict[str, Any], key: str) -> list[DictRow]:
+    """The rows of a read: from the roll-ups (one statement), or, while a back-fill is still to
+    count some rows, from the base tables (a second). ``key``: a column no answer row has NULL
+    (the row of a read with no answer rows has NULLs only)."""
+    rows = fetch_all(conn, r.rollup, params)
+    if rows and rows[0]["rollups_ready"]:
+        return [row for row in rows if row[key] is not None]
+    return fetch_all(conn, r.base, params)
 
 
 READY_SQL = """

@@ -224,11 +224,11 @@ ORDER BY day
 """
 )
 
-READ_SUMMARY_SQL = rollup_sql.either(rollup_sql.SUMMARY_SQL, SUMMARY_SQL, ("sessions",))
-READ_BY_MODEL_SQL = rollup_sql.either(
+READ_SUMMARY = rollup_sql.read(rollup_sql.SUMMARY_SQL, SUMMARY_SQL, ("sessions",))
+READ_BY_MODEL = rollup_sql.read(
     rollup_sql.BY_MODEL_SQL, BY_MODEL_SQL, ("sessions",), 'total_tokens DESC, model COLLATE "C"'
 )
-READ_DAILY_SQL = rollup_sql.either(rollup_sql.DAILY_SQL, DAILY_SQL, ("sessions", "tool_calls"), "day")
+READ_DAILY = rollup_sql.read(rollup_sql.DAILY_SQL, DAILY_SQL, ("sessions", "tool_calls"), "day")
 
 
 def summary(
@@ -237,7 +237,9 @@ def summary(
     """Totals over the sessions started in the dates, with sync mismatches of the same dates."""
     check_date_range(start_date, end_date)
     with borrowed(source) as conn:
-        (row,) = fetch_all(conn, READ_SUMMARY_SQL, {"start_date": start_date, "end_date": end_date})
+        (row,) = rollup_sql.fetch(
+            conn, READ_SUMMARY, {"start_date": start_date, "end_date": end_date}, "total_sessions"
+        )
     return MetricsSummary(
         total_sessions=row["total_sessions"],
         total_tokens=_usage(row),
@@ -261,7 +263,9 @@ def by_model(
     """Per model, most tokens first (ties by model name)."""
     check_date_range(start_date, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, READ_BY_MODEL_SQL, {"start_date": start_date, "end_date": end_date})
+        rows = rollup_sql.fetch(
+            conn, READ_BY_MODEL, {"start_date": start_date, "end_date": end_date}, "model"
+        )
     return [
         ModelMetrics(
             model=row["model"],
@@ -322,7 +326,7 @@ def daily_metrics(
     UTC), earliest first. ``days=0`` counts as 1, as the seed."""
     start, end = daily_window(days, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, READ_DAILY_SQL, {"start_date": start, "end_date": end})
+        rows = rollup_sql.fetch(conn, READ_DAILY, {"start_date": start, "end_date": end}, "day")
     return [
         DailyMetrics(
             date=row["day"],
