@@ -2,10 +2,8 @@
 
 A session exists for readers once its start has arrived (``started_at IS NOT NULL``); dates are
 inclusive UTC dates of ``started_at``. Each read is one statement, except session_detail (three,
-whatever the number of rounds and tool calls). The aggregates (summary, by_model, daily_metrics)
-are answered from the roll-ups (rollup_sql.py) in the same one statement that checks they are
-complete; the statements here are the same reads over the base tables, the seed's way, used
-until then (a database being back-filled).
+whatever the number of rounds and tool calls). Summary, by_model and daily_metrics are answered
+from the roll-ups (rollup_sql.py); the statements here are the same reads over the base tables.
 """
 
 from __future__ import annotations
