@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         "schema",
         "create the tables (idempotent): run it once on a new database",
         "Apply schema.sql: create the tables and indexes that are missing, and repair what was "
-        "dropped. Idempotent, under an advisory lock (workers starting at once are safe).",
+        "dropped. Idempotent, under an advisory lock (workers starting at once are safe). Then "
+        "back-fill the roll-ups of a database written by a version without them (a chunk per "
+        "transaction, next to running workers).",
     )
     _common(schema, streams=False)
     schema.add_argument(
@@ -242,11 +244,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from worker.rollups import backfill, pending
     from worker.schema import apply_schema, grant_reader
 
     with psycopg.connect(settings_from(args).database_url, autocommit=True) as conn:
         apply_schema(conn, force=True)  # also repairs what was dropped since it was applied
         print("schema applied")
+        if pending(conn):  # a database written by a version without roll-ups: count its rows
+            counted = backfill(
+                conn, progress=lambda entity, n: print(f"roll-ups: {entity} {n:,} rows counted")
+            )
+            print("roll-ups back-filled: " + ", ".join(f"{k} {v:,}" for k, v in counted.items()))
         if args.reader:
             created = grant_reader(conn, args.reader)
             print(f"role {args.reader} {'created and ' if created else ''}granted SELECT only")
