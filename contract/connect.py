@@ -21,6 +21,7 @@ from redis.exceptions import (
 )
 
 from contract.keys import Keys, slot_of
+from contract.urls import mask_url
 
 Client: TypeAlias = "redis.Redis | RedisCluster"
 
@@ -103,8 +104,5 @@ def refresh(client: Client) -> None:
 
 
 def safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    """The URL without its password, for messages (contract.urls.mask_url)."""
+    return mask_url(url)

@@ -41,7 +41,7 @@ ENV_VARS: dict[str, str] = {
 class ProducerSettings:
     """How a :class:`~producer.publisher.Publisher` reaches Redis and where it spools."""
 
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)  # a repr never shows a password
     stream: str = DEFAULT_STREAM
     shards: int = 1
     spool_dir: Path = field(default_factory=default_spool_dir)

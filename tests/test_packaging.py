@@ -24,6 +24,20 @@ def test_the_packaged_schema_is_the_top_level_one() -> None:
     assert schema_path().read_bytes() == (ROOT / "schema.sql").read_bytes()
 
 
+def test_the_wheel_ships_every_dashboard_asset() -> None:
+    """Every file under worker/read/static matches a package-data pattern (else the wheel lacks it)."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "worker.read"
+    ]
+    package = ROOT / "worker" / "read"
+    files = [p.relative_to(package) for p in (package / "static").rglob("*") if p.is_file()]
+    assert {"static/index.html", "static/dashboard.js", "static/vendor/uPlot.iife.min.js"} <= {
+        str(f) for f in files
+    }
+    unshipped = [str(f) for f in files if not any(f.match(p) for p in patterns)]
+    assert unshipped == []
+
+
 @pytest.mark.acceptance
 def test_the_readmes_wheel_installs_the_console_scripts_into_the_environments_bin(tmp_path: Path) -> None:
     """README, step 1: `python3 -m pip wheel --no-deps -w dist .`, then pip install it; the scripts
@@ -44,3 +58,7 @@ def test_the_readmes_wheel_installs_the_console_scripts_into_the_environments_bi
         assert (tmp_path / "env" / "bin" / script).exists(), script
     with zipfile.ZipFile(wheel) as archive:
         assert "worker/schema.sql" in archive.namelist()  # metrics-worker schema works from a wheel
+        shipped = set(archive.namelist())
+    package = ROOT / "worker" / "read"
+    assets = {f"worker/read/{p.relative_to(package)}" for p in (package / "static").rglob("*") if p.is_file()}
+    assert assets and assets <= shipped  # the dashboard works from a wheel

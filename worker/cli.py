@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         "[env METRICS_MAX_DELIVERIES, default 5]",
     )
     run.add_argument(
+        "--max-event-bytes",
+        type=int,
+        metavar="N",
+        help="larger entries are dead-lettered unread [env METRICS_MAX_EVENT_BYTES, default 1048576]",
+    )
+    run.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
@@ -134,9 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
         "schema",
         "create the tables (idempotent): run it once on a new database",
         "Apply schema.sql: create the tables and indexes that are missing, and repair what was "
-        "dropped. Idempotent, under an advisory lock (workers starting at once are safe).",
+        "dropped. Idempotent, under an advisory lock (workers starting at once are safe). Then "
+        "back-fill the roll-ups of a database written by a version without them (a chunk per "
+        "transaction, next to running workers).",
     )
     _common(schema, streams=False)
+    schema.add_argument(
+        "--reader",
+        metavar="ROLE",
+        help="also let ROLE (created if missing; password: env METRICS_READER_PASSWORD) SELECT and "
+        "nothing else: the role for metrics-api",
+    )
     schema.set_defaults(handler=_schema)
 
     dlq = _command(
@@ -196,6 +210,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         block_ms=getattr(args, "block_ms", None),
         claim_idle_ms=getattr(args, "claim_idle_ms", None),
         max_deliveries=getattr(args, "max_deliveries", None),
+        max_event_bytes=getattr(args, "max_event_bytes", None),
         metrics_port=getattr(args, "metrics_port", None),
     )
 
@@ -229,11 +244,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from worker.schema import apply_schema
+    from worker.rollups import backfill, pending
+    from worker.schema import apply_schema, grant_reader
 
     with psycopg.connect(settings_from(args).database_url, autocommit=True) as conn:
         apply_schema(conn, force=True)  # also repairs what was dropped since it was applied
-    print("schema applied")
+        print("schema applied")
+        if pending(conn):  # a database written by a version without roll-ups: count its rows
+            counted = backfill(
+                conn, progress=lambda entity, n: print(f"roll-ups: {entity} {n:,} rows counted")
+            )
+            print("roll-ups back-filled: " + ", ".join(f"{k} {v:,}" for k, v in counted.items()))
+        if args.reader:
+            created = grant_reader(conn, args.reader)
+            print(f"role {args.reader} {'created and ' if created else ''}granted SELECT only")
     return 0
 
 

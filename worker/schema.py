@@ -8,13 +8,17 @@ fingerprint is recorded and a schema already applied is left alone without locki
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from contract.exits import NotFound
+
+log = logging.getLogger(__name__)
 
 #: Arbitrary constant shared by every process that applies the schema.
 SCHEMA_LOCK_KEY = 0x6D657472_69637331  # "metrics1"
@@ -79,6 +83,15 @@ def apply_schema(conn: psycopg.Connection[Any], *, force: bool = False) -> bool:
             return False
         conn.execute(sql.encode())
         conn.execute("INSERT INTO metrics_schema VALUES (%s, now()) ON CONFLICT DO NOTHING", (digest,))
+        pending = conn.execute(
+            "SELECT string_agg(entity, ', ') FROM rollup_backfill WHERE NOT done"
+        ).fetchone()
+    if pending and pending[0]:
+        log.warning(
+            "the roll-ups do not count the %s written before them yet: run `metrics-worker schema` "
+            "to back-fill them (the aggregate reads use the base tables until then)",
+            pending[0],
+        )
     return True
 
 
@@ -87,3 +100,28 @@ def _is_applied(conn: psycopg.Connection[Any], digest: str) -> bool:
     if not table or table[0] is None:
         return False
     return conn.execute("SELECT 1 FROM metrics_schema WHERE sha256 = %s", (digest,)).fetchone() is not None
+
+
+def grant_reader(conn: psycopg.Connection[Any], role: str, password: str | None = None) -> bool:
+    """Let ``role`` read (SELECT, nothing else) every table of the current schema, and those created
+    in it later by this user: what ``metrics-api`` needs. Creates the role (LOGIN) when it does not
+    exist and returns True then; ``password`` (default: env METRICS_READER_PASSWORD) sets its password."""
+    password = password or os.environ.get("METRICS_READER_PASSWORD")
+    ident = sql.Identifier(role)
+    with conn.transaction():
+        schema = conn.execute("SELECT current_schema()").fetchone()
+        if not schema or schema[0] is None:
+            raise ValueError("no current schema to grant on: check search_path in DATABASE_URL")
+        target = sql.Identifier(schema[0])
+        created = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None
+        if created:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+        if password:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
+        for statement in (
+            "GRANT USAGE ON SCHEMA {schema} TO {role}",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {role}",
+        ):
+            conn.execute(sql.SQL(statement).format(schema=target, role=ident))
+    return created

@@ -32,6 +32,7 @@ from redis.exceptions import RedisClusterException
 from contract import exits
 from contract.connect import connect
 from contract.keys import DEFAULT_GROUP, Keys
+from contract.urls import mask_url
 from worker.dev.embedded import EmbeddedServers
 from worker.dev.scratch import wait_drained, with_search_path
 from worker.maintenance.scheduler import scheduler_redis_url
@@ -51,8 +52,9 @@ def script(name: str) -> str:
 
 
 def exports(env: dict[str, str], *names: str) -> str:
-    """``export A=... B=...`` for the variables another shell needs, quoted for it."""
-    return "export " + " ".join(f"{n}={shlex.quote(env[n])}" for n in names)
+    """``export A=... B=...`` for the variables another shell needs, quoted for it; a password in
+    a URL shows as ``***`` (the shell that set it has it)."""
+    return "export " + " ".join(f"{n}={shlex.quote(mask_url(env[n]))}" for n in names)
 
 
 def say(message: str) -> None:

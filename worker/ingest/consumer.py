@@ -85,7 +85,7 @@ class Worker:
         on_commit: Callable[[list[Event]], None] | None = None,
         give_up_after: float | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings, self._limits = settings, (settings.max_deliveries, settings.max_event_bytes)
         self._patience = Patience(give_up_after)  # how long a burst run retries a server away
         self.handle_signals = handle_signals
         self.on_commit = on_commit  # called with the events of each committed batch (benchmarks)
@@ -215,7 +215,7 @@ class Worker:
             self._queued.extend(self.stream.read_new(self.settings.batch_size, block))
         new = self._queued.popleft() if self._queued else None
         self._caught_up = new is None
-        sorted_ = sort_entries(new, self.settings.max_deliveries) if new is not None else None
+        sorted_ = sort_entries(new, *self._limits) if new is not None else None
         if sorted_ is not None and sorted_.good and not sorted_.suspects:
             sorted_.prepared = prepare([event for _, event in sorted_.good])
         committed = self._confirm_inflight()
@@ -283,7 +283,7 @@ class Worker:
     # -- one batch ----------------------------------------------------------------------------
 
     def _process(self, batch: Batch) -> None:
-        self._apply_sorted(sort_entries(batch, self.settings.max_deliveries))
+        self._apply_sorted(sort_entries(batch, *self._limits))
 
     def _apply_sorted(self, sorted_: Sorted) -> None:
         started = time.perf_counter()

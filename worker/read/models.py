@@ -174,3 +174,35 @@ class ForwardRequestMetrics(_Model):
     token_usage: TokenUsage | None  # None unless all three token counts were reported
     error: str | None
     duration_ms: int | None
+
+
+class ToolMetrics(_Model):
+    """Calls of one tool started in the date range; ``failure_share`` is over finished calls."""
+
+    tool_name: str
+    calls: int
+    succeeded: int
+    failed: int
+    unfinished: int  # no completion yet
+    failure_share: float | None  # failed / (succeeded + failed); None before any finished
+
+
+class ForwardEndpointStatuses(_Model):
+    """Forwarded requests of one endpoint by status (``failed`` in the seed's reads is ``error``)."""
+
+    endpoint: str
+    requests: int
+    success: int
+    error: int
+    timeout: int
+    pending: int
+
+
+class Overview(_Model):
+    """What the dashboard's overview shows for one date range, read in one request."""
+
+    start_date: date
+    end_date: date
+    summary: MetricsSummary
+    daily: list[DailyMetrics]
+    tools: list[ToolMetrics]
