@@ -206,6 +206,8 @@ CREATE TABLE IF NOT EXISTS forward_rollup (
     requests                   bigint NOT NULL DEFAULT 0,
     successful                 bigint NOT NULL DEFAULT 0,  -- status 'success'
     failed                     bigint NOT NULL DEFAULT 0,  -- status 'error' (the seed's "failed")
+    timed_out                  bigint NOT NULL DEFAULT 0,  -- status 'timeout'
+    pending                    bigint NOT NULL DEFAULT 0,  -- status 'pending' (started, not completed)
     prompt_tokens              numeric NOT NULL DEFAULT 0,  -- NULL tokens count as 0, as SUM skips them
     completion_tokens          numeric NOT NULL DEFAULT 0,
     total_tokens               numeric NOT NULL DEFAULT 0,
@@ -338,13 +340,15 @@ DECLARE
     my_slot smallint := metrics_rollup_slot();
 BEGIN
     INSERT INTO forward_rollup AS r (
-        day, endpoint, model, slot, requests, successful, failed, prompt_tokens, completion_tokens,
-        total_tokens, completed, duration_us)
+        day, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
+        completion_tokens, total_tokens, completed, duration_us)
     SELECT * FROM (
         SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, my_slot,
                sum(c.sign) AS requests,
                sum(c.sign * (c.status = 'success')::int) AS successful,
                sum(c.sign * (c.status = 'error')::int) AS failed,
+               sum(c.sign * (c.status = 'timeout')::int) AS timed_out,
+               sum(c.sign * (c.status = 'pending')::int) AS pending,
                sum(c.sign * COALESCE(c.prompt_tokens, 0)) AS prompt_tokens,
                sum(c.sign * COALESCE(c.completion_tokens, 0)) AS completion_tokens,
                sum(c.sign * COALESCE(c.total_tokens, 0)) AS total_tokens,
@@ -357,13 +361,15 @@ BEGIN
         WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.forward_id <= upto)
         GROUP BY 1, 2, 3
     ) AS d
-    WHERE (d.requests, d.successful, d.failed, d.prompt_tokens, d.completion_tokens, d.total_tokens,
-           d.completed, d.duration_us) <> (0, 0, 0, 0, 0, 0, 0, 0)
+    WHERE (d.requests, d.successful, d.failed, d.timed_out, d.pending, d.prompt_tokens,
+           d.completion_tokens, d.total_tokens, d.completed, d.duration_us) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     ORDER BY 1, 2, 3
     ON CONFLICT (day, endpoint, model, slot) DO UPDATE SET
         requests = r.requests + EXCLUDED.requests,
         successful = r.successful + EXCLUDED.successful,
         failed = r.failed + EXCLUDED.failed,
+        timed_out = r.timed_out + EXCLUDED.timed_out,
+        pending = r.pending + EXCLUDED.pending,
         prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
         completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
         total_tokens = r.total_tokens + EXCLUDED.total_tokens,

@@ -21,7 +21,7 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from contract.codec import STREAM_FIELD
-from contract.connect import Client, by_node, placed, safe_url
+from contract.connect import Client, by_node, is_cluster, placed, refresh, safe_url
 from contract.connect import connect as connect_redis
 from contract.keys import Keys
 from producer.settings import ProducerSettings
@@ -143,3 +143,14 @@ def connect(settings: ProducerSettings) -> Client:
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
     )
+
+
+def check_reachable(settings: ProducerSettings, client: Client | None) -> None:
+    """Raises one of SEND_ERRORS unless Redis answers: the node ``REDIS_URL`` names (a ping), or
+    on a cluster the slot map again, from any node that answers, then every master."""
+    if client is None or not is_cluster(client):
+        connect(settings).close()
+        return
+    refresh(client)
+    for node in client.get_primaries():  # type: ignore[union-attr]
+        client.get_redis_connection(node).ping()  # type: ignore[union-attr]

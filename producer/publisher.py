@@ -218,11 +218,12 @@ class Publisher(TypedCalls):
     def stats(self) -> dict[str, Any]:
         """Counters (see producer.metrics.OUTCOMES) and the current state."""
         sender = self._sender
+        spool_events, spool_bytes = sender.spooled() if sender else (0, 0)
         return {
             **self.counters.snapshot(),
             "queued": len(self._queue),
-            "spool_events": sender.spool_events if sender else 0,
-            "spool_bytes": sender.spool_bytes if sender else 0,
+            "spool_events": spool_events,
+            "spool_bytes": spool_bytes,
             "mode": sender.mode if sender else "idle",
             "open_sessions": self.hints.open_sessions,
         }

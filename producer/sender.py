@@ -25,8 +25,8 @@ from typing import Any
 
 import redis
 
-from contract.connect import Client, describe, is_cluster, refresh
-from producer.delivery import SEND_ERRORS, Backoff, Batch, add_batches, connect, safe_url
+from contract.connect import Client, describe
+from producer.delivery import SEND_ERRORS, Backoff, Batch, add_batches, check_reachable, connect, safe_url
 from producer.hints import HintWriter
 from producer.marker import Marker
 from producer.metrics import Counters
@@ -80,8 +80,6 @@ class Sender:
         self.outrun = False
         self._thread = threading.Thread(target=self._run, name="metrics-producer-sender", daemon=True)
 
-    # -- lifecycle --------------------------------------------------------------------------
-
     def start(self) -> None:
         self._thread.start()
 
@@ -89,13 +87,9 @@ class Sender:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    @property
-    def spool_events(self) -> int:
-        return self._spool.pending_events if self._spool else 0
-
-    @property
-    def spool_bytes(self) -> int:
-        return self._spool.pending_bytes if self._spool else 0
+    def spooled(self) -> tuple[int, int]:
+        """Events and bytes waiting in the spool."""
+        return (self._spool.pending_events, self._spool.pending_bytes) if self._spool else (0, 0)
 
     def abandon(self) -> None:
         """In a forked child: let go of the parent's descriptors without touching its files."""
@@ -296,13 +290,7 @@ class Sender:
     def _probe(self) -> None:
         """Off the sender thread, so a black-holed address never delays spooling."""
         try:
-            client = self._client
-            if client is None or not is_cluster(client):
-                connect(self.settings).close()  # asks the node itself: a ping
-            else:  # the slot map again, from any node that answers; then every master must answer
-                refresh(client)
-                for node in client.get_primaries():  # type: ignore[union-attr]
-                    client.get_redis_connection(node).ping()  # type: ignore[union-attr]
+            check_reachable(self.settings, self._client)
             self._probe_ok = True
         except SEND_ERRORS:
             self._next_probe = self._backoff.failed(time.monotonic())

@@ -25,7 +25,8 @@ _ROLLUPS = {
     "tool_rollup": ("day, tool_name", "calls"),
     "forward_rollup": (
         "day, endpoint, model",
-        "requests, successful, failed, prompt_tokens, completion_tokens, total_tokens, completed, "
+        "requests, successful, failed, timed_out, pending, prompt_tokens, completion_tokens, "
+        "total_tokens, completed, "
         "duration_us",
     ),
 }
@@ -42,6 +43,7 @@ _BASE = {
     "forward_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, endpoint, model, count(*),
                count(*) FILTER (WHERE status = 'success'), count(*) FILTER (WHERE status = 'error'),
+               count(*) FILTER (WHERE status = 'timeout'), count(*) FILTER (WHERE status = 'pending'),
                COALESCE(sum(prompt_tokens), 0), COALESCE(sum(completion_tokens), 0),
                COALESCE(sum(total_tokens), 0), count(completed_at),
                COALESCE(sum((EXTRACT(EPOCH FROM completed_at - started_at) * 1000000)::int8), 0)

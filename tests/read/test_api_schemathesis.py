@@ -33,10 +33,18 @@ def _free_port() -> int:
     raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
+# The API runs behind a token, as deployed: every case carries it, and schemathesis' ignored_auth
+# check also sends a wrong one and requires the 401.
+TOKEN = "schemathesis-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture(scope="module")
 def live_api(scenario: Filled) -> Iterator[str]:
     server = uvicorn.Server(
-        uvicorn.Config(create_app(scenario.url), host="127.0.0.1", port=_free_port(), log_level="warning")
+        uvicorn.Config(
+            create_app(scenario.url, tokens=[TOKEN]), host="127.0.0.1", port=_free_port(), log_level="warning"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -69,7 +77,7 @@ def test_the_api_does_what_its_openapi_says(live_api: str, mode: GenerationMode)
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(excluded_checks=[positive_data_acceptance])
+            case.call_and_validate(headers=AUTH, excluded_checks=[positive_data_acceptance])
 
         check()
 
@@ -91,7 +99,7 @@ def test_the_api_does_what_its_openapi_says(live_api: str, mode: GenerationMode)
 )
 @pytest.mark.parametrize("param", ["start_date", "end_date"])
 def test_a_date_parameter_takes_yyyy_mm_dd_only(live_api: str, param: str, value: str) -> None:
-    response = requests.get(f"{live_api}/v1/summary", params={param: value}, timeout=10)
+    response = requests.get(f"{live_api}/v1/summary", params={param: value}, headers=AUTH, timeout=10)
     assert response.status_code == 422, response.text
     [error] = response.json()["detail"]
     assert error["loc"] == ["query", param]
@@ -99,6 +107,8 @@ def test_a_date_parameter_takes_yyyy_mm_dd_only(live_api: str, param: str, value
 
 
 def test_a_yyyy_mm_dd_date_is_taken(live_api: str) -> None:
-    response = requests.get(f"{live_api}/v1/daily", params={"end_date": "2026-02-06", "days": 3}, timeout=10)
+    response = requests.get(
+        f"{live_api}/v1/daily", params={"end_date": "2026-02-06", "days": 3}, headers=AUTH, timeout=10
+    )
     assert response.status_code == 200, response.text
     assert [day["date"] for day in response.json()] == ["2026-02-04", "2026-02-05", "2026-02-06"]

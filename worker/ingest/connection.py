@@ -1,7 +1,9 @@
-"""How a worker reaches its Redis: one server or a cluster (contract/connect.py), as bytes."""
+"""How a worker reaches its servers: its Redis (one server or a cluster, contract/connect.py, as
+bytes) and its PostgreSQL connection options."""
 
 from __future__ import annotations
 
+from psycopg.conninfo import conninfo_to_dict
 from redis.connection import parse_url
 
 from worker.ingest.stream import StreamClient
@@ -21,3 +23,15 @@ def open_stream(settings: Settings) -> StreamClient:
     """The worker's Redis side, connected; its start-up log line names the mode."""
     timeout = max(5.0, settings.block_ms / 1000 + 5)
     return StreamClient.connect(settings.redis_url, settings.keys, settings.group, settings.consumer, timeout)
+
+
+#: The longest a batch waits for a row lock. Workers hold theirs for milliseconds; past this
+#: something else holds one (a session in an editor, a stuck job), and the batch is retried with
+#: backoff instead, which also lets SIGTERM end the worker within seconds.
+LOCK_TIMEOUT = "3s"
+
+
+def with_lock_timeout(database_url: str) -> str:
+    """The URL's own ``options`` (a search_path, say) plus the worker's lock_timeout."""
+    options = conninfo_to_dict(database_url).get("options") or ""
+    return f"{options} -c lock_timeout={LOCK_TIMEOUT}".strip()

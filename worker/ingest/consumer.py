@@ -18,14 +18,13 @@ from typing import Any
 
 import psycopg
 import redis
-from psycopg.conninfo import conninfo_to_dict
 
 from contract.connect import TRANSIENT_ERRORS
 from contract.events import Event
 from worker.engine.apply import Applied, InFlight, apply_events, prepare, start
 from worker.errors import PermanentError, PostgresError, TransientError, translate
 from worker.ingest import prometheus as obs
-from worker.ingest.connection import check_url, open_stream
+from worker.ingest.connection import check_url, open_stream, with_lock_timeout
 from worker.ingest.signals import stop_on_signals
 from worker.ingest.stream import Batch, Entry, StreamClient
 from worker.ingest.triage import Sorted, sort_entries
@@ -46,18 +45,6 @@ def tune_gc_for_batches() -> None:
     loaded (modules, settings) out of the collector's way for good."""
     gc.freeze()
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
-
-
-#: The longest a batch waits for a row lock. Workers hold theirs for milliseconds; past this
-#: something else holds one (a session in an editor, a stuck job), and the batch is retried with
-#: backoff instead, which also lets SIGTERM end the worker within seconds.
-LOCK_TIMEOUT = "3s"
-
-
-def _with_lock_timeout(database_url: str) -> str:
-    """The URL's own ``options`` (a search_path, say) plus the worker's lock_timeout."""
-    options = conninfo_to_dict(database_url).get("options") or ""
-    return f"{options} -c lock_timeout={LOCK_TIMEOUT}".strip()
 
 
 class Abandoned(Exception):
@@ -384,7 +371,7 @@ class Worker:
                     autocommit=True,
                     connect_timeout=5,
                     application_name=f"metrics-worker:{self.settings.consumer}"[:63],
-                    options=_with_lock_timeout(self.settings.database_url),
+                    options=with_lock_timeout(self.settings.database_url),
                 )
             except psycopg.Error as exc:
                 raise translate(exc) from exc

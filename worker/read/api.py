@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import psycopg
 import redis
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -38,7 +38,6 @@ from worker.read.auth import (
     startup_tokens,
     tokens_from_env,
 )
-from worker.read.dates import IsoDate
 from worker.read.models import (
     DailyMetrics,
     ForwardDailyMetrics,
@@ -53,33 +52,22 @@ from worker.read.models import (
     SessionMetrics,
     ToolMetrics,
 )
+from worker.read.params import (
+    Days,
+    EndDate,
+    Endpoint,
+    Limit,
+    Model,
+    StartDate,
+    WindowEnd,
+    reject_unknown_parameters,
+)
 from worker.read.pipeline import PipelineHealth, pipeline_health, redis_client
-from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError
+from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, QueryError
 from worker.read.queries._base import check_date_range
 from worker.settings import DEFAULT_DATABASE_URL, Settings
 
 log = logging.getLogger(__name__)
-
-StartDate = Annotated[
-    IsoDate | None,
-    Query(description="First UTC date of started_at, inclusive (YYYY-MM-DD); open if absent."),
-]
-EndDate = Annotated[
-    IsoDate | None,
-    Query(description="Last UTC date of started_at, inclusive (YYYY-MM-DD); open if absent."),
-]
-Model = Annotated[
-    str | None,
-    Query(min_length=1, max_length=256, description="Only this model; unknown is an empty result."),
-]
-Endpoint = Annotated[
-    str | None, Query(min_length=1, max_length=256, description="Only this upstream endpoint.")
-]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Rows to return, 1..{MAX_LIMIT}.")]
-Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window, ending on end_date.")]
-WindowEnd = Annotated[
-    IsoDate | None, Query(description="Last UTC date of the window (YYYY-MM-DD); today (UTC) if absent.")
-]
 
 
 def _pool(request: Request) -> ConnectionPool[Any]:
@@ -88,25 +76,6 @@ def _pool(request: Request) -> ConnectionPool[Any]:
 
 # Module level: with postponed annotations FastAPI resolves route annotations in module globals.
 Pool = Annotated[ConnectionPool[Any], Depends(_pool)]
-
-
-def _reject_unknown_parameters(request: Request) -> None:
-    """A misspelt filter (``limt=5``) is a 422, not a silently unfiltered answer."""
-    route = request.scope.get("route")
-    known = {field.alias for field in getattr(getattr(route, "dependant", None), "query_params", [])}
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        raise HTTPException(
-            status_code=422,
-            detail=[
-                {
-                    "loc": ["query", name],
-                    "msg": f"unknown query parameter {name!r}; known: {', '.join(sorted(known)) or 'none'}",
-                    "type": "unknown_parameter",
-                }
-                for name in unknown
-            ],
-        )
 
 
 def _configured(statement_timeout_ms: int) -> Callable[[psycopg.Connection[Any]], None]:
@@ -133,9 +102,12 @@ async def _database_unavailable(request: Request, exc: psycopg.OperationalError)
 
 
 #: Open to anyone who can reach the port: says only whether the database answers.
-router = APIRouter(dependencies=[Depends(_reject_unknown_parameters)])
+router = APIRouter(dependencies=[Depends(reject_unknown_parameters)])
 #: The reads: behind the API tokens when there are any (worker/read/auth.py).
-v1 = APIRouter(dependencies=[Depends(require_token), Depends(_reject_unknown_parameters)])
+v1 = APIRouter(
+    dependencies=[Depends(require_token), Depends(reject_unknown_parameters)],
+    responses={401: {"description": "no token, or a wrong one, while METRICS_API_TOKENS is set"}},
+)
 
 
 @router.get("/healthz", tags=["health"], summary="200 if the database answers SELECT 1, else 503")

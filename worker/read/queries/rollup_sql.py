@@ -135,6 +135,8 @@ _FORWARD_TOTALS = """
        COALESCE(sum(requests), 0)::int8 AS requests,
        COALESCE(sum(successful), 0)::int8 AS successful,
        COALESCE(sum(failed), 0)::int8 AS failed,
+       COALESCE(sum(timed_out), 0)::int8 AS timed_out,
+       COALESCE(sum(pending), 0)::int8 AS pending,
        COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
        COALESCE(sum(completion_tokens), 0) AS completion_tokens,
        COALESCE(sum(total_tokens), 0) AS total_tokens,
@@ -173,6 +175,10 @@ FORWARD_DAILY_SQL = (
     """
 SELECT day,
        sum(requests)::int8 AS requests,
+       sum(successful)::int8 AS successful,
+       sum(failed)::int8 AS failed,
+       sum(timed_out)::int8 AS timed_out,
+       sum(pending)::int8 AS pending,
        sum(prompt_tokens) AS prompt_tokens,
        sum(completion_tokens) AS completion_tokens,
        sum(total_tokens) AS total_tokens
