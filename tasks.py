@@ -2,7 +2,8 @@
 """The project's one entry point; needs nothing but Python 3.11+.
 
     python3 tasks.py test [pytest args]   create .venv if needed, install, run the suite
-    python3 tasks.py demo [demo args]     the whole pipeline for half a minute (python -m worker.dev.demo)
+    python3 tasks.py demo [demo args]     the whole pipeline for half a minute (python -m worker.dev.demo;
+                                          --serve keeps it up until Ctrl-C; --help for the rest)
     python3 tasks.py bench                every benchmark (bench/)
     python3 tasks.py lint                 ruff check, ruff format --check, mypy strict, lint-imports
     python3 tasks.py --help               this text
@@ -67,7 +68,9 @@ def main(args: list[str]) -> int:
         for module in (
             "bench.throughput",
             "bench.producer_bench",
+            "bench.decode_bench",
             "bench.read_bench",
+            "bench.dashboard_bench",
             "bench.latency",
             "bench.drills",
         ):

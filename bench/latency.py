@@ -76,6 +76,7 @@ def measure(rate: int, duration: float, workers: int) -> dict[str, Any]:
                 str(duration),
                 "--processes",
                 "--no-progress",
+                "--sent-times",  # the latency measured is from occurred_at
             ],
             env=env,
             stdout=subprocess.DEVNULL,

@@ -20,10 +20,12 @@ have been raised.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NoReturn
 
 
 class ExitCode(IntEnum):
@@ -31,6 +33,14 @@ class ExitCode(IntEnum):
     FAILED = 1
     USAGE = 2
     UNAVAILABLE = 3
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error, ``prog: message (see prog --help)``, and USAGE; its
+    subparsers are Parsers too. Every console script builds its command line with it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 class NotFound(LookupError):
@@ -60,6 +70,7 @@ EXIT_CODES: tuple[Rule, ...] = (
     Rule("builtins", "ValueError", ExitCode.USAGE),  # settings and flags: the message names them
     Rule("redis.exceptions", "ResponseError", ExitCode.USAGE, "Redis refused it: "),
     Rule("redis.exceptions", "RedisError", ExitCode.UNAVAILABLE, "Redis: ", _CHECK_REDIS),
+    Rule("redis.exceptions", "RedisClusterException", ExitCode.UNAVAILABLE, "Redis Cluster: ", _CHECK_REDIS),
     Rule("worker.errors", "TransientError", ExitCode.UNAVAILABLE, "PostgreSQL: "),  # retried first
     Rule("worker.errors", "PostgresError", ExitCode.FAILED, "PostgreSQL refused it: "),
     Rule(
@@ -67,7 +78,7 @@ EXIT_CODES: tuple[Rule, ...] = (
         "UndefinedTable",
         ExitCode.FAILED,
         "PostgreSQL: ",
-        ": is schema.sql applied, and does the URL's search_path point at it?",
+        ": create the tables with `metrics-worker schema`, or point DATABASE_URL's search_path at them",
     ),
     Rule("psycopg", "OperationalError", ExitCode.UNAVAILABLE, "PostgreSQL: ", _CHECK_DATABASE),
     Rule("psycopg", "Error", ExitCode.FAILED, "PostgreSQL: "),

@@ -13,10 +13,12 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import IO
 
 from contract import exits
 from contract.codec import ContractError, decode
+from contract.durations import duration_arg
 from contract.exits import ExitCode
 from producer.publisher import Publisher
 from producer.settings import ENV_VARS, ProducerSettings
@@ -32,47 +34,47 @@ EXIT_OK, EXIT_BAD_LINES, EXIT_USAGE, EXIT_NOT_DELIVERED = (
 )
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("connection and spool (each flag also read from the environment)")
+def _common() -> exits.Parser:
+    common = exits.Parser(add_help=False)
+    group = common.add_argument_group("connection and spool (flags override the environment)")
     env = os.environ.get
     group.add_argument(
         "--redis-url",
         default=env("REDIS_URL"),
-        help="Redis URL (env REDIS_URL; default redis://127.0.0.1:6379/0)",
+        help="Redis URL [env REDIS_URL, default redis://127.0.0.1:6379/0]",
     )
     group.add_argument(
         "--stream",
         default=env("METRICS_STREAM"),
-        help="stream name, the prefix of every key (env METRICS_STREAM; default metrics:events)",
+        help="stream name, the prefix of every key [env METRICS_STREAM, default metrics:events]",
     )
     group.add_argument(
-        "--shards", type=int, default=None, help="number of stream shards (env METRICS_SHARDS; default 1)"
+        "--shards", type=int, default=None, help="number of stream shards [env METRICS_SHARDS, default 1]"
     )
     group.add_argument(
         "--spool-dir",
         default=env("METRICS_SPOOL_DIR"),
-        help="where events wait while Redis is away (env METRICS_SPOOL_DIR; "
-        "default $XDG_STATE_HOME/metrics-producer/spool)",
+        help="where events wait while Redis is away [env METRICS_SPOOL_DIR, "
+        "default $XDG_STATE_HOME/metrics-producer/spool]",
     )
     group.add_argument(
         "--spool-max-bytes",
         type=int,
         default=None,
         help="spool bound; beyond it the oldest events are dropped "
-        "(env METRICS_SPOOL_MAX_BYTES; default 134217728)",
+        "[env METRICS_SPOOL_MAX_BYTES, default 134217728]",
     )
     group.add_argument(
         "--timeout", type=float, default=30.0, help="how long to wait at the end for delivery (default 30 s)"
     )
-    group.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+    common.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
     env_list = ", ".join(sorted(ENV_VARS.values()))
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="metrics-producer",
         description="Publish agent telemetry events to Redis streams, spooling to disk while Redis is away.",
         epilog=f"Environment variables read: {env_list}. A flag wins over its variable.",
@@ -103,12 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate",
         type=float,
         default=0.0,
-        help="events per second, all agents together; 0 for as fast as possible (default)",
+        help="at most this many events per second, all agents together; 0: no limit (default 0)",
     )
     simulate.add_argument(
-        "--duration", type=float, default=None, help="stop starting sessions after this many seconds"
+        "--duration",
+        type=float,
+        default=None,
+        help="stop starting sessions after this many seconds; those in flight end at once (default: "
+        "when every agent has run its sessions)",
     )
-    simulate.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable run")
+    timing = simulate.add_mutually_exclusive_group()
+    timing.add_argument(
+        "--backfill",
+        type=duration_arg("--backfill"),
+        default=timedelta(hours=1),
+        help="the simulated histories begin this long ago (e.g. 30m, 2h) and are sent as fast as "
+        "--rate allows until they reach the present, then in real time; 0s: in real time from "
+        "now (default 1h)",
+    )
+    timing.add_argument(
+        "--sent-times",
+        action="store_true",
+        help="stamp each event when it is sent, not with its simulated time (rounds and tool calls "
+        "then last only the time between calls; what a latency benchmark measures)",
+    )
+    simulate.add_argument(
+        "--seed", type=int, default=None, help="random seed, for a repeatable run (default: a random one)"
+    )
     simulate.add_argument("--processes", action="store_true", help="one process per agent instead of threads")
     simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
     simulate.set_defaults(handler=_simulate)
@@ -175,12 +198,7 @@ def _publish(args: argparse.Namespace, settings: ProducerSettings) -> int:
     if rejected:
         return EXIT_BAD_LINES
     if not delivered:
-        print(
-            f"metrics-producer: Redis unreachable; the events wait in {settings.spool_dir} "
-            "for the next publisher",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_DELIVERED
+        return _undelivered(settings)
     return EXIT_OK
 
 
@@ -206,6 +224,7 @@ def _simulate(args: argparse.Namespace, settings: ProducerSettings) -> int:
             seed=args.seed,
             processes=args.processes,
             progress=bar.update,
+            backfill=None if args.sent_times else args.backfill.total_seconds(),
         )
     finally:
         bar.close()
@@ -213,12 +232,25 @@ def _simulate(args: argparse.Namespace, settings: ProducerSettings) -> int:
     stats = totals.stats
     dropped = sum(v for k, v in stats.items() if k.startswith("dropped_"))
     print(
-        f"simulated {args.agents} agents: {totals.events} events, {totals.sessions} sessions in "
-        f"{elapsed:.1f} s ({totals.events / max(elapsed, 1e-9):,.0f} events/s); in Redis "
-        f"{stats.get('sent', 0) + stats.get('replayed', 0)}, still spooled "
-        f"{stats.get('spool_events', 0)}, dropped {dropped}"
+        f"simulated {args.agents} agent{'' if args.agents == 1 else 's'}: {totals.events} events, "
+        f"{totals.sessions} sessions in "
+        f"{elapsed:.1f} s ({totals.events / max(elapsed, 1e-9):,.0f} events/s); Redis got "
+        f"{stats.get('sent', 0)} directly and {stats.get('replayed', 0)} replayed from the spool "
+        f"(earlier runs' included); {'nothing' if totals.delivered else 'some'} left in the spool, "
+        f"dropped {dropped}"
     )
+    if not totals.delivered:
+        return _undelivered(settings)
     return EXIT_OK
+
+
+def _undelivered(settings: ProducerSettings) -> int:
+    print(
+        f"metrics-producer: Redis unreachable (check --redis-url / REDIS_URL); the events wait in "
+        f"{settings.spool_dir} for the next publisher",
+        file=sys.stderr,
+    )
+    return EXIT_NOT_DELIVERED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The sender's few INFO lines: which mode it connected in (one Redis or a cluster), replays.
+    logging.getLogger("producer.sender").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         settings = settings_from(args)
     except ValueError as exc:

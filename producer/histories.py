@@ -5,12 +5,19 @@ coherent histories: per session, session.started, then rounds (round.started; to
 tool.completed inside; sometimes round.compressed; round.completed with usage), message counts,
 awaiting marks, then session.completed (some error, cancelled or awaiting_response); forwards
 (started, then completed) on their own; now and then a sync.mismatch. Several sessions of one
-agent interleave. :func:`agent_events` turns the calls into contract events (no Redis needed);
-producer/simulate.py makes the calls on Publishers.
+agent interleave, in time order: every call has its simulated time (:func:`timed_calls`), drawn
+from plausible distributions (rounds of seconds: the model's latency, its tool calls, then the
+answer at 60-120 tokens/s; tools of milliseconds for files to seconds for commands and web
+requests, tens of seconds for a question to the user; a timeout as long as its message says).
+:func:`agent_events` turns the calls into contract events (no Redis needed); producer/simulate.py
+makes the calls on Publishers.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -62,80 +69,86 @@ MISMATCHES = (
 EVENT_TYPE_OF: dict[str, str] = {w.type.replace(".", "_"): w.type for w in WIRE_TYPES}
 
 
+#: Median seconds a tool call takes (lognormal around it): file operations are milliseconds,
+#: commands and web requests seconds, a question to the user tens of seconds.
+TOOL_SECONDS = {
+    "read_file": 0.02, "write_file": 0.03, "edit_file": 0.04, "bash": 1.5, "grep": 0.12, "glob": 0.03,
+    "web_fetch": 0.9, "web_search": 1.6, "list_dir": 0.01, "python": 2.0, "sql_query": 0.25, "ask_user": 25.0,
+}  # fmt: skip
+TOOL_TIMEOUT = (TOOL_ERRORS[1], 120.0)  # the timeout error takes exactly as long as it says
+FORWARD_TIMEOUT = 60.0
+
+#: A timed call: seconds since the agent's start, the Publisher method, its arguments.
+Timed = tuple[float, str, dict[str, Any]]
+
+
 def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def session_calls(rng: random.Random) -> Iterator[Call]:
-    """One session's calls, start to completion."""
+def _around(rng: random.Random, median: float, sigma: float = 0.6) -> float:
+    """A lognormal duration in seconds around ``median`` (most near it, a long tail above)."""
+    return median * math.exp(rng.gauss(0.0, sigma))
+
+
+def session_calls(rng: random.Random, at: float = 0.0) -> Iterator[Timed]:
+    """One session's calls, start to completion, from ``at`` seconds: rounds of seconds (the
+    model's latency, its tools, the generation of its answer), a user's answer tens of seconds
+    after a question."""
     session_id, model = _uuid(rng), rng.choice(MODELS)
     fate = rng.random()
     status = (
         "error" if fate < 0.05 else "cancelled" if fate < 0.08 else "awaiting" if fate < 0.28 else "completed"
     )
-    yield "session_started", {"session_id": session_id, "model": model}
+    yield at, "session_started", {"session_id": session_id, "model": model}
     rounds = rng.randint(1, 8)
     messages = 1
     for index in range(rounds):
         last = index == rounds - 1
-        yield from _round(
-            rng,
-            session_id,
-            model,
-            "error"
-            if last and status == "error"
-            else "cancelled"
-            if last and status == "cancelled"
-            else None,
-        )
+        outcome = status if last and status in ("error", "cancelled") else None
+        calls = list(_round(rng, session_id, model, outcome, index, at + _around(rng, 0.3)))
+        yield from calls
+        at = calls[-1][0] + 0.001
         messages += 2
-        yield "session_message_count", {"session_id": session_id, "message_count": messages}
+        yield at, "session_message_count", {"session_id": session_id, "message_count": messages}
         if status == "awaiting" and index == rounds // 2 and not last:
-            yield "session_awaiting", {"session_id": session_id}  # asks; the user answers later
-            yield "session_resumed", {"session_id": session_id}
+            yield at, "session_awaiting", {"session_id": session_id}  # asks; the user answers later
+            at += _around(rng, 30.0, 1.0)
+            yield at, "session_resumed", {"session_id": session_id}
     if status == "awaiting":
-        yield "session_awaiting", {"session_id": session_id}
+        yield at, "session_awaiting", {"session_id": session_id}
     final = {"awaiting": "awaiting_response"}.get(status, status)
-    yield "session_completed", {"session_id": session_id, "status": final}
+    yield at + 0.001, "session_completed", {"session_id": session_id, "status": final}
 
 
-def _round(rng: random.Random, session_id: str, model: str, outcome: str | None) -> Iterator[Call]:
+def _round(
+    rng: random.Random, session_id: str, model: str, outcome: str | None, index: int, at: float
+) -> Iterator[Timed]:
     round_id = _uuid(rng)
-    yield "round_started", {"round_id": round_id, "session_id": session_id, "model": model}
-    tools = rng.choices((0, 1, 2, 3, 4), weights=(25, 35, 20, 12, 8))[0]
-    for _ in range(tools):
-        call_id, ok = _uuid(rng), rng.random() > 0.08
-        yield (
-            "tool_started",
-            {
-                "tool_call_id": call_id,
-                "round_id": round_id,
-                "session_id": session_id,
-                "tool_name": rng.choice(TOOLS),
-            },
-        )
-        yield (
-            "tool_completed",
-            {
-                "tool_call_id": call_id,
-                "round_id": round_id,
-                "session_id": session_id,
-                "success": ok,
-                "error": None if ok else rng.choice(TOOL_ERRORS),
-            },
-        )
-    if rng.random() < 0.1:
-        yield (
-            "round_compressed",
-            {"round_id": round_id, "session_id": session_id, "tokens_saved": rng.randint(2_000, 80_000)},
-        )
+    ids = {"round_id": round_id, "session_id": session_id}
+    yield at, "round_started", {**ids, "model": model}
     status = outcome or ("error" if rng.random() < 0.03 else "success")
-    prompt, completion = rng.randint(800, 120_000), rng.randint(0 if status != "success" else 20, 4_000)
+    at += _around(rng, 1.2, 0.5)  # time to the first token
+    tools = 0 if status == "error" else rng.choices((0, 1, 2, 3, 4), weights=(25, 35, 20, 12, 8))[0]
+    for _ in range(tools):
+        call_id, name, ok = _uuid(rng), rng.choice(TOOLS), rng.random() > 0.08
+        error = None if ok else rng.choice(TOOL_ERRORS)
+        yield at, "tool_started", {**ids, "tool_call_id": call_id, "tool_name": name}
+        at += TOOL_TIMEOUT[1] if error == TOOL_TIMEOUT[0] else _around(rng, TOOL_SECONDS[name], 0.8)
+        yield at, "tool_completed", {**ids, "tool_call_id": call_id, "success": ok, "error": error}
+        at += _around(rng, 0.8, 0.5)  # the model reads the result
+    if rng.random() < 0.1:
+        at += _around(rng, 2.0, 0.4)
+        yield at, "round_compressed", {**ids, "tokens_saved": rng.randint(2_000, 80_000)}
+    # The context grows round by round; answers are mostly short, sometimes long.
+    prompt = min(int((3_000 + index * 9_000) * _around(rng, 1.0, 0.3)), 190_000)
+    completion = 0 if status == "error" else min(int(_around(rng, 400, 0.9)) + 1, 8_000)
+    at += completion / rng.uniform(60, 120) + 0.05  # generation at 60-120 tokens/s
     yield (
+        at,
         "round_completed",
         {
-            "round_id": round_id,
-            "session_id": session_id,
+            **ids,
             "status": status,
             "usage": (prompt, completion, prompt + completion),
             "prompt_cached_tool_outputs": rng.randint(0, tools),
@@ -144,96 +157,104 @@ def _round(rng: random.Random, session_id: str, model: str, outcome: str | None)
     )
 
 
-def forward_calls(rng: random.Random) -> Iterator[Call]:
+def forward_calls(rng: random.Random, at: float = 0.0) -> Iterator[Timed]:
     forward_id, is_stream = _uuid(rng), rng.random() < 0.7
-    yield (
-        "forward_started",
-        {
-            "forward_id": forward_id,
-            "endpoint": rng.choice(ENDPOINTS),
-            "model": rng.choice(MODELS),
-            "is_stream": is_stream,
-        },
-    )
+    started = {"forward_id": forward_id, "endpoint": rng.choice(ENDPOINTS), "model": rng.choice(MODELS)}
+    yield at, "forward_started", {**started, "is_stream": is_stream}
     fate = rng.random()
     if fate < 0.04:
         yield (
+            at + FORWARD_TIMEOUT,
             "forward_completed",
-            {
-                "forward_id": forward_id,
-                "status": "timeout",
-                "status_code": None,
-                "usage": None,
-                "error": "ReadTimeout: upstream did not answer in 60 s",
-            },
-        )
+            {"forward_id": forward_id, "status": "timeout", "status_code": None, "usage": None,
+             "error": "ReadTimeout: upstream did not answer in 60 s"},
+        )  # fmt: skip
     elif fate < 0.1:
         code = rng.choice((400, 429, 500, 502, 503))
         yield (
+            at + _around(rng, 0.3, 0.8),
             "forward_completed",
-            {
-                "forward_id": forward_id,
-                "status": "error",
-                "status_code": code,
-                "usage": None,
-                "error": f"upstream answered {code}",
-            },
-        )
+            {"forward_id": forward_id, "status": "error", "status_code": code, "usage": None,
+             "error": f"upstream answered {code}"},
+        )  # fmt: skip
     else:
-        prompt, completion = rng.randint(100, 50_000), rng.randint(1, 4_000)
+        prompt, completion = rng.randint(100, 50_000), min(int(_around(rng, 300, 0.9)) + 1, 4_000)
         yield (
+            at + _around(rng, 0.6) + completion / rng.uniform(60, 120),
             "forward_completed",
-            {
-                "forward_id": forward_id,
-                "status": "success",
-                "status_code": 200,
-                "usage": (prompt, completion, prompt + completion),
-                "error": None,
-            },
-        )
+            {"forward_id": forward_id, "status": "success", "status_code": 200,
+             "usage": (prompt, completion, prompt + completion), "error": None},
+        )  # fmt: skip
 
 
-def agent_calls(
+def timed_calls(
     rng: random.Random, sessions: int, concurrency: int = 3, stop: Callable[[], bool] | None = None
-) -> Iterator[Call]:
-    """One agent's calls for ``sessions`` sessions, up to ``concurrency`` of them interleaved,
-    with about one forward per session and a sync.mismatch about every 500 calls. Once ``stop()``
-    is true no new session starts; those in flight run to their end."""
-    live: list[Iterator[Call]] = []
+) -> Iterator[Timed]:
+    """One agent's calls in time order for ``sessions`` sessions, up to ``concurrency`` at once
+    (a new one starting a few seconds after one ends), with about one forward per session and a
+    sync.mismatch about every 500 calls. Once ``stop()`` is true no new session starts; those in
+    flight run to their end."""
+    live: list[tuple[float, int, Timed, Iterator[Timed]]] = []
+    order = itertools.count()
     started = 0
+    now = 0.0
+
+    def begin(source: Iterator[Timed]) -> None:
+        first = next(source, None)
+        if first is not None:
+            heapq.heappush(live, (first[0], next(order), first, source))
+
     while live or started < sessions:
         if stop is not None and started < sessions and stop():
             sessions = started
         while started < sessions and len(live) < concurrency:
-            live.append(session_calls(rng))
+            at = now + (rng.uniform(0.5, 8.0) if started >= concurrency else rng.uniform(0, 2.0))
+            begin(session_calls(rng, at))
             started += 1
             if rng.random() < 0.9:
-                live.append(forward_calls(rng))
+                begin(forward_calls(rng, at + rng.uniform(0, 20.0)))
+        if not live:
+            break
+        now, _, call, source = heapq.heappop(live)
         if rng.random() < 0.002:
-            yield "sync_mismatch", {"reason": rng.choice(MISMATCHES)}
-        current = rng.randrange(len(live))
-        call = next(live[current], None)
-        if call is None:
-            live.pop(current)
-        else:
-            yield call
+            yield now, "sync_mismatch", {"reason": rng.choice(MISMATCHES)}
+        yield call
+        begin(source)
+
+
+def agent_calls(
+    rng: random.Random,
+    sessions: int,
+    concurrency: int = 3,
+    stop: Callable[[], bool] | None = None,
+    start: datetime | None = None,
+) -> Iterator[Call]:
+    """:func:`timed_calls` as Publisher calls. With ``start``, each event call carries its
+    ``occurred_at`` (and an awaiting mark its ``since``) on the timeline from ``start``; without,
+    the Publisher stamps them when they are made."""
+    for at, method, kwargs in timed_calls(rng, sessions, concurrency, stop):
+        if start is not None:
+            when = start + timedelta(seconds=at)
+            if method in EVENT_TYPE_OF:
+                kwargs = {**kwargs, "occurred_at": when}
+            elif method == "session_awaiting":
+                kwargs = {**kwargs, "since": when.timestamp()}
+        yield method, kwargs
 
 
 def agent_events(
     rng: random.Random, sessions: int, concurrency: int = 3, start: datetime | None = None
 ) -> Iterator[Event]:
-    """Contract events for :func:`agent_calls`, with UUIDv7 ids and times ~50 ms apart."""
-    now = start or datetime.now(UTC)
+    """Contract events for :func:`agent_calls` on its timeline from ``start`` (default now), with
+    UUIDv7 ids from their times."""
     ids = Encoder(Keys(), random.Random(rng.getrandbits(64)))
-    for method, kwargs in agent_calls(rng, sessions, concurrency):
+    for method, kwargs in agent_calls(rng, sessions, concurrency, start=start or datetime.now(UTC)):
         event_type = EVENT_TYPE_OF.get(method)
         if event_type is None:
             continue  # a liveness hint, not an event
-        now += timedelta(microseconds=int(rng.expovariate(1 / 50_000)) + 1)
         data = {"type": event_type, **kwargs}
-        for name in ("usage",):
-            if isinstance(data.get(name), tuple):
-                prompt, completion, total = data[name]
-                data[name] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
-        stamp = int(now.timestamp() * 1_000_000) * 1000
-        yield codec.validate({**data, "event_id": ids.uuid7(stamp), "occurred_at": now})
+        if isinstance(data.get("usage"), tuple):
+            prompt, completion, total = data["usage"]
+            data["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+        stamp = int(data["occurred_at"].timestamp() * 1_000_000) * 1000
+        yield codec.validate({**data, "event_id": ids.uuid7(stamp)})

@@ -6,7 +6,7 @@
                 ...
             r.usage(1200, 300)
         s.message_count(4)
-    with pub.forward("/v1/chat/completions", "gpt-4o", stream=True) as f:
+    with pub.forward("/v1/chat/completions", "gpt-4o", is_stream=True) as f:
         f.complete(200, usage)
 
 A block that raises completes its entity with status error (cancelled for CancelledError and

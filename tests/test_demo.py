@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
+import threading
+import time
+import uuid
 import warnings
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
+from tests.conftest import Services
 from worker.dev.embedded import EmbeddedServers
 from worker.dev.scratch import with_search_path
 
 pytestmark = pytest.mark.acceptance
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -61,6 +69,82 @@ def test_demo_on_embedded_servers(tmp_path: Path) -> None:
                 "SELECT count(*), COALESCE(sum(tool_call_count), 0) FROM session_metrics "
                 "WHERE started_at IS NOT NULL"
             ).fetchone()
+            round_seconds = conn.execute(
+                "SELECT percentile_cont(0.5) WITHIN GROUP "
+                "(ORDER BY extract(epoch FROM completed_at - started_at)) FROM round_metrics"
+            ).fetchone()[0]
         assert (sessions, tools) == (printed, tool_calls)
+        assert round_seconds > 1  # rounds of seconds, not the 0 ms of calls made back to back
     finally:
         embedded.close()
+
+
+def _processes_with_env(entry: str) -> list[str]:
+    """Processes whose environment holds ``entry`` (``NAME=value``)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if entry.encode() in environ.read_bytes().split(b"\0"):
+                found.append(environ.parent.name)
+        except OSError:
+            continue
+    return found
+
+
+def test_demo_serve_keeps_it_up_and_its_printed_commands_work(services: Services, tmp_path: Path) -> None:
+    """--serve, as a user runs it: wait for the block it prints, run every command of it from
+    "another terminal" (a fresh environment plus its export line), then Ctrl-C."""
+    schema = f"demo_serve_{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, DATABASE_URL=services.database_url, REDIS_URL=services.redis_url)
+    err = (tmp_path / "stderr").open("w")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "worker.dev.demo", "--serve", "--schema", schema, "--data-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+        cwd=ROOT,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 150
+        while not any(line.startswith("The data stays in schema") for line in lines):
+            assert demo.poll() is None, (tmp_path / "stderr").read_text()
+            assert time.monotonic() < deadline, "no commands printed within 150 s"
+            time.sleep(0.2)
+        printed = [line.strip() for line in lines]
+        (export,) = [line for line in printed if line.startswith("export ")]
+        shell = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "COLUMNS")}
+        for assignment in shlex.split(export)[1:]:
+            name, value = assignment.split("=", 1)
+            shell[name] = value
+        commands = [line for line in printed if "metrics-worker " in line or line.startswith("curl ")]
+        assert len(commands) >= 5, printed
+        for line in commands:
+            argv = shlex.split(line)
+            if argv[0] == "curl":
+                response = httpx.get(argv[-1], timeout=10)
+                assert response.status_code == 200 and response.json()["total_sessions"] > 0, line
+                continue
+            shown = subprocess.run(
+                argv, env=shell, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+            )
+            assert shown.returncode == 0 and shown.stdout.strip(), (line, shown.stderr)
+        for url in [line for line in printed if line.startswith("http://")]:
+            assert httpx.get(url, timeout=10).status_code == 200, url
+        assert demo.poll() is None, "the demo stopped on its own"
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0, (tmp_path / "stderr").read_text()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        reader.join(10)
+        demo.stdout.close()  # type: ignore[union-attr]
+        err.close()
+    assert "stopped every process the demo started" in (tmp_path / "stderr").read_text()
+    assert not _processes_with_env(f"METRICS_STREAM={schema}:events"), "the demo left processes behind"
+    with psycopg.connect(services.database_url, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')

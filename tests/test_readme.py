@@ -1,25 +1,40 @@
-"""What the README shows is what runs: its non-Python publishing example, through a real worker."""
+"""What the README shows is what runs: its publishing examples (Python and shell) through a real
+worker, and the commands it gives for looking at the data."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import psycopg
+import pytest
 import redis
 
 from tests.ingest.helpers import drain, settings
+from worker.dev.embedded import free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+BIN = Path(sys.executable).parent
+
+
+def _block(marker: str, language: str) -> str:
+    """The fenced block right after ``<!-- marker -->`` in the README."""
+    after = README.read_text().split(f"<!-- {marker} -->", 1)[1]
+    found = re.match(rf"\s*```{language}\n(.*?)\n```", after, re.DOTALL)
+    assert found, f"no {language} block after <!-- {marker} -->"
+    return found.group(1)
 
 
 def test_readme_xadd_example_is_applied(
     db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, conn: psycopg.Connection
 ) -> None:
-    block = README.read_text().split("<!-- readme-xadd -->", 1)[1]
-    command = re.search(r"```sh\n(.*?)\n```", block, re.DOTALL).group(1)
-    argv = shlex.split(command)
+    argv = shlex.split(_block("readme-xadd", "sh"))
     assert argv[:2] == ["redis-cli", "XADD"]
     s = settings(db_url, redis_url, key_prefix)
     redis_client.execute_command("XADD", s.stream, *argv[3:])  # the README's stream is the default one
@@ -42,3 +57,88 @@ def test_readme_commands_exist() -> None:
         assert command in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert "python3 tasks.py test" in ci
+
+
+@pytest.mark.acceptance
+def test_readme_python_example_then_the_commands_to_look_at_it(
+    db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Step 4 of "Use it with your agents" as a user runs it (a file, python, the environment of
+    step 2), a worker applies it, and every command of step 6 shows the session it printed."""
+    program = tmp_path / "my_agent.py"
+    program.write_text(_block("readme-python", "python") + "\n")
+    s = settings(db_url, redis_url, key_prefix)
+    env = dict(
+        os.environ,
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        METRICS_STREAM=s.stream,
+        METRICS_GROUP=s.group,
+        METRICS_SPOOL_DIR=str(tmp_path / "spool"),
+    )
+    ran = subprocess.run(
+        [sys.executable, str(program)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 0 and not ran.stderr, ran.stderr
+    session_id = ran.stdout.strip()
+    drain(s)
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT status, total_rounds, tool_call_count, message_count FROM session_metrics "
+            "WHERE session_id = %s",
+            (session_id,),
+        ).fetchone()
+        tool_ms = conn.execute(
+            "SELECT extract(epoch FROM completed_at - started_at) * 1000 FROM tool_call_metrics "
+            "WHERE session_id = %s",
+            (session_id,),
+        ).fetchone()
+        forwards = conn.execute("SELECT status, is_stream FROM forward_request_metrics").fetchall()
+    assert row == ("completed", 1, 1, 2)
+    assert tool_ms is not None and tool_ms[0] >= 200  # the example's tool sleeps 0.2 s
+    assert forwards == [("success", False)]
+
+    port = free_port()
+    api = subprocess.Popen(
+        [str(BIN / "metrics-api"), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for line in _block("readme-look", "sh").splitlines():
+            command = shlex.split(line.split("  #", 1)[0].replace("SESSION_ID", session_id))
+            if command[0] == "curl":
+                url = command[-1].replace(":8000", f":{port}")
+                body = _get_when_listening(url, api)
+                assert session_id in body, url
+                continue
+            assert command[0] == "metrics-worker", line
+            shown = subprocess.run(
+                [str(BIN / command[0]), *command[1:]],
+                env={**env, "COLUMNS": "80"},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert shown.returncode == 0, (line, shown.stderr)
+            if {"session", "sessions"} & set(command):  # whole, or its tail where the terminal is narrow
+                assert session_id in shown.stdout or f"…{session_id[-8:]}" in shown.stdout, shown.stdout
+            assert shown.stdout.strip(), line
+    finally:
+        api.terminate()
+        api.wait(timeout=10)
+
+
+def _get_when_listening(url: str, server: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            response = httpx.get(url, timeout=2)
+            assert response.status_code == 200, response.text
+            return response.text
+        except httpx.TransportError:
+            assert server.poll() is None, "metrics-api exited before listening"
+            assert time.monotonic() < deadline, "metrics-api did not listen within 20 s"
+            time.sleep(0.1)

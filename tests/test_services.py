@@ -31,3 +31,29 @@ def test_schema_applies_again_and_again(conn: psycopg.Connection) -> None:
 
 def test_redis_answers(redis_client: redis.Redis) -> None:
     assert redis_client.ping()
+
+
+def test_the_suite_says_first_which_servers_it_uses() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(
+        os.environ,
+        DATABASE_URL="postgresql://someone:secret@db.example:5433/metrics",
+        REDIS_URL="redis://cache.example:6380/2",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_help.py::test_query_names_are_the_readmes"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    first = done.stdout.splitlines()[0]
+    assert first == (
+        "servers: from the environment, PostgreSQL db.example:5433/metrics (DATABASE_URL), "
+        "Redis cache.example:6380/2 (REDIS_URL)"
+    )
+    assert "secret" not in done.stdout

@@ -12,16 +12,22 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 import psycopg
-import redis
+from rich.console import Console
 
 from contract import exits
+from contract.connect import Client, connect, describe, placed
+from contract.durations import duration_arg
 from contract.exits import NotFound
+from contract.keys import Keys
 from worker.ingest.deadletter import DeadLetters
 from worker.maintenance.cli import add_maintenance_parsers
 from worker.read.cli import add_query_parser
-from worker.settings import Settings
+from worker.read.tables import Column, Grid, print_tables, terminal_width
+from worker.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings
 
 log = logging.getLogger("worker")
 
@@ -30,23 +36,49 @@ def _common(parser: argparse.ArgumentParser, *, database: bool = True, streams: 
     """The connection flags a command uses (and only those: a flag shown must do something)."""
     g = parser.add_argument_group("connections (flags override the environment)")
     if database:
-        g.add_argument("--database-url", help="PostgreSQL URL [env DATABASE_URL]")
+        g.add_argument(
+            "--database-url",
+            metavar="URL",
+            help=f"PostgreSQL [env DATABASE_URL, default {DEFAULT_DATABASE_URL}]",
+        )
     if streams:
-        g.add_argument("--redis-url", help="Redis URL [env REDIS_URL]")
-        g.add_argument("--stream", help="stream name [env METRICS_STREAM, default metrics:events]")
-        g.add_argument("--shards", type=int, help="number of stream shards [env METRICS_SHARDS, default 1]")
-        g.add_argument("--group", help="consumer group [env METRICS_GROUP, default metrics-workers]")
-    g.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+        g.add_argument(
+            "--redis-url", metavar="URL", help=f"Redis [env REDIS_URL, default {DEFAULT_REDIS_URL}]"
+        )
+        g.add_argument(
+            "--stream", metavar="NAME", help="stream name [env METRICS_STREAM, default metrics:events]"
+        )
+        g.add_argument(
+            "--shards", type=int, metavar="K", help="number of stream shards [env METRICS_SHARDS, default 1]"
+        )
+        g.add_argument(
+            "--group", metavar="NAME", help="consumer group [env METRICS_GROUP, default metrics-workers]"
+        )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+
+
+def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand: ``summary`` in the list of commands, ``description`` on its own --help."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=description)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="metrics-worker", description="Apply agent telemetry events from Redis streams to PostgreSQL."
+    parser = exits.Parser(
+        prog="metrics-worker",
+        description="Apply agent telemetry events from Redis streams to PostgreSQL, look at them, "
+        "and run the maintenance. Exit codes: 0 done, 1 failed, 2 a mistake in the command, "
+        "3 a server away (README, Exit codes).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser(
-        "run", help="consume the stream and apply events (one worker; start N for N workers)"
+    run = _command(
+        sub,
+        "run",
+        "consume the stream and apply events (one worker; start N for N workers)",
+        "Consume the stream as one worker of the consumer group and apply its events to PostgreSQL, "
+        "until SIGTERM or Ctrl-C (which finish the batch in hand). Start N of them for N workers. "
+        "Applies schema.sql first if it is missing.",
     )
     _common(run)
     run.add_argument(
@@ -55,60 +87,108 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 0 once nothing is undelivered or pending (stale pending entries are claimed first)",
     )
     run.add_argument(
-        "--consumer", help="consumer name, unique per worker [env METRICS_CONSUMER, default host-pid]"
+        "--give-up-after",
+        type=duration_arg("--give-up-after"),
+        default=timedelta(minutes=1),
+        metavar="DURATION",
+        help="with --burst: exit 3 when Redis or PostgreSQL stays unreachable this long, naming "
+        "which (e.g. 30s, 5m; default 1m)",
     )
     run.add_argument(
-        "--batch-size", type=int, help="entries per batch [env METRICS_BATCH_SIZE, default 1000]"
+        "--consumer",
+        metavar="NAME",
+        help="consumer name, unique per worker [env METRICS_CONSUMER, default host-pid]",
     )
     run.add_argument(
-        "--block-ms", type=int, help="how long a read waits for entries [env METRICS_BLOCK_MS, default 2000]"
+        "--batch-size", type=int, metavar="N", help="entries per batch [env METRICS_BATCH_SIZE, default 1000]"
+    )
+    run.add_argument(
+        "--block-ms",
+        type=int,
+        metavar="MS",
+        help="how long a read waits for entries [env METRICS_BLOCK_MS, default 2000]",
     )
     run.add_argument(
         "--claim-idle-ms",
         type=int,
+        metavar="MS",
         help="claim entries pending this long on another consumer [env METRICS_CLAIM_IDLE_MS, default 30000]",
     )
     run.add_argument(
         "--max-deliveries",
         type=int,
+        metavar="N",
         help="deliveries before an entry is isolated and, failing, dead-lettered "
         "[env METRICS_MAX_DELIVERIES, default 5]",
     )
     run.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics on this port [env METRICS_PORT]"
+        "--max-event-bytes",
+        type=int,
+        metavar="N",
+        help="larger entries are dead-lettered unread [env METRICS_MAX_EVENT_BYTES, default 1048576]",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port [env METRICS_PORT, default none]",
     )
     run.set_defaults(handler=_run)
 
-    schema = sub.add_parser(
+    schema = _command(
+        sub,
         "schema",
-        help="apply schema.sql (idempotent, under an advisory lock), then back-fill the roll-ups "
-        "of a database written by a version without them (a chunk per transaction, next to running workers)",
+        "create the tables (idempotent): run it once on a new database",
+        "Apply schema.sql: create the tables and indexes that are missing, and repair what was "
+        "dropped. Idempotent, under an advisory lock (workers starting at once are safe). Then "
+        "back-fill the roll-ups of a database written by a version without them (a chunk per "
+        "transaction, next to running workers).",
     )
     _common(schema, streams=False)
+    schema.add_argument(
+        "--reader",
+        metavar="ROLE",
+        help="also let ROLE (created if missing; password: env METRICS_READER_PASSWORD) SELECT and "
+        "nothing else: the role for metrics-api",
+    )
     schema.set_defaults(handler=_schema)
 
-    dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
+    dlq = _command(
+        sub,
+        "dlq",
+        "inspect and replay dead letters",
+        "Entries the workers could not apply (not JSON, failing the contract, refused by PostgreSQL) "
+        "wait in the dead-letter stream with their payload and the reason: list, show, redrive, purge.",
+    )
     dsub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    dl = dsub.add_parser("list", help="list dead letters (oldest first)")
+    dl = _command(dsub, "list", "list dead letters (oldest first)", "List dead letters, oldest first.")
     dl.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    dl.add_argument("--json", action="store_true", help="print JSON instead of text")
+    dl.add_argument("--json", action="store_true", help="print JSON instead of a table")
     dl.set_defaults(handler=_dlq_list)
-    ds = dsub.add_parser("show", help="one dead letter with its payload")
-    ds.add_argument("id")
+    ds = _command(dsub, "show", "one dead letter with its payload", "One dead letter, with its payload.")
+    ds.add_argument("id", help="the dead letter's id, as dlq list shows it")
     ds.add_argument("--json", action="store_true", help="print JSON instead of text")
     ds.set_defaults(handler=_dlq_show)
-    for name, what, handler in (
-        ("redrive", "re-publish to the stream they came from", _dlq_redrive),
-        ("purge", "delete", _dlq_purge),
+    for name, summary, handler in (
+        ("redrive", "re-publish dead letters to the streams they came from", _dlq_redrive),
+        ("purge", "delete dead letters", _dlq_purge),
     ):
-        p = dsub.add_parser(name, help=f"{what} the given dead letters, or --all")
-        p.add_argument("ids", nargs="*")
-        p.add_argument("--all", action="store_true")
+        p = _command(
+            dsub, name, summary, f"{summary[0].upper()}{summary[1:]}: the ids given, or all with --all."
+        )
+        p.add_argument("ids", nargs="*", metavar="ID", help="dead letter ids, as dlq list shows them")
+        p.add_argument("--all", action="store_true", help=f"{name} every dead letter")
         p.set_defaults(handler=handler)
     for p in dsub.choices.values():
         _common(p, database=False)
 
-    status = sub.add_parser("status", help="the group's backlog per stream, its consumers, the dead letters")
+    status = _command(
+        sub,
+        "status",
+        "the group's backlog per stream, its consumers, the dead letters",
+        "Per stream: entries, undelivered, pending; each consumer's pending entries and idle time; "
+        "the number of dead letters. Is the pipeline keeping up?",
+    )
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
     _common(status, database=False)
     status.set_defaults(handler=_status)
@@ -130,6 +210,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         block_ms=getattr(args, "block_ms", None),
         claim_idle_ms=getattr(args, "claim_idle_ms", None),
         max_deliveries=getattr(args, "max_deliveries", None),
+        max_event_bytes=getattr(args, "max_event_bytes", None),
         metrics_port=getattr(args, "metrics_port", None),
     )
 
@@ -159,12 +240,12 @@ def _run(args: argparse.Namespace) -> int:
                 f"--metrics-port / METRICS_PORT: cannot serve on port {settings.metrics_port}: {exc.strerror}"
             ) from None
     tune_gc_for_batches()
-    return Worker(settings).run(burst=args.burst)
+    return Worker(settings, give_up_after=args.give_up_after.total_seconds()).run(burst=args.burst)
 
 
 def _schema(args: argparse.Namespace) -> int:
     from worker.rollups import backfill, pending
-    from worker.schema import apply_schema
+    from worker.schema import apply_schema, grant_reader
 
     with psycopg.connect(settings_from(args).database_url, autocommit=True) as conn:
         apply_schema(conn, force=True)  # also repairs what was dropped since it was applied
@@ -174,6 +255,9 @@ def _schema(args: argparse.Namespace) -> int:
                 conn, progress=lambda entity, n: print(f"roll-ups: {entity} {n:,} rows counted")
             )
             print("roll-ups back-filled: " + ", ".join(f"{k} {v:,}" for k, v in counted.items()))
+        if args.reader:
+            created = grant_reader(conn, args.reader)
+            print(f"role {args.reader} {'created and ' if created else ''}granted SELECT only")
     return 0
 
 
@@ -181,9 +265,11 @@ def _status(args: argparse.Namespace) -> int:
     from worker.ingest.stream import StreamClient
 
     settings = settings_from(args)
-    client = redis.Redis.from_url(settings.redis_url)
-    shards = StreamClient(client, settings.keys, settings.group, "status").status()
-    dead = DeadLetters(client, settings.keys.dead_letters).count()
+    client = _connect(settings, "status")
+    reader = StreamClient(client, settings.keys, settings.group, "status")
+    shards = reader.status()
+    letters = DeadLetters(client, reader.keys.dead_letter_streams)
+    dead = letters.count()
     if args.json:
         print(
             json.dumps(
@@ -209,7 +295,7 @@ def _status(args: argparse.Namespace) -> int:
     total = sum(known) if len(known) == len(shards) else None
     print(
         f"group {settings.group}: {_how_many(total)} undelivered, {sum(s.pending for s in shards)} pending, "
-        f"{dead} dead letters in {settings.keys.dead_letters}"
+        f"{dead} dead letters in {letters.key}"
     )
     for s in shards:
         print(
@@ -224,24 +310,54 @@ def _how_many(n: int | None) -> str:
     return "some (Redis < 7 does not count them)" if n is None else str(n)
 
 
-def _dead_letters(settings: Settings) -> DeadLetters:
-    return DeadLetters(redis.Redis.from_url(settings.redis_url), settings.keys.dead_letters)
+def _connect(settings: Settings, command: str) -> Client:
+    """The data Redis (one server or a cluster), named with its mode in the start-up log line."""
+    client = connect(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+    log.info("%s: %s", command, describe(client))
+    return client
+
+
+def _dead_letters(settings: Settings, command: str) -> tuple[DeadLetters, Keys]:
+    """Every dead-letter stream (one per shard), and the keys as placed where they live."""
+    client = _connect(settings, f"dlq {command}")
+    keys = placed(settings.keys, client)
+    return DeadLetters(client, keys.dead_letter_streams), keys
 
 
 def _dlq_list(args: argparse.Namespace) -> int:
-    letters = _dead_letters(settings_from(args))
+    letters, _ = _dead_letters(settings_from(args), "list")
     rows = letters.list(count=args.limit)
     if args.json:
         print(json.dumps([{k: v for k, v in r.as_dict().items() if k != "payload"} for r in rows], indent=2))
     else:
-        print(f"{letters.count()} dead letters in {letters.key}")
-        for r in rows:
-            print(f"{r.id}  {r.failed_at}  {r.stream}/{r.entry_id}  x{r.deliveries}  {r.reason[:100]}")
+        columns = (
+            Column("id", "label"),
+            Column("failed at", "time", 2),
+            Column("from (stream/entry)", "text", 1),
+            Column("deliveries", "number", 3),
+            Column("reason", "text"),
+        )
+        grid = Grid(
+            f"{letters.count()} dead letters in {letters.key}",
+            columns,
+            tuple(
+                (r.id, _when(r.failed_at), f"{r.stream}/{r.entry_id}", r.deliveries, r.reason) for r in rows
+            ),
+        )
+        console = Console()
+        print_tables([grid], console, terminal_width(console))
     return 0
 
 
+def _when(stamp: str) -> datetime | str:
+    try:
+        return datetime.fromisoformat(stamp)
+    except ValueError:  # written by hand, or by something else: shown as it is
+        return stamp
+
+
 def _dlq_show(args: argparse.Namespace) -> int:
-    letters = _dead_letters(settings_from(args))
+    letters, _ = _dead_letters(settings_from(args), "show")
     letter = letters.get(args.id)
     if letter is None:
         raise NotFound(f"no dead letter with id {args.id} in {letters.key}")
@@ -264,13 +380,14 @@ def _chosen(args: argparse.Namespace) -> list[str] | None:
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
     ids, settings = _chosen(args), settings_from(args)
-    n = _dead_letters(settings).redrive(ids, default_stream=settings.keys.streams[0])
+    letters, keys = _dead_letters(settings, "redrive")
+    n = letters.redrive(ids, default_stream=keys.streams[0])
     print(f"redrove {n} dead letters to their streams")
     return 0
 
 
 def _dlq_purge(args: argparse.Namespace) -> int:
-    n = _dead_letters(settings_from(args)).purge(_chosen(args))
+    n = _dead_letters(settings_from(args), "purge")[0].purge(_chosen(args))
     print(f"purged {n} dead letters")
     return 0
 

@@ -20,3 +20,21 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+@dataclass
+class Patience:
+    """How long to keep retrying a server that does not answer: ``limit`` seconds of failures in
+    a row (None: for ever, what a long-running worker does; a burst run has a limit)."""
+
+    limit: float | None = None
+    since: float | None = None
+
+    def exhausted(self, now: float) -> float | None:
+        """Note a failure at ``now``: the seconds failures have lasted, once that is the limit."""
+        self.since = now if self.since is None else self.since
+        lasted = now - self.since
+        return lasted if self.limit is not None and lasted >= self.limit else None
+
+    def reset(self) -> None:
+        self.since = None

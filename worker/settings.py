@@ -6,23 +6,18 @@ CLI flags mirror these variables (worker/cli.py says which in --help); a flag be
 from __future__ import annotations
 
 import os
-import re
 import socket
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from contract.durations import format_duration, parse_duration
+from contract.fields import DEFAULT_MAX_EVENT_BYTES
 from contract.keys import DEFAULT_GROUP, DEFAULT_STREAM, Keys
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-#: Longest duration accepted anywhere: beyond it, now - duration leaves datetime's range.
-MAX_DURATION = timedelta(days=36_500)
 #: Shortest settings that cannot destroy live data: a zero retention would prune running
 #: sessions' rounds, a zero grace would close every session without a heartbeat at once, and a
 #: zero dead-letter retention would drop what an operator has not looked at yet.
@@ -31,20 +26,6 @@ MINIMUMS = {
     "reconcile_grace": ("METRICS_RECONCILE_GRACE (--grace)", timedelta(minutes=1)),
     "dead_letter_retention": ("METRICS_DEAD_LETTER_RETENTION (--dead-letter-retention)", timedelta(days=1)),
 }
-
-
-def parse_duration(text: str, *, name: str = "duration") -> timedelta:
-    """'90d', '15m', '30s', '500ms' or plain seconds, up to 100 years. Raises ValueError naming ``name``."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{name}: {text!r} is not a duration; use e.g. 30s, 15m, 6h or 90d")
-    try:
-        value = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    except OverflowError:
-        value = MAX_DURATION * 2
-    if value > MAX_DURATION:
-        raise ValueError(f"{name}: {text!r} is longer than {MAX_DURATION.days} days")
-    return value
 
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
@@ -57,14 +38,20 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name}: {raw!r} is not an integer") from None
 
 
+def _source(name: str) -> str:
+    """Where a setting comes from, as a person sets it: ``METRICS_BATCH_SIZE (--batch-size)``."""
+    return f"METRICS_{name.upper()} (--{name.replace('_', '-')})"
+
+
 def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
-    redis_url: str = DEFAULT_REDIS_URL
+    # Out of the repr, so a logged or printed Settings never shows a password.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
     stream: str = DEFAULT_STREAM  # METRICS_STREAM
     shards: int = 1  # METRICS_SHARDS
     group: str = DEFAULT_GROUP  # METRICS_GROUP
@@ -73,6 +60,7 @@ class Settings:
     block_ms: int = 2000  # METRICS_BLOCK_MS
     claim_idle_ms: int = 30_000  # METRICS_CLAIM_IDLE_MS
     max_deliveries: int = 5  # METRICS_MAX_DELIVERIES: then dead-lettered
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES  # METRICS_MAX_EVENT_BYTES: larger is dead-lettered unread
     metrics_port: int | None = None  # METRICS_PORT (Prometheus); unset = no endpoint
     consumer_idle_ms: int = (
         3_600_000  # METRICS_CONSUMER_IDLE_MS: idle consumers with nothing pending are removed
@@ -100,6 +88,7 @@ class Settings:
             "block_ms": _env_int(e, "METRICS_BLOCK_MS", 2000),
             "claim_idle_ms": _env_int(e, "METRICS_CLAIM_IDLE_MS", 30_000),
             "max_deliveries": _env_int(e, "METRICS_MAX_DELIVERIES", 5),
+            "max_event_bytes": _env_int(e, "METRICS_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
             "consumer_idle_ms": _env_int(e, "METRICS_CONSUMER_IDLE_MS", 3_600_000),
         }
         if e.get("METRICS_CONSUMER"):
@@ -120,17 +109,17 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("batch_size", "shards", "max_deliveries"):
+        for name in ("batch_size", "shards", "max_deliveries", "max_event_bytes"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+                raise ValueError(f"{_source(name)}: must be at least 1, got {getattr(self, name)}")
         for name in ("block_ms", "claim_idle_ms"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must not be negative, got {getattr(self, name)}")
+                raise ValueError(f"{_source(name)}: must not be negative, got {getattr(self, name)}")
         for name, (variable, least) in MINIMUMS.items():
             if getattr(self, name) < least:
                 raise ValueError(
-                    f"{variable}: {getattr(self, name)} is shorter than the minimum, {least}: "
-                    "shorter would touch data that is still live"
+                    f"{variable}: {format_duration(getattr(self, name))} is shorter than the minimum, "
+                    f"{format_duration(least)}: shorter would touch data that is still live"
                 )
 
     def with_(self, **changes: Any) -> Settings:

@@ -200,11 +200,21 @@ def test_cli_reports_a_skip_and_refuses_bad_input(
         maintenance_main(["reconcile", "--grace", "soon"])
     assert exit_info.value.code == 2
     assert "--grace: 'soon' is not a duration" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # seconds or days? refused, with the spellings
+        maintenance_main(["prune", "--older-than", "90"])
+    assert exit_info.value.code == 2
+    assert "--older-than: '90' has no unit; write 90s, 90m, 90h or 90d" in capsys.readouterr().err
     # Settings that would destroy live data, or leave datetime's range: one line, status 2.
     for argv, says in (
-        (["prune", "--older-than", "0s"], "METRICS_RETENTION (--older-than): 0:00:00 is shorter"),
+        (
+            ["prune", "--older-than", "0s"],
+            "METRICS_RETENTION (--older-than): 0s is shorter than the minimum, 1d:",
+        ),
         (["prune", "--dead-letter-retention", "5m"], "METRICS_DEAD_LETTER_RETENTION"),
-        (["reconcile", "--grace", "0"], "METRICS_RECONCILE_GRACE (--grace): 0:00:00 is shorter"),
+        (
+            ["reconcile", "--grace", "30s"],
+            "METRICS_RECONCILE_GRACE (--grace): 30s is shorter than the minimum, 1m",
+        ),
     ):
         assert maintenance_main(argv) == 2
         assert says in capsys.readouterr().err

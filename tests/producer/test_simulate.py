@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import statistics
 from collections import Counter, defaultdict
 
 from contract import EVENT_TYPES
@@ -54,3 +55,40 @@ def test_the_calls_are_repeatable_and_interleave_sessions() -> None:
     ends = [i for i, (method, _) in enumerate(first) if method == "session_completed"]
     assert starts[1] < ends[0]  # a second session starts before the first ends
     assert {"session_awaiting", "session_resumed"} <= {method for method, _ in first}
+
+
+_KEY_OF = {"round": "round_id", "tool": "tool_call_id", "forward": "forward_id"}
+
+
+def test_durations_and_outcomes_are_plausible() -> None:
+    """Rounds take seconds, tools milliseconds to seconds (a timeout as long as it says), forwards
+    seconds (a timeout 60 s); errors, timeouts, compressions and mismatches all occur."""
+    events = list(agent_events(random.Random(3), sessions=300))
+    started: dict[tuple[str, str], object] = {}
+    took: dict[str, list[float]] = defaultdict(list)
+    outcomes: Counter[str] = Counter()
+    for e in events:
+        kind, _, what = e.type.partition(".")
+        key = getattr(
+            e, {"round": "round_id", "tool": "tool_call_id", "forward": "forward_id"}.get(kind, "x"), None
+        )
+        if what == "started" and key:
+            started[kind, key] = e.occurred_at
+        elif what == "completed" and key and (kind, key) in started:
+            seconds = (e.occurred_at - started[kind, key]).total_seconds()  # type: ignore[operator]
+            took[kind].append(seconds)
+            outcome = getattr(e, "status", None) or ("ok" if getattr(e, "success", True) else "failed")
+            outcomes[f"{kind} {outcome}"] += 1
+            if kind == "forward" and outcome == "timeout":
+                assert seconds == 60
+            if kind == "tool" and e.error and "timed out after 120 s" in e.error:  # type: ignore[union-attr]
+                assert seconds == 120
+        outcomes[e.type] += 1
+    median = {kind: statistics.median(values) for kind, values in took.items()}
+    assert 2 < median["round"] < 60, median
+    assert 0.01 < median["tool"] < 5 and min(took["tool"]) < 0.05 and max(took["tool"]) > 10, median
+    assert 1 < median["forward"] < 20, median
+    for seen in ("tool failed", "round error", "forward error", "forward timeout", "round.compressed",
+                 "sync.mismatch"):  # fmt: skip
+        assert outcomes[seen] > 0, (seen, outcomes)
+    assert outcomes["tool failed"] < outcomes["tool ok"] / 5  # failures are the exception

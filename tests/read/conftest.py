@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -61,3 +67,51 @@ def scenario(services: Services) -> Iterator[Filled]:
 def scenario_conn(scenario: Filled) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(scenario.url, autocommit=True) as connection:
         yield connection
+
+
+def free_port() -> int:
+    """A free port in this suite's range (8100-8199), starting at one of our own."""
+    for port in [*range(8100 + os.getpid() % 90, 8200), *range(8100, 8200)]:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 8100-8199")
+
+
+@dataclass
+class Served:
+    """A metrics-api console script serving at ``url``; ``output`` is what it logged, once stopped."""
+
+    url: str
+    output: str = ""
+
+
+@contextlib.contextmanager
+def metrics_api(env: dict[str, str], *flags: str) -> Iterator[Served]:
+    """``python -m worker.read.api`` in ``env`` on a free port, until the block ends."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker.read.api", "--port", str(port), *flags],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    served = Served(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{served.url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "metrics-api exited: " + process.communicate()[0].decode()
+            assert time.monotonic() < deadline, "metrics-api did not answer /healthz in 20 s"
+            time.sleep(0.1)
+        yield served
+    finally:
+        process.terminate()
+        served.output = process.communicate(timeout=10)[0].decode()

@@ -31,6 +31,7 @@ from contract.events import (
 from tests.read.events import Events, usage, utc
 from worker.read.models import (
     DailyMetrics,
+    ForwardDailyMetrics,
     ForwardEndpointMetrics,
     ForwardMetricsSummary,
     ForwardRequestMetrics,
@@ -461,6 +462,8 @@ class Oracle:
             total_requests=len(rows),
             successful_requests=sum(row.status == "success" for row in rows),
             failed_requests=sum(row.status == "error" for row in rows),
+            timed_out_requests=sum(row.status == "timeout" for row in rows),
+            pending_requests=sum(row.status == "pending" for row in rows),
             total_tokens=_sum_usage(row.token_usage for row in rows if row.token_usage is not None),
             avg_duration_ms=_avg_ms(rows),
         )
@@ -472,9 +475,7 @@ class Oracle:
         result = [
             ForwardEndpointMetrics(
                 endpoint=endpoint,
-                requests=len(rows),
-                successful=sum(row.status == "success" for row in rows),
-                failed=sum(row.status == "error" for row in rows),
+                **_outcomes(rows),
                 tokens=_sum_usage(row.token_usage for row in rows if row.token_usage is not None),
                 avg_duration_ms=_avg_ms(rows),
             )
@@ -482,24 +483,25 @@ class Oracle:
         ]
         return sorted(result, key=lambda m: (-m.requests, m.endpoint.encode()))
 
-    def forward_daily(self, days: int, end: date) -> list[DailyMetrics]:
+    def forward_daily(self, days: int, end: date) -> list[ForwardDailyMetrics]:
         start = end - timedelta(days=max(days, 1) - 1)
         by_day: dict[date, list[ForwardRequestMetrics]] = defaultdict(list)
         for row in self.forward_rows(start, end):
             by_day[row.started_at.date()].append(row)
         return [
-            DailyMetrics(
+            ForwardDailyMetrics(
                 date=day,
-                total_sessions=len(rows),
-                total_rounds=0,
-                total_tool_calls=0,
-                total_token_usage=_sum_usage(row.token_usage for row in rows if row.token_usage is not None),
-                prompt_cached_tool_outputs=0,
-                model_breakdown={},
-                tool_breakdown={},
+                **_outcomes(rows),
+                tokens=_sum_usage(row.token_usage for row in rows if row.token_usage is not None),
             )
             for day, rows in sorted(by_day.items())
         ]
+
+
+def _outcomes(rows: list[ForwardRequestMetrics]) -> dict[str, int]:
+    count = Counter(row.status for row in rows)
+    return {"requests": len(rows), "successful": count["success"], "failed": count["error"],
+            "timed_out": count["timeout"], "pending": count["pending"]}  # fmt: skip
 
 
 def _sum_usage(usages: Any) -> TokenUsage:

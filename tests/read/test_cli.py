@@ -132,8 +132,9 @@ def test_a_database_without_the_tables_is_status_1_and_says_what_to_check(
     url = with_search_path(services.database_url, "no_tables_here")  # a schema that does not exist
     assert main(["summary", "--database-url", url]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("python -m worker.read.cli: PostgreSQL: ") and err.count("\n") == 1
-    assert "is schema.sql applied, and does the URL's search_path point at it?" in err
+    assert err.startswith("python -m worker.read.cli: none of the tables in database ")
+    assert err.count("\n") == 1
+    assert "search_path no_tables_here" in err and "create them with `metrics-worker schema`" in err
 
 
 def test_wired_into_a_main_cli_as_the_query_subcommand(

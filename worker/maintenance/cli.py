@@ -11,33 +11,30 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from datetime import timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from contract import exits
-from worker.settings import Settings, parse_duration
-
-
-def _duration(flag: str) -> Callable[[str], timedelta]:
-    def parse(text: str) -> timedelta:
-        try:
-            return parse_duration(text, name=flag)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
+from contract.durations import duration_arg
+from worker.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings
 
 
 def _connections(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("connections (flags override the environment)")
-    g.add_argument("--database-url", help="PostgreSQL URL [env DATABASE_URL]")
-    g.add_argument("--redis-url", help="Redis URL (liveness hints, dead letters) [env REDIS_URL]")
+    g.add_argument(
+        "--database-url", metavar="URL", help=f"PostgreSQL [env DATABASE_URL, default {DEFAULT_DATABASE_URL}]"
+    )
+    g.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help=f"Redis (liveness hints, dead letters) [env REDIS_URL, default {DEFAULT_REDIS_URL}]",
+    )
     g.add_argument(
         "--stream",
+        metavar="NAME",
         help="stream name, from which the hint keys derive [env METRICS_STREAM, default metrics:events]",
     )
-    g.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
 
 
 def add_maintenance_parsers(subparsers: Any) -> None:
@@ -51,7 +48,8 @@ def add_maintenance_parsers(subparsers: Any) -> None:
     _connections(rec)
     rec.add_argument(
         "--grace",
-        type=_duration("--grace"),
+        type=duration_arg("--grace"),
+        metavar="DURATION",
         help="only rows idle longer than this [env METRICS_RECONCILE_GRACE, default 10m]",
     )
     rec.set_defaults(handler=reconcile)
@@ -66,24 +64,42 @@ def add_maintenance_parsers(subparsers: Any) -> None:
     _connections(parser)
     parser.add_argument(
         "--older-than",
-        type=_duration("--older-than"),
+        type=duration_arg("--older-than"),
+        metavar="DURATION",
         help="retention, e.g. 90d [env METRICS_RETENTION, default 90d]",
     )
     parser.add_argument(
         "--dedupe-window",
-        type=_duration("--dedupe-window"),
+        type=duration_arg("--dedupe-window"),
+        metavar="DURATION",
         help="keep counter event ids this long, at least 1d [env METRICS_DEDUPE_WINDOW, default 14d]",
     )
     parser.add_argument(
         "--dead-letter-retention",
-        type=_duration("--dead-letter-retention"),
+        type=duration_arg("--dead-letter-retention"),
+        metavar="DURATION",
         help="keep dead letters this long [env METRICS_DEAD_LETTER_RETENTION, default 30d]",
     )
     parser.set_defaults(handler=prune)
 
+    url = subparsers.add_parser(
+        "scheduler-url",
+        help="print the plain Redis URL for rq cron / rq worker [env METRICS_SCHEDULER_REDIS_URL]",
+        description="RQ does not support Redis Cluster: print METRICS_SCHEDULER_REDIS_URL, else REDIS_URL "
+        "when that is not a cluster, else fail in one line.",
+    )
+    url.set_defaults(handler=scheduler_url)
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(database_url=args.database_url, redis_url=args.redis_url, stream=args.stream)
+
+
+def scheduler_url(args: argparse.Namespace) -> int:
+    from worker.maintenance.scheduler import scheduler_redis_url
+
+    print(scheduler_redis_url())
+    return 0
 
 
 def reconcile(args: argparse.Namespace) -> int:
@@ -115,7 +131,7 @@ def _report(job: str, details: dict[str, Any]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="python -m worker.maintenance.cli", description="Run one maintenance job once."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="JOB")

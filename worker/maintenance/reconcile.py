@@ -41,8 +41,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-import redis
 
+from contract.connect import Client
 from contract.keys import Keys
 from worker.maintenance.runs import in_transaction
 
@@ -155,7 +155,7 @@ class HintSnapshot:
     awaiting: frozenset[str] = frozenset()  # sessions waiting for the user's answer
 
 
-def read_hints(client: redis.Redis, keys: Keys, now: datetime) -> HintSnapshot:
+def read_hints(client: Client, keys: Keys, now: datetime) -> HintSnapshot:
     """Sessions whose heartbeat expires after ``now``, and every session marked awaiting.
 
     Raises Redis errors: without the hints every session would look dead, so no hints means

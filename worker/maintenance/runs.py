@@ -28,6 +28,7 @@ from psycopg.types.json import Jsonb
 
 from worker.errors import TransientError, translate
 from worker.retry import Backoff
+from worker.schema import require_schema
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def run_exclusive(
     """
     if not conn.autocommit:
         raise ValueError("run_exclusive needs an autocommit connection (the lock spans transactions)")
+    require_schema(conn)  # else every statement fails on a missing table, with SQL and no fix
     started = utcnow()
     clock = time.monotonic()
     row = conn.execute(CURRENT_SCHEMA).fetchone()

@@ -8,44 +8,65 @@ misspelt filter is not silently ignored); a database that cannot be reached is 5
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import psycopg
+import redis
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
 from contract import exits
-from worker.read import queries
+from worker.read import dashboard, queries
+from worker.read.auth import (
+    TOKENS_FILE_VARIABLE,
+    TOKENS_VARIABLE,
+    TokenCheck,
+    require_token,
+    startup_tokens,
+    tokens_from_env,
+)
+from worker.read.dates import IsoDate
 from worker.read.models import (
     DailyMetrics,
+    ForwardDailyMetrics,
     ForwardEndpointMetrics,
+    ForwardEndpointStatuses,
     ForwardMetricsSummary,
     ForwardRequestMetrics,
     MetricsSummary,
     ModelMetrics,
+    Overview,
     SessionDetail,
     SessionMetrics,
+    ToolMetrics,
 )
+from worker.read.pipeline import PipelineHealth, pipeline_health, redis_client
 from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError
-from worker.settings import DEFAULT_DATABASE_URL
+from worker.read.queries._base import check_date_range
+from worker.settings import DEFAULT_DATABASE_URL, Settings
 
 log = logging.getLogger(__name__)
 
 StartDate = Annotated[
-    date | None, Query(description="First UTC date of started_at, inclusive (YYYY-MM-DD); open if absent.")
+    IsoDate | None,
+    Query(description="First UTC date of started_at, inclusive (YYYY-MM-DD); open if absent."),
 ]
 EndDate = Annotated[
-    date | None, Query(description="Last UTC date of started_at, inclusive (YYYY-MM-DD); open if absent.")
+    IsoDate | None,
+    Query(description="Last UTC date of started_at, inclusive (YYYY-MM-DD); open if absent."),
 ]
 Model = Annotated[
     str | None,
@@ -56,7 +77,9 @@ Endpoint = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Rows to return, 1..{MAX_LIMIT}.")]
 Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window, ending on end_date.")]
-WindowEnd = Annotated[date | None, Query(description="Last UTC date of the window; today (UTC) if absent.")]
+WindowEnd = Annotated[
+    IsoDate | None, Query(description="Last UTC date of the window (YYYY-MM-DD); today (UTC) if absent.")
+]
 
 
 def _pool(request: Request) -> ConnectionPool[Any]:
@@ -97,21 +120,182 @@ def _configured(statement_timeout_ms: int) -> Callable[[psycopg.Connection[Any]]
     return configure
 
 
-def create_app(  # noqa: C901 -- the routes move to an APIRouter soon, which splits this up
+async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
+    loc = ["query", exc.param] if exc.param else ["query"]
+    return JSONResponse(
+        status_code=422, content={"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}
+    )
+
+
+async def _database_unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+    log.warning("read failed, database unavailable: %s", exc)
+    return JSONResponse(status_code=503, content={"detail": f"database unavailable: {exc}"})
+
+
+#: Open to anyone who can reach the port: says only whether the database answers.
+router = APIRouter(dependencies=[Depends(_reject_unknown_parameters)])
+#: The reads: behind the API tokens when there are any (worker/read/auth.py).
+v1 = APIRouter(dependencies=[Depends(require_token), Depends(_reject_unknown_parameters)])
+
+
+@router.get("/healthz", tags=["health"], summary="200 if the database answers SELECT 1, else 503")
+def healthz(request: Request, pool: Pool) -> JSONResponse:
+    try:
+        with pool.connection(timeout=request.app.state.health_timeout) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return JSONResponse(status_code=503, content={"status": "unavailable", "detail": f"database: {exc}"})
+    return JSONResponse(content={"status": "ok"})
+
+
+@v1.get("/v1/summary", response_model=MetricsSummary, tags=["sessions"])
+def get_summary(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> MetricsSummary:
+    return queries.summary(pool, start_date=start_date, end_date=end_date)
+
+
+@v1.get("/v1/models", response_model=list[ModelMetrics], tags=["sessions"])
+def get_models(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> list[ModelMetrics]:
+    return queries.by_model(pool, start_date=start_date, end_date=end_date)
+
+
+@v1.get("/v1/sessions", response_model=list[SessionMetrics], tags=["sessions"])
+def get_sessions(
+    pool: Pool,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    model: Model = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> list[SessionMetrics]:
+    return queries.sessions(pool, start_date=start_date, end_date=end_date, model=model, limit=limit)
+
+
+@v1.get(
+    "/v1/sessions/{session_id:path}",
+    response_model=SessionDetail,
+    tags=["sessions"],
+    responses={404: {"description": "No started session with this id"}},
+)
+def get_session(pool: Pool, session_id: Annotated[str, Path(min_length=1, max_length=128)]) -> SessionDetail:
+    detail = queries.session_detail(pool, session_id)
+    if detail is None:
+        raise HTTPException(status_code=404, detail=f"session {session_id!r} not found")
+    return detail
+
+
+@v1.get("/v1/daily", response_model=list[DailyMetrics], tags=["sessions"])
+def get_daily(pool: Pool, days: Days = DEFAULT_DAYS, end_date: WindowEnd = None) -> list[DailyMetrics]:
+    return queries.daily_metrics(pool, days=days, end_date=end_date)
+
+
+@v1.get("/v1/forward/summary", response_model=ForwardMetricsSummary, tags=["forward"])
+def get_forward_summary(
+    pool: Pool,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    endpoint: Endpoint = None,
+    model: Model = None,
+) -> ForwardMetricsSummary:
+    return queries.forward_summary(
+        pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model
+    )
+
+
+@v1.get("/v1/forward/endpoints", response_model=list[ForwardEndpointMetrics], tags=["forward"])
+def get_forward_endpoints(
+    pool: Pool, start_date: StartDate = None, end_date: EndDate = None, model: Model = None
+) -> list[ForwardEndpointMetrics]:
+    return queries.forward_by_endpoint(pool, start_date=start_date, end_date=end_date, model=model)
+
+
+@v1.get("/v1/forward/requests", response_model=list[ForwardRequestMetrics], tags=["forward"])
+def get_forward_requests(
+    pool: Pool,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    endpoint: Endpoint = None,
+    model: Model = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> list[ForwardRequestMetrics]:
+    return queries.forward_requests(
+        pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model, limit=limit
+    )
+
+
+@v1.get("/v1/forward/daily", response_model=list[ForwardDailyMetrics], tags=["forward"])
+def get_forward_daily(
+    pool: Pool, days: Days = DEFAULT_DAYS, end_date: WindowEnd = None
+) -> list[ForwardDailyMetrics]:
+    return queries.forward_daily_metrics(pool, days=days, end_date=end_date)
+
+
+@v1.get("/v1/overview", response_model=Overview, tags=["dashboard"])
+async def get_overview(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> Overview:
+    """The dashboard's overview in one request: the summary, each day and each tool, for the dates
+    (default: the last 7 UTC days, ending today). The three reads run side by side."""
+    end = end_date or datetime.now(UTC).date()
+    start = start_date or end - timedelta(days=DEFAULT_DAYS - 1)
+    check_date_range(start, end)
+    dates = {"start_date": start, "end_date": end}
+    summary, daily, tools = await asyncio.gather(
+        run_in_threadpool(queries.summary, pool, **dates),
+        run_in_threadpool(queries.daily_metrics, pool, days=(end - start).days + 1, end_date=end),
+        run_in_threadpool(queries.tool_metrics, pool, **dates),
+    )
+    return Overview(start_date=start, end_date=end, summary=summary, daily=daily, tools=tools)
+
+
+@v1.get("/v1/tools", response_model=list[ToolMetrics], tags=["sessions"])
+def get_tools(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> list[ToolMetrics]:
+    return queries.tool_metrics(pool, start_date=start_date, end_date=end_date)
+
+
+@v1.get("/v1/forward/statuses", response_model=list[ForwardEndpointStatuses], tags=["forward"])
+def get_forward_statuses(
+    pool: Pool, start_date: StartDate = None, end_date: EndDate = None, model: Model = None
+) -> list[ForwardEndpointStatuses]:
+    return queries.forward_statuses(pool, start_date=start_date, end_date=end_date, model=model)
+
+
+@v1.get(
+    "/v1/pipeline",
+    response_model=PipelineHealth,
+    tags=["pipeline"],
+    responses={503: {"description": "Redis does not answer"}},
+)
+def get_pipeline(request: Request) -> PipelineHealth | JSONResponse:
+    """Streams, consumers and dead letters, read from Redis (``configured`` false without REDIS_URL)."""
+    client = request.app.state.redis
+    if client is None:
+        return PipelineHealth(configured=False)
+    try:
+        return pipeline_health(client, request.app.state.keys, request.app.state.group)
+    except redis.RedisError as exc:
+        log.warning("pipeline read failed, Redis unavailable: %s", exc)
+        return JSONResponse(status_code=503, content={"detail": f"redis unavailable: {exc}"})
+
+
+def create_app(
     database_url: str | None = None,
     *,
     max_connections: int = 4,
     statement_timeout_ms: int = 30_000,
     pool_timeout: float = 10.0,
     health_timeout: float = 3.0,
+    tokens: Sequence[str] | None = None,
+    redis_url: str | None = None,
 ) -> FastAPI:
     """The API over ``database_url`` (default: env DATABASE_URL, else the settings' default), its pool
     opened in the lifespan.
 
     ``pool_timeout``: how long a request waits for a connection before a 503; ``health_timeout``:
-    the same for /healthz.
+    the same for /healthz. ``tokens``: the API tokens (default: from the environment, see
+    :mod:`worker.read.auth`); empty, the reads are open. ``redis_url``: where /v1/pipeline reads
+    (default: env REDIS_URL; unset or empty: "not configured"), with the stream, shards and group
+    of the environment (METRICS_STREAM, METRICS_SHARDS, METRICS_GROUP).
     """
     url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    redis_url = os.environ.get("REDIS_URL") if redis_url is None else redis_url
+    settings = Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -130,140 +314,84 @@ def create_app(  # noqa: C901 -- the routes move to an APIRouter soon, which spl
             yield
         finally:
             await run_in_threadpool(pool.close)
+            if app.state.redis is not None:
+                app.state.redis.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from assets in the fastapi-offline wheel, not a CDN
         title="Agent metrics API",
         version="1",
         summary="The seed's metrics reads (sessions, rounds, tool calls, forwarded requests) as JSON.",
         lifespan=lifespan,
-        dependencies=[Depends(_reject_unknown_parameters)],
     )
 
-    @app.exception_handler(QueryError)
-    async def query_error(request: Request, exc: QueryError) -> JSONResponse:
-        loc = ["query", exc.param] if exc.param else ["query"]
-        return JSONResponse(
-            status_code=422, content={"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}
-        )
-
-    @app.exception_handler(psycopg.OperationalError)
-    async def database_unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
-        log.warning("read failed, database unavailable: %s", exc)
-        return JSONResponse(status_code=503, content={"detail": f"database unavailable: {exc}"})
-
-    @app.get("/healthz", tags=["health"], summary="200 if the database answers SELECT 1, else 503")
-    def healthz(pool: Pool) -> JSONResponse:
-        try:
-            with pool.connection(timeout=health_timeout) as conn:
-                conn.execute("SELECT 1")
-        except psycopg.Error as exc:
-            return JSONResponse(
-                status_code=503, content={"status": "unavailable", "detail": f"database: {exc}"}
-            )
-        return JSONResponse(content={"status": "ok"})
-
-    @app.get("/v1/summary", response_model=MetricsSummary, tags=["sessions"])
-    def get_summary(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> MetricsSummary:
-        return queries.summary(pool, start_date=start_date, end_date=end_date)
-
-    @app.get("/v1/models", response_model=list[ModelMetrics], tags=["sessions"])
-    def get_models(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> list[ModelMetrics]:
-        return queries.by_model(pool, start_date=start_date, end_date=end_date)
-
-    @app.get("/v1/sessions", response_model=list[SessionMetrics], tags=["sessions"])
-    def get_sessions(
-        pool: Pool,
-        start_date: StartDate = None,
-        end_date: EndDate = None,
-        model: Model = None,
-        limit: Limit = DEFAULT_LIMIT,
-    ) -> list[SessionMetrics]:
-        return queries.sessions(pool, start_date=start_date, end_date=end_date, model=model, limit=limit)
-
-    @app.get(
-        "/v1/sessions/{session_id:path}",
-        response_model=SessionDetail,
-        tags=["sessions"],
-        responses={404: {"description": "No started session with this id"}},
-    )
-    def get_session(
-        pool: Pool, session_id: Annotated[str, Path(min_length=1, max_length=128)]
-    ) -> SessionDetail:
-        detail = queries.session_detail(pool, session_id)
-        if detail is None:
-            raise HTTPException(status_code=404, detail=f"session {session_id!r} not found")
-        return detail
-
-    @app.get("/v1/daily", response_model=list[DailyMetrics], tags=["sessions"])
-    def get_daily(pool: Pool, days: Days = DEFAULT_DAYS, end_date: WindowEnd = None) -> list[DailyMetrics]:
-        return queries.daily_metrics(pool, days=days, end_date=end_date)
-
-    @app.get("/v1/forward/summary", response_model=ForwardMetricsSummary, tags=["forward"])
-    def get_forward_summary(
-        pool: Pool,
-        start_date: StartDate = None,
-        end_date: EndDate = None,
-        endpoint: Endpoint = None,
-        model: Model = None,
-    ) -> ForwardMetricsSummary:
-        return queries.forward_summary(
-            pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model
-        )
-
-    @app.get("/v1/forward/endpoints", response_model=list[ForwardEndpointMetrics], tags=["forward"])
-    def get_forward_endpoints(
-        pool: Pool, start_date: StartDate = None, end_date: EndDate = None, model: Model = None
-    ) -> list[ForwardEndpointMetrics]:
-        return queries.forward_by_endpoint(pool, start_date=start_date, end_date=end_date, model=model)
-
-    @app.get("/v1/forward/requests", response_model=list[ForwardRequestMetrics], tags=["forward"])
-    def get_forward_requests(
-        pool: Pool,
-        start_date: StartDate = None,
-        end_date: EndDate = None,
-        endpoint: Endpoint = None,
-        model: Model = None,
-        limit: Limit = DEFAULT_LIMIT,
-    ) -> list[ForwardRequestMetrics]:
-        return queries.forward_requests(
-            pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model, limit=limit
-        )
-
-    @app.get("/v1/forward/daily", response_model=list[DailyMetrics], tags=["forward"])
-    def get_forward_daily(
-        pool: Pool, days: Days = DEFAULT_DAYS, end_date: WindowEnd = None
-    ) -> list[DailyMetrics]:
-        return queries.forward_daily_metrics(pool, days=days, end_date=end_date)
-
+    app.state.health_timeout = health_timeout
+    app.state.redis = redis_client(redis_url) if redis_url else None
+    app.state.keys, app.state.group = settings.keys, settings.group
+    app.add_exception_handler(QueryError, _query_error)  # type: ignore[arg-type]
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    app.state.token_check = TokenCheck(tokens_from_env() if tokens is None else tokens)
+    app.include_router(router)
+    app.include_router(v1)
+    dashboard.install(app)
     return app
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 1 to 65535")
+    return int(text)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """A busy port or an unknown host is one line (uvicorn would print two tracebacks)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise ValueError(
+            f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}; choose another"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="metrics-api",
         description="Serve the agent metrics reads as an HTTP JSON API (OpenAPI at /docs).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=_port, default=8000, help="port to listen on (default %(default)s)")
     parser.add_argument(
         "--database-url",
         metavar="URL",
-        help=f"PostgreSQL URL to read from (env DATABASE_URL; else {DEFAULT_DATABASE_URL})",
+        help=f"PostgreSQL to read from [env DATABASE_URL, default {DEFAULT_DATABASE_URL}]",
     )
     parser.add_argument(
         "--max-connections",
         type=int,
         default=4,
-        help="database connections in the pool (default: %(default)s)",
+        help="database connections in the pool (default %(default)s)",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="(default info)"
+    )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help=f"allow a non-loopback --host without API tokens [env {TOKENS_VARIABLE}, "
+        f"{TOKENS_FILE_VARIABLE}]; tokens that are set are still required",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
     def serve() -> int:
-        app = create_app(args.database_url, max_connections=args.max_connections)
+        tokens = startup_tokens(args.host, no_auth=args.no_auth)  # a TokenError is a usage error
+        _check_can_listen(args.host, args.port)
+        log.info("API tokens: %s", f"{len(tokens)} configured" if tokens else "none, the reads are open")
+        app = create_app(args.database_url, max_connections=args.max_connections, tokens=tokens)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
         return 0
 

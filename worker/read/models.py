@@ -112,7 +112,7 @@ class SessionDetail(_Model):
 
 
 class DailyMetrics(_Model):
-    """One UTC day. For forwards, ``total_sessions`` counts requests and the rest is zero/empty."""
+    """One UTC day of sessions."""
 
     date: date
     total_sessions: int
@@ -125,20 +125,41 @@ class DailyMetrics(_Model):
 
 
 class ForwardMetricsSummary(_Model):
+    """``total_requests`` = successful + failed + timed out + pending."""
+
     total_requests: int
     successful_requests: int  # status 'success'
     failed_requests: int  # status 'error' only, as the seed ('timeout' is neither)
+    timed_out_requests: int  # status 'timeout'
+    pending_requests: int  # started, not completed (yet, or ever: reconcile fails stale ones)
     total_tokens: TokenUsage
     avg_duration_ms: int | None  # over completed requests, truncated
 
 
 class ForwardEndpointMetrics(_Model):
+    """``requests`` = successful + failed + timed_out + pending, as in the summary."""
+
     endpoint: str
     requests: int
     successful: int
     failed: int
+    timed_out: int
+    pending: int
     tokens: TokenUsage
     avg_duration_ms: int | None
+
+
+class ForwardDailyMetrics(_Model):
+    """One UTC day of forwarded requests (by started_at), counted as in the summary. The seed
+    reused its sessions' DailyMetrics here, requests in ``total_sessions``: renamed."""
+
+    date: date
+    requests: int
+    successful: int
+    failed: int
+    timed_out: int
+    pending: int
+    tokens: TokenUsage
 
 
 class ForwardRequestMetrics(_Model):
@@ -153,3 +174,35 @@ class ForwardRequestMetrics(_Model):
     token_usage: TokenUsage | None  # None unless all three token counts were reported
     error: str | None
     duration_ms: int | None
+
+
+class ToolMetrics(_Model):
+    """Calls of one tool started in the date range; ``failure_share`` is over finished calls."""
+
+    tool_name: str
+    calls: int
+    succeeded: int
+    failed: int
+    unfinished: int  # no completion yet
+    failure_share: float | None  # failed / (succeeded + failed); None before any finished
+
+
+class ForwardEndpointStatuses(_Model):
+    """Forwarded requests of one endpoint by status (``failed`` in the seed's reads is ``error``)."""
+
+    endpoint: str
+    requests: int
+    success: int
+    error: int
+    timeout: int
+    pending: int
+
+
+class Overview(_Model):
+    """What the dashboard's overview shows for one date range, read in one request."""
+
+    start_date: date
+    end_date: date
+    summary: MetricsSummary
+    daily: list[DailyMetrics]
+    tools: list[ToolMetrics]

@@ -10,12 +10,14 @@ whatever the size of its result (one each; session_detail three).
 from __future__ import annotations
 
 from worker.read.queries._base import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, QueryError, Source
+from worker.read.queries.dashboard_reads import forward_statuses, tool_metrics
 from worker.read.queries.forward_reads import (
     forward_by_endpoint,
     forward_daily_metrics,
     forward_requests,
     forward_summary,
 )
+from worker.read.queries.ids import sessions_ending_with
 from worker.read.queries.session_reads import by_model, daily_metrics, session_detail, sessions, summary
 
 __all__ = [
@@ -30,8 +32,11 @@ __all__ = [
     "forward_by_endpoint",
     "forward_daily_metrics",
     "forward_requests",
+    "forward_statuses",
     "forward_summary",
     "session_detail",
     "sessions",
+    "sessions_ending_with",
     "summary",
+    "tool_metrics",
 ]

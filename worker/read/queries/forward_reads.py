@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from worker.read.models import (
-    DailyMetrics,
+    ForwardDailyMetrics,
     ForwardEndpointMetrics,
     ForwardMetricsSummary,
     ForwardRequestMetrics,
@@ -34,7 +34,8 @@ from worker.read.queries._base import (
     resolve_limit,
 )
 
-# What summary and by-endpoint count. "failed" is status 'error' only, as the seed. The average
+# What summary and by-endpoint count. "failed" is status 'error' only, as the seed; timeouts and
+# requests still pending are counted apart, so the outcomes add up to the requests. The average
 # duration is over completed requests (the seed's AVG(CASE WHEN completed_at IS NOT NULL ...)):
 # the exact sum of the intervals and their count, divided in Python (summing intervals is twice
 # as fast as averaging numeric milliseconds per row, and exact).
@@ -42,6 +43,8 @@ _FORWARD_TOTALS = """
        count(*) AS requests,
        count(*) FILTER (WHERE status = 'success') AS successful,
        count(*) FILTER (WHERE status = 'error') AS failed,
+       count(*) FILTER (WHERE status = 'timeout') AS timed_out,
+       count(*) FILTER (WHERE status = 'pending') AS pending,
        COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
        COALESCE(sum(completion_tokens), 0) AS completion_tokens,
        COALESCE(sum(total_tokens), 0) AS total_tokens,
@@ -94,6 +97,10 @@ FORWARD_DAILY_SQL = (
     """
 SELECT (started_at AT TIME ZONE 'UTC')::date AS day,
        count(*) AS requests,
+       count(*) FILTER (WHERE status = 'success') AS successful,
+       count(*) FILTER (WHERE status = 'error') AS failed,
+       count(*) FILTER (WHERE status = 'timeout') AS timed_out,
+       count(*) FILTER (WHERE status = 'pending') AS pending,
        COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
        COALESCE(sum(completion_tokens), 0) AS completion_tokens,
        COALESCE(sum(total_tokens), 0) AS total_tokens
@@ -134,6 +141,8 @@ def forward_summary(
         total_requests=row["requests"],
         successful_requests=row["successful"],
         failed_requests=row["failed"],
+        timed_out_requests=row["timed_out"],
+        pending_requests=row["pending"],
         total_tokens=_usage(row),
         avg_duration_ms=_average_ms(row),
     )
@@ -155,9 +164,7 @@ def forward_by_endpoint(
     return [
         ForwardEndpointMetrics(
             endpoint=row["endpoint"],
-            requests=row["requests"],
-            successful=row["successful"],
-            failed=row["failed"],
+            **_outcomes(row),
             tokens=_usage(row),
             avg_duration_ms=_average_ms(row),
         )
@@ -192,25 +199,25 @@ def forward_requests(
 
 def forward_daily_metrics(
     source: Source, *, days: int = DEFAULT_DAYS, end_date: date | None = None
-) -> list[DailyMetrics]:
-    """Requests per UTC day in the window, in the seed's DailyMetrics shape: ``total_sessions``
-    counts requests; rounds, tool calls, cached outputs and breakdowns stay zero/empty."""
+) -> list[ForwardDailyMetrics]:
+    """Requests per UTC day in the window, counted by outcome as in forward_summary (the seed
+    returned its sessions' DailyMetrics, requests in ``total_sessions``)."""
     start, end = daily_window(days, end_date)
     with borrowed(source) as conn:
         rows = rollup_sql.fetch(conn, READ_FORWARD_DAILY, {"start_date": start, "end_date": end}, "day")
     return [
-        DailyMetrics(
+        ForwardDailyMetrics(
             date=row["day"],
-            total_sessions=row["requests"],
-            total_rounds=0,
-            total_token_usage=_usage(row),
-            total_tool_calls=0,
-            prompt_cached_tool_outputs=0,
-            model_breakdown={},
-            tool_breakdown={},
+            **_outcomes(row),
+            tokens=_usage(row),
         )
         for row in rows
     ]
+
+
+def _outcomes(row: dict[str, Any]) -> dict[str, int]:
+    """The request counts by outcome, named as the per-endpoint and per-day models name them."""
+    return {name: row[name] for name in ("requests", "successful", "failed", "timed_out", "pending")}
 
 
 def _usage(row: dict[str, Any]) -> TokenUsage:

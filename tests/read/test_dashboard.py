@@ -1,0 +1,344 @@
+"""The dashboard in a real Chromium (Debian's, driven by Playwright for Python) over metrics-api run
+as a console script, on a database the simulator filled through a worker.
+
+Each page loads with no console error and no failed request; the overview's tiles are the API's
+figures; the charts drew their series; a session opens with the rounds of /v1/sessions/{id}; a filter
+change moves the URL and the figures; with tokens, the page asks for one and refuses a wrong one.
+Screenshots land in METRICS_SCREENSHOT_DIR (default .artifacts/dashboard).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from tests.conftest import Services, with_search_path
+from tests.ingest.helpers import drain, settings
+from tests.read.conftest import metrics_api
+from worker.schema import apply_schema
+
+pytestmark = pytest.mark.acceptance
+
+CHROMIUM = Path(os.environ.get("METRICS_CHROMIUM", "/usr/bin/chromium"))
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = Path(os.environ.get("METRICS_SCREENSHOT_DIR") or ROOT / ".artifacts" / "dashboard")
+TOKEN = "dashboard-test-token-0123456789"
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium", pytrace=False)
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Browser, ConsoleMessage, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def filled(services: Services) -> Iterator[tuple[str, dict[str, str]]]:
+    """A schema filled by ``metrics-producer simulate`` through a worker, one malformed entry
+    dead-lettered; with the environment metrics-api needs to read it (and its streams)."""
+    schema, prefix = f"d_{uuid.uuid4().hex[:12]}", f"test:{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(services.database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = with_search_path(services.database_url, schema)
+    s = settings(url, services.redis_url, prefix)
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        REDIS_URL=services.redis_url,
+        METRICS_STREAM=s.stream,
+        METRICS_GROUP=s.group,
+        METRICS_SPOOL_DIR=str(ROOT / ".artifacts" / "spool" / prefix.replace(":", "_")),
+    )
+    env.pop("METRICS_API_TOKENS", None)
+    env.pop("METRICS_API_TOKENS_FILE", None)
+    client = redis.Redis.from_url(services.redis_url)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            apply_schema(conn)
+        simulate = [sys.executable, "-m", "producer.cli", "simulate", "--agents", "4", "--sessions", "15"]
+        subprocess.run([*simulate, "--seed", "7", "--no-progress"], env=env, check=True, timeout=120)
+        client.xadd(s.stream, {"event": b"not json"})
+        drain(s)
+        yield url, env
+    finally:
+        for key in client.scan_iter(f"{prefix}*", count=1000):
+            client.delete(key)
+        client.close()
+        with psycopg.connect(services.database_url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def api(filled: tuple[str, dict[str, str]]) -> Iterator[str]:
+    with metrics_api(filled[1], "--log-level", "warning") as served:
+        yield served.url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+class Watched:
+    """A page whose console errors and failed requests are collected."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.requested: list[str] = []
+        self.page.on("request", lambda r: self.requested.append(r.url))
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        self.page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+        self.page.on("response", self._response)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.problems.append(f"console {message.type}: {message.text}")
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400:
+            self.problems.append(f"HTTP {response.status}: {response.url}")
+
+    def drawn(self, renders: int = 1) -> None:
+        """Wait until the page finished ``renders`` renders (window.dashboard counts them)."""
+        self.page.wait_for_function(f"() => window.dashboard && window.dashboard.renders >= {renders}")
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def watched(browser: Browser) -> Iterator[Watched]:
+    w = Watched(browser)
+    yield w
+    w.context.close()
+
+
+def _week() -> dict[str, str]:
+    end = datetime.now(UTC).date()
+    return {"start_date": (end - timedelta(days=6)).isoformat(), "end_date": end.isoformat()}
+
+
+def _get(api: str, path: str, **params: Any) -> Any:
+    response = httpx.get(f"{api}{path}", params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _dig(value: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def test_the_overview_shows_the_summary_and_draws_its_charts(
+    api: str, watched: Watched, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = watched.page
+    page.goto(f"{api}/")
+    watched.drawn()
+    summary = _get(api, "/v1/summary", **_week())
+    daily = _get(api, "/v1/daily", days=7, end_date=_week()["end_date"])
+    assert summary["total_sessions"] > 0
+    tiles = page.locator(".tile").evaluate_all(
+        "ts => ts.map(t => [t.dataset.key, t.dataset.source, Number(t.dataset.value)])"
+    )
+    assert len(tiles) == 14
+    for key, source, value in tiles:
+        expected = sum(d["total_rounds"] for d in daily) if source == "daily" else _dig(summary, key)
+        assert value == expected, key
+    # The tile's text is the same number for people (1.2k), its title the exact one.
+    first = page.locator('.tile[data-key="total_tool_calls"] .value')
+    assert first.get_attribute("title") == f"{summary['total_tool_calls']:,}"
+    # The charts: uPlot instances with every day of the range, and pixels on their canvases.
+    for name, series in (("tokens", None), ("activity", 2)):
+        shape = page.evaluate(
+            f"""() => {{ const u = window.dashboard.charts[{name!r}];
+                const c = u.root.querySelector('canvas'); const d = c.getContext('2d')
+                    .getImageData(0, 0, c.width, c.height).data;
+                let painted = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) painted++;
+                return {{ series: u.series.length - 1, points: u.data[0].length,
+                          total: u.data.slice(1).map(s => s.reduce((a, b) => a + b, 0)), painted }}; }}"""
+        )
+        assert shape["points"] == 7 and shape["painted"] > 1000, (name, shape)
+        if series:
+            assert shape["series"] == series
+    tokens = page.evaluate("() => window.dashboard.charts.tokens.data[1].reduce((a, b) => a + b, 0)")
+    assert tokens == summary["total_tokens"]["total_tokens"]  # the stack's top is every model's tokens
+    tools = _get(api, "/v1/tools", **_week())
+    assert page.locator("table.tools tbody tr").count() == len(tools) > 0
+    timing = page.evaluate(
+        "() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null"
+    )
+    assert timing is not None
+    with capsys.disabled():  # a figure for the report, shown on every run
+        print(f"\n[dashboard] overview first contentful paint: {timing:.0f} ms", end=" ")
+    watched.shot("overview")
+    assert watched.problems == []
+
+
+def test_a_session_opens_with_the_rounds_of_the_api(api: str, watched: Watched) -> None:
+    page = watched.page
+    page.goto(f"{api}/sessions")
+    watched.drawn()
+    listed = _get(api, "/v1/sessions", limit=26, **_week())
+    rows = page.locator("table.sessions tbody tr")
+    assert rows.count() == min(25, len(listed))
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.session)") == [s["session_id"] for s in listed[:25]]
+    watched.shot("sessions")
+    chosen = listed[0]["session_id"]
+    rows.first.locator("a").click()
+    page.wait_for_url(f"**/sessions/{chosen}**")
+    expect(page.locator("h2.page")).to_have_text(f"Session {chosen}")
+    detail = _get(api, f"/v1/sessions/{chosen}")
+    shown = page.locator("table.rounds tbody tr").evaluate_all("rs => rs.map(r => r.dataset.round)")
+    assert shown == [r["round_id"] for r in detail["rounds"]] and shown
+    calls = sum(len(r["tool_calls"]) for r in detail["rounds"])
+    assert page.locator("table.rounds ul.calls li").count() == calls
+    watched.shot("session")
+    page.go_back()
+    expect(page.locator("table.sessions")).to_be_visible()
+    assert watched.problems == []
+
+
+def test_a_filter_change_moves_the_url_and_the_figures(api: str, watched: Watched) -> None:
+    page = watched.page
+    page.goto(f"{api}/sessions")
+    watched.drawn()
+    models = _get(api, "/v1/models", **_week())
+    model = models[-1]["model"]
+    page.select_option("select[name=model]", model)
+    page.wait_for_url(f"**model={model}**")
+    expect(page.locator("table.sessions tbody tr")).to_have_count(min(25, models[-1]["sessions"]))
+    assert set(page.locator("table.sessions tbody td:nth-child(2)").all_inner_texts()) == {model}
+    # A date range without data: the URL says it, the overview's figures follow.
+    page.goto(f"{api}/")
+    watched.drawn()
+    page.fill("input[name=start]", "2020-01-01")
+    page.fill("input[name=end]", "2020-01-03")
+    page.locator("input[name=end]").dispatch_event("change")
+    page.wait_for_url("**start=2020-01-01&end=2020-01-03**")
+    expect(page.locator('.tile[data-key="total_sessions"]')).to_have_attribute("data-value", "0")
+    # The link reproduces the view.
+    page.wait_for_load_state("networkidle")  # each change drew once more: let the last finish
+    page.reload()
+    expect(page.locator("h2.page")).to_have_text("Overview, 2020-01-01 to 2020-01-03 (UTC)")
+    assert watched.problems == []
+
+
+def test_forwards_and_pipeline_pages(api: str, watched: Watched) -> None:
+    page = watched.page
+    page.goto(f"{api}/forwards")
+    watched.drawn()
+    endpoints = _get(api, "/v1/forward/endpoints", **_week())
+    assert page.locator("table.endpoints tbody tr").count() == len(endpoints) > 0
+    assert page.evaluate("() => window.dashboard.charts.forwards.data[1].reduce((a, b) => a + b, 0)") == sum(
+        e["requests"] for e in endpoints
+    )
+    watched.shot("forwards")
+    page.click("nav a[data-page=pipeline]")
+    watched.drawn(2)
+    health = _get(api, "/v1/pipeline")
+    assert health["dead_letters"] == 1 and health["streams"][0]["pending"] == 0
+    expect(page.locator("table.dead-letters tbody tr")).to_have_count(1)
+    expect(page.locator("table.dead-letters")).to_contain_text(health["latest_dead_letters"][0]["reason"])
+    watched.shot("pipeline")
+    assert watched.problems == []
+
+
+def test_the_refresh_pauses_and_resumes(api: str, watched: Watched) -> None:
+    page = watched.page
+    renders = "() => window.dashboard.renders"
+    page.goto(f"{api}/pipeline?refresh=1")  # the menu offers 10 s and up; the URL may say 1
+    watched.drawn(3)  # drawn, then refreshed twice by itself
+    page.click("#pause")
+    page.wait_for_url("**paused=1**")
+    expect(page.locator("#status")).to_contain_text("refresh paused")
+    expect(page.locator("#pause")).to_have_text("Resume")
+    paused_at = page.evaluate(renders)
+    page.wait_for_timeout(2500)  # what is checked is that nothing happens: wait out two periods
+    assert page.evaluate(renders) == paused_at
+    page.click("#pause")
+    watched.drawn(paused_at + 2)
+    assert "paused" not in page.url
+    expect(page.locator("#status")).to_contain_text("refreshing every 1 s")
+    assert watched.problems == []
+
+
+def test_without_redis_the_pipeline_says_not_configured(
+    filled: tuple[str, dict[str, str]], browser: Browser
+) -> None:
+    env = {k: v for k, v in filled[1].items() if k != "REDIS_URL"}
+    with metrics_api(env, "--log-level", "warning") as served:
+        url = served.url
+        w = Watched(browser)
+        try:
+            w.page.goto(f"{url}/pipeline")
+            w.drawn()
+            expect(w.page.locator("#not-configured")).to_contain_text("Not configured")
+            assert w.problems == []
+        finally:
+            w.context.close()
+
+
+def test_with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one(
+    filled: tuple[str, dict[str, str]], browser: Browser
+) -> None:
+    with metrics_api({**filled[1], "METRICS_API_TOKENS": TOKEN}, "--log-level", "warning") as served:
+        url = served.url
+        w = Watched(browser)
+        try:
+            page = w.page
+            page.goto(f"{url}/")
+            dialog = page.locator("#token-dialog")
+            expect(dialog).to_be_visible()
+            assert page.evaluate("() => window.dashboard.renders") == 0
+            page.keyboard.press("Escape")  # the prompt stays: without a token there is nothing to show
+            expect(dialog).to_be_visible()
+            page.fill("#token-form input[name=token]", "wrong-token-0123456789abcdef")
+            page.click("#token-form button")
+            expect(page.locator("#token-message")).to_have_text("That token was refused. Enter another one.")
+            w.shot("token")
+            page.fill("#token-form input[name=token]", TOKEN)
+            page.click("#token-form button")
+            w.drawn()
+            expect(dialog).to_be_hidden()
+            assert page.locator(".tile").count() == 14
+            # Kept for the tab: another page of the same tab does not ask again.
+            page.click("nav a[data-page=sessions]")
+            w.drawn(2)
+            expect(dialog).to_be_hidden()
+            # The one refused request is the wrong token's.
+            assert [p for p in w.problems if "401" not in p] == []
+            assert sum("401" in p for p in w.problems) >= 1
+        finally:
+            w.context.close()
+
+
+def test_the_docs_load_without_the_internet(api: str, watched: Watched) -> None:
+    for path, ready in (("/docs", ".swagger-ui .info"), ("/redoc", "redoc-wrapper, .api-content")):
+        watched.page.goto(f"{api}{path}")
+        watched.page.wait_for_selector(ready)
+    # ReDoc's footer asks its vendor's CDN for a logo, unconditionally, and hides it when that fails
+    # (offline); everything that draws the pages comes from the API itself (blob: is a local worker).
+    elsewhere = {r for r in watched.requested if not r.startswith((api, "blob:"))}
+    assert elsewhere <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
+    logo = [p for p in watched.problems if "cdn.redoc.ly" in p or "Failed to load resource: net::" in p]
+    assert len(logo) <= 2 and [p for p in watched.problems if p not in logo] == []

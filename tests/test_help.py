@@ -1,0 +1,55 @@
+"""--help reads as one manual: every command says what it does, every argument what it is, a
+variable and its default always as ``[env VAR, default X]``, --verbose apart from the connections."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from producer.cli import build_parser as producer_parser
+from worker.cli import build_parser as worker_parser
+
+ENV_STYLE = re.compile(r"\[env [A-Z_]+(?: / [A-Z_]+)?, default [^\]]+\]")
+
+
+def _commands(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            seen: set[int] = set()
+            for name, sub in action.choices.items():
+                if id(sub) not in seen:  # an alias is the same parser
+                    seen.add(id(sub))
+                    yield from _commands(sub, f"{path} {name}")
+
+
+ALL = [*_commands(worker_parser(), "metrics-worker"), *_commands(producer_parser(), "metrics-producer")]
+
+
+@pytest.mark.parametrize(("path", "parser"), ALL, ids=[path for path, _ in ALL])
+def test_every_command_and_argument_is_described(path: str, parser: argparse.ArgumentParser) -> None:
+    assert parser.description, f"{path}: no description"
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+            continue
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help, f"{path} {name}: no help"
+        assert "(env " not in action.help, f"{path} {name}: {action.help}"
+        if "env " in action.help:
+            assert ENV_STYLE.search(action.help), f"{path} {name}: {action.help}"
+    for group in parser._action_groups:
+        if group.title and group.title.startswith("connection"):
+            assert all("--verbose" not in a.option_strings for a in group._group_actions), path
+
+
+def test_query_names_are_the_readmes() -> None:
+    (query,) = [p for path, p in ALL if path == "metrics-worker query"]
+    names = next(a for a in query._actions if isinstance(a, argparse._SubParsersAction))
+    primary = {a.dest for a in names._choices_actions}
+    assert primary == {
+        "summary", "by-model", "sessions", "session", "daily", "forward-summary", "forward-endpoints",
+        "forward-requests", "forward-daily",
+    }  # fmt: skip

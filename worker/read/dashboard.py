@@ -1,0 +1,52 @@
+"""The dashboard: one HTML page and its assets, served by metrics-api from the package itself.
+
+Nothing is fetched from elsewhere and nothing is built: ``static/`` holds the page's script and
+style and a vendored uPlot (MIT, its licence next to it). The page reads the /v1 API from the
+browser, so it sees exactly what the API serves, behind the same tokens. Its pages are paths
+(``/``, ``/sessions``, ``/sessions/{id}``, ``/forwards``, ``/pipeline``) with the filters in the
+query string; the server answers each with the same page, which draws the one asked for.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).resolve().parent / "static"
+PAGES = ("/", "/sessions", "/sessions/{session_id:path}", "/forwards", "/pipeline")
+
+router = APIRouter(include_in_schema=False)
+
+
+@cache
+def _page() -> str:
+    return (STATIC / "index.html").read_text(encoding="utf-8")
+
+
+def page(request: Request) -> HTMLResponse:
+    """The page; it says whether the API wants a token, so it can ask for one before any read."""
+    auth = "required" if request.app.state.token_check.enabled else "open"
+    return HTMLResponse(
+        _page().replace("{{auth}}", auth),
+        headers={
+            "Cache-Control": "no-cache",
+            # Everything comes from this origin; uPlot sets inline styles on its elements.
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; frame-ancestors 'none'",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+for _path in PAGES:
+    router.add_api_route(_path, page, methods=["GET"], response_class=HTMLResponse)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the dashboard's pages and its assets (under /assets) on ``app``."""
+    app.include_router(router)
+    app.mount("/assets", StaticFiles(directory=STATIC), name="dashboard-assets")

@@ -1,0 +1,454 @@
+// The dashboard: reads /v1 from the browser and draws one page. No build step, no framework;
+// uPlot (vendor/) draws the charts. Everything untrusted (model names, errors) goes in as text.
+"use strict";
+(() => {
+  const TOKEN_KEY = "metrics-api-token";
+  const PAGE_SIZE = 25;
+  const MAX_ROWS = 1000; // the API's limit: sessions are paged within the latest 1,000
+  const DAY = 86400;
+  const COLORS = ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5", "#9c6b4e"];
+  const authRequired = document.querySelector('meta[name="metrics-auth"]').content === "required";
+  const view = document.getElementById("view");
+  const filters = document.getElementById("filters");
+  const pauseButton = document.getElementById("pause");
+  const statusLine = document.getElementById("status");
+  // For people and for the browser tests: the charts drawn and how many renders finished.
+  const dashboard = (window.dashboard = { charts: {}, renders: 0, lastError: null });
+  let timer = null;
+  let rendering = null;
+
+  class AuthError extends Error {}
+
+  // -- formatting ------------------------------------------------------------------------------
+  function human(n) {
+    if (n === null || n === undefined) return "–";
+    const a = Math.abs(n);
+    for (const [v, s] of [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]]) {
+      if (a >= v) {
+        const x = n / v;
+        return (x >= 100 ? x.toFixed(0) : x.toFixed(1).replace(/\.0$/, "")) + s;
+      }
+    }
+    return String(n);
+  }
+  const exact = (n) => (n === null || n === undefined ? "–" : n.toLocaleString("en-US"));
+  const share = (x) => (x === null || x === undefined ? "–" : (x * 100).toFixed(x < 0.1 && x > 0 ? 1 : 0) + "%");
+  function utcTime(ts) {
+    if (!ts) return "–";
+    return new Date(ts).toISOString().replace("T", " ").replace(/\.\d+Z$/, "") + " UTC";
+  }
+  function duration(ms) {
+    if (ms === null || ms === undefined) return "–";
+    if (ms < 1000) return ms + " ms";
+    if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+    const m = Math.floor(ms / 60000);
+    return m < 60 ? `${m} min ${Math.round((ms % 60000) / 1000)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+  }
+  const isoDay = (d) => d.toISOString().slice(0, 10);
+  const dayTs = (iso) => Date.parse(iso + "T00:00:00Z") / 1000;
+
+  // -- DOM helpers: text only, never HTML from data -----------------------------------------------
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+  function table(headers, rows, cls = "") {
+    return el("table", { class: cls },
+      el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows));
+  }
+  const num = (n, attrs = {}) => el("td", { class: "num", title: exact(n), ...attrs }, human(n));
+  const empty = (text) => el("p", { class: "empty" }, text);
+  function tile(key, label, value, source = "summary") {
+    return el("div", { class: "tile", dataset: { key, value: String(value), source } },
+      el("span", { class: "value", title: exact(value) }, human(value)), el("span", { class: "label" }, label));
+  }
+  const link = (href, text) => el("a", { href, "data-nav": true }, text);
+
+  // -- the URL is the state ---------------------------------------------------------------------
+  function defaults() {
+    const end = new Date();
+    const start = new Date(end.getTime() - 6 * DAY * 1000);
+    return { start: isoDay(start), end: isoDay(end), refresh: "30" };
+  }
+  function route() {
+    const q = Object.fromEntries(new URL(location.href).searchParams);
+    const d = defaults();
+    const state = { ...q, start: q.start || d.start, end: q.end || d.end, refresh: q.refresh || d.refresh };
+    const path = location.pathname.replace(/\/+$/, "") || "/";
+    const detail = path.match(/^\/sessions\/(.+)$/);
+    state.page = detail ? "session" : { "/": "overview", "/sessions": "sessions", "/forwards": "forwards", "/pipeline": "pipeline" }[path] || "missing";
+    if (detail) state.sessionId = decodeURIComponent(detail[1]);
+    return state;
+  }
+  function go(path, changes = {}, replace = false) {
+    const url = new URL(path ?? location.pathname, location.origin);
+    const current = new URL(location.href).searchParams;
+    for (const [k, v] of current) url.searchParams.set(k, v);
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === null || v === undefined || v === "") url.searchParams.delete(k);
+      else url.searchParams.set(k, v);
+    }
+    history[replace ? "replaceState" : "pushState"](null, "", url);
+    render();
+  }
+
+  // -- the API ----------------------------------------------------------------------------------
+  async function api(path, params = {}) {
+    const url = new URL(path, location.origin);
+    for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const response = await fetch(url, { headers: token ? { Authorization: "Bearer " + token } : {} });
+    if (response.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      throw new AuthError(token ? "That token was refused. Enter another one." : "This API needs a token.");
+    }
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      const detail = body && body.detail;
+      const text = Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail || response.statusText;
+      throw new Error(`${response.status} from ${url.pathname}: ${text}`);
+    }
+    return body;
+  }
+  function askToken(message) {
+    const dialog = document.getElementById("token-dialog");
+    const form = document.getElementById("token-form");
+    document.getElementById("token-message").textContent = message;
+    return new Promise((resolve) => {
+      form.onsubmit = (event) => {
+        event.preventDefault();
+        const token = form.elements.token.value.trim();
+        if (!token) return;
+        sessionStorage.setItem(TOKEN_KEY, token);
+        form.reset();
+        dialog.close();
+        resolve();
+      };
+      dialog.oncancel = (event) => event.preventDefault(); // Escape would leave the page empty
+      if (!dialog.open) dialog.showModal();
+      form.elements.token.focus();
+    });
+  }
+
+  // -- charts -----------------------------------------------------------------------------------
+  function dayRange(start, end) {
+    const days = [];
+    for (let t = dayTs(start); t <= dayTs(end); t += DAY) days.push(t);
+    return days;
+  }
+  function chart(name, container, days, series, { stacked = false } = {}) {
+    const width = Math.max(320, container.clientWidth - 8);
+    const raw = series.map((s) => s.values);
+    // Stacked bars: series k is drawn up to the sum of itself and every later one, tallest first,
+    // so each shows its own band; the legend shows each series' own value.
+    const drawn = stacked ? raw.map((_, k) => days.map((_, i) => raw.slice(k).reduce((a, r) => a + r[i], 0))) : raw;
+    const opts = {
+      width,
+      height: 260,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+      scales: {
+        x: { time: true, range: (u, min, max) => [min - DAY / 2, max + DAY / 2] },
+        y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] }, // bars stand on zero
+      },
+      axes: [
+        // one tick per day at most, labelled by its UTC date
+        { space: 48, incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 364 * DAY],
+          values: (u, ticks) => ticks.map((t) => isoDay(new Date(t * 1000)).slice(5)) },
+        { values: (u, ticks) => ticks.map(human), size: 56 },
+      ],
+      legend: { live: true },
+      series: [
+        { label: "UTC day", value: (u, ts) => (ts == null ? "–" : isoDay(new Date(ts * 1000))) },
+        ...series.map((s, k) => ({
+          label: s.label,
+          stroke: COLORS[k % COLORS.length],
+          fill: COLORS[k % COLORS.length] + "cc",
+          width: 0,
+          paths: uPlot.paths.bars({ size: [stacked ? 0.7 : 0.35, 60], align: 0 }),
+          points: { show: false },
+          value: (u, v, si, di) => (di == null ? "–" : exact(raw[k][di])),
+        })),
+      ],
+    };
+    if (!stacked && series.length > 1) {
+      // side by side: shift each series' bars a little (uPlot's bars path has no grouping)
+      opts.series.slice(1).forEach((s, k) => {
+        s.paths = uPlot.paths.bars({ size: [0.35, 40], align: k === 0 ? -1 : 1 });
+      });
+    }
+    const box = el("div", { class: "chart", dataset: { chart: name } });
+    container.append(box);
+    const plot = new uPlot(opts, [days, ...drawn], box);
+    dashboard.charts[name] = plot;
+    return plot;
+  }
+  function perDay(start, end, rows, pick) {
+    const byDay = new Map(rows.map((r) => [dayTs(r.date), r]));
+    return dayRange(start, end).map((t) => (byDay.has(t) ? pick(byDay.get(t)) : 0));
+  }
+  function show(...nodes) {
+    // a chart holds window listeners until destroyed: every redraw replaces them all
+    for (const [name, plot] of Object.entries(dashboard.charts)) {
+      plot.destroy();
+      delete dashboard.charts[name];
+    }
+    view.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
+  }
+  function section(title, ...content) {
+    return el("section", {}, el("h2", {}, title), ...content);
+  }
+
+  // -- pages ------------------------------------------------------------------------------------
+  async function overview(q) {
+    const data = await api("/v1/overview", { start_date: q.start, end_date: q.end });
+    const s = data.summary;
+    const rounds = data.daily.reduce((a, d) => a + d.total_rounds, 0);
+    const tiles = el("div", { class: "tiles" },
+      tile("total_sessions", "sessions", s.total_sessions),
+      tile("active_sessions", "active (running)", s.active_sessions),
+      tile("completed_sessions", "completed", s.completed_sessions),
+      tile("awaiting_response_sessions", "awaiting response", s.awaiting_response_sessions),
+      tile("error_sessions", "error", s.error_sessions),
+      tile("cancelled_sessions", "cancelled", s.cancelled_sessions),
+      tile("total_rounds", "rounds", rounds, "daily"),
+      tile("total_tokens.prompt_tokens", "prompt tokens", s.total_tokens.prompt_tokens),
+      tile("total_tokens.completion_tokens", "completion tokens", s.total_tokens.completion_tokens),
+      tile("total_tool_calls", "tool calls", s.total_tool_calls),
+      tile("prompt_cached_tool_outputs", "cached tool outputs", s.prompt_cached_tool_outputs),
+      tile("total_compression_events", "compressions", s.total_compression_events),
+      tile("total_tokens_saved", "tokens saved", s.total_tokens_saved),
+      tile("total_sync_mismatches", "sync mismatches", s.total_sync_mismatches));
+    const tokens = el("div");
+    const activity = el("div");
+    const tools = data.tools.length
+      ? table(["tool", "calls", "succeeded", "failed", "unfinished", "failure share"],
+        data.tools.map((t) => el("tr", {},
+          el("td", {}, t.tool_name), num(t.calls), num(t.succeeded), num(t.failed), num(t.unfinished),
+          el("td", { class: "share" },
+            el("span", { class: "bar", style: `width:${Math.round((t.failure_share || 0) * 100)}%` }),
+            el("span", {}, share(t.failure_share))))), "tools")
+      : empty("No tool calls in these dates.");
+    show(
+      el("h2", { class: "page" }, `Overview, ${data.start_date} to ${data.end_date} (UTC)`),
+      tiles,
+      section("Tokens per day by model (stacked)", tokens),
+      section("Rounds and tool calls per day", activity),
+      section("Tool calls by tool", tools));
+    const models = new Map();
+    for (const d of data.daily) for (const [m, u] of Object.entries(d.model_breakdown)) models.set(m, (models.get(m) || 0) + u.total_tokens);
+    const ranked = [...models.entries()].sort((a, b) => b[1] - a[1]).map(([m]) => m);
+    const shown = ranked.slice(0, 8);
+    const series = shown.map((m) => ({ label: m, values: perDay(q.start, q.end, data.daily, (d) => (d.model_breakdown[m] || {}).total_tokens || 0) }));
+    if (ranked.length > shown.length) {
+      const rest = new Set(ranked.slice(shown.length));
+      series.push({ label: `${rest.size} other models`, values: perDay(q.start, q.end, data.daily, (d) =>
+        Object.entries(d.model_breakdown).filter(([m]) => rest.has(m)).reduce((a, [, u]) => a + u.total_tokens, 0)) });
+    }
+    const days = dayRange(q.start, q.end);
+    if (series.length) chart("tokens", tokens, days, series, { stacked: true });
+    else tokens.append(empty("No sessions in these dates."));
+    chart("activity", activity, days, [
+      { label: "rounds", values: perDay(q.start, q.end, data.daily, (d) => d.total_rounds) },
+      { label: "tool calls", values: perDay(q.start, q.end, data.daily, (d) => d.total_tool_calls) },
+    ]);
+  }
+
+  async function sessions(q) {
+    const page = Math.max(1, parseInt(q.page || "1", 10) || 1);
+    const want = Math.min(MAX_ROWS, page * PAGE_SIZE + 1);
+    const dates = { start_date: q.start, end_date: q.end };
+    const [rows, models] = await Promise.all([
+      api("/v1/sessions", { ...dates, model: q.model, limit: want }),
+      api("/v1/models", dates),
+    ]);
+    const select = el("select", { name: "model" }, el("option", { value: "" }, "every model"),
+      models.map((m) => el("option", { value: m.model, selected: m.model === q.model }, `${m.model} (${exact(m.sessions)})`)));
+    if (q.model && !models.some((m) => m.model === q.model)) select.append(el("option", { value: q.model, selected: true }, q.model));
+    select.onchange = () => go(null, { model: select.value, page: null });
+    const shown = rows.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
+    const more = rows.length > page * PAGE_SIZE;
+    const pager = el("p", { class: "pager" },
+      page > 1 ? el("button", { type: "button", "data-action": "previous" }, "‹ Previous") : null,
+      ` Page ${page}${rows.length >= MAX_ROWS && !more ? " (the API lists the latest 1,000)" : ""} `,
+      more ? el("button", { type: "button", "data-action": "next" }, "Next ›") : null);
+    pager.onclick = (e) => {
+      const action = e.target.dataset && e.target.dataset.action;
+      if (action) go(null, { page: action === "next" ? page + 1 : page - 1 });
+    };
+    show(
+      el("h2", { class: "page" }, `Sessions started ${q.start} to ${q.end} (UTC), latest first`),
+      el("p", { class: "toolbar" }, el("label", {}, "Model ", select)),
+      shown.length
+        ? table(["session", "model", "status", "started", "duration", "rounds", "tokens", "tool calls", "compressions", "messages"],
+          shown.map((s) => el("tr", { dataset: { session: s.session_id } },
+            el("td", {}, link(`/sessions/${encodeURIComponent(s.session_id)}${location.search}`, s.session_id)),
+            el("td", {}, s.model), el("td", {}, el("span", { class: `status ${s.status}` }, s.status)),
+            el("td", {}, utcTime(s.started_at)), el("td", { class: "num" }, duration(s.duration_ms)),
+            num(s.total_rounds), num(s.total_token_usage.total_tokens), num(s.tool_call_count),
+            num(s.total_compression_events), num(s.message_count))), "sessions")
+        : empty("No sessions match these filters."),
+      pager);
+  }
+
+  function toolCalls(calls) {
+    return el("ul", { class: "calls" }, calls.map((c) => el("li", {},
+      el("span", { class: `status ${c.success === null ? "running" : c.success ? "success" : "error"}` },
+        c.success === null ? "unfinished" : c.success ? "ok" : "failed"),
+      ` ${c.tool_name || "(not started)"} · ${duration(c.duration_ms)}`,
+      c.error ? el("span", { class: "error-text" }, ` · ${c.error}`) : null)));
+  }
+
+  async function session(q) {
+    const d = await api(`/v1/sessions/${encodeURIComponent(q.sessionId)}`);
+    const s = d.session;
+    const rows = d.rounds.map((r, i) => el("tr", { dataset: { round: r.round_id } },
+      el("td", { class: "num" }, i + 1), el("td", {}, r.round_id), el("td", {}, el("span", { class: `status ${r.status}` }, r.status)),
+      el("td", {}, utcTime(r.started_at)), el("td", { class: "num" }, duration(r.duration_ms)),
+      num(r.token_usage.prompt_tokens), num(r.token_usage.completion_tokens), num(r.token_usage.total_tokens),
+      el("td", { class: "num" }, r.compression_count ? `${r.compression_count} (saved ${human(r.tokens_saved)})` : "–"),
+      el("td", {}, r.error ? el("span", { class: "error-text" }, r.error) : null, r.tool_calls.length ? toolCalls(r.tool_calls) : null)));
+    show(
+      el("p", {}, link(`/sessions${location.search}`, "‹ All sessions")),
+      el("h2", { class: "page" }, `Session ${s.session_id}`),
+      el("div", { class: "tiles" },
+        tile("rounds", "rounds", s.total_rounds, "detail"), tile("tokens", "tokens", s.total_token_usage.total_tokens, "detail"),
+        tile("tool_calls", "tool calls", s.tool_call_count, "detail"), tile("compressions", "compressions", s.total_compression_events, "detail"),
+        tile("saved", "tokens saved", s.total_tokens_saved, "detail")),
+      el("p", {}, el("span", { class: `status ${s.status}` }, s.status), ` · model ${s.model} · started ${utcTime(s.started_at)} · ${s.completed_at ? "completed " + utcTime(s.completed_at) : "not completed"} · duration ${duration(s.duration_ms)} · ${exact(s.message_count)} messages`),
+      section(`Rounds in time order (${d.rounds.length})`, d.rounds.length
+        ? table(["#", "round", "status", "started", "duration", "prompt", "completion", "total", "compressions", "error and tool calls"], rows, "rounds")
+        : empty("No rounds yet.")),
+      d.tool_calls_without_round.length
+        ? section("Tool calls whose round is not stored", toolCalls(d.tool_calls_without_round)) : null);
+  }
+
+  async function forwards(q) {
+    const dates = { start_date: q.start, end_date: q.end };
+    const days = dayRange(q.start, q.end);
+    const [summary, endpoints, statuses, daily] = await Promise.all([
+      api("/v1/forward/summary", dates), api("/v1/forward/endpoints", dates),
+      api("/v1/forward/statuses", dates), api("/v1/forward/daily", { days: days.length, end_date: q.end }),
+    ]);
+    const byEndpoint = new Map(statuses.map((s) => [s.endpoint, s]));
+    const perDayChart = el("div");
+    show(
+      el("h2", { class: "page" }, `Forwarded requests ${q.start} to ${q.end} (UTC)`),
+      el("div", { class: "tiles" },
+        tile("total_requests", "requests", summary.total_requests, "forward"),
+        tile("successful_requests", "successful", summary.successful_requests, "forward"),
+        tile("failed_requests", "failed (error)", summary.failed_requests, "forward"),
+        tile("total_tokens.total_tokens", "tokens", summary.total_tokens.total_tokens, "forward"),
+        el("div", { class: "tile" }, el("span", { class: "value" }, duration(summary.avg_duration_ms)), el("span", { class: "label" }, "average duration"))),
+      section("Per endpoint", endpoints.length
+        ? table(["endpoint", "requests", "success", "error", "timeout", "pending", "average duration", "tokens"],
+          endpoints.map((e) => {
+            const st = byEndpoint.get(e.endpoint) || { timeout: 0, pending: 0 };
+            return el("tr", {}, el("td", {}, e.endpoint), num(e.requests), num(e.successful), num(e.failed),
+              num(st.timeout), num(st.pending), el("td", { class: "num" }, duration(e.avg_duration_ms)), num(e.tokens.total_tokens));
+          }), "endpoints")
+        : empty("No forwarded requests in these dates.")),
+      section("Requests per day by outcome (stacked)", perDayChart));
+    chart("forwards", perDayChart, days, [
+      { label: "successful", values: perDay(q.start, q.end, daily, (d) => d.successful) },
+      { label: "failed (error)", values: perDay(q.start, q.end, daily, (d) => d.failed) },
+      { label: "timed out", values: perDay(q.start, q.end, daily, (d) => d.timed_out) },
+      { label: "pending", values: perDay(q.start, q.end, daily, (d) => d.pending) },
+    ], { stacked: true });
+  }
+
+  async function pipeline() {
+    const p = await api("/v1/pipeline");
+    if (!p.configured) {
+      show(el("h2", { class: "page" }, "Pipeline health"),
+        el("p", { class: "empty", id: "not-configured" }, "Not configured: metrics-api was started without REDIS_URL, so it cannot read the streams."));
+      return;
+    }
+    show(
+      el("h2", { class: "page" }, `Pipeline health (consumer group ${p.group}), now`),
+      section("Streams", table(["stream", "entries", "undelivered", "pending", "consumers"],
+        p.streams.map((s) => el("tr", {}, el("td", {}, s.stream), num(s.length),
+          s.undelivered === null ? el("td", { class: "num" }, "unknown") : num(s.undelivered), num(s.pending),
+          el("td", {}, s.consumers.length
+            ? el("ul", { class: "calls" }, s.consumers.map((c) => el("li", {}, `${c.name}: ${exact(c.pending)} pending, idle ${duration(c.idle_ms)}`)))
+            : "none"))), "streams")),
+      section(`Dead letters: ${exact(p.dead_letters)} in ${p.dead_letter_key}`, p.latest_dead_letters.length
+        ? table(["id", "failed at", "from stream", "deliveries", "reason"],
+          p.latest_dead_letters.map((l) => el("tr", {}, el("td", {}, l.id), el("td", {}, utcTime(l.failed_at)),
+            el("td", {}, l.stream), num(l.deliveries), el("td", { class: "error-text" }, l.reason))), "dead-letters")
+        : empty("None.")));
+  }
+
+  const PAGES = { overview, sessions, session, forwards, pipeline,
+    missing: async () => show(el("p", { class: "empty" }, "No such page."), link("/", "Overview")) };
+
+  // -- the loop ---------------------------------------------------------------------------------
+  function syncControls(q) {
+    filters.elements.start.value = q.start;
+    filters.elements.end.value = q.end;
+    filters.elements.refresh.value = q.refresh === "0" ? filters.elements.refresh.value : q.refresh;
+    pauseButton.textContent = q.paused ? "Resume" : "Pause";
+    // the nav keeps the dates and the refresh; a page number or a model belongs to one page
+    const here = new URLSearchParams(location.search);
+    const keep = new URLSearchParams();
+    for (const k of ["start", "end", "refresh", "paused"]) if (here.has(k)) keep.set(k, here.get(k));
+    for (const a of document.querySelectorAll("nav a")) {
+      a.dataset.base = a.dataset.base || a.getAttribute("href");
+      a.href = a.dataset.base + (keep.toString() ? "?" + keep : "");
+      a.classList.toggle("current", a.dataset.page === q.page || (q.page === "session" && a.dataset.page === "sessions"));
+    }
+  }
+  async function draw() {
+    const q = route();
+    syncControls(q);
+    clearTimeout(timer);
+    if (authRequired && !sessionStorage.getItem(TOKEN_KEY)) await askToken("This API needs a token.");
+    try {
+      await PAGES[q.page](q);
+      dashboard.lastError = null;
+      statusLine.textContent = `Updated ${utcTime(new Date().toISOString())}` + (q.paused ? " · refresh paused" : ` · refreshing every ${q.refresh} s`);
+      dashboard.renders += 1;
+    } catch (error) {
+      if (error instanceof AuthError) {
+        await askToken(error.message);
+        return draw();
+      }
+      dashboard.lastError = error.message;
+      show(el("p", { class: "alert", role: "alert" }, error.message));
+      statusLine.textContent = `Failed at ${utcTime(new Date().toISOString())}; retrying`;
+    }
+    if (!q.paused) timer = setTimeout(render, Number(q.refresh) * 1000);
+  }
+  function render() {
+    // one draw at a time; a change during a draw draws again after it
+    rendering = (rendering || Promise.resolve()).then(draw);
+    return rendering;
+  }
+
+  filters.addEventListener("change", (event) => {
+    const f = filters.elements;
+    if (event.target.name === "refresh") return go(null, { refresh: f.refresh.value }, true);
+    if (f.start.value && f.end.value) go(null, { start: f.start.value, end: f.end.value, page: null });
+  });
+  filters.addEventListener("submit", (event) => event.preventDefault());
+  pauseButton.addEventListener("click", () => go(null, { paused: route().paused ? null : "1" }, true));
+  document.addEventListener("click", (event) => {
+    const a = event.target.closest && event.target.closest("a[data-nav]");
+    if (!a || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+    event.preventDefault();
+    history.pushState(null, "", a.href);
+    render();
+  });
+  window.addEventListener("popstate", render);
+  render();
+})();
