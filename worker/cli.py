@@ -139,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--reader",
         metavar="ROLE",
-        help="also let ROLE (created if missing; password: env METRICS_READER_PASSWORD) SELECT and "
-        "nothing else: the role for metrics-api",
+        help="also let ROLE (created if missing) SELECT and nothing else, the role for metrics-api; "
+        "its password [env METRICS_READER_PASSWORD, default none]",
     )
     schema.set_defaults(handler=_schema)
 
