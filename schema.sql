@@ -154,3 +154,319 @@ CREATE INDEX IF NOT EXISTS idx_round_running ON round_metrics (round_id) WHERE s
 CREATE INDEX IF NOT EXISTS idx_forward_pending ON forward_request_metrics (forward_id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS idx_applied_counter_events_applied_at ON applied_counter_events (applied_at);
 CREATE INDEX IF NOT EXISTS idx_maintenance_runs_job ON maintenance_runs (job, started_at);
+
+-- Roll-ups: what the aggregate reads (summary, by model, daily, forward summary, by endpoint,
+-- forward daily) are answered from, so their cost follows the number of days x models x
+-- endpoints x tools, not the length of the history. Each bucket is keyed by what those reads
+-- filter and group on, as the seed's SQL does: the UTC date of the session's / tool call's /
+-- forward's own started_at, the model, the session status, the endpoint, the tool name. Only
+-- started rows count (readers do not show stubs).
+--
+-- Kept by deltas in the writer's own transaction: a statement-level trigger per table and
+-- event sees the statement's old and new rows (transition tables) and moves each changed row's
+-- contribution from its old bucket to its new one (an inserted row only adds, a deleted one only
+-- subtracts). The apply engine, prune and reconcile all write through it, and a redelivered
+-- batch that changes no row moves nothing. Nothing on the write path scans a base table.
+--
+-- No hot row: each bucket is spread over slots. A writing connection claims a slot of its own
+-- for its lifetime (metrics_rollup_slot: a session advisory lock), so concurrent workers
+-- update different rows of today's buckets and never wait on one another there; readers sum the
+-- slots. More than 32 writing connections at once share slots 32-63 (still correct, a wait
+-- possible).
+CREATE TABLE IF NOT EXISTS session_rollup (
+    day                        date NOT NULL,      -- UTC date of session_metrics.started_at
+    model                      text NOT NULL,
+    status                     text NOT NULL,
+    slot                       smallint NOT NULL,
+    sessions                   bigint NOT NULL DEFAULT 0,
+    total_rounds               numeric NOT NULL DEFAULT 0,
+    prompt_tokens              numeric NOT NULL DEFAULT 0,
+    completion_tokens          numeric NOT NULL DEFAULT 0,
+    total_tokens               numeric NOT NULL DEFAULT 0,
+    tool_call_count            numeric NOT NULL DEFAULT 0,
+    prompt_cached_tool_outputs numeric NOT NULL DEFAULT 0,
+    total_compression_events   numeric NOT NULL DEFAULT 0,
+    total_tokens_saved         numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, model, status, slot)
+) WITH (fillfactor = 70);
+
+CREATE TABLE IF NOT EXISTS tool_rollup (
+    day                        date NOT NULL,      -- UTC date of tool_call_metrics.started_at
+    tool_name                  text NOT NULL,
+    slot                       smallint NOT NULL,
+    calls                      bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, tool_name, slot)
+) WITH (fillfactor = 70);
+
+CREATE TABLE IF NOT EXISTS forward_rollup (
+    day                        date NOT NULL,      -- UTC date of forward_request_metrics.started_at
+    endpoint                   text NOT NULL,
+    model                      text NOT NULL,
+    slot                       smallint NOT NULL,
+    requests                   bigint NOT NULL DEFAULT 0,
+    successful                 bigint NOT NULL DEFAULT 0,  -- status 'success'
+    failed                     bigint NOT NULL DEFAULT 0,  -- status 'error' (the seed's "failed")
+    prompt_tokens              numeric NOT NULL DEFAULT 0,  -- NULL tokens count as 0, as SUM skips them
+    completion_tokens          numeric NOT NULL DEFAULT 0,
+    total_tokens               numeric NOT NULL DEFAULT 0,
+    completed                  bigint NOT NULL DEFAULT 0,  -- rows with a completed_at
+    duration_us                numeric NOT NULL DEFAULT 0,  -- sum of completed_at - started_at over those
+    PRIMARY KEY (day, endpoint, model, slot)
+) WITH (fillfactor = 70);
+
+-- Which base rows the roll-ups count. A database created with the roll-ups counts everything
+-- (done); one written by a version without them counts the rows whose key is <= upto, and
+-- `metrics-worker schema` back-fills the rest a chunk at a time (worker/rollups.py). Until an
+-- entity is done, readers answer from its base table.
+CREATE TABLE IF NOT EXISTS rollup_backfill (
+    entity                     text PRIMARY KEY CHECK (entity IN ('sessions', 'tool_calls', 'forwards')),
+    done                       boolean NOT NULL,
+    upto                       text               -- in the key column's collation: its index's order
+);
+INSERT INTO rollup_backfill
+SELECT 'sessions', NOT EXISTS (SELECT 1 FROM session_metrics), NULL
+UNION ALL SELECT 'tool_calls', NOT EXISTS (SELECT 1 FROM tool_call_metrics), NULL
+UNION ALL SELECT 'forwards', NOT EXISTS (SELECT 1 FROM forward_request_metrics), NULL
+ON CONFLICT (entity) DO NOTHING;
+
+-- This connection's slot: the first of 0-31 it can hold a session advisory lock on (kept until
+-- it disconnects; remembered in a setting, and found again in pg_locks after a rollback undid
+-- the setting), else a shared one.
+CREATE OR REPLACE FUNCTION metrics_rollup_slot() RETURNS smallint LANGUAGE plpgsql AS $$
+DECLARE
+    claimed int := NULLIF(current_setting('metrics.rollup_slot', true), '')::int;
+BEGIN
+    IF claimed IS NOT NULL THEN
+        RETURN claimed;
+    END IF;
+    SELECT objid::int INTO claimed FROM pg_locks
+    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = 1919904876::oid AND objsubid = 2
+    ORDER BY objid LIMIT 1;
+    IF claimed IS NULL THEN
+        FOR candidate IN 0..31 LOOP
+            IF pg_try_advisory_lock(1919904876, candidate) THEN
+                claimed := candidate;
+                EXIT;
+            END IF;
+        END LOOP;
+    END IF;
+    claimed := COALESCE(claimed, 32 + pg_backend_pid() % 32);
+    PERFORM set_config('metrics.rollup_slot', claimed::text, false);
+    RETURN claimed;
+END $$;
+
+-- The key below which an entity's rows are counted, or NULL for all of them. While a back-fill
+-- runs, a writer takes the entity's back-fill lock shared, so a chunk's count and a writer's
+-- delta for the same row are serialised (worker/rollups.py explains why that is exact).
+CREATE OR REPLACE FUNCTION metrics_rollup_counted_upto(which text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    b rollup_backfill%ROWTYPE;
+BEGIN
+    SELECT * INTO b FROM rollup_backfill WHERE entity = which;
+    IF b.done THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(1919904877, hashtext(which));
+    SELECT * INTO b FROM rollup_backfill WHERE entity = which;
+    RETURN CASE WHEN b.done THEN NULL ELSE COALESCE(b.upto, '') END;
+END $$;
+
+-- Add the contributions of ``plus`` and subtract those of ``minus`` (rows of the base table),
+-- one upsert per statement, buckets in key order. ``upto``: count only keys <= it (NULL: all).
+-- The arrays are polymorphic so that no function depends on a base table's row type (a table
+-- dropped by mistake can be dropped, and `metrics-worker schema` creates it again).
+CREATE OR REPLACE FUNCTION session_rollup_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
+BEGIN
+    INSERT INTO session_rollup AS r (
+        day, model, status, slot, sessions, total_rounds, prompt_tokens, completion_tokens, total_tokens,
+        tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
+    SELECT * FROM (
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status, my_slot,
+               sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
+               sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
+               sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
+               sum(c.sign * c.prompt_cached_tool_outputs) AS pcto,
+               sum(c.sign * c.total_compression_events) AS compressions,
+               sum(c.sign * c.total_tokens_saved) AS tokens_saved
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
+        GROUP BY 1, 2, 3
+    ) AS d
+    WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
+           d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
+    ORDER BY 1, 2, 3
+    ON CONFLICT (day, model, status, slot) DO UPDATE SET
+        sessions = r.sessions + EXCLUDED.sessions,
+        total_rounds = r.total_rounds + EXCLUDED.total_rounds,
+        prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+        completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+        total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+        tool_call_count = r.tool_call_count + EXCLUDED.tool_call_count,
+        prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
+        total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
+        total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
+END $$;
+
+CREATE OR REPLACE FUNCTION tool_rollup_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
+BEGIN
+    INSERT INTO tool_rollup AS r (day, tool_name, slot, calls)
+    SELECT * FROM (
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, my_slot, sum(c.sign) AS calls
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND c.tool_name IS NOT NULL
+          AND (upto IS NULL OR c.tool_call_id <= upto)
+        GROUP BY 1, 2
+    ) AS d
+    WHERE d.calls <> 0
+    ORDER BY 1, 2
+    ON CONFLICT (day, tool_name, slot) DO UPDATE SET calls = r.calls + EXCLUDED.calls;
+END $$;
+
+CREATE OR REPLACE FUNCTION forward_rollup_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
+BEGIN
+    INSERT INTO forward_rollup AS r (
+        day, endpoint, model, slot, requests, successful, failed, prompt_tokens, completion_tokens,
+        total_tokens, completed, duration_us)
+    SELECT * FROM (
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, my_slot,
+               sum(c.sign) AS requests,
+               sum(c.sign * (c.status = 'success')::int) AS successful,
+               sum(c.sign * (c.status = 'error')::int) AS failed,
+               sum(c.sign * COALESCE(c.prompt_tokens, 0)) AS prompt_tokens,
+               sum(c.sign * COALESCE(c.completion_tokens, 0)) AS completion_tokens,
+               sum(c.sign * COALESCE(c.total_tokens, 0)) AS total_tokens,
+               sum(c.sign * (c.completed_at IS NOT NULL)::int) AS completed,
+               sum(c.sign * COALESCE((EXTRACT(EPOCH FROM c.completed_at - c.started_at) * 1000000)::int8, 0))
+                   AS duration_us
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.forward_id <= upto)
+        GROUP BY 1, 2, 3
+    ) AS d
+    WHERE (d.requests, d.successful, d.failed, d.prompt_tokens, d.completion_tokens, d.total_tokens,
+           d.completed, d.duration_us) <> (0, 0, 0, 0, 0, 0, 0, 0)
+    ORDER BY 1, 2, 3
+    ON CONFLICT (day, endpoint, model, slot) DO UPDATE SET
+        requests = r.requests + EXCLUDED.requests,
+        successful = r.successful + EXCLUDED.successful,
+        failed = r.failed + EXCLUDED.failed,
+        prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+        completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+        total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+        completed = r.completed + EXCLUDED.completed,
+        duration_us = r.duration_us + EXCLUDED.duration_us;
+END $$;
+
+-- A base table without its roll-up trigger is new: created just now (a fresh database, a
+-- database of the previous version, or a table dropped by mistake that `metrics-worker schema`
+-- creates again). Whatever its roll-up held is no longer counted by it: start it from zero,
+-- done if the table is empty, else to be back-filled.
+DO $$
+DECLARE
+    e record;
+BEGIN
+    FOR e IN SELECT * FROM (VALUES ('sessions', 'session_metrics', 'session_rollup'),
+                                   ('tool_calls', 'tool_call_metrics', 'tool_rollup'),
+                                   ('forwards', 'forward_request_metrics', 'forward_rollup')) AS t(entity, base, rollup)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = e.base::regclass AND tgname = e.rollup || '_insert') THEN
+            EXECUTE format('DELETE FROM %I', e.rollup);
+            EXECUTE format('UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM %I) WHERE entity = %L',
+                           e.base, e.entity);
+        END IF;
+    END LOOP;
+END $$;
+
+-- The triggers: one per table and event (PostgreSQL allows transition tables on one event only),
+-- one function per table. Only started rows count: a statement that touched none (a stub, a lock
+-- taken with DO UPDATE ... WHERE false) ends here. A bucket whose deltas sum to zero (a tool
+-- call's completion, say) is not written.
+CREATE OR REPLACE FUNCTION session_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    plus session_metrics[] := '{}';
+    minus session_metrics[] := '{}';
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        plus := ARRAY(SELECT (n.*)::session_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+    ELSIF TG_OP = 'DELETE' THEN
+        minus := ARRAY(SELECT (o.*)::session_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    ELSE
+        plus := ARRAY(SELECT (n.*)::session_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+        minus := ARRAY(SELECT (o.*)::session_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM session_rollup_move(plus, minus, metrics_rollup_counted_upto('sessions'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION tool_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    plus tool_call_metrics[] := '{}';
+    minus tool_call_metrics[] := '{}';
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        plus := ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+    ELSIF TG_OP = 'DELETE' THEN
+        minus := ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    ELSE
+        plus := ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+        minus := ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM tool_rollup_move(plus, minus, metrics_rollup_counted_upto('tool_calls'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION forward_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    plus forward_request_metrics[] := '{}';
+    minus forward_request_metrics[] := '{}';
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        plus := ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+    ELSIF TG_OP = 'DELETE' THEN
+        minus := ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    ELSE
+        plus := ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+        minus := ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM forward_rollup_move(plus, minus, metrics_rollup_counted_upto('forwards'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER session_rollup_insert AFTER INSERT ON session_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION session_rollup_trigger();
+CREATE OR REPLACE TRIGGER session_rollup_update AFTER UPDATE ON session_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION session_rollup_trigger();
+CREATE OR REPLACE TRIGGER session_rollup_delete AFTER DELETE ON session_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION session_rollup_trigger();
+CREATE OR REPLACE TRIGGER tool_rollup_insert AFTER INSERT ON tool_call_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_rollup_trigger();
+CREATE OR REPLACE TRIGGER tool_rollup_update AFTER UPDATE ON tool_call_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_rollup_trigger();
+CREATE OR REPLACE TRIGGER tool_rollup_delete AFTER DELETE ON tool_call_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_rollup_trigger();
+CREATE OR REPLACE TRIGGER forward_rollup_insert AFTER INSERT ON forward_request_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
+CREATE OR REPLACE TRIGGER forward_rollup_update AFTER UPDATE ON forward_request_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
+CREATE OR REPLACE TRIGGER forward_rollup_delete AFTER DELETE ON forward_request_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();

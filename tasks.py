@@ -68,6 +68,7 @@ def main(args: list[str]) -> int:
         for module in (
             "bench.throughput",
             "bench.producer_bench",
+            "bench.decode_bench",
             "bench.read_bench",
             "bench.dashboard_bench",
             "bench.latency",

@@ -59,13 +59,13 @@ def call_cost(settings: ProducerSettings, calls: list[tuple[str, dict[str, Any]]
         start = clock()
         method(**kwargs)
         samples.append(clock() - start)
-        if index % 500 == 499:  # untimed: keep the queue from filling (a full queue drops, faster)
+        if index % 500 == 499:  # untimed: keep the queue below half (past it, the sender spools)
             while pub.queued > 2_000:
                 time.sleep(0.0002)
     pub.close(30)
     samples.sort()
     stats = pub.stats()
-    assert stats["dropped_queue_full"] == 0, stats
+    assert not any(v for k, v in stats.items() if k.startswith("dropped_")), stats
     return {
         "p50_us": samples[len(samples) // 2] / 1000,
         "p99_us": samples[int(len(samples) * 0.99)] / 1000,

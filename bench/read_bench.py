@@ -1,16 +1,19 @@
-"""Read-side benchmark: every query over a database with over a million rounds, and its plan.
+"""Read-side benchmark: every read at two scales in one run, the larger 10x the smaller, and its plan.
 
-Run: ``.venv/bin/python bench/read_bench.py [--refill] [--runs 5] [--indexes schema|proposed]``
-(DATABASE_URL, default the worker settings' default). Fills schema ``bench_read`` once with
-set-based SQL (generate_series; not through the apply engine, which would take far too long for
-a million rounds) and the session aggregates recomputed from the rows in one UPDATE each, so they
-agree as the apply engine keeps them; later runs reuse it unless --refill. Then VACUUM ANALYZE,
-one warm-up and ``--runs`` timed calls of each read through worker.read.queries (median and min, ms),
-and EXPLAIN (estimated plans) of each read's statements with the indexes they use.
+Run: ``.venv/bin/python bench/read_bench.py [--scales 1,10] [--runs 21] [--keep] [--refill]``
+(DATABASE_URL, default the worker settings' default). At 1x: 110k sessions, about 1.1M rounds,
+1.65M tool calls, 500k forwards over 90 days; 10x: 1.1M sessions, 11M rounds, 16.5M tool calls,
+5M forwards. Each scale fills schema ``bench_read_<n>x`` with set-based SQL (generate_series;
+the apply engine would take far too long) with the roll-up triggers off, as a database written
+by the previous version, and the session aggregates recomputed from the rows; then the upgrade's
+back-fill (worker.rollups) counts the rows into the roll-ups (timed). Then VACUUM ANALYZE, one
+warm-up and ``--runs`` timed calls of each read through worker.read.queries (median and min, ms),
+and EXPLAIN ANALYZE of each read's statements with the indexes the executed nodes use. Last, for
+every aggregate read: p50 at both scales and the ratio, checked against <= 10 ms at the larger
+and <= 1.3x the smaller (exit status 1 if not). The schemas are dropped unless --keep.
 
 ``--indexes proposed`` creates the extra indexes listed in PROPOSED_INDEXES first; ``schema``
-(the default) drops them, so the two runs compare schema.sql with and without them. Results go
-to bench/results/read.json, one entry per index set.
+(the default) drops them. Results go to bench/results/read.json, one entry per index set.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from worker.read import queries
 from worker.read.queries import forward_reads, session_reads
+from worker.rollups import backfill
 from worker.schema import apply_schema
 from worker.settings import DEFAULT_DATABASE_URL
 
@@ -231,18 +235,33 @@ def fill(url: str, schema: str, sessions: int, forwards: int) -> dict[str, Any]:
         apply_schema(conn)
         conn.execute("SET synchronous_commit = off")
         conn.execute("SELECT setseed(0.6)")
+        # Set-based fill with the roll-up triggers off (as a database written by the previous
+        # version), then the upgrade's back-fill counts the rows into the roll-ups.
+        conn.execute("SET session_replication_role = replica")
         params = {"sessions": sessions, "forwards": forwards, "end": END, "days": DAYS}
         for label, statement in FILL:
             began = time.perf_counter()
             cur = conn.execute(statement, params, prepare=False)
             print(f"  {label}: {cur.rowcount:,} rows in {time.perf_counter() - began:.1f} s", flush=True)
+        conn.execute("SET session_replication_role = DEFAULT")
+        conn.execute("UPDATE rollup_backfill SET done = false, upto = NULL")
+        began = time.perf_counter()
+        counted = backfill(conn, chunk_size=50_000)
+        backfill_s = time.perf_counter() - began
+        print(f"  roll-ups back-filled in {backfill_s:.1f} s: {counted}", flush=True)
         sizes = {
             table: conn.execute(
                 pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier(table))
             ).fetchone()[0]  # type: ignore[index]
             for table in ("session_metrics", "round_metrics", "tool_call_metrics", "forward_request_metrics")
         }
-        sizes.update(requested_sessions=sessions, requested_forwards=forwards)
+        sizes.update(
+            requested_sessions=sessions, requested_forwards=forwards, backfill_s=round(backfill_s, 1)
+        )
+        sizes["rollup_rows"] = conn.execute(
+            "SELECT (SELECT count(*) FROM session_rollup) + (SELECT count(*) FROM tool_rollup)"
+            " + (SELECT count(*) FROM forward_rollup)"
+        ).fetchone()[0]  # type: ignore[index]
         conn.execute("CREATE TABLE bench_meta (sizes jsonb NOT NULL)")
         conn.execute("INSERT INTO bench_meta VALUES (%s)", (json.dumps(sizes),))
     return sizes
@@ -278,6 +297,10 @@ def _plan_lines(node: dict[str, Any], depth: int = 0) -> list[str]:
 
 
 def _used(node: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """Indexes and sequentially scanned tables of the nodes that ran (a read's base-table branch,
+    ruled out by its one-time filter, is planned but never executed)."""
+    if node.get("Actual Loops") == 0:
+        return set(), set()
     indexes = {node["Index Name"]} if "Index Name" in node else set()
     seq = {node["Relation Name"]} if node["Node Type"] == "Seq Scan" else set()
     for child in node.get("Plans", []):
@@ -288,7 +311,7 @@ def _used(node: dict[str, Any]) -> tuple[set[str], set[str]]:
 
 
 def explain(conn: psycopg.Connection[Any], statement: str, params: dict[str, Any]) -> dict[str, Any]:
-    row = conn.execute("EXPLAIN (FORMAT JSON) " + statement, params, prepare=False).fetchone()
+    row = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params, prepare=False).fetchone()
     assert row is not None
     plan = row[0][0]["Plan"]
     indexes, seq = _used(plan)
@@ -313,12 +336,12 @@ def cases(detail_id: str) -> list[Case]:
         return {**no_dates, "endpoint": None, "model": None, "limit": 100, **kw}
 
     return [
-        ("summary, all", lambda c: queries.summary(c), [(s.SUMMARY_SQL, no_dates)], False),
+        ("summary, all", lambda c: queries.summary(c), [(s.READ_SUMMARY.rollup, no_dates)], False),
         ("summary, last 7 days", lambda c: queries.summary(c, start_date=week, end_date=END),
-         [(s.SUMMARY_SQL, last_week)], True),
-        ("by_model, all", lambda c: queries.by_model(c), [(s.BY_MODEL_SQL, no_dates)], False),
+         [(s.READ_SUMMARY.rollup, last_week)], True),
+        ("by_model, all", lambda c: queries.by_model(c), [(s.READ_BY_MODEL.rollup, no_dates)], False),
         ("by_model, last 7 days", lambda c: queries.by_model(c, start_date=week, end_date=END),
-         [(s.BY_MODEL_SQL, last_week)], True),
+         [(s.READ_BY_MODEL.rollup, last_week)], True),
         ("sessions, first page (100)", lambda c: queries.sessions(c), [(s.SESSIONS_SQL, page())], True),
         ("sessions, 1000 of last 7 days",
          lambda c: queries.sessions(c, start_date=week, end_date=END, limit=1000),
@@ -330,20 +353,20 @@ def cases(detail_id: str) -> list[Case]:
         ("session_detail (19 rounds)", lambda c: queries.session_detail(c, detail_id),
          [(q, {"session_id": detail_id}) for q in (s.SESSION_SQL, s.ROUNDS_SQL, s.TOOL_CALLS_SQL)], True),
         ("daily_metrics, 7 days", lambda c: queries.daily_metrics(c, days=7, end_date=END),
-         [(s.DAILY_SQL, last_week)], True),
+         [(s.READ_DAILY.rollup, last_week)], True),
         ("daily_metrics, 30 days", lambda c: queries.daily_metrics(c, days=30, end_date=END),
-         [(s.DAILY_SQL, {"start_date": month, "end_date": END})], False),
+         [(s.READ_DAILY.rollup, {"start_date": month, "end_date": END})], False),
         ("forward_summary, all", lambda c: queries.forward_summary(c),
-         [(f.FORWARD_SUMMARY_SQL, {**no_dates, "endpoint": None, "model": None})], False),
+         [(f.READ_FORWARD_SUMMARY.rollup, {**no_dates, "endpoint": None, "model": None})], False),
         ("forward_summary, endpoint=rare.endpoint",
          lambda c: queries.forward_summary(c, endpoint="rare.endpoint"),
-         [(f.FORWARD_SUMMARY_SQL, {**no_dates, "endpoint": "rare.endpoint", "model": None})], True),
+         [(f.READ_FORWARD_SUMMARY.rollup, {**no_dates, "endpoint": "rare.endpoint", "model": None})], True),
         ("forward_summary, last 7 days", lambda c: queries.forward_summary(c, **last_week),
-         [(f.FORWARD_SUMMARY_SQL, {**last_week, "endpoint": None, "model": None})], True),
+         [(f.READ_FORWARD_SUMMARY.rollup, {**last_week, "endpoint": None, "model": None})], True),
         ("forward_by_endpoint, all", lambda c: queries.forward_by_endpoint(c),
-         [(f.FORWARD_BY_ENDPOINT_SQL, {**no_dates, "model": None})], False),
+         [(f.READ_FORWARD_BY_ENDPOINT.rollup, {**no_dates, "model": None})], False),
         ("forward_by_endpoint, last 7 days", lambda c: queries.forward_by_endpoint(c, **last_week),
-         [(f.FORWARD_BY_ENDPOINT_SQL, {**last_week, "model": None})], True),
+         [(f.READ_FORWARD_BY_ENDPOINT.rollup, {**last_week, "model": None})], True),
         ("forward_requests, first page (100)", lambda c: queries.forward_requests(c),
          [(f.FORWARD_REQUESTS_SQL, fpage())], True),
         ("forward_requests, endpoint=rare.endpoint",
@@ -352,43 +375,111 @@ def cases(detail_id: str) -> list[Case]:
         ("forward_requests, model=rare-model", lambda c: queries.forward_requests(c, model="rare-model"),
          [(f.FORWARD_REQUESTS_SQL, fpage(model="rare-model"))], True),
         ("forward_daily_metrics, 7 days", lambda c: queries.forward_daily_metrics(c, days=7, end_date=END),
-         [(f.FORWARD_DAILY_SQL, last_week)], True),
+         [(f.READ_FORWARD_DAILY.rollup, last_week)], True),
         ("forward_daily_metrics, 30 days", lambda c: queries.forward_daily_metrics(c, days=30, end_date=END),
-         [(f.FORWARD_DAILY_SQL, {"start_date": month, "end_date": END})], False),
+         [(f.READ_FORWARD_DAILY.rollup, {"start_date": month, "end_date": END})], False),
     ]  # fmt: skip
 
 
-def run(conn: psycopg.Connection[Any], runs: int) -> list[dict[str, Any]]:
-    row = conn.execute(
-        "SELECT session_id FROM session_metrics WHERE total_rounds = 19 ORDER BY session_id LIMIT 1"
-    ).fetchone()
-    assert row is not None, "no session with 19 rounds: refill"
-    out = []
-    for name, call, statements, selective in cases(row[0]):
-        call(conn)  # warm-up
-        times = []
+def run(conns: dict[int, psycopg.Connection[Any]], runs: int) -> dict[int, list[dict[str, Any]]]:
+    """Time every read at every scale, the scales taking turns run by run (so the machine's noise
+    falls on all of them alike), then EXPLAIN ANALYZE it at each."""
+    detail = {}
+    for scale, conn in conns.items():
+        row = conn.execute(
+            "SELECT session_id FROM session_metrics WHERE total_rounds = 19 ORDER BY session_id LIMIT 1"
+        ).fetchone()
+        assert row is not None, "no session with 19 rounds: refill"
+        detail[scale] = row[0]
+    out: dict[int, list[dict[str, Any]]] = {scale: [] for scale in conns}
+    per_scale = {scale: cases(detail[scale]) for scale in conns}
+    for k in range(len(per_scale[next(iter(conns))])):
+        times: dict[int, list[float]] = {scale: [] for scale in conns}
+        for scale, conn in conns.items():
+            per_scale[scale][k][1](conn)  # warm-up
         for _ in range(runs):
-            began = time.perf_counter()
-            call(conn)
-            times.append((time.perf_counter() - began) * 1000)
-        plans = [explain(conn, q, p) for q, p in statements]
-        indexes = sorted({i for p in plans for i in p["indexes"]})
-        seq = sorted({t for p in plans for t in p["seq_scans"]})
-        warn = "  <-- seq scan where an index should serve" if selective and seq else ""
-        print(f"{name:45s} median {statistics.median(times):8.2f} ms   min {min(times):8.2f} ms{warn}")
-        print(f"{'':45s} indexes: {', '.join(indexes) or '-'}; seq scans: {', '.join(seq) or '-'}")
-        out.append(
-            {
-                "read": name,
-                "median_ms": round(statistics.median(times), 3),
-                "min_ms": round(min(times), 3),
-                "runs": runs,
-                "indexes": indexes,
-                "seq_scans": seq,
-                "selective": selective,
-                "plans": [p["plan"] for p in plans],
-            }
+            for scale, conn in conns.items():
+                call = per_scale[scale][k][1]
+                began = time.perf_counter()
+                call(conn)
+                times[scale].append((time.perf_counter() - began) * 1000)
+        for scale, conn in conns.items():
+            name, _, statements, selective = per_scale[scale][k]
+            plans = [explain(conn, q, p) for q, p in statements]
+            indexes = sorted({i for p in plans for i in p["indexes"]})
+            seq = sorted({t for p in plans for t in p["seq_scans"]})
+            # The roll-ups and the back-fill state are small whatever the history: scanning them is fine.
+            base_seq = [t for t in seq if "rollup" not in t]
+            warn = "  <-- seq scan where an index should serve" if selective and base_seq else ""
+            median_ms = statistics.median(times[scale])
+            print(
+                f"{scale:>3}x {name:45s} median {median_ms:8.2f} ms   min {min(times[scale]):8.2f} ms{warn}"
+            )
+            print(f"{'':49s} indexes: {', '.join(indexes) or '-'}; seq scans: {', '.join(seq) or '-'}")
+            out[scale].append(
+                {
+                    "read": name,
+                    "median_ms": round(median_ms, 3),
+                    "min_ms": round(min(times[scale]), 3),
+                    "runs": runs,
+                    "indexes": indexes,
+                    "seq_scans": seq,
+                    "selective": selective,
+                    "plans": [p["plan"] for p in plans],
+                }
+            )
+    return out
+
+
+AGGREGATES = (
+    "summary",
+    "by_model",
+    "daily_metrics",
+    "forward_summary",
+    "forward_by_endpoint",
+    "forward_daily",
+)
+
+
+def prepare(url: str, schema: str, args: argparse.Namespace, scale: int) -> dict[str, Any]:
+    """Fill (or reuse) one scale's schema, with the index set asked for; its row counts."""
+    sessions, forwards = args.sessions * scale, args.forwards * scale
+    with connect(url, schema) as conn:
+        sizes = None if args.refill else filled_sizes(conn)
+    if (
+        sizes is None
+        or sizes.get("requested_sessions") != sessions
+        or sizes.get("requested_forwards") != forwards
+    ):
+        print(f"filling schema {schema} ...", flush=True)
+        began = time.perf_counter()
+        sizes = fill(url, schema, sessions, forwards)
+        print(f"filled in {time.perf_counter() - began:.0f} s", flush=True)
+    else:
+        print(f"reusing schema {schema} (--refill to fill it again)")
+    print("rows: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items() if not k.startswith("requested")))
+    with connect(url, schema) as conn:
+        set_indexes(conn, args.indexes)
+    return sizes
+
+
+def compare(small: dict[str, Any], large: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every aggregate read's p50 at both scales and their ratio; the issue's bounds checked."""
+    factor = large["scale"] // small["scale"]
+    print(f"\naggregate reads, p50 (ms): {small['scale']}x vs {large['scale']}x ({factor}x the history)")
+    out = []
+    before = {r["read"]: r["median_ms"] for r in small["reads"]}
+    for r in large["reads"]:
+        if not r["read"].startswith(AGGREGATES):
+            continue
+        ratio = r["median_ms"] / before[r["read"]]
+        ok = r["median_ms"] <= 10 and ratio <= 1.3
+        print(
+            f"{r['read']:45s} {before[r['read']]:7.2f} -> {r['median_ms']:7.2f}"
+            f"   x{ratio:4.2f}  {'ok' if ok else 'OVER'}"
         )
+        out.append({"read": r["read"], "small_ms": before[r["read"]], "large_ms": r["median_ms"],
+                    "ratio": round(ratio, 3), "within_bounds": ok})  # fmt: skip
     return out
 
 
@@ -400,64 +491,70 @@ def main() -> int:
         metavar="URL",
     )
     parser.add_argument(
-        "--schema", default="bench_read", help="schema to fill and read (default: %(default)s)"
+        "--schema", default="bench_read", help="schema prefix (default: %(default)s_<scale>x)"
     )
-    parser.add_argument("--sessions", type=int, default=110_000, help="sessions (about 10 rounds each)")
-    parser.add_argument("--forwards", type=int, default=500_000, help="forwarded requests")
-    parser.add_argument("--refill", action="store_true", help="drop and fill the schema again")
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per read (median reported)")
+    parser.add_argument("--sessions", type=int, default=110_000, help="sessions at 1x (about 10 rounds each)")
+    parser.add_argument("--forwards", type=int, default=500_000, help="forwarded requests at 1x")
+    parser.add_argument("--scales", default="1,10", help="comma-separated multiples of the 1x sizes")
+    parser.add_argument("--keep", action="store_true", help="keep the filled schemas (default: drop them)")
+    parser.add_argument("--refill", action="store_true", help="drop and fill the schemas again")
+    parser.add_argument("--runs", type=int, default=21, help="timed runs per read (median reported)")
     parser.add_argument("--indexes", choices=["schema", "proposed"], default="schema",
                         help="schema.sql's indexes only, or with PROPOSED_INDEXES too")  # fmt: skip
     parser.add_argument("--plans", action="store_true", help="print every plan in full")
     args = parser.parse_args()
     url = args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-
-    with connect(url, args.schema) as conn:
-        sizes = None if args.refill else filled_sizes(conn)
-    if (
-        sizes is None
-        or sizes.get("requested_sessions") != args.sessions
-        or sizes.get("requested_forwards") != args.forwards
-    ):
-        print(f"filling schema {args.schema} ...", flush=True)
-        began = time.perf_counter()
-        sizes = fill(url, args.schema, args.sessions, args.forwards)
-        print(f"filled in {time.perf_counter() - began:.0f} s", flush=True)
-    else:
-        print(f"reusing schema {args.schema} (--refill to fill it again)")
-    print("rows: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items() if not k.startswith("requested")))
-    if sizes["round_metrics"] < 1_000_000:
-        print("note: fewer than a million rounds; the default --sessions gives about 1.1 million")
-
-    with connect(url, args.schema) as conn:
-        set_indexes(conn, args.indexes)
-        print(f"\nindexes: {args.indexes}; median of {args.runs} runs after a warm-up\n")
-        results = run(conn, args.runs)
-        if args.plans:
-            for r in results:
-                print(f"\n{r['read']}")
-                for plan in r["plans"]:
-                    print("\n".join("    " + line for line in plan))
-        server = conn.execute("SHOW server_version").fetchone()
+    scales = sorted(int(x) for x in args.scales.split(","))
+    measured = []
+    try:
+        sizes = {scale: prepare(url, f"{args.schema}_{scale}x", args, scale) for scale in scales}
+        conns = {scale: connect(url, f"{args.schema}_{scale}x") for scale in scales}
+        try:
+            print(
+                f"\nindexes: {args.indexes}; median of {args.runs} runs after a warm-up, "
+                "scales taking turns\n"
+            )
+            results = run(conns, args.runs)
+            server = conns[scales[0]].execute("SHOW server_version").fetchone()
+        finally:
+            for conn in conns.values():
+                conn.close()
+        for scale in scales:
+            if args.plans:
+                for r in results[scale]:
+                    print(f"\n{scale}x {r['read']}")
+                    for plan in r["plans"]:
+                        print("\n".join("    " + line for line in plan))
+            measured.append(
+                {
+                    "scale": scale,
+                    "rows": sizes[scale],
+                    "reads": results[scale],
+                    "postgres": server and server[0],
+                }
+            )
+    finally:
+        if not args.keep:
+            with psycopg.connect(url, autocommit=True) as admin:
+                for scale in scales:
+                    name = pgsql.Identifier(f"{args.schema}_{scale}x")
+                    admin.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name))
+    comparison = compare(measured[0], measured[-1]) if len(measured) > 1 else []
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     previous.setdefault("runs", {})[args.indexes] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rows": sizes,
         "proposed_indexes": [create for _, _, create in PROPOSED_INDEXES]
         if args.indexes == "proposed"
         else [],
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "postgres": server[0] if server else None,
-        },
-        "reads": results,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "scales": measured,
+        "aggregates": comparison,
     }
     RESULTS.write_text(json.dumps(previous, indent=2, default=str))
     print(f"\nwrote {RESULTS}")
-    return 0
+    return 0 if all(c["within_bounds"] for c in comparison) else 1
 
 
 if __name__ == "__main__":

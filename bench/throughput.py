@@ -19,12 +19,12 @@ from datetime import UTC, timedelta
 from typing import Any
 
 import psycopg
-import redis
 from tqdm import tqdm
 
 from bench.common import REDIS_URL, fresh_schema, median, realistic_events, write_result
 from bench.naive import apply_all_naively
 from contract.codec import STREAM_FIELD
+from contract.connect import Client, connect, placed
 from contract.events import Event, RoundCompleted, RoundStarted, TokenUsage, ToolCompleted, ToolStarted
 from contract.keys import Keys
 from producer.wire import PREBUILT, Encoder
@@ -110,7 +110,7 @@ def _closed_subset(events: list[Event], n: int) -> list[Event]:
     return sorted(events[:n], key=lambda e: e.order_key)
 
 
-def _group_state(client: redis.Redis, keys: Keys, group: str) -> tuple[int, int, int]:
+def _group_state(client: Client, keys: Keys, group: str) -> tuple[int, int, int]:
     """(entries read, lag, pending) of the group, summed over the shards."""
     read = lag = pending = 0
     for stream in keys.streams:
@@ -121,12 +121,19 @@ def _group_state(client: redis.Redis, keys: Keys, group: str) -> tuple[int, int,
     return read, lag, pending
 
 
-def pipeline_rate(events: list[Event], workers: int, shards: int = 1) -> dict[str, float]:
+def pipeline_rate(
+    events: list[Event],
+    workers: int,
+    shards: int = 1,
+    redis_url: str = REDIS_URL,
+    code: str | None = None,
+) -> dict[str, float]:
     """Events/s drained by ``workers`` worker processes from the stream (or ``shards`` streams,
-    routed by session as the producer routes them) holding every event. Timed from the first
-    delivery to the last ack, so process start-up is not counted."""
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = Keys(stream=f"bench:{uuid.uuid4().hex[:8]}:events", shards=shards)
+    routed by session as the producer routes them) holding every event, on the Redis (or Redis
+    Cluster) at ``redis_url``, with the worker code of the tree ``code`` (default: this one).
+    Timed from the first delivery to the last ack, so process start-up is not counted."""
+    client = connect(redis_url)
+    keys = placed(Keys(stream=f"bench:{uuid.uuid4().hex[:8]}:events", shards=shards), client)
     group = "bench"
     encoder = Encoder(keys)
     try:
@@ -143,11 +150,13 @@ def pipeline_rate(events: list[Event], workers: int, shards: int = 1) -> dict[st
             env = dict(
                 os.environ,
                 DATABASE_URL=url,
-                REDIS_URL=REDIS_URL,
+                REDIS_URL=redis_url,
                 METRICS_STREAM=keys.stream,
                 METRICS_GROUP=group,
                 METRICS_SHARDS=str(shards),
             )
+            if code is not None:
+                env["PYTHONPATH"] = code
             procs = [
                 subprocess.Popen(
                     [sys.executable, "-m", "worker.cli", "run", "--burst", "--consumer", f"b{i}"],
@@ -182,7 +191,8 @@ def pipeline_rate(events: list[Event], workers: int, shards: int = 1) -> dict[st
             "deadlocks": deadlocks,
         }
     finally:
-        client.delete(*keys.streams)
+        for stream in keys.streams:  # one DEL per key: on a cluster they live in different slots
+            client.delete(stream)
         client.close()
 
 

@@ -6,8 +6,10 @@ import json
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from contract.events import RANK, SCHEMA_VERSION, Event, to_utc
+from contract.fields import UNION_LABEL
 
 #: The one field of a stream entry; its value is the event's JSON.
 STREAM_FIELD = "event"
@@ -95,17 +97,29 @@ def _explain(source: str | dict[str, Any], exc: ValidationError) -> ContractErro
     if not isinstance(data["type"], str) or data["type"] not in RANK:  # a list or an object is unhashable
         return ContractError("type", data["type"], f"unknown event type; expected one of {sorted(RANK)}")
     error = exc.errors(include_url=False)[0]
-    loc = [str(part) for part in error["loc"]]
+    loc = [str(part) for part in error["loc"] if not str(part).startswith(UNION_LABEL)]
     if loc and loc[0] == data["type"]:
         loc = loc[1:]  # pydantic prefixes the discriminator's tag
     field = ".".join(loc) or "event"
     value = _lookup(data, loc)
-    reason = error["msg"]
-    if error["type"] == "missing":
-        reason = "is required"
-    elif error["type"] == "string_pattern_mismatch":  # the only pattern in the contract
-        reason = "must not contain NUL (\\u0000) characters: PostgreSQL text cannot store them"
-    return ContractError(field, value, reason)
+    return ContractError(field, value, _reason(error, loc, value))
+
+
+_RFC3339 = "must be an RFC 3339 timestamp: YYYY-MM-DDTHH:MM:SS[.fraction] then Z or ±HH:MM"
+
+
+def _reason(error: ErrorDetails, loc: list[str], value: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "is required"
+    if loc[-1:] == ["occurred_at"] and kind in {"string_pattern_mismatch", "string_type"}:
+        return _RFC3339
+    if kind == "string_pattern_mismatch":  # the other patterns: no NUL
+        return "must not contain NUL (\\u0000) characters: PostgreSQL text cannot store them"
+    if kind == "string_too_long" and isinstance(value, str):
+        limit = (error.get("ctx") or {}).get("max_length")
+        return f"is {len(value):,} characters long, over the maximum of {limit:,}"
+    return error["msg"]
 
 
 def _lookup(data: Any, path: list[str]) -> Any:

@@ -10,20 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from contract.fields import BIGINT_MAX as BIGINT_MAX  # re-exported: the limits' old home
+from contract.fields import MAX_ERROR_LENGTH as MAX_ERROR_LENGTH
+from contract.fields import MAX_ID_LENGTH as MAX_ID_LENGTH
+from contract.fields import MAX_NAME_LENGTH as MAX_NAME_LENGTH
+from contract.fields import Integer, Timestamp
 
 SCHEMA_VERSION = 1
-BIGINT_MAX = 2**63 - 1
-MAX_ID_LENGTH = 128
-MAX_NAME_LENGTH = 256
-MAX_ERROR_LENGTH = 16_384
 
 
 _ZERO = timedelta(0)
@@ -41,10 +36,7 @@ _NO_NUL = r"^[^\x00]*$"
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=_NO_NUL)]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=_NO_NUL)]
 ErrorText = Annotated[str, Field(max_length=MAX_ERROR_LENGTH, pattern=_NO_NUL)]
-Count = Annotated[StrictInt, Field(ge=0, le=BIGINT_MAX)]
-# Converted to UTC by contract.codec (decode, validate) rather than by a validator here: a Python
-# callback per event costs a third of pydantic's validation time on the worker's hot path.
-Timestamp = Annotated[AwareDatetime, Field(strict=True)]
+Count = Annotated[int, Integer(0, BIGINT_MAX)]
 
 SessionStatus = Literal["completed", "awaiting_response", "error", "cancelled"]
 RoundStatus = Literal["success", "error", "cancelled"]
@@ -66,7 +58,7 @@ class TokenUsage(BaseModel):
 class _Event(BaseModel):
     model_config = _CONFIG
 
-    v: Annotated[StrictInt, Field(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
+    v: Annotated[int, Integer(1, SCHEMA_VERSION)] = SCHEMA_VERSION  # optional: absent means 1
     event_id: Id
     occurred_at: Timestamp
 
@@ -167,7 +159,7 @@ class ForwardCompleted(_Event):
     type: Literal["forward.completed"] = "forward.completed"
     forward_id: Id
     status: ForwardStatus
-    status_code: Annotated[StrictInt, Field(ge=100, le=599)] | None = None
+    status_code: Annotated[int, Integer(100, 599)] | None = None
     usage: TokenUsage | None = None
     error: ErrorText | None = None
 

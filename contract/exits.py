@@ -70,6 +70,7 @@ EXIT_CODES: tuple[Rule, ...] = (
     Rule("builtins", "ValueError", ExitCode.USAGE),  # settings and flags: the message names them
     Rule("redis.exceptions", "ResponseError", ExitCode.USAGE, "Redis refused it: "),
     Rule("redis.exceptions", "RedisError", ExitCode.UNAVAILABLE, "Redis: ", _CHECK_REDIS),
+    Rule("redis.exceptions", "RedisClusterException", ExitCode.UNAVAILABLE, "Redis Cluster: ", _CHECK_REDIS),
     Rule("worker.errors", "TransientError", ExitCode.UNAVAILABLE, "PostgreSQL: "),  # retried first
     Rule("worker.errors", "PostgresError", ExitCode.FAILED, "PostgreSQL refused it: "),
     Rule(

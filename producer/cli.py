@@ -260,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The sender's few INFO lines: which mode it connected in (one Redis or a cluster), replays.
+    logging.getLogger("producer.sender").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         settings = settings_from(args)
     except ValueError as exc:

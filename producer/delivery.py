@@ -17,11 +17,16 @@ from typing import Any, NamedTuple
 
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from contract.codec import STREAM_FIELD
+from contract.connect import Client, by_node, placed, safe_url
+from contract.connect import connect as connect_redis
 from contract.keys import Keys
 from producer.settings import ProducerSettings
+
+__all__ = ["SEND_ERRORS", "Backoff", "Batch", "NotReplicated", "add_batches", "connect", "safe_url"]
 
 # KEYS[1] stream, KEYS[2] the marker of (producer token, stream); ARGV[1] marker ttl (s), then
 # per batch: seq, event count, the events joined by newlines (compact JSON has no raw newline;
@@ -57,25 +62,52 @@ class Batch(NamedTuple):
     events: list[bytes]
 
 
-def add_batches(client: redis.Redis, batches: list[Batch], dedup_ttl: int) -> tuple[int, int]:
-    """Send batches in one round trip (one script call per token and stream); returns the events
-    (added, skipped as already there). Raises redis.RedisError / OSError when the round trip
-    failed or a call was refused (a wrong key type, out of memory): the caller keeps all of them
-    for a retry, and the ones that got through are skipped then."""
+class NotReplicated(redis.RedisError):
+    """WAIT did not confirm the batches on enough replicas in time: they stay in the spool."""
+
+
+#: What a send can fail with: the server, the network, or a cluster that cannot be mapped now.
+SEND_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, OSError, RedisClusterException)
+
+
+def add_batches(
+    client: Client, batches: list[Batch], dedup_ttl: int, keys: Keys, wait: tuple[int, int] = (0, 0)
+) -> tuple[int, int]:
+    """Send batches, one script call per token and stream, in one round trip per master (the
+    script's two keys share the stream's slot); returns the events (added, skipped as already
+    there). On a cluster, streams go by the shard names that spread over masters (a spooled
+    batch keeps the name it was encoded with). ``wait`` = (replicas, timeout ms): after the calls,
+    WAIT until that many replicas have them. Raises SEND_ERRORS when a round trip failed, a call
+    was refused (a wrong key type, out of memory), or WAIT fell short (NotReplicated): the caller
+    keeps all of them for a retry, and the ones that got through are skipped then."""
+    names = dict(zip(keys.streams, placed(keys, client).streams, strict=True))
     calls: dict[tuple[str, str], list[Any]] = {}
     for batch in batches:
-        args = calls.setdefault((batch.token, batch.stream), [dedup_ttl])
+        args = calls.setdefault((batch.token, names.get(batch.stream, batch.stream)), [dedup_ttl])
         args += (batch.seq, len(batch.events), b"\n".join(batch.events))
-    pipe = client.pipeline(transaction=False)
-    for (token, stream), args in calls.items():
-        pipe.execute_command(  # type: ignore[no-untyped-call]
-            "EVAL", ADD_BATCHES, 2, stream, Keys.producer_marker(stream, token), *args
-        )
-    results = pipe.execute(raise_on_error=False)
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
-    return sum(int(r[0]) for r in results), sum(int(r[1]) for r in results)
+    replicas, timeout_ms = wait
+    added = skipped = 0
+    for name, (node, streams) in by_node(client, list(dict.fromkeys(s for _, s in calls))).items():
+        pipe = node.pipeline(transaction=False)
+        for (token, stream), args in calls.items():
+            if stream in streams:
+                pipe.execute_command(  # type: ignore[no-untyped-call]
+                    "EVAL", ADD_BATCHES, 2, stream, Keys.producer_marker(stream, token), *args
+                )
+        if replicas:
+            pipe.execute_command("WAIT", replicas, timeout_ms)  # type: ignore[no-untyped-call]
+        results = pipe.execute(raise_on_error=False)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        if replicas:
+            acked = int(results.pop())
+            if acked < replicas:
+                where = name or "Redis"
+                raise NotReplicated(f"WAIT: {acked} of {replicas} replica(s) of {where} in {timeout_ms} ms")
+        added += sum(int(r[0]) for r in results)
+        skipped += sum(int(r[1]) for r in results)
+    return added, skipped
 
 
 class Backoff:
@@ -100,21 +132,14 @@ class Backoff:
         self._delay = self.initial
 
 
-def connect(settings: ProducerSettings) -> redis.Redis:
-    # No client-side retries: a retried script call after a timeout would be sent twice, and the
-    # sender has its own recovery (the spool) that keeps order.
-    return redis.Redis.from_url(
+def connect(settings: ProducerSettings) -> Client:
+    """One Redis or a Redis Cluster, whichever ``redis_url`` names (contract/connect.py). No
+    client-side retries: a retried script call after a timeout would be sent twice, and the
+    sender has its own recovery (the spool) that keeps order. Raises SEND_ERRORS when away."""
+    return connect_redis(
         settings.redis_url,
         socket_timeout=settings.socket_timeout,
         socket_connect_timeout=settings.connect_timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
     )
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"

@@ -11,7 +11,9 @@ import threading
 import time
 
 import redis
+from redis.exceptions import RedisClusterException
 
+from contract.connect import Client
 from contract.keys import Keys
 
 
@@ -83,7 +85,7 @@ class HintWriter:
     def due(self, now: float) -> bool:
         return self.dirty or (now >= self._next_full and bool(self._open or self._awaiting))
 
-    def sync(self, client: redis.Redis, now: float) -> None:
+    def sync(self, client: Client, now: float) -> None:
         """Write pending changes (all heartbeats when the interval is up). Raises redis errors,
         after putting the changes back for the next attempt."""
         with self._lock:
@@ -106,7 +108,7 @@ class HintWriter:
                 pipe.zrem(self.keys.awaiting_sessions, *(gone | resumed))
             if len(pipe):
                 pipe.execute()
-        except (redis.RedisError, OSError):
+        except (redis.RedisError, OSError, RedisClusterException):
             with self._lock:
                 self._new_open |= {s for s in opened if s in self._open}
                 for session_id, since in awaiting.items():
@@ -119,7 +121,7 @@ class HintWriter:
         if full:
             self._next_full = now + self.interval
 
-    def release(self, client: redis.Redis) -> None:
+    def release(self, client: Client) -> None:
         """At close: the sessions still open here lose their heartbeat (nobody will refresh it)."""
         with self._lock:
             still_open = list(self._open)

@@ -22,7 +22,6 @@ OUTCOMES = (
     "spooled",
     "deduplicated",
     "dropped_oldest",
-    "dropped_queue_full",
     "dropped_after_complete",
     "dropped_closed",
     "dropped_invalid",
@@ -39,6 +38,7 @@ class Counters:
         self._lock = threading.Lock()
         self._values = dict.fromkeys(OUTCOMES, 0)
         self._values["send_failures"] = 0
+        self._values["overflows"] = 0  # times a filling queue sent the sender to the spool
         _ALL.add(self)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -61,7 +61,7 @@ class _Collector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily
 
-        totals = dict.fromkeys((*OUTCOMES, "send_failures"), 0)
+        totals = dict.fromkeys((*OUTCOMES, "send_failures", "overflows"), 0)
         for counters in list(_ALL):
             for name, value in counters.snapshot().items():
                 totals[name] += value

@@ -7,9 +7,13 @@ event loop. The sender thread (producer/sender.py) builds the JSON, the UUIDv7 e
 call's timestamp) and sends.
 Transport problems never reach the caller: they show in :meth:`Publisher.stats` and the logs.
 
-A full queue (Redis stalled longer than the queue lasts) drops the new event and counts it in
-``dropped_queue_full``. SIGKILL loses what is in memory: at most ``queue_size + batch_size``
-events (11,000 with the defaults); the spool on disk survives.
+Nothing is dropped for a full queue. Past half of ``queue_size`` the sender spools instead of
+sending and replays the spool in order (producer/sender.py), so the queue drains at the speed of
+the disk. A call finding ``queue_size`` events queued still appends (the sender is in the middle
+of one Redis round trip); only at twice that does it wait, for the sender's step in hand (a
+spool write, or the round trip in flight), at most ``socket_timeout`` + 0.5 s, then appends
+anyway. The only drop is the spool's disk bound (oldest first, counted). SIGKILL loses what is
+in memory: at most twice ``queue_size`` plus ``batch_size`` events; the spool on disk survives.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from typing import Any, Self
 from producer.calls import TypedCalls
 from producer.hints import HintWriter
 from producer.lifecycle import ForwardScope, SessionScope
+from producer.marker import Marker
 from producer.metrics import Counters
-from producer.sender import Marker, Sender
+from producer.sender import Sender
 from producer.settings import ProducerSettings
 
 log = logging.getLogger(__name__)
@@ -90,8 +95,10 @@ class Publisher(TypedCalls):
     def _put(self, item: tuple[Any, ...]) -> None:
         queue = self._queue
         if len(queue) >= self._limit:
-            self._full()
-            return
+            if self._closed:
+                self._dropped_closed()
+                return
+            self._make_room()
         queue.append(item)
         if not self._wake.is_set():
             self._wake_sender()
@@ -108,19 +115,29 @@ class Publisher(TypedCalls):
                 sender.start()
                 self._sender = sender
 
-    def _full(self) -> None:
-        name = "dropped_closed" if self._closed else "dropped_queue_full"
-        first = self.counters[name] == 0
-        self.counters.add(name)
+    def _dropped_closed(self) -> None:
+        first = self.counters["dropped_closed"] == 0
+        self.counters.add("dropped_closed")
         if first:
-            if self._closed:
-                log.warning("metrics producer: event published after close(); dropped (counted)")
-            else:
-                log.warning(
-                    "metrics producer: queue full (%d events); dropping new events (counted in "
-                    "stats()['dropped_queue_full']) until the sender catches up",
-                    self.settings.queue_size,
-                )
+            log.warning("metrics producer: event published after close(); dropped (counted)")
+
+    def _make_room(self) -> None:
+        """The queue is at its size: the sender is spooling it or is in one Redis round trip, and
+        will be past it soon. Wait only at twice the size, and never longer than one step."""
+        sender = self._sender
+        if sender is None or not sender.alive:
+            self._wake_sender()
+            return
+        cap = 2 * self.settings.queue_size
+        if len(self._queue) < cap:
+            self._wake.set()
+            return
+        sender.outrun = True
+        deadline = time.monotonic() + self.settings.socket_timeout + 0.5
+        while len(self._queue) >= cap and sender.alive and time.monotonic() < deadline:
+            sender.progress.clear()
+            self._wake.set()
+            sender.progress.wait(0.05)
 
     # -- flush, close, fork -----------------------------------------------------------------
 

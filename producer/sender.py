@@ -6,6 +6,10 @@ through, or a dead publisher's spool was adopted at start): new batches still go
 behind the old ones while the spool is replayed in order; when it is empty, back to ``up``. So
 one publisher's events reach Redis in the order they were published.
 
+Redis slower than the agent is an outage too: past half the queue, ``recovering`` (the queue
+drains at the disk's speed). Every refused write (timeout, lost connection, OOM, wrong key type)
+is spooled and retried with backoff, logged once per outage; heartbeats go on during a replay.
+
 Exactly once per batch, and the wire of a batch: producer/delivery.py.
 """
 
@@ -17,13 +21,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from producer.delivery import Backoff, Batch, add_batches, connect, safe_url
+from contract.connect import Client, describe, is_cluster, refresh
+from producer.delivery import SEND_ERRORS, Backoff, Batch, add_batches, connect, safe_url
 from producer.hints import HintWriter
+from producer.marker import Marker
 from producer.metrics import Counters
 from producer.settings import ProducerSettings
 from producer.spool import Spool
@@ -32,21 +37,6 @@ from producer.wire import Encoder, Item
 log = logging.getLogger(__name__)
 
 UP, DOWN, RECOVERING = "up", "down", "recovering"
-
-
-@dataclass(eq=False)
-class Marker:
-    """Put in the queue by flush() / close(); resolved when everything before it is handled."""
-
-    stop: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
-    delivered: bool = False
-    position: int = 0
-    cancelled: bool = False  # its flush() gave up waiting: nobody will look at it
-
-    def resolve(self, delivered: bool) -> None:
-        self.delivered = delivered
-        self.done.set()
 
 
 class Sender:
@@ -70,7 +60,7 @@ class Sender:
         self._encoder = Encoder(settings.keys)
         self._seq = 0
         self._spool: Spool | None = None
-        self._client: redis.Redis | None = None
+        self._client: Client | None = None  # connected on first send: Redis may be away at start
         self._parked: list[Marker] = []
         self._stop: Marker | None = None
         #: Set by close(): past ``spill_at`` (monotonic) batches go to the spool, not to Redis.
@@ -81,6 +71,13 @@ class Sender:
         self._probing = False
         self._probe_ok = False
         self._replayed_this_outage = 0
+        self._episode = False  # an outage has been logged and has not ended yet
+        self._overflow_logged = -60.0
+        self._high = max(1, settings.queue_size // 2)
+        #: Set after each step: a publisher whose queue is at its hard cap waits on it (publisher.py).
+        self.progress = threading.Event()
+        #: Set by a publisher that found its queue at the hard cap: spool from the next step on.
+        self.outrun = False
         self._thread = threading.Thread(target=self._run, name="metrics-producer-sender", daemon=True)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -107,7 +104,6 @@ class Sender:
 
     def _run(self) -> None:
         settings = self.settings
-        self._client = connect(settings)
         self._spool = Spool(settings.spool_dir, settings.spool_max_bytes, self.token, settings.spool_fsync)
         failures = 0
         try:
@@ -141,18 +137,26 @@ class Sender:
     # -- one step ---------------------------------------------------------------------------
 
     def _step(self) -> bool:
-        """Handle one batch from the queue and one from the spool; True when stopped."""
-        items, marker = self._take()
-        if items:
-            self._handle(items)
-        if marker is not None:
-            self._on_marker(marker)
+        """Handle one batch from the queue (all of it when not up) and one from the spool; True
+        when stopped."""
+        if self.mode == UP:
+            items, marker = self._take()
+            if items:
+                self._handle(items)
+            if marker is not None:
+                self._on_marker(marker)
+            if self.mode == UP and (len(self._queue) >= self._high or self.outrun):
+                self._overflowing()
+        if self.mode != UP:
+            self._spill()
+        self.progress.set()
         now = time.monotonic()
         if self.mode == DOWN:
             self._maybe_probe(now)
-        if self.mode == RECOVERING:
+        # An agent outrunning Redis: the queue to disk first (a replay's round trip lets it fill)
+        if self.mode == RECOVERING and len(self._queue) < self._high:
             self._replay_some()
-        if self.mode == UP and self._hints.due(now):
+        if self.mode != DOWN and self._hints.due(now):
             self._sync_hints(now)
         if self._stop is not None:
             replaying = self.mode == RECOVERING and now < (self.stop_at or now)
@@ -163,6 +167,31 @@ class Sender:
             if not self._queue:
                 self._wake.wait(self._idle_timeout(now))
         return False
+
+    def _spill(self) -> None:
+        """What is queued now to the spool, in order, flush marks parked in their place."""
+        left = len(self._queue)
+        while left > 0 and self._stop is None:
+            left -= self.settings.batch_size
+            items, marker = self._take()
+            if items:
+                self._handle(items)
+            if marker is not None:
+                self._on_marker(marker)
+
+    def _overflowing(self) -> None:
+        """Redis takes events slower than the agent makes them: spool and replay, in order."""
+        self.mode, self.outrun, self._replayed_this_outage = RECOVERING, False, 0
+        self._counters.add("overflows")
+        now = time.monotonic()
+        if now >= self._overflow_logged + 60:  # a flood comes and goes: one line a minute at most
+            self._overflow_logged = now
+            log.warning(
+                "metrics producer: %d events queued, Redis is slower than this agent; spooling to %s "
+                "and replaying in order (nothing is dropped before the spool's bound)",
+                len(self._queue),
+                self.settings.spool_dir,
+            )
 
     def _take(self) -> tuple[list[Item], Marker | None]:
         queue, limit = self._queue, self.settings.batch_size
@@ -187,8 +216,11 @@ class Sender:
         if not batches:
             return
         spill = self.spill_at is not None and time.monotonic() >= self.spill_at
-        if self.mode == UP and not spill and self._deliver(batches, replay=False):
-            return
+        if self.mode == UP and not spill:
+            error = self._deliver(batches, replay=False)
+            if error is None:
+                return
+            self._went_down(error)
         self._to_spool(batches)
 
     def _encode(self, items: list[Item]) -> list[Batch]:
@@ -210,22 +242,30 @@ class Sender:
 
     # -- Redis ------------------------------------------------------------------------------
 
-    def _deliver(self, batches: list[Batch], replay: bool) -> bool:
-        """Send batches in one round trip. False, with the mode set to down, when anything failed:
-        the caller keeps all of them for a retry."""
-        assert self._client is not None
+    def _deliver(self, batches: list[Batch], replay: bool) -> BaseException | None:
+        """Send batches in one round trip. The error when anything failed or was refused (OOM
+        included): the caller keeps all of them for a retry and calls _went_down."""
+        settings = self.settings
+        wait = (settings.wait_replicas, settings.wait_timeout_ms)
         try:
-            added, skipped = add_batches(self._client, batches, self.settings.dedup_ttl)
-        except (redis.RedisError, OSError) as exc:
-            self._went_down(exc)
-            return False
+            added, skipped = add_batches(self._connected(), batches, settings.dedup_ttl, settings.keys, wait)
+        except SEND_ERRORS as exc:
+            return exc
         self._counters.add("replayed" if replay else "sent", added)
         self._counters.add("deduplicated", skipped)
-        return True
+        return None
+
+    def _connected(self) -> Client:
+        """The client, connected (and its mode told in the log) after start or an outage."""
+        if self._client is None:
+            self._client = connect(self.settings)
+            log.info("metrics producer: %s", describe(self._client))
+        return self._client
 
     def _went_down(self, exc: BaseException) -> None:
         self._counters.add("send_failures")
-        if self.mode != DOWN:
+        if not self._episode:  # once per outage: a replay refused again and again logs nothing new
+            self._episode = True
             log.warning(
                 "metrics producer: Redis at %s unavailable (%s: %s); spooling to %s until it is back",
                 safe_url(self.settings.redis_url),
@@ -237,8 +277,9 @@ class Sender:
         # The delay grows until a replay gets through, so an error that a ping cannot see (a
         # wrong key type, say) is retried calmly instead of in a loop.
         self._next_probe = self._backoff.failed(time.monotonic())
-        if self._client is not None:
+        if isinstance(self._client, redis.Redis):
             self._client.connection_pool.disconnect()
+        # A cluster client is kept: it knows every node, the one REDIS_URL names may be the dead one.
 
     def _maybe_probe(self, now: float) -> None:
         if self._probe_ok:
@@ -254,22 +295,25 @@ class Sender:
 
     def _probe(self) -> None:
         """Off the sender thread, so a black-holed address never delays spooling."""
-        client = connect(self.settings)
         try:
-            client.ping()
+            client = self._client
+            if client is None or not is_cluster(client):
+                connect(self.settings).close()  # asks the node itself: a ping
+            else:  # the slot map again, from any node that answers; then every master must answer
+                refresh(client)
+                for node in client.get_primaries():  # type: ignore[union-attr]
+                    client.get_redis_connection(node).ping()  # type: ignore[union-attr]
             self._probe_ok = True
-        except (redis.RedisError, OSError):
+        except SEND_ERRORS:
             self._next_probe = self._backoff.failed(time.monotonic())
         finally:
-            client.close()
             self._probing = False
             self._wake.set()
 
     def _sync_hints(self, now: float) -> None:
-        assert self._client is not None
         try:
-            self._hints.sync(self._client, now)
-        except (redis.RedisError, OSError) as exc:
+            self._hints.sync(self._connected(), now)
+        except SEND_ERRORS as exc:
             self._went_down(exc)
 
     # -- spool ------------------------------------------------------------------------------
@@ -304,7 +348,9 @@ class Sender:
         assert self._spool is not None
         batches = self._peek()
         if batches:
-            if not self._deliver(batches, replay=True):
+            error = self._deliver(batches, replay=True)
+            if error is not None:
+                self._went_down(error)
                 return
             self._spool.commit()
             self._backoff.reset()
@@ -316,6 +362,7 @@ class Sender:
         # Caught up, now: waiting for a step without new events would keep a publisher that
         # publishes steadily in recovery for ever, everything through the disk, no heartbeats.
         self.mode = UP
+        self._episode = False
         self._resolve_parked()
         if self._replayed_this_outage:
             log.info(
@@ -352,7 +399,7 @@ class Sender:
         """Stop: release the hints of open sessions, leave the spool for the next publisher."""
         delivered = self.mode == UP
         if delivered and self._client is not None:
-            with contextlib.suppress(redis.RedisError, OSError):
+            with contextlib.suppress(*SEND_ERRORS):
                 self._hints.release(self._client)
         if self._spool is not None:
             delivered = delivered and self._spool.empty

@@ -32,6 +32,8 @@ ENV_VARS: dict[str, str] = {
     "socket_timeout": "METRICS_SOCKET_TIMEOUT",
     "heartbeat_interval": "METRICS_HEARTBEAT_INTERVAL",
     "heartbeat_ttl": "METRICS_HEARTBEAT_TTL",
+    "wait_replicas": "METRICS_WAIT_REPLICAS",
+    "wait_timeout_ms": "METRICS_WAIT_TIMEOUT_MS",
 }
 
 
@@ -39,7 +41,7 @@ ENV_VARS: dict[str, str] = {
 class ProducerSettings:
     """How a :class:`~producer.publisher.Publisher` reaches Redis and where it spools."""
 
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)  # a repr never shows a password
     stream: str = DEFAULT_STREAM
     shards: int = 1
     spool_dir: Path = field(default_factory=default_spool_dir)
@@ -57,6 +59,10 @@ class ProducerSettings:
     heartbeat_ttl: float = 30.0
     #: How long a batch's sequence marker lives in Redis: a retry within it is never applied twice.
     dedup_ttl: int = 24 * 3600
+    #: Keep each batch in the spool until WAIT confirms this many replicas have it (0: off). Redis
+    #: replicates asynchronously: a write the master acknowledged can vanish in a failover.
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 500  # below socket_timeout: the reply must come before the socket gives up
     #: close() at interpreter exit waits at most this long.
     exit_timeout: float = 2.0
     #: Completed session ids remembered to drop late calls for them.
@@ -73,6 +79,11 @@ class ProducerSettings:
             "heartbeat_interval": (self.heartbeat_interval > 0, "above 0"),
             "heartbeat_ttl": (self.heartbeat_ttl > self.heartbeat_interval, "above heartbeat_interval"),
             "dedup_ttl": (self.dedup_ttl >= 1, "at least 1"),
+            "wait_replicas": (self.wait_replicas >= 0, "at least 0"),
+            "wait_timeout_ms": (
+                self.wait_replicas == 0 or 0 < self.wait_timeout_ms < self.socket_timeout * 1000,
+                "above 0 and below socket_timeout (in ms) with wait_replicas",
+            ),
         }
         for name, (ok, rule) in rules.items():
             if not ok:

@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-import redis
 from rich.console import Console
 
 from contract import exits
+from contract.connect import Client, connect, describe, placed
 from contract.durations import duration_arg
 from contract.exits import NotFound
+from contract.keys import Keys
 from worker.ingest.deadletter import DeadLetters
 from worker.maintenance.cli import add_maintenance_parsers
 from worker.read.cli import add_query_parser
@@ -121,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         "[env METRICS_MAX_DELIVERIES, default 5]",
     )
     run.add_argument(
+        "--max-event-bytes",
+        type=int,
+        metavar="N",
+        help="larger entries are dead-lettered unread [env METRICS_MAX_EVENT_BYTES, default 1048576]",
+    )
+    run.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
@@ -133,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         "schema",
         "create the tables (idempotent): run it once on a new database",
         "Apply schema.sql: create the tables and indexes that are missing, and repair what was "
-        "dropped. Idempotent, under an advisory lock (workers starting at once are safe).",
+        "dropped. Idempotent, under an advisory lock (workers starting at once are safe). Then "
+        "back-fill the roll-ups of a database written by a version without them (a chunk per "
+        "transaction, next to running workers).",
     )
     _common(schema, streams=False)
     schema.add_argument(
@@ -201,6 +210,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         block_ms=getattr(args, "block_ms", None),
         claim_idle_ms=getattr(args, "claim_idle_ms", None),
         max_deliveries=getattr(args, "max_deliveries", None),
+        max_event_bytes=getattr(args, "max_event_bytes", None),
         metrics_port=getattr(args, "metrics_port", None),
     )
 
@@ -234,11 +244,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from worker.rollups import backfill, pending
     from worker.schema import apply_schema, grant_reader
 
     with psycopg.connect(settings_from(args).database_url, autocommit=True) as conn:
         apply_schema(conn, force=True)  # also repairs what was dropped since it was applied
         print("schema applied")
+        if pending(conn):  # a database written by a version without roll-ups: count its rows
+            counted = backfill(
+                conn, progress=lambda entity, n: print(f"roll-ups: {entity} {n:,} rows counted")
+            )
+            print("roll-ups back-filled: " + ", ".join(f"{k} {v:,}" for k, v in counted.items()))
         if args.reader:
             created = grant_reader(conn, args.reader)
             print(f"role {args.reader} {'created and ' if created else ''}granted SELECT only")
@@ -249,9 +265,11 @@ def _status(args: argparse.Namespace) -> int:
     from worker.ingest.stream import StreamClient
 
     settings = settings_from(args)
-    client = redis.Redis.from_url(settings.redis_url)
-    shards = StreamClient(client, settings.keys, settings.group, "status").status()
-    dead = DeadLetters(client, settings.keys.dead_letters).count()
+    client = _connect(settings, "status")
+    reader = StreamClient(client, settings.keys, settings.group, "status")
+    shards = reader.status()
+    letters = DeadLetters(client, reader.keys.dead_letter_streams)
+    dead = letters.count()
     if args.json:
         print(
             json.dumps(
@@ -277,7 +295,7 @@ def _status(args: argparse.Namespace) -> int:
     total = sum(known) if len(known) == len(shards) else None
     print(
         f"group {settings.group}: {_how_many(total)} undelivered, {sum(s.pending for s in shards)} pending, "
-        f"{dead} dead letters in {settings.keys.dead_letters}"
+        f"{dead} dead letters in {letters.key}"
     )
     for s in shards:
         print(
@@ -292,12 +310,22 @@ def _how_many(n: int | None) -> str:
     return "some (Redis < 7 does not count them)" if n is None else str(n)
 
 
-def _dead_letters(settings: Settings) -> DeadLetters:
-    return DeadLetters(redis.Redis.from_url(settings.redis_url), settings.keys.dead_letters)
+def _connect(settings: Settings, command: str) -> Client:
+    """The data Redis (one server or a cluster), named with its mode in the start-up log line."""
+    client = connect(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+    log.info("%s: %s", command, describe(client))
+    return client
+
+
+def _dead_letters(settings: Settings, command: str) -> tuple[DeadLetters, Keys]:
+    """Every dead-letter stream (one per shard), and the keys as placed where they live."""
+    client = _connect(settings, f"dlq {command}")
+    keys = placed(settings.keys, client)
+    return DeadLetters(client, keys.dead_letter_streams), keys
 
 
 def _dlq_list(args: argparse.Namespace) -> int:
-    letters = _dead_letters(settings_from(args))
+    letters, _ = _dead_letters(settings_from(args), "list")
     rows = letters.list(count=args.limit)
     if args.json:
         print(json.dumps([{k: v for k, v in r.as_dict().items() if k != "payload"} for r in rows], indent=2))
@@ -329,7 +357,7 @@ def _when(stamp: str) -> datetime | str:
 
 
 def _dlq_show(args: argparse.Namespace) -> int:
-    letters = _dead_letters(settings_from(args))
+    letters, _ = _dead_letters(settings_from(args), "show")
     letter = letters.get(args.id)
     if letter is None:
         raise NotFound(f"no dead letter with id {args.id} in {letters.key}")
@@ -352,13 +380,14 @@ def _chosen(args: argparse.Namespace) -> list[str] | None:
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
     ids, settings = _chosen(args), settings_from(args)
-    n = _dead_letters(settings).redrive(ids, default_stream=settings.keys.streams[0])
+    letters, keys = _dead_letters(settings, "redrive")
+    n = letters.redrive(ids, default_stream=keys.streams[0])
     print(f"redrove {n} dead letters to their streams")
     return 0
 
 
 def _dlq_purge(args: argparse.Namespace) -> int:
-    n = _dead_letters(settings_from(args)).purge(_chosen(args))
+    n = _dead_letters(settings_from(args), "purge")[0].purge(_chosen(args))
     print(f"purged {n} dead letters")
     return 0
 

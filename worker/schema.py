@@ -8,6 +8,7 @@ fingerprint is recorded and a schema already applied is left alone without locki
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import psycopg
 from psycopg import sql
 
 from contract.exits import NotFound
+
+log = logging.getLogger(__name__)
 
 #: Arbitrary constant shared by every process that applies the schema.
 SCHEMA_LOCK_KEY = 0x6D657472_69637331  # "metrics1"
@@ -80,6 +83,15 @@ def apply_schema(conn: psycopg.Connection[Any], *, force: bool = False) -> bool:
             return False
         conn.execute(sql.encode())
         conn.execute("INSERT INTO metrics_schema VALUES (%s, now()) ON CONFLICT DO NOTHING", (digest,))
+        pending = conn.execute(
+            "SELECT string_agg(entity, ', ') FROM rollup_backfill WHERE NOT done"
+        ).fetchone()
+    if pending and pending[0]:
+        log.warning(
+            "the roll-ups do not count the %s written before them yet: run `metrics-worker schema` "
+            "to back-fill them (the aggregate reads use the base tables until then)",
+            pending[0],
+        )
     return True
 
 

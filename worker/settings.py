@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from contract.durations import format_duration, parse_duration
+from contract.fields import DEFAULT_MAX_EVENT_BYTES
 from contract.keys import DEFAULT_GROUP, DEFAULT_STREAM, Keys
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -48,8 +49,9 @@ def default_consumer_name() -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
-    redis_url: str = DEFAULT_REDIS_URL
+    # Out of the repr, so a logged or printed Settings never shows a password.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
     stream: str = DEFAULT_STREAM  # METRICS_STREAM
     shards: int = 1  # METRICS_SHARDS
     group: str = DEFAULT_GROUP  # METRICS_GROUP
@@ -58,6 +60,7 @@ class Settings:
     block_ms: int = 2000  # METRICS_BLOCK_MS
     claim_idle_ms: int = 30_000  # METRICS_CLAIM_IDLE_MS
     max_deliveries: int = 5  # METRICS_MAX_DELIVERIES: then dead-lettered
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES  # METRICS_MAX_EVENT_BYTES: larger is dead-lettered unread
     metrics_port: int | None = None  # METRICS_PORT (Prometheus); unset = no endpoint
     consumer_idle_ms: int = (
         3_600_000  # METRICS_CONSUMER_IDLE_MS: idle consumers with nothing pending are removed
@@ -85,6 +88,7 @@ class Settings:
             "block_ms": _env_int(e, "METRICS_BLOCK_MS", 2000),
             "claim_idle_ms": _env_int(e, "METRICS_CLAIM_IDLE_MS", 30_000),
             "max_deliveries": _env_int(e, "METRICS_MAX_DELIVERIES", 5),
+            "max_event_bytes": _env_int(e, "METRICS_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
             "consumer_idle_ms": _env_int(e, "METRICS_CONSUMER_IDLE_MS", 3_600_000),
         }
         if e.get("METRICS_CONSUMER"):
@@ -105,7 +109,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("batch_size", "shards", "max_deliveries"):
+        for name in ("batch_size", "shards", "max_deliveries", "max_event_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{_source(name)}: must be at least 1, got {getattr(self, name)}")
         for name in ("block_ms", "claim_idle_ms"):

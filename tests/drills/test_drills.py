@@ -19,12 +19,18 @@ def events() -> list:
 
 @pytest.mark.parametrize("kind", list(DRILLS))
 def test_drill(kind: str, events: list, services: Services) -> None:
+    drill = DRILLS[kind]
     report = run_drill(
-        kind, events, timeout=120, database_url=services.database_url, redis_url=services.redis_url
+        kind,
+        events,
+        faults=drill.short,
+        timeout=120,
+        database_url=services.database_url,
+        redis_url=services.redis_url,
     )
     print(report)
-    assert report.faults == (0 if kind == "malformed" else 3)
+    assert report.faults == (1 if kind == "outage" else drill.short)
     assert (report.lost, report.double_counted) == (0, 0)
     assert report.dead_lettered == report.malformed
-    if kind == "malformed":
+    if kind == "poison":
         assert report.malformed > 0

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.engine.histories import coherent_history, deliveries, split
 from tests.engine.reference import SeedReference, apply_retrying, database_tables
+from tests.engine.rollups import assert_rollups_match, reads_both_ways
 from worker.engine.apply import apply_events
 
 TABLES = (
@@ -37,6 +38,20 @@ def test_any_order_duplication_and_batching_converges(conn: psycopg.Connection, 
     for batch in split(rng, deliveries(rng, history)):
         apply_events(conn, batch)
     assert database_tables(conn) == SeedReference.of(history).tables()
+    assert_rollups_match(conn)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rng=st.randoms(use_true_random=False))
+def test_reads_from_rollups_equal_the_reads_from_base_tables(
+    db_url: str, conn: psycopg.Connection, rng: random.Random
+) -> None:
+    _reset(conn)
+    history = coherent_history(rng)
+    for batch in split(rng, deliveries(rng, history)):
+        apply_events(conn, batch)
+    from_rollups, from_base = reads_both_ways(db_url)
+    assert from_rollups == from_base
 
 
 def test_redelivering_everything_again_changes_nothing(conn: psycopg.Connection) -> None:
@@ -70,6 +85,7 @@ def test_concurrent_appliers_on_the_same_sessions_converge(db_url: str, conn: ps
         t.join(timeout=120)
     assert not errors
     assert database_tables(conn) == SeedReference.of(history).tables()
+    assert_rollups_match(conn)
     deadlocks = conn.execute(
         "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
     ).fetchone()[0]

@@ -53,7 +53,7 @@ MALFORMED: list[tuple[dict[bytes | str, bytes | str], str]] = [
     ),
     ({STREAM_FIELD: _json(v=99)}, "newer than the supported version"),
     ({STREAM_FIELD: _json(v="1")}, "v:"),
-    ({STREAM_FIELD: _json(event_id="e" * 200)}, "event_id: String should have at most 128"),
+    ({STREAM_FIELD: _json(event_id="e" * 200)}, "event_id: is 200 characters long, over the maximum of 128"),
     ({STREAM_FIELD: _json(event_id=None)}, "event_id:"),
     ({STREAM_FIELD: _json(occurred_at="2026-13-01T00:00:00Z")}, "occurred_at:"),
     ({STREAM_FIELD: _json(occurred_at="2026-02-10 10:00")}, "occurred_at:"),

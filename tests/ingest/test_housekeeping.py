@@ -28,10 +28,10 @@ def test_trim_keeps_pending_and_undelivered_entries_of_every_group(
     slow = StreamClient(redis_client, Keys(stream), "slow", "c2")
     fast.ensure_groups()
     slow.ensure_groups()
-    batch = fast.read_new(10, None)
+    (batch,) = fast.read_new(10, None)
     assert batch is not None
     fast.ack(stream, [e[0] for e in batch.entries])  # group "fast" acknowledged all ten
-    slow_batch = slow.read_new(4, None)  # group "slow" got four, acked two
+    (slow_batch,) = slow.read_new(4, None)  # group "slow" got four, acked two
     assert slow_batch is not None
     slow.ack(stream, [e[0] for e in slow_batch.entries[:2]])
     assert fast.trim_acknowledged() == 2  # only the two every group acknowledged
@@ -49,9 +49,8 @@ def test_idle_consumers_without_pending_entries_are_removed(
     me.ensure_groups()
     idle_empty = StreamClient(redis_client, Keys(stream), "g", "idle-empty")
     idle_holding = StreamClient(redis_client, Keys(stream), "g", "idle-holding")
-    assert idle_holding.read_new(1, None) is not None  # keeps one entry pending
-    got = idle_empty.read_new(1, None)
-    assert got is not None
+    assert idle_holding.read_new(1, None)  # keeps one entry pending
+    (got,) = idle_empty.read_new(1, None)
     idle_empty.ack(stream, [e[0] for e in got.entries])  # holds nothing
     time.sleep(0.05)
     removed = me.remove_idle_consumers(idle_ms=10)
@@ -69,8 +68,8 @@ def test_status_command_shows_backlog_consumers_and_dead_letters(
     reader = StreamClient(redis_client, keyring, "g", "reader-1")
     reader.ensure_groups()
     first = keyring.streams[0]
-    got = reader.read_new(3, None)  # three of the first shard's five, left pending
-    assert got is not None and got.stream == first
+    (got,) = reader.read_new(3, None)  # three of the first shard's five, left pending
+    assert got.stream == first
     redis_client.xadd(keyring.dead_letters, {"payload": b"{}", "reason": "invalid event: test"})
     env = dict(
         os.environ, REDIS_URL=redis_url, METRICS_STREAM=keyring.stream, METRICS_SHARDS="2", METRICS_GROUP="g"
@@ -118,7 +117,7 @@ def test_an_entry_is_not_acked_when_its_dead_letter_could_not_be_written(
     client = StreamClient(redis_client, Keys(stream), "g", "c1")
     client.ensure_groups()
     _add(redis_client, stream, 1)
-    batch = client.read_new(10, None)
+    (batch,) = client.read_new(10, None)
     assert batch is not None
     redis_client.set(Keys(stream).dead_letters, "not a stream")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
@@ -166,7 +165,7 @@ def test_an_entry_deleted_while_pending_on_a_dead_consumer_is_acked_as_gone(
     ]
     dead = StreamClient(redis_client, Keys(s.stream), s.group, "dead")
     dead.ensure_groups()
-    assert dead.read_new(10, None) is not None  # three pending on a consumer that then dies
+    assert dead.read_new(10, None)  # three pending on a consumer that then dies
     redis_client.xdel(s.stream, ids[1])
     time.sleep(0.1)
     worker = drain(s)

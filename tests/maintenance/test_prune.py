@@ -28,6 +28,7 @@ from contract.events import (
 )
 from tests.engine.histories import coherent_history, deliveries
 from tests.engine.reference import SeedReference, apply_retrying, database_tables
+from tests.engine.rollups import assert_rollups_match
 from tests.maintenance.helpers import aggregate_drift, maintenance_settings, runs
 from worker.engine.apply import apply_events
 from worker.maintenance.jobs import run_prune
@@ -156,6 +157,7 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
     assert _session_row(conn, "all-old")[:6] == (0, 0, 0, 0, 0, 0)
     assert _session_row(conn, "all-new") == untouched  # same row version: not even rewritten
     assert aggregate_drift(conn) == []
+    assert_rollups_match(conn)
     sessions = {s for (s,) in conn.execute("SELECT session_id FROM session_metrics").fetchall()}
     assert sessions == {"mixed", "all-old", "all-new", "ghost-3"}  # stale stubs gone
     assert {f for (f,) in conn.execute("SELECT forward_id FROM forward_request_metrics").fetchall()} == {
@@ -225,6 +227,7 @@ def test_chunked_prune_equals_the_seeds_prune(conn: psycopg.Connection) -> None:
     assert counts["rounds"] > 3 and counts["forwards"] > 3  # several chunks each
     assert database_tables(conn) == _reference_after_prune(history, cutoff)
     assert aggregate_drift(conn) == []
+    assert_rollups_match(conn)
     assert prune(conn, cutoff=cutoff, dedupe_before=cutoff, chunk_size=3)["rounds"] == 0
 
 
@@ -266,6 +269,7 @@ def test_prune_next_to_appliers_keeps_aggregates_equal_to_children(
     # Late events may bring pruned rounds back (as the seed would re-insert them), but every
     # session's aggregates still equal the sum over its children.
     assert aggregate_drift(conn) == []
+    assert_rollups_match(conn)
 
 
 def test_redelivered_compression_of_a_pruned_round(conn: psycopg.Connection) -> None:
@@ -278,6 +282,7 @@ def test_redelivered_compression_of_a_pruned_round(conn: psycopg.Connection) -> 
     apply_events(conn, [ev for ev in events if ev.type in ("round.compressed", "round.completed")])
     assert conn.execute("SELECT count(*) FROM round_metrics").fetchone() == (1,)
     assert aggregate_drift(conn) == []
+    assert_rollups_match(conn)
 
 
 def test_tool_calls_whose_round_never_arrived_are_shown_then_pruned(conn: psycopg.Connection) -> None:
@@ -317,3 +322,4 @@ def test_tool_calls_whose_round_never_arrived_are_shown_then_pruned(conn: psycop
     assert conn.execute("SELECT count(*) FROM tool_call_metrics").fetchone() == (0,)
     assert conn.execute("SELECT tool_call_count FROM session_metrics").fetchone() == (0,)
     assert aggregate_drift(conn) == []
+    assert_rollups_match(conn)

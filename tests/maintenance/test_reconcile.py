@@ -25,6 +25,7 @@ from contract.events import (
 )
 from tests.engine.histories import coherent_history, deliveries
 from tests.engine.reference import SeedReference, database_tables
+from tests.engine.rollups import assert_rollups_match
 from tests.maintenance.helpers import aggregate_drift, complete_history, maintenance_settings, runs
 from worker.engine.apply import apply_events
 from worker.maintenance.jobs import run_reconcile
@@ -246,6 +247,7 @@ def test_late_real_events_override_the_guess_and_redeliveries_do_not(conn: psyco
                 row.update(status="error", completed_at=NOW, error=error)
     assert database_tables(conn) == expected
     assert aggregate_drift(conn) == []
+    assert_rollups_match(conn)
 
     # A later real restart re-opens the session: the guess ranks below every later event.
     apply_events(

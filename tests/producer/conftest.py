@@ -75,7 +75,7 @@ class RedisServer:
         self.data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, durable: bool = False) -> None:
+    def start(self, durable: bool = False, extra: tuple[str, ...] = ()) -> None:
         """``durable``: append-only file fsynced before each reply, so a kill -9 loses nothing
         that was acknowledged (and the restarted server has it)."""
         persistence = (
@@ -93,6 +93,7 @@ class RedisServer:
                 "--dir",
                 str(self.data_dir),
                 *persistence,
+                *extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -26,7 +26,7 @@ def test_a_forked_child_gets_its_own_sender(
         try:
             for i in range(1_000):
                 publisher.sync_mismatch(f"child {i}")
-            code = 0 if publisher.flush(10) and publisher.stats()["sent"] == 1_000 else 2
+            code = 0 if publisher.flush(10) and _delivered(publisher) == 1_000 else 2
         finally:
             os._exit(code)
     for i in range(1_000):
@@ -41,7 +41,7 @@ def test_a_forked_child_gets_its_own_sender(
         "child": 1_000,
         "parent-after": 1_000,
     }
-    assert publisher.stats()["sent"] == 6_000
+    assert _delivered(publisher) == 6_000  # sent, or through the spool when a burst outran Redis
 
 
 _shared: Publisher | None = None
@@ -68,3 +68,8 @@ def test_multiprocessing_children_deliver_without_an_explicit_flush(
         child.join(30)
         assert child.exitcode == 0
     assert redis_client.xlen(stream) == 1_001
+
+
+def _delivered(publisher: Publisher) -> int:
+    stats = publisher.stats()
+    return int(stats["sent"] + stats["replayed"])

@@ -267,6 +267,6 @@ def test_flushes_that_time_out_during_an_outage_do_not_pile_up(tmp_path: Path) -
             time.sleep(0.01)  # an agent's pace, not a burst beyond the queue
     wait_for(lambda: pub.stats()["spooled"] == 20_000)
     stats = pub.stats()
-    assert stats["dropped_queue_full"] == 0
+    assert not any(v for k, v in stats.items() if k.startswith("dropped_")), stats
     assert pub._sender is not None and len(pub._sender._parked) < 100
     pub.close(1)

@@ -166,7 +166,7 @@ def test_close_sends_what_is_queued_and_later_calls_are_counted(
     assert pub.flush(1) is True and pub.close(1) is False
 
 
-def test_a_full_queue_drops_the_newest_and_counts(tmp_path) -> None:
+def test_a_full_queue_keeps_every_event_without_blocking(tmp_path) -> None:
     with black_hole() as port:  # the sender hangs in its first send for socket_timeout
         pub = Publisher(
             quick_settings(
@@ -181,9 +181,29 @@ def test_a_full_queue_drops_the_newest_and_counts(tmp_path) -> None:
         started = time.perf_counter()
         for i in range(150):
             pub.sync_mismatch(f"r{i}")
-        assert time.perf_counter() - started < 0.5
-        assert pub.queued == 100 and pub.stats()["dropped_queue_full"] == 50
-        wait_for(lambda: pub.stats()["spooled"] == 101)  # after the timeout, all kept go to disk
+        assert time.perf_counter() - started < 0.5  # below twice the queue size, nobody waits
+        assert pub.queued == 150 and "dropped_queue_full" not in pub.stats()
+        wait_for(lambda: pub.stats()["spooled"] == 151)  # after the timeout, all of them go to disk
+        pub.close(2)
+
+
+def test_at_twice_the_queue_size_a_call_waits_one_sender_step_then_keeps_the_event(tmp_path) -> None:
+    with black_hole() as port:
+        pub = Publisher(
+            quick_settings(
+                redis_url=f"redis://127.0.0.1:{port}/0", spool_dir=tmp_path, queue_size=10, socket_timeout=0.5
+            )
+        )
+        pub.sync_mismatch("first")
+        wait_for(lambda: pub.queued == 0)
+        started = time.perf_counter()
+        for i in range(30):
+            pub.sync_mismatch(f"r{i}")
+        waited = time.perf_counter() - started
+        assert waited < 0.5 + 0.5 + 0.3, waited  # socket_timeout + 0.5 s at most, once
+        wait_for(lambda: pub.stats()["spooled"] == 31)
+        stats = pub.stats()
+        assert not any(v for k, v in stats.items() if k.startswith("dropped_")), stats
         pub.close(2)
 
 

@@ -27,11 +27,15 @@ from pathlib import Path
 
 import psycopg
 import redis
+from redis.exceptions import RedisClusterException
 
 from contract import exits
+from contract.connect import connect
 from contract.keys import DEFAULT_GROUP, Keys
+from contract.urls import mask_url
 from worker.dev.embedded import EmbeddedServers
 from worker.dev.scratch import wait_drained, with_search_path
+from worker.maintenance.scheduler import scheduler_redis_url
 from worker.schema import apply_schema
 
 BIN = Path(sys.executable).parent
@@ -48,8 +52,9 @@ def script(name: str) -> str:
 
 
 def exports(env: dict[str, str], *names: str) -> str:
-    """``export A=... B=...`` for the variables another shell needs, quoted for it."""
-    return "export " + " ".join(f"{n}={shlex.quote(env[n])}" for n in names)
+    """``export A=... B=...`` for the variables another shell needs, quoted for it; a password in
+    a URL shows as ``***`` (the shell that set it has it)."""
+    return "export " + " ".join(f"{n}={shlex.quote(mask_url(env[n]))}" for n in names)
 
 
 def say(message: str) -> None:
@@ -118,7 +123,7 @@ def servers(data_dir: Path) -> Iterator[tuple[str, str]]:
 
 def _delete_stream_keys(redis_url: str, stream: str) -> None:
     """The run's stream and what derives from it (dead letters, hints): not left in a given Redis."""
-    with contextlib.suppress(redis.RedisError), redis.Redis.from_url(redis_url) as client:
+    with contextlib.suppress(redis.RedisError, RedisClusterException), connect(redis_url) as client:
         for key in client.scan_iter(f"{stream}*", count=1000):
             client.delete(key)
 
@@ -197,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                 procs.start(
                     f"worker-{i}", str(BIN / "metrics-worker"), "run", "--consumer", f"demo-worker-{i}"
                 )
-            procs.start("rq-cron", str(BIN / "rq"), "cron", "worker.maintenance.cron", "--url", redis_url)
-            procs.start("rq-maintenance", str(BIN / "rq"), "worker", "maintenance", "--url", redis_url)
+            rq_url = scheduler_redis_url(env)  # RQ needs a plain Redis: not a cluster's
+            procs.start("rq-cron", str(BIN / "rq"), "cron", "worker.maintenance.cron", "--url", rq_url)
+            procs.start("rq-maintenance", str(BIN / "rq"), "worker", "maintenance", "--url", rq_url)
             say(
                 f"started {args.workers} workers, the RQ cron scheduler and a maintenance worker "
                 f"(logs in {logs})"
@@ -238,7 +244,7 @@ def _run_once(
     if simulate.returncode != 0:
         say(f"the simulator failed with exit status {simulate.returncode}")
         return 1
-    with contextlib.closing(redis.Redis.from_url(env["REDIS_URL"])) as client:
+    with contextlib.closing(connect(env["REDIS_URL"])) as client:
         wait_drained(client, Keys(env["METRICS_STREAM"]), DEFAULT_GROUP, timeout=120)
     say("stream drained; the results:")
     for query in (["summary"], ["by-model"], ["forward-summary"]):

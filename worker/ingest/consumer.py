@@ -11,7 +11,7 @@ import gc
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +20,12 @@ import psycopg
 import redis
 from psycopg.conninfo import conninfo_to_dict
 
+from contract.connect import TRANSIENT_ERRORS
 from contract.events import Event
 from worker.engine.apply import Applied, InFlight, apply_events, prepare, start
 from worker.errors import PermanentError, PostgresError, TransientError, translate
 from worker.ingest import prometheus as obs
+from worker.ingest.connection import check_url, open_stream
 from worker.ingest.signals import stop_on_signals
 from worker.ingest.stream import Batch, Entry, StreamClient
 from worker.ingest.triage import Sorted, sort_entries
@@ -33,7 +35,7 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+_REDIS_ERRORS = TRANSIENT_ERRORS
 
 
 def tune_gc_for_batches() -> None:
@@ -62,6 +64,9 @@ class Abandoned(Exception):
     """Stop was requested while a batch could not be committed; it stays pending for redelivery."""
 
 
+_UNFINISHED: tuple[type[Exception], ...] = (PostgresError, Abandoned, *_REDIS_ERRORS)  # stay pending
+
+
 @dataclass
 class Totals:
     batches: int = 0
@@ -80,21 +85,12 @@ class Worker:
         on_commit: Callable[[list[Event]], None] | None = None,
         give_up_after: float | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings, self._limits = settings, (settings.max_deliveries, settings.max_event_bytes)
         self._patience = Patience(give_up_after)  # how long a burst run retries a server away
         self.handle_signals = handle_signals
         self.on_commit = on_commit  # called with the events of each committed batch (benchmarks)
-        self.redis = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=max(5.0, settings.block_ms / 1000 + 5),
-            socket_connect_timeout=5,
-        )
-        if self.redis.connection_pool.connection_kwargs.get("decode_responses"):  # the URL's query wins
-            raise ValueError(
-                "REDIS_URL: decode_responses is not supported: the worker reads entries as bytes "
-                "(a payload need not be UTF-8 to be dead-lettered intact)"
-            )
-        self.stream = StreamClient(self.redis, settings.keys, settings.group, settings.consumer)
+        check_url(settings.redis_url)
+        self._stream: StreamClient | None = None  # connected at start: Redis may be away until then
         self.totals = Totals()
         self._stop = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
@@ -103,6 +99,13 @@ class Worker:
         self._next_claim = 0.0
         self._caught_up = False
         self._inflight: tuple[Sorted, float, InFlight] | None = None
+        self._queued: deque[Batch] = deque()  # read, not yet applied (pending on this consumer)
+
+    @property
+    def stream(self) -> StreamClient:
+        """The Redis side, connected on first use (one Redis or a cluster: contract/connect.py)."""
+        self._stream = self._stream or open_stream(self.settings)
+        return self._stream
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -148,12 +151,13 @@ class Worker:
     def close(self) -> None:
         try:
             self._finish_inflight()
-        except (PostgresError, Abandoned, *_REDIS_ERRORS) as exc:  # stays pending: redelivered later
+        except _UNFINISHED as exc:
             log.warning("batch in flight at exit not finished (%s); it will be redelivered", exc)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        self.redis.close()
+        if self._stream is not None:
+            self._stream.client.close()
 
     def _start(self) -> None:
         while not self.stopping:
@@ -205,10 +209,13 @@ class Worker:
             for batch in claimed:
                 self._process(batch)
                 did_work = True
-        waiting = burst or self._inflight is not None  # never block reads while a batch awaits its ack
-        new = self.stream.read_new(self.settings.batch_size, None if waiting else self.settings.block_ms)
+        if not self._queued:  # a read returns a batch per shard that had entries; take them in turn
+            waiting = burst or self._inflight is not None  # never block while a batch awaits its ack
+            block = None if waiting else self.settings.block_ms
+            self._queued.extend(self.stream.read_new(self.settings.batch_size, block))
+        new = self._queued.popleft() if self._queued else None
         self._caught_up = new is None
-        sorted_ = sort_entries(new, self.settings.max_deliveries) if new is not None else None
+        sorted_ = sort_entries(new, *self._limits) if new is not None else None
         if sorted_ is not None and sorted_.good and not sorted_.suspects:
             sorted_.prepared = prepare([event for _, event in sorted_.good])
         committed = self._confirm_inflight()
@@ -276,7 +283,7 @@ class Worker:
     # -- one batch ----------------------------------------------------------------------------
 
     def _process(self, batch: Batch) -> None:
-        self._apply_sorted(sort_entries(batch, self.settings.max_deliveries))
+        self._apply_sorted(sort_entries(batch, *self._limits))
 
     def _apply_sorted(self, sorted_: Sorted) -> None:
         started = time.perf_counter()

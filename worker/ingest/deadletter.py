@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-import redis
 
 from contract.codec import STREAM_FIELD
 
@@ -30,9 +29,10 @@ class DeadLetter:
     reason: str
     failed_at: str
     payload: bytes
+    key: str = ""  # the dead-letter stream it is in
 
     @classmethod
-    def from_entry(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
+    def from_entry(cls, entry_id: bytes, fields: dict[bytes, bytes], key: str = "") -> DeadLetter:
         def text(name: str) -> str:
             return fields.get(name.encode(), b"").decode("utf-8", "replace")
 
@@ -46,6 +46,7 @@ class DeadLetter:
             reason=text("reason"),
             failed_at=text("failed_at"),
             payload=fields.get(b"payload", b""),
+            key=key,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,22 +92,28 @@ def letter_fields(
 
 
 class DeadLetters:
-    """Inspect and replay one dead-letter stream."""
+    """Inspect and replay dead letters: one dead-letter stream, or several read as one (one per
+    shard, so that each lives in its shard's Cluster slot; contract/keys.py)."""
 
-    def __init__(self, client: redis.Redis, key: str) -> None:
-        self.client = client
-        self.key = key
+    def __init__(self, client: Any, key: str | Sequence[str]) -> None:
+        self.client = client  # redis.Redis or RedisCluster
+        self.keys = [key] if isinstance(key, str) else list(key)
+        self.key = self.keys[0] if len(self.keys) == 1 else f"{len(self.keys)} dead-letter streams"
 
     def list(self, count: int = 100, start: str = "-") -> builtins.list[DeadLetter]:
-        entries: Any = self.client.xrange(self.key, start, "+", count=count)
-        return [DeadLetter.from_entry(i, f) for i, f in entries]
+        """The oldest ``count`` dead letters (from ``start``) over every dead-letter stream."""
+        found = [letter for key in self.keys for letter in self._range(key, start, count)]
+        return sorted(found, key=lambda letter: _id(letter.id))[:count]
 
     def get(self, letter_id: str) -> DeadLetter | None:
-        found: Any = self.client.xrange(self.key, letter_id, letter_id, count=1)
-        return DeadLetter.from_entry(*found[0]) if found else None
+        for key in self.keys:
+            entries: Any = self.client.xrange(key, letter_id, letter_id, count=1)
+            if entries:
+                return DeadLetter.from_entry(entries[0][0], entries[0][1], key=key)
+        return None
 
     def count(self) -> int:
-        return int(self.client.xlen(self.key))
+        return sum(int(self.client.xlen(key)) for key in self.keys)
 
     def redrive(self, ids: builtins.list[str] | None = None, default_stream: str | None = None) -> int:
         """Re-publish dead letters to the stream they came from (all when ``ids`` is None) and
@@ -120,30 +127,42 @@ class DeadLetters:
             # XDEL: Redis does not roll back). A crash between them publishes the event twice,
             # which applying makes harmless; it never loses the letter.
             self.client.xadd(target, {STREAM_FIELD: letter.payload})
-            self.client.xdel(self.key, letter.id)
+            self.client.xdel(letter.key, letter.id)
         return len(letters)
 
     def purge(self, ids: builtins.list[str] | None = None) -> int:
         """Delete dead letters (all when ``ids`` is None)."""
         if ids is None:
             n = self.count()
-            self.client.delete(self.key)
+            for key in self.keys:  # one DEL per key: on a cluster they live in different slots
+                self.client.delete(key)
             return n
-        return int(self.client.xdel(self.key, *ids)) if ids else 0
+        return sum(int(self.client.xdel(key, *ids)) for key in self.keys) if ids else 0
+
+    def _range(self, key: str, start: str, count: int) -> builtins.list[DeadLetter]:
+        entries: Any = self.client.xrange(key, start, "+", count=count)
+        return [DeadLetter.from_entry(i, f, key=key) for i, f in entries]
 
     def _select(self, ids: builtins.list[str] | None) -> builtins.list[DeadLetter]:
         if ids is None:
             out: builtins.list[DeadLetter] = []
-            start = "-"
-            while True:
-                page = self.list(count=1000, start=start)
-                out.extend(page)
-                if len(page) < 1000:
-                    return out
-                start = "(" + page[-1].id
-        ids = list(dict.fromkeys(ids))  # the same id twice would be re-published twice
+            for key in self.keys:
+                start = "-"
+                while True:
+                    page = self._range(key, start, 1000)
+                    out.extend(page)
+                    if len(page) < 1000:
+                        break
+                    start = "(" + page[-1].id
+            return out
+        ids = builtins.list(dict.fromkeys(ids))  # the same id twice would be re-published twice
         found = [self.get(i) for i in ids]
         missing = [i for i, letter in zip(ids, found, strict=True) if letter is None]
         if missing:
             raise KeyError(f"no dead letter with id {', '.join(missing)} in {self.key}")
         return [letter for letter in found if letter is not None]
+
+
+def _id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from contract.codec import STREAM_FIELD, ContractError, decode
 from contract.events import Event
+from contract.fields import DEFAULT_MAX_EVENT_BYTES
 from worker.engine.apply import Prepared
 from worker.ingest.stream import Batch, Entry
 
@@ -31,8 +32,9 @@ class Sorted:
     prepared: Prepared | None = None  # the good entries' statements, built ahead
 
 
-def sort_entries(batch: Batch, limit: int) -> Sorted:
-    """Decode every entry and sort it by what happens to it next. Pure: no I/O."""
+def sort_entries(batch: Batch, limit: int, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Sorted:
+    """Decode every entry and sort it by what happens to it next. Pure: no I/O. An entry over
+    ``max_bytes`` is dead-lettered without being parsed (a parser's cost grows with its input)."""
     started = time.perf_counter()
     out = Sorted(batch)
     for entry in batch.entries:
@@ -47,6 +49,12 @@ def sort_entries(batch: Batch, limit: int) -> Sorted:
             out.letters.append(
                 (entry, deliveries, f"missing field: no '{STREAM_FIELD}' field (fields: {names})")
             )
+            continue
+        if len(raw) > max_bytes:
+            reason = (
+                f"too large: {len(raw):,} bytes, over the limit of {max_bytes:,} (METRICS_MAX_EVENT_BYTES)"
+            )
+            out.letters.append((entry, deliveries, reason))
             continue
         try:
             event = decode(raw)

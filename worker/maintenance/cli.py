@@ -82,9 +82,24 @@ def add_maintenance_parsers(subparsers: Any) -> None:
     )
     parser.set_defaults(handler=prune)
 
+    url = subparsers.add_parser(
+        "scheduler-url",
+        help="print the plain Redis URL for rq cron / rq worker [env METRICS_SCHEDULER_REDIS_URL]",
+        description="RQ does not support Redis Cluster: print METRICS_SCHEDULER_REDIS_URL, else REDIS_URL "
+        "when that is not a cluster, else fail in one line.",
+    )
+    url.set_defaults(handler=scheduler_url)
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(database_url=args.database_url, redis_url=args.redis_url, stream=args.stream)
+
+
+def scheduler_url(args: argparse.Namespace) -> int:
+    from worker.maintenance.scheduler import scheduler_redis_url
+
+    print(scheduler_redis_url())
+    return 0
 
 
 def reconcile(args: argparse.Namespace) -> int:

@@ -3,8 +3,11 @@
 Run one scheduler (more are safe: a duplicate run skips on the advisory lock) and one or more
 maintenance workers, with the same environment as the metrics workers::
 
-    rq cron worker.maintenance.cron --url "$REDIS_URL"
-    rq worker maintenance --url "$REDIS_URL"
+    rq cron worker.maintenance.cron --url "$(metrics-worker scheduler-url)"
+    rq worker maintenance --url "$(metrics-worker scheduler-url)"
+
+``metrics-worker scheduler-url`` prints METRICS_SCHEDULER_REDIS_URL, else REDIS_URL unless that is a
+Redis Cluster, which RQ does not support (worker/maintenance/scheduler.py).
 
 Variables read here when the scheduler loads this module:
 METRICS_MAINTENANCE_QUEUE (default ``maintenance``), METRICS_RECONCILE_CRON (default every

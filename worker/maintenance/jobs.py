@@ -9,13 +9,14 @@ METRICS_RETENTION, METRICS_DEDUPE_WINDOW, METRICS_DEAD_LETTER_RETENTION; see wor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-import redis
 
+from contract.connect import Client, connect, describe
 from contract.durations import format_duration
 from worker.maintenance.prune import prune as prune_tables
 from worker.maintenance.reconcile import read_hints
@@ -32,18 +33,15 @@ MIN_DEDUPE_WINDOW = timedelta(days=1)
 
 def run_reconcile(settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
     """One reconcile run (skipped if another holds the lock); what it did."""
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
-    try:
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with contextlib.ExitStack() as stack, psycopg.connect(settings.database_url, autocommit=True) as conn:
 
-            def body() -> dict[str, Any]:
-                at = now or utcnow()
-                hints = read_hints(client, settings.keys, at)  # after the lock: the freshest hints
-                return dict(reconcile_rows(conn, hints, now=at, grace=settings.reconcile_grace))
+        def body() -> dict[str, Any]:
+            client = _data_redis(settings, stack)  # in the run: a Redis outage is recorded as its error
+            at = now or utcnow()
+            hints = read_hints(client, settings.keys, at)  # after the lock: the freshest hints
+            return dict(reconcile_rows(conn, hints, now=at, grace=settings.reconcile_grace))
 
-            return run_exclusive(conn, "reconcile", body)
-    finally:
-        client.close()
+        return run_exclusive(conn, "reconcile", body)
 
 
 def run_prune(settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
@@ -54,24 +52,30 @@ def run_prune(settings: Settings, *, now: datetime | None = None) -> dict[str, A
             f"shorter than {format_duration(MIN_DEDUPE_WINDOW)}; "
             "a redelivered round.compressed or sync.mismatch would be counted twice. Use e.g. 14d"
         )
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
-    try:
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with contextlib.ExitStack() as stack, psycopg.connect(settings.database_url, autocommit=True) as conn:
 
-            def body() -> dict[str, Any]:
-                at = now or utcnow()
-                cutoff = at - settings.retention
-                details: dict[str, Any] = {"cutoff": cutoff.isoformat()}
-                details.update(prune_tables(conn, cutoff=cutoff, dedupe_before=at - settings.dedupe_window))
-                details["dead_letters"] = trim_dead_letters(
-                    client, settings.keys, at - settings.dead_letter_retention
-                )
-                details["hints"] = trim_hints(client, settings.keys, now=at, awaiting_before=cutoff)
-                return details
+        def body() -> dict[str, Any]:
+            at = now or utcnow()
+            cutoff = at - settings.retention
+            details: dict[str, Any] = {"cutoff": cutoff.isoformat()}
+            details.update(prune_tables(conn, cutoff=cutoff, dedupe_before=at - settings.dedupe_window))
+            client = _data_redis(settings, stack)
+            details["dead_letters"] = trim_dead_letters(
+                client, settings.keys, at - settings.dead_letter_retention
+            )
+            details["hints"] = trim_hints(client, settings.keys, now=at, awaiting_before=cutoff)
+            return details
 
-            return run_exclusive(conn, "prune", body)
-    finally:
-        client.close()
+        return run_exclusive(conn, "prune", body)
+
+
+def _data_redis(settings: Settings, stack: contextlib.ExitStack) -> Client:
+    """The pipeline's Redis (hints, dead letters): one server or a cluster, said in the log;
+    closed with ``stack``."""
+    client = connect(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+    stack.callback(client.close)
+    log.info("maintenance: %s", describe(client))
+    return client
 
 
 def _ensure_logging() -> None:

@@ -18,6 +18,9 @@ year does not hold one giant transaction or lock the workers out):
 - sync-mismatch counters of UTC dates before the cutoff's date;
 - ``applied_counter_events`` older than the dedupe window, and ``maintenance_runs`` before the cutoff.
 
+Every deletion and aggregate adjustment moves the roll-ups (schema.sql's triggers) in the same
+transaction, so the aggregate reads lose exactly what was pruned.
+
 Sessions themselves are kept, as in the seed: a session outlives its pruned rounds, its
 aggregates then covering the rounds that remain. Its ``updated_at`` stays the time of its
 latest event.

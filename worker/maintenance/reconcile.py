@@ -23,7 +23,9 @@ So a round.completed still in the stream when its round was reconciled overrides
 the final state is as if it had arrived in time. ``updated_at`` is left alone for the same
 reason (it is the latest occurred_at of a real event; the seed's wall-clock stamp could never
 be undone). Reconcile changes no token column, so the session aggregates, which the engine
-maintains by deltas, stay exact without the seed's refresh.
+maintains by deltas, stay exact without the seed's refresh. The roll-ups move with each reconciled
+session and forward (a status bucket, a completion) by schema.sql's triggers, in the same
+transaction.
 
 **Locks: never wait on a worker.** Candidates are taken ``FOR UPDATE SKIP LOCKED`` in key order,
 in the engine's table order (rounds, forwards, sessions), one transaction per chunk; a row a
@@ -39,8 +41,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-import redis
 
+from contract.connect import Client
 from contract.keys import Keys
 from worker.maintenance.runs import in_transaction
 
@@ -153,7 +155,7 @@ class HintSnapshot:
     awaiting: frozenset[str] = frozenset()  # sessions waiting for the user's answer
 
 
-def read_hints(client: redis.Redis, keys: Keys, now: datetime) -> HintSnapshot:
+def read_hints(client: Client, keys: Keys, now: datetime) -> HintSnapshot:
     """Sessions whose heartbeat expires after ``now``, and every session marked awaiting.
 
     Raises Redis errors: without the hints every session would look dead, so no hints means

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import redis
-
+from contract.connect import Client, placed
 from contract.keys import Keys
 
 
-def trim_dead_letters(client: redis.Redis, keys: Keys, before: datetime) -> int:
-    """Drop dead letters added before ``before`` (stream ids are their arrival times)."""
+def trim_dead_letters(client: Client, keys: Keys, before: datetime) -> int:
+    """Drop dead letters added before ``before`` (stream ids are their arrival times), in every
+    dead-letter stream (one per shard, in its slot on a cluster)."""
     floor_ms = int(before.timestamp() * 1000)
-    return int(client.xtrim(keys.dead_letters, minid=f"{floor_ms}-0", approximate=False))
+    return sum(
+        int(client.xtrim(key, minid=f"{floor_ms}-0", approximate=False))
+        for key in placed(keys, client).dead_letter_streams
+    )
 
 
-def trim_hints(client: redis.Redis, keys: Keys, *, now: datetime, awaiting_before: datetime) -> int:
+def trim_hints(client: Client, keys: Keys, *, now: datetime, awaiting_before: datetime) -> int:
     """Drop expired heartbeats (reconcile ignores them anyway) and awaiting marks older than
     ``awaiting_before`` (left by agents that died long ago)."""
     pipe = client.pipeline(transaction=False)

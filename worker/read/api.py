@@ -15,7 +15,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import psycopg
@@ -38,6 +38,7 @@ from worker.read.auth import (
     startup_tokens,
     tokens_from_env,
 )
+from worker.read.dates import IsoDate
 from worker.read.models import (
     DailyMetrics,
     ForwardDailyMetrics,
@@ -60,10 +61,12 @@ from worker.settings import DEFAULT_DATABASE_URL, Settings
 log = logging.getLogger(__name__)
 
 StartDate = Annotated[
-    date | None, Query(description="First UTC date of started_at, inclusive (YYYY-MM-DD); open if absent.")
+    IsoDate | None,
+    Query(description="First UTC date of started_at, inclusive (YYYY-MM-DD); open if absent."),
 ]
 EndDate = Annotated[
-    date | None, Query(description="Last UTC date of started_at, inclusive (YYYY-MM-DD); open if absent.")
+    IsoDate | None,
+    Query(description="Last UTC date of started_at, inclusive (YYYY-MM-DD); open if absent."),
 ]
 Model = Annotated[
     str | None,
@@ -74,7 +77,9 @@ Endpoint = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Rows to return, 1..{MAX_LIMIT}.")]
 Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window, ending on end_date.")]
-WindowEnd = Annotated[date | None, Query(description="Last UTC date of the window; today (UTC) if absent.")]
+WindowEnd = Annotated[
+    IsoDate | None, Query(description="Last UTC date of the window (YYYY-MM-DD); today (UTC) if absent.")
+]
 
 
 def _pool(request: Request) -> ConnectionPool[Any]:

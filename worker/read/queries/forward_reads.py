@@ -1,7 +1,9 @@
 """The seed's forward reads: forward_summary, forward_by_endpoint, forward_requests, forward_daily_metrics.
 
 A forwarded request exists for readers once its start has arrived (``started_at IS NOT NULL``);
-dates are inclusive UTC dates of ``started_at``. Every read is one statement.
+dates are inclusive UTC dates of ``started_at``. Every read is one statement; summary, by endpoint
+and daily are answered from the roll-ups (rollup_sql.py) in the statement that checks they are
+complete, the statements here being the same reads over the base table, used until then.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from worker.read.models import (
     ForwardRequestMetrics,
     TokenUsage,
 )
+from worker.read.queries import rollup_sql
 from worker.read.queries._base import (
     DEFAULT_DAYS,
     STARTED_IN_DATES,
@@ -110,6 +113,15 @@ ORDER BY 1
 """
 )
 
+READ_FORWARD_SUMMARY = rollup_sql.read(rollup_sql.FORWARD_SUMMARY_SQL, FORWARD_SUMMARY_SQL, ("forwards",))
+READ_FORWARD_BY_ENDPOINT = rollup_sql.read(
+    rollup_sql.FORWARD_BY_ENDPOINT_SQL,
+    FORWARD_BY_ENDPOINT_SQL,
+    ("forwards",),
+    'requests DESC, endpoint COLLATE "C"',
+)
+READ_FORWARD_DAILY = rollup_sql.read(rollup_sql.FORWARD_DAILY_SQL, FORWARD_DAILY_SQL, ("forwards",), "day")
+
 
 def forward_summary(
     source: Source,
@@ -124,7 +136,7 @@ def forward_summary(
     check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "endpoint": endpoint, "model": model}
     with borrowed(source) as conn:
-        (row,) = fetch_all(conn, FORWARD_SUMMARY_SQL, params)
+        (row,) = rollup_sql.fetch(conn, READ_FORWARD_SUMMARY, params, "requests")
     return ForwardMetricsSummary(
         total_requests=row["requests"],
         successful_requests=row["successful"],
@@ -148,7 +160,7 @@ def forward_by_endpoint(
     check_text("model", model)
     params = {"start_date": start_date, "end_date": end_date, "model": model}
     with borrowed(source) as conn:
-        rows = fetch_all(conn, FORWARD_BY_ENDPOINT_SQL, params)
+        rows = rollup_sql.fetch(conn, READ_FORWARD_BY_ENDPOINT, params, "endpoint")
     return [
         ForwardEndpointMetrics(
             endpoint=row["endpoint"],
@@ -192,7 +204,7 @@ def forward_daily_metrics(
     returned its sessions' DailyMetrics, requests in ``total_sessions``)."""
     start, end = daily_window(days, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, FORWARD_DAILY_SQL, {"start_date": start, "end_date": end})
+        rows = rollup_sql.fetch(conn, READ_FORWARD_DAILY, {"start_date": start, "end_date": end}, "day")
     return [
         ForwardDailyMetrics(
             date=row["day"],

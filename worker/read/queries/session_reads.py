@@ -2,7 +2,8 @@
 
 A session exists for readers once its start has arrived (``started_at IS NOT NULL``); dates are
 inclusive UTC dates of ``started_at``. Each read is one statement, except session_detail (three,
-whatever the number of rounds and tool calls).
+whatever the number of rounds and tool calls). Summary, by_model and daily_metrics are answered
+from the roll-ups (rollup_sql.py); the statements here are the same reads over the base tables.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from worker.read.models import (
     ToolCallMetrics,
     UnplacedToolCall,
 )
+from worker.read.queries import rollup_sql
 from worker.read.queries._base import (
     DEFAULT_DAYS,
     STARTED_IN_DATES,
@@ -220,6 +222,12 @@ ORDER BY day
 """
 )
 
+READ_SUMMARY = rollup_sql.read(rollup_sql.SUMMARY_SQL, SUMMARY_SQL, ("sessions",))
+READ_BY_MODEL = rollup_sql.read(
+    rollup_sql.BY_MODEL_SQL, BY_MODEL_SQL, ("sessions",), 'total_tokens DESC, model COLLATE "C"'
+)
+READ_DAILY = rollup_sql.read(rollup_sql.DAILY_SQL, DAILY_SQL, ("sessions", "tool_calls"), "day")
+
 
 def summary(
     source: Source, *, start_date: date | None = None, end_date: date | None = None
@@ -227,7 +235,9 @@ def summary(
     """Totals over the sessions started in the dates, with sync mismatches of the same dates."""
     check_date_range(start_date, end_date)
     with borrowed(source) as conn:
-        (row,) = fetch_all(conn, SUMMARY_SQL, {"start_date": start_date, "end_date": end_date})
+        (row,) = rollup_sql.fetch(
+            conn, READ_SUMMARY, {"start_date": start_date, "end_date": end_date}, "total_sessions"
+        )
     return MetricsSummary(
         total_sessions=row["total_sessions"],
         total_tokens=_usage(row),
@@ -251,7 +261,9 @@ def by_model(
     """Per model, most tokens first (ties by model name)."""
     check_date_range(start_date, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, BY_MODEL_SQL, {"start_date": start_date, "end_date": end_date})
+        rows = rollup_sql.fetch(
+            conn, READ_BY_MODEL, {"start_date": start_date, "end_date": end_date}, "model"
+        )
     return [
         ModelMetrics(
             model=row["model"],
@@ -312,7 +324,7 @@ def daily_metrics(
     UTC), earliest first. ``days=0`` counts as 1, as the seed."""
     start, end = daily_window(days, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, DAILY_SQL, {"start_date": start, "end_date": end})
+        rows = rollup_sql.fetch(conn, READ_DAILY, {"start_date": start, "end_date": end}, "day")
     return [
         DailyMetrics(
             date=row["day"],

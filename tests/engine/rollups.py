@@ -1,0 +1,113 @@
+"""Checks that the roll-ups are what the base tables say: bucket for bucket, and read for read.
+
+``rollup_buckets`` sums a roll-up's slots; ``base_buckets`` computes the same buckets from the
+base tables with a GROUP BY (what a recompute would write). ``reads_both_ways`` answers every
+aggregate read twice, from the roll-ups and, with the roll-ups marked incomplete inside a
+transaction that is rolled back, from the base tables the seed's way.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg
+
+from worker.read import queries
+from worker.read.queries import rollup_sql
+
+_ROLLUPS = {
+    "session_rollup": (
+        "day, model, status",
+        "sessions, total_rounds, prompt_tokens, completion_tokens, total_tokens, tool_call_count, "
+        "prompt_cached_tool_outputs, total_compression_events, total_tokens_saved",
+    ),
+    "tool_rollup": ("day, tool_name", "calls"),
+    "forward_rollup": (
+        "day, endpoint, model",
+        "requests, successful, failed, prompt_tokens, completion_tokens, total_tokens, completed, "
+        "duration_us",
+    ),
+}
+
+_BASE = {
+    "session_rollup": """
+        SELECT (started_at AT TIME ZONE 'UTC')::date, model, status, count(*), sum(total_rounds),
+               sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(tool_call_count),
+               sum(prompt_cached_tool_outputs), sum(total_compression_events), sum(total_tokens_saved)
+        FROM session_metrics WHERE started_at IS NOT NULL GROUP BY 1, 2, 3""",
+    "tool_rollup": """
+        SELECT (started_at AT TIME ZONE 'UTC')::date, tool_name, count(*)
+        FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL GROUP BY 1, 2""",
+    "forward_rollup": """
+        SELECT (started_at AT TIME ZONE 'UTC')::date, endpoint, model, count(*),
+               count(*) FILTER (WHERE status = 'success'), count(*) FILTER (WHERE status = 'error'),
+               COALESCE(sum(prompt_tokens), 0), COALESCE(sum(completion_tokens), 0),
+               COALESCE(sum(total_tokens), 0), count(completed_at),
+               COALESCE(sum((EXTRACT(EPOCH FROM completed_at - started_at) * 1000000)::int8), 0)
+        FROM forward_request_metrics WHERE started_at IS NOT NULL GROUP BY 1, 2, 3""",
+}
+
+
+def rollup_buckets(conn: psycopg.Connection[Any]) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    """Every roll-up's buckets (slots summed), leaving out the ones that are all zero."""
+    out = {}
+    for table, (keys, values) in _ROLLUPS.items():
+        n = keys.count(",") + 1
+        sums = ", ".join(f"sum({v.strip()})" for v in values.split(","))
+        rows = conn.execute(f"SELECT {keys}, {sums} FROM {table} GROUP BY {keys}").fetchall()
+        out[table] = {tuple(r[:n]): tuple(int(v) for v in r[n:]) for r in rows if any(v != 0 for v in r[n:])}
+    return out
+
+
+def base_buckets(conn: psycopg.Connection[Any]) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    """The same buckets computed from the base tables."""
+    out = {}
+    for table, (keys, _) in _ROLLUPS.items():
+        n = keys.count(",") + 1
+        rows = conn.execute(_BASE[table]).fetchall()
+        out[table] = {tuple(r[:n]): tuple(int(v) for v in r[n:]) for r in rows}
+    return out
+
+
+def assert_rollups_match(conn: psycopg.Connection[Any]) -> None:
+    assert rollup_buckets(conn) == base_buckets(conn)
+
+
+def _reads(conn: psycopg.Connection[Any], days: list[date]) -> list[Any]:
+    out: list[Any] = [
+        queries.summary(conn),
+        queries.by_model(conn),
+        queries.forward_summary(conn),
+        queries.forward_by_endpoint(conn),
+    ]
+    for first, last in zip(days, days[1:] + days[-1:], strict=True):
+        window = {"start_date": first, "end_date": last}
+        span = (last - first).days + 1
+        out += [queries.summary(conn, **window), queries.by_model(conn, **window)]
+        out += [queries.forward_summary(conn, **window), queries.forward_by_endpoint(conn, **window)]
+        out += [queries.daily_metrics(conn, days=span, end_date=last)]
+        out += [queries.forward_daily_metrics(conn, days=span, end_date=last)]
+    for row in conn.execute("SELECT DISTINCT endpoint, model FROM forward_request_metrics").fetchall():
+        out.append(queries.forward_summary(conn, endpoint=row[0], model=row[1]))
+        out.append(queries.forward_by_endpoint(conn, model=row[1]))
+    return out
+
+
+def reads_both_ways(url: str) -> tuple[list[Any], list[Any]]:
+    """Every aggregate read from the roll-ups, and the same reads from the base tables."""
+    with psycopg.connect(url) as conn:  # not autocommit: the second half is rolled back
+        starts = conn.execute(
+            """SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date FROM session_metrics
+               WHERE started_at IS NOT NULL
+               UNION SELECT (started_at AT TIME ZONE 'UTC')::date FROM forward_request_metrics
+               WHERE started_at IS NOT NULL ORDER BY 1"""
+        ).fetchall()
+        days = [d for (d,) in starts] or [date(2026, 1, 1)]
+        days = [days[0] - timedelta(days=1), *days, days[-1] + timedelta(days=1)]
+        assert rollup_sql.ready(conn, "sessions", "tool_calls", "forwards")
+        from_rollups = _reads(conn, days)
+        conn.execute("UPDATE rollup_backfill SET done = false, upto = NULL")
+        from_base = _reads(conn, days)
+        conn.rollback()
+    return from_rollups, from_base

@@ -1,0 +1,97 @@
+"""Upgrading a database written by a version without roll-ups: `metrics-worker schema` back-fills
+them a chunk at a time, exactly, next to a worker applying events, and only once."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+
+import psycopg
+
+from tests.engine.histories import coherent_history, deliveries
+from tests.engine.reference import apply_retrying
+from tests.engine.rollups import assert_rollups_match, reads_both_ways
+from worker.engine.apply import apply_events
+from worker.read import queries
+from worker.read.queries import rollup_sql
+from worker.rollups import backfill, pending
+from worker.schema import apply_schema
+
+# What the previous version's schema did not have.
+_DROP_ROLLUPS = """
+DROP TABLE session_rollup, tool_rollup, forward_rollup, rollup_backfill;
+DROP FUNCTION session_rollup_trigger, tool_rollup_trigger, forward_rollup_trigger CASCADE;
+DROP FUNCTION session_rollup_move, tool_rollup_move, forward_rollup_move, metrics_rollup_counted_upto,
+              metrics_rollup_slot;
+"""
+
+
+def _previous_version_database(conn: psycopg.Connection, rng: random.Random, sessions: int) -> list:
+    conn.execute(_DROP_ROLLUPS)
+    history = [ev for i in range(sessions) for ev in coherent_history(rng, sessions=3, prefix=f"old{i}-")]
+    apply_events(conn, history)
+    apply_schema(conn, force=True)  # the upgrade: roll-up tables, none of the rows counted yet
+    return history
+
+
+def test_backfill_next_to_a_running_worker_is_exact_and_runs_once(
+    db_url: str, conn: psycopg.Connection
+) -> None:
+    rng = random.Random(11)
+    history = _previous_version_database(conn, rng, sessions=20)
+    assert pending(conn) == ["forwards", "sessions", "tool_calls"]
+    assert not rollup_sql.ready(conn, "sessions")
+    before = queries.summary(conn)  # answered from the base tables meanwhile
+    assert before.total_sessions == 60
+    # A worker keeps applying: redeliveries of the old history, and new sessions.
+    live = deliveries(rng, history, max_copies=2) + [
+        ev for i in range(20) for ev in coherent_history(rng, sessions=2, prefix=f"new{i}-")
+    ]
+    rng.shuffle(live)
+    errors: list[BaseException] = []
+    worker = threading.Thread(
+        target=apply_retrying, args=(db_url, [live[i : i + 7] for i in range(0, len(live), 7)], errors)
+    )
+    worker.start()
+    counted = backfill(conn, chunk_size=4)
+    worker.join(timeout=120)
+    assert not errors
+    assert counted["sessions"] >= 60 and counted["tool_calls"] > 0 and counted["forwards"] > 0
+    assert pending(conn) == []
+    assert_rollups_match(conn)
+    from_rollups, from_base = reads_both_ways(db_url)
+    assert from_rollups == from_base
+    assert backfill(conn, chunk_size=4) == {"sessions": 0, "tool_calls": 0, "forwards": 0}
+
+
+def test_metrics_worker_schema_backfills(db_url: str, conn: psycopg.Connection) -> None:
+    _previous_version_database(conn, random.Random(12), sessions=3)
+    out = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "schema", "--database-url", db_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "schema applied" in out and "roll-ups back-filled: sessions 9" in out
+    assert pending(conn) == []
+    assert_rollups_match(conn)
+    again = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "schema", "--database-url", db_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "back-filled" not in again
+
+
+def test_a_table_dropped_and_created_again_starts_its_rollup_from_zero(conn: psycopg.Connection) -> None:
+    apply_events(conn, coherent_history(random.Random(13), sessions=4))
+    conn.execute("DROP TABLE tool_call_metrics")
+    apply_schema(conn, force=True)  # what `metrics-worker schema` does to repair it
+    assert pending(conn) == []
+    assert conn.execute("SELECT count(*) FROM tool_rollup").fetchone() == (0,)
+    assert_rollups_match(conn)

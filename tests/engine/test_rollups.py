@@ -1,0 +1,71 @@
+"""Roll-ups stay what the base tables say through prune and reconcile, and late events after them;
+the reads answered from them equal the same reads over the base tables."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import psycopg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.engine.histories import T0, coherent_history, deliveries, split
+from tests.engine.rollups import assert_rollups_match, reads_both_ways, rollup_buckets
+from worker.engine.apply import apply_events
+from worker.maintenance.prune import prune
+from worker.maintenance.reconcile import HintSnapshot, reconcile
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rng=st.randoms(use_true_random=False))
+def test_prune_reconcile_and_late_events_keep_rollups_exact(db_url: str, rng: random.Random) -> None:
+    history = coherent_history(rng, sessions=3)
+    delivered = deliveries(rng, history)
+    early, late = delivered[: len(delivered) * 2 // 3], delivered[len(delivered) * 2 // 3 :]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for table in ("session_metrics", "round_metrics", "tool_call_metrics", "forward_request_metrics"):
+            conn.execute(f"DELETE FROM {table}")
+        for batch in split(rng, early):
+            apply_events(conn, batch)
+        now = T0 + timedelta(seconds=rng.randint(0, 40))
+        reconcile(
+            conn, HintSnapshot(), now=now + timedelta(minutes=10), grace=timedelta(minutes=1), chunk_size=2
+        )
+        assert_rollups_match(conn)
+        cutoff = T0 + timedelta(seconds=rng.randint(0, 40))
+        prune(conn, cutoff=cutoff, dedupe_before=T0 - timedelta(days=1), chunk_size=2)
+        assert_rollups_match(conn)
+        for batch in split(rng, late):
+            apply_events(conn, batch)
+        assert_rollups_match(conn)
+    from_rollups, from_base = reads_both_ways(db_url)
+    assert from_rollups == from_base
+
+
+def test_a_redelivered_batch_moves_no_rollup_row(conn: psycopg.Connection) -> None:
+    history = coherent_history(random.Random(3), sessions=4)
+    apply_events(conn, history)
+    before = conn.execute("SELECT xmin::text, * FROM session_rollup ORDER BY 2, 3, 4, 5").fetchall()
+    apply_events(conn, history)
+    apply_events(conn, list(reversed(history)))
+    assert conn.execute("SELECT xmin::text, * FROM session_rollup ORDER BY 2, 3, 4, 5").fetchall() == before
+    assert rollup_buckets(conn)["session_rollup"]
+
+
+def test_each_writing_connection_has_a_slot_of_its_own(db_url: str) -> None:
+    history = coherent_history(random.Random(5), sessions=2)
+    with psycopg.connect(db_url, autocommit=True) as a, psycopg.connect(db_url, autocommit=True) as b:
+        slots = {c.execute("SELECT metrics_rollup_slot()").fetchone()[0] for c in (a, b)}
+        assert len(slots) == 2
+        apply_events(a, history[: len(history) // 2])
+        apply_events(b, history[len(history) // 2 :])
+        used = {row[0] for row in a.execute("SELECT DISTINCT slot FROM session_rollup").fetchall()}
+        assert used <= slots
+        # A rolled-back transaction undoes the remembered setting; the slot is found again.
+        with a.transaction(force_rollback=True):
+            a.execute("SELECT set_config('metrics.rollup_slot', '', true)")
+            again = a.execute("SELECT metrics_rollup_slot()").fetchone()[0]
+        assert again == a.execute("SELECT metrics_rollup_slot()").fetchone()[0]
+        assert again in slots
+        assert_rollups_match(a)
