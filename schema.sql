@@ -195,6 +195,8 @@ CREATE TABLE IF NOT EXISTS tool_rollup (
     tool_name                  text NOT NULL,
     slot                       smallint NOT NULL,
     calls                      bigint NOT NULL DEFAULT 0,
+    succeeded                  bigint NOT NULL DEFAULT 0,  -- success true
+    failed                     bigint NOT NULL DEFAULT 0,  -- success false (NULL: unfinished)
     PRIMARY KEY (day, tool_name, slot)
 ) WITH (fillfactor = 70);
 
@@ -230,6 +232,19 @@ SELECT 'sessions', NOT EXISTS (SELECT 1 FROM session_metrics), NULL
 UNION ALL SELECT 'tool_calls', NOT EXISTS (SELECT 1 FROM tool_call_metrics), NULL
 UNION ALL SELECT 'forwards', NOT EXISTS (SELECT 1 FROM forward_request_metrics), NULL
 ON CONFLICT (entity) DO NOTHING;
+
+-- The tool roll-up of a database written by a version that counted calls only: add the outcome
+-- columns and count it again from zero (readers use the base table until the back-fill is done).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'tool_rollup'::regclass AND attname = 'failed') THEN
+        ALTER TABLE tool_rollup ADD COLUMN succeeded bigint NOT NULL DEFAULT 0,
+                                ADD COLUMN failed bigint NOT NULL DEFAULT 0;
+        DELETE FROM tool_rollup;
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM tool_call_metrics)
+        WHERE entity = 'tool_calls';
+    END IF;
+END $$;
 
 -- This connection's slot: the first of 0-31 it can hold a session advisory lock on (kept until
 -- it disconnects; remembered in a setting, and found again in pg_locks after a rollback undid
@@ -319,9 +334,11 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
 BEGIN
-    INSERT INTO tool_rollup AS r (day, tool_name, slot, calls)
+    INSERT INTO tool_rollup AS r (day, tool_name, slot, calls, succeeded, failed)
     SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, my_slot, sum(c.sign) AS calls
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, my_slot, sum(c.sign) AS calls,
+               sum(c.sign * (c.success IS TRUE)::int) AS succeeded,
+               sum(c.sign * (c.success IS FALSE)::int) AS failed
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS c
@@ -329,9 +346,12 @@ BEGIN
           AND (upto IS NULL OR c.tool_call_id <= upto)
         GROUP BY 1, 2
     ) AS d
-    WHERE d.calls <> 0
+    WHERE (d.calls, d.succeeded, d.failed) <> (0, 0, 0)
     ORDER BY 1, 2
-    ON CONFLICT (day, tool_name, slot) DO UPDATE SET calls = r.calls + EXCLUDED.calls;
+    ON CONFLICT (day, tool_name, slot) DO UPDATE SET
+        calls = r.calls + EXCLUDED.calls,
+        succeeded = r.succeeded + EXCLUDED.succeeded,
+        failed = r.failed + EXCLUDED.failed;
 END $$;
 
 CREATE OR REPLACE FUNCTION forward_rollup_move(plus anyarray, minus anyarray, upto text)
@@ -399,8 +419,8 @@ END $$;
 
 -- The triggers: one per table and event (PostgreSQL allows transition tables on one event only),
 -- one function per table. Only started rows count: a statement that touched none (a stub, a lock
--- taken with DO UPDATE ... WHERE false) ends here. A bucket whose deltas sum to zero (a tool
--- call's completion, say) is not written.
+-- taken with DO UPDATE ... WHERE false) ends here. A bucket whose deltas sum to zero (a
+-- session's update that moved no figure, say) is not written.
 CREATE OR REPLACE FUNCTION session_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     plus session_metrics[] := '{}';

@@ -22,7 +22,7 @@ _ROLLUPS = {
         "sessions, total_rounds, prompt_tokens, completion_tokens, total_tokens, tool_call_count, "
         "prompt_cached_tool_outputs, total_compression_events, total_tokens_saved",
     ),
-    "tool_rollup": ("day, tool_name", "calls"),
+    "tool_rollup": ("day, tool_name", "calls, succeeded, failed"),
     "forward_rollup": (
         "day, endpoint, model",
         "requests, successful, failed, timed_out, pending, prompt_tokens, completion_tokens, "
@@ -38,7 +38,8 @@ _BASE = {
                sum(prompt_cached_tool_outputs), sum(total_compression_events), sum(total_tokens_saved)
         FROM session_metrics WHERE started_at IS NOT NULL GROUP BY 1, 2, 3""",
     "tool_rollup": """
-        SELECT (started_at AT TIME ZONE 'UTC')::date, tool_name, count(*)
+        SELECT (started_at AT TIME ZONE 'UTC')::date, tool_name, count(*),
+               count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success)
         FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL GROUP BY 1, 2""",
     "forward_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, endpoint, model, count(*),
@@ -82,12 +83,14 @@ def _reads(conn: psycopg.Connection[Any], days: list[date]) -> list[Any]:
         queries.by_model(conn),
         queries.forward_summary(conn),
         queries.forward_by_endpoint(conn),
+        queries.tool_metrics(conn),
     ]
     for first, last in zip(days, days[1:] + days[-1:], strict=True):
         window = {"start_date": first, "end_date": last}
         span = (last - first).days + 1
         out += [queries.summary(conn, **window), queries.by_model(conn, **window)]
         out += [queries.forward_summary(conn, **window), queries.forward_by_endpoint(conn, **window)]
+        out += [queries.tool_metrics(conn, **window)]
         out += [queries.daily_metrics(conn, days=span, end_date=last)]
         out += [queries.forward_daily_metrics(conn, days=span, end_date=last)]
     for row in conn.execute("SELECT DISTINCT endpoint, model FROM forward_request_metrics").fetchall():

@@ -95,3 +95,23 @@ def test_a_table_dropped_and_created_again_starts_its_rollup_from_zero(conn: psy
     assert pending(conn) == []
     assert conn.execute("SELECT count(*) FROM tool_rollup").fetchone() == (0,)
     assert_rollups_match(conn)
+
+
+def test_a_tool_rollup_that_counted_calls_only_is_counted_again(conn: psycopg.Connection) -> None:
+    apply_events(conn, coherent_history(random.Random(14), sessions=4))
+    # The previous version's tool roll-up: calls per day and tool, no outcomes.
+    conn.execute("ALTER TABLE tool_rollup DROP COLUMN succeeded, DROP COLUMN failed")
+    apply_schema(conn, force=True)
+    assert pending(conn) == ["tool_calls"]
+    assert conn.execute("SELECT count(*) FROM tool_rollup").fetchone() == (0,)
+    from_base = queries.tool_metrics(conn)  # answered from the base table meanwhile
+    assert (
+        sum(t.calls for t in from_base)
+        == conn.execute(
+            "SELECT count(*) FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL"
+        ).fetchone()[0]
+    )
+    assert backfill(conn, chunk_size=3)["tool_calls"] > 0
+    assert pending(conn) == []
+    assert_rollups_match(conn)
+    assert queries.tool_metrics(conn) == from_base

@@ -1,12 +1,15 @@
 """Reads the dashboard needs beyond the seed's: tool calls by tool with their failures, forwarded
 requests of each endpoint by status. Same conventions as the seed's reads: inclusive UTC dates of
-``started_at`` (each row's own, as daily_metrics' tool breakdown), one statement each."""
+``started_at`` (each row's own, as daily_metrics' tool breakdown). The tools read is answered from
+the tool roll-up (rollup_sql.py) in the statement that checks it is complete; TOOLS_SQL is the same
+read over the base table."""
 
 from __future__ import annotations
 
 from datetime import date
 
 from worker.read.models import ForwardEndpointStatuses, ToolMetrics
+from worker.read.queries import rollup_sql
 from worker.read.queries._base import (
     STARTED_IN_DATES,
     Source,
@@ -31,6 +34,10 @@ WHERE"""
 GROUP BY tool_name
 ORDER BY count(*) DESC, tool_name COLLATE "C"
 """
+)
+
+READ_TOOLS = rollup_sql.read(
+    rollup_sql.TOOLS_SQL, TOOLS_SQL, ("tool_calls",), 'calls DESC, tool_name COLLATE "C"'
 )
 
 FORWARD_STATUSES_SQL = (
@@ -59,11 +66,21 @@ def tool_metrics(
     """Per tool name: calls started in the dates, how many succeeded, failed, are unfinished."""
     check_date_range(start_date, end_date)
     with borrowed(source) as conn:
-        rows = fetch_all(conn, TOOLS_SQL, {"start_date": start_date, "end_date": end_date})
+        params = {"start_date": start_date, "end_date": end_date}
+        rows = rollup_sql.fetch(conn, READ_TOOLS, params, "tool_name")
     out = []
     for row in rows:
         finished = row["succeeded"] + row["failed"]
-        out.append(ToolMetrics(**row, failure_share=row["failed"] / finished if finished else None))
+        out.append(
+            ToolMetrics(
+                tool_name=row["tool_name"],
+                calls=row["calls"],
+                succeeded=row["succeeded"],
+                failed=row["failed"],
+                unfinished=row["unfinished"],
+                failure_share=row["failed"] / finished if finished else None,
+            )
+        )
     return out
 
 

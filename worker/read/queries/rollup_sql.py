@@ -129,6 +129,23 @@ ORDER BY day
 """
 )
 
+TOOLS_SQL = (
+    """
+SELECT tool_name,
+       sum(calls)::int8 AS calls,
+       sum(succeeded)::int8 AS succeeded,
+       sum(failed)::int8 AS failed,
+       (sum(calls) - sum(succeeded) - sum(failed))::int8 AS unfinished
+FROM tool_rollup
+WHERE"""
+    + _IN_DAYS
+    + """
+GROUP BY tool_name
+HAVING sum(calls) > 0
+ORDER BY sum(calls) DESC, tool_name COLLATE "C"
+"""
+)
+
 # The average duration: the exact sum of the completed requests' microseconds, in seconds (the
 # base statement's EXTRACT(EPOCH FROM sum(interval))), and their count.
 _FORWARD_TOTALS = """
