@@ -17,7 +17,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
+from tests.conftest import Services
 from tests.read.conftest import Filled
+from worker.dev.scratch import with_search_path
 from worker.read.api import create_app
 
 
@@ -156,6 +158,19 @@ def test_a_database_that_is_away_is_503() -> None:
         assert health.status_code == 503 and health.json()["status"] == "unavailable"
         read = away.get("/v1/summary")
         assert read.status_code == 503 and read.json()["detail"].startswith("database unavailable")
+
+
+def test_a_database_without_the_tables_is_503_and_says_what_creates_them(services: Services) -> None:
+    url = with_search_path(services.database_url, "no_tables_here")  # a schema that does not exist
+    with TestClient(create_app(url)) as bare:
+        health = bare.get("/healthz")
+        assert health.status_code == 503 and health.json()["status"] == "unavailable"
+        assert "none of the tables" in health.json()["detail"]
+        assert "`metrics-worker schema`" in health.json()["detail"]
+        read = bare.get("/v1/summary")
+        assert read.status_code == 503
+        assert read.json()["detail"].startswith("database not ready: relation ")
+        assert read.json()["detail"].endswith("create the tables with `metrics-worker schema`")
 
 
 @pytest.mark.acceptance

@@ -2,7 +2,8 @@
 
 Every route is one read of :mod:`worker.read.queries` with its filters as query parameters. Mistakes
 in parameters are 422 with a message naming the parameter (unknown parameters included, so a
-misspelt filter is not silently ignored); a database that cannot be reached is 503.
+misspelt filter is not silently ignored); a database that cannot be reached, or has no tables yet,
+is 503 (the latter saying to run ``metrics-worker schema``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from worker.read.params import (
 from worker.read.pipeline import PipelineHealth, pipeline_health, redis_client
 from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, QueryError
 from worker.read.queries._base import check_date_range
+from worker.schema import SchemaMissing, require_schema
 from worker.settings import DEFAULT_DATABASE_URL, Settings
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,16 @@ async def _database_unavailable(request: Request, exc: psycopg.OperationalError)
     return JSONResponse(status_code=503, content={"detail": f"database unavailable: {exc}"})
 
 
+async def _no_tables(request: Request, exc: psycopg.errors.UndefinedTable) -> JSONResponse:
+    """A read on a database that :func:`healthz` would call unready: say what creates the tables."""
+    reason = str(exc).splitlines()[0]
+    log.warning("read failed, %s", reason)
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"database not ready: {reason}; create the tables with `metrics-worker schema`"},
+    )
+
+
 #: Open to anyone who can reach the port: says only whether the database answers.
 router = APIRouter(dependencies=[Depends(reject_unknown_parameters)])
 #: The reads: behind the API tokens when there are any (worker/read/auth.py).
@@ -110,12 +122,12 @@ v1 = APIRouter(
 )
 
 
-@router.get("/healthz", tags=["health"], summary="200 if the database answers SELECT 1, else 503")
+@router.get("/healthz", tags=["health"], summary="200 if the database answers and has the tables, else 503")
 def healthz(request: Request, pool: Pool) -> JSONResponse:
     try:
         with pool.connection(timeout=request.app.state.health_timeout) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
+            require_schema(conn)
+    except (psycopg.Error, SchemaMissing) as exc:
         return JSONResponse(status_code=503, content={"status": "unavailable", "detail": f"database: {exc}"})
     return JSONResponse(content={"status": "ok"})
 
@@ -301,6 +313,7 @@ def create_app(
     app.state.keys, app.state.group = settings.keys, settings.group
     app.add_exception_handler(QueryError, _query_error)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(psycopg.errors.UndefinedTable, _no_tables)  # type: ignore[arg-type]
     app.state.token_check = TokenCheck(tokens_from_env() if tokens is None else tokens)
     app.include_router(router)
     app.include_router(v1)
