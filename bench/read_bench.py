@@ -36,7 +36,7 @@ from psycopg import sql as pgsql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from worker.read import queries
-from worker.read.queries import forward_reads, session_reads
+from worker.read.queries import forward_reads, session_pages, session_reads
 from worker.rollups import backfill
 from worker.schema import apply_schema
 from worker.settings import DEFAULT_DATABASE_URL
@@ -327,10 +327,10 @@ def cases(detail_id: str) -> list[Case]:
     month = END - timedelta(days=29)
     no_dates: dict[str, Any] = {"start_date": None, "end_date": None}
     last_week: dict[str, Any] = {"start_date": week, "end_date": END}
-    s, f = session_reads, forward_reads
+    s, p, f = session_reads, session_pages, forward_reads
 
     def page(**kw: Any) -> dict[str, Any]:
-        return {**no_dates, "model": None, "limit": 100, **kw}
+        return {**no_dates, "model": None, "limit": 100, "cursor": None, **kw}
 
     def fpage(**kw: Any) -> dict[str, Any]:
         return {**no_dates, "endpoint": None, "model": None, "limit": 100, **kw}
@@ -342,16 +342,20 @@ def cases(detail_id: str) -> list[Case]:
         ("by_model, all", lambda c: queries.by_model(c), [(s.READ_BY_MODEL.rollup, no_dates)], False),
         ("by_model, last 7 days", lambda c: queries.by_model(c, start_date=week, end_date=END),
          [(s.READ_BY_MODEL.rollup, last_week)], True),
-        ("sessions, first page (100)", lambda c: queries.sessions(c), [(s.SESSIONS_SQL, page())], True),
+        ("sessions, first page (100)", lambda c: queries.sessions(c), [(p.SESSIONS_SQL, page())], True),
         ("sessions, 1000 of last 7 days",
          lambda c: queries.sessions(c, start_date=week, end_date=END, limit=1000),
-         [(s.SESSIONS_SQL, page(limit=1000, **last_week))], True),
+         [(p.SESSIONS_SQL, page(limit=1000, **last_week))], True),
         ("sessions, model=rare-model (0.5%)", lambda c: queries.sessions(c, model="rare-model"),
-         [(s.SESSIONS_SQL, page(model="rare-model"))], True),
+         [(p.SESSIONS_SQL, page(model="rare-model"))], True),
         ("sessions, model=gpt-4, last 7 days", lambda c: queries.sessions(c, model="gpt-4", **last_week),
-         [(s.SESSIONS_SQL, page(model="gpt-4", **last_week))], True),
+         [(p.SESSIONS_SQL, page(model="gpt-4", **last_week))], True),
+        ("sessions, the page older than a session", lambda c: queries.sessions(c, before=detail_id),
+         [(p.SESSIONS_SQL, page(cursor=detail_id))], True),
+        ("sessions, the page newer than a session", lambda c: queries.sessions(c, after=detail_id),
+         [(p.NEWER_SESSIONS_SQL, page(cursor=detail_id))], True),
         ("session_detail (19 rounds)", lambda c: queries.session_detail(c, detail_id),
-         [(q, {"session_id": detail_id}) for q in (s.SESSION_SQL, s.ROUNDS_SQL, s.TOOL_CALLS_SQL)], True),
+         [(q, {"session_id": detail_id}) for q in (p.SESSION_SQL, p.ROUNDS_SQL, p.TOOL_CALLS_SQL)], True),
         ("daily_metrics, 7 days", lambda c: queries.daily_metrics(c, days=7, end_date=END),
          [(s.READ_DAILY.rollup, last_week)], True),
         ("daily_metrics, 30 days", lambda c: queries.daily_metrics(c, days=30, end_date=END),

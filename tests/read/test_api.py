@@ -76,6 +76,14 @@ def test_an_unknown_model_is_an_empty_result(client: TestClient) -> None:
     assert client.get("/v1/forward/endpoints", params={"model": "no-such-model"}).json() == []
 
 
+def test_sessions_page_by_keyset(client: TestClient, scenario: Filled) -> None:
+    every = scenario.oracle.sessions(None, None, None, 1000)
+    first = client.get("/v1/sessions", params={"limit": 5}).json()
+    older = client.get("/v1/sessions", params={"limit": 5, "before": first[-1]["session_id"]}).json()
+    newer = client.get("/v1/sessions", params={"limit": 5, "after": older[0]["session_id"]}).json()
+    assert first + older == _json(every[:10]) and newer == first
+
+
 def test_a_missing_or_not_started_session_is_404(client: TestClient) -> None:
     for session_id in ("no-such-session", "ghost"):
         response = client.get(f"/v1/sessions/{session_id}")
@@ -106,6 +114,8 @@ def test_a_missing_or_not_started_session_is_404(client: TestClient) -> None:
         ("/v1/summary", {"start_date": "10/02/2026"}, "start_date", "valid date"),
         ("/v1/sessions", {"model": ""}, "model", "at least 1 character"),
         ("/v1/sessions", {"limt": 5}, "limt", "unknown query parameter 'limt'"),
+        ("/v1/sessions", {"before": "nope"}, "before", "before 'nope' is no started session"),
+        ("/v1/sessions", {"before": "s001", "after": "s002"}, "before", "before and after both given"),
         # PostgreSQL text cannot hold NUL: these were 500s.
         ("/v1/sessions", {"model": "a\x00b"}, "model", "NUL"),
         ("/v1/forward/requests", {"endpoint": "a\x00b"}, "endpoint", "NUL"),

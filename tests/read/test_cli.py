@@ -37,6 +37,8 @@ def test_json_output_of_every_read(url: str, scenario: Filled, capsys: pytest.Ca
          o.summary(date(2026, 2, 2), date(2026, 2, 6))),
         (["by-model"], o.by_model()),
         (["sessions", "--model", "gpt-4", "--limit", "4"], o.sessions(model="gpt-4", limit=4)),
+        (["sessions", "--limit", "3", "--before", o.sessions(limit=2)[-1].session_id],
+         o.sessions(limit=5)[2:]),
         (["session", "s010"], o.session_detail("s010")),
         (["daily", "--days", "4", "--end-date", "2026-02-08"], o.daily(4, date(2026, 2, 8))),
         (["forward_summary", "--model", "gpt-4"], o.forward_summary(model="gpt-4")),
@@ -94,6 +96,10 @@ def test_a_filter_mistake_is_one_line_and_status_2(url: str, capsys: pytest.Capt
             "argument --start-date: not a date (YYYY-MM-DD): 'yesterday'",
         ),
         (["nonsense"], "invalid choice: 'nonsense'"),
+        (
+            ["sessions", "--before", "s001", "--after", "s002"],
+            "argument --after: not allowed with argument --before",
+        ),
         # Bytes a shell passes that are not UTF-8 arrive surrogate-escaped: a traceback before.
         (["sessions", "--model", "a\udcffb"], "argument --model: not valid UTF-8: 'a\\udcffb'"),
         (["session_detail", "s\udcff"], "argument session_id: not valid UTF-8"),
@@ -110,6 +116,15 @@ def test_bad_arguments_are_usage_errors(
         main(argv)
     assert info.value.code == 2
     assert says in capsys.readouterr().err
+
+
+def test_a_page_from_no_session_is_one_line_and_status_2(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sessions", "--before", "nope"]) == 2
+    assert capsys.readouterr().err == (
+        "python -m worker.read.cli: before 'nope' is no started session: page from a listed session's id\n"
+    )
 
 
 def test_a_session_not_found_is_status_1(url: str, capsys: pytest.CaptureFixture[str]) -> None:

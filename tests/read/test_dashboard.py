@@ -218,6 +218,34 @@ def test_a_session_opens_with_the_rounds_of_the_api(api: str, watched: Watched) 
     assert watched.problems == []
 
 
+def test_sessions_page_older_and_newer_through_every_session(api: str, watched: Watched) -> None:
+    page = watched.page
+    listed = [s["session_id"] for s in _get(api, "/v1/sessions", limit=1000, **_week())]
+    assert len(listed) > 50  # three pages of 25
+    page.goto(f"{api}/sessions")
+    rows = page.locator("table.sessions tbody tr")
+    ids = "rs => rs.map(r => r.dataset.session)"
+    seen: list[list[str]] = []
+    for n in range(1, 4):
+        watched.drawn(n)
+        seen.append(rows.evaluate_all(ids))
+        if n < 3:
+            page.click("button[data-action=older]")
+            page.wait_for_url(f"**before={seen[-1][-1]}**")
+    assert [i for p in seen for i in p] == listed
+    expect(page.locator("button[data-action=older]")).to_have_count(0)  # the oldest page
+    page.click("button[data-action=newer]")
+    page.wait_for_url(f"**after={seen[2][0]}**")
+    watched.drawn(4)
+    assert rows.evaluate_all(ids) == seen[1]
+    page.click("button[data-action=newer]")  # up to the latest: the URL has no cursor left
+    page.wait_for_url(lambda url: "after=" not in url and "before=" not in url)
+    watched.drawn(5)
+    assert rows.evaluate_all(ids) == seen[0]
+    expect(page.locator("button[data-action=newer]")).to_have_count(0)
+    assert watched.problems == []
+
+
 def test_a_filter_change_moves_the_url_and_the_figures(api: str, watched: Watched) -> None:
     page = watched.page
     page.goto(f"{api}/sessions")

@@ -79,6 +79,40 @@ def test_sessions_break_ties_on_session_id_descending(scenario_conn: psycopg.Con
     assert tied == ["s002", "s001", "s000"]
 
 
+@pytest.mark.parametrize(("start", "end"), RANGES[:4])
+@pytest.mark.parametrize("model", [None, "gpt-4"])
+@pytest.mark.parametrize("size", [1, 4, 7])
+def test_sessions_page_by_keyset_through_ties_both_ways(
+    scenario: Filled,
+    scenario_conn: psycopg.Connection[Any],
+    start: date,
+    end: date,
+    model: str | None,
+    size: int,
+) -> None:
+    every = scenario.oracle.sessions(start, end, model, 1000)
+    filters: dict[str, Any] = {"start_date": start, "end_date": end, "model": model, "limit": size}
+    pages = [queries.sessions(scenario_conn, **filters)]
+    while pages[-1]:
+        pages.append(queries.sessions(scenario_conn, **filters, before=pages[-1][-1].session_id))
+    assert [s for page in pages for s in page] == every and all(len(p) == size for p in pages[:-2])
+    back = [pages[-2]]  # from the oldest page, newer pages lead back to the latest
+    while back[-1][0] != every[0]:
+        back.append(queries.sessions(scenario_conn, **filters, after=back[-1][0].session_id))
+    assert [s for page in reversed(back) for s in page] == every
+    assert queries.sessions(scenario_conn, **filters, after=every[0].session_id) == []
+
+
+def test_a_page_from_no_started_session_says_so(scenario_conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(QueryError, match="before 'ghost' is no started session") as refused:
+        queries.sessions(scenario_conn, before="ghost")  # a stub: its start has not arrived
+    assert refused.value.param == "before"
+    with pytest.raises(QueryError, match="after 'nope' is no started session"):
+        queries.sessions(scenario_conn, after="nope")
+    with pytest.raises(QueryError, match="before and after both given"):
+        queries.sessions(scenario_conn, before="s001", after="s002")
+
+
 def test_sessions_limit_is_capped_at_1000_and_must_be_positive(
     scenario_conn: psycopg.Connection[Any],
 ) -> None:

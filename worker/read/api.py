@@ -54,6 +54,8 @@ from worker.read.models import (
     ToolMetrics,
 )
 from worker.read.params import (
+    After,
+    Before,
     Days,
     EndDate,
     Endpoint,
@@ -149,8 +151,12 @@ def get_sessions(
     end_date: EndDate = None,
     model: Model = None,
     limit: Limit = DEFAULT_LIMIT,
+    before: Before = None,
+    after: After = None,
 ) -> list[SessionMetrics]:
-    return queries.sessions(pool, start_date=start_date, end_date=end_date, model=model, limit=limit)
+    return queries.sessions(
+        pool, start_date=start_date, end_date=end_date, model=model, limit=limit, before=before, after=after
+    )
 
 
 @v1.get(

@@ -109,6 +109,15 @@ def _add_filters(parser: argparse.ArgumentParser, filters: Sequence[str]) -> Non
             default=DEFAULT_LIMIT,
             help=f"rows to show, 1..{MAX_LIMIT} (default %(default)s)",
         )
+    if "page" in filters:
+        page = parser.add_mutually_exclusive_group()
+        for flag, which in (("--before", "older"), ("--after", "newer")):
+            page.add_argument(
+                flag,
+                type=_name,
+                metavar="SESSION_ID",
+                help=f"the page {which} than this session (its whole id, as --json or --csv print it)",
+            )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
         "--json", action="store_true", help="print JSON (the API's shapes) instead of a table"
@@ -214,8 +223,9 @@ READS: tuple[_Read, ...] = (
           lambda c, a: queries.summary(c, **_dates(a)), grids.summary),
     _Read("by-model", ("by_model", "models"), "per model, most tokens first", ("dates",),
           lambda c, a: queries.by_model(c, **_dates(a)), grids.by_model),
-    _Read("sessions", (), "latest sessions first", ("dates", "model", "limit"),
-          lambda c, a: queries.sessions(c, **_dates(a), model=a.model, limit=a.limit), grids.sessions),
+    _Read("sessions", (), "latest sessions first", ("dates", "model", "limit", "page"),
+          lambda c, a: queries.sessions(c, **_dates(a), model=a.model, limit=a.limit, before=a.before,
+                                        after=a.after), grids.sessions),
     _Read("session", ("session_detail", "session-detail"), "one session with its rounds and tool calls",
           ("session_id",), lambda c, a: queries.session_detail(c, a.session_id), grids.session_detail),
     _Read("daily", ("daily_metrics", "daily-metrics"), "per UTC day, with model and tool breakdowns",

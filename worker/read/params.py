@@ -25,6 +25,14 @@ Model = Annotated[
 Endpoint = Annotated[
     str | None, Query(min_length=1, max_length=256, description="Only this upstream endpoint.")
 ]
+Before = Annotated[
+    str | None,
+    Query(min_length=1, max_length=128, description="The page older than this session (its id)."),
+]
+After = Annotated[
+    str | None,
+    Query(min_length=1, max_length=128, description="The page newer than this session (its id)."),
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Rows to return, 1..{MAX_LIMIT}.")]
 Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window, ending on end_date.")]
 WindowEnd = Annotated[

@@ -18,7 +18,8 @@ from worker.read.queries.forward_reads import (
     forward_summary,
 )
 from worker.read.queries.ids import sessions_ending_with
-from worker.read.queries.session_reads import by_model, daily_metrics, session_detail, sessions, summary
+from worker.read.queries.session_pages import session_detail, sessions
+from worker.read.queries.session_reads import by_model, daily_metrics, summary
 
 __all__ = [
     "DEFAULT_DAYS",

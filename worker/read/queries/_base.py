@@ -1,4 +1,5 @@
-"""What every read shares: the error for caller mistakes, filter checks, connections, durations."""
+"""What every read shares: the error for caller mistakes, filter checks, connections, durations,
+token usage."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any, TypeAlias
 import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
+
+from worker.read.models import TokenUsage
 
 #: A connection, or a pool to borrow one from for the length of one read.
 Source: TypeAlias = "psycopg.Connection[Any] | ConnectionPool[Any]"
@@ -83,6 +86,15 @@ def duration_ms(started_at: datetime | None, completed_at: datetime | None) -> i
     if started_at is None or completed_at is None or completed_at < started_at:
         return None
     return (completed_at - started_at) // _ONE_MS
+
+
+def token_usage(row: dict[str, Any]) -> TokenUsage:
+    """The row's prompt_tokens, completion_tokens and total_tokens."""
+    return TokenUsage(
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        total_tokens=row["total_tokens"],
+    )
 
 
 def fetch_all(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> list[DictRow]:

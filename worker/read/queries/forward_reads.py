@@ -18,7 +18,6 @@ from worker.read.models import (
     ForwardEndpointMetrics,
     ForwardMetricsSummary,
     ForwardRequestMetrics,
-    TokenUsage,
 )
 from worker.read.queries import rollup_sql
 from worker.read.queries._base import (
@@ -32,6 +31,7 @@ from worker.read.queries._base import (
     duration_ms,
     fetch_all,
     resolve_limit,
+    token_usage,
 )
 
 # What summary and by-endpoint count. "failed" is status 'error' only, as the seed; timeouts and
@@ -143,7 +143,7 @@ def forward_summary(
         failed_requests=row["failed"],
         timed_out_requests=row["timed_out"],
         pending_requests=row["pending"],
-        total_tokens=_usage(row),
+        total_tokens=token_usage(row),
         avg_duration_ms=_average_ms(row),
     )
 
@@ -165,7 +165,7 @@ def forward_by_endpoint(
         ForwardEndpointMetrics(
             endpoint=row["endpoint"],
             **_outcomes(row),
-            tokens=_usage(row),
+            tokens=token_usage(row),
             avg_duration_ms=_average_ms(row),
         )
         for row in rows
@@ -209,7 +209,7 @@ def forward_daily_metrics(
         ForwardDailyMetrics(
             date=row["day"],
             **_outcomes(row),
-            tokens=_usage(row),
+            tokens=token_usage(row),
         )
         for row in rows
     ]
@@ -218,14 +218,6 @@ def forward_daily_metrics(
 def _outcomes(row: dict[str, Any]) -> dict[str, int]:
     """The request counts by outcome, named as the per-endpoint and per-day models name them."""
     return {name: row[name] for name in ("requests", "successful", "failed", "timed_out", "pending")}
-
-
-def _usage(row: dict[str, Any]) -> TokenUsage:
-    return TokenUsage(
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        total_tokens=row["total_tokens"],
-    )
 
 
 def _average_ms(row: dict[str, Any]) -> int | None:
@@ -248,7 +240,7 @@ def _request(row: dict[str, Any]) -> ForwardRequestMetrics:
         completed_at=row["completed_at"],
         status_code=row["status_code"],
         status=row["status"],
-        token_usage=None if None in tokens else _usage(row),
+        token_usage=None if None in tokens else token_usage(row),
         error=row["error"],
         duration_ms=duration_ms(row["started_at"], row["completed_at"]),
     )

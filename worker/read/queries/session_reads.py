@@ -1,27 +1,20 @@
-"""The seed's session reads: summary, by_model, sessions, session_detail, daily_metrics.
+"""The seed's aggregate session reads: summary, by_model, daily_metrics (the lists and the
+detail are in session_pages.py).
 
 A session exists for readers once its start has arrived (``started_at IS NOT NULL``); dates are
-inclusive UTC dates of ``started_at``. Each read is one statement, except session_detail (three,
-whatever the number of rounds and tool calls). Summary, by_model and daily_metrics are answered
-from the roll-ups (rollup_sql.py); the statements here are the same reads over the base tables.
+inclusive UTC dates of ``started_at``. Each read is answered from the roll-ups (rollup_sql.py) in
+one statement; the statements here are the same reads over the base tables.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date
-from typing import Any
 
 from worker.read.models import (
     DailyMetrics,
     MetricsSummary,
     ModelMetrics,
-    RoundMetrics,
-    SessionDetail,
-    SessionMetrics,
     TokenUsage,
-    ToolCallMetrics,
-    UnplacedToolCall,
 )
 from worker.read.queries import rollup_sql
 from worker.read.queries._base import (
@@ -30,12 +23,8 @@ from worker.read.queries._base import (
     Source,
     borrowed,
     check_date_range,
-    check_text,
     daily_window,
-    duration_ms,
-    fetch_all,
-    resolve_limit,
-    snapshot,
+    token_usage,
 )
 
 SUMMARY_SQL = (
@@ -90,85 +79,6 @@ GROUP BY model
 ORDER BY sum(total_tokens) DESC, model COLLATE "C"
 """
 )
-
-_SESSION_COLUMNS = """session_id, model, started_at, completed_at, status, total_rounds,
-           prompt_tokens, completion_tokens, total_tokens, tool_call_count,
-           prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count"""
-
-# The page and its tool breakdowns in one statement: the breakdown is one grouped scan over the
-# page's sessions (index on tool_call_metrics.session_id), not one query per session.
-SESSIONS_SQL = (
-    """
-WITH page AS (
-    SELECT """
-    + _SESSION_COLUMNS
-    + """
-    FROM session_metrics
-    WHERE"""
-    + STARTED_IN_DATES
-    + """
-      AND (%(model)s::text IS NULL OR model = %(model)s::text)
-    ORDER BY started_at DESC, session_id COLLATE "C" DESC
-    LIMIT %(limit)s
-), tools AS (
-    SELECT session_id, jsonb_object_agg(tool_name, calls) AS tool_breakdown
-    FROM (
-        SELECT session_id, tool_name, count(*) AS calls
-        FROM tool_call_metrics
-        WHERE session_id IN (SELECT session_id FROM page) AND tool_name IS NOT NULL
-        GROUP BY session_id, tool_name
-    ) AS per_tool
-    GROUP BY session_id
-)
-SELECT page.*, COALESCE(tools.tool_breakdown, '{}') AS tool_breakdown
-FROM page LEFT JOIN tools USING (session_id)
-ORDER BY started_at DESC, session_id COLLATE "C" DESC
-"""
-)
-
-SESSION_SQL = (
-    """
-SELECT """
-    + _SESSION_COLUMNS
-    + """,
-       COALESCE((
-           SELECT jsonb_object_agg(tool_name, calls)
-           FROM (
-               SELECT tool_name, count(*) AS calls
-               FROM tool_call_metrics
-               WHERE session_id = %(session_id)s AND tool_name IS NOT NULL
-               GROUP BY tool_name
-           ) AS per_tool
-       ), '{}') AS tool_breakdown
-FROM session_metrics
-WHERE session_id = %(session_id)s AND started_at IS NOT NULL
-"""
-)
-
-ROUNDS_SQL = """
-SELECT round_id, session_id, model, started_at, completed_at, status,
-       prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
-       compression_count, tokens_saved, error
-FROM round_metrics
-WHERE session_id = %(session_id)s
-ORDER BY started_at ASC NULLS LAST, round_id COLLATE "C"
-"""
-
-# Every tool call of every round of the session, and those of the session whose round never
-# arrived (or was pruned), in one statement; grouped by round in Python. A UNION, not an OR, so
-# each half uses its index.
-TOOL_CALLS_SQL = """
-SELECT * FROM (
-    SELECT tool_call_id, round_id, tool_name, started_at, completed_at, success, error
-    FROM tool_call_metrics
-    WHERE round_id IN (SELECT round_id FROM round_metrics WHERE session_id = %(session_id)s)
-    UNION
-    SELECT tool_call_id, round_id, tool_name, started_at, completed_at, success, error
-    FROM tool_call_metrics
-    WHERE session_id = %(session_id)s
-) AS t
-ORDER BY started_at ASC NULLS LAST, tool_call_id COLLATE "C"
-"""
 
 # Per UTC day: totals and model breakdown from one grouping by (day, model); the tool breakdown
 # by the UTC day of each tool call's own started_at, as the seed. Days without sessions are absent.
@@ -240,7 +150,7 @@ def summary(
         )
     return MetricsSummary(
         total_sessions=row["total_sessions"],
-        total_tokens=_usage(row),
+        total_tokens=token_usage(row),
         total_tool_calls=row["total_tool_calls"],
         prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
         total_compression_events=row["total_compression_events"],
@@ -269,52 +179,12 @@ def by_model(
             model=row["model"],
             sessions=row["sessions"],
             rounds=row["rounds"],
-            tokens=_usage(row),
+            tokens=token_usage(row),
             tool_calls=row["tool_calls"],
             prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
         )
         for row in rows
     ]
-
-
-def sessions(
-    source: Source,
-    *,
-    start_date: date | None = None,
-    end_date: date | None = None,
-    model: str | None = None,
-    limit: int | None = None,
-) -> list[SessionMetrics]:
-    """Latest sessions first (ties by session_id, descending). ``limit``: 100 by default, at most
-    1000 (larger is clamped, as the seed; below 1 is a QueryError)."""
-    check_date_range(start_date, end_date)
-    check_text("model", model)
-    params = {"start_date": start_date, "end_date": end_date, "model": model, "limit": resolve_limit(limit)}
-    with borrowed(source) as conn:
-        rows = fetch_all(conn, SESSIONS_SQL, params)
-    return [_session(row) for row in rows]
-
-
-def session_detail(source: Source, session_id: str) -> SessionDetail | None:
-    """The session, its rounds (earliest first) each with its tool calls, or None if not started."""
-    check_text("session_id", session_id)
-    params = {"session_id": session_id}
-    with snapshot(source) as conn:
-        found = fetch_all(conn, SESSION_SQL, params)
-        if not found:
-            return None
-        round_rows = fetch_all(conn, ROUNDS_SQL, params)
-        tool_rows = fetch_all(conn, TOOL_CALLS_SQL, params)
-    calls_by_round: dict[str, list[ToolCallMetrics]] = defaultdict(list)
-    placed = {row["round_id"] for row in round_rows}
-    orphans = []
-    for row in tool_rows:  # in started_at order, as the statement returns them
-        if row["round_id"] in placed:
-            calls_by_round[row["round_id"]].append(_tool_call(row))
-        else:
-            orphans.append(UnplacedToolCall(round_id=row["round_id"], **_tool_call(row).model_dump()))
-    rounds = [_round(row, calls_by_round.get(row["round_id"], [])) for row in round_rows]
-    return SessionDetail(session=_session(found[0]), rounds=rounds, tool_calls_without_round=orphans)
 
 
 def daily_metrics(
@@ -330,7 +200,7 @@ def daily_metrics(
             date=row["day"],
             total_sessions=row["total_sessions"],
             total_rounds=row["total_rounds"],
-            total_token_usage=_usage(row),
+            total_token_usage=token_usage(row),
             total_tool_calls=row["total_tool_calls"],
             prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
             model_breakdown={
@@ -340,60 +210,3 @@ def daily_metrics(
         )
         for row in rows
     ]
-
-
-def _usage(row: dict[str, Any]) -> TokenUsage:
-    return TokenUsage(
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        total_tokens=row["total_tokens"],
-    )
-
-
-def _session(row: dict[str, Any]) -> SessionMetrics:
-    return SessionMetrics(
-        session_id=row["session_id"],
-        model=row["model"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        total_rounds=row["total_rounds"],
-        total_token_usage=_usage(row),
-        tool_call_count=row["tool_call_count"],
-        prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
-        total_compression_events=row["total_compression_events"],
-        total_tokens_saved=row["total_tokens_saved"],
-        tool_breakdown=dict(sorted(row["tool_breakdown"].items())),
-        status=row["status"],
-        message_count=row["message_count"],
-        duration_ms=duration_ms(row["started_at"], row["completed_at"]),
-    )
-
-
-def _round(row: dict[str, Any], tool_calls: list[ToolCallMetrics]) -> RoundMetrics:
-    return RoundMetrics(
-        round_id=row["round_id"],
-        session_id=row["session_id"],
-        model=row["model"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        token_usage=_usage(row),
-        tool_calls=tool_calls,
-        status=row["status"],
-        prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
-        compression_count=row["compression_count"],
-        tokens_saved=row["tokens_saved"],
-        error=row["error"],
-        duration_ms=duration_ms(row["started_at"], row["completed_at"]),
-    )
-
-
-def _tool_call(row: dict[str, Any]) -> ToolCallMetrics:
-    return ToolCallMetrics(
-        tool_call_id=row["tool_call_id"],
-        tool_name=row["tool_name"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        success=row["success"],
-        error=row["error"],
-        duration_ms=duration_ms(row["started_at"], row["completed_at"]),
-    )

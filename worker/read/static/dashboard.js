@@ -4,7 +4,6 @@
 (() => {
   const TOKEN_KEY = "metrics-api-token";
   const PAGE_SIZE = 25;
-  const MAX_ROWS = 1000; // the API's limit: sessions are paged within the latest 1,000
   const DAY = 86400;
   const COLORS = ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5", "#9c6b4e"];
   const authRequired = document.querySelector('meta[name="metrics-auth"]').content === "required";
@@ -264,27 +263,37 @@
     ]);
   }
 
+  // Paged by keyset, as the API pages: ?before=<id> is the page older than that session, ?after=<id>
+  // the page newer; one row more than a page says whether there is a page beyond it.
   async function sessions(q) {
-    const page = Math.max(1, parseInt(q.page || "1", 10) || 1);
-    const want = Math.min(MAX_ROWS, page * PAGE_SIZE + 1);
     const dates = { start_date: q.start, end_date: q.end };
-    const [rows, models] = await Promise.all([
-      api("/v1/sessions", { ...dates, model: q.model, limit: want }),
-      api("/v1/models", dates),
-    ]);
+    const list = (cursor) => api("/v1/sessions", { ...dates, model: q.model, limit: PAGE_SIZE + 1, ...cursor });
+    let [rows, models] = await Promise.all([list({ before: q.before, after: q.after }), api("/v1/models", dates)]);
+    if (q.after && rows.length <= PAGE_SIZE) { // nothing newer than this page: it is the latest page
+      const url = new URL(location.href);
+      url.searchParams.delete("after");
+      history.replaceState(null, "", url);
+      q = { ...q, after: undefined };
+      rows = await list({});
+    }
     const select = el("select", { name: "model" }, el("option", { value: "" }, "every model"),
       models.map((m) => el("option", { value: m.model, selected: m.model === q.model }, `${m.model} (${exact(m.sessions)})`)));
     if (q.model && !models.some((m) => m.model === q.model)) select.append(el("option", { value: q.model, selected: true }, q.model));
-    select.onchange = () => go(null, { model: select.value, page: null });
-    const shown = rows.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
-    const more = rows.length > page * PAGE_SIZE;
+    select.onchange = () => go(null, { model: select.value, before: null, after: null });
+    const beyond = rows.length > PAGE_SIZE;
+    const shown = q.after ? rows.slice(-PAGE_SIZE) : rows.slice(0, PAGE_SIZE);
+    const newer = Boolean(q.before || q.after);
+    const older = q.after || beyond;
     const pager = el("p", { class: "pager" },
-      page > 1 ? el("button", { type: "button", "data-action": "previous" }, "‹ Previous") : null,
-      ` Page ${page}${rows.length >= MAX_ROWS && !more ? " (the API lists the latest 1,000)" : ""} `,
-      more ? el("button", { type: "button", "data-action": "next" }, "Next ›") : null);
+      newer ? el("button", { type: "button", "data-action": "latest" }, "« Latest") : null,
+      newer ? el("button", { type: "button", "data-action": "newer" }, "‹ Newer") : null,
+      newer ? " " : " Latest sessions ",
+      older && shown.length ? el("button", { type: "button", "data-action": "older" }, "Older ›") : null);
     pager.onclick = (e) => {
       const action = e.target.dataset && e.target.dataset.action;
-      if (action) go(null, { page: action === "next" ? page + 1 : page - 1 });
+      if (action === "latest") go(null, { before: null, after: null });
+      if (action === "newer") go(null, { before: null, after: shown[0].session_id });
+      if (action === "older") go(null, { after: null, before: shown[shown.length - 1].session_id });
     };
     show(
       el("h2", { class: "page" }, `Sessions started ${q.start} to ${q.end} (UTC), latest first`),
@@ -398,7 +407,7 @@
     filters.elements.end.value = q.end;
     filters.elements.refresh.value = q.refresh === "0" ? filters.elements.refresh.value : q.refresh;
     pauseButton.textContent = q.paused ? "Resume" : "Pause";
-    // the nav keeps the dates and the refresh; a page number or a model belongs to one page
+    // the nav keeps the dates and the refresh; a page's position or a model belongs to one page
     const here = new URLSearchParams(location.search);
     const keep = new URLSearchParams();
     for (const k of ["start", "end", "refresh", "paused"]) if (here.has(k)) keep.set(k, here.get(k));
@@ -438,7 +447,7 @@
   filters.addEventListener("change", (event) => {
     const f = filters.elements;
     if (event.target.name === "refresh") return go(null, { refresh: f.refresh.value }, true);
-    if (f.start.value && f.end.value) go(null, { start: f.start.value, end: f.end.value, page: null });
+    if (f.start.value && f.end.value) go(null, { start: f.start.value, end: f.end.value, before: null, after: null });
   });
   filters.addEventListener("submit", (event) => event.preventDefault());
   pauseButton.addEventListener("click", () => go(null, { paused: route().paused ? null : "1" }, true));
