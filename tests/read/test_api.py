@@ -21,6 +21,7 @@ from tests.conftest import Services
 from tests.read.conftest import Filled
 from worker.dev.scratch import with_search_path
 from worker.read.api import create_app
+from worker.read.dashboard import DOCS_POLICY
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +229,11 @@ def test_the_console_script_says_where_the_database_comes_from(capsys: pytest.Ca
         main(["--help"])
     assert info.value.code == 0
     assert "env DATABASE_URL" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_doc_pages_load_from_this_origin_only(client: TestClient) -> None:
+    for path in ("/docs", "/redoc"):
+        response = client.get(path)
+        assert response.status_code == 200 and response.headers["Content-Security-Policy"] == DOCS_POLICY
+    assert "img-src 'self' data:" in DOCS_POLICY and "connect-src 'self'" in DOCS_POLICY
+    assert "Content-Security-Policy" not in client.get("/v1/summary").headers

@@ -9,12 +9,14 @@ query string; the server answers each with the same page, which draws the one as
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = ("/", "/sessions", "/sessions/{session_id:path}", "/forwards", "/pipeline")
@@ -46,7 +48,22 @@ for _path in PAGES:
     router.add_api_route(_path, page, methods=["GET"], response_class=HTMLResponse)
 
 
+#: /docs and /redoc (fastapi-offline's pages, with their inline scripts) may load images, fonts
+#: and data from this origin only: ReDoc's footer asks its vendor's CDN for a logo whatever its
+#: options, which would tell that host who reads these docs, and when.
+DOCS_POLICY = "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+
+
+async def _docs_policy(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    response = await call_next(request)
+    if request.url.path in ("/docs", "/redoc"):
+        response.headers["Content-Security-Policy"] = DOCS_POLICY
+    return response
+
+
 def install(app: FastAPI) -> None:
-    """Serve the dashboard's pages and its assets (under /assets) on ``app``."""
+    """Serve the dashboard's pages and its assets (under /assets) on ``app``; keep the API's doc
+    pages to this origin."""
     app.include_router(router)
     app.mount("/assets", StaticFiles(directory=STATIC), name="dashboard-assets")
+    app.middleware("http")(_docs_policy)
