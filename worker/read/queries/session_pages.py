@@ -139,7 +139,9 @@ def sessions(
     check_text("after", after)
     if before is not None and after is not None:
         raise QueryError("before and after both given: page from one session, older or newer", "before")
-    cursor, sql = (after, NEWER_SESSIONS_SQL) if after is not None else (before, SESSIONS_SQL)
+    which, cursor, sql = (
+        ("after", after, NEWER_SESSIONS_SQL) if after is not None else ("before", before, SESSIONS_SQL)
+    )
     params = {
         "start_date": start_date,
         "end_date": end_date,
@@ -150,7 +152,6 @@ def sessions(
     with borrowed(source) as conn:
         rows = fetch_all(conn, sql, params)
         if not rows and cursor is not None and not fetch_all(conn, SESSION_SQL, {"session_id": cursor}):
-            which = "after" if after is not None else "before"
             raise QueryError(
                 f"{which} {cursor!r} is no started session: page from a listed session's id", which
             )
