@@ -28,6 +28,22 @@ DEFAULT_MAX_EVENT_BYTES = 1_048_576
 EARLIEST = "0001-01-01T00:00:00Z"
 LATEST = "9999-12-31T23:59:59.999999Z"
 
+
+def unstorable(value: str) -> str | None:
+    """Why PostgreSQL text cannot hold ``value`` (a NUL character; not valid UTF-8, such as the
+    unpaired surrogates os.fsdecode() makes of undecodable bytes), or None when it can. The one
+    rule behind the producer's argument checks and the read side's filters."""
+    if "\x00" in value:
+        return "contains a NUL character, which PostgreSQL text cannot hold"
+    if value.isascii():
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 text"
+    return None
+
+
 _YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"  # 0001-9999
 _DATE = _YEAR + r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
 _OFFSET = r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contract.events import BIGINT_MAX, MAX_ERROR_LENGTH, MAX_ID_LENGTH, MAX_NAME_LENGTH, TokenUsage
+from contract.fields import unstorable
 
 Usage = tuple[int, int, int]
 
@@ -29,17 +30,9 @@ def bad(name: str, value: Any, rule: str) -> ValueError:
 
 
 def _storable(value: str) -> bool:
-    """No NUL (PostgreSQL text cannot hold it) and valid UTF-8 (no unpaired surrogate, as
-    os.fsdecode() makes of undecodable bytes): else the sender could only drop the event."""
-    if "\x00" in value:
-        return False
-    if value.isascii():
-        return True
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    """Storable as PostgreSQL text (contract.fields.unstorable): else the sender could only drop
+    the event."""
+    return unstorable(value) is None
 
 
 def ident(name: str, value: Any) -> None:

@@ -101,11 +101,11 @@ def test_a_filter_mistake_is_one_line_and_status_2(url: str, capsys: pytest.Capt
             "argument --after: not allowed with argument --before",
         ),
         # Bytes a shell passes that are not UTF-8 arrive surrogate-escaped: a traceback before.
-        (["sessions", "--model", "a\udcffb"], "argument --model: not valid UTF-8: 'a\\udcffb'"),
-        (["session_detail", "s\udcff"], "argument session_id: not valid UTF-8"),
+        (["sessions", "--model", "a\udcffb"], "argument --model: 'a\\udcffb' is not valid UTF-8 text"),
+        (["session_detail", "s\udcff"], "is not valid UTF-8 text"),
         (
             ["forward_requests", "--endpoint", "a\x00b"],
-            "argument --endpoint: must not contain a NUL character",
+            "contains a NUL character",
         ),
     ],
 )

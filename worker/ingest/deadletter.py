@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contract.codec import STREAM_FIELD
+from contract.entries import parse_id
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class DeadLetters:
     def list(self, count: int = 100, start: str = "-") -> builtins.list[DeadLetter]:
         """The oldest ``count`` dead letters (from ``start``) over every dead-letter stream."""
         found = [letter for key in self.keys for letter in self._range(key, start, count)]
-        return sorted(found, key=lambda letter: _id(letter.id))[:count]
+        return sorted(found, key=lambda letter: parse_id(letter.id))[:count]
 
     def get(self, letter_id: str) -> DeadLetter | None:
         for key in self.keys:
@@ -161,8 +162,3 @@ class DeadLetters:
         if missing:
             raise KeyError(f"no dead letter with id {', '.join(missing)} in {self.key}")
         return [letter for letter in found if letter is not None]
-
-
-def _id(text: str) -> tuple[int, int]:
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)

@@ -23,6 +23,7 @@ from contract.connect import (
     placed,
     refresh,
 )
+from contract.entries import as_text, format_id, next_id, parse_id
 from contract.keys import Keys
 from worker.ingest.deadletter import letter_fields, payload_of
 
@@ -142,7 +143,7 @@ class StreamClient:
                 # (now on us): find it in our pending list, to ack it as gone, or every worker
                 # claiming it would fail on it, and a burst would never see the group drained.
                 claimed = {e[0] for e in entries}
-                end = "+" if _id(reply[0]) == (0, 0) else "(" + _text(reply[0])
+                end = "+" if parse_id(reply[0]) == (0, 0) else "(" + as_text(reply[0])
                 rows: Any = self.client.xpending_range(
                     stream, self.group, min=start, max=end, count=count, consumername=self.consumer
                 )
@@ -156,7 +157,7 @@ class StreamClient:
                 entries += [
                     (entry_id, None) for entry_id, hit in zip(candidates, found, strict=True) if not hit
                 ]
-                entries.sort(key=lambda e: _id(e[0]))
+                entries.sort(key=lambda e: parse_id(e[0]))
             if entries:
                 out.append(Batch(stream, entries, self._deliveries(stream, entries)))
         return out
@@ -289,7 +290,7 @@ class StreamClient:
                 []
                 if info is None
                 else [
-                    (_text(c["name"]), int(c["pending"]), int(c["idle"]))
+                    (as_text(c["name"]), int(c["pending"]), int(c["idle"]))
                     for c in self.client.xinfo_consumers(stream, self.group)
                 ]
             )
@@ -315,7 +316,7 @@ class StreamClient:
         if not self.client.exists(stream):
             return 0
         last = self.client.xinfo_stream(stream)["last-generated-id"]
-        return 0 if _id(info["last-delivered-id"]) >= _id(last) else None
+        return 0 if parse_id(info["last-delivered-id"]) >= parse_id(last) else None
 
     def report_lag(self) -> dict[str, tuple[int, int]]:
         out = {}
@@ -332,21 +333,21 @@ class StreamClient:
         for stream in self.streams:
             floor: tuple[int, int] | None = None
             for info in self.client.xinfo_groups(stream):
-                need = _next_id(_id(info["last-delivered-id"]))
+                need = next_id(parse_id(info["last-delivered-id"]))
                 if int(info["pending"]):
                     summary = self.client.xpending(stream, info["name"])
                     if summary["min"] is not None:
-                        need = min(need, _id(summary["min"]))
+                        need = min(need, parse_id(summary["min"]))
                 floor = need if floor is None else min(floor, need)
             if floor is not None:
-                removed += int(self.client.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False))
+                removed += int(self.client.xtrim(stream, minid=format_id(floor), approximate=False))
         return removed
 
     def remove_idle_consumers(self, idle_ms: int) -> list[str]:
         removed = []
         for stream in self.streams:
             for info in self.client.xinfo_consumers(stream, self.group):
-                name = _text(info["name"])
+                name = as_text(info["name"])
                 if name == self.consumer or int(info["pending"]) or int(info["idle"]) < idle_ms:
                     continue
                 if self._delete_if_idle(keys=[stream], args=[self.group, name]) != -1:
@@ -359,13 +360,9 @@ class StreamClient:
         if not self.client.exists(stream):
             return None
         for info in self.client.xinfo_groups(stream):
-            if _text(info["name"]) == self.group:
+            if as_text(info["name"]) == self.group:
                 return info
         return None
-
-
-def _text(name: bytes | str) -> str:
-    return name.decode() if isinstance(name, bytes) else name
 
 
 def _unparsed(response: Any, **options: Any) -> Any:
@@ -378,7 +375,7 @@ def _streams_of(reply: Any) -> list[tuple[str, list[Entry]]]:
     if not reply:
         return []
     pairs = reply.items() if isinstance(reply, dict) else reply
-    return [(_text(name), [(entry_id, _fields(flat)) for entry_id, flat in raw]) for name, raw in pairs]
+    return [(as_text(name), [(entry_id, _fields(flat)) for entry_id, flat in raw]) for name, raw in pairs]
 
 
 def _fields(flat: list[bytes] | None) -> dict[bytes, bytes] | None:
@@ -388,13 +385,3 @@ def _fields(flat: list[bytes] | None) -> dict[bytes, bytes] | None:
         return {flat[0]: flat[1]}
     it = iter(flat)
     return dict(zip(it, it, strict=True))
-
-
-def _id(raw: bytes | str) -> tuple[int, int]:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _next_id(i: tuple[int, int]) -> tuple[int, int]:
-    return (i[0], i[1] + 1)

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from contract import exits
 from contract.exits import NotFound
+from contract.fields import unstorable
 from worker.read import grids, queries, tables
 from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT
 from worker.schema import require_schema
@@ -67,12 +68,9 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
 def _name(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
-    if "\x00" in text:
-        raise argparse.ArgumentTypeError(f"must not contain a NUL character: {text!r}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # bytes the shell passed that are not UTF-8 (surrogate-escaped)
-        raise argparse.ArgumentTypeError(f"not valid UTF-8: {text!r}") from None
+    reason = unstorable(text)  # bytes the shell passed that are not UTF-8 come surrogate-escaped
+    if reason is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} {reason}")
     return text
 
 

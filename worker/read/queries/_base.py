@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+from contract.fields import unstorable
 from worker.read.models import TokenUsage
 
 #: A connection, or a pool to borrow one from for the length of one read.
@@ -37,12 +38,9 @@ def check_text(param: str, value: str | None) -> None:
     """A text filter PostgreSQL can compare: no NUL (text cannot hold it), encodable as UTF-8."""
     if value is None:
         return
-    if "\x00" in value:
-        raise QueryError(f"{param} {value!r} contains a NUL character, which no stored value can", param)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise QueryError(f"{param} {value!r} is not valid UTF-8 text", param) from None
+    reason = unstorable(value)
+    if reason is not None:
+        raise QueryError(f"{param} {value!r} {reason}, so no stored value can match it", param)
 
 
 def check_date_range(start_date: date | None, end_date: date | None) -> None:
