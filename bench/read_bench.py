@@ -36,7 +36,7 @@ from psycopg import sql as pgsql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from worker.read import queries
-from worker.read.queries import forward_reads, session_pages, session_reads
+from worker.read.queries import forward_rows, forward_totals, session_rows, session_totals
 from worker.rollups import backfill
 from worker.schema import apply_schema
 from worker.settings import DEFAULT_DATABASE_URL
@@ -327,7 +327,7 @@ def cases(detail_id: str) -> list[Case]:
     month = END - timedelta(days=29)
     no_dates: dict[str, Any] = {"start_date": None, "end_date": None}
     last_week: dict[str, Any] = {"start_date": week, "end_date": END}
-    s, p, f = session_reads, session_pages, forward_reads
+    s, p, f, r = session_totals, session_rows, forward_totals, forward_rows
 
     def page(**kw: Any) -> dict[str, Any]:
         return {**no_dates, "model": None, "limit": 100, "cursor": None, **kw}
@@ -336,52 +336,52 @@ def cases(detail_id: str) -> list[Case]:
         return {**no_dates, "endpoint": None, "model": None, "limit": 100, **kw}
 
     return [
-        ("summary, all", lambda c: queries.summary(c), [(s.READ_SUMMARY.rollup, no_dates)], False),
+        ("summary, all", lambda c: queries.summary(c), [(s.SUMMARY_FROM_ROLLUP, no_dates)], False),
         ("summary, last 7 days", lambda c: queries.summary(c, start_date=week, end_date=END),
-         [(s.READ_SUMMARY.rollup, last_week)], True),
-        ("by_model, all", lambda c: queries.by_model(c), [(s.READ_BY_MODEL.rollup, no_dates)], False),
+         [(s.SUMMARY_FROM_ROLLUP, last_week)], True),
+        ("by_model, all", lambda c: queries.by_model(c), [(s.BY_MODEL_FROM_ROLLUP, no_dates)], False),
         ("by_model, last 7 days", lambda c: queries.by_model(c, start_date=week, end_date=END),
-         [(s.READ_BY_MODEL.rollup, last_week)], True),
-        ("sessions, first page (100)", lambda c: queries.sessions(c), [(p.SESSIONS_SQL, page())], True),
+         [(s.BY_MODEL_FROM_ROLLUP, last_week)], True),
+        ("sessions, first page (100)", lambda c: queries.sessions(c), [(p.SESSIONS_OLDER, page())], True),
         ("sessions, 1000 of last 7 days",
          lambda c: queries.sessions(c, start_date=week, end_date=END, limit=1000),
-         [(p.SESSIONS_SQL, page(limit=1000, **last_week))], True),
+         [(p.SESSIONS_OLDER, page(limit=1000, **last_week))], True),
         ("sessions, model=rare-model (0.5%)", lambda c: queries.sessions(c, model="rare-model"),
-         [(p.SESSIONS_SQL, page(model="rare-model"))], True),
+         [(p.SESSIONS_OLDER, page(model="rare-model"))], True),
         ("sessions, model=gpt-4, last 7 days", lambda c: queries.sessions(c, model="gpt-4", **last_week),
-         [(p.SESSIONS_SQL, page(model="gpt-4", **last_week))], True),
+         [(p.SESSIONS_OLDER, page(model="gpt-4", **last_week))], True),
         ("sessions, the page older than a session", lambda c: queries.sessions(c, before=detail_id),
-         [(p.SESSIONS_SQL, page(cursor=detail_id))], True),
+         [(p.SESSIONS_OLDER, page(cursor=detail_id))], True),
         ("sessions, the page newer than a session", lambda c: queries.sessions(c, after=detail_id),
-         [(p.NEWER_SESSIONS_SQL, page(cursor=detail_id))], True),
+         [(p.SESSIONS_NEWER, page(cursor=detail_id))], True),
         ("session_detail (19 rounds)", lambda c: queries.session_detail(c, detail_id),
-         [(q, {"session_id": detail_id}) for q in (p.SESSION_SQL, p.ROUNDS_SQL, p.TOOL_CALLS_SQL)], True),
+         [(q, {"session_id": detail_id}) for q in (p.SESSION, p.SESSION_ROUNDS, p.SESSION_TOOL_CALLS)], True),
         ("daily_metrics, 7 days", lambda c: queries.daily_metrics(c, days=7, end_date=END),
-         [(s.READ_DAILY.rollup, last_week)], True),
+         [(s.DAILY_FROM_ROLLUP, last_week)], True),
         ("daily_metrics, 30 days", lambda c: queries.daily_metrics(c, days=30, end_date=END),
-         [(s.READ_DAILY.rollup, {"start_date": month, "end_date": END})], False),
+         [(s.DAILY_FROM_ROLLUP, {"start_date": month, "end_date": END})], False),
         ("forward_summary, all", lambda c: queries.forward_summary(c),
-         [(f.READ_FORWARD_SUMMARY.rollup, {**no_dates, "endpoint": None, "model": None})], False),
+         [(f.FORWARD_SUMMARY_FROM_ROLLUP, {**no_dates, "endpoint": None, "model": None})], False),
         ("forward_summary, endpoint=rare.endpoint",
          lambda c: queries.forward_summary(c, endpoint="rare.endpoint"),
-         [(f.READ_FORWARD_SUMMARY.rollup, {**no_dates, "endpoint": "rare.endpoint", "model": None})], True),
+         [(f.FORWARD_SUMMARY_FROM_ROLLUP, {**no_dates, "endpoint": "rare.endpoint", "model": None})], True),
         ("forward_summary, last 7 days", lambda c: queries.forward_summary(c, **last_week),
-         [(f.READ_FORWARD_SUMMARY.rollup, {**last_week, "endpoint": None, "model": None})], True),
+         [(f.FORWARD_SUMMARY_FROM_ROLLUP, {**last_week, "endpoint": None, "model": None})], True),
         ("forward_by_endpoint, all", lambda c: queries.forward_by_endpoint(c),
-         [(f.READ_FORWARD_BY_ENDPOINT.rollup, {**no_dates, "model": None})], False),
+         [(f.FORWARD_BY_ENDPOINT_FROM_ROLLUP, {**no_dates, "model": None})], False),
         ("forward_by_endpoint, last 7 days", lambda c: queries.forward_by_endpoint(c, **last_week),
-         [(f.READ_FORWARD_BY_ENDPOINT.rollup, {**last_week, "model": None})], True),
+         [(f.FORWARD_BY_ENDPOINT_FROM_ROLLUP, {**last_week, "model": None})], True),
         ("forward_requests, first page (100)", lambda c: queries.forward_requests(c),
-         [(f.FORWARD_REQUESTS_SQL, fpage())], True),
+         [(r.FORWARD_REQUESTS, fpage())], True),
         ("forward_requests, endpoint=rare.endpoint",
          lambda c: queries.forward_requests(c, endpoint="rare.endpoint"),
-         [(f.FORWARD_REQUESTS_SQL, fpage(endpoint="rare.endpoint"))], True),
+         [(r.FORWARD_REQUESTS, fpage(endpoint="rare.endpoint"))], True),
         ("forward_requests, model=rare-model", lambda c: queries.forward_requests(c, model="rare-model"),
-         [(f.FORWARD_REQUESTS_SQL, fpage(model="rare-model"))], True),
+         [(r.FORWARD_REQUESTS, fpage(model="rare-model"))], True),
         ("forward_daily_metrics, 7 days", lambda c: queries.forward_daily_metrics(c, days=7, end_date=END),
-         [(f.READ_FORWARD_DAILY.rollup, last_week)], True),
+         [(f.FORWARD_DAILY_FROM_ROLLUP, last_week)], True),
         ("forward_daily_metrics, 30 days", lambda c: queries.forward_daily_metrics(c, days=30, end_date=END),
-         [(f.READ_FORWARD_DAILY.rollup, {"start_date": month, "end_date": END})], False),
+         [(f.FORWARD_DAILY_FROM_ROLLUP, {"start_date": month, "end_date": END})], False),
     ]  # fmt: skip
 
 

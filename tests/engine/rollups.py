@@ -14,7 +14,6 @@ from typing import Any
 import psycopg
 
 from worker.read import queries
-from worker.read.queries import rollup_sql
 
 _ROLLUPS = {
     "session_rollup": (
@@ -110,7 +109,7 @@ def reads_both_ways(url: str) -> tuple[list[Any], list[Any]]:
         ).fetchall()
         days = [d for (d,) in starts] or [date(2026, 1, 1)]
         days = [days[0] - timedelta(days=1), *days, days[-1] + timedelta(days=1)]
-        assert rollup_sql.ready(conn, "sessions", "tool_calls", "forwards")
+        assert conn.execute("SELECT count(*) FROM rollup_backfill WHERE NOT done").fetchone() == (0,)
         from_rollups = _reads(conn, days)
         conn.execute("UPDATE rollup_backfill SET done = false, upto = NULL")
         from_base = _reads(conn, days)

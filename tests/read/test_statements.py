@@ -1,16 +1,23 @@
-"""No N+1: a page of sessions, or one session's detail, costs a fixed number of statements."""
+"""The statements of the reads: each a whole named text that PostgreSQL takes on its own, and no
+N+1 (a page of sessions, or one session's detail, costs a fixed number of statements)."""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
+import pkgutil
+import re
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from types import ModuleType
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.conftest import Services
-from tests.read.conftest import filled_schema
+from tests.read.conftest import Filled, filled_schema
 from tests.read.events import Events, usage, utc
 from worker.read import queries
 
@@ -101,3 +108,115 @@ def test_every_other_read_is_one_statement(
 ) -> None:
     n, _ = _count(counting, lambda: read(counting))
     assert n == 1
+
+
+# -- every statement a whole named text --------------------------------------------------------
+
+
+def _modules() -> list[ModuleType]:
+    return [
+        importlib.import_module(f"{queries.__name__}.{m.name}")
+        for m in pkgutil.iter_modules(queries.__path__)
+    ]
+
+
+def _statements() -> dict[str, str]:
+    """Every statement constant of worker.read.queries, by module and name (an UPPER_CASE str)."""
+    return {
+        f"{module.__name__.rsplit('.', 1)[1]}.{name}": value
+        for module in _modules()
+        for name, value in vars(module).items()
+        if name.isupper() and isinstance(value, str)
+    }
+
+
+#: The type of each parameter a statement takes, as a reader would declare it in psql.
+PARAMETER_TYPES = {
+    "start_date": "date",
+    "end_date": "date",
+    "model": "text",
+    "endpoint": "text",
+    "cursor": "text",
+    "session_id": "text",
+    "tail": "text",
+    "length": "int4",
+    "limit": "int8",
+}
+
+
+def test_every_statement_constant_is_one_literal() -> None:
+    """Written whole: no constant is built from fragments (concatenation, an f-string, replace)."""
+    built = []
+    for module in _modules():
+        for node in ast.parse(inspect.getsource(module)).body:
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [t.id for t in targets if isinstance(t, ast.Name) and t.id.isupper()]
+                statement = any(isinstance(vars(module)[n], str) for n in names)
+                if statement and not isinstance(node.value, ast.Constant):
+                    built += [f"{module.__name__}.{n}" for n in names]
+    assert built == []
+    assert len(_statements()) >= 22
+
+
+@pytest.mark.parametrize("name", sorted(_statements()))
+def test_every_statement_prepares_on_its_own(counting_url: str, name: str) -> None:
+    """What pasting it into psql means: PREPARE with its parameters typed, nothing else around it."""
+    statement = _statements()[name]
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+    assert set(names) <= set(PARAMETER_TYPES), (
+        f"give the new parameters a type: {set(names) - set(PARAMETER_TYPES)}"
+    )
+    numbered = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m[1]) + 1}", statement)
+    assert "%" not in numbered, "a placeholder psycopg would read other than %(name)s"
+    declared = f" ({', '.join(PARAMETER_TYPES[n] for n in names)})" if names else ""
+    nulls = f" ({', '.join(['NULL'] * len(names))})" if names else ""
+    with psycopg.connect(counting_url, autocommit=True) as conn:
+        conn.execute(f"PREPARE whole{declared} AS {numbered}")
+        conn.execute(f"EXPLAIN EXECUTE whole{nulls}")
+
+
+def _reads(conn: psycopg.Connection[Any]) -> list[Any]:
+    """Every public read, each filter given at least once, every path of sessions taken."""
+    first, second = (s.session_id for s in queries.sessions(conn, limit=2))
+    feb = {"start_date": date(2026, 2, 2), "end_date": date(2026, 2, 6)}
+    return [
+        queries.summary(conn),
+        queries.summary(conn, **feb),
+        queries.by_model(conn, **feb),
+        queries.daily_metrics(conn, days=30, end_date=date(2026, 2, 28)),
+        queries.sessions(conn, model="gpt-4", limit=5, **feb),
+        queries.sessions(conn, before=first, limit=3),
+        queries.sessions(conn, after=second),
+        queries.session_detail(conn, first),
+        queries.sessions_ending_with(conn, first[-4:]),
+        queries.tool_metrics(conn, **feb),
+        queries.forward_summary(conn),
+        queries.forward_summary(conn, endpoint="openai.chat_completions", model="gpt-4", **feb),
+        queries.forward_by_endpoint(conn, model="gpt-4"),
+        queries.forward_requests(conn, endpoint="openai.chat_completions", limit=10),
+        queries.forward_daily_metrics(conn, days=30, end_date=date(2026, 2, 28)),
+        queries.forward_statuses(conn, model="gpt-4", **feb),
+    ]
+
+
+def test_every_statement_a_read_sends_is_a_named_one(scenario: Filled) -> None:
+    """Each read sends only named constants, whether the roll-ups are ready or a back-fill is due
+    (both answers alike), and every constant is sent by some read."""
+    named = {id(text): name for name, text in _statements().items()}
+    with CountingConnection.connect(scenario.url, cursor_factory=CountingCursor) as conn:
+        conn.statements = []
+        ready = _reads(conn)
+        sent_ready = list(conn.statements)
+        conn.execute("UPDATE rollup_backfill SET done = false, upto = NULL")
+        conn.statements = []
+        due = _reads(conn)
+        sent_due = list(conn.statements)
+        conn.rollback()
+    assert due == ready
+    unnamed = [text for text in sent_ready + sent_due if id(text) not in named]
+    assert unnamed == []
+    from_rollup = {n for n in named.values() if n.endswith("_FROM_ROLLUP")}
+    assert {named[id(t)] for t in sent_ready} >= from_rollup
+    assert not any(named[id(t)].endswith("_FROM_BASE") for t in sent_ready)
+    assert {named[id(t)] for t in sent_ready + sent_due} == set(named.values())

@@ -1,5 +1,5 @@
-"""What every read shares: the error for caller mistakes, filter checks, connections, durations,
-token usage."""
+"""What every read shares: the error for caller mistakes, filter checks, connections, the fallback
+from the roll-ups to the base tables, durations, token usage."""
 
 from __future__ import annotations
 
@@ -125,9 +125,14 @@ def snapshot(source: Source) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-#: ``started_at`` within the inclusive UTC dates [start_date, end_date], a NULL bound being open.
-#: A range on the bare column, so the index on started_at serves it; it also leaves out rows whose
-#: start has not arrived (NULL started_at). Independent of the session's TimeZone setting.
-STARTED_IN_DATES = """
-    started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
-    AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')"""
+def rollup_or_base(
+    conn: psycopg.Connection[Any], from_rollup: str, from_base: str, params: dict[str, Any], key: str
+) -> list[DictRow]:
+    """The rows of an aggregate read: from its statement over the roll-ups, whose first column
+    ``rollups_ready`` says whether they count every row, or, while a back-fill is due, from its
+    twin over the base tables (a second statement). ``key``: a column no answer row has NULL (the
+    roll-up statement returns one row of NULLs when it has no answer rows, or is not ready)."""
+    rows = fetch_all(conn, from_rollup, params)
+    if rows and rows[0]["rollups_ready"]:
+        return [row for row in rows if row[key] is not None]
+    return fetch_all(conn, from_base, params)

@@ -1,8 +1,9 @@
-"""The seed's session lists and detail: sessions (paged), session_detail.
+"""Sessions one at a time: the list in keyset pages, one session's detail.
 
 A session exists for readers once its start has arrived (``started_at IS NOT NULL``); dates are
-inclusive UTC dates of ``started_at``. sessions is one statement; session_detail three, whatever
-the number of rounds and tool calls.
+inclusive UTC dates of ``started_at``, read as a range on the bare column (the index on
+started_at serves it; a NULL bound is open; the same days whatever the session's TimeZone).
+sessions is one statement; session_detail three, whatever the number of rounds and tool calls.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from worker.read.models import (
     UnplacedToolCall,
 )
 from worker.read.queries._base import (
-    STARTED_IN_DATES,
     QueryError,
     Source,
     borrowed,
@@ -32,29 +32,25 @@ from worker.read.queries._base import (
     token_usage,
 )
 
-_SESSION_COLUMNS = """session_id, model, started_at, completed_at, status, total_rounds,
-           prompt_tokens, completion_tokens, total_tokens, tool_call_count,
-           prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count"""
-
-# The page and its tool breakdowns in one statement: the breakdown is one grouped scan over the
+# A page and its tool breakdowns in one statement: the breakdown is one grouped scan over the
 # page's sessions (index on tool_call_metrics.session_id), not one query per session. Paged by
-# keyset: the page older than the session ``cursor`` (NEWER_SESSIONS_SQL: newer), found along the
-# started_at index at any depth (no OFFSET); latest first either way.
-_PAGE_SQL = (
-    """
+# keyset: the first page, or the page older than the session ``cursor``, found along the
+# started_at index at any depth (no OFFSET). The filters are written in: the reads are never
+# server-prepared (_base.fetch_all), so PostgreSQL plans each with its values and a NULL filter
+# folds away, leaving the index conditions of the filters given.
+SESSIONS_OLDER = """
 WITH page AS (
-    SELECT """
-    + _SESSION_COLUMNS
-    + """
+    SELECT session_id, model, started_at, completed_at, status, total_rounds,
+           prompt_tokens, completion_tokens, total_tokens, tool_call_count,
+           prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count
     FROM session_metrics
-    WHERE"""
-    + STARTED_IN_DATES
-    + """
+    WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
+      AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
       AND (%(model)s::text IS NULL OR model = %(model)s::text)
-      AND (%(cursor)s::text IS NULL OR (started_at, session_id COLLATE "C") {op} (
+      AND (%(cursor)s::text IS NULL OR (started_at, session_id COLLATE "C") < (
           SELECT c.started_at, c.session_id COLLATE "C" FROM session_metrics c
           WHERE c.session_id = %(cursor)s::text))
-    ORDER BY started_at {direction}, session_id COLLATE "C" {direction}
+    ORDER BY started_at DESC, session_id COLLATE "C" DESC
     LIMIT %(limit)s
 ), tools AS (
     SELECT session_id, jsonb_object_agg(tool_name, calls) AS tool_breakdown
@@ -70,15 +66,44 @@ SELECT page.*, COALESCE(tools.tool_breakdown, '{}') AS tool_breakdown
 FROM page LEFT JOIN tools USING (session_id)
 ORDER BY started_at DESC, session_id COLLATE "C" DESC
 """
-)
-SESSIONS_SQL = _PAGE_SQL.replace("{op}", "<").replace("{direction}", "DESC")
-NEWER_SESSIONS_SQL = _PAGE_SQL.replace("{op}", ">").replace("{direction}", "ASC")
 
-SESSION_SQL = (
-    """
-SELECT """
-    + _SESSION_COLUMNS
-    + """,
+# The page newer than the session ``cursor``: SESSIONS_OLDER walking the index the other way, the
+# page still returned latest first.
+SESSIONS_NEWER = """
+WITH page AS (
+    SELECT session_id, model, started_at, completed_at, status, total_rounds,
+           prompt_tokens, completion_tokens, total_tokens, tool_call_count,
+           prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count
+    FROM session_metrics
+    WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
+      AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+      AND (%(model)s::text IS NULL OR model = %(model)s::text)
+      AND (%(cursor)s::text IS NULL OR (started_at, session_id COLLATE "C") > (
+          SELECT c.started_at, c.session_id COLLATE "C" FROM session_metrics c
+          WHERE c.session_id = %(cursor)s::text))
+    ORDER BY started_at ASC, session_id COLLATE "C" ASC
+    LIMIT %(limit)s
+), tools AS (
+    SELECT session_id, jsonb_object_agg(tool_name, calls) AS tool_breakdown
+    FROM (
+        SELECT session_id, tool_name, count(*) AS calls
+        FROM tool_call_metrics
+        WHERE session_id IN (SELECT session_id FROM page) AND tool_name IS NOT NULL
+        GROUP BY session_id, tool_name
+    ) AS per_tool
+    GROUP BY session_id
+)
+SELECT page.*, COALESCE(tools.tool_breakdown, '{}') AS tool_breakdown
+FROM page LEFT JOIN tools USING (session_id)
+ORDER BY started_at DESC, session_id COLLATE "C" DESC
+"""
+
+# One started session with its tool breakdown: the detail's first statement, and the check that a
+# page's cursor names a session.
+SESSION = """
+SELECT session_id, model, started_at, completed_at, status, total_rounds,
+       prompt_tokens, completion_tokens, total_tokens, tool_call_count,
+       prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
        COALESCE((
            SELECT jsonb_object_agg(tool_name, calls)
            FROM (
@@ -91,9 +116,8 @@ SELECT """
 FROM session_metrics
 WHERE session_id = %(session_id)s AND started_at IS NOT NULL
 """
-)
 
-ROUNDS_SQL = """
+SESSION_ROUNDS = """
 SELECT round_id, session_id, model, started_at, completed_at, status,
        prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
        compression_count, tokens_saved, error
@@ -105,7 +129,7 @@ ORDER BY started_at ASC NULLS LAST, round_id COLLATE "C"
 # Every tool call of every round of the session, and those of the session whose round never
 # arrived (or was pruned), in one statement; grouped by round in Python. A UNION, not an OR, so
 # each half uses its index.
-TOOL_CALLS_SQL = """
+SESSION_TOOL_CALLS = """
 SELECT * FROM (
     SELECT tool_call_id, round_id, tool_name, started_at, completed_at, success, error
     FROM tool_call_metrics
@@ -140,7 +164,7 @@ def sessions(
     if before is not None and after is not None:
         raise QueryError("before and after both given: page from one session, older or newer", "before")
     which, cursor, sql = (
-        ("after", after, NEWER_SESSIONS_SQL) if after is not None else ("before", before, SESSIONS_SQL)
+        ("after", after, SESSIONS_NEWER) if after is not None else ("before", before, SESSIONS_OLDER)
     )
     params = {
         "start_date": start_date,
@@ -151,7 +175,7 @@ def sessions(
     }
     with borrowed(source) as conn:
         rows = fetch_all(conn, sql, params)
-        if not rows and cursor is not None and not fetch_all(conn, SESSION_SQL, {"session_id": cursor}):
+        if not rows and cursor is not None and not fetch_all(conn, SESSION, {"session_id": cursor}):
             raise QueryError(
                 f"{which} {cursor!r} is no started session: page from a listed session's id", which
             )
@@ -163,11 +187,11 @@ def session_detail(source: Source, session_id: str) -> SessionDetail | None:
     check_text("session_id", session_id)
     params = {"session_id": session_id}
     with snapshot(source) as conn:
-        found = fetch_all(conn, SESSION_SQL, params)
+        found = fetch_all(conn, SESSION, params)
         if not found:
             return None
-        round_rows = fetch_all(conn, ROUNDS_SQL, params)
-        tool_rows = fetch_all(conn, TOOL_CALLS_SQL, params)
+        round_rows = fetch_all(conn, SESSION_ROUNDS, params)
+        tool_rows = fetch_all(conn, SESSION_TOOL_CALLS, params)
     calls_by_round: dict[str, list[ToolCallMetrics]] = defaultdict(list)
     placed = {row["round_id"] for row in round_rows}
     orphans = []

@@ -1,0 +1,314 @@
+"""Session totals over a span of UTC dates: the summary, per model, per day.
+
+Each read has two whole statements side by side: ``X_FROM_ROLLUP`` sums the roll-ups
+(schema.sql: session_rollup, tool_rollup) and says in its first column, ``rollups_ready``,
+whether they count every row; ``X_FROM_BASE`` is the same read over the base tables, run only
+while a back-fill is due (a database written by an earlier version, until ``metrics-worker
+schema`` has counted its rows). A roll-up row is one slot of a bucket and the statements sum the
+slots; a bucket whose rows all moved out (a session that changed status, a pruned day) is left at
+zero, so each grouping keeps only groups with a row in them (``HAVING sum(sessions) > 0``), as
+the base tables' GROUP BY does.
+
+Dates are inclusive UTC dates: the roll-ups' ``day``, the base tables' ``started_at`` as a range
+on the bare column (the index on started_at serves it; NULL started_at, a start not yet arrived,
+is left out; a NULL bound is open). Both readings give the same days whatever the session's
+TimeZone.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from worker.read.models import (
+    DailyMetrics,
+    MetricsSummary,
+    ModelMetrics,
+    TokenUsage,
+)
+from worker.read.queries._base import (
+    DEFAULT_DAYS,
+    Source,
+    borrowed,
+    check_date_range,
+    daily_window,
+    fetch_all,
+    rollup_or_base,
+    token_usage,
+)
+
+# The sync mismatches have no roll-up twin: their table already counts per reason and UTC date. So
+# the statement over the roll-ups carries them whether or not the roll-ups are ready (the only
+# place they are read), and SUMMARY_FROM_BASE counts the sessions only.
+SUMMARY_FROM_ROLLUP = """
+SELECT ready.rollups_ready, sessions.*, mismatches.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity IN ('sessions')
+) AS ready
+LEFT JOIN (
+    SELECT COALESCE(sum(sessions), 0)::int8 AS total_sessions,
+           COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+           COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+           COALESCE(sum(total_tokens), 0) AS total_tokens,
+           COALESCE(sum(tool_call_count), 0) AS total_tool_calls,
+           COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs,
+           COALESCE(sum(total_compression_events), 0) AS total_compression_events,
+           COALESCE(sum(total_tokens_saved), 0) AS total_tokens_saved,
+           COALESCE(sum(sessions) FILTER (WHERE status = 'running'), 0) AS active_sessions,
+           COALESCE(sum(sessions) FILTER (WHERE status = 'completed'), 0) AS completed_sessions,
+           COALESCE(sum(sessions) FILTER (WHERE status = 'awaiting_response'), 0)
+               AS awaiting_response_sessions,
+           COALESCE(sum(sessions) FILTER (WHERE status = 'error'), 0) AS error_sessions,
+           COALESCE(sum(sessions) FILTER (WHERE status = 'cancelled'), 0) AS cancelled_sessions
+    FROM session_rollup
+    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+      AND day <= COALESCE(%(end_date)s::date, 'infinity')
+) AS sessions ON ready.rollups_ready
+CROSS JOIN (
+    SELECT COALESCE(sum(total), 0) AS total_sync_mismatches,
+           COALESCE(jsonb_object_agg(reason, total), '{}') AS sync_mismatch_breakdown
+    FROM (
+        SELECT reason, sum(count) AS total
+        FROM execute_sync_mismatch_metrics
+        WHERE mismatch_date >= COALESCE(%(start_date)s::date, '-infinity')
+          AND mismatch_date <= COALESCE(%(end_date)s::date, 'infinity')
+        GROUP BY reason
+    ) AS per_reason
+) AS mismatches
+"""
+
+SUMMARY_FROM_BASE = """
+SELECT count(*) AS total_sessions,
+       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+       COALESCE(sum(total_tokens), 0) AS total_tokens,
+       COALESCE(sum(tool_call_count), 0) AS total_tool_calls,
+       COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs,
+       COALESCE(sum(total_compression_events), 0) AS total_compression_events,
+       COALESCE(sum(total_tokens_saved), 0) AS total_tokens_saved,
+       count(*) FILTER (WHERE status = 'running') AS active_sessions,
+       count(*) FILTER (WHERE status = 'completed') AS completed_sessions,
+       count(*) FILTER (WHERE status = 'awaiting_response') AS awaiting_response_sessions,
+       count(*) FILTER (WHERE status = 'error') AS error_sessions,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled_sessions
+FROM session_metrics
+WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
+  AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+"""
+
+BY_MODEL_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity IN ('sessions')
+) AS ready
+LEFT JOIN (
+    SELECT model,
+           sum(sessions)::int8 AS sessions,
+           sum(total_rounds) AS rounds,
+           sum(prompt_tokens) AS prompt_tokens,
+           sum(completion_tokens) AS completion_tokens,
+           sum(total_tokens) AS total_tokens,
+           sum(tool_call_count) AS tool_calls,
+           sum(prompt_cached_tool_outputs) AS prompt_cached_tool_outputs
+    FROM session_rollup
+    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+      AND day <= COALESCE(%(end_date)s::date, 'infinity')
+    GROUP BY model
+    HAVING sum(sessions) > 0
+) AS answer ON ready.rollups_ready
+ORDER BY total_tokens DESC, model COLLATE "C"
+"""
+
+BY_MODEL_FROM_BASE = """
+SELECT model,
+       count(*) AS sessions,
+       COALESCE(sum(total_rounds), 0) AS rounds,
+       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+       COALESCE(sum(total_tokens), 0) AS total_tokens,
+       COALESCE(sum(tool_call_count), 0) AS tool_calls,
+       COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs
+FROM session_metrics
+WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
+  AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+GROUP BY model
+ORDER BY sum(total_tokens) DESC, model COLLATE "C"
+"""
+
+# Per UTC day: totals and model breakdown from one grouping by (day, model); the tool breakdown
+# by the UTC day of each tool call's own started_at, as the seed. Days without sessions are absent.
+DAILY_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 2 AS rollups_ready FROM rollup_backfill
+    WHERE done AND entity IN ('sessions', 'tool_calls')
+) AS ready
+LEFT JOIN (
+    WITH per_model AS (
+        SELECT day, model,
+               sum(sessions) AS sessions,
+               sum(total_rounds) AS rounds,
+               sum(prompt_tokens) AS prompt_tokens,
+               sum(completion_tokens) AS completion_tokens,
+               sum(total_tokens) AS total_tokens,
+               sum(tool_call_count) AS tool_calls,
+               sum(prompt_cached_tool_outputs) AS prompt_cached_tool_outputs
+        FROM session_rollup
+        WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND day <= COALESCE(%(end_date)s::date, 'infinity')
+        GROUP BY 1, 2
+        HAVING sum(sessions) > 0
+    ), per_day AS (
+        SELECT day,
+               sum(sessions) AS total_sessions,
+               sum(rounds) AS total_rounds,
+               sum(prompt_tokens) AS prompt_tokens,
+               sum(completion_tokens) AS completion_tokens,
+               sum(total_tokens) AS total_tokens,
+               sum(tool_calls) AS total_tool_calls,
+               sum(prompt_cached_tool_outputs) AS prompt_cached_tool_outputs,
+               jsonb_object_agg(model, jsonb_build_object(
+                   'prompt_tokens', prompt_tokens,
+                   'completion_tokens', completion_tokens,
+                   'total_tokens', total_tokens)) AS model_breakdown
+        FROM per_model
+        GROUP BY day
+    ), tools AS (
+        SELECT day, jsonb_object_agg(tool_name, calls) AS tool_breakdown
+        FROM (
+            SELECT day, tool_name, sum(calls)::int8 AS calls
+            FROM tool_rollup
+            WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+              AND day <= COALESCE(%(end_date)s::date, 'infinity')
+            GROUP BY 1, 2
+            HAVING sum(calls) > 0
+        ) AS per_tool
+        GROUP BY day
+    )
+    SELECT per_day.*, COALESCE(tools.tool_breakdown, '{}') AS tool_breakdown
+    FROM per_day LEFT JOIN tools USING (day)
+) AS answer ON ready.rollups_ready
+ORDER BY day
+"""
+
+DAILY_FROM_BASE = """
+WITH per_model AS (
+    SELECT (started_at AT TIME ZONE 'UTC')::date AS day, model,
+           count(*) AS sessions,
+           sum(total_rounds) AS rounds,
+           sum(prompt_tokens) AS prompt_tokens,
+           sum(completion_tokens) AS completion_tokens,
+           sum(total_tokens) AS total_tokens,
+           sum(tool_call_count) AS tool_calls,
+           sum(prompt_cached_tool_outputs) AS prompt_cached_tool_outputs
+    FROM session_metrics
+    WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
+      AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+    GROUP BY 1, 2
+), per_day AS (
+    SELECT day,
+           sum(sessions) AS total_sessions,
+           sum(rounds) AS total_rounds,
+           sum(prompt_tokens) AS prompt_tokens,
+           sum(completion_tokens) AS completion_tokens,
+           sum(total_tokens) AS total_tokens,
+           sum(tool_calls) AS total_tool_calls,
+           sum(prompt_cached_tool_outputs) AS prompt_cached_tool_outputs,
+           COALESCE(jsonb_object_agg(model, jsonb_build_object(
+               'prompt_tokens', prompt_tokens,
+               'completion_tokens', completion_tokens,
+               'total_tokens', total_tokens)) FILTER (WHERE model IS NOT NULL), '{}') AS model_breakdown
+    FROM per_model
+    GROUP BY day
+), tools AS (
+    SELECT day, jsonb_object_agg(tool_name, calls) AS tool_breakdown
+    FROM (
+        SELECT (started_at AT TIME ZONE 'UTC')::date AS day, tool_name, count(*) AS calls
+        FROM tool_call_metrics
+        WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
+          AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+          AND tool_name IS NOT NULL
+        GROUP BY 1, 2
+    ) AS per_tool
+    GROUP BY day
+)
+SELECT per_day.*, COALESCE(tools.tool_breakdown, '{}') AS tool_breakdown
+FROM per_day LEFT JOIN tools USING (day)
+ORDER BY day
+"""
+
+
+def summary(
+    source: Source, *, start_date: date | None = None, end_date: date | None = None
+) -> MetricsSummary:
+    """Totals over the sessions started in the dates, with sync mismatches of the same dates."""
+    check_date_range(start_date, end_date)
+    params = {"start_date": start_date, "end_date": end_date}
+    with borrowed(source) as conn:
+        (found,) = fetch_all(conn, SUMMARY_FROM_ROLLUP, params)
+        row: dict[str, Any] = dict(found)
+        if not row["rollups_ready"]:  # the sessions' columns are NULL: count them from the base table
+            (sessions,) = fetch_all(conn, SUMMARY_FROM_BASE, params)
+            row.update(sessions)
+    return MetricsSummary(
+        total_sessions=row["total_sessions"],
+        total_tokens=token_usage(row),
+        total_tool_calls=row["total_tool_calls"],
+        prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
+        total_compression_events=row["total_compression_events"],
+        total_tokens_saved=row["total_tokens_saved"],
+        active_sessions=row["active_sessions"],
+        completed_sessions=row["completed_sessions"],
+        awaiting_response_sessions=row["awaiting_response_sessions"],
+        error_sessions=row["error_sessions"],
+        cancelled_sessions=row["cancelled_sessions"],
+        total_sync_mismatches=row["total_sync_mismatches"],
+        sync_mismatch_breakdown=dict(sorted(row["sync_mismatch_breakdown"].items())),
+    )
+
+
+def by_model(
+    source: Source, *, start_date: date | None = None, end_date: date | None = None
+) -> list[ModelMetrics]:
+    """Per model, most tokens first (ties by model name)."""
+    check_date_range(start_date, end_date)
+    params = {"start_date": start_date, "end_date": end_date}
+    with borrowed(source) as conn:
+        rows = rollup_or_base(conn, BY_MODEL_FROM_ROLLUP, BY_MODEL_FROM_BASE, params, "model")
+    return [
+        ModelMetrics(
+            model=row["model"],
+            sessions=row["sessions"],
+            rounds=row["rounds"],
+            tokens=token_usage(row),
+            tool_calls=row["tool_calls"],
+            prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
+        )
+        for row in rows
+    ]
+
+
+def daily_metrics(
+    source: Source, *, days: int = DEFAULT_DAYS, end_date: date | None = None
+) -> list[DailyMetrics]:
+    """One row per UTC day with sessions, in the ``days`` days ending on ``end_date`` (default today,
+    UTC), earliest first. ``days=0`` counts as 1, as the seed."""
+    start, end = daily_window(days, end_date)
+    params = {"start_date": start, "end_date": end}
+    with borrowed(source) as conn:
+        rows = rollup_or_base(conn, DAILY_FROM_ROLLUP, DAILY_FROM_BASE, params, "day")
+    return [
+        DailyMetrics(
+            date=row["day"],
+            total_sessions=row["total_sessions"],
+            total_rounds=row["total_rounds"],
+            total_token_usage=token_usage(row),
+            total_tool_calls=row["total_tool_calls"],
+            prompt_cached_tool_outputs=row["prompt_cached_tool_outputs"],
+            model_breakdown={
+                name: TokenUsage(**usage) for name, usage in sorted(row["model_breakdown"].items())
+            },
+            tool_breakdown=dict(sorted(row["tool_breakdown"].items())),
+        )
+        for row in rows
+    ]
