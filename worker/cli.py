@@ -272,13 +272,14 @@ def _status(args: argparse.Namespace) -> int:
     where = letters[0] if len(letters) == 1 else f"{len(letters)} dead-letter streams"
     print(
         f"group {settings.group}: {_how_many(status.undelivered)} undelivered, {status.pending} pending, "
-        f"{status.dead_letters} dead letters in {where}; oldest waiting entry {status.lag_seconds:.1f}s old"
+        f"{status.dead_letters} dead letters in {where}; "
+        f"lag {status.lag_seconds:.1f}s (the oldest waiting entry's age)"
     )
     for s in status.streams:
         finished = "" if s.acknowledged is None else f", {s.acknowledged} acknowledged"
         print(
             f"  {s.stream}: {_how_many(s.undelivered)} undelivered, {s.pending} pending{finished}, "
-            f"oldest waiting {s.lag_seconds:.1f}s; {s.length} kept in the stream"
+            f"lag {s.lag_seconds:.1f}s; {s.length} kept in the stream"
         )
         for c in sorted(s.consumers, key=lambda c: c.name):
             print(f"    {c.name}: {c.pending} pending, idle {c.idle_ms / 1000:.1f}s")
