@@ -19,7 +19,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from contract.codec import STREAM_FIELD, encode
-from contract.connect import Client, placed
+from contract.connect import Client, node_for, placed
 from contract.events import SyncMismatch
 from tests.ingest.helpers import drain, worker_env
 from worker.ingest.stream import StreamClient
@@ -105,12 +105,17 @@ def check_agreement(s: Settings, client: Client, monkeypatch: pytest.MonkeyPatch
     each other and with what was done. Returns the CLI's view."""
     keys = placed(s.keys, client)
     k = len(keys.streams)
+    version = node_for(client, keys.streams[0])[1].info("server")["redis_version"]
+    counted = int(str(version).split(".")[0]) >= 7  # Redis 6.2 has no lag nor read counter: None
     before = dead_letter_on_every_shard(s, client)
     after = read_status(client, s.keys, s.group)
-    assert after.acknowledged is not None and before.acknowledged is not None
-    assert after.acknowledged - before.acknowledged == 4 * k  # 3 applied, 1 dead-lettered, per shard
-    rate = applied_per_second(before, after)
-    assert rate == pytest.approx(3 * k / (after.read_at - before.read_at))
+    if counted:
+        assert after.acknowledged is not None and before.acknowledged is not None
+        assert after.acknowledged - before.acknowledged == 4 * k  # 3 applied, 1 dead-lettered, per shard
+        rate = applied_per_second(before, after)
+        assert rate == pytest.approx(3 * k / (after.read_at - before.read_at))
+    else:
+        assert after.acknowledged is None and applied_per_second(before, after) is None
     published = leave_work_waiting(s, client)
     time.sleep(0.3)  # so that the oldest waiting entry is measurably old
     cli, api = both_views(s, monkeypatch)
@@ -123,9 +128,10 @@ def check_agreement(s: Settings, client: Client, monkeypatch: pytest.MonkeyPatch
         assert sorted(letter["stream"] for letter in view["latest_dead_letters"]) == sorted(keys.streams)
         assert all(BAD_REASON in letter["reason"] for letter in view["latest_dead_letters"])
         assert [st["stream"] for st in view["streams"]] == keys.streams
-        assert (view["undelivered"], view["pending"]) == (k, 2 * k)
+        assert (view["undelivered"], view["pending"]) == (k if counted else None, 2 * k)
+        shard = (1, 2, 4) if counted else (None, 2, None)  # undelivered, pending, acknowledged
         for st in view["streams"]:
-            assert (st["undelivered"], st["pending"], st["acknowledged"]) == (1, 2, 4)
+            assert (st["undelivered"], st["pending"], st["acknowledged"]) == shard
             assert {c["name"]: c["pending"] for c in st["consumers"]}["stuck"] == 2
             assert 0.3 <= st["lag_seconds"] <= elapsed + 1
         assert 0.3 <= view["lag_seconds"] <= elapsed + 1
