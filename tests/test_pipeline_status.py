@@ -17,6 +17,7 @@ from tests.status_views import check_agreement
 from tests.transport.servers import free_port
 from worker.dev.cluster import redis_binary
 from worker.read.api import create_app
+from worker.status import PipelineStatus, applied_per_second
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -66,3 +67,17 @@ def _answers(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.ConnectionError:
         return False
+
+
+def test_the_applied_rate_leaves_dead_letters_out_and_survives_a_purge() -> None:
+    before = PipelineStatus(group="g", read_at=100.0, acknowledged=1000, dead_letters=5)
+
+    def later(acknowledged: int | None, dead_letters: int) -> PipelineStatus:
+        return before.model_copy(
+            update={"read_at": 102.0, "acknowledged": acknowledged, "dead_letters": dead_letters}
+        )
+
+    assert applied_per_second(before, later(1210, 15)) == 100.0  # 210 finished, 10 of them dead letters
+    assert applied_per_second(before, later(1200, 0)) == 100.0  # the dead letters purged meanwhile
+    assert applied_per_second(before, later(None, 5)) is None  # Redis < 7
+    assert applied_per_second(before, before) is None  # no time between them
