@@ -45,47 +45,65 @@ UNAVAILABLE: tuple[type[Exception], ...] = (redis.RedisError, RedisClusterExcept
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # each field's docstring is its description in the API's OpenAPI schema (/docs)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
 
 class ConsumerState(_Model):
     name: str
     pending: int
+    """Entries it read and has not acknowledged."""
     idle_ms: int
+    """Milliseconds since it last read."""
 
 
 class StreamState(_Model):
     stream: str
-    length: int  # entries kept in the stream: acknowledged ones stay until trimmed
-    undelivered: int | None  # None: some, but Redis cannot say how many (Redis < 7, after deletions)
+    length: int
+    """Entries kept in the stream: acknowledged ones stay until trimmed (not a count received)."""
+    undelivered: int | None
+    """Not yet read by any worker; null: some, but Redis cannot say how many (Redis < 7)."""
     pending: int
-    acknowledged: int | None  # entries the group finished with; None: Redis < 7 does not count
-    lag_seconds: float  # age of the oldest entry waiting (pending or undelivered); 0: none waits
+    """Read, not yet acknowledged."""
+    acknowledged: int | None
+    """Entries the group finished with (applied or dead-lettered), a counter; null: Redis < 7."""
+    lag_seconds: float
+    """Age of the oldest entry waiting (pending or undelivered), in seconds; 0: none waits."""
     consumers: list[ConsumerState]
 
 
 class LetterState(_Model):
     id: str
-    key: str  # the dead-letter stream it is in
+    """Its id in its dead-letter stream (``metrics-worker dlq show ID``)."""
+    key: str
+    """The dead-letter stream it is in."""
     failed_at: str
     stream: str
+    """The stream the entry came from."""
     entry_id: str
     deliveries: int
     reason: str
 
 
 class PipelineStatus(_Model):
-    configured: bool = True  # False: the API was started without REDIS_URL (nothing else is set)
+    configured: bool = True
+    """False: the API was started without REDIS_URL (and nothing else is set)."""
     group: str | None = None
-    read_at: float = 0.0  # when it was read, Unix seconds on this host's clock
-    undelivered: int | None = 0  # over every shard; None: some shard cannot say
+    read_at: float = 0.0
+    """When it was read, Unix seconds (this host's clock): two reads give a rate."""
+    undelivered: int | None = 0
+    """Over every shard; null: a shard cannot say (Redis < 7)."""
     pending: int = 0
-    acknowledged: int | None = 0  # over every shard; None: Redis < 7
-    lag_seconds: float = 0.0  # the largest of the shards'
+    acknowledged: int | None = 0
+    """Over every shard; null: Redis < 7. Applied per second: worker.status.applied_per_second."""
+    lag_seconds: float = 0.0
+    """The largest of the shards': the age of the oldest entry waiting."""
     streams: list[StreamState] = []
     dead_letter_streams: list[str] = []
+    """Every dead-letter stream read: one per shard, then the shared one of earlier versions."""
     dead_letters: int = 0
     latest_dead_letters: list[LetterState] = []
+    """The newest, newest first."""
 
 
 def read_status(client: Client, keys: Keys, group: str, latest: int = LATEST_DEAD_LETTERS) -> PipelineStatus:
