@@ -28,6 +28,7 @@ from worker.maintenance.cli import add_maintenance_parsers
 from worker.read.cli import add_query_parser
 from worker.read.tables import Column, Grid, print_tables, terminal_width
 from worker.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings
+from worker.status import read_status
 
 log = logging.getLogger("worker")
 
@@ -262,47 +263,26 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from worker.ingest.stream import StreamClient
-
     settings = settings_from(args)
-    client = _connect(settings, "status")
-    reader = StreamClient(client, settings.keys, settings.group, "status")
-    shards = reader.status()
-    letters = DeadLetters(client, reader.keys.dead_letter_streams)
-    dead = letters.count()
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "group": settings.group,
-                    "dead_letters": dead,
-                    "streams": [
-                        {
-                            "stream": s.stream,
-                            "length": s.length,
-                            "undelivered": s.undelivered,
-                            "pending": s.pending,
-                            "consumers": [{"name": n, "pending": p, "idle_ms": i} for n, p, i in s.consumers],
-                        }
-                        for s in shards
-                    ],
-                },
-                indent=2,
-            )
-        )
+    status = read_status(_connect(settings, "status"), settings.keys, settings.group)
+    if args.json:  # the same document as the API's /v1/pipeline
+        print(status.model_dump_json(indent=2))
         return 0
-    known = [s.undelivered for s in shards if s.undelivered is not None]
-    total = sum(known) if len(known) == len(shards) else None
+    letters = status.dead_letter_streams
+    where = letters[0] if len(letters) == 1 else f"{len(letters)} dead-letter streams"
     print(
-        f"group {settings.group}: {_how_many(total)} undelivered, {sum(s.pending for s in shards)} pending, "
-        f"{dead} dead letters in {letters.key}"
+        f"group {settings.group}: {_how_many(status.undelivered)} undelivered, {status.pending} pending, "
+        f"{status.dead_letters} dead letters in {where}; "
+        f"lag {status.lag_seconds:.1f}s (the oldest waiting entry's age)"
     )
-    for s in shards:
+    for s in status.streams:
+        finished = "" if s.acknowledged is None else f", {s.acknowledged} acknowledged"
         print(
-            f"  {s.stream}: {s.length} entries, {_how_many(s.undelivered)} undelivered, {s.pending} pending"
+            f"  {s.stream}: {_how_many(s.undelivered)} undelivered, {s.pending} pending{finished}, "
+            f"lag {s.lag_seconds:.1f}s; {s.length} kept in the stream"
         )
-        for name, pending, idle in sorted(s.consumers):
-            print(f"    {name}: {pending} pending, idle {idle / 1000:.1f}s")
+        for c in sorted(s.consumers, key=lambda c: c.name):
+            print(f"    {c.name}: {c.pending} pending, idle {c.idle_ms / 1000:.1f}s")
     return 0
 
 

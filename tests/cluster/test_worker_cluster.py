@@ -25,6 +25,7 @@ from worker.dev.cluster import LocalCluster
 from worker.ingest.deadletter import DeadLetters
 from worker.ingest.stream import StreamClient
 from worker.settings import Settings
+from worker.status import read_status
 
 
 def _on_cluster(db_url: str, cluster: LocalCluster, key_prefix: str, shards: int, **kw: object) -> Settings:
@@ -105,8 +106,8 @@ def test_dead_letters_in_their_shards_slot_listed_redriven_and_purged(
     assert len(json.loads(listed.stdout)) == 6
     assert "Redis Cluster mode" in listed.stderr
     assert "redrove 6 dead letters" in _cli(env, "dlq", "redrive", "--all").stdout
-    status = StreamClient(cluster_client, s.keys, s.group, "status").status()
-    assert [st.undelivered for st in status] == [1] * 6  # back where they came from
+    status = read_status(cluster_client, s.keys, s.group)
+    assert [st.undelivered for st in status.streams] == [1] * 6  # back where they came from
     for stream in keys.streams:
         assert cluster_client.xrevrange(stream, count=1)[0][1] == {STREAM_FIELD.encode(): b"{not json"}
     drain(s)  # dead-lettered again, with a new reason each
@@ -128,8 +129,8 @@ def test_entries_a_dead_consumer_held_on_every_shard_are_claimed(
     time.sleep(1.1)  # past claim_idle_ms
     drain(s)
     assert database_tables(conn) == SeedReference.of(history).tables()
-    status = StreamClient(cluster_client, s.keys, s.group, "status").status()
-    assert [(st.pending, st.undelivered) for st in status] == [(0, 0)] * 6
+    status = read_status(cluster_client, s.keys, s.group)
+    assert [(st.pending, st.undelivered) for st in status.streams] == [(0, 0)] * 6
 
 
 def test_trims_and_idle_consumer_removal_cover_every_shard(

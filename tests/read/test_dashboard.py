@@ -23,10 +23,12 @@ import psycopg
 import pytest
 import redis
 
+from contract.events import SyncMismatch
 from tests.conftest import Services, with_search_path
-from tests.ingest.helpers import drain, settings
+from tests.ingest.helpers import drain, publish, settings
 from tests.read.conftest import metrics_api
 from worker.schema import apply_schema
+from worker.status import PipelineStatus, applied_per_second
 
 pytestmark = pytest.mark.acceptance
 
@@ -288,6 +290,45 @@ def test_forwards_and_pipeline_pages(api: str, watched: Watched) -> None:
     expect(page.locator("table.dead-letters tbody tr")).to_have_count(1)
     expect(page.locator("table.dead-letters")).to_contain_text(health["latest_dead_letters"][0]["reason"])
     watched.shot("pipeline")
+    assert watched.problems == []
+
+
+def test_the_pipeline_page_shows_the_lag_and_the_applied_rate(
+    api: str, filled: tuple[str, dict[str, str]], watched: Watched
+) -> None:
+    env = filled[1]
+    s = settings(filled[0], env["REDIS_URL"], env["METRICS_STREAM"].removesuffix(":events"))
+    page = watched.page
+
+    def tile(key: str) -> Any:
+        return page.locator(f'.tile[data-key="{key}"]')
+
+    page.goto(f"{api}/pipeline")
+    watched.drawn()  # two reads a second apart: the rate between them
+    expect(tile("applied_per_second")).to_have_attribute("data-value", "0")  # nothing flows
+    expect(tile("lag_seconds")).to_have_attribute("data-value", "0")  # nothing waits
+    expect(page.locator("table.streams thead")).to_contain_text("oldest waiting")
+    before = _get(api, "/v1/pipeline")
+    client = redis.Redis.from_url(s.redis_url)
+    try:
+        mismatches = [
+            SyncMismatch(event_id=f"page-{i}", occurred_at=datetime(2026, 2, 10, tzinfo=UTC), reason="r")
+            for i in range(5)
+        ]
+        publish(client, s.stream, mismatches)  # a date outside the other tests' week
+    finally:
+        client.close()
+    page.wait_for_timeout(500)  # what is checked is an age: let the entries grow old
+    page.reload()
+    watched.drawn()
+    expect(tile("undelivered")).to_have_attribute("data-value", "5")
+    assert float(tile("lag_seconds").get_attribute("data-value")) >= 0.5
+    expect(tile("lag_seconds").locator(".value")).not_to_have_text("0 ms")
+    drain(s)
+    after = _get(api, "/v1/pipeline")
+    rate = page.evaluate("([a, b]) => window.dashboard.appliedPerSecond(a, b)", [before, after])
+    assert rate == pytest.approx(applied_per_second(PipelineStatus(**before), PipelineStatus(**after)))
+    assert rate * (after["read_at"] - before["read_at"]) == pytest.approx(5)
     assert watched.problems == []
 
 

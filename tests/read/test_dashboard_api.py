@@ -7,10 +7,8 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
-import redis
 from starlette.exceptions import StarletteDeprecationWarning
 
 with warnings.catch_warnings():
@@ -81,49 +79,13 @@ def test_forward_statuses_split_each_endpoints_requests(client: TestClient, scen
 
 
 def test_without_redis_the_pipeline_is_not_configured(client: TestClient) -> None:
-    assert client.get("/v1/pipeline").json() == {
-        "configured": False,
-        "group": None,
-        "streams": [],
-        "dead_letter_key": None,
-        "dead_letters": 0,
-        "latest_dead_letters": [],
-    }
+    view = client.get("/v1/pipeline").json()
+    assert view["configured"] is False and view["group"] is None
+    assert (view["streams"], view["dead_letters"], view["latest_dead_letters"]) == ([], 0, [])
 
 
-def test_the_pipeline_reads_streams_consumers_and_dead_letters(
-    scenario: Filled,
-    redis_url: str,
-    key_prefix: str,
-    redis_client: redis.Redis,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    stream = f"{key_prefix}:events"
-    monkeypatch.setenv("METRICS_STREAM", stream)
-    monkeypatch.setenv("METRICS_SHARDS", "2")
-    monkeypatch.setenv("METRICS_GROUP", "g")
-    first, second = f"{stream}:{{0}}", f"{stream}:{{1}}"
-    for i in range(5):
-        redis_client.xadd(first, {"event": f"{i}"})
-    redis_client.xgroup_create(first, "g", id="0")
-    redis_client.xreadgroup("g", "reader-1", {first: ">"}, count=3)  # 3 pending, 2 undelivered
-    for reason in ("first reason", "latest reason"):
-        redis_client.xadd(
-            f"{stream}:dead", {"payload": b"x", "stream": first, "deliveries": 2, "reason": reason}
-        )
-    counts_lag = "lag" in redis_client.xinfo_groups(first)[0]  # Redis 7; 6.2 cannot say how many
-    with TestClient(create_app(scenario.url, tokens=[], redis_url=redis_url)) as client:
-        health: dict[str, Any] = client.get("/v1/pipeline").json()
-    assert health["configured"] and health["group"] == "g"
-    assert [(s["stream"], s["length"], s["undelivered"], s["pending"]) for s in health["streams"]] == [
-        (first, 5, 2 if counts_lag else None, 3),
-        (second, 0, 0, 0),
-    ]
-    (consumer,) = health["streams"][0]["consumers"]
-    assert (consumer["name"], consumer["pending"]) == ("reader-1", 3)
-    assert (health["dead_letter_key"], health["dead_letters"]) == (f"{stream}:dead", 2)
-    assert [d["reason"] for d in health["latest_dead_letters"]] == ["latest reason", "first reason"]
-    assert health["latest_dead_letters"][0]["deliveries"] == 2
+# What the pipeline shows with Redis: tests/test_pipeline_status.py (one Redis, K shards) and
+# tests/cluster/test_status_cluster.py, each against metrics-worker status --json.
 
 
 def test_a_redis_that_is_away_is_503(scenario: Filled) -> None:

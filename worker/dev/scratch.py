@@ -6,12 +6,9 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
-import redis
-from redis.exceptions import RedisClusterException
-
 from contract.connect import Client
 from contract.keys import Keys
-from worker.ingest.stream import StreamClient
+from worker.status import UNAVAILABLE, read_status
 
 
 def with_search_path(url: str, schema: str) -> str:
@@ -23,14 +20,15 @@ def with_search_path(url: str, schema: str) -> str:
 
 def wait_drained(client: Client, keys: Keys, group: str, timeout: float, interval: float = 0.1) -> None:
     """Block until the group has nothing undelivered or pending on any shard (also on Redis 6.2,
-    which has no lag counter). For the demo and the drills; raises TimeoutError."""
-    backlog = StreamClient(client, keys, group, "drain-observer").backlog
+    which has no lag counter), as worker/status.py reads it. For the demo and the drills; raises
+    TimeoutError."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if backlog() == (0, 0):
+            status = read_status(client, keys, group, latest=0)
+            if status.undelivered == 0 and status.pending == 0:
                 return
-        except (redis.RedisError, RedisClusterException):  # a server restarting: ask again
+        except UNAVAILABLE:  # a server restarting: ask again
             pass
         time.sleep(interval)
     raise TimeoutError(f"{', '.join(keys.streams)} not drained by group {group} within {timeout:.0f} s")

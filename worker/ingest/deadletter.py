@@ -1,95 +1,17 @@
-"""The dead-letter stream: entries that cannot be applied, kept with the reason, and replayable.
+"""Operations on dead letters: list, show, redrive, purge, over every dead-letter stream.
 
-Each dead letter is a stream entry with the original payload and where it came from:
-``payload`` (the original ``event`` field, byte for byte, or the whole entry as JSON when it
-had no such field), ``stream``, ``entry_id``, ``group``, ``consumer``, ``deliveries``, ``reason``,
-``failed_at`` (RFC 3339).
+What a letter holds (its fields, and reading it back) is wire format: contract/deadletters.py.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from contract.codec import STREAM_FIELD
+from contract.deadletters import DeadLetter
 from contract.entries import parse_id
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    id: str
-    stream: str
-    entry_id: str
-    group: str
-    consumer: str
-    deliveries: int
-    reason: str
-    failed_at: str
-    payload: bytes
-    key: str = ""  # the dead-letter stream it is in
-
-    @classmethod
-    def from_entry(cls, entry_id: bytes, fields: dict[bytes, bytes], key: str = "") -> DeadLetter:
-        def text(name: str) -> str:
-            return fields.get(name.encode(), b"").decode("utf-8", "replace")
-
-        return cls(
-            id=entry_id.decode(),
-            stream=text("stream"),
-            entry_id=text("entry_id"),
-            group=text("group"),
-            consumer=text("consumer"),
-            deliveries=int(text("deliveries") or 0),
-            reason=text("reason"),
-            failed_at=text("failed_at"),
-            payload=fields.get(b"payload", b""),
-            key=key,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "stream": self.stream,
-            "entry_id": self.entry_id,
-            "group": self.group,
-            "consumer": self.consumer,
-            "deliveries": self.deliveries,
-            "reason": self.reason,
-            "failed_at": self.failed_at,
-            "payload": self.payload.decode("utf-8", "backslashreplace"),
-        }
-
-
-def payload_of(fields: dict[bytes, bytes]) -> bytes:
-    """The original event bytes; an entry without an ``event`` field is kept whole, as JSON."""
-    raw = fields.get(STREAM_FIELD.encode())
-    if raw is not None:
-        return raw
-    return json.dumps(
-        {
-            k.decode("utf-8", "backslashreplace"): v.decode("utf-8", "backslashreplace")
-            for k, v in fields.items()
-        }
-    ).encode()
-
-
-def letter_fields(
-    *, payload: bytes, stream: str, entry_id: str, group: str, consumer: str, deliveries: int, reason: str
-) -> dict[Any, Any]:
-    return {
-        "payload": payload,
-        "stream": stream,
-        "entry_id": entry_id,
-        "group": group,
-        "consumer": consumer,
-        "deliveries": deliveries,
-        "reason": reason[:2000],
-        "failed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-    }
 
 
 class DeadLetters:

@@ -23,9 +23,10 @@ from contract.connect import (
     placed,
     refresh,
 )
+from contract.deadletters import letter_fields, payload_of
 from contract.entries import as_text, format_id, next_id, parse_id
 from contract.keys import Keys
-from worker.ingest.deadletter import letter_fields, payload_of
+from worker.status import group_info, undelivered_count
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +59,6 @@ return redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
 #: On a cluster, the longest an idle worker waits on one shard before looking at all of them again
 #: (it cannot wait on shards in different slots at once): the worst extra latency when idle.
 CLUSTER_IDLE_WAIT_MS = 100
-
-
-@dataclass(frozen=True)
-class ShardStatus:
-    """One stream as the group sees it (``metrics-worker status``)."""
-
-    stream: str
-    length: int  # entries in the stream (acknowledged ones until trimmed)
-    undelivered: int | None  # not yet delivered to the group; None: some, but Redis < 7 does not count them
-    pending: int  # delivered, not acknowledged
-    consumers: list[tuple[str, int, int]]  # (name, pending, idle ms)
 
 
 @dataclass
@@ -277,46 +267,10 @@ class StreamClient:
         undelivered = pending = 0
         for stream in self.streams:
             info = self._group_info(stream)
-            count = self._undelivered(stream, info)
+            count = undelivered_count(self.client, stream, info)
             undelivered += 1 if count is None else count
             pending += int(info["pending"]) if info is not None else 0
         return undelivered, pending
-
-    def status(self) -> list[ShardStatus]:
-        out = []
-        for stream in self.streams:
-            info = self._group_info(stream)
-            consumers = (
-                []
-                if info is None
-                else [
-                    (as_text(c["name"]), int(c["pending"]), int(c["idle"]))
-                    for c in self.client.xinfo_consumers(stream, self.group)
-                ]
-            )
-            out.append(
-                ShardStatus(
-                    stream,
-                    int(self.client.xlen(stream)),
-                    self._undelivered(stream, info),
-                    int(info["pending"]) if info is not None else 0,
-                    consumers,
-                )
-            )
-        return out
-
-    def _undelivered(self, stream: str, info: dict[str, Any] | None) -> int | None:
-        """Entries not yet delivered to the group; None when there are some but Redis cannot
-        say how many (Redis < 7, or its lag counter lost after deletions)."""
-        if info is None:  # no group yet: everything in the stream is undelivered
-            return int(self.client.xlen(stream))
-        lag = info.get("lag")
-        if lag is not None:
-            return int(lag)
-        if not self.client.exists(stream):
-            return 0
-        last = self.client.xinfo_stream(stream)["last-generated-id"]
-        return 0 if parse_id(info["last-delivered-id"]) >= parse_id(last) else None
 
     def report_lag(self) -> dict[str, tuple[int, int]]:
         out = {}
@@ -357,12 +311,7 @@ class StreamClient:
         return removed
 
     def _group_info(self, stream: str) -> dict[str, Any] | None:
-        if not self.client.exists(stream):
-            return None
-        for info in self.client.xinfo_groups(stream):
-            if as_text(info["name"]) == self.group:
-                return info
-        return None
+        return group_info(self.client, stream, self.group)
 
 
 def _unparsed(response: Any, **options: Any) -> Any:

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import psycopg
-import redis
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -65,11 +64,11 @@ from worker.read.params import (
     WindowEnd,
     reject_unknown_parameters,
 )
-from worker.read.pipeline import PipelineHealth, pipeline_health, redis_client
 from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, QueryError
 from worker.read.queries._base import check_date_range
 from worker.schema import SchemaMissing, require_schema
 from worker.settings import DEFAULT_DATABASE_URL, Settings
+from worker.status import UNAVAILABLE, PipelineStatus, StatusSource
 
 log = logging.getLogger(__name__)
 
@@ -248,18 +247,19 @@ def get_forward_statuses(
 
 @v1.get(
     "/v1/pipeline",
-    response_model=PipelineHealth,
+    response_model=PipelineStatus,
     tags=["pipeline"],
     responses={503: {"description": "Redis does not answer"}},
 )
-def get_pipeline(request: Request) -> PipelineHealth | JSONResponse:
-    """Streams, consumers and dead letters, read from Redis (``configured`` false without REDIS_URL)."""
-    client = request.app.state.redis
-    if client is None:
-        return PipelineHealth(configured=False)
+def get_pipeline(request: Request) -> PipelineStatus | JSONResponse:
+    """Every shard's backlog, consumers and lag, and the dead letters: ``metrics-worker status --json``
+    (:mod:`worker.status`); ``configured`` false without REDIS_URL."""
+    source: StatusSource | None = request.app.state.pipeline
+    if source is None:
+        return PipelineStatus(configured=False)
     try:
-        return pipeline_health(client, request.app.state.keys, request.app.state.group)
-    except redis.RedisError as exc:
+        return source.read()
+    except UNAVAILABLE as exc:
         log.warning("pipeline read failed, Redis unavailable: %s", exc)
         return JSONResponse(status_code=503, content={"detail": f"redis unavailable: {exc}"})
 
@@ -304,8 +304,8 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(pool.close)
-            if app.state.redis is not None:
-                app.state.redis.close()
+            if app.state.pipeline is not None:
+                app.state.pipeline.close()
 
     app = FastAPIOffline(  # /docs and /redoc from assets in the fastapi-offline wheel, not a CDN
         title="Agent metrics API",
@@ -315,8 +315,7 @@ def create_app(
     )
 
     app.state.health_timeout = health_timeout
-    app.state.redis = redis_client(redis_url) if redis_url else None
-    app.state.keys, app.state.group = settings.keys, settings.group
+    app.state.pipeline = StatusSource(redis_url, settings.keys, settings.group) if redis_url else None
     app.add_exception_handler(QueryError, _query_error)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.errors.UndefinedTable, _no_tables)  # type: ignore[arg-type]

@@ -376,26 +376,71 @@
     ], { stacked: true });
   }
 
+  // The applied rate needs two polls: the previous one is kept here (worker/status.py,
+  // applied_per_second: entries acknowledged meanwhile, less the dead letters made meanwhile).
+  let previousPipeline = null;
+  function appliedPerSecond(before, after) {
+    if (!before || before.group !== after.group || before.acknowledged === null || after.acknowledged === null) return null;
+    const seconds = after.read_at - before.read_at;
+    if (seconds <= 0 || seconds > 600) return null; // a poll from a visit long ago is no "now"
+    const applied = after.acknowledged - before.acknowledged - Math.max(0, after.dead_letters - before.dead_letters);
+    return Math.max(0, applied) / seconds;
+  }
+  dashboard.appliedPerSecond = appliedPerSecond; // the browser test holds it to worker/status.py's rule
+  const perSecond = (r) => (r === null ? "–" : (r < 10 ? r.toFixed(1).replace(/\.0$/, "") : human(Math.round(r))) + "/s");
+  const age = (seconds) => duration(Math.round(seconds * 1000));
+  function figure(key, label, value, text, title) {
+    return el("div", { class: "tile", dataset: { key, value: String(value), source: "pipeline" } },
+      el("span", { class: "value", title }, text), el("span", { class: "label" }, label));
+  }
+  function drawPipeline(p, rate) {
+    const where = p.dead_letter_streams.length === 1 ? p.dead_letter_streams[0] : `${p.dead_letter_streams.length} dead-letter streams`;
+    const unknown = () => el("td", { class: "num", title: "Redis < 7 does not count them" }, "unknown");
+    show(
+      el("h2", { class: "page" }, `Pipeline health (consumer group ${p.group}), now`),
+      el("div", { class: "tiles" },
+        figure("applied_per_second", "applied per second", rate, perSecond(rate),
+          "entries acknowledged between two reads, less the dead letters made meanwhile"),
+        figure("lag_seconds", "oldest waiting entry (lag)", p.lag_seconds, age(p.lag_seconds),
+          "age of the oldest entry not yet applied: pending, or not yet read by any worker"),
+        p.undelivered === null ? figure("undelivered", "undelivered", null, "some", "Redis < 7 does not count them")
+          : tile("undelivered", "undelivered", p.undelivered, "pipeline"),
+        tile("pending", "pending (read, not yet acknowledged)", p.pending, "pipeline"),
+        tile("dead_letters", "dead letters", p.dead_letters, "pipeline")),
+      section("Streams", table(["stream", "undelivered", "pending", "oldest waiting", "acknowledged", "kept in stream", "consumers"],
+        p.streams.map((s) => el("tr", {}, el("td", {}, s.stream),
+          s.undelivered === null ? unknown() : num(s.undelivered), num(s.pending),
+          el("td", { class: "num" }, age(s.lag_seconds)),
+          s.acknowledged === null ? unknown() : num(s.acknowledged),
+          num(s.length, { title: `${exact(s.length)} entries kept until trimmed: not a count of events received` }),
+          el("td", {}, s.consumers.length
+            ? el("ul", { class: "calls" }, s.consumers.map((c) => el("li", {}, `${c.name}: ${exact(c.pending)} pending, idle ${duration(c.idle_ms)}`)))
+            : "none"))), "streams")),
+      section(`Dead letters: ${exact(p.dead_letters)} in ${where}`, p.latest_dead_letters.length
+        ? table(["id", "failed at", "from stream", "deliveries", "reason"],
+          p.latest_dead_letters.map((l) => el("tr", {}, el("td", {}, l.id), el("td", {}, utcTime(l.failed_at)),
+            el("td", {}, l.stream), num(l.deliveries), el("td", { class: "error-text" }, l.reason))), "dead-letters")
+        : empty("None.")));
+  }
+
   async function pipeline() {
-    const p = await api("/v1/pipeline");
+    let p = await api("/v1/pipeline");
     if (!p.configured) {
       show(el("h2", { class: "page" }, "Pipeline health"),
         el("p", { class: "empty", id: "not-configured" }, "Not configured: metrics-api was started without REDIS_URL, so it cannot read the streams."));
       return;
     }
-    show(
-      el("h2", { class: "page" }, `Pipeline health (consumer group ${p.group}), now`),
-      section("Streams", table(["stream", "entries", "undelivered", "pending", "consumers"],
-        p.streams.map((s) => el("tr", {}, el("td", {}, s.stream), num(s.length),
-          s.undelivered === null ? el("td", { class: "num" }, "unknown") : num(s.undelivered), num(s.pending),
-          el("td", {}, s.consumers.length
-            ? el("ul", { class: "calls" }, s.consumers.map((c) => el("li", {}, `${c.name}: ${exact(c.pending)} pending, idle ${duration(c.idle_ms)}`)))
-            : "none"))), "streams")),
-      section(`Dead letters: ${exact(p.dead_letters)} in ${p.dead_letter_key}`, p.latest_dead_letters.length
-        ? table(["id", "failed at", "from stream", "deliveries", "reason"],
-          p.latest_dead_letters.map((l) => el("tr", {}, el("td", {}, l.id), el("td", {}, utcTime(l.failed_at)),
-            el("td", {}, l.stream), num(l.deliveries), el("td", { class: "error-text" }, l.reason))), "dead-letters")
-        : empty("None.")));
+    let rate = appliedPerSecond(previousPipeline, p);
+    drawPipeline(p, rate);
+    if (rate === null && p.acknowledged !== null) {
+      // no earlier poll to compare with: a second read a moment later gives the rate now
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const later = await api("/v1/pipeline");
+      rate = appliedPerSecond(p, later);
+      p = later;
+      drawPipeline(p, rate);
+    }
+    previousPipeline = p;
   }
 
   const PAGES = { overview, sessions, session, forwards, pipeline,
