@@ -25,8 +25,9 @@ from typing import Any
 
 import redis
 
+from contract.backoff import Backoff
 from contract.connect import Client, describe
-from producer.delivery import SEND_ERRORS, Backoff, Batch, add_batches, check_reachable, connect, safe_url
+from producer.delivery import SEND_ERRORS, Batch, add_batches, check_reachable, connect, safe_url
 from producer.hints import HintWriter
 from producer.marker import Marker
 from producer.metrics import Counters
