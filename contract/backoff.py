@@ -1,4 +1,4 @@
-"""Waiting out a server that failed: pure policies that take ``now``, for the producer and the worker.
+"""Waiting out a server that failed: pure retry policies that take ``now``, for both sides.
 
 :class:`Backoff` says when to try again, :class:`Patience` when to stop trying. Neither sleeps nor
 reads a clock, so a test drives them with the times it chooses (psycopg_pool's backoff objects).

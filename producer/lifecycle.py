@@ -1,4 +1,4 @@
-"""Lifecycle helpers: context managers that emit the start and the completion for you.
+"""Lifecycle helpers: context managers that emit the start, then the completion, for you.
 
     with pub.session("gpt-4o") as s:
         with s.round() as r:

@@ -1,6 +1,8 @@
-"""Triage: a batch's entries decoded and sorted by what happens to each next (apply, isolate as a
-suspect, dead-letter, ack as gone). Pure: no I/O, so the Worker can run it while PostgreSQL still
-applies the previous batch."""
+"""Triage: a batch's entries, decoded, sorted by what happens to each next.
+
+Each entry is applied, isolated as a suspect, dead-lettered, or acked as gone. Pure: no I/O, so
+the Worker can run it while PostgreSQL still applies the previous batch.
+"""
 
 from __future__ import annotations
 
