@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.producer.conftest import quick_settings
 from tests.producer.test_wire import SAMPLES, Capture
 
 BAD: list[tuple[str, str, Any]] = [
@@ -47,14 +48,14 @@ BAD: list[tuple[str, str, Any]] = [
 def test_wrong_argument_is_a_value_error_naming_it(
     tmp_path: Path, method: str, argument: str, value: Any
 ) -> None:
-    capture = Capture()
+    capture = Capture(quick_settings(spool_dir=tmp_path))
     with pytest.raises(ValueError, match=rf"^{argument}(\.\w+)?: must be "):
         getattr(capture, method)(**{**SAMPLES[method], argument: value})
     assert capture.items == []
 
 
 def test_given_metadata_is_checked(tmp_path: Path) -> None:
-    capture = Capture()
+    capture = Capture(quick_settings(spool_dir=tmp_path))
     with pytest.raises(ValueError, match=r"^occurred_at: must be a timezone-aware datetime"):
         capture.sync_mismatch("r", occurred_at=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match=r"^event_id: must be"):
@@ -96,7 +97,7 @@ def test_hints_of_a_session_never_written_are_not_kept_for_removal() -> None:
 
 
 def test_lifecycle_helpers_check_what_they_are_given(tmp_path: Path) -> None:
-    capture = Capture()
+    capture = Capture(quick_settings(spool_dir=tmp_path))
     with pytest.raises(ValueError, match=r"^model: must be"):
         capture.session("")
     with capture.session("m") as session, session.round() as round_:

@@ -7,6 +7,7 @@ import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +16,12 @@ from hypothesis import strategies as st
 
 from contract import EVENT_TYPES, decode, encode
 from contract.keys import Keys
-from producer import Publisher
+from producer import ProducerSettings, Publisher
 from producer.calls import EventCalls
 from producer.hints import HintWriter
 from producer.metrics import Counters
 from producer.wire import PREBUILT, WIRE_TYPES, Encoder, format_datetime
+from tests.producer.conftest import quick_settings
 
 SAMPLES: dict[str, dict[str, Any]] = {
     "session_started": {"session_id": "s-1", "model": "gpt-4o"},
@@ -58,9 +60,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
 class Capture(EventCalls):
     """The Publisher's typed calls with a list for a sink: no outbox, no thread, no Redis."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: ProducerSettings | None = None) -> None:
+        s = settings or ProducerSettings()
         self.items: list[tuple[Any, ...]] = []
-        super().__init__(self, HintWriter(Keys(), 10.0, 60.0), Counters(), remember_completed=100)
+        hints = HintWriter(s.keys, s.heartbeat_interval, s.heartbeat_ttl)
+        super().__init__(self, hints, Counters(), s.remember_completed)
 
     def put(self, item: tuple[Any, ...]) -> None:
         self.items.append(item)
@@ -70,8 +74,8 @@ class Capture(EventCalls):
 
 
 @pytest.fixture
-def capture() -> Capture:
-    return Capture()
+def capture(tmp_path: Path) -> Capture:
+    return Capture(quick_settings(spool_dir=tmp_path))  # the spool is never touched
 
 
 def test_wire_types_follow_the_contract_field_order() -> None:
@@ -171,7 +175,7 @@ _text = st.text(
 @settings(max_examples=150, deadline=None)
 @given(session_id=_text, tool_name=_text, error=st.none() | _text)
 def test_any_text_round_trips(session_id: str, tool_name: str, error: str | None) -> None:
-    capture = Capture()
+    capture = Capture(quick_settings(spool_dir=Path("/nonexistent")))
     capture.tool_completed("t", "r", session_id, True, error)
     capture.tool_started("t", "r", session_id, tool_name)
     encoder = Encoder(Keys())

@@ -21,7 +21,7 @@ from worker.errors import translate
 LOCK_TIMEOUT = "3s"
 
 #: Seconds to wait for PostgreSQL to answer a connection attempt before retrying with backoff.
-CONNECT_TIMEOUT = 5
+DEFAULT_CONNECT_TIMEOUT = 5
 
 
 def with_lock_timeout(database_url: str) -> str:
@@ -33,9 +33,10 @@ def with_lock_timeout(database_url: str) -> str:
 class Database:
     """The connection of one worker (``name`` shows in pg_stat_activity), opened again after a loss."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> None:
         self.url = url
         self.name = name[:63]  # PostgreSQL's limit for application_name
+        self.connect_timeout = connect_timeout  # whole seconds (libpq's unit), at least 1
         self._conn: psycopg.Connection[Any] | None = None
 
     def connection(self) -> psycopg.Connection[Any]:
@@ -46,7 +47,7 @@ class Database:
                 self._conn = psycopg.connect(
                     self.url,
                     autocommit=True,
-                    connect_timeout=CONNECT_TIMEOUT,
+                    connect_timeout=self.connect_timeout,
                     application_name=self.name,
                     options=with_lock_timeout(self.url),
                 )
