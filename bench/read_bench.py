@@ -6,7 +6,7 @@ Run: ``.venv/bin/python bench/read_bench.py [--scales 1,10] [--runs 21] [--keep]
 5M forwards. Each scale fills schema ``bench_read_<n>x`` with set-based SQL (generate_series;
 the apply engine would take far too long) with the roll-up triggers off, as a database written
 by the previous version, and the session aggregates recomputed from the rows; then the upgrade's
-back-fill (worker.rollups) counts the rows into the roll-ups (timed). Then VACUUM ANALYZE, one
+back-fill (worker.backfill) counts the rows into the roll-ups (timed). Then VACUUM ANALYZE, one
 warm-up and ``--runs`` timed calls of each read through worker.read.queries (median and min, ms),
 and EXPLAIN ANALYZE of each read's statements with the indexes the executed nodes use. Last, for
 every aggregate read: p50 at both scales and the ratio, checked against <= 10 ms at the larger
@@ -35,9 +35,9 @@ from psycopg import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from worker.backfill import backfill
 from worker.read import queries
 from worker.read.queries import forward_rows, forward_totals, session_rows, session_totals
-from worker.rollups import backfill
 from worker.schema import apply_schema
 from worker.settings import DEFAULT_DATABASE_URL
 

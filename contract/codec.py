@@ -1,4 +1,4 @@
-"""Encoding and decoding of wire events, with errors that name the field, the value and the reason."""
+"""Wire events to bytes, bytes to events, with errors that name the field, the value, the reason."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The wire contract: one pydantic model per lifecycle event, shared by producer and worker.
+"""The wire contract: one pydantic model per lifecycle event, shared by both sides.
 
 A Redis stream entry has one field, ``event``, holding one UTF-8 JSON object that validates
 against :data:`Event`. Unknown extra fields are ignored (forward compatibility); an unknown

@@ -2,8 +2,8 @@
 
 A call checks its arguments (ValueError naming the argument when a type or range is wrong),
 drops calls for a session already completed (counted in ``dropped_after_complete``) and hands
-``(WireType, time_ns, event_id | None, occurred_at | None, *values)`` to the Publisher's queue
-(producer/publisher.py); the sender thread encodes it (producer/wire.py).
+``(WireType, time_ns, event_id | None, occurred_at | None, *values)`` to its :class:`Sink` (the
+Publisher's outbox, producer/outbox.py); the sender thread encodes it (producer/wire.py).
 """
 
 from __future__ import annotations
@@ -13,34 +13,65 @@ import threading
 import time
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from contract.events import EVENT_TYPES
 from producer import checks, wire
 from producer.checks import FORWARD_STATUSES, ROUND_STATUSES, SESSION_STATUSES
 from producer.hints import HintWriter
+from producer.lifecycle import ForwardScope, SessionScope
 from producer.metrics import Counters
-from producer.settings import ProducerSettings
+from producer.wire import Item
 
 log = logging.getLogger(__name__)
 
 _time_ns = time.time_ns
 
 
-class TypedCalls:
-    """The event calls of :class:`producer.Publisher`, which provides the state and the queue."""
+class Sink(Protocol):
+    """Where the calls hand their items: never blocks for long, never raises."""
 
-    settings: ProducerSettings
-    counters: Counters
-    hints: HintWriter
-    _completed: OrderedDict[str, bool]  # session_id -> a late call was warned about
-    _state_lock: threading.Lock
+    def put(self, item: Item) -> None: ...
 
-    def _put(self, item: tuple[Any, ...]) -> None:
-        raise NotImplementedError
+    def wake(self) -> None:
+        """Something changed that is not an item (a liveness hint): have the sender look."""
 
-    def _wake_sender(self) -> None:
-        raise NotImplementedError
+
+class EventCalls:
+    """The event calls of :class:`producer.Publisher`. Everything they use is given here: the
+    ``sink`` for items, the session ``hints``, the ``counters``, and how many completed sessions
+    to remember (their late calls are dropped)."""
+
+    def __init__(self, sink: Sink, hints: HintWriter, counters: Counters, remember_completed: int) -> None:
+        self._sink = sink
+        self.hints = hints
+        self.counters = counters
+        self._remember = remember_completed
+        self._completed: OrderedDict[str, bool] = OrderedDict()  # session_id -> late call warned
+        self._completed_lock = threading.Lock()
+
+    def _after_fork_in_child(self) -> None:
+        self._completed_lock = threading.Lock()  # another thread may have held it at the fork
+
+    # -- scopes: a block's calls, begun and ended for you ------------------------------------
+
+    def session(self, model: str, session_id: str | None = None) -> SessionScope:
+        """``with pub.session(model) as s:`` emits session.started, then session.completed with
+        status error/cancelled if the block raised, awaiting_response if left awaiting."""
+        return SessionScope(self, model, session_id)
+
+    def forward(
+        self,
+        endpoint: str,
+        model: str,
+        is_stream: bool = False,
+        forward_id: str | None = None,
+        *,
+        stream: bool | None = None,
+    ) -> ForwardScope:
+        """``with pub.forward(endpoint, model, is_stream=True) as f: f.complete(200, usage)``.
+        ``is_stream`` is the contract's name (as in forward_started); ``stream=`` is the older one."""
+        return ForwardScope(self, endpoint, model, is_stream if stream is None else stream, forward_id)
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -51,7 +82,7 @@ class TypedCalls:
         checks.label("model", model)
         # A start re-opens a completed session, as the seed's start_session does (a chat's next
         # turn under the same id): the calls after it are the new turn's, not late ones.
-        with self._state_lock:
+        with self._completed_lock:
             self._completed.pop(session_id, None)
         self._emit(wire.SESSION_STARTED, session_id, event_id, occurred_at, session_id, model)
         self.hints.opened(session_id)
@@ -84,9 +115,9 @@ class TypedCalls:
             self._after_completion(session_id, "session.completed")
             return
         self._emit(wire.SESSION_COMPLETED, session_id, event_id, occurred_at, session_id, status)
-        with self._state_lock:
+        with self._completed_lock:
             self._completed[session_id] = False
-            if len(self._completed) > self.settings.remember_completed:
+            if len(self._completed) > self._remember:
                 self._completed.popitem(last=False)
         self.hints.closed(session_id)
 
@@ -96,14 +127,14 @@ class TypedCalls:
         at = time.time() if since is None else checks.timestamp("since", since)
         if session_id not in self._completed:
             self.hints.awaiting(session_id, at)
-            self._wake_sender()
+            self._sink.wake()
 
     def session_resumed(self, session_id: str) -> None:
         """The user answered: the session is no longer awaiting a response."""
         checks.ident("session_id", session_id)
         if session_id not in self._completed:
             self.hints.resumed(session_id)
-            self._wake_sender()
+            self._sink.wake()
 
     # -- rounds and tools -------------------------------------------------------------------
 
@@ -279,7 +310,7 @@ class TypedCalls:
         check against completed sessions."""
         if not isinstance(event, EVENT_TYPES):
             raise checks.bad("event", event, "a contract event model (contract.events)")
-        self._put((wire.PREBUILT, _time_ns(), None, None, event))
+        self._sink.put((wire.PREBUILT, _time_ns(), None, None, event))
 
     # -- shared by the calls ---------------------------------------------------------------
 
@@ -297,7 +328,7 @@ class TypedCalls:
         if session_id is not None and session_id in self._completed:
             self._after_completion(session_id, wire_type.type)
             return
-        self._put((wire_type, _time_ns(), event_id, occurred_at, *values))
+        self._sink.put((wire_type, _time_ns(), event_id, occurred_at, *values))
 
     def _after_completion(self, session_id: str, event_type: str) -> None:
         self.counters.add("dropped_after_complete")

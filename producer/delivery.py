@@ -1,5 +1,5 @@
-"""A batch and its way into Redis: what every batch is (spooled or not), the script that adds it
-exactly once, the connection the sender uses, and the backoff between failed attempts.
+"""A batch's way into Redis, exactly once: what every batch is (spooled or not), the script that
+adds it, the connection the sender uses (its backoff between failed attempts: contract/backoff.py).
 
 Exactly once per batch: every batch carries (producer token, sequence) and is written by one Lua
 script that adds its events to the stream and records the sequence in a marker key, in one atomic
@@ -11,8 +11,6 @@ the send and the spool's commit, is therefore not added twice as long as the mar
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import redis
@@ -26,7 +24,7 @@ from contract.connect import connect as connect_redis
 from contract.keys import Keys
 from producer.settings import ProducerSettings
 
-__all__ = ["SEND_ERRORS", "Backoff", "Batch", "NotReplicated", "add_batches", "connect", "safe_url"]
+__all__ = ["SEND_ERRORS", "Batch", "NotReplicated", "add_batches", "connect", "safe_url"]
 
 # KEYS[1] stream, KEYS[2] the marker of (producer token, stream); ARGV[1] marker ttl (s), then
 # per batch: seq, event count, the events joined by newlines (compact JSON has no raw newline;
@@ -108,28 +106,6 @@ def add_batches(
         added += sum(int(r[0]) for r in results)
         skipped += sum(int(r[1]) for r in results)
     return added, skipped
-
-
-class Backoff:
-    """When to try Redis again: the delay doubles from ``initial`` to ``maximum`` with each
-    failure, jittered to 50-100 %, until :meth:`reset`. Pure: the caller passes ``now``."""
-
-    def __init__(
-        self, initial: float, maximum: float, jitter: Callable[[], float] = lambda: random.uniform(0.5, 1.0)
-    ) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._jitter = jitter
-        self._delay = initial
-
-    def failed(self, now: float) -> float:
-        """The time of the next attempt after a failure at ``now``."""
-        at = now + self._delay * self._jitter()
-        self._delay = min(self._delay * 2, self.maximum)
-        return at
-
-    def reset(self) -> None:
-        self._delay = self.initial
 
 
 def connect(settings: ProducerSettings) -> Client:

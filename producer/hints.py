@@ -1,4 +1,4 @@
-"""Liveness hints for the reconcile job: heartbeats of open sessions and awaiting marks.
+"""Liveness hints for the reconcile job: heartbeats of open sessions, awaiting marks.
 
 Callers record changes (cheap, under a lock); the sender thread writes them to Redis while it
 is connected: new and removed entries at once, and every open session's heartbeat (expiry =

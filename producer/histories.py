@@ -1,4 +1,4 @@
-"""Realistic agent histories, for the demo, the benchmarks and the tests. Pure: no I/O.
+"""Realistic agent histories, for the demo, the benchmarks, the tests. Pure: no I/O.
 
 :func:`agent_calls` is a generator of Publisher calls ``(method, kwargs)`` with causally
 coherent histories: per session, session.started, then rounds (round.started; tool.started and

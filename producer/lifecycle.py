@@ -1,4 +1,4 @@
-"""Lifecycle helpers: context managers that emit the start and the completion for you.
+"""Lifecycle helpers: context managers that emit the start, then the completion, for you.
 
     with pub.session("gpt-4o") as s:
         with s.round() as r:
@@ -26,7 +26,7 @@ from contract.events import MAX_ERROR_LENGTH
 from producer import checks
 
 if TYPE_CHECKING:
-    from producer.publisher import Publisher
+    from producer.calls import EventCalls
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class _Scope:
 
 
 class SessionScope(_Scope):
-    def __init__(self, publisher: Publisher, model: str, session_id: str | None = None) -> None:
+    def __init__(self, publisher: EventCalls, model: str, session_id: str | None = None) -> None:
         checks.label("model", model)
         if session_id is not None:
             checks.ident("session_id", session_id)
@@ -112,7 +112,7 @@ class SessionScope(_Scope):
 
 class RoundScope(_Scope):
     def __init__(
-        self, publisher: Publisher, session_id: str, model: str, round_id: str | None = None
+        self, publisher: EventCalls, session_id: str, model: str, round_id: str | None = None
     ) -> None:
         checks.label("model", model)
         if round_id is not None:
@@ -158,7 +158,9 @@ class RoundScope(_Scope):
 
 
 class ToolScope(_Scope):
-    def __init__(self, publisher: Publisher, round_: RoundScope, name: str, tool_call_id: str | None) -> None:
+    def __init__(
+        self, publisher: EventCalls, round_: RoundScope, name: str, tool_call_id: str | None
+    ) -> None:
         checks.label("tool_name", name)
         if tool_call_id is not None:
             checks.ident("tool_call_id", tool_call_id)
@@ -186,7 +188,7 @@ class ToolScope(_Scope):
 
 class ForwardScope(_Scope):
     def __init__(
-        self, publisher: Publisher, endpoint: str, model: str, stream: bool, forward_id: str | None
+        self, publisher: EventCalls, endpoint: str, model: str, stream: bool, forward_id: str | None
     ) -> None:
         checks.label("endpoint", endpoint)
         checks.label("model", model)

@@ -1,4 +1,4 @@
-"""The producer's own counters: a ``stats()`` dict, and Prometheus metrics when available.
+"""The producer's own counters: a ``stats()`` dict, also Prometheus metrics when available.
 
 Prometheus reads the counters at scrape time through a collector, so publishing never touches a
 prometheus_client lock (a lock held by another thread at ``fork()`` would hang the child).

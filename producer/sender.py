@@ -25,10 +25,11 @@ from typing import Any
 
 import redis
 
+from contract.backoff import Backoff
 from contract.connect import Client, describe
-from producer.delivery import SEND_ERRORS, Backoff, Batch, add_batches, check_reachable, connect, safe_url
+from producer.delivery import SEND_ERRORS, Batch, add_batches, check_reachable, connect, safe_url
+from producer.handoff import Mark, Parked, take
 from producer.hints import HintWriter
-from producer.marker import Marker
 from producer.metrics import Counters
 from producer.settings import ProducerSettings
 from producer.spool import Spool
@@ -61,8 +62,8 @@ class Sender:
         self._seq = 0
         self._spool: Spool | None = None
         self._client: Client | None = None  # connected on first send: Redis may be away at start
-        self._parked: list[Marker] = []
-        self._stop: Marker | None = None
+        self._parked = Parked()  # flush marks waiting for the spool's replay
+        self._stop: Mark | None = None
         #: Set by close(): past ``spill_at`` (monotonic) batches go to the spool, not to Redis.
         self.spill_at: float | None = None
         self.stop_at: float | None = None
@@ -134,11 +135,11 @@ class Sender:
         """Handle one batch from the queue (all of it when not up) and one from the spool; True
         when stopped."""
         if self.mode == UP:
-            items, marker = self._take()
+            items, mark = take(self._queue, self.settings.batch_size)
             if items:
                 self._handle(items)
-            if marker is not None:
-                self._on_marker(marker)
+            if mark is not None:
+                self._on_mark(mark)
             if self.mode == UP and (len(self._queue) >= self._high or self.outrun):
                 self._overflowing()
         if self.mode != UP:
@@ -167,11 +168,11 @@ class Sender:
         left = len(self._queue)
         while left > 0 and self._stop is None:
             left -= self.settings.batch_size
-            items, marker = self._take()
+            items, mark = take(self._queue, self.settings.batch_size)
             if items:
                 self._handle(items)
-            if marker is not None:
-                self._on_marker(marker)
+            if mark is not None:
+                self._on_mark(mark)
 
     def _overflowing(self) -> None:
         """Redis takes events slower than the agent makes them: spool and replay, in order."""
@@ -186,18 +187,6 @@ class Sender:
                 len(self._queue),
                 self.settings.spool_dir,
             )
-
-    def _take(self) -> tuple[list[Item], Marker | None]:
-        queue, limit = self._queue, self.settings.batch_size
-        items: list[Item] = []
-        while queue and len(items) < limit:
-            item = queue.popleft()
-            if type(item) is Marker:
-                if item.cancelled:  # a flush that timed out (many, in a loop during an outage)
-                    continue
-                return items, item
-            items.append(item)
-        return items, None
 
     def _idle_timeout(self, now: float) -> float:
         timeout = min(0.5, max(self._hints.next_full - now, 0.01)) if self.mode == UP else 0.5
@@ -357,31 +346,20 @@ class Sender:
                 "metrics producer: Redis is back; replayed %d spooled events", self._replayed_this_outage
             )
 
-    # -- markers ----------------------------------------------------------------------------
+    # -- flush marks ------------------------------------------------------------------------
 
-    def _on_marker(self, marker: Marker) -> None:
-        if marker.stop:
-            self._stop = marker
+    def _on_mark(self, mark: Mark) -> None:
+        if mark.stop:
+            self._stop = mark
         elif self.mode == UP:
-            marker.resolve(True)
-        else:
+            mark.resolve(True)
+        else:  # behind events in the spool: resolved once the replay is past them
             assert self._spool is not None
-            marker.position = self._spool.appended
-            self._parked.append(marker)
+            self._parked.park(mark, self._spool.appended)
 
     def _resolve_parked(self) -> None:
-        if not self._parked or self._spool is None:
-            return
-        up, consumed = self.mode == UP, self._spool.consumed
-        waiting = []
-        for marker in self._parked:
-            if marker.cancelled:
-                continue
-            if up or consumed >= marker.position:
-                marker.resolve(True)
-            else:
-                waiting.append(marker)
-        self._parked = waiting
+        if self._parked and self._spool is not None:
+            self._parked.resolve(self.mode == UP, self._spool.consumed)
 
     def _finish(self) -> None:
         """Stop: release the hints of open sessions, leave the spool for the next publisher."""
@@ -392,8 +370,7 @@ class Sender:
         if self._spool is not None:
             delivered = delivered and self._spool.empty
             self._spool.close()
-        for marker in self._parked:
-            marker.resolve(False)
+        self._parked.fail_all()
         if self._client is not None:
             self._client.close()
         if self._stop is not None:

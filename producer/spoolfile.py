@@ -1,4 +1,4 @@
-"""The spool's files: segments of checksummed records, one per batch, and the ack file.
+"""The spool's files: segments of checksummed records (one per batch), plus the ack file.
 
 A segment is a sequence of records ``<u32 length><u32 crc32><payload>``; a payload is one batch
 (``<u64 seq><u16 token length><u16 stream length><u32 event count>``, token, stream, then each

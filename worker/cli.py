@@ -245,7 +245,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from worker.rollups import backfill, pending
+    from worker.backfill import backfill, pending
     from worker.schema import apply_schema, grant_reader
 
     with psycopg.connect(settings_from(args).database_url, autocommit=True) as conn:

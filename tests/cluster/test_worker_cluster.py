@@ -23,6 +23,7 @@ from tests.engine.reference import SeedReference, database_tables
 from tests.ingest.helpers import drain, log_of, settings, spawn_worker, wait_for, worker_env
 from worker.dev.cluster import LocalCluster
 from worker.ingest.deadletter import DeadLetters
+from worker.ingest.housekeeping import remove_idle_consumers, trim_acknowledged
 from worker.ingest.stream import StreamClient
 from worker.settings import Settings
 from worker.status import read_status
@@ -146,9 +147,9 @@ def test_trims_and_idle_consumer_removal_cover_every_shard(
     me = StreamClient(cluster_client, s.keys, s.group, "me")
     for batch in gone.read_new(10, None):
         gone.ack(batch.stream, [e[0] for e in batch.entries])
-    assert me.trim_acknowledged() == 18
+    assert trim_acknowledged(me) == 18
     assert all(cluster_client.xlen(stream) == 0 for stream in keys.streams)
-    assert me.remove_idle_consumers(0) == ["gone"] * 6
+    assert remove_idle_consumers(me, 0) == ["gone"] * 6
 
 
 def test_status_reports_every_shard_on_every_master(

@@ -13,9 +13,9 @@ import psycopg
 from tests.engine.histories import coherent_history, deliveries
 from tests.engine.reference import apply_retrying
 from tests.engine.rollups import assert_rollups_match, reads_both_ways
+from worker.backfill import backfill, pending
 from worker.engine.apply import apply_events
 from worker.read import queries
-from worker.rollups import backfill, pending
 from worker.schema import apply_schema
 
 # What the previous version's schema did not have.

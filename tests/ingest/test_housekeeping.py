@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from contract.keys import Keys
+from worker.ingest.housekeeping import remove_idle_consumers, trim_acknowledged
 from worker.ingest.stream import StreamClient
 
 
@@ -34,7 +35,7 @@ def test_trim_keeps_pending_and_undelivered_entries_of_every_group(
     (slow_batch,) = slow.read_new(4, None)  # group "slow" got four, acked two
     assert slow_batch is not None
     slow.ack(stream, [e[0] for e in slow_batch.entries[:2]])
-    assert fast.trim_acknowledged() == 2  # only the two every group acknowledged
+    assert trim_acknowledged(fast) == 2  # only the two every group acknowledged
     assert [e[0] for e in redis_client.xrange(stream)] == ids[2:]
     pending = redis_client.xpending(stream, "slow")
     assert pending["pending"] == 2 and pending["min"] == ids[2]
@@ -53,7 +54,7 @@ def test_idle_consumers_without_pending_entries_are_removed(
     (got,) = idle_empty.read_new(1, None)
     idle_empty.ack(stream, [e[0] for e in got.entries])  # holds nothing
     time.sleep(0.05)
-    removed = me.remove_idle_consumers(idle_ms=10)
+    removed = remove_idle_consumers(me, idle_ms=10)
     names = {c["name"] for c in redis_client.xinfo_consumers(stream, "g")}
     assert "idle-empty" in removed and b"idle-empty" not in names
     assert b"idle-holding" in names  # DELCONSUMER would drop its pending entry

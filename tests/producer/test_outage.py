@@ -268,5 +268,6 @@ def test_flushes_that_time_out_during_an_outage_do_not_pile_up(tmp_path: Path) -
     wait_for(lambda: pub.stats()["spooled"] == 20_000)
     stats = pub.stats()
     assert not any(v for k, v in stats.items() if k.startswith("dropped_")), stats
-    assert pub._sender is not None and len(pub._sender._parked) < 100
+    sender = pub._outbox._sender
+    assert sender is not None and len(sender._parked) < 100
     pub.close(1)

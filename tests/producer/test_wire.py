@@ -16,7 +16,10 @@ from hypothesis import strategies as st
 
 from contract import EVENT_TYPES, decode, encode
 from contract.keys import Keys
-from producer import Publisher
+from producer import ProducerSettings, Publisher
+from producer.calls import EventCalls
+from producer.hints import HintWriter
+from producer.metrics import Counters
 from producer.wire import PREBUILT, WIRE_TYPES, Encoder, format_datetime
 from tests.producer.conftest import quick_settings
 
@@ -54,14 +57,20 @@ SAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-class Capture(Publisher):
-    """A Publisher whose queue is a list: no thread, no Redis."""
+class Capture(EventCalls):
+    """The Publisher's typed calls with a list for a sink: no outbox, no thread, no Redis."""
 
-    def _start_sender(self) -> None:
+    def __init__(self, settings: ProducerSettings | None = None) -> None:
+        s = settings or ProducerSettings()
         self.items: list[tuple[Any, ...]] = []
+        hints = HintWriter(s.keys, s.heartbeat_interval, s.heartbeat_ttl)
+        super().__init__(self, hints, Counters(), s.remember_completed)
 
-    def _put(self, item: tuple[Any, ...]) -> None:
+    def put(self, item: tuple[Any, ...]) -> None:
         self.items.append(item)
+
+    def wake(self) -> None:
+        pass
 
 
 @pytest.fixture

@@ -6,29 +6,30 @@ the two redelivers it) and the apply engine is idempotent, so the effect is exac
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 import psycopg
 import redis
 
+from contract.backoff import Backoff, Patience, full_jitter
 from contract.connect import TRANSIENT_ERRORS
 from contract.events import Event
-from worker.engine.apply import Applied, InFlight, apply_events, prepare, start
-from worker.errors import PermanentError, PostgresError, TransientError, translate
-from worker.ingest import prometheus as obs
-from worker.ingest.connection import check_url, open_stream, with_lock_timeout
+from worker.engine.apply import Applied, InFlight, Prepared, apply_events, prepare, start
+from worker.errors import PermanentError, PostgresError, TransientError
+from worker.ingest.database import Database
+from worker.ingest.housekeeping import remove_idle_consumers, trim_acknowledged
+from worker.ingest.observer import Finished, Observer
+from worker.ingest.prometheus import Prometheus
 from worker.ingest.signals import stop_on_signals
-from worker.ingest.stream import Batch, Entry, StreamClient
-from worker.ingest.triage import Sorted, sort_entries
-from worker.retry import Backoff, Patience
+from worker.ingest.stream import Batch, Entry, Letter, StreamClient, check_url, open_stream
+from worker.ingest.triage import Triaged, sort_entries
 from worker.schema import apply_schema
 from worker.settings import Settings
 
@@ -61,6 +62,38 @@ class Totals:
     dead_lettered: int = 0
 
 
+def _new_backoff() -> Backoff:
+    """The worker's wait between attempts at a server: 0-100 % of a delay that doubles from 0.1 s
+    to 5 s (full jitter, so workers that failed together do not come back together)."""
+    return Backoff(0.1, 5.0, full_jitter)
+
+
+class Refusal(NamedTuple):
+    """An entry PostgreSQL refused (a data error, found by bisecting its batch), with the error."""
+
+    entry: Entry
+    event: Event
+    reason: str
+
+
+class _Sent(NamedTuple):
+    """A batch sent to PostgreSQL and not yet confirmed (perf_counter ``started``)."""
+
+    triaged: Triaged
+    started: float
+    inflight: InFlight
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """A batch committed, before its ack: what to ack, what to dead-letter."""
+
+    triaged: Triaged
+    applied: list[tuple[Entry, Event]]
+    letters: list[Letter]
+    started: float  # perf_counter when its apply began
+
+
 class Worker:
     """One consumer of the group. ``run(burst=True)`` drains and exits; ``stop()`` is idempotent."""
 
@@ -71,21 +104,23 @@ class Worker:
         handle_signals: bool = True,
         on_commit: Callable[[list[Event]], None] | None = None,
         give_up_after: float | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.settings, self._limits = settings, (settings.max_deliveries, settings.max_event_bytes)
         self._patience = Patience(give_up_after)  # how long a burst run retries a server away
         self.handle_signals = handle_signals
         self.on_commit = on_commit  # called with the events of each committed batch (benchmarks)
+        self.observer: Observer = observer or Prometheus()
         check_url(settings.redis_url)
         self._stream: StreamClient | None = None  # connected at start: Redis may be away until then
         self.totals = Totals()
         self._stop = threading.Event()
-        self._conn: psycopg.Connection[Any] | None = None
-        self._backoff = Backoff()
+        self._db = Database(settings.database_url, f"metrics-worker:{settings.consumer}")
+        self._backoff = _new_backoff()
         self._next_housekeeping = 0.0
         self._next_claim = 0.0
         self._caught_up = False
-        self._inflight: tuple[Sorted, float, InFlight] | None = None
+        self._inflight: _Sent | None = None
         self._queued: deque[Batch] = deque()  # read, not yet applied (pending on this consumer)
 
     @property
@@ -140,9 +175,7 @@ class Worker:
             self._finish_inflight()
         except _UNFINISHED as exc:
             log.warning("batch in flight at exit not finished (%s); it will be redelivered", exc)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._db.close()
         if self._stream is not None:
             self._stream.client.close()
 
@@ -150,21 +183,22 @@ class Worker:
         while not self.stopping:
             try:
                 self.stream.ensure_groups()
-                apply_schema(self._db())
+                apply_schema(self._db.connection())
                 for batch in self.stream.read_own_pending(self.settings.batch_size):
                     self._process(batch)
                 return self._patience.reset()  # started: failures before it are forgotten
             except _REDIS_ERRORS as exc:
                 self._pause(f"Redis unavailable at start ({exc})", exc)
             except (psycopg.Error, TransientError) as exc:
-                self._drop_db()
+                self._db.close()
                 self._pause(f"PostgreSQL unavailable at start ({exc})", exc)
             except Abandoned:
                 return
 
     def _pause(self, why: str, cause: Exception | None = None) -> None:
         self._give_up_if_too_long(cause)
-        delay = self._backoff.next_delay()
+        now = time.monotonic()
+        delay = self._backoff.failed(now) - now
         log.warning("%s; retrying in %.2fs", " ".join(why.split()), delay)
         self._stop.wait(delay)
 
@@ -202,45 +236,47 @@ class Worker:
             self._queued.extend(self.stream.read_new(self.settings.batch_size, block))
         new = self._queued.popleft() if self._queued else None
         self._caught_up = new is None
-        sorted_ = sort_entries(new, *self._limits) if new is not None else None
-        if sorted_ is not None and sorted_.good and not sorted_.suspects:
-            sorted_.prepared = prepare([event for _, event in sorted_.good])
+        triaged = sort_entries(new, *self._limits) if new is not None else None
+        prepared = None
+        if triaged is not None and triaged.good and not triaged.suspects:
+            prepared = prepare([event for _, event in triaged.good])
         committed = self._confirm_inflight()
         try:
-            if sorted_ is not None:
-                self._send(sorted_)
+            if triaged is not None:
+                self._send(triaged, prepared)
                 did_work = True
         finally:
             if committed is not None:
-                self._after_commit(*committed)
+                self._after_commit(committed)
         if time.monotonic() >= self._next_housekeeping:
             self._housekeeping()
         return did_work
 
-    def _send(self, sorted_: Sorted) -> None:
-        """Start applying a batch without waiting; one needing care goes the synchronous way."""
-        if sorted_.prepared is None:
-            self._apply_sorted(sorted_)
+    def _send(self, triaged: Triaged, prepared: Prepared | None) -> None:
+        """Start applying a batch (``prepared``: its good entries' statements, built ahead)
+        without waiting; one needing care (suspects, nothing prepared) goes the synchronous way."""
+        if prepared is None:
+            self._apply_triaged(triaged)
             return
         try:
-            inflight = start(self._db(), sorted_.prepared)
+            inflight = start(self._db.connection(), prepared)
         except PostgresError:
-            self._drop_db_if_broken()
-            self._apply_sorted(sorted_)
+            self._db.drop_if_broken()
+            self._apply_triaged(triaged)
             return
-        self._inflight = (sorted_, time.perf_counter(), inflight)
+        self._inflight = _Sent(triaged, time.perf_counter(), inflight)
 
     def _finish_inflight(self) -> None:
         committed = self._confirm_inflight()
         if committed is not None:
-            self._after_commit(*committed)
+            self._after_commit(committed)
 
     def _confirm_inflight(self) -> _Committed | None:
         """Wait for the batch in flight. Committed: what to ack for it (the caller acks). Failed:
         redone the careful way (retries, bisection) and acked here."""
         if self._inflight is None:
             return None
-        sorted_, started, inflight = self._inflight
+        triaged, started, inflight = self._inflight
         self._inflight = None
         try:
             inflight.wait()
@@ -248,10 +284,10 @@ class Worker:
             if self.stopping:  # not worth a retry now: it stays pending, for redelivery
                 raise Abandoned() from exc
             log.warning("batch failed in flight (%s); applying it again step by step", exc)
-            self._drop_db_if_broken()
-            self._apply_sorted(sorted_)
+            self._db.drop_if_broken()
+            self._apply_triaged(triaged)
             return None
-        return sorted_, list(sorted_.good), list(sorted_.letters), started
+        return _Committed(triaged, triaged.good, triaged.letters, started)
 
     def _drained(self) -> bool:
         undelivered, pending = self.stream.backlog()
@@ -260,65 +296,49 @@ class Worker:
     def _housekeeping(self) -> None:
         self._next_housekeeping = time.monotonic() + self.settings.trim_every_s
         for stream, (lag, pending) in self.stream.report_lag().items():
-            obs.LAG.labels(stream).set(lag)
-            obs.PENDING.labels(stream).set(pending)
-        trimmed = self.stream.trim_acknowledged()
+            self.observer.backlog(stream, lag, pending)
+        trimmed = trim_acknowledged(self.stream)
         if trimmed:
             log.debug("trimmed %d acknowledged entries", trimmed)
-        self.stream.remove_idle_consumers(self.settings.consumer_idle_ms)
+        remove_idle_consumers(self.stream, self.settings.consumer_idle_ms)
 
     # -- one batch ----------------------------------------------------------------------------
 
     def _process(self, batch: Batch) -> None:
-        self._apply_sorted(sort_entries(batch, *self._limits))
+        self._apply_triaged(sort_entries(batch, *self._limits))
 
-    def _apply_sorted(self, sorted_: Sorted) -> None:
+    def _apply_triaged(self, triaged: Triaged) -> None:
         started = time.perf_counter()
-        batch, limit = sorted_.batch, self.settings.max_deliveries
-        good, suspects, letters = sorted_.good, sorted_.suspects, list(sorted_.letters)
-        failures = self._apply_or_isolate(good)
-        refused = {entry[0] for (entry, _), _ in failures}
-        letters += [(entry, batch.deliveries.get(entry[0], 1), reason) for (entry, _), reason in failures]
-        applied = [(entry, event) for entry, event in good if entry[0] not in refused]
+        batch, limit = triaged.batch, self.settings.max_deliveries
+        refusals = self._apply_or_isolate(triaged.good)
+        refused = {refusal.entry[0] for refusal in refusals}
+        letters = triaged.letters + [
+            Letter(r.entry, batch.deliveries.get(r.entry[0], 1), r.reason) for r in refusals
+        ]
+        applied = [(entry, event) for entry, event in triaged.good if entry[0] not in refused]
         # Entries redelivered too often are applied one by one, so one poison cannot hold back the rest.
-        for entry, event, deliveries in suspects:
+        for entry, event, deliveries in triaged.suspects:
             failed = self._apply_or_isolate([(entry, event)])
             if failed:
-                letters.append(
-                    (
-                        entry,
-                        deliveries,
-                        (f"poison: delivered {deliveries} times (limit {limit}), then alone: {failed[0][1]}"),
-                    )
-                )
+                why = f"poison: delivered {deliveries} times (limit {limit}), then alone: {failed[0].reason}"
+                letters.append(Letter(entry, deliveries, why))
             else:
                 applied.append((entry, event))
-        self._after_commit(sorted_, applied, letters, started)
+        self._after_commit(_Committed(triaged, applied, letters, started))
 
-    def _after_commit(
-        self,
-        sorted_: Sorted,
-        applied: list[tuple[Entry, Event]],
-        letters: list[tuple[Entry, int, str]],
-        started: float,
-    ) -> None:
-        batch, gone = sorted_.batch, sorted_.gone
+    def _after_commit(self, done: _Committed) -> None:
+        batch, gone, applied, letters = done.triaged.batch, done.triaged.gone, done.applied, done.letters
         applied_ids = [entry[0] for entry, _ in applied]
+        events = [event for _, event in applied]
         if self.on_commit is not None:
-            self.on_commit([event for _, event in applied])
+            self.on_commit(events)
         # Ack only now, after the commit: a crash before this line redelivers, which is harmless.
         self.stream.ack(batch.stream, applied_ids + gone)
         self.stream.dead_letter(batch.stream, letters)
         if gone:
             log.warning("acked %d entries trimmed from %s before they were applied", len(gone), batch.stream)
-
-        for kind, n in Counter([event.type for _, event in applied]).items():
-            obs.EVENTS_APPLIED.labels(kind).inc(n)
-        for _, _, reason in letters:
-            obs.DEAD_LETTERED.labels(reason.split(":", 1)[0]).inc()
-        elapsed = time.perf_counter() - started + sorted_.seconds
-        obs.BATCH_SIZE.observe(len(batch.entries))
-        obs.APPLY_SECONDS.observe(elapsed)
+        elapsed = time.perf_counter() - done.started + done.triaged.seconds
+        self.observer.finished(Finished(batch.stream, len(batch.entries), events, letters, elapsed))
         self.totals.batches += 1
         self.totals.applied += len(applied_ids)
         self.totals.dead_lettered += len(letters)
@@ -331,7 +351,7 @@ class Worker:
             elapsed * 1000,
         )
 
-    def _apply_or_isolate(self, items: list[tuple[Entry, Event]]) -> list[tuple[tuple[Entry, Event], str]]:
+    def _apply_or_isolate(self, items: list[tuple[Entry, Event]]) -> list[Refusal]:
         """Apply; if PostgreSQL refuses the data, bisect to the entries it refuses and return them."""
         if not items:
             return []
@@ -340,55 +360,28 @@ class Worker:
             return []
         except PermanentError as exc:
             if len(items) == 1:
-                return [(items[0], f"refused: PostgreSQL refused it: {exc}")]
+                entry, event = items[0]
+                return [Refusal(entry, event, f"refused: PostgreSQL refused it: {exc}")]
             mid = len(items) // 2
             return self._apply_or_isolate(items[:mid]) + self._apply_or_isolate(items[mid:])
 
     def _apply_retrying(self, events: list[Event]) -> Applied:
-        backoff = Backoff()
+        wait = _new_backoff()
         while True:
             try:
-                return apply_events(self._db(), events)
+                return apply_events(self._db.connection(), events)
             except TransientError as exc:
-                obs.RETRIES.labels("database").inc()
-                self._drop_db_if_broken()
+                self.observer.retrying("database")
+                self._db.drop_if_broken()
                 if self.stopping:
                     raise Abandoned() from exc
                 self._give_up_if_too_long(exc)
-                delay = backoff.next_delay()
+                now = time.monotonic()
+                delay = wait.failed(now) - now
                 log.warning(
                     "apply failed, retrying the batch in %.2fs: %s", delay, " ".join(str(exc).split())
                 )
                 self._stop.wait(delay)
 
-    # -- database connection --------------------------------------------------------------------
 
-    def _db(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            try:
-                self._conn = psycopg.connect(
-                    self.settings.database_url,
-                    autocommit=True,
-                    connect_timeout=5,
-                    application_name=f"metrics-worker:{self.settings.consumer}"[:63],
-                    options=with_lock_timeout(self.settings.database_url),
-                )
-            except psycopg.Error as exc:
-                raise translate(exc) from exc
-        return self._conn
-
-    def _drop_db_if_broken(self) -> None:
-        if self._conn is not None and (self._conn.closed or self._conn.broken):
-            self._drop_db()
-
-    def _drop_db(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
-            self._conn = None
-
-
-_Committed = tuple[Sorted, list[tuple[Entry, Event]], list[tuple[Entry, int, str]], float]
-
-
-__all__ = ["Abandoned", "Worker"]
+__all__ = ["Abandoned", "Refusal", "Worker"]

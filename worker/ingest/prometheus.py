@@ -1,8 +1,12 @@
-"""Prometheus metrics of the worker (served with --metrics-port)."""
+"""The Worker's Prometheus metrics (served with --metrics-port), kept by an Observer of its batches."""
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from worker.ingest.observer import Finished
 
 EVENTS_APPLIED = Counter(
     "metrics_worker_events_applied_total", "Events applied (committed), by type", ["type"]
@@ -21,3 +25,22 @@ APPLY_SECONDS = Histogram(
 )
 LAG = Gauge("metrics_worker_consumer_lag", "Entries not yet delivered to the group", ["stream"])
 PENDING = Gauge("metrics_worker_pending", "Entries delivered to the group but not acknowledged", ["stream"])
+
+
+class Prometheus:
+    """An Observer (worker/ingest/observer.py) that counts into the process's default registry."""
+
+    def finished(self, batch: Finished) -> None:
+        for kind, n in Tally(event.type for event in batch.applied).items():
+            EVENTS_APPLIED.labels(kind).inc(n)
+        for letter in batch.letters:
+            DEAD_LETTERED.labels(letter.reason.split(":", 1)[0]).inc()
+        BATCH_SIZE.observe(batch.entries)
+        APPLY_SECONDS.observe(batch.seconds)
+
+    def retrying(self, kind: str) -> None:
+        RETRIES.labels(kind).inc()
+
+    def backlog(self, stream: str, undelivered: int, pending: int) -> None:
+        LAG.labels(stream).set(undelivered)
+        PENDING.labels(stream).set(pending)

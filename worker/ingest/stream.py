@@ -1,6 +1,7 @@
-"""The Redis side of a worker: consumer-group reads, claims, acks, dead letters and housekeeping.
+"""A worker's consumer group on Redis, entry by entry: read, claim, ack, dead-letter.
 
 Knows Redis and nothing of SQL. One instance per worker; every call is one or a few round trips.
+Keeping the streams short (trims, idle consumers) is worker/ingest/housekeeping.py.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
+from redis.connection import parse_url
 
 from contract.connect import (
     TRANSIENT_ERRORS,
@@ -24,23 +26,24 @@ from contract.connect import (
     refresh,
 )
 from contract.deadletters import letter_fields, payload_of
-from contract.entries import as_text, format_id, next_id, parse_id
+from contract.entries import as_text, parse_id
 from contract.keys import Keys
+from worker.settings import Settings
 from worker.status import group_info, undelivered_count
 
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes] | None]  # (entry id, fields); fields None: trimmed while pending
 
-# Removes a consumer only if it still holds nothing: checking and deleting in one atomic step, so
-# a consumer that reads in between cannot lose its pending entries (DELCONSUMER drops them).
-_DELETE_IF_IDLE = """
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if #pending == 0 then
-  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-end
-return -1
-"""
+
+class Letter(NamedTuple):
+    """An entry to move to the dead-letter stream, with why (``reason``'s word before the colon
+    is its kind: invalid event, too large, refused, poison ...)."""
+
+    entry: Entry
+    deliveries: int
+    reason: str
+
 
 # Dead letters of one stream: ARGV = group, then per letter its entry id, the number of field
 # names and values, and those. Every XADD first, then one XACK: an XADD that fails ends the
@@ -63,9 +66,27 @@ CLUSTER_IDLE_WAIT_MS = 100
 
 @dataclass
 class Batch:
+    """Entries read from one stream in one call."""
+
     stream: str
     entries: list[Entry]
     deliveries: dict[bytes, int] = field(default_factory=dict)  # only for re-deliveries
+
+
+def check_url(url: str) -> None:
+    """Raises ValueError for a URL the worker cannot read entries through."""
+    if parse_url(url).get("decode_responses"):  # type: ignore[no-untyped-call]  # the URL's query wins
+        raise ValueError(
+            "REDIS_URL: decode_responses is not supported: the worker reads entries as bytes "
+            "(a payload need not be UTF-8 to be dead-lettered intact)"
+        )
+
+
+def open_stream(settings: Settings) -> StreamClient:
+    """The worker's Redis side, connected; its start-up log line names the mode. A read may
+    block for ``block_ms``, so the socket waits that long and 5 s more."""
+    timeout = max(5.0, settings.block_ms / 1000 + 5)
+    return StreamClient.connect(settings.redis_url, settings.keys, settings.group, settings.consumer, timeout)
 
 
 class StreamClient:
@@ -81,7 +102,6 @@ class StreamClient:
         self.streams = self.keys.streams
         self._rr = 0
         self._claim_cursor = {s: b"0-0" for s in self.streams}
-        self._delete_if_idle = client.register_script(_DELETE_IF_IDLE)
         self._dead_letter = client.register_script(_DEAD_LETTER)
         # XREADGROUP replies unparsed: redis-py would build a dict and two lists per entry before
         # we build ours (0.8 of 3.1 us per entry). A second client on the same connection pool, so
@@ -235,7 +255,7 @@ class StreamClient:
         if ids:
             self.client.xack(stream, self.group, *ids)
 
-    def dead_letter(self, stream: str, letters: Sequence[tuple[Entry, int, str]]) -> None:
+    def dead_letter(self, stream: str, letters: Sequence[Letter]) -> None:
         """Copy entries to the stream's dead-letter stream and ack them, in one script in the
         stream's slot. Not a MULTI: Redis does not roll a transaction back when a command in it
         fails (a dead-letter key of the wrong type, out of memory), so the XACK would run without
@@ -260,7 +280,7 @@ class StreamClient:
                 args += [name, value]
         self._dead_letter(keys=[stream, self.keys.dead_letters_for(stream)], args=args)
 
-    # -- state and housekeeping -----------------------------------------------------------------
+    # -- state ---------------------------------------------------------------------------------
 
     def backlog(self) -> tuple[int, int]:
         """(entries not yet delivered to the group, entries pending) over all shards."""
@@ -279,36 +299,6 @@ class StreamClient:
             if info is not None:
                 out[stream] = (int(info.get("lag") or 0), int(info["pending"]))
         return out
-
-    def trim_acknowledged(self) -> int:
-        """XTRIM MINID below the oldest entry any group still needs: its oldest pending entry, or
-        what it has not been delivered yet. Never a blind MAXLEN, which would drop unprocessed entries."""
-        removed = 0
-        for stream in self.streams:
-            floor: tuple[int, int] | None = None
-            for info in self.client.xinfo_groups(stream):
-                need = next_id(parse_id(info["last-delivered-id"]))
-                if int(info["pending"]):
-                    summary = self.client.xpending(stream, info["name"])
-                    if summary["min"] is not None:
-                        need = min(need, parse_id(summary["min"]))
-                floor = need if floor is None else min(floor, need)
-            if floor is not None:
-                removed += int(self.client.xtrim(stream, minid=format_id(floor), approximate=False))
-        return removed
-
-    def remove_idle_consumers(self, idle_ms: int) -> list[str]:
-        removed = []
-        for stream in self.streams:
-            for info in self.client.xinfo_consumers(stream, self.group):
-                name = as_text(info["name"])
-                if name == self.consumer or int(info["pending"]) or int(info["idle"]) < idle_ms:
-                    continue
-                if self._delete_if_idle(keys=[stream], args=[self.group, name]) != -1:
-                    removed.append(name)
-        if removed:
-            log.info("removed idle consumers with nothing pending: %s", ", ".join(removed))
-        return removed
 
     def _group_info(self, stream: str) -> dict[str, Any] | None:
         return group_info(self.client, stream, self.group)

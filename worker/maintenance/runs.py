@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
+from contract.backoff import Backoff, full_jitter
 from worker.errors import TransientError, translate
-from worker.retry import Backoff
 from worker.schema import require_schema
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _record(conn: psycopg.Connection[Any], job: str, started: datetime, details:
 def in_transaction(conn: psycopg.Connection[Any], work: Callable[[psycopg.Cursor[Any]], T]) -> T:
     """Run ``work`` in one transaction, again from the start if PostgreSQL says the failure is
     transient (worker/errors.py); other errors propagate as the project's own exceptions."""
-    backoff = Backoff()
+    backoff = Backoff(0.1, 5.0, full_jitter)  # 0-100 % of 0.1 s, 0.2 s, ... 5 s
     attempt = 0
     while True:
         attempt += 1
@@ -120,6 +120,7 @@ def in_transaction(conn: psycopg.Connection[Any], work: Callable[[psycopg.Cursor
             error = translate(exc)
             if not isinstance(error, TransientError) or attempt >= CHUNK_ATTEMPTS:
                 raise error from exc
-            delay = backoff.next_delay()
+            now = time.monotonic()
+            delay = backoff.failed(now) - now
             log.debug("chunk failed (%s), attempt %d, retrying in %.2fs", error, attempt, delay)
             time.sleep(delay)
