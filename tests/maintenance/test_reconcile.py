@@ -202,7 +202,11 @@ def test_late_real_events_override_the_guess_and_redeliveries_do_not(conn: psyco
 
     # Redelivered starts (the same events) must not undo the reconciliation.
     apply_events(conn, history)
-    assert one(conn, "SELECT status, completed_at, reconciled_at FROM session_metrics") == ("completed", T, NOW)
+    assert one(conn, "SELECT status, completed_at, reconciled_at FROM session_metrics") == (
+        "completed",
+        T,
+        NOW,
+    )
     assert one(conn, "SELECT status, error FROM round_metrics WHERE round_id = 'r'") == (
         "error",
         "reconciled_stale_round",
@@ -247,7 +251,9 @@ def test_late_real_events_override_the_guess_and_redeliveries_do_not(conn: psyco
     for table, key, guessed, error in guesses:
         for row in expected[table]:
             if row[key] == guessed:
-                row.update(status="error", completed_at=NOW if table.startswith("forward") else T, error=error)
+                row.update(
+                    status="error", completed_at=NOW if table.startswith("forward") else T, error=error
+                )
     assert database_tables(conn) == expected
     assert aggregate_drift(conn) == []
     assert_rollups_match(conn)
