@@ -289,7 +289,8 @@ ON CONFLICT (session_id) DO UPDATE SET
     status = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '') THEN EXCLUDED.status
                   WHEN s.reconciled_at IS NOT NULL AND EXCLUDED.updated_at > s.updated_at THEN 'running'
                   ELSE s.status END,
-    completed_at = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '') THEN EXCLUDED.completed_at
+    completed_at = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '')
+                        THEN EXCLUDED.completed_at
                         WHEN s.reconciled_at IS NOT NULL AND EXCLUDED.updated_at > s.updated_at THEN NULL
                         ELSE s.completed_at END,
     status_version = GREATEST(s.status_version, EXCLUDED.status_version),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -73,12 +74,15 @@ def forget_sessions(
     ids = sorted(set(session_ids))
     removed = Removed()
     for start in range(0, len(ids), chunk_size):
-        chunk = ids[start : start + chunk_size]
-        removed += in_transaction(conn, lambda cur, chunk=chunk: remove_sessions(cur, chunk))
+        removed += in_transaction(conn, partial(_remove, ids[start : start + chunk_size]))
     hints = _forget_hints(client, keys, ids)
     done = Forgotten(removed.sessions, removed.rounds, removed.tool_calls, removed.forwards, hints)
     log.info("forget: %s", done.describe())
     return done
+
+
+def _remove(ids: list[str], cur: psycopg.Cursor[Any]) -> Removed:
+    return remove_sessions(cur, ids)
 
 
 def _forget_hints(client: Client, keys: Keys, ids: list[str]) -> int:

@@ -31,10 +31,13 @@ last activity. Nothing is known to have happened after it, and a dead agent's se
 duration it did not have. The mark (``reconciled_at``) keeps the guess apart from the seed's
 statuses, which stay as they are. Any event later than the last activity reopens the session
 (the apply engine clears the mark, worker/engine/sql.py); the next reconcile closes it again
-at its new last activity, with the same stamp (``|reconciled`` is not appended twice). Reconcile changes no token column, so the session aggregates, which the engine
-maintains by deltas, stay exact without the seed's refresh. The roll-ups move with each reconciled
-session and forward (a status bucket, a completion) by schema.sql's triggers, in the same
-transaction.
+at its new last activity, with the same stamp (``|reconciled`` is not appended twice).
+
+Reconcile changes no token column, so the session aggregates, which the engine maintains by
+deltas, stay exact without the seed's refresh. The roll-ups move with each reconciled session
+(a status bucket, its reconciled flag) and forward (a completion) by schema.sql's triggers, in
+the same transaction. A reconciled forward keeps the reconcile time as completed_at: nothing
+but its start is known of it.
 
 **Locks: never wait on a worker.** Candidates are taken ``FOR UPDATE SKIP LOCKED`` in key order,
 in the engine's table order (rounds, forwards, sessions), one transaction per chunk; a row a
