@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -204,7 +204,7 @@ DELETE FROM maintenance_runs WHERE run_id IN (
 PAGE_IDLE_SESSIONS = """
 SELECT session_id, started_at FROM session_metrics
 WHERE started_at < %(cutoff)s AND updated_at < %(cutoff)s
-  AND (%(after_id)s::text IS NULL OR (started_at, session_id) > (%(after_started)s, %(after_id)s))
+  AND (started_at, session_id) > (%(after_started)s, %(after_id)s)
 ORDER BY started_at, session_id
 LIMIT %(limit)s
 """
@@ -345,7 +345,8 @@ def _prune_idle_sessions(
 ) -> Removed:
     """Sessions quiet since before the cutoff, with their children, a page per transaction."""
     removed = Removed()
-    after: dict[str, Any] = {"after_started": None, "after_id": None}  # keyset: the page's last row
+    # Keyset: the previous page's last row (a row comparison the started_at index serves).
+    after: dict[str, Any] = {"after_started": datetime.min.replace(tzinfo=UTC), "after_id": ""}
 
     def chunk(cur: psycopg.Cursor[Any]) -> tuple[list[tuple[str, datetime]], Removed]:
         page = cur.execute(PAGE_IDLE_SESSIONS, {**params, **after}).fetchall()
