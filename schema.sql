@@ -36,7 +36,11 @@ CREATE TABLE IF NOT EXISTS session_metrics (
     updated_at                 timestamptz NOT NULL,
     model_version              text COLLATE "C",  -- latest session.started (sets model)
     status_version             text COLLATE "C",  -- latest start or completion (sets status, completed_at)
-    message_count_version      text COLLATE "C"   -- latest session.message_count
+    message_count_version      text COLLATE "C",  -- latest session.message_count
+    -- Not the seed's: when the reconcile job closed this session (no session.completed came and its
+    -- producer stopped saying it is alive); NULL when it is open or a real event closed it. Such a
+    -- session's completed_at is its last activity (updated_at then), not the time reconcile ran.
+    reconciled_at              timestamptz
 ) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS round_metrics (
@@ -159,8 +163,9 @@ CREATE INDEX IF NOT EXISTS idx_maintenance_runs_job ON maintenance_runs (job, st
 -- forward daily) are answered from, so their cost follows the number of days x models x
 -- endpoints x tools, not the length of the history. Each bucket is keyed by what those reads
 -- filter and group on, as the seed's SQL does: the UTC date of the session's / tool call's /
--- forward's own started_at, the model, the session status, the endpoint, the tool name. Only
--- started rows count (readers do not show stubs).
+-- forward's own started_at, the model, the session status, the endpoint, the tool name; and
+-- whether reconcile closed the session, so that per-status counts can tell a guess from a real
+-- completion. Only started rows count (readers do not show stubs).
 --
 -- Kept by deltas in the writer's own transaction: a statement-level trigger per table and
 -- event sees the statement's old and new rows (transition tables) and moves each changed row's
@@ -177,6 +182,7 @@ CREATE TABLE IF NOT EXISTS session_rollup (
     day                        date NOT NULL,      -- UTC date of session_metrics.started_at
     model                      text NOT NULL,
     status                     text NOT NULL,
+    reconciled                 boolean NOT NULL DEFAULT false,  -- session_metrics.reconciled_at IS NOT NULL
     slot                       smallint NOT NULL,
     sessions                   bigint NOT NULL DEFAULT 0,
     total_rounds               numeric NOT NULL DEFAULT 0,
@@ -187,7 +193,7 @@ CREATE TABLE IF NOT EXISTS session_rollup (
     prompt_cached_tool_outputs numeric NOT NULL DEFAULT 0,
     total_compression_events   numeric NOT NULL DEFAULT 0,
     total_tokens_saved         numeric NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, model, status, slot)
+    PRIMARY KEY (day, model, status, reconciled, slot)
 ) WITH (fillfactor = 70);
 
 CREATE TABLE IF NOT EXISTS tool_rollup (
@@ -246,6 +252,17 @@ BEGIN
     END IF;
 END $$;
 
+-- The session roll-up of a database written by a version that did not mark reconciled sessions:
+-- no session was marked then, so every bucket it holds is a reconciled = false one, as it stays.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'session_rollup'::regclass AND attname = 'reconciled') THEN
+        ALTER TABLE session_rollup ADD COLUMN reconciled boolean NOT NULL DEFAULT false,
+                                   DROP CONSTRAINT session_rollup_pkey,
+                                   ADD PRIMARY KEY (day, model, status, reconciled, slot);
+    END IF;
+END $$;
+
 -- This connection's slot: the first of 0-31 it can hold a session advisory lock on (kept until
 -- it disconnects; remembered in a setting, and found again in pg_locks after a rollback undid
 -- the setting), else a shared one.
@@ -298,10 +315,11 @@ DECLARE
     my_slot smallint := metrics_rollup_slot();
 BEGIN
     INSERT INTO session_rollup AS r (
-        day, model, status, slot, sessions, total_rounds, prompt_tokens, completion_tokens, total_tokens,
-        tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
+        day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
+        total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
     SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status, my_slot,
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status,
+               c.reconciled_at IS NOT NULL AS reconciled, my_slot,
                sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
                sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
                sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
@@ -312,12 +330,12 @@ BEGIN
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS c
         WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
-        GROUP BY 1, 2, 3
+        GROUP BY 1, 2, 3, 4
     ) AS d
     WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
            d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
-    ORDER BY 1, 2, 3
-    ON CONFLICT (day, model, status, slot) DO UPDATE SET
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (day, model, status, reconciled, slot) DO UPDATE SET
         sessions = r.sessions + EXCLUDED.sessions,
         total_rounds = r.total_rounds + EXCLUDED.total_rounds,
         prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
@@ -496,3 +514,17 @@ CREATE OR REPLACE TRIGGER forward_rollup_update AFTER UPDATE ON forward_request_
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
 CREATE OR REPLACE TRIGGER forward_rollup_delete AFTER DELETE ON forward_request_metrics
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
+
+-- A database written by a version without reconciled_at: add it, and mark the sessions that version's
+-- reconcile closed, told by their status_version (the reconcile stamp '|reconciled' is still the
+-- latest: no real event set their status since). That version set completed_at to the time it
+-- ran: that is when reconcile closed them; their last activity (updated_at) becomes completed_at.
+-- The roll-up trigger above moves each one to its reconciled bucket in this transaction.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass AND attname = 'reconciled_at') THEN
+        ALTER TABLE session_metrics ADD COLUMN reconciled_at timestamptz;
+        UPDATE session_metrics SET reconciled_at = COALESCE(completed_at, updated_at), completed_at = updated_at
+        WHERE status <> 'running' AND status_version LIKE '%|reconciled';
+    END IF;
+END $$;

@@ -258,14 +258,18 @@ _KEYS = {
 
 
 def database_tables(conn: Any) -> dict[str, list[Row]]:
-    """The seed's columns of every table (bookkeeping *_version columns left out), sorted by key."""
+    """The seed's columns of every table, sorted by key: the bookkeeping *_version columns and the
+    reconcile mark (``reconciled_at``, not the seed's; the reconcile tests check it) left out."""
     from psycopg.rows import dict_row
 
     out: dict[str, list[Row]] = {}
     with conn.cursor(row_factory=dict_row) as cur:
         for table, key in _KEYS.items():
             cur.execute(f"SELECT * FROM {table}")
-            rows = [{k: v for k, v in row.items() if not k.endswith("_version")} for row in cur.fetchall()]
+            rows = [
+                {k: v for k, v in row.items() if not k.endswith("_version") and k != "reconciled_at"}
+                for row in cur.fetchall()
+            ]
             out[table] = sorted(rows, key=lambda r: tuple(r[k] for k in key))
     return out
 

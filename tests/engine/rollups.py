@@ -17,7 +17,7 @@ from worker.read import queries
 
 _ROLLUPS = {
     "session_rollup": (
-        "day, model, status",
+        "day, model, status, reconciled",
         "sessions, total_rounds, prompt_tokens, completion_tokens, total_tokens, tool_call_count, "
         "prompt_cached_tool_outputs, total_compression_events, total_tokens_saved",
     ),
@@ -32,10 +32,11 @@ _ROLLUPS = {
 
 _BASE = {
     "session_rollup": """
-        SELECT (started_at AT TIME ZONE 'UTC')::date, model, status, count(*), sum(total_rounds),
-               sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(tool_call_count),
-               sum(prompt_cached_tool_outputs), sum(total_compression_events), sum(total_tokens_saved)
-        FROM session_metrics WHERE started_at IS NOT NULL GROUP BY 1, 2, 3""",
+        SELECT (started_at AT TIME ZONE 'UTC')::date, model, status, reconciled_at IS NOT NULL, count(*),
+               sum(total_rounds), sum(prompt_tokens), sum(completion_tokens), sum(total_tokens),
+               sum(tool_call_count), sum(prompt_cached_tool_outputs), sum(total_compression_events),
+               sum(total_tokens_saved)
+        FROM session_metrics WHERE started_at IS NOT NULL GROUP BY 1, 2, 3, 4""",
     "tool_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, tool_name, count(*),
                count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success)

@@ -1,5 +1,6 @@
-"""Roll-ups stay what the base tables say through prune and reconcile, and late events after them;
-the reads answered from them equal the same reads over the base tables."""
+"""Roll-ups stay what the base tables say through prune (sessions included), reconcile (and the
+reopening of what it closed), forgetting, and late events after them; the reads answered from them
+equal the same reads over the base tables."""
 
 from __future__ import annotations
 
@@ -7,38 +8,54 @@ import random
 from datetime import timedelta
 
 import psycopg
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.keys import Keys
 from tests.engine.histories import T0, coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match, reads_both_ways, rollup_buckets
+from tests.maintenance.helpers import aggregate_drift
 from worker.engine.apply import apply_events
+from worker.maintenance.forget import forget_sessions
 from worker.maintenance.prune import prune
 from worker.maintenance.reconcile import HintSnapshot, reconcile
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rng=st.randoms(use_true_random=False))
-def test_prune_reconcile_and_late_events_keep_rollups_exact(db_url: str, rng: random.Random) -> None:
+def test_prune_reconcile_forget_and_late_events_keep_rollups_exact(
+    db_url: str, redis_client: redis.Redis, key_prefix: str, rng: random.Random
+) -> None:
     history = coherent_history(rng, sessions=3)
     delivered = deliveries(rng, history)
     early, late = delivered[: len(delivered) * 2 // 3], delivered[len(delivered) * 2 // 3 :]
+    grace = timedelta(minutes=1)
     with psycopg.connect(db_url, autocommit=True) as conn:
         for table in ("session_metrics", "round_metrics", "tool_call_metrics", "forward_request_metrics"):
             conn.execute(f"DELETE FROM {table}")
         for batch in split(rng, early):
             apply_events(conn, batch)
         now = T0 + timedelta(seconds=rng.randint(0, 40))
-        reconcile(
-            conn, HintSnapshot(), now=now + timedelta(minutes=10), grace=timedelta(minutes=1), chunk_size=2
-        )
+        reconcile(conn, HintSnapshot(), now=now + timedelta(minutes=10), grace=grace, chunk_size=2)
         assert_rollups_match(conn)
+        # Retention: rounds, forwards and whole sessions quiet since the cutoff (one kept alive).
+        sessions = sorted({ev.session_id for ev in history if hasattr(ev, "session_id")})
         cutoff = T0 + timedelta(seconds=rng.randint(0, 40))
-        prune(conn, cutoff=cutoff, dedupe_before=T0 - timedelta(days=1), chunk_size=2)
+        live = frozenset(rng.sample(sessions, k=rng.randint(0, 1)))
+        prune(conn, cutoff=cutoff, dedupe_before=T0 - timedelta(days=1), chunk_size=2, live=live)
         assert_rollups_match(conn)
+        # Late events: some reopen what reconcile closed; a second reconcile closes them again.
         for batch in split(rng, late):
             apply_events(conn, batch)
         assert_rollups_match(conn)
+        reconcile(conn, HintSnapshot(), now=now + timedelta(minutes=20), grace=grace, chunk_size=2)
+        assert_rollups_match(conn)
+        forget_sessions(
+            conn, redis_client, Keys(stream=f"{key_prefix}:events"), rng.sample(sessions, k=rng.randint(0, 2))
+        )
+        assert_rollups_match(conn)
+        assert aggregate_drift(conn) == []
     from_rollups, from_base = reads_both_ways(db_url)
     assert from_rollups == from_base
 

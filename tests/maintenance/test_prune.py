@@ -99,6 +99,8 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
         SessionStarted(event_id="s1", occurred_at=OLD, session_id="mixed", model="m"),
         SessionStarted(event_id="s2", occurred_at=OLD, session_id="all-old", model="m"),
         SessionStarted(event_id="s3", occurred_at=NEW, session_id="all-new", model="m"),
+        # Quiet for the whole retention, but its producer's heartbeat is live: kept.
+        SessionStarted(event_id="s4", occurred_at=OLD, session_id="alive", model="m"),
         *_round("mixed-old", "mixed", OLD, 10, tools=2),
         *_round("mixed-new", "mixed", NEW, 100),
         *_round("old-1", "all-old", OLD, 20),
@@ -152,14 +154,14 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
     tools = {t for (t,) in conn.execute("SELECT tool_call_id FROM tool_call_metrics").fetchall()}
     assert rounds == {"mixed-new", "new-1", "stub-new"}
     assert tools == {"mixed-new-t0", "new-1-t0"}
-    # The touched sessions cover what remains; the seed keeps the sessions themselves.
+    # The touched sessions cover what remains. Unlike the seed, a session quiet for the whole
+    # retention goes too (all-old), unless its heartbeat is live (alive).
     assert _session_row(conn, "mixed")[:6] == (1, 200, 1, 1, 7, 1)
-    assert _session_row(conn, "all-old")[:6] == (0, 0, 0, 0, 0, 0)
     assert _session_row(conn, "all-new") == untouched  # same row version: not even rewritten
     assert aggregate_drift(conn) == []
     assert_rollups_match(conn)
     sessions = {s for (s,) in conn.execute("SELECT session_id FROM session_metrics").fetchall()}
-    assert sessions == {"mixed", "all-old", "all-new", "ghost-3"}  # stale stubs gone
+    assert sessions == {"mixed", "alive", "all-new", "ghost-3"}  # stale stubs gone
     assert {f for (f,) in conn.execute("SELECT forward_id FROM forward_request_metrics").fetchall()} == {
         "f-new"
     }
@@ -175,6 +177,7 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
             "tool_calls",
             "session_updates",
             "forwards",
+            "sessions",
             "stub_sessions",
             "sync_mismatches",
             "dead_letters",
@@ -185,6 +188,7 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
         "tool_calls": 4,
         "session_updates": 3,
         "forwards": 2,
+        "sessions": 1,
         "stub_sessions": 2,
         "sync_mismatches": 1,
         "dead_letters": 1,
@@ -205,7 +209,8 @@ def _spread_history(rng: random.Random, groups: int) -> list[Event]:
 
 
 def _reference_after_prune(history: list[Event], cutoff: datetime) -> dict[str, list[dict[str, Any]]]:
-    """The seed's prune_rounds_before applied to the seed's state, plus the other retentions."""
+    """The seed's prune_rounds_before applied to the seed's state, plus the other retentions, and
+    sessions quiet since before the cutoff deleted with their children (not the seed's)."""
     ref = SeedReference.of(history)
     doomed = {rid for rid, r in ref.rounds.items() if r["started_at"] < cutoff}
     ref.rounds = {rid: r for rid, r in ref.rounds.items() if rid not in doomed}
@@ -213,6 +218,10 @@ def _reference_after_prune(history: list[Event], cutoff: datetime) -> dict[str, 
     ref.forwards = {fid: f for fid, f in ref.forwards.items() if f["started_at"] >= cutoff}
     ref.mismatches = {k: m for k, m in ref.mismatches.items() if m["mismatch_date"] >= cutoff.date()}
     ref.finish()  # refresh_session_aggregates, every session
+    quiet = {sid for sid, s in ref.sessions.items() if s["updated_at"] < cutoff}
+    ref.sessions = {sid: s for sid, s in ref.sessions.items() if sid not in quiet}
+    ref.rounds = {rid: r for rid, r in ref.rounds.items() if r["session_id"] not in quiet}
+    ref.tools = {tid: t for tid, t in ref.tools.items() if t["session_id"] not in quiet}
     return ref.tables()
 
 
@@ -224,7 +233,7 @@ def test_chunked_prune_equals_the_seeds_prune(conn: psycopg.Connection) -> None:
 
     counts = prune(conn, cutoff=cutoff, dedupe_before=cutoff, chunk_size=3)
 
-    assert counts["rounds"] > 3 and counts["forwards"] > 3  # several chunks each
+    assert counts["rounds"] > 3 and counts["forwards"] > 3 and counts["sessions"] > 3  # several chunks each
     assert database_tables(conn) == _reference_after_prune(history, cutoff)
     assert aggregate_drift(conn) == []
     assert_rollups_match(conn)
@@ -311,6 +320,8 @@ def test_tool_calls_whose_round_never_arrived_are_shown_then_pruned(conn: psycop
                 session_id="s",
                 success=True,
             ),
+            # The session itself is still in use (a session quiet for the retention would go).
+            SessionMessageCount(event_id="m", occurred_at=NEW, session_id="s", message_count=1),
         ],
     )
     detail = queries.session_detail(conn, "s")

@@ -85,7 +85,10 @@ def test_seed_reconciles_stale_running_sessions_rounds_and_forwards(
     sessions = {s.session_id: s for s in queries.sessions(conn)}
     assert sessions["stale-await"].status == "awaiting_response"
     assert sessions["stale-complete"].status == "completed"
-    assert sessions["stale-await"].completed_at == sessions["stale-complete"].completed_at == NOW
+    # Not the seed's: completed_at is the last activity (T), and the mark says when reconcile ran.
+    assert sessions["stale-await"].completed_at == sessions["stale-complete"].completed_at == T
+    marks = conn.execute("SELECT DISTINCT reconciled_at FROM session_metrics").fetchall()
+    assert marks == [(NOW,)]
     for session_id in ("stale-await", "stale-complete"):
         detail = queries.session_detail(conn, session_id)
         assert detail is not None
@@ -199,7 +202,11 @@ def test_late_real_events_override_the_guess_and_redeliveries_do_not(conn: psyco
 
     # Redelivered starts (the same events) must not undo the reconciliation.
     apply_events(conn, history)
-    assert one(conn, "SELECT status, completed_at FROM session_metrics") == ("completed", NOW)
+    assert one(conn, "SELECT status, completed_at, reconciled_at FROM session_metrics") == (
+        "completed",
+        T,
+        NOW,
+    )
     assert one(conn, "SELECT status, error FROM round_metrics WHERE round_id = 'r'") == (
         "error",
         "reconciled_stale_round",
@@ -244,7 +251,9 @@ def test_late_real_events_override_the_guess_and_redeliveries_do_not(conn: psyco
     for table, key, guessed, error in guesses:
         for row in expected[table]:
             if row[key] == guessed:
-                row.update(status="error", completed_at=NOW, error=error)
+                row.update(
+                    status="error", completed_at=NOW if table.startswith("forward") else T, error=error
+                )
     assert database_tables(conn) == expected
     assert aggregate_drift(conn) == []
     assert_rollups_match(conn)

@@ -18,7 +18,7 @@ import redis
 from rq import Queue
 from rq.cron import CronScheduler
 
-from contract.events import RoundStarted, SessionStarted
+from contract.events import RoundStarted, SessionMessageCount, SessionStarted
 from tests.maintenance.helpers import runs
 from worker.engine.apply import apply_events
 from worker.maintenance.cli import main as maintenance_main
@@ -30,11 +30,19 @@ LONG_AGO = datetime(2026, 1, 5, 8, tzinfo=UTC)
 
 
 def _stale(conn: psycopg.Connection) -> None:
+    """A session idle past any grace: started, with its round, beyond the retention, last heard of
+    an hour ago (within it, so that prune keeps the session)."""
     apply_events(
         conn,
         [
             SessionStarted(event_id="e1", occurred_at=LONG_AGO, session_id="s", model="m"),
             RoundStarted(event_id="e2", occurred_at=LONG_AGO, round_id="r", session_id="s", model="m"),
+            SessionMessageCount(
+                event_id="e3",
+                occurred_at=datetime.now(UTC) - timedelta(hours=1),
+                session_id="s",
+                message_count=2,
+            ),
         ],
     )
 

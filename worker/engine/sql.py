@@ -19,6 +19,10 @@ key order, so concurrent workers always lock in one global order and cannot dead
    with their own events merged in and the deltas added. A delta counts only what this
    transaction changed, so a redelivered batch adds nothing, and ``x = x + delta`` needs no
    recompute of the session's rounds: the cost per event does not grow with the session.
+   A session the reconcile job closed (``reconciled_at`` set) is opened again by any event later
+   than its last activity (``updated_at``): its agent was alive after all. A redelivered or
+   late-arriving older event is not later, so it leaves the session closed; a real start or
+   completion sets the status by its order key as always and clears the mark.
 
 Order keys (``*_version``) compare byte-wise (COLLATE "C"); see contract/events.py.
 """
@@ -282,11 +286,17 @@ ON CONFLICT (session_id) DO UPDATE SET
     model = CASE WHEN EXCLUDED.model_version > COALESCE(s.model_version, '')
                  THEN EXCLUDED.model ELSE s.model END,
     model_version = GREATEST(s.model_version, EXCLUDED.model_version),
-    status = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '')
-                  THEN EXCLUDED.status ELSE s.status END,
+    status = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '') THEN EXCLUDED.status
+                  WHEN s.reconciled_at IS NOT NULL AND EXCLUDED.updated_at > s.updated_at THEN 'running'
+                  ELSE s.status END,
     completed_at = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '')
-                        THEN EXCLUDED.completed_at ELSE s.completed_at END,
+                        THEN EXCLUDED.completed_at
+                        WHEN s.reconciled_at IS NOT NULL AND EXCLUDED.updated_at > s.updated_at THEN NULL
+                        ELSE s.completed_at END,
     status_version = GREATEST(s.status_version, EXCLUDED.status_version),
+    reconciled_at = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '')
+                           OR EXCLUDED.updated_at > s.updated_at THEN NULL
+                         ELSE s.reconciled_at END,
     message_count = CASE WHEN EXCLUDED.message_count_version > COALESCE(s.message_count_version, '')
                          THEN EXCLUDED.message_count ELSE s.message_count END,
     message_count_version = GREATEST(s.message_count_version, EXCLUDED.message_count_version),

@@ -58,8 +58,13 @@ def run_prune(settings: Settings, *, now: datetime | None = None) -> dict[str, A
             at = now or utcnow()
             cutoff = at - settings.retention
             details: dict[str, Any] = {"cutoff": cutoff.isoformat()}
-            details.update(prune_tables(conn, cutoff=cutoff, dedupe_before=at - settings.dedupe_window))
             client = _data_redis(settings, stack)
+            # Sessions with a live heartbeat are kept however quiet; without the hints, no prune
+            # (as no reconcile): a Redis outage must not read as "nobody is alive".
+            live = read_hints(client, settings.keys, at).active
+            details.update(
+                prune_tables(conn, cutoff=cutoff, dedupe_before=at - settings.dedupe_window, live=live)
+            )
             details["dead_letters"] = trim_dead_letters(
                 client, settings.keys, at - settings.dead_letter_retention
             )

@@ -14,6 +14,10 @@ year does not hold one giant transaction or lock the workers out):
   before the cutoff or, never started, of sessions idle since before it; their sessions'
   ``tool_call_count`` goes down with them;
 - forwarded requests started before the cutoff, and stub forwards last touched before it;
+- sessions whose last activity (``updated_at``, the latest event of the session) is before the
+  cutoff, with whatever children they still have (worker/maintenance/removal.py), unless their
+  producer's heartbeat is live (``live``): whatever their status, a session nobody has heard of
+  for the whole retention goes, its roll-up contribution with it;
 - stub sessions (no start ever arrived) last touched before the cutoff, once childless;
 - sync-mismatch counters of UTC dates before the cutoff's date;
 - ``applied_counter_events`` older than the dedupe window, and ``maintenance_runs`` before the cutoff.
@@ -21,9 +25,10 @@ year does not hold one giant transaction or lock the workers out):
 Every deletion and aggregate adjustment moves the roll-ups (schema.sql's triggers) in the same
 transaction, so the aggregate reads lose exactly what was pruned.
 
-Sessions themselves are kept, as in the seed: a session outlives its pruned rounds, its
-aggregates then covering the rounds that remain. Its ``updated_at`` stays the time of its
-latest event.
+Unlike the seed, sessions do not outlive the retention. Within it, a session outlives its pruned
+rounds, its aggregates then covering the rounds that remain; its ``updated_at`` stays the time of
+its latest event. Sessions are walked along the started_at index (a session idle since before the
+cutoff started before it), a keyset page per transaction, and locked as removal.py says.
 
 The dedupe window (``METRICS_DEDUPE_WINDOW``, default 14 days) must be longer than any
 redelivery can take: a round.compressed or sync.mismatch delivered again after its event_id
@@ -39,12 +44,13 @@ both in key order, as the engine takes them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
+from worker.maintenance.removal import Removed, remove_sessions
 from worker.maintenance.runs import in_transaction
 
 log = logging.getLogger(__name__)
@@ -194,6 +200,15 @@ DELETE FROM maintenance_runs WHERE run_id IN (
     SELECT run_id FROM maintenance_runs WHERE started_at < %(cutoff)s LIMIT %(limit)s)
 """
 
+# -- idle sessions: a page of candidates read without locks, then removal.py's locked delete --------
+PAGE_IDLE_SESSIONS = """
+SELECT session_id, started_at FROM session_metrics
+WHERE started_at < %(cutoff)s AND updated_at < %(cutoff)s
+  AND (started_at, session_id) > (%(after_started)s, %(after_id)s)
+ORDER BY started_at, session_id
+LIMIT %(limit)s
+"""
+
 # -- stub sessions: lock a page, then delete the childless ones --------------------------------------
 # The NOT EXISTS runs in a statement after the lock: any worker transaction adding a child to
 # one of these sessions needs the session's lock to commit, so the check sees every child.
@@ -219,8 +234,10 @@ def prune(
     cutoff: datetime,
     dedupe_before: datetime,
     chunk_size: int = DEFAULT_CHUNK,
+    live: Collection[str] = frozenset(),
 ) -> dict[str, int]:
-    """Delete what is older than ``cutoff`` (and counter bookkeeping before ``dedupe_before``)."""
+    """Delete what is older than ``cutoff`` (and counter bookkeeping before ``dedupe_before``);
+    ``live``: sessions with a live heartbeat, kept however long they have been quiet."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size: must be at least 1, got {chunk_size}")
     params: dict[str, Any] = {
@@ -239,6 +256,11 @@ def prune(
             counts[key] += n
     counts["forwards"] = _delete_chunks(conn, DELETE_OLD_FORWARDS, params)
     counts["forwards"] += _delete_chunks(conn, DELETE_STUB_FORWARDS, params)
+    removed = _prune_idle_sessions(conn, params, live)
+    counts["sessions"] = removed.sessions
+    counts["rounds"] += removed.rounds
+    counts["tool_calls"] += removed.tool_calls
+    counts["forwards"] += removed.forwards
     counts["stub_sessions"] = _prune_stub_sessions(conn, params)
     counts["sync_mismatches"] = _delete_chunks(conn, DELETE_OLD_MISMATCHES, params)
     counts["counter_events"] = _delete_chunks(conn, DELETE_OLD_COUNTER_EVENTS, params)
@@ -316,3 +338,25 @@ def _prune_stub_sessions(conn: psycopg.Connection[Any], params: dict[str, Any]) 
         if len(ids) < params["limit"]:
             return total
         after = ids[-1]
+
+
+def _prune_idle_sessions(
+    conn: psycopg.Connection[Any], params: dict[str, Any], live: Collection[str]
+) -> Removed:
+    """Sessions quiet since before the cutoff, with their children, a page per transaction."""
+    removed = Removed()
+    # Keyset: the previous page's last row (a row comparison the started_at index serves).
+    after: dict[str, Any] = {"after_started": datetime.min.replace(tzinfo=UTC), "after_id": ""}
+
+    def chunk(cur: psycopg.Cursor[Any]) -> tuple[list[tuple[str, datetime]], Removed]:
+        page = cur.execute(PAGE_IDLE_SESSIONS, {**params, **after}).fetchall()
+        ids = [sid for sid, _ in page if sid not in live]
+        return page, remove_sessions(cur, ids, idle_before=params["cutoff"])
+
+    while True:
+        page, done = in_transaction(conn, chunk)
+        removed += done
+        log.debug("prune sessions chunk: %s", done)
+        if len(page) < params["limit"]:
+            return removed
+        after = {"after_started": page[-1][1], "after_id": page[-1][0]}

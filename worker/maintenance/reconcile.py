@@ -5,7 +5,7 @@ about it happened for longer than the grace period, and (sessions and their roun
 producer's heartbeat for its session has expired (``Keys.active_sessions``). Then, as the seed:
 
 - a running session becomes ``awaiting_response`` if hinted so (``Keys.awaiting_sessions``),
-  else ``completed``; completed_at is set;
+  else ``completed``, and is marked: ``reconciled_at`` = now;
 - a running round becomes ``error`` / ``reconciled_stale_round``;
 - a pending forward becomes ``error`` / ``reconciled_stale_forward``.
 
@@ -22,10 +22,22 @@ event that can still come:
 So a round.completed still in the stream when its round was reconciled overrides the guess, and
 the final state is as if it had arrived in time. ``updated_at`` is left alone for the same
 reason (it is the latest occurred_at of a real event; the seed's wall-clock stamp could never
-be undone). Reconcile changes no token column, so the session aggregates, which the engine
-maintains by deltas, stay exact without the seed's refresh. The roll-ups move with each reconciled
-session and forward (a status bucket, a completion) by schema.sql's triggers, in the same
-transaction.
+be undone).
+
+**The guess tells the truth about time.** Unlike the seed, completed_at is the last activity,
+not the time reconcile ran: a session's ``updated_at`` (every event of the session moves it, its
+rounds', tool calls' and compressions' too), a round's latest of its start and its session's
+last activity. Nothing is known to have happened after it, and a dead agent's session gets no
+duration it did not have. The mark (``reconciled_at``) keeps the guess apart from the seed's
+statuses, which stay as they are. Any event later than the last activity reopens the session
+(the apply engine clears the mark, worker/engine/sql.py); the next reconcile closes it again
+at its new last activity, with the same stamp (``|reconciled`` is not appended twice).
+
+Reconcile changes no token column, so the session aggregates, which the engine maintains by
+deltas, stay exact without the seed's refresh. The roll-ups move with each reconciled session
+(a status bucket, its reconciled flag) and forward (a completion) by schema.sql's triggers, in
+the same transaction. A reconciled forward keeps the reconcile time as completed_at: nothing
+but its start is known of it.
 
 **Locks: never wait on a worker.** Candidates are taken ``FOR UPDATE SKIP LOCKED`` in key order,
 in the engine's table order (rounds, forwards, sessions), one transaction per chunk; a row a
@@ -73,7 +85,7 @@ LIMIT %(limit)s
 
 RECONCILE_ROUNDS = f"""
 WITH c AS (
-    SELECT r.round_id FROM round_metrics r
+    SELECT r.round_id, GREATEST(r.started_at, s.updated_at) AS last_activity FROM round_metrics r
     LEFT JOIN session_metrics s ON s.session_id = r.session_id
     WHERE r.round_id = ANY(%(ids)b::text[]) AND r.status = 'running' AND r.completion_version IS NULL
       AND {_ROUND_IS_IDLE}
@@ -83,7 +95,7 @@ WITH c AS (
 UPDATE round_metrics r SET
     status = 'error',
     error = COALESCE(r.error, 'reconciled_stale_round'),
-    completed_at = COALESCE(r.completed_at, %(now)s),
+    completed_at = COALESCE(r.completed_at, c.last_activity, %(now)s),
     completion_version = ''
 FROM c
 WHERE r.round_id = c.round_id
@@ -139,8 +151,10 @@ WITH t AS (
 )
 UPDATE session_metrics s SET
     status = c.status,
-    completed_at = COALESCE(s.completed_at, %(now)s),
-    status_version = COALESCE(s.status_version, '') || '|reconciled'
+    completed_at = s.updated_at,
+    reconciled_at = %(now)s,
+    status_version = CASE WHEN s.status_version LIKE '%%|reconciled' THEN s.status_version
+                          ELSE COALESCE(s.status_version, '') || '|reconciled' END
 FROM c
 WHERE s.session_id = c.session_id
 RETURNING s.session_id, s.status
