@@ -17,12 +17,12 @@ exactly as the Python producer applies it (``contract.keys.Keys.stream_for``):
    arithmetic (JavaScript's ``|``, Java's ``int``): take the value unsigned before the modulus.
 4. **Shard i's stream** is ``<stream>:{<tag>}``: on one Redis the tag is ``i``
    (``metrics:events:{0}`` ... ``{K-1}``); on a Redis Cluster it is ``cluster_tag(i, K)``
-   (``contract.keys.cluster_tag``): ``i`` itself if the CRC16 slot of the text ``i`` lies in the
-   middle half of the i-th of K equal slices of the 16384 slots, that is in
-   ``[(i + 0.25) * 16384 / K, (i + 0.75) * 16384 / K)``, else the first of ``i.1``, ``i.2``, ...
-   whose slot does (the slot is CRC16/XMODEM of the tag's bytes modulo 16384, as Redis Cluster
-   hashes a key's ``{tag}``; CRC16 of ``123456789`` is 0x31C3). A producer on a cluster asks any
-   node ``INFO cluster`` (``cluster_enabled:1``) to know which names to use.
+   (``contract.keys.cluster_tag``): the first of ``i``, ``i.1``, ``i.2``, ... whose slot s lies in
+   the middle half of the i-th of K equal slices of the 16384 slots, in integers
+   ``4096 * (4i + 1) <= K * s < 4096 * (4i + 3)`` (the slot is CRC16/XMODEM of the tag's ASCII
+   bytes modulo 16384, as Redis Cluster hashes a key's ``{tag}``; CRC16 of ``123456789`` is
+   0x31C3). So K shards spread evenly over masters holding equal slot ranges. A producer asks any
+   node ``INFO cluster`` (``cluster_enabled:1`` on a cluster) to know which names to use.
 
 One session's events on one shard let workers apply them without waiting on one another's row
 locks; an event on another of the K shards is still read and applied correctly (every worker reads

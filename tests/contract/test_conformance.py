@@ -56,9 +56,10 @@ class _Documented:
 
     @classmethod
     def tag(cls, i: int, k: int) -> str:
-        low, high = (i + 0.25) * 16384 / k, (i + 0.75) * 16384 / k
         candidate, n = str(i), 0
-        while not low <= cls.crc16_xmodem(candidate.encode()) % 16384 < high:
+        while (
+            not 4096 * (4 * i + 1) <= k * (cls.crc16_xmodem(candidate.encode()) % 16384) < 4096 * (4 * i + 3)
+        ):
             n += 1
             candidate = f"{i}.{n}"
         return candidate
