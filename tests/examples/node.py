@@ -28,8 +28,10 @@ from worker.maintenance.jobs import run_reconcile
 from worker.maintenance.runs import utcnow
 from worker.settings import Settings
 
-NODE_DIR = Path(__file__).resolve().parents[2] / "examples" / "node"
-CONFORMANCE = Path(__file__).resolve().parents[2] / "contract" / "conformance.json"
+ROOT = Path(__file__).resolve().parents[2]
+NODE_DIR = ROOT / "examples" / "node"
+CONFORMANCE = ROOT / "contract" / "conformance.json"
+README = ROOT / "README.md"
 SESSIONS, ROUNDS, TOOLS = 3, 2, 2
 
 

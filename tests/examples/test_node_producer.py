@@ -6,13 +6,16 @@ The same against a Redis Cluster: tests/cluster/test_node_producer_cluster.py.""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 
-from tests.examples.node import CONFORMANCE, land_then_reconcile, node
+from contract.keys import Keys
+from tests.examples.node import CONFORMANCE, README, installed, land_then_reconcile, node
 from tests.ingest.helpers import settings
 
 pytestmark = pytest.mark.acceptance
@@ -37,3 +40,27 @@ def test_node_sessions_land_on_three_shards_and_live_as_long_as_they_beat(
     conn: psycopg.Connection, db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis
 ) -> None:
     land_then_reconcile(conn, redis_client, settings(db_url, redis_url, key_prefix, shards=3))
+
+
+def test_the_readme_node_commands_run_as_shown(
+    redis_url: str, key_prefix: str, redis_client: redis.Redis
+) -> None:
+    block = README.read_text().split("<!-- readme-node -->", 1)[1].split("```sh\n", 1)[1].split("\n```", 1)[0]
+    env = {**os.environ, "REDIS_URL": redis_url, "METRICS_STREAM": f"{key_prefix}:events"}
+    installed()
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=README.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "conformance: every check passed" in done.stdout
+    published = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(published["sessions"]) == 2 and published["open"] is None
+    keys = Keys(stream=f"{key_prefix}:events", shards=3)
+    assert {keys.stream_for(s) for s in published["sessions"]} <= {
+        k.decode() for k in redis_client.scan_iter(f"{key_prefix}:events:*")
+    }
