@@ -39,6 +39,9 @@ def node_or_skip() -> None:
     missing = [name for name in ("node", "npm") if shutil.which(name) is None]
     if missing:
         pytest.skip(f"{' and '.join(missing)} not on PATH: apt-get install nodejs npm (CI's .ci/run does)")
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout
+    if tuple(int(n) for n in version.strip().lstrip("v").split(".")[:2]) < (18, 19):
+        pytest.skip(f"node {version.strip()}: npm's redis 5 needs Node.js 18.19 or later")
 
 
 @functools.cache
