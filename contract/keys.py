@@ -69,13 +69,15 @@ class Keys:
     @property
     def active_sessions(self) -> str:
         """Sorted set: session_id -> heartbeat expiry (unix seconds). Kept alive by the producer
-        while a session is open; the reconcile job leaves sessions with a live heartbeat alone."""
+        while a session is open; the reconcile job leaves sessions with a live heartbeat alone.
+        The protocol, for producers in any language: contract/liveness.py."""
         return f"{self.stream}:hints:active"
 
     @property
     def awaiting_sessions(self) -> str:
         """Sorted set: session_id -> unix seconds when it began waiting for the user's answer.
-        A session found stale while in this set is reconciled to awaiting_response."""
+        A session found stale while in this set is reconciled to awaiting_response
+        (contract/liveness.py)."""
         return f"{self.stream}:hints:awaiting"
 
     @staticmethod
