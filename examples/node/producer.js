@@ -139,8 +139,9 @@ async function main(argv) {
   const arg = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
   if (argv.includes('--check-conformance')) return checkConformance(arg('--check-conformance'));
   const env = process.env;
-  const { client, cluster } = await connect(arg('--url', env.REDIS_URL || 'redis://127.0.0.1:6379'));
   const shards = Number(arg('--shards', env.METRICS_SHARDS || 1));
+  if (!Number.isInteger(shards) || shards < 1) throw new Error(`--shards: a whole number from 1, got ${shards}`);
+  const { client, cluster } = await connect(arg('--url', env.REDIS_URL || 'redis://127.0.0.1:6379'));
   const producer = new Producer(client, keys(arg('--stream', env.METRICS_STREAM || 'metrics:events'), shards, cluster));
   const o = { sessions: +arg('--sessions', 1), rounds: +arg('--rounds', 2), tools: +arg('--tools', 2),
     run: arg('--run', randomUUID()), keepOpen: argv.includes('--keep-open') };
@@ -151,4 +152,4 @@ async function main(argv) {
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; },
-  (err) => { console.error(`producer: ${err.message}`); process.exitCode = 1; });
+  (err) => { console.error(`producer: ${err.message}`); process.exit(1); }); // the heartbeat timer would keep it up
