@@ -7,9 +7,10 @@ whole deployment (or one test) to its own keys.
 from __future__ import annotations
 
 import binascii
-import zlib
 from dataclasses import dataclass
 from functools import cache
+
+from contract.routing import shard_of
 
 DEFAULT_STREAM = "metrics:events"
 DEFAULT_GROUP = "metrics-workers"
@@ -41,11 +42,11 @@ class Keys:
         return [f"{self.stream}:{{{i}}}" for i in range(self.shards)]
 
     def stream_for(self, routing_id: str) -> str:
-        """The shard for an entity: a stable hash (CRC-32) of its session or forward id, the same
-        in every process and language, so one session's events share a stream."""
+        """The stream for an event with this routing id (its session, forward or reason): the rule
+        of contract/routing.py, the same in every process and language."""
         if self.shards == 1:
             return self.stream
-        return self.streams[zlib.crc32(routing_id.encode("utf-8")) % self.shards]
+        return self.streams[shard_of(routing_id, self.shards)]
 
     @property
     def dead_letters(self) -> str:
@@ -68,13 +69,15 @@ class Keys:
     @property
     def active_sessions(self) -> str:
         """Sorted set: session_id -> heartbeat expiry (unix seconds). Kept alive by the producer
-        while a session is open; the reconcile job leaves sessions with a live heartbeat alone."""
+        while a session is open; the reconcile job leaves sessions with a live heartbeat alone.
+        The protocol, for producers in any language: contract/liveness.py."""
         return f"{self.stream}:hints:active"
 
     @property
     def awaiting_sessions(self) -> str:
         """Sorted set: session_id -> unix seconds when it began waiting for the user's answer.
-        A session found stale while in this set is reconciled to awaiting_response."""
+        A session found stale while in this set is reconciled to awaiting_response
+        (contract/liveness.py)."""
         return f"{self.stream}:hints:awaiting"
 
     @staticmethod

@@ -2,7 +2,8 @@
 
 Callers record changes (cheap, under a lock); the sender thread writes them to Redis while it
 is connected: new and removed entries at once, and every open session's heartbeat (expiry =
-now + ttl, in ``Keys.active_sessions``) every ``interval``. A failed write is retried.
+now + ttl, in ``Keys.active_sessions``) every ``interval``. A failed write is retried. The
+protocol it follows is the contract's, written down for every language in contract/liveness.py.
 """
 
 from __future__ import annotations

@@ -8,10 +8,7 @@ from contract.codec import STREAM_FIELD, encode
 from contract.connect import Client
 from contract.events import Event
 from contract.keys import Keys
-
-
-def routing_id(ev: Event) -> str:
-    return getattr(ev, "session_id", None) or getattr(ev, "forward_id", None) or ev.event_id
+from contract.routing import routing_id
 
 
 def publish_sharded(client: Client, keys: Keys, events: Iterable[Event], chunk: int = 500) -> int:

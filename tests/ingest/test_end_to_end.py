@@ -10,6 +10,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from contract.codec import STREAM_FIELD
+from contract.routing import routing_id
 from tests.engine.histories import coherent_history, deliveries
 from tests.engine.reference import SeedReference, database_tables
 from tests.ingest.helpers import drain, publish, settings
@@ -54,8 +55,7 @@ def test_one_worker_consumes_every_shard_fairly(
     history = [ev for i in range(15) for ev in coherent_history(rng, sessions=2, prefix=f"h{i}-")]
     s = settings(db_url, redis_url, key_prefix, shards=4, batch_size=10)
     for ev in deliveries(rng, history):
-        routing = getattr(ev, "session_id", None) or getattr(ev, "forward_id", None) or ev.event_id
-        publish(redis_client, s.keys.stream_for(routing), [ev])
+        publish(redis_client, s.keys.stream_for(routing_id(ev)), [ev])
     assert all(redis_client.xlen(stream) > 0 for stream in s.keys.streams)
     drain(s)
     assert database_tables(conn) == SeedReference.of(history).tables()

@@ -44,7 +44,12 @@ def test_the_reader_role_serves_every_route_as_the_owner_does(scenario: Filled, 
         for path in v1_paths(reader):
             got = reader.get(path)
             assert got.status_code == 200, (path, got.text)
-            assert got.json() == owner.get(path).json(), path
+            assert _steady(got.json()) == _steady(owner.get(path).json()), path
+
+
+def _steady(body: object) -> object:
+    """The body without the moment it was read (/v1/pipeline's ``read_at``): two reads differ there."""
+    return {k: v for k, v in body.items() if k != "read_at"} if isinstance(body, dict) else body
 
 
 def test_the_reader_role_cannot_write(reader_url: str) -> None:
