@@ -18,6 +18,7 @@ from typing import IO
 
 from contract import exits
 from contract.codec import ContractError, decode
+from contract.connect import redis_failure
 from contract.durations import duration_arg
 from contract.exits import ExitCode
 from producer.publisher import Publisher
@@ -266,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
     except ValueError as exc:
         parser.error(str(exc))
-    return exits.run("metrics-producer", lambda: int(args.handler(args, settings)))
+    return exits.run("metrics-producer", lambda: int(args.handler(args, settings)), redis_failure)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from psycopg.conninfo import conninfo_to_dict
 from redis.connection import parse_url
 
 from worker.ingest.stream import StreamClient
-from worker.settings import Settings
+from worker.settings import WorkerSettings
 
 
 def check_url(url: str) -> None:
@@ -19,7 +19,7 @@ def check_url(url: str) -> None:
         )
 
 
-def open_stream(settings: Settings) -> StreamClient:
+def open_stream(settings: WorkerSettings) -> StreamClient:
     """The worker's Redis side, connected; its start-up log line names the mode."""
     timeout = max(5.0, settings.block_ms / 1000 + 5)
     return StreamClient.connect(settings.redis_url, settings.keys, settings.group, settings.consumer, timeout)

@@ -21,6 +21,7 @@ import redis
 
 from contract.connect import TRANSIENT_ERRORS
 from contract.events import Event
+from worker.database import timeout_seconds
 from worker.engine.apply import Applied, InFlight, apply_events, prepare, start
 from worker.errors import PermanentError, PostgresError, TransientError, translate
 from worker.ingest import prometheus as obs
@@ -30,7 +31,7 @@ from worker.ingest.stream import Batch, Entry, StreamClient
 from worker.ingest.triage import Sorted, sort_entries
 from worker.retry import Backoff, Patience
 from worker.schema import apply_schema
-from worker.settings import Settings
+from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class Worker:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: WorkerSettings,
         *,
         handle_signals: bool = True,
         on_commit: Callable[[list[Event]], None] | None = None,
@@ -369,7 +370,7 @@ class Worker:
                 self._conn = psycopg.connect(
                     self.settings.database_url,
                     autocommit=True,
-                    connect_timeout=5,
+                    connect_timeout=timeout_seconds(self.settings.connect_timeout),
                     application_name=f"metrics-worker:{self.settings.consumer}"[:63],
                     options=with_lock_timeout(self.settings.database_url),
                 )

@@ -2,7 +2,8 @@
 
 Each read becomes one or more :class:`Grid` (worker/read/grids.py): a title, typed columns and
 the raw values. :func:`fit` lays a grid out in a width and never wraps or cuts an id: it first
-truncates the middle of free-text columns (models, endpoints, errors, breakdowns), writes times
+truncates the middle of free-text columns (models, endpoints, errors, breakdowns) and wraps prose
+(a dead letter's reason) at its spaces over more lines, writes times
 shorter and leaves out the least important columns (naming them under the table), then shortens
 long ids to their last characters (``…3f9c2d1e``, which ``query session`` accepts), and only then
 leaves out more columns. Piped output is not fitted (no width is imposed on a file) unless
@@ -26,8 +27,9 @@ from rich.text import Text
 from worker.read.models import TokenUsage
 
 #: id: never cut (shortened to its tail at most); text: may lose its middle; label: a word from a
-#: fixed set (a status), never cut; number, flag: never cut; time: may drop its year and fraction.
-Kind = Literal["id", "text", "label", "number", "time", "flag"]
+#: fixed set (a status), never cut; number, flag: never cut; time: may drop its year and fraction;
+#: prose: a sentence, wrapped at its spaces over more lines, never cut mid-word.
+Kind = Literal["id", "text", "label", "number", "time", "flag", "prose"]
 
 #: Columns whose ``drop`` is below this are left out before ids are shortened; the others after.
 KEEP_IDS_OVER = 3
@@ -176,7 +178,7 @@ def _squeeze(grid: Grid, kept: list[int], natural: list[int], longest: list[int]
     for j, i in enumerate(kept):
         column = grid.columns[i]
         word = 0 if grid.pairs else max(len(w) for w in column.header.split())
-        cells = min(longest[j], _MIN_TEXT) if column.kind == "text" else longest[j]
+        cells = min(longest[j], _MIN_TEXT) if column.kind in ("text", "prose") else longest[j]
         floors.append(max(word, cells))
     excess = table_width(widths) - width
     while excess > 0:
@@ -197,7 +199,13 @@ def _fitted(grid: Grid, kept: list[int], widths: list[int], cells: list[list[str
         headers=tuple(grid.columns[i].header for i in kept),
         kinds=tuple(grid.columns[i].kind for i in kept),
         widths=tuple(widths),
-        rows=tuple(tuple(middle(text, w) for text, w in zip(row, widths, strict=True)) for row in cells),
+        rows=tuple(
+            tuple(
+                text if grid.columns[i].kind == "prose" else middle(text, w)
+                for text, w, i in zip(row, widths, kept, strict=True)
+            )
+            for row in cells
+        ),
         left_out=tuple(c.header for i, c in enumerate(grid.columns) if i not in kept),
         pairs=grid.pairs,
     )
