@@ -24,10 +24,12 @@ from tests.ingest.helpers import drain, log_of, settings, spawn_worker, wait_for
 from worker.dev.cluster import LocalCluster
 from worker.ingest.deadletter import DeadLetters
 from worker.ingest.stream import StreamClient
-from worker.settings import Settings
+from worker.settings import WorkerSettings
 
 
-def _on_cluster(db_url: str, cluster: LocalCluster, key_prefix: str, shards: int, **kw: object) -> Settings:
+def _on_cluster(
+    db_url: str, cluster: LocalCluster, key_prefix: str, shards: int, **kw: object
+) -> WorkerSettings:
     return settings(db_url, cluster.url, key_prefix, shards=shards, **kw)
 
 

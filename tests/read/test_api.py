@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -162,7 +162,7 @@ def test_the_openapi_document_lists_every_route(client: TestClient) -> None:
 
 def test_a_database_that_is_away_is_503() -> None:
     app = create_app(
-        "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1", pool_timeout=0.5, health_timeout=0.5
+        "postgresql://postgres@127.0.0.1:1/none", connect_timeout=timedelta(seconds=1), health_timeout=0.5
     )
     with TestClient(app) as away:
         health = away.get("/healthz")
@@ -198,7 +198,7 @@ def test_the_console_script_serves_until_terminated(scenario: Filled) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "worker.read.api", "--port", str(port), "--database-url", scenario.url],
+        [sys.executable, "-m", "worker.read.server", "--port", str(port), "--database-url", scenario.url],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -223,7 +223,7 @@ def test_the_console_script_serves_until_terminated(scenario: Filled) -> None:
 
 
 def test_the_console_script_says_where_the_database_comes_from(capsys: pytest.CaptureFixture[str]) -> None:
-    from worker.read.api import main
+    from worker.read.server import main
 
     with pytest.raises(SystemExit) as info:
         main(["--help"])

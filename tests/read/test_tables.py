@@ -22,12 +22,18 @@ from rich.console import Console
 from tests.conftest import Services
 from tests.read.conftest import Filled, filled_schema
 from tests.read.events import Events, usage
+from worker import cli
 from worker.read import grids, tables
-from worker.read.cli import READS, main
+from worker.read.cli import READS
 from worker.read.models import SessionMetrics, TokenUsage
 
 BIN = Path(sys.executable).parent
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def main(argv: list[str]) -> int:
+    """``metrics-worker query ...`` in this process."""
+    return cli.main(["query", *argv])
 
 
 def _session(session_id: str, model: str = "claude-sonnet-4", tools: int = 3) -> SessionMetrics:

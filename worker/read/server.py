@@ -74,8 +74,8 @@ def build_parser() -> exits.Parser:
     parser.add_argument(
         "--no-auth",
         action="store_true",
-        help=f"allow a non-loopback --host without API tokens [env {TOKENS_VARIABLE}, "
-        f"{TOKENS_FILE_VARIABLE}]; tokens that are set are still required",
+        help=f"allow a non-loopback --host with no API tokens set ({TOKENS_VARIABLE}, "
+        f"{TOKENS_FILE_VARIABLE}); tokens that are set are still required",
     )
     return parser
 
