@@ -1,4 +1,4 @@
-"""Exit codes of every console script, and how an error is reported with its code.
+"""How every console script ends: its exit codes, an error told in one line with its own code.
 
     0  OK           done
     1  FAILED       the command ran and did not do it: a job failed, lines were rejected, what it

@@ -1,5 +1,9 @@
-"""The flags every ``metrics-worker`` command shares, written once, and the one way from a command's
-flags and the environment to its settings (:func:`settings_from`)."""
+"""The flags ``metrics-worker`` commands share, read with the environment into a command's settings.
+
+Each connection flag is written once here and added to the commands that use it
+(:func:`add_connections`); :func:`settings_from` is the one way from a command's flags and the
+environment to its settings (worker/settings.py).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``metrics-worker schema``: make a database ready for the workers and the API (worker/schema.py).
+"""``metrics-worker schema``: make a database ready for every process (worker/schema.py).
 
 Its ``configure_parser`` adds the sub-command to the top parser (worker/cli.py).
 """

@@ -50,7 +50,7 @@ class Var:
 
     variable: str
     read: Callable[[str, str], Any]
-    flag: str
+    flag: str  # "" when no command has one
     least: Any = None
     why: str = ""
     shape: Callable[[Any], str | None] | None = None  # what is wrong with a value, if anything
@@ -133,7 +133,7 @@ class Connections:
             value = getattr(self, f.name)
             if var is None or value is None:
                 continue
-            where = f"{var.variable} ({var.flag})" if f.name in flags else var.variable
+            where = f"{var.variable} ({var.flag})" if var.flag and f.name in flags else var.variable
             wrong = var.shape(value) if var.shape else None
             if wrong:
                 raise ValueError(f"{where}: {wrong}")
@@ -185,7 +185,7 @@ class WorkerSettings(Connections):
     )
     #: Idle consumers with nothing pending are removed after this.
     consumer_idle_ms: int = field(
-        default=3_600_000, metadata=read_from("METRICS_CONSUMER_IDLE_MS", _ms, "--consumer-idle-ms", 0)
+        default=3_600_000, metadata=read_from("METRICS_CONSUMER_IDLE_MS", _ms, "", 0)
     )
     trim_every_s: float = 30.0  # how often to trim acknowledged entries (not a setting people change)
 

@@ -1,4 +1,6 @@
-"""``metrics-worker dlq``: list, show, redrive and purge the dead letters (worker/ingest/deadletter.py).
+"""``metrics-worker dlq``: what an operator does with dead letters (list, show, redrive, purge).
+
+The letters themselves are worker/ingest/deadletter.py.
 
 Its ``configure_parser`` adds the sub-command to the top parser (worker/cli.py); each action's
 handler is in ``args.handler``.

@@ -1,5 +1,4 @@
-"""The maintenance room's sub-commands of ``metrics-worker``: ``reconcile``, ``prune`` (one run each)
-and ``scheduler-url``.
+"""The maintenance room's sub-commands of ``metrics-worker`` (reconcile, prune, scheduler-url).
 
 For a shell or system cron, doing what the RQ jobs do (same lock: a run while another holds it
 is skipped and says so). Each run prints one JSON line with what it did.

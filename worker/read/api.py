@@ -1,4 +1,4 @@
-"""The HTTP JSON API over the read side (FastAPI): its routes, and the app that serves them.
+"""The HTTP JSON API over the read side (FastAPI): its routes, assembled by :func:`create_app`.
 
 Every route is one read of :mod:`worker.read.queries` with its filters as query parameters. Mistakes
 in parameters are 422 with a message naming the parameter (unknown parameters included, so a
