@@ -77,3 +77,20 @@ def ms_arg(flag: str) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag}: ")) from None
 
     return parse
+
+
+def seconds_arg(flag: str) -> Callable[[str], float]:
+    """An argparse ``type`` for a flag in seconds that also takes units (``--timeout 2m``); a bare
+    number is seconds, as these flags were written before they took units."""
+
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        try:
+            return parse_duration(text, name=flag).total_seconds()
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag}: ")) from None
+
+    return parse
