@@ -149,9 +149,13 @@ def test_a_url_that_reaches_something_else_fails_within_the_connect_timeout(
     _one_line(lines, f"cannot connect to 127.0.0.1:{silent_listener}", "no PostgreSQL answer within 2s")
 
 
-def test_a_database_that_does_not_exist_says_how_to_create_it(services: Services) -> None:
+@pytest.mark.parametrize("argv", [("query", "sessions"), ("run", "--burst")], ids=["query", "run"])
+def test_a_database_that_does_not_exist_says_how_to_create_it(
+    services: Services, key_prefix: str, argv: tuple[str, ...]
+) -> None:
     url = make_conninfo(services.database_url, dbname="no_such_database_here")
-    code, lines = _run("metrics-worker", "query", "sessions", env={"DATABASE_URL": url})
+    env = {"DATABASE_URL": url, "REDIS_URL": services.redis_url, "METRICS_STREAM": f"{key_prefix}:events"}
+    code, lines = _run("metrics-worker", *argv, env=env)
     assert code == ExitCode.USAGE  # a mistake in the command, not "retry later"
     _one_line(lines, 'database "no_such_database_here" does not exist', "createdb no_such_database_here")
 

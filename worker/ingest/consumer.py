@@ -21,9 +21,9 @@ import redis
 
 from contract.connect import TRANSIENT_ERRORS
 from contract.events import Event
-from worker.database import timeout_seconds
+from worker import database
 from worker.engine.apply import Applied, InFlight, apply_events, prepare, start
-from worker.errors import PermanentError, PostgresError, TransientError, translate
+from worker.errors import PermanentError, PostgresError, TransientError
 from worker.ingest import prometheus as obs
 from worker.ingest.connection import check_url, open_stream, with_lock_timeout
 from worker.ingest.signals import stop_on_signals
@@ -365,17 +365,16 @@ class Worker:
     # -- database connection --------------------------------------------------------------------
 
     def _db(self) -> psycopg.Connection[Any]:
+        """The worker's connection, opened as every command opens one (worker/database.py): an
+        Unreachable is retried like any transient error; a database that does not exist stops
+        the worker with how to create it (exit 2)."""
         if self._conn is None or self._conn.closed:
-            try:
-                self._conn = psycopg.connect(
-                    self.settings.database_url,
-                    autocommit=True,
-                    connect_timeout=timeout_seconds(self.settings.connect_timeout),
-                    application_name=f"metrics-worker:{self.settings.consumer}"[:63],
-                    options=with_lock_timeout(self.settings.database_url),
-                )
-            except psycopg.Error as exc:
-                raise translate(exc) from exc
+            self._conn = database.connect(
+                self.settings.database_url,
+                self.settings.connect_timeout,
+                application_name=f"metrics-worker:{self.settings.consumer}"[:63],
+                options=with_lock_timeout(self.settings.database_url),
+            )
         return self._conn
 
     def _drop_db_if_broken(self) -> None:
