@@ -14,6 +14,7 @@ The virtual environment is (re)installed when pyproject.toml is newer than its s
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -47,8 +48,19 @@ def ensure_venv() -> None:
     STAMP.touch()
 
 
+def _let_the_child_answer(signum: int, frame: object) -> None:
+    """Ctrl-C reaches the child as well (the terminal signals the whole foreground group): the
+    child decides what it means (the demo cleans up, pytest reports); this process waits for it."""
+
+
 def run(*argv: str) -> int:
-    return subprocess.run(argv, cwd=ROOT, check=False).returncode
+    # A handler, not SIG_IGN: an ignored SIGINT would be inherited by the child, a handler is not.
+    previous = signal.signal(signal.SIGINT, _let_the_child_answer)
+    try:
+        code = subprocess.run(argv, cwd=ROOT, check=False).returncode
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + its number
 
 
 def main(args: list[str]) -> int:
@@ -85,4 +97,7 @@ def main(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # while installing: pip has stopped; nothing to add to its words
+        sys.exit(130)
