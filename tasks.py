@@ -2,6 +2,7 @@
 """The project's one entry point; needs nothing but Python 3.11+.
 
     python3 tasks.py test [pytest args]   create .venv if needed, install, run the suite
+    python3 tasks.py test --fast [args]   the unit tier only: no server, no subprocess (-m "not slow")
     python3 tasks.py demo [demo args]     the whole pipeline for half a minute (python -m worker.dev.demo;
                                           --serve keeps it up until Ctrl-C; --help for the rest)
     python3 tasks.py bench                every benchmark (bench/)
@@ -73,6 +74,8 @@ def main(args: list[str]) -> int:
     task, rest = args[0], args[1:]
     ensure_venv()
     if task == "test":
+        if "--fast" in rest:  # tests/conftest.py marks slow whatever needs a server or a subprocess
+            rest = ["-m", "not slow", *(a for a in rest if a != "--fast")]
         return run(str(PY), "-m", "pytest", *rest)
     if task == "demo":
         return run(str(PY), "-m", "worker.dev.demo", *rest)

@@ -8,6 +8,11 @@ Where the servers come from, in this order:
 Each test that asks for ``db_url`` gets its own PostgreSQL schema with schema.sql applied (the
 URL carries ``search_path``, so subprocesses inherit it); each test that asks for ``key_prefix`` gets
 its own Redis stream and group names.
+
+Tiers: a test that needs a server (any fixture above, or one of the servers a test starts itself)
+or a subprocess is marked ``slow`` here, from what it asks for; the rest is the unit tier,
+``python3 tasks.py test --fast`` (``-m "not slow"``). In that tier, starting a subprocess fails the
+test with what to do, so the tier stays fast as tests are added.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import functools
 import gc
 import os
+import subprocess
 import tempfile
 import uuid
 import warnings
@@ -31,6 +37,37 @@ import redis
 from worker.dev.embedded import EmbeddedServers
 from worker.dev.scratch import with_search_path
 from worker.schema import apply_schema
+
+#: Fixtures that reach a server: the suite's (``services`` and every fixture built on it) and the
+#: servers some tests start for themselves (a private Redis, a cluster, TLS and ACL servers).
+SERVER_FIXTURES = frozenset(
+    {"services", "private_redis", "cluster", "acl_redis", "redis_tls", "postgres_tls", "authority"}
+)
+#: Markers whose tests run console scripts or drills: subprocesses, so slow whatever they ask for.
+SLOW_MARKERS = ("acceptance", "drill")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs a server or a subprocess (see the module's docstring)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVER_FIXTURES or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the ``slow`` tier a subprocess is a mistake: say so, and how to mark the test."""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(self: object, *args: object, **kwargs: object) -> None:
+        raise AssertionError(
+            f"{request.node.nodeid} starts a subprocess but is not marked slow: "
+            "add @pytest.mark.slow (or @pytest.mark.acceptance for a console script)"
+        )
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @dataclass(frozen=True)
@@ -50,7 +87,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """One line at the start, -q or not: the servers this run uses, and where they come from."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(_servers_line())
+        fast = session.config.getoption("markexpr", "") == "not slow"
+        reporter.write_line("servers: none (the fast tier)" if fast else _servers_line())
 
 
 def _servers_line() -> str:
