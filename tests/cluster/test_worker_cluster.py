@@ -17,7 +17,7 @@ from redis.cluster import RedisCluster
 from contract.codec import STREAM_FIELD
 from contract.connect import Client, connect, describe, node_for, placed
 from contract.keys import Keys, slot_of
-from tests.cluster.helpers import publish_sharded
+from tests.cluster.helpers import needs_lag_counts, publish_sharded
 from tests.engine.histories import coherent_history, deliveries
 from tests.engine.reference import SeedReference, database_tables
 from tests.ingest.helpers import drain, log_of, settings, spawn_worker, wait_for, worker_env
@@ -90,6 +90,7 @@ def test_six_shards_three_workers_one_killed_converge(
 def test_dead_letters_in_their_shards_slot_listed_redriven_and_purged(
     db_url: str, cluster: LocalCluster, cluster_client: Client, key_prefix: str, conn: psycopg.Connection
 ) -> None:
+    needs_lag_counts(cluster)
     s = _on_cluster(db_url, cluster, key_prefix, 6, batch_size=50)
     keys = placed(s.keys, cluster_client)
     for stream in keys.streams:
@@ -117,6 +118,7 @@ def test_dead_letters_in_their_shards_slot_listed_redriven_and_purged(
 def test_entries_a_dead_consumer_held_on_every_shard_are_claimed(
     db_url: str, cluster: LocalCluster, cluster_client: Client, key_prefix: str, conn: psycopg.Connection
 ) -> None:
+    needs_lag_counts(cluster)
     rng = random.Random(17)
     history = [ev for i in range(12) for ev in coherent_history(rng, sessions=2, prefix=f"c{i}-")]
     s = _on_cluster(db_url, cluster, key_prefix, 6, batch_size=1000)
@@ -153,6 +155,7 @@ def test_trims_and_idle_consumer_removal_cover_every_shard(
 def test_status_reports_every_shard_on_every_master(
     db_url: str, cluster: LocalCluster, cluster_client: Client, key_prefix: str
 ) -> None:
+    needs_lag_counts(cluster)
     s = _on_cluster(db_url, cluster, key_prefix, 6)
     keys = placed(s.keys, cluster_client)
     reader = StreamClient(cluster_client, s.keys, s.group, "reader")
