@@ -20,7 +20,7 @@ from contract.keys import Keys, slot_of
 from tests.cluster.helpers import needs_lag_counts, publish_sharded
 from tests.engine.histories import coherent_history, deliveries
 from tests.engine.reference import SeedReference, database_tables
-from tests.ingest.helpers import drain, log_of, settings, spawn_worker, wait_for, worker_env
+from tests.ingest.helpers import drain, log_of, settings, spawn_worker, wait_consuming, wait_for, worker_env
 from worker.dev.cluster import LocalCluster
 from worker.ingest.deadletter import DeadLetters
 from worker.ingest.stream import StreamClient
@@ -71,6 +71,8 @@ def test_six_shards_three_workers_one_killed_converge(
     assert all(cluster_client.xlen(stream) > 0 for stream in keys.streams)
     procs = [spawn_worker(s, "--consumer", f"w{i}", "--claim-idle-ms", "1000") for i in range(3)]
     try:
+        # every worker in its loop (its SIGTERM handler installed) before any signal below
+        wait_consuming(cluster_client, keys.streams[0], s.group, "w0", "w1", "w2")
         wait_for(lambda: conn.execute("SELECT count(*) FROM session_metrics").fetchone()[0] > 0, 60)
         procs[0].send_signal(signal.SIGKILL)  # its pending entries, on any shard, are claimed
         procs[0].wait(timeout=10)
