@@ -64,6 +64,14 @@ def run(*argv: str) -> int:
     return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + its number
 
 
+def pytest_args(args: list[str]) -> list[str]:
+    """``test``'s arguments for pytest: ``--fast`` is the unit tier, ``-m "not slow"`` (tests/conftest.py
+    marks slow whatever needs a server or a subprocess)."""
+    if "--fast" not in args:
+        return args
+    return ["-m", "not slow", *(a for a in args if a != "--fast")]
+
+
 def main(args: list[str]) -> int:
     if args and args[0] in {"-h", "--help", "help"}:
         print(__doc__)
@@ -74,9 +82,7 @@ def main(args: list[str]) -> int:
     task, rest = args[0], args[1:]
     ensure_venv()
     if task == "test":
-        if "--fast" in rest:  # tests/conftest.py marks slow whatever needs a server or a subprocess
-            rest = ["-m", "not slow", *(a for a in rest if a != "--fast")]
-        return run(str(PY), "-m", "pytest", *rest)
+        return run(str(PY), "-m", "pytest", *pytest_args(rest))
     if task == "demo":
         return run(str(PY), "-m", "worker.dev.demo", *rest)
     if task == "bench":
