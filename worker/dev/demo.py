@@ -18,7 +18,6 @@ import contextlib
 import os
 import re
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from contract import exits
 from contract.connect import connect
 from contract.keys import DEFAULT_GROUP, Keys
 from worker.dev.embedded import EmbeddedServers, free_port
-from worker.dev.processes import BIN, Processes, hold_interrupts, say
+from worker.dev.processes import BIN, Processes, hold_interrupts, run_in_foreground, say
 from worker.dev.scratch import wait_drained, with_search_path
 from worker.dev.serve import exports, script, serve, token_hint
 from worker.maintenance.scheduler import scheduler_redis_url
@@ -186,25 +185,20 @@ def _run_once(
         f"simulating {agents} agents for {args.duration:.0f} s at {rate:.0f} events/s: two hours of "
         "their history, sessions of minutes, rounds of seconds"
     )
-    simulate = subprocess.run(
+    simulate = run_in_foreground(
         [str(BIN / "metrics-producer"), "simulate", "--agents", str(agents), "--sessions", "100000",
          "--rate", str(rate), "--duration", str(args.duration), "--backfill", "2h"],
-        env=env,
-        check=False,
-        start_new_session=True,  # Ctrl-C is the demo's to handle: it stops this child itself
+        env,
     )  # fmt: skip
-    if simulate.returncode != 0:
-        say(f"the simulator failed with exit status {simulate.returncode}")
+    if simulate != 0:
+        say(f"the simulator failed with exit status {simulate}")
         return 1
     with contextlib.closing(connect(env["REDIS_URL"])) as client:
         wait_drained(client, Keys(env["METRICS_STREAM"]), DEFAULT_GROUP, timeout=120)
     say("stream drained; the results:")
     for query in (["summary"], ["by-model"], ["forward-summary"]):
         print(flush=True)
-        shown = subprocess.run(
-            [str(BIN / "metrics-worker"), "query", *query], env=env, check=False, start_new_session=True
-        )
-        if shown.returncode != 0:
+        if run_in_foreground([str(BIN / "metrics-worker"), "query", *query], env) != 0:
             return 1
     dead = procs.stopped()
     if dead:

@@ -78,6 +78,23 @@ class Processes:
         raise RuntimeError(f"no {what} within {timeout:.0f} s (see the logs)")
 
 
+def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
+    """Run one child to its end, its output on the demo's; on Ctrl-C, stop it with TERM (then KILL
+    after 10 s) and pass the interrupt on. Its own session keeps the terminal's Ctrl-C from it."""
+    proc = subprocess.Popen(argv, env=env, start_new_session=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+
+
 def hold_interrupts() -> None:
     """From here on, Ctrl-C is ignored: the demo is already on its way out, and a second Ctrl-C
     must not cut the clean-up short (it would leave children and stream keys behind)."""
