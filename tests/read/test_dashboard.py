@@ -357,6 +357,8 @@ def test_the_session_page_shows_what_the_cli_shows(api: str, watched: Watched) -
         "cs => cs.map(c => Number(c.dataset.cached))"
     )
     assert cached == [r["prompt_cached_tool_outputs"] for r in detail["rounds"]]
+    calls = page.locator("table.rounds ul.calls li").evaluate_all("ls => ls.map(l => l.dataset.call)")
+    assert calls == [t["tool_call_id"] for r in detail["rounds"] for t in r["tool_calls"]]
     by_tool = page.locator("table.by-tool tbody tr").evaluate_all(BY_NAME)
     assert by_tool == s["tool_breakdown"]
     expect(page.locator("#dates")).to_be_hidden()  # the dates filter no one session

@@ -318,11 +318,14 @@
       pager);
   }
 
+  // A round's tool calls (or those whose round is not stored: then each names its round), each with
+  // its id and start time on hover, as the CLI's tool-call table has them.
   function toolCalls(calls) {
-    return el("ul", { class: "calls" }, calls.map((c) => el("li", {},
+    return el("ul", { class: "calls" }, calls.map((c) => el("li", { title: `${c.tool_call_id} · started ${utcTime(c.started_at)}`, dataset: { call: c.tool_call_id } },
       el("span", { class: `status ${c.success === null ? "running" : c.success ? "success" : "error"}` },
         c.success === null ? "unfinished" : c.success ? "ok" : "failed"),
       ` ${c.tool_name || "(not started)"} · ${duration(c.duration_ms)}`,
+      c.round_id ? ` · round ${c.round_id}` : null,
       c.error ? el("span", { class: "error-text" }, ` · ${c.error}`) : null)));
   }
 
