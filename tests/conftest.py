@@ -22,12 +22,14 @@ import functools
 import gc
 import os
 import subprocess
+import sys
 import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -55,17 +57,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
+#: The programs a unit test must not start: Python and the console scripts (anything next to this
+#: interpreter), and servers. Libraries' own probes (``file -b`` behind platform.architecture(),
+#: ``ldconfig`` behind ctypes.util.find_library) are not the test's doing and stay allowed.
+BIN = Path(sys.executable).parent
+SERVER_PROGRAMS = frozenset(
+    {"redis-server", "redis-cli", "pg_ctl", "postgres", "initdb", "docker", "chromium"}
+)
+
+
+def _project_program(args: Any) -> bool:
+    first = (args.split() or [""])[0] if isinstance(args, str | bytes) else next(iter(args), "")
+    program = Path(os.fsdecode(first))
+    return (
+        program.name.startswith("python")
+        or program.name in SERVER_PROGRAMS
+        or program.parent == BIN
+        or str(program) == sys.executable
+    )
+
+
 @pytest.fixture(autouse=True)
 def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Outside the ``slow`` tier a subprocess is a mistake: say so, and how to mark the test."""
+    """Outside the ``slow`` tier, starting Python, a console script or a server is a mistake: say
+    so, and how to mark the test."""
     if request.node.get_closest_marker("slow"):
         return
+    popen = subprocess.Popen.__init__
 
-    def refuse(self: object, *args: object, **kwargs: object) -> None:
-        raise AssertionError(
-            f"{request.node.nodeid} starts a subprocess but is not marked slow: "
-            "add @pytest.mark.slow (or @pytest.mark.acceptance for a console script)"
-        )
+    def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        if _project_program(args):
+            raise AssertionError(
+                f"{request.node.nodeid} starts {args!r} but is not marked slow: "
+                "add @pytest.mark.slow (or @pytest.mark.acceptance for a console script)"
+            )
+        popen(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 

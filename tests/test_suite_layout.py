@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,10 @@ def test_fast_is_the_tier_without_servers_or_subprocesses(request: pytest.Fixtur
     assert tasks.pytest_args(["-q"]) == ["-q"]
     # This test is in that tier: it asks for no server and starts nothing.
     assert request.node.get_closest_marker("slow") is None
+
+
+def test_a_unit_test_that_starts_python_is_told_to_mark_itself_slow() -> None:
+    with pytest.raises(AssertionError, match="is not marked slow"):
+        subprocess.run([sys.executable, "-c", "pass"], check=False)
+    # A library's own probe is not the test's doing (croniter asks platform.architecture()).
+    assert subprocess.run(["true"], check=False).returncode == 0
