@@ -137,8 +137,8 @@ def test_readme_python_example_then_the_commands_to_look_at_it(
                 assert session_id in shown.stdout or f"…{session_id[-8:]}" in shown.stdout, shown.stdout
             assert shown.stdout.strip(), line
         # Step 6's dashboard: the page metrics-api serves at /, which asks for the token.
-        step6 = r"\*\*6\. Look at the data\.\*\* In a browser, the dashboard at (\S+)"
-        (dashboard,) = re.findall(step6, README.read_text())
+        step6 = README.read_text().split("**6. Look at the data**", 1)[1].split("## ", 1)[0]
+        (dashboard,) = re.findall(r"In a browser, the same data on the dashboard at (\S+)", step6)
         page = httpx.get(dashboard.replace(":8000", f":{port}"), timeout=10)
         assert page.status_code == 200 and '<meta name="metrics-auth" content="required">' in page.text
     finally:

