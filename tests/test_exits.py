@@ -160,6 +160,7 @@ def test_no_module_but_the_console_scripts_is_a_main() -> None:
     assert mains == ENTRY_MODULES
 
 
+@pytest.mark.slow  # python -m, as a subprocess
 @pytest.mark.parametrize("module", ["worker.maintenance.cli", "worker.read.cli", "worker.read.api"])
 def test_the_old_python_m_entry_points_do_nothing(module: str) -> None:
     done = subprocess.run(

@@ -17,7 +17,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from tests.read.conftest import Filled
-from tests.read.test_auth import v1_paths
+from tests.read.helpers import v1_paths
 from tests.status_views import steady
 from worker.cli import main as worker_main
 from worker.read.api import create_app
