@@ -66,7 +66,7 @@ def value(index: int) -> float:
     """The representative duration of a bucket: within RELATIVE_ERROR of every value it holds."""
     if index == ZERO:
         return 0.0
-    return 2 * GAMMA**index / (GAMMA + 1)
+    return float(2 * GAMMA**index / (GAMMA + 1))
 
 
 def bounds(index: int) -> tuple[float, float]:

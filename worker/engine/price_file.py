@@ -104,7 +104,9 @@ def _entry(table: dict[str, Any], where: str) -> FilePrice:
     input_mtok, output_mtok = rates["input_mtok"], rates["output_mtok"]
     if input_mtok is None or output_mtok is None:
         missing = "input_mtok" if input_mtok is None else "output_mtok"
-        raise PriceFileError(f"{where}: field {missing!r} is missing: every entry needs input_mtok and output_mtok")
+        raise PriceFileError(
+            f"{where}: field {missing!r} is missing: every entry needs input_mtok and output_mtok"
+        )
     return FilePrice(
         model=model.strip().lower(),
         provider=provider.strip().lower() if provider is not None else None,

@@ -42,14 +42,16 @@ from worker.engine.price_file import FilePrice, load_price_file
 BUNDLED = f"genai-prices {genai_prices.__version__}"
 _MILLION = Decimal(1_000_000)
 # Price keys computed here; any other key with a price sends the round through calc_price itself.
-_FAST_KEYS = frozenset({"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok"})
+_FAST_KEYS = frozenset(
+    {"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok"}
+)
 # Keys whose usage a round never reports (1h cache writes, tool calls): genai-prices counts them 0.
 _ZERO_KEYS = frozenset({"cache_write_1h_mtok", "web_searches_kcount", "storage_searches_kcount"})
 _MEMO_LIMIT = 4096  # distinct (model, provider) pairs kept; past it the memo starts over
 
 
 class TokenUsage(NamedTuple):
-    """A round's tokens: ``cache_read``/``cache_write`` are parts of ``prompt``, ``reasoning`` of ``completion``."""
+    """A round's tokens: cache reads and writes are parts of ``prompt``, reasoning of ``completion``."""
 
     prompt: int
     completion: int
@@ -151,8 +153,10 @@ class PriceList:
         bundled = self._bundled(model, provider)
         if not file and bundled is None:
             return None
-        by_date = bundled is None or isinstance(bundled[0].prices, ModelPrice) or not any(
-            isinstance(c.constraint, TimeOfDateConstraint) for c in bundled[0].prices
+        by_date = (
+            bundled is None
+            or isinstance(bundled[0].prices, ModelPrice)
+            or not any(isinstance(c.constraint, TimeOfDateConstraint) for c in bundled[0].prices)
         )
         return _Rows(tuple(file), bundled, by_date)
 
@@ -215,7 +219,7 @@ def _file_cost(usage: TokenUsage, entry: FilePrice, source: str) -> Priced | Non
 
 
 def _bundled_cost(usage: TokenUsage, rates: _Rates) -> Decimal | None:
-    """genai-prices' arithmetic for token prices: each priced part is a leaf, the rest folds into its whole."""
+    """genai-prices' arithmetic: each priced part is charged at its rate, an unpriced one at its whole's."""
     cache_read = usage.cache_read if rates.cache_read is not None else 0
     cache_write = usage.cache_write if rates.cache_write is not None else 0
     reasoning = usage.reasoning if rates.reasoning is not None else 0
@@ -255,4 +259,3 @@ def _usage(usage: TokenUsage) -> Usage:
         output_tokens=usage.completion,
         output_reasoning_tokens=usage.reasoning,
     )
-
