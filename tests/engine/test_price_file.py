@@ -79,3 +79,16 @@ def test_a_missing_or_yaml_file_is_refused_with_its_path(tmp_path: Path) -> None
     (tmp_path / "p.yaml").write_text("price: []\n")
     with pytest.raises(PriceFileError, match=r"p\.yaml: YAML is not read here: write the prices as TOML"):
         PriceList.load(tmp_path / "p.yaml")
+
+
+def test_the_readmes_example_file_loads_and_its_example_error_is_the_real_one() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    (entry,) = parse_price_file(example, "README.md")
+    assert (entry.model, entry.provider, entry.cache_write_mtok) == ("acme-large", "acme", Decimal("3.75"))
+    bad = example + example.replace("output_mtok = 15", "output_mtok = -2").replace(
+        "2026-07-01", "2026-08-01"
+    )
+    with pytest.raises(PriceFileError) as caught:
+        parse_price_file(bad, "prices.toml")
+    assert f"(`{caught.value}`)" in " ".join(readme.split())
