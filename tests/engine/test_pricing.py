@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price
 from genai_prices.data import providers
-from genai_prices.data_snapshot import find_provider_by_id
+from genai_prices.data_snapshot import DataSnapshot, find_provider_by_id, set_custom_snapshot
 from genai_prices.types import ModelPrice, StartDateConstraint
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -205,3 +205,18 @@ def test_a_file_price_is_the_documented_sum_for_any_usage(usage: TokenUsage, at:
     uncached = usage.prompt - usage.cache_read - usage.cache_write
     parts = (uncached, usage.cache_read, usage.cache_write, usage.completion)
     assert got.usd == sum(Decimal(n) * r for n, r in zip(parts, rates, strict=True)) / 1_000_000
+
+
+def test_a_custom_snapshot_set_elsewhere_in_the_process_changes_nothing() -> None:
+    """UpdatePrices and set_custom_snapshot swap genai-prices' global list; ours stays the bundled one."""
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    usage = TokenUsage(1_000_000, 0)
+    fresh = PriceList()
+    set_custom_snapshot(DataSnapshot(providers=[], from_auto_update=True))
+    try:
+        with pytest.raises(LookupError):
+            calc_price(Usage(input_tokens=1), "gpt-4o", provider_id="openai", genai_request_timestamp=at)
+        got = fresh.price(usage, "gpt-4o", "openai", at)
+    finally:
+        set_custom_snapshot(None)
+    assert got is not None and got.usd == Decimal("2.5") and got.source == BUNDLED

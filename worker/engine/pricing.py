@@ -9,7 +9,8 @@ workers) and from an own prices file (:mod:`worker.engine.price_file`). Preceden
    wins (no ``valid_from`` = the oldest), a provider-specific entry before an any-provider one;
 2. else genai-prices' price for the model and provider at ``at`` (its start-date and time-of-day
    constraints); a provider genai-prices does not know is priced as if none were given (genai-prices
-   then finds the provider from the model's name);
+   then finds the provider from the model's name); a model the provider's list lacks is unpriced,
+   as in ``calc_price``;
 3. else ``None``: unpriced, never ``0``. Also ``None`` when genai-prices can't split the usage for the
    model (it raises ``ValueError``, e.g. cache reads plus writes above the prompt).
 
@@ -20,7 +21,8 @@ cache_write_tokens=cache_write, output_tokens=completion, output_reasoning_token
 provider_id=provider, genai_request_timestamp=at).total_price`` (tests/engine/test_pricing.py holds
 that); for the common price shapes it is computed here from the price data, ~30x faster than
 ``calc_price``. A file price charges ``(prompt - cache_read - cache_write) x input + cache_read x
-cache_read + cache_write x cache_write + completion x output``, per million tokens.
+cache_read + cache_write x cache_write + completion x output``, per million tokens. ``at`` is an
+aware datetime (the event's ``occurred_at``).
 """
 
 from __future__ import annotations
