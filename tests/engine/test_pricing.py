@@ -220,3 +220,19 @@ def test_a_custom_snapshot_set_elsewhere_in_the_process_changes_nothing() -> Non
     finally:
         set_custom_snapshot(None)
     assert got is not None and got.usd == Decimal("2.5") and got.source == BUNDLED
+
+
+@pytest.mark.parametrize(
+    "model", ["deepseek-chat", "deepseek-reasoner", "deepseek-v4-flash", "deepseek-v4-pro"]
+)
+def test_an_off_peak_price_follows_the_time_of_day_within_one_date(model: str) -> None:
+    """Time-of-day prices (DeepSeek's off-peak hours) are not memoised per date: every hour is its own."""
+    usage = TokenUsage(1_000_000, 1_000_000, cache_read=100_000)
+    day = datetime(2026, 12, 6, tzinfo=UTC)
+    costs = set()
+    for hour in range(24):
+        at = day + timedelta(hours=hour, minutes=45)
+        got = PRICES.price(usage, model, "deepseek", at)
+        assert (got.usd if got else None) == _calc(usage, model, "deepseek", at), at
+        costs.add(got.usd if got else None)
+    assert len(costs) >= 2, costs
