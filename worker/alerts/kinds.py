@@ -1,0 +1,111 @@
+"""What a rule can watch: each kind's source, filters, groupings and defaults.
+
+A filter or grouping is accepted only where its column exists today. ``provider`` and ``user``
+are names the file may use already: a kind that will read them lists them in ``later`` and the
+parser answers that the column is not there yet, instead of "unknown field". Kinds whose data
+has not landed (cost, latency percentiles, time to first token) are accepted by the parser and
+answer "not available" when evaluated, never a made-up value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Every filter name a rule may carry (and group by), whether or not a kind can use it today.
+FILTERS = ("model", "provider", "user", "tool", "endpoint")
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    source: str  # "tables", "pipeline" or "" (not available)
+    describe: str  # what the value is, for list and messages
+    filters: tuple[str, ...] = ()
+    later: tuple[str, ...] = ()  # filter names that need a column not there yet
+    needs_window: bool = True
+    share: bool = False  # a share in [0, 1]: the threshold must be one
+    default_comparison: str = ">"
+    default_threshold: float | None = None
+    unavailable: str = ""  # why it cannot be evaluated yet
+
+
+_LATER_USAGE = ("provider", "user")
+_NOT_YET_COST = "not available until cost in USD lands (issue 23: cost and latency from the roll-ups)"
+_NOT_YET_LATENCY = (
+    "not available until latency percentiles land (issue 23: cost and latency from the roll-ups)"
+)
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind(
+            "round_error_share",
+            "tables",
+            "share of finished rounds that ended in error",
+            ("model",),
+            _LATER_USAGE,
+            share=True,
+        ),
+        Kind(
+            "tool_error_share",
+            "tables",
+            "share of finished tool calls that failed",
+            ("tool",),
+            share=True,
+        ),
+        Kind(
+            "forward_error_share",
+            "tables",
+            "share of finished forwarded requests that failed or timed out",
+            ("model", "endpoint"),
+            _LATER_USAGE,
+            share=True,
+        ),
+        Kind(
+            "session_error_share",
+            "tables",
+            "share of ended sessions that ended in error",
+            ("model",),
+            _LATER_USAGE,
+            share=True,
+        ),
+        Kind("tokens", "tables", "tokens of the rounds started in the window", ("model",), _LATER_USAGE),
+        Kind(
+            "silence",
+            "tables",
+            "sessions, rounds, tool calls and forwards started in the window (up to 1000 each)",
+            ("model",),
+            _LATER_USAGE,
+            default_comparison="<",
+            default_threshold=1,
+        ),
+        Kind("backlog", "pipeline", "entries waiting: undelivered plus pending", needs_window=False),
+        Kind("lag_seconds", "pipeline", "age of the oldest entry waiting, seconds", needs_window=False),
+        Kind("dead_letters", "pipeline", "dead letters kept (not replayed or removed)", needs_window=False),
+        Kind("cost_usd", "", "cost in USD", ("model",), _LATER_USAGE, unavailable=_NOT_YET_COST),
+        Kind(
+            "round_latency_p95",
+            "",
+            "p95 round latency, ms",
+            ("model",),
+            _LATER_USAGE,
+            unavailable=_NOT_YET_LATENCY,
+        ),
+        Kind(
+            "round_latency_p99",
+            "",
+            "p99 round latency, ms",
+            ("model",),
+            _LATER_USAGE,
+            unavailable=_NOT_YET_LATENCY,
+        ),
+        Kind(
+            "time_to_first_token_p95",
+            "",
+            "p95 time to first token, ms",
+            ("model",),
+            _LATER_USAGE,
+            unavailable=_NOT_YET_LATENCY,
+        ),
+    )
+}
