@@ -107,13 +107,14 @@ def test_a_bad_rule_is_one_line_naming_rule_field_value_and_why(line: str, messa
             "alerts.toml: rule #1: name: None; every rule needs a name",
         ),
         (
-            '[[rules]]\nname = "a"\nwatch = "silence"\nwindow = "1m"\n[[rules]]\nname = "a"\nwatch = "silence"\n'
-            'window = "1m"\n',
+            '[[rules]]\nname = "a"\nwatch = "silence"\nwindow = "1m"\n'
+            '[[rules]]\nname = "a"\nwatch = "silence"\nwindow = "1m"\n',
             "alerts.toml: rule 'a': name: 'a' is used by another rule",
         ),
         ('[[rules]]\nname = "p"\nwatch = "provider"\n', "rule 'p': watch: 'provider' is not one of"),
         (
-            '[[rules]]\nname = "p"\nwatch = "round_error_share"\nwindow = "1h"\nthreshold = 0.1\nprovider = "x"\n',
+            '[[rules]]\nname = "p"\nwatch = "round_error_share"\nwindow = "1h"\n'
+            'threshold = 0.1\nprovider = "x"\n',
             "rule 'p': provider: the tables have no provider column yet; this filter works once they do",
         ),
         (

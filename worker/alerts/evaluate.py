@@ -23,7 +23,7 @@ from worker.alerts.rules import Rule
 OK, PENDING, FIRING = "ok", "pending", "firing"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Reading:
     """What was measured for one label set ('' for the rule as a whole, else ``model=gpt-4``)."""
 
