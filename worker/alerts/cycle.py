@@ -24,6 +24,7 @@ from worker.alerts.measure import measure_pipeline, measure_tables
 from worker.alerts.rules import Rule, RulesFile
 from worker.alerts.store import Outcome, Outgoing, advance, forget_rules_not_in, record, steps, stored
 from worker.errors import translate
+from worker.schema import require_schema
 from worker.status import UNAVAILABLE, PipelineStatus
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def evaluate(
     once and only if a rule needs it; None: no Redis here (those rules are not evaluated).
     ``conn`` in autocommit mode."""
     clock = time.monotonic()
+    require_schema(conn)  # else every rule fails on a missing table, with SQL and no fix
     status: PipelineStatus | str | None = None
     results: list[Result] = []
     outgoing: list[Outgoing] = []

@@ -21,12 +21,16 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from worker import database
+from worker.alerts import views as alert_views
+from worker.alerts.rules import RulesError, RulesFile, load_rules
+from worker.alerts.views import Alerts
 from worker.read import dashboard, queries
 from worker.read.auth import TokenCheck, require_token, tokens_from_env
 from worker.read.models import (
@@ -247,6 +251,42 @@ def get_forward_statuses(
     return queries.forward_statuses(pool, start_date=start_date, end_date=end_date, model=model)
 
 
+def _alerts_file(request: Request) -> tuple[RulesFile | None, str | None]:
+    """The rules of this process's METRICS_ALERTS_FILE (read each time: an edit shows at once), or
+    its mistake in one line; (None, None) when none is named."""
+    path: str | None = request.app.state.alerts_file
+    if not path:
+        return None, None
+    try:
+        return load_rules(path, need_urls=False), None
+    except RulesError as exc:
+        return None, str(exc)
+
+
+@v1.get("/v1/alerts", response_model=Alerts, tags=["alerts"])
+def get_alerts(request: Request, pool: Pool, limit: Limit = 50) -> Alerts:
+    """The alert rules (when this process has METRICS_ALERTS_FILE), each rule and label set's state,
+    and the latest ``limit`` changes and notifications, newest first (:mod:`worker.alerts.views`,
+    what ``metrics-worker alerts list|history`` print)."""
+    rules, error = _alerts_file(request)
+    with pool.connection() as conn:
+        return alert_views.alerts(conn, rules, rules_error=error, limit=limit)
+
+
+@v1.get(
+    "/v1/alerts/metrics",
+    tags=["alerts"],
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus' text format"}},
+)
+def get_alert_metrics(pool: Pool) -> PlainTextResponse:
+    """``metrics_alert_firing{rule, labels, severity}``: 1 while firing, else 0; for Prometheus (and
+    Alertmanager) to scrape, with the API token as a bearer token when tokens are set."""
+    with pool.connection() as conn:
+        text = alert_views.prometheus(alert_views.states(conn))
+    return PlainTextResponse(text, media_type=CONTENT_TYPE_LATEST)
+
+
 @v1.get(
     "/v1/pipeline",
     response_model=PipelineStatus,
@@ -316,6 +356,7 @@ def create_app(
         lifespan=lifespan,
     )
 
+    app.state.alerts_file = os.environ.get("METRICS_ALERTS_FILE") or None
     app.state.health_timeout = min(health_timeout, settings.connect_timeout.total_seconds())
     app.state.pipeline = (
         StatusSource(redis_url, settings.keys, settings.group, settings.connect_timeout.total_seconds())
