@@ -155,7 +155,8 @@ def test_error_share_fires_once_then_resolves_once(
 
 def test_silence_of_one_model_fires_and_a_new_session_resolves_it(make: Any, hooks: Hooks) -> None:
     s = make(
-        '[[rules]]\nname = "quiet"\nwatch = "silence"\nwindow = "15m"\nmodel = "m-quiet"\nreceivers = ["hook"]\n'
+        '[[rules]]\nname = "quiet"\nwatch = "silence"\nwindow = "15m"\nmodel = "m-quiet"\n'
+        'receivers = ["hook"]\n'
         '[[rules]]\nname = "fleet quiet"\nwatch = "silence"\nwindow = "15m"\nreceivers = ["hook"]\n'
     )
     s.ev.session_started("old", "m-quiet", s.now - 20 * MINUTE)  # before the window
@@ -199,7 +200,8 @@ def test_backlog_and_dead_letters_through_the_status_view(make: Any, hooks: Hook
     assert hooks.bodies("/hook/SECRET")[0]["value"] == 11
     drain(s.worker)  # applies ten, dead-letters one
     s.evaluate()
-    assert events_of(hooks) == [("firing", "behind"), ("resolved", "behind"), ("firing", "dead")]
+    sent = events_of(hooks)  # the two of one evaluation are sent at once: in either order
+    assert sent[0] == ("firing", "behind") and sorted(sent[1:]) == [("firing", "dead"), ("resolved", "behind")]
     s.client.delete(*Keys(stream=s.worker.stream).dead_letter_streams)  # the operator dealt with it
     s.evaluate()
     assert events_of(hooks)[-1] == ("resolved", "dead")
@@ -212,7 +214,8 @@ def test_a_receiver_answering_500_is_retried_then_failed_and_other_rules_still_f
     hooks.answers["/down"] = 500
     s = make(
         ERRORS.replace('receivers = ["hook", "slack"]', 'receivers = ["down"]')
-        + '[[rules]]\nname = "quiet"\nwatch = "silence"\nwindow = "15m"\nmodel = "none"\nreceivers = ["hook"]\n'
+        + '[[rules]]\nname = "quiet"\nwatch = "silence"\nwindow = "15m"\nmodel = "none"\n'
+        'receivers = ["hook"]\n'
     )
     rounds(s, 10, errors=5)
     s.push()
@@ -234,8 +237,8 @@ def test_a_receiver_answering_500_is_retried_then_failed_and_other_rules_still_f
 
 def test_two_evaluations_at_once_send_one(make: Any, hooks: Hooks, db_url: str) -> None:
     s = make(ERRORS)
-    rules = rules_file(s.path.read_text(), {"HOOK_URL": hooks.url + "/hook/SECRET", "SLACK_URL": hooks.url + "/s",
-                                            "DOWN_URL": hooks.url + "/d"})  # fmt: skip
+    urls = {"HOOK_URL": "/hook/SECRET", "SLACK_URL": "/s", "DOWN_URL": "/d"}
+    rules = rules_file(s.path.read_text(), {k: hooks.url + v for k, v in urls.items()})
     rounds(s, 10, errors=5)
     s.push()
     start = threading.Barrier(8)
