@@ -176,3 +176,27 @@ def test_a_webhook_url_that_is_not_http_is_refused_masked() -> None:
         parse_rules(tomllib.loads('[receivers.x]\nurl_env = "H"\n'), "f", {"H": "ftp://u:SECRET@h/x"})
     assert "is not an http(s) URL (ftp://h/***)" in str(caught.value)
     assert "SECRET" not in str(caught.value)
+
+
+def _readme_block(marker: str, language: str) -> str:
+    import re
+
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    found = re.match(rf"\s*```{language}\n(.*?)\n```", text.split(f"<!-- {marker} -->", 1)[1], re.DOTALL)
+    assert found
+    return found.group(1)
+
+
+def test_the_readme_rules_and_body_are_what_the_code_takes_and_sends() -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from worker.alerts.evaluate import Notice, notice_key
+    from worker.alerts.store import body
+
+    rules = parse_rules(tomllib.loads(_readme_block("readme-alerts-rules", "toml")), "README", ENV)
+    (rule,) = rules.rules
+    at = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    key = notice_key(rule.name, "tool=web_search", at, "firing")
+    sent = body(rule, Notice(rule.name, "tool=web_search", "firing", key, 0.31, 42, at, at))
+    assert json.loads(_readme_block("readme-alerts-body", "json")) == sent
