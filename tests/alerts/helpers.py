@@ -8,8 +8,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import psycopg
 
 from worker.alerts.rules import RulesFile, parse_rules
 
@@ -69,3 +72,29 @@ def rules_file(text: str, env: dict[str, str]) -> RulesFile:
     import tomllib
 
     return parse_rules(tomllib.loads(text), "alerts.toml", env)
+
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def fill_sixty_days(conn: psycopg.Connection[Any]) -> None:
+    """60 days of rows before NOW (90,000 each of rounds, sessions, tool calls, forwards), analysed."""
+    conn.execute(
+        """
+        INSERT INTO round_metrics (round_id, session_id, model, started_at, completed_at, status,
+                                   total_tokens, completion_version)
+        SELECT 'r' || g, 's' || g, 'm' || (g % 5), %(now)s - g * interval '1 minute',
+               %(now)s - g * interval '1 minute', CASE WHEN g % 7 = 0 THEN 'error' ELSE 'success' END, 10, 'x'
+        FROM generate_series(1, 90000) AS g;
+        INSERT INTO session_metrics (session_id, model, started_at, status, updated_at)
+        SELECT 's' || g, 'm' || (g % 5), %(now)s - g * interval '1 minute', 'completed', %(now)s
+        FROM generate_series(1, 90000) AS g;
+        INSERT INTO tool_call_metrics (tool_call_id, round_id, session_id, tool_name, started_at, success)
+        SELECT 't' || g, 'r' || g, 's' || g, 'tool' || (g % 5), %(now)s - g * interval '1 minute', g % 3 > 0
+        FROM generate_series(1, 90000) AS g;
+        INSERT INTO forward_request_metrics (forward_id, endpoint, model, started_at, status, updated_at)
+        SELECT 'f' || g, 'e' || (g % 3), 'm' || (g % 5), %(now)s - g * interval '1 minute', 'success', %(now)s
+        FROM generate_series(1, 90000) AS g;
+        ANALYZE round_metrics, session_metrics, tool_call_metrics, forward_request_metrics;
+        """.replace("%(now)s", "'2026-03-10 12:00+00'::timestamptz")
+    )

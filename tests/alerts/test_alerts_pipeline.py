@@ -201,7 +201,10 @@ def test_backlog_and_dead_letters_through_the_status_view(make: Any, hooks: Hook
     drain(s.worker)  # applies ten, dead-letters one
     s.evaluate()
     sent = events_of(hooks)  # the two of one evaluation are sent at once: in either order
-    assert sent[0] == ("firing", "behind") and sorted(sent[1:]) == [("firing", "dead"), ("resolved", "behind")]
+    assert sent[0] == ("firing", "behind") and sorted(sent[1:]) == [
+        ("firing", "dead"),
+        ("resolved", "behind"),
+    ]
     s.client.delete(*Keys(stream=s.worker.stream).dead_letter_streams)  # the operator dealt with it
     s.evaluate()
     assert events_of(hooks)[-1] == ("resolved", "dead")

@@ -13,13 +13,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.alerts.helpers import NOW, fill_sixty_days
 from tests.read.conftest import fill
 from tests.read.events import Events, usage
 from worker.alerts import measure, store
 from worker.alerts.evaluate import Reading
 from worker.alerts.rules import Rule
 
-NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 AGO = timedelta(minutes=5)
 
 
@@ -164,27 +164,9 @@ def test_every_statement_prepares_on_its_own(conn: psycopg.Connection[Any], name
 
 
 def test_short_windows_use_the_indexes(conn: psycopg.Connection[Any]) -> None:
-    """60 days of rows (about 90,000 of each), analysed: a 15m window's plan scans an index, never
-    the table."""
-    conn.execute(
-        """
-        INSERT INTO round_metrics (round_id, session_id, model, started_at, completed_at, status,
-                                   total_tokens, completion_version)
-        SELECT 'r' || g, 's' || g, 'm' || (g % 5), %(now)s - g * interval '1 minute',
-               %(now)s - g * interval '1 minute', CASE WHEN g % 7 = 0 THEN 'error' ELSE 'success' END, 10, 'x'
-        FROM generate_series(1, 90000) AS g;
-        INSERT INTO session_metrics (session_id, model, started_at, status, updated_at)
-        SELECT 's' || g, 'm' || (g % 5), %(now)s - g * interval '1 minute', 'completed', %(now)s
-        FROM generate_series(1, 90000) AS g;
-        INSERT INTO tool_call_metrics (tool_call_id, round_id, session_id, tool_name, started_at, success)
-        SELECT 't' || g, 'r' || g, 's' || g, 'tool' || (g % 5), %(now)s - g * interval '1 minute', g % 3 > 0
-        FROM generate_series(1, 90000) AS g;
-        INSERT INTO forward_request_metrics (forward_id, endpoint, model, started_at, status, updated_at)
-        SELECT 'f' || g, 'e' || (g % 3), 'm' || (g % 5), %(now)s - g * interval '1 minute', 'success', %(now)s
-        FROM generate_series(1, 90000) AS g;
-        ANALYZE round_metrics, session_metrics, tool_call_metrics, forward_request_metrics;
-        """.replace("%(now)s", "'2026-03-10 12:00+00'::timestamptz")
-    )
+    """60 days of rows (90,000 of each), analysed: a 15m window's plan scans an index, never the
+    table."""
+    fill_sixty_days(conn)
     for watch, filters in [
         ("round_error_share", ()),
         ("tool_error_share", ()),

@@ -20,8 +20,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
-from tests.alerts.helpers import rules_file, webhook_server
-from tests.alerts.test_measure import NOW
+from tests.alerts.helpers import NOW, fill_sixty_days, rules_file, webhook_server
 from tests.read.conftest import fill
 from tests.read.events import Events, usage
 from worker.alerts import views
@@ -142,9 +141,7 @@ def test_fifty_rules_take_well_under_a_second(
 ) -> None:
     """About 90,000 rows of each kind over 60 days; 50 rules of every kind and window, grouped and
     filtered. The time is printed (the report's number) and held under a second."""
-    from tests.alerts.test_measure import test_short_windows_use_the_indexes
-
-    test_short_windows_use_the_indexes(conn)  # fills and analyses
+    fill_sixty_days(conn)
     kinds = [
         ("round_error_share", "model", 0.1),
         ("tool_error_share", "tool", 0.1),

@@ -33,20 +33,37 @@ def configure_parser(sub: Any) -> None:
         "evaluates them every minute and sends the notifications; these commands send nothing.",
     )
     commands = alerts.add_subparsers(dest="alerts_command", required=True, metavar="COMMAND")
-    listing = commands.add_parser("list", help="the rules, their receivers (URLs masked) and their state")
+    listing = commands.add_parser(
+        "list",
+        help="the rules, their receivers (URLs masked) and their state",
+        description="Print the rules file's receivers (URLs masked) and rules, each with its state per "
+        "label set (ok, pending or firing, since when, the last value) as the job last kept it.",
+    )
     check = commands.add_parser(
-        "check", help="measure every rule now and print what would fire or resolve; sends nothing"
+        "check",
+        help="measure every rule now and print what would fire or resolve; sends nothing",
+        description="Measure every rule now and print, per rule and label set, the value, the samples "
+        "and what it would do against the stored state. Writes nothing and sends nothing: for trying "
+        "a rules file (the receivers' URL variables need not be set).",
     )
     for parser in (listing, check):
         parser.add_argument(
-            "--file", dest="alerts_file", metavar="PATH", help="the rules file [env METRICS_ALERTS_FILE]"
+            "--file",
+            dest="alerts_file",
+            metavar="PATH",
+            help="the rules file, TOML [env METRICS_ALERTS_FILE, default none]",
         )
     add_connections(listing, DATABASE)
     add_connections(check, BOTH)
     check.add_argument("--json", action="store_true", help="one JSON object per rule")
     listing.set_defaults(handler=list_rules)
     check.set_defaults(handler=check_rules)
-    past = commands.add_parser("history", help="the latest changes of state and notifications, newest first")
+    past = commands.add_parser(
+        "history",
+        help="the latest changes of state and notifications, newest first",
+        description="Print the latest changes of state (pending, firing, resolved, cleared) and then "
+        "the latest notifications with their outcome (sent, failed with the reason, sending).",
+    )
     add_connections(past, DATABASE)
     past.add_argument("--rule", metavar="NAME", help="only this rule")
     past.add_argument("--limit", type=int, default=20, metavar="N", help="at most N of each (default 20)")
