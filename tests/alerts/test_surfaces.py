@@ -167,3 +167,38 @@ def test_fifty_rules_take_well_under_a_second(
     with capsys.disabled():
         print(f"\n51 rules evaluated in {took:.3f}s (report: {report.seconds:.3f}s)")
     assert took < 1.0
+
+
+def test_the_rq_job_reads_its_settings_from_the_environment(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conn: psycopg.Connection[Any]
+) -> None:
+    from worker.maintenance import jobs
+
+    path = tmp_path / "alerts.toml"
+    path.write_text('[[rules]]\nname = "quiet"\nwatch = "silence"\nwindow = "15m"\n')
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("METRICS_ALERTS_FILE", raising=False)
+    with pytest.raises(ValueError, match="METRICS_ALERTS_FILE: not set"):
+        jobs.alerts()
+    monkeypatch.setenv("METRICS_ALERTS_FILE", str(path))
+    assert jobs.alerts()["firing"] == 1
+    assert [s.phase for s in views.states(conn)] == ["firing"]
+
+
+def test_list_shows_rules_masked_receivers_and_state(
+    evaluated: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from worker.cli import main
+
+    monkeypatch.setenv("HOOK", "https://hooks.example.com/services/T0/B0/SECRET")
+    assert main(["alerts", "list", "--file", str(evaluated), "--database-url", db_url]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "receiver hook: webhook https://hooks.example.com/*** (timeout 5s, 3 attempts)",
+        "round errors: round_error_share > 0.2 over 15m (per model; min 1 samples; for 0s; warning; to hook)",
+        f"  model=a: firing since {NOW:%Y-%m-%d %H:%M:%S}Z, last value 0.75",
+        f"  model=b: ok since {NOW:%Y-%m-%d %H:%M:%S}Z, last value 0",
+        "spend: cost_usd > 100 over 1d (for 0s; warning; to nobody)",
+        "  cost_usd is not available until cost in USD lands (issue 23: cost and latency from the roll-ups)",
+    ]
+    assert "SECRET" not in out
