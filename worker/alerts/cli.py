@@ -1,5 +1,6 @@
-"""``metrics-worker alerts list|check|history``: the rules and their state, what would fire now,
-and what happened.
+"""``metrics-worker alerts list|check|history``: what the alert rules say, for people.
+
+The rules with their state, what would fire now, what happened.
 
 ``check`` is for trying a rules file: it measures every rule now and prints what each would do
 against the stored state, writing nothing and sending nothing (receivers' URLs need not be set).

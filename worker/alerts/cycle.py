@@ -1,4 +1,4 @@
-"""One evaluation of every rule of a file: measure, step, keep the state, then deliver.
+"""One evaluation of every rule of a file: measure, step, keep, deliver.
 
 ``evaluate(..., send=True)`` is what the job does each minute (worker/maintenance/jobs.py);
 ``send=False`` is ``metrics-worker alerts check``: the same measures and steps against the stored

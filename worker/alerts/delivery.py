@@ -1,5 +1,6 @@
-"""Sending notifications to webhooks: the bodies, a timeout per attempt, retries with backoff, and
-every receiver at once, so one that is down holds up no other.
+"""Sending notifications to webhooks, each attempt within its timeout, retried with backoff.
+
+Every receiver is sent to at once, so one that is down holds up no other.
 
 Two bodies: ``webhook`` posts the generic JSON body (worker/alerts/store.py ``body``; README,
 Alerts), ``slack`` posts ``{"text": ..., "blocks": [...]}`` (what a Slack incoming webhook, and

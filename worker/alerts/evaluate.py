@@ -1,5 +1,7 @@
-"""The alert state machine, pure: a rule, what was measured, the stored state and ``now`` give the
-new state and the notification to send, if any.
+"""The alert state machine, pure: (rule, reading, stored state, now) -> next state, notice.
+
+A rule, what was measured, the stored state and ``now`` give the new state and the notification
+to send, if any.
 
 States of one rule and label set: ``ok``, ``pending`` (breaching, for less than the rule's
 ``for``), ``firing``. Breaching means at least ``min_samples`` samples and the value on the wrong

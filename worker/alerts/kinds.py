@@ -1,4 +1,4 @@
-"""What a rule can watch: each kind's source, filters, groupings and defaults.
+"""What a rule can watch: each kind's source, filters, groupings, defaults.
 
 A filter or grouping is accepted only where its column exists today. ``provider`` and ``user``
 are names the file may use already: a kind that will read them lists them in ``later`` and the

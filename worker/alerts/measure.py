@@ -1,5 +1,6 @@
-"""What a rule's value is now: one whole statement per kind over the tables, or the pipeline's
-status view (worker/status.py).
+"""What a rule's value is now: one whole statement per kind, or the pipeline's status view.
+
+The status view is worker/status.py's, as ``metrics-worker status`` shows it.
 
 Windows shorter than a day are sliding (rows started since ``now - window``) and read the base
 tables through their ``started_at`` indexes (``(model, started_at)`` / ``(endpoint, started_at)``

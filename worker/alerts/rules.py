@@ -1,4 +1,4 @@
-"""The rules file (``METRICS_ALERTS_FILE``, TOML): its rules and receivers, checked whole.
+"""The rules file (``METRICS_ALERTS_FILE``, TOML), read and checked whole.
 
 A file with a mistake is refused with one line naming the rule (or receiver), the field, the
 value and why: ``alerts.toml: rule "tool failures": threshold: 'high' is not a number``. The

@@ -1,5 +1,6 @@
-"""Alert state in PostgreSQL: one rule's step taken under its lock, its notifications claimed
-before they are sent, and their outcome recorded.
+"""Alert state in PostgreSQL: each rule's step under its lock, each notification claimed once.
+
+A notification is claimed before it is sent; its outcome is recorded after.
 
 Two evaluations at once (two schedulers, the job next to a person's ``alerts check``, a restart
 while one runs) must not send one notification twice. Three things make that so, each alone

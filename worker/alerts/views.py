@@ -1,5 +1,6 @@
-"""What people see of the alerts, read-only: each rule and label set's state, the history of
-changes and the notifications with their outcome.
+"""What people see of the alerts, read-only: state, history, notifications.
+
+Each rule and label set's state, the history of changes, the notifications with their outcome.
 
 The one reading of these tables: ``metrics-worker alerts list|history`` print it, the API serves
 it at /v1/alerts (and the Prometheus gauge at /v1/alerts/metrics), the dashboard draws it.
