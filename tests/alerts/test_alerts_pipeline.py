@@ -289,3 +289,27 @@ def test_check_evaluates_and_sends_nothing(
     history = capsys.readouterr().out
     assert "round errors: firing at 0.5 (round_error_share > 0.2 over 15m)" in history
     assert "round errors: firing to hook sent after 1 attempt" in history
+
+
+def test_a_restart_in_the_middle_of_a_firing_alert_sends_nothing_new(
+    make: Any, hooks: Hooks, conn: psycopg.Connection[Any]
+) -> None:
+    """An evaluation killed between claiming a notification and sending it (the claim committed,
+    nothing sent): the next evaluations find the rule firing and the notification claimed, and
+    send nothing; the notification stays ``sending`` for people to see (at most once)."""
+    from worker.alerts import measure, store
+    from worker.alerts.rules import load_rules
+
+    s = make(ERRORS)
+    rules = load_rules(s.path)
+    rounds(s, 10, errors=5)
+    s.push()
+    s.now += MINUTE
+    (rule,) = rules.rules
+    _, claimed = store.advance(conn, rule, measure.measure_tables(conn, rule, s.now), s.now)
+    assert len(claimed) == 2  # then the process dies: nothing delivered
+    for _ in range(3):
+        assert s.evaluate()["sent"] == 0
+    assert hooks.hits == {}
+    assert {(n.event, n.status) for n in views.notifications(conn)} == {("firing", "sending")}
+    assert [st.phase for st in views.states(conn)] == ["firing"]
