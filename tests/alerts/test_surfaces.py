@@ -202,3 +202,18 @@ def test_list_shows_rules_masked_receivers_and_state(
         "  cost_usd is not available until cost in USD lands (issue 23: cost and latency from the roll-ups)",
     ]
     assert "SECRET" not in out
+
+
+def test_prune_drops_history_and_notifications_older_than_the_retention(
+    evaluated: Path, conn: psycopg.Connection[Any]
+) -> None:
+    from worker.maintenance.prune import prune
+
+    conn.execute("UPDATE alert_history SET at = at - interval '100 days'")
+    conn.execute("UPDATE alert_notifications SET created_at = created_at - interval '100 days'")
+    counts = prune(
+        conn, cutoff=NOW - timedelta(days=90), dedupe_before=NOW - timedelta(days=14), chunk_size=1
+    )
+    assert (counts["alert_history"], counts["alert_notifications"]) == (1, 1)
+    assert views.history(conn) == [] and views.notifications(conn) == []
+    assert len(views.states(conn)) == 2  # the state is now: kept
