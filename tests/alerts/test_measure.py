@@ -105,6 +105,20 @@ def test_a_day_window_is_utc_dates_today_included() -> None:
     assert measure.span(rule("tokens"), NOW)["since"] == NOW - timedelta(minutes=15)
 
 
+def test_round_latency_percentiles_are_postgresqls_percentile_disc(conn: psycopg.Connection[Any]) -> None:
+    ev = Events()
+    at = NOW - timedelta(minutes=10)
+    ev.session_started("s", "lat", at)
+    for i in range(1, 101):  # 1 s to 100 s
+        ev.round_started(f"r{i}", "s", "lat", at)
+        ev.round_completed(f"r{i}", "s", at + timedelta(seconds=i), usage(1, 1))
+    ev.round_started("running", "s", "lat", at)  # unfinished: not a sample
+    fill(conn, ev.events)
+    assert one(measure.measure_tables(conn, rule("round_latency_p95"), NOW)) == (95_000.0, 100)
+    assert one(measure.measure_tables(conn, rule("round_latency_p99"), NOW)) == (99_000.0, 100)
+    assert measure.measure_tables(conn, rule("round_latency_p95", filters=(("model", "other"),)), NOW) == []
+
+
 def test_rounds_over_days_read_the_base_table(filled: psycopg.Connection[Any]) -> None:
     assert one(measure.measure_tables(filled, rule("round_error_share", "1d"), NOW)) == (0.25, 16)
 
@@ -149,6 +163,7 @@ TYPES = {
     "endpoint": "text",
     "rule": "text",
     "rules": "text[]",
+    "quantile": "float8",
 }
 
 
@@ -176,6 +191,7 @@ def test_short_windows_use_the_indexes(conn: psycopg.Connection[Any]) -> None:
         ("tokens", ()),
         ("silence", ()),
         ("silence", (("model", "m1"),)),
+        ("round_latency_p95", (("model", "m1"),)),
     ]:
         r = rule(watch, filters=filters)
         statement, _ = measure.statements_of(r, NOW)

@@ -57,8 +57,21 @@ def test_not_available_kinds_are_accepted_and_say_why() -> None:
         ENV,
     )
     assert "not available until cost in USD lands" in rules.rules[0].kind.unavailable
-    for name in ("round_latency_p95", "round_latency_p99", "time_to_first_token_p95"):
-        assert "not available until latency percentiles land" in KINDS[name].unavailable
+    assert "not available until time to first token is stored" in KINDS["time_to_first_token_p95"].unavailable
+    latency = parse_rules(
+        tomllib.loads(
+            '[[rules]]\nname = "slow"\nwatch = "round_latency_p95"\nwindow = "1d"\nthreshold = 5000\n'
+            '[[rules]]\nname = "slow now"\nwatch = "round_latency_p99"\nwindow = "15m"\nthreshold = 5000\n'
+        ),
+        "f",
+        ENV,
+    )
+    days, minutes = latency.rules
+    assert days.unavailable == (
+        "round_latency_p95 is not available over days until the latency roll-ups land (issue 23); "
+        "windows under a day read the rounds"
+    )
+    assert minutes.unavailable is None
 
 
 BAD = [

@@ -77,7 +77,7 @@ def test_the_api_serves_rules_state_history_and_the_gauge(
             ("round errors", "model=a", "firing", 0.75),
             ("round errors", "model=b", "ok", 0.0),
         ]
-        assert body["rules"][1]["available"].startswith("not available until cost in USD lands")
+        assert body["rules"][1]["unavailable"].startswith("cost_usd is not available until cost in USD lands")
         assert [(h["change"], h["labels"]) for h in body["history"]] == [("firing", "model=a")]
         assert [(n["event"], n["status"]) for n in body["notifications"]] == [("firing", "sent")]
         gauge = client.get("/v1/alerts/metrics")

@@ -103,8 +103,8 @@ def list_rules(args: argparse.Namespace) -> int:
         extra += [f"for {d.hold}", d.severity, "to " + (", ".join(d.receivers) or "nobody")]
         extra += [f"repeat {d.repeat}"] if d.repeat else []
         print(f"{rule.name}: {d.condition} ({'; '.join(extra)})")
-        if d.available:
-            print(f"  {rule.watch} is {d.available}")
+        if d.unavailable:
+            print(f"  {d.unavailable}")
         for s in by_rule.get(rule.name, []):
             print(f"  {s.labels or 'all'}: {s.phase} since {_when(s.since)}, last value {_value(s.value)}")
     return 0

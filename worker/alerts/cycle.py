@@ -76,8 +76,8 @@ def evaluate(
     for rule in rules.rules:
         result = Result(rule)
         results.append(result)
-        if rule.kind.unavailable:
-            result.error = f"{rule.watch} is {rule.kind.unavailable}"
+        if rule.unavailable:
+            result.error = rule.unavailable
             continue
         if rule.kind.source == "pipeline" and status is None:
             status = _status(read_status)

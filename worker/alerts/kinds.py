@@ -3,13 +3,15 @@
 A filter or grouping is accepted only where its column exists today. ``provider`` and ``user``
 are names the file may use already: a kind that will read them lists them in ``later`` and the
 parser answers that the column is not there yet, instead of "unknown field". Kinds whose data
-has not landed (cost, latency percentiles, time to first token) are accepted by the parser and
-answer "not available" when evaluated, never a made-up value.
+has not landed (cost; latency percentiles over days, which need the latency roll-ups; time to
+first token) are accepted by the parser and answer "not available" when evaluated, never a
+made-up value. Round latency over windows under a day is computed from the rounds themselves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 #: Every filter name a rule may carry (and group by), whether or not a kind can use it today.
 FILTERS = ("model", "provider", "user", "tool", "endpoint")
@@ -27,12 +29,15 @@ class Kind:
     default_comparison: str = ">"
     default_threshold: float | None = None
     unavailable: str = ""  # why it cannot be evaluated yet
+    days_unavailable: str = ""  # why windows of days cannot be evaluated yet
+    quantile: float | None = None  # a percentile kind's
 
 
 _LATER_USAGE = ("provider", "user")
 _NOT_YET_COST = "not available until cost in USD lands (issue 23: cost and latency from the roll-ups)"
-_NOT_YET_LATENCY = (
-    "not available until latency percentiles land (issue 23: cost and latency from the roll-ups)"
+_NOT_YET_TTFT = "not available until time to first token is stored (contract v1's optional fields)"
+_DAYS_OF_LATENCY = (
+    "not available over days until the latency roll-ups land (issue 23); windows under a day read the rounds"
 )
 
 KINDS: dict[str, Kind] = {
@@ -85,19 +90,21 @@ KINDS: dict[str, Kind] = {
         Kind("cost_usd", "", "cost in USD", ("model",), _LATER_USAGE, unavailable=_NOT_YET_COST),
         Kind(
             "round_latency_p95",
-            "",
-            "p95 round latency, ms",
+            "tables",
+            "p95 of the finished rounds' durations (started to completed), ms",
             ("model",),
             _LATER_USAGE,
-            unavailable=_NOT_YET_LATENCY,
+            days_unavailable=_DAYS_OF_LATENCY,
+            quantile=0.95,
         ),
         Kind(
             "round_latency_p99",
-            "",
-            "p99 round latency, ms",
+            "tables",
+            "p99 of the finished rounds' durations (started to completed), ms",
             ("model",),
             _LATER_USAGE,
-            unavailable=_NOT_YET_LATENCY,
+            days_unavailable=_DAYS_OF_LATENCY,
+            quantile=0.99,
         ),
         Kind(
             "time_to_first_token_p95",
@@ -105,7 +112,16 @@ KINDS: dict[str, Kind] = {
             "p95 time to first token, ms",
             ("model",),
             _LATER_USAGE,
-            unavailable=_NOT_YET_LATENCY,
+            unavailable=_NOT_YET_TTFT,
         ),
     )
 }
+
+
+def why_unavailable(kind: Kind, window: timedelta | None) -> str | None:
+    """Why a rule of ``kind`` over ``window`` cannot be evaluated yet; None when it can."""
+    if kind.unavailable:
+        return f"{kind.name} is {kind.unavailable}"
+    if kind.days_unavailable and window is not None and window >= timedelta(days=1):
+        return f"{kind.name} is {kind.days_unavailable}"
+    return None

@@ -8,8 +8,10 @@ where the filter names one). Windows of whole days are UTC dates, today included
 so far, ``7d`` today and the six days before): they read the daily roll-ups where there is one
 (tool calls, forwards, sessions; ``X_FROM_ROLLUP``) and its twin over the base table while a
 back-fill is due; rounds have no roll-up, so their error share reads ``round_metrics`` for days
-too. ``tokens`` over days is the tokens of the sessions started on those days (the session
-roll-up), over shorter windows that of the rounds started in it.
+too. Round latency percentiles read the rounds of windows under a day (PostgreSQL's
+``percentile_disc`` of completed_at - started_at over the finished rounds); over days they wait
+for the latency roll-ups (issue 23). ``tokens`` over days is the tokens of the sessions started
+on those days (the session roll-up), over shorter windows that of the rounds started in it.
 
 Every statement returns ``label`` (the group's value, '' when the rule is not grouped), ``value``
 and ``samples``; a share with no samples is 0. ``group_by`` picks the label column in the
@@ -183,6 +185,18 @@ SELECT '' AS label,
        0 AS samples
 """
 
+ROUND_LATENCY = """
+SELECT CASE %(group_by)s::text WHEN 'model' THEN COALESCE(model, '') ELSE '' END AS label,
+       percentile_disc(%(quantile)s::float8) WITHIN GROUP (
+           ORDER BY EXTRACT(EPOCH FROM completed_at - started_at) * 1000) AS value,
+       count(*) AS samples
+FROM round_metrics
+WHERE started_at >= %(since)s
+  AND status IN ('success', 'error') AND completed_at >= started_at
+  AND (%(model)s::text IS NULL OR model = %(model)s)
+GROUP BY 1
+"""
+
 #: kind -> (its statement over the base tables, over the roll-ups for windows of days or None).
 #: The base statement of tokens over days is TOKENS_OF_SESSIONS (the roll-up's twin), see below.
 STATEMENTS: Mapping[str, tuple[str, str | None]] = {
@@ -192,6 +206,8 @@ STATEMENTS: Mapping[str, tuple[str, str | None]] = {
     "session_error_share": (SESSION_ERRORS, SESSION_ERRORS_FROM_ROLLUP),
     "tokens": (TOKENS, TOKENS_FROM_ROLLUP),
     "silence": (SILENCE, None),
+    "round_latency_p95": (ROUND_LATENCY, None),  # days: not yet (kinds.py), no roll-up of durations
+    "round_latency_p99": (ROUND_LATENCY, None),
 }
 
 DAY = timedelta(days=1)
@@ -219,6 +235,7 @@ def parameters(rule: Rule, now: datetime) -> dict[str, Any]:
         "model": rule.filter("model"),
         "tool": rule.filter("tool"),
         "endpoint": rule.filter("endpoint"),
+        "quantile": rule.kind.quantile,
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from contract.durations import format_duration, parse_duration
 from contract.urls import mask_webhook_url
-from worker.alerts.kinds import FILTERS, KINDS, Kind
+from worker.alerts.kinds import FILTERS, KINDS, Kind, why_unavailable
 
 COMPARISONS = (">", ">=", "<", "<=")
 SEVERITIES = ("info", "warning", "critical")
@@ -78,6 +78,11 @@ class Rule:
     @property
     def kind(self) -> Kind:
         return KINDS[self.watch]
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why this rule cannot be evaluated yet (its kind, or its kind over days); None: it can."""
+        return why_unavailable(self.kind, self.window)
 
     @property
     def window_text(self) -> str:

@@ -58,8 +58,9 @@ class AlertRule(_Model):
     severity: str
     receivers: list[str]
     repeat: str | None
-    available: str | None
-    """Why it cannot be evaluated yet (a kind whose data has not landed); null: it can."""
+    unavailable: str | None
+    """Why it cannot be evaluated yet (a kind, or a kind over days, whose data has not landed), e.g.
+    "cost_usd is not available until ..."; null: it can."""
 
 
 class AlertState(_Model):
@@ -128,7 +129,7 @@ def describe(rule: Rule) -> AlertRule:
         severity=rule.severity,
         receivers=list(rule.receivers),
         repeat=format_duration(rule.repeat) if rule.repeat else None,
-        available=rule.kind.unavailable or None,
+        unavailable=rule.unavailable,
     )
 
 

@@ -15,7 +15,7 @@
     ? table(["rule", "condition", "filters", "min samples", "for", "severity", "receivers", "repeat"],
       data.rules.map((r) => el("tr", { dataset: { rule: r.name } },
         el("td", {}, r.name),
-        el("td", {}, r.condition, r.available ? el("div", { class: "hint not-available" }, `${r.watch} is ${r.available}`) : null),
+        el("td", {}, r.condition, r.unavailable ? el("div", { class: "hint not-available" }, r.unavailable) : null),
         el("td", {}, [...Object.entries(r.filters).map(([k, v]) => `${k}=${v}`), r.group_by ? `per ${r.group_by}` : null]
           .filter(Boolean).join(", ") || "–"),
         el("td", { class: "num" }, String(r.min_samples)), el("td", {}, r.hold), el("td", {}, r.severity),
