@@ -28,7 +28,9 @@ def test_the_example_loads() -> None:
         "lag_seconds",
         "dead_letters",
         "tokens",
+        "round_latency_p95",
     ]
+    assert all(r.unavailable is None for r in rules.rules)
     quiet = rules.rules[2]
     assert (quiet.comparison, quiet.threshold, quiet.window) == ("<", 1.0, timedelta(minutes=15))
     assert rules.rules[0].hold == timedelta(minutes=5)

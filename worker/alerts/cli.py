@@ -18,7 +18,7 @@ from typing import Any
 from contract.connect import Client, connect
 from worker.alerts import views
 from worker.alerts.cycle import Report, evaluate
-from worker.alerts.rules import RulesFile, load_rules
+from worker.alerts.rules import RulesFile, load_rules, number
 from worker.database import connect as connect_database
 from worker.flags import BOTH, DATABASE, add_connections, settings_from
 from worker.settings import AlertSettings
@@ -166,8 +166,10 @@ def _check_lines(report: Report, *, as_json: bool) -> list[str]:
                 if s.notice
                 else ""
             )
+            counted = rule.kind.source == "tables" and rule.watch != "silence"
+            samples = f" ({s.state.samples} samples)" if counted else ""
             lines.append(
-                f"{rule.name}{who}: {rule.watch} = {_value(s.state.value)} ({s.state.samples} samples), "
+                f"{rule.name}{who}: {rule.watch} = {_value(s.state.value)}{samples}, "
                 f"{rule.condition()}: {s.state.phase}{would}"
             )
     lines.append(f"{len(report.results)} rules evaluated in {report.seconds:.3f}s; nothing sent")
@@ -197,4 +199,4 @@ def _when(at: datetime) -> str:
 
 
 def _value(value: float | None) -> str:
-    return "unknown" if value is None else f"{value:.4g}"
+    return "unknown" if value is None else number(value)

@@ -28,7 +28,7 @@ from typing import Any
 
 from contract.backoff import Backoff, full_jitter
 from contract.urls import mask_webhook_url
-from worker.alerts.rules import Receiver
+from worker.alerts.rules import Receiver, number
 from worker.alerts.store import Outcome, Outgoing
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,10 @@ _EMOJI = {"firing": ":rotating_light:", "repeat": ":rotating_light:", "resolved"
 def slack_body(body: Mapping[str, Any]) -> dict[str, Any]:
     """The Slack-compatible body of a notification: ``text`` says it all in one line."""
     labels = " ".join(f"{k}={v}" for k, v in body["labels"].items())
-    value = "unknown" if body["value"] is None else f"{body['value']:g}"
+    value = "unknown" if body["value"] is None else number(body["value"])
     head = f"[{body['event'].upper()}] {body['rule']} ({body['severity']})"
     detail = (
-        f"{body['watch']} = {value} ({body['comparison']} {body['threshold']:g}"
+        f"{body['watch']} = {value} ({body['comparison']} {number(body['threshold'])}"
         + (f" over {body['window']}" if body["window"] != "now" else "")
         + f", {body['samples']} samples)"
         + (f" {labels}" if labels else "")

@@ -249,8 +249,9 @@ def statements_of(rule: Rule, now: datetime) -> tuple[str, str | None]:
 
 
 def measure_tables(conn: psycopg.Connection[Any], rule: Rule, now: datetime) -> list[Reading]:
-    """The readings of a rule over the tables, one per label set found (none: nothing in the
-    window; the caller gives the label sets it knows a reading of 0 samples)."""
+    """The readings of a rule over the tables, one per label set found. Nothing in the window is
+    one reading of 0 with no samples for a rule not grouped, and none for a grouped one (the
+    caller gives the label sets it knows such a reading: worker/alerts/store.py ``steps``)."""
     first, fallback = statements_of(rule, now)
     params = parameters(rule, now)
     rows = _fetch(conn, first, params)
@@ -259,10 +260,13 @@ def measure_tables(conn: psycopg.Connection[Any], rule: Rule, now: datetime) -> 
             rows = _fetch(conn, fallback, params)
         else:
             rows = [row for row in rows if row["label"] is not None]
-    return [
+    readings = [
         Reading(_labels(rule, row["label"]), float(row["value"] or 0), int(row["samples"] or 0))
         for row in rows
     ]
+    if not readings and not rule.group_by:  # nothing in the window: 0, no samples (a state all the same)
+        return [Reading("", 0.0, 0)]
+    return readings
 
 
 def _labels(rule: Rule, label: str) -> str:

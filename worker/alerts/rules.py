@@ -42,6 +42,14 @@ RECEIVER_FIELDS = ("kind", "url_env", "timeout", "attempts")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def number(value: float) -> str:
+    """A value or threshold as people read it: whole numbers whole (50000000, not 5e+07), others
+    to four significant digits (0.3333)."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4g}"
+
+
 class RulesError(ValueError):
     """A rules file that cannot be used; the message is one line."""
 
@@ -98,7 +106,7 @@ class Rule:
     def condition(self) -> str:
         """``tool_error_share > 0.2 over 15m``."""
         over = f" over {self.window_text}" if self.window else ""
-        return f"{self.watch} {self.comparison} {self.threshold:g}{over}"
+        return f"{self.watch} {self.comparison} {number(self.threshold)}{over}"
 
 
 @dataclass(frozen=True)
