@@ -153,13 +153,17 @@ def test_a_bad_rule_is_one_line_naming_rule_field_value_and_why(line: str, messa
         ('[receivers.x]\nurl_env = "UNSET_HOOK"\n', "receiver 'x': url_env: $UNSET_HOOK is not set"),
         (
             '[receivers.x]\nurl_env = "HOOK"\nattempts = 0\n',
-            "receiver 'x': attempts: 0 is not a whole number from 1 to 10",
+            "receiver 'x': attempts: 0 is not a whole number from 1 to 5",
         ),
         (
             '[receivers.x]\nurl_env = "HOOK"\ntimeout = "1ms"\n',
             "receiver 'x': timeout: '1ms' is shorter than 0.1s",
         ),
         ('[receivers.x]\nurl_env = "HOOK"\nurl = "http://x"\n', "receiver 'x': url: unknown field"),
+        (
+            '[receivers.x]\nurl_env = "HOOK"\ntimeout = "1m"\n',
+            "receiver 'x': timeout: '1m' is longer than 10s",
+        ),
         (
             "[rule]\nname = 1\n",
             "alerts.toml: unknown table 'rule'; a rules file has [[rules]] and [receivers.NAME]",

@@ -16,6 +16,7 @@ waits at most the longest receiver's bound: attempts x timeout plus the backoffs
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -103,7 +104,7 @@ def send(
             break
         try:
             status = post(receiver.url, payload, receiver.timeout.total_seconds())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # no answer, or not HTTP
             status, error = None, f"{mask_webhook_url(receiver.url)}: {_reason(exc)}"
         else:
             if 200 <= status < 300:

@@ -39,6 +39,8 @@ RULE_FIELDS = (
     *FILTERS,
 )
 RECEIVER_FIELDS = ("kind", "url_env", "timeout", "attempts")
+MAX_TIMEOUT = timedelta(seconds=10)
+MAX_ATTEMPTS = 5
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -184,8 +186,12 @@ def _receiver(at: str, name: str, body: Any, env: Mapping[str, str], need_urls: 
         raise RulesError(f"{at}: url_env: ${url_env} is not set; set it to the receiver's URL")
     if url is not None and not url.startswith(("http://", "https://")):
         raise RulesError(f"{at}: url_env: ${url_env} is not an http(s) URL ({mask_webhook_url(url)})")
+    # At most 5 x 10 s plus the backoffs between (0.5 s doubling, under 8 s): well within the
+    # job's two minutes (worker/maintenance/cron.py), whatever the receivers do.
     timeout = _duration(at, "timeout", body.get("timeout", "5s"), least=timedelta(milliseconds=100))
-    attempts = _integer(at, "attempts", body.get("attempts", 3), least=1, most=10)
+    if timeout > MAX_TIMEOUT:
+        raise RulesError(f"{at}: timeout: {body['timeout']!r} is longer than {format_duration(MAX_TIMEOUT)}")
+    attempts = _integer(at, "attempts", body.get("attempts", 3), least=1, most=MAX_ATTEMPTS)
     return Receiver(name, kind, url_env, url, timeout, attempts)
 
 
