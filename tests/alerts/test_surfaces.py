@@ -217,3 +217,18 @@ def test_prune_drops_history_and_notifications_older_than_the_retention(
     assert (counts["alert_history"], counts["alert_notifications"]) == (1, 1)
     assert views.history(conn) == [] and views.notifications(conn) == []
     assert len(views.states(conn)) == 2  # the state is now: kept
+
+
+def test_a_bad_rules_file_fails_the_job_in_one_line_recorded(
+    db_url: str, tmp_path: Path, conn: psycopg.Connection[Any]
+) -> None:
+    from worker.alerts.rules import RulesError
+    from worker.maintenance.jobs import run_alerts
+    from worker.settings import AlertSettings
+
+    path = tmp_path / "alerts.toml"
+    path.write_text('[receivers.x]\nurl_env = "NOT_SET_ANYWHERE"\n')
+    with pytest.raises(RulesError, match=r"receiver 'x': url_env: \$NOT_SET_ANYWHERE is not set"):
+        run_alerts(AlertSettings(database_url=db_url, alerts_file=str(path)))
+    row = conn.execute("SELECT details->>'error' FROM maintenance_runs WHERE job = 'alerts'").fetchone()
+    assert row and row[0].startswith("RulesError: ") and "\n" not in row[0]

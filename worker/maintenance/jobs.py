@@ -85,11 +85,11 @@ def run_alerts(
     settings: AlertSettings, *, now: datetime | None = None, one_shot: bool = False
 ) -> dict[str, Any]:
     """One evaluation of every alert rule, notifications sent (skipped if another holds the lock);
-    what it did. The rules file is read first: a bad one fails the run in one line, before any
-    connection."""
+    what it did. The rules file is read in the run, each time (an edit counts from the next
+    minute): a bad one fails the run in one line, recorded in maintenance_runs."""
     if not settings.alerts_file:
         raise ValueError("METRICS_ALERTS_FILE: not set; name the rules file (e.g. examples/alerts.toml)")
-    rules = load_rules(settings.alerts_file)
+    path = settings.alerts_file
     with (
         contextlib.ExitStack() as stack,
         connect_database(settings.database_url, settings.connect_timeout) as conn,
@@ -102,7 +102,7 @@ def run_alerts(
             return read_status(clients[0], settings.keys, settings.group, latest=0)
 
         def body() -> dict[str, Any]:
-            report = evaluate(conn, rules, pipeline, now or utcnow())
+            report = evaluate(conn, load_rules(path), pipeline, now or utcnow())
             return report.details()
 
         return run_exclusive(conn, "alerts", body)
