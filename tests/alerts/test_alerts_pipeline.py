@@ -4,6 +4,7 @@ threshold crossed makes exactly one firing notification, each recovery exactly o
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -284,6 +285,12 @@ def test_check_evaluates_and_sends_nothing(
     )
     assert out[2].startswith("2 rules evaluated in ") and out[2].endswith("; nothing sent")
     assert hooks.hits == {}
+    assert main([*argv, "--json"]) == 0
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert first["labels"] == {
+        "all": {"phase": "firing", "value": 0.5, "samples": 10, "would_send": "firing"}
+    }
+    assert second["error"].startswith("cost_usd is not available") and second["labels"] == {}
     s.evaluate()
     assert main(["alerts", "history", "--database-url", s.alerts.database_url]) == 0
     history = capsys.readouterr().out
