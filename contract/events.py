@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic_core import PydanticCustomError
 
 from contract.fields import BIGINT_MAX as BIGINT_MAX  # re-exported: the limits' old home
 from contract.fields import MAX_ERROR_LENGTH as MAX_ERROR_LENGTH
@@ -47,12 +48,70 @@ ForwardStatus = Literal["success", "error", "timeout"]
 _CONFIG = ConfigDict(extra="ignore", frozen=True, cache_strings=False)
 
 
+#: Whole -> its parts: the parts of one whole sum to at most it. The OpenTelemetry GenAI conventions
+#: and genai-prices count cache reads and writes inside the prompt (input) tokens, and reasoning
+#: tokens inside the completion (output) tokens; Anthropic's ``input_tokens`` leave the cache out,
+#: so a producer adds it in (README: The wire contract). Published in the JSON Schema as ``x-parts``.
+USAGE_PARTS: dict[str, tuple[str, ...]] = {
+    "prompt_tokens": ("cache_read_tokens", "cache_write_tokens"),
+    "completion_tokens": ("reasoning_tokens",),
+}
+
+
+def part_too_large(whole: str, whole_value: int, parts: dict[str, int]) -> str | None:
+    """Why ``parts`` (name -> value, the ones given) cannot be parts of ``whole``, or None. The one
+    wording of the rule, for the contract's refusal and the producer's argument check."""
+    if sum(parts.values()) <= whole_value:
+        return None
+    names = " + ".join(parts)
+    values = " + ".join(str(v) for v in parts.values())
+    return (
+        f"{names} ({values}) is larger than {whole} ({whole_value}): "
+        f"{' and '.join(parts)} {'are parts' if len(parts) > 1 else 'is part'} of {whole}, "
+        "not counted on top of it"
+    )
+
+
 class TokenUsage(BaseModel):
-    model_config = _CONFIG
+    """Token counts of one model call. The optional parts (absent or null: not reported) say how
+    much of a whole was read from the provider's prompt cache, written to it, or spent on
+    reasoning; x-parts lists them by whole: the parts given sum to at most their whole."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        cache_strings=False,
+        json_schema_extra={"x-parts": {whole: list(parts) for whole, parts in USAGE_PARTS.items()}},
+    )
 
     prompt_tokens: Count
     completion_tokens: Count
     total_tokens: Count
+    cache_read_tokens: Count | None = Field(
+        default=None, description="part of prompt_tokens read from the provider's prompt cache"
+    )
+    cache_write_tokens: Count | None = Field(
+        default=None, description="part of prompt_tokens written to the provider's prompt cache"
+    )
+    reasoning_tokens: Count | None = Field(
+        default=None, description="part of completion_tokens spent on reasoning"
+    )
+
+    @model_validator(mode="after")
+    def _parts_within_wholes(self) -> TokenUsage:
+        # A part larger than its whole would price the rest of the whole below zero.
+        if (
+            self.cache_read_tokens is None
+            and self.cache_write_tokens is None
+            and self.reasoning_tokens is None
+        ):
+            return self
+        for whole, names in USAGE_PARTS.items():
+            parts = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+            reason = part_too_large(whole, getattr(self, whole), parts) if parts else None
+            if reason is not None:
+                raise PydanticCustomError("usage_part_too_large", reason)
+        return self
 
 
 class _Event(BaseModel):
@@ -92,6 +151,7 @@ class SessionStarted(_Event):
     type: Literal["session.started"] = "session.started"
     session_id: Id
     model: Name
+    user_id: Id | None = Field(default=None, description="the end user the session works for")
 
 
 class SessionMessageCount(_Event):
@@ -111,6 +171,11 @@ class RoundStarted(_Event):
     round_id: Id
     session_id: Id
     model: Name
+    provider: Name | None = Field(
+        default=None,
+        description="the model's provider, as OpenTelemetry's gen_ai.provider.name: openai, anthropic, "
+        "aws.bedrock, gcp.vertex_ai, azure.ai.openai, gcp.gemini, ...",
+    )
 
 
 class RoundCompleted(_Event):
@@ -121,6 +186,9 @@ class RoundCompleted(_Event):
     usage: TokenUsage
     prompt_cached_tool_outputs: Count = 0
     error: ErrorText | None = None
+    time_to_first_token_ms: Count | None = Field(
+        default=None, description="milliseconds from the request to the first token of a streamed answer"
+    )
 
 
 class RoundCompressed(_Event):
@@ -153,6 +221,13 @@ class ForwardStarted(_Event):
     endpoint: Name
     model: Name
     is_stream: StrictBool
+    provider: Name | None = Field(
+        default=None,
+        description="the model's provider, as OpenTelemetry's gen_ai.provider.name: openai, anthropic, "
+        "aws.bedrock, gcp.vertex_ai, azure.ai.openai, gcp.gemini, ...",
+    )
+    session_id: Id | None = Field(default=None, description="the session this request was made for")
+    round_id: Id | None = Field(default=None, description="the round this request was made for")
 
 
 class ForwardCompleted(_Event):
@@ -162,6 +237,9 @@ class ForwardCompleted(_Event):
     status_code: Annotated[int, Integer(100, 599)] | None = None
     usage: TokenUsage | None = None
     error: ErrorText | None = None
+    time_to_first_token_ms: Count | None = Field(
+        default=None, description="milliseconds from the request to the first token of a streamed answer"
+    )
 
 
 class SyncMismatch(_Event):
