@@ -114,6 +114,8 @@ def usage(
     elif isinstance(value, tuple | list) and len(value) in (2, 3):
         wholes = tuple(value) if len(value) == 3 else (*value, None)
         inner = (None, None, None)
+    elif isinstance(value, tuple) and len(value) == 6:  # a Usage checked before (the scopes keep one)
+        wholes, inner = value[:3], value[3:]
     else:
         raise bad(name, value, "a TokenUsage, a mapping of *_tokens or a (prompt, completion[, total]) tuple")
     prompt, completion, total = wholes

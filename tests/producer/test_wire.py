@@ -165,8 +165,8 @@ def test_usage_parts_are_checked_at_the_call_naming_part_and_whole(capture: Capt
         capture.round_completed("r", "s", "success", (10, 5), cache_read_tokens=11)
     with pytest.raises(ValueError, match=r"cache_read_tokens \+ cache_write_tokens \(6 \+ 5\) is larger than "
                                          r"prompt_tokens \(10\)"):  # fmt: skip
-        capture.round_completed("r", "s", "success", {"prompt_tokens": 10, "completion_tokens": 5,
-                                                      "cache_read_tokens": 6}, cache_write_tokens=5)  # fmt: skip
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "cache_read_tokens": 6}
+        capture.round_completed("r", "s", "success", usage, cache_write_tokens=5)
     with pytest.raises(ValueError, match=r"reasoning_tokens \(6\) is larger than completion_tokens \(5\)"):
         capture.forward_completed("f", "success", 200, (10, 5), reasoning_tokens=6)
     with pytest.raises(ValueError, match="reasoning_tokens: given without a usage"):
