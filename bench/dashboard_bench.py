@@ -40,7 +40,7 @@ START = END - timedelta(days=6)
 def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_API_TOKENS")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "worker.read.api", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "worker.read.server", "--port", str(port), "--log-level", "warning"],
         env={**env, "DATABASE_URL": url},
     )
     deadline = time.monotonic() + 30

@@ -27,7 +27,7 @@ from contract.events import Event
 from contract.keys import Keys
 from worker.ingest.consumer import Worker, tune_gc_for_batches
 from worker.ingest.stream import StreamClient
-from worker.settings import Settings
+from worker.settings import WorkerSettings
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -48,7 +48,9 @@ def measure(rate: int, duration: float, workers: int) -> dict[str, Any]:
             latencies.extend(ages)
 
     with fresh_schema("latency") as url:
-        settings = Settings(database_url=url, redis_url=REDIS_URL, stream=stream, group="bench", block_ms=50)
+        settings = WorkerSettings(
+            database_url=url, redis_url=REDIS_URL, stream=stream, group="bench", block_ms=50
+        )
         pool = [
             Worker(settings.with_(consumer=f"lat-{i}"), handle_signals=False, on_commit=on_commit)
             for i in range(workers)

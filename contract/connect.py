@@ -20,6 +20,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from contract.exits import CommandError, ExitCode
 from contract.keys import Keys, slot_of
 from contract.urls import mask_url
 
@@ -106,3 +107,37 @@ def refresh(client: Client) -> None:
 def safe_url(url: str) -> str:
     """The URL without its password, for messages (contract.urls.mask_url)."""
     return mask_url(url)
+
+
+_CHECK_REDIS = " (check --redis-url / REDIS_URL)"
+
+
+class RedisRefused(CommandError):
+    """Redis answered and refused the request (a wrong type, a missing permission): a usage error."""
+
+    exit_code = ExitCode.USAGE
+    prefix = "Redis refused it: "
+
+
+class RedisUnavailable(CommandError):
+    """Redis (or a cluster node) did not answer, or the cluster cannot serve now: retry later."""
+
+    exit_code = ExitCode.UNAVAILABLE
+    prefix = "Redis: "
+    hint = _CHECK_REDIS
+
+
+class ClusterUnavailable(RedisUnavailable):
+    prefix = "Redis Cluster: "
+
+
+def redis_failure(exc: Exception) -> CommandError | None:
+    """A Redis error as a console script reports it (contract.exits.run's translator); None for any
+    other error. The one place redis-py's errors get their exit codes."""
+    if isinstance(exc, redis.ResponseError):
+        return RedisRefused(str(exc))
+    if isinstance(exc, redis.RedisError):
+        return RedisUnavailable(str(exc))
+    if isinstance(exc, RedisClusterException):
+        return ClusterUnavailable(str(exc))
+    return None

@@ -56,3 +56,41 @@ def duration_arg(flag: str) -> Callable[[str], timedelta]:
             raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag}: ")) from None
 
     return parse
+
+
+def parse_ms(text: str, *, name: str = "duration") -> int:
+    """Whole milliseconds from '2s', '500ms' or '1m'; a bare number is milliseconds, as these
+    settings were written before they took units (``METRICS_BLOCK_MS=2000``)."""
+    stripped = text.strip()
+    if stripped.isdigit():
+        return int(stripped)
+    return round(parse_duration(text, name=name).total_seconds() * 1000)
+
+
+def ms_arg(flag: str) -> Callable[[str], int]:
+    """An argparse ``type`` for a flag in milliseconds that also takes units (``--block-ms 2s``)."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_ms(text, name=flag)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag}: ")) from None
+
+    return parse
+
+
+def seconds_arg(flag: str) -> Callable[[str], float]:
+    """An argparse ``type`` for a flag in seconds that also takes units (``--timeout 2m``); a bare
+    number is seconds, as these flags were written before they took units."""
+
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        try:
+            return parse_duration(text, name=flag).total_seconds()
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag}: ")) from None
+
+    return parse

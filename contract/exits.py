@@ -1,21 +1,22 @@
-"""Exit codes of every console script, and the one table from error class to exit code.
+"""How every console script ends: its exit codes, an error told in one line with its own code.
 
     0  OK           done
     1  FAILED       the command ran and did not do it: a job failed, lines were rejected, what it
                     names does not exist (a session, a dead letter)
     2  USAGE        a mistake in the command: a flag, a setting, a filter, an input file, a request
-                    Redis refuses (argparse's own errors exit 2 too)
+                    Redis refuses, a database that does not exist (argparse's own errors exit 2 too)
     3  UNAVAILABLE  Redis or PostgreSQL could not be reached (or the events wait in the spool):
                     the same command may succeed later
 
-``metrics-worker``, ``metrics-producer``, ``metrics-api`` and the ``python -m`` entry points run
-their command through :func:`run`, which prints an error the table knows as one line
-(``prog: message``) and returns its code; anything else is a bug and keeps its traceback.
+``metrics-worker``, ``metrics-producer`` and ``metrics-api`` run their command through :func:`run`,
+which prints a known error as one line (``prog: message``) and returns its code; anything else is
+a bug and keeps its traceback. An error is known when its class says its code (a
+:class:`CommandError`: the project's own errors, each with its code and hint) or when it is a
+ValueError (settings and flags: the message names them). A driver's errors are made known by the
+translators a script passes: Redis's by contract/connect.py, psycopg's by worker/errors.py (the
+one place each driver's errors are translated); this module imports neither driver.
 
-Here because it is the one package that the producer and the worker may both import. The table
-names classes by module and name, looked up in ``sys.modules`` when an error happens: contract
-imports neither side (nor their drivers), and a class whose module was never imported cannot
-have been raised.
+Here because it is the one package that the producer and the worker may both import.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NoReturn
+from typing import ClassVar, NoReturn
 
 
 class ExitCode(IntEnum):
@@ -43,62 +44,53 @@ class Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-class NotFound(LookupError):
+class CommandError(Exception):
+    """An error a console script reports in one line: the class says the exit code, what goes
+    before the message (``prefix``) and after it (``hint``, the fix)."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.FAILED
+    prefix: ClassVar[str] = ""
+    hint: ClassVar[str] = ""
+
+
+class NotFound(CommandError, LookupError):
     """What the command names does not exist (a session, a dead letter)."""
 
 
 @dataclass(frozen=True)
-class Rule:
-    module: str
-    name: str
+class Report:
+    """How one error is told: its exit code, and the text around its message."""
+
     code: ExitCode
-    prefix: str = ""  # before the error's message
-    hint: str = ""  # after it
-
-    def matches(self, exc: BaseException) -> bool:
-        cls = getattr(sys.modules.get(self.module), self.name, None)
-        return isinstance(cls, type) and isinstance(exc, cls)
+    prefix: str = ""
+    hint: str = ""
 
 
-_CHECK_REDIS = " (check --redis-url / REDIS_URL)"
-_CHECK_DATABASE = " (check --database-url / DATABASE_URL)"
-
-#: First match wins: the more specific class first.
-EXIT_CODES: tuple[Rule, ...] = (
-    Rule("contract.exits", "NotFound", ExitCode.FAILED),
-    Rule("worker.read.queries._base", "QueryError", ExitCode.USAGE),  # a filter (a ValueError too)
-    Rule("builtins", "ValueError", ExitCode.USAGE),  # settings and flags: the message names them
-    Rule("redis.exceptions", "ResponseError", ExitCode.USAGE, "Redis refused it: "),
-    Rule("redis.exceptions", "RedisError", ExitCode.UNAVAILABLE, "Redis: ", _CHECK_REDIS),
-    Rule("redis.exceptions", "RedisClusterException", ExitCode.UNAVAILABLE, "Redis Cluster: ", _CHECK_REDIS),
-    Rule("worker.errors", "TransientError", ExitCode.UNAVAILABLE, "PostgreSQL: "),  # retried first
-    Rule("worker.errors", "PostgresError", ExitCode.FAILED, "PostgreSQL refused it: "),
-    Rule(
-        "psycopg.errors",
-        "UndefinedTable",
-        ExitCode.FAILED,
-        "PostgreSQL: ",
-        ": create the tables with `metrics-worker schema`, or point DATABASE_URL's search_path at them",
-    ),
-    Rule("psycopg", "OperationalError", ExitCode.UNAVAILABLE, "PostgreSQL: ", _CHECK_DATABASE),
-    Rule("psycopg", "Error", ExitCode.FAILED, "PostgreSQL: "),
-)
+def report_for(exc: BaseException) -> Report | None:
+    """The report of an error a script knows; None for a bug (which keeps its traceback)."""
+    if isinstance(exc, CommandError):
+        return Report(exc.exit_code, exc.prefix, exc.hint)
+    if isinstance(exc, ValueError):  # settings and flags: the message names them
+        return Report(ExitCode.USAGE)
+    return None
 
 
-def rule_for(exc: BaseException) -> Rule | None:
-    return next((rule for rule in EXIT_CODES if rule.matches(exc)), None)
+#: Turns a driver's error into a CommandError; None for an error it does not know.
+Translate = Callable[[Exception], "CommandError | None"]
 
 
-def run(prog: str, command: Callable[[], int]) -> int:
-    """``command()``'s exit status; an error of the table is one line on stderr and its code."""
+def run(prog: str, command: Callable[[], int], *translators: Translate) -> int:
+    """``command()``'s exit status; a known error (as it is, or as the first of ``translators``
+    that knows it makes it) is one line on stderr and its code."""
     try:
         return int(command())
     except Exception as exc:
-        rule = rule_for(exc)
-        if rule is None:
+        error: BaseException = next(filter(None, (t(exc) for t in translators)), exc)
+        report = report_for(error)
+        if report is None:
             raise
-        print(f"{prog}: {rule.prefix}{one_line(exc)}{rule.hint}", file=sys.stderr)
-        return rule.code
+        print(f"{prog}: {report.prefix}{one_line(error)}{report.hint}", file=sys.stderr)
+        return report.code
 
 
 def one_line(exc: BaseException) -> str:

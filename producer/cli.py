@@ -18,7 +18,8 @@ from typing import IO
 
 from contract import exits
 from contract.codec import ContractError, decode
-from contract.durations import duration_arg
+from contract.connect import redis_failure
+from contract.durations import duration_arg, seconds_arg
 from contract.exits import ExitCode
 from producer.publisher import Publisher
 from producer.settings import ENV_VARS, ProducerSettings
@@ -65,7 +66,12 @@ def _common() -> exits.Parser:
         "[env METRICS_SPOOL_MAX_BYTES, default 134217728]",
     )
     group.add_argument(
-        "--timeout", type=float, default=30.0, help="how long to wait at the end for delivery (default 30 s)"
+        "--timeout",
+        type=seconds_arg("--timeout"),
+        default=30.0,
+        metavar="DURATION",
+        help="how long to wait at the end for delivery, e.g. 30s or 2m; a bare number is seconds "
+        "(default 30s)",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
     return common
@@ -109,10 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--duration",
-        type=float,
+        type=seconds_arg("--duration"),
         default=None,
-        help="stop starting sessions after this many seconds; those in flight end at once (default: "
-        "when every agent has run its sessions)",
+        metavar="DURATION",
+        help="stop starting sessions after this long, e.g. 90s or 5m (a bare number is seconds); those "
+        "in flight end at once (default: when every agent has run its sessions)",
     )
     timing = simulate.add_mutually_exclusive_group()
     timing.add_argument(
@@ -266,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
     except ValueError as exc:
         parser.error(str(exc))
-    return exits.run("metrics-producer", lambda: int(args.handler(args, settings)))
+    return exits.run("metrics-producer", lambda: int(args.handler(args, settings)), redis_failure)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from contract.events import SyncMismatch
 from tests.ingest.helpers import drain, worker_env
 from worker.ingest.stream import StreamClient
 from worker.read.api import create_app
-from worker.settings import Settings
+from worker.settings import WorkerSettings
 from worker.status import PipelineStatus, applied_per_second, read_status
 
 #: Valid JSON that fails the contract: the worker dead-letters it with this in the reason.
@@ -36,7 +36,7 @@ def good(i: int) -> bytes:
     return encode(SyncMismatch(event_id=f"ok-{i}", occurred_at=datetime(2026, 2, 10, tzinfo=UTC), reason="r"))
 
 
-def dead_letter_on_every_shard(s: Settings, client: Client, good_per_shard: int = 3) -> PipelineStatus:
+def dead_letter_on_every_shard(s: WorkerSettings, client: Client, good_per_shard: int = 3) -> PipelineStatus:
     """Publish ``good_per_shard`` valid entries and one bad one to every shard, run a worker in
     burst mode, and return the view before it ran (for the applied rate)."""
     keys = placed(s.keys, client)
@@ -51,7 +51,7 @@ def dead_letter_on_every_shard(s: Settings, client: Client, good_per_shard: int 
     return before
 
 
-def leave_work_waiting(s: Settings, client: Client) -> float:
+def leave_work_waiting(s: WorkerSettings, client: Client) -> float:
     """Two entries per shard read by a consumer that then stops (pending), one never read
     (undelivered); returns when they were published (Unix seconds)."""
     keys = placed(s.keys, client)
@@ -64,7 +64,7 @@ def leave_work_waiting(s: Settings, client: Client) -> float:
     return published
 
 
-def both_views(s: Settings, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[str, Any]]:
+def both_views(s: WorkerSettings, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[str, Any]]:
     """(``metrics-worker status --json``, /v1/pipeline of an API over the same settings)."""
     done = subprocess.run(
         [sys.executable, "-m", "worker.cli", "status", "--json"],
@@ -100,7 +100,7 @@ def steady(view: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_agreement(s: Settings, client: Client, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def check_agreement(s: WorkerSettings, client: Client, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Dead letters by the worker on every shard, work left waiting; then both views agree with
     each other and with what was done. Returns the CLI's view."""
     keys = placed(s.keys, client)

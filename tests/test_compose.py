@@ -146,14 +146,14 @@ def test_metrics_api_command_parses_and_listens_where_published(
     """metrics-api has no build_parser: run its main() with uvicorn.run replaced."""
     import uvicorn
 
-    import worker.read.api
+    import worker.read.server
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            worker.read.api.main(command(name)[1:])
+            worker.read.server.main(command(name)[1:])
     except SystemExit:
         pytest.fail(f"service {name}: `{' '.join(command(name))}` is rejected:\n{stderr.getvalue()}")
     assert served["host"] == "0.0.0.0", "listen on every interface, or the published port reaches nothing"
@@ -291,13 +291,14 @@ def test_scalable_services_have_no_fixed_name_or_host_port(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(APP_NEEDS))
 def test_app_environment_is_read_by_the_code_and_parses(name: str) -> None:
     from producer.settings import ProducerSettings
-    from worker.settings import Settings
+    from worker.settings import PruneSettings, ReconcileSettings, WorkerSettings
 
     env = environment(name)
     assert {"DATABASE_URL", "REDIS_URL"} <= set(env), f"{name}: DATABASE_URL and REDIS_URL"
     unknown = set(env) - names_in_code()
     assert not unknown, f"{name}: no code reads {sorted(unknown)}"
-    Settings.from_env(env)
+    for kind in (WorkerSettings, ReconcileSettings, PruneSettings):
+        kind.from_env(env)
     ProducerSettings.from_env(env)
 
 

@@ -1,31 +1,82 @@
-"""One table from error class to exit code (contract/exits.py), and every console script uses it:
-the same failure is the same exit code whichever entry point met it."""
+"""Errors carry their exit code (contract/exits.py), and every console script reports them the same
+way: the same failure is the same exit code whichever command met it."""
 
 from __future__ import annotations
 
-import importlib
+import ast
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+import redis
 
-from contract.exits import EXIT_CODES, ExitCode, rule_for, run
+from contract.connect import ClusterUnavailable, RedisRefused, RedisUnavailable, redis_failure
+from contract.exits import CommandError, ExitCode, NotFound, report_for, run
+from worker.errors import (
+    DatabaseMissing,
+    PermanentError,
+    PostgresError,
+    TablesMissing,
+    TransientError,
+    Unreachable,
+    postgres_failure,
+)
+from worker.read.queries import QueryError
+from worker.schema import SchemaMissing
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 NOWHERE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 NOWHERE_DATABASE = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"
 
 
-def test_every_rule_names_an_exception_class_and_none_is_hidden_by_an_earlier_one() -> None:
-    classes = []
-    for rule in EXIT_CODES:
-        cls = getattr(importlib.import_module(rule.module), rule.name)
-        assert isinstance(cls, type) and issubclass(cls, BaseException), rule
-        for earlier in classes:
-            assert not issubclass(cls, earlier), f"{rule.name} is caught by {earlier.__name__} first"
-        classes.append(cls)
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (NotFound("no such session"), ExitCode.FAILED),
+        (SchemaMissing("none of the tables"), ExitCode.FAILED),
+        (QueryError("end_date before start_date"), ExitCode.USAGE),
+        (ValueError("METRICS_SHARDS: must be at least 1"), ExitCode.USAGE),
+        (PermanentError("out of range"), ExitCode.FAILED),
+        (TransientError("deadlock"), ExitCode.UNAVAILABLE),
+        (Unreachable("cannot connect to db:5432"), ExitCode.UNAVAILABLE),
+        (DatabaseMissing('database "m" does not exist'), ExitCode.USAGE),
+        (TablesMissing('relation "sessions" does not exist'), ExitCode.FAILED),
+        (RedisRefused("WRONGTYPE"), ExitCode.USAGE),
+        (RedisUnavailable("Connection refused"), ExitCode.UNAVAILABLE),
+        (ClusterUnavailable("cannot be connected"), ExitCode.UNAVAILABLE),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else "",
+)
+def test_every_error_a_script_reports_says_its_own_code(error: Exception, code: ExitCode) -> None:
+    report = report_for(error)
+    assert report is not None and report.code == code
+
+
+@pytest.mark.parametrize(
+    ("driver_error", "translated"),
+    [
+        (redis.ResponseError("WRONGTYPE"), RedisRefused),
+        (redis.ConnectionError("refused"), RedisUnavailable),
+        (redis.exceptions.RedisClusterException("no nodes"), ClusterUnavailable),
+        (psycopg.errors.UndefinedTable("relation x does not exist"), TablesMissing),
+        (psycopg.OperationalError("server closed the connection"), Unreachable),
+        (psycopg.errors.InsufficientPrivilege("permission denied"), PostgresError),
+    ],
+)
+def test_each_drivers_errors_are_translated_in_one_place(
+    driver_error: Exception, translated: type[CommandError]
+) -> None:
+    assert type(postgres_failure(driver_error) or redis_failure(driver_error)) is translated
+    assert postgres_failure(ValueError("x")) is None and redis_failure(ValueError("x")) is None
+
+
+def test_the_contract_names_no_class_of_the_worker() -> None:
+    source = (ROOT / "contract" / "exits.py").read_text()
+    assert "worker." not in source and "psycopg" not in source.replace("psycopg's", "")
 
 
 def test_an_error_of_the_table_is_one_line_and_its_code_anything_else_keeps_its_traceback(
@@ -39,7 +90,7 @@ def test_an_error_of_the_table_is_one_line_and_its_code_anything_else_keeps_its_
         capsys.readouterr().err
         == "prog: METRICS_SHARDS: 'two' is not a whole number (from the environment)\n"
     )
-    assert rule_for(RuntimeError("a bug")) is None
+    assert report_for(RuntimeError("a bug")) is None
     with pytest.raises(RuntimeError):
         run("prog", lambda: 1 // 0 if False else _raise(RuntimeError("a bug")))
 
@@ -57,11 +108,10 @@ def _exit_code(argv: list[str], db_url: str, redis_url: str) -> subprocess.Compl
     "argv",
     [
         [str(BIN / "metrics-worker"), "reconcile"],
-        [sys.executable, "-m", "worker.maintenance.cli", "reconcile"],
         [str(BIN / "metrics-worker"), "status"],
         [str(BIN / "metrics-worker"), "dlq", "list"],
     ],
-    ids=["metrics-worker reconcile", "python -m worker.maintenance.cli", "status", "dlq list"],
+    ids=["metrics-worker reconcile", "status", "dlq list"],
 )
 def test_redis_away_is_exit_3_from_every_entry_point(argv: list[str], db_url: str) -> None:
     done = _exit_code(argv, db_url, NOWHERE_REDIS)
@@ -75,14 +125,46 @@ def test_redis_away_is_exit_3_from_every_entry_point(argv: list[str], db_url: st
     [
         [str(BIN / "metrics-worker"), "schema"],
         [str(BIN / "metrics-worker"), "query", "summary"],
-        [sys.executable, "-m", "worker.read.cli", "summary"],
         [str(BIN / "metrics-worker"), "prune"],
-        [sys.executable, "-m", "worker.maintenance.cli", "prune"],
     ],
-    ids=["schema", "metrics-worker query", "python -m worker.read.cli", "prune", "maintenance prune"],
+    ids=["schema", "metrics-worker query", "prune"],
 )
 def test_postgresql_away_is_exit_3_from_every_entry_point(argv: list[str], redis_url: str) -> None:
     done = _exit_code(argv, NOWHERE_DATABASE, redis_url)
     assert done.returncode == ExitCode.UNAVAILABLE, done.stderr[-2000:]
     assert "PostgreSQL: " in done.stderr and "(check --database-url / DATABASE_URL)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+#: The modules a console script starts in ([project.scripts]), the demo tasks.py runs, and the
+#: generator of contract/event.schema.json (no command line: it prints the file).
+ENTRY_MODULES = {
+    "worker/cli.py",
+    "producer/cli.py",
+    "worker/read/server.py",
+    "worker/dev/demo.py",
+    "contract/schema.py",
+}
+
+
+def test_no_module_but_the_console_scripts_is_a_main() -> None:
+    """One command line per console script: no ``python -m`` side door with its own parser."""
+    mains = set()
+    for package in ("contract", "worker", "producer"):
+        for path in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            if any(isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) for node in tree.body):
+                mains.add(str(path.relative_to(ROOT)))
+    assert mains == ENTRY_MODULES
+
+
+@pytest.mark.parametrize("module", ["worker.maintenance.cli", "worker.read.cli", "worker.read.api"])
+def test_the_old_python_m_entry_points_do_nothing(module: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", module, "scheduler-url"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout == "" and "Traceback" not in done.stderr

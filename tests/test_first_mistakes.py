@@ -7,11 +7,14 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from psycopg.conninfo import make_conninfo
 
 from contract.exits import ExitCode
 from tests.conftest import Services
@@ -84,12 +87,96 @@ def test_a_database_without_the_tables_says_to_create_them(services: Services, j
 
 
 @pytest.mark.parametrize(
-    "argv", [("metrics-worker", "status"), ("metrics-producer", "publish", "-")], ids=["worker", "producer"]
+    "argv", [("metrics-worker", "run"), ("metrics-producer", "publish", "-")], ids=["worker", "producer"]
 )
 def test_a_bad_variable_is_named(argv: tuple[str, ...]) -> None:
     code, lines = _run(*argv, env={"METRICS_BATCH_SIZE": "-3"})
     assert code == ExitCode.USAGE
     _one_line(lines, "METRICS_BATCH_SIZE", "must be at least 1, got -3")
+
+
+def test_a_command_checks_only_the_settings_it_uses(redis_url: str) -> None:
+    """status reads no batch size: a bad one does not stop it. The variable it does use is named
+    with its flag, the one this command has."""
+    env = {"REDIS_URL": redis_url, "METRICS_BATCH_SIZE": "0", "METRICS_RETENTION": "1h"}
+    code, lines = _run("metrics-worker", "status", "--json", env=env)
+    assert code == 0 and lines == []  # a one-shot command: its answer only, no start-up log line
+    code, lines = _run("metrics-worker", "status", env={**env, "METRICS_SHARDS": "0"})
+    assert code == ExitCode.USAGE
+    _one_line(lines, "METRICS_SHARDS (--shards): must be at least 1, got 0")
+
+
+def test_a_short_dedupe_window_is_refused_before_prune_connects() -> None:
+    code, lines = _run(
+        "metrics-worker", "prune", env={"DATABASE_URL": AWAY_DATABASE, "METRICS_DEDUPE_WINDOW": "1h"}
+    )
+    assert code == ExitCode.USAGE  # not 3: nothing was tried
+    _one_line(lines, "METRICS_DEDUPE_WINDOW (--dedupe-window): 1h is shorter than the minimum, 1d")
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A port where something accepts connections and never says a word (not PostgreSQL)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+        for conn in accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize("argv", [("query", "sessions"), ("schema",)], ids=["query", "schema"])
+def test_a_url_that_reaches_something_else_fails_within_the_connect_timeout(
+    silent_listener: int, argv: tuple[str, ...]
+) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{silent_listener}/metrics"
+    started = time.monotonic()
+    code, lines = _run("metrics-worker", *argv, "--connect-timeout", "2s", env={"DATABASE_URL": url})
+    took = time.monotonic() - started
+    assert code == ExitCode.UNAVAILABLE
+    assert took < 2 + 8, took  # the timeout, plus a process start on a busy machine; never libpq's 130 s
+    _one_line(lines, f"cannot connect to 127.0.0.1:{silent_listener}", "no PostgreSQL answer within 2s")
+
+
+@pytest.mark.parametrize("argv", [("query", "sessions"), ("run", "--burst")], ids=["query", "run"])
+def test_a_database_that_does_not_exist_says_how_to_create_it(
+    services: Services, key_prefix: str, argv: tuple[str, ...]
+) -> None:
+    url = make_conninfo(services.database_url, dbname="no_such_database_here")
+    env = {"DATABASE_URL": url, "REDIS_URL": services.redis_url, "METRICS_STREAM": f"{key_prefix}:events"}
+    code, lines = _run("metrics-worker", *argv, env=env)
+    assert code == ExitCode.USAGE  # a mistake in the command, not "retry later"
+    _one_line(lines, 'database "no_such_database_here" does not exist', "createdb no_such_database_here")
+
+
+@pytest.mark.parametrize("argv", [("schema",), ("query", "summary")])
+def test_a_url_without_a_scheme_is_refused_in_one_line(argv: tuple[str, ...]) -> None:
+    code, lines = _run("metrics-worker", *argv, env={"DATABASE_URL": "127.0.0.1:5432/test"})
+    assert code == ExitCode.USAGE
+    _one_line(lines, "DATABASE_URL (--database-url): '127.0.0.1:5432/test' is not a PostgreSQL URL")
+
+
+def test_durations_of_the_worker_take_units(services: Services, key_prefix: str) -> None:
+    env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url, "METRICS_BLOCK_MS": "1s"}
+    code, lines = _run(
+        "metrics-worker", "run", "--burst", "--block-ms", "2s", "--claim-idle-ms", "500ms",
+        "--stream", f"{key_prefix}:events", env=env,
+    )  # fmt: skip
+    assert code == 0, lines
+    code, lines = _run("metrics-worker", "run", "--block-ms", "2 weeks")
+    assert code == ExitCode.USAGE
+    _one_line(lines, "--block-ms", "'2 weeks' is not a duration")
 
 
 @pytest.mark.parametrize(
@@ -101,7 +188,7 @@ def test_a_bad_variable_is_named(argv: tuple[str, ...]) -> None:
             "METRICS_RETENTION (--older-than): 12h is shorter than the minimum, 1d",
         ),
         (("reconcile", "--grace", "45s"), "45s is shorter than the minimum, 1m"),
-        (("prune", "--dedupe-window", "30m"), "30m is shorter than 1d"),
+        (("prune", "--dedupe-window", "30m"), "30m is shorter than the minimum, 1d"),
     ],
 )
 def test_durations_are_written_as_people_write_them(
@@ -171,6 +258,9 @@ def test_help_of_every_command_exits_0_and_describes_it() -> None:
         ("metrics-worker",), ("metrics-worker", "run"), ("metrics-worker", "schema"),
         ("metrics-worker", "status"), ("metrics-worker", "dlq", "list"), ("metrics-worker", "dlq", "show"),
         ("metrics-worker", "query", "by-model"), ("metrics-producer", "simulate"), ("metrics-api",),
+        ("metrics-worker", "reconcile"), ("metrics-worker", "prune"), ("metrics-worker", "scheduler-url"),
+        ("metrics-worker", "dlq", "redrive"), ("metrics-worker", "dlq", "purge"),
+        ("metrics-producer", "publish"),
     ):  # fmt: skip
         done = subprocess.run(
             [str(BIN / argv[0]), *argv[1:], "--help"], capture_output=True, text=True, timeout=60, check=False

@@ -11,6 +11,7 @@ import pytest
 
 from producer.cli import build_parser as producer_parser
 from worker.cli import build_parser as worker_parser
+from worker.read.server import build_parser as api_parser
 
 ENV_STYLE = re.compile(r"\[env [A-Z_]+(?: / [A-Z_]+)?, default [^\]]+\]")
 
@@ -26,7 +27,11 @@ def _commands(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str,
                     yield from _commands(sub, f"{path} {name}")
 
 
-ALL = [*_commands(worker_parser(), "metrics-worker"), *_commands(producer_parser(), "metrics-producer")]
+ALL = [
+    *_commands(worker_parser(), "metrics-worker"),
+    *_commands(producer_parser(), "metrics-producer"),
+    *_commands(api_parser(), "metrics-api"),
+]
 
 
 @pytest.mark.parametrize(("path", "parser"), ALL, ids=[path for path, _ in ALL])
@@ -53,3 +58,16 @@ def test_query_names_are_the_readmes() -> None:
         "summary", "by-model", "sessions", "session", "daily", "forward-summary", "forward-endpoints",
         "forward-requests", "forward-daily",
     }  # fmt: skip
+
+
+def test_each_command_shows_the_connection_flags_it_uses_and_no_other() -> None:
+    """Written once (worker/flags.py), added where used: a flag shown must do something."""
+    flags = {path: {o for a in p._actions for o in a.option_strings} for path, p in ALL}
+    assert {"--database-url", "--connect-timeout"} <= flags["metrics-worker query sessions"]
+    assert "--redis-url" not in flags["metrics-worker query sessions"]
+    assert "--redis-url" not in flags["metrics-worker schema"]
+    assert "--database-url" not in flags["metrics-worker status"]
+    assert "--database-url" not in flags["metrics-worker dlq list"]
+    for path in ("metrics-worker run", "metrics-worker prune", "metrics-worker reconcile"):
+        assert {"--database-url", "--redis-url", "--stream", "--shards", "--connect-timeout"} <= flags[path]
+    assert "--connect-timeout" in flags["metrics-api"]

@@ -13,7 +13,7 @@ import pytest
 
 from contract.connect import Client, placed
 from contract.events import SessionStarted
-from tests.maintenance.helpers import maintenance_settings
+from tests.maintenance.helpers import maintenance_settings, prune_settings
 from worker.dev.cluster import LocalCluster
 from worker.engine.apply import apply_events
 from worker.maintenance.jobs import run_prune, run_reconcile
@@ -45,7 +45,7 @@ def test_reconcile_reads_hints_and_prune_trims_every_shards_dead_letters_on_a_cl
     for stream in keys.streams:
         cluster_client.xadd(keys.dead_letters_for(stream), {"reason": "old"}, id=stale)
         cluster_client.xadd(keys.dead_letters_for(stream), {"reason": "new"})
-    assert run_prune(settings)["dead_letters"] == 6
+    assert run_prune(prune_settings(db_url, cluster.url, key_prefix, shards=6))["dead_letters"] == 6
     assert all(cluster_client.xlen(keys.dead_letters_for(s)) == 1 for s in keys.streams)
 
 

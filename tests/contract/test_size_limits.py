@@ -10,7 +10,7 @@ from contract.fields import DEFAULT_MAX_EVENT_BYTES, MAX_ERROR_LENGTH, MAX_ID_LE
 from worker.ingest import triage
 from worker.ingest.stream import Batch
 from worker.ingest.triage import sort_entries
-from worker.settings import Settings
+from worker.settings import WorkerSettings
 
 BASE = {"v": 1, "event_id": "e", "type": "sync.mismatch", "occurred_at": "2026-02-10T10:00:00Z"}
 
@@ -42,12 +42,15 @@ def test_an_entry_at_the_limit_is_read() -> None:
 
 
 def test_the_limit_comes_from_the_environment_and_must_be_positive() -> None:
-    assert Settings.from_env({"METRICS_MAX_EVENT_BYTES": "4096"}).max_event_bytes == 4096
-    assert Settings.from_env({}).max_event_bytes == DEFAULT_MAX_EVENT_BYTES
+    assert WorkerSettings.from_env({"METRICS_MAX_EVENT_BYTES": "4096"}).max_event_bytes == 4096
+    assert WorkerSettings.from_env({}).max_event_bytes == DEFAULT_MAX_EVENT_BYTES
+    with pytest.raises(ValueError, match=r"^METRICS_MAX_EVENT_BYTES: must be at least 1, got 0"):
+        WorkerSettings.from_env({"METRICS_MAX_EVENT_BYTES": "0"})
+    # Built for a command that has the flag (not given), the error names it too.
     with pytest.raises(
         ValueError, match=r"METRICS_MAX_EVENT_BYTES \(--max-event-bytes\): must be at least 1"
     ):
-        Settings.from_env({"METRICS_MAX_EVENT_BYTES": "0"})
+        WorkerSettings.from_env({"METRICS_MAX_EVENT_BYTES": "0"}, max_event_bytes=None)
 
 
 @pytest.mark.parametrize(

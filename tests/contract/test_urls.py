@@ -6,7 +6,7 @@ import pytest
 
 from contract.urls import mask_url
 from producer import ProducerSettings
-from worker.settings import Settings
+from worker.settings import WorkerSettings
 
 
 @pytest.mark.parametrize(
@@ -35,6 +35,6 @@ def test_mask_url(url: str, shown: str) -> None:
 
 
 def test_settings_reprs_show_no_url() -> None:
-    worker = Settings(database_url="postgresql://a:s3cret@db/m", redis_url="redis://:s3cret@r/0")
+    worker = WorkerSettings(database_url="postgresql://a:s3cret@db/m", redis_url="redis://:s3cret@r/0")
     producer = ProducerSettings(redis_url="redis://:s3cret@r/0")
     assert "s3cret" not in repr(worker) and "s3cret" not in repr(producer)

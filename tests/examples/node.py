@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from contract.routing import routing_id
 from tests.ingest.helpers import worker_env
 from worker.maintenance.jobs import run_reconcile
 from worker.maintenance.runs import utcnow
-from worker.settings import Settings
+from worker.settings import ReconcileSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "examples" / "node"
@@ -158,7 +158,7 @@ def publish_silent(client: Client, keys: Keys) -> str:
     return session_id
 
 
-def burst_worker(settings: Settings) -> None:
+def burst_worker(settings: WorkerSettings) -> None:
     """``metrics-worker run --burst`` as a subprocess: drains every shard and exits 0."""
     script = Path(sys.executable).with_name("metrics-worker")
     done = subprocess.run(
@@ -221,7 +221,7 @@ def status_of(conn: psycopg.Connection[Any], session_id: str) -> str:
     return str(row[0])
 
 
-def land_then_reconcile(conn: psycopg.Connection[Any], client: Client, settings: Settings) -> None:
+def land_then_reconcile(conn: psycopg.Connection[Any], client: Client, settings: WorkerSettings) -> None:
     """The Node.js producer against ``settings``' Redis: its sessions land exactly; with a grace of
     zero, reconcile leaves its heartbeating session running and closes one that never beat; once
     the producer stops, its session (marked awaiting its user) is closed as awaiting_response."""
@@ -234,7 +234,14 @@ def land_then_reconcile(conn: psycopg.Connection[Any], client: Client, settings:
         assert_landed(conn, run)
         assert client.zscore(keys.active_sessions, run.open) > utcnow().timestamp()
         assert client.zscore(keys.awaiting_sessions, run.open) is not None
-        at_once = replace(settings, reconcile_grace=timedelta(0))  # every session is idle past it
+        at_once = ReconcileSettings(  # a grace of zero: every session is idle past it
+            database_url=settings.database_url,
+            redis_url=settings.redis_url,
+            stream=settings.stream,
+            shards=settings.shards,
+            group=settings.group,
+            reconcile_grace=timedelta(0),
+        )
         assert _counts(run_reconcile(at_once)) == {
             "rounds": 1,
             "sessions_completed": 1,

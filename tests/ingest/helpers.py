@@ -15,7 +15,7 @@ import redis
 from contract.codec import STREAM_FIELD, encode
 from contract.events import Event
 from worker.ingest.consumer import Worker
-from worker.settings import Settings
+from worker.settings import WorkerSettings
 
 
 def publish(client: redis.Redis, stream: str, events: Iterable[Event], chunk: int = 1000) -> int:
@@ -30,7 +30,7 @@ def publish(client: redis.Redis, stream: str, events: Iterable[Event], chunk: in
     return n
 
 
-def settings(db_url: str, redis_url: str, key_prefix: str, **overrides: Any) -> Settings:
+def settings(db_url: str, redis_url: str, key_prefix: str, **overrides: Any) -> WorkerSettings:
     base: dict[str, Any] = {
         "database_url": db_url,
         "redis_url": redis_url,
@@ -41,16 +41,16 @@ def settings(db_url: str, redis_url: str, key_prefix: str, **overrides: Any) -> 
         "trim_every_s": 3600.0,
     }
     base.update(overrides)
-    return Settings(**base)
+    return WorkerSettings(**base)
 
 
-def drain(s: Settings, **kw: Any) -> Worker:
+def drain(s: WorkerSettings, **kw: Any) -> Worker:
     worker = Worker(s, handle_signals=False)
     assert worker.run(burst=True) == 0
     return worker
 
 
-def worker_env(s: Settings) -> dict[str, str]:
+def worker_env(s: WorkerSettings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=s.database_url,
@@ -62,7 +62,7 @@ def worker_env(s: Settings) -> dict[str, str]:
     return env
 
 
-def spawn_worker(s: Settings, *args: str) -> subprocess.Popen[bytes]:
+def spawn_worker(s: WorkerSettings, *args: str) -> subprocess.Popen[bytes]:
     """``metrics-worker run`` as a subprocess; its log goes to a temporary file (see ``log_of``)."""
     with tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False) as log:
         proc = subprocess.Popen(

@@ -15,7 +15,7 @@ from contract.events import (
     SessionCompleted,
     TokenUsage,
 )
-from worker.settings import Settings
+from worker.settings import PruneSettings, ReconcileSettings
 
 _ids = itertools.count()
 
@@ -112,8 +112,16 @@ def aggregate_drift(conn: psycopg.Connection[Any]) -> list[str]:
     return [row[0] for row in conn.execute(AGGREGATE_DRIFT).fetchall()]
 
 
-def maintenance_settings(db_url: str, redis_url: str, key_prefix: str, **overrides: Any) -> Settings:
-    return Settings(database_url=db_url, redis_url=redis_url, stream=f"{key_prefix}:events", **overrides)
+def maintenance_settings(db_url: str, redis_url: str, key_prefix: str, **overrides: Any) -> ReconcileSettings:
+    """What ``reconcile`` runs with, on this test's stream."""
+    return ReconcileSettings(
+        database_url=db_url, redis_url=redis_url, stream=f"{key_prefix}:events", **overrides
+    )
+
+
+def prune_settings(db_url: str, redis_url: str, key_prefix: str, **overrides: Any) -> PruneSettings:
+    """What ``prune`` runs with, on this test's stream."""
+    return PruneSettings(database_url=db_url, redis_url=redis_url, stream=f"{key_prefix}:events", **overrides)
 
 
 def runs(conn: psycopg.Connection[Any], job: str | None = None) -> list[dict[str, Any]]:

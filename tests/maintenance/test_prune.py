@@ -29,7 +29,7 @@ from contract.events import (
 from tests.engine.histories import coherent_history, deliveries
 from tests.engine.reference import SeedReference, apply_retrying, database_tables
 from tests.engine.rollups import assert_rollups_match
-from tests.maintenance.helpers import aggregate_drift, maintenance_settings, runs
+from tests.maintenance.helpers import aggregate_drift, prune_settings, runs
 from worker.engine.apply import apply_events
 from worker.maintenance.jobs import run_prune
 from worker.maintenance.prune import prune
@@ -133,7 +133,7 @@ def test_prune_rounds_before_cutoff_adjusts_only_the_touched_sessions(
         "('reconcile', %s, %s, '{}')",
         (OLD, OLD),
     )
-    settings = maintenance_settings(db_url, redis_url, key_prefix)
+    settings = prune_settings(db_url, redis_url, key_prefix)
     redis_client.xadd(
         settings.keys.dead_letters,
         {"reason": "old"},

@@ -20,8 +20,8 @@ from rq.cron import CronScheduler
 
 from contract.events import RoundStarted, SessionMessageCount, SessionStarted
 from tests.maintenance.helpers import runs
+from worker.cli import main as worker_main
 from worker.engine.apply import apply_events
-from worker.maintenance.cli import main as maintenance_main
 from worker.maintenance.runs import lock_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,7 +161,7 @@ def test_one_shot_commands_from_a_shell(
     _stale(conn)
     env = _env(db_url, redis_url, key_prefix)
     rec = subprocess.run(
-        [sys.executable, "-m", "worker.maintenance.cli", "reconcile", "--grace", "5m"],
+        [sys.executable, "-m", "worker.cli", "reconcile", "--grace", "5m"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -200,16 +200,16 @@ def test_cli_reports_a_skip_and_refuses_bad_input(
     schema = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
     with psycopg.connect(db_url, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", (lock_key("prune", schema),))
-        assert maintenance_main(["prune"]) == 0
+        assert worker_main(["prune"]) == 0
     assert json.loads(capsys.readouterr().out) == {"job": "prune", "skipped": True}
-    assert maintenance_main(["prune", "--dedupe-window", "1h"]) == 2
+    assert worker_main(["prune", "--dedupe-window", "1h"]) == 2
     assert "METRICS_DEDUPE_WINDOW" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        maintenance_main(["reconcile", "--grace", "soon"])
+        worker_main(["reconcile", "--grace", "soon"])
     assert exit_info.value.code == 2
     assert "--grace: 'soon' is not a duration" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # seconds or days? refused, with the spellings
-        maintenance_main(["prune", "--older-than", "90"])
+        worker_main(["prune", "--older-than", "90"])
     assert exit_info.value.code == 2
     assert "--older-than: '90' has no unit; write 90s, 90m, 90h or 90d" in capsys.readouterr().err
     # Settings that would destroy live data, or leave datetime's range: one line, status 2.
@@ -224,10 +224,10 @@ def test_cli_reports_a_skip_and_refuses_bad_input(
             "METRICS_RECONCILE_GRACE (--grace): 30s is shorter than the minimum, 1m",
         ),
     ):
-        assert maintenance_main(argv) == 2
+        assert worker_main(argv) == 2
         assert says in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        maintenance_main(["prune", "--older-than", "99999999999d"])
+        worker_main(["prune", "--older-than", "99999999999d"])
     assert exit_info.value.code == 2
     assert "'99999999999d' is longer than 36500 days" in capsys.readouterr().err
 

@@ -169,3 +169,15 @@ def test_settings_come_from_flags_then_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("METRICS_SHARDS", "two")
     with pytest.raises(SystemExit):
         main(["publish", "-"])
+
+
+def test_time_flags_take_units_and_a_bare_number_is_seconds() -> None:
+    from producer.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["publish", "--timeout", "2m", "-"]).timeout == 120.0
+    assert parser.parse_args(["publish", "--timeout", "5", "-"]).timeout == 5.0
+    assert parser.parse_args(["simulate", "--duration", "1500ms"]).duration == 1.5
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args(["publish", "--timeout", "soon", "-"])
+    assert refused.value.code == 2

@@ -91,10 +91,10 @@ class Served:
 
 @contextlib.contextmanager
 def metrics_api(env: dict[str, str], *flags: str) -> Iterator[Served]:
-    """``python -m worker.read.api`` in ``env`` on a free port, until the block ends."""
+    """``python -m worker.read.server`` (metrics-api) in ``env`` on a free port, until the block ends."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "worker.read.api", "--port", str(port), *flags],
+        [sys.executable, "-m", "worker.read.server", "--port", str(port), *flags],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import BaseModel
 from starlette.exceptions import StarletteDeprecationWarning
@@ -160,15 +168,58 @@ def test_the_openapi_document_lists_every_route(client: TestClient) -> None:
     )
 
 
-def test_a_database_that_is_away_is_503() -> None:
-    app = create_app(
-        "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1", pool_timeout=0.5, health_timeout=0.5
-    )
-    with TestClient(app) as away:
+@pytest.mark.parametrize("listening", [False, True], ids=["refused", "silent"])
+def test_a_database_that_is_away_is_503_within_the_connect_timeout_naming_its_host(listening: bool) -> None:
+    """Refused at once, or a port where something accepts and never speaks: either way the answer
+    comes within the connect timeout and says where and why."""
+    with contextlib.ExitStack() as stack:
+        port = 1
+        if listening:
+            server = stack.enter_context(socket.create_server(("127.0.0.1", 0)))
+            port = server.getsockname()[1]  # accepted by the kernel's backlog, never answered
+        app = create_app(f"postgresql://postgres@127.0.0.1:{port}/none", connect_timeout=timedelta(seconds=1))
+        away = stack.enter_context(TestClient(app))
+        started = time.monotonic()
         health = away.get("/healthz")
-        assert health.status_code == 503 and health.json()["status"] == "unavailable"
         read = away.get("/v1/summary")
-        assert read.status_code == 503 and read.json()["detail"].startswith("database unavailable")
+        took = time.monotonic() - started
+    assert took < 2 * (1 + 1.5), took  # two requests, each its timeout and a margin; not 10 s each
+    assert health.status_code == 503 and health.json()["status"] == "unavailable"
+    assert f"cannot connect to 127.0.0.1:{port}" in health.json()["detail"]
+    assert read.status_code == 503 and read.json()["detail"].startswith("database unavailable")
+    assert f"127.0.0.1:{port}" in read.json()["detail"]
+    cause = "no PostgreSQL answer within 1s" if listening else "Connection refused"
+    assert cause in read.json()["detail"], read.json()
+
+
+@pytest.mark.acceptance
+def test_the_api_checks_only_its_own_settings(scenario: Filled) -> None:
+    """A worker's setting out of range (METRICS_BATCH_SIZE=0) or a prune one (METRICS_RETENTION=1h)
+    is not the API's business: it starts and serves /healthz."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "METRICS_BATCH_SIZE": "0", "METRICS_RETENTION": "1h", "DATABASE_URL": scenario.url}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "metrics-api"), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.communicate()[1].decode()
+                assert time.monotonic() < deadline, "metrics-api did not start listening in 20 s"
+                time.sleep(0.1)
+        assert response.status_code == 200 and response.json() == {"status": "ok"}
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
 
 
 def test_a_database_without_the_tables_is_503_and_says_what_creates_them(services: Services) -> None:
@@ -198,7 +249,7 @@ def test_the_console_script_serves_until_terminated(scenario: Filled) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "worker.read.api", "--port", str(port), "--database-url", scenario.url],
+        [sys.executable, "-m", "worker.read.server", "--port", str(port), "--database-url", scenario.url],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -223,7 +274,7 @@ def test_the_console_script_serves_until_terminated(scenario: Filled) -> None:
 
 
 def test_the_console_script_says_where_the_database_comes_from(capsys: pytest.CaptureFixture[str]) -> None:
-    from worker.read.api import main
+    from worker.read.server import main
 
     with pytest.raises(SystemExit) as info:
         main(["--help"])

@@ -17,8 +17,9 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from tests.read.conftest import Filled, metrics_api
-from worker.read.api import create_app, main
+from worker.read.api import create_app
 from worker.read.auth import TokenCheck, TokenError, is_loopback, startup_tokens, tokens_from_env
+from worker.read.server import main
 
 TOKEN = "right-token-0123456789abcdef"
 OTHER = "second-token-0123456789abcdef"

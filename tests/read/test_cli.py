@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,13 @@ from pydantic import BaseModel
 
 from tests.conftest import Services
 from tests.read.conftest import Filled
+from worker import cli
 from worker.dev.scratch import with_search_path
-from worker.read.cli import add_query_parser, main
+
+
+def main(argv: Sequence[str]) -> int:
+    """``metrics-worker query ...`` in this process."""
+    return cli.main(["query", *argv])
 
 
 def _json(value: BaseModel | list[Any]) -> Any:
@@ -80,7 +86,7 @@ def test_a_filter_mistake_is_one_line_and_status_2(url: str, capsys: pytest.Capt
     assert main(["sessions", "--start-date", "2026-02-10", "--end-date", "2026-02-01"]) == 2
     err = capsys.readouterr().err
     assert err == (
-        "python -m worker.read.cli: end_date 2026-02-01 is before start_date 2026-02-10; both are "
+        "metrics-worker: end_date 2026-02-01 is before start_date 2026-02-10; both are "
         "inclusive UTC dates, pass an end_date on or after the start_date\n"
     )
 
@@ -123,13 +129,13 @@ def test_a_page_from_no_session_is_one_line_and_status_2(
 ) -> None:
     assert main(["sessions", "--before", "nope"]) == 2
     assert capsys.readouterr().err == (
-        "python -m worker.read.cli: before 'nope' is no started session: page from a listed session's id\n"
+        "metrics-worker: before 'nope' is no started session: page from a listed session's id\n"
     )
 
 
 def test_a_session_not_found_is_status_1(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["session_detail", "ghost"]) == 1
-    assert capsys.readouterr().err.startswith("python -m worker.read.cli: session 'ghost' not found")
+    assert capsys.readouterr().err.startswith("metrics-worker: session 'ghost' not found")
 
 
 def test_a_database_that_is_away_is_one_line_and_status_3(capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,7 +143,7 @@ def test_a_database_that_is_away_is_one_line_and_status_3(capsys: pytest.Capture
         main(["summary", "--database-url", "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"]) == 3
     )
     err = capsys.readouterr().err
-    assert err.startswith("python -m worker.read.cli: PostgreSQL: ") and err.count("\n") == 1
+    assert err.startswith("metrics-worker: PostgreSQL: ") and err.count("\n") == 1
     assert err.endswith("(check --database-url / DATABASE_URL)\n")
 
 
@@ -147,31 +153,24 @@ def test_a_database_without_the_tables_is_status_1_and_says_what_to_check(
     url = with_search_path(services.database_url, "no_tables_here")  # a schema that does not exist
     assert main(["summary", "--database-url", url]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("python -m worker.read.cli: none of the tables in database ")
+    assert err.startswith("metrics-worker: none of the tables in database ")
     assert err.count("\n") == 1
     assert "search_path no_tables_here" in err and "create them with `metrics-worker schema`" in err
 
 
-def test_wired_into_a_main_cli_as_the_query_subcommand(
+def test_a_flag_beats_the_variable(
     scenario: Filled, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """What worker/cli.py does: add_query_parser on its subparsers, then args.handler(args); a
-    --database-url of the main CLI (dest database_url) is used when the query has none."""
-    parser = argparse.ArgumentParser(prog="metrics-worker")
-    parser.add_argument("--database-url")
-    add_query_parser(parser.add_subparsers(dest="command", required=True))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    args = parser.parse_args(["--database-url", scenario.url, "query", "sessions", "--limit", "2", "--json"])
-    assert args.handler(args) == 0
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
+    assert main(["sessions", "--limit", "2", "--json", "--database-url", scenario.url]) == 0
     assert json.loads(capsys.readouterr().out) == _json(scenario.oracle.sessions(limit=2))
 
 
-def test_runs_as_a_module(scenario: Filled) -> None:
+def test_runs_as_the_console_script(scenario: Filled) -> None:
     done = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "worker.read.cli",
+            str(Path(sys.executable).parent / "metrics-worker"),
+            "query",
             "forward_summary",
             "--json",
             "--database-url",
@@ -183,4 +182,5 @@ def test_runs_as_a_module(scenario: Filled) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # a one-shot command prints its answer and nothing else
     assert json.loads(done.stdout) == scenario.oracle.forward_summary().model_dump(mode="json")

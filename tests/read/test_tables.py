@@ -22,12 +22,18 @@ from rich.console import Console
 from tests.conftest import Services
 from tests.read.conftest import Filled, filled_schema
 from tests.read.events import Events, usage
-from worker.read import grids, tables
-from worker.read.cli import READS, main
+from worker import cli, tables
+from worker.read import grids
+from worker.read.cli import READS
 from worker.read.models import SessionMetrics, TokenUsage
 
 BIN = Path(sys.executable).parent
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def main(argv: list[str]) -> int:
+    """``metrics-worker query ...`` in this process."""
+    return cli.main(["query", *argv])
 
 
 def _session(session_id: str, model: str = "claude-sonnet-4", tools: int = 3) -> SessionMetrics:
@@ -248,3 +254,27 @@ def test_a_short_id_that_names_several_sessions_says_so(
     assert main(["session", "cafe0001"]) == 1  # the end of two sessions' ids
     err = capsys.readouterr().err
     assert "several" in err and "give more of it" in err and "alpha-cafe0001" in err
+
+
+@pytest.mark.parametrize("width", [60, 200])
+def test_prose_wraps_at_its_spaces_and_is_never_cut_mid_word(width: int) -> None:
+    """A dead letter's reason (dlq list) is read, not scanned: whole words over more lines."""
+    reason = (
+        "contract: round.completed has prompt_tokens -3, which is below 0 (a count cannot be negative); "
+        "the producer of agent checkout-bot sent it at 2026-03-02T09:30:00Z " * 2
+    ).strip()
+    grid = tables.Grid(
+        "1 dead letters in metrics:events:dead",
+        (
+            tables.Column("id", "label"),
+            tables.Column("from (stream/entry)", "text", 1),
+            tables.Column("reason", "prose"),
+        ),
+        (("1767225600000-0", "metrics:events/1767225600000-0", reason),),
+    )
+    console = Console(file=io.StringIO(), width=width)
+    tables.print_tables([grid], console, width)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert max(len(line) for line in out.splitlines()) <= width
+    shown = " ".join(line.split("│")[-2].strip() for line in out.splitlines() if line.count("│") >= 3)
+    assert shown.split() == reason.split()  # every word, whole, in order: nothing cut

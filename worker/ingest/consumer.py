@@ -31,7 +31,7 @@ from worker.ingest.signals import stop_on_signals
 from worker.ingest.stream import Batch, Entry, Letter, StreamClient, check_url, open_stream
 from worker.ingest.triage import Triaged, sort_entries
 from worker.schema import apply_schema
-from worker.settings import Settings
+from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Worker:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: WorkerSettings,
         *,
         handle_signals: bool = True,
         on_commit: Callable[[list[Event]], None] | None = None,
@@ -115,7 +115,9 @@ class Worker:
         self._stream: StreamClient | None = None  # connected at start: Redis may be away until then
         self.totals = Totals()
         self._stop = threading.Event()
-        self._db = Database(settings.database_url, f"metrics-worker:{settings.consumer}")
+        self._db = Database(
+            settings.database_url, f"metrics-worker:{settings.consumer}", settings.connect_timeout
+        )
         self._backoff = _new_backoff()
         self._next_housekeeping = 0.0
         self._next_claim = 0.0

@@ -8,20 +8,21 @@ later" from "this is wrong" in one place.
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from worker.errors import translate
+from worker import database
 
 #: The longest a batch waits for a row lock. Workers hold theirs for milliseconds; past this
 #: something else holds one (a session in an editor, a stuck job), and the batch is retried with
 #: backoff instead, which also lets SIGTERM end the worker within seconds.
 LOCK_TIMEOUT = "3s"
 
-#: Seconds to wait for PostgreSQL to answer a connection attempt before retrying with backoff.
-DEFAULT_CONNECT_TIMEOUT = 5
+#: How long to wait for PostgreSQL to answer a connection attempt before retrying with backoff.
+DEFAULT_CONNECT_TIMEOUT = timedelta(seconds=5)
 
 
 def with_lock_timeout(database_url: str) -> str:
@@ -33,26 +34,24 @@ def with_lock_timeout(database_url: str) -> str:
 class Database:
     """The connection of one worker (``name`` shows in pg_stat_activity), opened again after a loss."""
 
-    def __init__(self, url: str, name: str, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> None:
+    def __init__(self, url: str, name: str, connect_timeout: timedelta = DEFAULT_CONNECT_TIMEOUT) -> None:
         self.url = url
         self.name = name[:63]  # PostgreSQL's limit for application_name
-        self.connect_timeout = connect_timeout  # whole seconds (libpq's unit), at least 1
+        self.connect_timeout = connect_timeout
         self._conn: psycopg.Connection[Any] | None = None
 
     def connection(self) -> psycopg.Connection[Any]:
-        """The open connection, connecting first if there is none. Raises TransientError (the
-        server away) or PermanentError (a wrong password, say): worker/errors.py."""
+        """The open connection, connecting first if there is none, as every command connects
+        (worker/database.py): Unreachable (retried like any transient error) or another
+        PostgresError naming host, port and cause (a database that does not exist stops the worker
+        with how to create it)."""
         if self._conn is None or self._conn.closed:
-            try:
-                self._conn = psycopg.connect(
-                    self.url,
-                    autocommit=True,
-                    connect_timeout=self.connect_timeout,
-                    application_name=self.name,
-                    options=with_lock_timeout(self.url),
-                )
-            except psycopg.Error as exc:
-                raise translate(exc) from exc
+            self._conn = database.connect(
+                self.url,
+                self.connect_timeout,
+                application_name=self.name,
+                options=with_lock_timeout(self.url),
+            )
         return self._conn
 
     def drop_if_broken(self) -> None:

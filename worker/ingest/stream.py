@@ -28,7 +28,7 @@ from contract.connect import (
 from contract.deadletters import letter_fields, payload_of
 from contract.entries import as_text, parse_id
 from contract.keys import Keys
-from worker.settings import Settings
+from worker.settings import WorkerSettings
 from worker.status import group_info, undelivered_count
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def check_url(url: str) -> None:
         )
 
 
-def open_stream(settings: Settings) -> StreamClient:
+def open_stream(settings: WorkerSettings) -> StreamClient:
     """The worker's Redis side, connected; its start-up log line names the mode. A read may
     block for ``block_ms``, so the socket waits that long and 5 s more."""
     timeout = max(5.0, settings.block_ms / 1000 + 5)

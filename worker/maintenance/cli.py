@@ -1,53 +1,36 @@
-"""One-shot maintenance commands: ``metrics-worker reconcile`` and ``metrics-worker prune``.
+"""The maintenance room's sub-commands of ``metrics-worker`` (reconcile, prune, scheduler-url).
 
 For a shell or system cron, doing what the RQ jobs do (same lock: a run while another holds it
-is skipped and says so). Each prints one JSON line with what it did. Also runnable alone:
-``python -m worker.maintenance.cli reconcile|prune ...``.
+is skipped and says so). Each run prints one JSON line with what it did.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
-from collections.abc import Sequence
 from typing import Any
 
-from contract import exits
 from contract.durations import duration_arg
-from worker.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings
+from worker.flags import BOTH, add_connections, settings_from
+from worker.settings import PruneSettings, ReconcileSettings
+
+#: reconcile and prune read hints and dead letters by the stream's keys, never as a group.
+_CONNECTIONS = tuple(name for name in BOTH if name != "group")
 
 
-def _connections(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("connections (flags override the environment)")
-    g.add_argument(
-        "--database-url", metavar="URL", help=f"PostgreSQL [env DATABASE_URL, default {DEFAULT_DATABASE_URL}]"
-    )
-    g.add_argument(
-        "--redis-url",
-        metavar="URL",
-        help=f"Redis (liveness hints, dead letters) [env REDIS_URL, default {DEFAULT_REDIS_URL}]",
-    )
-    g.add_argument(
-        "--stream",
-        metavar="NAME",
-        help="stream name, from which the hint keys derive [env METRICS_STREAM, default metrics:events]",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
-
-
-def add_maintenance_parsers(subparsers: Any) -> None:
-    """Add ``reconcile`` and ``prune`` to a CLI's subparsers; each sets ``args.handler``."""
+def configure_parser(subparsers: Any) -> None:
+    """Add ``reconcile``, ``prune`` and ``scheduler-url`` to the top parser (worker/cli.py); each
+    sets ``args.handler``."""
     rec = subparsers.add_parser(
         "reconcile",
         help="close sessions, rounds and forwards left open by agents that died",
         description="Reconcile stale running sessions/rounds and pending forwards (the seed's rules); "
         "rows with a live heartbeat or touched within the grace period are left alone.",
     )
-    _connections(rec)
+    add_connections(rec, _CONNECTIONS)
     rec.add_argument(
         "--grace",
+        dest="reconcile_grace",
         type=duration_arg("--grace"),
         metavar="DURATION",
         help="only rows idle longer than this [env METRICS_RECONCILE_GRACE, default 10m]",
@@ -61,25 +44,21 @@ def add_maintenance_parsers(subparsers: Any) -> None:
         "sync-mismatch counters and stubs older than --older-than, expired counter "
         "bookkeeping and old dead letters, in bounded chunks.",
     )
-    _connections(parser)
-    parser.add_argument(
-        "--older-than",
-        type=duration_arg("--older-than"),
-        metavar="DURATION",
-        help="retention, e.g. 90d [env METRICS_RETENTION, default 90d]",
-    )
-    parser.add_argument(
-        "--dedupe-window",
-        type=duration_arg("--dedupe-window"),
-        metavar="DURATION",
-        help="keep counter event ids this long, at least 1d [env METRICS_DEDUPE_WINDOW, default 14d]",
-    )
-    parser.add_argument(
-        "--dead-letter-retention",
-        type=duration_arg("--dead-letter-retention"),
-        metavar="DURATION",
-        help="keep dead letters this long [env METRICS_DEAD_LETTER_RETENTION, default 30d]",
-    )
+    add_connections(parser, _CONNECTIONS)
+    for flag, dest, text in (
+        ("--older-than", "retention", "retention, e.g. 90d [env METRICS_RETENTION, default 90d]"),
+        (
+            "--dedupe-window",
+            "dedupe_window",
+            "keep counter event ids this long, at least 1d [env METRICS_DEDUPE_WINDOW, default 14d]",
+        ),
+        (
+            "--dead-letter-retention",
+            "dead_letter_retention",
+            "keep dead letters this long [env METRICS_DEAD_LETTER_RETENTION, default 30d]",
+        ),
+    ):
+        parser.add_argument(flag, dest=dest, type=duration_arg(flag), metavar="DURATION", help=text)
     parser.set_defaults(handler=prune)
 
     url = subparsers.add_parser(
@@ -89,10 +68,6 @@ def add_maintenance_parsers(subparsers: Any) -> None:
         "when that is not a cluster, else fail in one line.",
     )
     url.set_defaults(handler=scheduler_url)
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(database_url=args.database_url, redis_url=args.redis_url, stream=args.stream)
 
 
 def scheduler_url(args: argparse.Namespace) -> int:
@@ -105,49 +80,15 @@ def scheduler_url(args: argparse.Namespace) -> int:
 def reconcile(args: argparse.Namespace) -> int:
     from worker.maintenance.jobs import run_reconcile
 
-    settings = _settings(args)
-    if args.grace is not None:
-        settings = settings.with_(reconcile_grace=args.grace)
-    return _report("reconcile", run_reconcile(settings))
+    return _report("reconcile", run_reconcile(settings_from(args, ReconcileSettings), one_shot=True))
 
 
 def prune(args: argparse.Namespace) -> int:
     from worker.maintenance.jobs import run_prune
 
-    settings = _settings(args)
-    for flag, name in (
-        ("older_than", "retention"),
-        ("dedupe_window", "dedupe_window"),
-        ("dead_letter_retention", "dead_letter_retention"),
-    ):
-        if getattr(args, flag) is not None:
-            settings = settings.with_(**{name: getattr(args, flag)})
-    return _report("prune", run_prune(settings))
+    return _report("prune", run_prune(settings_from(args, PruneSettings), one_shot=True))
 
 
 def _report(job: str, details: dict[str, Any]) -> int:
     print(json.dumps({"job": job, **details}, sort_keys=True))
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = exits.Parser(
-        prog="python -m worker.maintenance.cli", description="Run one maintenance job once."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="JOB")
-    add_maintenance_parsers(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    return exits.run("maintenance", lambda: int(args.handler(args)))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

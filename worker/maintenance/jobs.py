@@ -1,42 +1,45 @@
-"""The maintenance jobs, wired to PostgreSQL and Redis from Settings.
+"""The maintenance jobs, wired to PostgreSQL and Redis from their settings.
 
 ``reconcile()`` and ``prune()`` take no arguments: they are what ``rq cron`` enqueues
 (worker/maintenance/cron.py) and ``rq worker maintenance`` runs, configured from the environment
 like every other process (DATABASE_URL, REDIS_URL, METRICS_STREAM, METRICS_RECONCILE_GRACE,
 METRICS_RETENTION, METRICS_DEDUPE_WINDOW, METRICS_DEAD_LETTER_RETENTION; see worker/settings.py).
-``run_reconcile`` / ``run_prune`` do the same for a given Settings (the CLI's one-shot commands).
+``run_reconcile`` / ``run_prune`` do the same for given settings (the CLI's one-shot commands).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from contract.connect import Client, connect, describe
-from contract.durations import format_duration
+from worker.database import connect as connect_database
 from worker.maintenance.prune import prune as prune_tables
 from worker.maintenance.reconcile import read_hints
 from worker.maintenance.reconcile import reconcile as reconcile_rows
 from worker.maintenance.runs import run_exclusive, utcnow
 from worker.maintenance.trims import trim_dead_letters, trim_hints
-from worker.settings import Settings
+from worker.settings import Connections, PruneSettings, ReconcileSettings
 
 log = logging.getLogger(__name__)
 
-#: A redelivery can come this late at least (a worker outage); a shorter dedupe window is refused.
-MIN_DEDUPE_WINDOW = timedelta(days=1)
 
-
-def run_reconcile(settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
-    """One reconcile run (skipped if another holds the lock); what it did."""
-    with contextlib.ExitStack() as stack, psycopg.connect(settings.database_url, autocommit=True) as conn:
+def run_reconcile(
+    settings: ReconcileSettings, *, now: datetime | None = None, one_shot: bool = False
+) -> dict[str, Any]:
+    """One reconcile run (skipped if another holds the lock); what it did. ``one_shot``: a
+    command's run, whose start-up lines are DEBUG (its answer is all it prints)."""
+    with (
+        contextlib.ExitStack() as stack,
+        connect_database(settings.database_url, settings.connect_timeout) as conn,
+    ):
 
         def body() -> dict[str, Any]:
-            client = _data_redis(settings, stack)  # in the run: a Redis outage is recorded as its error
+            client = _data_redis(
+                settings, stack, one_shot
+            )  # in the run: a Redis outage is recorded as its error
             at = now or utcnow()
             hints = read_hints(client, settings.keys, at)  # after the lock: the freshest hints
             return dict(reconcile_rows(conn, hints, now=at, grace=settings.reconcile_grace))
@@ -44,21 +47,21 @@ def run_reconcile(settings: Settings, *, now: datetime | None = None) -> dict[st
         return run_exclusive(conn, "reconcile", body)
 
 
-def run_prune(settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
-    """One prune run with ``settings.retention`` as the age limit; what it did."""
-    if settings.dedupe_window < MIN_DEDUPE_WINDOW:
-        raise ValueError(
-            f"METRICS_DEDUPE_WINDOW (--dedupe-window): {format_duration(settings.dedupe_window)} is "
-            f"shorter than {format_duration(MIN_DEDUPE_WINDOW)}; "
-            "a redelivered round.compressed or sync.mismatch would be counted twice. Use e.g. 14d"
-        )
-    with contextlib.ExitStack() as stack, psycopg.connect(settings.database_url, autocommit=True) as conn:
+def run_prune(
+    settings: PruneSettings, *, now: datetime | None = None, one_shot: bool = False
+) -> dict[str, Any]:
+    """One prune run with ``settings.retention`` as the age limit; what it did. ``one_shot`` as
+    for run_reconcile. The settings were checked when they were made (worker/settings.py)."""
+    with (
+        contextlib.ExitStack() as stack,
+        connect_database(settings.database_url, settings.connect_timeout) as conn,
+    ):
 
         def body() -> dict[str, Any]:
             at = now or utcnow()
             cutoff = at - settings.retention
             details: dict[str, Any] = {"cutoff": cutoff.isoformat()}
-            client = _data_redis(settings, stack)
+            client = _data_redis(settings, stack, one_shot)
             # Sessions with a live heartbeat are kept however quiet; without the hints, no prune
             # (as no reconcile): a Redis outage must not read as "nobody is alive".
             live = read_hints(client, settings.keys, at).active
@@ -74,12 +77,13 @@ def run_prune(settings: Settings, *, now: datetime | None = None) -> dict[str, A
         return run_exclusive(conn, "prune", body)
 
 
-def _data_redis(settings: Settings, stack: contextlib.ExitStack) -> Client:
-    """The pipeline's Redis (hints, dead letters): one server or a cluster, said in the log;
-    closed with ``stack``."""
-    client = connect(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+def _data_redis(settings: Connections, stack: contextlib.ExitStack, one_shot: bool) -> Client:
+    """The pipeline's Redis (hints, dead letters): one server or a cluster, said in the log (at
+    DEBUG for a one-shot command); closed with ``stack``."""
+    timeout = settings.connect_timeout.total_seconds()
+    client = connect(settings.redis_url, socket_timeout=30, socket_connect_timeout=timeout)
     stack.callback(client.close)
-    log.info("maintenance: %s", describe(client))
+    log.log(logging.DEBUG if one_shot else logging.INFO, "maintenance: %s", describe(client))
     return client
 
 
@@ -92,10 +96,10 @@ def _ensure_logging() -> None:
 def reconcile() -> dict[str, Any]:
     """RQ job: reconcile stale rows, configured from the environment."""
     _ensure_logging()
-    return run_reconcile(Settings.from_env())
+    return run_reconcile(ReconcileSettings.from_env())
 
 
 def prune() -> dict[str, Any]:
     """RQ job: apply retention, configured from the environment."""
     _ensure_logging()
-    return run_prune(Settings.from_env())
+    return run_prune(PruneSettings.from_env())

@@ -1,43 +1,34 @@
-"""HTTP JSON API over the read side (FastAPI), and the ``metrics-api`` console script.
+"""The HTTP JSON API over the read side (FastAPI): its routes, assembled by :func:`create_app`.
 
 Every route is one read of :mod:`worker.read.queries` with its filters as query parameters. Mistakes
 in parameters are 422 with a message naming the parameter (unknown parameters included, so a
 misspelt filter is not silently ignored); a database that cannot be reached, or has no tables yet,
-is 503 (the latter saying to run ``metrics-worker schema``).
+is 503 (the former naming the database's host and the cause, within the connect timeout; the
+latter saying to run ``metrics-worker schema``). The ``metrics-api`` console script that serves it
+is worker/read/server.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
-import socket
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import psycopg
-import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from psycopg import IsolationLevel
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from contract import exits
+from worker import database
 from worker.read import dashboard, queries
-from worker.read.auth import (
-    TOKENS_FILE_VARIABLE,
-    TOKENS_VARIABLE,
-    TokenCheck,
-    require_token,
-    startup_tokens,
-    tokens_from_env,
-)
+from worker.read.auth import TokenCheck, require_token, tokens_from_env
 from worker.read.models import (
     DailyMetrics,
     ForwardDailyMetrics,
@@ -67,7 +58,7 @@ from worker.read.params import (
 from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, QueryError
 from worker.read.queries._base import check_date_range
 from worker.schema import SchemaMissing, require_schema
-from worker.settings import DEFAULT_DATABASE_URL, Settings
+from worker.settings import Connections
 from worker.status import UNAVAILABLE, PipelineStatus, StatusSource
 
 log = logging.getLogger(__name__)
@@ -99,9 +90,17 @@ async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
     )
 
 
+def _why(request: Request, exc: psycopg.Error) -> str:
+    """A database failure in one line: a wait for the pool in vain says where and why."""
+    if isinstance(exc, PoolTimeout):
+        return " ".join(str(request.app.state.pool.unavailable()).split())
+    return " ".join(str(exc).split())
+
+
 async def _database_unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
-    log.warning("read failed, database unavailable: %s", exc)
-    return JSONResponse(status_code=503, content={"detail": f"database unavailable: {exc}"})
+    reason = _why(request, exc)
+    log.warning("read failed, database unavailable: %s", reason)
+    return JSONResponse(status_code=503, content={"detail": f"database unavailable: {reason}"})
 
 
 async def _no_tables(request: Request, exc: psycopg.errors.UndefinedTable) -> JSONResponse:
@@ -128,7 +127,10 @@ def healthz(request: Request, pool: Pool) -> JSONResponse:
     try:
         with pool.connection(timeout=request.app.state.health_timeout) as conn:
             require_schema(conn)
-    except (psycopg.Error, SchemaMissing) as exc:
+    except psycopg.Error as exc:
+        detail = f"database: {_why(request, exc)}"
+        return JSONResponse(status_code=503, content={"status": "unavailable", "detail": detail})
+    except SchemaMissing as exc:
         return JSONResponse(status_code=503, content={"status": "unavailable", "detail": f"database: {exc}"})
     return JSONResponse(content={"status": "ok"})
 
@@ -269,7 +271,7 @@ def create_app(
     *,
     max_connections: int = 4,
     statement_timeout_ms: int = 30_000,
-    pool_timeout: float = 10.0,
+    connect_timeout: timedelta | None = None,
     health_timeout: float = 3.0,
     tokens: Sequence[str] | None = None,
     redis_url: str | None = None,
@@ -277,24 +279,24 @@ def create_app(
     """The API over ``database_url`` (default: env DATABASE_URL, else the settings' default), its pool
     opened in the lifespan.
 
-    ``pool_timeout``: how long a request waits for a connection before a 503; ``health_timeout``:
-    the same for /healthz. ``tokens``: the API tokens (default: from the environment, see
-    :mod:`worker.read.auth`); empty, the reads are open. ``redis_url``: where /v1/pipeline reads
-    (default: env REDIS_URL; unset or empty: "not configured"), with the stream, shards and group
-    of the environment (METRICS_STREAM, METRICS_SHARDS, METRICS_GROUP).
+    ``connect_timeout`` (default: env METRICS_CONNECT_TIMEOUT, else 5s): how long a connect may take,
+    and a request may wait for a connection, before a 503; ``health_timeout``: the most /healthz
+    waits (never more than the connect timeout). ``tokens``: the API tokens (default: from the
+    environment, see :mod:`worker.read.auth`); empty, the reads are open. ``redis_url``: where
+    /v1/pipeline reads (default: env REDIS_URL; unset or empty: "not configured"), with the stream,
+    shards and group of the environment (METRICS_STREAM, METRICS_SHARDS, METRICS_GROUP).
     """
-    url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    settings = Connections.from_env(database_url=database_url, connect_timeout=connect_timeout)
     redis_url = os.environ.get("REDIS_URL") if redis_url is None else redis_url
-    settings = Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool: ConnectionPool[Any] = ConnectionPool(
-            url,
+        pool = database.Pool(
+            settings.database_url,
+            settings.connect_timeout,
             min_size=1,
             max_size=max_connections,
             open=False,
-            timeout=pool_timeout,
             configure=_configured(statement_timeout_ms),
             name="metrics-api",
         )
@@ -314,8 +316,12 @@ def create_app(
         lifespan=lifespan,
     )
 
-    app.state.health_timeout = health_timeout
-    app.state.pipeline = StatusSource(redis_url, settings.keys, settings.group) if redis_url else None
+    app.state.health_timeout = min(health_timeout, settings.connect_timeout.total_seconds())
+    app.state.pipeline = (
+        StatusSource(redis_url, settings.keys, settings.group, settings.connect_timeout.total_seconds())
+        if redis_url
+        else None
+    )
     app.add_exception_handler(QueryError, _query_error)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.errors.UndefinedTable, _no_tables)  # type: ignore[arg-type]
@@ -324,69 +330,3 @@ def create_app(
     app.include_router(v1)
     dashboard.install(app)
     return app
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 1 to 65535")
-    return int(text)
-
-
-def _check_can_listen(host: str, port: int) -> None:
-    """A busy port or an unknown host is one line (uvicorn would print two tracebacks)."""
-    try:
-        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-            probe.bind(address)
-    except OSError as exc:
-        raise ValueError(
-            f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}; choose another"
-        ) from None
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = exits.Parser(
-        prog="metrics-api",
-        description="Serve the agent metrics reads as an HTTP JSON API (OpenAPI at /docs).",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    parser.add_argument("--port", type=_port, default=8000, help="port to listen on (default %(default)s)")
-    parser.add_argument(
-        "--database-url",
-        metavar="URL",
-        help=f"PostgreSQL to read from [env DATABASE_URL, default {DEFAULT_DATABASE_URL}]",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        default=4,
-        help="database connections in the pool (default %(default)s)",
-    )
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="(default info)"
-    )
-    parser.add_argument(
-        "--no-auth",
-        action="store_true",
-        help=f"allow a non-loopback --host without API tokens [env {TOKENS_VARIABLE}, "
-        f"{TOKENS_FILE_VARIABLE}]; tokens that are set are still required",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-    def serve() -> int:
-        tokens = startup_tokens(args.host, no_auth=args.no_auth)  # a TokenError is a usage error
-        _check_can_listen(args.host, args.port)
-        log.info("API tokens: %s", f"{len(tokens)} configured" if tokens else "none, the reads are open")
-        app = create_app(args.database_url, max_connections=args.max_connections, tokens=tokens)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-        return 0
-
-    return exits.run("metrics-api", serve)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,16 +1,14 @@
-"""The ``query`` subcommand: ``metrics-worker query <name> [filters] [--json | --csv]``.
+"""The read room's sub-command of ``metrics-worker``: ``query <name> [filters] [--json | --csv]``.
 
-Tables fitted to the terminal by default (worker/read/tables.py), JSON (the API's shapes) with
+Tables fitted to the terminal by default (worker/tables.py), JSON (the API's shapes) with
 ``--json``, CSV with ``--csv``. Errors are one line on stderr and the exit code of
 contract/exits.py: a mistake in the filters 2, a session not found 1, a database away 3.
-Standalone: ``python -m worker.read.cli <name> [filters] [--json | --csv]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,13 +19,15 @@ import psycopg
 from pydantic import BaseModel
 from rich.console import Console
 
-from contract import exits
 from contract.exits import NotFound
 from contract.fields import unstorable
-from worker.read import grids, queries, tables
+from worker import tables
+from worker.database import connect
+from worker.flags import DATABASE, add_connections, settings_from
+from worker.read import grids, queries
 from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT
 from worker.schema import require_schema
-from worker.settings import DEFAULT_DATABASE_URL
+from worker.settings import Connections
 
 Result = BaseModel | list[Any] | None
 
@@ -130,12 +130,7 @@ def _add_filters(parser: argparse.ArgumentParser, filters: Sequence[str]) -> Non
             else ""
         ),
     )
-    parser.add_argument(
-        "--database-url",
-        dest="query_database_url",
-        metavar="URL",
-        help=f"PostgreSQL to read from [env DATABASE_URL, default {DEFAULT_DATABASE_URL}]",
-    )
+    add_connections(parser, DATABASE)
 
 
 def _add_reads(parser: argparse.ArgumentParser) -> None:
@@ -146,16 +141,15 @@ def _add_reads(parser: argparse.ArgumentParser) -> None:
         sub.set_defaults(handler=run_query, query_read=read.name)
 
 
-def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``query <name> [filters] [--json | --csv]`` to a CLI's subparsers; run it with
-    ``args.handler(args)``."""
+def configure_parser(subparsers: Any) -> None:
+    """Add ``query <name> [filters] [--json | --csv]`` to the top parser (worker/cli.py); its
+    handler is in ``args.handler``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "query",
         help="print one of the metrics reads (summary, sessions, ...)",
         description="Print one of the metrics reads as a table, or as JSON (--json) or CSV (--csv).",
     )
     _add_reads(parser)
-    return parser
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -164,13 +158,8 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run_query(args: argparse.Namespace) -> int:
     """Run the read named in ``args`` and print it; the exit status."""
     read = READS_BY_NAME[args.query_read]
-    url = (
-        args.query_database_url
-        or getattr(args, "database_url", None)  # the main CLI's flag, when it has one
-        or os.environ.get("DATABASE_URL")
-        or DEFAULT_DATABASE_URL
-    )
-    with psycopg.connect(url, autocommit=True) as conn:
+    settings = settings_from(args, Connections)
+    with connect(settings.database_url, settings.connect_timeout) as conn:
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         try:
@@ -246,18 +235,3 @@ READS: tuple[_Read, ...] = (
           grids.forward_daily),
 )  # fmt: skip
 READS_BY_NAME = {read.name: read for read in READS}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m worker.read.cli <name> ...``: the ``query`` subcommand on its own."""
-    parser = exits.Parser(
-        prog="python -m worker.read.cli",
-        description="Print one of the metrics reads as a table, or as JSON (--json) or CSV (--csv).",
-    )
-    _add_reads(parser)
-    args = parser.parse_args(argv)
-    return exits.run(parser.prog, lambda: run_query(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ from worker.read.models import (
     SessionMetrics,
     TokenUsage,
 )
-from worker.read.tables import Column, Grid
+from worker.tables import Column, Grid
 
 _TOKENS = (Column("prompt", "number", 3), Column("completion", "number", 4), Column("total tokens", "number"))
 

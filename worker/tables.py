@@ -1,9 +1,9 @@
-"""Grids as tables for people (rich, fitted to the terminal) and as CSV.
+"""Grids shown to people: tables fitted to the terminal (rich), or CSV.
 
 Each read becomes one or more :class:`Grid` (worker/read/grids.py): a title, typed columns and
 the raw values. :func:`fit` lays a grid out in a width and never wraps or cuts an id: it first
-truncates the middle of free-text columns (models, endpoints, errors, breakdowns), writes times
-shorter and leaves out the least important columns (naming them under the table), then shortens
+truncates the middle of free-text columns (models, endpoints, errors, breakdowns) and wraps prose
+(a dead letter's reason) at its spaces over more lines, writes times shorter and leaves out the least important columns (naming them under the table), then shortens
 long ids to their last characters (``…3f9c2d1e``, which ``query session`` accepts), and only then
 leaves out more columns. Piped output is not fitted (no width is imposed on a file) unless
 ``COLUMNS`` says otherwise.
@@ -17,17 +17,25 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol, runtime_checkable
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from worker.read.models import TokenUsage
+
+@runtime_checkable
+class TokenUsage(Protocol):
+    """A token usage (worker/read/models.py): a cell shows its total."""
+
+    total_tokens: int
+
 
 #: id: never cut (shortened to its tail at most); text: may lose its middle; label: a word from a
-#: fixed set (a status), never cut; number, flag: never cut; time: may drop its year and fraction.
-Kind = Literal["id", "text", "label", "number", "time", "flag"]
+#: fixed set (a status), never cut; number, flag: never cut; time: may drop its year and fraction;
+#: prose: a sentence, wrapped at its spaces over more lines, never cut mid-word.
+Kind = Literal["id", "text", "label", "number", "time", "flag", "prose"]
 
 #: Columns whose ``drop`` is below this are left out before ids are shortened; the others after.
 KEEP_IDS_OVER = 3
@@ -90,7 +98,7 @@ def csv_text(value: Any) -> str:
     if isinstance(value, TokenUsage):
         return str(value.total_tokens)
     if isinstance(value, dict):
-        return json.dumps({k: v.model_dump() if isinstance(v, TokenUsage) else v for k, v in value.items()})
+        return json.dumps({k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()})
     return str(value)
 
 
@@ -176,7 +184,7 @@ def _squeeze(grid: Grid, kept: list[int], natural: list[int], longest: list[int]
     for j, i in enumerate(kept):
         column = grid.columns[i]
         word = 0 if grid.pairs else max(len(w) for w in column.header.split())
-        cells = min(longest[j], _MIN_TEXT) if column.kind == "text" else longest[j]
+        cells = min(longest[j], _MIN_TEXT) if column.kind in ("text", "prose") else longest[j]
         floors.append(max(word, cells))
     excess = table_width(widths) - width
     while excess > 0:
@@ -197,7 +205,13 @@ def _fitted(grid: Grid, kept: list[int], widths: list[int], cells: list[list[str
         headers=tuple(grid.columns[i].header for i in kept),
         kinds=tuple(grid.columns[i].kind for i in kept),
         widths=tuple(widths),
-        rows=tuple(tuple(middle(text, w) for text, w in zip(row, widths, strict=True)) for row in cells),
+        rows=tuple(
+            tuple(
+                text if grid.columns[i].kind == "prose" else middle(text, w)
+                for text, w, i in zip(row, widths, kept, strict=True)
+            )
+            for row in cells
+        ),
         left_out=tuple(c.header for i, c in enumerate(grid.columns) if i not in kept),
         pairs=grid.pairs,
     )
