@@ -214,11 +214,7 @@ class EventCalls:
         checks.count("prompt_cached_tool_outputs", prompt_cached_tool_outputs)
         checks.error_text("error", error)
         checks.optional_count("time_to_first_token_ms", time_to_first_token_ms)
-        self._emit(
-            wire.ROUND_COMPLETED,
-            session_id,
-            event_id,
-            occurred_at,
+        values = (
             round_id,
             session_id,
             status,
@@ -227,6 +223,7 @@ class EventCalls:
             error,
             time_to_first_token_ms,
         )
+        self._emit(wire.ROUND_COMPLETED, session_id, event_id, occurred_at, *values)
 
     def round_compressed(
         self,
@@ -258,16 +255,8 @@ class EventCalls:
         checks.ident("round_id", round_id)
         checks.ident("session_id", session_id)
         checks.label("tool_name", tool_name)
-        self._emit(
-            wire.TOOL_STARTED,
-            session_id,
-            event_id,
-            occurred_at,
-            tool_call_id,
-            round_id,
-            session_id,
-            tool_name,
-        )
+        values = (tool_call_id, round_id, session_id, tool_name)
+        self._emit(wire.TOOL_STARTED, session_id, event_id, occurred_at, *values)
 
     def tool_completed(
         self,
@@ -285,17 +274,8 @@ class EventCalls:
         checks.ident("session_id", session_id)
         checks.flag("success", success)
         checks.error_text("error", error)
-        self._emit(
-            wire.TOOL_COMPLETED,
-            session_id,
-            event_id,
-            occurred_at,
-            tool_call_id,
-            round_id,
-            session_id,
-            success,
-            error,
-        )
+        values = (tool_call_id, round_id, session_id, success, error)
+        self._emit(wire.TOOL_COMPLETED, session_id, event_id, occurred_at, *values)
 
     # -- forwards and the rest --------------------------------------------------------------
 
@@ -321,19 +301,9 @@ class EventCalls:
         checks.optional_label("provider", provider)
         checks.optional_ident("session_id", session_id)
         checks.optional_ident("round_id", round_id)
-        self._emit(
-            wire.FORWARD_STARTED,
-            None,
-            event_id,
-            occurred_at,
-            forward_id,
-            endpoint,
-            model,
-            is_stream,
-            provider,
-            session_id,
-            round_id,
-        )
+        values = (forward_id, endpoint, model, is_stream, provider, session_id, round_id)
+        # Not dropped after its session's completion: a link is not one of the session's events.
+        self._emit(wire.FORWARD_STARTED, None, event_id, occurred_at, *values)
 
     def forward_completed(
         self,
@@ -359,18 +329,8 @@ class EventCalls:
         )
         checks.error_text("error", error)
         checks.optional_count("time_to_first_token_ms", time_to_first_token_ms)
-        self._emit(
-            wire.FORWARD_COMPLETED,
-            None,
-            event_id,
-            occurred_at,
-            forward_id,
-            status,
-            status_code,
-            tokens,
-            error,
-            time_to_first_token_ms,
-        )
+        values = (forward_id, status, status_code, tokens, error, time_to_first_token_ms)
+        self._emit(wire.FORWARD_COMPLETED, None, event_id, occurred_at, *values)
 
     def sync_mismatch(
         self, reason: str, *, event_id: str | None = None, occurred_at: datetime | None = None
