@@ -11,33 +11,17 @@ import pytest
 
 from contract import decode
 from contract.keys import Keys
-from producer.calls import EventCalls
-from producer.hints import HintWriter
-from producer.metrics import Counters
 from producer.wire import Encoder
+from tests.producer.helpers import Capture
 
 
-class _Events(EventCalls):
-    """The typed calls with a list for a sink."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[Any, ...]] = []
-        super().__init__(self, HintWriter(Keys(), 5.0, 30.0), Counters(), 100)
-
-    def put(self, item: tuple[Any, ...]) -> None:
-        self.items.append(item)
-
-    def wake(self) -> None:
-        pass
-
-    def events(self, kind: str | None = None) -> list[Any]:
-        encode = Encoder(Keys())
-        decoded = [decode(encode(item)[1]) for item in self.items]
-        return [e for e in decoded if kind is None or e.type == kind]
+def _events(pub: Capture, kind: str) -> list[Any]:
+    encode = Encoder(Keys())
+    return [e for e in (decode(encode(item)[1]) for item in pub.items) if e.type == kind]
 
 
 def test_a_forward_inside_a_round_or_session_is_linked_to_them() -> None:
-    pub = _Events()
+    pub = Capture()
     with pub.forward("/v1/chat/completions", "gpt-4o"):  # outside any block: no link
         pass
     with pub.session("gpt-4o", "s-1") as s:
@@ -52,7 +36,7 @@ def test_a_forward_inside_a_round_or_session_is_linked_to_them() -> None:
             pass
     with pub.forward("/v1/chat", "gpt-4o"):  # the session ended too
         pass
-    links = [(e.session_id, e.round_id, e.provider) for e in pub.events("forward.started")]
+    links = [(e.session_id, e.round_id, e.provider) for e in _events(pub, "forward.started")]
     assert links == [
         (None, None, None),
         ("s-1", None, None),
@@ -64,7 +48,7 @@ def test_a_forward_inside_a_round_or_session_is_linked_to_them() -> None:
 
 
 def test_links_follow_each_thread_and_task_of_their_own() -> None:
-    pub = _Events()
+    pub = Capture()
     seen: list[Any] = []
 
     def other_thread() -> None:
@@ -90,7 +74,7 @@ def test_links_follow_each_thread_and_task_of_their_own() -> None:
 
 
 def test_round_scope_usage_parts_provider_user_and_first_token() -> None:
-    pub = _Events()
+    pub = Capture()
     with pub.session("o3", "s-1", user_id="user-42", provider="openai") as s:
         with s.round(round_id="r-1") as r:
             r.first_token(420)
@@ -100,10 +84,10 @@ def test_round_scope_usage_parts_provider_user_and_first_token() -> None:
             r.first_token(99_999)  # an explicit figure replaces it
         with s.round(round_id="r-3"):
             pass
-    (started,) = pub.events("session.started")
+    (started,) = _events(pub, "session.started")
     assert started.user_id == "user-42"
-    assert [e.provider for e in pub.events("round.started")] == ["openai", "azure.ai.openai", "openai"]
-    done = pub.events("round.completed")
+    assert [e.provider for e in _events(pub, "round.started")] == ["openai", "azure.ai.openai", "openai"]
+    done = _events(pub, "round.completed")
     assert done[0].time_to_first_token_ms == 420
     u = done[0].usage
     assert (u.prompt_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens) == (
@@ -117,17 +101,17 @@ def test_round_scope_usage_parts_provider_user_and_first_token() -> None:
 
 
 def test_forward_scope_usage_parts_and_first_token() -> None:
-    pub = _Events()
+    pub = Capture()
     with pub.forward("/v1/messages", "claude-sonnet-4", is_stream=True, provider="anthropic") as f:
         f.first_token()
         f.complete(200, {"prompt_tokens": 900, "completion_tokens": 50}, cache_write_tokens=800)
-    (done,) = pub.events("forward.completed")
+    (done,) = _events(pub, "forward.completed")
     assert done.usage.cache_write_tokens == 800 and done.usage.total_tokens == 950
     assert done.time_to_first_token_ms is not None and done.time_to_first_token_ms >= 0
 
 
 def test_a_part_larger_than_its_whole_is_refused_in_the_scope_naming_both() -> None:
-    pub = _Events()
+    pub = Capture()
     with pub.session("m", "s") as s, s.round() as r:
         with pytest.raises(
             ValueError, match=r"usage: reasoning_tokens \(301\) is larger than completion_tokens \(300\)"
