@@ -18,7 +18,9 @@ key order, so concurrent workers always lock in one global order and cannot dead
    rows changed here, plus the contributions of the rows inserted in step 1, then upsert sessions
    with their own events merged in and the deltas added. A delta counts only what this
    transaction changed, so a redelivered batch adds nothing, and ``x = x + delta`` needs no
-   recompute of the session's rounds: the cost per event does not grow with the session.
+   recompute of the session's rounds: the cost per event does not grow with the session. The
+   usage parts (cache reads and writes, reasoning) are summed the same way, a round that
+   reported none counting 0; a session's user_id goes with its model (the latest start).
    A session the reconcile job closed (``reconciled_at`` set) is opened again by any event later
    than its last activity (``updated_at``): its agent was alive after all. A redelivered or
    late-arriving older event is not later, so it leaves the session closed; a real start or
