@@ -94,6 +94,16 @@ def _dead_lettered(payload: bytes) -> list[str]:
 
 def test_the_schema_itself_is_valid_and_requires_type_in_every_event() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    # Contract v1's later fields are optional: producers written before them stay valid.
+    later = {"user_id", "provider", "time_to_first_token_ms", "cache_read_tokens", "cache_write_tokens",
+             "reasoning_tokens"}  # fmt: skip
+    for name, definition in SCHEMA["$defs"].items():
+        assert not later & set(definition["required"]), name
+    assert "session_id" not in SCHEMA["$defs"]["ForwardStarted"]["required"]
+    assert SCHEMA["$defs"]["TokenUsage"]["x-parts"] == {
+        "prompt_tokens": ["cache_read_tokens", "cache_write_tokens"],
+        "completion_tokens": ["reasoning_tokens"],
+    }
     for name, definition in SCHEMA["$defs"].items():
         if name != "TokenUsage":
             assert "type" in definition["required"], name

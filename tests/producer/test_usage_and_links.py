@@ -8,6 +8,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contract import decode
 from contract.keys import Keys
@@ -121,3 +123,39 @@ def test_a_part_larger_than_its_whole_is_refused_in_the_scope_naming_both() -> N
             r.first_token(-1)
     with pytest.raises(ValueError, match="user_id: must be a non-empty str"):
         pub.session("m", user_id="")
+
+
+_COUNT = st.one_of(st.none(), st.integers(0, 2_000))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prompt=st.integers(0, 1_000),
+    completion=st.integers(0, 1_000),
+    read=_COUNT,
+    write=_COUNT,
+    reasoning=_COUNT,
+)
+def test_the_call_refuses_exactly_the_usage_the_contract_refuses(
+    prompt: int, completion: int, read: int | None, write: int | None, reasoning: int | None
+) -> None:
+    from pydantic import ValidationError
+
+    from contract.events import TokenUsage
+    from producer import checks
+
+    parts = {"cache_read_tokens": read, "cache_write_tokens": write, "reasoning_tokens": reasoning}
+    wholes = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    try:
+        TokenUsage(**wholes, **parts)
+        contract_refuses = None
+    except ValidationError as exc:
+        contract_refuses = str(exc.errors()[0]["msg"])
+    try:
+        checks.usage("usage", (prompt, completion), read, write, reasoning)
+        call_refuses = None
+    except ValueError as exc:
+        call_refuses = str(exc)
+    assert (contract_refuses is None) == (call_refuses is None)
+    if contract_refuses is not None:
+        assert call_refuses == f"usage: {contract_refuses}"  # the same words, both fields named
