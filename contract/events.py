@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from contract.fields import BIGINT_MAX as BIGINT_MAX  # re-exported: the limits' old home
@@ -72,6 +72,24 @@ def part_too_large(whole: str, whole_value: int, parts: dict[str, int]) -> str |
     )
 
 
+def usage_refusal(
+    prompt: int, completion: int, cache_read: int | None, cache_write: int | None, reasoning: int | None
+) -> str | None:
+    """Why :class:`TokenUsage` refuses these parts (its first reason, in the order it checks them),
+    or None: for callers that check before building one (the Python producer)."""
+    if cache_read is not None and cache_read > prompt:
+        return part_too_large("prompt_tokens", prompt, {"cache_read_tokens": cache_read})
+    if cache_write is not None:
+        given = {"cache_write_tokens": cache_write}
+        parts = given if cache_read is None else {"cache_read_tokens": cache_read, **given}
+        reason = part_too_large("prompt_tokens", prompt, parts)
+        if reason is not None:
+            return reason
+    if reasoning is not None and reasoning > completion:
+        return part_too_large("completion_tokens", completion, {"reasoning_tokens": reasoning})
+    return None
+
+
 class TokenUsage(BaseModel):
     """Token counts of one model call. The optional parts (absent or null: not reported) say how
     much of a whole was read from the provider's prompt cache, written to it, or spent on
@@ -97,21 +115,24 @@ class TokenUsage(BaseModel):
         default=None, description="part of completion_tokens spent on reasoning"
     )
 
-    @model_validator(mode="after")
-    def _parts_within_wholes(self) -> TokenUsage:
-        # A part larger than its whole would price the rest of the whole below zero.
-        if (
-            self.cache_read_tokens is None
-            and self.cache_write_tokens is None
-            and self.reasoning_tokens is None
-        ):
-            return self
-        for whole, names in USAGE_PARTS.items():
-            parts = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-            reason = part_too_large(whole, getattr(self, whole), parts) if parts else None
-            if reason is not None:
-                raise PydanticCustomError("usage_part_too_large", reason)
-        return self
+    @field_validator("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+    @classmethod
+    def _within_its_whole(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # A part larger than its whole would price the rest of the whole below zero. Runs only for
+        # a part given (not for the defaults): events without parts pay nothing for the rule.
+        if value is None:
+            return value
+        data, name = info.data, info.field_name or ""
+        if name == "reasoning_tokens":
+            whole, parts = "completion_tokens", {name: value}
+        elif name == "cache_write_tokens" and data.get("cache_read_tokens") is not None:
+            whole, parts = "prompt_tokens", {"cache_read_tokens": data["cache_read_tokens"], name: value}
+        else:
+            whole, parts = "prompt_tokens", {name: value}
+        limit = data.get(whole)  # absent when the whole itself was refused: that error is reported
+        if limit is None or sum(parts.values()) <= limit:
+            return value
+        raise PydanticCustomError("usage_part_too_large", part_too_large(whole, limit, parts) or "")
 
 
 class _Event(BaseModel):

@@ -17,9 +17,8 @@ from contract.events import (
     MAX_ERROR_LENGTH,
     MAX_ID_LENGTH,
     MAX_NAME_LENGTH,
-    USAGE_PARTS,
     TokenUsage,
-    part_too_large,
+    usage_refusal,
 )
 from contract.fields import unstorable
 
@@ -130,12 +129,9 @@ def usage(
             count(part, mine)
         elif theirs is not None:
             count(f"{name}.{part}", theirs)
-    values = dict(zip(_PARTS, parts, strict=True))
-    for whole, names in USAGE_PARTS.items():
-        within = {part: values[part] for part in names if values[part] is not None}
-        reason = part_too_large(whole, prompt if whole == "prompt_tokens" else completion, within)
-        if within and reason is not None:
-            raise ValueError(f"{name}: {reason}")
+    reason = usage_refusal(prompt, completion, parts[0], parts[1], parts[2])
+    if reason is not None:
+        raise ValueError(f"{name}: {reason}")
     return (prompt, completion, total, parts[0], parts[1], parts[2])
 
 

@@ -300,6 +300,6 @@ def test_a_usage_part_larger_than_its_whole_is_refused_by_both(
         bad = {**fine, "usage": {**usage, **parts}}
         assert not ORACLE.is_valid(bad)
         reasons = _dead_lettered(json.dumps(bad).encode())
-        assert len(reasons) == 1 and reasons[0].startswith("invalid event: usage: "), reasons
+        assert len(reasons) == 1 and reasons[0].startswith("invalid event: usage."), reasons
         for text in named:
             assert text in reasons[0], reasons

@@ -100,7 +100,7 @@ MALFORMED: list[tuple[dict[bytes | str, bytes | str], str]] = [
                 }
             )
         },
-        "usage: cache_read_tokens (11) is larger than prompt_tokens (10)",
+        "usage.cache_read_tokens: cache_read_tokens (11) is larger than prompt_tokens (10)",
     ),
     (
         {
@@ -121,7 +121,7 @@ MALFORMED: list[tuple[dict[bytes | str, bytes | str], str]] = [
                 }
             )
         },
-        "usage: reasoning_tokens (6) is larger than completion_tokens (5)",
+        "usage.reasoning_tokens: reasoning_tokens (6) is larger than completion_tokens (5)",
     ),
     (
         {
