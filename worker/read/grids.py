@@ -260,6 +260,7 @@ def forward_requests(rows: list[ForwardRequestMetrics]) -> list[Grid]:
         Column("duration ms", "number", 8),
         Column("total tokens", "number", 3),
         Column("error", "text", 1),
+        Column("session", "id", 0),  # the session it was made for (forward.started's session_id)
     )
     return [
         Grid(
@@ -267,7 +268,8 @@ def forward_requests(rows: list[ForwardRequestMetrics]) -> list[Grid]:
             columns,
             tuple(
                 (f.forward_id, f.endpoint, f.model, f.is_stream, f.status, f.status_code, f.started_at,
-                 f.duration_ms, None if f.token_usage is None else f.token_usage.total_tokens, f.error)
+                 f.duration_ms, None if f.token_usage is None else f.token_usage.total_tokens, f.error,
+                 f.session_id)
                 for f in rows
             ),
         )
