@@ -121,6 +121,47 @@ def test_round_latency_percentiles_are_postgresqls_percentile_disc(conn: psycopg
     ]
 
 
+def test_provider_and_user_filter_and_group_where_their_columns_are(conn: psycopg.Connection[Any]) -> None:
+    """Rounds and forwards by provider, sessions by user; over days too (from the base tables:
+    the roll-ups keep neither); a row that reported none groups under ''."""
+    ev = Events()
+    at = NOW - timedelta(minutes=5)
+    for n, (provider, user, status) in enumerate(
+        [
+            ("openai", "u1", "error"),
+            ("openai", "u1", "success"),
+            ("anthropic", "u2", "success"),
+            (None, None, "error"),
+        ]
+    ):
+        ev.session_started(f"s{n}", "m", at, user_id=user)
+        ev.round_started(f"r{n}", f"s{n}", "m", at, provider=provider)
+        ev.round_completed(
+            f"r{n}", f"s{n}", at + timedelta(seconds=n + 1), usage(5, 5), status=status, ttft=100 * (n + 1)
+        )
+        ev.session_completed(f"s{n}", "error" if status == "error" else "completed", at)
+        ev.forward_started(f"f{n}", "e", "m", at, provider=provider)
+        ev.forward_completed(f"f{n}", at, status=status)
+    fill(conn, ev.events)
+    m = lambda r: sorted(measure.measure_tables(conn, r, NOW))  # noqa: E731
+    for window in ("15m", "1d"):
+        assert m(rule("round_error_share", window, group_by="provider")) == [
+            Reading("provider=", 1.0, 1),
+            Reading("provider=anthropic", 0.0, 1),
+            Reading("provider=openai", 0.5, 2),
+        ]
+        assert m(rule("forward_error_share", window, filters=(("provider", "openai"),))) == [
+            Reading("", 0.5, 2)
+        ]
+        assert m(rule("session_error_share", window, filters=(("user", "u1"),))) == [Reading("", 0.5, 2)]
+        assert m(rule("tokens", window, group_by="provider"))[2] == Reading("provider=openai", 20.0, 2)
+    assert m(rule("silence", filters=(("user", "u2"),))) == [Reading("", 1.0, 0)]
+    assert m(rule("silence", filters=(("provider", "openai"),))) == [
+        Reading("", 4.0, 0)
+    ]  # 2 rounds, 2 forwards
+    assert m(rule("time_to_first_token_p95", group_by="provider"))[2] == Reading("provider=openai", 200.0, 2)
+
+
 def test_rounds_over_days_read_the_base_table(filled: psycopg.Connection[Any]) -> None:
     assert one(measure.measure_tables(filled, rule("round_error_share", "1d"), NOW)) == (0.25, 16)
 
@@ -166,6 +207,8 @@ TYPES = {
     "rule": "text",
     "rules": "text[]",
     "quantile": "float8",
+    "provider": "text",
+    "user": "text",
 }
 
 

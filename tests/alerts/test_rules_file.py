@@ -29,6 +29,7 @@ def test_the_example_loads() -> None:
         "dead_letters",
         "tokens",
         "round_latency_p95",
+        "time_to_first_token_p95",
     ]
     assert all(r.unavailable is None for r in rules.rules)
     quiet = rules.rules[2]
@@ -59,7 +60,7 @@ def test_not_available_kinds_are_accepted_and_say_why() -> None:
         ENV,
     )
     assert "not available until cost in USD lands" in rules.rules[0].kind.unavailable
-    assert "not available until time to first token is stored" in KINDS["time_to_first_token_p95"].unavailable
+    assert KINDS["time_to_first_token_p95"].unavailable == ""
     latency = parse_rules(
         tomllib.loads(
             '[[rules]]\nname = "slow"\nwatch = "round_latency_p95"\nwindow = "1d"\nthreshold = 5000\n'
@@ -129,12 +130,12 @@ def test_a_bad_rule_is_one_line_naming_rule_field_value_and_why(line: str, messa
         ('[[rules]]\nname = "p"\nwatch = "provider"\n', "rule 'p': watch: 'provider' is not one of"),
         (
             '[[rules]]\nname = "p"\nwatch = "round_error_share"\nwindow = "1h"\n'
-            'threshold = 0.1\nprovider = "x"\n',
-            "rule 'p': provider: the tables have no provider column yet; this filter works once they do",
+            'threshold = 0.1\nuser = "x"\n',
+            "rule 'p': user: round_error_share takes model, provider",
         ),
         (
             '[[rules]]\nname = "p"\nwatch = "tokens"\nwindow = "1h"\nthreshold = 1\ngroup_by = "user"\n',
-            "rule 'p': group_by: 'user': the tables have no user column yet; group by model for now",
+            "rule 'p': group_by: 'user': tokens can be grouped by model or provider",
         ),
         (
             '[[rules]]\nname = "b"\nwatch = "backlog"\nwindow = "1h"\nthreshold = 1\n',

@@ -8,10 +8,12 @@ where the filter names one). Windows of whole days are UTC dates, today included
 so far, ``7d`` today and the six days before): they read the daily roll-ups where there is one
 (tool calls, forwards, sessions; ``X_FROM_ROLLUP``) and its twin over the base table while a
 back-fill is due; rounds have no roll-up, so their error share reads ``round_metrics`` for days
-too. Round latency percentiles read the rounds of windows under a day (PostgreSQL's
-``percentile_disc`` of completed_at - started_at over the finished rounds); over days they wait
-for the latency roll-ups (issue 23). ``tokens`` over days is the tokens of the sessions started
-on those days (the session roll-up), over shorter windows that of the rounds started in it.
+too, and so does any rule filtered or grouped by provider or user (the roll-ups keep neither:
+``tokens`` by provider over days is then the rounds'). Round latency and time to first token
+percentiles read the rounds of windows under a day (PostgreSQL's ``percentile_disc``); over days
+they wait for the latency roll-ups (issue 23). ``tokens`` over days is the tokens of the sessions
+started on those days (the session roll-up), over shorter windows that of the rounds started in
+it.
 
 Every statement returns ``label`` (the group's value, '' when the rule is not grouped), ``value``
 and ``samples``; a share with no samples is 0. ``group_by`` picks the label column in the
@@ -32,13 +34,16 @@ from worker.alerts.rules import Rule
 from worker.status import PipelineStatus
 
 ROUND_ERRORS = """
-SELECT CASE %(group_by)s::text WHEN 'model' THEN COALESCE(model, '') ELSE '' END AS label,
+SELECT CASE %(group_by)s::text
+           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
+       END AS label,
        COALESCE(count(*) FILTER (WHERE status = 'error')::float8
                 / NULLIF(count(*) FILTER (WHERE status IN ('success', 'error')), 0), 0) AS value,
        count(*) FILTER (WHERE status IN ('success', 'error')) AS samples
 FROM round_metrics
 WHERE started_at >= %(since)s
   AND (%(model)s::text IS NULL OR model = %(model)s)
+  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
 GROUP BY 1
 """
 
@@ -71,7 +76,8 @@ LEFT JOIN (
 
 FORWARD_ERRORS = """
 SELECT CASE %(group_by)s::text
-           WHEN 'model' THEN COALESCE(model, '') WHEN 'endpoint' THEN COALESCE(endpoint, '') ELSE ''
+           WHEN 'model' THEN COALESCE(model, '') WHEN 'endpoint' THEN COALESCE(endpoint, '')
+           WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
        END AS label,
        COALESCE(count(*) FILTER (WHERE status IN ('error', 'timeout'))::float8
                 / NULLIF(count(*) FILTER (WHERE status <> 'pending'), 0), 0) AS value,
@@ -80,6 +86,7 @@ FROM forward_request_metrics
 WHERE started_at >= %(since)s
   AND (%(model)s::text IS NULL OR model = %(model)s)
   AND (%(endpoint)s::text IS NULL OR endpoint = %(endpoint)s)
+  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
 GROUP BY 1
 """
 
@@ -102,7 +109,9 @@ LEFT JOIN (
 """
 
 SESSION_ERRORS = """
-SELECT CASE %(group_by)s::text WHEN 'model' THEN COALESCE(model, '') ELSE '' END AS label,
+SELECT CASE %(group_by)s::text
+           WHEN 'model' THEN COALESCE(model, '') WHEN 'user' THEN COALESCE(user_id, '') ELSE ''
+       END AS label,
        COALESCE(count(*) FILTER (WHERE status = 'error')::float8
                 / NULLIF(count(*) FILTER (WHERE status IN ('completed', 'error', 'cancelled')), 0), 0)
            AS value,
@@ -110,6 +119,7 @@ SELECT CASE %(group_by)s::text WHEN 'model' THEN COALESCE(model, '') ELSE '' END
 FROM session_metrics
 WHERE started_at >= %(since)s
   AND (%(model)s::text IS NULL OR model = %(model)s)
+  AND (%(user)s::text IS NULL OR user_id = %(user)s)
 GROUP BY 1
 """
 
@@ -133,12 +143,15 @@ LEFT JOIN (
 """
 
 TOKENS = """
-SELECT CASE %(group_by)s::text WHEN 'model' THEN COALESCE(model, '') ELSE '' END AS label,
+SELECT CASE %(group_by)s::text
+           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
+       END AS label,
        sum(total_tokens)::float8 AS value,
        count(*) AS samples
 FROM round_metrics
 WHERE started_at >= %(since)s
   AND (%(model)s::text IS NULL OR model = %(model)s)
+  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
 GROUP BY 1
 """
 
@@ -172,21 +185,30 @@ SILENCE = """
 SELECT '' AS label,
        (SELECT count(*) FROM (SELECT 1 FROM session_metrics
                               WHERE started_at >= %(since)s AND (%(model)s::text IS NULL OR model = %(model)s)
+                                AND (%(user)s::text IS NULL OR user_id = %(user)s)
+                                AND %(provider)s::text IS NULL
                               LIMIT 1000) AS s)
      + (SELECT count(*) FROM (SELECT 1 FROM round_metrics
                               WHERE started_at >= %(since)s AND (%(model)s::text IS NULL OR model = %(model)s)
+                                AND (%(provider)s::text IS NULL OR provider = %(provider)s)
+                                AND %(user)s::text IS NULL
                               LIMIT 1000) AS r)
      + (SELECT count(*) FROM (SELECT 1 FROM tool_call_metrics
                               WHERE started_at >= %(since)s AND %(model)s::text IS NULL
+                                AND %(provider)s::text IS NULL AND %(user)s::text IS NULL
                               LIMIT 1000) AS t)
      + (SELECT count(*) FROM (SELECT 1 FROM forward_request_metrics
                               WHERE started_at >= %(since)s AND (%(model)s::text IS NULL OR model = %(model)s)
+                                AND (%(provider)s::text IS NULL OR provider = %(provider)s)
+                                AND %(user)s::text IS NULL
                               LIMIT 1000) AS f) AS value,
        0 AS samples
 """
 
 ROUND_LATENCY = """
-SELECT CASE %(group_by)s::text WHEN 'model' THEN COALESCE(model, '') ELSE '' END AS label,
+SELECT CASE %(group_by)s::text
+           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
+       END AS label,
        percentile_disc(%(quantile)s::float8) WITHIN GROUP (
            ORDER BY EXTRACT(EPOCH FROM completed_at - started_at) * 1000) AS value,
        count(*) AS samples
@@ -194,6 +216,21 @@ FROM round_metrics
 WHERE started_at >= %(since)s
   AND status IN ('success', 'error') AND completed_at >= started_at
   AND (%(model)s::text IS NULL OR model = %(model)s)
+  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
+GROUP BY 1
+"""
+
+FIRST_TOKEN = """
+SELECT CASE %(group_by)s::text
+           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
+       END AS label,
+       percentile_disc(%(quantile)s::float8) WITHIN GROUP (ORDER BY time_to_first_token_ms) AS value,
+       count(*) AS samples
+FROM round_metrics
+WHERE started_at >= %(since)s
+  AND time_to_first_token_ms IS NOT NULL
+  AND (%(model)s::text IS NULL OR model = %(model)s)
+  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
 GROUP BY 1
 """
 
@@ -208,9 +245,13 @@ STATEMENTS: Mapping[str, tuple[str, str | None]] = {
     "silence": (SILENCE, None),
     "round_latency_p95": (ROUND_LATENCY, None),  # days: not yet (kinds.py), no roll-up of durations
     "round_latency_p99": (ROUND_LATENCY, None),
+    "time_to_first_token_p95": (FIRST_TOKEN, None),
 }
 
 DAY = timedelta(days=1)
+
+#: Filters and groupings the roll-ups cannot answer (they keep no provider or user).
+BASE_ONLY = ("provider", "user")
 
 
 def span(rule: Rule, now: datetime) -> dict[str, Any]:
@@ -235,6 +276,8 @@ def parameters(rule: Rule, now: datetime) -> dict[str, Any]:
         "model": rule.filter("model"),
         "tool": rule.filter("tool"),
         "endpoint": rule.filter("endpoint"),
+        "provider": rule.filter("provider"),
+        "user": rule.filter("user"),
         "quantile": rule.kind.quantile,
     }
 
@@ -245,6 +288,8 @@ def statements_of(rule: Rule, now: datetime) -> tuple[str, str | None]:
     base, rollup = STATEMENTS[rule.watch]
     if rollup is None or not span(rule, now)["days"]:
         return base, None
+    if rule.group_by in BASE_ONLY or any(name in BASE_ONLY for name, _ in rule.filters):
+        return base, None  # the roll-ups have no provider or user: the base table over the days
     return rollup, TOKENS_OF_SESSIONS if rule.watch == "tokens" else base
 
 
