@@ -42,7 +42,8 @@ SESSIONS_OLDER = """
 WITH page AS (
     SELECT session_id, model, started_at, completed_at, status, total_rounds,
            prompt_tokens, completion_tokens, total_tokens, tool_call_count,
-           prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count
+           prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
+           reconciled_at
     FROM session_metrics
     WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
       AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
@@ -73,7 +74,8 @@ SESSIONS_NEWER = """
 WITH page AS (
     SELECT session_id, model, started_at, completed_at, status, total_rounds,
            prompt_tokens, completion_tokens, total_tokens, tool_call_count,
-           prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count
+           prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
+           reconciled_at
     FROM session_metrics
     WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
       AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
@@ -104,6 +106,7 @@ SESSION = """
 SELECT session_id, model, started_at, completed_at, status, total_rounds,
        prompt_tokens, completion_tokens, total_tokens, tool_call_count,
        prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
+       reconciled_at,
        COALESCE((
            SELECT jsonb_object_agg(tool_name, calls)
            FROM (
@@ -220,6 +223,8 @@ def _session(row: dict[str, Any]) -> SessionMetrics:
         status=row["status"],
         message_count=row["message_count"],
         duration_ms=duration_ms(row["started_at"], row["completed_at"]),
+        closed_by_reconcile=row["reconciled_at"] is not None,
+        reconciled_at=row["reconciled_at"],
     )
 
 
