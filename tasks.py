@@ -2,6 +2,7 @@
 """The project's one entry point; needs nothing but Python 3.11+.
 
     python3 tasks.py test [pytest args]   create .venv if needed, install, run the suite
+    python3 tasks.py test --fast [args]   the unit tier only: no server, no subprocess (-m "not slow")
     python3 tasks.py demo [demo args]     the whole pipeline for half a minute (python -m worker.dev.demo;
                                           --serve keeps it up until Ctrl-C; --help for the rest)
     python3 tasks.py bench                every benchmark (bench/)
@@ -14,6 +15,7 @@ The virtual environment is (re)installed when pyproject.toml is newer than its s
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -47,8 +49,27 @@ def ensure_venv() -> None:
     STAMP.touch()
 
 
+def _let_the_child_answer(signum: int, frame: object) -> None:
+    """Ctrl-C reaches the child as well (the terminal signals the whole foreground group): the
+    child decides what it means (the demo cleans up, pytest reports); this process waits for it."""
+
+
 def run(*argv: str) -> int:
-    return subprocess.run(argv, cwd=ROOT, check=False).returncode
+    # A handler, not SIG_IGN: an ignored SIGINT would be inherited by the child, a handler is not.
+    previous = signal.signal(signal.SIGINT, _let_the_child_answer)
+    try:
+        code = subprocess.run(argv, cwd=ROOT, check=False).returncode
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + its number
+
+
+def pytest_args(args: list[str]) -> list[str]:
+    """``test``'s arguments for pytest: ``--fast`` is the unit tier, ``-m "not slow"`` (tests/conftest.py
+    marks slow whatever needs a server or a subprocess)."""
+    if "--fast" not in args:
+        return args
+    return ["-m", "not slow", *(a for a in args if a != "--fast")]
 
 
 def main(args: list[str]) -> int:
@@ -61,7 +82,7 @@ def main(args: list[str]) -> int:
     task, rest = args[0], args[1:]
     ensure_venv()
     if task == "test":
-        return run(str(PY), "-m", "pytest", *rest)
+        return run(str(PY), "-m", "pytest", *pytest_args(rest))
     if task == "demo":
         return run(str(PY), "-m", "worker.dev.demo", *rest)
     if task == "bench":
@@ -85,4 +106,7 @@ def main(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # while installing: pip has stopped; nothing to add to its words
+        sys.exit(130)

@@ -8,6 +8,11 @@ Where the servers come from, in this order:
 Each test that asks for ``db_url`` gets its own PostgreSQL schema with schema.sql applied (the
 URL carries ``search_path``, so subprocesses inherit it); each test that asks for ``key_prefix`` gets
 its own Redis stream and group names.
+
+Tiers: a test that needs a server (any fixture above, or one of the servers a test starts itself)
+or a subprocess is marked ``slow`` here, from what it asks for; the rest is the unit tier,
+``python3 tasks.py test --fast`` (``-m "not slow"``). In that tier, starting a subprocess fails the
+test with what to do, so the tier stays fast as tests are added.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import contextlib
 import functools
 import gc
 import os
+import subprocess
+import sys
 import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -31,6 +39,61 @@ import redis
 from worker.dev.embedded import EmbeddedServers
 from worker.dev.scratch import with_search_path
 from worker.schema import apply_schema
+
+#: Fixtures that reach a server: the suite's (``services`` and every fixture built on it) and the
+#: servers some tests start for themselves (a private Redis, a cluster, TLS and ACL servers).
+SERVER_FIXTURES = frozenset(
+    {"services", "private_redis", "cluster", "acl_redis", "redis_tls", "postgres_tls", "authority"}
+)
+#: Markers whose tests run console scripts or drills: subprocesses, so slow whatever they ask for.
+SLOW_MARKERS = ("acceptance", "drill")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs a server or a subprocess (see the module's docstring)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVER_FIXTURES or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
+
+
+#: The programs a unit test must not start: Python and the console scripts (anything next to this
+#: interpreter), and servers. Libraries' own probes (``file -b`` behind platform.architecture(),
+#: ``ldconfig`` behind ctypes.util.find_library) are not the test's doing and stay allowed.
+BIN = Path(sys.executable).parent
+SERVER_PROGRAMS = frozenset(
+    {"redis-server", "redis-cli", "pg_ctl", "postgres", "initdb", "docker", "chromium"}
+)
+
+
+def _project_program(args: Any) -> bool:
+    first = (args.split() or [""])[0] if isinstance(args, str | bytes) else next(iter(args), "")
+    program = Path(os.fsdecode(first))
+    return (
+        program.name.startswith("python")
+        or program.name in SERVER_PROGRAMS
+        or program.parent == BIN
+        or str(program) == sys.executable
+    )
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the ``slow`` tier, starting Python, a console script or a server is a mistake: say
+    so, and how to mark the test."""
+    if request.node.get_closest_marker("slow"):
+        return
+    popen = subprocess.Popen.__init__
+
+    def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        if _project_program(args):
+            raise AssertionError(
+                f"{request.node.nodeid} starts {args!r} but is not marked slow: "
+                "add @pytest.mark.slow (or @pytest.mark.acceptance for a console script)"
+            )
+        popen(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @dataclass(frozen=True)
@@ -50,7 +113,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """One line at the start, -q or not: the servers this run uses, and where they come from."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(_servers_line())
+        fast = session.config.getoption("markexpr", "") == "not slow"
+        reporter.write_line("servers: none (the fast tier)" if fast else _servers_line())
 
 
 def _servers_line() -> str:

@@ -104,6 +104,7 @@ def test_demo_serve_keeps_it_up_and_its_printed_commands_work(services: Services
         stderr=err,
         text=True,
         cwd=ROOT,
+        start_new_session=True,  # a terminal of its own: Ctrl-C below goes to its whole group
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)  # type: ignore[arg-type]
@@ -132,10 +133,13 @@ def test_demo_serve_keeps_it_up_and_its_printed_commands_work(services: Services
                 argv, env=shell, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
             )
             assert shown.returncode == 0 and shown.stdout.strip(), (line, shown.stderr)
-        for url in [line for line in printed if line.startswith("http://")]:
+        urls = [line.split()[0] for line in printed if line.startswith("http://")]
+        (dashboard,) = [line.split()[0] for line in printed if line.endswith("the dashboard")]
+        assert urls[0] == dashboard and dashboard.endswith("/"), printed  # the first URL shown
+        for url in urls:
             assert httpx.get(url, timeout=10).status_code == 200, url
         assert demo.poll() is None, "the demo stopped on its own"
-        demo.send_signal(signal.SIGINT)
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it: to the whole group
         assert demo.wait(timeout=60) == 0, (tmp_path / "stderr").read_text()
     finally:
         if demo.poll() is None:
@@ -144,7 +148,47 @@ def test_demo_serve_keeps_it_up_and_its_printed_commands_work(services: Services
         reader.join(10)
         demo.stdout.close()  # type: ignore[union-attr]
         err.close()
-    assert "stopped every process the demo started" in (tmp_path / "stderr").read_text()
+    said = (tmp_path / "stderr").read_text()
+    assert "stopped every process the demo started" in said
+    assert "Traceback" not in said and "KeyboardInterrupt" not in said, said
+    # The first thing it says is where the dashboard will be.
+    assert said.splitlines()[0].startswith(f"demo: the dashboard will be at {dashboard} "), said
     assert not _processes_with_env(f"METRICS_STREAM={schema}:events"), "the demo left processes behind"
     with psycopg.connect(services.database_url, autocommit=True) as admin:
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_ctrl_c_under_tasks_py_ends_quietly_with_the_childs_answer(tmp_path: Path) -> None:
+    """tasks.py waits for its child through Ctrl-C: no KeyboardInterrupt traceback of its own, and
+    its exit status is the child's (here one that cleans up, then exits 0)."""
+    ready = tmp_path / "ready"
+    child = (
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGINT, lambda *_: (print('child: cleaned up', flush=True), sys.exit(0)))\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        "time.sleep(60)\n"
+    )
+    driver = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import tasks; "
+        "sys.exit(tasks.run(sys.executable, '-c', sys.argv[2]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", driver, str(ROOT), child],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out == "child: cleaned up\n" and "Traceback" not in err, (out, err)

@@ -137,13 +137,15 @@ def test_postgresql_away_is_exit_3_from_every_entry_point(argv: list[str], redis
 
 
 #: The modules a console script starts in ([project.scripts]), the demo tasks.py runs, and the
-#: generator of contract/event.schema.json (no command line: it prints the file).
+#: generators of contract/event.schema.json and contract/conformance.json (no command line: each
+#: prints its file).
 ENTRY_MODULES = {
     "worker/cli.py",
     "producer/cli.py",
     "worker/read/server.py",
     "worker/dev/demo.py",
     "contract/schema.py",
+    "contract/conformance.py",
 }
 
 
@@ -158,6 +160,7 @@ def test_no_module_but_the_console_scripts_is_a_main() -> None:
     assert mains == ENTRY_MODULES
 
 
+@pytest.mark.slow  # python -m, as a subprocess
 @pytest.mark.parametrize("module", ["worker.maintenance.cli", "worker.read.cli", "worker.read.api"])
 def test_the_old_python_m_entry_points_do_nothing(module: str) -> None:
     done = subprocess.run(

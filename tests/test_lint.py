@@ -24,6 +24,7 @@ def _linters() -> tuple[tuple[str, ...], ...]:
     return linters
 
 
+@pytest.mark.slow  # each linter runs as a subprocess
 @pytest.mark.parametrize("command", _linters(), ids=" ".join)
 def test_lint(command: tuple[str, ...]) -> None:
     tool, *args = command
@@ -36,6 +37,7 @@ def test_lint(command: tuple[str, ...]) -> None:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
+@pytest.mark.slow  # tasks.py as a subprocess
 def test_tasks_help_exits_0() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "tasks.py"), "--help"], capture_output=True, text=True, check=False

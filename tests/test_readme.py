@@ -3,9 +3,11 @@ worker, and the commands it gives for looking at the data."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
+import string
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ from worker.dev.embedded import free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BIN = Path(sys.executable).parent
+TOKEN = "readme-test-token-0123456789abcdef"
 
 
 def _block(marker: str, language: str) -> str:
@@ -99,6 +102,7 @@ def test_readme_python_example_then_the_commands_to_look_at_it(
     assert forwards == [("success", False)]
 
     port = free_port()
+    env["METRICS_API_TOKENS"] = TOKEN  # so that the curl's header is needed, not decoration
     api = subprocess.Popen(
         [str(BIN / "metrics-api"), "--port", str(port)],
         env=env,
@@ -110,7 +114,13 @@ def test_readme_python_example_then_the_commands_to_look_at_it(
             command = shlex.split(line.split("  #", 1)[0].replace("SESSION_ID", session_id))
             if command[0] == "curl":
                 url = command[-1].replace(":8000", f":{port}")
-                body = _get_when_listening(url, api)
+                headers = dict(
+                    string.Template(value).substitute(env).split(": ", 1)
+                    for flag, value in itertools.pairwise(command)
+                    if flag == "-H"
+                )
+                assert headers == {"Authorization": f"Bearer {TOKEN}"}, line
+                body = _get_when_listening(url, api, headers)
                 assert session_id in body, url
                 continue
             assert command[0] == "metrics-worker", line
@@ -126,16 +136,21 @@ def test_readme_python_example_then_the_commands_to_look_at_it(
             if {"session", "sessions"} & set(command):  # whole, or its tail where the terminal is narrow
                 assert session_id in shown.stdout or f"…{session_id[-8:]}" in shown.stdout, shown.stdout
             assert shown.stdout.strip(), line
+        # Step 6's dashboard: the page metrics-api serves at /, which asks for the token.
+        step6 = README.read_text().split("**6. Look at the data**", 1)[1].split("## ", 1)[0]
+        (dashboard,) = re.findall(r"In a browser, the same data on the dashboard at (\S+)", step6)
+        page = httpx.get(dashboard.replace(":8000", f":{port}"), timeout=10)
+        assert page.status_code == 200 and '<meta name="metrics-auth" content="required">' in page.text
     finally:
         api.terminate()
         api.wait(timeout=10)
 
 
-def _get_when_listening(url: str, server: subprocess.Popen[bytes]) -> str:
+def _get_when_listening(url: str, server: subprocess.Popen[bytes], headers: dict[str, str]) -> str:
     deadline = time.monotonic() + 20
     while True:
         try:
-            response = httpx.get(url, timeout=2)
+            response = httpx.get(url, headers=headers, timeout=2)
             assert response.status_code == 200, response.text
             return response.text
         except httpx.TransportError:

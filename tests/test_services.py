@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
+import pytest
 import redis
+
+from tests.conftest import Services
+from worker.dev.scratch import with_search_path
+from worker.schema import apply_schema
 
 
 def test_database_has_the_seed_tables(conn: psycopg.Connection) -> None:
@@ -22,17 +29,45 @@ def test_database_has_the_seed_tables(conn: psycopg.Connection) -> None:
     } <= tables
 
 
-def test_schema_applies_again_and_again(conn: psycopg.Connection) -> None:
-    from worker.schema import apply_schema
+def _shape(conn: psycopg.Connection) -> set[tuple[str, str]]:
+    """The schema's tables and indexes, by name."""
+    rows = conn.execute(
+        "SELECT c.relkind::text, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')"
+    ).fetchall()
+    return {(kind, name) for kind, name in rows}
 
-    apply_schema(conn)
-    apply_schema(conn)
+
+def test_schema_applies_again_and_again(services: Services) -> None:
+    """On a schema nothing has touched (not the fixture's, which is applied already): the first
+    apply creates the tables, the second sees it done, and running the whole file again (force,
+    as `metrics-worker schema` does) over the tables and their rows fails on nothing and
+    changes nothing."""
+    schema = f"fresh_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(services.database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        with psycopg.connect(with_search_path(services.database_url, schema), autocommit=True) as conn:
+            assert _shape(conn) == set()
+            assert apply_schema(conn) is True
+            shape = _shape(conn)
+            assert ("r", "session_metrics") in shape and any(kind == "i" for kind, _ in shape)
+            conn.execute("INSERT INTO session_metrics (session_id, updated_at) VALUES ('kept', now())")
+            assert apply_schema(conn) is False  # this exact file: applied already
+            assert apply_schema(conn, force=True) is True
+            assert apply_schema(conn, force=True) is True
+            assert _shape(conn) == shape
+            assert conn.execute("SELECT session_id FROM session_metrics").fetchall() == [("kept",)]
+    finally:
+        with psycopg.connect(services.database_url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def test_redis_answers(redis_client: redis.Redis) -> None:
     assert redis_client.ping()
 
 
+@pytest.mark.slow  # a pytest of its own, as a subprocess
 def test_the_suite_says_first_which_servers_it_uses() -> None:
     import os
     import subprocess

@@ -2,10 +2,11 @@
 
 Each read becomes one or more :class:`Grid` (worker/read/grids.py): a title, typed columns and
 the raw values. :func:`fit` lays a grid out in a width and never wraps or cuts an id: it first
-truncates the middle of free-text columns (models, endpoints, errors, breakdowns) and wraps prose
-(a dead letter's reason) at its spaces over more lines, writes times shorter and leaves out the least important columns (naming them under the table), then shortens
-long ids to their last characters (``…3f9c2d1e``, which ``query session`` accepts), and only then
-leaves out more columns. Piped output is not fitted (no width is imposed on a file) unless
+truncates the middle of free-text columns (models, endpoints, errors, breakdowns) and wraps
+prose (a dead letter's reason) at its spaces over more lines, writes times shorter and leaves out
+the least important columns (naming them under the table), then shortens long ids to their last
+characters (``…3f9c2d1e``, which ``query session`` accepts), and only then leaves out more
+columns. Piped output is not fitted (no width is imposed on a file) unless
 ``COLUMNS`` says otherwise.
 """
 

@@ -14,7 +14,7 @@ from contract.connect import Client, connect, placed
 from contract.keys import Keys
 from producer import Publisher
 from tests.producer.conftest import quick_settings
-from tests.producer.test_outage import event_calls, publish
+from tests.producer.helpers import event_calls, publish
 from worker.dev.cluster import LocalCluster, start_cluster
 
 

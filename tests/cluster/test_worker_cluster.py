@@ -18,9 +18,10 @@ from contract.codec import STREAM_FIELD
 from contract.connect import Client, connect, describe, node_for, placed
 from contract.keys import Keys, slot_of
 from tests.cluster.helpers import publish_sharded
+from tests.cluster.versions import needs_lag_counts
 from tests.engine.histories import coherent_history, deliveries
 from tests.engine.reference import SeedReference, database_tables
-from tests.ingest.helpers import drain, log_of, settings, spawn_worker, wait_for, worker_env
+from tests.ingest.helpers import drain, log_of, settings, spawn_worker, wait_consuming, wait_for, worker_env
 from worker.dev.cluster import LocalCluster
 from worker.ingest.deadletter import DeadLetters
 from worker.ingest.housekeeping import remove_idle_consumers, trim_acknowledged
@@ -75,6 +76,8 @@ def test_six_shards_three_workers_one_killed_converge(
     assert all(cluster_client.xlen(stream) > 0 for stream in keys.streams)
     procs = [spawn_worker(s, "--consumer", f"w{i}", "--claim-idle-ms", "1000") for i in range(3)]
     try:
+        # every worker in its loop (its SIGTERM handler installed) before any signal below
+        wait_consuming(cluster_client, keys.streams[0], s.group, "w0", "w1", "w2")
         wait_for(lambda: conn.execute("SELECT count(*) FROM session_metrics").fetchone()[0] > 0, 60)
         procs[0].send_signal(signal.SIGKILL)  # its pending entries, on any shard, are claimed
         procs[0].wait(timeout=10)
@@ -94,6 +97,7 @@ def test_six_shards_three_workers_one_killed_converge(
 def test_dead_letters_in_their_shards_slot_listed_redriven_and_purged(
     db_url: str, cluster: LocalCluster, cluster_client: Client, key_prefix: str, conn: psycopg.Connection
 ) -> None:
+    needs_lag_counts(cluster)
     s = _on_cluster(db_url, cluster, key_prefix, 6, batch_size=50)
     keys = placed(s.keys, cluster_client)
     for stream in keys.streams:
@@ -122,6 +126,7 @@ def test_dead_letters_in_their_shards_slot_listed_redriven_and_purged(
 def test_entries_a_dead_consumer_held_on_every_shard_are_claimed(
     db_url: str, cluster: LocalCluster, cluster_client: Client, key_prefix: str, conn: psycopg.Connection
 ) -> None:
+    needs_lag_counts(cluster)
     rng = random.Random(17)
     history = [ev for i in range(12) for ev in coherent_history(rng, sessions=2, prefix=f"c{i}-")]
     s = _on_cluster(db_url, cluster, key_prefix, 6, batch_size=1000)
@@ -158,6 +163,7 @@ def test_trims_and_idle_consumer_removal_cover_every_shard(
 def test_status_reports_every_shard_on_every_master(
     db_url: str, cluster: LocalCluster, cluster_client: Client, key_prefix: str
 ) -> None:
+    needs_lag_counts(cluster)
     s = _on_cluster(db_url, cluster, key_prefix, 6)
     keys = placed(s.keys, cluster_client)
     reader = StreamClient(cluster_client, s.keys, s.group, "reader")

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from contract.routing import routing_id
 from tests.ingest.helpers import worker_env
 from worker.maintenance.jobs import run_reconcile
 from worker.maintenance.runs import utcnow
-from worker.settings import WorkerSettings
+from worker.settings import ReconcileSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "examples" / "node"
@@ -234,7 +234,14 @@ def land_then_reconcile(conn: psycopg.Connection[Any], client: Client, settings:
         assert_landed(conn, run)
         assert client.zscore(keys.active_sessions, run.open) > utcnow().timestamp()
         assert client.zscore(keys.awaiting_sessions, run.open) is not None
-        at_once = replace(settings, reconcile_grace=timedelta(0))  # every session is idle past it
+        at_once = ReconcileSettings(  # a grace of zero: every session is idle past it
+            database_url=settings.database_url,
+            redis_url=settings.redis_url,
+            stream=settings.stream,
+            shards=settings.shards,
+            group=settings.group,
+            reconcile_grace=timedelta(0),
+        )
         assert _counts(run_reconcile(at_once)) == {
             "rounds": 1,
             "sessions_completed": 1,

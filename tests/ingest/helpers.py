@@ -75,6 +75,22 @@ def spawn_worker(s: WorkerSettings, *args: str) -> subprocess.Popen[bytes]:
     return proc
 
 
+def wait_consuming(client: Any, stream: str, group: str, *consumers: str, timeout: float = 60.0) -> None:
+    """Until each of ``consumers`` is in ``group`` on ``stream``: it has read from the stream, so it
+    runs its loop with its SIGTERM handler installed. A signal before that would meet Python's
+    default action and end the worker at once (exit -15), which is what a test must not mistake
+    for the worker's answer to SIGTERM. ``client``: one Redis or a cluster."""
+
+    def registered() -> bool:
+        try:
+            names = {c["name"] for c in client.xinfo_consumers(stream, group)}
+        except redis.ResponseError:  # no group yet
+            return False
+        return all(c in names or c.encode() in names for c in consumers)
+
+    wait_for(registered, timeout)
+
+
 def log_of(proc: subprocess.Popen[bytes], tail: int = 3000) -> str:
     with open(proc.log_path, "rb") as f:  # type: ignore[attr-defined]
         return f.read().decode("utf-8", "replace")[-tail:]

@@ -20,7 +20,7 @@ from psycopg import errors as pgerrors
 from contract.events import SyncMismatch
 from tests.engine.histories import T0, coherent_history, deliveries
 from tests.engine.reference import SeedReference, database_tables
-from tests.ingest.helpers import drain, log_of, publish, settings, spawn_worker, wait_for
+from tests.ingest.helpers import drain, log_of, publish, settings, spawn_worker, wait_consuming, wait_for
 from worker.engine.apply import apply_events
 from worker.errors import PermanentError, TransientError, translate
 from worker.ingest.consumer import Worker
@@ -110,6 +110,7 @@ def test_sigterm_exits_promptly_and_acks_exactly_what_was_committed(
     s = settings(db_url, redis_url, key_prefix, consumer="graceful")
     publish(redis_client, s.stream, events)
     proc = spawn_worker(s, "--batch-size", "50", "--consumer", "graceful")
+    wait_consuming(redis_client, s.stream, s.group, "graceful")
     wait_for(lambda: conn.execute("SELECT count(*) FROM execute_sync_mismatch_metrics").fetchone()[0] > 500)
     proc.send_signal(signal.SIGTERM)
     started = time.monotonic()
@@ -190,6 +191,7 @@ def test_sigterm_ends_a_worker_whose_batch_waits_on_a_row_lock(
             [SessionStarted(event_id="s1", occurred_at=T0, session_id="held", model="m2")],
         )
         proc = spawn_worker(s, "--consumer", consumer)
+        wait_consuming(redis_client, s.stream, s.group, consumer)
         wait_for(  # this worker's connection waits on the lock (not another suite's)
             lambda: (
                 conn.execute(

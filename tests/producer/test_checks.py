@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.producer.conftest import quick_settings
-from tests.producer.test_wire import SAMPLES, Capture
+from tests.producer.helpers import SAMPLES, Capture
 
 BAD: list[tuple[str, str, Any]] = [
     ("session_started", "session_id", 42),

@@ -4,45 +4,21 @@ the caller never waits on it, and the spool bound drops the oldest, counted."""
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from producer import Publisher
-from producer.histories import EVENT_TYPE_OF, agent_calls
 from tests.producer.conftest import RedisServer, black_hole, quick_settings, read_stream, wait_for
+from tests.producer.helpers import event_calls, publish
 
 pytestmark = pytest.mark.drill
-
-
-def event_calls(count: int, seed: int = 1) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Realistic calls (all event types, liveness hints too) until ``count`` events."""
-    made = 0
-    for call in agent_calls(random.Random(seed), 10**6):
-        yield call
-        if call[0] in EVENT_TYPE_OF:
-            made += 1
-            if made == count:
-                return
-
-
-def publish(pub: Publisher, calls: Iterator[tuple[str, dict[str, Any]]]) -> list[float]:
-    """Make the calls; the time each took."""
-    took = []
-    for method, kwargs in calls:
-        start = time.perf_counter()
-        getattr(pub, method)(**kwargs)
-        took.append(time.perf_counter() - start)
-    return took
 
 
 def assert_once_in_order(client: redis.Redis, stream: str, count: int) -> None:

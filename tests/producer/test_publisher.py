@@ -12,7 +12,7 @@ import redis
 from contract import SessionCompleted
 from producer import ProducerSettings, Publisher
 from tests.producer.conftest import black_hole, quick_settings, read_stream, wait_for
-from tests.producer.test_wire import SAMPLES
+from tests.producer.helpers import SAMPLES
 
 
 def test_every_typed_call_arrives_as_a_contract_event(

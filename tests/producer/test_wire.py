@@ -8,7 +8,6 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -16,61 +15,10 @@ from hypothesis import strategies as st
 
 from contract import EVENT_TYPES, decode, encode
 from contract.keys import Keys
-from producer import ProducerSettings, Publisher
-from producer.calls import EventCalls
-from producer.hints import HintWriter
-from producer.metrics import Counters
+from producer import Publisher
 from producer.wire import PREBUILT, WIRE_TYPES, Encoder, format_datetime
 from tests.producer.conftest import quick_settings
-
-SAMPLES: dict[str, dict[str, Any]] = {
-    "session_started": {"session_id": "s-1", "model": "gpt-4o"},
-    "session_message_count": {"session_id": "s-1", "message_count": 12},
-    "session_completed": {"session_id": "s-1", "status": "awaiting_response"},
-    "round_started": {"round_id": "r-1", "session_id": "s-1", "model": "gpt-4o"},
-    "round_completed": {
-        "round_id": "r-1",
-        "session_id": "s-1",
-        "status": "error",
-        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
-        "prompt_cached_tool_outputs": 3,
-        "error": 'boom "quoted" \\ back\nslash ✓',
-    },
-    "round_compressed": {"round_id": "r-1", "session_id": "s-1", "tokens_saved": 2**63 - 1},
-    "tool_started": {"tool_call_id": "t-1", "round_id": "r-1", "session_id": "s-1", "tool_name": "read_file"},
-    "tool_completed": {
-        "tool_call_id": "t-1",
-        "round_id": "r-1",
-        "session_id": "s-1",
-        "success": False,
-        "error": None,
-    },
-    "forward_started": {"forward_id": "f-1", "endpoint": "/v1/chat", "model": "gpt-4o", "is_stream": True},
-    "forward_completed": {
-        "forward_id": "f-1",
-        "status": "success",
-        "status_code": 200,
-        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
-        "error": None,
-    },
-    "sync_mismatch": {"reason": "counts differ"},
-}
-
-
-class Capture(EventCalls):
-    """The Publisher's typed calls with a list for a sink: no outbox, no thread, no Redis."""
-
-    def __init__(self, settings: ProducerSettings | None = None) -> None:
-        s = settings or ProducerSettings()
-        self.items: list[tuple[Any, ...]] = []
-        hints = HintWriter(s.keys, s.heartbeat_interval, s.heartbeat_ttl)
-        super().__init__(self, hints, Counters(), s.remember_completed)
-
-    def put(self, item: tuple[Any, ...]) -> None:
-        self.items.append(item)
-
-    def wake(self) -> None:
-        pass
+from tests.producer.helpers import SAMPLES, Capture
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from tests.read.conftest import Filled, metrics_api
+from tests.read.helpers import v1_paths
 from worker.read.api import create_app
 from worker.read.auth import TokenCheck, TokenError, is_loopback, startup_tokens, tokens_from_env
 from worker.read.server import main
@@ -29,13 +30,6 @@ OTHER = "second-token-0123456789abcdef"
 def guarded(scenario: Filled) -> Iterator[TestClient]:
     with TestClient(create_app(scenario.url, tokens=[TOKEN, OTHER])) as test_client:
         yield test_client
-
-
-def v1_paths(client: TestClient) -> list[str]:
-    """Every /v1 route the app documents, with a session that exists for the detail."""
-    paths = [p for p in client.get("/openapi.json").json()["paths"] if p.startswith("/v1/")]
-    assert len(paths) >= 9
-    return [p.replace("{session_id}", "s010") for p in paths]
 
 
 def test_every_v1_route_refuses_a_missing_or_wrong_token(guarded: TestClient) -> None:

@@ -10,6 +10,7 @@ Screenshots land in METRICS_SCREENSHOT_DIR (default .artifacts/dashboard).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -285,6 +286,7 @@ def test_forwards_and_pipeline_pages(api: str, watched: Watched) -> None:
     watched.shot("forwards")
     page.click("nav a[data-page=pipeline]")
     watched.drawn(2)
+    expect(page.locator("#dates")).to_be_hidden()  # the pipeline is now, whatever the dates
     health = _get(api, "/v1/pipeline")
     assert health["dead_letters"] == 1 and health["streams"][0]["pending"] == 0
     expect(page.locator("table.dead-letters tbody tr")).to_have_count(1)
@@ -412,3 +414,105 @@ def test_the_docs_load_without_the_internet(api: str, watched: Watched) -> None:
     assert elsewhere <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
     assert all(f"failed: {r} csp" in watched.problems for r in elsewhere)
     assert [p for p in watched.problems if "cdn.redoc.ly" not in p] == []
+
+
+NONE = "\u2013"  # the en dash the page shows for a figure it does not have
+#: A two-column table (name, figure) as {name: figure}, the figure read from its exact title.
+BY_NAME = (
+    "rs => Object.fromEntries(rs.map(r => "
+    "[r.cells[0].textContent, Number(r.cells[1].title.replace(/,/g, ''))]))"
+)
+
+
+def _shown(page: Any, selector: str) -> int:
+    """The number a person reads in ``selector`` (exact below 10,000: ``2,134``)."""
+    text = page.locator(selector).inner_text().strip()
+    assert re.fullmatch(r"\d{1,3}(,\d{3})*", text), (selector, text)
+    return int(text.replace(",", ""))
+
+
+def test_the_forward_tiles_add_up_and_the_requests_show_codes_and_errors(api: str, watched: Watched) -> None:
+    page = watched.page
+    page.goto(f"{api}/forwards?requests=1000")
+    watched.drawn()
+    summary = _get(api, "/v1/forward/summary", **_week())
+    total = _shown(page, '.tile[data-key="total_requests"] .value')
+    outcomes = page.locator('.tile[data-source="forward-outcome"]')
+    keys = outcomes.evaluate_all("ts => ts.map(t => t.dataset.key)")
+    assert keys == ["successful_requests", "failed_requests", "timed_out_requests", "pending_requests"]
+    parts = {key: _shown(page, f'.tile[data-key="{key}"] .value') for key in keys}
+    assert total == summary["total_requests"] == sum(parts.values()) > 0
+    assert parts == {key: summary[key] for key in keys}
+    assert parts["timed_out_requests"] > 0  # the outcome the tiles once left out
+    # The requests, latest first, each with its status code and its error as the API has them.
+    listed = _get(api, "/v1/forward/requests", limit=1000, **_week())
+    rows = page.locator("table.requests tbody tr")
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.forward)") == [r["forward_id"] for r in listed]
+    cells = rows.evaluate_all(
+        "rs => rs.map(r => [r.dataset.status, r.querySelector('td.code').textContent,"
+        " r.querySelector('td.error-text').textContent])"
+    )
+    expected = [[r["status"], str(r["status_code"] or NONE), r["error"] or ""] for r in listed]
+    assert cells == expected
+    assert {"success", "error", "timeout"} <= {status for status, _, _ in cells}
+    assert any(status == "error" and code != NONE and error for status, code, error in cells)
+    watched.shot("forwards-requests")
+    assert watched.problems == []
+
+
+def test_the_session_page_shows_what_the_cli_shows(api: str, watched: Watched) -> None:
+    listed = _get(api, "/v1/sessions", limit=1000, **_week())
+    chosen = max(listed, key=lambda s: (s["prompt_cached_tool_outputs"], s["total_rounds"]))
+    assert chosen["prompt_cached_tool_outputs"] > 0
+    page = watched.page
+    page.goto(f"{api}/sessions/{chosen['session_id']}")
+    watched.drawn()
+    detail = _get(api, f"/v1/sessions/{chosen['session_id']}")
+    s = detail["session"]
+    for key, value in (
+        ("cached_tool_outputs", s["prompt_cached_tool_outputs"]),
+        ("prompt_tokens", s["total_token_usage"]["prompt_tokens"]),
+        ("completion_tokens", s["total_token_usage"]["completion_tokens"]),
+        ("messages", s["message_count"]),
+    ):
+        assert page.locator(f'.tile[data-key="{key}"]').get_attribute("data-value") == str(value), key
+    cached = page.locator("table.rounds tbody tr td[data-cached]").evaluate_all(
+        "cs => cs.map(c => Number(c.dataset.cached))"
+    )
+    assert cached == [r["prompt_cached_tool_outputs"] for r in detail["rounds"]]
+    calls = page.locator("table.rounds ul.calls li").evaluate_all("ls => ls.map(l => l.dataset.call)")
+    assert calls == [t["tool_call_id"] for r in detail["rounds"] for t in r["tool_calls"]]
+    by_tool = page.locator("table.by-tool tbody tr").evaluate_all(BY_NAME)
+    assert by_tool == s["tool_breakdown"]
+    expect(page.locator("#dates")).to_be_hidden()  # the dates filter no one session
+    # The sync mismatches, by reason, on the overview (a mismatch belongs to no session).
+    page.goto(f"{api}/")
+    watched.drawn()
+    expect(page.locator("#dates")).to_be_visible()
+    reasons = _get(api, "/v1/summary", **_week())["sync_mismatch_breakdown"]
+    assert reasons
+    shown = page.locator("table.mismatches tbody tr").evaluate_all(BY_NAME)
+    assert shown == reasons
+    assert watched.problems == []
+
+
+def test_numbers_stay_exact_below_ten_thousand(api: str, watched: Watched) -> None:
+    """Every figure (tiles and table cells) reads exact with separators below 10,000 and
+    abbreviated from there, the exact figure in its title."""
+    session_id = _get(api, "/v1/sessions", limit=1, **_week())[0]["session_id"]
+    figures: list[tuple[str, str]] = []
+    for path in ("/", "/forwards", f"/sessions/{session_id}", "/sessions"):
+        watched.page.goto(f"{api}{path}")
+        watched.drawn()
+        figures += watched.page.locator(".tile .value[title], td.num[title]").evaluate_all(
+            "fs => fs.map(f => [f.title, f.textContent])"
+        )
+    values = [(int(title.replace(",", "")), text) for title, text in figures if title != NONE]
+    assert any(1000 <= value < 10_000 for value, _ in values)  # a figure that once read "2.1k"
+    assert any(value >= 10_000 for value, _ in values)
+    for value, text in values:
+        if value < 10_000:
+            assert text == f"{value:,}"
+        else:
+            assert re.fullmatch(r"\d+(\.\d)?[kMBT]", text), (value, text)
+    assert watched.problems == []

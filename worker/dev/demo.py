@@ -18,8 +18,6 @@ import contextlib
 import os
 import re
 import shlex
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -32,70 +30,14 @@ from redis.exceptions import RedisClusterException
 from contract import exits
 from contract.connect import connect
 from contract.keys import DEFAULT_GROUP, Keys
-from contract.urls import mask_url
-from worker.dev.embedded import EmbeddedServers
+from worker.dev.embedded import EmbeddedServers, free_port
+from worker.dev.processes import BIN, Processes, hold_interrupts, run_in_foreground, say
 from worker.dev.scratch import wait_drained, with_search_path
+from worker.dev.serve import exports, script, serve, token_hint
 from worker.maintenance.scheduler import scheduler_redis_url
 from worker.schema import apply_schema
 
-BIN = Path(sys.executable).parent
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-
-def script(name: str) -> str:
-    """How to call one of the console scripts from here: ``.venv/bin/metrics-worker`` from the
-    checkout (nothing says the venv is active), else the absolute path."""
-    path = BIN / name
-    with contextlib.suppress(ValueError):
-        return str(path.relative_to(Path.cwd()))
-    return str(path)
-
-
-def exports(env: dict[str, str], *names: str) -> str:
-    """``export A=... B=...`` for the variables another shell needs, quoted for it; a password in
-    a URL shows as ``***`` (the shell that set it has it)."""
-    return "export " + " ".join(f"{n}={shlex.quote(mask_url(env[n]))}" for n in names)
-
-
-def say(message: str) -> None:
-    print(f"demo: {message}", file=sys.stderr, flush=True)
-
-
-class Processes:
-    """Children started by the demo; all of them are stopped (TERM, then KILL) on exit."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
-        with open(self.logs / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(
-                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.children.append((name, proc))
-        return proc
-
-    def stopped(self) -> list[str]:
-        """The children that have exited (none should, before stop())."""
-        return [name for name, proc in self.children if proc.poll() is not None]
-
-    def stop(self) -> None:
-        for _, proc in self.children:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for name, proc in self.children:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                say(f"{name} did not stop within 15 s: killing it")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.children.clear()
 
 
 @contextlib.contextmanager
@@ -118,6 +60,7 @@ def servers(data_dir: Path) -> Iterator[tuple[str, str]]:
             )
         yield database_url, redis_url
     finally:
+        hold_interrupts()
         embedded.close()
 
 
@@ -173,6 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.api_port is not None and not 1 <= args.api_port <= 65535:
         parser.error(f"--api-port: {args.api_port} is not a port (1-65535)")
 
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C before --serve's wait (or during a plain run): cleaned up
+        say("interrupted (Ctrl-C)")
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    port = None
+    if args.serve:  # the first thing said: where to look
+        port = args.api_port or free_port()
+        say(
+            f"the dashboard will be at http://127.0.0.1:{port}/{token_hint(os.environ)} once the "
+            "pipeline is up; Ctrl-C stops everything"
+        )
     data_dir = args.data_dir.resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -209,19 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"started {args.workers} workers, the RQ cron scheduler and a maintenance worker "
                 f"(logs in {logs})"
             )
-            if args.serve:
-                from worker.dev.serve import serve
-
-                return serve(
-                    procs,
-                    env,
-                    schema,
-                    args.agents,
-                    args.rate or 50.0,
-                    args.api_port,
-                )
+            if port is not None:
+                return serve(procs, env, schema, args.agents, args.rate or 50.0, port)
             return _run_once(args, procs, env, schema, embedded=not os.environ.get("DATABASE_URL"))
         finally:
+            hold_interrupts()
             procs.stop()
             _delete_stream_keys(redis_url, stream)
             say("stopped every process the demo started")
@@ -235,22 +185,20 @@ def _run_once(
         f"simulating {agents} agents for {args.duration:.0f} s at {rate:.0f} events/s: two hours of "
         "their history, sessions of minutes, rounds of seconds"
     )
-    simulate = subprocess.run(
+    simulate = run_in_foreground(
         [str(BIN / "metrics-producer"), "simulate", "--agents", str(agents), "--sessions", "100000",
          "--rate", str(rate), "--duration", str(args.duration), "--backfill", "2h"],
-        env=env,
-        check=False,
+        env,
     )  # fmt: skip
-    if simulate.returncode != 0:
-        say(f"the simulator failed with exit status {simulate.returncode}")
+    if simulate != 0:
+        say(f"the simulator failed with exit status {simulate}")
         return 1
     with contextlib.closing(connect(env["REDIS_URL"])) as client:
         wait_drained(client, Keys(env["METRICS_STREAM"]), DEFAULT_GROUP, timeout=120)
     say("stream drained; the results:")
     for query in (["summary"], ["by-model"], ["forward-summary"]):
         print(flush=True)
-        shown = subprocess.run([str(BIN / "metrics-worker"), "query", *query], env=env, check=False)
-        if shown.returncode != 0:
+        if run_in_foreground([str(BIN / "metrics-worker"), "query", *query], env) != 0:
             return 1
     dead = procs.stopped()
     if dead:

@@ -106,6 +106,7 @@ class EmbeddedServers:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the demo's terminal is the demo's, not this server's
         )
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         if not _answers(self.redis_url, deadline=time.monotonic() + 60):

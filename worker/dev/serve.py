@@ -5,28 +5,44 @@ terminal while it runs."""
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
-import time
+import shlex
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from types import FrameType
+from collections.abc import Mapping
+from pathlib import Path
 
 import psycopg
 
-from worker.dev.demo import BIN, Processes, exports, say, script
-from worker.dev.embedded import free_port
+from contract.urls import mask_url
+from worker.dev.processes import BIN, Processes, say, until_signal
 
-#: Children get this long to come up (the API to answer, the first session to be applied).
-START_TIMEOUT = 90.0
+TOKEN_VARIABLES = ("METRICS_API_TOKENS", "METRICS_API_TOKENS_FILE")
 
 
-def serve(
-    procs: Processes, env: dict[str, str], schema: str, agents: int, rate: float, api_port: int | None
-) -> int:
+def script(name: str) -> str:
+    """How to call one of the console scripts from here: ``.venv/bin/metrics-worker`` from the
+    checkout (nothing says the venv is active), else the absolute path."""
+    path = BIN / name
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+def exports(env: Mapping[str, str], *names: str) -> str:
+    """``export A=... B=...`` for the variables another shell needs, quoted for it; a password in
+    a URL shows as ``***`` (the shell that set it has it)."""
+    return "export " + " ".join(f"{n}={shlex.quote(mask_url(env[n]))}" for n in names)
+
+
+def token_hint(env: Mapping[str, str]) -> str:
+    """What the dashboard asks for when the API wants a token (nothing when it is open)."""
+    if any(env.get(name) for name in TOKEN_VARIABLES):
+        return " (it asks for a token: one of those in METRICS_API_TOKENS or METRICS_API_TOKENS_FILE)"
+    return ""
+
+
+def serve(procs: Processes, env: dict[str, str], schema: str, agents: int, rate: float, port: int) -> int:
     """Start the API and the simulator next to ``procs``, print how to look, wait for a signal."""
-    port = api_port or free_port()
     procs.start("metrics-api", str(BIN / "metrics-api"), "--port", str(port))
     procs.start(
         "simulator",
@@ -48,13 +64,13 @@ def serve(
         f"{rate:g} events/s, then in real time"
     )
     try:
-        _wait(procs, "metrics-api to answer", lambda: _answers(f"{api}/healthz"))
-        session_id = _wait(procs, "a first session to be applied", lambda: _a_session(env["DATABASE_URL"]))
+        procs.wait_for("metrics-api to answer", lambda: _answers(f"{api}/healthz"))
+        session_id = procs.wait_for("a first session to be applied", lambda: _a_session(env["DATABASE_URL"]))
     except RuntimeError as exc:
         say(str(exc))
         return 1
     print(_how_to_look(env, api, schema, session_id), flush=True)
-    with _until_signal() as stopping:
+    with until_signal() as stopping:
         while not stopping.wait(1.0):
             dead = procs.stopped()
             if dead:
@@ -66,11 +82,17 @@ def serve(
 
 def _how_to_look(env: dict[str, str], api: str, schema: str, session_id: str) -> str:
     worker = script("metrics-worker")
+    tokens = [t.strip() for t in env.get("METRICS_API_TOKENS", "").split(",") if t.strip()]
+    # the token itself stays in this shell's variable: the line names it, never prints it
+    curl_auth = '-H "Authorization: Bearer $METRICS_API_TOKENS" ' if len(tokens) == 1 else ""
+    if len(tokens) > 1 or (not tokens and env.get("METRICS_API_TOKENS_FILE")):
+        curl_auth = '-H "Authorization: Bearer YOUR_TOKEN" '
     return "\n".join(
         [
             "",
             "The pipeline runs until Ctrl-C. In a browser:",
-            f"  {api}/docs",
+            f"  {api}/   the dashboard{token_hint(env)}",
+            f"  {api}/docs   the API's documentation",
             f"  {api}/v1/sessions",
             "In another terminal (the variables first; the commands need them):",
             "  " + exports(env, "DATABASE_URL", "REDIS_URL", "METRICS_STREAM"),
@@ -79,25 +101,12 @@ def _how_to_look(env: dict[str, str], api: str, schema: str, session_id: str) ->
             f"  {worker} query summary",
             f"  {worker} query forward-summary",
             f"  {worker} status",
-            f"  curl -s {api}/v1/summary",
+            f"  curl -s {curl_auth}{api}/v1/summary",
             f"The data stays in schema {schema}: `python3 tasks.py demo --serve --schema {schema}` "
             "brings it back.",
             "",
         ]
     )
-
-
-def _wait(procs: Processes, what: str, found: Callable[[], str | None]) -> str:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        dead = procs.stopped()
-        if dead:
-            raise RuntimeError(f"waiting for {what}, these stopped (see their logs): {', '.join(dead)}")
-        value = found()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise RuntimeError(f"no {what} within {START_TIMEOUT:.0f} s (see the logs)")
 
 
 def _answers(url: str) -> str | None:
@@ -116,19 +125,3 @@ def _a_session(database_url: str) -> str | None:
         ).fetchone()
         return None if row is None else str(row[0])
     return None
-
-
-@contextlib.contextmanager
-def _until_signal() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM, the previous handlers restored afterwards."""
-    stopping = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stopping
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

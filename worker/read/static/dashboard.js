@@ -19,9 +19,12 @@
   class AuthError extends Error {}
 
   // -- formatting ------------------------------------------------------------------------------
+  // People-sized numbers stay exact (2,134); from 10,000 on they are abbreviated (12.3k), the
+  // exact figure in the title.
   function human(n) {
     if (n === null || n === undefined) return "–";
     const a = Math.abs(n);
+    if (a < 1e4) return exact(n);
     for (const [v, s] of [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]]) {
       if (a >= v) {
         const x = n / v;
@@ -238,12 +241,17 @@
             el("span", { class: "bar", style: `width:${Math.round((t.failure_share || 0) * 100)}%` }),
             el("span", {}, share(t.failure_share))))), "tools")
       : empty("No tool calls in these dates.");
+    const reasons = Object.entries(s.sync_mismatch_breakdown).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    const mismatches = reasons.length
+      ? table(["reason", "mismatches"], reasons.map(([reason, n]) => el("tr", {}, el("td", {}, reason), num(n))), "mismatches")
+      : empty("No sync mismatches in these dates.");
     show(
       el("h2", { class: "page" }, `Overview, ${data.start_date} to ${data.end_date} (UTC)`),
       tiles,
       section("Tokens per day by model (stacked)", tokens),
       section("Rounds and tool calls per day", activity),
-      section("Tool calls by tool", tools));
+      section("Tool calls by tool", tools),
+      section("Sync mismatches by reason", mismatches));
     const models = new Map();
     for (const d of data.daily) for (const [m, u] of Object.entries(d.model_breakdown)) models.set(m, (models.get(m) || 0) + u.total_tokens);
     const ranked = [...models.entries()].sort((a, b) => b[1] - a[1]).map(([m]) => m);
@@ -310,70 +318,110 @@
       pager);
   }
 
+  // A round's tool calls (or those whose round is not stored: then each names its round), each with
+  // its id and start time on hover, as the CLI's tool-call table has them.
   function toolCalls(calls) {
-    return el("ul", { class: "calls" }, calls.map((c) => el("li", {},
+    return el("ul", { class: "calls" }, calls.map((c) => el("li", { title: `${c.tool_call_id} · started ${utcTime(c.started_at)}`, dataset: { call: c.tool_call_id } },
       el("span", { class: `status ${c.success === null ? "running" : c.success ? "success" : "error"}` },
         c.success === null ? "unfinished" : c.success ? "ok" : "failed"),
       ` ${c.tool_name || "(not started)"} · ${duration(c.duration_ms)}`,
+      c.round_id ? ` · round ${c.round_id}` : null,
       c.error ? el("span", { class: "error-text" }, ` · ${c.error}`) : null)));
   }
 
+  // Everything `metrics-worker query session` shows: the session's figures, its rounds (model,
+  // tokens, cached tool outputs, compressions, error) and every tool call.
   async function session(q) {
     const d = await api(`/v1/sessions/${encodeURIComponent(q.sessionId)}`);
     const s = d.session;
     const rows = d.rounds.map((r, i) => el("tr", { dataset: { round: r.round_id } },
-      el("td", { class: "num" }, i + 1), el("td", {}, r.round_id), el("td", {}, el("span", { class: `status ${r.status}` }, r.status)),
+      el("td", { class: "num" }, i + 1), el("td", {}, r.round_id), el("td", {}, r.model || "–"),
+      el("td", {}, el("span", { class: `status ${r.status}` }, r.status)),
       el("td", {}, utcTime(r.started_at)), el("td", { class: "num" }, duration(r.duration_ms)),
       num(r.token_usage.prompt_tokens), num(r.token_usage.completion_tokens), num(r.token_usage.total_tokens),
+      num(r.prompt_cached_tool_outputs, { dataset: { cached: String(r.prompt_cached_tool_outputs) } }),
       el("td", { class: "num" }, r.compression_count ? `${r.compression_count} (saved ${human(r.tokens_saved)})` : "–"),
       el("td", {}, r.error ? el("span", { class: "error-text" }, r.error) : null, r.tool_calls.length ? toolCalls(r.tool_calls) : null)));
+    const byTool = Object.entries(s.tool_breakdown).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
     show(
       el("p", {}, link(`/sessions${location.search}`, "‹ All sessions")),
       el("h2", { class: "page" }, `Session ${s.session_id}`),
       el("div", { class: "tiles" },
-        tile("rounds", "rounds", s.total_rounds, "detail"), tile("tokens", "tokens", s.total_token_usage.total_tokens, "detail"),
-        tile("tool_calls", "tool calls", s.tool_call_count, "detail"), tile("compressions", "compressions", s.total_compression_events, "detail"),
+        tile("rounds", "rounds", s.total_rounds, "detail"), tile("messages", "messages", s.message_count, "detail"),
+        tile("prompt_tokens", "prompt tokens", s.total_token_usage.prompt_tokens, "detail"),
+        tile("completion_tokens", "completion tokens", s.total_token_usage.completion_tokens, "detail"),
+        tile("tokens", "tokens", s.total_token_usage.total_tokens, "detail"),
+        tile("tool_calls", "tool calls", s.tool_call_count, "detail"),
+        tile("cached_tool_outputs", "cached tool outputs", s.prompt_cached_tool_outputs, "detail"),
+        tile("compressions", "compressions", s.total_compression_events, "detail"),
         tile("saved", "tokens saved", s.total_tokens_saved, "detail")),
-      el("p", {}, el("span", { class: `status ${s.status}` }, s.status), ` · model ${s.model} · started ${utcTime(s.started_at)} · ${s.completed_at ? "completed " + utcTime(s.completed_at) : "not completed"} · duration ${duration(s.duration_ms)} · ${exact(s.message_count)} messages`),
+      el("p", {}, el("span", { class: `status ${s.status}` }, s.status), ` · model ${s.model} · started ${utcTime(s.started_at)} · ${s.completed_at ? "completed " + utcTime(s.completed_at) : "not completed"} · duration ${duration(s.duration_ms)}`),
+      byTool.length
+        ? section("Tool calls by tool", table(["tool", "calls"],
+          byTool.map(([name, calls]) => el("tr", {}, el("td", {}, name), num(calls))), "by-tool"))
+        : null,
       section(`Rounds in time order (${d.rounds.length})`, d.rounds.length
-        ? table(["#", "round", "status", "started", "duration", "prompt", "completion", "total", "compressions", "error and tool calls"], rows, "rounds")
+        ? table(["#", "round", "model", "status", "started", "duration", "prompt", "completion", "total", "cached tool outputs", "compressions", "error and tool calls"], rows, "rounds")
         : empty("No rounds yet.")),
       d.tool_calls_without_round.length
         ? section("Tool calls whose round is not stored", toolCalls(d.tool_calls_without_round)) : null);
   }
 
+  // Every outcome the forward summary counts, so that the parts add up to the requests.
+  const OUTCOMES = [
+    ["successful_requests", "successful", "successful"],
+    ["failed_requests", "failed (error)", "failed"],
+    ["timed_out_requests", "timed out", "timed_out"],
+    ["pending_requests", "pending", "pending"],
+  ];
+  const REQUEST_LIMITS = ["50", "200", "1000"];
+
+  function forwardRequests(q, rows, limit) {
+    const select = el("select", { name: "requests" },
+      REQUEST_LIMITS.map((n) => el("option", { value: n, selected: n === limit }, `latest ${n}`)));
+    select.onchange = () => go(null, { requests: select.value === REQUEST_LIMITS[0] ? null : select.value }, true);
+    return section(`Requests, latest first (${exact(rows.length)} shown)`,
+      el("p", { class: "toolbar" }, el("label", {}, "Show ", select)),
+      rows.length
+        ? table(["started", "endpoint", "model", "stream", "status", "status code", "duration", "tokens", "error"],
+          rows.map((r) => el("tr", { dataset: { forward: r.forward_id, status: r.status } },
+            el("td", { title: r.forward_id }, utcTime(r.started_at)), el("td", {}, r.endpoint), el("td", {}, r.model),
+            el("td", {}, r.is_stream ? "yes" : "no"), el("td", {}, el("span", { class: `status ${r.status}` }, r.status)),
+            el("td", { class: "num code" }, r.status_code === null ? "–" : String(r.status_code)),
+            el("td", { class: "num" }, duration(r.duration_ms)),
+            num(r.token_usage ? r.token_usage.total_tokens : null),
+            el("td", { class: "error-text" }, r.error || ""))), "requests")
+        : empty("No forwarded requests in these dates."));
+  }
+
   async function forwards(q) {
     const dates = { start_date: q.start, end_date: q.end };
     const days = dayRange(q.start, q.end);
-    const [summary, endpoints, statuses, daily] = await Promise.all([
+    const limit = REQUEST_LIMITS.includes(q.requests) ? q.requests : REQUEST_LIMITS[0];
+    const [summary, endpoints, daily, requests] = await Promise.all([
       api("/v1/forward/summary", dates), api("/v1/forward/endpoints", dates),
-      api("/v1/forward/statuses", dates), api("/v1/forward/daily", { days: days.length, end_date: q.end }),
+      api("/v1/forward/daily", { days: days.length, end_date: q.end }),
+      api("/v1/forward/requests", { ...dates, limit }),
     ]);
-    const byEndpoint = new Map(statuses.map((s) => [s.endpoint, s]));
     const perDayChart = el("div");
     show(
       el("h2", { class: "page" }, `Forwarded requests ${q.start} to ${q.end} (UTC)`),
       el("div", { class: "tiles" },
         tile("total_requests", "requests", summary.total_requests, "forward"),
-        tile("successful_requests", "successful", summary.successful_requests, "forward"),
-        tile("failed_requests", "failed (error)", summary.failed_requests, "forward"),
+        OUTCOMES.map(([key, label]) => tile(key, label, summary[key], "forward-outcome")),
         tile("total_tokens.total_tokens", "tokens", summary.total_tokens.total_tokens, "forward"),
         el("div", { class: "tile" }, el("span", { class: "value" }, duration(summary.avg_duration_ms)), el("span", { class: "label" }, "average duration"))),
+      el("p", { class: "hint" }, "requests = successful + failed + timed out + pending (started, not completed yet)"),
       section("Per endpoint", endpoints.length
         ? table(["endpoint", "requests", "success", "error", "timeout", "pending", "average duration", "tokens"],
-          endpoints.map((e) => {
-            const st = byEndpoint.get(e.endpoint) || { timeout: 0, pending: 0 };
-            return el("tr", {}, el("td", {}, e.endpoint), num(e.requests), num(e.successful), num(e.failed),
-              num(st.timeout), num(st.pending), el("td", { class: "num" }, duration(e.avg_duration_ms)), num(e.tokens.total_tokens));
-          }), "endpoints")
+          endpoints.map((e) => el("tr", {}, el("td", {}, e.endpoint), num(e.requests), num(e.successful), num(e.failed),
+            num(e.timed_out), num(e.pending), el("td", { class: "num" }, duration(e.avg_duration_ms)), num(e.tokens.total_tokens))),
+          "endpoints")
         : empty("No forwarded requests in these dates.")),
-      section("Requests per day by outcome (stacked)", perDayChart));
-    chart("forwards", perDayChart, days, [
-      { label: "successful", values: perDay(q.start, q.end, daily, (d) => d.successful) },
-      { label: "failed (error)", values: perDay(q.start, q.end, daily, (d) => d.failed) },
-      { label: "timed out", values: perDay(q.start, q.end, daily, (d) => d.timed_out) },
-      { label: "pending", values: perDay(q.start, q.end, daily, (d) => d.pending) },
-    ], { stacked: true });
+      section("Requests per day by outcome (stacked)", perDayChart),
+      forwardRequests(q, requests, limit));
+    chart("forwards", perDayChart, days, OUTCOMES.map(([, label, field]) => (
+      { label, values: perDay(q.start, q.end, daily, (d) => d[field]) })), { stacked: true });
   }
 
   // The applied rate needs two polls: the previous one is kept here (worker/status.py,
@@ -447,7 +495,10 @@
     missing: async () => show(el("p", { class: "empty" }, "No such page."), link("/", "Overview")) };
 
   // -- the loop ---------------------------------------------------------------------------------
+  // The pages the dates filter; the others (one session, the pipeline now) hide the date inputs.
+  const DATED = new Set(["overview", "sessions", "forwards"]);
   function syncControls(q) {
+    document.getElementById("dates").hidden = !DATED.has(q.page);
     filters.elements.start.value = q.start;
     filters.elements.end.value = q.end;
     filters.elements.refresh.value = q.refresh === "0" ? filters.elements.refresh.value : q.refresh;

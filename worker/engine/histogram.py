@@ -1,0 +1,112 @@
+"""Latency histograms with fixed logarithmic buckets: any range's percentiles from summed bucket counts.
+
+The bucket rule (OpenTelemetry's exponential histogram at scale 5, DDSketch's mapping):
+
+- base ``GAMMA = 2 ** (1/32)`` (32 buckets per doubling); a duration ``ms > 0`` goes to bucket
+  ``i = ceil(ln(ms) * K)`` with ``K = 32 / ln 2`` written as the literal ``46.16624130844683`` in both
+  Python and SQL, so bucket ``i`` holds ``GAMMA**(i-1) < ms <= GAMMA**i`` (a value within a rounding
+  step of a bound may fall on either side of it: Python and SQL agree because they compute the same
+  expression with the same C ``log``);
+- its representative value is ``2 * GAMMA**i / (GAMMA + 1)``, within ``RELATIVE_ERROR = (GAMMA - 1) /
+  (GAMMA + 1) = 1.0830%`` of every value in the bucket;
+- ``ms <= 0`` goes to bucket ``ZERO = -32768`` (value 0, exact); ``0 < ms <= 2**-10`` (under a
+  microsecond) to ``MIN_INDEX = -320``; ``ms >= 2**40`` (35 years, and infinity) to ``MAX_INDEX = 1280``;
+  the error bound holds between those two; NaN is refused (``ValueError``; SQL gives NULL).
+
+Percentiles follow PostgreSQL's ``percentile_disc``: of ``n`` counted values, the ``q`` percentile is
+the ``k``-th smallest with ``k = max(1, ceil(q * n))`` (the float product, as PostgreSQL computes it),
+so the bucket answer is the representative of the bucket that holds ``percentile_disc``'s answer:
+within ``RELATIVE_ERROR`` of it. ``percentile_cont`` interpolates between the k-th and a neighbour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+
+SCALE = 5
+GAMMA = 2.0 ** (2.0**-SCALE)
+RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)
+K = 46.16624130844683  # 2**SCALE / ln 2; the same digits are in BUCKET_FUNCTION_SQL
+ZERO = -32768
+MIN_MS, MIN_INDEX = 2.0**-10, -(10 << SCALE)
+MAX_MS, MAX_INDEX = 2.0**40, 40 << SCALE
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+
+# The same rule for PostgreSQL (the schema includes it; tests/engine/test_histogram.py holds them equal).
+BUCKET_FUNCTION_SQL = """\
+CREATE OR REPLACE FUNCTION metrics_latency_bucket(ms double precision) RETURNS int
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN ms = 'NaN' THEN NULL
+        WHEN ms <= 0 THEN -32768
+        WHEN ms >= 1099511627776 THEN 1280
+        WHEN ms <= 0.0009765625 THEN -320
+        ELSE ceil(ln(ms) * 46.16624130844683::float8)::int
+    END
+$$"""
+
+
+def bucket(ms: float) -> int:
+    """The bucket of a duration in milliseconds (the rule in the module docstring)."""
+    ms = float(ms)
+    if math.isnan(ms):
+        raise ValueError("a duration of NaN milliseconds has no bucket")
+    if ms <= 0:
+        return ZERO
+    if ms >= MAX_MS:
+        return MAX_INDEX
+    if ms <= MIN_MS:
+        return MIN_INDEX
+    return math.ceil(math.log(ms) * K)
+
+
+def value(index: int) -> float:
+    """The representative duration of a bucket: within RELATIVE_ERROR of every value it holds."""
+    if index == ZERO:
+        return 0.0
+    return float(2 * GAMMA**index / (GAMMA + 1))
+
+
+def bounds(index: int) -> tuple[float, float]:
+    """``(lower, upper)``: the bucket holds ``lower < ms <= upper`` (clamped at both ends)."""
+    if index == ZERO:
+        return (-math.inf, 0.0)
+    lower = 0.0 if index == MIN_INDEX else GAMMA ** (index - 1)
+    return (lower, math.inf if index == MAX_INDEX else GAMMA**index)
+
+
+def tally(durations: Iterable[float]) -> dict[int, int]:
+    """Bucket counts of durations in milliseconds (what a roll-up row sums)."""
+    return dict(Counter(bucket(ms) for ms in durations))
+
+
+def merge(*histograms: Mapping[int, int]) -> dict[int, int]:
+    """The bucket counts of several histograms summed (days into a range, models into a total)."""
+    total: Counter[int] = Counter()
+    for histogram in histograms:
+        total.update(histogram)
+    return {index: n for index, n in total.items() if n}
+
+
+def percentiles(counts: Mapping[int, int], qs: Sequence[float] = QUANTILES) -> dict[float, float | None]:
+    """Each ``q`` in ``qs`` (0..1) -> its percentile in ms by percentile_disc's rank; None when empty."""
+    if any(n < 0 for n in counts.values()):
+        raise ValueError("a bucket count is negative: the histogram lost more than it counted")
+    if any(not 0 <= q <= 1 for q in qs):
+        raise ValueError(f"percentiles are fractions between 0 and 1, got {list(qs)}")
+    ordered = sorted((index, n) for index, n in counts.items() if n)
+    total = sum(n for _, n in ordered)
+    if total == 0:
+        return dict.fromkeys(qs)
+    answers: dict[float, float | None] = {}
+    for q in sorted(set(qs)):
+        rank = max(1, math.ceil(q * total))
+        seen = 0
+        for index, n in ordered:
+            seen += n
+            if seen >= rank:
+                answers[q] = value(index)
+                break
+    return {q: answers[q] for q in qs}
