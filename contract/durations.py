@@ -9,6 +9,9 @@ import argparse
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -48,14 +51,7 @@ def format_duration(value: timedelta) -> str:
 
 def duration_arg(flag: str) -> Callable[[str], timedelta]:
     """An argparse ``type`` for a duration flag: argparse names the flag, the error the rest."""
-
-    def parse(text: str) -> timedelta:
-        try:
-            return parse_duration(text, name=flag)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag}: ")) from None
-
-    return parse
+    return _flag_type(flag, parse_duration)
 
 
 def parse_ms(text: str, *, name: str = "duration") -> int:
@@ -69,14 +65,20 @@ def parse_ms(text: str, *, name: str = "duration") -> int:
 
 def ms_arg(flag: str) -> Callable[[str], int]:
     """An argparse ``type`` for a flag in milliseconds that also takes units (``--block-ms 2s``)."""
+    return _flag_type(flag, parse_ms)
 
-    def parse(text: str) -> int:
+
+def _flag_type(flag: str, parse: Callable[..., T]) -> Callable[[str], T]:
+    """``parse(text, name=flag)`` as an argparse ``type``: its ValueError without the flag's name,
+    which argparse puts in front itself."""
+
+    def typed(text: str) -> T:
         try:
-            return parse_ms(text, name=flag)
+            return parse(text, name=flag)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag}: ")) from None
 
-    return parse
+    return typed
 
 
 def seconds_arg(flag: str) -> Callable[[str], float]:

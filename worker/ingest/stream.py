@@ -86,7 +86,14 @@ def open_stream(settings: WorkerSettings) -> StreamClient:
     """The worker's Redis side, connected; its start-up log line names the mode. A read may
     block for ``block_ms``, so the socket waits that long and 5 s more."""
     timeout = max(5.0, settings.block_ms / 1000 + 5)
-    return StreamClient.connect(settings.redis_url, settings.keys, settings.group, settings.consumer, timeout)
+    return StreamClient.connect(
+        settings.redis_url,
+        settings.keys,
+        settings.group,
+        settings.consumer,
+        timeout,
+        settings.connect_timeout.total_seconds(),
+    )
 
 
 class StreamClient:
@@ -109,9 +116,12 @@ class StreamClient:
         self._readers: dict[str, redis.Redis] = {}
 
     @classmethod
-    def connect(cls, url: str, keys: Keys, group: str, consumer: str, timeout: float) -> StreamClient:
-        """Connected to one Redis or a cluster, whichever ``url`` names; the mode in the log."""
-        client = connect(url, socket_timeout=timeout, socket_connect_timeout=5)
+    def connect(
+        cls, url: str, keys: Keys, group: str, consumer: str, timeout: float, connect_timeout: float = 5.0
+    ) -> StreamClient:
+        """Connected to one Redis or a cluster, whichever ``url`` names; the mode in the log. A read
+        may wait ``timeout`` seconds, a connect ``connect_timeout``."""
+        client = connect(url, socket_timeout=timeout, socket_connect_timeout=connect_timeout)
         reader = cls(client, keys, group, consumer)
         shown = ", ".join(reader.streams[:4]) + (" ..." if len(reader.streams) > 4 else "")
         log.info("worker %s: %s; streams %s, group %s", consumer, describe(client), shown, group)
