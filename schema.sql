@@ -40,7 +40,12 @@ CREATE TABLE IF NOT EXISTS session_metrics (
     -- Not the seed's: when the reconcile job closed this session (no session.completed came and its
     -- producer stopped saying it is alive); NULL when it is open or a real event closed it. Such a
     -- session's completed_at is its last activity (updated_at then), not the time reconcile ran.
-    reconciled_at              timestamptz
+    reconciled_at              timestamptz,
+    -- Not the seed's (contract v1's optional fields, after the seed's columns in every database):
+    user_id                    text,              -- latest session.started's, as model (model_version)
+    cache_read_tokens          bigint NOT NULL DEFAULT 0,  -- sums over its rounds, as prompt_tokens
+    cache_write_tokens         bigint NOT NULL DEFAULT 0,  -- (a round that reported none adds 0)
+    reasoning_tokens           bigint NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS round_metrics (
@@ -59,7 +64,15 @@ CREATE TABLE IF NOT EXISTS round_metrics (
     tokens_saved               bigint NOT NULL DEFAULT 0,
     error                      text,
     start_version              text COLLATE "C",  -- earliest round.started (the seed keeps the first)
-    completion_version         text COLLATE "C"   -- latest round.completed; '' = reconciled guess
+    completion_version         text COLLATE "C",  -- latest round.completed; '' = reconciled guess
+    -- Not the seed's (contract v1's optional fields; NULL: not reported). The provider is the
+    -- start's; the usage parts (of prompt_tokens: cache reads and writes; of completion_tokens:
+    -- reasoning) and the time to the first token are the completion's.
+    provider                   text,
+    cache_read_tokens          bigint,
+    cache_write_tokens         bigint,
+    reasoning_tokens           bigint,
+    time_to_first_token_ms     bigint
 ) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS tool_call_metrics (
@@ -91,7 +104,17 @@ CREATE TABLE IF NOT EXISTS forward_request_metrics (
     error                      text,
     updated_at                 timestamptz NOT NULL,
     start_version              text COLLATE "C",  -- latest forward.started
-    completion_version         text COLLATE "C"   -- latest completion after that start; '' = reconciled
+    completion_version         text COLLATE "C",  -- latest completion after that start; '' = reconciled
+    -- Not the seed's (contract v1's optional fields; NULL: not given): the latest start's provider
+    -- and links to the session and round the request was made for; the completion's usage parts
+    -- and time to the first token (reset by a later start, as the other completion fields).
+    provider                   text,
+    session_id                 text,
+    round_id                   text,
+    cache_read_tokens          bigint,
+    cache_write_tokens         bigint,
+    reasoning_tokens           bigint,
+    time_to_first_token_ms     bigint
 ) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS execute_sync_mismatch_metrics (
@@ -528,3 +551,36 @@ BEGIN
         WHERE status <> 'running' AND status_version LIKE '%|reconciled';
     END IF;
 END $$;
+
+-- A database written by a version without contract v1's optional fields: add their columns (NULL
+-- in the rows already there: not reported; the session sums start at 0, what those rows add up to).
+-- Checked first, so that a database that has them takes no table lock here.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass AND attname = 'reasoning_tokens') THEN
+        ALTER TABLE session_metrics ADD COLUMN IF NOT EXISTS user_id text,
+                                    ADD COLUMN IF NOT EXISTS cache_read_tokens bigint NOT NULL DEFAULT 0,
+                                    ADD COLUMN IF NOT EXISTS cache_write_tokens bigint NOT NULL DEFAULT 0,
+                                    ADD COLUMN IF NOT EXISTS reasoning_tokens bigint NOT NULL DEFAULT 0;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'round_metrics'::regclass AND attname = 'time_to_first_token_ms') THEN
+        ALTER TABLE round_metrics ADD COLUMN IF NOT EXISTS provider text,
+                                  ADD COLUMN IF NOT EXISTS cache_read_tokens bigint,
+                                  ADD COLUMN IF NOT EXISTS cache_write_tokens bigint,
+                                  ADD COLUMN IF NOT EXISTS reasoning_tokens bigint,
+                                  ADD COLUMN IF NOT EXISTS time_to_first_token_ms bigint;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'forward_request_metrics'::regclass AND attname = 'time_to_first_token_ms') THEN
+        ALTER TABLE forward_request_metrics ADD COLUMN IF NOT EXISTS provider text,
+                                            ADD COLUMN IF NOT EXISTS session_id text,
+                                            ADD COLUMN IF NOT EXISTS round_id text,
+                                            ADD COLUMN IF NOT EXISTS cache_read_tokens bigint,
+                                            ADD COLUMN IF NOT EXISTS cache_write_tokens bigint,
+                                            ADD COLUMN IF NOT EXISTS reasoning_tokens bigint,
+                                            ADD COLUMN IF NOT EXISTS time_to_first_token_ms bigint;
+    END IF;
+END $$;
+
+-- A session's forwards (its detail, forgetting it) and a user's sessions: only linked rows indexed.
+CREATE INDEX IF NOT EXISTS idx_forward_session ON forward_request_metrics (session_id) WHERE session_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_session_user ON session_metrics (user_id) WHERE user_id IS NOT NULL;

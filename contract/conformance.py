@@ -57,19 +57,38 @@ NUMBERED_IDS: tuple[str, ...] = tuple(f"session-{n:04d}" for n in range(64))
 _UUID = "0190f3c2-7a4e-7cc1-9a51-1c2f0e4b5d6a"
 _USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}
 _ROUND = {"round_id": "r-1", "session_id": "s-from-shell"}
-_FORWARD = {"forward_id": _UUID, "endpoint": "/v1/chat/completions", "model": "gpt-4o", "is_stream": False}
+_USAGE_PARTS = {**_USAGE, "cache_read_tokens": 1024, "cache_write_tokens": 0, "reasoning_tokens": 64}
+# A forward linked to its session and round still routes by its forward_id.
+_FORWARD = {
+    "forward_id": _UUID,
+    "endpoint": "/v1/chat/completions",
+    "model": "gpt-4o",
+    "is_stream": False,
+    "provider": "openai",
+    "session_id": "s-from-shell",
+    "round_id": "r-1",
+}
 _TOOL = {"tool_call_id": "t-1", "round_id": "r-1", "session_id": "\u4f1a\u8bdd-42"}
 _EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("session.started", {"session_id": "sess\u00e3o-1", "model": "gpt-4o"}),
+    ("session.started", {"session_id": "sess\u00e3o-1", "model": "gpt-4o", "user_id": "user-7"}),
     ("session.message_count", {"session_id": "sess\u00e3o-1", "message_count": 2}),
     ("session.completed", {"session_id": "sess\u00e3o-1", "status": "completed"}),
-    ("round.started", {**_ROUND, "model": "gpt-4o"}),
+    ("round.started", {**_ROUND, "model": "gpt-4o", "provider": "openai"}),
     ("round.completed", {**_ROUND, "status": "success", "usage": _USAGE, "prompt_cached_tool_outputs": 0}),
     ("round.compressed", {**_ROUND, "tokens_saved": 800}),
     ("tool.started", {**_TOOL, "tool_name": "grep"}),
     ("tool.completed", {**_TOOL, "success": True, "error": None}),
     ("forward.started", _FORWARD),
-    ("forward.completed", {"forward_id": _UUID, "status": "success", "status_code": 200, "usage": _USAGE}),
+    (
+        "forward.completed",
+        {
+            "forward_id": _UUID,
+            "status": "success",
+            "status_code": 200,
+            "usage": _USAGE_PARTS,
+            "time_to_first_token_ms": 420,
+        },
+    ),
     ("sync.mismatch", {"reason": "\U0001f680-session"}),
 )
 #: One event of each type (valid against contract/event.schema.json), to check the routing field.

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from contract.fields import BIGINT_MAX as BIGINT_MAX  # re-exported: the limits' old home
 from contract.fields import MAX_ERROR_LENGTH as MAX_ERROR_LENGTH
@@ -47,12 +48,91 @@ ForwardStatus = Literal["success", "error", "timeout"]
 _CONFIG = ConfigDict(extra="ignore", frozen=True, cache_strings=False)
 
 
+#: Whole -> its parts: the parts of one whole sum to at most it. The OpenTelemetry GenAI conventions
+#: and genai-prices count cache reads and writes inside the prompt (input) tokens, and reasoning
+#: tokens inside the completion (output) tokens; Anthropic's ``input_tokens`` leave the cache out,
+#: so a producer adds it in (README: The wire contract). Published in the JSON Schema as ``x-parts``.
+USAGE_PARTS: dict[str, tuple[str, ...]] = {
+    "prompt_tokens": ("cache_read_tokens", "cache_write_tokens"),
+    "completion_tokens": ("reasoning_tokens",),
+}
+
+
+def part_too_large(whole: str, whole_value: int, parts: dict[str, int]) -> str | None:
+    """Why ``parts`` (name -> value, the ones given) cannot be parts of ``whole``, or None. The one
+    wording of the rule, for the contract's refusal and the producer's argument check."""
+    if sum(parts.values()) <= whole_value:
+        return None
+    names = " + ".join(parts)
+    values = " + ".join(str(v) for v in parts.values())
+    return (
+        f"{names} ({values}) is larger than {whole} ({whole_value}): "
+        f"{' and '.join(parts)} {'are parts' if len(parts) > 1 else 'is part'} of {whole}, "
+        "not counted on top of it"
+    )
+
+
+def usage_refusal(
+    prompt: int, completion: int, cache_read: int | None, cache_write: int | None, reasoning: int | None
+) -> str | None:
+    """Why :class:`TokenUsage` refuses these parts (its first reason, in the order it checks them),
+    or None: for callers that check before building one (the Python producer)."""
+    if cache_read is not None and cache_read > prompt:
+        return part_too_large("prompt_tokens", prompt, {"cache_read_tokens": cache_read})
+    if cache_write is not None:
+        given = {"cache_write_tokens": cache_write}
+        parts = given if cache_read is None else {"cache_read_tokens": cache_read, **given}
+        reason = part_too_large("prompt_tokens", prompt, parts)
+        if reason is not None:
+            return reason
+    if reasoning is not None and reasoning > completion:
+        return part_too_large("completion_tokens", completion, {"reasoning_tokens": reasoning})
+    return None
+
+
 class TokenUsage(BaseModel):
-    model_config = _CONFIG
+    """Token counts of one model call. The optional parts (absent or null: not reported) say how
+    much of a whole was read from the provider's prompt cache, written to it, or spent on
+    reasoning; x-parts lists them by whole: the parts given sum to at most their whole."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        cache_strings=False,
+        json_schema_extra={"x-parts": {whole: list(parts) for whole, parts in USAGE_PARTS.items()}},
+    )
 
     prompt_tokens: Count
     completion_tokens: Count
     total_tokens: Count
+    cache_read_tokens: Count | None = Field(
+        default=None, description="part of prompt_tokens read from the provider's prompt cache"
+    )
+    cache_write_tokens: Count | None = Field(
+        default=None, description="part of prompt_tokens written to the provider's prompt cache"
+    )
+    reasoning_tokens: Count | None = Field(
+        default=None, description="part of completion_tokens spent on reasoning"
+    )
+
+    @field_validator("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+    @classmethod
+    def _within_its_whole(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # A part larger than its whole would price the rest of the whole below zero. Runs only for
+        # a part given (not for the defaults): events without parts pay nothing for the rule.
+        if value is None:
+            return value
+        data, name = info.data, info.field_name or ""
+        if name == "reasoning_tokens":
+            whole, parts = "completion_tokens", {name: value}
+        elif name == "cache_write_tokens" and data.get("cache_read_tokens") is not None:
+            whole, parts = "prompt_tokens", {"cache_read_tokens": data["cache_read_tokens"], name: value}
+        else:
+            whole, parts = "prompt_tokens", {name: value}
+        limit = data.get(whole)  # absent when the whole itself was refused: that error is reported
+        if limit is None or sum(parts.values()) <= limit:
+            return value
+        raise PydanticCustomError("usage_part_too_large", part_too_large(whole, limit, parts) or "")
 
 
 class _Event(BaseModel):
@@ -92,6 +172,7 @@ class SessionStarted(_Event):
     type: Literal["session.started"] = "session.started"
     session_id: Id
     model: Name
+    user_id: Id | None = Field(default=None, description="the end user the session works for")
 
 
 class SessionMessageCount(_Event):
@@ -111,6 +192,11 @@ class RoundStarted(_Event):
     round_id: Id
     session_id: Id
     model: Name
+    provider: Name | None = Field(
+        default=None,
+        description="the model's provider, as OpenTelemetry's gen_ai.provider.name: openai, anthropic, "
+        "aws.bedrock, gcp.vertex_ai, azure.ai.openai, gcp.gemini, ...",
+    )
 
 
 class RoundCompleted(_Event):
@@ -121,6 +207,9 @@ class RoundCompleted(_Event):
     usage: TokenUsage
     prompt_cached_tool_outputs: Count = 0
     error: ErrorText | None = None
+    time_to_first_token_ms: Count | None = Field(
+        default=None, description="milliseconds from the request to the first token of a streamed answer"
+    )
 
 
 class RoundCompressed(_Event):
@@ -153,6 +242,13 @@ class ForwardStarted(_Event):
     endpoint: Name
     model: Name
     is_stream: StrictBool
+    provider: Name | None = Field(
+        default=None,
+        description="the model's provider, as OpenTelemetry's gen_ai.provider.name: openai, anthropic, "
+        "aws.bedrock, gcp.vertex_ai, azure.ai.openai, gcp.gemini, ...",
+    )
+    session_id: Id | None = Field(default=None, description="the session this request was made for")
+    round_id: Id | None = Field(default=None, description="the round this request was made for")
 
 
 class ForwardCompleted(_Event):
@@ -162,6 +258,9 @@ class ForwardCompleted(_Event):
     status_code: Annotated[int, Integer(100, 599)] | None = None
     usage: TokenUsage | None = None
     error: ErrorText | None = None
+    time_to_first_token_ms: Count | None = Field(
+        default=None, description="milliseconds from the request to the first token of a streamed answer"
+    )
 
 
 class SyncMismatch(_Event):

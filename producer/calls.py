@@ -55,10 +55,18 @@ class EventCalls:
 
     # -- scopes: a block's calls, begun and ended for you ------------------------------------
 
-    def session(self, model: str, session_id: str | None = None) -> SessionScope:
+    def session(
+        self,
+        model: str,
+        session_id: str | None = None,
+        *,
+        user_id: str | None = None,
+        provider: str | None = None,
+    ) -> SessionScope:
         """``with pub.session(model) as s:`` emits session.started, then session.completed with
-        status error/cancelled if the block raised, awaiting_response if left awaiting."""
-        return SessionScope(self, model, session_id)
+        status error/cancelled if the block raised, awaiting_response if left awaiting.
+        ``provider``: its rounds' unless a round names its own."""
+        return SessionScope(self, model, session_id, user_id=user_id, provider=provider)
 
     def forward(
         self,
@@ -68,23 +76,45 @@ class EventCalls:
         forward_id: str | None = None,
         *,
         stream: bool | None = None,
+        provider: str | None = None,
+        session_id: str | None = None,
+        round_id: str | None = None,
     ) -> ForwardScope:
         """``with pub.forward(endpoint, model, is_stream=True) as f: f.complete(200, usage)``.
-        ``is_stream`` is the contract's name (as in forward_started); ``stream=`` is the older one."""
-        return ForwardScope(self, endpoint, model, is_stream if stream is None else stream, forward_id)
+        ``is_stream`` is the contract's name (as in forward_started); ``stream=`` is the older one.
+        Inside a ``pub.session`` or ``s.round`` block the forward is linked to that session and
+        round, unless ``session_id`` or ``round_id`` is given."""
+        return ForwardScope(
+            self,
+            endpoint,
+            model,
+            is_stream if stream is None else stream,
+            forward_id,
+            provider=provider,
+            session_id=session_id,
+            round_id=round_id,
+        )
 
     # -- sessions ---------------------------------------------------------------------------
 
     def session_started(
-        self, session_id: str, model: str, *, event_id: str | None = None, occurred_at: datetime | None = None
+        self,
+        session_id: str,
+        model: str,
+        *,
+        user_id: str | None = None,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
     ) -> None:
+        """``user_id``: the end user the session works for (optional)."""
         checks.ident("session_id", session_id)
         checks.label("model", model)
+        checks.optional_ident("user_id", user_id)
         # A start re-opens a completed session, as the seed's start_session does (a chat's next
         # turn under the same id): the calls after it are the new turn's, not late ones.
         with self._completed_lock:
             self._completed.pop(session_id, None)
-        self._emit(wire.SESSION_STARTED, session_id, event_id, occurred_at, session_id, model)
+        self._emit(wire.SESSION_STARTED, session_id, event_id, occurred_at, session_id, model, user_id)
         self.hints.opened(session_id)
 
     def session_message_count(
@@ -144,13 +174,18 @@ class EventCalls:
         session_id: str,
         model: str,
         *,
+        provider: str | None = None,
         event_id: str | None = None,
         occurred_at: datetime | None = None,
     ) -> None:
+        """``provider``: OpenTelemetry's gen_ai.provider.name (openai, anthropic, aws.bedrock, ...)."""
         checks.ident("round_id", round_id)
         checks.ident("session_id", session_id)
         checks.label("model", model)
-        self._emit(wire.ROUND_STARTED, session_id, event_id, occurred_at, round_id, session_id, model)
+        checks.optional_label("provider", provider)
+        self._emit(
+            wire.ROUND_STARTED, session_id, event_id, occurred_at, round_id, session_id, model, provider
+        )
 
     def round_completed(
         self,
@@ -161,28 +196,34 @@ class EventCalls:
         prompt_cached_tool_outputs: int = 0,
         error: str | None = None,
         *,
+        time_to_first_token_ms: int | None = None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
         event_id: str | None = None,
         occurred_at: datetime | None = None,
     ) -> None:
-        """``usage``: a TokenUsage, a mapping of *_tokens, or (prompt, completion[, total])."""
+        """``usage``: a TokenUsage, a mapping of *_tokens, or (prompt, completion[, total]).
+        ``cache_read_tokens`` and ``cache_write_tokens`` are parts of its prompt tokens,
+        ``reasoning_tokens`` of its completion tokens (given here, they win over usage's own);
+        ``time_to_first_token_ms`` for a streamed answer."""
         checks.ident("round_id", round_id)
         checks.ident("session_id", session_id)
         checks.choice("status", status, ROUND_STATUSES)
-        tokens = checks.usage("usage", usage)
+        tokens = checks.usage("usage", usage, cache_read_tokens, cache_write_tokens, reasoning_tokens)
         checks.count("prompt_cached_tool_outputs", prompt_cached_tool_outputs)
         checks.error_text("error", error)
-        self._emit(
-            wire.ROUND_COMPLETED,
-            session_id,
-            event_id,
-            occurred_at,
+        checks.optional_count("time_to_first_token_ms", time_to_first_token_ms)
+        values = (
             round_id,
             session_id,
             status,
             tokens,
             prompt_cached_tool_outputs,
             error,
+            time_to_first_token_ms,
         )
+        self._emit(wire.ROUND_COMPLETED, session_id, event_id, occurred_at, *values)
 
     def round_compressed(
         self,
@@ -214,16 +255,8 @@ class EventCalls:
         checks.ident("round_id", round_id)
         checks.ident("session_id", session_id)
         checks.label("tool_name", tool_name)
-        self._emit(
-            wire.TOOL_STARTED,
-            session_id,
-            event_id,
-            occurred_at,
-            tool_call_id,
-            round_id,
-            session_id,
-            tool_name,
-        )
+        values = (tool_call_id, round_id, session_id, tool_name)
+        self._emit(wire.TOOL_STARTED, session_id, event_id, occurred_at, *values)
 
     def tool_completed(
         self,
@@ -241,17 +274,8 @@ class EventCalls:
         checks.ident("session_id", session_id)
         checks.flag("success", success)
         checks.error_text("error", error)
-        self._emit(
-            wire.TOOL_COMPLETED,
-            session_id,
-            event_id,
-            occurred_at,
-            tool_call_id,
-            round_id,
-            session_id,
-            success,
-            error,
-        )
+        values = (tool_call_id, round_id, session_id, success, error)
+        self._emit(wire.TOOL_COMPLETED, session_id, event_id, occurred_at, *values)
 
     # -- forwards and the rest --------------------------------------------------------------
 
@@ -262,14 +286,24 @@ class EventCalls:
         model: str,
         is_stream: bool,
         *,
+        provider: str | None = None,
+        session_id: str | None = None,
+        round_id: str | None = None,
         event_id: str | None = None,
         occurred_at: datetime | None = None,
     ) -> None:
+        """``session_id`` / ``round_id``: the session and round the request was made for, if any
+        (a round without its session is allowed: the contract takes either)."""
         checks.ident("forward_id", forward_id)
         checks.label("endpoint", endpoint)
         checks.label("model", model)
         checks.flag("is_stream", is_stream)
-        self._emit(wire.FORWARD_STARTED, None, event_id, occurred_at, forward_id, endpoint, model, is_stream)
+        checks.optional_label("provider", provider)
+        checks.optional_ident("session_id", session_id)
+        checks.optional_ident("round_id", round_id)
+        values = (forward_id, endpoint, model, is_stream, provider, session_id, round_id)
+        # Not dropped after its session's completion: a link is not one of the session's events.
+        self._emit(wire.FORWARD_STARTED, None, event_id, occurred_at, *values)
 
     def forward_completed(
         self,
@@ -279,25 +313,24 @@ class EventCalls:
         usage: Any = None,
         error: str | None = None,
         *,
+        time_to_first_token_ms: int | None = None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
         event_id: str | None = None,
         occurred_at: datetime | None = None,
     ) -> None:
+        """The usage parts and ``time_to_first_token_ms`` as for :meth:`round_completed`."""
         checks.ident("forward_id", forward_id)
         checks.choice("status", status, FORWARD_STATUSES)
         checks.status_code("status_code", status_code)
-        tokens = checks.optional_usage("usage", usage)
-        checks.error_text("error", error)
-        self._emit(
-            wire.FORWARD_COMPLETED,
-            None,
-            event_id,
-            occurred_at,
-            forward_id,
-            status,
-            status_code,
-            tokens,
-            error,
+        tokens = checks.optional_usage(
+            "usage", usage, cache_read_tokens, cache_write_tokens, reasoning_tokens
         )
+        checks.error_text("error", error)
+        checks.optional_count("time_to_first_token_ms", time_to_first_token_ms)
+        values = (forward_id, status, status_code, tokens, error, time_to_first_token_ms)
+        self._emit(wire.FORWARD_COMPLETED, None, event_id, occurred_at, *values)
 
     def sync_mismatch(
         self, reason: str, *, event_id: str | None = None, occurred_at: datetime | None = None

@@ -12,10 +12,19 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from contract.events import BIGINT_MAX, MAX_ERROR_LENGTH, MAX_ID_LENGTH, MAX_NAME_LENGTH, TokenUsage
+from contract.events import (
+    BIGINT_MAX,
+    MAX_ERROR_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    TokenUsage,
+    usage_refusal,
+)
 from contract.fields import unstorable
 
-Usage = tuple[int, int, int]
+#: prompt, completion, total, then the parts: cache_read, cache_write, reasoning (None: not reported).
+Usage = tuple[int, int, int, int | None, int | None, int | None]
+_PARTS = ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 SESSION_STATUSES = frozenset({"completed", "awaiting_response", "error", "cancelled"})
 ROUND_STATUSES = frozenset({"success", "error", "cancelled"})
@@ -83,32 +92,80 @@ def status_code(name: str, value: Any) -> None:
         raise bad(name, value, "None or an int between 100 and 599")
 
 
-def usage(name: str, value: Any) -> Usage:
-    """A TokenUsage, a mapping with prompt/completion(/total)_tokens, or a (prompt, completion[, total])
-    tuple, as a checked (prompt, completion, total) tuple. A missing total is the sum."""
+def usage(
+    name: str,
+    value: Any,
+    cache_read_tokens: Any = None,
+    cache_write_tokens: Any = None,
+    reasoning_tokens: Any = None,
+) -> Usage:
+    """A TokenUsage, a mapping with prompt/completion(/total)_tokens (and maybe the parts), or a
+    (prompt, completion[, total]) tuple, as a checked :data:`Usage`. A missing total is the sum.
+    A part given as an argument wins over the one in ``value``; the parts must fit in their
+    wholes (cache reads and writes in prompt_tokens, reasoning in completion_tokens)."""
+    given: list[Any] = [cache_read_tokens, cache_write_tokens, reasoning_tokens]
     if isinstance(value, TokenUsage):
-        return (value.prompt_tokens, value.completion_tokens, value.total_tokens)
-    if isinstance(value, Mapping):
-        parts: tuple[Any, ...] = (
-            value.get("prompt_tokens"),
-            value.get("completion_tokens"),
-            value.get("total_tokens"),
-        )
+        wholes: tuple[Any, ...] = (value.prompt_tokens, value.completion_tokens, value.total_tokens)
+        inner: tuple[Any, ...] = (value.cache_read_tokens, value.cache_write_tokens, value.reasoning_tokens)
+    elif isinstance(value, Mapping):
+        wholes = (value.get("prompt_tokens"), value.get("completion_tokens"), value.get("total_tokens"))
+        inner = tuple(value.get(part) for part in _PARTS)
     elif isinstance(value, tuple | list) and len(value) in (2, 3):
-        parts = tuple(value) if len(value) == 3 else (*value, None)
+        wholes = tuple(value) if len(value) == 3 else (*value, None)
+        inner = (None, None, None)
+    elif isinstance(value, tuple) and len(value) == 6:  # a Usage checked before (the scopes keep one)
+        wholes, inner = value[:3], value[3:]
     else:
         raise bad(name, value, "a TokenUsage, a mapping of *_tokens or a (prompt, completion[, total]) tuple")
-    prompt, completion, total = parts
+    prompt, completion, total = wholes
     count(f"{name}.prompt_tokens", prompt)
     count(f"{name}.completion_tokens", completion)
     if total is None:
         total = prompt + completion
     count(f"{name}.total_tokens", total)
-    return (prompt, completion, total)
+    parts = [mine if mine is not None else theirs for mine, theirs in zip(given, inner, strict=True)]
+    for part, mine, theirs in zip(_PARTS, given, inner, strict=True):
+        if mine is not None:
+            count(part, mine)
+        elif theirs is not None:
+            count(f"{name}.{part}", theirs)
+    reason = usage_refusal(prompt, completion, parts[0], parts[1], parts[2])
+    if reason is not None:
+        raise ValueError(f"{name}: {reason}")
+    return (prompt, completion, total, parts[0], parts[1], parts[2])
 
 
-def optional_usage(name: str, value: Any) -> Usage | None:
-    return None if value is None else usage(name, value)
+def optional_usage(
+    name: str,
+    value: Any,
+    cache_read_tokens: Any = None,
+    cache_write_tokens: Any = None,
+    reasoning_tokens: Any = None,
+) -> Usage | None:
+    """:func:`usage`, or None without one (parts given without a usage: a ValueError naming them)."""
+    if value is None:
+        parts = {"cache_read_tokens": cache_read_tokens, "cache_write_tokens": cache_write_tokens,
+                 "reasoning_tokens": reasoning_tokens}  # fmt: skip
+        named = [part for part, v in parts.items() if v is not None]
+        if named:
+            raise ValueError(f"{', '.join(named)}: given without a usage; they are parts of its token counts")
+        return None
+    return usage(name, value, cache_read_tokens, cache_write_tokens, reasoning_tokens)
+
+
+def optional_count(name: str, value: Any) -> None:
+    if value is not None:
+        count(name, value)
+
+
+def optional_label(name: str, value: Any) -> None:
+    if value is not None:
+        label(name, value)
+
+
+def optional_ident(name: str, value: Any) -> None:
+    if value is not None:
+        ident(name, value)
 
 
 def given(event_id: Any, occurred_at: Any) -> None:

@@ -9,6 +9,11 @@ agent interleave, in time order: every call has its simulated time (:func:`timed
 from plausible distributions (rounds of seconds: the model's latency, its tool calls, then the
 answer at 60-120 tokens/s; tools of milliseconds for files to seconds for commands and web
 requests, tens of seconds for a question to the user; a timeout as long as its message says).
+Each model has its provider; most rounds stream (their time to first token is the model's
+latency); after a session's first round most of the prompt is read from the provider's cache
+(Anthropic's models also report what they wrote to it); reasoning models (o3, o4-mini) spend much
+of their completion on reasoning; sessions belong to a few hundred users, some far busier than
+others; about half the forwards are made for a session.
 :func:`agent_events` turns the calls into contract events (no Redis needed); producer/simulate.py
 makes the calls on Publishers.
 """
@@ -31,7 +36,24 @@ from producer.wire import WIRE_TYPES, Encoder
 
 Call = tuple[str, dict[str, Any]]
 
-MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "claude-haiku-4", "gemini-2.5-pro", "llama-3.3-70b")
+MODELS = (
+    "gpt-4o",
+    "gpt-4o-mini",
+    "o3",
+    "o4-mini",
+    "claude-sonnet-4",
+    "claude-haiku-4",
+    "gemini-2.5-pro",
+    "llama-3.3-70b",
+)
+#: Each model's provider, as OpenTelemetry's gen_ai.provider.name.
+PROVIDERS = {
+    "gpt-4o": "openai", "gpt-4o-mini": "openai", "o3": "openai", "o4-mini": "openai",
+    "claude-sonnet-4": "anthropic", "claude-haiku-4": "anthropic", "gemini-2.5-pro": "gcp.gemini",
+    "llama-3.3-70b": "aws.bedrock",
+}  # fmt: skip
+REASONING_MODELS = frozenset({"o3", "o4-mini"})
+USERS = tuple(f"user-{n:03d}" for n in range(300))
 TOOLS = (
     "read_file",
     "write_file",
@@ -100,7 +122,13 @@ def session_calls(rng: random.Random, at: float = 0.0) -> Iterator[Timed]:
     status = (
         "error" if fate < 0.05 else "cancelled" if fate < 0.08 else "awaiting" if fate < 0.28 else "completed"
     )
-    yield at, "session_started", {"session_id": session_id, "model": model}
+    # Many users, a few of them much busier than the rest.
+    user = (
+        rng.choice(USERS)
+        if rng.random() < 0.6
+        else USERS[min(int(rng.paretovariate(1.0)) - 1, len(USERS) - 1)]
+    )
+    yield at, "session_started", {"session_id": session_id, "model": model, "user_id": user}
     rounds = rng.randint(1, 8)
     messages = 1
     for index in range(rounds):
@@ -126,9 +154,10 @@ def _round(
 ) -> Iterator[Timed]:
     round_id = _uuid(rng)
     ids = {"round_id": round_id, "session_id": session_id}
-    yield at, "round_started", {**ids, "model": model}
+    yield at, "round_started", {**ids, "model": model, "provider": PROVIDERS[model]}
     status = outcome or ("error" if rng.random() < 0.03 else "success")
-    at += _around(rng, 1.2, 0.5)  # time to the first token
+    first_token = _around(rng, 1.2, 0.5)  # the model's latency: time to the first token
+    at += first_token
     tools = 0 if status == "error" else rng.choices((0, 1, 2, 3, 4), weights=(25, 35, 20, 12, 8))[0]
     for _ in range(tools):
         call_id, name, ok = _uuid(rng), rng.choice(TOOLS), rng.random() > 0.08
@@ -143,24 +172,46 @@ def _round(
     # The context grows round by round; answers are mostly short, sometimes long.
     prompt = min(int((3_000 + index * 9_000) * _around(rng, 1.0, 0.3)), 190_000)
     completion = 0 if status == "error" else min(int(_around(rng, 400, 0.9)) + 1, 8_000)
+    if model in REASONING_MODELS and completion:
+        completion += int(_around(rng, 1_200, 0.8))  # thinking first
     at += completion / rng.uniform(60, 120) + 0.05  # generation at 60-120 tokens/s
+    streamed = status != "error" and rng.random() < 0.85
     yield (
         at,
         "round_completed",
         {
             **ids,
             "status": status,
-            "usage": (prompt, completion, prompt + completion),
+            "usage": usage(rng, model, prompt, completion, cached=index > 0),
             "prompt_cached_tool_outputs": rng.randint(0, tools),
             "error": rng.choice(ROUND_ERRORS) if status == "error" else None,
+            "time_to_first_token_ms": round(first_token * 1000) if streamed else None,
         },
     )
 
 
-def forward_calls(rng: random.Random, at: float = 0.0) -> Iterator[Timed]:
-    forward_id, is_stream = _uuid(rng), rng.random() < 0.7
-    started = {"forward_id": forward_id, "endpoint": rng.choice(ENDPOINTS), "model": rng.choice(MODELS)}
-    yield at, "forward_started", {**started, "is_stream": is_stream}
+def usage(rng: random.Random, model: str, prompt: int, completion: int, *, cached: bool) -> dict[str, int]:
+    """Token counts as the model's provider reports them, as the contract counts them: the cache
+    parts inside the prompt tokens, the reasoning inside the completion tokens."""
+    out = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    provider = PROVIDERS[model]
+    if provider in ("openai", "anthropic", "gcp.gemini"):  # they report cache reads (0 on a miss)
+        hit = cached and rng.random() < 0.85
+        out["cache_read_tokens"] = int(prompt * rng.uniform(0.55, 0.95)) // 128 * 128 if hit else 0
+    if provider == "anthropic":  # the part of the prompt written to the cache for the next round
+        out["cache_write_tokens"] = int((prompt - out["cache_read_tokens"]) * rng.uniform(0.5, 1.0))
+    if provider == "openai":
+        reasoning = model in REASONING_MODELS and completion > 0
+        out["reasoning_tokens"] = int(completion * rng.uniform(0.4, 0.85)) if reasoning else 0
+    return out
+
+
+def forward_calls(rng: random.Random, at: float = 0.0, session_id: str | None = None) -> Iterator[Timed]:
+    """One forwarded request, made for ``session_id`` when given."""
+    forward_id, is_stream, model = _uuid(rng), rng.random() < 0.7, rng.choice(MODELS)
+    started = {"forward_id": forward_id, "endpoint": rng.choice(ENDPOINTS), "model": model}
+    link = {"session_id": session_id} if session_id else {}
+    yield at, "forward_started", {**started, "is_stream": is_stream, "provider": PROVIDERS[model], **link}
     fate = rng.random()
     if fate < 0.04:
         yield (
@@ -179,11 +230,13 @@ def forward_calls(rng: random.Random, at: float = 0.0) -> Iterator[Timed]:
         )  # fmt: skip
     else:
         prompt, completion = rng.randint(100, 50_000), min(int(_around(rng, 300, 0.9)) + 1, 4_000)
+        first_token = _around(rng, 0.6)
         yield (
-            at + _around(rng, 0.6) + completion / rng.uniform(60, 120),
+            at + first_token + completion / rng.uniform(60, 120),
             "forward_completed",
             {"forward_id": forward_id, "status": "success", "status_code": 200,
-             "usage": (prompt, completion, prompt + completion), "error": None},
+             "usage": usage(rng, model, prompt, completion, cached=rng.random() < 0.5), "error": None,
+             "time_to_first_token_ms": round(first_token * 1000) if is_stream else None},
         )  # fmt: skip
 
 
@@ -209,10 +262,13 @@ def timed_calls(
             sessions = started
         while started < sessions and len(live) < concurrency:
             at = now + (rng.uniform(0.5, 8.0) if started >= concurrency else rng.uniform(0, 2.0))
-            begin(session_calls(rng, at))
+            session = session_calls(rng, at)
+            first = next(session)  # session.started: its id, for the forwards made for it
+            heapq.heappush(live, (first[0], next(order), first, session))
             started += 1
             if rng.random() < 0.9:
-                begin(forward_calls(rng, at + rng.uniform(0, 20.0)))
+                linked = first[2]["session_id"] if rng.random() < 0.5 else None
+                begin(forward_calls(rng, at + rng.uniform(0, 20.0), linked))
         if not live:
             break
         now, _, call, source = heapq.heappop(live)

@@ -18,6 +18,7 @@ from typing import Any
 from contract import codec, events
 from contract.events import SCHEMA_VERSION
 from contract.keys import Keys
+from contract.routing import routing_id
 
 Item = tuple[Any, ...]
 
@@ -50,17 +51,32 @@ def _opt(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 
 
-def _usage(value: tuple[int, int, int] | None) -> str:
+def _usage(value: tuple[int, int, int, int | None, int | None, int | None] | None) -> str:
+    """A checked usage tuple (producer/checks.py: prompt, completion, total, then the parts or None)."""
     if value is None:
         return "null"
-    return f'{{"prompt_tokens":{value[0]:d},"completion_tokens":{value[1]:d},"total_tokens":{value[2]:d}}}'
+    text = f'{{"prompt_tokens":{value[0]:d},"completion_tokens":{value[1]:d},"total_tokens":{value[2]:d}'
+    if value[3] is not None:
+        text += f',"cache_read_tokens":{value[3]:d}'
+    if value[4] is not None:
+        text += f',"cache_write_tokens":{value[4]:d}'
+    if value[5] is not None:
+        text += f',"reasoning_tokens":{value[5]:d}'
+    return text + "}"
+
+
+def _also(name: str, value: str | int | None) -> str:
+    """An optional field after the others: nothing when None (absent means not given)."""
+    if value is None:
+        return ""
+    return f',"{name}":{value:d}' if isinstance(value, int) else f',"{name}":{encode_basestring(value)}'
 
 
 SESSION_STARTED = WireType(
     events.SessionStarted,
-    ("session_id", "model"),
+    ("session_id", "model", "user_id"),
     "session_id",
-    lambda v: f',"session_id":{_s(v[4])},"model":{_s(v[5])}}}',
+    lambda v: f',"session_id":{_s(v[4])},"model":{_s(v[5])}{_also("user_id", v[6])}}}',
 )
 SESSION_MESSAGE_COUNT = WireType(
     events.SessionMessageCount,
@@ -76,17 +92,26 @@ SESSION_COMPLETED = WireType(
 )
 ROUND_STARTED = WireType(
     events.RoundStarted,
-    ("round_id", "session_id", "model"),
+    ("round_id", "session_id", "model", "provider"),
     "session_id",
-    lambda v: f',"round_id":{_s(v[4])},"session_id":{_s(v[5])},"model":{_s(v[6])}}}',
+    lambda v: f',"round_id":{_s(v[4])},"session_id":{_s(v[5])},"model":{_s(v[6])}{_also("provider", v[7])}}}',
 )
 ROUND_COMPLETED = WireType(
     events.RoundCompleted,
-    ("round_id", "session_id", "status", "usage", "prompt_cached_tool_outputs", "error"),
+    (
+        "round_id",
+        "session_id",
+        "status",
+        "usage",
+        "prompt_cached_tool_outputs",
+        "error",
+        "time_to_first_token_ms",
+    ),
     "session_id",
     lambda v: (
         f',"round_id":{_s(v[4])},"session_id":{_s(v[5])},"status":{_s(v[6])},"usage":{_usage(v[7])}'
-        f',"prompt_cached_tool_outputs":{v[8]:d},"error":{_opt(v[9])}}}'
+        f',"prompt_cached_tool_outputs":{v[8]:d},"error":{_opt(v[9])}'
+        f"{_also('time_to_first_token_ms', v[10])}}}"
     ),
 )
 ROUND_COMPRESSED = WireType(
@@ -114,20 +139,21 @@ TOOL_COMPLETED = WireType(
 )
 FORWARD_STARTED = WireType(
     events.ForwardStarted,
-    ("forward_id", "endpoint", "model", "is_stream"),
+    ("forward_id", "endpoint", "model", "is_stream", "provider", "session_id", "round_id"),
     "forward_id",
     lambda v: (
         f',"forward_id":{_s(v[4])},"endpoint":{_s(v[5])},"model":{_s(v[6])}'
-        f',"is_stream":{"true" if v[7] else "false"}}}'
+        f',"is_stream":{"true" if v[7] else "false"}'
+        f"{_also('provider', v[8])}{_also('session_id', v[9])}{_also('round_id', v[10])}}}"
     ),
 )
 FORWARD_COMPLETED = WireType(
     events.ForwardCompleted,
-    ("forward_id", "status", "status_code", "usage", "error"),
+    ("forward_id", "status", "status_code", "usage", "error", "time_to_first_token_ms"),
     "forward_id",
     lambda v: (
         f',"forward_id":{_s(v[4])},"status":{_s(v[5])},"status_code":{"null" if v[6] is None else int(v[6])}'
-        f',"usage":{_usage(v[7])},"error":{_opt(v[8])}}}'
+        f',"usage":{_usage(v[7])},"error":{_opt(v[8])}{_also("time_to_first_token_ms", v[9])}}}'
     ),
 )
 SYNC_MISMATCH = WireType(events.SyncMismatch, ("reason",), "reason", lambda v: f',"reason":{_s(v[4])}}}')
@@ -147,8 +173,6 @@ WIRE_TYPES: tuple[WireType, ...] = (
     FORWARD_COMPLETED,
     SYNC_MISMATCH,
 )
-
-_ROUTE_FIELDS = ("session_id", "forward_id", "reason")
 
 
 class Encoder:
@@ -176,13 +200,8 @@ class Encoder:
         return self._single or self._keys.stream_for(item[wire.route]), text.encode()
 
     def _prebuilt(self, event: Any) -> tuple[str, bytes]:
-        routing = event.event_id
-        for name in _ROUTE_FIELDS:
-            found = getattr(event, name, None)
-            if found is not None:
-                routing = found
-                break
-        return self._single or self._keys.stream_for(routing), codec.encode(event)
+        # The contract's routing field by type (a forward linked to a session routes by forward_id).
+        return self._single or self._keys.stream_for(routing_id(event)), codec.encode(event)
 
     def uuid7(self, ns: int) -> str:
         """A UUIDv7 for a call made at ``ns``: the millisecond, 12 random bits drawn each

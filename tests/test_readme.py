@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -46,6 +47,31 @@ def test_readme_xadd_example_is_applied(
         "SELECT model, started_at = '2026-02-10T10:00:00Z' FROM session_metrics "
         "WHERE session_id = 's-from-shell'"
     ).fetchone() == ("gpt-4o", True)
+
+
+def test_readme_usage_examples_fill_the_parts_as_the_contract_counts_them() -> None:
+    """The OpenAI and Anthropic helpers of "Optional fields", on responses as those APIs send them."""
+    from contract.events import TokenUsage
+
+    names: dict[str, Any] = {}
+    exec(_block("readme-usage", "python"), names)  # the README's own code
+    openai = {
+        "prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+        "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 192, "audio_tokens": 0},
+    }  # fmt: skip
+    parts = TokenUsage(**names["usage_from_openai"](openai))
+    got = (parts.prompt_tokens, parts.cache_read_tokens, parts.cache_write_tokens, parts.reasoning_tokens)
+    assert got == (2006, 1920, None, 192)
+    plain = TokenUsage(
+        **names["usage_from_openai"]({"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10})
+    )
+    assert (plain.cache_read_tokens, plain.reasoning_tokens) == (None, None)
+    anthropic = {"input_tokens": 21, "cache_creation_input_tokens": 188, "cache_read_input_tokens": 1024,
+                 "output_tokens": 393}  # fmt: skip
+    parts = TokenUsage(**names["usage_from_anthropic"](anthropic))
+    got = (parts.prompt_tokens, parts.total_tokens, parts.cache_read_tokens, parts.cache_write_tokens)
+    assert got == (1233, 1626, 1024, 188)
 
 
 def test_readme_commands_exist() -> None:
@@ -96,10 +122,19 @@ def test_readme_python_example_then_the_commands_to_look_at_it(
             "WHERE session_id = %s",
             (session_id,),
         ).fetchone()
-        forwards = conn.execute("SELECT status, is_stream FROM forward_request_metrics").fetchall()
+        forwards = conn.execute(
+            "SELECT status, is_stream, session_id FROM forward_request_metrics"
+        ).fetchall()
+        optional = conn.execute(
+            "SELECT s.user_id, s.cache_read_tokens, r.provider, r.cache_read_tokens, "
+            "r.time_to_first_token_ms FROM session_metrics s JOIN round_metrics r USING (session_id) "
+            "WHERE session_id = %s",
+            (session_id,),
+        ).fetchone()
     assert row == ("completed", 1, 1, 2)
     assert tool_ms is not None and tool_ms[0] >= 200  # the example's tool sleeps 0.2 s
-    assert forwards == [("success", False)]
+    assert forwards == [("success", False, session_id)]  # begun inside the session: linked to it
+    assert optional is not None and optional[:4] == ("user-42", 1024, "openai", 1024) and optional[4] >= 0
 
     port = free_port()
     env["METRICS_API_TOKENS"] = TOKEN  # so that the curl's header is needed, not decoration

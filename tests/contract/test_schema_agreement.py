@@ -3,7 +3,8 @@
 Instances generated from ``contract/event.schema.json`` (hypothesis-jsonschema) must be accepted by
 the worker; each mutated into a schema-invalid one must be dead-lettered. The oracle is a JSON Schema
 validator (jsonschema) with the two keywords the schema borrows from ajv-formats (formatMinimum,
-formatMaximum) and a date-time format check written here from RFC 3339, not from the worker.
+formatMaximum), the schema's own x-parts (usage parts within their wholes), and a date-time format
+check written here from RFC 3339, not from the worker.
 """
 
 from __future__ import annotations
@@ -64,11 +65,21 @@ def _bound(keyword: str) -> Any:
     return check
 
 
+def _parts(validator: Any, wholes: dict[str, list[str]], instance: Any, schema: Any) -> Any:
+    """x-parts (the schema's own keyword, on TokenUsage): the parts given sum to at most their whole."""
+    if not isinstance(instance, dict):
+        return
+    for whole, names in wholes.items():
+        given = [instance[name] for name in names if isinstance(instance.get(name), int)]
+        if isinstance(instance.get(whole), int) and sum(given) > instance[whole]:
+            yield jsonschema.ValidationError(f"{' + '.join(names)} exceed {whole}")
+
+
 _FORMATS = jsonschema.FormatChecker(formats=())
 _FORMATS.checks("date-time")(lambda text: not isinstance(text, str) or _instant(text) is not None)
 Oracle = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
-    {"formatMinimum": _bound("formatMinimum"), "formatMaximum": _bound("formatMaximum")},
+    {"formatMinimum": _bound("formatMinimum"), "formatMaximum": _bound("formatMaximum"), "x-parts": _parts},
 )
 ORACLE = Oracle(SCHEMA, format_checker=_FORMATS)
 
@@ -83,6 +94,16 @@ def _dead_lettered(payload: bytes) -> list[str]:
 
 def test_the_schema_itself_is_valid_and_requires_type_in_every_event() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    # Contract v1's later fields are optional: producers written before them stay valid.
+    later = {"user_id", "provider", "time_to_first_token_ms", "cache_read_tokens", "cache_write_tokens",
+             "reasoning_tokens"}  # fmt: skip
+    for name, definition in SCHEMA["$defs"].items():
+        assert not later & set(definition["required"]), name
+    assert "session_id" not in SCHEMA["$defs"]["ForwardStarted"]["required"]
+    assert SCHEMA["$defs"]["TokenUsage"]["x-parts"] == {
+        "prompt_tokens": ["cache_read_tokens", "cache_write_tokens"],
+        "completion_tokens": ["reasoning_tokens"],
+    }
     for name, definition in SCHEMA["$defs"].items():
         if name != "TokenUsage":
             assert "type" in definition["required"], name
@@ -248,3 +269,37 @@ def test_integers_with_a_zero_fraction_are_integers_as_json_schema_says() -> Non
         if ok:
             expected = int(json.loads(payload)["tokens_saved"])
             assert decode(payload).tokens_saved == expected  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("parts", "named"),
+    [
+        ({"cache_read_tokens": 11}, ("cache_read_tokens (11)", "prompt_tokens (10)")),
+        (
+            {"cache_read_tokens": 6, "cache_write_tokens": 5},
+            ("cache_read_tokens + cache_write_tokens (6 + 5)",),
+        ),
+        ({"reasoning_tokens": 21}, ("reasoning_tokens (21)", "completion_tokens (20)")),
+    ],
+)
+def test_a_usage_part_larger_than_its_whole_is_refused_by_both(
+    parts: dict[str, int], named: tuple[str, ...]
+) -> None:
+    usage = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+    for event in (
+        {"type": "round.completed", "round_id": "r", "session_id": "s", "status": "success"},
+        {"type": "forward.completed", "forward_id": "f", "status": "success"},
+    ):
+        fine = {"event_id": "e", "occurred_at": "2026-02-10T10:00:00Z", **event, "usage": usage}
+        assert ORACLE.is_valid(fine) and _dead_lettered(json.dumps(fine).encode()) == []
+        edge = {
+            **fine,
+            "usage": {**usage, **{k: 0 for k in parts}, "cache_read_tokens": 10, "reasoning_tokens": 20},
+        }
+        assert ORACLE.is_valid(edge) and _dead_lettered(json.dumps(edge).encode()) == []  # a whole of parts
+        bad = {**fine, "usage": {**usage, **parts}}
+        assert not ORACLE.is_valid(bad)
+        reasons = _dead_lettered(json.dumps(bad).encode())
+        assert len(reasons) == 1 and reasons[0].startswith("invalid event: usage."), reasons
+        for text in named:
+            assert text in reasons[0], reasons

@@ -4,6 +4,8 @@ Times are whole seconds from a small range so that ties of occurred_at are frequ
 contract's order key decides them. Every completion or compression comes no earlier than the
 start it belongs to; sessions restart, rounds get duplicate starts, tool calls restart (even
 under another round), forwards restart after completing: every rule of the seed gets exercised.
+Contract v1's optional fields are given or left out at random (a restart may change or drop a
+user, a provider, a link), so their rules are exercised with the rest.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from contract.events import (
 
 T0 = datetime(2026, 2, 10, 23, 59, 50, tzinfo=UTC)  # near midnight: mismatches span two dates
 MODELS = ("gpt-4", "claude-3", "llama")
+PROVIDERS = (None, "openai", "anthropic", "aws.bedrock")
+USERS = (None, "u1", "u2")
 TOOLS = ("read_file", "write_file", "shell")
 
 
@@ -52,8 +56,22 @@ class _Builder:
         self.events.append(cls(event_id=self.id("e"), occurred_at=T0 + timedelta(seconds=second), **fields))
 
     def usage(self) -> TokenUsage:
-        p, c = self.rng.randint(0, 500), self.rng.randint(0, 500)
-        return TokenUsage(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
+        rng = self.rng
+        p, c = rng.randint(0, 500), rng.randint(0, 500)
+        read = rng.choice((None, rng.randint(0, p)))
+        write = rng.choice((None, rng.randint(0, p - (read or 0))))
+        reasoning = rng.choice((None, rng.randint(0, c)))
+        return TokenUsage(
+            prompt_tokens=p,
+            completion_tokens=c,
+            total_tokens=p + c,
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+            reasoning_tokens=reasoning,
+        )
+
+    def ttft(self) -> int | None:
+        return self.rng.choice((None, self.rng.randint(0, 3000)))
 
 
 def coherent_history(
@@ -72,7 +90,7 @@ def coherent_history(
     for sid in session_ids:
         _session(b, sid, max_rounds, max_tools, all_rounds)
     for _ in range(forwards):
-        _forward(b)
+        _forward(b, all_rounds)
     for _ in range(mismatches):
         b.add(SyncMismatch, b.at(0, 20), reason=rng.choice(("message_count", "pending_question")))
     return b.events
@@ -84,7 +102,7 @@ def _session(
     """One session's start, rounds, message counts and completion (maybe re-opened)."""
     rng = b.rng
     start = b.at(0, 5)
-    b.add(SessionStarted, start, session_id=sid, model=rng.choice(MODELS))
+    b.add(SessionStarted, start, session_id=sid, model=rng.choice(MODELS), user_id=rng.choice(USERS))
     last = start
     for _ in range(rng.randint(0, max_rounds)):
         last = max(last, _round(b, sid, last, max_tools, all_rounds))
@@ -98,8 +116,14 @@ def _session(
             session_id=sid,
             status=rng.choice(("completed", "completed", "awaiting_response", "error", "cancelled")),
         )
-        if rng.random() < 0.3:  # re-opened, with another model
-            b.add(SessionStarted, b.at(end, 2), session_id=sid, model=rng.choice(MODELS))
+        if rng.random() < 0.3:  # re-opened, with another model (and maybe user)
+            b.add(
+                SessionStarted,
+                b.at(end, 2),
+                session_id=sid,
+                model=rng.choice(MODELS),
+                user_id=rng.choice(USERS),
+            )
 
 
 def _round(b: _Builder, sid: str, last: int, max_tools: int, all_rounds: list[tuple[str, str, int]]) -> int:
@@ -107,10 +131,24 @@ def _round(b: _Builder, sid: str, last: int, max_tools: int, all_rounds: list[tu
     rng = b.rng
     rid = b.id("r")
     r_start = b.at(last, 2)
-    b.add(RoundStarted, r_start, round_id=rid, session_id=sid, model=rng.choice(MODELS))
+    b.add(
+        RoundStarted,
+        r_start,
+        round_id=rid,
+        session_id=sid,
+        model=rng.choice(MODELS),
+        provider=rng.choice(PROVIDERS),
+    )
     all_rounds.append((rid, sid, r_start))
     if rng.random() < 0.2:  # a duplicate start (new event id): the first one is kept
-        b.add(RoundStarted, b.at(r_start), round_id=rid, session_id=sid, model=rng.choice(MODELS))
+        b.add(
+            RoundStarted,
+            b.at(r_start),
+            round_id=rid,
+            session_id=sid,
+            model=rng.choice(MODELS),
+            provider=rng.choice(PROVIDERS),
+        )
     t_last = r_start
     for _ in range(rng.randint(0, max_tools)):
         t_last = _tool_call(b, rid, sid, r_start, t_last, all_rounds)
@@ -133,6 +171,7 @@ def _round(b: _Builder, sid: str, last: int, max_tools: int, all_rounds: list[tu
             usage=b.usage(),
             prompt_cached_tool_outputs=rng.randint(0, 5),
             error=None if rng.random() < 0.7 else "upstream failed",
+            time_to_first_token_ms=b.ttft(),
         )
     return t_last
 
@@ -178,12 +217,14 @@ def _tool_call(
     return t_last
 
 
-def _forward(b: _Builder) -> None:
-    """One forwarded request: started once or twice, each start maybe completed."""
+def _forward(b: _Builder, all_rounds: list[tuple[str, str, int]]) -> None:
+    """One forwarded request: started once or twice (each start maybe linked to a session's round,
+    or its session only), each start maybe completed."""
     rng = b.rng
     fid = b.id("f")
     at = b.at(0, 6)
     for _ in range(rng.choice((1, 1, 2))):
+        link = rng.choice(all_rounds) if all_rounds and rng.random() < 0.6 else None
         b.add(
             ForwardStarted,
             at,
@@ -191,6 +232,9 @@ def _forward(b: _Builder) -> None:
             endpoint=rng.choice(("/v1/chat", "/v1/messages")),
             model=rng.choice(MODELS),
             is_stream=rng.random() < 0.5,
+            provider=rng.choice(PROVIDERS),
+            session_id=link[1] if link else None,
+            round_id=link[0] if link and rng.random() < 0.7 else None,
         )
         if rng.random() < 0.75:
             at = b.at(at, 3)
@@ -202,6 +246,7 @@ def _forward(b: _Builder) -> None:
                 status_code=rng.choice((None, 200, 500)),
                 usage=b.usage() if rng.random() < 0.6 else None,
                 error=None if rng.random() < 0.7 else "timeout",
+                time_to_first_token_ms=b.ttft(),
             )
         at = b.at(at, 2)
 

@@ -6,6 +6,12 @@ worker/engine/merge.py and worker/engine/sql.py on purpose: it follows the seed'
 
 One deliberate difference: ``updated_at`` of a session is the latest occurred_at of any event
 naming it (the seed's final refresh would stamp the wall clock, which no pipeline can match).
+
+Contract v1's optional fields, which the seed did not have, are written as the seed writes the
+columns next to them: user_id with the session's model (every start), a round's provider with its
+model (the first start), its usage parts and time to first token with its usage (the completion),
+a forward's provider and links with its start, its parts and time to first token with its
+completion; the session sums the parts over its rounds as it sums prompt_tokens (none counts 0).
 """
 
 from __future__ import annotations
@@ -45,7 +51,9 @@ class SeedReference:
 
     def apply(self, ev: Any) -> None:
         t = ev.occurred_at
-        sid = getattr(ev, "session_id", None)
+        # A forward's session_id is a link, not activity of the session: the session row is not
+        # written for it (forwards route by forward_id, apart from their session).
+        sid = None if ev.type.startswith("forward.") else getattr(ev, "session_id", None)
         if sid is not None:
             seen = self._session_seen.get(sid)
             self._session_seen[sid] = t if seen is None else max(seen, t)
@@ -60,10 +68,14 @@ class SeedReference:
             self.sessions[ev.session_id] = {
                 "session_id": ev.session_id,
                 "model": ev.model,
+                "user_id": ev.user_id,
                 "started_at": t,
                 "completed_at": None,
                 "status": "running",
                 "total_rounds": 0,
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+                "reasoning_tokens": 0,
                 "prompt_tokens": 0,
                 "completion_tokens": 0,
                 "total_tokens": 0,
@@ -76,6 +88,7 @@ class SeedReference:
             }
         else:
             s["model"] = ev.model
+            s["user_id"] = ev.user_id
             s["started_at"] = min(s["started_at"], t)
             s["completed_at"] = None
             s["status"] = "running"
@@ -111,6 +124,11 @@ class SeedReference:
                 "compression_count": 0,
                 "tokens_saved": 0,
                 "error": None,
+                "provider": ev.provider,
+                "cache_read_tokens": None,
+                "cache_write_tokens": None,
+                "reasoning_tokens": None,
+                "time_to_first_token_ms": None,
             }
         self.refresh(ev.session_id, t)
 
@@ -124,6 +142,10 @@ class SeedReference:
             total_tokens=ev.usage.total_tokens,
             prompt_cached_tool_outputs=ev.prompt_cached_tool_outputs,
             error=ev.error,
+            cache_read_tokens=ev.usage.cache_read_tokens,
+            cache_write_tokens=ev.usage.cache_write_tokens,
+            reasoning_tokens=ev.usage.reasoning_tokens,
+            time_to_first_token_ms=ev.time_to_first_token_ms,
         )
         self.refresh(r["session_id"], t)
 
@@ -169,6 +191,13 @@ class SeedReference:
             "total_tokens": None,
             "error": None,
             "updated_at": t,
+            "provider": ev.provider,
+            "session_id": ev.session_id,
+            "round_id": ev.round_id,
+            "cache_read_tokens": None,
+            "cache_write_tokens": None,
+            "reasoning_tokens": None,
+            "time_to_first_token_ms": None,
         }
 
     def _forward_completed(self, ev: Any, t: datetime) -> None:
@@ -184,6 +213,10 @@ class SeedReference:
                 total_tokens=u.total_tokens if u else None,
                 error=ev.error,
                 updated_at=t,
+                cache_read_tokens=u.cache_read_tokens if u else None,
+                cache_write_tokens=u.cache_write_tokens if u else None,
+                reasoning_tokens=u.reasoning_tokens if u else None,
+                time_to_first_token_ms=ev.time_to_first_token_ms,
             )
 
     def _sync_mismatch(self, ev: Any, t: datetime) -> None:
@@ -229,6 +262,8 @@ class SeedReference:
             ("total_tokens_saved", "tokens_saved"),
         ):
             s[col] = sum(r[src] for r in rounds)
+        for col in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+            s[col] = sum(r[col] or 0 for r in rounds)
         s["tool_call_count"] = sum(1 for t in self.tools.values() if t["session_id"] == session_id)
         s["updated_at"] = at
 

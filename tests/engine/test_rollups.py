@@ -40,7 +40,7 @@ def test_prune_reconcile_forget_and_late_events_keep_rollups_exact(
         reconcile(conn, HintSnapshot(), now=now + timedelta(minutes=10), grace=grace, chunk_size=2)
         assert_rollups_match(conn)
         # Retention: rounds, forwards and whole sessions quiet since the cutoff (one kept alive).
-        sessions = sorted({ev.session_id for ev in history if hasattr(ev, "session_id")})
+        sessions = sorted({ev.session_id for ev in history if getattr(ev, "session_id", None) is not None})
         cutoff = T0 + timedelta(seconds=rng.randint(0, 40))
         live = frozenset(rng.sample(sessions, k=rng.randint(0, 1)))
         prune(conn, cutoff=cutoff, dedupe_before=T0 - timedelta(days=1), chunk_size=2, live=live)

@@ -79,6 +79,50 @@ MALFORMED: list[tuple[dict[bytes | str, bytes | str], str]] = [
         },
         "usage.prompt_tokens",
     ),
+    # A part larger than its whole: the reason names both, with their values.
+    (
+        {
+            STREAM_FIELD: json.dumps(
+                {
+                    "v": 1,
+                    "event_id": "p",
+                    "type": "round.completed",
+                    "occurred_at": "2026-02-10T10:00:00Z",
+                    "round_id": "r",
+                    "session_id": "s",
+                    "status": "success",
+                    "usage": {
+                        "prompt_tokens": 10,
+                        "completion_tokens": 5,
+                        "total_tokens": 15,
+                        "cache_read_tokens": 11,
+                    },
+                }
+            )
+        },
+        "usage.cache_read_tokens: cache_read_tokens (11) is larger than prompt_tokens (10)",
+    ),
+    (
+        {
+            STREAM_FIELD: json.dumps(
+                {
+                    "v": 1,
+                    "event_id": "o",
+                    "type": "forward.completed",
+                    "occurred_at": "2026-02-10T10:00:00Z",
+                    "forward_id": "f",
+                    "status": "success",
+                    "usage": {
+                        "prompt_tokens": 10,
+                        "completion_tokens": 5,
+                        "total_tokens": 15,
+                        "reasoning_tokens": 6,
+                    },
+                }
+            )
+        },
+        "usage.reasoning_tokens: reasoning_tokens (6) is larger than completion_tokens (5)",
+    ),
     (
         {
             STREAM_FIELD: json.dumps(

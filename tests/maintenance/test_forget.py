@@ -118,19 +118,23 @@ def test_forget_deletes_one_sessions_rows_and_hints_and_nothing_else(
 def test_forwards_linked_to_the_session_go_with_it(
     conn: psycopg.Connection, redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    """Once forwards carry their session (forward.started's optional session_id), they go too."""
-    conn.execute("ALTER TABLE forward_request_metrics ADD COLUMN session_id text")
+    """Forwards linked to the session (forward.started's optional session_id) go with it."""
     apply_events(
         conn,
         _session("gone", 1)
         + [
             ForwardStarted(
-                event_id=f"f{i}", occurred_at=T, forward_id=f"f{i}", endpoint="/e", model="m", is_stream=False
+                event_id=f"f{i}",
+                occurred_at=T,
+                forward_id=f"f{i}",
+                endpoint="/e",
+                model="m",
+                is_stream=False,
+                session_id="gone" if i < 2 else None,
             )
             for i in range(3)
         ],
     )
-    conn.execute("UPDATE forward_request_metrics SET session_id = 'gone' WHERE forward_id IN ('f0', 'f1')")
 
     done = forget_sessions(conn, redis_client, Keys(stream=f"{key_prefix}:events"), ["gone"], chunk_size=1)
 

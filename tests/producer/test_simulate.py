@@ -15,12 +15,16 @@ def test_histories_are_causally_coherent() -> None:
     assert {type(e) for e in events} == set(EVENT_TYPES)
     per_session: dict[str, list] = defaultdict(list)
     forwards: dict[str, list[str]] = defaultdict(list)
+    links = set()
     for event in events:
-        if hasattr(event, "session_id"):
-            per_session[event.session_id].append(event)
-        elif hasattr(event, "forward_id"):
+        if hasattr(event, "forward_id"):  # before session_id: a forward may name its session
             forwards[event.forward_id].append(event.type)
+            if getattr(event, "session_id", None) is not None:
+                links.add(event.session_id)
+        elif hasattr(event, "session_id"):
+            per_session[event.session_id].append(event)
     assert len(per_session) == 60
+    assert links and links <= set(per_session)  # forwards made for a session name one that exists
     statuses = Counter()
     for history in per_session.values():
         assert history[0].type == "session.started" and history[-1].type == "session.completed"

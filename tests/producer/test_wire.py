@@ -8,6 +8,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -38,6 +39,12 @@ def test_wire_types_follow_the_contract_field_order() -> None:
         assert params[: len(wire.fields)] == list(wire.fields)
 
 
+def _without_nulls(document: Any) -> Any:
+    if isinstance(document, dict):
+        return {k: _without_nulls(v) for k, v in document.items() if v is not None}
+    return document
+
+
 @pytest.mark.parametrize("method", sorted(SAMPLES))
 def test_every_event_type_encodes_to_valid_contract_json(capture: Capture, method: str) -> None:
     before = datetime.now(UTC)
@@ -50,8 +57,58 @@ def test_every_event_type_encodes_to_valid_contract_json(capture: Capture, metho
     assert dumped == SAMPLES[method]
     assert uuid.UUID(event.event_id).version == 7
     assert before - timedelta(seconds=1) <= event.occurred_at <= datetime.now(UTC)
-    # Same document as the contract's own encoder writes.
-    assert json.loads(payload) == json.loads(encode(event))
+    # Same document as the contract's own encoder writes (an optional field left out or null alike).
+    assert _without_nulls(json.loads(payload)) == _without_nulls(json.loads(encode(event)))
+
+
+#: The optional fields new in contract v1 by method, and the usage parts: a call without them writes
+#: none of them (absent: not reported), so what an older worker reads is unchanged.
+OPTIONAL = {
+    "session_started": {"user_id"},
+    "round_started": {"provider"},
+    "round_completed": {"time_to_first_token_ms"},
+    "forward_started": {"provider", "session_id", "round_id"},
+    "forward_completed": {"time_to_first_token_ms"},
+}
+PARTS = {"cache_read_tokens", "cache_write_tokens", "reasoning_tokens"}
+
+
+@pytest.mark.parametrize("method", sorted(OPTIONAL))
+def test_optional_fields_left_out_are_not_written(capture: Capture, method: str) -> None:
+    required = {k: v for k, v in SAMPLES[method].items() if k not in OPTIONAL[method]}
+    if isinstance(required.get("usage"), dict):
+        required["usage"] = {k: v for k, v in required["usage"].items() if k not in PARTS}
+    getattr(capture, method)(**required)
+    payload = json.loads(Encoder(Keys())(capture.items[0])[1])
+    assert not (set(payload) | set(payload.get("usage") or {})) & (OPTIONAL[method] | PARTS)
+    event = decode(json.dumps(payload))
+    assert all(getattr(event, name) is None for name in OPTIONAL[method])
+
+
+def test_usage_parts_are_checked_at_the_call_naming_part_and_whole(capture: Capture) -> None:
+    with pytest.raises(ValueError, match=r"cache_read_tokens \(11\) is larger than prompt_tokens \(10\)"):
+        capture.round_completed("r", "s", "success", (10, 5), cache_read_tokens=11)
+    with pytest.raises(ValueError, match=r"cache_read_tokens \+ cache_write_tokens \(6 \+ 5\) is larger than "
+                                         r"prompt_tokens \(10\)"):  # fmt: skip
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "cache_read_tokens": 6}
+        capture.round_completed("r", "s", "success", usage, cache_write_tokens=5)
+    with pytest.raises(ValueError, match=r"reasoning_tokens \(6\) is larger than completion_tokens \(5\)"):
+        capture.forward_completed("f", "success", 200, (10, 5), reasoning_tokens=6)
+    with pytest.raises(ValueError, match="reasoning_tokens: given without a usage"):
+        capture.forward_completed("f", "success", 200, None, reasoning_tokens=6)
+    with pytest.raises(ValueError, match="time_to_first_token_ms: must be an int between 0"):
+        capture.round_completed("r", "s", "success", (10, 5), time_to_first_token_ms=-1)
+    with pytest.raises(ValueError, match="provider: must be a non-empty str"):
+        capture.round_started("r", "s", "gpt-4o", provider="")
+    with pytest.raises(ValueError, match="user_id: must be a non-empty str"):
+        capture.session_started("s", "gpt-4o", user_id="x" * 129)
+    assert capture.items == []
+    # A keyword part wins over the usage's own; the others are kept.
+    capture.round_completed("r", "s", "success", {"prompt_tokens": 10, "completion_tokens": 5,
+                                                  "cache_read_tokens": 9, "reasoning_tokens": 1},
+                            cache_read_tokens=4)  # fmt: skip
+    usage = decode(Encoder(Keys())(capture.items[0])[1]).usage  # type: ignore[union-attr]
+    assert (usage.cache_read_tokens, usage.cache_write_tokens, usage.reasoning_tokens) == (4, None, 1)
 
 
 def test_given_event_id_and_occurred_at_are_kept(capture: Capture) -> None:

@@ -28,8 +28,11 @@ def utc(
     return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
-def usage(prompt: int, completion: int) -> TokenUsage:
-    return TokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+def usage(prompt: int, completion: int, **parts: int | None) -> TokenUsage:
+    """Token counts; ``parts``: cache_read_tokens, cache_write_tokens, reasoning_tokens."""
+    return TokenUsage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion, **parts
+    )
 
 
 class Events:
@@ -46,9 +49,13 @@ class Events:
     def _id(self) -> str:
         return f"ev-{next(self._ids):06d}"
 
-    def session_started(self, session_id: str, model: str, at: datetime) -> Event:
+    def session_started(
+        self, session_id: str, model: str, at: datetime, *, user_id: str | None = None
+    ) -> Event:
         return self._add(
-            SessionStarted(event_id=self._id(), occurred_at=at, session_id=session_id, model=model)
+            SessionStarted(
+                event_id=self._id(), occurred_at=at, session_id=session_id, model=model, user_id=user_id
+            )
         )
 
     def message_count(self, session_id: str, count: int, at: datetime) -> Event:
@@ -63,10 +70,17 @@ class Events:
             SessionCompleted(event_id=self._id(), occurred_at=at, session_id=session_id, status=status)  # type: ignore[arg-type]
         )
 
-    def round_started(self, round_id: str, session_id: str, model: str, at: datetime) -> Event:
+    def round_started(
+        self, round_id: str, session_id: str, model: str, at: datetime, *, provider: str | None = None
+    ) -> Event:
         return self._add(
             RoundStarted(
-                event_id=self._id(), occurred_at=at, round_id=round_id, session_id=session_id, model=model
+                event_id=self._id(),
+                occurred_at=at,
+                round_id=round_id,
+                session_id=session_id,
+                model=model,
+                provider=provider,
             )
         )
 
@@ -80,6 +94,7 @@ class Events:
         status: str = "success",
         cached: int = 0,
         error: str | None = None,
+        ttft: int | None = None,
     ) -> Event:
         return self._add(
             RoundCompleted(
@@ -91,6 +106,7 @@ class Events:
                 usage=tokens,
                 prompt_cached_tool_outputs=cached,
                 error=error,
+                time_to_first_token_ms=ttft,
             )
         )
 
@@ -142,7 +158,16 @@ class Events:
         )
 
     def forward_started(
-        self, forward_id: str, endpoint: str, model: str, at: datetime, *, stream: bool = False
+        self,
+        forward_id: str,
+        endpoint: str,
+        model: str,
+        at: datetime,
+        *,
+        stream: bool = False,
+        provider: str | None = None,
+        session_id: str | None = None,
+        round_id: str | None = None,
     ) -> Event:
         return self._add(
             ForwardStarted(
@@ -152,6 +177,9 @@ class Events:
                 endpoint=endpoint,
                 model=model,
                 is_stream=stream,
+                provider=provider,
+                session_id=session_id,
+                round_id=round_id,
             )
         )
 
@@ -164,6 +192,7 @@ class Events:
         status_code: int | None = 200,
         tokens: TokenUsage | None = None,
         error: str | None = None,
+        ttft: int | None = None,
     ) -> Event:
         return self._add(
             ForwardCompleted(
@@ -174,6 +203,7 @@ class Events:
                 status_code=status_code,
                 usage=tokens,
                 error=error,
+                time_to_first_token_ms=ttft,
             )
         )
 

@@ -51,6 +51,17 @@ REASONS = ["message_count", "pending_question", "last_message_id"]
 BASE = utc(2026, 2, 1)
 DAYS = 10
 TIE_INSTANT = BASE + timedelta(days=3, hours=12)
+PROVIDERS = {"gpt-4": "openai", "claude-3": "anthropic", "llama-3": "aws.bedrock", "o1-mini": "openai"}
+
+
+def _parts(prompt: int, completion: int) -> dict[str, int | None]:
+    """Contract v1's usage parts, derived from the wholes (no random draw: the scenario stays the
+    one it was before they existed), some reported, some not."""
+    return {
+        "cache_read_tokens": prompt // 2 if prompt % 3 == 0 else None,
+        "cache_write_tokens": prompt // 5 if prompt % 4 == 1 else None,
+        "reasoning_tokens": completion // 3 if completion % 2 == 0 else None,
+    }
 
 
 def build_scenario(seed: int) -> list[Event]:
@@ -99,7 +110,7 @@ def _add_session(ev: Events, rng: random.Random, n: int) -> None:
     model = rng.choice(MODELS)
     day = BASE + timedelta(days=rng.randrange(DAYS))
     start = _session_start(rng, n, day)
-    ev.session_started(sid, model, start)
+    ev.session_started(sid, model, start, user_id=f"user-{n % 7}" if n % 4 else None)
     t = start
     for count in range(1, rng.randrange(1, 4)):
         ev.message_count(sid, count * 2, t + timedelta(seconds=count))
@@ -113,7 +124,7 @@ def _add_session(ev: Events, rng: random.Random, n: int) -> None:
 def _add_round(ev: Events, rng: random.Random, sid: str, model: str, rid: str, t: datetime) -> datetime:
     """A round with its tool calls and compressions, maybe completed: the time of its last event."""
     t += timedelta(seconds=rng.randrange(1, 60))
-    ev.round_started(rid, sid, model, t)
+    ev.round_started(rid, sid, model, t, provider=PROVIDERS[model] if rid[-1] in "024" else None)
     for k in range(rng.randrange(4)):
         tid = f"{rid}-t{k}"
         t += timedelta(seconds=rng.randrange(1, 20), microseconds=rng.randrange(1_000_000))
@@ -127,14 +138,16 @@ def _add_round(ev: Events, rng: random.Random, sid: str, model: str, rid: str, t
     if rng.random() < 0.85:
         t += timedelta(milliseconds=rng.randrange(1, 30_000))
         status = rng.choice(["success"] * 4 + ["error", "cancelled"])
+        prompt, completion = rng.randrange(2000), rng.randrange(2000)
         ev.round_completed(
             rid,
             sid,
             t,
-            usage(rng.randrange(2000), rng.randrange(2000)),
+            usage(prompt, completion, **_parts(prompt, completion)),
             status=status,
             cached=rng.randrange(4),
             error="upstream 500" if status == "error" else None,
+            ttft=prompt % 997 if status == "success" else None,
         )
     return t
 
@@ -146,10 +159,16 @@ def _add_forward(ev: Events, rng: random.Random, n: int) -> None:
     )
     if n < 2:
         start = TIE_INSTANT
-    ev.forward_started(fid, rng.choice(ENDPOINTS), rng.choice(MODELS), start, stream=rng.random() < 0.5)
+    endpoint, model, stream = rng.choice(ENDPOINTS), rng.choice(MODELS), rng.random() < 0.5
+    # Every third made for a session (s010 among them), every other of those for its first round.
+    sid = "s010" if n % 9 == 0 else f"s{(n * 7) % 60:03d}" if n % 3 == 0 else None
+    link = {"session_id": sid, "round_id": f"{sid}-r0" if sid and n % 2 == 0 else None}
+    provider = PROVIDERS[model] if n % 2 else None
+    ev.forward_started(fid, endpoint, model, start, stream=stream, provider=provider, **link)
     if rng.random() < 0.85:
         status = rng.choice(["success"] * 4 + ["error", "timeout"])
-        tokens = usage(rng.randrange(3000), rng.randrange(3000)) if rng.random() < 0.7 else None
+        prompt, completion = rng.randrange(3000), rng.randrange(3000)
+        tokens = usage(prompt, completion, **_parts(prompt, completion)) if rng.random() < 0.7 else None
         ev.forward_completed(
             fid,
             start + timedelta(milliseconds=rng.randrange(1, 60_000), microseconds=rng.randrange(1000)),
@@ -157,7 +176,12 @@ def _add_forward(ev: Events, rng: random.Random, n: int) -> None:
             status_code={"success": 200, "error": 502, "timeout": None}[status],
             tokens=tokens,
             error=None if status == "success" else status,
+            ttft=completion % 500 if stream and status == "success" else None,
         )
+
+
+def _usage_parts(u: Any) -> tuple[int | None, int | None, int | None]:
+    return u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens
 
 
 def _ms(start: datetime | None, end: datetime | None) -> int | None:
@@ -180,6 +204,7 @@ class _Session:
     completed_at: datetime | None = None
     status: str = "running"
     message_count: int = 0
+    user_id: str | None = None
 
 
 @dataclass
@@ -194,6 +219,9 @@ class _Round:
     compressions: int = 0
     saved: int = 0
     error: str | None = None
+    provider: str | None = None
+    parts: tuple[int | None, int | None, int | None] = (None, None, None)  # cache read, write, reasoning
+    ttft: int | None = None
 
 
 @dataclass
@@ -218,6 +246,11 @@ class _Forward:
     status_code: int | None = None
     tokens: TokenUsage | None = None
     error: str | None = None
+    provider: str | None = None
+    session_id: str | None = None
+    round_id: str | None = None
+    parts: tuple[int | None, int | None, int | None] = (None, None, None)
+    ttft: int | None = None
 
 
 class Oracle:
@@ -235,7 +268,7 @@ class Oracle:
     def _replay(self, e: Event) -> None:
         if isinstance(e, SessionStarted):
             s = self.s[e.session_id]
-            s.model, s.started_at = e.model, e.occurred_at
+            s.model, s.started_at, s.user_id = e.model, e.occurred_at, e.user_id
         elif isinstance(e, SessionMessageCount):
             self.s[e.session_id].message_count = e.message_count
         elif isinstance(e, SessionCompleted):
@@ -243,11 +276,12 @@ class Oracle:
             s.status, s.completed_at = e.status, e.occurred_at
         elif isinstance(e, RoundStarted):
             r = self.r.setdefault(e.round_id, _Round(e.session_id))
-            r.model, r.started_at = e.model, e.occurred_at
+            r.model, r.started_at, r.provider = e.model, e.occurred_at, e.provider
         elif isinstance(e, RoundCompleted):
             r = self.r.setdefault(e.round_id, _Round(e.session_id))
             r.completed_at, r.status, r.tokens = e.occurred_at, e.status, TokenUsage(**e.usage.model_dump())
             r.cached, r.error = e.prompt_cached_tool_outputs, e.error
+            r.parts, r.ttft = _usage_parts(e.usage), e.time_to_first_token_ms
         elif isinstance(e, RoundCompressed):
             r = self.r.setdefault(e.round_id, _Round(e.session_id))
             r.compressions += 1
@@ -261,10 +295,13 @@ class Oracle:
         elif isinstance(e, ForwardStarted):
             f = self.f[e.forward_id]
             f.endpoint, f.model, f.is_stream, f.started_at = e.endpoint, e.model, e.is_stream, e.occurred_at
+            f.provider, f.session_id, f.round_id = e.provider, e.session_id, e.round_id
         elif isinstance(e, ForwardCompleted):
             f = self.f[e.forward_id]
             f.completed_at, f.status, f.status_code, f.error = e.occurred_at, e.status, e.status_code, e.error
             f.tokens = None if e.usage is None else TokenUsage(**e.usage.model_dump())
+            f.parts = (None, None, None) if e.usage is None else _usage_parts(e.usage)
+            f.ttft = e.time_to_first_token_ms
         elif isinstance(e, SyncMismatch):
             self.mismatches.append((e.reason, e.occurred_at.date()))
 
@@ -293,6 +330,10 @@ class Oracle:
             status=s.status,  # type: ignore[arg-type]
             message_count=s.message_count,
             duration_ms=_ms(s.started_at, s.completed_at),
+            user_id=s.user_id,
+            cache_read_tokens=sum(r.parts[0] or 0 for r in rounds),
+            cache_write_tokens=sum(r.parts[1] or 0 for r in rounds),
+            reasoning_tokens=sum(r.parts[2] or 0 for r in rounds),
         )
 
     def summary(self, start: date | None = None, end: date | None = None) -> MetricsSummary:
@@ -372,6 +413,11 @@ class Oracle:
                     tokens_saved=r.saved,
                     error=r.error,
                     duration_ms=_ms(r.started_at, r.completed_at),
+                    provider=r.provider,
+                    cache_read_tokens=r.parts[0],
+                    cache_write_tokens=r.parts[1],
+                    reasoning_tokens=r.parts[2],
+                    time_to_first_token_ms=r.ttft,
                     tool_calls=[
                         ToolCallMetrics(
                             tool_call_id=tid,
@@ -386,7 +432,9 @@ class Oracle:
                     ],
                 )
             )
-        return SessionDetail(session=self.session(sid), rounds=rounds)
+        forwards = [row for row in self.forward_rows() if row.session_id == sid]
+        forwards.sort(key=lambda row: (row.started_at, row.forward_id.encode()))
+        return SessionDetail(session=self.session(sid), rounds=rounds, forwards=forwards)
 
     def daily(self, days: int, end: date) -> list[DailyMetrics]:
         start = end - timedelta(days=max(days, 1) - 1)
@@ -447,6 +495,13 @@ class Oracle:
                     token_usage=f.tokens,
                     error=f.error,  # type: ignore[arg-type]
                     duration_ms=_ms(f.started_at, f.completed_at),
+                    provider=f.provider,
+                    session_id=f.session_id,
+                    round_id=f.round_id,
+                    cache_read_tokens=f.parts[0],
+                    cache_write_tokens=f.parts[1],
+                    reasoning_tokens=f.parts[2],
+                    time_to_first_token_ms=f.ttft,
                 )
             )
         return rows

@@ -82,11 +82,11 @@ def test_a_page_of_100_sessions_costs_one_statement(counting: CountingConnection
     assert (n_small, len(small)) == (n, 2)
 
 
-def test_session_detail_costs_three_statements_whatever_its_size(counting: CountingConnection) -> None:
+def test_session_detail_costs_four_statements_whatever_its_size(counting: CountingConnection) -> None:
     n_small, small = _count(counting, lambda: queries.session_detail(counting, "small0000"))
     n_big, big = _count(counting, lambda: queries.session_detail(counting, "big0000"))
     assert (len(small.rounds), len(big.rounds), sum(len(r.tool_calls) for r in big.rounds)) == (1, 60, 300)
-    assert n_small == n_big == 3
+    assert n_small == n_big == 4
     n_missing, missing = _count(counting, lambda: queries.session_detail(counting, "nobody"))
     assert (n_missing, missing) == (1, None)
 

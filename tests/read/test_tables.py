@@ -148,8 +148,9 @@ def test_csv_from_every_read(
         else:
             assert len(rows) == 1, argv
     assert main(["session", "s010", "--csv"]) == 0
-    _, rounds, calls = capsys.readouterr().out.split("\n\n")
+    _, rounds, calls, forwards = capsys.readouterr().out.split("\n\n")
     assert next(csv.reader(io.StringIO(rounds)))[0] == "round"
+    assert next(csv.reader(io.StringIO(forwards)))[0] == "forward"
     assert "s010-tstub" in calls  # a tool call whose round never arrived is listed too
 
 

@@ -168,6 +168,11 @@ _ROUND_COLUMNS: tuple[Column, ...] = (
     ("total_tokens", arrays.int8),
     ("prompt_cached_tool_outputs", arrays.int8),
     ("error", arrays.text),
+    ("provider", arrays.text),
+    ("cache_read_tokens", arrays.int8),
+    ("cache_write_tokens", arrays.int8),
+    ("reasoning_tokens", arrays.int8),
+    ("time_to_first_token_ms", arrays.int8),
 )
 _TOOL_COLUMNS: tuple[Column, ...] = (
     ("tool_call_id", arrays.text),
@@ -185,6 +190,7 @@ _SESSION_COLUMNS: tuple[Column, ...] = (
     ("session_id", arrays.text),
     ("started_at", arrays.timestamptz),
     ("model", arrays.text),
+    ("user_id", arrays.text),
     ("model_version", arrays.text),
     ("status", arrays.text),
     ("completed_at", arrays.timestamptz),
@@ -209,6 +215,13 @@ _FORWARD_COLUMNS: tuple[Column, ...] = (
     ("total_tokens", arrays.int8),
     ("error", arrays.text),
     ("updated_at", arrays.timestamptz),
+    ("provider", arrays.text),
+    ("session_id", arrays.text),
+    ("round_id", arrays.text),
+    ("cache_read_tokens", arrays.int8),
+    ("cache_write_tokens", arrays.int8),
+    ("reasoning_tokens", arrays.int8),
+    ("time_to_first_token_ms", arrays.int8),
 )
 _MISMATCH_COLUMNS: tuple[Column, ...] = (
     ("event_id", arrays.text),

@@ -6,13 +6,18 @@ row (worker/engine/sql.py). Every rule is a register keyed by the event's order 
 (occurred_at, lifecycle rank, event_id), so the reduction is commutative, associative and
 idempotent: the result does not depend on the order or repetition of the events.
 
-- session: started_at = earliest start; model = latest start's; status/completed_at = latest of
-  starts (running) and completions; message_count = latest count.
-- round: start fields = earliest start (the seed's DO NOTHING keeps the first); completion
-  fields = latest completion; compressions are counted once per event_id.
+- session: started_at = earliest start; model and user_id = latest start's; status/completed_at =
+  latest of starts (running) and completions; message_count = latest count.
+- round: start fields (model, provider) = earliest start (the seed's DO NOTHING keeps the
+  first); completion fields (status, usage with its parts, time to first token, ...) = latest
+  completion; compressions are counted once per event_id.
 - tool call: start fields = latest start (the seed's DO UPDATE); completion = latest completion.
-- forward: start fields = latest start; completion = latest completion that is later than the
-  latest start (a later start resets the completion, as the seed's DO UPDATE does).
+- forward: start fields (with provider and the session and round links) = latest start;
+  completion (with the usage parts and time to first token) = latest completion that is later
+  than the latest start (a later start resets the completion, as the seed's DO UPDATE does).
+
+An optional field travels with its event's group: the event that sets the group sets it, to
+None when that event left it out.
 - sync mismatch: counted once per event_id into (reason, UTC date).
 """
 
@@ -46,6 +51,7 @@ class SessionRow:
     updated_at: datetime
     started_at: datetime | None = None
     model: str | None = None
+    user_id: str | None = None
     model_version: str | None = None
     status: str | None = None
     completed_at: datetime | None = None
@@ -69,6 +75,11 @@ class RoundRow:
     total_tokens: int | None = None
     prompt_cached_tool_outputs: int | None = None
     error: str | None = None
+    provider: str | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    time_to_first_token_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -102,6 +113,13 @@ class ForwardRow:
     completion_tokens: int | None = None
     total_tokens: int | None = None
     error: str | None = None
+    provider: str | None = None
+    session_id: str | None = None
+    round_id: str | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    time_to_first_token_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -165,7 +183,7 @@ def _session_started(p: Plan, ev: SessionStarted, key: str) -> None:
     if row.started_at is None or ev.occurred_at < row.started_at:
         row.started_at = ev.occurred_at
     if _newer(key, row.model_version):
-        row.model, row.model_version = ev.model, key
+        row.model, row.user_id, row.model_version = ev.model, ev.user_id, key
     if _newer(key, row.status_version):
         row.status, row.completed_at, row.status_version = "running", None, key
 
@@ -199,6 +217,7 @@ def _round_started(p: Plan, ev: RoundStarted, key: str) -> None:
             ev.model,
             ev.occurred_at,
         )
+        row.provider = ev.provider
 
 
 def _round_completed(p: Plan, ev: RoundCompleted, key: str) -> None:
@@ -213,6 +232,10 @@ def _round_completed(p: Plan, ev: RoundCompleted, key: str) -> None:
         row.total_tokens = ev.usage.total_tokens
         row.prompt_cached_tool_outputs = ev.prompt_cached_tool_outputs
         row.error = ev.error
+        row.cache_read_tokens = ev.usage.cache_read_tokens
+        row.cache_write_tokens = ev.usage.cache_write_tokens
+        row.reasoning_tokens = ev.usage.reasoning_tokens
+        row.time_to_first_token_ms = ev.time_to_first_token_ms
 
 
 def _round_compressed(p: Plan, ev: RoundCompressed, key: str) -> None:
@@ -258,6 +281,7 @@ def _forward_started(p: Plan, ev: ForwardStarted, key: str) -> None:
     if _newer(key, row.start_version):
         row.start_version, row.endpoint, row.model = key, ev.endpoint, ev.model
         row.is_stream, row.started_at = ev.is_stream, ev.occurred_at
+        row.provider, row.session_id, row.round_id = ev.provider, ev.session_id, ev.round_id
 
 
 def _forward_completed(p: Plan, ev: ForwardCompleted, key: str) -> None:
@@ -269,11 +293,16 @@ def _forward_completed(p: Plan, ev: ForwardCompleted, key: str) -> None:
         row.prompt_tokens = usage.prompt_tokens if usage else None
         row.completion_tokens = usage.completion_tokens if usage else None
         row.total_tokens = usage.total_tokens if usage else None
+        row.cache_read_tokens = usage.cache_read_tokens if usage else None
+        row.cache_write_tokens = usage.cache_write_tokens if usage else None
+        row.reasoning_tokens = usage.reasoning_tokens if usage else None
+        row.time_to_first_token_ms = ev.time_to_first_token_ms
 
 
 def _clear_forward_completion(row: ForwardRow) -> None:
     row.completion_version = row.completed_at = row.status_code = row.status = row.error = None
     row.prompt_tokens = row.completion_tokens = row.total_tokens = None
+    row.cache_read_tokens = row.cache_write_tokens = row.reasoning_tokens = row.time_to_first_token_ms = None
 
 
 def _sync_mismatch(p: Plan, ev: SyncMismatch, key: str) -> None:

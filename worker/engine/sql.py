@@ -18,7 +18,9 @@ key order, so concurrent workers always lock in one global order and cannot dead
    rows changed here, plus the contributions of the rows inserted in step 1, then upsert sessions
    with their own events merged in and the deltas added. A delta counts only what this
    transaction changed, so a redelivered batch adds nothing, and ``x = x + delta`` needs no
-   recompute of the session's rounds: the cost per event does not grow with the session.
+   recompute of the session's rounds: the cost per event does not grow with the session. The
+   usage parts (cache reads and writes, reasoning) are summed the same way, a round that
+   reported none counting 0; a session's user_id goes with its model (the latest start).
    A session the reconcile job closed (``reconciled_at`` set) is opened again by any event later
    than its last activity (``updated_at``): its agent was alive after all. A redelivered or
    late-arriving older event is not later, so it leaves the session closed; a real start or
@@ -34,16 +36,21 @@ from __future__ import annotations
 INSERT_OR_LOCK_ROUNDS = """
 INSERT INTO round_metrics AS r (
     round_id, session_id, start_version, model, started_at, completion_version, completed_at, status,
-    prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error)
+    prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error,
+    provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms)
 SELECT t.round_id, t.session_id, t.start_version, t.model, t.started_at, t.completion_version, t.completed_at,
        COALESCE(t.status, 'running'), COALESCE(t.prompt_tokens, 0), COALESCE(t.completion_tokens, 0),
-       COALESCE(t.total_tokens, 0), COALESCE(t.prompt_cached_tool_outputs, 0), t.error
+       COALESCE(t.total_tokens, 0), COALESCE(t.prompt_cached_tool_outputs, 0), t.error,
+       t.provider, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens, t.time_to_first_token_ms
 FROM unnest(%(round_id)b::text[], %(session_id)b::text[], %(start_version)b::text[], %(model)b::text[],
             %(started_at)b::timestamptz[], %(completion_version)b::text[], %(completed_at)b::timestamptz[],
             %(status)b::text[], %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[],
-            %(total_tokens)b::int8[], %(prompt_cached_tool_outputs)b::int8[], %(error)b::text[])
+            %(total_tokens)b::int8[], %(prompt_cached_tool_outputs)b::int8[], %(error)b::text[],
+            %(provider)b::text[], %(cache_read_tokens)b::int8[], %(cache_write_tokens)b::int8[],
+            %(reasoning_tokens)b::int8[], %(time_to_first_token_ms)b::int8[])
     AS t(round_id, session_id, start_version, model, started_at, completion_version, completed_at, status,
-         prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error)
+         prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error,
+         provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms)
 ORDER BY t.round_id
 ON CONFLICT (round_id) DO UPDATE SET round_id = EXCLUDED.round_id WHERE false
 """
@@ -90,18 +97,26 @@ APPLY_FORWARDS = """
 INSERT INTO forward_request_metrics AS f (
     forward_id, start_version, endpoint, model, is_stream, started_at,
     completion_version, completed_at, status_code, status,
-    prompt_tokens, completion_tokens, total_tokens, error, updated_at)
+    prompt_tokens, completion_tokens, total_tokens, error, updated_at,
+    provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+    time_to_first_token_ms)
 SELECT forward_id, start_version, endpoint, model, is_stream, started_at,
        completion_version, completed_at, status_code, COALESCE(status, 'pending'),
-       prompt_tokens, completion_tokens, total_tokens, error, updated_at
+       prompt_tokens, completion_tokens, total_tokens, error, updated_at,
+       provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+       time_to_first_token_ms
 FROM unnest(%(forward_id)b::text[], %(start_version)b::text[], %(endpoint)b::text[], %(model)b::text[],
             %(is_stream)b::bool[], %(started_at)b::timestamptz[], %(completion_version)b::text[],
             %(completed_at)b::timestamptz[], %(status_code)b::int4[], %(status)b::text[],
             %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[], %(total_tokens)b::int8[],
-            %(error)b::text[], %(updated_at)b::timestamptz[])
+            %(error)b::text[], %(updated_at)b::timestamptz[], %(provider)b::text[], %(session_id)b::text[],
+            %(round_id)b::text[], %(cache_read_tokens)b::int8[], %(cache_write_tokens)b::int8[],
+            %(reasoning_tokens)b::int8[], %(time_to_first_token_ms)b::int8[])
     AS t(forward_id, start_version, endpoint, model, is_stream, started_at,
          completion_version, completed_at, status_code, status,
-         prompt_tokens, completion_tokens, total_tokens, error, updated_at)
+         prompt_tokens, completion_tokens, total_tokens, error, updated_at,
+         provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+         time_to_first_token_ms)
 ORDER BY forward_id
 ON CONFLICT (forward_id) DO UPDATE SET
     start_version = GREATEST(f.start_version, EXCLUDED.start_version),
@@ -113,18 +128,28 @@ ON CONFLICT (forward_id) DO UPDATE SET
                       THEN EXCLUDED.is_stream ELSE f.is_stream END,
     started_at = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
                       THEN EXCLUDED.started_at ELSE f.started_at END,
+    provider   = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.provider ELSE f.provider END,
+    session_id = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.session_id ELSE f.session_id END,
+    round_id   = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.round_id ELSE f.round_id END,
     (completion_version, completed_at, status_code, status,
-     prompt_tokens, completion_tokens, total_tokens, error) = (
+     prompt_tokens, completion_tokens, total_tokens, error,
+     cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms) = (
         SELECT c.completion_version, c.completed_at, c.status_code, COALESCE(c.status, 'pending'),
-               c.prompt_tokens, c.completion_tokens, c.total_tokens, c.error
+               c.prompt_tokens, c.completion_tokens, c.total_tokens, c.error,
+               c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens, c.time_to_first_token_ms
         FROM (SELECT f.completion_version, f.completed_at, f.status_code, f.status,
-                     f.prompt_tokens, f.completion_tokens, f.total_tokens, f.error
+                     f.prompt_tokens, f.completion_tokens, f.total_tokens, f.error,
+                     f.cache_read_tokens, f.cache_write_tokens, f.reasoning_tokens, f.time_to_first_token_ms
               UNION ALL
               SELECT EXCLUDED.completion_version, EXCLUDED.completed_at, EXCLUDED.status_code,
                      EXCLUDED.status, EXCLUDED.prompt_tokens, EXCLUDED.completion_tokens,
-                     EXCLUDED.total_tokens, EXCLUDED.error
+                     EXCLUDED.total_tokens, EXCLUDED.error, EXCLUDED.cache_read_tokens,
+                     EXCLUDED.cache_write_tokens, EXCLUDED.reasoning_tokens, EXCLUDED.time_to_first_token_ms
               UNION ALL
-              SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) AS c
+              SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) AS c
         -- the latest completion if it is later than the latest start, else none (the NULL row)
         WHERE c.completion_version IS NULL
            OR c.completion_version > COALESCE(GREATEST(f.start_version, EXCLUDED.start_version), '')
@@ -137,14 +162,18 @@ APPLY_ROUNDS_TOOLS_SESSIONS = """
 WITH ri AS (
     SELECT t.round_id, t.session_id, t.start_version COLLATE "C" AS start_version, t.model, t.started_at,
            t.completion_version COLLATE "C" AS completion_version, t.completed_at, t.status,
-           t.prompt_tokens, t.completion_tokens, t.total_tokens, t.prompt_cached_tool_outputs, t.error
+           t.prompt_tokens, t.completion_tokens, t.total_tokens, t.prompt_cached_tool_outputs, t.error,
+           t.provider, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens, t.time_to_first_token_ms
     FROM unnest(%(r_round_id)b::text[], %(r_session_id)b::text[], %(r_start_version)b::text[],
                 %(r_model)b::text[], %(r_started_at)b::timestamptz[], %(r_completion_version)b::text[],
                 %(r_completed_at)b::timestamptz[], %(r_status)b::text[], %(r_prompt_tokens)b::int8[],
                 %(r_completion_tokens)b::int8[], %(r_total_tokens)b::int8[],
-                %(r_prompt_cached_tool_outputs)b::int8[], %(r_error)b::text[])
+                %(r_prompt_cached_tool_outputs)b::int8[], %(r_error)b::text[], %(r_provider)b::text[],
+                %(r_cache_read_tokens)b::int8[], %(r_cache_write_tokens)b::int8[],
+                %(r_reasoning_tokens)b::int8[], %(r_time_to_first_token_ms)b::int8[])
         AS t(round_id, session_id, start_version, model, started_at, completion_version, completed_at,
-             status, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error)
+             status, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error,
+             provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms)
 ), ci AS (
     SELECT * FROM unnest(%(c_event_id)b::text[], %(c_round_id)b::text[], %(c_tokens_saved)b::int8[])
         AS t(event_id, round_id, tokens_saved)
@@ -164,6 +193,9 @@ WITH ri AS (
            o.prompt_tokens AS old_prompt_tokens, o.completion_tokens AS old_completion_tokens,
            o.total_tokens AS old_total_tokens, o.prompt_cached_tool_outputs AS old_pcto,
            o.compression_count AS old_compression_count, o.tokens_saved AS old_tokens_saved,
+           COALESCE(o.cache_read_tokens, 0) AS old_cache_read,
+           COALESCE(o.cache_write_tokens, 0) AS old_cache_write,
+           COALESCE(o.reasoning_tokens, 0) AS old_reasoning,
            COALESCE(ri.start_version < COALESCE(o.start_version, U&'\\+10FFFF'), false) AS take_start,
            COALESCE(ri.completion_version > COALESCE(o.completion_version, ''), false) AS take_completion,
            COALESCE(comp.n, 0) AS comp_n, COALESCE(comp.saved, 0) AS comp_saved
@@ -180,6 +212,7 @@ WITH ri AS (
         session_id = CASE WHEN p.take_start THEN p.session_id ELSE r.session_id END,
         start_version = CASE WHEN p.take_start THEN p.start_version ELSE r.start_version END,
         model = CASE WHEN p.take_start THEN p.model ELSE r.model END,
+        provider = CASE WHEN p.take_start THEN p.provider ELSE r.provider END,
         started_at = CASE WHEN p.take_start THEN p.started_at ELSE r.started_at END,
         completion_version = CASE WHEN p.take_completion THEN p.completion_version
                                   ELSE r.completion_version END,
@@ -191,12 +224,23 @@ WITH ri AS (
         prompt_cached_tool_outputs = CASE WHEN p.take_completion THEN p.prompt_cached_tool_outputs
                                           ELSE r.prompt_cached_tool_outputs END,
         error = CASE WHEN p.take_completion THEN p.error ELSE r.error END,
+        cache_read_tokens = CASE WHEN p.take_completion THEN p.cache_read_tokens
+                                 ELSE r.cache_read_tokens END,
+        cache_write_tokens = CASE WHEN p.take_completion THEN p.cache_write_tokens
+                                  ELSE r.cache_write_tokens END,
+        reasoning_tokens = CASE WHEN p.take_completion THEN p.reasoning_tokens
+                                ELSE r.reasoning_tokens END,
+        time_to_first_token_ms = CASE WHEN p.take_completion THEN p.time_to_first_token_ms
+                                      ELSE r.time_to_first_token_ms END,
         compression_count = r.compression_count + p.comp_n,
         tokens_saved = r.tokens_saved + p.comp_saved
     FROM pr_changed p
     WHERE r.round_id = p.round_id
     RETURNING r.session_id, r.prompt_tokens, r.completion_tokens, r.total_tokens,
-              r.prompt_cached_tool_outputs, r.compression_count, r.tokens_saved
+              r.prompt_cached_tool_outputs, r.compression_count, r.tokens_saved,
+              COALESCE(r.cache_read_tokens, 0) AS cache_read,
+              COALESCE(r.cache_write_tokens, 0) AS cache_write,
+              COALESCE(r.reasoning_tokens, 0) AS reasoning
 ), ti AS (
     SELECT t.tool_call_id, t.round_id, t.session_id, t.start_version COLLATE "C" AS start_version,
            t.tool_name, t.started_at, t.completion_version COLLATE "C" AS completion_version,
@@ -235,56 +279,64 @@ WITH ri AS (
     SELECT session_id, sum(rounds) AS rounds, sum(prompt_tokens) AS prompt_tokens,
            sum(completion_tokens) AS completion_tokens, sum(total_tokens) AS total_tokens,
            sum(pcto) AS pcto, sum(compressions) AS compressions, sum(tokens_saved) AS tokens_saved,
-           sum(tools) AS tools
+           sum(tools) AS tools, sum(cache_read) AS cache_read, sum(cache_write) AS cache_write,
+           sum(reasoning) AS reasoning
     FROM (
         SELECT session_id, 1 AS rounds, prompt_tokens, completion_tokens, total_tokens,
-               prompt_cached_tool_outputs AS pcto, compression_count AS compressions, tokens_saved, 0 AS tools
+               prompt_cached_tool_outputs AS pcto, compression_count AS compressions, tokens_saved,
+               0 AS tools, cache_read, cache_write, reasoning
         FROM new_r
         UNION ALL
         SELECT old_session_id, -1, -old_prompt_tokens, -old_completion_tokens, -old_total_tokens,
-               -old_pcto, -old_compression_count, -old_tokens_saved, 0
+               -old_pcto, -old_compression_count, -old_tokens_saved, 0,
+               -old_cache_read, -old_cache_write, -old_reasoning
         FROM pr_changed WHERE NOT fresh
         UNION ALL
         SELECT old_session_id, 1, old_prompt_tokens, old_completion_tokens, old_total_tokens,
-               old_pcto, old_compression_count, old_tokens_saved, 0
+               old_pcto, old_compression_count, old_tokens_saved, 0,
+               old_cache_read, old_cache_write, old_reasoning
         FROM pr WHERE fresh AND NOT (take_start OR take_completion OR comp_n > 0)
         UNION ALL
-        SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1 FROM new_t
+        SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 FROM new_t
         UNION ALL
-        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1 FROM pt_changed WHERE NOT fresh
+        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0 FROM pt_changed WHERE NOT fresh
         UNION ALL
-        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, 1
+        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0
         FROM pt WHERE fresh AND NOT (take_start OR take_completion)
     ) AS d
     GROUP BY session_id
 ), si AS (
-    SELECT t.session_id, t.started_at, t.model, t.model_version COLLATE "C" AS model_version, t.status,
-           t.completed_at, t.status_version COLLATE "C" AS status_version, t.message_count,
+    SELECT t.session_id, t.started_at, t.model, t.user_id, t.model_version COLLATE "C" AS model_version,
+           t.status, t.completed_at, t.status_version COLLATE "C" AS status_version, t.message_count,
            t.message_count_version COLLATE "C" AS message_count_version, t.updated_at
     FROM unnest(%(s_session_id)b::text[], %(s_started_at)b::timestamptz[], %(s_model)b::text[],
-                %(s_model_version)b::text[], %(s_status)b::text[], %(s_completed_at)b::timestamptz[],
-                %(s_status_version)b::text[], %(s_message_count)b::int8[],
+                %(s_user_id)b::text[], %(s_model_version)b::text[], %(s_status)b::text[],
+                %(s_completed_at)b::timestamptz[], %(s_status_version)b::text[], %(s_message_count)b::int8[],
                 %(s_message_count_version)b::text[], %(s_updated_at)b::timestamptz[])
-        AS t(session_id, started_at, model, model_version, status, completed_at, status_version,
+        AS t(session_id, started_at, model, user_id, model_version, status, completed_at, status_version,
              message_count, message_count_version, updated_at)
 )
 INSERT INTO session_metrics AS s (
-    session_id, started_at, model, model_version, status, completed_at, status_version,
+    session_id, started_at, model, user_id, model_version, status, completed_at, status_version,
     message_count, message_count_version, updated_at,
     total_rounds, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
-    total_compression_events, total_tokens_saved, tool_call_count)
-SELECT session_id, si.started_at, si.model, si.model_version, COALESCE(si.status, 'running'),
+    total_compression_events, total_tokens_saved, tool_call_count,
+    cache_read_tokens, cache_write_tokens, reasoning_tokens)
+SELECT session_id, si.started_at, si.model, si.user_id, si.model_version, COALESCE(si.status, 'running'),
        si.completed_at, si.status_version, COALESCE(si.message_count, 0), si.message_count_version,
        COALESCE(si.updated_at, '-infinity'),
        COALESCE(d.rounds, 0), COALESCE(d.prompt_tokens, 0), COALESCE(d.completion_tokens, 0),
        COALESCE(d.total_tokens, 0), COALESCE(d.pcto, 0), COALESCE(d.compressions, 0),
-       COALESCE(d.tokens_saved, 0), COALESCE(d.tools, 0)
+       COALESCE(d.tokens_saved, 0), COALESCE(d.tools, 0),
+       COALESCE(d.cache_read, 0), COALESCE(d.cache_write, 0), COALESCE(d.reasoning, 0)
 FROM si FULL JOIN deltas d USING (session_id)
 ORDER BY session_id
 ON CONFLICT (session_id) DO UPDATE SET
     started_at = LEAST(s.started_at, EXCLUDED.started_at),
     model = CASE WHEN EXCLUDED.model_version > COALESCE(s.model_version, '')
                  THEN EXCLUDED.model ELSE s.model END,
+    user_id = CASE WHEN EXCLUDED.model_version > COALESCE(s.model_version, '')
+                   THEN EXCLUDED.user_id ELSE s.user_id END,
     model_version = GREATEST(s.model_version, EXCLUDED.model_version),
     status = CASE WHEN EXCLUDED.status_version > COALESCE(s.status_version, '') THEN EXCLUDED.status
                   WHEN s.reconciled_at IS NOT NULL AND EXCLUDED.updated_at > s.updated_at THEN 'running'
@@ -308,5 +360,8 @@ ON CONFLICT (session_id) DO UPDATE SET
     prompt_cached_tool_outputs = s.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
     total_compression_events = s.total_compression_events + EXCLUDED.total_compression_events,
     total_tokens_saved = s.total_tokens_saved + EXCLUDED.total_tokens_saved,
-    tool_call_count = s.tool_call_count + EXCLUDED.tool_call_count
+    tool_call_count = s.tool_call_count + EXCLUDED.tool_call_count,
+    cache_read_tokens = s.cache_read_tokens + EXCLUDED.cache_read_tokens,
+    cache_write_tokens = s.cache_write_tokens + EXCLUDED.cache_write_tokens,
+    reasoning_tokens = s.reasoning_tokens + EXCLUDED.reasoning_tokens
 """

@@ -3,7 +3,7 @@
 Shared by retention (worker/maintenance/prune.py: sessions idle past the retention) and
 forgetting (worker/maintenance/forget.py: the sessions someone asked to delete). A session goes
 with its rounds, its tool calls and the forwards linked to it (``forward_request_metrics.session_id``,
-once the schema has that column). Each table's roll-up trigger (schema.sql) subtracts exactly what
+forward.started's optional link). Each table's roll-up trigger (schema.sql) subtracts exactly what
 was deleted, in the same transaction; a deleted session's own aggregates need no adjusting.
 
 **Locks.** The engine locks rounds, tool calls, forwards, then sessions, each in key order; so does
@@ -36,13 +36,6 @@ SELECT tool_call_id FROM tool_call_metrics
 WHERE session_id = ANY(%(ids)b::text[])
 ORDER BY tool_call_id
 FOR UPDATE
-"""
-
-# Whether this database links forwards to sessions (forward.started's optional session_id).
-HAS_FORWARD_LINKS = """
-SELECT EXISTS (SELECT 1 FROM pg_attribute
-               WHERE attrelid = 'forward_request_metrics'::regclass AND attname = 'session_id'
-                 AND NOT attisdropped)
 """
 
 LOCK_FORWARDS = """
@@ -103,11 +96,9 @@ def remove_sessions(
     ids = sorted(set(session_ids))
     if not ids:
         return Removed()
-    linked = bool(_one(cur, HAS_FORWARD_LINKS))
     cur.execute(LOCK_ROUNDS, {"ids": ids})
     cur.execute(LOCK_TOOLS, {"ids": ids})
-    if linked:
-        cur.execute(LOCK_FORWARDS, {"ids": ids})
+    cur.execute(LOCK_FORWARDS, {"ids": ids})
     if idle_before is not None:
         rows = cur.execute(LOCK_IDLE_SESSIONS, {"ids": ids, "idle_before": idle_before}).fetchall()
         ids = [row[0] for row in rows]
@@ -117,11 +108,6 @@ def remove_sessions(
         cur.execute(LOCK_SESSIONS, {"ids": ids})
     tools = cur.execute(DELETE_TOOLS, {"ids": ids}).rowcount
     rounds = cur.execute(DELETE_ROUNDS, {"ids": ids}).rowcount
-    forwards = cur.execute(DELETE_FORWARDS, {"ids": ids}).rowcount if linked else 0
+    forwards = cur.execute(DELETE_FORWARDS, {"ids": ids}).rowcount
     sessions = cur.execute(DELETE_SESSIONS, {"ids": ids}).rowcount
     return Removed(sessions=sessions, rounds=rounds, tool_calls=tools, forwards=forwards)
-
-
-def _one(cur: psycopg.Cursor[Any], sql: str) -> Any:
-    row = cur.execute(sql).fetchone()
-    return row[0] if row else None

@@ -213,7 +213,7 @@ READS: tuple[_Read, ...] = (
     _Read("sessions", (), "latest sessions first", ("dates", "model", "limit", "page"),
           lambda c, a: queries.sessions(c, **_dates(a), model=a.model, limit=a.limit, before=a.before,
                                         after=a.after), grids.sessions),
-    _Read("session", ("session_detail", "session-detail"), "one session with its rounds and tool calls",
+    _Read("session", ("session_detail", "session-detail"), "one session: its rounds, tool calls and forwards",
           ("session_id",), lambda c, a: queries.session_detail(c, a.session_id), grids.session_detail),
     _Read("daily", ("daily_metrics", "daily-metrics"), "per UTC day, with model and tool breakdowns",
           ("window",), lambda c, a: queries.daily_metrics(c, days=a.days, end_date=a.end_date), grids.daily),

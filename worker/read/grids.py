@@ -125,6 +125,7 @@ def session_detail(d: SessionDetail) -> list[Grid]:
         f"Session {s.session_id}",
         [
             ("model", s.model),
+            ("user", s.user_id),
             ("status", status(s)),
             ("started", s.started_at),
             ("completed", s.completed_at),
@@ -135,6 +136,9 @@ def session_detail(d: SessionDetail) -> list[Grid]:
             ("prompt tokens", s.total_token_usage.prompt_tokens),
             ("completion tokens", s.total_token_usage.completion_tokens),
             ("total tokens", s.total_token_usage.total_tokens),
+            ("  cache read tokens", s.cache_read_tokens),
+            ("  cache write tokens", s.cache_write_tokens),
+            ("  reasoning tokens", s.reasoning_tokens),
             ("tool calls", s.tool_call_count),
             ("  by tool", s.tool_breakdown),
             ("prompt cached tool outputs", s.prompt_cached_tool_outputs),
@@ -144,13 +148,17 @@ def session_detail(d: SessionDetail) -> list[Grid]:
     )
     rounds = Grid(
         f"Rounds ({len(d.rounds)})",
-        (Column("round", "id"), Column("model", "text", 2), Column("status", "label", 9),
-         Column("started", "time", 7), Column("duration ms", "number", 10),
-         Column("prompt", "number", 5), Column("completion", "number", 6), Column("total tokens", "number"),
-         Column("cached", "number", 1), Column("compressions", "number", 3), Column("saved", "number", 4),
-         Column("error", "text", 8)),
+        (Column("round", "id"), Column("model", "text", 3), Column("provider", "text", 4),
+         Column("status", "label", 13), Column("started", "time", 11), Column("duration ms", "number", 15),
+         Column("first token ms", "number", 14),
+         Column("prompt", "number", 8), Column("completion", "number", 9), Column("total tokens", "number"),
+         Column("cache read", "number", 10), Column("cache write", "number", 2),
+         Column("reasoning", "number", 7),
+         Column("cached", "number", 1), Column("compressions", "number", 5), Column("saved", "number", 6),
+         Column("error", "text", 12)),
         tuple(
-            (r.round_id, r.model, r.status, r.started_at, r.duration_ms, *_tokens(r.token_usage),
+            (r.round_id, r.model, r.provider, r.status, r.started_at, r.duration_ms, r.time_to_first_token_ms,
+             *_tokens(r.token_usage), r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens,
              r.prompt_cached_tool_outputs, r.compression_count, r.tokens_saved, r.error)
             for r in d.rounds
         ),
@@ -167,7 +175,20 @@ def session_detail(d: SessionDetail) -> list[Grid]:
             for round_id, t in calls
         ),
     )  # fmt: skip
-    return [session, rounds, tools]
+    forwards = Grid(
+        f"Forwarded requests ({len(d.forwards)})",
+        (Column("forward", "id"), Column("round", "id", 2), Column("endpoint", "text", 6),
+         Column("model", "text", 5), Column("provider", "text", 3), Column("status", "label", 10),
+         Column("code", "number", 7), Column("started", "time", 4), Column("duration ms", "number", 9),
+         Column("first token ms", "number", 8), Column("total tokens", "number"), Column("error", "text", 1)),
+        tuple(
+            (f.forward_id, f.round_id, f.endpoint, f.model, f.provider, f.status, f.status_code, f.started_at,
+             f.duration_ms, f.time_to_first_token_ms,
+             None if f.token_usage is None else f.token_usage.total_tokens, f.error)
+            for f in d.forwards
+        ),
+    )  # fmt: skip
+    return [session, rounds, tools, forwards]
 
 
 def daily(rows: list[DailyMetrics]) -> list[Grid]:
@@ -251,6 +272,7 @@ def forward_requests(rows: list[ForwardRequestMetrics]) -> list[Grid]:
         Column("duration ms", "number", 8),
         Column("total tokens", "number", 3),
         Column("error", "text", 1),
+        Column("session", "id", 0),  # the session it was made for (forward.started's session_id)
     )
     return [
         Grid(
@@ -258,7 +280,8 @@ def forward_requests(rows: list[ForwardRequestMetrics]) -> list[Grid]:
             columns,
             tuple(
                 (f.forward_id, f.endpoint, f.model, f.is_stream, f.status, f.status_code, f.started_at,
-                 f.duration_ms, None if f.token_usage is None else f.token_usage.total_tokens, f.error)
+                 f.duration_ms, None if f.token_usage is None else f.token_usage.total_tokens, f.error,
+                 f.session_id)
                 for f in rows
             ),
         )

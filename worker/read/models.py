@@ -79,6 +79,12 @@ class SessionMetrics(_Model):
     status: SessionStatus
     message_count: int
     duration_ms: int | None
+    #: Not the seed's (contract v1's optional fields): the end user; the usage parts summed over
+    #: the session's rounds (a round that reported none adds 0).
+    user_id: str | None = None
+    cache_read_tokens: int = 0  # part of prompt_tokens: read from the provider's prompt cache
+    cache_write_tokens: int = 0  # part of prompt_tokens: written to the provider's prompt cache
+    reasoning_tokens: int = 0  # part of completion_tokens: spent on reasoning
     closed_by_reconcile: bool = False
     """True: no session.completed came; the reconcile job closed it when its agent stopped saying
     it was alive (crashed, or a producer without heartbeats). ``status`` is then reconcile's guess
@@ -118,14 +124,13 @@ class RoundMetrics(_Model):
     tokens_saved: int
     error: str | None
     duration_ms: int | None
-
-
-class SessionDetail(_Model):
-    session: SessionMetrics
-    rounds: list[RoundMetrics]
-    #: Tool calls of this session whose round never arrived (or was pruned): counted in
-    #: ``session.tool_call_count``, so shown rather than dropped.
-    tool_calls_without_round: list[UnplacedToolCall] = []
+    #: Not the seed's (contract v1's optional fields; None: not reported): the start's provider
+    #: (gen_ai.provider.name), the completion's usage parts and time to the first token.
+    provider: str | None = None
+    cache_read_tokens: int | None = None  # part of token_usage.prompt_tokens
+    cache_write_tokens: int | None = None  # part of token_usage.prompt_tokens
+    reasoning_tokens: int | None = None  # part of token_usage.completion_tokens
+    time_to_first_token_ms: int | None = None
 
 
 class DailyMetrics(_Model):
@@ -193,6 +198,26 @@ class ForwardRequestMetrics(_Model):
     token_usage: TokenUsage | None  # None unless all three token counts were reported
     error: str | None
     duration_ms: int | None
+    #: Not the seed's (contract v1's optional fields; None: not given): the latest start's provider
+    #: and links to the session and round it was made for; the completion's usage parts and time
+    #: to the first token.
+    provider: str | None = None
+    session_id: str | None = None
+    round_id: str | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    time_to_first_token_ms: int | None = None
+
+
+class SessionDetail(_Model):
+    session: SessionMetrics
+    rounds: list[RoundMetrics]
+    #: Tool calls of this session whose round never arrived (or was pruned): counted in
+    #: ``session.tool_call_count``, so shown rather than dropped.
+    tool_calls_without_round: list[UnplacedToolCall] = []
+    #: Requests forwarded for this session (forward.started's session_id), earliest first.
+    forwards: list[ForwardRequestMetrics] = []
 
 
 class ToolMetrics(_Model):

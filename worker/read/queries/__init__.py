@@ -4,7 +4,7 @@ Each takes a psycopg connection (or a pool) first and keyword filters, checks th
 (raising :class:`QueryError`, a ValueError, for a caller's mistake) and returns pydantic
 models from :mod:`worker.read.models`. Dates are inclusive UTC dates of ``started_at``; rows
 whose start event has not arrived yet are not shown. A read costs a fixed number of statements
-whatever the size of its result (one each; session_detail three).
+whatever the size of its result (one each; session_detail four).
 
 Every statement a read runs is one whole text, a module constant next to its caller that can be
 pasted into psql (parameters are psycopg's ``%(name)s``): session_rows.py (the list, the detail),

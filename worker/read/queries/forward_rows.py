@@ -27,7 +27,9 @@ from worker.read.queries._base import (
 # filters given (endpoint, model or started_at).
 FORWARD_REQUESTS = """
 SELECT forward_id, endpoint, model, is_stream, started_at, completed_at, status_code, status,
-       prompt_tokens, completion_tokens, total_tokens, error
+       prompt_tokens, completion_tokens, total_tokens, error,
+       provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+       time_to_first_token_ms
 FROM forward_request_metrics
 WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
   AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
@@ -60,10 +62,11 @@ def forward_requests(
     }
     with borrowed(source) as conn:
         rows = fetch_all(conn, FORWARD_REQUESTS, params)
-    return [_request(row) for row in rows]
+    return [forward_request_of(row) for row in rows]
 
 
-def _request(row: dict[str, Any]) -> ForwardRequestMetrics:
+def forward_request_of(row: dict[str, Any]) -> ForwardRequestMetrics:
+    """One row of forward_request_metrics as the reads show it (the list, a session's detail)."""
     tokens = (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"])
     return ForwardRequestMetrics(
         forward_id=row["forward_id"],
@@ -77,4 +80,11 @@ def _request(row: dict[str, Any]) -> ForwardRequestMetrics:
         token_usage=None if None in tokens else token_usage(row),
         error=row["error"],
         duration_ms=duration_ms(row["started_at"], row["completed_at"]),
+        provider=row["provider"],
+        session_id=row["session_id"],
+        round_id=row["round_id"],
+        cache_read_tokens=row["cache_read_tokens"],
+        cache_write_tokens=row["cache_write_tokens"],
+        reasoning_tokens=row["reasoning_tokens"],
+        time_to_first_token_ms=row["time_to_first_token_ms"],
     )

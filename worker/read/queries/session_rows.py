@@ -3,7 +3,8 @@
 A session exists for readers once its start has arrived (``started_at IS NOT NULL``); dates are
 inclusive UTC dates of ``started_at``, read as a range on the bare column (the index on
 started_at serves it; a NULL bound is open; the same days whatever the session's TimeZone).
-sessions is one statement; session_detail three, whatever the number of rounds and tool calls.
+sessions is one statement; session_detail four, whatever the number of rounds, tool calls and
+forwards.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from worker.read.queries._base import (
     snapshot,
     token_usage,
 )
+from worker.read.queries.forward_rows import forward_request_of
 
 # A page and its tool breakdowns in one statement: the breakdown is one grouped scan over the
 # page's sessions (index on tool_call_metrics.session_id), not one query per session. Paged by
@@ -43,6 +45,7 @@ WITH page AS (
     SELECT session_id, model, started_at, completed_at, status, total_rounds,
            prompt_tokens, completion_tokens, total_tokens, tool_call_count,
            prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
+           user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
            reconciled_at
     FROM session_metrics
     WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
@@ -75,6 +78,7 @@ WITH page AS (
     SELECT session_id, model, started_at, completed_at, status, total_rounds,
            prompt_tokens, completion_tokens, total_tokens, tool_call_count,
            prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
+           user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
            reconciled_at
     FROM session_metrics
     WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
@@ -106,6 +110,7 @@ SESSION = """
 SELECT session_id, model, started_at, completed_at, status, total_rounds,
        prompt_tokens, completion_tokens, total_tokens, tool_call_count,
        prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
+       user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
        reconciled_at,
        COALESCE((
            SELECT jsonb_object_agg(tool_name, calls)
@@ -123,10 +128,23 @@ WHERE session_id = %(session_id)s AND started_at IS NOT NULL
 SESSION_ROUNDS = """
 SELECT round_id, session_id, model, started_at, completed_at, status,
        prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
-       compression_count, tokens_saved, error
+       compression_count, tokens_saved, error,
+       provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms
 FROM round_metrics
 WHERE session_id = %(session_id)s
 ORDER BY started_at ASC NULLS LAST, round_id COLLATE "C"
+"""
+
+# The requests forwarded for the session (forward.started's session_id; the partial index on it),
+# started ones only, as the forwards list shows them, earliest first.
+SESSION_FORWARDS = """
+SELECT forward_id, endpoint, model, is_stream, started_at, completed_at, status_code, status,
+       prompt_tokens, completion_tokens, total_tokens, error,
+       provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+       time_to_first_token_ms
+FROM forward_request_metrics
+WHERE session_id = %(session_id)s AND started_at IS NOT NULL
+ORDER BY started_at ASC, forward_id COLLATE "C"
 """
 
 # Every tool call of every round of the session, and those of the session whose round never
@@ -186,7 +204,8 @@ def sessions(
 
 
 def session_detail(source: Source, session_id: str) -> SessionDetail | None:
-    """The session, its rounds (earliest first) each with its tool calls, or None if not started."""
+    """The session, its rounds (earliest first) each with its tool calls, and the requests forwarded
+    for it (earliest first), or None if not started."""
     check_text("session_id", session_id)
     params = {"session_id": session_id}
     with snapshot(source) as conn:
@@ -195,6 +214,7 @@ def session_detail(source: Source, session_id: str) -> SessionDetail | None:
             return None
         round_rows = fetch_all(conn, SESSION_ROUNDS, params)
         tool_rows = fetch_all(conn, SESSION_TOOL_CALLS, params)
+        forward_rows = fetch_all(conn, SESSION_FORWARDS, params)
     calls_by_round: dict[str, list[ToolCallMetrics]] = defaultdict(list)
     placed = {row["round_id"] for row in round_rows}
     orphans = []
@@ -204,7 +224,12 @@ def session_detail(source: Source, session_id: str) -> SessionDetail | None:
         else:
             orphans.append(UnplacedToolCall(round_id=row["round_id"], **_tool_call(row).model_dump()))
     rounds = [_round(row, calls_by_round.get(row["round_id"], [])) for row in round_rows]
-    return SessionDetail(session=_session(found[0]), rounds=rounds, tool_calls_without_round=orphans)
+    return SessionDetail(
+        session=_session(found[0]),
+        rounds=rounds,
+        tool_calls_without_round=orphans,
+        forwards=[forward_request_of(row) for row in forward_rows],
+    )
 
 
 def _session(row: dict[str, Any]) -> SessionMetrics:
@@ -223,6 +248,10 @@ def _session(row: dict[str, Any]) -> SessionMetrics:
         status=row["status"],
         message_count=row["message_count"],
         duration_ms=duration_ms(row["started_at"], row["completed_at"]),
+        user_id=row["user_id"],
+        cache_read_tokens=row["cache_read_tokens"],
+        cache_write_tokens=row["cache_write_tokens"],
+        reasoning_tokens=row["reasoning_tokens"],
         closed_by_reconcile=row["reconciled_at"] is not None,
         reconciled_at=row["reconciled_at"],
     )
@@ -243,6 +272,11 @@ def _round(row: dict[str, Any], tool_calls: list[ToolCallMetrics]) -> RoundMetri
         tokens_saved=row["tokens_saved"],
         error=row["error"],
         duration_ms=duration_ms(row["started_at"], row["completed_at"]),
+        provider=row["provider"],
+        cache_read_tokens=row["cache_read_tokens"],
+        cache_write_tokens=row["cache_write_tokens"],
+        reasoning_tokens=row["reasoning_tokens"],
+        time_to_first_token_ms=row["time_to_first_token_ms"],
     )
 
 
