@@ -1,5 +1,6 @@
-"""``metrics-worker forget --session ID`` as a console script: exactly that session's rows, roll-up
-counts and hints go, it says how much, and a second run finds nothing and still succeeds."""
+"""``metrics-worker forget --session ID`` / ``--user ID`` as a console script: exactly those sessions'
+rows, roll-up counts and hints go, it says how much, and a second run finds nothing and still
+succeeds."""
 
 from __future__ import annotations
 
@@ -92,3 +93,30 @@ def test_forget_needs_a_session_and_refuses_an_empty_one(db_url: str, redis_url:
         done = _forget(db_url, redis_url, "x", *args)
         assert done.returncode == 2, (args, done.stderr)
         assert "--session" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_forget_a_user_takes_every_session_of_theirs_and_nobody_elses(
+    conn: psycopg.Connection[Any], db_url: str, redis_url: str, key_prefix: str
+) -> None:
+    ev = Events()
+    for sid, user in (("a1", "alice"), ("a2", "alice"), ("b1", "bob"), ("n1", None)):
+        ev.session_started(sid, "m", T, user_id=user)
+        ev.round_started(f"{sid}-r", sid, "m", T)
+        ev.round_completed(f"{sid}-r", sid, T + timedelta(seconds=1), usage(2, 3))
+    fill(conn, ev.events)
+    stream = f"{key_prefix}:events"
+
+    done = _forget(db_url, redis_url, stream, "--user", "alice", "--user", "carol", "--json")
+    assert done.returncode == 0, done.stderr
+    assert (json.loads(done.stdout)["sessions"], json.loads(done.stdout)["rounds"]) == (2, 2)
+    left = {sid for (sid,) in conn.execute("SELECT session_id FROM session_metrics").fetchall()}
+    assert left == {"b1", "n1"}
+    assert conn.execute("SELECT count(*) FROM round_metrics WHERE session_id LIKE 'a%'").fetchone() == (0,)
+    assert_rollups_match(conn)
+    assert queries.summary(conn).total_sessions == 2
+
+    both = _forget(db_url, redis_url, stream, "--user", "alice", "--session", "n1")
+    assert both.returncode == 0, both.stderr
+    assert both.stdout.startswith("forgot 1 session, 1 round, ")
+    assert {sid for (sid,) in conn.execute("SELECT session_id FROM session_metrics").fetchall()} == {"b1"}
+    assert_rollups_match(conn)

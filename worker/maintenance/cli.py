@@ -68,8 +68,9 @@ def configure_parser(subparsers: Any) -> None:
 
     forget = subparsers.add_parser(
         "forget",
-        help="delete sessions' data everywhere (rows, roll-ups, liveness hints), on request",
-        description="Delete every row of the given sessions (the session, its rounds, tool calls and "
+        help="delete sessions' or users' data everywhere (rows, roll-ups, liveness hints), on request",
+        description="Delete every row of the given sessions, and of every session of the given users "
+        "(the session, its rounds, tool calls and "
         "forwards linked to it), what the roll-ups counted for them, and their liveness hints in "
         "Redis, then say how much went. Idempotent: a session already gone (or never stored) deletes "
         "nothing and the command still succeeds. Events still in the streams are not touched: one "
@@ -79,10 +80,19 @@ def configure_parser(subparsers: Any) -> None:
         "--session",
         dest="session_ids",
         action="append",
-        required=True,
-        type=_session_id,
+        default=[],
+        type=_id,
         metavar="ID",
         help="a session's whole id (as query --json prints it); repeat for more sessions",
+    )
+    forget.add_argument(
+        "--user",
+        dest="user_ids",
+        action="append",
+        default=[],
+        type=_id,
+        metavar="ID",
+        help="a user id as session.started gave it: every session of that user; repeat for more users",
     )
     forget.add_argument(
         "--json", action="store_true", help="print what went as one JSON object instead of a sentence"
@@ -121,14 +131,16 @@ def prune(args: argparse.Namespace) -> int:
 def forget_sessions(args: argparse.Namespace) -> int:
     from worker.maintenance.jobs import run_forget
 
-    done = run_forget(settings_from(args, Connections), args.session_ids)
+    if not args.session_ids and not args.user_ids:
+        raise ValueError("forget: name what to forget with --session ID or --user ID (either, repeated)")
+    done = run_forget(settings_from(args, Connections), args.session_ids, args.user_ids)
     if args.json:
         return _report("forget", asdict(done))
     print(done.describe())
     return 0
 
 
-def _session_id(text: str) -> str:
+def _id(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
     reason = unstorable(text)  # bytes the shell passed that are not UTF-8 come surrogate-escaped

@@ -18,7 +18,7 @@ from typing import Any
 
 from contract.connect import Client, connect, describe
 from worker.database import connect as connect_database
-from worker.maintenance.forget import Forgotten, forget_sessions
+from worker.maintenance.forget import Forgotten, forget_sessions, sessions_of_users
 from worker.maintenance.prune import prune as prune_tables
 from worker.maintenance.reconcile import read_hints
 from worker.maintenance.reconcile import reconcile as reconcile_rows
@@ -81,16 +81,18 @@ def run_prune(
         return run_exclusive(conn, "prune", body)
 
 
-def run_forget(settings: Connections, session_ids: Iterable[str]) -> Forgotten:
-    """Forget ``session_ids`` (worker/maintenance/forget.py): their rows, roll-up counts and hints;
-    what went. No lock: it runs next to workers and the other jobs, waiting only on the rows."""
+def run_forget(settings: Connections, session_ids: Iterable[str], user_ids: Iterable[str] = ()) -> Forgotten:
+    """Forget ``session_ids`` and the sessions of ``user_ids`` (worker/maintenance/forget.py): their
+    rows, roll-up counts and hints; what went. No lock: it runs next to workers and the other jobs,
+    waiting only on the rows."""
     with (
         contextlib.ExitStack() as stack,
         connect_database(settings.database_url, settings.connect_timeout) as conn,
     ):
         require_schema(conn)  # else the first statement fails on a missing table, with SQL and no fix
         client = _data_redis(settings, stack, one_shot=True)
-        return forget_sessions(conn, client, settings.keys, session_ids)
+        ids = [*session_ids, *sessions_of_users(conn, user_ids)]
+        return forget_sessions(conn, client, settings.keys, ids)
 
 
 def _data_redis(settings: Connections, stack: contextlib.ExitStack, one_shot: bool) -> Client:
