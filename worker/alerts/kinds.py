@@ -78,7 +78,12 @@ KINDS: dict[str, Kind] = {
             default_comparison="<",
             default_threshold=1,
         ),
-        Kind("backlog", "pipeline", "entries waiting: undelivered plus pending", needs_window=False),
+        Kind(
+            "backlog",
+            "pipeline",
+            "entries waiting: undelivered, pending and unrouted (status view)",
+            needs_window=False,
+        ),
         Kind("lag_seconds", "pipeline", "age of the oldest entry waiting, seconds", needs_window=False),
         Kind("dead_letters", "pipeline", "dead letters kept (not replayed or removed)", needs_window=False),
         Kind("cost_usd", "", "cost in USD", ("model", "provider", "user"), unavailable=_NOT_YET_COST),

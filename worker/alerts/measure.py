@@ -329,7 +329,8 @@ def _fetch(conn: psycopg.Connection[Any], statement: str, params: dict[str, Any]
 def measure_pipeline(rule: Rule, status: PipelineStatus) -> list[Reading]:
     """A pipeline rule's reading from the status view (None value: the view cannot say)."""
     if rule.watch == "backlog":
-        value = None if status.undelivered is None else float(status.undelivered + status.pending)
+        parts = (status.undelivered, status.pending, status.unrouted)
+        value = None if None in parts else float(sum(n or 0 for n in parts))
     elif rule.watch == "lag_seconds":
         value = float(status.lag_seconds)
     else:
