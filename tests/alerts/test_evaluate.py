@@ -98,3 +98,15 @@ def test_silence_fires_on_nothing_whatever_the_minimum() -> None:
     r = rule(watch="silence", comparison="<", threshold=1, hold=timedelta(0))
     _, sent = run(r, [3, 0, 0, 2], samples=0)
     assert [n.event for n in sent] == ["firing", "resolved"]
+
+
+def test_the_pipeline_kinds_read_the_status_view() -> None:
+    from worker.alerts.measure import measure_pipeline
+    from worker.status import PipelineStatus
+
+    status = PipelineStatus(undelivered=3, pending=2, unrouted=4, lag_seconds=7.5, dead_letters=1)
+    backlog, lag, dead = (rule(watch=w, window=None) for w in ("backlog", "lag_seconds", "dead_letters"))
+    assert measure_pipeline(backlog, status) == [Reading("", 9.0, 1)]
+    assert measure_pipeline(lag, status) == [Reading("", 7.5, 1)]
+    assert measure_pipeline(dead, status) == [Reading("", 1.0, 1)]
+    assert measure_pipeline(backlog, status.model_copy(update={"unrouted": None})) == [Reading("", None, 1)]
