@@ -39,7 +39,7 @@ def run(r: Rule, values: list[float | None], samples: int = 50) -> tuple[State |
     return state, sent
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # pure, but the machine is shared
 @given(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 10)), min_size=1, max_size=30))
 def test_flapping_shorter_than_for_sends_nothing(runs: list[tuple[int, int]]) -> None:
     """Breaching for at most 4 minutes at a time, ``for`` 5m: never fires, whatever the pattern."""
@@ -51,7 +51,7 @@ def test_flapping_shorter_than_for_sends_nothing(runs: list[tuple[int, int]]) ->
     assert state is not None and state.phase in (OK, PENDING)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # pure, but the machine is shared
 @given(
     st.integers(0, 20),
     st.integers(6, 60),
