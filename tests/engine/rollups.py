@@ -73,7 +73,9 @@ def rollup_buckets(conn: psycopg.Connection[Any]) -> dict[str, dict[tuple[Any, .
         n = keys.count(",") + 1
         sums = ", ".join(f"sum({v.strip()})" for v in values.split(","))
         rows = conn.execute(f"SELECT {keys}, {sums} FROM {table} GROUP BY {keys}").fetchall()
-        out[table] = {tuple(r[:n]): tuple(_exact(v) for v in r[n:]) for r in rows if any(v != 0 for v in r[n:])}
+        out[table] = {
+            tuple(r[:n]): tuple(_exact(v) for v in r[n:]) for r in rows if any(v != 0 for v in r[n:])
+        }
     return out
 
 

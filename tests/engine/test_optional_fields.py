@@ -39,6 +39,7 @@ def _previous_session_move() -> str:
     body = text[start:end]
     return body[: body.index("    INSERT INTO user_cost_rollup")] + "END $$"
 
+
 _OLD_ROWS = """
 INSERT INTO session_metrics (session_id, model, started_at, total_rounds, prompt_tokens, completion_tokens,
                              total_tokens, updated_at, model_version)
