@@ -195,6 +195,15 @@ class WorkerSettings(Connections):
 
 
 @dataclass(frozen=True)
+class RepriceSettings(Connections):
+    """What ``metrics-worker reprice`` uses besides the database: the prices file the workers use."""
+
+    prices_file: str | None = field(
+        default=None, metadata=read_from("METRICS_PRICES_FILE", _text, "--prices-file")
+    )
+
+
+@dataclass(frozen=True)
 class ReconcileSettings(Connections):
     """What ``reconcile`` uses besides the connections."""
 
