@@ -61,7 +61,7 @@ def configure_run(sub: Any) -> None:
         "--prices-file",
         metavar="PATH",
         help="own prices (TOML [[price]] tables) over genai-prices' bundled list, read once at start; "
-        "a bad file is refused with one line [env METRICS_PRICES_FILE]",
+        "a bad file is refused with one line [env METRICS_PRICES_FILE, default none]",
     )
     run.add_argument(
         "--batch-size", type=int, metavar="N", help="entries per batch [env METRICS_BATCH_SIZE, default 1000]"

@@ -114,7 +114,7 @@ def configure_parser(subparsers: Any) -> None:
     rep.add_argument(
         "--prices-file",
         metavar="PATH",
-        help="own prices (TOML), as the workers read them [env METRICS_PRICES_FILE]",
+        help="own prices (TOML), as the workers read them [env METRICS_PRICES_FILE, default none]",
     )
     rep.add_argument(
         "--since",

@@ -6,8 +6,9 @@ counted, never summed as $0. Per model and per day are over rounds and forwards 
 of their own ``started_at``; per user and the top sessions are over sessions (a session's cost is
 its rounds'), by the session's ``started_at``, and the model filter there is the session's model
 (as the session reads filter). With a user filter the per-model and per-day figures come from
-the base rows of that user's sessions (COST_ROWS_FROM_BASE: the roll-ups have no user key), as
-they do while a back-fill is due. Each read is whole statements side by side, as everywhere.
+the base rows of that user's sessions (COST_ROWS_OF_USER: the roll-ups have no user key), and
+per user with a model filter from the sessions (USERS_OF_MODEL); the ``_FROM_BASE`` twins answer
+while a back-fill is due. Each read is whole statements side by side, as everywhere.
 """
 
 from __future__ import annotations
@@ -65,8 +66,6 @@ WHERE r.started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'U
   AND r.started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
   AND r.model IS NOT NULL AND (r.cost_usd IS NOT NULL OR r.unpriced)
   AND (%(model)s::text IS NULL OR r.model = %(model)s)
-  AND (%(user_id)s::text IS NULL
-       OR r.session_id IN (SELECT s.session_id FROM session_metrics s WHERE s.user_id = %(user_id)s))
 GROUP BY 2, 3
 UNION ALL
 SELECT 'forward', (f.started_at AT TIME ZONE 'UTC')::date, f.model,
@@ -76,8 +75,30 @@ WHERE f.started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'U
   AND f.started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
   AND (f.cost_usd IS NOT NULL OR f.unpriced)
   AND (%(model)s::text IS NULL OR f.model = %(model)s)
-  AND (%(user_id)s::text IS NULL
-       OR f.session_id IN (SELECT s.session_id FROM session_metrics s WHERE s.user_id = %(user_id)s))
+GROUP BY 2, 3
+"""
+
+# With a user filter (the roll-ups have no user key): the rows of that user's sessions.
+COST_ROWS_OF_USER = """
+SELECT 'round' AS kind, (r.started_at AT TIME ZONE 'UTC')::date AS day, r.model,
+       COALESCE(sum(r.cost_usd), 0) AS cost_usd, count(r.cost_usd) AS priced,
+       count(*) FILTER (WHERE r.unpriced) AS unpriced
+FROM round_metrics r
+WHERE r.started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
+  AND r.started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+  AND r.model IS NOT NULL AND (r.cost_usd IS NOT NULL OR r.unpriced)
+  AND (%(model)s::text IS NULL OR r.model = %(model)s)
+  AND r.session_id IN (SELECT s.session_id FROM session_metrics s WHERE s.user_id = %(user_id)s)
+GROUP BY 2, 3
+UNION ALL
+SELECT 'forward', (f.started_at AT TIME ZONE 'UTC')::date, f.model,
+       COALESCE(sum(f.cost_usd), 0), count(f.cost_usd), count(*) FILTER (WHERE f.unpriced)
+FROM forward_request_metrics f
+WHERE f.started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
+  AND f.started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+  AND (f.cost_usd IS NOT NULL OR f.unpriced)
+  AND (%(model)s::text IS NULL OR f.model = %(model)s)
+  AND f.session_id IN (SELECT s.session_id FROM session_metrics s WHERE s.user_id = %(user_id)s)
 GROUP BY 2, 3
 """
 
@@ -100,7 +121,6 @@ LEFT JOIN (
 ORDER BY cost_usd DESC, user_id COLLATE "C"
 """
 
-# Also the answer with a model filter (the session's model): the roll-up has no model key.
 USERS_FROM_BASE = """
 SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
 FROM session_metrics
@@ -108,7 +128,20 @@ WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC
   AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
   AND user_id IS NOT NULL AND (cost_usd <> 0 OR unpriced_rounds <> 0)
   AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
-  AND (%(model)s::text IS NULL OR model = %(model)s)
+GROUP BY user_id
+ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
+LIMIT %(top)s
+"""
+
+# With a model filter (the session's model; the roll-up has no model key).
+USERS_OF_MODEL = """
+SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
+FROM session_metrics
+WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
+  AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+  AND user_id IS NOT NULL AND (cost_usd <> 0 OR unpriced_rounds <> 0)
+  AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+  AND model = %(model)s
 GROUP BY user_id
 ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
 LIMIT %(top)s
@@ -148,11 +181,11 @@ def cost(
         if user_id is None:
             rows = rollup_or_base(conn, COST_ROWS_FROM_ROLLUP, COST_ROWS_FROM_BASE, params, "kind")
         else:
-            rows = fetch_all(conn, COST_ROWS_FROM_BASE, params)
+            rows = fetch_all(conn, COST_ROWS_OF_USER, params)
         if model is None:
             users = rollup_or_base(conn, USERS_FROM_ROLLUP, USERS_FROM_BASE, params, "user_id")
         else:
-            users = fetch_all(conn, USERS_FROM_BASE, params)
+            users = fetch_all(conn, USERS_OF_MODEL, params)
         sessions = fetch_all(conn, TOP_SESSIONS, params)
     return _report(rows, users, sessions)
 
