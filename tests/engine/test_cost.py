@@ -4,6 +4,7 @@ and counted, never $0; a prices file overrides and dates prices; reprice converg
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import genai_prices
 import psycopg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +20,7 @@ from tests.engine.costs import EXAMPLE_USD, example_history, priced_round, usage
 from tests.engine.histories import coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match
 from tests.maintenance.helpers import aggregate_drift
+from worker import cli
 from worker.engine.apply import apply_events
 from worker.engine.pricing import BUNDLED, PriceList
 from worker.maintenance.reprice import reprice
@@ -198,3 +201,36 @@ output_mtok = 100
     }
     assert _costs(conn)["r1"][0] == EXAMPLE_USD and _costs(conn)["r2"][0] == Decimal("0.0015")
     assert_rollups_match(conn)
+
+
+def test_a_bad_prices_file_stops_the_worker_and_reprice_with_one_line(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "prices.toml"
+    bad.write_text('[[price]]\nmodel = "acme"\ninput_mtok = 1\noutput_mtok = -2\n')
+    for argv in (["run", "--burst", "--redis-url", "redis://127.0.0.1:1/0"], ["reprice"]):
+        assert cli.main([*argv, "--prices-file", str(bad), "--database-url", db_url]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert "price entry 1 (model 'acme'): field 'output_mtok' = -2" in err
+
+
+def test_metrics_worker_reprice_prints_what_changed_and_twice_nothing(
+    conn: psycopg.Connection, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    apply_events(conn, example_history(T))
+    own = tmp_path / "prices.toml"
+    own.write_text('[[price]]\nmodel = "acme-unknown-9"\ninput_mtok = 100\noutput_mtok = 100\n')
+    for changed in (1, 0):
+        argv = ["reprice", "--since", "2026-02-10", "--model", "acme-unknown-9", "--prices-file", str(own)]
+        assert cli.main([*argv, "--database-url", db_url]) == 0
+        line = json.loads(capsys.readouterr().out)
+        assert (line["job"], line["rounds_examined"], line["rounds_changed"]) == ("reprice", 1, changed)
+    assert conn.execute("SELECT cost_usd, unpriced_rounds FROM session_metrics").fetchone() == (
+        EXAMPLE_USD + Decimal("0.0015"),
+        0,
+    )
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["reprice", "--since", "2026-13-01", "--database-url", db_url])
+    assert exited.value.code == 2
+    assert "'2026-13-01' is not a date (write YYYY-MM-DD)" in capsys.readouterr().err
