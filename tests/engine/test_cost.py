@@ -21,9 +21,11 @@ from tests.engine.histories import coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match
 from tests.maintenance.helpers import aggregate_drift
 from worker import cli
+from worker.backfill import backfill, pending
 from worker.engine.apply import apply_events
 from worker.engine.pricing import BUNDLED, PriceList
 from worker.maintenance.reprice import reprice
+from worker.schema import apply_schema
 
 T = datetime(2026, 2, 10, 10, tzinfo=UTC)
 
@@ -234,3 +236,37 @@ def test_metrics_worker_reprice_prints_what_changed_and_twice_nothing(
         cli.main(["reprice", "--since", "2026-13-01", "--database-url", db_url])
     assert exited.value.code == 2
     assert "'2026-13-01' is not a date (write YYYY-MM-DD)" in capsys.readouterr().err
+
+
+# What the version before cost did not have (its rows are kept; they lose their cost columns).
+_DROP_COST = """
+DROP TRIGGER round_cost_rollup_update ON round_metrics;
+DROP TRIGGER round_cost_rollup_delete ON round_metrics;
+DROP FUNCTION round_cost_rollup_trigger, round_cost_rollup_move;
+DROP TABLE round_cost_rollup, user_cost_rollup;
+ALTER TABLE session_metrics DROP COLUMN cost_usd, DROP COLUMN unpriced_rounds;
+ALTER TABLE round_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
+ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
+ALTER TABLE forward_rollup DROP COLUMN cost_usd, DROP COLUMN priced, DROP COLUMN unpriced;
+DELETE FROM rollup_backfill WHERE entity = 'rounds';
+ALTER TABLE rollup_backfill DROP CONSTRAINT rollup_backfill_entity_check,
+    ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN ('sessions', 'tool_calls', 'forwards'));
+"""
+
+
+def test_a_database_of_the_version_before_cost_is_upgraded_then_repriced(
+    conn: psycopg.Connection, db_url: str
+) -> None:
+    history = coherent_history(random.Random(5), sessions=6) + example_history(T)
+    apply_events(conn, history)
+    priced = _everything(conn)
+    conn.execute(_DROP_COST)
+    apply_schema(conn, force=True)
+    assert pending(conn) == ["rounds"]
+    assert backfill(conn, chunk_size=3)["rounds"] > 0
+    assert_rollups_match(conn)  # nothing priced yet: every cost roll-up empty, and exact
+    assert conn.execute("SELECT count(*) FROM round_cost_rollup").fetchone() == (0,)
+    reprice(conn, PriceList(), chunk_size=4)
+    assert _everything(conn) == priced
+    assert aggregate_drift(conn) == []
+    assert_rollups_match(conn)
