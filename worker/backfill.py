@@ -51,6 +51,7 @@ _ENTITIES = (
     _Entity("sessions", "session_metrics", "session_id", "session_rollup_move"),
     _Entity("tool_calls", "tool_call_metrics", "tool_call_id", "tool_rollup_move"),
     _Entity("forwards", "forward_request_metrics", "forward_id", "forward_rollup_move"),
+    _Entity("rounds", "round_metrics", "round_id", "round_cost_rollup_move"),  # the cost roll-up
 )
 
 

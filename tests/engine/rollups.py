@@ -9,6 +9,7 @@ transaction that is rolled back, from the base tables the seed's way.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -26,8 +27,10 @@ _ROLLUPS = {
         "day, endpoint, model",
         "requests, successful, failed, timed_out, pending, prompt_tokens, completion_tokens, "
         "total_tokens, completed, "
-        "duration_us",
+        "duration_us, cost_usd, priced, unpriced",
     ),
+    "round_cost_rollup": ("day, model, provider", "priced, unpriced, cost_usd"),
+    "user_cost_rollup": ("day, user_id", "cost_usd, unpriced_rounds"),
 }
 
 _BASE = {
@@ -47,8 +50,19 @@ _BASE = {
                count(*) FILTER (WHERE status = 'timeout'), count(*) FILTER (WHERE status = 'pending'),
                COALESCE(sum(prompt_tokens), 0), COALESCE(sum(completion_tokens), 0),
                COALESCE(sum(total_tokens), 0), count(completed_at),
-               COALESCE(sum((EXTRACT(EPOCH FROM completed_at - started_at) * 1000000)::int8), 0)
+               COALESCE(sum((EXTRACT(EPOCH FROM completed_at - started_at) * 1000000)::int8), 0),
+               COALESCE(sum(cost_usd), 0), count(cost_usd), count(*) FILTER (WHERE unpriced)
         FROM forward_request_metrics WHERE started_at IS NOT NULL GROUP BY 1, 2, 3""",
+    "round_cost_rollup": """
+        SELECT (started_at AT TIME ZONE 'UTC')::date, model, COALESCE(provider, ''), count(cost_usd),
+               count(*) FILTER (WHERE unpriced), COALESCE(sum(cost_usd), 0)
+        FROM round_metrics
+        WHERE started_at IS NOT NULL AND model IS NOT NULL AND (cost_usd IS NOT NULL OR unpriced)
+        GROUP BY 1, 2, 3""",
+    "user_cost_rollup": """
+        SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, sum(cost_usd), sum(unpriced_rounds)
+        FROM session_metrics WHERE started_at IS NOT NULL AND user_id IS NOT NULL GROUP BY 1, 2
+        HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
 }
 
 
@@ -59,7 +73,9 @@ def rollup_buckets(conn: psycopg.Connection[Any]) -> dict[str, dict[tuple[Any, .
         n = keys.count(",") + 1
         sums = ", ".join(f"sum({v.strip()})" for v in values.split(","))
         rows = conn.execute(f"SELECT {keys}, {sums} FROM {table} GROUP BY {keys}").fetchall()
-        out[table] = {tuple(r[:n]): tuple(int(v) for v in r[n:]) for r in rows if any(v != 0 for v in r[n:])}
+        out[table] = {
+            tuple(r[:n]): tuple(_exact(v) for v in r[n:]) for r in rows if any(v != 0 for v in r[n:])
+        }
     return out
 
 
@@ -69,7 +85,7 @@ def base_buckets(conn: psycopg.Connection[Any]) -> dict[str, dict[tuple[Any, ...
     for table, (keys, _) in _ROLLUPS.items():
         n = keys.count(",") + 1
         rows = conn.execute(_BASE[table]).fetchall()
-        out[table] = {tuple(r[:n]): tuple(int(v) for v in r[n:]) for r in rows}
+        out[table] = {tuple(r[:n]): tuple(_exact(v) for v in r[n:]) for r in rows}
     return out
 
 
@@ -116,3 +132,8 @@ def reads_both_ways(url: str) -> tuple[list[Any], list[Any]]:
         from_base = _reads(conn, days)
         conn.rollback()
     return from_rollups, from_base
+
+
+def _exact(value: Any) -> Any:
+    """A sum as an exact number (costs are decimals: never truncated to an int)."""
+    return Decimal(value).normalize() if value is not None else Decimal(0)

@@ -20,10 +20,11 @@ from worker.schema import apply_schema
 
 # What the previous version's schema did not have.
 _DROP_ROLLUPS = """
-DROP TABLE session_rollup, tool_rollup, forward_rollup, rollup_backfill;
-DROP FUNCTION session_rollup_trigger, tool_rollup_trigger, forward_rollup_trigger CASCADE;
-DROP FUNCTION session_rollup_move, tool_rollup_move, forward_rollup_move, metrics_rollup_counted_upto,
-              metrics_rollup_slot;
+DROP TABLE session_rollup, tool_rollup, forward_rollup, rollup_backfill, round_cost_rollup, user_cost_rollup;
+DROP FUNCTION session_rollup_trigger, tool_rollup_trigger, forward_rollup_trigger, round_cost_rollup_trigger
+              CASCADE;
+DROP FUNCTION session_rollup_move, tool_rollup_move, forward_rollup_move, round_cost_rollup_move,
+              metrics_rollup_counted_upto, metrics_rollup_slot;
 """
 
 
@@ -40,7 +41,7 @@ def test_backfill_next_to_a_running_worker_is_exact_and_runs_once(
 ) -> None:
     rng = random.Random(11)
     history = _previous_version_database(conn, rng, sessions=20)
-    assert pending(conn) == ["forwards", "sessions", "tool_calls"]
+    assert pending(conn) == ["forwards", "rounds", "sessions", "tool_calls"]
     before = queries.summary(conn)  # answered from the base tables meanwhile
     assert before.total_sessions == 60
     # A worker keeps applying: redeliveries of the old history, and new sessions.
@@ -61,7 +62,7 @@ def test_backfill_next_to_a_running_worker_is_exact_and_runs_once(
     assert_rollups_match(conn)
     from_rollups, from_base = reads_both_ways(db_url)
     assert from_rollups == from_base
-    assert backfill(conn, chunk_size=4) == {"sessions": 0, "tool_calls": 0, "forwards": 0}
+    assert backfill(conn, chunk_size=4) == {"sessions": 0, "tool_calls": 0, "forwards": 0, "rounds": 0}
 
 
 def test_metrics_worker_schema_backfills(db_url: str, conn: psycopg.Connection) -> None:

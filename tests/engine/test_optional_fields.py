@@ -10,7 +10,7 @@ import psycopg
 from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenUsage
 from tests.engine.rollups import assert_rollups_match
 from worker.engine.apply import apply_events
-from worker.schema import apply_schema
+from worker.schema import apply_schema, schema_path
 
 T = datetime(2026, 2, 10, 10, tzinfo=UTC)
 
@@ -25,7 +25,20 @@ ALTER TABLE round_metrics DROP COLUMN provider, DROP COLUMN cache_read_tokens,
 ALTER TABLE forward_request_metrics DROP COLUMN provider, DROP COLUMN session_id, DROP COLUMN round_id,
                                     DROP COLUMN cache_read_tokens, DROP COLUMN cache_write_tokens,
                                     DROP COLUMN reasoning_tokens, DROP COLUMN time_to_first_token_ms;
+ALTER TABLE session_metrics DROP COLUMN cost_usd, DROP COLUMN unpriced_rounds;
+ALTER TABLE round_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
+ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 """
+
+
+def _previous_session_move() -> str:
+    """The session roll-up's move function as that version had it (no user cost roll-up)."""
+    text = schema_path().read_text()
+    start = text.index("CREATE OR REPLACE FUNCTION session_rollup_move")
+    end = text.index("END $$;", start)
+    body = text[start:end]
+    return body[: body.index("    INSERT INTO user_cost_rollup")] + "END $$"
+
 
 _OLD_ROWS = """
 INSERT INTO session_metrics (session_id, model, started_at, total_rounds, prompt_tokens, completion_tokens,
@@ -45,6 +58,7 @@ def _usage(prompt: int, completion: int, **parts: int) -> TokenUsage:
 
 def test_a_database_of_the_previous_version_gains_the_columns(conn: psycopg.Connection) -> None:
     conn.execute(_DROP_FIELDS)
+    conn.execute(_previous_session_move())
     with conn.cursor() as cur:
         for statement in _OLD_ROWS.strip().split(";\n"):
             cur.execute(statement, {"t": T})

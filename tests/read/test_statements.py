@@ -141,6 +141,8 @@ PARAMETER_TYPES = {
     "tail": "text",
     "length": "int4",
     "limit": "int8",
+    "user_id": "text",
+    "top": "int8",
 }
 
 
@@ -197,6 +199,8 @@ def _reads(conn: psycopg.Connection[Any]) -> list[Any]:
         queries.forward_requests(conn, endpoint="openai.chat_completions", limit=10),
         queries.forward_daily_metrics(conn, days=30, end_date=date(2026, 2, 28)),
         queries.forward_statuses(conn, model="gpt-4", **feb),
+        queries.cost(conn, **feb),
+        queries.cost(conn, model="gpt-4", user_id="u1", top=3),
     ]
 
 

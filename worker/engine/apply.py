@@ -7,6 +7,11 @@ The transaction's statements go out in pipeline mode and need no answer from one
 caller can start a batch (:func:`start`), do other work while PostgreSQL applies it, and collect
 the outcome later (:meth:`InFlight.wait`); :func:`apply_events` does both at once. Building the
 statements (:func:`prepare`) is pure, so a caller can do that too while another batch is out.
+
+Cost is priced in the same transaction: the rows the batch started or completed are read back
+(worker/engine/cost_sql.py) once the main statements ran, priced in Python with the worker's
+:class:`~worker.engine.pricing.PriceList`, and the costs that changed are written before COMMIT
+(worker/engine/costing.py says why that converges). That one round trip is taken in :meth:`wait`.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import psycopg
 from psycopg import pq
 
 from contract.events import Event
-from worker.engine import arrays, sql
+from worker.engine import arrays, cost_sql, sql
 from worker.engine.arrays import Array
+from worker.engine.costing import changes, default_prices
 from worker.engine.merge import Plan, plan
+from worker.engine.pricing import PriceList
 from worker.errors import translate
 
 
@@ -56,20 +63,25 @@ class Prepared:
 
     applied: Applied
     statements: list[tuple[str, dict[str, Array]]]
+    priced: dict[str, Array] | None  # PRICE_INPUTS' keys: rows started or completed here (None: none)
 
 
 def prepare(events: Sequence[Event]) -> Prepared:
     """Merge ``events`` per key and build the transaction's statements (pure, no I/O)."""
     p = plan(events)
-    return Prepared(Applied.of(p), _statements(p))
+    return Prepared(Applied.of(p), _statements(p), _priced(p))
 
 
 class InFlight:
     """One batch's transaction, sent and not yet confirmed."""
 
-    def __init__(self, conn: psycopg.Connection[Any], prepared: Prepared) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], prepared: Prepared, prices: PriceList | None = None
+    ) -> None:
         self.conn = conn
         self.applied = prepared.applied
+        self._prices = prices or default_prices()
+        self._inputs: psycopg.Cursor[Any] | None = None
         arrays.register(conn.adapters)
         self._pipeline = conn.pipeline()
         self._pipeline.__enter__()
@@ -77,7 +89,10 @@ class InFlight:
             conn.execute("BEGIN")
             for query, params in prepared.statements:
                 conn.execute(query, params)
-            conn.execute("COMMIT")
+            if prepared.priced is not None:
+                self._inputs = conn.execute(cost_sql.PRICE_INPUTS, prepared.priced)
+            else:
+                conn.execute("COMMIT")
         except BaseException as exc:
             self._fail(exc)
 
@@ -85,6 +100,11 @@ class InFlight:
         """Block until PostgreSQL answered. Raises worker.errors.TransientError (retry the whole
         batch) or PermanentError (PostgreSQL refuses the data); nothing is committed then."""
         try:
+            if self._inputs is not None:
+                found = changes(self._prices, self._inputs.fetchall())
+                if found:
+                    self.conn.execute(cost_sql.APPLY_COSTS, found.params())
+                self.conn.execute("COMMIT")
             self._pipeline.__exit__(None, None, None)
         except BaseException as exc:
             self._fail(exc)
@@ -102,16 +122,21 @@ class InFlight:
         raise exc
 
 
-def start(conn: psycopg.Connection[Any], batch: Sequence[Event] | Prepared) -> InFlight:
-    """Send the transaction applying a batch (autocommit connection, not in a transaction)."""
-    return InFlight(conn, batch if isinstance(batch, Prepared) else prepare(batch))
+def start(
+    conn: psycopg.Connection[Any], batch: Sequence[Event] | Prepared, prices: PriceList | None = None
+) -> InFlight:
+    """Send the transaction applying a batch (autocommit connection, not in a transaction);
+    costs are priced with ``prices`` (None: genai-prices' bundled list)."""
+    return InFlight(conn, batch if isinstance(batch, Prepared) else prepare(batch), prices)
 
 
-def apply_events(conn: psycopg.Connection[Any], events: Sequence[Event]) -> Applied:
+def apply_events(
+    conn: psycopg.Connection[Any], events: Sequence[Event], prices: PriceList | None = None
+) -> Applied:
     """Apply ``events`` in one transaction and refresh the touched sessions' aggregates in it."""
     if not conn.autocommit:
         raise ValueError("conn: the apply engine manages its own transaction; pass an autocommit connection")
-    return start(conn, events).wait()
+    return start(conn, events, prices).wait()
 
 
 def _statements(p: Plan) -> list[tuple[str, dict[str, Array]]]:
@@ -135,6 +160,16 @@ def _statements(p: Plan) -> list[tuple[str, dict[str, Array]]]:
         params.update(_columns(p.sessions.values(), _SESSION_COLUMNS, "s_"))
         out.append((sql.APPLY_ROUNDS_TOOLS_SESSIONS, params))
     return out
+
+
+def _priced(p: Plan) -> dict[str, Array] | None:
+    """The rounds and forwards whose priced inputs this batch may change: a start or a completion
+    (a compression or a tool call alone leaves a round's cost as it is)."""
+    rounds = [key for key, r in p.rounds.items() if r.start_version or r.completion_version]
+    forwards = [key for key, f in p.forwards.items() if f.start_version or f.completion_version]
+    if not rounds and not forwards:
+        return None
+    return {"round_id": arrays.text(sorted(rounds)), "forward_id": arrays.text(sorted(forwards))}
 
 
 def _sorted(rows: dict[str, Any]) -> list[Any]:

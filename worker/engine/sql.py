@@ -196,6 +196,7 @@ WITH ri AS (
            COALESCE(o.cache_read_tokens, 0) AS old_cache_read,
            COALESCE(o.cache_write_tokens, 0) AS old_cache_write,
            COALESCE(o.reasoning_tokens, 0) AS old_reasoning,
+           COALESCE(o.cost_usd, 0) AS old_cost, o.unpriced::int AS old_unpriced,
            COALESCE(ri.start_version < COALESCE(o.start_version, U&'\\+10FFFF'), false) AS take_start,
            COALESCE(ri.completion_version > COALESCE(o.completion_version, ''), false) AS take_completion,
            COALESCE(comp.n, 0) AS comp_n, COALESCE(comp.saved, 0) AS comp_saved
@@ -240,7 +241,8 @@ WITH ri AS (
               r.prompt_cached_tool_outputs, r.compression_count, r.tokens_saved,
               COALESCE(r.cache_read_tokens, 0) AS cache_read,
               COALESCE(r.cache_write_tokens, 0) AS cache_write,
-              COALESCE(r.reasoning_tokens, 0) AS reasoning
+              COALESCE(r.reasoning_tokens, 0) AS reasoning,
+              COALESCE(r.cost_usd, 0) AS cost, r.unpriced::int AS unpriced
 ), ti AS (
     SELECT t.tool_call_id, t.round_id, t.session_id, t.start_version COLLATE "C" AS start_version,
            t.tool_name, t.started_at, t.completion_version COLLATE "C" AS completion_version,
@@ -280,28 +282,28 @@ WITH ri AS (
            sum(completion_tokens) AS completion_tokens, sum(total_tokens) AS total_tokens,
            sum(pcto) AS pcto, sum(compressions) AS compressions, sum(tokens_saved) AS tokens_saved,
            sum(tools) AS tools, sum(cache_read) AS cache_read, sum(cache_write) AS cache_write,
-           sum(reasoning) AS reasoning
+           sum(reasoning) AS reasoning, sum(cost) AS cost, sum(unpriced) AS unpriced
     FROM (
         SELECT session_id, 1 AS rounds, prompt_tokens, completion_tokens, total_tokens,
                prompt_cached_tool_outputs AS pcto, compression_count AS compressions, tokens_saved,
-               0 AS tools, cache_read, cache_write, reasoning
+               0 AS tools, cache_read, cache_write, reasoning, cost, unpriced
         FROM new_r
         UNION ALL
         SELECT old_session_id, -1, -old_prompt_tokens, -old_completion_tokens, -old_total_tokens,
                -old_pcto, -old_compression_count, -old_tokens_saved, 0,
-               -old_cache_read, -old_cache_write, -old_reasoning
+               -old_cache_read, -old_cache_write, -old_reasoning, -old_cost, -old_unpriced
         FROM pr_changed WHERE NOT fresh
         UNION ALL
         SELECT old_session_id, 1, old_prompt_tokens, old_completion_tokens, old_total_tokens,
                old_pcto, old_compression_count, old_tokens_saved, 0,
-               old_cache_read, old_cache_write, old_reasoning
+               old_cache_read, old_cache_write, old_reasoning, old_cost, old_unpriced
         FROM pr WHERE fresh AND NOT (take_start OR take_completion OR comp_n > 0)
         UNION ALL
-        SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 FROM new_t
+        SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0 FROM new_t
         UNION ALL
-        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0 FROM pt_changed WHERE NOT fresh
+        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 0 FROM pt_changed WHERE NOT fresh
         UNION ALL
-        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0
+        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0
         FROM pt WHERE fresh AND NOT (take_start OR take_completion)
     ) AS d
     GROUP BY session_id
@@ -321,14 +323,15 @@ INSERT INTO session_metrics AS s (
     message_count, message_count_version, updated_at,
     total_rounds, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
     total_compression_events, total_tokens_saved, tool_call_count,
-    cache_read_tokens, cache_write_tokens, reasoning_tokens)
+    cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, unpriced_rounds)
 SELECT session_id, si.started_at, si.model, si.user_id, si.model_version, COALESCE(si.status, 'running'),
        si.completed_at, si.status_version, COALESCE(si.message_count, 0), si.message_count_version,
        COALESCE(si.updated_at, '-infinity'),
        COALESCE(d.rounds, 0), COALESCE(d.prompt_tokens, 0), COALESCE(d.completion_tokens, 0),
        COALESCE(d.total_tokens, 0), COALESCE(d.pcto, 0), COALESCE(d.compressions, 0),
        COALESCE(d.tokens_saved, 0), COALESCE(d.tools, 0),
-       COALESCE(d.cache_read, 0), COALESCE(d.cache_write, 0), COALESCE(d.reasoning, 0)
+       COALESCE(d.cache_read, 0), COALESCE(d.cache_write, 0), COALESCE(d.reasoning, 0),
+       COALESCE(d.cost, 0), COALESCE(d.unpriced, 0)
 FROM si FULL JOIN deltas d USING (session_id)
 ORDER BY session_id
 ON CONFLICT (session_id) DO UPDATE SET
@@ -363,5 +366,7 @@ ON CONFLICT (session_id) DO UPDATE SET
     tool_call_count = s.tool_call_count + EXCLUDED.tool_call_count,
     cache_read_tokens = s.cache_read_tokens + EXCLUDED.cache_read_tokens,
     cache_write_tokens = s.cache_write_tokens + EXCLUDED.cache_write_tokens,
-    reasoning_tokens = s.reasoning_tokens + EXCLUDED.reasoning_tokens
+    reasoning_tokens = s.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    cost_usd = s.cost_usd + EXCLUDED.cost_usd,
+    unpriced_rounds = s.unpriced_rounds + EXCLUDED.unpriced_rounds
 """

@@ -22,6 +22,7 @@ from contract.backoff import Backoff, Patience, full_jitter
 from contract.connect import TRANSIENT_ERRORS
 from contract.events import Event
 from worker.engine.apply import Applied, InFlight, Prepared, apply_events, prepare, start
+from worker.engine.pricing import PriceList
 from worker.errors import PermanentError, PostgresError, TransientError
 from worker.ingest.database import Database
 from worker.ingest.housekeeping import remove_idle_consumers, trim_acknowledged, warn_unrouted
@@ -112,6 +113,8 @@ class Worker:
         self.on_commit = on_commit  # called with the events of each committed batch (benchmarks)
         self.observer: Observer = observer or Prometheus()
         check_url(settings.redis_url)
+        # Loaded once: a price list must not change under a running worker (a bad file: one line).
+        self._prices = PriceList.load(settings.prices_file)
         self._stream: StreamClient | None = None  # connected at start: Redis may be away until then
         self.totals = Totals()
         self._stop = threading.Event()
@@ -261,7 +264,7 @@ class Worker:
             self._apply_triaged(triaged)
             return
         try:
-            inflight = start(self._db.connection(), prepared)
+            inflight = start(self._db.connection(), prepared, self._prices)
         except PostgresError:
             self._db.drop_if_broken()
             self._apply_triaged(triaged)
@@ -372,7 +375,7 @@ class Worker:
         wait = _new_backoff()
         while True:
             try:
-                return apply_events(self._db.connection(), events)
+                return apply_events(self._db.connection(), events, self._prices)
             except TransientError as exc:
                 self.observer.retrying("database")
                 self._db.drop_if_broken()

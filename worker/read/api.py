@@ -30,6 +30,7 @@ from worker import database
 from worker.read import dashboard, queries
 from worker.read.auth import TokenCheck, require_token, tokens_from_env
 from worker.read.models import (
+    CostReport,
     DailyMetrics,
     ForwardDailyMetrics,
     ForwardEndpointMetrics,
@@ -52,10 +53,12 @@ from worker.read.params import (
     Limit,
     Model,
     StartDate,
+    Top,
+    User,
     WindowEnd,
     reject_unknown_parameters,
 )
-from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, QueryError
+from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, DEFAULT_TOP, QueryError
 from worker.read.queries._base import check_date_range
 from worker.schema import SchemaMissing, require_schema
 from worker.settings import Connections
@@ -238,6 +241,24 @@ async def get_overview(pool: Pool, start_date: StartDate = None, end_date: EndDa
 @v1.get("/v1/tools", response_model=list[ToolMetrics], tags=["sessions"])
 def get_tools(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> list[ToolMetrics]:
     return queries.tool_metrics(pool, start_date=start_date, end_date=end_date)
+
+
+@v1.get(
+    "/v1/cost",
+    response_model=CostReport,
+    tags=["cost"],
+    summary="What it cost: exact USD (decimal strings) in total, per model, per day, top users and "
+    "sessions; unpriced rounds and forwards counted, never $0",
+)
+def get_cost(
+    pool: Pool,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    model: Model = None,
+    user_id: User = None,
+    top: Top = DEFAULT_TOP,
+) -> CostReport:
+    return queries.cost(pool, start_date=start_date, end_date=end_date, model=model, user_id=user_id, top=top)
 
 
 @v1.get("/v1/forward/statuses", response_model=list[ForwardEndpointStatuses], tags=["forward"])

@@ -37,7 +37,7 @@ class _Read:
     name: str
     aliases: tuple[str, ...]
     help: str
-    filters: tuple[str, ...]  # which of: dates, model, endpoint, limit, window, session_id
+    filters: tuple[str, ...]  # which of: dates, model, endpoint, limit, window, session_id, user, top
     run: Callable[[psycopg.Connection[Any], argparse.Namespace], Result]
     grids: Callable[[Any], list[tables.Grid]]
 
@@ -100,6 +100,15 @@ def _add_filters(parser: argparse.ArgumentParser, filters: Sequence[str]) -> Non
         parser.add_argument("--endpoint", type=_name, help="only this upstream endpoint")
     if "model" in filters:
         parser.add_argument("--model", type=_name, help="only this model (unknown: an empty result)")
+    if "user" in filters:
+        parser.add_argument("--user", dest="user_id", type=_name, help="only this user's sessions")
+    if "top" in filters:
+        parser.add_argument(
+            "--top",
+            type=_bounded(1, MAX_LIMIT),
+            default=queries.DEFAULT_TOP,
+            help=f"users and sessions to list, 1..{MAX_LIMIT} (default %(default)s)",
+        )
     if "limit" in filters:
         parser.add_argument(
             "--limit",
@@ -233,5 +242,8 @@ READS: tuple[_Read, ...] = (
           "forwarded requests per UTC day, by outcome",
           ("window",), lambda c, a: queries.forward_daily_metrics(c, days=a.days, end_date=a.end_date),
           grids.forward_daily),
+    _Read("cost", (), "what it cost in USD: totals, per model, per day, top users and sessions (unpriced "
+          "rounds and forwards counted, never $0)", ("dates", "model", "user", "top"),
+          lambda c, a: queries.cost(c, **_dates(a), model=a.model, user_id=a.user_id, top=a.top), grids.cost),
 )  # fmt: skip
 READS_BY_NAME = {read.name: read for read in READS}

@@ -8,6 +8,7 @@ are lax where the database is (a round or tool call recorded before its start ev
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -250,3 +251,63 @@ class Overview(_Model):
     summary: MetricsSummary
     daily: list[DailyMetrics]
     tools: list[ToolMetrics]
+
+
+class CostByModel(_Model):
+    """What one model's rounds and forwards started in the dates cost; unpriced ones are counted
+    (no price list knows them), never summed as $0."""
+
+    model: str
+    round_usd: Decimal
+    priced_rounds: int
+    unpriced_rounds: int
+    forward_usd: Decimal
+    priced_forwards: int
+    unpriced_forwards: int
+
+
+class CostByDay(_Model):
+    """One UTC date's rounds and forwards (by their started_at), as CostByModel."""
+
+    day: date
+    round_usd: Decimal
+    priced_rounds: int
+    unpriced_rounds: int
+    forward_usd: Decimal
+    priced_forwards: int
+    unpriced_forwards: int
+
+
+class CostByUser(_Model):
+    """The cost of one user's sessions started in the dates (a session's cost is its rounds')."""
+
+    user_id: str
+    cost_usd: Decimal
+    unpriced_rounds: int
+
+
+class CostBySession(_Model):
+    """One session's cost (its rounds') and how many of its rounds are unpriced."""
+
+    session_id: str
+    user_id: str | None
+    model: str | None
+    started_at: datetime
+    cost_usd: Decimal
+    unpriced_rounds: int
+
+
+class CostReport(_Model):
+    """What the agents cost: exact USD of the priced rounds and forwards, the unpriced counted apart
+    (an unknown model is never $0), per model, per day, the top users and sessions by cost."""
+
+    round_usd: Decimal
+    priced_rounds: int
+    unpriced_rounds: int
+    forward_usd: Decimal
+    priced_forwards: int
+    unpriced_forwards: int
+    by_model: list[CostByModel]
+    by_day: list[CostByDay]
+    by_user: list[CostByUser]
+    top_sessions: list[CostBySession]

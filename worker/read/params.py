@@ -33,6 +33,10 @@ After = Annotated[
     str | None,
     Query(min_length=1, max_length=128, description="The page newer than this session (its id)."),
 ]
+User = Annotated[
+    str | None, Query(min_length=1, max_length=128, description="Only this user's sessions (user_id).")
+]
+Top = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Users and sessions to list, 1..{MAX_LIMIT}.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Rows to return, 1..{MAX_LIMIT}.")]
 Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window, ending on end_date.")]
 WindowEnd = Annotated[
