@@ -16,7 +16,7 @@ from typing import Any
 
 from worker.engine import histogram
 from worker.read.models import EndpointLatency, Latency, ModelLatency, Percentiles, ToolLatency
-from worker.read.queries._base import Source, borrowed, date_span, hours_window, rollup_or_base
+from worker.read.queries._base import QueryError, Source, borrowed, date_span, hours_window, rollup_or_base
 
 LATENCY_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
@@ -94,6 +94,8 @@ def latency(
     """Per model, tool and endpoint: percentiles of what started in the inclusive UTC dates, or,
     with ``hours`` (1..168, instead of dates), in the last that many UTC hours (the current one so
     far included; ``now`` for tests). Most-measured names first."""
+    if hours is not None and (start_date is not None or end_date is not None):
+        raise QueryError("hours and dates: give the last N hours or a date range, not both", param="hours")
     start_at, end_at = hours_window(hours, now) if hours is not None else date_span(start_date, end_date)
     params = {"start_at": start_at, "end_at": end_at}
     with borrowed(source) as conn:
