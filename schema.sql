@@ -539,6 +539,53 @@ CREATE OR REPLACE TRIGGER forward_rollup_update AFTER UPDATE ON forward_request_
 CREATE OR REPLACE TRIGGER forward_rollup_delete AFTER DELETE ON forward_request_metrics
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
 
+-- A database written by a version without reconciled_at: add it, and mark the sessions that version's
+-- reconcile closed, told by their status_version (the reconcile stamp '|reconciled' is still the
+-- latest: no real event set their status since). That version set completed_at to the time it
+-- ran: that is when reconcile closed them; their last activity (updated_at) becomes completed_at.
+-- The roll-up trigger above moves each one to its reconciled bucket in this transaction.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass AND attname = 'reconciled_at') THEN
+        ALTER TABLE session_metrics ADD COLUMN reconciled_at timestamptz;
+        UPDATE session_metrics SET reconciled_at = COALESCE(completed_at, updated_at), completed_at = updated_at
+        WHERE status <> 'running' AND status_version LIKE '%|reconciled';
+    END IF;
+END $$;
+
+-- A database written by a version without contract v1's optional fields: add their columns (NULL
+-- in the rows already there: not reported; the session sums start at 0, what those rows add up to).
+-- Checked first, so that a database that has them takes no table lock here.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass AND attname = 'reasoning_tokens') THEN
+        ALTER TABLE session_metrics ADD COLUMN IF NOT EXISTS user_id text,
+                                    ADD COLUMN IF NOT EXISTS cache_read_tokens bigint NOT NULL DEFAULT 0,
+                                    ADD COLUMN IF NOT EXISTS cache_write_tokens bigint NOT NULL DEFAULT 0,
+                                    ADD COLUMN IF NOT EXISTS reasoning_tokens bigint NOT NULL DEFAULT 0;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'round_metrics'::regclass AND attname = 'time_to_first_token_ms') THEN
+        ALTER TABLE round_metrics ADD COLUMN IF NOT EXISTS provider text,
+                                  ADD COLUMN IF NOT EXISTS cache_read_tokens bigint,
+                                  ADD COLUMN IF NOT EXISTS cache_write_tokens bigint,
+                                  ADD COLUMN IF NOT EXISTS reasoning_tokens bigint,
+                                  ADD COLUMN IF NOT EXISTS time_to_first_token_ms bigint;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'forward_request_metrics'::regclass AND attname = 'time_to_first_token_ms') THEN
+        ALTER TABLE forward_request_metrics ADD COLUMN IF NOT EXISTS provider text,
+                                            ADD COLUMN IF NOT EXISTS session_id text,
+                                            ADD COLUMN IF NOT EXISTS round_id text,
+                                            ADD COLUMN IF NOT EXISTS cache_read_tokens bigint,
+                                            ADD COLUMN IF NOT EXISTS cache_write_tokens bigint,
+                                            ADD COLUMN IF NOT EXISTS reasoning_tokens bigint,
+                                            ADD COLUMN IF NOT EXISTS time_to_first_token_ms bigint;
+    END IF;
+END $$;
+
+-- A session's forwards (its detail, forgetting it) and a user's sessions: only linked rows indexed.
+CREATE INDEX IF NOT EXISTS idx_forward_session ON forward_request_metrics (session_id) WHERE session_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_session_user ON session_metrics (user_id) WHERE user_id IS NOT NULL;
+
 -- Hourly roll-ups and latency histograms: the reads of the last hours (hourly series of rounds,
 -- errors, tokens) and the latency percentiles of any range (worker/read/queries/latency.py).
 -- Kept as the roll-ups above (slots, statement triggers with transition tables, a back-fill per
@@ -722,7 +769,7 @@ BEGIN
             SELECT 'forward_duration' AS metric,
                    metrics_latency_bucket(EXTRACT(EPOCH FROM c.completed_at - c.started_at)::float8 * 1000) AS bucket
             WHERE c.completed_at IS NOT NULL AND c.completion_version IS DISTINCT FROM ''
-              AND COALESCE(c.completion_version, '') NOT LIKE '%|reconciled'
+              AND right(COALESCE(c.completion_version, ''), 11) <> '|reconciled'
             UNION ALL
             SELECT 'forward_ttft', metrics_latency_bucket(c.time_to_first_token_ms)
             WHERE c.time_to_first_token_ms IS NOT NULL
@@ -810,50 +857,3 @@ CREATE OR REPLACE TRIGGER forward_latency_update AFTER UPDATE ON forward_request
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();
 CREATE OR REPLACE TRIGGER forward_latency_delete AFTER DELETE ON forward_request_metrics
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();
-
--- A database written by a version without reconciled_at: add it, and mark the sessions that version's
--- reconcile closed, told by their status_version (the reconcile stamp '|reconciled' is still the
--- latest: no real event set their status since). That version set completed_at to the time it
--- ran: that is when reconcile closed them; their last activity (updated_at) becomes completed_at.
--- The roll-up trigger above moves each one to its reconciled bucket in this transaction.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass AND attname = 'reconciled_at') THEN
-        ALTER TABLE session_metrics ADD COLUMN reconciled_at timestamptz;
-        UPDATE session_metrics SET reconciled_at = COALESCE(completed_at, updated_at), completed_at = updated_at
-        WHERE status <> 'running' AND status_version LIKE '%|reconciled';
-    END IF;
-END $$;
-
--- A database written by a version without contract v1's optional fields: add their columns (NULL
--- in the rows already there: not reported; the session sums start at 0, what those rows add up to).
--- Checked first, so that a database that has them takes no table lock here.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass AND attname = 'reasoning_tokens') THEN
-        ALTER TABLE session_metrics ADD COLUMN IF NOT EXISTS user_id text,
-                                    ADD COLUMN IF NOT EXISTS cache_read_tokens bigint NOT NULL DEFAULT 0,
-                                    ADD COLUMN IF NOT EXISTS cache_write_tokens bigint NOT NULL DEFAULT 0,
-                                    ADD COLUMN IF NOT EXISTS reasoning_tokens bigint NOT NULL DEFAULT 0;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'round_metrics'::regclass AND attname = 'time_to_first_token_ms') THEN
-        ALTER TABLE round_metrics ADD COLUMN IF NOT EXISTS provider text,
-                                  ADD COLUMN IF NOT EXISTS cache_read_tokens bigint,
-                                  ADD COLUMN IF NOT EXISTS cache_write_tokens bigint,
-                                  ADD COLUMN IF NOT EXISTS reasoning_tokens bigint,
-                                  ADD COLUMN IF NOT EXISTS time_to_first_token_ms bigint;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'forward_request_metrics'::regclass AND attname = 'time_to_first_token_ms') THEN
-        ALTER TABLE forward_request_metrics ADD COLUMN IF NOT EXISTS provider text,
-                                            ADD COLUMN IF NOT EXISTS session_id text,
-                                            ADD COLUMN IF NOT EXISTS round_id text,
-                                            ADD COLUMN IF NOT EXISTS cache_read_tokens bigint,
-                                            ADD COLUMN IF NOT EXISTS cache_write_tokens bigint,
-                                            ADD COLUMN IF NOT EXISTS reasoning_tokens bigint,
-                                            ADD COLUMN IF NOT EXISTS time_to_first_token_ms bigint;
-    END IF;
-END $$;
-
--- A session's forwards (its detail, forgetting it) and a user's sessions: only linked rows indexed.
-CREATE INDEX IF NOT EXISTS idx_forward_session ON forward_request_metrics (session_id) WHERE session_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS idx_session_user ON session_metrics (user_id) WHERE user_id IS NOT NULL;

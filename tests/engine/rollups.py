@@ -77,7 +77,7 @@ _BASE = {
             SELECT started_at, 'forward_duration', endpoint, metrics_latency_bucket({_MS})
             FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
               AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
-              AND COALESCE(completion_version, '') NOT LIKE '%|reconciled'
+              AND right(COALESCE(completion_version, ''), 11) <> '|reconciled'
             UNION ALL
             SELECT started_at, 'forward_ttft', endpoint, metrics_latency_bucket(time_to_first_token_ms)
             FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
@@ -175,7 +175,7 @@ SELECT kind, name, ms FROM (
     SELECT 'endpoints', 'duration', endpoint, GREATEST({_MS}, 0), started_at
     FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
       AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
-      AND COALESCE(completion_version, '') NOT LIKE '%%|reconciled'
+      AND right(COALESCE(completion_version, ''), 11) <> '|reconciled'
 ) AS x
 WHERE what = %(what)s AND started_at >= %(start_at)s AND started_at < %(end_at)s
 """

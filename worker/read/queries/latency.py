@@ -64,7 +64,7 @@ FROM (
     WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
       AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
       AND endpoint IS NOT NULL AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
-      AND COALESCE(completion_version, '') NOT LIKE '%%|reconciled'
+      AND right(COALESCE(completion_version, ''), 11) <> '|reconciled'
     UNION ALL
     SELECT 'forward_ttft', endpoint, metrics_latency_bucket(time_to_first_token_ms)
     FROM forward_request_metrics
