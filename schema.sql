@@ -598,7 +598,7 @@ CREATE INDEX IF NOT EXISTS idx_session_user ON session_metrics (user_id) WHERE u
 -- (value 0). A percentile of a range is the representative of the bucket holding percentile_disc's
 -- answer over the same rows: within 1.083% of it.
 CREATE OR REPLACE FUNCTION metrics_latency_bucket(ms double precision) RETURNS int
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN ms = 'NaN' THEN NULL
         WHEN ms <= 0 THEN -32768
@@ -617,7 +617,7 @@ $$;
 -- Rounds by the UTC hour of round_metrics.started_at and model: what the hourly series read.
 CREATE TABLE IF NOT EXISTS round_hourly (
     hour                       timestamptz NOT NULL,  -- metrics_utc_hour(started_at)
-    model                      text NOT NULL,
+    model                      text COLLATE "C" NOT NULL,
     slot                       smallint NOT NULL,
     rounds                     bigint NOT NULL DEFAULT 0,
     errors                     bigint NOT NULL DEFAULT 0,   -- status 'error' (reconcile's included)
@@ -635,9 +635,9 @@ CREATE TABLE IF NOT EXISTS round_hourly (
 -- completion's time_to_first_token_ms.
 CREATE TABLE IF NOT EXISTS latency_hourly (
     hour                       timestamptz NOT NULL,  -- metrics_utc_hour(started_at)
-    metric                     text NOT NULL CHECK (metric IN (
+    metric                     text COLLATE "C" NOT NULL CHECK (metric IN (
         'round_duration', 'round_ttft', 'tool_duration', 'forward_duration', 'forward_ttft')),
-    name                       text NOT NULL,
+    name                       text COLLATE "C" NOT NULL,
     bucket                     int NOT NULL,          -- metrics_latency_bucket(ms)
     slot                       smallint NOT NULL,
     n                          bigint NOT NULL DEFAULT 0,
@@ -689,42 +689,46 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
 BEGIN
-    INSERT INTO round_hourly AS r (hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens)
-    SELECT * FROM (
-        SELECT metrics_utc_hour(c.started_at) AS hour, c.model, my_slot, sum(c.sign) AS rounds,
-               sum(c.sign * (c.status = 'error')::int) AS errors,
-               sum(c.sign * c.prompt_tokens) AS prompt_tokens,
-               sum(c.sign * c.completion_tokens) AS completion_tokens,
-               sum(c.sign * c.total_tokens) AS total_tokens
+    -- One statement: the rows are unnested once for both roll-ups.
+    WITH c AS MATERIALIZED (
+        SELECT s.sign, metrics_utc_hour(s.started_at) AS hour, s.model, s.status, s.prompt_tokens,
+               s.completion_tokens, s.total_tokens,
+               CASE WHEN s.completed_at IS NOT NULL AND s.completion_version IS DISTINCT FROM ''
+                    THEN metrics_latency_bucket(EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000)
+               END AS duration_bucket,
+               metrics_latency_bucket(s.time_to_first_token_ms) AS ttft_bucket
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND c.model IS NOT NULL AND (upto IS NULL OR c.round_id <= upto)
-        GROUP BY 1, 2
-    ) AS d
-    WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens) <> (0, 0, 0, 0, 0)
-    ORDER BY 1, 2
-    ON CONFLICT (hour, model, slot) DO UPDATE SET
-        rounds = r.rounds + EXCLUDED.rounds,
-        errors = r.errors + EXCLUDED.errors,
-        prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
-        completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
-        total_tokens = r.total_tokens + EXCLUDED.total_tokens;
+              SELECT -1, m.* FROM unnest(minus) AS m) AS s
+        WHERE s.started_at IS NOT NULL AND s.model IS NOT NULL AND (upto IS NULL OR s.round_id <= upto)
+    ), counts AS (
+        INSERT INTO round_hourly AS r (hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens)
+        SELECT * FROM (
+            SELECT c.hour, c.model, my_slot, sum(c.sign) AS rounds, sum(c.sign * (c.status = 'error')::int) AS errors,
+                   sum(c.sign * c.prompt_tokens) AS prompt_tokens,
+                   sum(c.sign * c.completion_tokens) AS completion_tokens,
+                   sum(c.sign * c.total_tokens) AS total_tokens
+            FROM c
+            GROUP BY 1, 2
+        ) AS d
+        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens) <> (0, 0, 0, 0, 0)
+        ORDER BY 1, 2
+        ON CONFLICT (hour, model, slot) DO UPDATE SET
+            rounds = r.rounds + EXCLUDED.rounds,
+            errors = r.errors + EXCLUDED.errors,
+            prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+            completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+            total_tokens = r.total_tokens + EXCLUDED.total_tokens
+    )
     INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
     SELECT * FROM (
-        SELECT metrics_utc_hour(c.started_at) AS hour, x.metric, c.model, x.bucket, my_slot, sum(c.sign) AS n
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        SELECT c.hour, x.metric, c.model, x.bucket, my_slot, sum(c.sign) AS n
+        FROM c
         CROSS JOIN LATERAL (
-            SELECT 'round_duration' AS metric,
-                   metrics_latency_bucket(EXTRACT(EPOCH FROM c.completed_at - c.started_at)::float8 * 1000) AS bucket
-            WHERE c.completed_at IS NOT NULL AND c.completion_version IS DISTINCT FROM ''
+            SELECT 'round_duration' AS metric, c.duration_bucket AS bucket WHERE c.duration_bucket IS NOT NULL
             UNION ALL
-            SELECT 'round_ttft', metrics_latency_bucket(c.time_to_first_token_ms)
-            WHERE c.time_to_first_token_ms IS NOT NULL
+            SELECT 'round_ttft', c.ttft_bucket WHERE c.ttft_bucket IS NOT NULL
         ) AS x
-        WHERE c.started_at IS NOT NULL AND c.model IS NOT NULL AND (upto IS NULL OR c.round_id <= upto)
         GROUP BY 1, 2, 3, 4
     ) AS d
     WHERE d.n <> 0
