@@ -124,6 +124,7 @@ def check_agreement(s: WorkerSettings, client: Client, monkeypatch: pytest.Monke
     for view in (cli, api):
         assert view["configured"] and view["group"] == s.group
         assert view["dead_letters"] == k
+        assert (view["base_stream"], view["unrouted"]) == (s.stream, 0)
         assert view["dead_letter_streams"] == keys.dead_letter_streams
         assert sorted(letter["stream"] for letter in view["latest_dead_letters"]) == sorted(keys.streams)
         assert all(BAD_REASON in letter["reason"] for letter in view["latest_dead_letters"])

@@ -70,4 +70,8 @@ def test_each_command_shows_the_connection_flags_it_uses_and_no_other() -> None:
     assert "--database-url" not in flags["metrics-worker dlq list"]
     for path in ("metrics-worker run", "metrics-worker prune", "metrics-worker reconcile"):
         assert {"--database-url", "--redis-url", "--stream", "--shards", "--connect-timeout"} <= flags[path]
+    assert {"--database-url", "--redis-url", "--stream", "--connect-timeout"} <= flags[
+        "metrics-worker forget"
+    ]
+    assert not {"--shards", "--group"} & flags["metrics-worker forget"]  # hints are named by the stream
     assert "--connect-timeout" in flags["metrics-api"]

@@ -3,17 +3,21 @@ with K=2 shards, with dead letters the worker made itself (the cluster: tests/cl
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 from starlette.exceptions import StarletteDeprecationWarning
 
+from contract.codec import STREAM_FIELD
 from contract.connect import connect
-from tests.ingest.helpers import settings, wait_for
-from tests.status_views import check_agreement
+from tests.ingest.helpers import settings, wait_for, worker_env
+from tests.status_views import both_views, check_agreement, good
 from tests.transport.servers import free_port
 from worker.dev.cluster import redis_binary
 from worker.read.api import create_app
@@ -39,6 +43,55 @@ def test_the_api_and_the_status_command_agree(
         check_agreement(s, client, monkeypatch)
     finally:
         client.close()
+
+
+def _metrics_worker(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_entries_no_worker_reads_are_warned_about_until_applied(
+    db_url: str, redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """K=2 and a producer that ignored the routing rule: the base stream's entries are counted in
+    status (text and JSON), /v1/pipeline and the worker's log, and a one-off K=1 run applies them."""
+    s = settings(db_url, redis_url, key_prefix, shards=2)
+    client = connect(redis_url)
+    try:
+        client.xadd(s.keys.streams[0], {STREAM_FIELD: good(1)})  # a routed one: not counted
+        for i in range(3):
+            client.xadd(s.stream, {STREAM_FIELD: good(100 + i)})
+    finally:
+        client.close()
+    env = worker_env(s)
+
+    text = _metrics_worker(env, "status")
+    assert text.returncode == 0, text.stderr
+    (warning,) = [line for line in text.stdout.splitlines() if line.startswith("WARNING")]
+    assert f"3 entries in {s.stream}, the base stream, that no worker reads" in warning
+    assert "contract/routing.py" in warning and "metrics-worker run --shards 1 --burst" in warning
+    cli, api = both_views(s, monkeypatch)
+    assert (cli["unrouted"], api["unrouted"]) == (3, 3)
+    assert cli["base_stream"] == api["base_stream"] == s.stream
+
+    run = _metrics_worker(env, "run", "--burst")  # reads the two shards, logs the warning, exits
+    assert run.returncode == 0, run.stderr
+    assert f"WARNING worker.ingest.housekeeping 3 entries in {s.stream}, the base stream" in run.stderr
+
+    once = _metrics_worker(env, "run", "--burst", "--shards", "1")  # what the warning says to do
+    assert once.returncode == 0, once.stderr
+    after = _metrics_worker(env, "status", "--json")
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)["unrouted"] == 0
+    assert "WARNING" not in _metrics_worker(env, "status").stdout
+    with psycopg.connect(db_url) as conn:  # all four applied: 1 routed, 3 from the base stream
+        assert conn.execute("SELECT sum(count) FROM execute_sync_mismatch_metrics").fetchone() == (4,)
 
 
 def test_a_redis_that_starts_after_the_api_is_found(db_url: str, tmp_path: Path) -> None:

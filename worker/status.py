@@ -19,6 +19,10 @@ Beyond a stream's length (the entries kept until trimmed: not what was received,
   counting rows in PostgreSQL because no table records every applied event (applied_counter_events
   holds two event types only), and over the worker's Prometheus counters because a reader cannot
   reach them: this costs nothing more than the XINFO GROUPS the view reads anyway.
+- **unrouted**: with K > 1 shards, the entries of the base stream (``METRICS_STREAM`` itself) the
+  group has not finished with. Workers read only the K shards, so these are never read: a producer
+  wrote them without the routing rule (contract/routing.py). :func:`unrouted_warning` says what to
+  do; ``metrics-worker status`` prints it and each worker logs it in its housekeeping.
 """
 
 from __future__ import annotations
@@ -104,6 +108,13 @@ class PipelineStatus(_Model):
     dead_letters: int = 0
     latest_dead_letters: list[LetterState] = []
     """The newest, newest first."""
+    base_stream: str | None = None
+    """The stream named by METRICS_STREAM: with one shard the stream itself, with K > 1 the name the
+    shards derive from, which no worker reads."""
+    unrouted: int | None = 0
+    """With K > 1 shards: entries in the base stream that no worker reads (their producer ignored
+    the routing rule, contract/routing.py), until applied once by ``metrics-worker run --shards 1
+    --burst``; 0 with one stream; null: some, but Redis < 7 cannot say how many."""
 
 
 def read_status(client: Client, keys: Keys, group: str, latest: int = LATEST_DEAD_LETTERS) -> PipelineStatus:
@@ -126,6 +137,40 @@ def read_status(client: Client, keys: Keys, group: str, latest: int = LATEST_DEA
         dead_letter_streams=letter_keys,
         dead_letters=sum(int(client.xlen(key)) for key in letter_keys),
         latest_dead_letters=_latest_letters(client, letter_keys, latest),
+        base_stream=keys.stream,
+        unrouted=unrouted_count(client, keys, group),
+    )
+
+
+def unrouted_count(client: Client, keys: Keys, group: str) -> int | None:
+    """Entries of the base stream the group has not finished with while workers read K > 1
+    shards, so none ever will (all of them when the group never read it); 0 with one stream.
+    None when there are some and Redis < 7 cannot say how many."""
+    if keys.shards == 1:
+        return 0
+    info = group_info(client, keys.stream, group)
+    waiting = undelivered_count(client, keys.stream, info)
+    if waiting is None:
+        return None
+    return waiting + (0 if info is None else int(info["pending"]))
+
+
+def unrouted_warning(unrouted: int | None, keys: Keys) -> str:
+    """What to say about entries of the base stream that no worker reads (``unrouted`` > 0 or None),
+    in one line: how many, why, and what to do."""
+    count = (
+        "some entries (Redis < 7 cannot count them)"
+        if unrouted is None
+        else "1 entry"
+        if unrouted == 1
+        else f"{unrouted} entries"
+    )
+    return (
+        f"{count} in {keys.stream}, the base stream, that no worker reads: with METRICS_SHARDS="
+        f"{keys.shards} workers read only its {keys.shards} shards, so a producer wrote these without "
+        'the routing rule. Route each event to its shard (contract/routing.py; README, "From any '
+        'language"); to apply the ones already there, run `metrics-worker run --shards 1 --burst` '
+        "once, with the same stream and group"
     )
 
 

@@ -98,6 +98,8 @@ def test_seed_reconciles_stale_running_sessions_rounds_and_forwards(
     fs = queries.forward_summary(conn)
     assert (fs.total_requests, fs.successful_requests, fs.failed_requests) == (1, 0, 1)
     summary = queries.summary(conn)
+    # Not the seed's either: the seed counted them as awaiting (1) and completed (1); they are
+    # counted apart, so that a crashed agent is never counted as a completion.
     assert (
         summary.total_sessions,
         summary.active_sessions,
@@ -105,7 +107,8 @@ def test_seed_reconciles_stale_running_sessions_rounds_and_forwards(
         summary.completed_sessions,
         summary.error_sessions,
         summary.cancelled_sessions,
-    ) == (2, 0, 1, 1, 0, 0)
+        summary.reconciled_sessions,
+    ) == (2, 0, 0, 0, 0, 0, 2)
     # Recorded, with the counts.
     assert {
         k: details[k] for k in ("rounds", "forwards", "sessions_completed", "sessions_awaiting", "reconciled")

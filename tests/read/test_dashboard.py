@@ -27,7 +27,9 @@ import redis
 from contract.events import SyncMismatch
 from tests.conftest import Services, with_search_path
 from tests.ingest.helpers import drain, publish, settings
-from tests.read.conftest import metrics_api
+from tests.read.conftest import fill, metrics_api
+from tests.read.events import Events, usage
+from worker.maintenance.reconcile import HintSnapshot, reconcile
 from worker.schema import apply_schema
 from worker.status import PipelineStatus, applied_per_second
 
@@ -163,7 +165,7 @@ def test_the_overview_shows_the_summary_and_draws_its_charts(
     tiles = page.locator(".tile").evaluate_all(
         "ts => ts.map(t => [t.dataset.key, t.dataset.source, Number(t.dataset.value)])"
     )
-    assert len(tiles) == 14
+    assert len(tiles) == 15
     for key, source, value in tiles:
         expected = sum(d["total_rounds"] for d in daily) if source == "daily" else _dig(summary, key)
         assert value == expected, key
@@ -391,7 +393,7 @@ def test_with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one(
             page.click("#token-form button")
             w.drawn()
             expect(dialog).to_be_hidden()
-            assert page.locator(".tile").count() == 14
+            assert page.locator(".tile").count() == 15
             # Kept for the tab: another page of the same tab does not ask again.
             page.click("nav a[data-page=sessions]")
             w.drawn(2)
@@ -515,4 +517,86 @@ def test_numbers_stay_exact_below_ten_thousand(api: str, watched: Watched) -> No
             assert text == f"{value:,}"
         else:
             assert re.fullmatch(r"\d+(\.\d)?[kMBT]", text), (value, text)
+    assert watched.problems == []
+
+
+@pytest.fixture(scope="module")
+def marked(services: Services) -> Iterator[str]:
+    """metrics-api over sessions the reconcile job closed ('dead', 'waiting') beside one its own
+    session.completed closed ('done'), with K=2 shards and two entries on the base stream that no
+    worker reads. Its URL."""
+    schema, prefix = f"d_{uuid.uuid4().hex[:12]}", f"test:{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(services.database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = with_search_path(services.database_url, schema)
+    stream = f"{prefix}:events"
+    env = dict(os.environ, DATABASE_URL=url, REDIS_URL=services.redis_url, METRICS_STREAM=stream)
+    env.update(METRICS_SHARDS="2")
+    env.pop("METRICS_API_TOKENS", None)
+    env.pop("METRICS_API_TOKENS_FILE", None)
+    now = datetime.now(UTC)
+    at = now - timedelta(hours=2)
+    ev = Events()
+    for sid in ("done", "dead", "waiting"):
+        ev.session_started(sid, "gpt-4", at)
+        ev.round_started(f"{sid}-r", sid, "gpt-4", at)
+        ev.round_completed(f"{sid}-r", sid, at + timedelta(minutes=3), usage(2, 3))
+    ev.session_completed("done", "completed", at + timedelta(minutes=4))
+    client = redis.Redis.from_url(services.redis_url)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            apply_schema(conn)
+            fill(conn, ev.events)
+            hints = HintSnapshot(awaiting=frozenset({"waiting"}))
+            reconcile(conn, hints, now=now, grace=timedelta(minutes=10))
+        for i in range(2):
+            client.xadd(stream, {"event": f"unrouted {i}"})
+        with metrics_api(env, "--log-level", "warning") as served:
+            yield served.url
+    finally:
+        for key in client.scan_iter(f"{prefix}*", count=1000):
+            client.delete(key)
+        client.close()
+        with psycopg.connect(services.database_url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_reconciled_sessions_are_told_apart(marked: str, watched: Watched) -> None:
+    page = watched.page
+    page.goto(f"{marked}/sessions")
+    watched.drawn()
+    tagged = page.locator("table.sessions tbody tr").evaluate_all(
+        "rs => Object.fromEntries(rs.map(r => "
+        "[r.dataset.session, r.querySelector('.status.reconciled') !== null]))"
+    )
+    assert tagged == {"done": False, "dead": True, "waiting": True}
+    expect(page.locator('tr[data-session="waiting"] .status.awaiting_response')).to_have_count(1)
+    watched.shot("sessions-reconciled")
+    page.goto(f"{marked}/sessions/dead")
+    watched.drawn()
+    expect(page.locator("#reconciled")).to_contain_text("Closed by reconcile at")
+    expect(page.locator(".status.reconciled")).to_have_count(1)
+    page.goto(f"{marked}/sessions/done")
+    watched.drawn()
+    expect(page.locator("#reconciled")).to_have_count(0)
+    page.goto(f"{marked}/")
+    watched.drawn()
+    figures = page.locator(".tile").evaluate_all(
+        "ts => Object.fromEntries(ts.map(t => [t.dataset.key, t.dataset.value]))"
+    )
+    shown = [figures[f"{key}_sessions"] for key in ("total", "completed", "awaiting_response", "reconciled")]
+    assert shown == ["3", "1", "0", "2"]
+    assert watched.problems == []
+
+
+def test_the_pipeline_page_warns_of_entries_no_worker_reads(marked: str, watched: Watched) -> None:
+    page = watched.page
+    page.goto(f"{marked}/pipeline")
+    watched.drawn()
+    warning = page.locator("#unrouted")
+    expect(warning).to_have_attribute("data-value", "2")
+    expect(warning).to_contain_text("2 entries in test:")
+    expect(warning).to_contain_text("metrics-worker run --shards 1 --burst")
+    expect(page.locator("table.streams tbody tr")).to_have_count(2)
+    watched.shot("pipeline-unrouted")
     assert watched.problems == []

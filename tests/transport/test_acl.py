@@ -90,6 +90,7 @@ def test_producer_and_worker_do_their_job_with_only_their_grants(
         ["dlq", "purge", "--all"],
         ["reconcile"],
         ["prune", "--older-than", "90d"],
+        ["forget", "--session", "s-acl"],
     ):
         done = subprocess.run(
             [sys.executable, "-m", "worker.cli", *command],

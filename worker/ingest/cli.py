@@ -15,7 +15,7 @@ from contract.connect import Client, connect, describe
 from contract.durations import duration_arg, ms_arg
 from worker.flags import REDIS, add_connections, settings_from
 from worker.settings import Connections, WorkerSettings
-from worker.status import read_status
+from worker.status import read_status, unrouted_warning
 
 log = logging.getLogger("worker")
 
@@ -138,6 +138,8 @@ def show_status(args: argparse.Namespace) -> int:
         f"{status.dead_letters} dead letters in {where}; "
         f"lag {status.lag_seconds:.1f}s (the oldest waiting entry's age)"
     )
+    if status.unrouted != 0:
+        print(f"WARNING: {unrouted_warning(status.unrouted, settings.keys)}")
     for s in status.streams:
         finished = "" if s.acknowledged is None else f", {s.acknowledged} acknowledged"
         print(

@@ -24,7 +24,7 @@ from contract.events import Event
 from worker.engine.apply import Applied, InFlight, Prepared, apply_events, prepare, start
 from worker.errors import PermanentError, PostgresError, TransientError
 from worker.ingest.database import Database
-from worker.ingest.housekeeping import remove_idle_consumers, trim_acknowledged
+from worker.ingest.housekeeping import remove_idle_consumers, trim_acknowledged, warn_unrouted
 from worker.ingest.observer import Finished, Observer
 from worker.ingest.prometheus import Prometheus
 from worker.ingest.signals import stop_on_signals
@@ -303,6 +303,7 @@ class Worker:
         if trimmed:
             log.debug("trimmed %d acknowledged entries", trimmed)
         remove_idle_consumers(self.stream, self.settings.consumer_idle_ms)
+        warn_unrouted(self.stream)
 
     # -- one batch ----------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
-"""Housekeeping of a group's streams, every few seconds on each worker: what may go, goes.
+"""Housekeeping of a group's streams, every half minute on each worker.
 
 Two chores, both safe next to live readers: trimming entries every group has acknowledged
 (never a blind MAXLEN) and removing consumers that left and hold nothing (never one that does).
+And one warning: entries on the base stream that no worker reads (K > 1 shards, and a producer
+that ignored the routing rule), with their count, for as long as there are any.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 
 from contract.entries import as_text, format_id, next_id, parse_id
 from worker.ingest.stream import StreamClient
+from worker.status import unrouted_count, unrouted_warning
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,15 @@ def trim_acknowledged(group: StreamClient) -> int:
         if floor is not None:
             removed += int(client.xtrim(stream, minid=format_id(floor), approximate=False))
     return removed
+
+
+def warn_unrouted(group: StreamClient) -> int | None:
+    """A WARNING when the base stream holds entries no worker reads (worker/status.py, unrouted):
+    how many, why and what to do. Their count; 0 with one stream, or none there."""
+    unrouted = unrouted_count(group.client, group.keys, group.group)
+    if unrouted != 0:
+        log.warning("%s", unrouted_warning(unrouted, group.keys))
+    return unrouted
 
 
 def remove_idle_consumers(group: StreamClient, idle_ms: int) -> list[str]:

@@ -1,21 +1,26 @@
-"""The maintenance room's sub-commands of ``metrics-worker`` (reconcile, prune, scheduler-url).
+"""The maintenance room's sub-commands of ``metrics-worker`` (reconcile, prune, forget, scheduler-url).
 
-For a shell or system cron, doing what the RQ jobs do (same lock: a run while another holds it
-is skipped and says so). Each run prints one JSON line with what it did.
+reconcile and prune are for a shell or system cron, doing what the RQ jobs do (same lock: a run
+while another holds it is skipped and says so); each run prints one JSON line with what it did.
+forget deletes sessions on request and says how much went (a line, or JSON with --json).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from typing import Any
 
 from contract.durations import duration_arg
+from contract.fields import unstorable
 from worker.flags import BOTH, add_connections, settings_from
-from worker.settings import PruneSettings, ReconcileSettings
+from worker.settings import Connections, PruneSettings, ReconcileSettings
 
 #: reconcile and prune read hints and dead letters by the stream's keys, never as a group.
 _CONNECTIONS = tuple(name for name in BOTH if name != "group")
+#: forget removes rows, and hints by the stream's name (not by shard).
+_FORGET_CONNECTIONS = ("database_url", "redis_url", "stream", "connect_timeout")
 
 
 def configure_parser(subparsers: Any) -> None:
@@ -61,6 +66,40 @@ def configure_parser(subparsers: Any) -> None:
         parser.add_argument(flag, dest=dest, type=duration_arg(flag), metavar="DURATION", help=text)
     parser.set_defaults(handler=prune)
 
+    forget = subparsers.add_parser(
+        "forget",
+        help="delete sessions' or users' data everywhere (rows, roll-ups, liveness hints), on request",
+        description="Delete every row of the given sessions, and of every session of the given users "
+        "(the session, its rounds, tool calls and "
+        "forwards linked to it), what the roll-ups counted for them, and their liveness hints in "
+        "Redis, then say how much went. Idempotent: a session already gone (or never stored) deletes "
+        "nothing and the command still succeeds. Events still in the streams are not touched: one "
+        "of a forgotten session applied afterwards stores its rows again.",
+    )
+    forget.add_argument(
+        "--session",
+        dest="session_ids",
+        action="append",
+        default=[],
+        type=_id,
+        metavar="ID",
+        help="a session's whole id (as query --json prints it); repeat for more sessions",
+    )
+    forget.add_argument(
+        "--user",
+        dest="user_ids",
+        action="append",
+        default=[],
+        type=_id,
+        metavar="ID",
+        help="a user id as session.started gave it: every session of that user; repeat for more users",
+    )
+    forget.add_argument(
+        "--json", action="store_true", help="print what went as one JSON object instead of a sentence"
+    )
+    add_connections(forget, _FORGET_CONNECTIONS)
+    forget.set_defaults(handler=forget_sessions)
+
     url = subparsers.add_parser(
         "scheduler-url",
         help="print the plain Redis URL for rq cron / rq worker [env METRICS_SCHEDULER_REDIS_URL]",
@@ -87,6 +126,27 @@ def prune(args: argparse.Namespace) -> int:
     from worker.maintenance.jobs import run_prune
 
     return _report("prune", run_prune(settings_from(args, PruneSettings), one_shot=True))
+
+
+def forget_sessions(args: argparse.Namespace) -> int:
+    from worker.maintenance.jobs import run_forget
+
+    if not args.session_ids and not args.user_ids:
+        raise ValueError("forget: name what to forget with --session ID or --user ID (either, repeated)")
+    done = run_forget(settings_from(args, Connections), args.session_ids, args.user_ids)
+    if args.json:
+        return _report("forget", asdict(done))
+    print(done.describe())
+    return 0
+
+
+def _id(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    reason = unstorable(text)  # bytes the shell passed that are not UTF-8 come surrogate-escaped
+    if reason is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} {reason}")
+    return text
 
 
 def _report(job: str, details: dict[str, Any]) -> int:

@@ -11,8 +11,8 @@ they expire with the dedupe window, and keep a redelivered compression from coun
 the events still in the streams or dead letters: an event of a forgotten session delivered
 afterwards stores its rows again, as for any new id.
 
-A user selector (``--user ID``) becomes a query for that user's session ids, passed here, once
-sessions carry a user id.
+One user's data is the sessions whose session.started named them (``session_metrics.user_id``):
+:func:`sessions_of_users` finds their ids, to pass here (``metrics-worker forget --user ID``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ from worker.maintenance.runs import in_transaction
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 500
+
+# The sessions of some users, along the partial index on user_id (schema.sql, idx_session_user).
+SESSIONS_OF_USERS = """
+SELECT session_id FROM session_metrics WHERE user_id = ANY(%(users)s::text[]) ORDER BY session_id
+"""
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,14 @@ def forget_sessions(
     done = Forgotten(removed.sessions, removed.rounds, removed.tool_calls, removed.forwards, hints)
     log.info("forget: %s", done.describe())
     return done
+
+
+def sessions_of_users(conn: psycopg.Connection[Any], user_ids: Iterable[str]) -> list[str]:
+    """The ids of the sessions whose session.started named one of ``user_ids``."""
+    users = sorted(set(user_ids))
+    if not users:
+        return []
+    return [sid for (sid,) in conn.execute(SESSIONS_OF_USERS, {"users": users}).fetchall()]
 
 
 def _remove(ids: list[str], cur: psycopg.Cursor[Any]) -> Removed:

@@ -4,23 +4,27 @@
 (worker/maintenance/cron.py) and ``rq worker maintenance`` runs, configured from the environment
 like every other process (DATABASE_URL, REDIS_URL, METRICS_STREAM, METRICS_RECONCILE_GRACE,
 METRICS_RETENTION, METRICS_DEDUPE_WINDOW, METRICS_DEAD_LETTER_RETENTION; see worker/settings.py).
-``run_reconcile`` / ``run_prune`` do the same for given settings (the CLI's one-shot commands).
+``run_reconcile`` / ``run_prune`` do the same for given settings (the CLI's one-shot commands);
+``run_forget`` is the CLI's forget (on request, never scheduled).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from contract.connect import Client, connect, describe
 from worker.database import connect as connect_database
+from worker.maintenance.forget import Forgotten, forget_sessions, sessions_of_users
 from worker.maintenance.prune import prune as prune_tables
 from worker.maintenance.reconcile import read_hints
 from worker.maintenance.reconcile import reconcile as reconcile_rows
 from worker.maintenance.runs import run_exclusive, utcnow
 from worker.maintenance.trims import trim_dead_letters, trim_hints
+from worker.schema import require_schema
 from worker.settings import Connections, PruneSettings, ReconcileSettings
 
 log = logging.getLogger(__name__)
@@ -75,6 +79,20 @@ def run_prune(
             return details
 
         return run_exclusive(conn, "prune", body)
+
+
+def run_forget(settings: Connections, session_ids: Iterable[str], user_ids: Iterable[str] = ()) -> Forgotten:
+    """Forget ``session_ids`` and the sessions of ``user_ids`` (worker/maintenance/forget.py): their
+    rows, roll-up counts and hints; what went. No lock: it runs next to workers and the other jobs,
+    waiting only on the rows."""
+    with (
+        contextlib.ExitStack() as stack,
+        connect_database(settings.database_url, settings.connect_timeout) as conn,
+    ):
+        require_schema(conn)  # else the first statement fails on a missing table, with SQL and no fix
+        client = _data_redis(settings, stack, one_shot=True)
+        ids = [*session_ids, *sessions_of_users(conn, user_ids)]
+        return forget_sessions(conn, client, settings.keys, ids)
 
 
 def _data_redis(settings: Connections, stack: contextlib.ExitStack, one_shot: bool) -> Client:

@@ -34,6 +34,12 @@ def _pairs(title: str, pairs: Sequence[tuple[str, Any]]) -> Grid:
     return Grid(title, (Column("field"), Column("value")), tuple(pairs), pairs=True)
 
 
+def status(s: SessionMetrics) -> str:
+    """The session's status, and ``(reconciled)`` after it when the reconcile job closed it (no
+    session.completed came): ``completed (reconciled)``."""
+    return f"{s.status} (reconciled)" if s.closed_by_reconcile else s.status
+
+
 def summary(s: MetricsSummary) -> list[Grid]:
     return [
         _pairs(
@@ -45,6 +51,7 @@ def summary(s: MetricsSummary) -> list[Grid]:
                 ("awaiting response", s.awaiting_response_sessions),
                 ("error", s.error_sessions),
                 ("cancelled", s.cancelled_sessions),
+                ("closed by reconcile", s.reconciled_sessions),
                 ("prompt tokens", s.total_tokens.prompt_tokens),
                 ("completion tokens", s.total_tokens.completion_tokens),
                 ("total tokens", s.total_tokens.total_tokens),
@@ -63,6 +70,7 @@ def by_model(rows: list[ModelMetrics]) -> list[Grid]:
     columns = (
         Column("model"),
         Column("sessions", "number"),
+        Column("reconciled", "number", 1),
         Column("rounds", "number", 5),
         *_TOKENS,
         Column("tool calls", "number", 6),
@@ -76,6 +84,7 @@ def by_model(rows: list[ModelMetrics]) -> list[Grid]:
                 (
                     m.model,
                     m.sessions,
+                    m.reconciled_sessions,
                     m.rounds,
                     *_tokens(m.tokens),
                     m.tool_calls,
@@ -105,7 +114,7 @@ def sessions(rows: list[SessionMetrics]) -> list[Grid]:
             f"Sessions ({len(rows)})",
             columns,
             tuple(
-                (s.session_id, s.model, s.status, s.started_at, s.duration_ms, s.total_rounds,
+                (s.session_id, s.model, status(s), s.started_at, s.duration_ms, s.total_rounds,
                  s.total_token_usage.total_tokens, s.tool_call_count, s.message_count, s.tool_breakdown)
                 for s in rows
             ),
@@ -120,9 +129,10 @@ def session_detail(d: SessionDetail) -> list[Grid]:
         [
             ("model", s.model),
             ("user", s.user_id),
-            ("status", s.status),
+            ("status", status(s)),
             ("started", s.started_at),
             ("completed", s.completed_at),
+            ("closed by reconcile at", s.reconciled_at),
             ("duration ms", s.duration_ms),
             ("rounds", s.total_rounds),
             ("messages", s.message_count),
@@ -188,6 +198,7 @@ def daily(rows: list[DailyMetrics]) -> list[Grid]:
     columns = (
         Column("date (UTC)"),
         Column("sessions", "number"),
+        Column("reconciled", "number", 1),
         Column("rounds", "number", 5),
         *_TOKENS,
         Column("tool calls", "number", 6),
@@ -200,8 +211,9 @@ def daily(rows: list[DailyMetrics]) -> list[Grid]:
             "Daily",
             columns,
             tuple(
-                (d.date.isoformat(), d.total_sessions, d.total_rounds, *_tokens(d.total_token_usage),
-                 d.total_tool_calls, d.prompt_cached_tool_outputs, d.model_breakdown, d.tool_breakdown)
+                (d.date.isoformat(), d.total_sessions, d.reconciled_sessions, d.total_rounds,
+                 *_tokens(d.total_token_usage), d.total_tool_calls, d.prompt_cached_tool_outputs,
+                 d.model_breakdown, d.tool_breakdown)
                 for d in rows
             ),
         )

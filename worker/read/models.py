@@ -18,7 +18,8 @@ ForwardStatus = Literal["pending", "success", "error", "timeout"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # a field's docstring is its description in the API's OpenAPI schema (/docs)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
 
 class TokenUsage(_Model):
@@ -28,7 +29,11 @@ class TokenUsage(_Model):
 
 
 class MetricsSummary(_Model):
-    """Sessions started in the date range; sync mismatches counted on their UTC date."""
+    """Sessions started in the date range; sync mismatches counted on their UTC date.
+
+    ``total_sessions`` = active + completed + awaiting_response + error + cancelled + reconciled:
+    each status counts the sessions whose own events set it, and a session the reconcile job
+    closed is counted in ``reconciled_sessions`` alone, whatever status reconcile gave it."""
 
     total_sessions: int
     total_tokens: TokenUsage
@@ -41,6 +46,9 @@ class MetricsSummary(_Model):
     awaiting_response_sessions: int
     error_sessions: int
     cancelled_sessions: int
+    reconciled_sessions: int = 0
+    """Closed by the reconcile job, not by a session.completed: their agent stopped saying it was
+    alive (crashed, or a producer without heartbeats). Not in the five status counts above."""
     total_sync_mismatches: int
     sync_mismatch_breakdown: dict[str, int]
 
@@ -48,6 +56,8 @@ class MetricsSummary(_Model):
 class ModelMetrics(_Model):
     model: str
     sessions: int
+    reconciled_sessions: int = 0
+    """Of ``sessions``, those the reconcile job closed (no session.completed came)."""
     rounds: int
     tokens: TokenUsage
     tool_calls: int
@@ -75,6 +85,13 @@ class SessionMetrics(_Model):
     cache_read_tokens: int = 0  # part of prompt_tokens: read from the provider's prompt cache
     cache_write_tokens: int = 0  # part of prompt_tokens: written to the provider's prompt cache
     reasoning_tokens: int = 0  # part of completion_tokens: spent on reasoning
+    closed_by_reconcile: bool = False
+    """True: no session.completed came; the reconcile job closed it when its agent stopped saying
+    it was alive (crashed, or a producer without heartbeats). ``status`` is then reconcile's guess
+    (completed, or awaiting_response if the producer said so), and ``completed_at`` its last
+    activity, so ``duration_ms`` runs to the last thing it did. A later event reopens it."""
+    reconciled_at: datetime | None = None
+    """When the reconcile job closed it; null while open, or when its own events closed it."""
 
 
 class ToolCallMetrics(_Model):
@@ -121,6 +138,8 @@ class DailyMetrics(_Model):
 
     date: date
     total_sessions: int
+    reconciled_sessions: int = 0
+    """Of ``total_sessions``, those the reconcile job closed (no session.completed came)."""
     total_rounds: int
     total_token_usage: TokenUsage
     total_tool_calls: int

@@ -45,7 +45,8 @@ WITH page AS (
     SELECT session_id, model, started_at, completed_at, status, total_rounds,
            prompt_tokens, completion_tokens, total_tokens, tool_call_count,
            prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
-           user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens
+           user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+           reconciled_at
     FROM session_metrics
     WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
       AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
@@ -77,7 +78,8 @@ WITH page AS (
     SELECT session_id, model, started_at, completed_at, status, total_rounds,
            prompt_tokens, completion_tokens, total_tokens, tool_call_count,
            prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
-           user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens
+           user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+           reconciled_at
     FROM session_metrics
     WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
       AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
@@ -109,6 +111,7 @@ SELECT session_id, model, started_at, completed_at, status, total_rounds,
        prompt_tokens, completion_tokens, total_tokens, tool_call_count,
        prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
        user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+       reconciled_at,
        COALESCE((
            SELECT jsonb_object_agg(tool_name, calls)
            FROM (
@@ -249,6 +252,8 @@ def _session(row: dict[str, Any]) -> SessionMetrics:
         cache_read_tokens=row["cache_read_tokens"],
         cache_write_tokens=row["cache_write_tokens"],
         reasoning_tokens=row["reasoning_tokens"],
+        closed_by_reconcile=row["reconciled_at"] is not None,
+        reconciled_at=row["reconciled_at"],
     )
 
 

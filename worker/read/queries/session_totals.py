@@ -9,6 +9,12 @@ slots; a bucket whose rows all moved out (a session that changed status, a prune
 zero, so each grouping keeps only groups with a row in them (``HAVING sum(sessions) > 0``), as
 the base tables' GROUP BY does.
 
+Sessions the reconcile job closed (``reconciled_at`` set; the roll-ups' ``reconciled``) are
+counted apart, in ``reconciled_sessions``: the summary's five status counts leave them out (a
+crashed agent is no completion), so the six add up to ``total_sessions``; per model and per day
+count them in ``sessions`` as the seed does, with ``reconciled_sessions`` saying how many of them.
+A session closed by its own session.completed is counted exactly as the seed counts it.
+
 Dates are inclusive UTC dates: the roll-ups' ``day``, the base tables' ``started_at`` as a range
 on the bare column (the index on started_at serves it; NULL started_at, a start not yet arrived,
 is left out; a NULL bound is open). Both readings give the same days whatever the session's
@@ -54,12 +60,15 @@ LEFT JOIN (
            COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs,
            COALESCE(sum(total_compression_events), 0) AS total_compression_events,
            COALESCE(sum(total_tokens_saved), 0) AS total_tokens_saved,
-           COALESCE(sum(sessions) FILTER (WHERE status = 'running'), 0) AS active_sessions,
-           COALESCE(sum(sessions) FILTER (WHERE status = 'completed'), 0) AS completed_sessions,
-           COALESCE(sum(sessions) FILTER (WHERE status = 'awaiting_response'), 0)
+           COALESCE(sum(sessions) FILTER (WHERE status = 'running' AND NOT reconciled), 0) AS active_sessions,
+           COALESCE(sum(sessions) FILTER (WHERE status = 'completed' AND NOT reconciled), 0)
+               AS completed_sessions,
+           COALESCE(sum(sessions) FILTER (WHERE status = 'awaiting_response' AND NOT reconciled), 0)
                AS awaiting_response_sessions,
-           COALESCE(sum(sessions) FILTER (WHERE status = 'error'), 0) AS error_sessions,
-           COALESCE(sum(sessions) FILTER (WHERE status = 'cancelled'), 0) AS cancelled_sessions
+           COALESCE(sum(sessions) FILTER (WHERE status = 'error' AND NOT reconciled), 0) AS error_sessions,
+           COALESCE(sum(sessions) FILTER (WHERE status = 'cancelled' AND NOT reconciled), 0)
+               AS cancelled_sessions,
+           COALESCE(sum(sessions) FILTER (WHERE reconciled), 0) AS reconciled_sessions
     FROM session_rollup
     WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
       AND day <= COALESCE(%(end_date)s::date, 'infinity')
@@ -86,11 +95,13 @@ SELECT count(*) AS total_sessions,
        COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs,
        COALESCE(sum(total_compression_events), 0) AS total_compression_events,
        COALESCE(sum(total_tokens_saved), 0) AS total_tokens_saved,
-       count(*) FILTER (WHERE status = 'running') AS active_sessions,
-       count(*) FILTER (WHERE status = 'completed') AS completed_sessions,
-       count(*) FILTER (WHERE status = 'awaiting_response') AS awaiting_response_sessions,
-       count(*) FILTER (WHERE status = 'error') AS error_sessions,
-       count(*) FILTER (WHERE status = 'cancelled') AS cancelled_sessions
+       count(*) FILTER (WHERE status = 'running' AND reconciled_at IS NULL) AS active_sessions,
+       count(*) FILTER (WHERE status = 'completed' AND reconciled_at IS NULL) AS completed_sessions,
+       count(*) FILTER (WHERE status = 'awaiting_response' AND reconciled_at IS NULL)
+           AS awaiting_response_sessions,
+       count(*) FILTER (WHERE status = 'error' AND reconciled_at IS NULL) AS error_sessions,
+       count(*) FILTER (WHERE status = 'cancelled' AND reconciled_at IS NULL) AS cancelled_sessions,
+       count(*) FILTER (WHERE reconciled_at IS NOT NULL) AS reconciled_sessions
 FROM session_metrics
 WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
   AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
@@ -104,6 +115,7 @@ FROM (
 LEFT JOIN (
     SELECT model,
            sum(sessions)::int8 AS sessions,
+           COALESCE(sum(sessions) FILTER (WHERE reconciled), 0)::int8 AS reconciled_sessions,
            sum(total_rounds) AS rounds,
            sum(prompt_tokens) AS prompt_tokens,
            sum(completion_tokens) AS completion_tokens,
@@ -122,6 +134,7 @@ ORDER BY total_tokens DESC, model COLLATE "C"
 BY_MODEL_FROM_BASE = """
 SELECT model,
        count(*) AS sessions,
+       count(*) FILTER (WHERE reconciled_at IS NOT NULL) AS reconciled_sessions,
        COALESCE(sum(total_rounds), 0) AS rounds,
        COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
        COALESCE(sum(completion_tokens), 0) AS completion_tokens,
@@ -147,6 +160,7 @@ LEFT JOIN (
     WITH per_model AS (
         SELECT day, model,
                sum(sessions) AS sessions,
+               COALESCE(sum(sessions) FILTER (WHERE reconciled), 0) AS reconciled_sessions,
                sum(total_rounds) AS rounds,
                sum(prompt_tokens) AS prompt_tokens,
                sum(completion_tokens) AS completion_tokens,
@@ -161,6 +175,7 @@ LEFT JOIN (
     ), per_day AS (
         SELECT day,
                sum(sessions) AS total_sessions,
+               sum(reconciled_sessions) AS reconciled_sessions,
                sum(rounds) AS total_rounds,
                sum(prompt_tokens) AS prompt_tokens,
                sum(completion_tokens) AS completion_tokens,
@@ -195,6 +210,7 @@ DAILY_FROM_BASE = """
 WITH per_model AS (
     SELECT (started_at AT TIME ZONE 'UTC')::date AS day, model,
            count(*) AS sessions,
+           count(*) FILTER (WHERE reconciled_at IS NOT NULL) AS reconciled_sessions,
            sum(total_rounds) AS rounds,
            sum(prompt_tokens) AS prompt_tokens,
            sum(completion_tokens) AS completion_tokens,
@@ -208,6 +224,7 @@ WITH per_model AS (
 ), per_day AS (
     SELECT day,
            sum(sessions) AS total_sessions,
+           sum(reconciled_sessions) AS reconciled_sessions,
            sum(rounds) AS total_rounds,
            sum(prompt_tokens) AS prompt_tokens,
            sum(completion_tokens) AS completion_tokens,
@@ -262,6 +279,7 @@ def summary(
         awaiting_response_sessions=row["awaiting_response_sessions"],
         error_sessions=row["error_sessions"],
         cancelled_sessions=row["cancelled_sessions"],
+        reconciled_sessions=row["reconciled_sessions"],
         total_sync_mismatches=row["total_sync_mismatches"],
         sync_mismatch_breakdown=dict(sorted(row["sync_mismatch_breakdown"].items())),
     )
@@ -279,6 +297,7 @@ def by_model(
         ModelMetrics(
             model=row["model"],
             sessions=row["sessions"],
+            reconciled_sessions=row["reconciled_sessions"],
             rounds=row["rounds"],
             tokens=token_usage(row),
             tool_calls=row["tool_calls"],
@@ -301,6 +320,7 @@ def daily_metrics(
         DailyMetrics(
             date=row["day"],
             total_sessions=row["total_sessions"],
+            reconciled_sessions=row["reconciled_sessions"],
             total_rounds=row["total_rounds"],
             total_token_usage=token_usage(row),
             total_tool_calls=row["total_tool_calls"],

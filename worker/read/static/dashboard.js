@@ -76,6 +76,13 @@
       el("span", { class: "value", title: exact(value) }, human(value)), el("span", { class: "label" }, label));
   }
   const link = (href, text) => el("a", { href, "data-nav": true }, text);
+  // A session's status, and a "reconciled" tag beside it when the reconcile job closed it: no
+  // session.completed came, its agent stopped saying it was alive (crashed, or no heartbeats).
+  const RECONCILED = "closed by the reconcile job, not by a session.completed: its agent stopped saying it was alive; it ended at its last activity";
+  function sessionStatus(s) {
+    return el("span", {}, el("span", { class: `status ${s.status}` }, s.status),
+      s.closed_by_reconcile ? [" ", el("span", { class: "status reconciled", title: `${RECONCILED} (reconciled ${utcTime(s.reconciled_at)})` }, "reconciled")] : null);
+  }
 
   // -- the URL is the state ---------------------------------------------------------------------
   function defaults() {
@@ -223,6 +230,7 @@
       tile("awaiting_response_sessions", "awaiting response", s.awaiting_response_sessions),
       tile("error_sessions", "error", s.error_sessions),
       tile("cancelled_sessions", "cancelled", s.cancelled_sessions),
+      tile("reconciled_sessions", "closed by reconcile", s.reconciled_sessions),
       tile("total_rounds", "rounds", rounds, "daily"),
       tile("total_tokens.prompt_tokens", "prompt tokens", s.total_tokens.prompt_tokens),
       tile("total_tokens.completion_tokens", "completion tokens", s.total_tokens.completion_tokens),
@@ -248,6 +256,7 @@
     show(
       el("h2", { class: "page" }, `Overview, ${data.start_date} to ${data.end_date} (UTC)`),
       tiles,
+      el("p", { class: "hint" }, "sessions = active + completed + awaiting response + error + cancelled + closed by reconcile: a session the reconcile job closed (no session.completed came) counts there alone"),
       section("Tokens per day by model (stacked)", tokens),
       section("Rounds and tool calls per day", activity),
       section("Tool calls by tool", tools),
@@ -308,9 +317,9 @@
       el("p", { class: "toolbar" }, el("label", {}, "Model ", select)),
       shown.length
         ? table(["session", "model", "status", "started", "duration", "rounds", "tokens", "tool calls", "compressions", "messages"],
-          shown.map((s) => el("tr", { dataset: { session: s.session_id } },
+          shown.map((s) => el("tr", { dataset: { session: s.session_id, reconciled: String(s.closed_by_reconcile) } },
             el("td", {}, link(`/sessions/${encodeURIComponent(s.session_id)}${location.search}`, s.session_id)),
-            el("td", {}, s.model), el("td", {}, el("span", { class: `status ${s.status}` }, s.status)),
+            el("td", {}, s.model), el("td", {}, sessionStatus(s)),
             el("td", {}, utcTime(s.started_at)), el("td", { class: "num" }, duration(s.duration_ms)),
             num(s.total_rounds), num(s.total_token_usage.total_tokens), num(s.tool_call_count),
             num(s.total_compression_events), num(s.message_count))), "sessions")
@@ -355,7 +364,10 @@
         tile("cached_tool_outputs", "cached tool outputs", s.prompt_cached_tool_outputs, "detail"),
         tile("compressions", "compressions", s.total_compression_events, "detail"),
         tile("saved", "tokens saved", s.total_tokens_saved, "detail")),
-      el("p", {}, el("span", { class: `status ${s.status}` }, s.status), ` · model ${s.model} · started ${utcTime(s.started_at)} · ${s.completed_at ? "completed " + utcTime(s.completed_at) : "not completed"} · duration ${duration(s.duration_ms)}`),
+      el("p", {}, sessionStatus(s), ` · model ${s.model} · started ${utcTime(s.started_at)} · ${s.completed_at ? (s.closed_by_reconcile ? "last activity " : "completed ") + utcTime(s.completed_at) : "not completed"} · duration ${duration(s.duration_ms)}`),
+      s.closed_by_reconcile
+        ? el("p", { class: "hint", id: "reconciled" }, `Closed by reconcile at ${utcTime(s.reconciled_at)}: no session.completed came and its agent stopped saying it was alive (crashed, or a producer without heartbeats), so it ended at its last activity. A later event reopens it.`)
+        : null,
       byTool.length
         ? section("Tool calls by tool", table(["tool", "calls"],
           byTool.map(([name, calls]) => el("tr", {}, el("td", {}, name), num(calls))), "by-tool"))
@@ -444,8 +456,14 @@
   function drawPipeline(p, rate) {
     const where = p.dead_letter_streams.length === 1 ? p.dead_letter_streams[0] : `${p.dead_letter_streams.length} dead-letter streams`;
     const unknown = () => el("td", { class: "num", title: "Redis < 7 does not count them" }, "unknown");
+    const unrouted = p.unrouted === 0 ? null : el("p", { class: "alert", id: "unrouted", dataset: { value: String(p.unrouted) } },
+      `${p.unrouted === null ? "Some entries" : exact(p.unrouted) + (p.unrouted === 1 ? " entry" : " entries")} in ${p.base_stream}, the base stream, that no worker reads: `
+      + `workers read only its ${p.streams.length} shards, so a producer wrote these without the routing rule. `
+      + "Route each event to its shard (contract/routing.py; README, \"From any language\"); to apply the ones already there, "
+      + "run metrics-worker run --shards 1 --burst once, with the same stream and group.");
     show(
       el("h2", { class: "page" }, `Pipeline health (consumer group ${p.group}), now`),
+      unrouted,
       el("div", { class: "tiles" },
         figure("applied_per_second", "applied per second", rate, perSecond(rate),
           "entries acknowledged between two reads, less the dead letters made meanwhile"),
