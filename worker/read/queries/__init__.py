@@ -9,7 +9,7 @@ whatever the size of its result (one each; session_detail four).
 Every statement a read runs is one whole text, a module constant next to its caller that can be
 pasted into psql (parameters are psycopg's ``%(name)s``): session_rows.py (the list, the detail),
 session_totals.py (summary, per model, per day), tool_totals.py, forward_rows.py (the list),
-forward_totals.py (summary, per endpoint, per day, per status), ids.py (short ids), latency.py
+forward_totals.py (summary, per endpoint, per day, per status), ids.py (short ids), percentiles.py
 (percentiles per model, tool, endpoint), hourly.py (the hourly series of rounds). An aggregate
 read answered from the roll-ups has two, side by side: ``X_FROM_ROLLUP`` and ``X_FROM_BASE``, its
 twin over the base tables while a back-fill is due.
@@ -36,7 +36,7 @@ from worker.read.queries.forward_totals import (
 )
 from worker.read.queries.hourly import hourly_series
 from worker.read.queries.ids import sessions_ending_with
-from worker.read.queries.latency import latency
+from worker.read.queries.percentiles import latency
 from worker.read.queries.session_rows import session_detail, sessions
 from worker.read.queries.session_totals import by_model, daily_metrics, summary
 from worker.read.queries.tool_totals import tool_metrics

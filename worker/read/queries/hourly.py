@@ -20,7 +20,7 @@ from worker.read.queries._base import (
     hours_window,
     rollup_or_base,
 )
-from worker.read.queries.latency import percentiles_of
+from worker.read.queries.percentiles import percentiles_of
 
 SERIES_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
