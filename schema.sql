@@ -296,7 +296,9 @@ CREATE TABLE IF NOT EXISTS user_cost_rollup (
 -- `metrics-worker schema` back-fills the rest a chunk at a time (worker/rollups.py). Until an
 -- entity is done, readers answer from its base table.
 CREATE TABLE IF NOT EXISTS rollup_backfill (
-    entity                     text PRIMARY KEY CHECK (entity IN ('sessions', 'tool_calls', 'forwards', 'rounds')),
+    entity                     text PRIMARY KEY CONSTRAINT rollup_backfill_entity_check
+        CHECK (entity IN ('sessions', 'tool_calls', 'forwards', 'rounds', 'round_hourly', 'tool_latency',
+                          'forward_latency')),
     done                       boolean NOT NULL,
     upto                       text               -- in the key column's collation: its index's order
 );
@@ -745,3 +747,280 @@ BEGIN
                                    ADD COLUMN IF NOT EXISTS unpriced bigint NOT NULL DEFAULT 0;
     END IF;
 END $$;
+
+-- Hourly roll-ups and latency histograms: the reads of the last hours (hourly series of rounds,
+-- errors, tokens) and the latency percentiles of any range (worker/read/queries/latency.py).
+-- Kept as the roll-ups above (slots, statement triggers with transition tables, a back-fill per
+-- entity), by hour: the UTC hour a round, tool call or forward started in; a day is the sum of its
+-- 24 hours.
+--
+-- The bucket rule (worker/engine/histogram.py, held equal to this function by its tests): a
+-- duration of ms > 0 milliseconds goes to bucket ceil(ln(ms) * 32 / ln 2), whose representative
+-- 2 * 2^(i/32) / (2^(1/32) + 1) is within 1.083% of every value in it; ms <= 0 to bucket -32768
+-- (value 0). A percentile of a range is the representative of the bucket holding percentile_disc's
+-- answer over the same rows: within 1.083% of it.
+CREATE OR REPLACE FUNCTION metrics_latency_bucket(ms double precision) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN ms = 'NaN' THEN NULL
+        WHEN ms <= 0 THEN -32768
+        WHEN ms >= 1099511627776 THEN 1280
+        WHEN ms <= 0.0009765625 THEN -320
+        ELSE ceil(ln(ms) * 46.16624130844683::float8)::int
+    END
+$$;
+
+-- The UTC hour a timestamp falls in (what the hourly roll-ups are keyed by).
+CREATE OR REPLACE FUNCTION metrics_utc_hour(at timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT date_trunc('hour', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+$$;
+
+-- Rounds by the UTC hour of round_metrics.started_at and model: what the hourly series read.
+CREATE TABLE IF NOT EXISTS round_hourly (
+    hour                       timestamptz NOT NULL,  -- metrics_utc_hour(started_at)
+    model                      text COLLATE "C" NOT NULL,
+    slot                       smallint NOT NULL,
+    rounds                     bigint NOT NULL DEFAULT 0,
+    errors                     bigint NOT NULL DEFAULT 0,   -- status 'error' (reconcile's included)
+    prompt_tokens              numeric NOT NULL DEFAULT 0,
+    completion_tokens          numeric NOT NULL DEFAULT 0,
+    total_tokens               numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, model, slot)
+) WITH (fillfactor = 70);
+
+-- Latency histograms: how many durations of each metric fell in each bucket, by the UTC hour the
+-- measured thing started in and its name. Metrics: round_duration and round_ttft (name: the
+-- model), tool_duration (the tool name), forward_duration and forward_ttft (the endpoint). A
+-- duration is completed_at - started_at (a completion before its start counts as 0 ms); one that
+-- reconcile guessed (a round or forward it closed) is not counted; a time to first token is the
+-- completion's time_to_first_token_ms.
+CREATE TABLE IF NOT EXISTS latency_hourly (
+    hour                       timestamptz NOT NULL,  -- metrics_utc_hour(started_at)
+    metric                     text COLLATE "C" NOT NULL CHECK (metric IN (
+        'round_duration', 'round_ttft', 'tool_duration', 'forward_duration', 'forward_ttft')),
+    name                       text COLLATE "C" NOT NULL,
+    bucket                     int NOT NULL,          -- metrics_latency_bucket(ms)
+    slot                       smallint NOT NULL,
+    n                          bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, metric, name, bucket, slot)
+) WITH (fillfactor = 70);
+
+-- A database whose rollup_backfill predates these entities: let it name them, and record them
+-- (not done if their base table has rows: `metrics-worker schema` back-fills them).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'rollup_backfill_entity_check'
+                   AND pg_get_constraintdef(oid) LIKE '%round_hourly%') THEN
+        ALTER TABLE rollup_backfill DROP CONSTRAINT IF EXISTS rollup_backfill_entity_check,
+            ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN (
+                'sessions', 'tool_calls', 'forwards', 'rounds', 'round_hourly', 'tool_latency',
+                'forward_latency'));
+    END IF;
+END $$;
+INSERT INTO rollup_backfill
+SELECT 'round_hourly', NOT EXISTS (SELECT 1 FROM round_metrics), NULL
+UNION ALL SELECT 'tool_latency', NOT EXISTS (SELECT 1 FROM tool_call_metrics), NULL
+UNION ALL SELECT 'forward_latency', NOT EXISTS (SELECT 1 FROM forward_request_metrics), NULL
+ON CONFLICT (entity) DO NOTHING;
+
+-- As for the roll-ups above: a base table without its trigger here is new, what its rows held is
+-- counted from zero.
+DO $$
+DECLARE
+    e record;
+BEGIN
+    FOR e IN SELECT * FROM (VALUES ('round_hourly', 'round_metrics', 'round_hourly', 'round_%'),
+                                   ('tool_latency', 'tool_call_metrics', 'tool_latency', 'tool_%'),
+                                   ('forward_latency', 'forward_request_metrics', 'forward_latency', 'forward_%'))
+                      AS t(entity, base, trigger, metrics)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = e.base::regclass AND tgname = e.trigger || '_insert') THEN
+            IF e.entity = 'round_hourly' THEN
+                DELETE FROM round_hourly;
+            END IF;
+            DELETE FROM latency_hourly WHERE metric LIKE e.metrics;
+            EXECUTE format('UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM %I) WHERE entity = %L',
+                           e.base, e.entity);
+        END IF;
+    END LOOP;
+END $$;
+
+-- The moves, as session_rollup_move: add plus, subtract minus, only keys <= upto (NULL: all).
+CREATE OR REPLACE FUNCTION round_hourly_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
+BEGIN
+    -- One statement: the rows are unnested once for both roll-ups.
+    WITH c AS MATERIALIZED (
+        SELECT s.sign, metrics_utc_hour(s.started_at) AS hour, s.model, s.status, s.prompt_tokens,
+               s.completion_tokens, s.total_tokens,
+               CASE WHEN s.completed_at IS NOT NULL AND s.completion_version IS DISTINCT FROM ''
+                    THEN metrics_latency_bucket(EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000)
+               END AS duration_bucket,
+               metrics_latency_bucket(s.time_to_first_token_ms) AS ttft_bucket
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS s
+        WHERE s.started_at IS NOT NULL AND s.model IS NOT NULL AND (upto IS NULL OR s.round_id <= upto)
+    ), counts AS (
+        INSERT INTO round_hourly AS r (hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens)
+        SELECT * FROM (
+            SELECT c.hour, c.model, my_slot, sum(c.sign) AS rounds, sum(c.sign * (c.status = 'error')::int) AS errors,
+                   sum(c.sign * c.prompt_tokens) AS prompt_tokens,
+                   sum(c.sign * c.completion_tokens) AS completion_tokens,
+                   sum(c.sign * c.total_tokens) AS total_tokens
+            FROM c
+            GROUP BY 1, 2
+        ) AS d
+        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens) <> (0, 0, 0, 0, 0)
+        ORDER BY 1, 2
+        ON CONFLICT (hour, model, slot) DO UPDATE SET
+            rounds = r.rounds + EXCLUDED.rounds,
+            errors = r.errors + EXCLUDED.errors,
+            prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+            completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+            total_tokens = r.total_tokens + EXCLUDED.total_tokens
+    )
+    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
+    SELECT * FROM (
+        SELECT c.hour, x.metric, c.model, x.bucket, my_slot, sum(c.sign) AS n
+        FROM c
+        CROSS JOIN LATERAL (
+            SELECT 'round_duration' AS metric, c.duration_bucket AS bucket WHERE c.duration_bucket IS NOT NULL
+            UNION ALL
+            SELECT 'round_ttft', c.ttft_bucket WHERE c.ttft_bucket IS NOT NULL
+        ) AS x
+        GROUP BY 1, 2, 3, 4
+    ) AS d
+    WHERE d.n <> 0
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
+END $$;
+
+CREATE OR REPLACE FUNCTION tool_latency_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
+BEGIN
+    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
+    SELECT * FROM (
+        SELECT metrics_utc_hour(c.started_at) AS hour, 'tool_duration', c.tool_name,
+               metrics_latency_bucket(EXTRACT(EPOCH FROM c.completed_at - c.started_at)::float8 * 1000) AS bucket,
+               my_slot, sum(c.sign) AS n
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND c.completed_at IS NOT NULL AND c.tool_name IS NOT NULL
+          AND (upto IS NULL OR c.tool_call_id <= upto)
+        GROUP BY 1, 2, 3, 4
+    ) AS d
+    WHERE d.n <> 0
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
+END $$;
+
+CREATE OR REPLACE FUNCTION forward_latency_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
+BEGIN
+    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
+    SELECT * FROM (
+        SELECT metrics_utc_hour(c.started_at) AS hour, x.metric, c.endpoint, x.bucket, my_slot, sum(c.sign) AS n
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        CROSS JOIN LATERAL (
+            SELECT 'forward_duration' AS metric,
+                   metrics_latency_bucket(EXTRACT(EPOCH FROM c.completed_at - c.started_at)::float8 * 1000) AS bucket
+            WHERE c.completed_at IS NOT NULL AND c.completion_version IS DISTINCT FROM ''
+              AND right(COALESCE(c.completion_version, ''), 11) <> '|reconciled'
+            UNION ALL
+            SELECT 'forward_ttft', metrics_latency_bucket(c.time_to_first_token_ms)
+            WHERE c.time_to_first_token_ms IS NOT NULL
+        ) AS x
+        WHERE c.started_at IS NOT NULL AND c.endpoint IS NOT NULL AND (upto IS NULL OR c.forward_id <= upto)
+        GROUP BY 1, 2, 3, 4
+    ) AS d
+    WHERE d.n <> 0
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
+END $$;
+
+-- Their triggers, one function per base table as above. The tool and forward ones only look at
+-- rows whose duration or time to first token can count (a started row with a completion).
+CREATE OR REPLACE FUNCTION round_hourly_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    plus round_metrics[] := '{}';
+    minus round_metrics[] := '{}';
+BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        plus := ARRAY(SELECT (n.*)::round_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        minus := ARRAY(SELECT (o.*)::round_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM round_hourly_move(plus, minus, metrics_rollup_counted_upto('round_hourly'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION tool_latency_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    plus tool_call_metrics[] := '{}';
+    minus tool_call_metrics[] := '{}';
+BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        plus := ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n
+                      WHERE n.started_at IS NOT NULL AND n.completed_at IS NOT NULL);
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        minus := ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o
+                       WHERE o.started_at IS NOT NULL AND o.completed_at IS NOT NULL);
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM tool_latency_move(plus, minus, metrics_rollup_counted_upto('tool_latency'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION forward_latency_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    plus forward_request_metrics[] := '{}';
+    minus forward_request_metrics[] := '{}';
+BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        plus := ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n WHERE n.started_at IS NOT NULL
+                      AND (n.completed_at IS NOT NULL OR n.time_to_first_token_ms IS NOT NULL));
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        minus := ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o WHERE o.started_at IS NOT NULL
+                       AND (o.completed_at IS NOT NULL OR o.time_to_first_token_ms IS NOT NULL));
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM forward_latency_move(plus, minus, metrics_rollup_counted_upto('forward_latency'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER round_hourly_insert AFTER INSERT ON round_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_hourly_trigger();
+CREATE OR REPLACE TRIGGER round_hourly_update AFTER UPDATE ON round_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_hourly_trigger();
+CREATE OR REPLACE TRIGGER round_hourly_delete AFTER DELETE ON round_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION round_hourly_trigger();
+CREATE OR REPLACE TRIGGER tool_latency_insert AFTER INSERT ON tool_call_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_latency_trigger();
+CREATE OR REPLACE TRIGGER tool_latency_update AFTER UPDATE ON tool_call_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_latency_trigger();
+CREATE OR REPLACE TRIGGER tool_latency_delete AFTER DELETE ON tool_call_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_latency_trigger();
+CREATE OR REPLACE TRIGGER forward_latency_insert AFTER INSERT ON forward_request_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();
+CREATE OR REPLACE TRIGGER forward_latency_update AFTER UPDATE ON forward_request_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();
+CREATE OR REPLACE TRIGGER forward_latency_delete AFTER DELETE ON forward_request_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();

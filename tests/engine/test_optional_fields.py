@@ -9,13 +9,16 @@ import psycopg
 
 from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenUsage
 from tests.engine.rollups import assert_rollups_match
+from worker.backfill import backfill
 from worker.engine.apply import apply_events
 from worker.schema import apply_schema, schema_path
 
 T = datetime(2026, 2, 10, 10, tzinfo=UTC)
 
-# What the previous version's schema did not have.
+# What the previous version's schema did not have (the hourly roll-ups' triggers, which read the
+# fields, neither).
 _DROP_FIELDS = """
+DROP FUNCTION round_hourly_trigger, tool_latency_trigger, forward_latency_trigger CASCADE;
 DROP INDEX idx_forward_session, idx_session_user;
 ALTER TABLE session_metrics DROP COLUMN user_id, DROP COLUMN cache_read_tokens,
                             DROP COLUMN cache_write_tokens, DROP COLUMN reasoning_tokens;
@@ -63,6 +66,7 @@ def test_a_database_of_the_previous_version_gains_the_columns(conn: psycopg.Conn
         for statement in _OLD_ROWS.strip().split(";\n"):
             cur.execute(statement, {"t": T})
     apply_schema(conn, force=True)
+    backfill(conn)
     row = conn.execute(
         "SELECT user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens, prompt_tokens "
         "FROM session_metrics WHERE session_id = 'old'"

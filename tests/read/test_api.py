@@ -158,6 +158,8 @@ def test_the_openapi_document_lists_every_route(client: TestClient) -> None:
         "/v1/overview",
         "/v1/tools",
         "/v1/forward/statuses",
+        "/v1/latency",
+        "/v1/series",
         "/v1/pipeline",
         "/v1/cost",
     }

@@ -311,3 +311,67 @@ class CostReport(_Model):
     by_day: list[CostByDay]
     by_user: list[CostByUser]
     top_sessions: list[CostBySession]
+
+
+class Percentiles(_Model):
+    """Percentiles in ms of ``count`` durations, from the latency histograms: each the value of the
+    bucket that holds PostgreSQL's ``percentile_disc`` over the same rows, within 1.083% of it
+    (README: the bucket rule). None when ``count`` is 0."""
+
+    count: int
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+
+
+class ModelLatency(_Model):
+    """A model's rounds: their duration (started to completed) and their time to the first token."""
+
+    model: str
+    duration: Percentiles
+    time_to_first_token: Percentiles
+
+
+class ToolLatency(_Model):
+    tool_name: str
+    duration: Percentiles
+
+
+class EndpointLatency(_Model):
+    """An endpoint's forwarded requests: their duration and their time to the first token."""
+
+    endpoint: str
+    duration: Percentiles
+    time_to_first_token: Percentiles
+
+
+class Latency(_Model):
+    """Latency of what started in ``[start, end)`` (None: open), from the hourly histograms."""
+
+    start: datetime | None
+    end: datetime | None
+    models: list[ModelLatency]
+    tools: list[ToolLatency]
+    endpoints: list[EndpointLatency]
+
+
+class HourlyPoint(_Model):
+    """Rounds started in one UTC hour (``hour`` is its start): how many, errors, tokens, duration."""
+
+    hour: datetime
+    rounds: int
+    errors: int  # status 'error', reconcile's included
+    tokens: TokenUsage
+    duration: Percentiles
+
+
+class HourlySeries(_Model):
+    """The last ``hours`` UTC hours, oldest first, every hour present (zeros where nothing started);
+    the last one is the current hour so far."""
+
+    start: datetime
+    end: datetime
+    hours: int
+    model: str | None
+    points: list[HourlyPoint]
