@@ -162,7 +162,7 @@ def test_the_overview_shows_the_summary_and_draws_its_charts(
     summary = _get(api, "/v1/summary", **_week())
     daily = _get(api, "/v1/daily", days=7, end_date=_week()["end_date"])
     assert summary["total_sessions"] > 0
-    tiles = page.locator(".tile").evaluate_all(
+    tiles = page.locator(".tiles.activity .tile").evaluate_all(
         "ts => ts.map(t => [t.dataset.key, t.dataset.source, Number(t.dataset.value)])"
     )
     assert len(tiles) == 15
@@ -393,7 +393,7 @@ def test_with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one(
             page.click("#token-form button")
             w.drawn()
             expect(dialog).to_be_hidden()
-            assert page.locator(".tile").count() == 15
+            assert page.locator(".tiles.activity .tile").count() == 15
             # Kept for the tab: another page of the same tab does not ask again.
             page.click("nav a[data-page=sessions]")
             w.drawn(2)

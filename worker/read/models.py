@@ -86,6 +86,10 @@ class SessionMetrics(_Model):
     cache_read_tokens: int = 0  # part of prompt_tokens: read from the provider's prompt cache
     cache_write_tokens: int = 0  # part of prompt_tokens: written to the provider's prompt cache
     reasoning_tokens: int = 0  # part of completion_tokens: spent on reasoning
+    cost_usd: Decimal = Decimal(0)
+    """Not the seed's: the sum of its priced rounds' cost (exact USD, a decimal string in JSON)."""
+    unpriced_rounds: int = 0
+    """Its completed rounds whose model no price list knows: counted, never summed as $0."""
     closed_by_reconcile: bool = False
     """True: no session.completed came; the reconcile job closed it when its agent stopped saying
     it was alive (crashed, or a producer without heartbeats). ``status`` is then reconcile's guess
@@ -132,6 +136,10 @@ class RoundMetrics(_Model):
     cache_write_tokens: int | None = None  # part of token_usage.prompt_tokens
     reasoning_tokens: int | None = None  # part of token_usage.completion_tokens
     time_to_first_token_ms: int | None = None
+    cost_usd: Decimal | None = None
+    """Not the seed's: exact USD of the round; None unless priced (see ``unpriced``)."""
+    unpriced: bool = False
+    """A completed round whose model no price list knows (never $0); false while not priceable yet."""
 
 
 class DailyMetrics(_Model):
