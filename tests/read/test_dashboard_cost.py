@@ -18,11 +18,12 @@ from tests.conftest import Services
 from tests.engine.costs import EXAMPLE_USD, example_history
 from tests.read.conftest import filled_schema, metrics_api
 from tests.read.events import Events, usage
-from tests.read.test_dashboard import Watched, _get, _week, browser, watched  # noqa: F401 (fixtures)
+from tests.read.test_dashboard import Watched, _get, _week
+from tests.read.test_dashboard import browser as browser  # the module's Chromium (a fixture)
 
 pytestmark = pytest.mark.acceptance
 
-from playwright.sync_api import expect  # noqa: E402 (after test_dashboard's skip without Chromium)
+from playwright.sync_api import Browser, expect  # noqa: E402 (after test_dashboard's skip without Chromium)
 
 # Round r3: gpt-4o, 1,000 prompt and 100 completion tokens: 1,000 x $2.50 + 100 x $10 per million.
 SMALL_USD = Decimal("0.0035")
@@ -45,6 +46,13 @@ def priced(services: Services) -> Iterator[str]:
             yield served.url
 
 
+@pytest.fixture
+def watched(browser: Browser) -> Iterator[Watched]:
+    w = Watched(browser)
+    yield w
+    w.context.close()
+
+
 def _tile(page: Any, key: str) -> Any:
     return page.locator(f'.tile[data-key="{key}"]')
 
@@ -61,7 +69,11 @@ def _expected_latency(latency: dict[str, Any]) -> list[Any]:
     return [
         [
             m["model"],
-            {f"{what}.{p}": m[what][p] for what in ("duration", "time_to_first_token") for p in ("p50", "p95", "p99")},
+            {
+                f"{what}.{p}": m[what][p]
+                for what in ("duration", "time_to_first_token")
+                for p in ("p50", "p95", "p99")
+            },
         ]
         for m in latency["models"]
     ]
@@ -121,8 +133,8 @@ def test_the_last_hours_switch_to_hourly_series(priced: str, watched: Watched) -
         expect(page.locator("h2.page")).to_contain_text("Last ")
         series = _get(priced, "/v1/series", hours=hours)
         shape = page.evaluate(
-            "() => { const u = window.dashboard.charts['series-activity'];"
-            " return [u.data[0].length, u.data[1].reduce((a, b) => a + b, 0), u.data[0][u.data[0].length - 1]]; }"
+            "() => { const u = window.dashboard.charts['series-activity']; const x = u.data[0];"
+            " return [x.length, u.data[1].reduce((a, b) => a + b, 0), x[x.length - 1]]; }"
         )
         rounds = sum(p["rounds"] for p in series["points"])
         last = datetime.fromisoformat(series["points"][-1]["hour"]).timestamp()
@@ -163,7 +175,10 @@ def test_the_session_page_shows_cost_ttft_and_forwards(priced: str, watched: Wat
     )
 
     def parts(r: dict[str, Any]) -> str:
-        return ",".join("" if r[k] is None else str(r[k]) for k in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens"))
+        return ",".join(
+            "" if r[k] is None else str(r[k])
+            for k in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+        )
 
     expected = [
         [
@@ -176,7 +191,11 @@ def test_the_session_page_shows_cost_ttft_and_forwards(priced: str, watched: Wat
         for r in detail["rounds"]
     ]
     assert rows == expected
-    assert {r[0]: r[1:3] for r in rows} == {"r1": ["3.25", "$3.25"], "r2": ["", "unpriced"], "r3": ["0.0035", "$0.0035"]}
+    assert {r[0]: r[1:3] for r in rows} == {
+        "r1": ["3.25", "$3.25"],
+        "r2": ["", "unpriced"],
+        "r3": ["0.0035", "$0.0035"],
+    }
     assert [r[3] for r in rows if r[0] == "r3"] == ["450"]
     assert [r[4] for r in rows if r[0] == "r1"] == ["200000,,"]
     # The session's forwards: f1, made for round r1.

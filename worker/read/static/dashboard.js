@@ -55,7 +55,7 @@
     if (Math.abs(x) >= 1) return "$" + x.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
     return "$" + Number(x.toPrecision(4)).toString();
   }
-  const ms = (x) => (x === null || x === undefined ? "–" : x < 1000 ? `${x.toFixed(x < 10 ? 1 : 0)} ms` : `${(x / 1000).toFixed(2)} s`);
+  const ms = (x) => (x === null || x === undefined ? "–" : x < 1000 ? `${x.toFixed(x < 10 && x !== 0 ? 1 : 0)} ms` : `${(x / 1000).toFixed(2)} s`);
   const isoDay = (d) => d.toISOString().slice(0, 10);
   const dayTs = (iso) => Date.parse(iso + "T00:00:00Z") / 1000;
 
@@ -87,7 +87,7 @@
   }
   // A USD figure: the value is the API's exact decimal string (data-value), never a float's rounding.
   function usdTile(key, label, value, source = "cost") {
-    return el("div", { class: "tile usd", dataset: { key, value: String(value), source } },
+    return el("div", { class: "tile usd", title: `$${value}`, dataset: { key, value: String(value), source } },
       el("span", { class: "value" }, usd(value)), el("span", { class: "label" }, label));
   }
   const usdCell = (value) => el("td", { class: "num usd", dataset: { usd: value === null ? "" : String(value) } }, usd(value));
@@ -347,7 +347,7 @@
   function latencySection(latency, what = "these dates") {
     const pcts = ["p50", "p95", "p99"];
     return section("Model latency (round duration; time to first token)", latency.models.length
-      ? table(["model", "rounds", ...pcts.map((p) => `${p}`), "TTFT measured", ...pcts.map((p) => `TTFT ${p}`)],
+      ? table(["model", "rounds measured", ...pcts.map((p) => `${p}`), "TTFT measured", ...pcts.map((p) => `TTFT ${p}`)],
         latency.models.map((m) => el("tr", { dataset: { model: m.model } }, el("td", {}, m.model),
           num(m.duration.count), pcts.map((p) => msCell(m.duration[p], `duration.${p}`)),
           num(m.time_to_first_token.count), pcts.map((p) => msCell(m.time_to_first_token[p], `time_to_first_token.${p}`)))),
