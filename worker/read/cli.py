@@ -24,7 +24,7 @@ from contract.fields import unstorable
 from worker import tables
 from worker.database import connect
 from worker.flags import DATABASE, add_connections, settings_from
-from worker.read import grids, queries
+from worker.read import grids, latency_grids, queries
 from worker.read.queries import DEFAULT_DAYS, DEFAULT_HOURS, DEFAULT_LIMIT, MAX_DAYS, MAX_HOURS, MAX_LIMIT
 from worker.schema import require_schema
 from worker.settings import Connections
@@ -260,9 +260,9 @@ READS: tuple[_Read, ...] = (
           lambda c, a: queries.cost(c, **_dates(a), model=a.model, user_id=a.user_id, top=a.top), grids.cost),
     _Read("latency", (), "p50/p90/p95/p99 of round duration and time to first token per model, of tool "
           "and forward duration per tool and endpoint", ("dates", "hours"),
-          lambda c, a: queries.latency(c, **_dates(a), hours=a.hours), grids.latency),
+          lambda c, a: queries.latency(c, **_dates(a), hours=a.hours), latency_grids.latency),
     _Read("series", ("hourly",), "per UTC hour of the last N: rounds, errors, tokens, round duration",
           ("series", "model"), lambda c, a: queries.hourly_series(c, hours=a.hours, model=a.model),
-          grids.series),
+          latency_grids.series),
 )  # fmt: skip
 READS_BY_NAME = {read.name: read for read in READS}
