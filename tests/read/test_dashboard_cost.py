@@ -16,14 +16,27 @@ import pytest
 
 from tests.conftest import Services
 from tests.engine.costs import EXAMPLE_USD, example_history
+from tests.read.browser import CHROMIUM, Watched, get, week
 from tests.read.conftest import filled_schema, metrics_api
 from tests.read.events import Events, usage
-from tests.read.test_dashboard import Watched, _get, _week
-from tests.read.test_dashboard import browser as browser  # the module's Chromium (a fixture)
 
 pytestmark = pytest.mark.acceptance
 
-from playwright.sync_api import Browser, expect  # noqa: E402 (after test_dashboard's skip without Chromium)
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium", pytrace=False)
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
 
 # Round r3: gpt-4o, 1,000 prompt and 100 completion tokens: 1,000 x $2.50 + 100 x $10 per million.
 SMALL_USD = Decimal("0.0035")
@@ -83,7 +96,7 @@ def test_the_first_screen_shows_the_cost_of_the_api(priced: str, watched: Watche
     page = watched.page
     page.goto(f"{priced}/")
     watched.drawn()
-    cost = _get(priced, "/v1/cost", **_week())
+    cost = get(priced, "/v1/cost", **week())
     assert Decimal(cost["round_usd"]) == TOTAL_USD and Decimal(cost["forward_usd"]) == EXAMPLE_USD
     # The exact decimal string of the API, shown with cents; the unpriced round as a count.
     expect(_tile(page, "round_usd")).to_have_attribute("data-value", cost["round_usd"])
@@ -110,7 +123,7 @@ def test_the_first_screen_shows_the_cost_of_the_api(priced: str, watched: Watche
     )
     assert users == [[u["user_id"], u["cost_usd"]] for u in cost["by_user"]] == [["u1", "3.2535"]]
     # The latency table is /v1/latency's, every percentile of every model.
-    latency = _get(priced, "/v1/latency", **_week())
+    latency = get(priced, "/v1/latency", **week())
     assert _latency_rows(page) == _expected_latency(latency)
     assert {m["model"] for m in latency["models"]} >= {"gpt-4o"}
     gpt = next(m for m in latency["models"] if m["model"] == "gpt-4o")
@@ -131,7 +144,7 @@ def test_the_last_hours_switch_to_hourly_series(priced: str, watched: Watched) -
         watched.drawn(n)
         expect(page.locator("#dates")).to_be_hidden()
         expect(page.locator("h2.page")).to_contain_text("Last ")
-        series = _get(priced, "/v1/series", hours=hours)
+        series = get(priced, "/v1/series", hours=hours)
         shape = page.evaluate(
             "() => { const u = window.dashboard.charts['series-activity']; const x = u.data[0];"
             " return [x.length, u.data[1].reduce((a, b) => a + b, 0), x[x.length - 1]]; }"
@@ -146,7 +159,7 @@ def test_the_last_hours_switch_to_hourly_series(priced: str, watched: Watched) -
             "series-tokens",
             "series-latency",
         }
-        assert _latency_rows(page) == _expected_latency(_get(priced, "/v1/latency", hours=hours))
+        assert _latency_rows(page) == _expected_latency(get(priced, "/v1/latency", hours=hours))
         if hours == "6":
             watched.shot("overview-hours")
     # Back to whole days: the dates again, and the cost.
@@ -162,7 +175,7 @@ def test_the_session_page_shows_cost_ttft_and_forwards(priced: str, watched: Wat
     page = watched.page
     page.goto(f"{priced}/sessions/s1")
     watched.drawn()
-    detail = _get(priced, "/v1/sessions/s1")
+    detail = get(priced, "/v1/sessions/s1")
     s = detail["session"]
     assert (s["cost_usd"], s["unpriced_rounds"], s["user_id"]) == ("3.2535", 1, "u1")
     expect(_tile(page, "cost_usd")).to_have_attribute("data-value", "3.2535")
