@@ -41,7 +41,8 @@ WITH rc AS (
 ), new_r AS (
     UPDATE round_metrics r SET cost_usd = ro.cost, cost_source = ro.source, unpriced = ro.unpriced
     FROM ro
-    WHERE r.round_id = ro.round_id
+    -- = ANY(...) lets the planner probe the primary key rather than scan the table for the join
+    WHERE r.round_id = ANY(%(r_id)b::text[]) AND r.round_id = ro.round_id
     RETURNING r.round_id
 ), fc AS (
     SELECT * FROM unnest(%(f_id)b::text[], %(f_cost)b::text[], %(f_source)b::text[], %(f_unpriced)b::bool[])
@@ -50,7 +51,7 @@ WITH rc AS (
     UPDATE forward_request_metrics f SET cost_usd = fc.cost::numeric, cost_source = fc.source,
                                          unpriced = fc.unpriced
     FROM fc
-    WHERE f.forward_id = fc.forward_id
+    WHERE f.forward_id = ANY(%(f_id)b::text[]) AND f.forward_id = fc.forward_id
     RETURNING f.forward_id
 )
 INSERT INTO session_metrics AS s (session_id, updated_at, cost_usd, unpriced_rounds)
