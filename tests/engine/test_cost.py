@@ -240,6 +240,7 @@ def test_metrics_worker_reprice_prints_what_changed_and_twice_nothing(
 
 # What the version before cost did not have (its rows are kept; they lose their cost columns).
 _DROP_COST = """
+DROP TRIGGER round_cost_rollup_insert ON round_metrics;
 DROP TRIGGER round_cost_rollup_update ON round_metrics;
 DROP TRIGGER round_cost_rollup_delete ON round_metrics;
 DROP FUNCTION round_cost_rollup_trigger, round_cost_rollup_move;

@@ -10,14 +10,19 @@ The roll-up triggers see the changed rows and move their cost between buckets ex
 
 from __future__ import annotations
 
-# The rows whose cost may be set or cleared: priceable ones (started, completed) and priced ones.
+# The rows whose cost may be set or cleared: priceable ones (started, completed) and priced ones,
+# but for the rounds whose cost the main statement wrote as predicted (p_*: NULL when none was).
 PRICE_INPUTS = """
 SELECT 'r' AS kind, r.round_id, r.model, r.provider, r.completed_at, r.completion_version,
        r.prompt_tokens, r.completion_tokens, r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens,
        r.cost_usd, r.cost_source, r.unpriced
-FROM unnest(%(round_id)b::text[]) AS k(id)
+FROM unnest(%(round_id)b::text[], %(p_model)b::text[], %(p_provider)b::text[], %(p_completion)b::text[])
+    AS k(id, p_model, p_provider, p_completion)
 CROSS JOIN LATERAL (SELECT * FROM round_metrics r WHERE r.round_id = k.id LIMIT 1) AS r
-WHERE (r.model IS NOT NULL AND r.completion_version IS NOT NULL) OR r.cost_usd IS NOT NULL OR r.unpriced
+WHERE ((r.model IS NOT NULL AND r.completion_version IS NOT NULL) OR r.cost_usd IS NOT NULL OR r.unpriced)
+  -- a row that ends as it was priced before sending holds its cost already
+  AND NOT COALESCE(r.model = k.p_model AND r.provider IS NOT DISTINCT FROM k.p_provider
+                   AND r.completion_version = k.p_completion COLLATE "C", false)
 UNION ALL
 SELECT 'f', f.forward_id, f.model, f.provider, f.completed_at, f.completion_version,
        f.prompt_tokens, f.completion_tokens, f.cache_read_tokens, f.cache_write_tokens, f.reasoning_tokens,
