@@ -628,9 +628,8 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- Only priced or unpriced rounds of a start count; the apply engine's own round statements
--- (merges that keep the cost) leave both arrays empty here. No INSERT trigger: nothing inserts a
--- round already priced (the pricer and reprice update rows that exist).
+-- Only priced or unpriced rounds of a start count; the apply engine's statements that keep the
+-- cost (locks, merges) leave both arrays empty here.
 CREATE OR REPLACE FUNCTION round_cost_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     plus round_metrics[] := '{}';
@@ -670,6 +669,8 @@ CREATE OR REPLACE TRIGGER forward_rollup_update AFTER UPDATE ON forward_request_
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
 CREATE OR REPLACE TRIGGER forward_rollup_delete AFTER DELETE ON forward_request_metrics
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
+CREATE OR REPLACE TRIGGER round_cost_rollup_insert AFTER INSERT ON round_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_cost_rollup_trigger();
 CREATE OR REPLACE TRIGGER round_cost_rollup_update AFTER UPDATE ON round_metrics
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_cost_rollup_trigger();
 CREATE OR REPLACE TRIGGER round_cost_rollup_delete AFTER DELETE ON round_metrics

@@ -23,7 +23,7 @@ from tests.maintenance.helpers import aggregate_drift
 from worker import cli
 from worker.backfill import backfill, pending
 from worker.engine.apply import apply_events
-from worker.engine.pricing import BUNDLED, PriceList
+from worker.engine.pricing import BUNDLED, PriceList, TokenUsage
 from worker.maintenance.reprice import reprice
 from worker.schema import apply_schema
 
@@ -240,6 +240,7 @@ def test_metrics_worker_reprice_prints_what_changed_and_twice_nothing(
 
 # What the version before cost did not have (its rows are kept; they lose their cost columns).
 _DROP_COST = """
+DROP TRIGGER round_cost_rollup_insert ON round_metrics;
 DROP TRIGGER round_cost_rollup_update ON round_metrics;
 DROP TRIGGER round_cost_rollup_delete ON round_metrics;
 DROP FUNCTION round_cost_rollup_trigger, round_cost_rollup_move;
@@ -269,4 +270,22 @@ def test_a_database_of_the_version_before_cost_is_upgraded_then_repriced(
     reprice(conn, PriceList(), chunk_size=4)
     assert _everything(conn) == priced
     assert aggregate_drift(conn) == []
+    assert_rollups_match(conn)
+
+
+def test_a_guess_from_a_remembered_start_that_turns_out_wrong_is_priced_again(
+    conn: psycopg.Connection,
+) -> None:
+    late_start, done = priced_round(T + timedelta(seconds=1), "r1", "s1")  # gpt-4o, started later
+    early_start = priced_round(T, "r1", "s1", model="o3")[0]  # the earliest start wins
+    apply_events(conn, [late_start])
+    apply_events(conn, [done])  # priced before sending, from the remembered start: gpt-4o
+    assert _costs(conn)["r1"] == (EXAMPLE_USD, BUNDLED, False)
+    apply_events(conn, [early_start])  # the row's model becomes o3: the guess no longer holds
+    expected = PriceList().price(
+        TokenUsage(1_000_000, 100_000, 200_000), "o3", "openai", T + timedelta(seconds=1)
+    )
+    assert expected is not None and expected.usd != EXAMPLE_USD
+    assert _costs(conn)["r1"] == (expected.usd, BUNDLED, False)
+    assert conn.execute("SELECT cost_usd FROM session_metrics").fetchone() == (expected.usd,)
     assert_rollups_match(conn)

@@ -28,7 +28,7 @@ from psycopg import pq
 from contract.events import Event
 from worker.engine import arrays, cost_sql, sql
 from worker.engine.arrays import Array
-from worker.engine.costing import changes, default_prices
+from worker.engine.costing import Pricer, changes, default_prices
 from worker.engine.merge import Plan, plan
 from worker.engine.pricing import PriceList
 from worker.errors import translate
@@ -66,10 +66,30 @@ class Prepared:
     priced: dict[str, Array] | None  # PRICE_INPUTS' keys: rows started or completed here (None: none)
 
 
-def prepare(events: Sequence[Event]) -> Prepared:
-    """Merge ``events`` per key and build the transaction's statements (pure, no I/O)."""
+def prepare(events: Sequence[Event], pricer: Pricer | None = None) -> Prepared:
+    """Merge ``events`` per key and build the transaction's statements (no I/O; ``pricer``
+    remembers the starts it saw, to price their completions in later batches)."""
     p = plan(events)
-    return Prepared(Applied.of(p), _statements(p), _priced(p))
+    predicted = (pricer or _default_pricer()).predict(_sorted(p.rounds)).params()
+    return Prepared(Applied.of(p), _statements(p, predicted), _priced(p, predicted))
+
+
+_PRICERS: dict[int, Pricer] = {}  # id(PriceList) -> its Pricer (the lists live as long as their users)
+
+
+def pricer_for(prices: PriceList | None) -> Pricer:
+    """The process's :class:`Pricer` of ``prices`` (None: the bundled list)."""
+    prices = prices or default_prices()
+    found = _PRICERS.get(id(prices))
+    if found is None or found.prices is not prices:
+        if len(_PRICERS) > 16:
+            _PRICERS.clear()
+        found = _PRICERS[id(prices)] = Pricer(prices)
+    return found
+
+
+def _default_pricer() -> Pricer:
+    return pricer_for(None)
 
 
 class InFlight:
@@ -127,7 +147,8 @@ def start(
 ) -> InFlight:
     """Send the transaction applying a batch (autocommit connection, not in a transaction);
     costs are priced with ``prices`` (None: genai-prices' bundled list)."""
-    return InFlight(conn, batch if isinstance(batch, Prepared) else prepare(batch), prices)
+    prepared = batch if isinstance(batch, Prepared) else prepare(batch, pricer_for(prices))
+    return InFlight(conn, prepared, prices)
 
 
 def apply_events(
@@ -139,10 +160,11 @@ def apply_events(
     return start(conn, events, prices).wait()
 
 
-def _statements(p: Plan) -> list[tuple[str, dict[str, Array]]]:
+def _statements(p: Plan, predicted: dict[str, Array]) -> list[tuple[str, dict[str, Array]]]:
     # Lock order: rounds, tool calls, counter events and mismatch rows, forwards, sessions.
     out = []
     rounds = _columns(_sorted(p.rounds), _ROUND_COLUMNS)
+    rounds.update(predicted)
     tools = _columns(_sorted(p.tools), _TOOL_COLUMNS)
     if p.rounds:
         out.append((sql.INSERT_OR_LOCK_ROUNDS, rounds))
@@ -162,14 +184,15 @@ def _statements(p: Plan) -> list[tuple[str, dict[str, Array]]]:
     return out
 
 
-def _priced(p: Plan) -> dict[str, Array] | None:
-    """The rounds and forwards whose priced inputs this batch may change: a start or a completion
-    (a compression or a tool call alone leaves a round's cost as it is)."""
-    rounds = [key for key, r in p.rounds.items() if r.start_version or r.completion_version]
+def _priced(p: Plan, predicted: dict[str, Array]) -> dict[str, Array] | None:
+    """PRICE_INPUTS' keys: every round (with what was predicted for it: such a row, if it ends as
+    predicted, is not read back) and the forwards a start or completion may have changed."""
     forwards = [key for key, f in p.forwards.items() if f.start_version or f.completion_version]
-    if not rounds and not forwards:
+    if not p.rounds and not forwards:
         return None
-    return {"round_id": arrays.text(sorted(rounds)), "forward_id": arrays.text(sorted(forwards))}
+    out = {"round_id": arrays.text(sorted(p.rounds)), "forward_id": arrays.text(sorted(forwards))}
+    out.update({k: predicted[k] for k in ("p_model", "p_provider", "p_completion")})
+    return out
 
 
 def _sorted(rows: dict[str, Any]) -> list[Any]:

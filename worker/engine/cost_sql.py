@@ -10,14 +10,19 @@ The roll-up triggers see the changed rows and move their cost between buckets ex
 
 from __future__ import annotations
 
-# The rows whose cost may be set or cleared: priceable ones (started, completed) and priced ones.
+# The rows whose cost may be set or cleared: priceable ones (started, completed) and priced ones,
+# but for the rounds whose cost the main statement wrote as predicted (p_*: NULL when none was).
 PRICE_INPUTS = """
 SELECT 'r' AS kind, r.round_id, r.model, r.provider, r.completed_at, r.completion_version,
        r.prompt_tokens, r.completion_tokens, r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens,
        r.cost_usd, r.cost_source, r.unpriced
-FROM unnest(%(round_id)b::text[]) AS k(id)
+FROM unnest(%(round_id)b::text[], %(p_model)b::text[], %(p_provider)b::text[], %(p_completion)b::text[])
+    AS k(id, p_model, p_provider, p_completion)
 CROSS JOIN LATERAL (SELECT * FROM round_metrics r WHERE r.round_id = k.id LIMIT 1) AS r
-WHERE (r.model IS NOT NULL AND r.completion_version IS NOT NULL) OR r.cost_usd IS NOT NULL OR r.unpriced
+WHERE ((r.model IS NOT NULL AND r.completion_version IS NOT NULL) OR r.cost_usd IS NOT NULL OR r.unpriced)
+  -- a row that ends as it was priced before sending holds its cost already
+  AND NOT COALESCE(r.model = k.p_model AND r.provider IS NOT DISTINCT FROM k.p_provider
+                   AND r.completion_version = k.p_completion COLLATE "C", false)
 UNION ALL
 SELECT 'f', f.forward_id, f.model, f.provider, f.completed_at, f.completion_version,
        f.prompt_tokens, f.completion_tokens, f.cache_read_tokens, f.cache_write_tokens, f.reasoning_tokens,
@@ -41,7 +46,8 @@ WITH rc AS (
 ), new_r AS (
     UPDATE round_metrics r SET cost_usd = ro.cost, cost_source = ro.source, unpriced = ro.unpriced
     FROM ro
-    WHERE r.round_id = ro.round_id
+    -- = ANY(...) lets the planner probe the primary key rather than scan the table for the join
+    WHERE r.round_id = ANY(%(r_id)b::text[]) AND r.round_id = ro.round_id
     RETURNING r.round_id
 ), fc AS (
     SELECT * FROM unnest(%(f_id)b::text[], %(f_cost)b::text[], %(f_source)b::text[], %(f_unpriced)b::bool[])
@@ -50,7 +56,7 @@ WITH rc AS (
     UPDATE forward_request_metrics f SET cost_usd = fc.cost::numeric, cost_source = fc.source,
                                          unpriced = fc.unpriced
     FROM fc
-    WHERE f.forward_id = fc.forward_id
+    WHERE f.forward_id = ANY(%(f_id)b::text[]) AND f.forward_id = fc.forward_id
     RETURNING f.forward_id
 )
 INSERT INTO session_metrics AS s (session_id, updated_at, cost_usd, unpriced_rounds)

@@ -104,3 +104,70 @@ def changes(prices: PriceList, rows: Iterable[Sequence[Any]]) -> CostChanges:
         if cost.usd != usd or cost.source != source or cost.unpriced != unpriced:
             (out.rounds if kind == "r" else out.forwards).append((key, cost))
     return out
+
+
+@dataclass(slots=True)
+class Predicted:
+    """Costs priced before sending, per round of a batch (sorted by round_id, as the statements
+    take them), and the model, provider and completion each was priced for: the SQL keeps one only
+    if the row ends with exactly those (worker/engine/sql.py), so a wrong guess costs nothing but
+    a read-back."""
+
+    cost: list[str | None] = field(default_factory=list)
+    source: list[str | None] = field(default_factory=list)
+    unpriced: list[bool] = field(default_factory=list)
+    model: list[str | None] = field(default_factory=list)
+    provider: list[str | None] = field(default_factory=list)
+    completion: list[str | None] = field(default_factory=list)
+
+    def add(self, c: Cost | None, start: tuple[str, str | None] | None, completion: str | None) -> None:
+        """One round's guess: its cost ``c`` for ``start`` (model, provider) and ``completion``."""
+        self.cost.append(None if c is None or c.usd is None else str(c.usd))
+        self.source.append(None if c is None else c.source)
+        self.unpriced.append(c is not None and c.unpriced)
+        self.model.append(None if start is None else start[0])
+        self.provider.append(None if start is None else start[1])
+        self.completion.append(completion)
+
+    def params(self) -> dict[str, Array]:
+        return {
+            "p_cost": arrays.text(self.cost),
+            "p_source": arrays.text(self.source),
+            "p_unpriced": arrays.boolean(self.unpriced),
+            "p_model": arrays.text(self.model),
+            "p_provider": arrays.text(self.provider),
+            "p_completion": arrays.text(self.completion),
+        }
+
+
+class Pricer:
+    """A price list and the model and provider of the rounds whose start it saw, so that a round
+    completed in a later batch than its start is priced before the batch is sent (one worker, and
+    the shard a session's events all go to, sees both). Bounded: past ``limit`` rounds it forgets
+    them all (a guess it lacks only costs a read-back)."""
+
+    def __init__(self, prices: PriceList | None = None, limit: int = 200_000) -> None:
+        self.prices = prices or default_prices()
+        self._starts: dict[str, tuple[str, str | None]] = {}
+        self._limit = limit
+
+    def predict(self, rounds: Sequence[Any]) -> Predicted:
+        """Price each of ``rounds`` (merged RoundRows, in statement order) that has a completion
+        and a known start; record the starts among them."""
+        out = Predicted()
+        starts = self._starts
+        if len(starts) > self._limit:
+            starts.clear()
+        for r in rounds:
+            if r.model is not None:
+                starts[r.round_id] = (r.model, r.provider)
+            known = starts.get(r.round_id) if r.completion_version else None
+            if known is None:
+                out.add(None, None, None)
+                continue
+            model, provider = known
+            tokens = (r.prompt_tokens, r.completion_tokens, r.cache_read_tokens, r.cache_write_tokens,
+                      r.reasoning_tokens)  # fmt: skip
+            c = cost_of(self.prices, "r", model, provider, r.completed_at, r.completion_version, tokens)
+            out.add(c, (model, provider), r.completion_version)
+        return out

@@ -21,7 +21,7 @@ import redis
 from contract.backoff import Backoff, Patience, full_jitter
 from contract.connect import TRANSIENT_ERRORS
 from contract.events import Event
-from worker.engine.apply import Applied, InFlight, Prepared, apply_events, prepare, start
+from worker.engine.apply import Applied, InFlight, Prepared, apply_events, prepare, pricer_for, start
 from worker.engine.pricing import PriceList
 from worker.errors import PermanentError, PostgresError, TransientError
 from worker.ingest.database import Database
@@ -115,6 +115,7 @@ class Worker:
         check_url(settings.redis_url)
         # Loaded once: a price list must not change under a running worker (a bad file: one line).
         self._prices = PriceList.load(settings.prices_file)
+        self._pricer = pricer_for(self._prices)
         self._stream: StreamClient | None = None  # connected at start: Redis may be away until then
         self.totals = Totals()
         self._stop = threading.Event()
@@ -244,7 +245,7 @@ class Worker:
         triaged = sort_entries(new, *self._limits) if new is not None else None
         prepared = None
         if triaged is not None and triaged.good and not triaged.suspects:
-            prepared = prepare([event for _, event in triaged.good])
+            prepared = prepare([event for _, event in triaged.good], self._pricer)
         committed = self._confirm_inflight()
         try:
             if triaged is not None:

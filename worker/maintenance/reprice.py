@@ -85,8 +85,13 @@ def reprice(
                 ]
                 if not ids:
                     break
-                keys = {"round_id": arrays.text(()), "forward_id": arrays.text(())}
+                nothing = arrays.text(())
+                keys = {"round_id": nothing, "forward_id": nothing, "p_model": nothing, "p_provider": nothing,
+                        "p_completion": nothing}  # fmt: skip
                 keys[kind.param] = arrays.text(ids)
+                if kind.name == "rounds":  # nothing predicted: every row is read back
+                    none = arrays.text([None] * len(ids))
+                    keys.update(p_model=none, p_provider=none, p_completion=none)
                 found = changes(prices, conn.execute(cost_sql.PRICE_INPUTS, keys).fetchall())
                 if found:
                     conn.execute(cost_sql.APPLY_COSTS, found.params())
