@@ -11,7 +11,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,22 +140,37 @@ def assert_routed(client: Client, keys: Keys, run: Run) -> None:
     }
 
 
-def publish_silent(client: Client, keys: Keys) -> str:
-    """A session and a round with no heartbeat, as an ingest path with no client behind it sends."""
+def publish_silent(client: Client, keys: Keys) -> tuple[str, datetime]:
+    """A session and a round with no heartbeat, as an ingest path with no client behind it sends;
+    its id and its last activity."""
     session_id = f"silent-{uuid.uuid4().hex[:8]}"
     at = utcnow() - timedelta(seconds=1)
-    for event in (
+    _publish(
+        client,
+        keys,
         SessionStarted(event_id=uuid.uuid4().hex, occurred_at=at, session_id=session_id, model="gpt-4o"),
+    )
+    publish_round(client, keys, session_id, "r0", at)
+    return session_id, at
+
+
+def publish_round(client: Client, keys: Keys, session_id: str, name: str, at: datetime) -> None:
+    """A round of ``session_id`` started at ``at`` (on the session's shard, as any producer routes it)."""
+    _publish(
+        client,
+        keys,
         RoundStarted(
             event_id=uuid.uuid4().hex,
             occurred_at=at,
-            round_id=f"{session_id}-r0",
+            round_id=f"{session_id}-{name}",
             session_id=session_id,
             model="gpt-4o",
         ),
-    ):
-        client.xadd(placed(keys, client).stream_for(session_id), {STREAM_FIELD: encode(event)})
-    return session_id
+    )
+
+
+def _publish(client: Client, keys: Keys, event: SessionStarted | RoundStarted) -> None:
+    client.xadd(placed(keys, client).stream_for(event.session_id), {STREAM_FIELD: encode(event)})
 
 
 def burst_worker(settings: WorkerSettings) -> None:
@@ -221,15 +236,27 @@ def status_of(conn: psycopg.Connection[Any], session_id: str) -> str:
     return str(row[0])
 
 
+def closing_of(conn: psycopg.Connection[Any], session_id: str) -> tuple[str, datetime | None, bool]:
+    """(status, completed_at, whether reconcile closed it)."""
+    row = conn.execute(
+        "SELECT status, completed_at, reconciled_at IS NOT NULL FROM session_metrics WHERE session_id = %s",
+        (session_id,),
+    ).fetchone()
+    assert row is not None, session_id
+    return row[0], row[1], row[2]
+
+
 def land_then_reconcile(conn: psycopg.Connection[Any], client: Client, settings: WorkerSettings) -> None:
     """The Node.js producer against ``settings``' Redis: its sessions land exactly; with a grace of
-    zero, reconcile leaves its heartbeating session running and closes one that never beat; once
-    the producer stops, its session (marked awaiting its user) is closed as awaiting_response."""
+    zero, reconcile leaves its heartbeating session running and closes one that never beat, at its
+    last activity and marked; a later round reopens that one and the next reconcile closes it at
+    the new last activity; once the producer stops, its session (marked awaiting its user) is
+    closed as awaiting_response."""
     run = start(settings.redis_url, settings.stream, settings.shards)
     try:
         keys = settings.keys
         assert_routed(client, keys, run)
-        silent = publish_silent(client, keys)
+        silent, last = publish_silent(client, keys)
         burst_worker(settings)
         assert_landed(conn, run)
         assert client.zscore(keys.active_sessions, run.open) > utcnow().timestamp()
@@ -247,7 +274,19 @@ def land_then_reconcile(conn: psycopg.Connection[Any], client: Client, settings:
             "sessions_completed": 1,
             "sessions_awaiting": 0,
         }
-        assert (status_of(conn, run.open), status_of(conn, silent)) == ("running", "completed")
+        assert status_of(conn, run.open) == "running"
+        assert closing_of(conn, silent) == ("completed", last, True)  # ended when last heard of
+        later = utcnow()
+        publish_round(client, keys, silent, "r1", later)  # the agent was alive after all
+        burst_worker(settings)
+        assert closing_of(conn, silent) == ("running", None, False)
+        assert _counts(run_reconcile(at_once)) == {
+            "rounds": 1,
+            "sessions_completed": 1,
+            "sessions_awaiting": 0,
+        }
+        assert closing_of(conn, silent) == ("completed", later, True)
+        assert status_of(conn, run.open) == "running"
     finally:
         run.stop()
     assert client.zscore(keys.active_sessions, run.open) is None  # its producer said goodbye
