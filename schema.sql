@@ -648,7 +648,8 @@ CREATE TABLE IF NOT EXISTS latency_hourly (
 -- (not done if their base table has rows: `metrics-worker schema` back-fills them).
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'rollup_backfill_entity_check'
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'rollup_backfill'::regclass
+                   AND conname = 'rollup_backfill_entity_check'
                    AND pg_get_constraintdef(oid) LIKE '%forward_latency%') THEN
         ALTER TABLE rollup_backfill DROP CONSTRAINT IF EXISTS rollup_backfill_entity_check,
             ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN (
