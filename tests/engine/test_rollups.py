@@ -78,11 +78,16 @@ def test_prune_reconcile_forget_and_late_events_keep_rollups_exact(
 def test_a_redelivered_batch_moves_no_rollup_row(conn: psycopg.Connection) -> None:
     history = coherent_history(random.Random(3), sessions=4)
     apply_events(conn, history)
-    before = conn.execute("SELECT xmin::text, * FROM session_rollup ORDER BY 2, 3, 4, 5").fetchall()
+    tables = {
+        "session_rollup": "SELECT xmin::text, * FROM session_rollup ORDER BY 2, 3, 4, 5",
+        "round_hourly": "SELECT xmin::text, * FROM round_hourly ORDER BY 2, 3, 4",
+        "latency_hourly": "SELECT xmin::text, * FROM latency_hourly ORDER BY 2, 3, 4, 5, 6",
+    }
+    before = {table: conn.execute(sql).fetchall() for table, sql in tables.items()}
     apply_events(conn, history)
     apply_events(conn, list(reversed(history)))
-    assert conn.execute("SELECT xmin::text, * FROM session_rollup ORDER BY 2, 3, 4, 5").fetchall() == before
-    assert rollup_buckets(conn)["session_rollup"]
+    assert {table: conn.execute(sql).fetchall() for table, sql in tables.items()} == before
+    assert all(rollup_buckets(conn)[table] for table in tables)
 
 
 def test_each_writing_connection_has_a_slot_of_its_own(db_url: str) -> None:
