@@ -20,7 +20,8 @@ key order, so concurrent workers always lock in one global order and cannot dead
    transaction changed, so a redelivered batch adds nothing, and ``x = x + delta`` needs no
    recompute of the session's rounds: the cost per event does not grow with the session. The
    usage parts (cache reads and writes, reasoning) are summed the same way, a round that
-   reported none counting 0; a session's user_id goes with its model (the latest start).
+   reported none counting 0; a session's user_id goes with its model (the latest start). So is
+   a round's cost, written here when it was priced before sending (worker/engine/costing.py).
    A session the reconcile job closed (``reconciled_at`` set) is opened again by any event later
    than its last activity (``updated_at``): its agent was alive after all. A redelivered or
    late-arriving older event is not later, so it leaves the session closed; a real start or
@@ -173,8 +174,7 @@ WITH ri AS (
            t.prompt_tokens, t.completion_tokens, t.total_tokens, t.prompt_cached_tool_outputs, t.error,
            t.provider, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens,
            t.time_to_first_token_ms, t.p_cost::numeric AS p_cost, t.p_source, t.p_unpriced, t.p_model,
-           t.p_provider,
-           t.p_completion COLLATE "C" AS p_completion
+           t.p_provider, t.p_completion COLLATE "C" AS p_completion
     FROM unnest(%(r_round_id)b::text[], %(r_session_id)b::text[], %(r_start_version)b::text[],
                 %(r_model)b::text[], %(r_started_at)b::timestamptz[], %(r_completion_version)b::text[],
                 %(r_completed_at)b::timestamptz[], %(r_status)b::text[], %(r_prompt_tokens)b::int8[],
@@ -221,23 +221,16 @@ WITH ri AS (
     -- the subquery from being flattened into a hash join, i.e. a scan of the whole table).
     CROSS JOIN LATERAL (SELECT r.xmin, r.* FROM round_metrics r WHERE r.round_id = ri.round_id LIMIT 1) AS o
     LEFT JOIN comp ON comp.round_id = ri.round_id
-), pq AS (
-    -- The predicted cost (worker/engine/costing.py Pricer) holds if the row ends with the model,
-    -- provider and completion it was priced for; it is then written here, else the pricer's
-    -- read-back (cost_sql.py) prices the row after this statement.
-    SELECT pr.*,
-           COALESCE(CASE WHEN take_start THEN pr.model ELSE o_model END = p_model
-                    AND CASE WHEN take_start THEN pr.provider ELSE o_provider END
-                        IS NOT DISTINCT FROM p_provider
-                    AND CASE WHEN take_completion THEN pr.completion_version ELSE o_completion END
-                        = p_completion,
-                    false) AS settled
-    FROM pr
 ), pc AS (
-    SELECT pq.*, take_start OR take_completion OR comp_n > 0
-                 OR (settled AND (o_cost, o_source, o_unpriced)
-                                 IS DISTINCT FROM (p_cost, p_source, p_unpriced)) AS changed
-    FROM pq
+    -- A cost priced before sending holds if the row ends as priced (else cost_sql.py reads it back).
+    SELECT pq.*, take_start OR take_completion OR comp_n > 0 OR (settled AND (o_cost, o_source, o_unpriced)
+                 IS DISTINCT FROM (p_cost, p_source, p_unpriced)) AS changed
+    FROM (SELECT pr.*, p_model IS NOT NULL
+                       AND (CASE WHEN take_start THEN pr.model ELSE o_model END,
+                            CASE WHEN take_start THEN pr.provider ELSE o_provider END,
+                            CASE WHEN take_completion THEN pr.completion_version ELSE o_completion END)
+                           IS NOT DISTINCT FROM (p_model, p_provider, p_completion) AS settled
+          FROM pr) AS pq
 ), pr_changed AS (
     SELECT * FROM pc WHERE changed
 ), new_r AS (
