@@ -45,7 +45,11 @@ CREATE TABLE IF NOT EXISTS session_metrics (
     user_id                    text,              -- latest session.started's, as model (model_version)
     cache_read_tokens          bigint NOT NULL DEFAULT 0,  -- sums over its rounds, as prompt_tokens
     cache_write_tokens         bigint NOT NULL DEFAULT 0,  -- (a round that reported none adds 0)
-    reasoning_tokens           bigint NOT NULL DEFAULT 0
+    reasoning_tokens           bigint NOT NULL DEFAULT 0,
+    -- Not the seed's (cost): sums over its rounds, by deltas as the tokens are; an unpriced round
+    -- adds nothing to cost_usd and 1 to unpriced_rounds (unpriced never reads as $0).
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    unpriced_rounds            bigint NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS round_metrics (
@@ -72,7 +76,15 @@ CREATE TABLE IF NOT EXISTS round_metrics (
     cache_read_tokens          bigint,
     cache_write_tokens         bigint,
     reasoning_tokens           bigint,
-    time_to_first_token_ms     bigint
+    time_to_first_token_ms     bigint,
+    -- Not the seed's (cost, written by the worker's pricer in the apply transaction and by
+    -- `metrics-worker reprice`, worker/engine/costing.py): exact USD at the price valid at
+    -- completed_at for model and provider, and the price list that gave it; unpriced = a really
+    -- completed, started round that no price list knows (cost_usd NULL, never 0). A round not
+    -- priceable yet (no start, no completion, a reconciled guess) has NULL and false.
+    cost_usd                   numeric,
+    cost_source                text,
+    unpriced                   boolean NOT NULL DEFAULT false
 ) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS tool_call_metrics (
@@ -114,7 +126,11 @@ CREATE TABLE IF NOT EXISTS forward_request_metrics (
     cache_read_tokens          bigint,
     cache_write_tokens         bigint,
     reasoning_tokens           bigint,
-    time_to_first_token_ms     bigint
+    time_to_first_token_ms     bigint,
+    -- Not the seed's (cost, as round_metrics' cost columns; a reconciled guess is not priceable).
+    cost_usd                   numeric,
+    cost_source                text,
+    unpriced                   boolean NOT NULL DEFAULT false
 ) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS execute_sync_mismatch_metrics (
@@ -295,7 +311,35 @@ CREATE TABLE IF NOT EXISTS forward_rollup (
     total_tokens               numeric NOT NULL DEFAULT 0,
     completed                  bigint NOT NULL DEFAULT 0,  -- rows with a completed_at
     duration_us                numeric NOT NULL DEFAULT 0,  -- sum of completed_at - started_at over those
+    cost_usd                   numeric NOT NULL DEFAULT 0,  -- sum of the priced rows' cost_usd
+    priced                     bigint NOT NULL DEFAULT 0,  -- rows with a cost_usd
+    unpriced                   bigint NOT NULL DEFAULT 0,  -- rows marked unpriced (no price list knows them)
     PRIMARY KEY (day, endpoint, model, slot)
+) WITH (fillfactor = 70);
+
+-- Cost per round model, provider ('' = none given) and UTC date of the round's started_at: what
+-- `query cost` and /v1/cost read by model and by day. Only priced or unpriced rounds count (a
+-- round not priceable yet adds nothing). Back-filled as the other roll-ups are (entity 'rounds').
+CREATE TABLE IF NOT EXISTS round_cost_rollup (
+    day                        date NOT NULL,
+    model                      text NOT NULL,
+    provider                   text NOT NULL,
+    slot                       smallint NOT NULL,
+    priced                     bigint NOT NULL DEFAULT 0,
+    unpriced                   bigint NOT NULL DEFAULT 0,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, model, provider, slot)
+) WITH (fillfactor = 70);
+
+-- Cost per user and UTC date of the session's started_at (sessions with a user_id): moved with
+-- the session roll-up (session_rollup_move), so its back-fill covers this one too.
+CREATE TABLE IF NOT EXISTS user_cost_rollup (
+    day                        date NOT NULL,
+    user_id                    text NOT NULL,
+    slot                       smallint NOT NULL,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    unpriced_rounds            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, user_id, slot)
 ) WITH (fillfactor = 70);
 
 -- Which base rows the roll-ups count. A database created with the roll-ups counts everything
@@ -303,14 +347,27 @@ CREATE TABLE IF NOT EXISTS forward_rollup (
 -- `metrics-worker schema` back-fills the rest a chunk at a time (worker/rollups.py). Until an
 -- entity is done, readers answer from its base table.
 CREATE TABLE IF NOT EXISTS rollup_backfill (
-    entity                     text PRIMARY KEY CHECK (entity IN ('sessions', 'tool_calls', 'forwards')),
+    entity                     text PRIMARY KEY CONSTRAINT rollup_backfill_entity_check
+        CHECK (entity IN ('sessions', 'tool_calls', 'forwards', 'rounds', 'round_hourly', 'tool_latency',
+                          'forward_latency')),
     done                       boolean NOT NULL,
     upto                       text               -- in the key column's collation: its index's order
 );
+-- A database of a version whose back-fill knew three entities: it knows the rounds' too (cost).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'rollup_backfill'::regclass AND contype = 'c'
+                   AND pg_get_constraintdef(oid) LIKE '%rounds%') THEN
+        ALTER TABLE rollup_backfill DROP CONSTRAINT IF EXISTS rollup_backfill_entity_check,
+            ADD CONSTRAINT rollup_backfill_entity_check
+                CHECK (entity IN ('sessions', 'tool_calls', 'forwards', 'rounds'));
+    END IF;
+END $$;
 INSERT INTO rollup_backfill
 SELECT 'sessions', NOT EXISTS (SELECT 1 FROM session_metrics), NULL
 UNION ALL SELECT 'tool_calls', NOT EXISTS (SELECT 1 FROM tool_call_metrics), NULL
 UNION ALL SELECT 'forwards', NOT EXISTS (SELECT 1 FROM forward_request_metrics), NULL
+UNION ALL SELECT 'rounds', NOT EXISTS (SELECT 1 FROM round_metrics), NULL
 ON CONFLICT (entity) DO NOTHING;
 
 -- The tool roll-up of a database written by a version that counted calls only: add the outcome
@@ -419,6 +476,21 @@ BEGIN
         prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
         total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
         total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
+    INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
+    SELECT * FROM (
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, my_slot,
+               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
+        GROUP BY 1, 2
+    ) AS d
+    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+    ORDER BY 1, 2
+    ON CONFLICT (day, user_id, slot) DO UPDATE SET
+        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
 END $$;
 
 CREATE OR REPLACE FUNCTION tool_rollup_move(plus anyarray, minus anyarray, upto text)
@@ -453,7 +525,7 @@ DECLARE
 BEGIN
     INSERT INTO forward_rollup AS r (
         day, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
-        completion_tokens, total_tokens, completed, duration_us)
+        completion_tokens, total_tokens, completed, duration_us, cost_usd, priced, unpriced)
     SELECT * FROM (
         SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, my_slot,
                sum(c.sign) AS requests,
@@ -466,7 +538,10 @@ BEGIN
                sum(c.sign * COALESCE(c.total_tokens, 0)) AS total_tokens,
                sum(c.sign * (c.completed_at IS NOT NULL)::int) AS completed,
                sum(c.sign * COALESCE((EXTRACT(EPOCH FROM c.completed_at - c.started_at) * 1000000)::int8, 0))
-                   AS duration_us
+                   AS duration_us,
+               sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
+               sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
+               sum(c.sign * c.unpriced::int) AS unpriced
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS c
@@ -474,7 +549,8 @@ BEGIN
         GROUP BY 1, 2, 3
     ) AS d
     WHERE (d.requests, d.successful, d.failed, d.timed_out, d.pending, d.prompt_tokens,
-           d.completion_tokens, d.total_tokens, d.completed, d.duration_us) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+           d.completion_tokens, d.total_tokens, d.completed, d.duration_us, d.cost_usd, d.priced, d.unpriced)
+          <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     ORDER BY 1, 2, 3
     ON CONFLICT (day, endpoint, model, slot) DO UPDATE SET
         requests = r.requests + EXCLUDED.requests,
@@ -486,7 +562,36 @@ BEGIN
         completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
         total_tokens = r.total_tokens + EXCLUDED.total_tokens,
         completed = r.completed + EXCLUDED.completed,
-        duration_us = r.duration_us + EXCLUDED.duration_us;
+        duration_us = r.duration_us + EXCLUDED.duration_us,
+        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+        priced = r.priced + EXCLUDED.priced,
+        unpriced = r.unpriced + EXCLUDED.unpriced;
+END $$;
+
+CREATE OR REPLACE FUNCTION round_cost_rollup_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
+BEGIN
+    INSERT INTO round_cost_rollup AS r (day, model, provider, slot, priced, unpriced, cost_usd)
+    SELECT * FROM (
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, COALESCE(c.provider, ''), my_slot,
+               sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
+               sum(c.sign * c.unpriced::int) AS unpriced,
+               sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND c.model IS NOT NULL AND (c.cost_usd IS NOT NULL OR c.unpriced)
+          AND (upto IS NULL OR c.round_id <= upto)
+        GROUP BY 1, 2, 3
+    ) AS d
+    WHERE (d.priced, d.unpriced, d.cost_usd) <> (0, 0, 0)
+    ORDER BY 1, 2, 3
+    ON CONFLICT (day, model, provider, slot) DO UPDATE SET
+        priced = r.priced + EXCLUDED.priced,
+        unpriced = r.unpriced + EXCLUDED.unpriced,
+        cost_usd = r.cost_usd + EXCLUDED.cost_usd;
 END $$;
 
 -- A base table without its roll-up trigger is new: created just now (a fresh database, a
@@ -499,12 +604,16 @@ DECLARE
 BEGIN
     FOR e IN SELECT * FROM (VALUES ('sessions', 'session_metrics', 'session_rollup'),
                                    ('tool_calls', 'tool_call_metrics', 'tool_rollup'),
-                                   ('forwards', 'forward_request_metrics', 'forward_rollup')) AS t(entity, base, rollup)
+                                   ('forwards', 'forward_request_metrics', 'forward_rollup'),
+                                   ('rounds', 'round_metrics', 'round_cost_rollup')) AS t(entity, base, rollup)
     LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = e.base::regclass AND tgname = e.rollup || '_insert') THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = e.base::regclass AND tgname = e.rollup || '_delete') THEN
             EXECUTE format('DELETE FROM %I', e.rollup);
             EXECUTE format('UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM %I) WHERE entity = %L',
                            e.base, e.entity);
+            IF e.entity = 'sessions' THEN
+                DELETE FROM user_cost_rollup;  -- moved with the session roll-up
+            END IF;
         END IF;
     END LOOP;
 END $$;
@@ -570,6 +679,29 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Only priced or unpriced rounds of a start count; the apply engine's statements that keep the
+-- cost (locks, merges) leave both arrays empty here.
+CREATE OR REPLACE FUNCTION round_cost_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    plus round_metrics[] := '{}';
+    minus round_metrics[] := '{}';
+BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        plus := ARRAY(SELECT (n.*)::round_metrics FROM new_rows n
+                      WHERE n.started_at IS NOT NULL AND n.model IS NOT NULL
+                        AND (n.cost_usd IS NOT NULL OR n.unpriced));
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        minus := ARRAY(SELECT (o.*)::round_metrics FROM old_rows o
+                       WHERE o.started_at IS NOT NULL AND o.model IS NOT NULL
+                         AND (o.cost_usd IS NOT NULL OR o.unpriced));
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM round_cost_rollup_move(plus, minus, metrics_rollup_counted_upto('rounds'));
+    END IF;
+    RETURN NULL;
+END $$;
+
 CREATE OR REPLACE TRIGGER session_rollup_insert AFTER INSERT ON session_metrics
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION session_rollup_trigger();
 CREATE OR REPLACE TRIGGER session_rollup_update AFTER UPDATE ON session_metrics
@@ -588,6 +720,12 @@ CREATE OR REPLACE TRIGGER forward_rollup_update AFTER UPDATE ON forward_request_
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
 CREATE OR REPLACE TRIGGER forward_rollup_delete AFTER DELETE ON forward_request_metrics
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
+CREATE OR REPLACE TRIGGER round_cost_rollup_insert AFTER INSERT ON round_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_cost_rollup_trigger();
+CREATE OR REPLACE TRIGGER round_cost_rollup_update AFTER UPDATE ON round_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_cost_rollup_trigger();
+CREATE OR REPLACE TRIGGER round_cost_rollup_delete AFTER DELETE ON round_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION round_cost_rollup_trigger();
 
 -- A database written by a version without reconciled_at: add it, and mark the sessions that version's
 -- reconcile closed, told by their status_version (the reconcile stamp '|reconciled' is still the
@@ -635,3 +773,307 @@ END $$;
 -- A session's forwards (its detail, forgetting it) and a user's sessions: only linked rows indexed.
 CREATE INDEX IF NOT EXISTS idx_forward_session ON forward_request_metrics (session_id) WHERE session_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idx_session_user ON session_metrics (user_id) WHERE user_id IS NOT NULL;
+
+-- A database written by a version without cost: add its columns. No row there is priced (cost_usd
+-- NULL, unpriced false, the sums 0), which is what the roll-ups counted: they stay exact, and
+-- `metrics-worker reprice` prices the old rows through the triggers.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass AND attname = 'unpriced_rounds') THEN
+        ALTER TABLE session_metrics ADD COLUMN IF NOT EXISTS cost_usd numeric NOT NULL DEFAULT 0,
+                                    ADD COLUMN IF NOT EXISTS unpriced_rounds bigint NOT NULL DEFAULT 0;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'round_metrics'::regclass AND attname = 'unpriced') THEN
+        ALTER TABLE round_metrics ADD COLUMN IF NOT EXISTS cost_usd numeric,
+                                  ADD COLUMN IF NOT EXISTS cost_source text,
+                                  ADD COLUMN IF NOT EXISTS unpriced boolean NOT NULL DEFAULT false;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'forward_request_metrics'::regclass AND attname = 'unpriced') THEN
+        ALTER TABLE forward_request_metrics ADD COLUMN IF NOT EXISTS cost_usd numeric,
+                                            ADD COLUMN IF NOT EXISTS cost_source text,
+                                            ADD COLUMN IF NOT EXISTS unpriced boolean NOT NULL DEFAULT false;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'forward_rollup'::regclass AND attname = 'unpriced') THEN
+        ALTER TABLE forward_rollup ADD COLUMN IF NOT EXISTS cost_usd numeric NOT NULL DEFAULT 0,
+                                   ADD COLUMN IF NOT EXISTS priced bigint NOT NULL DEFAULT 0,
+                                   ADD COLUMN IF NOT EXISTS unpriced bigint NOT NULL DEFAULT 0;
+    END IF;
+END $$;
+
+-- Hourly roll-ups and latency histograms: the reads of the last hours (hourly series of rounds,
+-- errors, tokens) and the latency percentiles of any range (worker/read/queries/latency.py).
+-- Kept as the roll-ups above (slots, statement triggers with transition tables, a back-fill per
+-- entity), by hour: the UTC hour a round, tool call or forward started in; a day is the sum of its
+-- 24 hours.
+--
+-- The bucket rule (worker/engine/histogram.py, held equal to this function by its tests): a
+-- duration of ms > 0 milliseconds goes to bucket ceil(ln(ms) * 32 / ln 2), whose representative
+-- 2 * 2^(i/32) / (2^(1/32) + 1) is within 1.083% of every value in it; ms <= 0 to bucket -32768
+-- (value 0). A percentile of a range is the representative of the bucket holding percentile_disc's
+-- answer over the same rows: within 1.083% of it.
+CREATE OR REPLACE FUNCTION metrics_latency_bucket(ms double precision) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN ms = 'NaN' THEN NULL
+        WHEN ms <= 0 THEN -32768
+        WHEN ms >= 1099511627776 THEN 1280
+        WHEN ms <= 0.0009765625 THEN -320
+        ELSE ceil(ln(ms) * 46.16624130844683::float8)::int
+    END
+$$;
+
+-- The UTC hour a timestamp falls in (what the hourly roll-ups are keyed by).
+CREATE OR REPLACE FUNCTION metrics_utc_hour(at timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT date_trunc('hour', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+$$;
+
+-- Rounds by the UTC hour of round_metrics.started_at and model: what the hourly series read.
+CREATE TABLE IF NOT EXISTS round_hourly (
+    hour                       timestamptz NOT NULL,  -- metrics_utc_hour(started_at)
+    model                      text COLLATE "C" NOT NULL,
+    slot                       smallint NOT NULL,
+    rounds                     bigint NOT NULL DEFAULT 0,
+    errors                     bigint NOT NULL DEFAULT 0,   -- status 'error' (reconcile's included)
+    prompt_tokens              numeric NOT NULL DEFAULT 0,
+    completion_tokens          numeric NOT NULL DEFAULT 0,
+    total_tokens               numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, model, slot)
+) WITH (fillfactor = 70);
+
+-- Latency histograms: how many durations of each metric fell in each bucket, by the UTC hour the
+-- measured thing started in and its name. Metrics: round_duration and round_ttft (name: the
+-- model), tool_duration (the tool name), forward_duration and forward_ttft (the endpoint). A
+-- duration is completed_at - started_at (a completion before its start counts as 0 ms); one that
+-- reconcile guessed (a round or forward it closed) is not counted; a time to first token is the
+-- completion's time_to_first_token_ms.
+CREATE TABLE IF NOT EXISTS latency_hourly (
+    hour                       timestamptz NOT NULL,  -- metrics_utc_hour(started_at)
+    metric                     text COLLATE "C" NOT NULL CHECK (metric IN (
+        'round_duration', 'round_ttft', 'tool_duration', 'forward_duration', 'forward_ttft')),
+    name                       text COLLATE "C" NOT NULL,
+    bucket                     int NOT NULL,          -- metrics_latency_bucket(ms)
+    slot                       smallint NOT NULL,
+    n                          bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, metric, name, bucket, slot)
+) WITH (fillfactor = 70);
+
+-- A database whose rollup_backfill predates these entities: let it name them, and record them
+-- (not done if their base table has rows: `metrics-worker schema` back-fills them).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'rollup_backfill'::regclass
+                   AND conname = 'rollup_backfill_entity_check'
+                   AND pg_get_constraintdef(oid) LIKE '%round_hourly%') THEN
+        ALTER TABLE rollup_backfill DROP CONSTRAINT IF EXISTS rollup_backfill_entity_check,
+            ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN (
+                'sessions', 'tool_calls', 'forwards', 'rounds', 'round_hourly', 'tool_latency',
+                'forward_latency'));
+    END IF;
+END $$;
+INSERT INTO rollup_backfill
+SELECT 'round_hourly', NOT EXISTS (SELECT 1 FROM round_metrics), NULL
+UNION ALL SELECT 'tool_latency', NOT EXISTS (SELECT 1 FROM tool_call_metrics), NULL
+UNION ALL SELECT 'forward_latency', NOT EXISTS (SELECT 1 FROM forward_request_metrics), NULL
+ON CONFLICT (entity) DO NOTHING;
+
+-- As for the roll-ups above: a base table without its trigger here is new, what its rows held is
+-- counted from zero.
+DO $$
+DECLARE
+    e record;
+BEGIN
+    FOR e IN SELECT * FROM (VALUES ('round_hourly', 'round_metrics', 'round_hourly', 'round_%'),
+                                   ('tool_latency', 'tool_call_metrics', 'tool_latency', 'tool_%'),
+                                   ('forward_latency', 'forward_request_metrics', 'forward_latency', 'forward_%'))
+                      AS t(entity, base, trigger, metrics)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = e.base::regclass AND tgname = e.trigger || '_insert') THEN
+            IF e.entity = 'round_hourly' THEN
+                DELETE FROM round_hourly;
+            END IF;
+            DELETE FROM latency_hourly WHERE metric LIKE e.metrics;
+            EXECUTE format('UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM %I) WHERE entity = %L',
+                           e.base, e.entity);
+        END IF;
+    END LOOP;
+END $$;
+
+-- The moves, as session_rollup_move: add plus, subtract minus, only keys <= upto (NULL: all).
+CREATE OR REPLACE FUNCTION round_hourly_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
+BEGIN
+    -- One statement: the rows are unnested once for both roll-ups.
+    WITH c AS MATERIALIZED (
+        SELECT s.sign, metrics_utc_hour(s.started_at) AS hour, s.model, s.status, s.prompt_tokens,
+               s.completion_tokens, s.total_tokens,
+               CASE WHEN s.completed_at IS NOT NULL AND s.completion_version IS DISTINCT FROM ''
+                    THEN metrics_latency_bucket(EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000)
+               END AS duration_bucket,
+               metrics_latency_bucket(s.time_to_first_token_ms) AS ttft_bucket
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS s
+        WHERE s.started_at IS NOT NULL AND s.model IS NOT NULL AND (upto IS NULL OR s.round_id <= upto)
+    ), counts AS (
+        INSERT INTO round_hourly AS r (hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens)
+        SELECT * FROM (
+            SELECT c.hour, c.model, my_slot, sum(c.sign) AS rounds, sum(c.sign * (c.status = 'error')::int) AS errors,
+                   sum(c.sign * c.prompt_tokens) AS prompt_tokens,
+                   sum(c.sign * c.completion_tokens) AS completion_tokens,
+                   sum(c.sign * c.total_tokens) AS total_tokens
+            FROM c
+            GROUP BY 1, 2
+        ) AS d
+        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens) <> (0, 0, 0, 0, 0)
+        ORDER BY 1, 2
+        ON CONFLICT (hour, model, slot) DO UPDATE SET
+            rounds = r.rounds + EXCLUDED.rounds,
+            errors = r.errors + EXCLUDED.errors,
+            prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+            completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+            total_tokens = r.total_tokens + EXCLUDED.total_tokens
+    )
+    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
+    SELECT * FROM (
+        SELECT c.hour, x.metric, c.model, x.bucket, my_slot, sum(c.sign) AS n
+        FROM c
+        CROSS JOIN LATERAL (
+            SELECT 'round_duration' AS metric, c.duration_bucket AS bucket WHERE c.duration_bucket IS NOT NULL
+            UNION ALL
+            SELECT 'round_ttft', c.ttft_bucket WHERE c.ttft_bucket IS NOT NULL
+        ) AS x
+        GROUP BY 1, 2, 3, 4
+    ) AS d
+    WHERE d.n <> 0
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
+END $$;
+
+CREATE OR REPLACE FUNCTION tool_latency_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
+BEGIN
+    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
+    SELECT * FROM (
+        SELECT metrics_utc_hour(c.started_at) AS hour, 'tool_duration', c.tool_name,
+               metrics_latency_bucket(EXTRACT(EPOCH FROM c.completed_at - c.started_at)::float8 * 1000) AS bucket,
+               my_slot, sum(c.sign) AS n
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND c.completed_at IS NOT NULL AND c.tool_name IS NOT NULL
+          AND (upto IS NULL OR c.tool_call_id <= upto)
+        GROUP BY 1, 2, 3, 4
+    ) AS d
+    WHERE d.n <> 0
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
+END $$;
+
+CREATE OR REPLACE FUNCTION forward_latency_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    my_slot smallint := metrics_rollup_slot();
+BEGIN
+    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
+    SELECT * FROM (
+        SELECT metrics_utc_hour(c.started_at) AS hour, x.metric, c.endpoint, x.bucket, my_slot, sum(c.sign) AS n
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        CROSS JOIN LATERAL (
+            SELECT 'forward_duration' AS metric,
+                   metrics_latency_bucket(EXTRACT(EPOCH FROM c.completed_at - c.started_at)::float8 * 1000) AS bucket
+            WHERE c.completed_at IS NOT NULL AND c.completion_version IS DISTINCT FROM ''
+              AND right(COALESCE(c.completion_version, ''), 11) <> '|reconciled'
+            UNION ALL
+            SELECT 'forward_ttft', metrics_latency_bucket(c.time_to_first_token_ms)
+            WHERE c.time_to_first_token_ms IS NOT NULL
+        ) AS x
+        WHERE c.started_at IS NOT NULL AND c.endpoint IS NOT NULL AND (upto IS NULL OR c.forward_id <= upto)
+        GROUP BY 1, 2, 3, 4
+    ) AS d
+    WHERE d.n <> 0
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
+END $$;
+
+-- Their triggers, one function per base table as above. The tool and forward ones only look at
+-- rows whose duration or time to first token can count (a started row with a completion).
+CREATE OR REPLACE FUNCTION round_hourly_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    plus round_metrics[] := '{}';
+    minus round_metrics[] := '{}';
+BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        plus := ARRAY(SELECT (n.*)::round_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        minus := ARRAY(SELECT (o.*)::round_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM round_hourly_move(plus, minus, metrics_rollup_counted_upto('round_hourly'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION tool_latency_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    plus tool_call_metrics[] := '{}';
+    minus tool_call_metrics[] := '{}';
+BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        plus := ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n
+                      WHERE n.started_at IS NOT NULL AND n.completed_at IS NOT NULL);
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        minus := ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o
+                       WHERE o.started_at IS NOT NULL AND o.completed_at IS NOT NULL);
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM tool_latency_move(plus, minus, metrics_rollup_counted_upto('tool_latency'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION forward_latency_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    plus forward_request_metrics[] := '{}';
+    minus forward_request_metrics[] := '{}';
+BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        plus := ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n WHERE n.started_at IS NOT NULL
+                      AND (n.completed_at IS NOT NULL OR n.time_to_first_token_ms IS NOT NULL));
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        minus := ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o WHERE o.started_at IS NOT NULL
+                       AND (o.completed_at IS NOT NULL OR o.time_to_first_token_ms IS NOT NULL));
+    END IF;
+    IF cardinality(plus) + cardinality(minus) > 0 THEN
+        PERFORM forward_latency_move(plus, minus, metrics_rollup_counted_upto('forward_latency'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER round_hourly_insert AFTER INSERT ON round_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_hourly_trigger();
+CREATE OR REPLACE TRIGGER round_hourly_update AFTER UPDATE ON round_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_hourly_trigger();
+CREATE OR REPLACE TRIGGER round_hourly_delete AFTER DELETE ON round_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION round_hourly_trigger();
+CREATE OR REPLACE TRIGGER tool_latency_insert AFTER INSERT ON tool_call_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_latency_trigger();
+CREATE OR REPLACE TRIGGER tool_latency_update AFTER UPDATE ON tool_call_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_latency_trigger();
+CREATE OR REPLACE TRIGGER tool_latency_delete AFTER DELETE ON tool_call_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_latency_trigger();
+CREATE OR REPLACE TRIGGER forward_latency_insert AFTER INSERT ON forward_request_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();
+CREATE OR REPLACE TRIGGER forward_latency_update AFTER UPDATE ON forward_request_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();
+CREATE OR REPLACE TRIGGER forward_latency_delete AFTER DELETE ON forward_request_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();

@@ -37,7 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from worker.backfill import backfill
 from worker.read import queries
-from worker.read.queries import forward_rows, forward_totals, session_rows, session_totals
+from worker.read.queries import (
+    forward_rows,
+    forward_totals,
+    hourly,
+    percentiles,
+    session_rows,
+    session_totals,
+)
 from worker.schema import apply_schema
 from worker.settings import DEFAULT_DATABASE_URL
 
@@ -260,7 +267,8 @@ def fill(url: str, schema: str, sessions: int, forwards: int) -> dict[str, Any]:
         )
         sizes["rollup_rows"] = conn.execute(
             "SELECT (SELECT count(*) FROM session_rollup) + (SELECT count(*) FROM tool_rollup)"
-            " + (SELECT count(*) FROM forward_rollup)"
+            " + (SELECT count(*) FROM forward_rollup) + (SELECT count(*) FROM round_hourly)"
+            " + (SELECT count(*) FROM latency_hourly)"
         ).fetchone()[0]  # type: ignore[index]
         conn.execute("CREATE TABLE bench_meta (sizes jsonb NOT NULL)")
         conn.execute("INSERT INTO bench_meta VALUES (%s)", (json.dumps(sizes),))
@@ -328,6 +336,12 @@ def cases(detail_id: str) -> list[Case]:
     no_dates: dict[str, Any] = {"start_date": None, "end_date": None}
     last_week: dict[str, Any] = {"start_date": week, "end_date": END}
     s, p, f, r = session_totals, session_rows, forward_totals, forward_rows
+    end_at = datetime.combine(END + timedelta(days=1), datetime.min.time(), UTC)  # the hours up to END's end
+    week_at, day_at, now = (
+        end_at - timedelta(days=7),
+        end_at - timedelta(hours=24),
+        end_at - timedelta(minutes=30),
+    )
 
     def page(**kw: Any) -> dict[str, Any]:
         return {**no_dates, "model": None, "limit": 100, "cursor": None, **kw}
@@ -382,6 +396,13 @@ def cases(detail_id: str) -> list[Case]:
          [(f.FORWARD_DAILY_FROM_ROLLUP, last_week)], True),
         ("forward_daily_metrics, 30 days", lambda c: queries.forward_daily_metrics(c, days=30, end_date=END),
          [(f.FORWARD_DAILY_FROM_ROLLUP, {"start_date": month, "end_date": END})], False),
+        ("latency, last 7 days", lambda c: queries.latency(c, **last_week),
+         [(percentiles.LATENCY_FROM_ROLLUP, {"start_at": week_at, "end_at": end_at})], True),
+        ("latency, last 24 hours", lambda c: queries.latency(c, hours=24, now=now),
+         [(percentiles.LATENCY_FROM_ROLLUP, {"start_at": day_at, "end_at": end_at})], True),
+        ("hourly_series, 24 hours", lambda c: queries.hourly_series(c, hours=24, now=now),
+         [(hourly.SERIES_FROM_ROLLUP,
+           {"start_at": day_at, "end_at": end_at, "model": None})], True),
     ]  # fmt: skip
 
 

@@ -5,13 +5,14 @@ taking turns (the engine did not change; the triggers are the write path's whole
 row-lock waits with 4 workers on 4 shards, on the roll-ups and on the base tables, with a slot
 per connection and, as the control, with every connection on one slot (one row per bucket).
 
-    python -m bench.rollup_write [--events 100000] [--runs 3] [--before REV]
+    python -m bench.rollup_write [--events 100000] [--runs 3] [--before REV] [--paired-off all|hourly]
 
 The previous code runs from a git worktree of REV (default: the merge base with main) under
 /tmp, in a subprocess that uses its own bench.throughput, worker and schema.sql. Runs alternate
 (ceiling, before, after) so both see the same machine. Lock waits are sampled every 10 ms from
 pg_locks: a backend waiting for a row lock holds the row's heavyweight tuple lock while it waits.
-Writes bench/results/rollup_write.json.
+``--paired-off hourly`` makes the paired apply's "without" schema keep every roll-up but the hourly
+ones (round_hourly, latency_hourly): their price alone. Writes bench/results/rollup_write.json.
 """
 
 from __future__ import annotations
@@ -107,7 +108,15 @@ class Sampler(threading.Thread):
         }
 
 
-def paired_apply(events: int, batch: int = 1000) -> dict[str, float]:
+# The triggers of the hourly roll-ups (schema.sql: round_hourly, latency_hourly), per base table.
+HOURLY_TRIGGERS = {
+    "round_metrics": ("round_hourly_insert", "round_hourly_update", "round_hourly_delete"),
+    "tool_call_metrics": ("tool_latency_insert", "tool_latency_update", "tool_latency_delete"),
+    "forward_request_metrics": ("forward_latency_insert", "forward_latency_update", "forward_latency_delete"),
+}
+
+
+def paired_apply(events: int, batch: int = 1000, off_what: str = "all") -> dict[str, float]:
     """The database's side of the price, robust to a noisy machine: the same batches applied by
     the engine in-process into two schemas, one with the roll-up triggers disabled (what the
     previous version wrote: the engine itself did not change), taking turns batch by batch and
@@ -118,13 +127,18 @@ def paired_apply(events: int, batch: int = 1000) -> dict[str, float]:
         fresh_schema("rollups_on") as on_url,
         fresh_schema("rollups_off") as off_url,
         psycopg.connect(on_url, autocommit=True) as on,
-        psycopg.connect(off_url, autocommit=True) as off,
+        psycopg.connect(off_url, autocommit=True) as off_conn,
     ):
-        for table in ("session_metrics", "tool_call_metrics", "forward_request_metrics"):
-            off.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        if off_what == "all":
+            for table in ("session_metrics", "round_metrics", "tool_call_metrics", "forward_request_metrics"):
+                off_conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        else:
+            for table, triggers in HOURLY_TRIGGERS.items():
+                for trigger in triggers:
+                    off_conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
         times: dict[str, list[float]] = {"on": [], "off": []}
         for i, b in enumerate(batches):
-            pair = [("on", on), ("off", off)]
+            pair = [("on", on), ("off", off_conn)]
             for name, conn in pair if i % 2 == 0 else reversed(pair):
                 began = time.perf_counter()
                 apply_events(conn, b)
@@ -148,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         "--before", default=None, help="the revision before the roll-ups (default: merge base with main)"
     )
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--paired-off",
+        choices=["all", "hourly"],
+        default="all",
+        help="which triggers the paired apply's 'without' schema disables (default: all)",
+    )
     args = parser.parse_args(argv)
     url = args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     rev = args.before
@@ -157,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout.strip()
     before_code = worktree(rev)
     data: dict[str, Any] = {"before": rev, "events": args.events, "runs": []}
-    data["paired_apply"] = [paired_apply(args.events) for _ in range(args.runs)]
+    data["paired_off"] = args.paired_off
+    data["paired_apply"] = [paired_apply(args.events, off_what=args.paired_off) for _ in range(args.runs)]
     print(f"paired apply: {json.dumps(data['paired_apply'])}", flush=True)
     for i in range(args.runs):
         run: dict[str, Any] = {"ceiling": copy_ceiling()}

@@ -51,6 +51,10 @@ _ENTITIES = (
     _Entity("sessions", "session_metrics", "session_id", "session_rollup_move"),
     _Entity("tool_calls", "tool_call_metrics", "tool_call_id", "tool_rollup_move"),
     _Entity("forwards", "forward_request_metrics", "forward_id", "forward_rollup_move"),
+    _Entity("rounds", "round_metrics", "round_id", "round_cost_rollup_move"),  # the cost roll-up
+    _Entity("round_hourly", "round_metrics", "round_id", "round_hourly_move"),
+    _Entity("tool_latency", "tool_call_metrics", "tool_call_id", "tool_latency_move"),
+    _Entity("forward_latency", "forward_request_metrics", "forward_id", "forward_latency_move"),
 )
 
 

@@ -187,7 +187,20 @@ class WorkerSettings(Connections):
     consumer_idle_ms: int = field(
         default=3_600_000, metadata=read_from("METRICS_CONSUMER_IDLE_MS", _ms, "", 0)
     )
+    #: Own prices (TOML, worker/engine/price_file.py) over genai-prices' bundled list; None: none.
+    prices_file: str | None = field(
+        default=None, metadata=read_from("METRICS_PRICES_FILE", _text, "--prices-file")
+    )
     trim_every_s: float = 30.0  # how often to trim acknowledged entries (not a setting people change)
+
+
+@dataclass(frozen=True)
+class RepriceSettings(Connections):
+    """What ``metrics-worker reprice`` uses besides the database: the prices file the workers use."""
+
+    prices_file: str | None = field(
+        default=None, metadata=read_from("METRICS_PRICES_FILE", _text, "--prices-file")
+    )
 
 
 @dataclass(frozen=True)

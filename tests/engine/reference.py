@@ -12,6 +12,11 @@ columns next to them: user_id with the session's model (every start), a round's 
 model (the first start), its usage parts and time to first token with its usage (the completion),
 a forward's provider and links with its start, its parts and time to first token with its
 completion; the session sums the parts over its rounds as it sums prompt_tokens (none counts 0).
+
+Cost (not the seed's) is computed at the end from each row's final state with
+``PriceList.price()`` itself (not the engine's costing module): a started, completed round or
+forward is priced at its completed_at; unknown models are NULL and marked unpriced; a session
+sums its rounds' costs and counts its unpriced rounds.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import psycopg
 
 from contract.events import Event
 from worker.engine.apply import apply_events
+from worker.engine.pricing import PriceList, TokenUsage
 from worker.errors import TransientError
 
 Row = dict[str, Any]
@@ -271,7 +277,29 @@ class SeedReference:
         for session_id in self.sessions:
             self.refresh(session_id, self._session_seen[session_id])
 
+    def priced(self, prices: PriceList | None = None) -> None:
+        """Set every row's cost columns from its final state (after :meth:`finish`)."""
+        prices = prices or PriceList()
+        for row in [*self.rounds.values(), *self.forwards.values()]:
+            row.update(cost_usd=None, cost_source=None, unpriced=False)
+            if row["model"] is None or row["completed_at"] is None or row["started_at"] is None:
+                continue
+            usage = TokenUsage(
+                *(row[c] or 0 for c in ("prompt_tokens", "completion_tokens")),
+                *(row[c] or 0 for c in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")),
+            )
+            found = prices.price(usage, row["model"], row["provider"], row["completed_at"])
+            if found is None:
+                row["unpriced"] = True
+            else:
+                row.update(cost_usd=found.usd, cost_source=found.source)
+        for session_id, s in self.sessions.items():
+            rounds = [r for r in self.rounds.values() if r["session_id"] == session_id]
+            s["cost_usd"] = sum((r["cost_usd"] or 0 for r in rounds), start=0)
+            s["unpriced_rounds"] = sum(1 for r in rounds if r["unpriced"])
+
     def tables(self) -> dict[str, list[Row]]:
+        self.priced()
         return {
             "session_metrics": sorted(self.sessions.values(), key=lambda r: r["session_id"]),
             "round_metrics": sorted(self.rounds.values(), key=lambda r: r["round_id"]),

@@ -20,9 +20,12 @@ from worker.schema import apply_schema
 
 # What the previous version's schema did not have.
 _DROP_ROLLUPS = """
-DROP TABLE session_rollup, tool_rollup, forward_rollup, rollup_backfill;
-DROP FUNCTION session_rollup_trigger, tool_rollup_trigger, forward_rollup_trigger CASCADE;
-DROP FUNCTION session_rollup_move, tool_rollup_move, forward_rollup_move, metrics_rollup_counted_upto,
+DROP TABLE session_rollup, tool_rollup, forward_rollup, rollup_backfill, round_cost_rollup, user_cost_rollup,
+           round_hourly, latency_hourly;
+DROP FUNCTION session_rollup_trigger, tool_rollup_trigger, forward_rollup_trigger, round_cost_rollup_trigger,
+              round_hourly_trigger, tool_latency_trigger, forward_latency_trigger CASCADE;
+DROP FUNCTION session_rollup_move, tool_rollup_move, forward_rollup_move, round_cost_rollup_move,
+              round_hourly_move, tool_latency_move, forward_latency_move, metrics_rollup_counted_upto,
               metrics_rollup_slot;
 """
 
@@ -40,7 +43,9 @@ def test_backfill_next_to_a_running_worker_is_exact_and_runs_once(
 ) -> None:
     rng = random.Random(11)
     history = _previous_version_database(conn, rng, sessions=20)
-    assert pending(conn) == ["forwards", "sessions", "tool_calls"]
+    assert pending(conn) == [
+        "forward_latency", "forwards", "round_hourly", "rounds", "sessions", "tool_calls", "tool_latency"
+    ]  # fmt: skip
     before = queries.summary(conn)  # answered from the base tables meanwhile
     assert before.total_sessions == 60
     # A worker keeps applying: redeliveries of the old history, and new sessions.
@@ -61,7 +66,37 @@ def test_backfill_next_to_a_running_worker_is_exact_and_runs_once(
     assert_rollups_match(conn)
     from_rollups, from_base = reads_both_ways(db_url)
     assert from_rollups == from_base
-    assert backfill(conn, chunk_size=4) == {"sessions": 0, "tool_calls": 0, "forwards": 0}
+    assert backfill(conn, chunk_size=4) == dict.fromkeys(
+        ["sessions", "tool_calls", "forwards", "rounds", "round_hourly", "tool_latency", "forward_latency"], 0
+    )
+
+
+# What the version with the daily roll-ups but no hourly ones did not have.
+_DROP_HOURLY = """
+DROP TABLE round_hourly, latency_hourly;
+DROP FUNCTION round_hourly_trigger, tool_latency_trigger, forward_latency_trigger CASCADE;
+DROP FUNCTION round_hourly_move, tool_latency_move, forward_latency_move, metrics_latency_bucket,
+              metrics_utc_hour;
+DELETE FROM rollup_backfill WHERE entity IN ('round_hourly', 'tool_latency', 'forward_latency');
+ALTER TABLE rollup_backfill DROP CONSTRAINT rollup_backfill_entity_check,
+    ADD CONSTRAINT rollup_backfill_entity_check
+        CHECK (entity IN ('sessions', 'tool_calls', 'forwards', 'rounds'));
+"""
+
+
+def test_a_database_with_daily_rollups_only_backfills_the_hourly_ones(conn: psycopg.Connection) -> None:
+    rng = random.Random(15)
+    conn.execute(_DROP_HOURLY)
+    history = [ev for i in range(4) for ev in coherent_history(rng, sessions=3, prefix=f"old{i}-")]
+    apply_events(conn, history)
+    apply_schema(conn, force=True)
+    assert pending(conn) == ["forward_latency", "round_hourly", "tool_latency"]
+    before = queries.latency(conn)  # answered from the base tables meanwhile
+    counted = backfill(conn, chunk_size=5)
+    assert counted["round_hourly"] > 0 and counted["sessions"] == 0
+    assert pending(conn) == []
+    assert_rollups_match(conn)
+    assert queries.latency(conn) == before
 
 
 def test_metrics_worker_schema_backfills(db_url: str, conn: psycopg.Connection) -> None:

@@ -128,3 +128,9 @@ def test_empty_and_bad_inputs() -> None:
         histogram.percentiles({3: -1})
     with pytest.raises(ValueError, match="between 0 and 1"):
         histogram.percentiles({3: 1}, [95])
+
+
+def test_the_schema_creates_the_same_bucket_function() -> None:
+    from worker.schema import schema_path
+
+    assert histogram.BUCKET_FUNCTION_SQL + ";" in schema_path().read_text()

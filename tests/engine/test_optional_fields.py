@@ -9,13 +9,16 @@ import psycopg
 
 from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenUsage
 from tests.engine.rollups import assert_rollups_match
+from worker.backfill import backfill
 from worker.engine.apply import apply_events
-from worker.schema import apply_schema
+from worker.schema import apply_schema, schema_path
 
 T = datetime(2026, 2, 10, 10, tzinfo=UTC)
 
-# What the previous version's schema did not have.
+# What the previous version's schema did not have (the hourly roll-ups' triggers, which read the
+# fields, neither).
 _DROP_FIELDS = """
+DROP FUNCTION round_hourly_trigger, tool_latency_trigger, forward_latency_trigger CASCADE;
 DROP INDEX idx_forward_session, idx_session_user;
 ALTER TABLE session_metrics DROP COLUMN user_id, DROP COLUMN cache_read_tokens,
                             DROP COLUMN cache_write_tokens, DROP COLUMN reasoning_tokens;
@@ -25,7 +28,23 @@ ALTER TABLE round_metrics DROP COLUMN provider, DROP COLUMN cache_read_tokens,
 ALTER TABLE forward_request_metrics DROP COLUMN provider, DROP COLUMN session_id, DROP COLUMN round_id,
                                     DROP COLUMN cache_read_tokens, DROP COLUMN cache_write_tokens,
                                     DROP COLUMN reasoning_tokens, DROP COLUMN time_to_first_token_ms;
+DROP TRIGGER round_cost_rollup_insert ON round_metrics;
+DROP TRIGGER round_cost_rollup_update ON round_metrics;
+DROP TRIGGER round_cost_rollup_delete ON round_metrics;
+ALTER TABLE session_metrics DROP COLUMN cost_usd, DROP COLUMN unpriced_rounds;
+ALTER TABLE round_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
+ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 """
+
+
+def _previous_session_move() -> str:
+    """The session roll-up's move function as that version had it (no user cost roll-up)."""
+    text = schema_path().read_text()
+    start = text.index("CREATE OR REPLACE FUNCTION session_rollup_move")
+    end = text.index("END $$;", start)
+    body = text[start:end]
+    return body[: body.index("    INSERT INTO user_cost_rollup")] + "END $$"
+
 
 _OLD_ROWS = """
 INSERT INTO session_metrics (session_id, model, started_at, total_rounds, prompt_tokens, completion_tokens,
@@ -45,10 +64,12 @@ def _usage(prompt: int, completion: int, **parts: int) -> TokenUsage:
 
 def test_a_database_of_the_previous_version_gains_the_columns(conn: psycopg.Connection) -> None:
     conn.execute(_DROP_FIELDS)
+    conn.execute(_previous_session_move())
     with conn.cursor() as cur:
         for statement in _OLD_ROWS.strip().split(";\n"):
             cur.execute(statement, {"t": T})
     apply_schema(conn, force=True)
+    backfill(conn)
     row = conn.execute(
         "SELECT user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens, prompt_tokens "
         "FROM session_metrics WHERE session_id = 'old'"
@@ -90,6 +111,7 @@ def test_a_database_of_the_previous_version_gains_the_columns(conn: psycopg.Conn
         r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
     }
     assert {"idx_forward_session", "idx_session_user"} <= indexes
+    backfill(conn)  # the cost roll-up of rounds is new to that version: `metrics-worker schema` counts it
     assert_rollups_match(conn)
 
 

@@ -14,12 +14,18 @@ from hypothesis import strategies as st
 
 from contract.keys import Keys
 from tests.engine.histories import T0, coherent_history, deliveries, split
-from tests.engine.rollups import assert_rollups_match, reads_both_ways, rollup_buckets
+from tests.engine.rollups import (
+    assert_latency_within_error,
+    assert_rollups_match,
+    reads_both_ways,
+    rollup_buckets,
+)
 from tests.maintenance.helpers import aggregate_drift
 from worker.engine.apply import apply_events
 from worker.maintenance.forget import forget_sessions
 from worker.maintenance.prune import prune
 from worker.maintenance.reconcile import HintSnapshot, reconcile
+from worker.read import queries
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -58,16 +64,30 @@ def test_prune_reconcile_forget_and_late_events_keep_rollups_exact(
         assert aggregate_drift(conn) == []
     from_rollups, from_base = reads_both_ways(db_url)
     assert from_rollups == from_base
+    # Any span's percentiles: within the bucket rule's error of percentile_disc over the base rows.
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        day = T0.date()
+        reads = [queries.latency(conn), queries.latency(conn, start_date=day, end_date=day)]
+        reads += [
+            queries.latency(conn, hours=rng.randint(1, 168), now=T0 + timedelta(hours=rng.randint(-2, 3)))
+        ]
+        for read in reads:
+            assert_latency_within_error(conn, read)
 
 
 def test_a_redelivered_batch_moves_no_rollup_row(conn: psycopg.Connection) -> None:
     history = coherent_history(random.Random(3), sessions=4)
     apply_events(conn, history)
-    before = conn.execute("SELECT xmin::text, * FROM session_rollup ORDER BY 2, 3, 4, 5").fetchall()
+    tables = {
+        "session_rollup": "SELECT xmin::text, * FROM session_rollup ORDER BY 2, 3, 4, 5",
+        "round_hourly": "SELECT xmin::text, * FROM round_hourly ORDER BY 2, 3, 4",
+        "latency_hourly": "SELECT xmin::text, * FROM latency_hourly ORDER BY 2, 3, 4, 5, 6",
+    }
+    before = {table: conn.execute(sql).fetchall() for table, sql in tables.items()}
     apply_events(conn, history)
     apply_events(conn, list(reversed(history)))
-    assert conn.execute("SELECT xmin::text, * FROM session_rollup ORDER BY 2, 3, 4, 5").fetchall() == before
-    assert rollup_buckets(conn)["session_rollup"]
+    assert {table: conn.execute(sql).fetchall() for table, sql in tables.items()} == before
+    assert all(rollup_buckets(conn)[table] for table in tables)
 
 
 def test_each_writing_connection_has_a_slot_of_its_own(db_url: str) -> None:

@@ -93,17 +93,18 @@ LEFT JOIN (
            sum(total_tokens) AS t, sum(prompt_cached_tool_outputs) AS pcto,
            sum(compression_count) AS comp, sum(tokens_saved) AS saved,
            sum(COALESCE(cache_read_tokens, 0)) AS cr, sum(COALESCE(cache_write_tokens, 0)) AS cw,
-           sum(COALESCE(reasoning_tokens, 0)) AS rs
+           sum(COALESCE(reasoning_tokens, 0)) AS rs, sum(COALESCE(cost_usd, 0)) AS cost,
+           count(*) FILTER (WHERE unpriced) AS unpriced
     FROM round_metrics GROUP BY session_id
 ) r USING (session_id)
 LEFT JOIN (SELECT session_id, count(*) AS n FROM tool_call_metrics GROUP BY session_id) t USING (session_id)
 WHERE (s.total_rounds, s.prompt_tokens, s.completion_tokens, s.total_tokens, s.prompt_cached_tool_outputs,
        s.total_compression_events, s.total_tokens_saved, s.tool_call_count,
-       s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens)
+       s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, s.cost_usd, s.unpriced_rounds)
    IS DISTINCT FROM
       (COALESCE(r.n, 0), COALESCE(r.p, 0), COALESCE(r.c, 0), COALESCE(r.t, 0), COALESCE(r.pcto, 0),
        COALESCE(r.comp, 0), COALESCE(r.saved, 0), COALESCE(t.n, 0),
-       COALESCE(r.cr, 0), COALESCE(r.cw, 0), COALESCE(r.rs, 0))
+       COALESCE(r.cr, 0), COALESCE(r.cw, 0), COALESCE(r.rs, 0), COALESCE(r.cost, 0), COALESCE(r.unpriced, 0))
 ORDER BY 1
 """
 

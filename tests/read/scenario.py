@@ -11,6 +11,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -29,6 +30,8 @@ from contract.events import (
     ToolStarted,
 )
 from tests.read.events import Events, usage, utc
+from worker.engine.costing import default_prices
+from worker.engine.pricing import TokenUsage as PricedUsage
 from worker.read.models import (
     DailyMetrics,
     ForwardDailyMetrics,
@@ -223,6 +226,15 @@ class _Round:
     parts: tuple[int | None, int | None, int | None] = (None, None, None)  # cache read, write, reasoning
     ttft: int | None = None
 
+    def cost(self) -> tuple[Decimal | None, bool]:
+        """Its USD (None unless priced) and whether it is unpriced, as worker/engine/costing.py has them."""
+        if self.model is None or self.completed_at is None:
+            return None, False
+        t = self.tokens
+        usage = PricedUsage(t.prompt_tokens, t.completion_tokens, *(p or 0 for p in self.parts))
+        priced = default_prices().price(usage, self.model, self.provider, self.completed_at)
+        return (None, True) if priced is None else (priced.usd, False)
+
 
 @dataclass
 class _Tool:
@@ -334,6 +346,8 @@ class Oracle:
             cache_read_tokens=sum(r.parts[0] or 0 for r in rounds),
             cache_write_tokens=sum(r.parts[1] or 0 for r in rounds),
             reasoning_tokens=sum(r.parts[2] or 0 for r in rounds),
+            cost_usd=sum((r.cost()[0] or Decimal(0) for r in rounds), Decimal(0)),
+            unpriced_rounds=sum(r.cost()[1] for r in rounds),
         )
 
     def summary(self, start: date | None = None, end: date | None = None) -> MetricsSummary:
@@ -418,6 +432,8 @@ class Oracle:
                     cache_write_tokens=r.parts[1],
                     reasoning_tokens=r.parts[2],
                     time_to_first_token_ms=r.ttft,
+                    cost_usd=r.cost()[0],
+                    unpriced=r.cost()[1],
                     tool_calls=[
                         ToolCallMetrics(
                             tool_call_id=tid,

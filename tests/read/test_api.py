@@ -158,9 +158,12 @@ def test_the_openapi_document_lists_every_route(client: TestClient) -> None:
         "/v1/overview",
         "/v1/tools",
         "/v1/forward/statuses",
+        "/v1/latency",
+        "/v1/series",
         "/v1/pipeline",
         "/v1/alerts",
         "/v1/alerts/metrics",
+        "/v1/cost",
     }
     limit = next(p for p in paths["/v1/sessions"]["get"]["parameters"] if p["name"] == "limit")
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"], limit["schema"]["default"]) == (

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 import redis
@@ -27,6 +26,7 @@ import redis
 from contract.events import SyncMismatch
 from tests.conftest import Services, with_search_path
 from tests.ingest.helpers import drain, publish, settings
+from tests.read.browser import CHROMIUM, Watched, get, week
 from tests.read.conftest import fill, metrics_api
 from tests.read.events import Events, usage
 from worker.maintenance.reconcile import HintSnapshot, reconcile
@@ -35,9 +35,7 @@ from worker.status import PipelineStatus, applied_per_second
 
 pytestmark = pytest.mark.acceptance
 
-CHROMIUM = Path(os.environ.get("METRICS_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = Path(os.environ.get("METRICS_SCREENSHOT_DIR") or ROOT / ".artifacts" / "dashboard")
 TOKEN = "dashboard-test-token-0123456789"
 
 if not CHROMIUM.exists():
@@ -45,7 +43,7 @@ if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium", pytrace=False)
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, ConsoleMessage, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -98,53 +96,11 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-class Watched:
-    """A page whose console errors and failed requests are collected."""
-
-    def __init__(self, browser: Browser) -> None:
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        self.page = self.context.new_page()
-        self.problems: list[str] = []
-        self.requested: list[str] = []
-        self.page.on("request", lambda r: self.requested.append(r.url))
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        self.page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
-        self.page.on("response", self._response)
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            self.problems.append(f"console {message.type}: {message.text}")
-
-    def _response(self, response: Any) -> None:
-        if response.status >= 400:
-            self.problems.append(f"HTTP {response.status}: {response.url}")
-
-    def drawn(self, renders: int = 1) -> None:
-        """Wait until the page finished ``renders`` renders (window.dashboard counts them)."""
-        self.page.wait_for_function(f"() => window.dashboard && window.dashboard.renders >= {renders}")
-
-    def shot(self, name: str) -> None:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 @pytest.fixture
 def watched(browser: Browser) -> Iterator[Watched]:
     w = Watched(browser)
     yield w
     w.context.close()
-
-
-def _week() -> dict[str, str]:
-    end = datetime.now(UTC).date()
-    return {"start_date": (end - timedelta(days=6)).isoformat(), "end_date": end.isoformat()}
-
-
-def _get(api: str, path: str, **params: Any) -> Any:
-    response = httpx.get(f"{api}{path}", params=params, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def _dig(value: Any, dotted: str) -> Any:
@@ -159,10 +115,10 @@ def test_the_overview_shows_the_summary_and_draws_its_charts(
     page = watched.page
     page.goto(f"{api}/")
     watched.drawn()
-    summary = _get(api, "/v1/summary", **_week())
-    daily = _get(api, "/v1/daily", days=7, end_date=_week()["end_date"])
+    summary = get(api, "/v1/summary", **week())
+    daily = get(api, "/v1/daily", days=7, end_date=week()["end_date"])
     assert summary["total_sessions"] > 0
-    tiles = page.locator(".tile").evaluate_all(
+    tiles = page.locator(".tiles.activity .tile").evaluate_all(
         "ts => ts.map(t => [t.dataset.key, t.dataset.source, Number(t.dataset.value)])"
     )
     assert len(tiles) == 15
@@ -187,7 +143,7 @@ def test_the_overview_shows_the_summary_and_draws_its_charts(
             assert shape["series"] == series
     tokens = page.evaluate("() => window.dashboard.charts.tokens.data[1].reduce((a, b) => a + b, 0)")
     assert tokens == summary["total_tokens"]["total_tokens"]  # the stack's top is every model's tokens
-    tools = _get(api, "/v1/tools", **_week())
+    tools = get(api, "/v1/tools", **week())
     assert page.locator("table.tools tbody tr").count() == len(tools) > 0
     timing = page.evaluate(
         "() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null"
@@ -203,7 +159,7 @@ def test_a_session_opens_with_the_rounds_of_the_api(api: str, watched: Watched) 
     page = watched.page
     page.goto(f"{api}/sessions")
     watched.drawn()
-    listed = _get(api, "/v1/sessions", limit=26, **_week())
+    listed = get(api, "/v1/sessions", limit=26, **week())
     rows = page.locator("table.sessions tbody tr")
     assert rows.count() == min(25, len(listed))
     assert rows.evaluate_all("rs => rs.map(r => r.dataset.session)") == [s["session_id"] for s in listed[:25]]
@@ -212,7 +168,7 @@ def test_a_session_opens_with_the_rounds_of_the_api(api: str, watched: Watched) 
     rows.first.locator("a").click()
     page.wait_for_url(f"**/sessions/{chosen}**")
     expect(page.locator("h2.page")).to_have_text(f"Session {chosen}")
-    detail = _get(api, f"/v1/sessions/{chosen}")
+    detail = get(api, f"/v1/sessions/{chosen}")
     shown = page.locator("table.rounds tbody tr").evaluate_all("rs => rs.map(r => r.dataset.round)")
     assert shown == [r["round_id"] for r in detail["rounds"]] and shown
     calls = sum(len(r["tool_calls"]) for r in detail["rounds"])
@@ -225,7 +181,7 @@ def test_a_session_opens_with_the_rounds_of_the_api(api: str, watched: Watched) 
 
 def test_sessions_page_older_and_newer_through_every_session(api: str, watched: Watched) -> None:
     page = watched.page
-    listed = [s["session_id"] for s in _get(api, "/v1/sessions", limit=1000, **_week())]
+    listed = [s["session_id"] for s in get(api, "/v1/sessions", limit=1000, **week())]
     assert len(listed) > 50  # three pages of 25
     page.goto(f"{api}/sessions")
     rows = page.locator("table.sessions tbody tr")
@@ -255,7 +211,7 @@ def test_a_filter_change_moves_the_url_and_the_figures(api: str, watched: Watche
     page = watched.page
     page.goto(f"{api}/sessions")
     watched.drawn()
-    models = _get(api, "/v1/models", **_week())
+    models = get(api, "/v1/models", **week())
     model = models[-1]["model"]
     page.select_option("select[name=model]", model)
     page.wait_for_url(f"**model={model}**")
@@ -280,7 +236,7 @@ def test_forwards_and_pipeline_pages(api: str, watched: Watched) -> None:
     page = watched.page
     page.goto(f"{api}/forwards")
     watched.drawn()
-    endpoints = _get(api, "/v1/forward/endpoints", **_week())
+    endpoints = get(api, "/v1/forward/endpoints", **week())
     assert page.locator("table.endpoints tbody tr").count() == len(endpoints) > 0
     assert page.evaluate("() => window.dashboard.charts.forwards.data[1].reduce((a, b) => a + b, 0)") == sum(
         e["requests"] for e in endpoints
@@ -289,7 +245,7 @@ def test_forwards_and_pipeline_pages(api: str, watched: Watched) -> None:
     page.click("nav a[data-page=pipeline]")
     watched.drawn(2)
     expect(page.locator("#dates")).to_be_hidden()  # the pipeline is now, whatever the dates
-    health = _get(api, "/v1/pipeline")
+    health = get(api, "/v1/pipeline")
     assert health["dead_letters"] == 1 and health["streams"][0]["pending"] == 0
     expect(page.locator("table.dead-letters tbody tr")).to_have_count(1)
     expect(page.locator("table.dead-letters")).to_contain_text(health["latest_dead_letters"][0]["reason"])
@@ -312,7 +268,7 @@ def test_the_pipeline_page_shows_the_lag_and_the_applied_rate(
     expect(tile("applied_per_second")).to_have_attribute("data-value", "0")  # nothing flows
     expect(tile("lag_seconds")).to_have_attribute("data-value", "0")  # nothing waits
     expect(page.locator("table.streams thead")).to_contain_text("oldest waiting")
-    before = _get(api, "/v1/pipeline")
+    before = get(api, "/v1/pipeline")
     client = redis.Redis.from_url(s.redis_url)
     try:
         mismatches = [
@@ -329,7 +285,7 @@ def test_the_pipeline_page_shows_the_lag_and_the_applied_rate(
     assert float(tile("lag_seconds").get_attribute("data-value")) >= 0.5
     expect(tile("lag_seconds").locator(".value")).not_to_have_text("0 ms")
     drain(s)
-    after = _get(api, "/v1/pipeline")
+    after = get(api, "/v1/pipeline")
     rate = page.evaluate("([a, b]) => window.dashboard.appliedPerSecond(a, b)", [before, after])
     assert rate == pytest.approx(applied_per_second(PipelineStatus(**before), PipelineStatus(**after)))
     assert rate * (after["read_at"] - before["read_at"]) == pytest.approx(5)
@@ -393,7 +349,7 @@ def test_with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one(
             page.click("#token-form button")
             w.drawn()
             expect(dialog).to_be_hidden()
-            assert page.locator(".tile").count() == 15
+            assert page.locator(".tiles.activity .tile").count() == 15
             # Kept for the tab: another page of the same tab does not ask again.
             page.click("nav a[data-page=sessions]")
             w.drawn(2)
@@ -437,7 +393,7 @@ def test_the_forward_tiles_add_up_and_the_requests_show_codes_and_errors(api: st
     page = watched.page
     page.goto(f"{api}/forwards?requests=1000")
     watched.drawn()
-    summary = _get(api, "/v1/forward/summary", **_week())
+    summary = get(api, "/v1/forward/summary", **week())
     total = _shown(page, '.tile[data-key="total_requests"] .value')
     outcomes = page.locator('.tile[data-source="forward-outcome"]')
     keys = outcomes.evaluate_all("ts => ts.map(t => t.dataset.key)")
@@ -447,7 +403,7 @@ def test_the_forward_tiles_add_up_and_the_requests_show_codes_and_errors(api: st
     assert parts == {key: summary[key] for key in keys}
     assert parts["timed_out_requests"] > 0  # the outcome the tiles once left out
     # The requests, latest first, each with its status code and its error as the API has them.
-    listed = _get(api, "/v1/forward/requests", limit=1000, **_week())
+    listed = get(api, "/v1/forward/requests", limit=1000, **week())
     rows = page.locator("table.requests tbody tr")
     assert rows.evaluate_all("rs => rs.map(r => r.dataset.forward)") == [r["forward_id"] for r in listed]
     cells = rows.evaluate_all(
@@ -463,13 +419,13 @@ def test_the_forward_tiles_add_up_and_the_requests_show_codes_and_errors(api: st
 
 
 def test_the_session_page_shows_what_the_cli_shows(api: str, watched: Watched) -> None:
-    listed = _get(api, "/v1/sessions", limit=1000, **_week())
+    listed = get(api, "/v1/sessions", limit=1000, **week())
     chosen = max(listed, key=lambda s: (s["prompt_cached_tool_outputs"], s["total_rounds"]))
     assert chosen["prompt_cached_tool_outputs"] > 0
     page = watched.page
     page.goto(f"{api}/sessions/{chosen['session_id']}")
     watched.drawn()
-    detail = _get(api, f"/v1/sessions/{chosen['session_id']}")
+    detail = get(api, f"/v1/sessions/{chosen['session_id']}")
     s = detail["session"]
     for key, value in (
         ("cached_tool_outputs", s["prompt_cached_tool_outputs"]),
@@ -491,7 +447,7 @@ def test_the_session_page_shows_what_the_cli_shows(api: str, watched: Watched) -
     page.goto(f"{api}/")
     watched.drawn()
     expect(page.locator("#dates")).to_be_visible()
-    reasons = _get(api, "/v1/summary", **_week())["sync_mismatch_breakdown"]
+    reasons = get(api, "/v1/summary", **week())["sync_mismatch_breakdown"]
     assert reasons
     shown = page.locator("table.mismatches tbody tr").evaluate_all(BY_NAME)
     assert shown == reasons
@@ -501,7 +457,7 @@ def test_the_session_page_shows_what_the_cli_shows(api: str, watched: Watched) -
 def test_numbers_stay_exact_below_ten_thousand(api: str, watched: Watched) -> None:
     """Every figure (tiles and table cells) reads exact with separators below 10,000 and
     abbreviated from there, the exact figure in its title."""
-    session_id = _get(api, "/v1/sessions", limit=1, **_week())[0]["session_id"]
+    session_id = get(api, "/v1/sessions", limit=1, **week())[0]["session_id"]
     figures: list[tuple[str, str]] = []
     for path in ("/", "/forwards", f"/sessions/{session_id}", "/sessions"):
         watched.page.goto(f"{api}{path}")

@@ -9,7 +9,7 @@ import inspect
 import pkgutil
 import re
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -141,6 +141,10 @@ PARAMETER_TYPES = {
     "tail": "text",
     "length": "int4",
     "limit": "int8",
+    "user_id": "text",
+    "top": "int8",
+    "start_at": "timestamptz",
+    "end_at": "timestamptz",
 }
 
 
@@ -197,6 +201,11 @@ def _reads(conn: psycopg.Connection[Any]) -> list[Any]:
         queries.forward_requests(conn, endpoint="openai.chat_completions", limit=10),
         queries.forward_daily_metrics(conn, days=30, end_date=date(2026, 2, 28)),
         queries.forward_statuses(conn, model="gpt-4", **feb),
+        queries.cost(conn, **feb),
+        queries.cost(conn, model="gpt-4", user_id="u1", top=3),
+        queries.latency(conn, **feb),
+        queries.latency(conn, hours=24, now=datetime(2026, 2, 3, 12, tzinfo=UTC)),
+        queries.hourly_series(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC), model="gpt-4"),
     ]
 
 

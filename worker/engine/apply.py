@@ -7,6 +7,11 @@ The transaction's statements go out in pipeline mode and need no answer from one
 caller can start a batch (:func:`start`), do other work while PostgreSQL applies it, and collect
 the outcome later (:meth:`InFlight.wait`); :func:`apply_events` does both at once. Building the
 statements (:func:`prepare`) is pure, so a caller can do that too while another batch is out.
+
+Cost is priced in the same transaction: the rows the batch started or completed are read back
+(worker/engine/cost_sql.py) once the main statements ran, priced in Python with the worker's
+:class:`~worker.engine.pricing.PriceList`, and the costs that changed are written before COMMIT
+(worker/engine/costing.py says why that converges). That one round trip is taken in :meth:`wait`.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import psycopg
 from psycopg import pq
 
 from contract.events import Event
-from worker.engine import arrays, sql
+from worker.engine import arrays, cost_sql, sql
 from worker.engine.arrays import Array
+from worker.engine.costing import Pricer, changes, default_prices
 from worker.engine.merge import Plan, plan
+from worker.engine.pricing import PriceList
 from worker.errors import translate
 
 
@@ -56,20 +63,45 @@ class Prepared:
 
     applied: Applied
     statements: list[tuple[str, dict[str, Array]]]
+    priced: dict[str, Array] | None  # PRICE_INPUTS' keys: rows started or completed here (None: none)
 
 
-def prepare(events: Sequence[Event]) -> Prepared:
-    """Merge ``events`` per key and build the transaction's statements (pure, no I/O)."""
+def prepare(events: Sequence[Event], pricer: Pricer | None = None) -> Prepared:
+    """Merge ``events`` per key and build the transaction's statements (no I/O; ``pricer``
+    remembers the starts it saw, to price their completions in later batches)."""
     p = plan(events)
-    return Prepared(Applied.of(p), _statements(p))
+    predicted = (pricer or _default_pricer()).predict(_sorted(p.rounds)).params()
+    return Prepared(Applied.of(p), _statements(p, predicted), _priced(p, predicted))
+
+
+_PRICERS: dict[int, Pricer] = {}  # id(PriceList) -> its Pricer (the lists live as long as their users)
+
+
+def pricer_for(prices: PriceList | None) -> Pricer:
+    """The process's :class:`Pricer` of ``prices`` (None: the bundled list)."""
+    prices = prices or default_prices()
+    found = _PRICERS.get(id(prices))
+    if found is None or found.prices is not prices:
+        if len(_PRICERS) > 16:
+            _PRICERS.clear()
+        found = _PRICERS[id(prices)] = Pricer(prices)
+    return found
+
+
+def _default_pricer() -> Pricer:
+    return pricer_for(None)
 
 
 class InFlight:
     """One batch's transaction, sent and not yet confirmed."""
 
-    def __init__(self, conn: psycopg.Connection[Any], prepared: Prepared) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], prepared: Prepared, prices: PriceList | None = None
+    ) -> None:
         self.conn = conn
         self.applied = prepared.applied
+        self._prices = prices or default_prices()
+        self._inputs: psycopg.Cursor[Any] | None = None
         arrays.register(conn.adapters)
         self._pipeline = conn.pipeline()
         self._pipeline.__enter__()
@@ -77,7 +109,10 @@ class InFlight:
             conn.execute("BEGIN")
             for query, params in prepared.statements:
                 conn.execute(query, params)
-            conn.execute("COMMIT")
+            if prepared.priced is not None:
+                self._inputs = conn.execute(cost_sql.PRICE_INPUTS, prepared.priced)
+            else:
+                conn.execute("COMMIT")
         except BaseException as exc:
             self._fail(exc)
 
@@ -85,6 +120,11 @@ class InFlight:
         """Block until PostgreSQL answered. Raises worker.errors.TransientError (retry the whole
         batch) or PermanentError (PostgreSQL refuses the data); nothing is committed then."""
         try:
+            if self._inputs is not None:
+                found = changes(self._prices, self._inputs.fetchall())
+                if found:
+                    self.conn.execute(cost_sql.APPLY_COSTS, found.params())
+                self.conn.execute("COMMIT")
             self._pipeline.__exit__(None, None, None)
         except BaseException as exc:
             self._fail(exc)
@@ -102,22 +142,29 @@ class InFlight:
         raise exc
 
 
-def start(conn: psycopg.Connection[Any], batch: Sequence[Event] | Prepared) -> InFlight:
-    """Send the transaction applying a batch (autocommit connection, not in a transaction)."""
-    return InFlight(conn, batch if isinstance(batch, Prepared) else prepare(batch))
+def start(
+    conn: psycopg.Connection[Any], batch: Sequence[Event] | Prepared, prices: PriceList | None = None
+) -> InFlight:
+    """Send the transaction applying a batch (autocommit connection, not in a transaction);
+    costs are priced with ``prices`` (None: genai-prices' bundled list)."""
+    prepared = batch if isinstance(batch, Prepared) else prepare(batch, pricer_for(prices))
+    return InFlight(conn, prepared, prices)
 
 
-def apply_events(conn: psycopg.Connection[Any], events: Sequence[Event]) -> Applied:
+def apply_events(
+    conn: psycopg.Connection[Any], events: Sequence[Event], prices: PriceList | None = None
+) -> Applied:
     """Apply ``events`` in one transaction and refresh the touched sessions' aggregates in it."""
     if not conn.autocommit:
         raise ValueError("conn: the apply engine manages its own transaction; pass an autocommit connection")
-    return start(conn, events).wait()
+    return start(conn, events, prices).wait()
 
 
-def _statements(p: Plan) -> list[tuple[str, dict[str, Array]]]:
+def _statements(p: Plan, predicted: dict[str, Array]) -> list[tuple[str, dict[str, Array]]]:
     # Lock order: rounds, tool calls, counter events and mismatch rows, forwards, sessions.
     out = []
     rounds = _columns(_sorted(p.rounds), _ROUND_COLUMNS)
+    rounds.update(predicted)
     tools = _columns(_sorted(p.tools), _TOOL_COLUMNS)
     if p.rounds:
         out.append((sql.INSERT_OR_LOCK_ROUNDS, rounds))
@@ -134,6 +181,17 @@ def _statements(p: Plan) -> list[tuple[str, dict[str, Array]]]:
         params.update(_columns(p.compressions.values(), _COMPRESSION_COLUMNS, "c_"))
         params.update(_columns(p.sessions.values(), _SESSION_COLUMNS, "s_"))
         out.append((sql.APPLY_ROUNDS_TOOLS_SESSIONS, params))
+    return out
+
+
+def _priced(p: Plan, predicted: dict[str, Array]) -> dict[str, Array] | None:
+    """PRICE_INPUTS' keys: every round (with what was predicted for it: such a row, if it ends as
+    predicted, is not read back) and the forwards a start or completion may have changed."""
+    forwards = [key for key, f in p.forwards.items() if f.start_version or f.completion_version]
+    if not p.rounds and not forwards:
+        return None
+    out = {"round_id": arrays.text(sorted(p.rounds)), "forward_id": arrays.text(sorted(forwards))}
+    out.update({k: predicted[k] for k in ("p_model", "p_provider", "p_completion")})
     return out
 
 

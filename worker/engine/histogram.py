@@ -37,7 +37,7 @@ QUANTILES = (0.5, 0.9, 0.95, 0.99)
 # The same rule for PostgreSQL (the schema includes it; tests/engine/test_histogram.py holds them equal).
 BUCKET_FUNCTION_SQL = """\
 CREATE OR REPLACE FUNCTION metrics_latency_bucket(ms double precision) RETURNS int
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN ms = 'NaN' THEN NULL
         WHEN ms <= 0 THEN -32768

@@ -20,7 +20,8 @@ key order, so concurrent workers always lock in one global order and cannot dead
    transaction changed, so a redelivered batch adds nothing, and ``x = x + delta`` needs no
    recompute of the session's rounds: the cost per event does not grow with the session. The
    usage parts (cache reads and writes, reasoning) are summed the same way, a round that
-   reported none counting 0; a session's user_id goes with its model (the latest start).
+   reported none counting 0; a session's user_id goes with its model (the latest start). So is
+   a round's cost, written here when it was priced before sending (worker/engine/costing.py).
    A session the reconcile job closed (``reconciled_at`` set) is opened again by any event later
    than its last activity (``updated_at``): its agent was alive after all. A redelivered or
    late-arriving older event is not later, so it leaves the session closed; a real start or
@@ -37,20 +38,28 @@ INSERT_OR_LOCK_ROUNDS = """
 INSERT INTO round_metrics AS r (
     round_id, session_id, start_version, model, started_at, completion_version, completed_at, status,
     prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error,
-    provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms)
+    provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms,
+    cost_usd, cost_source, unpriced)
 SELECT t.round_id, t.session_id, t.start_version, t.model, t.started_at, t.completion_version, t.completed_at,
        COALESCE(t.status, 'running'), COALESCE(t.prompt_tokens, 0), COALESCE(t.completion_tokens, 0),
        COALESCE(t.total_tokens, 0), COALESCE(t.prompt_cached_tool_outputs, 0), t.error,
-       t.provider, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens, t.time_to_first_token_ms
-FROM unnest(%(round_id)b::text[], %(session_id)b::text[], %(start_version)b::text[], %(model)b::text[],
+       t.provider, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens, t.time_to_first_token_ms,
+       CASE WHEN t.settled THEN t.p_cost::numeric END, CASE WHEN t.settled THEN t.p_source END,
+       COALESCE(t.settled AND t.p_unpriced, false)
+FROM (SELECT u.*, COALESCE(u.model = u.p_model AND u.provider IS NOT DISTINCT FROM u.p_provider
+                           AND u.completion_version = u.p_completion, false) AS settled
+      FROM unnest(%(round_id)b::text[], %(session_id)b::text[], %(start_version)b::text[], %(model)b::text[],
             %(started_at)b::timestamptz[], %(completion_version)b::text[], %(completed_at)b::timestamptz[],
             %(status)b::text[], %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[],
             %(total_tokens)b::int8[], %(prompt_cached_tool_outputs)b::int8[], %(error)b::text[],
             %(provider)b::text[], %(cache_read_tokens)b::int8[], %(cache_write_tokens)b::int8[],
-            %(reasoning_tokens)b::int8[], %(time_to_first_token_ms)b::int8[])
-    AS t(round_id, session_id, start_version, model, started_at, completion_version, completed_at, status,
+            %(reasoning_tokens)b::int8[], %(time_to_first_token_ms)b::int8[], %(p_cost)b::text[],
+            %(p_source)b::text[], %(p_unpriced)b::bool[], %(p_model)b::text[], %(p_provider)b::text[],
+            %(p_completion)b::text[])
+    AS u(round_id, session_id, start_version, model, started_at, completion_version, completed_at, status,
          prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error,
-         provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms)
+         provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms,
+         p_cost, p_source, p_unpriced, p_model, p_provider, p_completion)) AS t
 ORDER BY t.round_id
 ON CONFLICT (round_id) DO UPDATE SET round_id = EXCLUDED.round_id WHERE false
 """
@@ -163,17 +172,22 @@ WITH ri AS (
     SELECT t.round_id, t.session_id, t.start_version COLLATE "C" AS start_version, t.model, t.started_at,
            t.completion_version COLLATE "C" AS completion_version, t.completed_at, t.status,
            t.prompt_tokens, t.completion_tokens, t.total_tokens, t.prompt_cached_tool_outputs, t.error,
-           t.provider, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens, t.time_to_first_token_ms
+           t.provider, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens,
+           t.time_to_first_token_ms, t.p_cost::numeric AS p_cost, t.p_source, t.p_unpriced, t.p_model,
+           t.p_provider, t.p_completion COLLATE "C" AS p_completion
     FROM unnest(%(r_round_id)b::text[], %(r_session_id)b::text[], %(r_start_version)b::text[],
                 %(r_model)b::text[], %(r_started_at)b::timestamptz[], %(r_completion_version)b::text[],
                 %(r_completed_at)b::timestamptz[], %(r_status)b::text[], %(r_prompt_tokens)b::int8[],
                 %(r_completion_tokens)b::int8[], %(r_total_tokens)b::int8[],
                 %(r_prompt_cached_tool_outputs)b::int8[], %(r_error)b::text[], %(r_provider)b::text[],
                 %(r_cache_read_tokens)b::int8[], %(r_cache_write_tokens)b::int8[],
-                %(r_reasoning_tokens)b::int8[], %(r_time_to_first_token_ms)b::int8[])
+                %(r_reasoning_tokens)b::int8[], %(r_time_to_first_token_ms)b::int8[], %(r_p_cost)b::text[],
+                %(r_p_source)b::text[], %(r_p_unpriced)b::bool[], %(r_p_model)b::text[],
+                %(r_p_provider)b::text[], %(r_p_completion)b::text[])
         AS t(round_id, session_id, start_version, model, started_at, completion_version, completed_at,
              status, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error,
-             provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms)
+             provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms,
+             p_cost, p_source, p_unpriced, p_model, p_provider, p_completion)
 ), ci AS (
     SELECT * FROM unnest(%(c_event_id)b::text[], %(c_round_id)b::text[], %(c_tokens_saved)b::int8[])
         AS t(event_id, round_id, tokens_saved)
@@ -196,6 +210,9 @@ WITH ri AS (
            COALESCE(o.cache_read_tokens, 0) AS old_cache_read,
            COALESCE(o.cache_write_tokens, 0) AS old_cache_write,
            COALESCE(o.reasoning_tokens, 0) AS old_reasoning,
+           COALESCE(o.cost_usd, 0) AS old_cost, o.unpriced::int AS old_unpriced,
+           o.model AS o_model, o.provider AS o_provider, o.completion_version AS o_completion,
+           o.cost_usd AS o_cost, o.cost_source AS o_source, o.unpriced AS o_unpriced,
            COALESCE(ri.start_version < COALESCE(o.start_version, U&'\\+10FFFF'), false) AS take_start,
            COALESCE(ri.completion_version > COALESCE(o.completion_version, ''), false) AS take_completion,
            COALESCE(comp.n, 0) AS comp_n, COALESCE(comp.saved, 0) AS comp_saved
@@ -204,9 +221,18 @@ WITH ri AS (
     -- the subquery from being flattened into a hash join, i.e. a scan of the whole table).
     CROSS JOIN LATERAL (SELECT r.xmin, r.* FROM round_metrics r WHERE r.round_id = ri.round_id LIMIT 1) AS o
     LEFT JOIN comp ON comp.round_id = ri.round_id
+), pc AS (
+    -- A cost priced before sending holds if the row ends as priced (else cost_sql.py reads it back).
+    SELECT pq.*, take_start OR take_completion OR comp_n > 0 OR (settled AND (o_cost, o_source, o_unpriced)
+                 IS DISTINCT FROM (p_cost, p_source, p_unpriced)) AS changed
+    FROM (SELECT pr.*, p_model IS NOT NULL
+                       AND (CASE WHEN take_start THEN pr.model ELSE o_model END,
+                            CASE WHEN take_start THEN pr.provider ELSE o_provider END,
+                            CASE WHEN take_completion THEN pr.completion_version ELSE o_completion END)
+                           IS NOT DISTINCT FROM (p_model, p_provider, p_completion) AS settled
+          FROM pr) AS pq
 ), pr_changed AS (
-    SELECT * FROM pr
-    WHERE take_start OR take_completion OR comp_n > 0
+    SELECT * FROM pc WHERE changed
 ), new_r AS (
     UPDATE round_metrics r SET
         session_id = CASE WHEN p.take_start THEN p.session_id ELSE r.session_id END,
@@ -232,6 +258,9 @@ WITH ri AS (
                                 ELSE r.reasoning_tokens END,
         time_to_first_token_ms = CASE WHEN p.take_completion THEN p.time_to_first_token_ms
                                       ELSE r.time_to_first_token_ms END,
+        cost_usd = CASE WHEN p.settled THEN p.p_cost ELSE r.cost_usd END,
+        cost_source = CASE WHEN p.settled THEN p.p_source ELSE r.cost_source END,
+        unpriced = CASE WHEN p.settled THEN p.p_unpriced ELSE r.unpriced END,
         compression_count = r.compression_count + p.comp_n,
         tokens_saved = r.tokens_saved + p.comp_saved
     FROM pr_changed p
@@ -240,7 +269,8 @@ WITH ri AS (
               r.prompt_cached_tool_outputs, r.compression_count, r.tokens_saved,
               COALESCE(r.cache_read_tokens, 0) AS cache_read,
               COALESCE(r.cache_write_tokens, 0) AS cache_write,
-              COALESCE(r.reasoning_tokens, 0) AS reasoning
+              COALESCE(r.reasoning_tokens, 0) AS reasoning,
+              COALESCE(r.cost_usd, 0) AS cost, r.unpriced::int AS unpriced
 ), ti AS (
     SELECT t.tool_call_id, t.round_id, t.session_id, t.start_version COLLATE "C" AS start_version,
            t.tool_name, t.started_at, t.completion_version COLLATE "C" AS completion_version,
@@ -280,28 +310,28 @@ WITH ri AS (
            sum(completion_tokens) AS completion_tokens, sum(total_tokens) AS total_tokens,
            sum(pcto) AS pcto, sum(compressions) AS compressions, sum(tokens_saved) AS tokens_saved,
            sum(tools) AS tools, sum(cache_read) AS cache_read, sum(cache_write) AS cache_write,
-           sum(reasoning) AS reasoning
+           sum(reasoning) AS reasoning, sum(cost) AS cost, sum(unpriced) AS unpriced
     FROM (
         SELECT session_id, 1 AS rounds, prompt_tokens, completion_tokens, total_tokens,
                prompt_cached_tool_outputs AS pcto, compression_count AS compressions, tokens_saved,
-               0 AS tools, cache_read, cache_write, reasoning
+               0 AS tools, cache_read, cache_write, reasoning, cost, unpriced
         FROM new_r
         UNION ALL
         SELECT old_session_id, -1, -old_prompt_tokens, -old_completion_tokens, -old_total_tokens,
                -old_pcto, -old_compression_count, -old_tokens_saved, 0,
-               -old_cache_read, -old_cache_write, -old_reasoning
+               -old_cache_read, -old_cache_write, -old_reasoning, -old_cost, -old_unpriced
         FROM pr_changed WHERE NOT fresh
         UNION ALL
         SELECT old_session_id, 1, old_prompt_tokens, old_completion_tokens, old_total_tokens,
                old_pcto, old_compression_count, old_tokens_saved, 0,
-               old_cache_read, old_cache_write, old_reasoning
-        FROM pr WHERE fresh AND NOT (take_start OR take_completion OR comp_n > 0)
+               old_cache_read, old_cache_write, old_reasoning, old_cost, old_unpriced
+        FROM pc WHERE fresh AND NOT changed
         UNION ALL
-        SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 FROM new_t
+        SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0 FROM new_t
         UNION ALL
-        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0 FROM pt_changed WHERE NOT fresh
+        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 0 FROM pt_changed WHERE NOT fresh
         UNION ALL
-        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0
+        SELECT old_session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0
         FROM pt WHERE fresh AND NOT (take_start OR take_completion)
     ) AS d
     GROUP BY session_id
@@ -321,14 +351,15 @@ INSERT INTO session_metrics AS s (
     message_count, message_count_version, updated_at,
     total_rounds, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
     total_compression_events, total_tokens_saved, tool_call_count,
-    cache_read_tokens, cache_write_tokens, reasoning_tokens)
+    cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, unpriced_rounds)
 SELECT session_id, si.started_at, si.model, si.user_id, si.model_version, COALESCE(si.status, 'running'),
        si.completed_at, si.status_version, COALESCE(si.message_count, 0), si.message_count_version,
        COALESCE(si.updated_at, '-infinity'),
        COALESCE(d.rounds, 0), COALESCE(d.prompt_tokens, 0), COALESCE(d.completion_tokens, 0),
        COALESCE(d.total_tokens, 0), COALESCE(d.pcto, 0), COALESCE(d.compressions, 0),
        COALESCE(d.tokens_saved, 0), COALESCE(d.tools, 0),
-       COALESCE(d.cache_read, 0), COALESCE(d.cache_write, 0), COALESCE(d.reasoning, 0)
+       COALESCE(d.cache_read, 0), COALESCE(d.cache_write, 0), COALESCE(d.reasoning, 0),
+       COALESCE(d.cost, 0), COALESCE(d.unpriced, 0)
 FROM si FULL JOIN deltas d USING (session_id)
 ORDER BY session_id
 ON CONFLICT (session_id) DO UPDATE SET
@@ -363,5 +394,7 @@ ON CONFLICT (session_id) DO UPDATE SET
     tool_call_count = s.tool_call_count + EXCLUDED.tool_call_count,
     cache_read_tokens = s.cache_read_tokens + EXCLUDED.cache_read_tokens,
     cache_write_tokens = s.cache_write_tokens + EXCLUDED.cache_write_tokens,
-    reasoning_tokens = s.reasoning_tokens + EXCLUDED.reasoning_tokens
+    reasoning_tokens = s.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    cost_usd = s.cost_usd + EXCLUDED.cost_usd,
+    unpriced_rounds = s.unpriced_rounds + EXCLUDED.unpriced_rounds
 """

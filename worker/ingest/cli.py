@@ -58,6 +58,12 @@ def configure_run(sub: Any) -> None:
         help="consumer name, unique per worker [env METRICS_CONSUMER, default host-pid]",
     )
     run.add_argument(
+        "--prices-file",
+        metavar="PATH",
+        help="own prices (TOML [[price]] tables) over genai-prices' bundled list, read once at start; "
+        "a bad file is refused with one line [env METRICS_PRICES_FILE, default none]",
+    )
+    run.add_argument(
         "--batch-size", type=int, metavar="N", help="entries per batch [env METRICS_BATCH_SIZE, default 1000]"
     )
     run.add_argument(

@@ -21,7 +21,8 @@ import redis
 from contract.backoff import Backoff, Patience, full_jitter
 from contract.connect import TRANSIENT_ERRORS
 from contract.events import Event
-from worker.engine.apply import Applied, InFlight, Prepared, apply_events, prepare, start
+from worker.engine.apply import Applied, InFlight, Prepared, apply_events, prepare, pricer_for, start
+from worker.engine.pricing import PriceList
 from worker.errors import PermanentError, PostgresError, TransientError
 from worker.ingest.database import Database
 from worker.ingest.housekeeping import remove_idle_consumers, trim_acknowledged, warn_unrouted
@@ -112,6 +113,9 @@ class Worker:
         self.on_commit = on_commit  # called with the events of each committed batch (benchmarks)
         self.observer: Observer = observer or Prometheus()
         check_url(settings.redis_url)
+        # Loaded once: a price list must not change under a running worker (a bad file: one line).
+        self._prices = PriceList.load(settings.prices_file)
+        self._pricer = pricer_for(self._prices)
         self._stream: StreamClient | None = None  # connected at start: Redis may be away until then
         self.totals = Totals()
         self._stop = threading.Event()
@@ -241,7 +245,7 @@ class Worker:
         triaged = sort_entries(new, *self._limits) if new is not None else None
         prepared = None
         if triaged is not None and triaged.good and not triaged.suspects:
-            prepared = prepare([event for _, event in triaged.good])
+            prepared = prepare([event for _, event in triaged.good], self._pricer)
         committed = self._confirm_inflight()
         try:
             if triaged is not None:
@@ -261,7 +265,7 @@ class Worker:
             self._apply_triaged(triaged)
             return
         try:
-            inflight = start(self._db.connection(), prepared)
+            inflight = start(self._db.connection(), prepared, self._prices)
         except PostgresError:
             self._db.drop_if_broken()
             self._apply_triaged(triaged)
@@ -372,7 +376,7 @@ class Worker:
         wait = _new_backoff()
         while True:
             try:
-                return apply_events(self._db.connection(), events)
+                return apply_events(self._db.connection(), events, self._prices)
             except TransientError as exc:
                 self.observer.retrying("database")
                 self._db.drop_if_broken()

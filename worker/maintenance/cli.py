@@ -1,4 +1,5 @@
-"""The maintenance room's sub-commands of ``metrics-worker`` (reconcile, prune, forget, scheduler-url).
+"""The maintenance room's sub-commands of ``metrics-worker`` (reconcile, prune, forget, reprice,
+scheduler-url).
 
 reconcile and prune are for a shell or system cron, doing what the RQ jobs do (same lock: a run
 while another holds it is skipped and says so); each run prints one JSON line with what it did.
@@ -10,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from contract.durations import duration_arg
 from contract.fields import unstorable
-from worker.flags import BOTH, add_connections, settings_from
-from worker.settings import Connections, PruneSettings, ReconcileSettings
+from worker.flags import BOTH, DATABASE, add_connections, settings_from
+from worker.settings import Connections, PruneSettings, ReconcileSettings, RepriceSettings
 
 #: reconcile and prune read hints and dead letters by the stream's keys, never as a group.
 _CONNECTIONS = tuple(name for name in BOTH if name != "group")
@@ -100,6 +102,29 @@ def configure_parser(subparsers: Any) -> None:
     add_connections(forget, _FORGET_CONNECTIONS)
     forget.set_defaults(handler=forget_sessions)
 
+    rep = subparsers.add_parser(
+        "reprice",
+        help="price stored rounds and forwards again after the price list or prices file changed",
+        description="Recompute the stored cost of every completed round and forward (or those completed "
+        "since --since, of --model) with genai-prices' bundled list and the prices file, a chunk per "
+        "transaction next to running workers; sessions and roll-ups move exactly. Running it twice "
+        "changes nothing. Prints one JSON line: rows examined and changed.",
+    )
+    add_connections(rep, DATABASE)
+    rep.add_argument(
+        "--prices-file",
+        metavar="PATH",
+        help="own prices (TOML), as the workers read them [env METRICS_PRICES_FILE, default none]",
+    )
+    rep.add_argument(
+        "--since",
+        type=date_arg,
+        metavar="DATE",
+        help="only rows completed on or after this UTC date (YYYY-MM-DD)",
+    )
+    rep.add_argument("--model", metavar="M", help="only rows of this model (as the events name it)")
+    rep.set_defaults(handler=reprice)
+
     url = subparsers.add_parser(
         "scheduler-url",
         help="print the plain Redis URL for rq cron / rq worker [env METRICS_SCHEDULER_REDIS_URL]",
@@ -147,6 +172,27 @@ def _id(text: str) -> str:
     if reason is not None:
         raise argparse.ArgumentTypeError(f"{text!r} {reason}")
     return text
+
+
+def reprice(args: argparse.Namespace) -> int:
+    from worker.database import connect
+    from worker.engine.pricing import PriceList
+    from worker.maintenance.reprice import reprice as run
+
+    settings = settings_from(args, RepriceSettings)
+    prices = PriceList.load(settings.prices_file)  # a bad file: one line, before any connection
+    since = datetime.combine(args.since, time(), tzinfo=UTC) if args.since else None
+    with connect(settings.database_url, settings.connect_timeout) as conn:
+        counts = run(conn, prices, since=since, model=args.model)
+    return _report("reprice", counts)
+
+
+def date_arg(text: str) -> date:
+    """A --since value: a date, or argparse's one-line error naming the format."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (write YYYY-MM-DD)") from None
 
 
 def _report(job: str, details: dict[str, Any]) -> int:

@@ -95,18 +95,20 @@ WITH dead_t AS (
     DELETE FROM round_metrics WHERE round_id = ANY(%(ids)b::text[])
     RETURNING session_id, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
               compression_count, tokens_saved, COALESCE(cache_read_tokens, 0) AS cache_read,
-              COALESCE(cache_write_tokens, 0) AS cache_write, COALESCE(reasoning_tokens, 0) AS reasoning
+              COALESCE(cache_write_tokens, 0) AS cache_write, COALESCE(reasoning_tokens, 0) AS reasoning,
+              COALESCE(cost_usd, 0) AS cost, unpriced::int AS unpriced
 )
 SELECT session_id, sum(rounds)::int8, sum(prompt_tokens)::int8, sum(completion_tokens)::int8,
        sum(total_tokens)::int8, sum(pcto)::int8, sum(compressions)::int8, sum(tokens_saved)::int8,
-       sum(tools)::int8, sum(cache_read)::int8, sum(cache_write)::int8, sum(reasoning)::int8
+       sum(tools)::int8, sum(cache_read)::int8, sum(cache_write)::int8, sum(reasoning)::int8,
+       sum(cost)::numeric, sum(unpriced)::int8
 FROM (
     SELECT session_id, 1 AS rounds, prompt_tokens, completion_tokens, total_tokens,
            prompt_cached_tool_outputs AS pcto, compression_count AS compressions, tokens_saved, 0 AS tools,
-           cache_read, cache_write, reasoning
+           cache_read, cache_write, reasoning, cost, unpriced
     FROM dead_r
     UNION ALL
-    SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 FROM dead_t
+    SELECT session_id, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0 FROM dead_t
 ) AS d
 GROUP BY session_id
 """
@@ -128,7 +130,7 @@ FOR UPDATE OF t SKIP LOCKED
 DELETE_TOOLS = """
 WITH dead AS (DELETE FROM tool_call_metrics WHERE tool_call_id = ANY(%(ids)b::text[]) RETURNING session_id)
 SELECT session_id, 0::int8, 0::int8, 0::int8, 0::int8, 0::int8, 0::int8, 0::int8, count(*)::int8,
-       0::int8, 0::int8, 0::int8
+       0::int8, 0::int8, 0::int8, 0::numeric, 0::int8
 FROM dead
 GROUP BY session_id
 """
@@ -152,13 +154,16 @@ UPDATE session_metrics s SET
     tool_call_count = s.tool_call_count - d.tools,
     cache_read_tokens = s.cache_read_tokens - d.cache_read,
     cache_write_tokens = s.cache_write_tokens - d.cache_write,
-    reasoning_tokens = s.reasoning_tokens - d.reasoning
+    reasoning_tokens = s.reasoning_tokens - d.reasoning,
+    cost_usd = s.cost_usd - d.cost,
+    unpriced_rounds = s.unpriced_rounds - d.unpriced
 FROM unnest(%(session_id)b::text[], %(rounds)b::int8[], %(prompt_tokens)b::int8[],
             %(completion_tokens)b::int8[], %(total_tokens)b::int8[], %(pcto)b::int8[],
             %(compressions)b::int8[], %(tokens_saved)b::int8[], %(tools)b::int8[],
-            %(cache_read)b::int8[], %(cache_write)b::int8[], %(reasoning)b::int8[])
+            %(cache_read)b::int8[], %(cache_write)b::int8[], %(reasoning)b::int8[],
+            %(cost)b::numeric[], %(unpriced)b::int8[])
     AS d(session_id, rounds, prompt_tokens, completion_tokens, total_tokens, pcto, compressions,
-         tokens_saved, tools, cache_read, cache_write, reasoning)
+         tokens_saved, tools, cache_read, cache_write, reasoning, cost, unpriced)
 WHERE s.session_id = d.session_id
 """
 
@@ -175,6 +180,8 @@ _DELTA_COLUMNS = (
     "cache_read",
     "cache_write",
     "reasoning",
+    "cost",
+    "unpriced",
 )
 
 # -- single-table expiries: DELETE ... WHERE key IN (a chunk locked with SKIP LOCKED) -------------

@@ -34,12 +34,15 @@ from worker.alerts.views import Alerts
 from worker.read import dashboard, queries
 from worker.read.auth import TokenCheck, require_token, tokens_from_env
 from worker.read.models import (
+    CostReport,
     DailyMetrics,
     ForwardDailyMetrics,
     ForwardEndpointMetrics,
     ForwardEndpointStatuses,
     ForwardMetricsSummary,
     ForwardRequestMetrics,
+    HourlySeries,
+    Latency,
     MetricsSummary,
     ModelMetrics,
     Overview,
@@ -53,13 +56,17 @@ from worker.read.params import (
     Days,
     EndDate,
     Endpoint,
+    Hours,
     Limit,
     Model,
+    SeriesHours,
     StartDate,
+    Top,
+    User,
     WindowEnd,
     reject_unknown_parameters,
 )
-from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, QueryError
+from worker.read.queries import DEFAULT_DAYS, DEFAULT_HOURS, DEFAULT_LIMIT, DEFAULT_TOP, QueryError
 from worker.read.queries._base import check_date_range
 from worker.schema import SchemaMissing, require_schema
 from worker.settings import Connections
@@ -242,6 +249,39 @@ async def get_overview(pool: Pool, start_date: StartDate = None, end_date: EndDa
 @v1.get("/v1/tools", response_model=list[ToolMetrics], tags=["sessions"])
 def get_tools(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> list[ToolMetrics]:
     return queries.tool_metrics(pool, start_date=start_date, end_date=end_date)
+
+
+@v1.get(
+    "/v1/cost",
+    response_model=CostReport,
+    tags=["cost"],
+    summary="What it cost: exact USD (decimal strings) in total, per model, per day, top users and "
+    "sessions; unpriced rounds and forwards counted, never $0",
+)
+def get_cost(
+    pool: Pool,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    model: Model = None,
+    user_id: User = None,
+    top: Top = DEFAULT_TOP,
+) -> CostReport:
+    return queries.cost(pool, start_date=start_date, end_date=end_date, model=model, user_id=user_id, top=top)
+
+
+@v1.get("/v1/latency", response_model=Latency, tags=["latency"])
+def get_latency(
+    pool: Pool, start_date: StartDate = None, end_date: EndDate = None, hours: Hours = None
+) -> Latency:
+    """p50/p90/p95/p99 of round duration and time to first token per model, of tool duration per
+    tool, of forward duration and time to first token per endpoint: dates, or the last ``hours``."""
+    return queries.latency(pool, start_date=start_date, end_date=end_date, hours=hours)
+
+
+@v1.get("/v1/series", response_model=HourlySeries, tags=["latency"])
+def get_series(pool: Pool, hours: SeriesHours = DEFAULT_HOURS, model: Model = None) -> HourlySeries:
+    """Per UTC hour of the last ``hours``: rounds, errors, tokens and round duration percentiles."""
+    return queries.hourly_series(pool, hours=hours, model=model)
 
 
 @v1.get("/v1/forward/statuses", response_model=list[ForwardEndpointStatuses], tags=["forward"])

@@ -24,8 +24,8 @@ from contract.fields import unstorable
 from worker import tables
 from worker.database import connect
 from worker.flags import DATABASE, add_connections, settings_from
-from worker.read import grids, queries
-from worker.read.queries import DEFAULT_DAYS, DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT
+from worker.read import grids, latency_grids, queries
+from worker.read.queries import DEFAULT_DAYS, DEFAULT_HOURS, DEFAULT_LIMIT, MAX_DAYS, MAX_HOURS, MAX_LIMIT
 from worker.schema import require_schema
 from worker.settings import Connections
 
@@ -37,7 +37,7 @@ class _Read:
     name: str
     aliases: tuple[str, ...]
     help: str
-    filters: tuple[str, ...]  # which of: dates, model, endpoint, limit, window, session_id
+    filters: tuple[str, ...]  # dates, hours, series, model, endpoint, limit, window, session_id, user, top
     run: Callable[[psycopg.Connection[Any], argparse.Namespace], Result]
     grids: Callable[[Any], list[tables.Grid]]
 
@@ -96,10 +96,32 @@ def _add_filters(parser: argparse.ArgumentParser, filters: Sequence[str]) -> Non
             help="days in the window (default %(default)s)",
         )
         parser.add_argument("--end-date", type=_date, help="last UTC date of the window (default today, UTC)")
+    if "hours" in filters:
+        parser.add_argument(
+            "--hours",
+            type=_bounded(1, MAX_HOURS),
+            help=f"instead of dates: the last N UTC hours, 1..{MAX_HOURS} (the current one so far last)",
+        )
+    if "series" in filters:
+        parser.add_argument(
+            "--hours",
+            type=_bounded(1, MAX_HOURS),
+            default=DEFAULT_HOURS,
+            help=f"UTC hours in the series, 1..{MAX_HOURS}, the current one last (default %(default)s)",
+        )
     if "endpoint" in filters:
         parser.add_argument("--endpoint", type=_name, help="only this upstream endpoint")
     if "model" in filters:
         parser.add_argument("--model", type=_name, help="only this model (unknown: an empty result)")
+    if "user" in filters:
+        parser.add_argument("--user", dest="user_id", type=_name, help="only this user's sessions")
+    if "top" in filters:
+        parser.add_argument(
+            "--top",
+            type=_bounded(1, MAX_LIMIT),
+            default=queries.DEFAULT_TOP,
+            help=f"users and sessions to list, 1..{MAX_LIMIT} (default %(default)s)",
+        )
     if "limit" in filters:
         parser.add_argument(
             "--limit",
@@ -233,5 +255,14 @@ READS: tuple[_Read, ...] = (
           "forwarded requests per UTC day, by outcome",
           ("window",), lambda c, a: queries.forward_daily_metrics(c, days=a.days, end_date=a.end_date),
           grids.forward_daily),
+    _Read("cost", (), "what it cost in USD: totals, per model, per day, top users and sessions (unpriced "
+          "rounds and forwards counted, never $0)", ("dates", "model", "user", "top"),
+          lambda c, a: queries.cost(c, **_dates(a), model=a.model, user_id=a.user_id, top=a.top), grids.cost),
+    _Read("latency", (), "p50/p90/p95/p99 of round duration and time to first token per model, of tool "
+          "and forward duration per tool and endpoint", ("dates", "hours"),
+          lambda c, a: queries.latency(c, **_dates(a), hours=a.hours), latency_grids.latency),
+    _Read("series", ("hourly",), "per UTC hour of the last N: rounds, errors, tokens, round duration",
+          ("series", "model"), lambda c, a: queries.hourly_series(c, hours=a.hours, model=a.model),
+          latency_grids.series),
 )  # fmt: skip
 READS_BY_NAME = {read.name: read for read in READS}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from worker.read.models import (
+    CostReport,
     DailyMetrics,
     ForwardDailyMetrics,
     ForwardEndpointMetrics,
@@ -299,4 +300,41 @@ def forward_daily(rows: list[ForwardDailyMetrics]) -> list[Grid]:
                 for d in rows
             ),
         )
+    ]  # fmt: skip
+
+
+_SPEND = (
+    Column("rounds USD", "number"),
+    Column("priced rounds", "number", 3),
+    Column("unpriced rounds", "number"),
+    Column("forwards USD", "number", 2),
+    Column("priced forwards", "number", 1),
+    Column("unpriced forwards", "number", 2),
+)
+
+
+def _spend(x: Any) -> tuple[Any, ...]:
+    return (x.round_usd, x.priced_rounds, x.unpriced_rounds, x.forward_usd, x.priced_forwards,
+            x.unpriced_forwards)  # fmt: skip
+
+
+def cost(c: CostReport) -> list[Grid]:
+    """Unpriced rows (no price list knows the model) are counted in their own columns, never $0."""
+    users = (Column("user", "id"), Column("sessions USD", "number"), Column("unpriced rounds", "number"))
+    sessions = (
+        Column("session", "id"),
+        Column("user", "id", 2),
+        Column("model", "text", 1),
+        Column("started", "time", 3),
+        Column("USD", "number"),
+        Column("unpriced rounds", "number"),
+    )
+    return [
+        _pairs("Cost (USD)", list(zip([col.header for col in _SPEND], _spend(c), strict=True))),
+        Grid("By model", (Column("model"), *_SPEND), tuple((m.model, *_spend(m)) for m in c.by_model)),
+        Grid("By day", (Column("day"), *_SPEND), tuple((d.day, *_spend(d)) for d in c.by_day)),
+        Grid("By user", users, tuple((u.user_id, u.cost_usd, u.unpriced_rounds) for u in c.by_user)),
+        Grid("Top sessions", sessions,
+             tuple((s.session_id, s.user_id, s.model, s.started_at, s.cost_usd, s.unpriced_rounds)
+                   for s in c.top_sessions)),
     ]  # fmt: skip

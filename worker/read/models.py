@@ -8,6 +8,7 @@ are lax where the database is (a round or tool call recorded before its start ev
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -85,6 +86,10 @@ class SessionMetrics(_Model):
     cache_read_tokens: int = 0  # part of prompt_tokens: read from the provider's prompt cache
     cache_write_tokens: int = 0  # part of prompt_tokens: written to the provider's prompt cache
     reasoning_tokens: int = 0  # part of completion_tokens: spent on reasoning
+    cost_usd: Decimal = Decimal(0)
+    """Not the seed's: the sum of its priced rounds' cost (exact USD, a decimal string in JSON)."""
+    unpriced_rounds: int = 0
+    """Its completed rounds whose model no price list knows: counted, never summed as $0."""
     closed_by_reconcile: bool = False
     """True: no session.completed came; the reconcile job closed it when its agent stopped saying
     it was alive (crashed, or a producer without heartbeats). ``status`` is then reconcile's guess
@@ -131,6 +136,10 @@ class RoundMetrics(_Model):
     cache_write_tokens: int | None = None  # part of token_usage.prompt_tokens
     reasoning_tokens: int | None = None  # part of token_usage.completion_tokens
     time_to_first_token_ms: int | None = None
+    cost_usd: Decimal | None = None
+    """Not the seed's: exact USD of the round; None unless priced (see ``unpriced``)."""
+    unpriced: bool = False
+    """A completed round whose model no price list knows (never $0); false while not priceable yet."""
 
 
 class DailyMetrics(_Model):
@@ -250,3 +259,127 @@ class Overview(_Model):
     summary: MetricsSummary
     daily: list[DailyMetrics]
     tools: list[ToolMetrics]
+
+
+class CostByModel(_Model):
+    """What one model's rounds and forwards started in the dates cost; unpriced ones are counted
+    (no price list knows them), never summed as $0."""
+
+    model: str
+    round_usd: Decimal
+    priced_rounds: int
+    unpriced_rounds: int
+    forward_usd: Decimal
+    priced_forwards: int
+    unpriced_forwards: int
+
+
+class CostByDay(_Model):
+    """One UTC date's rounds and forwards (by their started_at), as CostByModel."""
+
+    day: date
+    round_usd: Decimal
+    priced_rounds: int
+    unpriced_rounds: int
+    forward_usd: Decimal
+    priced_forwards: int
+    unpriced_forwards: int
+
+
+class CostByUser(_Model):
+    """The cost of one user's sessions started in the dates (a session's cost is its rounds')."""
+
+    user_id: str
+    cost_usd: Decimal
+    unpriced_rounds: int
+
+
+class CostBySession(_Model):
+    """One session's cost (its rounds') and how many of its rounds are unpriced."""
+
+    session_id: str
+    user_id: str | None
+    model: str | None
+    started_at: datetime
+    cost_usd: Decimal
+    unpriced_rounds: int
+
+
+class CostReport(_Model):
+    """What the agents cost: exact USD of the priced rounds and forwards, the unpriced counted apart
+    (an unknown model is never $0), per model, per day, the top users and sessions by cost."""
+
+    round_usd: Decimal
+    priced_rounds: int
+    unpriced_rounds: int
+    forward_usd: Decimal
+    priced_forwards: int
+    unpriced_forwards: int
+    by_model: list[CostByModel]
+    by_day: list[CostByDay]
+    by_user: list[CostByUser]
+    top_sessions: list[CostBySession]
+
+
+class Percentiles(_Model):
+    """Percentiles in ms of ``count`` durations, from the latency histograms: each the value of the
+    bucket that holds PostgreSQL's ``percentile_disc`` over the same rows, within 1.083% of it
+    (README: the bucket rule). None when ``count`` is 0."""
+
+    count: int
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+
+
+class ModelLatency(_Model):
+    """A model's rounds: their duration (started to completed) and their time to the first token."""
+
+    model: str
+    duration: Percentiles
+    time_to_first_token: Percentiles
+
+
+class ToolLatency(_Model):
+    tool_name: str
+    duration: Percentiles
+
+
+class EndpointLatency(_Model):
+    """An endpoint's forwarded requests: their duration and their time to the first token."""
+
+    endpoint: str
+    duration: Percentiles
+    time_to_first_token: Percentiles
+
+
+class Latency(_Model):
+    """Latency of what started in ``[start, end)`` (None: open), from the hourly histograms."""
+
+    start: datetime | None
+    end: datetime | None
+    models: list[ModelLatency]
+    tools: list[ToolLatency]
+    endpoints: list[EndpointLatency]
+
+
+class HourlyPoint(_Model):
+    """Rounds started in one UTC hour (``hour`` is its start): how many, errors, tokens, duration."""
+
+    hour: datetime
+    rounds: int
+    errors: int  # status 'error', reconcile's included
+    tokens: TokenUsage
+    duration: Percentiles
+
+
+class HourlySeries(_Model):
+    """The last ``hours`` UTC hours, oldest first, every hour present (zeros where nothing started);
+    the last one is the current hour so far."""
+
+    start: datetime
+    end: datetime
+    hours: int
+    model: str | None
+    points: list[HourlyPoint]

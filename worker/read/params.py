@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import HTTPException, Query, Request
 
 from worker.read.dates import IsoDate
-from worker.read.queries import MAX_DAYS, MAX_LIMIT
+from worker.read.queries import MAX_DAYS, MAX_HOURS, MAX_LIMIT
 
 StartDate = Annotated[
     IsoDate | None,
@@ -33,10 +33,27 @@ After = Annotated[
     str | None,
     Query(min_length=1, max_length=128, description="The page newer than this session (its id)."),
 ]
+User = Annotated[
+    str | None, Query(min_length=1, max_length=128, description="Only this user's sessions (user_id).")
+]
+Top = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Users and sessions to list, 1..{MAX_LIMIT}.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Rows to return, 1..{MAX_LIMIT}.")]
 Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window, ending on end_date.")]
 WindowEnd = Annotated[
     IsoDate | None, Query(description="Last UTC date of the window (YYYY-MM-DD); today (UTC) if absent.")
+]
+
+Hours = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_HOURS,
+        description=f"Instead of dates: the last N UTC hours, 1..{MAX_HOURS} (the current one so far last).",
+    ),
+]
+SeriesHours = Annotated[
+    int,
+    Query(ge=1, le=MAX_HOURS, description=f"UTC hours in the series, 1..{MAX_HOURS}, the current one last."),
 ]
 
 

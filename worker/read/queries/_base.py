@@ -22,6 +22,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 DEFAULT_DAYS = 7
 MAX_DAYS = 3660
+DEFAULT_HOURS = 24
+MAX_HOURS = 168
 
 _ONE_MS = timedelta(milliseconds=1)
 
@@ -76,6 +78,27 @@ def daily_window(days: int, end_date: date | None) -> tuple[date, date]:
         raise QueryError(
             f"{days} days before end_date {end.isoformat()} is before year 1", param="days"
         ) from None
+    return start, end
+
+
+def hours_window(hours: int, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """``[start, end)`` of the last ``hours`` UTC hours: the hour ``now`` is in (default: the
+    current one, so far) and the ``hours - 1`` whole hours before it, on hour boundaries (what the
+    hourly roll-ups are keyed by). Outside 1..MAX_HOURS is a QueryError."""
+    if not 1 <= hours <= MAX_HOURS:
+        raise QueryError(f"hours must be between 1 and {MAX_HOURS}, got {hours}", param="hours")
+    current = (now if now is not None else datetime.now(UTC)).astimezone(UTC)
+    end = current.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return end - timedelta(hours=hours), end
+
+
+def date_span(start_date: date | None, end_date: date | None) -> tuple[datetime | None, datetime | None]:
+    """``[start, end)`` of inclusive UTC dates as instants (None: open)."""
+    check_date_range(start_date, end_date)
+    start = datetime.combine(start_date, datetime.min.time(), UTC) if start_date is not None else None
+    end = None
+    if end_date is not None and end_date < date.max:
+        end = datetime.combine(end_date + timedelta(days=1), datetime.min.time(), UTC)
     return start, end
 
 

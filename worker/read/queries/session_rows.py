@@ -45,7 +45,7 @@ WITH page AS (
     SELECT session_id, model, started_at, completed_at, status, total_rounds,
            prompt_tokens, completion_tokens, total_tokens, tool_call_count,
            prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
-           user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+           user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, unpriced_rounds,
            reconciled_at
     FROM session_metrics
     WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
@@ -78,7 +78,7 @@ WITH page AS (
     SELECT session_id, model, started_at, completed_at, status, total_rounds,
            prompt_tokens, completion_tokens, total_tokens, tool_call_count,
            prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
-           user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+           user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, unpriced_rounds,
            reconciled_at
     FROM session_metrics
     WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
@@ -110,7 +110,7 @@ SESSION = """
 SELECT session_id, model, started_at, completed_at, status, total_rounds,
        prompt_tokens, completion_tokens, total_tokens, tool_call_count,
        prompt_cached_tool_outputs, total_compression_events, total_tokens_saved, message_count,
-       user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+       user_id, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, unpriced_rounds,
        reconciled_at,
        COALESCE((
            SELECT jsonb_object_agg(tool_name, calls)
@@ -129,7 +129,8 @@ SESSION_ROUNDS = """
 SELECT round_id, session_id, model, started_at, completed_at, status,
        prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs,
        compression_count, tokens_saved, error,
-       provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms
+       provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms,
+       cost_usd, unpriced
 FROM round_metrics
 WHERE session_id = %(session_id)s
 ORDER BY started_at ASC NULLS LAST, round_id COLLATE "C"
@@ -252,6 +253,8 @@ def _session(row: dict[str, Any]) -> SessionMetrics:
         cache_read_tokens=row["cache_read_tokens"],
         cache_write_tokens=row["cache_write_tokens"],
         reasoning_tokens=row["reasoning_tokens"],
+        cost_usd=row["cost_usd"],
+        unpriced_rounds=row["unpriced_rounds"],
         closed_by_reconcile=row["reconciled_at"] is not None,
         reconciled_at=row["reconciled_at"],
     )
@@ -277,6 +280,8 @@ def _round(row: dict[str, Any], tool_calls: list[ToolCallMetrics]) -> RoundMetri
         cache_write_tokens=row["cache_write_tokens"],
         reasoning_tokens=row["reasoning_tokens"],
         time_to_first_token_ms=row["time_to_first_token_ms"],
+        cost_usd=row["cost_usd"],
+        unpriced=row["unpriced"],
     )
 
 

@@ -46,6 +46,16 @@
     const m = Math.floor(ms / 60000);
     return m < 60 ? `${m} min ${Math.round((ms % 60000) / 1000)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
   }
+  // USD arrives as an exact decimal string ("3.25"): shown with cents from $1, to four significant
+  // digits below (a round may cost $0.0004); the exact string stays in the element's data-usd.
+  function usd(text) {
+    if (text === null || text === undefined) return "–";
+    const x = Number(text);
+    if (x === 0) return "$0";
+    if (Math.abs(x) >= 1) return "$" + x.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    return "$" + Number(x.toPrecision(4)).toString();
+  }
+  const ms = (x) => (x === null || x === undefined ? "–" : x < 1000 ? `${x.toFixed(x < 10 && x !== 0 ? 1 : 0)} ms` : `${(x / 1000).toFixed(2)} s`);
   const isoDay = (d) => d.toISOString().slice(0, 10);
   const dayTs = (iso) => Date.parse(iso + "T00:00:00Z") / 1000;
 
@@ -75,6 +85,13 @@
     return el("div", { class: "tile", dataset: { key, value: String(value), source } },
       el("span", { class: "value", title: exact(value) }, human(value)), el("span", { class: "label" }, label));
   }
+  // A USD figure: the value is the API's exact decimal string (data-value), never a float's rounding.
+  function usdTile(key, label, value, source = "cost") {
+    return el("div", { class: "tile usd", title: `$${value}`, dataset: { key, value: String(value), source } },
+      el("span", { class: "value" }, usd(value)), el("span", { class: "label" }, label));
+  }
+  const usdCell = (value) => el("td", { class: "num usd", dataset: { usd: value === null ? "" : String(value) } }, usd(value));
+  const msCell = (value, key) => el("td", { class: "num ms", dataset: { ms: value === null || value === undefined ? "" : String(value), key } }, ms(value));
   const link = (href, text) => el("a", { href, "data-nav": true }, text);
   // A session's status, and a "reconciled" tag beside it when the reconcile job closed it: no
   // session.completed came, its agent stopped saying it was alive (crashed, or no heartbeats).
@@ -156,41 +173,45 @@
     for (let t = dayTs(start); t <= dayTs(end); t += DAY) days.push(t);
     return days;
   }
-  function chart(name, container, days, series, { stacked = false } = {}) {
+  // Bars per UTC day (step DAY) or per UTC hour (step 3600); lines for figures that do not add up
+  // (percentiles).
+  function chart(name, container, days, series, { stacked = false, step = DAY, lines = false, format = null } = {}) {
     const width = Math.max(320, container.clientWidth - 8);
     const raw = series.map((s) => s.values);
     // Stacked bars: series k is drawn up to the sum of itself and every later one, tallest first,
     // so each shows its own band; the legend shows each series' own value.
-    const drawn = stacked ? raw.map((_, k) => days.map((_, i) => raw.slice(k).reduce((a, r) => a + r[i], 0))) : raw;
+    const drawn = stacked ? raw.map((_, k) => days.map((_, i) => raw.slice(k).reduce((a, r) => a + (r[i] || 0), 0))) : raw;
+    const hourly = step < DAY;
+    const label = (t) => (hourly ? new Date(t * 1000).toISOString().slice(11, 16) : isoDay(new Date(t * 1000)).slice(5));
     const opts = {
       width,
       height: 260,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
       scales: {
-        x: { time: true, range: (u, min, max) => [min - DAY / 2, max + DAY / 2] },
+        x: { time: true, range: (u, min, max) => [min - step / 2, max + step / 2] },
         y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] }, // bars stand on zero
       },
       axes: [
-        // one tick per day at most, labelled by its UTC date
-        { space: 48, incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 364 * DAY],
-          values: (u, ticks) => ticks.map((t) => isoDay(new Date(t * 1000)).slice(5)) },
-        { values: (u, ticks) => ticks.map(human), size: 56 },
+        // one tick per day (hour) at most, labelled by its UTC date (hour)
+        { space: 48, incrs: hourly ? [3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, DAY] : [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 364 * DAY],
+          values: (u, ticks) => ticks.map(label) },
+        { values: (u, ticks) => ticks.map(format || human), size: 64 },
       ],
       legend: { live: true },
       series: [
-        { label: "UTC day", value: (u, ts) => (ts == null ? "–" : isoDay(new Date(ts * 1000))) },
+        { label: hourly ? "UTC hour" : "UTC day", value: (u, ts) => (ts == null ? "–" : hourly ? utcTime(new Date(ts * 1000).toISOString()) : isoDay(new Date(ts * 1000))) },
         ...series.map((s, k) => ({
           label: s.label,
           stroke: COLORS[k % COLORS.length],
-          fill: COLORS[k % COLORS.length] + "cc",
-          width: 0,
-          paths: uPlot.paths.bars({ size: [stacked ? 0.7 : 0.35, 60], align: 0 }),
-          points: { show: false },
-          value: (u, v, si, di) => (di == null ? "–" : exact(raw[k][di])),
+          fill: lines ? undefined : COLORS[k % COLORS.length] + "cc",
+          width: lines ? 2 : 0,
+          paths: lines ? undefined : uPlot.paths.bars({ size: [stacked ? 0.7 : 0.35, 60], align: 0 }),
+          points: { show: lines },
+          value: (u, v, si, di) => (di == null ? "–" : (format || exact)(raw[k][di])),
         })),
       ],
     };
-    if (!stacked && series.length > 1) {
+    if (!stacked && !lines && series.length > 1) {
       // side by side: shift each series' bars a little (uPlot's bars path has no grouping)
       opts.series.slice(1).forEach((s, k) => {
         s.paths = uPlot.paths.bars({ size: [0.35, 40], align: k === 0 ? -1 : 1 });
@@ -220,10 +241,18 @@
 
   // -- pages ------------------------------------------------------------------------------------
   async function overview(q) {
-    const data = await api("/v1/overview", { start_date: q.start, end_date: q.end });
+    if (q.hours) return lastHours(q);
+    const dates = { start_date: q.start, end_date: q.end };
+    const [data, cost, latency] = await Promise.all([
+      api("/v1/overview", dates), api("/v1/cost", dates), api("/v1/latency", dates)]);
+    const days = dayRange(q.start, q.end);
+    const costRanked = cost.by_model.filter((m) => Number(m.round_usd) > 0)
+      .sort((a, b) => Number(b.round_usd) - Number(a.round_usd) || a.model.localeCompare(b.model));
+    const costModels = costRanked.slice(0, 8);
+    const perModel = await Promise.all(costModels.map((m) => api("/v1/cost", { ...dates, model: m.model, top: 1 })));
     const s = data.summary;
     const rounds = data.daily.reduce((a, d) => a + d.total_rounds, 0);
-    const tiles = el("div", { class: "tiles" },
+    const tiles = el("div", { class: "tiles activity" },
       tile("total_sessions", "sessions", s.total_sessions),
       tile("active_sessions", "active (running)", s.active_sessions),
       tile("completed_sessions", "completed", s.completed_sessions),
@@ -253,8 +282,16 @@
     const mismatches = reasons.length
       ? table(["reason", "mismatches"], reasons.map(([reason, n]) => el("tr", {}, el("td", {}, reason), num(n))), "mismatches")
       : empty("No sync mismatches in these dates.");
+    const costChart = el("div");
     show(
       el("h2", { class: "page" }, `Overview, ${data.start_date} to ${data.end_date} (UTC)`),
+      costTiles(cost, days.length),
+      el("p", { class: "hint" }, UNPRICED_HINT),
+      section("Agents' cost per day by model (rounds, USD, stacked)", costChart),
+      latencySection(latency),
+      el("div", { class: "pair" },
+        section("Top sessions by cost", topSessions(cost.top_sessions)),
+        section("Top users by cost", topUsers(cost.by_user))),
       tiles,
       el("p", { class: "hint" }, "sessions = active + completed + awaiting response + error + cancelled + closed by reconcile: a session the reconcile job closed (no session.completed came) counts there alone"),
       section("Tokens per day by model (stacked)", tokens),
@@ -271,13 +308,100 @@
       series.push({ label: `${rest.size} other models`, values: perDay(q.start, q.end, data.daily, (d) =>
         Object.entries(d.model_breakdown).filter(([m]) => rest.has(m)).reduce((a, [, u]) => a + u.total_tokens, 0)) });
     }
-    const days = dayRange(q.start, q.end);
     if (series.length) chart("tokens", tokens, days, series, { stacked: true });
     else tokens.append(empty("No sessions in these dates."));
     chart("activity", activity, days, [
       { label: "rounds", values: perDay(q.start, q.end, data.daily, (d) => d.total_rounds) },
       { label: "tool calls", values: perDay(q.start, q.end, data.daily, (d) => d.total_tool_calls) },
     ]);
+    // Cost per day by model: each of the 8 costliest models' own by_day (/v1/cost?model=), the rest
+    // as the total's by_day less theirs.
+    const usdPerDay = (rows) => {
+      const byDay = new Map(rows.map((r) => [dayTs(r.day), Number(r.round_usd)]));
+      return days.map((t) => byDay.get(t) || 0);
+    };
+    const costSeries = costModels.map((m, k) => ({ label: m.model, values: usdPerDay(perModel[k].by_day) }));
+    if (costRanked.length > costModels.length) {
+      const all = usdPerDay(cost.by_day);
+      costSeries.push({ label: `${costRanked.length - costModels.length} other models`,
+        values: all.map((v, i) => Math.max(0, v - costSeries.reduce((a, c) => a + c.values[i], 0))) });
+    }
+    if (costSeries.length) chart("cost", costChart, days, costSeries, { stacked: true, format: usd });
+    else costChart.append(empty(Number(cost.unpriced_rounds) ? "No priced rounds in these dates (only unpriced ones)." : "No priced rounds in these dates."));
+  }
+
+  // -- cost and latency (the overview's first screen) ----------------------------------------------
+  const UNPRICED_HINT = "Unpriced: a completed round or forward whose model no price list knows, counted here and never summed as $0. "
+    + "Forwards are the proxy's requests, shown apart: a forward made for a round may be the same model call.";
+  function costTiles(cost, days) {
+    return el("div", { class: "tiles cost" },
+      usdTile("round_usd", "agents' cost (rounds)", cost.round_usd),
+      usdTile("per_day", `per day (over ${days} ${days === 1 ? "day" : "days"})`, String(Number(cost.round_usd) / days)),
+      tile("unpriced_rounds", "unpriced rounds", cost.unpriced_rounds, "cost"),
+      tile("priced_rounds", "priced rounds", cost.priced_rounds, "cost"),
+      usdTile("forward_usd", "forwarded requests' cost", cost.forward_usd),
+      tile("unpriced_forwards", "unpriced forwards", cost.unpriced_forwards, "cost"));
+  }
+  // Round duration and time to first token per model, as /v1/latency has them (ms, from the
+  // latency histograms: each within 1.083% of the exact percentile).
+  function latencySection(latency, what = "these dates") {
+    const pcts = ["p50", "p95", "p99"];
+    return section("Model latency (round duration; time to first token)", latency.models.length
+      ? table(["model", "rounds measured", ...pcts.map((p) => `${p}`), "TTFT measured", ...pcts.map((p) => `TTFT ${p}`)],
+        latency.models.map((m) => el("tr", { dataset: { model: m.model } }, el("td", {}, m.model),
+          num(m.duration.count), pcts.map((p) => msCell(m.duration[p], `duration.${p}`)),
+          num(m.time_to_first_token.count), pcts.map((p) => msCell(m.time_to_first_token[p], `time_to_first_token.${p}`)))),
+        "latency")
+      : empty(`No completed rounds in ${what}.`),
+      el("p", { class: "hint" }, "Percentiles from the latency histograms: each within 1.083% of the exact one. A round's duration runs from its start to its completion; one the reconcile job closed is not counted."));
+  }
+  function topSessions(rows) {
+    return rows.length
+      ? table(["session", "user", "model", "started", "cost", "unpriced rounds"],
+        rows.map((r) => el("tr", { dataset: { session: r.session_id } },
+          el("td", {}, link(`/sessions/${encodeURIComponent(r.session_id)}${location.search}`, r.session_id)),
+          el("td", {}, r.user_id || "–"), el("td", {}, r.model || "–"), el("td", {}, utcTime(r.started_at)),
+          usdCell(r.cost_usd), num(r.unpriced_rounds))), "top-sessions")
+      : empty("No priced or unpriced sessions in these dates.");
+  }
+  function topUsers(rows) {
+    return rows.length
+      ? table(["user", "cost", "unpriced rounds"],
+        rows.map((r) => el("tr", { dataset: { user: r.user_id } }, el("td", {}, r.user_id), usdCell(r.cost_usd), num(r.unpriced_rounds))),
+        "top-users")
+      : empty("No sessions with a user in these dates.");
+  }
+
+  // The last 1, 6 or 24 UTC hours (?hours=N): per hour from /v1/series (the current hour so far
+  // last), latency from /v1/latency?hours=N. Cost is by UTC day (/v1/cost reads dates).
+  async function lastHours(q) {
+    const hours = Number(q.hours);
+    const [series, latency] = await Promise.all([api("/v1/series", { hours }), api("/v1/latency", { hours })]);
+    const pts = series.points;
+    const xs = pts.map((p) => Date.parse(p.hour) / 1000);
+    const sum = (pick) => pts.reduce((a, p) => a + pick(p), 0);
+    const activity = el("div");
+    const tokens = el("div");
+    const latencyChart = el("div");
+    show(
+      el("h2", { class: "page" }, `Last ${hours === 1 ? "hour" : hours + " hours"}, ${utcTime(series.start)} to ${utcTime(series.end)}`),
+      el("div", { class: "tiles hourly" },
+        tile("rounds", "rounds", sum((p) => p.rounds), "series"),
+        tile("errors", "errors", sum((p) => p.errors), "series"),
+        tile("tokens.prompt_tokens", "prompt tokens", sum((p) => p.tokens.prompt_tokens), "series"),
+        tile("tokens.completion_tokens", "completion tokens", sum((p) => p.tokens.completion_tokens), "series")),
+      el("p", { class: "hint", id: "hourly-cost" }, "Cost is read by UTC day: choose dates to see what these hours cost."),
+      section("Rounds and errors per UTC hour", activity),
+      section("Tokens per UTC hour (stacked)", tokens),
+      section("Round duration per UTC hour (p50, p95, p99)", latencyChart),
+      latencySection(latency, "these hours"));
+    chart("series-activity", activity, xs, [
+      { label: "rounds", values: pts.map((p) => p.rounds) }, { label: "errors", values: pts.map((p) => p.errors) }], { step: 3600 });
+    chart("series-tokens", tokens, xs, [
+      { label: "prompt", values: pts.map((p) => p.tokens.prompt_tokens) },
+      { label: "completion", values: pts.map((p) => p.tokens.completion_tokens) }], { step: 3600, stacked: true });
+    chart("series-latency", latencyChart, xs, ["p50", "p95", "p99"].map((k) => (
+      { label: k, values: pts.map((p) => p.duration[k]) })), { step: 3600, lines: true, format: ms });
   }
 
   // Paged by keyset, as the API pages: ?before=<id> is the page older than that session, ?after=<id>
@@ -338,6 +462,18 @@
       c.error ? el("span", { class: "error-text" }, ` · ${c.error}`) : null)));
   }
 
+  // A round's usage parts (None: not reported), its cost: USD when priced, "unpriced" when no
+  // price list knows its model (never $0), "–" while not priceable yet.
+  function usageParts(r) {
+    const parts = [r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens];
+    return el("td", { class: "num parts", dataset: { parts: parts.map((p) => (p === null ? "" : String(p))).join(",") } },
+      parts.every((p) => p === null) ? "–" : `${exact(r.cache_read_tokens)} / ${exact(r.cache_write_tokens)}, ${exact(r.reasoning_tokens)}`);
+  }
+  function roundCost(r) {
+    if (r.unpriced) return el("td", { class: "num usd unpriced", dataset: { usd: "", unpriced: "true" }, title: "no price list knows this model" }, "unpriced");
+    return usdCell(r.cost_usd);
+  }
+
   // Everything `metrics-worker query session` shows: the session's figures, its rounds (model,
   // tokens, cached tool outputs, compressions, error) and every tool call.
   async function session(q) {
@@ -348,6 +484,7 @@
       el("td", {}, el("span", { class: `status ${r.status}` }, r.status)),
       el("td", {}, utcTime(r.started_at)), el("td", { class: "num" }, duration(r.duration_ms)),
       num(r.token_usage.prompt_tokens), num(r.token_usage.completion_tokens), num(r.token_usage.total_tokens),
+      usageParts(r), msCell(r.time_to_first_token_ms, "ttft"), roundCost(r), el("td", {}, r.provider || "–"),
       num(r.prompt_cached_tool_outputs, { dataset: { cached: String(r.prompt_cached_tool_outputs) } }),
       el("td", { class: "num" }, r.compression_count ? `${r.compression_count} (saved ${human(r.tokens_saved)})` : "–"),
       el("td", {}, r.error ? el("span", { class: "error-text" }, r.error) : null, r.tool_calls.length ? toolCalls(r.tool_calls) : null)));
@@ -363,8 +500,10 @@
         tile("tool_calls", "tool calls", s.tool_call_count, "detail"),
         tile("cached_tool_outputs", "cached tool outputs", s.prompt_cached_tool_outputs, "detail"),
         tile("compressions", "compressions", s.total_compression_events, "detail"),
-        tile("saved", "tokens saved", s.total_tokens_saved, "detail")),
-      el("p", {}, sessionStatus(s), ` · model ${s.model} · started ${utcTime(s.started_at)} · ${s.completed_at ? (s.closed_by_reconcile ? "last activity " : "completed ") + utcTime(s.completed_at) : "not completed"} · duration ${duration(s.duration_ms)}`),
+        tile("saved", "tokens saved", s.total_tokens_saved, "detail"),
+        usdTile("cost_usd", "cost (its rounds)", s.cost_usd, "detail"),
+        tile("unpriced_rounds", "unpriced rounds", s.unpriced_rounds, "detail")),
+      el("p", {}, sessionStatus(s), ` · user ${s.user_id || "not given"} · model ${s.model} · started ${utcTime(s.started_at)} · ${s.completed_at ? (s.closed_by_reconcile ? "last activity " : "completed ") + utcTime(s.completed_at) : "not completed"} · duration ${duration(s.duration_ms)}`),
       s.closed_by_reconcile
         ? el("p", { class: "hint", id: "reconciled" }, `Closed by reconcile at ${utcTime(s.reconciled_at)}: no session.completed came and its agent stopped saying it was alive (crashed, or a producer without heartbeats), so it ended at its last activity. A later event reopens it.`)
         : null,
@@ -373,8 +512,17 @@
           byTool.map(([name, calls]) => el("tr", {}, el("td", {}, name), num(calls))), "by-tool"))
         : null,
       section(`Rounds in time order (${d.rounds.length})`, d.rounds.length
-        ? table(["#", "round", "model", "status", "started", "duration", "prompt", "completion", "total", "cached tool outputs", "compressions", "error and tool calls"], rows, "rounds")
+        ? table(["#", "round", "model", "status", "started", "duration", "prompt", "completion", "total", "cache read / write, reasoning", "TTFT", "cost", "provider", "cached tool outputs", "compressions", "error and tool calls"], rows, "rounds")
         : empty("No rounds yet.")),
+      section(`Requests forwarded for this session (${d.forwards.length})`, d.forwards.length
+        ? table(["started", "endpoint", "model", "round", "status", "status code", "duration", "TTFT", "tokens", "error"],
+          d.forwards.map((f) => el("tr", { dataset: { forward: f.forward_id, status: f.status } },
+            el("td", { title: f.forward_id }, utcTime(f.started_at)), el("td", {}, f.endpoint), el("td", {}, f.model),
+            el("td", {}, f.round_id || "–"), el("td", {}, el("span", { class: `status ${f.status}` }, f.status)),
+            el("td", { class: "num code" }, f.status_code === null ? "–" : String(f.status_code)),
+            el("td", { class: "num" }, duration(f.duration_ms)), msCell(f.time_to_first_token_ms, "ttft"),
+            num(f.token_usage ? f.token_usage.total_tokens : null), el("td", { class: "error-text" }, f.error || ""))), "session-forwards")
+        : empty("No requests were forwarded for this session.")),
       d.tool_calls_without_round.length
         ? section("Tool calls whose round is not stored", toolCalls(d.tool_calls_without_round)) : null);
   }
@@ -519,7 +667,12 @@
   // The pages the dates filter; the others (one session, the pipeline now) hide the date inputs.
   const DATED = new Set(["overview", "sessions", "forwards"]);
   function syncControls(q) {
-    document.getElementById("dates").hidden = !DATED.has(q.page);
+    // the last hours are the overview's: the other pages read whole days
+    document.getElementById("range").hidden = q.page !== "overview";
+    document.getElementById("dates").hidden = !DATED.has(q.page) || (q.page === "overview" && !!q.hours);
+    const range = filters.elements.range;
+    if (q.hours && ![...range.options].some((o) => o.value === q.hours)) range.append(el("option", { value: q.hours }, `last ${q.hours} hours`));
+    range.value = q.hours || "";
     filters.elements.start.value = q.start;
     filters.elements.end.value = q.end;
     filters.elements.refresh.value = q.refresh === "0" ? filters.elements.refresh.value : q.refresh;
@@ -527,7 +680,7 @@
     // the nav keeps the dates and the refresh; a page's position or a model belongs to one page
     const here = new URLSearchParams(location.search);
     const keep = new URLSearchParams();
-    for (const k of ["start", "end", "refresh", "paused"]) if (here.has(k)) keep.set(k, here.get(k));
+    for (const k of ["start", "end", "hours", "refresh", "paused"]) if (here.has(k)) keep.set(k, here.get(k));
     for (const a of document.querySelectorAll("nav a")) {
       a.dataset.base = a.dataset.base || a.getAttribute("href");
       a.href = a.dataset.base + (keep.toString() ? "?" + keep : "");
@@ -564,7 +717,8 @@
   filters.addEventListener("change", (event) => {
     const f = filters.elements;
     if (event.target.name === "refresh") return go(null, { refresh: f.refresh.value }, true);
-    if (f.start.value && f.end.value) go(null, { start: f.start.value, end: f.end.value, before: null, after: null });
+    if (event.target.name === "range") return go(null, { hours: f.range.value || null });
+    if (f.start.value && f.end.value) go(null, { start: f.start.value, end: f.end.value, hours: null, before: null, after: null });
   });
   filters.addEventListener("submit", (event) => event.preventDefault());
   pauseButton.addEventListener("click", () => go(null, { paused: route().paused ? null : "1" }, true));

@@ -1,0 +1,131 @@
+"""Latency percentiles of any span: rounds per model, tool calls per tool, forwards per endpoint.
+
+Two whole statements side by side: LATENCY_FROM_ROLLUP sums the hourly histograms (schema.sql:
+latency_hourly) into one bucket count per metric, name and bucket, and says in its first column,
+``rollups_ready``, whether they count every row; LATENCY_FROM_BASE computes the same buckets from
+the base tables (with schema.sql's metrics_latency_bucket), run only while a back-fill is due. The
+percentiles are then read off the counts (worker/engine/histogram.py), so both give the same answer.
+A span is ``[start_at, end_at)`` on hour boundaries: whole UTC dates, or the last N hours.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Any
+
+from worker.engine import histogram
+from worker.read.models import EndpointLatency, Latency, ModelLatency, Percentiles, ToolLatency
+from worker.read.queries._base import QueryError, Source, borrowed, date_span, hours_window, rollup_or_base
+
+LATENCY_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 3 AS rollups_ready FROM rollup_backfill
+    WHERE done AND entity IN ('round_hourly', 'tool_latency', 'forward_latency')
+) AS ready
+LEFT JOIN (
+    SELECT metric, name, bucket, sum(n)::int8 AS n
+    FROM latency_hourly
+    WHERE hour >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+      AND hour < COALESCE(%(end_at)s::timestamptz, 'infinity')
+    GROUP BY metric, name, bucket
+    HAVING sum(n) <> 0
+) AS answer ON ready.rollups_ready
+ORDER BY metric, name COLLATE "C", bucket
+"""
+
+LATENCY_FROM_BASE = """
+SELECT metric, name, bucket, count(*) AS n
+FROM (
+    SELECT 'round_duration' AS metric, model AS name,
+           metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000) AS bucket
+    FROM round_metrics
+    WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+      AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
+      AND model IS NOT NULL AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
+    UNION ALL
+    SELECT 'round_ttft', model, metrics_latency_bucket(time_to_first_token_ms)
+    FROM round_metrics
+    WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+      AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
+      AND model IS NOT NULL AND time_to_first_token_ms IS NOT NULL
+    UNION ALL
+    SELECT 'tool_duration', tool_name,
+           metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000)
+    FROM tool_call_metrics
+    WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+      AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
+      AND tool_name IS NOT NULL AND completed_at IS NOT NULL
+    UNION ALL
+    SELECT 'forward_duration', endpoint,
+           metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000)
+    FROM forward_request_metrics
+    WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+      AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
+      AND endpoint IS NOT NULL AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
+      AND right(COALESCE(completion_version, ''), 11) <> '|reconciled'
+    UNION ALL
+    SELECT 'forward_ttft', endpoint, metrics_latency_bucket(time_to_first_token_ms)
+    FROM forward_request_metrics
+    WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+      AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
+      AND endpoint IS NOT NULL AND time_to_first_token_ms IS NOT NULL
+) AS x
+GROUP BY metric, name, bucket
+ORDER BY metric, name COLLATE "C", bucket
+"""
+
+
+def percentiles_of(counts: dict[int, int]) -> Percentiles:
+    """The four percentiles of summed bucket counts, with how many durations they are over."""
+    p = histogram.percentiles(counts, histogram.QUANTILES)
+    return Percentiles(count=sum(counts.values()), p50=p[0.5], p90=p[0.9], p95=p[0.95], p99=p[0.99])
+
+
+def latency(
+    source: Source,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    hours: int | None = None,
+    now: datetime | None = None,
+) -> Latency:
+    """Per model, tool and endpoint: percentiles of what started in the inclusive UTC dates, or,
+    with ``hours`` (1..168, instead of dates), in the last that many UTC hours (the current one so
+    far included; ``now`` for tests). Most-measured names first."""
+    if hours is not None and (start_date is not None or end_date is not None):
+        raise QueryError("hours and dates: give the last N hours or a date range, not both", param="hours")
+    start_at, end_at = hours_window(hours, now) if hours is not None else date_span(start_date, end_date)
+    params = {"start_at": start_at, "end_at": end_at}
+    with borrowed(source) as conn:
+        rows = rollup_or_base(conn, LATENCY_FROM_ROLLUP, LATENCY_FROM_BASE, params, "metric")
+    counts: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        counts[row["metric"]][row["name"]][row["bucket"]] = row["n"]
+    return Latency(
+        start=start_at,
+        end=end_at,
+        models=[
+            ModelLatency(model=name, duration=percentiles_of(d), time_to_first_token=percentiles_of(t))
+            for name, d, t in _pairs(counts["round_duration"], counts["round_ttft"])
+        ],
+        tools=[
+            ToolLatency(tool_name=name, duration=percentiles_of(d))
+            for name, d, _ in _pairs(counts["tool_duration"], {})
+        ],
+        endpoints=[
+            EndpointLatency(endpoint=name, duration=percentiles_of(d), time_to_first_token=percentiles_of(t))
+            for name, d, t in _pairs(counts["forward_duration"], counts["forward_ttft"])
+        ],
+    )
+
+
+def _pairs(
+    durations: dict[str, dict[int, int]], ttfts: dict[str, dict[int, int]]
+) -> list[tuple[str, dict[int, int], dict[int, int]]]:
+    """Every name measured in either, most durations first (then most TTFTs, then the name)."""
+    names = set(durations) | set(ttfts)
+    out: list[tuple[str, Any, Any]] = [(n, durations.get(n, {}), ttfts.get(n, {})) for n in names]
+    out.sort(key=lambda x: (-sum(x[1].values()), -sum(x[2].values()), x[0].encode()))
+    return out
