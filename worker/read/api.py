@@ -21,17 +21,13 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CONTENT_TYPE_LATEST
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from worker import database
-from worker.alerts import views as alert_views
-from worker.alerts.rules import RulesError, RulesFile, load_rules
-from worker.alerts.views import Alerts
-from worker.read import dashboard, queries
+from worker.read import alerts_api, dashboard, queries
 from worker.read.auth import TokenCheck, require_token, tokens_from_env
 from worker.read.models import (
     CostReport,
@@ -291,42 +287,6 @@ def get_forward_statuses(
     return queries.forward_statuses(pool, start_date=start_date, end_date=end_date, model=model)
 
 
-def _alerts_file(request: Request) -> tuple[RulesFile | None, str | None]:
-    """The rules of this process's METRICS_ALERTS_FILE (read each time: an edit shows at once), or
-    its mistake in one line; (None, None) when none is named."""
-    path: str | None = request.app.state.alerts_file
-    if not path:
-        return None, None
-    try:
-        return load_rules(path, need_urls=False), None
-    except RulesError as exc:
-        return None, str(exc)
-
-
-@v1.get("/v1/alerts", response_model=Alerts, tags=["alerts"])
-def get_alerts(request: Request, pool: Pool, limit: Limit = 50) -> Alerts:
-    """The alert rules (when this process has METRICS_ALERTS_FILE), each rule and label set's state,
-    and the latest ``limit`` changes and notifications, newest first (:mod:`worker.alerts.views`,
-    what ``metrics-worker alerts list|history`` print)."""
-    rules, error = _alerts_file(request)
-    with pool.connection() as conn:
-        return alert_views.alerts(conn, rules, rules_error=error, limit=limit)
-
-
-@v1.get(
-    "/v1/alerts/metrics",
-    tags=["alerts"],
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus' text format"}},
-)
-def get_alert_metrics(pool: Pool) -> PlainTextResponse:
-    """``metrics_alert_firing{rule, labels, severity}``: 1 while firing, else 0; for Prometheus (and
-    Alertmanager) to scrape, with the API token as a bearer token when tokens are set."""
-    with pool.connection() as conn:
-        text = alert_views.prometheus(alert_views.states(conn))
-    return PlainTextResponse(text, media_type=CONTENT_TYPE_LATEST)
-
-
 @v1.get(
     "/v1/pipeline",
     response_model=PipelineStatus,
@@ -409,5 +369,6 @@ def create_app(
     app.state.token_check = TokenCheck(tokens_from_env() if tokens is None else tokens)
     app.include_router(router)
     app.include_router(v1)
+    app.include_router(alerts_api.router)
     dashboard.install(app)
     return app
