@@ -268,7 +268,9 @@ def test_check_evaluates_and_sends_nothing(
 ) -> None:
     from worker.cli import main
 
-    s = make(ERRORS + '[[rules]]\nname = "spend"\nwatch = "cost_usd"\nwindow = "1d"\nthreshold = 100\n')
+    s = make(
+        ERRORS + '[[rules]]\nname = "spend"\nwatch = "round_latency_p95"\nwindow = "1d"\nthreshold = 100\n'
+    )
     rounds(s, 10, errors=5)
     s.push()
     argv = ["alerts", "check", "--file", str(s.path), "--database-url", s.alerts.database_url,
@@ -280,8 +282,8 @@ def test_check_evaluates_and_sends_nothing(
         "would send firing to hook, slack"
     )
     assert out[1] == (
-        "spend: not evaluated: cost_usd is not available until cost in USD lands "
-        "(issue 23: cost and latency from the roll-ups)"
+        "spend: not evaluated: round_latency_p95 is not available over days until the latency roll-ups land "
+        "(issue 23); windows under a day read the rounds"
     )
     assert out[2].startswith("2 rules evaluated in ") and out[2].endswith("; nothing sent")
     assert hooks.hits == {}
@@ -290,7 +292,7 @@ def test_check_evaluates_and_sends_nothing(
     assert first["labels"] == {
         "all": {"phase": "firing", "value": 0.5, "samples": 10, "would_send": "firing"}
     }
-    assert second["error"].startswith("cost_usd is not available") and second["labels"] == {}
+    assert second["error"].startswith("round_latency_p95 is not available") and second["labels"] == {}
     s.evaluate()
     assert main(["alerts", "history", "--database-url", s.alerts.database_url]) == 0
     history = capsys.readouterr().out

@@ -245,3 +245,12 @@ def test_short_windows_use_the_indexes(conn: psycopg.Connection[Any]) -> None:
             plan = json.dumps(cur.fetchone()[0])  # type: ignore[index]
         assert "Seq Scan" not in plan, (watch, filters, plan)
         assert "Index" in plan, (watch, filters)
+
+
+def test_cost_is_the_priced_rounds_cost(filled: psycopg.Connection[Any]) -> None:
+    filled.execute("UPDATE round_metrics SET cost_usd = 0.25 WHERE model = 'a' AND round_id <> 'old-r'")
+    assert one(measure.measure_tables(filled, rule("cost_usd"), NOW)) == (2.5, 10)
+    assert sorted(measure.measure_tables(filled, rule("cost_usd", group_by="model"), NOW)) == [
+        Reading("model=a", 2.5, 10),
+        Reading("model=b", 0.0, 0),
+    ]

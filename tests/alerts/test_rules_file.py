@@ -59,7 +59,7 @@ def test_not_available_kinds_are_accepted_and_say_why() -> None:
         "f",
         ENV,
     )
-    assert "not available until cost in USD lands" in rules.rules[0].kind.unavailable
+    assert rules.rules[0].unavailable is None  # cost landed (issue 23): cost_usd is measured
     assert KINDS["time_to_first_token_p95"].unavailable == ""
     latency = parse_rules(
         tomllib.loads(

@@ -39,7 +39,7 @@ threshold = 0.2
 receivers = ["hook"]
 [[rules]]
 name = "spend"
-watch = "cost_usd"
+watch = "round_latency_p95"
 window = "1d"
 threshold = 100
 """
@@ -77,7 +77,9 @@ def test_the_api_serves_rules_state_history_and_the_gauge(
             ("round errors", "model=a", "firing", 0.75),
             ("round errors", "model=b", "ok", 0.0),
         ]
-        assert body["rules"][1]["unavailable"].startswith("cost_usd is not available until cost in USD lands")
+        assert body["rules"][1]["unavailable"].startswith(
+            "round_latency_p95 is not available over days until the latency roll-ups land"
+        )
         assert [(h["change"], h["labels"]) for h in body["history"]] == [("firing", "model=a")]
         assert [(n["event"], n["status"]) for n in body["notifications"]] == [("firing", "sent")]
         gauge = client.get("/v1/alerts/metrics")
@@ -198,8 +200,9 @@ def test_list_shows_rules_masked_receivers_and_state(
         "round errors: round_error_share > 0.2 over 15m (per model; min 1 samples; for 0s; warning; to hook)",
         f"  model=a: firing since {NOW:%Y-%m-%d %H:%M:%S}Z, last value 0.75",
         f"  model=b: ok since {NOW:%Y-%m-%d %H:%M:%S}Z, last value 0",
-        "spend: cost_usd > 100 over 1d (for 0s; warning; to nobody)",
-        "  cost_usd is not available until cost in USD lands (issue 23: cost and latency from the roll-ups)",
+        "spend: round_latency_p95 > 100 over 1d (min 1 samples; for 0s; warning; to nobody)",
+        "  round_latency_p95 is not available over days until the latency roll-ups land (issue 23); "
+        "windows under a day read the rounds",
     ]
     assert "SECRET" not in out
 

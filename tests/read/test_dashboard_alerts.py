@@ -53,7 +53,7 @@ model = "nobody"
 for = "5m"
 [[rules]]
 name = "spend"
-watch = "cost_usd"
+watch = "round_latency_p95"
 window = "1d"
 threshold = 100
 """
@@ -111,7 +111,8 @@ def test_the_alerts_page_shows_rules_state_history_and_notifications(served: str
         assert rules.count() == 3
         assert rules.nth(1).locator("td").first.inner_text() == "quiet <b>fleet</b>"  # text, never HTML
         assert (
-            "cost_usd is not available until cost in USD lands" in page.locator(".not-available").inner_text()
+            "round_latency_p95 is not available over days until the latency roll-ups land"
+            in page.locator(".not-available").inner_text()
         )
         states = page.locator("table.alert-states tbody tr").evaluate_all(
             "rs => rs.map(r => [r.dataset.rule, r.dataset.labels, r.dataset.phase, r.cells[4].textContent])"

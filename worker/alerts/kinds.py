@@ -33,7 +33,6 @@ class Kind:
     quantile: float | None = None  # a percentile kind's
 
 
-_NOT_YET_COST = "not available until cost in USD lands (issue 23: cost and latency from the roll-ups)"
 _DAYS_OF_LATENCY = (
     "not available over days until the latency roll-ups land (issue 23); windows under a day read the rounds"
 )
@@ -86,7 +85,12 @@ KINDS: dict[str, Kind] = {
         ),
         Kind("lag_seconds", "pipeline", "age of the oldest entry waiting, seconds", needs_window=False),
         Kind("dead_letters", "pipeline", "dead letters kept (not replayed or removed)", needs_window=False),
-        Kind("cost_usd", "", "cost in USD", ("model", "provider", "user"), unavailable=_NOT_YET_COST),
+        Kind(
+            "cost_usd",
+            "tables",
+            "cost in USD of the priced rounds started in the window",
+            ("model", "provider"),
+        ),
         Kind(
             "round_latency_p95",
             "tables",

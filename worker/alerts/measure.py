@@ -234,6 +234,36 @@ WHERE started_at >= %(since)s
 GROUP BY 1
 """
 
+COST = """
+SELECT CASE %(group_by)s::text
+           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
+       END AS label,
+       COALESCE(sum(cost_usd), 0)::float8 AS value,
+       count(cost_usd) AS samples
+FROM round_metrics
+WHERE started_at >= %(since)s
+  AND (%(model)s::text IS NULL OR model = %(model)s)
+  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
+GROUP BY 1
+"""
+
+COST_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'rounds'
+) AS ready
+LEFT JOIN (
+    SELECT CASE %(group_by)s::text WHEN 'model' THEN model WHEN 'provider' THEN provider ELSE '' END AS label,
+           sum(cost_usd)::float8 AS value,
+           sum(priced)::int8 AS samples
+    FROM round_cost_rollup
+    WHERE day >= %(first_day)s AND day <= %(last_day)s
+      AND (%(model)s::text IS NULL OR model = %(model)s)
+      AND (%(provider)s::text IS NULL OR provider = %(provider)s)
+    GROUP BY 1
+) AS answer ON ready.rollups_ready
+"""
+
 #: kind -> (its statement over the base tables, over the roll-ups for windows of days or None).
 #: The base statement of tokens over days is TOKENS_OF_SESSIONS (the roll-up's twin), see below.
 STATEMENTS: Mapping[str, tuple[str, str | None]] = {
@@ -246,6 +276,7 @@ STATEMENTS: Mapping[str, tuple[str, str | None]] = {
     "round_latency_p95": (ROUND_LATENCY, None),  # days: not yet (kinds.py), no roll-up of durations
     "round_latency_p99": (ROUND_LATENCY, None),
     "time_to_first_token_p95": (FIRST_TOKEN, None),
+    "cost_usd": (COST, COST_FROM_ROLLUP),
 }
 
 DAY = timedelta(days=1)
