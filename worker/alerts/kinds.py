@@ -3,8 +3,8 @@
 A filter or grouping is accepted only where its column is: ``provider`` on rounds and forwards,
 ``user`` on sessions (contract v1's optional fields; rows that did not report one match no
 filter and group under ''). A filter name a kind cannot read is refused naming those it takes.
-Kinds whose data has not landed (cost; percentiles over days, which need the latency roll-ups)
-are accepted by the parser and answer "not available" when evaluated, never a made-up value.
+Percentiles over days (they need the latency roll-ups) are accepted by the parser and answer
+"not available" when evaluated, never a made-up value.
 Round latency and time to first token over windows under a day are computed from the rounds.
 """
 
