@@ -165,6 +165,57 @@ CREATE TABLE IF NOT EXISTS metrics_schema (
     applied_at                 timestamptz NOT NULL
 );
 
+-- Alerts (worker/alerts/): the state of each rule and label set ('' for the rule as a whole, else
+-- e.g. 'model=gpt-4'), its history of changes, and every notification it made. A notification's
+-- key (rule, labels, the time its firing began, the event) is inserted in the transaction that
+-- changes the state, before anything is sent: only the evaluation that inserted it sends it, so
+-- two schedulers at once or a restart never send the same notification twice.
+CREATE TABLE IF NOT EXISTS alert_state (
+    rule                       text NOT NULL,
+    labels                     text NOT NULL,
+    phase                      text NOT NULL CHECK (phase IN ('ok', 'pending', 'firing')),
+    since                      timestamptz NOT NULL,  -- when it entered this phase
+    value                      double precision,      -- the last value measured
+    samples                    bigint NOT NULL DEFAULT 0,
+    severity                   text NOT NULL,
+    fired_at                   timestamptz,           -- when the current firing began
+    notified_at                timestamptz,           -- its last firing or repeat notification
+    repeats                    integer NOT NULL DEFAULT 0,
+    evaluated_at               timestamptz NOT NULL,
+    PRIMARY KEY (rule, labels)
+);
+
+CREATE TABLE IF NOT EXISTS alert_history (
+    id                         bigserial PRIMARY KEY,
+    rule                       text NOT NULL,
+    labels                     text NOT NULL,
+    change                     text NOT NULL CHECK (change IN ('pending', 'firing', 'resolved', 'cleared')),
+    at                         timestamptz NOT NULL,
+    value                      double precision,
+    samples                    bigint NOT NULL DEFAULT 0,
+    threshold                  double precision NOT NULL,
+    condition                  text NOT NULL           -- e.g. 'tool_error_share > 0.2 over 15m'
+);
+CREATE INDEX IF NOT EXISTS idx_alert_history_at ON alert_history (at);
+CREATE INDEX IF NOT EXISTS idx_alert_history_rule_at ON alert_history (rule, at);
+
+CREATE TABLE IF NOT EXISTS alert_notifications (
+    key                        text NOT NULL,          -- rule, labels, firing began, event
+    receiver                   text NOT NULL,
+    rule                       text NOT NULL,
+    labels                     text NOT NULL,
+    event                      text NOT NULL CHECK (event IN ('firing', 'repeat', 'resolved')),
+    created_at                 timestamptz NOT NULL,
+    status                     text NOT NULL DEFAULT 'sending' CHECK (status IN ('sending', 'sent', 'failed')),
+    attempts                   integer NOT NULL DEFAULT 0,
+    http_status                integer,
+    error                      text,                   -- the last attempt's, its URL masked
+    finished_at                timestamptz,
+    body                       jsonb NOT NULL,         -- the generic JSON body (README, Alerts)
+    PRIMARY KEY (key, receiver)
+);
+CREATE INDEX IF NOT EXISTS idx_alert_notifications_created_at ON alert_notifications (created_at);
+
 -- The seed's indexes. Where a seed index on one column was the lead of a composite that the read
 -- side's plans need (checked with EXPLAIN on 1.1M rounds, bench/read_bench.py), the composite
 -- replaces it: it serves every query the single-column one did. The seed's idx_tool_name is gone:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from contract import exits
 from contract.connect import redis_failure
 from worker import schema_cli
+from worker.alerts import cli as alerts_cli
 from worker.errors import postgres_failure
 from worker.flags import configure_logging
 from worker.ingest import cli as ingest_cli
@@ -36,6 +37,7 @@ def build_parser() -> exits.Parser:
     ingest_cli.configure_status(sub)
     read_cli.configure_parser(sub)
     maintenance_cli.configure_parser(sub)
+    alerts_cli.configure_parser(sub)
     return parser
 
 

@@ -32,6 +32,9 @@ TABLES = (
     "execute_sync_mismatch_metrics",
     "applied_counter_events",
     "maintenance_runs",
+    "alert_state",
+    "alert_history",
+    "alert_notifications",
 )
 MISSING_TABLES_SQL = """
 SELECT array_agg(name ORDER BY name), current_database(), current_setting('search_path')

@@ -241,3 +241,11 @@ class PruneSettings(Connections):
             "METRICS_DEAD_LETTER_RETENTION", _duration, "--dead-letter-retention", timedelta(days=1), _LIVE
         ),
     )
+
+
+@dataclass(frozen=True)
+class AlertSettings(Connections):
+    """What the alerts job and ``metrics-worker alerts`` use besides the connections."""
+
+    #: The rules file (TOML; README, Alerts); None: no alerts.
+    alerts_file: str | None = field(default=None, metadata=read_from("METRICS_ALERTS_FILE", _text, "--file"))

@@ -38,3 +38,20 @@ def test_settings_reprs_show_no_url() -> None:
     worker = WorkerSettings(database_url="postgresql://a:s3cret@db/m", redis_url="redis://:s3cret@r/0")
     producer = ProducerSettings(redis_url="redis://:s3cret@r/0")
     assert "s3cret" not in repr(worker) and "s3cret" not in repr(producer)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.slack.com/services/T000/B000/XXXXSECRET", "https://hooks.slack.com/***"),
+        ("http://127.0.0.1:8080/hook?token=s3cret", "http://127.0.0.1:8080/***"),
+        ("https://user:pw@example.com", "https://example.com/***"),
+        ("https://example.com", "https://example.com"),
+        ("not a url", "***"),
+    ],
+)
+def test_a_webhook_url_shows_its_host_only(url: str, shown: str) -> None:
+    from contract.urls import mask_webhook_url
+
+    assert mask_webhook_url(url) == shown
+    assert "SECRET" not in shown and "s3cret" not in shown

@@ -161,6 +161,8 @@ def test_the_openapi_document_lists_every_route(client: TestClient) -> None:
         "/v1/latency",
         "/v1/series",
         "/v1/pipeline",
+        "/v1/alerts",
+        "/v1/alerts/metrics",
         "/v1/cost",
     }
     limit = next(p for p in paths["/v1/sessions"]["get"]["parameters"] if p["name"] == "limit")

@@ -45,6 +45,9 @@ def test_the_reader_role_serves_every_route_as_the_owner_does(scenario: Filled, 
         for path in v1_paths(reader):
             got = reader.get(path)
             assert got.status_code == 200, (path, got.text)
+            if not got.headers["content-type"].startswith("application/json"):  # the alerts gauge
+                assert got.text == owner.get(path).text, path
+                continue
             mine, theirs = got.json(), owner.get(path).json()
             if path == "/v1/pipeline":  # two reads differ in what moves by itself: the time, ages
                 mine, theirs = steady(mine), steady(theirs)

@@ -1,4 +1,5 @@
-"""The ``rq cron`` configuration: reconcile every minute, prune daily, on the maintenance queue.
+"""The ``rq cron`` configuration: reconcile every minute, prune daily, alerts every minute, on the
+maintenance queue.
 
 Run one scheduler (more are safe: a duplicate run skips on the advisory lock) and one or more
 maintenance workers, with the same environment as the metrics workers::
@@ -11,8 +12,10 @@ Redis Cluster, which RQ does not support (worker/maintenance/scheduler.py).
 
 Variables read here when the scheduler loads this module:
 METRICS_MAINTENANCE_QUEUE (default ``maintenance``), METRICS_RECONCILE_CRON (default every
-minute) and METRICS_PRUNE_CRON (default 03:17 daily; cron fields are the scheduler host's local
-time). The jobs themselves read the worker settings (worker/maintenance/jobs.py).
+minute), METRICS_PRUNE_CRON (default 03:17 daily; cron fields are the scheduler host's local
+time), and METRICS_ALERTS_FILE with METRICS_ALERTS_CRON (default every minute): the alerts job is
+scheduled only when a rules file is named. The jobs themselves read the worker settings
+(worker/maintenance/jobs.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from worker.maintenance import jobs
 QUEUE = os.environ.get("METRICS_MAINTENANCE_QUEUE") or "maintenance"
 RECONCILE_CRON = os.environ.get("METRICS_RECONCILE_CRON") or "* * * * *"
 PRUNE_CRON = os.environ.get("METRICS_PRUNE_CRON") or "17 3 * * *"
+ALERTS_CRON = os.environ.get("METRICS_ALERTS_CRON") or "* * * * *"
 
 # A reconcile that could not start within two minutes is dropped: the next one is queued anyway.
 cron.register(
@@ -46,3 +50,15 @@ cron.register(
     result_ttl=7 * 86400,
     failure_ttl=30 * 86400,
 )
+
+# An evaluation that could not start within a minute is dropped: the next one is queued anyway.
+if os.environ.get("METRICS_ALERTS_FILE"):
+    cron.register(
+        jobs.alerts,
+        queue_name=QUEUE,
+        cron=ALERTS_CRON,
+        job_timeout=120,
+        ttl=60,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+    )

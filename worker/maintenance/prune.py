@@ -20,7 +20,8 @@ year does not hold one giant transaction or lock the workers out):
   for the whole retention goes, its roll-up contribution with it;
 - stub sessions (no start ever arrived) last touched before the cutoff, once childless;
 - sync-mismatch counters of UTC dates before the cutoff's date;
-- ``applied_counter_events`` older than the dedupe window, and ``maintenance_runs`` before the cutoff.
+- ``applied_counter_events`` older than the dedupe window, and ``maintenance_runs`` before the cutoff;
+- the alerts' history and notifications before the cutoff (their state stays: it is now).
 
 Every deletion and aggregate adjustment moves the roll-ups (schema.sql's triggers) in the same
 transaction, so the aggregate reads lose exactly what was pruned.
@@ -218,6 +219,16 @@ DELETE FROM maintenance_runs WHERE run_id IN (
 """
 
 # -- idle sessions: a page of candidates read without locks, then removal.py's locked delete --------
+DELETE_OLD_ALERT_HISTORY = """
+DELETE FROM alert_history WHERE id IN (
+    SELECT id FROM alert_history WHERE at < %(cutoff)s LIMIT %(limit)s)
+"""
+
+DELETE_OLD_ALERT_NOTIFICATIONS = """
+DELETE FROM alert_notifications WHERE (key, receiver) IN (
+    SELECT key, receiver FROM alert_notifications WHERE created_at < %(cutoff)s LIMIT %(limit)s)
+"""
+
 PAGE_IDLE_SESSIONS = """
 SELECT session_id, started_at FROM session_metrics
 WHERE started_at < %(cutoff)s AND updated_at < %(cutoff)s
@@ -282,6 +293,8 @@ def prune(
     counts["sync_mismatches"] = _delete_chunks(conn, DELETE_OLD_MISMATCHES, params)
     counts["counter_events"] = _delete_chunks(conn, DELETE_OLD_COUNTER_EVENTS, params)
     counts["maintenance_runs"] = _delete_chunks(conn, DELETE_OLD_RUNS, params)
+    counts["alert_history"] = _delete_chunks(conn, DELETE_OLD_ALERT_HISTORY, params)
+    counts["alert_notifications"] = _delete_chunks(conn, DELETE_OLD_ALERT_NOTIFICATIONS, params)
     return counts
 
 

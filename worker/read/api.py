@@ -27,7 +27,7 @@ from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from worker import database
-from worker.read import dashboard, queries
+from worker.read import alerts_api, dashboard, queries
 from worker.read.auth import TokenCheck, require_token, tokens_from_env
 from worker.read.models import (
     CostReport,
@@ -356,6 +356,7 @@ def create_app(
         lifespan=lifespan,
     )
 
+    app.state.alerts_file = os.environ.get("METRICS_ALERTS_FILE") or None
     app.state.health_timeout = min(health_timeout, settings.connect_timeout.total_seconds())
     app.state.pipeline = (
         StatusSource(redis_url, settings.keys, settings.group, settings.connect_timeout.total_seconds())
@@ -368,5 +369,6 @@ def create_app(
     app.state.token_check = TokenCheck(tokens_from_env() if tokens is None else tokens)
     app.include_router(router)
     app.include_router(v1)
+    app.include_router(alerts_api.router)
     dashboard.install(app)
     return app

@@ -3,7 +3,7 @@
 Nothing is fetched from elsewhere and nothing is built: ``static/`` holds the page's script and
 style and a vendored uPlot (MIT, its licence next to it). The page reads the /v1 API from the
 browser, so it sees exactly what the API serves, behind the same tokens. Its pages are paths
-(``/``, ``/sessions``, ``/sessions/{id}``, ``/forwards``, ``/pipeline``) with the filters in the
+(``/``, ``/sessions``, ``/sessions/{id}``, ``/forwards``, ``/pipeline``, ``/alerts``) with the filters in the
 query string; the server answers each with the same page, which draws the one asked for.
 """
 
@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 STATIC = Path(__file__).resolve().parent / "static"
-PAGES = ("/", "/sessions", "/sessions/{session_id:path}", "/forwards", "/pipeline")
+PAGES = ("/", "/sessions", "/sessions/{session_id:path}", "/forwards", "/pipeline", "/alerts")
 
 router = APIRouter(include_in_schema=False)
 

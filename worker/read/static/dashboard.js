@@ -113,7 +113,7 @@
     const state = { ...q, start: q.start || d.start, end: q.end || d.end, refresh: q.refresh || d.refresh };
     const path = location.pathname.replace(/\/+$/, "") || "/";
     const detail = path.match(/^\/sessions\/(.+)$/);
-    state.page = detail ? "session" : { "/": "overview", "/sessions": "sessions", "/forwards": "forwards", "/pipeline": "pipeline" }[path] || "missing";
+    state.page = detail ? "session" : { "/": "overview", "/sessions": "sessions", "/forwards": "forwards", "/pipeline": "pipeline", "/alerts": "alerts" }[path] || "missing";
     if (detail) state.sessionId = decodeURIComponent(detail[1]);
     return state;
   }
@@ -659,6 +659,9 @@
 
   const PAGES = { overview, sessions, session, forwards, pipeline,
     missing: async () => show(el("p", { class: "empty" }, "No such page."), link("/", "Overview")) };
+  // Pages of their own files (alerts.js), drawn with these helpers.
+  const kit = { el, table, section, show, api, utcTime, empty, tile, num, human, exact };
+  for (const [name, draw] of Object.entries(window.dashboardPages || {})) PAGES[name] = (q) => draw(kit, q);
 
   // -- the loop ---------------------------------------------------------------------------------
   // The pages the dates filter; the others (one session, the pipeline now) hide the date inputs.

@@ -1,0 +1,10 @@
+"""Alerts: rules over the metrics and the pipeline, kept as state, told to webhooks.
+
+Rules are read from a file, evaluated against the tables and the pipeline's status view, kept as
+state in PostgreSQL, delivered to webhooks.
+
+What it offers: :mod:`rules` (the rules file), :mod:`kinds` (what a rule can watch),
+:mod:`evaluate` (the pure state machine), :mod:`measure` (the values), :mod:`store` (state,
+history and notifications), :mod:`delivery` (webhooks), :mod:`cycle` (one evaluation of every
+rule). The maintenance job and the API both stand on it, so it sits below the rooms.
+"""

@@ -1,0 +1,128 @@
+"""What a rule can watch: each kind's source, filters, groupings, defaults.
+
+A filter or grouping is accepted only where its column is: ``provider`` on rounds and forwards,
+``user`` on sessions (contract v1's optional fields; rows that did not report one match no
+filter and group under ''). A filter name a kind cannot read is refused naming those it takes.
+Percentiles over days (they need the latency roll-ups) are accepted by the parser and answer
+"not available" when evaluated, never a made-up value.
+Round latency and time to first token over windows under a day are computed from the rounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+#: Every filter name a rule may carry (and group by), whether or not a kind can use it today.
+FILTERS = ("model", "provider", "user", "tool", "endpoint")
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    source: str  # "tables", "pipeline" or "" (not available)
+    describe: str  # what the value is, for list and messages
+    filters: tuple[str, ...] = ()
+    later: tuple[str, ...] = ()  # filter names that need a column not there yet (none today)
+    needs_window: bool = True
+    share: bool = False  # a share in [0, 1]: the threshold must be one
+    default_comparison: str = ">"
+    default_threshold: float | None = None
+    unavailable: str = ""  # why it cannot be evaluated yet
+    days_unavailable: str = ""  # why windows of days cannot be evaluated yet
+    quantile: float | None = None  # a percentile kind's
+
+
+_DAYS_OF_LATENCY = (
+    "not available over days until the latency roll-ups land (issue 23); windows under a day read the rounds"
+)
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind(
+            "round_error_share",
+            "tables",
+            "share of finished rounds that ended in error",
+            ("model", "provider"),
+            share=True,
+        ),
+        Kind(
+            "tool_error_share",
+            "tables",
+            "share of finished tool calls that failed",
+            ("tool",),
+            share=True,
+        ),
+        Kind(
+            "forward_error_share",
+            "tables",
+            "share of finished forwarded requests that failed or timed out",
+            ("model", "endpoint", "provider"),
+            share=True,
+        ),
+        Kind(
+            "session_error_share",
+            "tables",
+            "share of ended sessions that ended in error",
+            ("model", "user"),
+            share=True,
+        ),
+        Kind("tokens", "tables", "tokens of the rounds started in the window", ("model", "provider")),
+        Kind(
+            "silence",
+            "tables",
+            "sessions, rounds, tool calls and forwards started in the window (up to 1000 each)",
+            ("model", "provider", "user"),
+            default_comparison="<",
+            default_threshold=1,
+        ),
+        Kind(
+            "backlog",
+            "pipeline",
+            "entries waiting: undelivered, pending and unrouted (status view)",
+            needs_window=False,
+        ),
+        Kind("lag_seconds", "pipeline", "age of the oldest entry waiting, seconds", needs_window=False),
+        Kind("dead_letters", "pipeline", "dead letters kept (not replayed or removed)", needs_window=False),
+        Kind(
+            "cost_usd",
+            "tables",
+            "cost in USD of the priced rounds started in the window",
+            ("model", "provider"),
+        ),
+        Kind(
+            "round_latency_p95",
+            "tables",
+            "p95 of the finished rounds' durations (started to completed), ms",
+            ("model", "provider"),
+            days_unavailable=_DAYS_OF_LATENCY,
+            quantile=0.95,
+        ),
+        Kind(
+            "round_latency_p99",
+            "tables",
+            "p99 of the finished rounds' durations (started to completed), ms",
+            ("model", "provider"),
+            days_unavailable=_DAYS_OF_LATENCY,
+            quantile=0.99,
+        ),
+        Kind(
+            "time_to_first_token_p95",
+            "tables",
+            "p95 time to first token of the rounds that reported one, ms",
+            ("model", "provider"),
+            days_unavailable=_DAYS_OF_LATENCY,
+            quantile=0.95,
+        ),
+    )
+}
+
+
+def why_unavailable(kind: Kind, window: timedelta | None) -> str | None:
+    """Why a rule of ``kind`` over ``window`` cannot be evaluated yet; None when it can."""
+    if kind.unavailable:
+        return f"{kind.name} is {kind.unavailable}"
+    if kind.days_unavailable and window is not None and window >= timedelta(days=1):
+        return f"{kind.name} is {kind.days_unavailable}"
+    return None
