@@ -353,14 +353,20 @@ CREATE TABLE IF NOT EXISTS rollup_backfill (
     done                       boolean NOT NULL,
     upto                       text               -- in the key column's collation: its index's order
 );
--- A database of a version whose back-fill knew three entities: it knows the rounds' too (cost).
+-- A database of a version whose back-fill knew fewer entities (three before cost and the hourly
+-- roll-ups): it learns every one of today's, whichever it knew (each is looked for by its quoted name).
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'rollup_backfill'::regclass AND contype = 'c'
-                   AND pg_get_constraintdef(oid) LIKE '%rounds%') THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'rollup_backfill'::regclass
+                   AND conname = 'rollup_backfill_entity_check'
+                   AND pg_get_constraintdef(oid) LIKE '%''rounds''%'
+                   AND pg_get_constraintdef(oid) LIKE '%''round_hourly''%'
+                   AND pg_get_constraintdef(oid) LIKE '%''tool_latency''%'
+                   AND pg_get_constraintdef(oid) LIKE '%''forward_latency''%') THEN
         ALTER TABLE rollup_backfill DROP CONSTRAINT IF EXISTS rollup_backfill_entity_check,
-            ADD CONSTRAINT rollup_backfill_entity_check
-                CHECK (entity IN ('sessions', 'tool_calls', 'forwards', 'rounds'));
+            ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN (
+                'sessions', 'tool_calls', 'forwards', 'rounds', 'round_hourly', 'tool_latency',
+                'forward_latency'));
     END IF;
 END $$;
 INSERT INTO rollup_backfill
@@ -858,19 +864,8 @@ CREATE TABLE IF NOT EXISTS latency_hourly (
     PRIMARY KEY (hour, metric, name, bucket, slot)
 ) WITH (fillfactor = 70);
 
--- A database whose rollup_backfill predates these entities: let it name them, and record them
--- (not done if their base table has rows: `metrics-worker schema` back-fills them).
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'rollup_backfill'::regclass
-                   AND conname = 'rollup_backfill_entity_check'
-                   AND pg_get_constraintdef(oid) LIKE '%round_hourly%') THEN
-        ALTER TABLE rollup_backfill DROP CONSTRAINT IF EXISTS rollup_backfill_entity_check,
-            ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN (
-                'sessions', 'tool_calls', 'forwards', 'rounds', 'round_hourly', 'tool_latency',
-                'forward_latency'));
-    END IF;
-END $$;
+-- A database whose rollup_backfill predates these entities records them (the entity check learnt
+-- their names above): not done if their base table has rows, and `metrics-worker schema` back-fills them.
 INSERT INTO rollup_backfill
 SELECT 'round_hourly', NOT EXISTS (SELECT 1 FROM round_metrics), NULL
 UNION ALL SELECT 'tool_latency', NOT EXISTS (SELECT 1 FROM tool_call_metrics), NULL
