@@ -251,8 +251,8 @@ ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_sourc
 ALTER TABLE forward_rollup DROP COLUMN cost_usd, DROP COLUMN priced, DROP COLUMN unpriced;
 DELETE FROM rollup_backfill WHERE entity = 'rounds';
 ALTER TABLE rollup_backfill DROP CONSTRAINT rollup_backfill_entity_check,
-    ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN ('sessions', 'tool_calls', 'forwards',
-                                                                  'round_hourly', 'tool_latency', 'forward_latency'));
+    ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN (
+        'sessions', 'tool_calls', 'forwards', 'round_hourly', 'tool_latency', 'forward_latency'));
 """
 
 
