@@ -10,16 +10,20 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+#: The jitter's own generator: a library's background threads (the producer's sender, the worker)
+#: leave the random module's shared state to the application that embeds them.
+_JITTER = random.Random()
+
 
 def half_jitter() -> float:
     """50-100 % of the delay: attempts spread, none much earlier than planned (the producer)."""
-    return random.uniform(0.5, 1.0)
+    return _JITTER.uniform(0.5, 1.0)
 
 
 def full_jitter() -> float:
     """0-100 % of the delay: many workers that failed together retry spread over the whole
     delay, not in a storm at its end ("full jitter")."""
-    return random.uniform(0.0, 1.0)
+    return _JITTER.uniform(0.0, 1.0)
 
 
 class Backoff:
