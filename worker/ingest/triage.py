@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from contract.codec import STREAM_FIELD, ContractError, decode
+from contract.entries import as_text
 from contract.events import Event
 from contract.fields import DEFAULT_MAX_EVENT_BYTES
 from worker.ingest.stream import Batch, Entry, Letter
@@ -57,7 +58,7 @@ def sort_entries(batch: Batch, limit: int, max_bytes: int = DEFAULT_MAX_EVENT_BY
             continue
         raw = fields.get(_EVENT_FIELD)
         if raw is None:
-            names = sorted(k.decode("utf-8", "replace") for k in fields)
+            names = sorted(map(as_text, fields))
             reason = f"missing field: no '{STREAM_FIELD}' field (fields: {names})"
             letters.append(Letter(entry, deliveries, reason))
             continue

@@ -55,6 +55,7 @@ from typing import Any
 import psycopg
 
 from contract.connect import Client
+from contract.entries import as_text
 from contract.keys import Keys
 from worker.maintenance.runs import in_transaction
 
@@ -179,11 +180,7 @@ def read_hints(client: Client, keys: Keys, now: datetime) -> HintSnapshot:
     pipe.zrangebyscore(keys.active_sessions, f"({now.timestamp()!r}", "+inf")
     pipe.zrange(keys.awaiting_sessions, 0, -1)
     active, awaiting = pipe.execute()
-    return HintSnapshot(frozenset(map(_text, active)), frozenset(map(_text, awaiting)))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
+    return HintSnapshot(frozenset(map(as_text, active)), frozenset(map(as_text, awaiting)))
 
 
 def reconcile(
