@@ -552,8 +552,10 @@ def prepare(url: str, schema: str, args: argparse.Namespace, scale: int) -> dict
 def compare(small: dict[str, Any], large: dict[str, Any]) -> list[dict[str, Any]]:
     """Every aggregate read's p50 at both scales and their ratio; the issue's bounds checked."""
     factor = large["scale"] // small["scale"]
-    print(f"\naggregate reads, p50 (ms): {small['scale']}x vs {large['scale']}x ({factor}x the history)"
-          "; bounds: the p50 at the larger, and 1.3x the smaller")
+    print(
+        f"\naggregate reads, p50 (ms): {small['scale']}x vs {large['scale']}x ({factor}x the history)"
+        "; bounds: the p50 at the larger, and 1.3x the smaller"
+    )
     out = []
     before = {r["read"]: r["median_ms"] for r in small["reads"]}
     for r in large["reads"]:
@@ -590,7 +592,9 @@ def main() -> int:
     parser.add_argument("--indexes", choices=["schema", "proposed"], default="schema",
                         help="schema.sql's indexes only, or with PROPOSED_INDEXES too")  # fmt: skip
     parser.add_argument("--plans", action="store_true", help="print every plan in full")
-    parser.add_argument("--only", default="", help="comma-separated starts of read names to time (default: all)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated starts of read names to time (default all)"
+    )
     args = parser.parse_args()
     url = args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     scales = sorted(int(x) for x in args.scales.split(","))
