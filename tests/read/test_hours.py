@@ -106,7 +106,7 @@ def test_the_summary_and_per_model_count_the_sessions_of_those_hours(db: psycopg
         ("gpt-4o", 1, 1, 1100),
         ("acme-unknown-9", 1, 1, 15),
     ]
-    assert [(m.model, m.sessions) for m in queries.by_model(db, hours=48, now=NOW)][0] == ("gpt-4o", 2)
+    assert next((m.model, m.sessions) for m in queries.by_model(db, hours=48, now=NOW)) == ("gpt-4o", 2)
 
 
 def test_tools_and_forwards_of_those_hours(db: psycopg.Connection[Any]) -> None:
@@ -115,7 +115,7 @@ def test_tools_and_forwards_of_those_hours(db: psycopg.Connection[Any]) -> None:
         ("grep", 2, 1, 1, 0),
         ("edit", 1, 0, 0, 1),
     ]
-    assert [(t.tool_name, t.calls, t.succeeded) for t in queries.tool_metrics(db, hours=6, now=NOW)][0] == (
+    assert next((t.tool_name, t.calls, t.succeeded) for t in queries.tool_metrics(db, hours=6, now=NOW)) == (
         "grep",
         3,
         2,
@@ -174,7 +174,7 @@ def test_whole_dates_as_hours_answer_as_the_dates(db: psycopg.Connection[Any]) -
         queries.forward_summary,
         queries.forward_by_endpoint,
         queries.cost,
-    ],  # fmt: skip
+    ],
 )
 def test_hours_with_a_date_is_refused_naming_both(db: psycopg.Connection[Any], read: Any) -> None:
     with pytest.raises(QueryError, match=r"^hours=6 and end_date=2026-01-02: .* not both$"):
