@@ -110,7 +110,7 @@ SELECT 's' || lpad(i::text, 8, '0'),
        started,
        CASE WHEN i %% 10 <> 0 THEN 'user-' || (i::bigint * 7919 %% 300) END
 FROM (SELECT i, random() AS m, random() AS st,
-             (%(end)s::date + 1)::timestamp AT TIME ZONE 'UTC'
+             %(until)s::timestamptz
                  - random() * %(days)s * interval '1 day' AS started
       FROM generate_series(1, %(sessions)s) AS i) AS g
 """,
@@ -230,7 +230,7 @@ SELECT 'f' || lpad(i::text, 8, '0'),
        st >= 0.03 AND st < 0.9 AND m >= 0.995
 FROM (SELECT i, random() AS e, random() AS m, random() AS st, (random() * 4000)::bigint AS p,
              (random() * 1500)::bigint AS c,
-             (%(end)s::date + 1)::timestamp AT TIME ZONE 'UTC'
+             %(until)s::timestamptz
                  - random() * %(days)s * interval '1 day' AS started
       FROM generate_series(1, %(forwards)s) AS i) AS g
 """,
@@ -259,7 +259,12 @@ def filled_sizes(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
     return None if row is None else dict(row[0])
 
 
-def fill(url: str, schema: str, sessions: int, forwards: int) -> dict[str, Any]:
+def fill(
+    url: str, schema: str, sessions: int, forwards: int, until: datetime | None = None
+) -> dict[str, Any]:
+    """Fill ``schema`` with ``sessions`` and ``forwards`` started over the DAYS days before
+    ``until`` (default: the end of END), and back-fill the roll-ups; the row counts."""
+    until = until or datetime.combine(END + timedelta(days=1), datetime.min.time(), UTC)
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(schema)))
         admin.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))
@@ -270,7 +275,8 @@ def fill(url: str, schema: str, sessions: int, forwards: int) -> dict[str, Any]:
         # Set-based fill with the roll-up triggers off (as a database written by the previous
         # version), then the upgrade's back-fill counts the rows into the roll-ups.
         conn.execute("SET session_replication_role = replica")
-        params = {"sessions": sessions, "forwards": forwards, "end": END, "days": DAYS}
+        end = (until - timedelta(microseconds=1)).astimezone(UTC).date()
+        params = {"sessions": sessions, "forwards": forwards, "until": until, "end": end, "days": DAYS}
         for label, statement in FILL:
             began = time.perf_counter()
             cur = conn.execute(statement, params, prepare=False)
