@@ -38,6 +38,7 @@ import redis
 from playwright.sync_api import Page, sync_playwright
 
 from bench.read_bench import connect, fill
+from contract.keys import Keys
 from worker.dev.scratch import with_search_path
 from worker.settings import DEFAULT_DATABASE_URL
 
@@ -88,8 +89,7 @@ def simulate(env: dict[str, str], stream: str) -> None:
                     "--seed", "7", "--no-progress"], **run)  # type: ignore[call-overload]  # fmt: skip
     client = redis.Redis.from_url(env["REDIS_URL"])
     try:
-        shard = next(iter(client.scan_iter(f"{stream}*", count=1000))).decode()
-        client.xadd(shard, {"event": b"not json"})
+        client.xadd(Keys(stream).streams[0], {"event": b"not json"})  # one stream: METRICS_SHARDS=1
     finally:
         client.close()
     subprocess.run([sys.executable, "-m", "worker.cli", "run", "--burst"], **run)  # type: ignore[call-overload]
@@ -167,7 +167,7 @@ def main() -> int:
     url = with_search_path(database, args.schema)
     env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_")}
     env.update(DATABASE_URL=url, REDIS_URL=redis_url, METRICS_STREAM=f"{prefix}:events",
-               METRICS_GROUP="metrics-workers",
+               METRICS_GROUP="metrics-workers", METRICS_SHARDS="1",
                METRICS_SPOOL_DIR=str(ROOT / ".artifacts" / "spool" / prefix.replace(":", "_")))  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     try:
