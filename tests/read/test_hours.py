@@ -196,11 +196,11 @@ def test_the_cli_and_the_api(
         "grep,2,1,1,0,50.0%",
         "edit,1,0,0,1,",
     ]
-    assert cli.main(["query", "cost", "--hours", "1", "--json"]) == 0
+    assert cli.main(["query", "cost", "--hours", "6", "--json"]) == 0  # the README's commands
     assert Decimal(json.loads(capsys.readouterr().out)["round_usd"]) == SMALL_USD
     assert cli.main(["query", "forward-endpoints", "--hours", "6"]) == 0
     assert "/v1/chat" in capsys.readouterr().out
-    assert cli.main(["query", "cost", "--hours", "6", "--start-date", "2026-01-01"]) == 2
+    assert cli.main(["query", "summary", "--hours", "6", "--start-date", "2026-01-01"]) == 2
     assert (
         capsys.readouterr()
         .err.strip()
