@@ -12,7 +12,7 @@ and EXPLAIN ANALYZE of each read's statements with the indexes the executed node
 every aggregate read: p50 at both scales and the ratio, checked against its bound at the larger
 (AGGREGATES: 10 ms for the seed's reads, 5 ms for cost and latency, 50 ms for the dashboard's
 whole overview) and <= 1.3x the smaller (exit status 1 if not). The schemas are dropped unless
---keep; ``--only cost,latency`` times only the reads whose names start so (on kept schemas).
+--keep; ``--only cost --only latency`` times only the reads whose names start so (on kept schemas).
 
 The data carries what issue 23 reads: a user on 9 sessions in 10 (300 users), a provider, cache
 reads and a time to first token on rounds, and a cost on every completed round and forward (a
@@ -385,6 +385,17 @@ def cases(detail_id: str) -> list[Case]:
         return [(q, params) for q in (cost_totals.COST_ROWS_FROM_ROLLUP, cost_totals.USERS_FROM_ROLLUP,
                                       cost_totals.TOP_SESSIONS)]  # fmt: skip
 
+    last_day = {"start_at": day_at, "end_at": end_at}
+
+    def hours_page(c: psycopg.Connection[Any]) -> None:
+        """What the overview's "last 24 hours" asks for, one read after another: /v1/overview?hours=24
+        (summary, series, tools), /v1/cost?hours=24, /v1/latency?hours=24."""
+        queries.summary(c, hours=24, now=now)
+        queries.hourly_series(c, hours=24, now=now)
+        queries.tool_metrics(c, hours=24, now=now)
+        queries.cost(c, hours=24, now=now)
+        queries.latency(c, hours=24, now=now)
+
     def overview_page(c: psycopg.Connection[Any]) -> None:
         """What the dashboard's overview asks for, one read after another (the page sends them
         side by side): /v1/overview (summary, daily, tools), /v1/cost, /v1/latency, then /v1/cost
@@ -455,6 +466,19 @@ def cases(detail_id: str) -> list[Case]:
         ("cost, last 7 days", lambda c: queries.cost(c, **last_week), costs(**last_week), True),
         ("cost, last 7 days, model=gpt-4", lambda c: queries.cost(c, **last_week, model="gpt-4", top=1),
          costs(**last_week, model="gpt-4", top=1)[:1], True),
+        ("summary, last 24 hours", lambda c: queries.summary(c, hours=24, now=now),
+         [(s.SUMMARY_OF_HOURS, last_day)], True),
+        ("by_model, last 24 hours", lambda c: queries.by_model(c, hours=24, now=now),
+         [(s.BY_MODEL_OF_HOURS, last_day)], True),
+        ("tool_metrics, last 24 hours", lambda c: queries.tool_metrics(c, hours=24, now=now),
+         [(tool_totals.TOOLS_OF_HOURS, last_day)], True),
+        ("forward_summary, last 24 hours", lambda c: queries.forward_summary(c, hours=24, now=now),
+         [(f.FORWARD_SUMMARY_OF_HOURS, {**last_day, "endpoint": None, "model": None})], True),
+        ("cost, last 24 hours", lambda c: queries.cost(c, hours=24, now=now),
+         [(q, {**last_day, "model": None, "user_id": None, "top": 10})
+          for q in (cost_totals.COST_ROWS_OF_HOURS, cost_totals.USERS_OF_HOURS,
+                    cost_totals.TOP_SESSIONS_OF_HOURS)], True),
+        ("overview page, last 24 hours", hours_page, [], True),
         ("overview page with cost and latency, 7 days", overview_page,
          [(s.SUMMARY_FROM_ROLLUP, last_week), (s.DAILY_FROM_ROLLUP, last_week),
           (tool_totals.TOOLS_FROM_ROLLUP, last_week)], True),
@@ -529,6 +553,7 @@ AGGREGATES = {
     "cost": 5.0,
     "latency": 5.0,
     "hourly_series": 5.0,
+    "tool_metrics": 10.0,
     "overview page": 50.0,
 }
 
@@ -599,7 +624,7 @@ def main() -> int:
                         help="schema.sql's indexes only, or with PROPOSED_INDEXES too")  # fmt: skip
     parser.add_argument("--plans", action="store_true", help="print every plan in full")
     parser.add_argument(
-        "--only", default="", help="comma-separated starts of read names to time (default all)"
+        "--only", action="append", default=[], help="time only the reads whose names start so (repeatable)"
     )
     args = parser.parse_args()
     url = args.database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -613,7 +638,7 @@ def main() -> int:
                 f"\nindexes: {args.indexes}; median of {args.runs} runs after a warm-up, "
                 "scales taking turns\n"
             )
-            results = run(conns, args.runs, tuple(x for x in args.only.split(",") if x))
+            results = run(conns, args.runs, tuple(args.only))
             server = conns[scales[0]].execute("SHOW server_version").fetchone()
         finally:
             for conn in conns.values():
