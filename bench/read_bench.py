@@ -67,6 +67,11 @@ RESULTS = Path(__file__).resolve().parent / "results" / "read.json"
 # Those that schema.sql has adopted since are created in either mode (SCHEMA_SQL below), so the
 # default run measures what a deployment has.
 PROPOSED_INDEXES: list[tuple[str, str, str]] = [
+    # The cost read's top sessions (ORDER BY cost_usd DESC LIMIT n over a date range): walked in
+    # cost order instead of every session of the range sorted (issue 23: 200 ms at 10x without).
+    ("INDEX", "idx_session_cost",
+     ("CREATE INDEX IF NOT EXISTS idx_session_cost ON session_metrics"
+      " (cost_usd DESC, session_id COLLATE \"C\") WHERE cost_usd <> 0 OR unpriced_rounds <> 0")),
     ("INDEX", "idx_session_model_started_at",
      "CREATE INDEX IF NOT EXISTS idx_session_model_started_at ON session_metrics (model, started_at)"),
     ("INDEX", "idx_forward_endpoint_started_at",
@@ -398,15 +403,12 @@ def cases(detail_id: str) -> list[Case]:
 
     def overview_page(c: psycopg.Connection[Any]) -> None:
         """What the dashboard's overview asks for, one read after another (the page sends them
-        side by side): /v1/overview (summary, daily, tools), /v1/cost, /v1/latency, then /v1/cost
-        of each of the (up to 8) costliest models for the stacked chart."""
+        side by side): /v1/overview (summary, daily, tools), /v1/cost, /v1/latency."""
         queries.summary(c, **last_week)
         queries.daily_metrics(c, days=7, end_date=END)
         queries.tool_metrics(c, **last_week)
-        report = queries.cost(c, **last_week)
+        queries.cost(c, **last_week)
         queries.latency(c, **last_week)
-        for m in [m.model for m in report.by_model if m.round_usd > 0][:8]:
-            queries.cost(c, **last_week, model=m, top=1)
 
     return [
         ("summary, all", lambda c: queries.summary(c), [(s.SUMMARY_FROM_ROLLUP, no_dates)], False),

@@ -274,6 +274,9 @@ class CostByDay(_Model):
     forward_usd: Decimal
     priced_forwards: int
     unpriced_forwards: int
+    #: The day's rounds' USD per model (models with priced rounds that day; what the dashboard's
+    #: stacked chart draws, so it needs no read per model).
+    round_usd_by_model: dict[str, Decimal] = {}
 
 
 class CostByUser(_Model):

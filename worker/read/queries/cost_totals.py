@@ -261,17 +261,24 @@ def _report(rows: list[DictRow], users: list[DictRow], sessions: list[DictRow]) 
     days: dict[date, dict[str, Decimal | int]] = {}
     zero: dict[str, Decimal | int] = {"round_usd": Decimal(0), "priced_rounds": 0, "unpriced_rounds": 0,
             "forward_usd": Decimal(0), "priced_forwards": 0, "unpriced_forwards": 0}  # fmt: skip
+    day_models: dict[date, dict[str, Decimal]] = {}
     for row in rows:
         kind = "round" if row["kind"] == "round" else "forward"
         for bucket in (models.setdefault(row["model"], dict(zero)), days.setdefault(row["day"], dict(zero))):
             bucket[f"{kind}_usd"] += row["cost_usd"]
             bucket[f"priced_{kind}s"] += row["priced"]
             bucket[f"unpriced_{kind}s"] += row["unpriced"]
+        if kind == "round" and row["priced"]:
+            of_day = day_models.setdefault(row["day"], {})
+            of_day[row["model"]] = of_day.get(row["model"], Decimal(0)) + row["cost_usd"]
     by_model = sorted(
         (CostByModel(model=name, **figures) for name, figures in models.items()),  # type: ignore[arg-type]
         key=lambda m: (-m.round_usd - m.forward_usd, m.model),
     )
-    by_day = [CostByDay(day=day, **days[day]) for day in sorted(days)]  # type: ignore[arg-type]
+    by_day = [
+        CostByDay(day=day, **days[day], round_usd_by_model=dict(sorted(day_models.get(day, {}).items())))  # type: ignore[arg-type]
+        for day in sorted(days)
+    ]
     return CostReport(
         round_usd=sum((m.round_usd for m in by_model), Decimal(0)),
         priced_rounds=sum(m.priced_rounds for m in by_model),

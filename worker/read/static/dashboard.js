@@ -249,7 +249,6 @@
     const costRanked = cost.by_model.filter((m) => Number(m.round_usd) > 0)
       .sort((a, b) => Number(b.round_usd) - Number(a.round_usd) || a.model.localeCompare(b.model));
     const costModels = costRanked.slice(0, 8);
-    const perModel = await Promise.all(costModels.map((m) => api("/v1/cost", { ...dates, model: m.model, top: 1 })));
     const s = data.summary;
     const rounds = data.daily.reduce((a, d) => a + d.total_rounds, 0);
     const tiles = sessionTiles(s, tile("total_rounds", "rounds", rounds, "daily"));
@@ -289,15 +288,15 @@
       { label: "rounds", values: perDay(q.start, q.end, data.daily, (d) => d.total_rounds) },
       { label: "tool calls", values: perDay(q.start, q.end, data.daily, (d) => d.total_tool_calls) },
     ]);
-    // Cost per day by model: each of the 8 costliest models' own by_day (/v1/cost?model=), the rest
-    // as the total's by_day less theirs.
-    const usdPerDay = (rows) => {
-      const byDay = new Map(rows.map((r) => [dayTs(r.day), Number(r.round_usd)]));
+    // Cost per day by model: the 8 costliest models from each day's round_usd_by_model, the rest as
+    // the day's total less theirs.
+    const usdPerDay = (pick) => {
+      const byDay = new Map(cost.by_day.map((r) => [dayTs(r.day), pick(r)]));
       return days.map((t) => byDay.get(t) || 0);
     };
-    const costSeries = costModels.map((m, k) => ({ label: m.model, values: usdPerDay(perModel[k].by_day) }));
+    const costSeries = costModels.map((m) => ({ label: m.model, values: usdPerDay((r) => Number(r.round_usd_by_model[m.model] || 0)) }));
     if (costRanked.length > costModels.length) {
-      const all = usdPerDay(cost.by_day);
+      const all = usdPerDay((r) => Number(r.round_usd));
       costSeries.push({ label: `${costRanked.length - costModels.length} other models`,
         values: all.map((v, i) => Math.max(0, v - costSeries.reduce((a, c) => a + c.values[i], 0))) });
     }
