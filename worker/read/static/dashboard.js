@@ -389,7 +389,7 @@
   // /v1/latency?hours=N: every figure of what started in those hours.
   async function lastHours(q) {
     const hours = Number(q.hours);
-    const [data, cost, latency] = await Promise.all([
+    const [data, spend, latency] = await Promise.all([
       api("/v1/overview", { hours }), api("/v1/cost", { hours }), api("/v1/latency", { hours })]);
     const series = data.series;
     const pts = series.points;
@@ -400,7 +400,7 @@
     const latencyChart = el("div");
     show(
       el("h2", { class: "page" }, `Last ${hours === 1 ? "hour" : hours + " hours"}, ${utcTime(series.start)} to ${utcTime(series.end)}`),
-      costTiles(cost, hours, "hour"),
+      costTiles(spend, hours, "hour"),
       el("p", { class: "hint" }, UNPRICED_HINT),
       el("div", { class: "tiles hourly" },
         tile("rounds", "rounds", sum((p) => p.rounds), "series"),
@@ -412,8 +412,8 @@
       section("Round duration per UTC hour (p50, p95, p99)", latencyChart),
       latencySection(latency, "these hours"),
       el("div", { class: "pair" },
-        section("Top sessions by cost", topSessions(cost.top_sessions, "these hours")),
-        section("Top users by cost", topUsers(cost.by_user, "these hours"))),
+        section("Top sessions by cost", topSessions(spend.top_sessions, "these hours")),
+        section("Top users by cost", topUsers(spend.by_user, "these hours"))),
       section("Sessions started in these hours", sessionTiles(data.summary, null)),
       el("p", { class: "hint" }, SESSIONS_HINT + ". Sync mismatches are kept per UTC date: those of the dates these hours touch."),
       section("Tool calls by tool", toolsTable(data.tools, "these hours")),
