@@ -5,24 +5,33 @@ The status view is worker/status.py's, as ``metrics-worker status`` shows it.
 Windows shorter than a day are sliding (rows started since ``now - window``) and read the base
 tables through their ``started_at`` indexes (``(model, started_at)`` / ``(endpoint, started_at)``
 where the filter names one). Windows of whole days are UTC dates, today included (``1d`` is today
-so far, ``7d`` today and the six days before): they read the daily roll-ups where there is one
-(tool calls, forwards, sessions; ``X_FROM_ROLLUP``) and its twin over the base table while a
-back-fill is due; rounds have no roll-up, so their error share reads ``round_metrics`` for days
-too, and so does any rule filtered or grouped by provider or user (the roll-ups keep neither:
-``tokens`` by provider over days is then the rounds'). Round latency and time to first token
-percentiles read the rounds of windows under a day (PostgreSQL's ``percentile_disc``); over days
-they wait for the latency roll-ups (issue 23). ``tokens`` over days is the tokens of the sessions
-started on those days (the session roll-up), over shorter windows that of the rounds started in
-it.
+so far, ``7d`` today and the six days before): they read a roll-up that keeps every key the rule
+filters or groups by (``DAYS``: each kind's roll-ups, with the keys each keeps; ``X_FROM_ROLLUP``)
+and its twin over the base table while a back-fill is due; with no such roll-up they read the base
+table over the days. So: cost by provider reads ``round_cost_rollup``, cost by user
+``user_cost_rollup`` (the cost of the sessions the user started on those days, as ``tokens`` over
+days is the sessions'); rounds' error share, and every other rule filtered or grouped by provider
+or user over days, read the base tables (``round_metrics``, ``session_metrics``,
+``forward_request_metrics``).
+
+Percentiles (round latency, time to first token) over windows under a day are PostgreSQL's
+``percentile_disc`` over the rounds; over days they sum the hourly latency histograms
+(``latency_hourly``, schema.sql) into bucket counts and read the percentile off them
+(worker/engine/histogram.py): the representative of the bucket that holds ``percentile_disc``'s
+answer, within 1.083% of it. Both count the same rounds: completed, and not closed by reconcile
+(whose completion is a guess); a completion before its start counts as 0 ms.
 
 Every statement returns ``label`` (the group's value, '' when the rule is not grouped), ``value``
-and ``samples``; a share with no samples is 0. ``group_by`` picks the label column in the
-statement itself (a CASE), so each read stays one text.
+and ``samples``, or, for a histogram, ``label``, ``bucket`` and ``n``; a share with no samples is
+0. ``group_by`` picks the label column in the statement itself (a CASE), so each read stays one
+text.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -31,6 +40,7 @@ from psycopg.rows import dict_row
 
 from worker.alerts.evaluate import Reading
 from worker.alerts.rules import Rule
+from worker.engine import histogram
 from worker.status import PipelineStatus
 
 ROUND_ERRORS = """
@@ -210,11 +220,11 @@ SELECT CASE %(group_by)s::text
            WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
        END AS label,
        percentile_disc(%(quantile)s::float8) WITHIN GROUP (
-           ORDER BY EXTRACT(EPOCH FROM completed_at - started_at) * 1000) AS value,
+           ORDER BY GREATEST(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000, 0)) AS value,
        count(*) AS samples
 FROM round_metrics
 WHERE started_at >= %(since)s
-  AND status IN ('success', 'error') AND completed_at >= started_at
+  AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
   AND (%(model)s::text IS NULL OR model = %(model)s)
   AND (%(provider)s::text IS NULL OR provider = %(provider)s)
 GROUP BY 1
@@ -234,16 +244,57 @@ WHERE started_at >= %(since)s
 GROUP BY 1
 """
 
-COST = """
-SELECT CASE %(group_by)s::text
-           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
-       END AS label,
-       COALESCE(sum(cost_usd), 0)::float8 AS value,
-       count(cost_usd) AS samples
+ROUND_LATENCY_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'round_hourly'
+) AS ready
+LEFT JOIN (
+    SELECT CASE %(group_by)s::text WHEN 'model' THEN name ELSE '' END AS label, bucket, sum(n)::int8 AS n
+    FROM latency_hourly
+    WHERE metric = %(metric)s AND hour >= %(since)s
+      AND (%(model)s::text IS NULL OR name = %(model)s)
+    GROUP BY 1, 2
+    HAVING sum(n) <> 0
+) AS answer ON ready.rollups_ready
+"""
+
+ROUND_LATENCY_BUCKETS = """
+SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
+       metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000) AS bucket,
+       count(*) AS n
 FROM round_metrics
 WHERE started_at >= %(since)s
+  AND model IS NOT NULL AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
   AND (%(model)s::text IS NULL OR model = %(model)s)
-  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
+GROUP BY 1, 2
+"""
+
+FIRST_TOKEN_BUCKETS = """
+SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
+       metrics_latency_bucket(time_to_first_token_ms) AS bucket,
+       count(*) AS n
+FROM round_metrics
+WHERE started_at >= %(since)s
+  AND model IS NOT NULL AND time_to_first_token_ms IS NOT NULL
+  AND (%(model)s::text IS NULL OR model = %(model)s)
+GROUP BY 1, 2
+"""
+
+COST = """
+SELECT CASE %(group_by)s::text
+           WHEN 'model' THEN COALESCE(r.model, '') WHEN 'provider' THEN COALESCE(r.provider, '')
+           WHEN 'user' THEN COALESCE(s.user_id, '') ELSE ''
+       END AS label,
+       COALESCE(sum(r.cost_usd), 0)::float8 AS value,
+       count(r.cost_usd) AS samples
+FROM round_metrics AS r
+LEFT JOIN session_metrics AS s
+       ON s.session_id = r.session_id AND (%(user)s::text IS NOT NULL OR %(group_by)s::text = 'user')
+WHERE r.started_at >= %(since)s
+  AND (%(model)s::text IS NULL OR r.model = %(model)s)
+  AND (%(provider)s::text IS NULL OR r.provider = %(provider)s)
+  AND (%(user)s::text IS NULL OR s.user_id = %(user)s)
 GROUP BY 1
 """
 
@@ -264,25 +315,101 @@ LEFT JOIN (
 ) AS answer ON ready.rollups_ready
 """
 
-#: kind -> (its statement over the base tables, over the roll-ups for windows of days or None).
-#: The base statement of tokens over days is TOKENS_OF_SESSIONS (the roll-up's twin), see below.
-STATEMENTS: Mapping[str, tuple[str, str | None]] = {
-    "round_error_share": (ROUND_ERRORS, None),
-    "tool_error_share": (TOOL_ERRORS, TOOL_ERRORS_FROM_ROLLUP),
-    "forward_error_share": (FORWARD_ERRORS, FORWARD_ERRORS_FROM_ROLLUP),
-    "session_error_share": (SESSION_ERRORS, SESSION_ERRORS_FROM_ROLLUP),
-    "tokens": (TOKENS, TOKENS_FROM_ROLLUP),
-    "silence": (SILENCE, None),
-    "round_latency_p95": (ROUND_LATENCY, None),  # days: not yet (kinds.py), no roll-up of durations
-    "round_latency_p99": (ROUND_LATENCY, None),
-    "time_to_first_token_p95": (FIRST_TOKEN, None),
-    "cost_usd": (COST, COST_FROM_ROLLUP),
+USER_COST_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'sessions'
+) AS ready
+LEFT JOIN (
+    SELECT CASE %(group_by)s::text WHEN 'user' THEN user_id ELSE '' END AS label,
+           sum(cost_usd)::float8 AS value,
+           count(*) AS samples
+    FROM (
+        SELECT day, user_id, sum(cost_usd) AS cost_usd
+        FROM user_cost_rollup
+        WHERE day >= %(first_day)s AND day <= %(last_day)s
+          AND (%(user)s::text IS NULL OR user_id = %(user)s)
+        GROUP BY day, user_id
+        HAVING sum(cost_usd) <> 0
+    ) AS days
+    GROUP BY 1
+) AS answer ON ready.rollups_ready
+"""
+
+USER_COST_OF_SESSIONS = """
+SELECT CASE %(group_by)s::text WHEN 'user' THEN user_id ELSE '' END AS label,
+       sum(cost_usd)::float8 AS value,
+       count(*) AS samples
+FROM (
+    SELECT (started_at AT TIME ZONE 'UTC')::date AS day, user_id, sum(cost_usd) AS cost_usd
+    FROM session_metrics
+    WHERE started_at >= %(since)s AND user_id IS NOT NULL
+      AND (%(user)s::text IS NULL OR user_id = %(user)s)
+    GROUP BY day, user_id
+    HAVING sum(cost_usd) <> 0
+) AS days
+GROUP BY 1
+"""
+
+
+@dataclass(frozen=True)
+class DaysRead:
+    """A roll-up that answers a kind over days: its statement, its twin over the base tables (read
+    while the roll-up's back-fill is due) and the keys it keeps (the filters and group_by it can
+    answer)."""
+
+    rollup: str
+    twin: str
+    keys: tuple[str, ...]
+
+
+_DURATIONS = DaysRead(ROUND_LATENCY_FROM_ROLLUP, ROUND_LATENCY_BUCKETS, ("model",))
+_FIRST_TOKENS = DaysRead(ROUND_LATENCY_FROM_ROLLUP, FIRST_TOKEN_BUCKETS, ("model",))
+
+#: kind -> its statement over the base tables (any window), and the roll-ups that answer it over
+#: days, first fit first. A rule over days that no roll-up keeps the keys of reads the base one.
+STATEMENTS: Mapping[str, tuple[str, tuple[DaysRead, ...]]] = {
+    "round_error_share": (ROUND_ERRORS, ()),  # round_hourly counts started rounds, not finished ones
+    "tool_error_share": (TOOL_ERRORS, (DaysRead(TOOL_ERRORS_FROM_ROLLUP, TOOL_ERRORS, ("tool",)),)),
+    "forward_error_share": (
+        FORWARD_ERRORS,
+        (DaysRead(FORWARD_ERRORS_FROM_ROLLUP, FORWARD_ERRORS, ("model", "endpoint")),),
+    ),
+    "session_error_share": (
+        SESSION_ERRORS,
+        (DaysRead(SESSION_ERRORS_FROM_ROLLUP, SESSION_ERRORS, ("model",)),),
+    ),
+    "tokens": (TOKENS, (DaysRead(TOKENS_FROM_ROLLUP, TOKENS_OF_SESSIONS, ("model",)),)),
+    "silence": (SILENCE, ()),
+    "round_latency_p95": (
+        ROUND_LATENCY,
+        (DaysRead(ROUND_LATENCY_FROM_ROLLUP, ROUND_LATENCY_BUCKETS, ("model",)),),
+    ),
+    "round_latency_p99": (
+        ROUND_LATENCY,
+        (DaysRead(ROUND_LATENCY_FROM_ROLLUP, ROUND_LATENCY_BUCKETS, ("model",)),),
+    ),
+    "time_to_first_token_p95": (
+        FIRST_TOKEN,
+        (DaysRead(ROUND_LATENCY_FROM_ROLLUP, FIRST_TOKEN_BUCKETS, ("model",)),),
+    ),
+    "cost_usd": (
+        COST,
+        (
+            DaysRead(COST_FROM_ROLLUP, COST, ("model", "provider")),
+            DaysRead(USER_COST_FROM_ROLLUP, USER_COST_OF_SESSIONS, ("user",)),
+        ),
+    ),
+}
+
+#: The latency_hourly metric of each percentile kind.
+METRICS = {
+    "round_latency_p95": "round_duration",
+    "round_latency_p99": "round_duration",
+    "time_to_first_token_p95": "round_ttft",
 }
 
 DAY = timedelta(days=1)
-
-#: Filters and groupings the roll-ups cannot answer (they keep no provider or user).
-BASE_ONLY = ("provider", "user")
 
 
 def span(rule: Rule, now: datetime) -> dict[str, Any]:
@@ -310,18 +437,25 @@ def parameters(rule: Rule, now: datetime) -> dict[str, Any]:
         "provider": rule.filter("provider"),
         "user": rule.filter("user"),
         "quantile": rule.kind.quantile,
+        "metric": METRICS.get(rule.watch),
     }
 
 
+def keys_of(rule: Rule) -> set[str]:
+    """The keys a rule filters or groups by."""
+    return {name for name, _ in rule.filters} | ({rule.group_by} if rule.group_by else set())
+
+
 def statements_of(rule: Rule, now: datetime) -> tuple[str, str | None]:
-    """The statement a rule reads with at ``now`` (roll-up first for windows of days), and its twin
-    over the base tables (None when there is none to fall back to)."""
-    base, rollup = STATEMENTS[rule.watch]
-    if rollup is None or not span(rule, now)["days"]:
+    """The statement a rule reads with at ``now`` (a roll-up first, for windows of days), and its
+    twin over the base tables (None when there is none to fall back to)."""
+    base, days = STATEMENTS[rule.watch]
+    if not span(rule, now)["days"]:
         return base, None
-    if rule.group_by in BASE_ONLY or any(name in BASE_ONLY for name, _ in rule.filters):
-        return base, None  # the roll-ups have no provider or user: the base table over the days
-    return rollup, TOKENS_OF_SESSIONS if rule.watch == "tokens" else base
+    for read in days:
+        if keys_of(rule) <= set(read.keys):
+            return read.rollup, read.twin
+    return base, None  # no roll-up keeps what the rule names: the base table over the days
 
 
 def measure_tables(conn: psycopg.Connection[Any], rule: Rule, now: datetime) -> list[Reading]:
@@ -336,13 +470,27 @@ def measure_tables(conn: psycopg.Connection[Any], rule: Rule, now: datetime) -> 
             rows = _fetch(conn, fallback, params)
         else:
             rows = [row for row in rows if row["label"] is not None]
-    readings = [
-        Reading(_labels(rule, row["label"]), float(row["value"] or 0), int(row["samples"] or 0))
-        for row in rows
-    ]
+    readings = _readings(rule, rows)
     if not readings and not rule.group_by:  # nothing in the window: 0, no samples (a state all the same)
         return [Reading("", 0.0, 0)]
     return readings
+
+
+def _readings(rule: Rule, rows: list[dict[str, Any]]) -> list[Reading]:
+    if not rows or "bucket" not in rows[0]:
+        return [
+            Reading(_labels(rule, row["label"]), float(row["value"] or 0), int(row["samples"] or 0))
+            for row in rows
+        ]
+    counts: dict[str, dict[int, int]] = defaultdict(dict)  # a histogram per label: the percentile off it
+    for row in rows:
+        counts[row["label"]][row["bucket"]] = int(row["n"])
+    q = rule.kind.quantile
+    assert q is not None
+    return [
+        Reading(_labels(rule, label), histogram.percentiles(c, (q,))[q], sum(c.values()))
+        for label, c in counts.items()
+    ]
 
 
 def _labels(rule: Rule, label: str) -> str:

@@ -72,10 +72,6 @@ SET status = %(status)s, attempts = %(attempts)s, http_status = %(http_status)s,
 WHERE key = %(key)s AND receiver = %(receiver)s
 """
 
-FORGET_RULES = """
-DELETE FROM alert_state WHERE NOT (rule = ANY(%(rules)s))
-"""
-
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -193,11 +189,6 @@ def record(conn: psycopg.Connection[Any], outcomes: Sequence[Outcome]) -> None:
         return
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(RECORD_OUTCOME, [vars(o) for o in outcomes])
-
-
-def forget_rules_not_in(conn: psycopg.Connection[Any], names: Sequence[str]) -> int:
-    """Drop the state of rules no longer in the file (their history stays); how many rows."""
-    return conn.execute(FORGET_RULES, {"rules": list(names)}).rowcount
 
 
 def _state_row(rule: Rule, labels: str, state: State, now: datetime) -> dict[str, Any]:
