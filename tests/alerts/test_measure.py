@@ -21,7 +21,7 @@ from tests.engine.costs import priced_round
 from tests.engine.costs import usage as tokens
 from tests.read.conftest import fill
 from tests.read.events import Events, usage
-from worker.alerts import measure, store
+from worker.alerts import measure, percentiles, retire, spend, store
 from worker.alerts.evaluate import Reading
 from worker.alerts.rules import Rule
 from worker.engine.apply import apply_events
@@ -175,7 +175,7 @@ def test_rounds_over_days_read_the_base_table(filled: psycopg.Connection[Any]) -
 
 # -- every statement whole, and the short windows through indexes -------------------------------
 
-MODULES = (measure, store)
+MODULES = (measure, percentiles, spend, store, retire)
 
 
 def statements() -> dict[str, str]:
@@ -312,7 +312,7 @@ def test_latency_over_days_reads_the_histograms_within_the_bucket_error(
         q = 0.99 if watch.endswith("p99") else 0.95
         r = rule(watch, "2d", group_by="model")
         first, twin = measure.statements_of(r, NOW)
-        assert first is measure.ROUND_LATENCY_FROM_ROLLUP and twin is not None
+        assert first is percentiles.ROUND_LATENCY_FROM_ROLLUP and twin is not None
         readings = sorted(measure.measure_tables(conn, r, NOW))
         assert [x.labels for x in readings] == ["model=a", "model=b"]
         for reading, model in zip(readings, ("a", "b"), strict=True):
@@ -395,10 +395,10 @@ def test_cost_by_user_and_provider(conn: psycopg.Connection[Any]) -> None:
         }.items()
     }
     assert chosen == {
-        "user": measure.USER_COST_FROM_ROLLUP,
-        "provider": measure.COST_FROM_ROLLUP,
-        "both": measure.COST,
-        "short": measure.COST,
+        "user": spend.USER_COST_FROM_ROLLUP,
+        "provider": spend.COST_FROM_ROLLUP,
+        "both": spend.COST,
+        "short": spend.COST,
     }
     for r in (rule("cost_usd", "2d", filters=u1), rule("cost_usd", "1d", group_by="user")):
         ready = m(r)

@@ -14,12 +14,8 @@ days is the sessions'); rounds' error share, and every other rule filtered or gr
 or user over days, read the base tables (``round_metrics``, ``session_metrics``,
 ``forward_request_metrics``).
 
-Percentiles (round latency, time to first token) over windows under a day are PostgreSQL's
-``percentile_disc`` over the rounds; over days they sum the hourly latency histograms
-(``latency_hourly``, schema.sql) into bucket counts and read the percentile off them
-(worker/engine/histogram.py): the representative of the bucket that holds ``percentile_disc``'s
-answer, within 1.083% of it. Both count the same rounds: completed, and not closed by reconcile
-(whose completion is a guess); a completion before its start counts as 0 ms.
+The percentiles' statements are in worker/alerts/percentiles.py (over days: the hourly latency
+histograms), the cost's in worker/alerts/spend.py; the others here.
 
 Every statement returns ``label`` (the group's value, '' when the rule is not grouped), ``value``
 and ``samples``, or, for a histogram, ``label``, ``bucket`` and ``n``; a share with no samples is
@@ -29,7 +25,6 @@ text.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -39,8 +34,17 @@ import psycopg
 from psycopg.rows import dict_row
 
 from worker.alerts.evaluate import Reading
+from worker.alerts.percentiles import (
+    FIRST_TOKEN,
+    FIRST_TOKEN_BUCKETS,
+    METRICS,
+    ROUND_LATENCY,
+    ROUND_LATENCY_BUCKETS,
+    ROUND_LATENCY_FROM_ROLLUP,
+    from_buckets,
+)
 from worker.alerts.rules import Rule
-from worker.engine import histogram
+from worker.alerts.spend import COST, COST_FROM_ROLLUP, USER_COST_FROM_ROLLUP, USER_COST_OF_SESSIONS
 from worker.status import PipelineStatus
 
 ROUND_ERRORS = """
@@ -215,142 +219,6 @@ SELECT '' AS label,
        0 AS samples
 """
 
-ROUND_LATENCY = """
-SELECT CASE %(group_by)s::text
-           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
-       END AS label,
-       percentile_disc(%(quantile)s::float8) WITHIN GROUP (
-           ORDER BY GREATEST(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000, 0)) AS value,
-       count(*) AS samples
-FROM round_metrics
-WHERE started_at >= %(since)s
-  AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
-  AND (%(model)s::text IS NULL OR model = %(model)s)
-  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
-GROUP BY 1
-"""
-
-FIRST_TOKEN = """
-SELECT CASE %(group_by)s::text
-           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
-       END AS label,
-       percentile_disc(%(quantile)s::float8) WITHIN GROUP (ORDER BY time_to_first_token_ms) AS value,
-       count(*) AS samples
-FROM round_metrics
-WHERE started_at >= %(since)s
-  AND time_to_first_token_ms IS NOT NULL
-  AND (%(model)s::text IS NULL OR model = %(model)s)
-  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
-GROUP BY 1
-"""
-
-ROUND_LATENCY_FROM_ROLLUP = """
-SELECT ready.rollups_ready, answer.*
-FROM (
-    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'round_hourly'
-) AS ready
-LEFT JOIN (
-    SELECT CASE %(group_by)s::text WHEN 'model' THEN name ELSE '' END AS label, bucket, sum(n)::int8 AS n
-    FROM latency_hourly
-    WHERE metric = %(metric)s AND hour >= %(since)s
-      AND (%(model)s::text IS NULL OR name = %(model)s)
-    GROUP BY 1, 2
-    HAVING sum(n) <> 0
-) AS answer ON ready.rollups_ready
-"""
-
-ROUND_LATENCY_BUCKETS = """
-SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
-       metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000) AS bucket,
-       count(*) AS n
-FROM round_metrics
-WHERE started_at >= %(since)s
-  AND model IS NOT NULL AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
-  AND (%(model)s::text IS NULL OR model = %(model)s)
-GROUP BY 1, 2
-"""
-
-FIRST_TOKEN_BUCKETS = """
-SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
-       metrics_latency_bucket(time_to_first_token_ms) AS bucket,
-       count(*) AS n
-FROM round_metrics
-WHERE started_at >= %(since)s
-  AND model IS NOT NULL AND time_to_first_token_ms IS NOT NULL
-  AND (%(model)s::text IS NULL OR model = %(model)s)
-GROUP BY 1, 2
-"""
-
-COST = """
-SELECT CASE %(group_by)s::text
-           WHEN 'model' THEN COALESCE(r.model, '') WHEN 'provider' THEN COALESCE(r.provider, '')
-           WHEN 'user' THEN COALESCE(s.user_id, '') ELSE ''
-       END AS label,
-       COALESCE(sum(r.cost_usd), 0)::float8 AS value,
-       count(r.cost_usd) AS samples
-FROM round_metrics AS r
-LEFT JOIN session_metrics AS s
-       ON s.session_id = r.session_id AND (%(user)s::text IS NOT NULL OR %(group_by)s::text = 'user')
-WHERE r.started_at >= %(since)s
-  AND (%(model)s::text IS NULL OR r.model = %(model)s)
-  AND (%(provider)s::text IS NULL OR r.provider = %(provider)s)
-  AND (%(user)s::text IS NULL OR s.user_id = %(user)s)
-GROUP BY 1
-"""
-
-COST_FROM_ROLLUP = """
-SELECT ready.rollups_ready, answer.*
-FROM (
-    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'rounds'
-) AS ready
-LEFT JOIN (
-    SELECT CASE %(group_by)s::text WHEN 'model' THEN model WHEN 'provider' THEN provider ELSE '' END AS label,
-           sum(cost_usd)::float8 AS value,
-           sum(priced)::int8 AS samples
-    FROM round_cost_rollup
-    WHERE day >= %(first_day)s AND day <= %(last_day)s
-      AND (%(model)s::text IS NULL OR model = %(model)s)
-      AND (%(provider)s::text IS NULL OR provider = %(provider)s)
-    GROUP BY 1
-) AS answer ON ready.rollups_ready
-"""
-
-USER_COST_FROM_ROLLUP = """
-SELECT ready.rollups_ready, answer.*
-FROM (
-    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'sessions'
-) AS ready
-LEFT JOIN (
-    SELECT CASE %(group_by)s::text WHEN 'user' THEN user_id ELSE '' END AS label,
-           sum(cost_usd)::float8 AS value,
-           count(*) AS samples
-    FROM (
-        SELECT day, user_id, sum(cost_usd) AS cost_usd
-        FROM user_cost_rollup
-        WHERE day >= %(first_day)s AND day <= %(last_day)s
-          AND (%(user)s::text IS NULL OR user_id = %(user)s)
-        GROUP BY day, user_id
-        HAVING sum(cost_usd) <> 0
-    ) AS days
-    GROUP BY 1
-) AS answer ON ready.rollups_ready
-"""
-
-USER_COST_OF_SESSIONS = """
-SELECT CASE %(group_by)s::text WHEN 'user' THEN user_id ELSE '' END AS label,
-       sum(cost_usd)::float8 AS value,
-       count(*) AS samples
-FROM (
-    SELECT (started_at AT TIME ZONE 'UTC')::date AS day, user_id, sum(cost_usd) AS cost_usd
-    FROM session_metrics
-    WHERE started_at >= %(since)s AND user_id IS NOT NULL
-      AND (%(user)s::text IS NULL OR user_id = %(user)s)
-    GROUP BY day, user_id
-    HAVING sum(cost_usd) <> 0
-) AS days
-GROUP BY 1
-"""
-
 
 @dataclass(frozen=True)
 class DaysRead:
@@ -400,13 +268,6 @@ STATEMENTS: Mapping[str, tuple[str, tuple[DaysRead, ...]]] = {
             DaysRead(USER_COST_FROM_ROLLUP, USER_COST_OF_SESSIONS, ("user",)),
         ),
     ),
-}
-
-#: The latency_hourly metric of each percentile kind.
-METRICS = {
-    "round_latency_p95": "round_duration",
-    "round_latency_p99": "round_duration",
-    "time_to_first_token_p95": "round_ttft",
 }
 
 DAY = timedelta(days=1)
@@ -482,14 +343,11 @@ def _readings(rule: Rule, rows: list[dict[str, Any]]) -> list[Reading]:
             Reading(_labels(rule, row["label"]), float(row["value"] or 0), int(row["samples"] or 0))
             for row in rows
         ]
-    counts: dict[str, dict[int, int]] = defaultdict(dict)  # a histogram per label: the percentile off it
-    for row in rows:
-        counts[row["label"]][row["bucket"]] = int(row["n"])
-    q = rule.kind.quantile
+    q = rule.kind.quantile  # a histogram per label: the percentile off it
     assert q is not None
     return [
-        Reading(_labels(rule, label), histogram.percentiles(c, (q,))[q], sum(c.values()))
-        for label, c in counts.items()
+        Reading(_labels(rule, label), value, samples)
+        for label, (value, samples) in from_buckets(rows, q).items()
     ]
 
 

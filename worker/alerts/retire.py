@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from worker.alerts.evaluate import FIRING, notice_key
+from worker.alerts import evaluate
 from worker.alerts.store import CLAIM_NOTIFICATION, LOCK_RULE, RECORD_CHANGE, Outgoing
 
 REMOVED_RULES = """
@@ -48,8 +48,6 @@ FORGET_RULE = """
 DELETE FROM alert_state WHERE rule = %(rule)s
 """
 
-REASON = "rule removed"
-
 
 def retire(
     conn: psycopg.Connection[Any], names: Sequence[str], receivers: Collection[str], now: datetime
@@ -65,7 +63,7 @@ def retire(
             for labels, phase, value, samples, fired_at in conn.execute(
                 REMOVED_STATES, {"rule": rule}
             ).fetchall():
-                if phase == FIRING:
+                if phase == evaluate.FIRING:
                     claimed += _resolve(conn, rule, labels, value, samples, fired_at, receivers, now)
             conn.execute(FORGET_RULE, {"rule": rule})
     return claimed
@@ -98,12 +96,12 @@ def _resolve(
                 "condition": condition,
             },
         )
-    key = notice_key(rule, labels, fired_at, "resolved")
+    key = evaluate.notice_key(rule, labels, fired_at, "resolved")
     claimed = []
     for receiver, firing in conn.execute(EPISODE_FIRING, episode).fetchall():
         if receiver not in receivers:
             continue
-        body = {**firing, "event": "resolved", "at": now.isoformat(), "key": key, "reason": REASON}
+        body = {**firing, "event": "resolved", "at": now.isoformat(), "key": key, "reason": "rule removed"}
         row = conn.execute(
             CLAIM_NOTIFICATION,
             {
