@@ -412,3 +412,73 @@ def test_alerts_run_from_a_system_cron(make: Any, hooks: Hooks, conn: psycopg.Co
         holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("alerts", schema[0]),))
         assert run() == {"job": "alerts", "skipped": True}
     assert events_of(hooks) == [("firing", "round errors")]
+
+
+LATENCY = """
+[[rules]]
+name = "slow"
+watch = "round_latency_p95"
+window = "15m"
+threshold = 5000
+min_samples = 5
+receivers = ["hook"]
+[[rules]]
+name = "slow today"
+watch = "round_latency_p95"
+window = "1d"
+threshold = 5000
+min_samples = 5
+receivers = ["hook"]
+[[rules]]
+name = "tool failures"
+watch = "tool_error_share"
+window = "15m"
+threshold = 0.2
+min_samples = 5
+receivers = ["hook"]
+"""
+
+
+def timed_rounds(s: Scenario, prefix: str, n: int, seconds: float, failed_tools: int = 0) -> None:
+    """``n`` rounds of ``seconds`` each, a tool call in each (the first ``failed_tools`` fail)."""
+    at = s.now - 2 * MINUTE
+    s.ev.session_started(f"{prefix}-s", "m1", at)
+    for i in range(n):
+        rid = f"{prefix}{i}"
+        s.ev.round_started(rid, f"{prefix}-s", "m1", at)
+        s.ev.tool_started(f"{rid}-t", rid, f"{prefix}-s", "search", at)
+        s.ev.tool_completed(f"{rid}-t", rid, f"{prefix}-s", at, success=i >= failed_tools)
+        s.ev.round_completed(rid, f"{prefix}-s", at + timedelta(seconds=seconds), usage(5, 5))
+
+
+def test_p95_and_tool_failures_fire_once_and_resolve_once(make: Any, hooks: Hooks) -> None:
+    """A model's p95 goes from 1 s to 20 s (over 15 minutes from the rounds, over today from the
+    hourly histograms: within 1.083%) while half its tool calls fail; then 200 quick rounds with
+    good tools bring both back."""
+    s = make(LATENCY)
+    timed_rounds(s, "quick", 10, 1.0)
+    s.push()
+    assert s.evaluate()["sent"] == 0
+    timed_rounds(s, "slow", 10, 20.0, failed_tools=10)  # 20 rounds: the 19th of them is 20 s
+    s.push()
+    assert s.evaluate()["sent"] == 3
+    assert s.evaluate()["sent"] == 0
+    fired = {b["rule"]: b for b in hooks.bodies("/hook/SECRET")}
+    assert set(fired) == {"slow", "slow today", "tool failures"}
+    assert (fired["slow"]["value"], fired["slow"]["samples"]) == (20_000, 20)
+    assert (
+        abs(fired["slow today"]["value"] - 20_000) <= 20_000 * 0.01083
+        and fired["slow today"]["samples"] == 20
+    )
+    assert (fired["tool failures"]["value"], fired["tool failures"]["samples"]) == (0.5, 20)
+    timed_rounds(s, "back", 200, 1.0)  # 220 rounds: the 209th is 1 s; 10 tool failures in 220
+    s.push()
+    assert s.evaluate()["sent"] == 3
+    assert s.evaluate()["sent"] == 0
+    sent = events_of(hooks)
+    assert sorted(sent[3:]) == [
+        ("resolved", "slow"),
+        ("resolved", "slow today"),
+        ("resolved", "tool failures"),
+    ]
+    assert len(sent) == 6
