@@ -337,6 +337,9 @@ def test_a_rule_taken_out_of_the_file_is_resolved_once_then_forgotten(
     rounds(s, 10, errors=5)
     s.push()
     assert s.evaluate()["sent"] == 2
+    rounds(s, 10, errors=10, prefix="worse")  # 15 of 20: still firing, a new last value
+    s.push()
+    assert s.evaluate()["sent"] == 0
     s.path.write_text(
         '[receivers.hook]\nurl_env = "HOOK_URL"\n'
         '[[rules]]\nname = "quiet"\nwatch = "silence"\nwindow = "15m"\nthreshold = 0\n'
@@ -349,6 +352,7 @@ def test_a_rule_taken_out_of_the_file_is_resolved_once_then_forgotten(
         "round errors",
     )
     assert (resolved["firing_since"], resolved["condition"]) == (firing["firing_since"], firing["condition"])
+    assert (resolved["value"], resolved["samples"]) == (0.75, 20)  # the last measured
     assert resolved["key"] != firing["key"] and len(hooks.bodies("/slack")) == 1
     assert [st.rule for st in views.states(conn)] == ["quiet"]
     assert [(c.rule, c.change) for c in views.history(conn)] == [

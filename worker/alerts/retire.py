@@ -5,10 +5,10 @@ again. Left alone it would stay firing on the dashboard and the gauge for ever; 
 the people told it fired would never hear it is over. So at the end of an evaluation each label
 set of such a rule that is firing gets its resolved notification, sent to the receivers its
 firing notification went to (those still in the file: a receiver taken out with it has no URL
-left), with the firing's body and ``"reason": "rule removed"``; its history records ``resolved``;
-then the rule's state goes (its history and notifications stay). Under the rule's lock and with
-the resolved key claimed as any other (worker/alerts/store.py), so two evaluations at once, or a
-restart, send it once.
+left), with the firing's body, the last value measured and ``"reason": "rule removed"``; its
+history records ``resolved``; then the rule's state goes (its history and notifications stay).
+Under the rule's lock and with the resolved key claimed as any other (worker/alerts/store.py),
+so two evaluations at once, or a restart, send it once.
 """
 
 from __future__ import annotations
@@ -101,7 +101,15 @@ def _resolve(
     for receiver, firing in conn.execute(EPISODE_FIRING, episode).fetchall():
         if receiver not in receivers:
             continue
-        body = {**firing, "event": "resolved", "at": now.isoformat(), "key": key, "reason": "rule removed"}
+        body = {
+            **firing,
+            "event": "resolved",
+            "value": value,  # the last measured, as a resolved's value is
+            "samples": samples,
+            "at": now.isoformat(),
+            "key": key,
+            "reason": "rule removed",
+        }
         row = conn.execute(
             CLAIM_NOTIFICATION,
             {

@@ -12,7 +12,7 @@ enough for its own case:
 - a notification is a row whose key is the rule, the labels, the time its firing began and the
   event (worker/alerts/evaluate.py), inserted ``ON CONFLICT DO NOTHING`` in that transaction,
   before anything is sent: only the evaluation whose insert made the row sends it;
-- the scheduled job runs one at a time anyway (worker/maintenance/runs.py).
+- the scheduled job (and ``alerts run``) runs one at a time anyway (worker/runs.py).
 
 So a notification is sent at most once: an evaluation killed between its commit and the send
 leaves the row ``sending`` (shown by ``alerts history``), and is not sent again by the next.
