@@ -92,7 +92,7 @@ def test_each_kind_over_a_short_window(filled: psycopg.Connection[Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "watch", ["tool_error_share", "forward_error_share", "session_error_share", "tokens"]
+    "watch", ["round_error_share", "tool_error_share", "forward_error_share", "session_error_share", "tokens"]
 )
 def test_days_read_the_rollups_and_their_base_twin_alike(filled: psycopg.Connection[Any], watch: str) -> None:
     r = rule(watch, "1d", group_by="tool" if watch == "tool_error_share" else "model")
@@ -169,8 +169,16 @@ def test_provider_and_user_filter_and_group_where_their_columns_are(conn: psycop
     assert m(rule("time_to_first_token_p95", group_by="provider"))[2] == Reading("provider=openai", 200.0, 2)
 
 
-def test_rounds_over_days_read_the_base_table(filled: psycopg.Connection[Any]) -> None:
-    assert one(measure.measure_tables(filled, rule("round_error_share", "1d"), NOW)) == (0.25, 16)
+def test_rounds_over_days_read_round_hourly(filled: psycopg.Connection[Any]) -> None:
+    """Over days: errors / rounds started (the hourly roll-up's), a running round not failed."""
+    r = rule("round_error_share", "1d")
+    assert measure.statements_of(r, NOW)[0] is measure.ROUND_ERRORS_FROM_ROLLUP
+    assert one(measure.measure_tables(filled, r, NOW)) == (0.25, 16)
+    ev = Events()
+    ev.round_started("running", "s0", "a", NOW - AGO)
+    fill(filled, ev.events)
+    assert one(measure.measure_tables(filled, r, NOW)) == (round(4 / 17, 4), 17)
+    assert one(measure.measure_tables(filled, rule("round_error_share"), NOW)) == (0.2, 15)  # finished ones
 
 
 # -- every statement whole, and the short windows through indexes -------------------------------

@@ -157,8 +157,8 @@ def test_fifty_rules_take_well_under_a_second(
     text = ""
     for n in range(50):
         watch, by, threshold = kinds[n % len(kinds)]
-        window = ("15m", "1h", "1d", "7d")[n % 4]
-        group = f'group_by = "{by}"\n' if n % 2 else ""
+        window = ("15m", "1h", "1d", "7d")[n // len(kinds) % 4]  # every kind over every window
+        group = f'group_by = "{by}"\n' if n >= 32 else ""
         text += f'[[rules]]\nname = "r{n}"\nwatch = "{watch}"\nwindow = "{window}"\n'
         text += f"threshold = {threshold}\n{group}"
     text += '[[rules]]\nname = "quiet"\nwatch = "silence"\nwindow = "15m"\n'

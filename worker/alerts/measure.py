@@ -1,26 +1,23 @@
-"""What a rule's value is now: one whole statement per kind, or the pipeline's status view.
-
-The status view is worker/status.py's, as ``metrics-worker status`` shows it.
+"""What a rule's value is now: one whole statement per kind, or the pipeline's status view
+(worker/status.py's, as ``metrics-worker status`` shows it).
 
 Windows shorter than a day are sliding (rows started since ``now - window``) and read the base
 tables through their ``started_at`` indexes (``(model, started_at)`` / ``(endpoint, started_at)``
 where the filter names one). Windows of whole days are UTC dates, today included (``1d`` is today
 so far, ``7d`` today and the six days before): they read a roll-up that keeps every key the rule
-filters or groups by (``DAYS``: each kind's roll-ups, with the keys each keeps; ``X_FROM_ROLLUP``)
-and its twin over the base table while a back-fill is due; with no such roll-up they read the base
-table over the days. So: cost by provider reads ``round_cost_rollup``, cost by user
-``user_cost_rollup`` (the cost of the sessions the user started on those days, as ``tokens`` over
-days is the sessions'); rounds' error share, and every other rule filtered or grouped by provider
-or user over days, read the base tables (``round_metrics``, ``session_metrics``,
-``forward_request_metrics``).
+filters or groups by (``STATEMENTS``: each kind's roll-ups, with the keys each keeps;
+``X_FROM_ROLLUP``) and its twin over the base table while a back-fill is due; with no such roll-up
+they read the base table over the days. So: cost by provider reads ``round_cost_rollup``, cost by
+user ``user_cost_rollup`` (the cost of the sessions the user started on those days, as ``tokens``
+over days is the sessions'), rounds' error share by model ``round_hourly`` (over days: errors /
+rounds started, a round still running counting as not failed: what that roll-up keeps); every
+other rule filtered or grouped by provider or user over days reads the base tables
+(``round_metrics``, ``session_metrics``, ``forward_request_metrics``).
 
-The percentiles' statements are in worker/alerts/percentiles.py (over days: the hourly latency
-histograms), the cost's in worker/alerts/spend.py; the others here.
-
-Every statement returns ``label`` (the group's value, '' when the rule is not grouped), ``value``
-and ``samples``, or, for a histogram, ``label``, ``bucket`` and ``n``; a share with no samples is
-0. ``group_by`` picks the label column in the statement itself (a CASE), so each read stays one
-text.
+The percentiles' statements are in worker/alerts/percentiles.py, the cost's in spend.py. Every
+statement returns ``label`` (the group's value, '' when not grouped), ``value`` and ``samples``
+(a histogram: ``label``, ``bucket``, ``n``); a share with no samples is 0. ``group_by`` picks the
+label column in the statement itself (a CASE), so each read stays one text.
 """
 
 from __future__ import annotations
@@ -58,6 +55,32 @@ FROM round_metrics
 WHERE started_at >= %(since)s
   AND (%(model)s::text IS NULL OR model = %(model)s)
   AND (%(provider)s::text IS NULL OR provider = %(provider)s)
+GROUP BY 1
+"""
+
+ROUND_ERRORS_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'round_hourly'
+) AS ready
+LEFT JOIN (
+    SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
+           COALESCE(sum(errors)::float8 / NULLIF(sum(rounds), 0), 0) AS value,
+           sum(rounds)::int8 AS samples
+    FROM round_hourly
+    WHERE hour >= %(since)s
+      AND (%(model)s::text IS NULL OR model = %(model)s)
+    GROUP BY 1
+) AS answer ON ready.rollups_ready
+"""
+
+ROUND_ERRORS_OF_STARTED = """
+SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
+       COALESCE(count(*) FILTER (WHERE status = 'error')::float8 / NULLIF(count(*), 0), 0) AS value,
+       count(*) AS samples
+FROM round_metrics
+WHERE started_at >= %(since)s AND model IS NOT NULL
+  AND (%(model)s::text IS NULL OR model = %(model)s)
 GROUP BY 1
 """
 
@@ -237,7 +260,10 @@ _FIRST_TOKENS = DaysRead(ROUND_LATENCY_FROM_ROLLUP, FIRST_TOKEN_BUCKETS, ("model
 #: kind -> its statement over the base tables (any window), and the roll-ups that answer it over
 #: days, first fit first. A rule over days that no roll-up keeps the keys of reads the base one.
 STATEMENTS: Mapping[str, tuple[str, tuple[DaysRead, ...]]] = {
-    "round_error_share": (ROUND_ERRORS, ()),  # round_hourly counts started rounds, not finished ones
+    "round_error_share": (
+        ROUND_ERRORS,
+        (DaysRead(ROUND_ERRORS_FROM_ROLLUP, ROUND_ERRORS_OF_STARTED, ("model",)),),
+    ),
     "tool_error_share": (TOOL_ERRORS, (DaysRead(TOOL_ERRORS_FROM_ROLLUP, TOOL_ERRORS, ("tool",)),)),
     "forward_error_share": (
         FORWARD_ERRORS,
@@ -302,19 +328,15 @@ def parameters(rule: Rule, now: datetime) -> dict[str, Any]:
     }
 
 
-def keys_of(rule: Rule) -> set[str]:
-    """The keys a rule filters or groups by."""
-    return {name for name, _ in rule.filters} | ({rule.group_by} if rule.group_by else set())
-
-
 def statements_of(rule: Rule, now: datetime) -> tuple[str, str | None]:
     """The statement a rule reads with at ``now`` (a roll-up first, for windows of days), and its
     twin over the base tables (None when there is none to fall back to)."""
     base, days = STATEMENTS[rule.watch]
     if not span(rule, now)["days"]:
         return base, None
+    named = {name for name, _ in rule.filters} | ({rule.group_by} if rule.group_by else set())
     for read in days:
-        if keys_of(rule) <= set(read.keys):
+        if named <= set(read.keys):
             return read.rollup, read.twin
     return base, None  # no roll-up keeps what the rule names: the base table over the days
 
