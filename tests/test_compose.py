@@ -291,15 +291,74 @@ def test_scalable_services_have_no_fixed_name_or_host_port(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(APP_NEEDS))
 def test_app_environment_is_read_by_the_code_and_parses(name: str) -> None:
     from producer.settings import ProducerSettings
-    from worker.settings import PruneSettings, ReconcileSettings, WorkerSettings
+    from worker.settings import AlertSettings, PruneSettings, ReconcileSettings, WorkerSettings
 
     env = environment(name)
     assert {"DATABASE_URL", "REDIS_URL"} <= set(env), f"{name}: DATABASE_URL and REDIS_URL"
-    unknown = set(env) - names_in_code()
-    assert not unknown, f"{name}: no code reads {sorted(unknown)}"
-    for kind in (WorkerSettings, ReconcileSettings, PruneSettings):
+    unknown = set(env) - names_in_code() - receiver_variables()
+    assert not unknown, f"{name}: neither the code nor the alert rules read {sorted(unknown)}"
+    for kind in (WorkerSettings, ReconcileSettings, PruneSettings, AlertSettings):
         kind.from_env(env)
     ProducerSettings.from_env(env)
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+ALERTS_SERVICES = ("scheduler", "maintenance", "api")
+
+
+def alerts_mount(name: str) -> tuple[Path, str]:
+    """The rules file a service mounts: its source in the repository (the default) and its path
+    in the container."""
+    mounts = [resolved(v) for v in SERVICES[name].get("volumes", []) if "alerts" in str(v)]
+    assert len(mounts) == 1, f"{name}: mount the alert rules file once"
+    source, target, mode = mounts[0].split(":")
+    assert mode == "ro", f"{name}: the rules file is read-only"
+    return ROOT / source, target
+
+
+def receiver_variables() -> set[str]:
+    """The variables the mounted rules file takes its receivers' URLs from."""
+    from worker.alerts.rules import load_rules
+
+    source, _ = alerts_mount("maintenance")
+    return {r.url_env for r in load_rules(source, need_urls=False).receivers.values()}
+
+
+def test_alerts_are_wired_into_the_scheduler_the_maintenance_worker_and_the_api() -> None:
+    """One METRICS_ALERTS_FILE for the scheduler (it schedules the job when set), the maintenance
+    worker (it runs it) and the API (it shows the rules); the file is mounted where the comment
+    and the README say to point the variable, parses, and its receivers' URL variables reach the
+    worker that sends."""
+    from worker.alerts.rules import load_rules
+    from worker.settings import AlertSettings
+
+    raw = {name: SERVICES[name]["environment"]["METRICS_ALERTS_FILE"] for name in ALERTS_SERVICES}
+    assert set(raw.values()) == {"${METRICS_ALERTS_FILE:-}"}, (
+        "off unless the variable is set, the same everywhere"
+    )
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = set()
+    for name in ("maintenance", "api"):
+        source, target = alerts_mount(name)
+        assert source.is_file(), f"{name}: {source} is not in the repository"
+        load_rules(source, need_urls=False)  # a mistake raises RulesError, in one line
+        targets.add(target)
+        on = AlertSettings.from_env({**environment(name), "METRICS_ALERTS_FILE": target})
+        assert on.alerts_file == target
+    (target,) = targets
+    assert f"METRICS_ALERTS_FILE={target}" in text and f"METRICS_ALERTS_FILE={target}" in readme
+    assert receiver_variables() <= set(environment("maintenance")), "the sender needs every receiver's URL"
+    assert "alerts" not in str(SERVICES["scheduler"].get("volumes", [])), "the scheduler reads no rules"
+
+
+def test_the_alerts_cron_is_the_maintenance_schedulers_every_minute() -> None:
+    from croniter import croniter
+
+    cron = environment("scheduler")["METRICS_ALERTS_CRON"]
+    assert cron == "* * * * *" and croniter.is_valid(cron)
+    assert environment("maintenance")["METRICS_ALERTS_CRON"] == cron
 
 
 def test_the_urls_point_at_the_compose_servers() -> None:

@@ -19,19 +19,24 @@ from worker.alerts.rules import RulesFile, parse_rules
 
 @dataclass
 class Hooks:
-    """What the server received, by path; ``answers`` sets a path's status (default 200) and
-    ``delays`` how long it waits before answering."""
+    """What the server received, by path (and when: ``arrivals``, Unix times); ``answers`` sets a
+    path's status (default 200) and ``delays`` how long it waits before answering."""
 
     url: str
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     answers: dict[str, int] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    arrivals: dict[str, list[float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def bodies(self, path: str) -> list[dict[str, Any]]:
         with self.lock:
             return list(self.received.get(path, []))
+
+    def times(self, path: str) -> list[float]:
+        with self.lock:
+            return list(self.arrivals.get(path, []))
 
 
 @contextmanager
@@ -40,6 +45,7 @@ def webhook_server() -> Iterator[Hooks]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            arrived = time.time()
             length = int(self.headers.get("Content-Length", 0))
             data = json.loads(self.rfile.read(length))
             time.sleep(hooks.delays.get(self.path, 0))
@@ -48,6 +54,7 @@ def webhook_server() -> Iterator[Hooks]:
                 hooks.hits[self.path] = hooks.hits.get(self.path, 0) + 1
                 if status < 300:
                     hooks.received.setdefault(self.path, []).append(data)
+                    hooks.arrivals.setdefault(self.path, []).append(arrived)
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()

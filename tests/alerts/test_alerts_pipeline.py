@@ -1,6 +1,6 @@
 """Alerts end to end: events published to the stream, applied by a burst worker, the job's
-evaluation (worker/maintenance/jobs.py ``run_alerts``) sending to a real HTTP server. Each
-threshold crossed makes exactly one firing notification, each recovery exactly one resolved."""
+evaluation (worker/alerts/job.py ``run_alerts``) sending to a real HTTP server. Each threshold
+crossed makes exactly one firing notification, each recovery exactly one resolved."""
 
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ from tests.ingest.helpers import drain, publish, settings
 from tests.read.events import Events, usage
 from worker.alerts import views
 from worker.alerts.cycle import evaluate
-from worker.maintenance.jobs import run_alerts
+from worker.alerts.job import run_alerts
 from worker.settings import AlertSettings
 from worker.status import read_status
 
 MINUTE = timedelta(minutes=1)
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture
@@ -269,7 +270,8 @@ def test_check_evaluates_and_sends_nothing(
     from worker.cli import main
 
     s = make(
-        ERRORS + '[[rules]]\nname = "spend"\nwatch = "round_latency_p95"\nwindow = "1d"\nthreshold = 100\n'
+        ERRORS
+        + '[[rules]]\nname = "slow today"\nwatch = "round_latency_p95"\nwindow = "1d"\nthreshold = 100\n'
     )
     rounds(s, 10, errors=5)
     s.push()
@@ -281,9 +283,8 @@ def test_check_evaluates_and_sends_nothing(
         "round errors: round_error_share = 0.5 (10 samples), round_error_share > 0.2 over 15m: firing; "
         "would send firing to hook, slack"
     )
-    assert out[1] == (
-        "spend: not evaluated: round_latency_p95 is not available over days until the latency roll-ups land "
-        "(issue 23); windows under a day read the rounds"
+    assert out[1] == (  # over days: the hourly latency histograms (these rounds took 0 ms)
+        "slow today: round_latency_p95 = 0 (10 samples), round_latency_p95 > 100 over 1d: ok"
     )
     assert out[2].startswith("2 rules evaluated in ") and out[2].endswith("; nothing sent")
     assert hooks.hits == {}
@@ -292,7 +293,9 @@ def test_check_evaluates_and_sends_nothing(
     assert first["labels"] == {
         "all": {"phase": "firing", "value": 0.5, "samples": 10, "would_send": "firing"}
     }
-    assert second["error"].startswith("round_latency_p95 is not available") and second["labels"] == {}
+    assert second["error"] is None and second["labels"] == {
+        "all": {"phase": "ok", "value": 0.0, "samples": 10, "would_send": None}
+    }
     s.evaluate()
     assert main(["alerts", "history", "--database-url", s.alerts.database_url]) == 0
     history = capsys.readouterr().out
@@ -322,3 +325,164 @@ def test_a_restart_in_the_middle_of_a_firing_alert_sends_nothing_new(
     assert hooks.hits == {}
     assert {(n.event, n.status) for n in views.notifications(conn)} == {("firing", "sending")}
     assert [st.phase for st in views.states(conn)] == ["firing"]
+
+
+def test_a_rule_taken_out_of_the_file_is_resolved_once_then_forgotten(
+    make: Any, hooks: Hooks, conn: psycopg.Connection[Any]
+) -> None:
+    """Firing to hook and slack; the rule and the slack receiver taken out of the file: one
+    resolved ("rule removed") to hook, the receiver still there; the state goes, the history
+    stays; the next evaluations send nothing."""
+    s = make(ERRORS)
+    rounds(s, 10, errors=5)
+    s.push()
+    assert s.evaluate()["sent"] == 2
+    rounds(s, 10, errors=10, prefix="worse")  # 15 of 20: still firing, a new last value
+    s.push()
+    assert s.evaluate()["sent"] == 0
+    s.path.write_text(
+        '[receivers.hook]\nurl_env = "HOOK_URL"\n'
+        '[[rules]]\nname = "quiet"\nwatch = "silence"\nwindow = "15m"\nthreshold = 0\n'
+    )
+    assert s.evaluate()["sent"] == 1
+    firing, resolved = hooks.bodies("/hook/SECRET")
+    assert (resolved["event"], resolved["reason"], resolved["rule"]) == (
+        "resolved",
+        "rule removed",
+        "round errors",
+    )
+    assert (resolved["firing_since"], resolved["condition"]) == (firing["firing_since"], firing["condition"])
+    assert (resolved["value"], resolved["samples"]) == (0.75, 20)  # the last measured
+    assert resolved["key"] != firing["key"] and len(hooks.bodies("/slack")) == 1
+    assert [st.rule for st in views.states(conn)] == ["quiet"]
+    assert [(c.rule, c.change) for c in views.history(conn)] == [
+        ("round errors", "resolved"),
+        ("round errors", "firing"),
+    ]
+    for _ in range(2):
+        assert s.evaluate()["sent"] == 0
+    assert len(hooks.bodies("/hook/SECRET")) == 2
+
+
+def test_a_removed_rule_tells_slack_why(make: Any, hooks: Hooks) -> None:
+    s = make(ERRORS)
+    rounds(s, 10, errors=5)
+    s.push()
+    s.evaluate()
+    s.path.write_text(RECEIVERS)
+    assert s.evaluate()["sent"] == 2
+    assert hooks.bodies("/slack")[1]["text"].startswith(
+        "[RESOLVED] round errors (warning), rule removed: round_error_share = 0.5"
+    )
+
+
+@pytest.mark.acceptance
+def test_alerts_run_from_a_system_cron(make: Any, hooks: Hooks, conn: psycopg.Connection[Any]) -> None:
+    """The README's crontab line: ``metrics-worker alerts run`` evaluates and sends once, prints
+    one JSON line; run again it sends nothing new; while the job holds the lock it skips."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from worker.runs import lock_key
+
+    s = make(ERRORS)
+    rounds(s, 10, errors=5)
+    s.push()
+    block = README.read_text().split("<!-- readme-alerts-cron -->", 1)[1].split("```", 2)[1]
+    (entry,) = [x for x in block.splitlines()[1:] if x.strip() and not x.startswith("#")]
+    argv = shlex.split(entry)[5:]  # after the five schedule fields
+    assert argv[:3] == ["metrics-worker", "alerts", "run"]
+    argv = [str(Path(sys.executable).parent / argv[0]), *argv[1:]]
+    argv[argv.index("--file") + 1] = str(s.path)
+    env = dict(os.environ, DATABASE_URL=s.alerts.database_url, REDIS_URL=s.alerts.redis_url,
+               METRICS_STREAM=s.alerts.stream)  # fmt: skip
+
+    def run() -> dict[str, Any]:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        (printed,) = done.stdout.splitlines()
+        return dict(json.loads(printed))
+
+    first = run()
+    assert (first["job"], first["rules"], first["firing"], first["sent"], first["failed"]) == (
+        "alerts", 1, 1, 2, 0,
+    )  # fmt: skip
+    assert run()["sent"] == 0
+    schema = conn.execute("SELECT current_schema()").fetchone()
+    assert schema
+    with psycopg.connect(s.alerts.database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("alerts", schema[0]),))
+        assert run() == {"job": "alerts", "skipped": True}
+    assert events_of(hooks) == [("firing", "round errors")]
+
+
+LATENCY = """
+[[rules]]
+name = "slow"
+watch = "round_latency_p95"
+window = "15m"
+threshold = 5000
+min_samples = 5
+receivers = ["hook"]
+[[rules]]
+name = "slow today"
+watch = "round_latency_p95"
+window = "1d"
+threshold = 5000
+min_samples = 5
+receivers = ["hook"]
+[[rules]]
+name = "tool failures"
+watch = "tool_error_share"
+window = "15m"
+threshold = 0.2
+min_samples = 5
+receivers = ["hook"]
+"""
+
+
+def timed_rounds(s: Scenario, prefix: str, n: int, seconds: float, failed_tools: int = 0) -> None:
+    """``n`` rounds of ``seconds`` each, a tool call in each (the first ``failed_tools`` fail)."""
+    at = s.now - 2 * MINUTE
+    s.ev.session_started(f"{prefix}-s", "m1", at)
+    for i in range(n):
+        rid = f"{prefix}{i}"
+        s.ev.round_started(rid, f"{prefix}-s", "m1", at)
+        s.ev.tool_started(f"{rid}-t", rid, f"{prefix}-s", "search", at)
+        s.ev.tool_completed(f"{rid}-t", rid, f"{prefix}-s", at, success=i >= failed_tools)
+        s.ev.round_completed(rid, f"{prefix}-s", at + timedelta(seconds=seconds), usage(5, 5))
+
+
+def test_p95_and_tool_failures_fire_once_and_resolve_once(make: Any, hooks: Hooks) -> None:
+    """A model's p95 goes from 1 s to 20 s (over 15 minutes from the rounds, over today from the
+    hourly histograms: within 1.083%) while half its tool calls fail; then 200 quick rounds with
+    good tools bring both back."""
+    s = make(LATENCY)
+    timed_rounds(s, "quick", 10, 1.0)
+    s.push()
+    assert s.evaluate()["sent"] == 0
+    timed_rounds(s, "slow", 10, 20.0, failed_tools=10)  # 20 rounds: the 19th of them is 20 s
+    s.push()
+    assert s.evaluate()["sent"] == 3
+    assert s.evaluate()["sent"] == 0
+    fired = {b["rule"]: b for b in hooks.bodies("/hook/SECRET")}
+    assert set(fired) == {"slow", "slow today", "tool failures"}
+    assert (fired["slow"]["value"], fired["slow"]["samples"]) == (20_000, 20)
+    assert (
+        abs(fired["slow today"]["value"] - 20_000) <= 20_000 * 0.01083
+        and fired["slow today"]["samples"] == 20
+    )
+    assert (fired["tool failures"]["value"], fired["tool failures"]["samples"]) == (0.5, 20)
+    timed_rounds(s, "back", 200, 1.0)  # 220 rounds: the 209th is 1 s; 10 tool failures in 220
+    s.push()
+    assert s.evaluate()["sent"] == 3
+    assert s.evaluate()["sent"] == 0
+    sent = events_of(hooks)
+    assert sorted(sent[3:]) == [
+        ("resolved", "slow"),
+        ("resolved", "slow today"),
+        ("resolved", "tool failures"),
+    ]
+    assert len(sent) == 6

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import math
+import random
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,12 +15,17 @@ from typing import Any
 import psycopg
 import pytest
 
+from contract.events import SessionStarted
 from tests.alerts.helpers import NOW, fill_sixty_days
+from tests.engine.costs import priced_round
+from tests.engine.costs import usage as tokens
 from tests.read.conftest import fill
 from tests.read.events import Events, usage
-from worker.alerts import measure, store
+from worker.alerts import measure, percentiles, retire, spend, store
 from worker.alerts.evaluate import Reading
 from worker.alerts.rules import Rule
+from worker.engine.apply import apply_events
+from worker.engine.histogram import RELATIVE_ERROR
 
 AGO = timedelta(minutes=5)
 
@@ -85,7 +92,7 @@ def test_each_kind_over_a_short_window(filled: psycopg.Connection[Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "watch", ["tool_error_share", "forward_error_share", "session_error_share", "tokens"]
+    "watch", ["round_error_share", "tool_error_share", "forward_error_share", "session_error_share", "tokens"]
 )
 def test_days_read_the_rollups_and_their_base_twin_alike(filled: psycopg.Connection[Any], watch: str) -> None:
     r = rule(watch, "1d", group_by="tool" if watch == "tool_error_share" else "model")
@@ -162,13 +169,21 @@ def test_provider_and_user_filter_and_group_where_their_columns_are(conn: psycop
     assert m(rule("time_to_first_token_p95", group_by="provider"))[2] == Reading("provider=openai", 200.0, 2)
 
 
-def test_rounds_over_days_read_the_base_table(filled: psycopg.Connection[Any]) -> None:
-    assert one(measure.measure_tables(filled, rule("round_error_share", "1d"), NOW)) == (0.25, 16)
+def test_rounds_over_days_read_round_hourly(filled: psycopg.Connection[Any]) -> None:
+    """Over days: errors / rounds started (the hourly roll-up's), a running round not failed."""
+    r = rule("round_error_share", "1d")
+    assert measure.statements_of(r, NOW)[0] is measure.ROUND_ERRORS_FROM_ROLLUP
+    assert one(measure.measure_tables(filled, r, NOW)) == (0.25, 16)
+    ev = Events()
+    ev.round_started("running", "s0", "a", NOW - AGO)
+    fill(filled, ev.events)
+    assert one(measure.measure_tables(filled, r, NOW)) == (round(4 / 17, 4), 17)
+    assert one(measure.measure_tables(filled, rule("round_error_share"), NOW)) == (0.2, 15)  # finished ones
 
 
 # -- every statement whole, and the short windows through indexes -------------------------------
 
-MODULES = (measure, store)
+MODULES = (measure, percentiles, spend, store, retire)
 
 
 def statements() -> dict[str, str]:
@@ -209,6 +224,7 @@ TYPES = {
     "quantile": "float8",
     "provider": "text",
     "user": "text",
+    "metric": "text",
 }
 
 
@@ -254,3 +270,147 @@ def test_cost_is_the_priced_rounds_cost(filled: psycopg.Connection[Any]) -> None
         Reading("model=a", 2.5, 10),
         Reading("model=b", 0.0, 0),
     ]
+
+
+# -- latency over days: the hourly histograms, within 1.083% of the rows' percentile ---------------
+
+
+def percentile_disc(values: list[float], q: float) -> float:
+    """PostgreSQL's percentile_disc: the k-th smallest, k = max(1, ceil(q * n))."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_latency_over_days_reads_the_histograms_within_the_bucket_error(
+    conn: psycopg.Connection[Any], seed: int
+) -> None:
+    """Rounds over two UTC days, durations and times to first token over four orders of magnitude;
+    one round closed by reconcile (its duration a guess: not counted). Over ``2d`` the percentiles
+    come from latency_hourly, within RELATIVE_ERROR (1.083%) of percentile_disc over the same
+    rounds; the base-table twin (a back-fill due) gives the same readings; a provider filter (no
+    roll-up keeps it) reads the rows: percentile_disc exactly."""
+    rng = random.Random(seed)
+    ev = Events()
+    made: list[tuple[str, str | None, float, float | None]] = []  # model, provider, ms, ttft
+    for n in range(240):
+        model, provider = ("a" if n % 3 else "b"), ("p" if n % 2 else None)
+        at = NOW - timedelta(hours=rng.uniform(0.5, 34))  # yesterday and today (NOW is 12:00)
+        ms = round(10 ** rng.uniform(1, 5))
+        ttft = rng.randint(1, 3000) if n % 4 else None
+        ev.session_started(f"s{n}", model, at)
+        ev.round_started(f"r{n}", f"s{n}", model, at, provider=provider)
+        ev.round_completed(f"r{n}", f"s{n}", at + timedelta(milliseconds=ms), usage(1, 1), ttft=ttft)
+        if n:  # r0 is reconciled below
+            made.append((model, provider, float(ms), None if ttft is None else float(ttft)))
+    fill(conn, ev.events)
+    conn.execute("UPDATE round_metrics SET completion_version = '', status = 'error' WHERE round_id = 'r0'")
+
+    def values(watch: str, model: str | None = None, provider: str | None = None) -> list[float]:
+        ttft = watch.startswith("time_to_first_token")
+        return [
+            (t if ttft else ms)
+            for m, p, ms, t in made
+            if (model is None or m == model)
+            and (provider is None or p == provider)
+            and not (ttft and t is None)
+        ]  # type: ignore[misc]
+
+    for watch in ("round_latency_p95", "round_latency_p99", "time_to_first_token_p95"):
+        q = 0.99 if watch.endswith("p99") else 0.95
+        r = rule(watch, "2d", group_by="model")
+        first, twin = measure.statements_of(r, NOW)
+        assert first is percentiles.ROUND_LATENCY_FROM_ROLLUP and twin is not None
+        readings = sorted(measure.measure_tables(conn, r, NOW))
+        assert [x.labels for x in readings] == ["model=a", "model=b"]
+        for reading, model in zip(readings, ("a", "b"), strict=True):
+            exact = percentile_disc(values(watch, model), q)
+            assert reading.samples == len(values(watch, model))
+            assert reading.value is not None and reading.value != exact  # a bucket's value, not a row's
+            assert abs(reading.value - exact) <= RELATIVE_ERROR * exact, (watch, model, reading.value, exact)
+        with conn.transaction():
+            conn.execute("UPDATE rollup_backfill SET done = false WHERE entity = 'round_hourly'")
+            assert sorted(measure.measure_tables(conn, r, NOW)) == readings
+            conn.execute("UPDATE rollup_backfill SET done = true WHERE entity = 'round_hourly'")
+        (a,) = measure.measure_tables(conn, rule(watch, "2d", filters=(("model", "a"),)), NOW)
+        assert (a.labels, a.value, a.samples) == ("", readings[0].value, readings[0].samples)
+        by_provider = rule(watch, "2d", filters=(("provider", "p"),))
+        assert measure.statements_of(by_provider, NOW)[1] is None  # no roll-up keeps providers
+        (p,) = measure.measure_tables(conn, by_provider, NOW)
+        assert (p.value, p.samples) == (
+            percentile_disc(values(watch, provider="p"), q),
+            len(values(watch, provider="p")),
+        )
+
+
+# -- cost by user and by provider over days: the roll-ups that keep those keys -----------------
+
+
+def test_cost_by_user_and_provider(conn: psycopg.Connection[Any]) -> None:
+    """gpt-4o at $2.50 / $1.25 (cached) / $10 per million tokens, hand-computed: u1's session a1
+    (today) $3.25 + $1.00; u1's a2 (yesterday) $1.00 yesterday and $0.25 today; u2's b1 (today)
+    $0.25; c1 (today, no user) $3.25. Under a day: the rounds started in the window, through their
+    session; over days: the sessions the user started on those days (user_cost_rollup); by
+    provider over days: round_cost_rollup; user and provider at once: the rows."""
+    today, yesterday = NOW - AGO, NOW - timedelta(days=1)
+
+    def session(sid: str, at: datetime, user: str | None) -> Any:
+        return SessionStarted(
+            event_id=f"{sid}-s", occurred_at=at, session_id=sid, model="gpt-4o", user_id=user
+        )
+
+    apply_events(
+        conn,
+        [
+            session("a1", today, "u1"),
+            *priced_round(today, "a1-1", "a1"),  # 800k x 2.50 + 200k x 1.25 + 100k x 10 per M = $3.25
+            *priced_round(today, "a1-2", "a1", tokens=tokens(400_000, 0)),  # $1.00
+            session("a2", yesterday, "u1"),
+            *priced_round(yesterday, "a2-1", "a2", tokens=tokens(400_000, 0)),  # $1.00
+            *priced_round(today, "a2-2", "a2", tokens=tokens(100_000, 0)),  # $0.25
+            session("b1", today, "u2"),
+            *priced_round(today, "b1-1", "b1", tokens=tokens(100_000, 0)),  # $0.25
+            session("c1", today, None),
+            *priced_round(today, "c1-1", "c1"),  # $3.25
+        ],
+    )
+
+    def m(r: Rule) -> list[tuple[str, float, int]]:
+        return sorted(
+            (x.labels, round(x.value or 0, 6), x.samples) for x in measure.measure_tables(conn, r, NOW)
+        )
+
+    u1, openai = (("user", "u1"),), (("provider", "openai"),)
+    assert m(rule("cost_usd", filters=u1)) == [("", 4.5, 3)]  # 15m: the rounds, samples: priced rounds
+    assert m(rule("cost_usd", group_by="user")) == [
+        ("user=", 3.25, 1),
+        ("user=u1", 4.5, 3),
+        ("user=u2", 0.25, 1),
+    ]
+    assert m(rule("cost_usd", "1d", filters=u1)) == [("", 4.25, 1)]  # days: samples: days with a cost
+    assert m(rule("cost_usd", "2d", filters=u1)) == [("", 5.5, 2)]
+    assert m(rule("cost_usd", "1d", group_by="user")) == [("user=u1", 4.25, 1), ("user=u2", 0.25, 1)]
+    assert m(rule("cost_usd", "1d", filters=openai)) == [("", 8.0, 5)]
+    assert m(rule("cost_usd", "2d", group_by="provider")) == [("provider=openai", 9.0, 6)]
+    assert m(rule("cost_usd", "1d", filters=u1 + openai)) == [("", 4.5, 3)]
+    chosen = {
+        name: measure.statements_of(r, NOW)[0]
+        for name, r in {
+            "user": rule("cost_usd", "1d", filters=u1),
+            "provider": rule("cost_usd", "1d", filters=openai),
+            "both": rule("cost_usd", "1d", filters=u1 + openai),
+            "short": rule("cost_usd", group_by="user"),
+        }.items()
+    }
+    assert chosen == {
+        "user": spend.USER_COST_FROM_ROLLUP,
+        "provider": spend.COST_FROM_ROLLUP,
+        "both": spend.COST,
+        "short": spend.COST,
+    }
+    for r in (rule("cost_usd", "2d", filters=u1), rule("cost_usd", "1d", group_by="user")):
+        ready = m(r)
+        with conn.transaction():  # a back-fill due: the base-table twin, the same answer
+            conn.execute("UPDATE rollup_backfill SET done = false WHERE entity = 'sessions'")
+            assert m(r) == ready
+            conn.execute("UPDATE rollup_backfill SET done = true WHERE entity = 'sessions'")

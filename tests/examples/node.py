@@ -25,7 +25,7 @@ from contract.keys import Keys
 from contract.routing import routing_id
 from tests.ingest.helpers import worker_env
 from worker.maintenance.jobs import run_reconcile
-from worker.maintenance.runs import utcnow
+from worker.runs import utcnow
 from worker.settings import ReconcileSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -30,8 +30,8 @@ from tests.maintenance.helpers import aggregate_drift, complete_history, mainten
 from worker.engine.apply import apply_events
 from worker.maintenance.jobs import run_reconcile
 from worker.maintenance.reconcile import HintSnapshot, read_hints, reconcile
-from worker.maintenance.runs import lock_key
 from worker.read import queries
+from worker.runs import lock_key
 
 T = datetime(2026, 2, 12, 9, 0, 0, tzinfo=UTC)
 NOW = T + timedelta(hours=1)

@@ -22,7 +22,7 @@ from contract.events import RoundStarted, SessionMessageCount, SessionStarted
 from tests.maintenance.helpers import runs
 from worker.cli import main as worker_main
 from worker.engine.apply import apply_events
-from worker.maintenance.runs import lock_key
+from worker.runs import lock_key
 
 ROOT = Path(__file__).resolve().parents[2]
 RQ = str(Path(sys.executable).parent / "rq")

@@ -5,6 +5,8 @@ state in PostgreSQL, delivered to webhooks.
 
 What it offers: :mod:`rules` (the rules file), :mod:`kinds` (what a rule can watch),
 :mod:`evaluate` (the pure state machine), :mod:`measure` (the values), :mod:`store` (state,
-history and notifications), :mod:`delivery` (webhooks), :mod:`cycle` (one evaluation of every
-rule). The maintenance job and the API both stand on it, so it sits below the rooms.
+history and notifications), :mod:`retire` (rules taken out of the file), :mod:`delivery`
+(webhooks), :mod:`cycle` (one evaluation of every rule), :mod:`job` (one run under the lock: the
+scheduled job's and ``alerts run``'s). The maintenance job and the API both stand on it, so it
+sits below the rooms.
 """

@@ -1,10 +1,11 @@
-"""``metrics-worker alerts list|check|history``: what the alert rules say, for people.
+"""``metrics-worker alerts list|check|history|run``: the alert rules, for people and a system cron.
 
-The rules with their state, what would fire now, what happened.
+The rules with their state, what would fire now, what happened; and one run now.
 
 ``check`` is for trying a rules file: it measures every rule now and prints what each would do
 against the stored state, writing nothing and sending nothing (receivers' URLs need not be set).
-The job that evaluates and sends is worker/maintenance/jobs.py ``alerts``.
+``run`` is one run of what the scheduled job does (worker/alerts/job.py): evaluate, keep, send,
+under the same lock, for a system cron instead of ``rq cron``; it prints one JSON line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from contract.connect import Client, connect
 from worker.alerts import views
 from worker.alerts.cycle import Report, evaluate
+from worker.alerts.job import run_alerts
 from worker.alerts.rules import RulesFile, load_rules, number
 from worker.database import connect as connect_database
 from worker.flags import BOTH, DATABASE, add_connections, settings_from
@@ -31,7 +33,8 @@ def configure_parser(sub: Any) -> None:
         "alerts",
         help="alert rules: list them with their state, check what would fire now, show the history",
         description="The alert rules of METRICS_ALERTS_FILE (README, Alerts). The maintenance job "
-        "evaluates them every minute and sends the notifications; these commands send nothing.",
+        "evaluates them every minute and sends the notifications; run does it once (for a system "
+        "cron), the other commands send nothing.",
     )
     commands = alerts.add_subparsers(dest="alerts_command", required=True, metavar="COMMAND")
     listing = commands.add_parser(
@@ -47,7 +50,15 @@ def configure_parser(sub: Any) -> None:
         "and what it would do against the stored state. Writes nothing and sends nothing: for trying "
         "a rules file (the receivers' URL variables need not be set).",
     )
-    for parser in (listing, check):
+    once = commands.add_parser(
+        "run",
+        help="evaluate every rule now and send what fires or resolves, once (for a system cron)",
+        description="One run of what the scheduled alerts job does: measure every rule, keep the "
+        "state, send the notifications, under the same lock (a run while another holds it is skipped "
+        "and says so) and against the same state, so a notification is never sent twice. Prints one "
+        "JSON line: rules, firing, sent, failed, not evaluated.",
+    )
+    for parser in (listing, check, once):
         parser.add_argument(
             "--file",
             dest="alerts_file",
@@ -56,6 +67,8 @@ def configure_parser(sub: Any) -> None:
         )
     add_connections(listing, DATABASE)
     add_connections(check, BOTH)
+    add_connections(once, BOTH)
+    once.set_defaults(handler=run_once)
     check.add_argument("--json", action="store_true", help="one JSON object per rule")
     listing.set_defaults(handler=list_rules)
     check.set_defaults(handler=check_rules)
@@ -174,6 +187,12 @@ def _check_lines(report: Report, *, as_json: bool) -> list[str]:
             )
     lines.append(f"{len(report.results)} rules evaluated in {report.seconds:.3f}s; nothing sent")
     return lines if not as_json else lines[:-1]
+
+
+def run_once(args: argparse.Namespace) -> int:
+    details = run_alerts(settings_from(args, AlertSettings), one_shot=True)
+    print(json.dumps({"job": "alerts", **details}, sort_keys=True))
+    return 0
 
 
 def show_history(args: argparse.Namespace) -> int:

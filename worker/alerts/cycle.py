@@ -4,7 +4,9 @@
 ``send=False`` is ``metrics-worker alerts check``: the same measures and steps against the stored
 state, nothing written, nothing sent. A rule that cannot be measured (a kind not available yet,
 the pipeline's Redis away, a failing statement) is reported and leaves its state alone; the
-others go on. The notifications of every rule are sent together, after every rule was stepped.
+others go on. A rule taken out of the file is resolved if it was firing, then forgotten
+(worker/alerts/retire.py). The notifications of every rule are sent together, after every rule
+was stepped.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import psycopg
 from worker.alerts.delivery import deliver
 from worker.alerts.evaluate import FIRING, Step
 from worker.alerts.measure import measure_pipeline, measure_tables
+from worker.alerts.retire import retire
 from worker.alerts.rules import Rule, RulesFile
-from worker.alerts.store import Outcome, Outgoing, advance, forget_rules_not_in, record, steps, stored
+from worker.alerts.store import Outcome, Outgoing, advance, record, steps, stored
 from worker.errors import translate
 from worker.schema import require_schema
 from worker.status import UNAVAILABLE, PipelineStatus
@@ -100,7 +103,7 @@ def evaluate(
             log.warning("alert rule %r not evaluated: %s", rule.name, result.error)
     outcomes: list[Outcome] = []
     if send:
-        forget_rules_not_in(conn, [r.name for r in rules.rules])
+        outgoing += retire(conn, [r.name for r in rules.rules], rules.receivers.keys(), now)
         outcomes = deliver(outgoing, rules.receivers, sleep=sleep)
         record(conn, outcomes)
     return Report(results, outcomes, round(time.monotonic() - clock, 3))

@@ -46,7 +46,8 @@ def slack_body(body: Mapping[str, Any]) -> dict[str, Any]:
     """The Slack-compatible body of a notification: ``text`` says it all in one line."""
     labels = " ".join(f"{k}={v}" for k, v in body["labels"].items())
     value = "unknown" if body["value"] is None else number(body["value"])
-    head = f"[{body['event'].upper()}] {body['rule']} ({body['severity']})"
+    reason = f", {body['reason']}" if body.get("reason") else ""  # a rule taken out of the file
+    head = f"[{body['event'].upper()}] {body['rule']} ({body['severity']}){reason}"
     detail = (
         f"{body['watch']} = {value} ({body['comparison']} {number(body['threshold'])}"
         + (f" over {body['window']}" if body["window"] != "now" else "")

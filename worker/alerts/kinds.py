@@ -1,11 +1,11 @@
 """What a rule can watch: each kind's source, filters, groupings, defaults.
 
 A filter or grouping is accepted only where its column is: ``provider`` on rounds and forwards,
-``user`` on sessions (contract v1's optional fields; rows that did not report one match no
-filter and group under ''). A filter name a kind cannot read is refused naming those it takes.
-Percentiles over days (they need the latency roll-ups) are accepted by the parser and answer
-"not available" when evaluated, never a made-up value.
-Round latency and time to first token over windows under a day are computed from the rounds.
+``user`` on sessions, and on the rounds' cost through their session (contract v1's optional
+fields; rows that did not report one match no filter and group under ''). A filter name a kind
+cannot read is refused naming those it takes. Round latency and time to first token are computed
+from the rounds over windows under a day, from the hourly latency histograms over days
+(worker/alerts/measure.py).
 """
 
 from __future__ import annotations
@@ -28,14 +28,9 @@ class Kind:
     share: bool = False  # a share in [0, 1]: the threshold must be one
     default_comparison: str = ">"
     default_threshold: float | None = None
-    unavailable: str = ""  # why it cannot be evaluated yet
-    days_unavailable: str = ""  # why windows of days cannot be evaluated yet
+    unavailable: str = ""  # why it cannot be evaluated yet (a kind whose data has not landed)
     quantile: float | None = None  # a percentile kind's
 
-
-_DAYS_OF_LATENCY = (
-    "not available over days until the latency roll-ups land (issue 23); windows under a day read the rounds"
-)
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -89,14 +84,13 @@ KINDS: dict[str, Kind] = {
             "cost_usd",
             "tables",
             "cost in USD of the priced rounds started in the window",
-            ("model", "provider"),
+            ("model", "provider", "user"),
         ),
         Kind(
             "round_latency_p95",
             "tables",
             "p95 of the finished rounds' durations (started to completed), ms",
             ("model", "provider"),
-            days_unavailable=_DAYS_OF_LATENCY,
             quantile=0.95,
         ),
         Kind(
@@ -104,7 +98,6 @@ KINDS: dict[str, Kind] = {
             "tables",
             "p99 of the finished rounds' durations (started to completed), ms",
             ("model", "provider"),
-            days_unavailable=_DAYS_OF_LATENCY,
             quantile=0.99,
         ),
         Kind(
@@ -112,7 +105,6 @@ KINDS: dict[str, Kind] = {
             "tables",
             "p95 time to first token of the rounds that reported one, ms",
             ("model", "provider"),
-            days_unavailable=_DAYS_OF_LATENCY,
             quantile=0.95,
         ),
     )
@@ -123,6 +115,4 @@ def why_unavailable(kind: Kind, window: timedelta | None) -> str | None:
     """Why a rule of ``kind`` over ``window`` cannot be evaluated yet; None when it can."""
     if kind.unavailable:
         return f"{kind.name} is {kind.unavailable}"
-    if kind.days_unavailable and window is not None and window >= timedelta(days=1):
-        return f"{kind.name} is {kind.days_unavailable}"
     return None

@@ -1,28 +1,29 @@
-"""What a rule's value is now: one whole statement per kind, or the pipeline's status view.
-
-The status view is worker/status.py's, as ``metrics-worker status`` shows it.
+"""What a rule's value is now: one whole statement per kind, or the pipeline's status view
+(worker/status.py's, as ``metrics-worker status`` shows it).
 
 Windows shorter than a day are sliding (rows started since ``now - window``) and read the base
 tables through their ``started_at`` indexes (``(model, started_at)`` / ``(endpoint, started_at)``
 where the filter names one). Windows of whole days are UTC dates, today included (``1d`` is today
-so far, ``7d`` today and the six days before): they read the daily roll-ups where there is one
-(tool calls, forwards, sessions; ``X_FROM_ROLLUP``) and its twin over the base table while a
-back-fill is due; rounds have no roll-up, so their error share reads ``round_metrics`` for days
-too, and so does any rule filtered or grouped by provider or user (the roll-ups keep neither:
-``tokens`` by provider over days is then the rounds'). Round latency and time to first token
-percentiles read the rounds of windows under a day (PostgreSQL's ``percentile_disc``); over days
-they wait for the latency roll-ups (issue 23). ``tokens`` over days is the tokens of the sessions
-started on those days (the session roll-up), over shorter windows that of the rounds started in
-it.
+so far, ``7d`` today and the six days before): they read a roll-up that keeps every key the rule
+filters or groups by (``STATEMENTS``: each kind's roll-ups, with the keys each keeps;
+``X_FROM_ROLLUP``) and its twin over the base table while a back-fill is due; with no such roll-up
+they read the base table over the days. So: cost by provider reads ``round_cost_rollup``, cost by
+user ``user_cost_rollup`` (the cost of the sessions the user started on those days, as ``tokens``
+over days is the sessions'), rounds' error share by model ``round_hourly`` (over days: errors /
+rounds started, a round still running counting as not failed: what that roll-up keeps); every
+other rule filtered or grouped by provider or user over days reads the base tables
+(``round_metrics``, ``session_metrics``, ``forward_request_metrics``).
 
-Every statement returns ``label`` (the group's value, '' when the rule is not grouped), ``value``
-and ``samples``; a share with no samples is 0. ``group_by`` picks the label column in the
-statement itself (a CASE), so each read stays one text.
+The percentiles' statements are in worker/alerts/percentiles.py, the cost's in spend.py. Every
+statement returns ``label`` (the group's value, '' when not grouped), ``value`` and ``samples``
+(a histogram: ``label``, ``bucket``, ``n``); a share with no samples is 0. ``group_by`` picks the
+label column in the statement itself (a CASE), so each read stays one text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -30,7 +31,17 @@ import psycopg
 from psycopg.rows import dict_row
 
 from worker.alerts.evaluate import Reading
+from worker.alerts.percentiles import (
+    FIRST_TOKEN,
+    FIRST_TOKEN_BUCKETS,
+    METRICS,
+    ROUND_LATENCY,
+    ROUND_LATENCY_BUCKETS,
+    ROUND_LATENCY_FROM_ROLLUP,
+    from_buckets,
+)
 from worker.alerts.rules import Rule
+from worker.alerts.spend import COST, COST_FROM_ROLLUP, USER_COST_FROM_ROLLUP, USER_COST_OF_SESSIONS
 from worker.status import PipelineStatus
 
 ROUND_ERRORS = """
@@ -44,6 +55,32 @@ FROM round_metrics
 WHERE started_at >= %(since)s
   AND (%(model)s::text IS NULL OR model = %(model)s)
   AND (%(provider)s::text IS NULL OR provider = %(provider)s)
+GROUP BY 1
+"""
+
+ROUND_ERRORS_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'round_hourly'
+) AS ready
+LEFT JOIN (
+    SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
+           COALESCE(sum(errors)::float8 / NULLIF(sum(rounds), 0), 0) AS value,
+           sum(rounds)::int8 AS samples
+    FROM round_hourly
+    WHERE hour >= %(since)s
+      AND (%(model)s::text IS NULL OR model = %(model)s)
+    GROUP BY 1
+) AS answer ON ready.rollups_ready
+"""
+
+ROUND_ERRORS_OF_STARTED = """
+SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
+       COALESCE(count(*) FILTER (WHERE status = 'error')::float8 / NULLIF(count(*), 0), 0) AS value,
+       count(*) AS samples
+FROM round_metrics
+WHERE started_at >= %(since)s AND model IS NOT NULL
+  AND (%(model)s::text IS NULL OR model = %(model)s)
 GROUP BY 1
 """
 
@@ -205,84 +242,61 @@ SELECT '' AS label,
        0 AS samples
 """
 
-ROUND_LATENCY = """
-SELECT CASE %(group_by)s::text
-           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
-       END AS label,
-       percentile_disc(%(quantile)s::float8) WITHIN GROUP (
-           ORDER BY EXTRACT(EPOCH FROM completed_at - started_at) * 1000) AS value,
-       count(*) AS samples
-FROM round_metrics
-WHERE started_at >= %(since)s
-  AND status IN ('success', 'error') AND completed_at >= started_at
-  AND (%(model)s::text IS NULL OR model = %(model)s)
-  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
-GROUP BY 1
-"""
 
-FIRST_TOKEN = """
-SELECT CASE %(group_by)s::text
-           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
-       END AS label,
-       percentile_disc(%(quantile)s::float8) WITHIN GROUP (ORDER BY time_to_first_token_ms) AS value,
-       count(*) AS samples
-FROM round_metrics
-WHERE started_at >= %(since)s
-  AND time_to_first_token_ms IS NOT NULL
-  AND (%(model)s::text IS NULL OR model = %(model)s)
-  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
-GROUP BY 1
-"""
+@dataclass(frozen=True)
+class DaysRead:
+    """A roll-up that answers a kind over days: its statement, its twin over the base tables (read
+    while the roll-up's back-fill is due) and the keys it keeps (the filters and group_by it can
+    answer)."""
 
-COST = """
-SELECT CASE %(group_by)s::text
-           WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
-       END AS label,
-       COALESCE(sum(cost_usd), 0)::float8 AS value,
-       count(cost_usd) AS samples
-FROM round_metrics
-WHERE started_at >= %(since)s
-  AND (%(model)s::text IS NULL OR model = %(model)s)
-  AND (%(provider)s::text IS NULL OR provider = %(provider)s)
-GROUP BY 1
-"""
+    rollup: str
+    twin: str
+    keys: tuple[str, ...]
 
-COST_FROM_ROLLUP = """
-SELECT ready.rollups_ready, answer.*
-FROM (
-    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'rounds'
-) AS ready
-LEFT JOIN (
-    SELECT CASE %(group_by)s::text WHEN 'model' THEN model WHEN 'provider' THEN provider ELSE '' END AS label,
-           sum(cost_usd)::float8 AS value,
-           sum(priced)::int8 AS samples
-    FROM round_cost_rollup
-    WHERE day >= %(first_day)s AND day <= %(last_day)s
-      AND (%(model)s::text IS NULL OR model = %(model)s)
-      AND (%(provider)s::text IS NULL OR provider = %(provider)s)
-    GROUP BY 1
-) AS answer ON ready.rollups_ready
-"""
 
-#: kind -> (its statement over the base tables, over the roll-ups for windows of days or None).
-#: The base statement of tokens over days is TOKENS_OF_SESSIONS (the roll-up's twin), see below.
-STATEMENTS: Mapping[str, tuple[str, str | None]] = {
-    "round_error_share": (ROUND_ERRORS, None),
-    "tool_error_share": (TOOL_ERRORS, TOOL_ERRORS_FROM_ROLLUP),
-    "forward_error_share": (FORWARD_ERRORS, FORWARD_ERRORS_FROM_ROLLUP),
-    "session_error_share": (SESSION_ERRORS, SESSION_ERRORS_FROM_ROLLUP),
-    "tokens": (TOKENS, TOKENS_FROM_ROLLUP),
-    "silence": (SILENCE, None),
-    "round_latency_p95": (ROUND_LATENCY, None),  # days: not yet (kinds.py), no roll-up of durations
-    "round_latency_p99": (ROUND_LATENCY, None),
-    "time_to_first_token_p95": (FIRST_TOKEN, None),
-    "cost_usd": (COST, COST_FROM_ROLLUP),
+_DURATIONS = DaysRead(ROUND_LATENCY_FROM_ROLLUP, ROUND_LATENCY_BUCKETS, ("model",))
+_FIRST_TOKENS = DaysRead(ROUND_LATENCY_FROM_ROLLUP, FIRST_TOKEN_BUCKETS, ("model",))
+
+#: kind -> its statement over the base tables (any window), and the roll-ups that answer it over
+#: days, first fit first. A rule over days that no roll-up keeps the keys of reads the base one.
+STATEMENTS: Mapping[str, tuple[str, tuple[DaysRead, ...]]] = {
+    "round_error_share": (
+        ROUND_ERRORS,
+        (DaysRead(ROUND_ERRORS_FROM_ROLLUP, ROUND_ERRORS_OF_STARTED, ("model",)),),
+    ),
+    "tool_error_share": (TOOL_ERRORS, (DaysRead(TOOL_ERRORS_FROM_ROLLUP, TOOL_ERRORS, ("tool",)),)),
+    "forward_error_share": (
+        FORWARD_ERRORS,
+        (DaysRead(FORWARD_ERRORS_FROM_ROLLUP, FORWARD_ERRORS, ("model", "endpoint")),),
+    ),
+    "session_error_share": (
+        SESSION_ERRORS,
+        (DaysRead(SESSION_ERRORS_FROM_ROLLUP, SESSION_ERRORS, ("model",)),),
+    ),
+    "tokens": (TOKENS, (DaysRead(TOKENS_FROM_ROLLUP, TOKENS_OF_SESSIONS, ("model",)),)),
+    "silence": (SILENCE, ()),
+    "round_latency_p95": (
+        ROUND_LATENCY,
+        (DaysRead(ROUND_LATENCY_FROM_ROLLUP, ROUND_LATENCY_BUCKETS, ("model",)),),
+    ),
+    "round_latency_p99": (
+        ROUND_LATENCY,
+        (DaysRead(ROUND_LATENCY_FROM_ROLLUP, ROUND_LATENCY_BUCKETS, ("model",)),),
+    ),
+    "time_to_first_token_p95": (
+        FIRST_TOKEN,
+        (DaysRead(ROUND_LATENCY_FROM_ROLLUP, FIRST_TOKEN_BUCKETS, ("model",)),),
+    ),
+    "cost_usd": (
+        COST,
+        (
+            DaysRead(COST_FROM_ROLLUP, COST, ("model", "provider")),
+            DaysRead(USER_COST_FROM_ROLLUP, USER_COST_OF_SESSIONS, ("user",)),
+        ),
+    ),
 }
 
 DAY = timedelta(days=1)
-
-#: Filters and groupings the roll-ups cannot answer (they keep no provider or user).
-BASE_ONLY = ("provider", "user")
 
 
 def span(rule: Rule, now: datetime) -> dict[str, Any]:
@@ -310,18 +324,21 @@ def parameters(rule: Rule, now: datetime) -> dict[str, Any]:
         "provider": rule.filter("provider"),
         "user": rule.filter("user"),
         "quantile": rule.kind.quantile,
+        "metric": METRICS.get(rule.watch),
     }
 
 
 def statements_of(rule: Rule, now: datetime) -> tuple[str, str | None]:
-    """The statement a rule reads with at ``now`` (roll-up first for windows of days), and its twin
-    over the base tables (None when there is none to fall back to)."""
-    base, rollup = STATEMENTS[rule.watch]
-    if rollup is None or not span(rule, now)["days"]:
+    """The statement a rule reads with at ``now`` (a roll-up first, for windows of days), and its
+    twin over the base tables (None when there is none to fall back to)."""
+    base, days = STATEMENTS[rule.watch]
+    if not span(rule, now)["days"]:
         return base, None
-    if rule.group_by in BASE_ONLY or any(name in BASE_ONLY for name, _ in rule.filters):
-        return base, None  # the roll-ups have no provider or user: the base table over the days
-    return rollup, TOKENS_OF_SESSIONS if rule.watch == "tokens" else base
+    named = {name for name, _ in rule.filters} | ({rule.group_by} if rule.group_by else set())
+    for read in days:
+        if named <= set(read.keys):
+            return read.rollup, read.twin
+    return base, None  # no roll-up keeps what the rule names: the base table over the days
 
 
 def measure_tables(conn: psycopg.Connection[Any], rule: Rule, now: datetime) -> list[Reading]:
@@ -336,13 +353,24 @@ def measure_tables(conn: psycopg.Connection[Any], rule: Rule, now: datetime) -> 
             rows = _fetch(conn, fallback, params)
         else:
             rows = [row for row in rows if row["label"] is not None]
-    readings = [
-        Reading(_labels(rule, row["label"]), float(row["value"] or 0), int(row["samples"] or 0))
-        for row in rows
-    ]
+    readings = _readings(rule, rows)
     if not readings and not rule.group_by:  # nothing in the window: 0, no samples (a state all the same)
         return [Reading("", 0.0, 0)]
     return readings
+
+
+def _readings(rule: Rule, rows: list[dict[str, Any]]) -> list[Reading]:
+    if not rows or "bucket" not in rows[0]:
+        return [
+            Reading(_labels(rule, row["label"]), float(row["value"] or 0), int(row["samples"] or 0))
+            for row in rows
+        ]
+    q = rule.kind.quantile  # a histogram per label: the percentile off it
+    assert q is not None
+    return [
+        Reading(_labels(rule, label), value, samples)
+        for label, (value, samples) in from_buckets(rows, q).items()
+    ]
 
 
 def _labels(rule: Rule, label: str) -> str:

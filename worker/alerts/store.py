@@ -12,7 +12,7 @@ enough for its own case:
 - a notification is a row whose key is the rule, the labels, the time its firing began and the
   event (worker/alerts/evaluate.py), inserted ``ON CONFLICT DO NOTHING`` in that transaction,
   before anything is sent: only the evaluation whose insert made the row sends it;
-- the scheduled job runs one at a time anyway (worker/maintenance/runs.py).
+- the scheduled job (and ``alerts run``) runs one at a time anyway (worker/runs.py).
 
 So a notification is sent at most once: an evaluation killed between its commit and the send
 leaves the row ``sending`` (shown by ``alerts history``), and is not sent again by the next.
@@ -70,10 +70,6 @@ UPDATE alert_notifications
 SET status = %(status)s, attempts = %(attempts)s, http_status = %(http_status)s, error = %(error)s,
     finished_at = %(finished_at)s
 WHERE key = %(key)s AND receiver = %(receiver)s
-"""
-
-FORGET_RULES = """
-DELETE FROM alert_state WHERE NOT (rule = ANY(%(rules)s))
 """
 
 
@@ -193,11 +189,6 @@ def record(conn: psycopg.Connection[Any], outcomes: Sequence[Outcome]) -> None:
         return
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(RECORD_OUTCOME, [vars(o) for o in outcomes])
-
-
-def forget_rules_not_in(conn: psycopg.Connection[Any], names: Sequence[str]) -> int:
-    """Drop the state of rules no longer in the file (their history stays); how many rows."""
-    return conn.execute(FORGET_RULES, {"rules": list(names)}).rowcount
 
 
 def _state_row(rule: Rule, labels: str, state: State, now: datetime) -> dict[str, Any]:

@@ -27,8 +27,8 @@ import psycopg
 
 from contract.connect import Client
 from contract.keys import Keys
+from worker.maintenance.chunks import in_transaction
 from worker.maintenance.removal import Removed, remove_sessions
-from worker.maintenance.runs import in_transaction
 
 log = logging.getLogger(__name__)
 

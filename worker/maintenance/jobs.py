@@ -6,7 +6,8 @@ like every other process (DATABASE_URL, REDIS_URL, METRICS_STREAM, METRICS_RECON
 METRICS_RETENTION, METRICS_DEDUPE_WINDOW, METRICS_DEAD_LETTER_RETENTION; see worker/settings.py).
 ``run_reconcile`` / ``run_prune`` do the same for given settings (the CLI's one-shot commands);
 ``run_forget`` is the CLI's forget (on request, never scheduled).
-``alerts()`` evaluates the rules of METRICS_ALERTS_FILE (worker/alerts/) and sends what they say.
+``alerts()`` evaluates the rules of METRICS_ALERTS_FILE and sends what they say (worker/alerts/job.py,
+which ``metrics-worker alerts run`` runs too).
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ from datetime import datetime
 from typing import Any
 
 from contract.connect import Client, connect, describe
-from worker.alerts.cycle import evaluate
-from worker.alerts.rules import load_rules
+from worker.alerts.job import run_alerts
 from worker.database import connect as connect_database
 from worker.maintenance.forget import Forgotten, forget_sessions, sessions_of_users
 from worker.maintenance.prune import prune as prune_tables
 from worker.maintenance.reconcile import read_hints
 from worker.maintenance.reconcile import reconcile as reconcile_rows
-from worker.maintenance.runs import run_exclusive, utcnow
 from worker.maintenance.trims import trim_dead_letters, trim_hints
+from worker.runs import run_exclusive, utcnow
 from worker.schema import require_schema
 from worker.settings import AlertSettings, Connections, PruneSettings, ReconcileSettings
-from worker.status import read_status
 
 log = logging.getLogger(__name__)
 
@@ -97,33 +96,6 @@ def run_forget(settings: Connections, session_ids: Iterable[str], user_ids: Iter
         client = _data_redis(settings, stack, one_shot=True)
         ids = [*session_ids, *sessions_of_users(conn, user_ids)]
         return forget_sessions(conn, client, settings.keys, ids)
-
-
-def run_alerts(
-    settings: AlertSettings, *, now: datetime | None = None, one_shot: bool = False
-) -> dict[str, Any]:
-    """One evaluation of every alert rule, notifications sent (skipped if another holds the lock);
-    what it did. The rules file is read in the run, each time (an edit counts from the next
-    minute): a bad one fails the run in one line, recorded in maintenance_runs."""
-    if not settings.alerts_file:
-        raise ValueError("METRICS_ALERTS_FILE: not set; name the rules file (e.g. examples/alerts.toml)")
-    path = settings.alerts_file
-    with (
-        contextlib.ExitStack() as stack,
-        connect_database(settings.database_url, settings.connect_timeout) as conn,
-    ):
-        clients: list[Client] = []
-
-        def pipeline() -> Any:  # read once, and only when a rule watches the pipeline
-            if not clients:
-                clients.append(_data_redis(settings, stack, one_shot))
-            return read_status(clients[0], settings.keys, settings.group, latest=0)
-
-        def body() -> dict[str, Any]:
-            report = evaluate(conn, load_rules(path), pipeline, now or utcnow())
-            return report.details()
-
-        return run_exclusive(conn, "alerts", body)
 
 
 def _data_redis(settings: Connections, stack: contextlib.ExitStack, one_shot: bool) -> Client:

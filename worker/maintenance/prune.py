@@ -51,8 +51,8 @@ from typing import Any
 
 import psycopg
 
+from worker.maintenance.chunks import in_transaction
 from worker.maintenance.removal import Removed, remove_sessions
-from worker.maintenance.runs import in_transaction
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ import psycopg
 from contract.connect import Client
 from contract.entries import as_text
 from contract.keys import Keys
-from worker.maintenance.runs import in_transaction
+from worker.maintenance.chunks import in_transaction
 
 log = logging.getLogger(__name__)
 

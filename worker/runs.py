@@ -1,11 +1,12 @@
-"""What every maintenance run shares: one run at a time, chunked transactions, a record per run.
+"""One run of a scheduled job at a time, across schedulers and workers, each run recorded.
 
-A run (reconcile, prune) spans many short transactions, so mutual exclusion is a *session*
-advisory lock taken with ``pg_try_advisory_lock`` on the run's own connection: a second
-scheduler or maintenance worker starting the same job meanwhile does not wait, it records a
-skip and returns. The lock dies with the connection, so a killed run never blocks the next.
-(Session locks need a session: point maintenance at PostgreSQL directly, or at a PgBouncer in
-session mode, not transaction mode.)
+Reconcile, prune (worker/maintenance/) and the alerts (worker/alerts/job.py) run this way, from
+their RQ job or a one-shot command alike. A run spans many short transactions, so mutual
+exclusion is a *session* advisory lock taken with ``pg_try_advisory_lock`` on the run's own
+connection: a second scheduler, maintenance worker or command starting the same job meanwhile
+does not wait, it records a skip and returns. The lock dies with the connection, so a killed run
+never blocks the next. (Session locks need a session: point maintenance at PostgreSQL directly,
+or at a PgBouncer in session mode, not transaction mode.)
 
 The key is derived from the job name and the connection's current schema, so deployments (or
 tests) sharing one database under separate schemas do not skip each other's runs.
@@ -21,18 +22,14 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from contract.backoff import Backoff, full_jitter
-from worker.errors import TransientError, translate
 from worker.schema import require_schema
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 CURRENT_SCHEMA = "SELECT current_schema()"
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
@@ -41,9 +38,6 @@ RECORD_RUN = """
 INSERT INTO maintenance_runs (job, started_at, finished_at, details)
 VALUES (%(job)s, %(started_at)s, %(finished_at)s, %(details)s)
 """
-
-#: Attempts of one chunk when PostgreSQL says "retry" (deadlock victim, lock timeout, restart).
-CHUNK_ATTEMPTS = 5
 
 
 def utcnow() -> datetime:
@@ -104,23 +98,3 @@ def _record(conn: psycopg.Connection[Any], job: str, started: datetime, details:
     conn.execute(
         RECORD_RUN, {"job": job, "started_at": started, "finished_at": utcnow(), "details": Jsonb(details)}
     )
-
-
-def in_transaction(conn: psycopg.Connection[Any], work: Callable[[psycopg.Cursor[Any]], T]) -> T:
-    """Run ``work`` in one transaction, again from the start if PostgreSQL says the failure is
-    transient (worker/errors.py); other errors propagate as the project's own exceptions."""
-    backoff = Backoff(0.1, 5.0, full_jitter)  # 0-100 % of 0.1 s, 0.2 s, ... 5 s
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            with conn.transaction(), conn.cursor() as cur:
-                return work(cur)
-        except psycopg.Error as exc:
-            error = translate(exc)
-            if not isinstance(error, TransientError) or attempt >= CHUNK_ATTEMPTS:
-                raise error from exc
-            now = time.monotonic()
-            delay = backoff.failed(now) - now
-            log.debug("chunk failed (%s), attempt %d, retrying in %.2fs", error, attempt, delay)
-            time.sleep(delay)
