@@ -14,6 +14,10 @@ every aggregate read: p50 at both scales and the ratio, checked against its boun
 whole overview) and <= 1.3x the smaller (exit status 1 if not). The schemas are dropped unless
 --keep; ``--only cost --only latency`` times only the reads whose names start so (on kept schemas).
 
+Give it a database of its own (``--database-url``, or DATABASE_URL): the back-fill holds the
+schema's advisory lock, which is database-wide, for the whole back-fill (17 minutes at 10x on this
+machine), and every apply of schema.sql to that database (a test's, a worker's start) waits for it.
+
 The data carries what issue 23 reads: a user on 9 sessions in 10 (300 users), a provider, cache
 reads and a time to first token on rounds, and a cost on every completed round and forward (a
 fixed price per million tokens, as the pricer would store it; rare-model unpriced).
