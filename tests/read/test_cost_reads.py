@@ -62,6 +62,8 @@ def test_filters_and_both_days(url: str) -> None:
             (DAY, EXAMPLE_USD),
             (date(2026, 2, 11), EXAMPLE_USD),
         ]
+        # Each day's rounds by model (what the dashboard stacks): the unknown model has no USD.
+        assert [d.round_usd_by_model for d in everything.by_day] == [{"gpt-4o": EXAMPLE_USD}] * 2
         assert [u.user_id for u in everything.by_user] == ["u1", "u2"]
         assert [u.user_id for u in queries.cost(conn, top=1).by_user] == ["u1"]
         u2 = queries.cost(conn, user_id="u2")

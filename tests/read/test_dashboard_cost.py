@@ -1,8 +1,8 @@
 """The dashboard's cost and latency in a real Chromium, over a hand-computed history: the
 overview's first screen shows /v1/cost's exact USD (the $3.25 example of tests/engine/costs.py and
 a $0.0035 round) and the unpriced round as a count, its latency table is /v1/latency's, the last
-1/6/24 hours switch to /v1/series' hourly points, and a session shows each round's cost and time to
-first token, its cost, its user and its forwards."""
+1/6/24 hours switch to hourly points and to the cost and sessions of those hours, and a session
+shows each round's cost and time to first token, its cost, its user and its forwards."""
 
 from __future__ import annotations
 
@@ -160,6 +160,19 @@ def test_the_last_hours_switch_to_hourly_series(priced: str, watched: Watched) -
             "series-latency",
         }
         assert _latency_rows(page) == _expected_latency(get(priced, "/v1/latency", hours=hours))
+        # What those hours cost and which sessions started in them, as /v1/cost and /v1/summary
+        # have them: session s1 (two hours ago) in the last 6 and 24 hours, nothing in the last one.
+        cost = get(priced, "/v1/cost", hours=hours)
+        assert Decimal(cost["round_usd"]) == (0 if hours == "1" else TOTAL_USD)
+        expect(_tile(page, "round_usd")).to_have_attribute("data-value", cost["round_usd"])
+        expect(_tile(page, "unpriced_rounds")).to_have_attribute("data-value", str(cost["unpriced_rounds"]))
+        per_hour = float(_tile(page, "per_hour").get_attribute("data-value"))
+        assert per_hour == pytest.approx(float(cost["round_usd"]) / int(hours))
+        summary = get(priced, "/v1/summary", hours=hours)
+        assert summary["total_sessions"] == (0 if hours == "1" else 1)
+        expect(_tile(page, "total_sessions")).to_have_attribute("data-value", str(summary["total_sessions"]))
+        top = page.locator("table.top-sessions tbody tr").evaluate_all("rs => rs.map(r => r.dataset.session)")
+        assert top == [s["session_id"] for s in cost["top_sessions"]] == ([] if hours == "1" else ["s1"])
         if hours == "6":
             watched.shot("overview-hours")
     # Back to whole days: the dates again, and the cost.

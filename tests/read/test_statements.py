@@ -206,6 +206,12 @@ def _reads(conn: psycopg.Connection[Any]) -> list[Any]:
         queries.latency(conn, **feb),
         queries.latency(conn, hours=24, now=datetime(2026, 2, 3, 12, tzinfo=UTC)),
         queries.hourly_series(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC), model="gpt-4"),
+        queries.summary(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC)),
+        queries.by_model(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC)),
+        queries.tool_metrics(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC)),
+        queries.forward_summary(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC), model="gpt-4"),
+        queries.forward_by_endpoint(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC)),
+        queries.cost(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC), user_id="u1"),
     ]
 
 

@@ -63,7 +63,7 @@ from worker.read.params import (
     reject_unknown_parameters,
 )
 from worker.read.queries import DEFAULT_DAYS, DEFAULT_HOURS, DEFAULT_LIMIT, DEFAULT_TOP, QueryError
-from worker.read.queries._base import check_date_range
+from worker.read.queries._base import check_date_range, hours_instead_of_dates
 from worker.schema import SchemaMissing, require_schema
 from worker.settings import Connections
 from worker.status import UNAVAILABLE, PipelineStatus, StatusSource
@@ -143,13 +143,17 @@ def healthz(request: Request, pool: Pool) -> JSONResponse:
 
 
 @v1.get("/v1/summary", response_model=MetricsSummary, tags=["sessions"])
-def get_summary(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> MetricsSummary:
-    return queries.summary(pool, start_date=start_date, end_date=end_date)
+def get_summary(
+    pool: Pool, start_date: StartDate = None, end_date: EndDate = None, hours: Hours = None
+) -> MetricsSummary:
+    return queries.summary(pool, start_date=start_date, end_date=end_date, hours=hours)
 
 
 @v1.get("/v1/models", response_model=list[ModelMetrics], tags=["sessions"])
-def get_models(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> list[ModelMetrics]:
-    return queries.by_model(pool, start_date=start_date, end_date=end_date)
+def get_models(
+    pool: Pool, start_date: StartDate = None, end_date: EndDate = None, hours: Hours = None
+) -> list[ModelMetrics]:
+    return queries.by_model(pool, start_date=start_date, end_date=end_date, hours=hours)
 
 
 @v1.get("/v1/sessions", response_model=list[SessionMetrics], tags=["sessions"])
@@ -192,17 +196,24 @@ def get_forward_summary(
     end_date: EndDate = None,
     endpoint: Endpoint = None,
     model: Model = None,
+    hours: Hours = None,
 ) -> ForwardMetricsSummary:
     return queries.forward_summary(
-        pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model
+        pool, start_date=start_date, end_date=end_date, endpoint=endpoint, model=model, hours=hours
     )
 
 
 @v1.get("/v1/forward/endpoints", response_model=list[ForwardEndpointMetrics], tags=["forward"])
 def get_forward_endpoints(
-    pool: Pool, start_date: StartDate = None, end_date: EndDate = None, model: Model = None
+    pool: Pool,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    model: Model = None,
+    hours: Hours = None,
 ) -> list[ForwardEndpointMetrics]:
-    return queries.forward_by_endpoint(pool, start_date=start_date, end_date=end_date, model=model)
+    return queries.forward_by_endpoint(
+        pool, start_date=start_date, end_date=end_date, model=model, hours=hours
+    )
 
 
 @v1.get("/v1/forward/requests", response_model=list[ForwardRequestMetrics], tags=["forward"])
@@ -227,13 +238,36 @@ def get_forward_daily(
 
 
 @v1.get("/v1/overview", response_model=Overview, tags=["dashboard"])
-async def get_overview(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> Overview:
+async def get_overview(
+    pool: Pool, start_date: StartDate = None, end_date: EndDate = None, hours: Hours = None
+) -> Overview:
     """The dashboard's overview in one request: the summary, each day and each tool, for the dates
-    (default: the last 7 UTC days, ending today). The three reads run side by side."""
+    (default: the last 7 UTC days, ending today), or, with ``hours``, the summary, each hour
+    (``series``) and each tool of the last N UTC hours. The three reads run side by side."""
+    if hours is not None:
+        now = datetime.now(UTC)  # one window for the three reads, whatever hour they run in
+        span = hours_instead_of_dates(hours, start_date, end_date, now)
+        assert span is not None
+        start_at, end_at = span
+        last: dict[str, Any] = {"hours": hours, "now": now}
+        summary, series, tools = await asyncio.gather(
+            run_in_threadpool(queries.summary, pool, **last),
+            run_in_threadpool(queries.hourly_series, pool, **last),
+            run_in_threadpool(queries.tool_metrics, pool, **last),
+        )
+        return Overview(
+            start_date=start_at.date(),
+            end_date=(end_at - timedelta(microseconds=1)).date(),
+            summary=summary,
+            daily=[],
+            tools=tools,
+            hours=hours,
+            series=series,
+        )
     end = end_date or datetime.now(UTC).date()
     start = start_date or end - timedelta(days=DEFAULT_DAYS - 1)
     check_date_range(start, end)
-    dates = {"start_date": start, "end_date": end}
+    dates: dict[str, Any] = {"start_date": start, "end_date": end}
     summary, daily, tools = await asyncio.gather(
         run_in_threadpool(queries.summary, pool, **dates),
         run_in_threadpool(queries.daily_metrics, pool, days=(end - start).days + 1, end_date=end),
@@ -243,8 +277,10 @@ async def get_overview(pool: Pool, start_date: StartDate = None, end_date: EndDa
 
 
 @v1.get("/v1/tools", response_model=list[ToolMetrics], tags=["sessions"])
-def get_tools(pool: Pool, start_date: StartDate = None, end_date: EndDate = None) -> list[ToolMetrics]:
-    return queries.tool_metrics(pool, start_date=start_date, end_date=end_date)
+def get_tools(
+    pool: Pool, start_date: StartDate = None, end_date: EndDate = None, hours: Hours = None
+) -> list[ToolMetrics]:
+    return queries.tool_metrics(pool, start_date=start_date, end_date=end_date, hours=hours)
 
 
 @v1.get(
@@ -261,8 +297,11 @@ def get_cost(
     model: Model = None,
     user_id: User = None,
     top: Top = DEFAULT_TOP,
+    hours: Hours = None,
 ) -> CostReport:
-    return queries.cost(pool, start_date=start_date, end_date=end_date, model=model, user_id=user_id, top=top)
+    return queries.cost(
+        pool, start_date=start_date, end_date=end_date, model=model, user_id=user_id, top=top, hours=hours
+    )
 
 
 @v1.get("/v1/latency", response_model=Latency, tags=["latency"])

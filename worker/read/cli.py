@@ -180,6 +180,13 @@ def configure_parser(subparsers: Any) -> None:
 def run_query(args: argparse.Namespace) -> int:
     """Run the read named in ``args`` and print it; the exit status."""
     read = READS_BY_NAME[args.query_read]
+    if "hours" in read.filters and args.hours is not None:
+        for flag, value in (("--start-date", args.start_date), ("--end-date", args.end_date)):
+            if value is not None:
+                raise ValueError(
+                    f"--hours {args.hours} and {flag} {value.isoformat()}: give the last N hours or a date "
+                    "range, not both"
+                )
     settings = settings_from(args, Connections)
     with connect(settings.database_url, settings.connect_timeout) as conn:
         conn.read_only = True
@@ -227,11 +234,18 @@ def _dates(args: argparse.Namespace) -> dict[str, Any]:
     return {"start_date": args.start_date, "end_date": args.end_date}
 
 
+def _span(args: argparse.Namespace) -> dict[str, Any]:
+    """The dates, or the last --hours (a read with both filters)."""
+    return {**_dates(args), "hours": args.hours}
+
+
 READS: tuple[_Read, ...] = (
-    _Read("summary", (), "totals over sessions, and sync mismatches", ("dates",),
-          lambda c, a: queries.summary(c, **_dates(a)), grids.summary),
-    _Read("by-model", ("by_model", "models"), "per model, most tokens first", ("dates",),
-          lambda c, a: queries.by_model(c, **_dates(a)), grids.by_model),
+    _Read("summary", (), "totals over sessions, and sync mismatches", ("dates", "hours"),
+          lambda c, a: queries.summary(c, **_span(a)), grids.summary),
+    _Read("by-model", ("by_model", "models"), "per model, most tokens first", ("dates", "hours"),
+          lambda c, a: queries.by_model(c, **_span(a)), grids.by_model),
+    _Read("tools", ("tool_metrics", "tool-metrics"), "per tool: calls, succeeded, failed, unfinished",
+          ("dates", "hours"), lambda c, a: queries.tool_metrics(c, **_span(a)), grids.tools),
     _Read("sessions", (), "latest sessions first", ("dates", "model", "limit", "page"),
           lambda c, a: queries.sessions(c, **_dates(a), model=a.model, limit=a.limit, before=a.before,
                                         after=a.after), grids.sessions),
@@ -240,11 +254,11 @@ READS: tuple[_Read, ...] = (
     _Read("daily", ("daily_metrics", "daily-metrics"), "per UTC day, with model and tool breakdowns",
           ("window",), lambda c, a: queries.daily_metrics(c, days=a.days, end_date=a.end_date), grids.daily),
     _Read("forward-summary", ("forward_summary",), "totals over forwarded requests, by outcome",
-          ("dates", "endpoint", "model"),
-          lambda c, a: queries.forward_summary(c, **_dates(a), endpoint=a.endpoint, model=a.model),
+          ("dates", "hours", "endpoint", "model"),
+          lambda c, a: queries.forward_summary(c, **_span(a), endpoint=a.endpoint, model=a.model),
           grids.forward_summary),
     _Read("forward-endpoints", ("forward_by_endpoint", "forward-by-endpoint"), "per endpoint, busiest first",
-          ("dates", "model"), lambda c, a: queries.forward_by_endpoint(c, **_dates(a), model=a.model),
+          ("dates", "hours", "model"), lambda c, a: queries.forward_by_endpoint(c, **_span(a), model=a.model),
           grids.forward_endpoints),
     _Read("forward-requests", ("forward_requests",), "latest forwarded requests first",
           ("dates", "endpoint", "model", "limit"),
@@ -256,11 +270,11 @@ READS: tuple[_Read, ...] = (
           ("window",), lambda c, a: queries.forward_daily_metrics(c, days=a.days, end_date=a.end_date),
           grids.forward_daily),
     _Read("cost", (), "what it cost in USD: totals, per model, per day, top users and sessions (unpriced "
-          "rounds and forwards counted, never $0)", ("dates", "model", "user", "top"),
-          lambda c, a: queries.cost(c, **_dates(a), model=a.model, user_id=a.user_id, top=a.top), grids.cost),
+          "rounds and forwards counted, never $0)", ("dates", "hours", "model", "user", "top"),
+          lambda c, a: queries.cost(c, **_span(a), model=a.model, user_id=a.user_id, top=a.top), grids.cost),
     _Read("latency", (), "p50/p90/p95/p99 of round duration and time to first token per model, of tool "
           "and forward duration per tool and endpoint", ("dates", "hours"),
-          lambda c, a: queries.latency(c, **_dates(a), hours=a.hours), latency_grids.latency),
+          lambda c, a: queries.latency(c, **_span(a)), latency_grids.latency),
     _Read("series", ("hourly",), "per UTC hour of the last N: rounds, errors, tokens, round duration",
           ("series", "model"), lambda c, a: queries.hourly_series(c, hours=a.hours, model=a.model),
           latency_grids.series),

@@ -18,6 +18,7 @@ from worker.read.models import (
     SessionDetail,
     SessionMetrics,
     TokenUsage,
+    ToolMetrics,
 )
 from worker.tables import Column, Grid
 
@@ -213,6 +214,28 @@ def daily(rows: list[DailyMetrics]) -> list[Grid]:
                  *_tokens(d.total_token_usage), d.total_tool_calls, d.prompt_cached_tool_outputs,
                  d.model_breakdown, d.tool_breakdown)
                 for d in rows
+            ),
+        )
+    ]  # fmt: skip
+
+
+def tools(rows: list[ToolMetrics]) -> list[Grid]:
+    columns = (
+        Column("tool"),
+        Column("calls", "number"),
+        Column("succeeded", "number", 3),
+        Column("failed", "number", 4),
+        Column("unfinished", "number", 2),
+        Column("failure share", "text", 1),
+    )
+    return [
+        Grid(
+            "By tool",
+            columns,
+            tuple(
+                (t.tool_name, t.calls, t.succeeded, t.failed, t.unfinished,
+                 "" if t.failure_share is None else f"{t.failure_share:.1%}")
+                for t in rows
             ),
         )
     ]  # fmt: skip

@@ -251,16 +251,6 @@ class ForwardEndpointStatuses(_Model):
     pending: int
 
 
-class Overview(_Model):
-    """What the dashboard's overview shows for one date range, read in one request."""
-
-    start_date: date
-    end_date: date
-    summary: MetricsSummary
-    daily: list[DailyMetrics]
-    tools: list[ToolMetrics]
-
-
 class CostByModel(_Model):
     """What one model's rounds and forwards started in the dates cost; unpriced ones are counted
     (no price list knows them), never summed as $0."""
@@ -284,6 +274,9 @@ class CostByDay(_Model):
     forward_usd: Decimal
     priced_forwards: int
     unpriced_forwards: int
+    #: The day's rounds' USD per model (models with priced rounds that day; what the dashboard's
+    #: stacked chart draws, so it needs no read per model).
+    round_usd_by_model: dict[str, Decimal] = {}
 
 
 class CostByUser(_Model):
@@ -383,3 +376,17 @@ class HourlySeries(_Model):
     hours: int
     model: str | None
     points: list[HourlyPoint]
+
+
+class Overview(_Model):
+    """What the dashboard's overview shows for one date range, or for the last N UTC hours, read in
+    one request. With ``hours``: the summary and tools of those hours, their hourly ``series``
+    instead of ``daily`` (empty), and the UTC dates they touch as start_date and end_date."""
+
+    start_date: date
+    end_date: date
+    summary: MetricsSummary
+    daily: list[DailyMetrics]
+    tools: list[ToolMetrics]
+    hours: int | None = None
+    series: HourlySeries | None = None

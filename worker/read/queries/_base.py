@@ -92,6 +92,23 @@ def hours_window(hours: int, now: datetime | None = None) -> tuple[datetime, dat
     return end - timedelta(hours=hours), end
 
 
+def hours_instead_of_dates(
+    hours: int | None, start_date: date | None, end_date: date | None, now: datetime | None = None
+) -> tuple[datetime, datetime] | None:
+    """``[start, end)`` of the last ``hours`` (hours_window), or None without ``hours``; ``hours``
+    with a date is a QueryError naming both (a read takes a window of hours or of dates)."""
+    if hours is None:
+        return None
+    for param, value in (("start_date", start_date), ("end_date", end_date)):
+        if value is not None:
+            raise QueryError(
+                f"hours={hours} and {param}={value.isoformat()}: give the last N hours or a date range, "
+                "not both",
+                param="hours",
+            )
+    return hours_window(hours, now)
+
+
 def date_span(start_date: date | None, end_date: date | None) -> tuple[datetime | None, datetime | None]:
     """``[start, end)`` of inclusive UTC dates as instants (None: open)."""
     check_date_range(start_date, end_date)

@@ -9,12 +9,18 @@ its rounds'), by the session's ``started_at``, and the model filter there is the
 the base rows of that user's sessions (COST_ROWS_OF_USER: the roll-ups have no user key), and
 per user with a model filter from the sessions (USERS_OF_MODEL); the ``_FROM_BASE`` twins answer
 while a back-fill is due. Each read is whole statements side by side, as everywhere.
+
+The last N UTC hours (``hours``, instead of dates) are read from the base tables through their
+indexes on started_at (the cost roll-ups are by UTC day): COST_ROWS_OF_HOURS (rounds and forwards,
+grouped by UTC date and model as the roll-ups are), USERS_OF_HOURS and TOP_SESSIONS_OF_HOURS (the
+sessions started in those hours); what they cost grows with the rows of those hours.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from psycopg.rows import DictRow
 
@@ -26,6 +32,7 @@ from worker.read.queries._base import (
     check_date_range,
     check_text,
     fetch_all,
+    hours_instead_of_dates,
     rollup_or_base,
     snapshot,
 )
@@ -159,6 +166,52 @@ ORDER BY cost_usd DESC, session_id COLLATE "C"
 LIMIT %(top)s
 """
 
+COST_ROWS_OF_HOURS = """
+SELECT 'round' AS kind, (r.started_at AT TIME ZONE 'UTC')::date AS day, r.model,
+       COALESCE(sum(r.cost_usd), 0) AS cost_usd, count(r.cost_usd) AS priced,
+       count(*) FILTER (WHERE r.unpriced) AS unpriced
+FROM round_metrics r
+WHERE r.started_at >= %(start_at)s::timestamptz AND r.started_at < %(end_at)s::timestamptz
+  AND r.model IS NOT NULL AND (r.cost_usd IS NOT NULL OR r.unpriced)
+  AND (%(model)s::text IS NULL OR r.model = %(model)s)
+  AND (%(user_id)s::text IS NULL
+       OR r.session_id IN (SELECT s.session_id FROM session_metrics s WHERE s.user_id = %(user_id)s))
+GROUP BY 2, 3
+UNION ALL
+SELECT 'forward', (f.started_at AT TIME ZONE 'UTC')::date, f.model,
+       COALESCE(sum(f.cost_usd), 0), count(f.cost_usd), count(*) FILTER (WHERE f.unpriced)
+FROM forward_request_metrics f
+WHERE f.started_at >= %(start_at)s::timestamptz AND f.started_at < %(end_at)s::timestamptz
+  AND (f.cost_usd IS NOT NULL OR f.unpriced)
+  AND (%(model)s::text IS NULL OR f.model = %(model)s)
+  AND (%(user_id)s::text IS NULL
+       OR f.session_id IN (SELECT s.session_id FROM session_metrics s WHERE s.user_id = %(user_id)s))
+GROUP BY 2, 3
+"""
+
+USERS_OF_HOURS = """
+SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
+FROM session_metrics
+WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
+  AND user_id IS NOT NULL AND (cost_usd <> 0 OR unpriced_rounds <> 0)
+  AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+  AND (%(model)s::text IS NULL OR model = %(model)s)
+GROUP BY user_id
+ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
+LIMIT %(top)s
+"""
+
+TOP_SESSIONS_OF_HOURS = """
+SELECT session_id, user_id, model, started_at, cost_usd, unpriced_rounds
+FROM session_metrics
+WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
+  AND (cost_usd <> 0 OR unpriced_rounds <> 0)
+  AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+  AND (%(model)s::text IS NULL OR model = %(model)s)
+ORDER BY cost_usd DESC, session_id COLLATE "C"
+LIMIT %(top)s
+"""
+
 
 def cost(
     source: Source,
@@ -168,16 +221,29 @@ def cost(
     model: str | None = None,
     user_id: str | None = None,
     top: int = DEFAULT_TOP,
+    hours: int | None = None,
+    now: datetime | None = None,
 ) -> CostReport:
-    """The cost of what started in the dates (inclusive UTC), of ``model``, of ``user_id``'s
-    sessions: totals, per model, per day, the ``top`` users and sessions by cost."""
+    """The cost of what started in the dates (inclusive UTC), or in the last ``hours`` (1..168,
+    instead of dates; ``now`` for tests), of ``model``, of ``user_id``'s sessions: totals, per
+    model, per UTC day, the ``top`` users and sessions by cost."""
     check_date_range(start_date, end_date)
     check_text("model", model)
     check_text("user_id", user_id)
     if not 1 <= top <= MAX_LIMIT:
         raise QueryError(f"top must be between 1 and {MAX_LIMIT}, got {top}", param="top")
-    params = {"start_date": start_date, "end_date": end_date, "model": model, "user_id": user_id, "top": top}
+    span = hours_instead_of_dates(hours, start_date, end_date, now)
+    params: dict[str, Any] = {
+        "start_date": start_date, "end_date": end_date, "model": model, "user_id": user_id, "top": top
+    }  # fmt: skip
     with snapshot(source) as conn:
+        if span is not None:
+            params.update(start_at=span[0], end_at=span[1])
+            return _report(
+                fetch_all(conn, COST_ROWS_OF_HOURS, params),
+                fetch_all(conn, USERS_OF_HOURS, params),
+                fetch_all(conn, TOP_SESSIONS_OF_HOURS, params),
+            )
         if user_id is None:
             rows = rollup_or_base(conn, COST_ROWS_FROM_ROLLUP, COST_ROWS_FROM_BASE, params, "kind")
         else:
@@ -195,17 +261,24 @@ def _report(rows: list[DictRow], users: list[DictRow], sessions: list[DictRow]) 
     days: dict[date, dict[str, Decimal | int]] = {}
     zero: dict[str, Decimal | int] = {"round_usd": Decimal(0), "priced_rounds": 0, "unpriced_rounds": 0,
             "forward_usd": Decimal(0), "priced_forwards": 0, "unpriced_forwards": 0}  # fmt: skip
+    day_models: dict[date, dict[str, Decimal]] = {}
     for row in rows:
         kind = "round" if row["kind"] == "round" else "forward"
         for bucket in (models.setdefault(row["model"], dict(zero)), days.setdefault(row["day"], dict(zero))):
             bucket[f"{kind}_usd"] += row["cost_usd"]
             bucket[f"priced_{kind}s"] += row["priced"]
             bucket[f"unpriced_{kind}s"] += row["unpriced"]
+        if kind == "round" and row["priced"]:
+            of_day = day_models.setdefault(row["day"], {})
+            of_day[row["model"]] = of_day.get(row["model"], Decimal(0)) + row["cost_usd"]
     by_model = sorted(
         (CostByModel(model=name, **figures) for name, figures in models.items()),  # type: ignore[arg-type]
         key=lambda m: (-m.round_usd - m.forward_usd, m.model),
     )
-    by_day = [CostByDay(day=day, **days[day]) for day in sorted(days)]  # type: ignore[arg-type]
+    by_day = [
+        CostByDay(day=day, **days[day], round_usd_by_model=dict(sorted(day_models.get(day, {}).items())))  # type: ignore[arg-type]
+        for day in sorted(days)
+    ]
     return CostReport(
         round_usd=sum((m.round_usd for m in by_model), Decimal(0)),
         priced_rounds=sum(m.priced_rounds for m in by_model),

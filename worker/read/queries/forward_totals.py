@@ -16,12 +16,15 @@ numeric milliseconds per row, and exact; the roll-up keeps microseconds).
 
 Dates are inclusive UTC dates: the roll-up's ``day``, the base table's ``started_at`` as a range
 on the bare column (the index on started_at serves it; a NULL bound is open). Filters are written
-in: the reads are never server-prepared (_base.fetch_all), so a NULL filter folds away.
+in: the reads are never server-prepared (_base.fetch_all), so a NULL filter folds away. The summary
+and per endpoint also read the last N UTC hours (``hours``, instead of dates): the roll-up is by
+UTC day, so ``X_OF_HOURS`` counts forward_request_metrics' rows through its index on started_at
+(what it costs grows with the requests of those hours, not with the history).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -40,6 +43,7 @@ from worker.read.queries._base import (
     check_text,
     daily_window,
     fetch_all,
+    hours_instead_of_dates,
     rollup_or_base,
     token_usage,
 )
@@ -86,6 +90,23 @@ WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC
   AND (%(model)s::text IS NULL OR model = %(model)s::text)
 """
 
+FORWARD_SUMMARY_OF_HOURS = """
+SELECT count(*) AS requests,
+       count(*) FILTER (WHERE status = 'success') AS successful,
+       count(*) FILTER (WHERE status = 'error') AS failed,
+       count(*) FILTER (WHERE status = 'timeout') AS timed_out,
+       count(*) FILTER (WHERE status = 'pending') AS pending,
+       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+       COALESCE(sum(total_tokens), 0) AS total_tokens,
+       EXTRACT(EPOCH FROM sum(completed_at - started_at)) AS completed_seconds,
+       count(completed_at) AS completed
+FROM forward_request_metrics
+WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
+  AND (%(endpoint)s::text IS NULL OR endpoint = %(endpoint)s::text)
+  AND (%(model)s::text IS NULL OR model = %(model)s::text)
+"""
+
 FORWARD_BY_ENDPOINT_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
 FROM (
@@ -128,6 +149,25 @@ SELECT endpoint,
 FROM forward_request_metrics
 WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
   AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+  AND (%(model)s::text IS NULL OR model = %(model)s::text)
+GROUP BY endpoint
+ORDER BY count(*) DESC, endpoint COLLATE "C"
+"""
+
+FORWARD_BY_ENDPOINT_OF_HOURS = """
+SELECT endpoint,
+       count(*) AS requests,
+       count(*) FILTER (WHERE status = 'success') AS successful,
+       count(*) FILTER (WHERE status = 'error') AS failed,
+       count(*) FILTER (WHERE status = 'timeout') AS timed_out,
+       count(*) FILTER (WHERE status = 'pending') AS pending,
+       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+       COALESCE(sum(total_tokens), 0) AS total_tokens,
+       EXTRACT(EPOCH FROM sum(completed_at - started_at)) AS completed_seconds,
+       count(completed_at) AS completed
+FROM forward_request_metrics
+WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
   AND (%(model)s::text IS NULL OR model = %(model)s::text)
 GROUP BY endpoint
 ORDER BY count(*) DESC, endpoint COLLATE "C"
@@ -199,15 +239,29 @@ def forward_summary(
     end_date: date | None = None,
     endpoint: str | None = None,
     model: str | None = None,
+    hours: int | None = None,
+    now: datetime | None = None,
 ) -> ForwardMetricsSummary:
+    """Requests started in the dates (or the last ``hours``, 1..168, instead; ``now`` for tests),
+    counted by outcome; only ``endpoint``'s and ``model``'s if given."""
     check_date_range(start_date, end_date)
     check_text("endpoint", endpoint)
     check_text("model", model)
-    params = {"start_date": start_date, "end_date": end_date, "endpoint": endpoint, "model": model}
+    span = hours_instead_of_dates(hours, start_date, end_date, now)
+    params: dict[str, Any] = {
+        "start_date": start_date,
+        "end_date": end_date,
+        "endpoint": endpoint,
+        "model": model,
+    }
     with borrowed(source) as conn:
-        (row,) = rollup_or_base(
-            conn, FORWARD_SUMMARY_FROM_ROLLUP, FORWARD_SUMMARY_FROM_BASE, params, "requests"
-        )
+        if span is not None:
+            params.update(start_at=span[0], end_at=span[1])
+            (row,) = fetch_all(conn, FORWARD_SUMMARY_OF_HOURS, params)
+        else:
+            (row,) = rollup_or_base(
+                conn, FORWARD_SUMMARY_FROM_ROLLUP, FORWARD_SUMMARY_FROM_BASE, params, "requests"
+            )
     return ForwardMetricsSummary(
         total_requests=row["requests"],
         successful_requests=row["successful"],
@@ -225,15 +279,23 @@ def forward_by_endpoint(
     start_date: date | None = None,
     end_date: date | None = None,
     model: str | None = None,
+    hours: int | None = None,
+    now: datetime | None = None,
 ) -> list[ForwardEndpointMetrics]:
-    """Per endpoint, most requests first (ties by endpoint). No endpoint filter, as the seed."""
+    """Per endpoint, most requests first (ties by endpoint); the dates, or the last ``hours``. No
+    endpoint filter, as the seed."""
     check_date_range(start_date, end_date)
     check_text("model", model)
-    params = {"start_date": start_date, "end_date": end_date, "model": model}
+    span = hours_instead_of_dates(hours, start_date, end_date, now)
+    params: dict[str, Any] = {"start_date": start_date, "end_date": end_date, "model": model}
     with borrowed(source) as conn:
-        rows = rollup_or_base(
-            conn, FORWARD_BY_ENDPOINT_FROM_ROLLUP, FORWARD_BY_ENDPOINT_FROM_BASE, params, "endpoint"
-        )
+        if span is not None:
+            params.update(start_at=span[0], end_at=span[1])
+            rows = fetch_all(conn, FORWARD_BY_ENDPOINT_OF_HOURS, params)
+        else:
+            rows = rollup_or_base(
+                conn, FORWARD_BY_ENDPOINT_FROM_ROLLUP, FORWARD_BY_ENDPOINT_FROM_BASE, params, "endpoint"
+            )
     return [
         ForwardEndpointMetrics(
             endpoint=row["endpoint"],

@@ -19,11 +19,17 @@ Dates are inclusive UTC dates: the roll-ups' ``day``, the base tables' ``started
 on the bare column (the index on started_at serves it; NULL started_at, a start not yet arrived,
 is left out; a NULL bound is open). Both readings give the same days whatever the session's
 TimeZone.
+
+The summary and per model also read the last N UTC hours (``hours``, instead of dates): the
+roll-ups are by UTC day, so ``X_OF_HOURS`` counts the sessions started in ``[start_at, end_at)``
+from session_metrics through its index on started_at (what it costs grows with the sessions of
+those hours, never with the history). Sync mismatches are kept per UTC date only: the summary of
+some hours counts those of the UTC dates the hours touch.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from worker.read.models import (
@@ -39,6 +45,7 @@ from worker.read.queries._base import (
     check_date_range,
     daily_window,
     fetch_all,
+    hours_instead_of_dates,
     rollup_or_base,
     token_usage,
 )
@@ -107,6 +114,40 @@ WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC
   AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
 """
 
+SUMMARY_OF_HOURS = """
+SELECT sessions.*, mismatches.*
+FROM (
+    SELECT count(*) AS total_sessions,
+           COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+           COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+           COALESCE(sum(total_tokens), 0) AS total_tokens,
+           COALESCE(sum(tool_call_count), 0) AS total_tool_calls,
+           COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs,
+           COALESCE(sum(total_compression_events), 0) AS total_compression_events,
+           COALESCE(sum(total_tokens_saved), 0) AS total_tokens_saved,
+           count(*) FILTER (WHERE status = 'running' AND reconciled_at IS NULL) AS active_sessions,
+           count(*) FILTER (WHERE status = 'completed' AND reconciled_at IS NULL) AS completed_sessions,
+           count(*) FILTER (WHERE status = 'awaiting_response' AND reconciled_at IS NULL)
+               AS awaiting_response_sessions,
+           count(*) FILTER (WHERE status = 'error' AND reconciled_at IS NULL) AS error_sessions,
+           count(*) FILTER (WHERE status = 'cancelled' AND reconciled_at IS NULL) AS cancelled_sessions,
+           count(*) FILTER (WHERE reconciled_at IS NOT NULL) AS reconciled_sessions
+    FROM session_metrics
+    WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
+) AS sessions
+CROSS JOIN (
+    SELECT COALESCE(sum(total), 0) AS total_sync_mismatches,
+           COALESCE(jsonb_object_agg(reason, total), '{}') AS sync_mismatch_breakdown
+    FROM (
+        SELECT reason, sum(count) AS total
+        FROM execute_sync_mismatch_metrics
+        WHERE mismatch_date >= (%(start_at)s::timestamptz AT TIME ZONE 'UTC')::date
+          AND mismatch_date <= ((%(end_at)s::timestamptz - interval '1 microsecond') AT TIME ZONE 'UTC')::date
+        GROUP BY reason
+    ) AS per_reason
+) AS mismatches
+"""
+
 BY_MODEL_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
 FROM (
@@ -144,6 +185,22 @@ SELECT model,
 FROM session_metrics
 WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
   AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+GROUP BY model
+ORDER BY sum(total_tokens) DESC, model COLLATE "C"
+"""
+
+BY_MODEL_OF_HOURS = """
+SELECT model,
+       count(*) AS sessions,
+       count(*) FILTER (WHERE reconciled_at IS NOT NULL) AS reconciled_sessions,
+       COALESCE(sum(total_rounds), 0) AS rounds,
+       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
+       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
+       COALESCE(sum(total_tokens), 0) AS total_tokens,
+       COALESCE(sum(tool_call_count), 0) AS tool_calls,
+       COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs
+FROM session_metrics
+WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
 GROUP BY model
 ORDER BY sum(total_tokens) DESC, model COLLATE "C"
 """
@@ -256,17 +313,29 @@ ORDER BY day
 
 
 def summary(
-    source: Source, *, start_date: date | None = None, end_date: date | None = None
+    source: Source,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    hours: int | None = None,
+    now: datetime | None = None,
 ) -> MetricsSummary:
-    """Totals over the sessions started in the dates, with sync mismatches of the same dates."""
+    """Totals over the sessions started in the dates, with sync mismatches of the same dates; or,
+    with ``hours`` (1..168, instead of dates), in the last that many UTC hours (the current one so
+    far included; ``now`` for tests), with the sync mismatches of the UTC dates they touch."""
     check_date_range(start_date, end_date)
-    params = {"start_date": start_date, "end_date": end_date}
+    span = hours_instead_of_dates(hours, start_date, end_date, now)
     with borrowed(source) as conn:
-        (found,) = fetch_all(conn, SUMMARY_FROM_ROLLUP, params)
-        row: dict[str, Any] = dict(found)
-        if not row["rollups_ready"]:  # the sessions' columns are NULL: count them from the base table
-            (sessions,) = fetch_all(conn, SUMMARY_FROM_BASE, params)
-            row.update(sessions)
+        if span is not None:
+            (found,) = fetch_all(conn, SUMMARY_OF_HOURS, {"start_at": span[0], "end_at": span[1]})
+            row: dict[str, Any] = dict(found)
+        else:
+            params = {"start_date": start_date, "end_date": end_date}
+            (found,) = fetch_all(conn, SUMMARY_FROM_ROLLUP, params)
+            row = dict(found)
+            if not row["rollups_ready"]:  # the sessions' columns are NULL: count them from the base table
+                (sessions,) = fetch_all(conn, SUMMARY_FROM_BASE, params)
+                row.update(sessions)
     return MetricsSummary(
         total_sessions=row["total_sessions"],
         total_tokens=token_usage(row),
@@ -286,13 +355,22 @@ def summary(
 
 
 def by_model(
-    source: Source, *, start_date: date | None = None, end_date: date | None = None
+    source: Source,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    hours: int | None = None,
+    now: datetime | None = None,
 ) -> list[ModelMetrics]:
-    """Per model, most tokens first (ties by model name)."""
+    """Per model, most tokens first (ties by model name); the dates, or the last ``hours``."""
     check_date_range(start_date, end_date)
+    span = hours_instead_of_dates(hours, start_date, end_date, now)
     params = {"start_date": start_date, "end_date": end_date}
     with borrowed(source) as conn:
-        rows = rollup_or_base(conn, BY_MODEL_FROM_ROLLUP, BY_MODEL_FROM_BASE, params, "model")
+        if span is not None:
+            rows = fetch_all(conn, BY_MODEL_OF_HOURS, {"start_at": span[0], "end_at": span[1]})
+        else:
+            rows = rollup_or_base(conn, BY_MODEL_FROM_ROLLUP, BY_MODEL_FROM_BASE, params, "model")
     return [
         ModelMetrics(
             model=row["model"],

@@ -5,14 +5,23 @@ sums the roll-up (schema.sql: tool_rollup) and says in its first column, ``rollu
 whether it counts every row; TOOLS_FROM_BASE is the same read over tool_call_metrics, run only
 while a back-fill is due. Dates are inclusive UTC dates of each call's own ``started_at`` (as
 daily_metrics' tool breakdown): the roll-up's ``day``, the base table's range on the bare column.
+The last N UTC hours (``hours``, instead of dates) come from tool_call_metrics through its index
+on started_at (TOOLS_OF_HOURS: the roll-up is by UTC day), so they cost what those hours' calls do.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from worker.read.models import ToolMetrics
-from worker.read.queries._base import Source, borrowed, check_date_range, rollup_or_base
+from worker.read.queries._base import (
+    Source,
+    borrowed,
+    check_date_range,
+    fetch_all,
+    hours_instead_of_dates,
+    rollup_or_base,
+)
 
 TOOLS_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
@@ -48,15 +57,38 @@ GROUP BY tool_name
 ORDER BY count(*) DESC, tool_name COLLATE "C"
 """
 
+TOOLS_OF_HOURS = """
+SELECT tool_name,
+       count(*) AS calls,
+       count(*) FILTER (WHERE success) AS succeeded,
+       count(*) FILTER (WHERE NOT success) AS failed,
+       count(*) FILTER (WHERE success IS NULL) AS unfinished
+FROM tool_call_metrics
+WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
+  AND tool_name IS NOT NULL
+GROUP BY tool_name
+ORDER BY count(*) DESC, tool_name COLLATE "C"
+"""
+
 
 def tool_metrics(
-    source: Source, *, start_date: date | None = None, end_date: date | None = None
+    source: Source,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    hours: int | None = None,
+    now: datetime | None = None,
 ) -> list[ToolMetrics]:
-    """Per tool name: calls started in the dates, how many succeeded, failed, are unfinished."""
+    """Per tool name: calls started in the dates (or the last ``hours``, 1..168, instead; ``now``
+    for tests), how many succeeded, failed, are unfinished."""
     check_date_range(start_date, end_date)
+    span = hours_instead_of_dates(hours, start_date, end_date, now)
     params = {"start_date": start_date, "end_date": end_date}
     with borrowed(source) as conn:
-        rows = rollup_or_base(conn, TOOLS_FROM_ROLLUP, TOOLS_FROM_BASE, params, "tool_name")
+        if span is not None:
+            rows = fetch_all(conn, TOOLS_OF_HOURS, {"start_at": span[0], "end_at": span[1]})
+        else:
+            rows = rollup_or_base(conn, TOOLS_FROM_ROLLUP, TOOLS_FROM_BASE, params, "tool_name")
     out = []
     for row in rows:
         finished = row["succeeded"] + row["failed"]

@@ -249,39 +249,13 @@
     const costRanked = cost.by_model.filter((m) => Number(m.round_usd) > 0)
       .sort((a, b) => Number(b.round_usd) - Number(a.round_usd) || a.model.localeCompare(b.model));
     const costModels = costRanked.slice(0, 8);
-    const perModel = await Promise.all(costModels.map((m) => api("/v1/cost", { ...dates, model: m.model, top: 1 })));
     const s = data.summary;
     const rounds = data.daily.reduce((a, d) => a + d.total_rounds, 0);
-    const tiles = el("div", { class: "tiles activity" },
-      tile("total_sessions", "sessions", s.total_sessions),
-      tile("active_sessions", "active (running)", s.active_sessions),
-      tile("completed_sessions", "completed", s.completed_sessions),
-      tile("awaiting_response_sessions", "awaiting response", s.awaiting_response_sessions),
-      tile("error_sessions", "error", s.error_sessions),
-      tile("cancelled_sessions", "cancelled", s.cancelled_sessions),
-      tile("reconciled_sessions", "closed by reconcile", s.reconciled_sessions),
-      tile("total_rounds", "rounds", rounds, "daily"),
-      tile("total_tokens.prompt_tokens", "prompt tokens", s.total_tokens.prompt_tokens),
-      tile("total_tokens.completion_tokens", "completion tokens", s.total_tokens.completion_tokens),
-      tile("total_tool_calls", "tool calls", s.total_tool_calls),
-      tile("prompt_cached_tool_outputs", "cached tool outputs", s.prompt_cached_tool_outputs),
-      tile("total_compression_events", "compressions", s.total_compression_events),
-      tile("total_tokens_saved", "tokens saved", s.total_tokens_saved),
-      tile("total_sync_mismatches", "sync mismatches", s.total_sync_mismatches));
+    const tiles = sessionTiles(s, tile("total_rounds", "rounds", rounds, "daily"));
     const tokens = el("div");
     const activity = el("div");
-    const tools = data.tools.length
-      ? table(["tool", "calls", "succeeded", "failed", "unfinished", "failure share"],
-        data.tools.map((t) => el("tr", {},
-          el("td", {}, t.tool_name), num(t.calls), num(t.succeeded), num(t.failed), num(t.unfinished),
-          el("td", { class: "share" },
-            el("span", { class: "bar", style: `width:${Math.round((t.failure_share || 0) * 100)}%` }),
-            el("span", {}, share(t.failure_share))))), "tools")
-      : empty("No tool calls in these dates.");
-    const reasons = Object.entries(s.sync_mismatch_breakdown).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-    const mismatches = reasons.length
-      ? table(["reason", "mismatches"], reasons.map(([reason, n]) => el("tr", {}, el("td", {}, reason), num(n))), "mismatches")
-      : empty("No sync mismatches in these dates.");
+    const tools = toolsTable(data.tools, "these dates");
+    const mismatches = mismatchTable(s, "these dates");
     const costChart = el("div");
     show(
       el("h2", { class: "page" }, `Overview, ${data.start_date} to ${data.end_date} (UTC)`),
@@ -293,7 +267,7 @@
         section("Top sessions by cost", topSessions(cost.top_sessions)),
         section("Top users by cost", topUsers(cost.by_user))),
       tiles,
-      el("p", { class: "hint" }, "sessions = active + completed + awaiting response + error + cancelled + closed by reconcile: a session the reconcile job closed (no session.completed came) counts there alone"),
+      el("p", { class: "hint" }, SESSIONS_HINT),
       section("Tokens per day by model (stacked)", tokens),
       section("Rounds and tool calls per day", activity),
       section("Tool calls by tool", tools),
@@ -314,15 +288,15 @@
       { label: "rounds", values: perDay(q.start, q.end, data.daily, (d) => d.total_rounds) },
       { label: "tool calls", values: perDay(q.start, q.end, data.daily, (d) => d.total_tool_calls) },
     ]);
-    // Cost per day by model: each of the 8 costliest models' own by_day (/v1/cost?model=), the rest
-    // as the total's by_day less theirs.
-    const usdPerDay = (rows) => {
-      const byDay = new Map(rows.map((r) => [dayTs(r.day), Number(r.round_usd)]));
+    // Cost per day by model: the 8 costliest models from each day's round_usd_by_model, the rest as
+    // the day's total less theirs.
+    const usdPerDay = (pick) => {
+      const byDay = new Map(cost.by_day.map((r) => [dayTs(r.day), pick(r)]));
       return days.map((t) => byDay.get(t) || 0);
     };
-    const costSeries = costModels.map((m, k) => ({ label: m.model, values: usdPerDay(perModel[k].by_day) }));
+    const costSeries = costModels.map((m) => ({ label: m.model, values: usdPerDay((r) => Number(r.round_usd_by_model[m.model] || 0)) }));
     if (costRanked.length > costModels.length) {
-      const all = usdPerDay(cost.by_day);
+      const all = usdPerDay((r) => Number(r.round_usd));
       costSeries.push({ label: `${costRanked.length - costModels.length} other models`,
         values: all.map((v, i) => Math.max(0, v - costSeries.reduce((a, c) => a + c.values[i], 0))) });
     }
@@ -330,13 +304,51 @@
     else costChart.append(empty(Number(cost.unpriced_rounds) ? "No priced rounds in these dates (only unpriced ones)." : "No priced rounds in these dates."));
   }
 
+  // The summary's tiles (sessions by status, tokens, tool calls, ...), the rounds tile among them.
+  function sessionTiles(s, roundsTile) {
+    return el("div", { class: "tiles activity" },
+      tile("total_sessions", "sessions", s.total_sessions),
+      tile("active_sessions", "active (running)", s.active_sessions),
+      tile("completed_sessions", "completed", s.completed_sessions),
+      tile("awaiting_response_sessions", "awaiting response", s.awaiting_response_sessions),
+      tile("error_sessions", "error", s.error_sessions),
+      tile("cancelled_sessions", "cancelled", s.cancelled_sessions),
+      tile("reconciled_sessions", "closed by reconcile", s.reconciled_sessions),
+      roundsTile,
+      tile("total_tokens.prompt_tokens", "prompt tokens", s.total_tokens.prompt_tokens),
+      tile("total_tokens.completion_tokens", "completion tokens", s.total_tokens.completion_tokens),
+      tile("total_tool_calls", "tool calls", s.total_tool_calls),
+      tile("prompt_cached_tool_outputs", "cached tool outputs", s.prompt_cached_tool_outputs),
+      tile("total_compression_events", "compressions", s.total_compression_events),
+      tile("total_tokens_saved", "tokens saved", s.total_tokens_saved),
+      tile("total_sync_mismatches", "sync mismatches", s.total_sync_mismatches));
+  }
+  const SESSIONS_HINT = "sessions = active + completed + awaiting response + error + cancelled + closed by reconcile: a session the reconcile job closed (no session.completed came) counts there alone";
+  function toolsTable(rows, what) {
+    return rows.length
+      ? table(["tool", "calls", "succeeded", "failed", "unfinished", "failure share"],
+        rows.map((t) => el("tr", { dataset: { tool: t.tool_name } },
+          el("td", {}, t.tool_name), num(t.calls), num(t.succeeded), num(t.failed), num(t.unfinished),
+          el("td", { class: "share" },
+            el("span", { class: "bar", style: `width:${Math.round((t.failure_share || 0) * 100)}%` }),
+            el("span", {}, share(t.failure_share))))), "tools")
+      : empty(`No tool calls in ${what}.`);
+  }
+  function mismatchTable(s, what) {
+    const reasons = Object.entries(s.sync_mismatch_breakdown).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    return reasons.length
+      ? table(["reason", "mismatches"], reasons.map(([reason, n]) => el("tr", {}, el("td", {}, reason), num(n))), "mismatches")
+      : empty(`No sync mismatches in ${what}.`);
+  }
+
   // -- cost and latency (the overview's first screen) ----------------------------------------------
   const UNPRICED_HINT = "Unpriced: a completed round or forward whose model no price list knows, counted here and never summed as $0. "
     + "Forwards are the proxy's requests, shown apart: a forward made for a round may be the same model call.";
-  function costTiles(cost, days) {
+  // Per day over whole days, or per hour over the last hours (unit "hour").
+  function costTiles(cost, n, unit = "day") {
     return el("div", { class: "tiles cost" },
       usdTile("round_usd", "agents' cost (rounds)", cost.round_usd),
-      usdTile("per_day", `per day (over ${days} ${days === 1 ? "day" : "days"})`, String(Number(cost.round_usd) / days)),
+      usdTile(`per_${unit}`, `per ${unit} (over ${n} ${n === 1 ? unit : unit + "s"})`, String(Number(cost.round_usd) / n)),
       tile("unpriced_rounds", "unpriced rounds", cost.unpriced_rounds, "cost"),
       tile("priced_rounds", "priced rounds", cost.priced_rounds, "cost"),
       usdTile("forward_usd", "forwarded requests' cost", cost.forward_usd),
@@ -355,28 +367,31 @@
       : empty(`No completed rounds in ${what}.`),
       el("p", { class: "hint" }, "Percentiles from the latency histograms: each within 1.083% of the exact one. A round's duration runs from its start to its completion; one the reconcile job closed is not counted."));
   }
-  function topSessions(rows) {
+  function topSessions(rows, what = "these dates") {
     return rows.length
       ? table(["session", "user", "model", "started", "cost", "unpriced rounds"],
         rows.map((r) => el("tr", { dataset: { session: r.session_id } },
           el("td", {}, link(`/sessions/${encodeURIComponent(r.session_id)}${location.search}`, r.session_id)),
           el("td", {}, r.user_id || "–"), el("td", {}, r.model || "–"), el("td", {}, utcTime(r.started_at)),
           usdCell(r.cost_usd), num(r.unpriced_rounds))), "top-sessions")
-      : empty("No priced or unpriced sessions in these dates.");
+      : empty(`No priced or unpriced sessions in ${what}.`);
   }
-  function topUsers(rows) {
+  function topUsers(rows, what = "these dates") {
     return rows.length
       ? table(["user", "cost", "unpriced rounds"],
         rows.map((r) => el("tr", { dataset: { user: r.user_id } }, el("td", {}, r.user_id), usdCell(r.cost_usd), num(r.unpriced_rounds))),
         "top-users")
-      : empty("No sessions with a user in these dates.");
+      : empty(`No sessions with a user in ${what}.`);
   }
 
-  // The last 1, 6 or 24 UTC hours (?hours=N): per hour from /v1/series (the current hour so far
-  // last), latency from /v1/latency?hours=N. Cost is by UTC day (/v1/cost reads dates).
+  // The last 1, 6 or 24 UTC hours (?hours=N): the summary, tools and the per-hour series from
+  // /v1/overview?hours=N (the current hour so far last), cost from /v1/cost?hours=N, latency from
+  // /v1/latency?hours=N: every figure of what started in those hours.
   async function lastHours(q) {
     const hours = Number(q.hours);
-    const [series, latency] = await Promise.all([api("/v1/series", { hours }), api("/v1/latency", { hours })]);
+    const [data, spend, latency] = await Promise.all([
+      api("/v1/overview", { hours }), api("/v1/cost", { hours }), api("/v1/latency", { hours })]);
+    const series = data.series;
     const pts = series.points;
     const xs = pts.map((p) => Date.parse(p.hour) / 1000);
     const sum = (pick) => pts.reduce((a, p) => a + pick(p), 0);
@@ -385,16 +400,24 @@
     const latencyChart = el("div");
     show(
       el("h2", { class: "page" }, `Last ${hours === 1 ? "hour" : hours + " hours"}, ${utcTime(series.start)} to ${utcTime(series.end)}`),
+      costTiles(spend, hours, "hour"),
+      el("p", { class: "hint" }, UNPRICED_HINT),
       el("div", { class: "tiles hourly" },
         tile("rounds", "rounds", sum((p) => p.rounds), "series"),
         tile("errors", "errors", sum((p) => p.errors), "series"),
         tile("tokens.prompt_tokens", "prompt tokens", sum((p) => p.tokens.prompt_tokens), "series"),
         tile("tokens.completion_tokens", "completion tokens", sum((p) => p.tokens.completion_tokens), "series")),
-      el("p", { class: "hint", id: "hourly-cost" }, "Cost is read by UTC day: choose dates to see what these hours cost."),
       section("Rounds and errors per UTC hour", activity),
       section("Tokens per UTC hour (stacked)", tokens),
       section("Round duration per UTC hour (p50, p95, p99)", latencyChart),
-      latencySection(latency, "these hours"));
+      latencySection(latency, "these hours"),
+      el("div", { class: "pair" },
+        section("Top sessions by cost", topSessions(spend.top_sessions, "these hours")),
+        section("Top users by cost", topUsers(spend.by_user, "these hours"))),
+      section("Sessions started in these hours", sessionTiles(data.summary, null)),
+      el("p", { class: "hint" }, SESSIONS_HINT + ". Sync mismatches are kept per UTC date: those of the dates these hours touch."),
+      section("Tool calls by tool", toolsTable(data.tools, "these hours")),
+      section("Sync mismatches by reason (of the UTC dates these hours touch)", mismatchTable(data.summary, "those dates")));
     chart("series-activity", activity, xs, [
       { label: "rounds", values: pts.map((p) => p.rounds) }, { label: "errors", values: pts.map((p) => p.errors) }], { step: 3600 });
     chart("series-tokens", tokens, xs, [
