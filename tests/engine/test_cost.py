@@ -238,12 +238,12 @@ def test_metrics_worker_reprice_prints_what_changed_and_twice_nothing(
     assert "'2026-13-01' is not a date (write YYYY-MM-DD)" in capsys.readouterr().err
 
 
-# What the version before cost did not have (its rows are kept; they lose their cost columns).
+# What the version before cost did not have (its rows are kept; they lose their cost columns); its
+# round trigger was the hourly roll-up's.
 _DROP_COST = """
-DROP TRIGGER round_cost_rollup_insert ON round_metrics;
-DROP TRIGGER round_cost_rollup_update ON round_metrics;
-DROP TRIGGER round_cost_rollup_delete ON round_metrics;
-DROP FUNCTION round_cost_rollup_trigger, round_cost_rollup_move;
+ALTER TRIGGER round_rollups_insert ON round_metrics RENAME TO round_hourly_insert;
+ALTER TRIGGER round_rollups_update ON round_metrics RENAME TO round_hourly_update;
+ALTER TRIGGER round_rollups_delete ON round_metrics RENAME TO round_hourly_delete;
 DROP TABLE round_cost_rollup, user_cost_rollup;
 ALTER TABLE session_metrics DROP COLUMN cost_usd, DROP COLUMN unpriced_rounds;
 ALTER TABLE round_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
