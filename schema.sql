@@ -442,6 +442,16 @@ BEGIN
     RETURN CASE WHEN b.done THEN NULL ELSE COALESCE(b.upto, '') END;
 END $$;
 
+-- The apply engine's guard (worker/engine/sql.py, cost_sql.py): a batch sent without reading its
+-- costs back met a row that does not end as it was priced before sending. The transaction stops;
+-- the worker sends the batch again with the read-back (worker/engine/apply.py knows this SQLSTATE).
+CREATE OR REPLACE FUNCTION metrics_price_missed(kind text, key text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'MP001',
+        MESSAGE = format('%s %s does not end as it was priced before sending: price it under the row lock', kind, key);
+END $$;
+
 -- Add the contributions of ``plus`` and subtract those of ``minus`` (rows of the base table),
 -- one upsert per statement, buckets in key order. ``upto``: count only keys <= it (NULL: all).
 -- The arrays are polymorphic so that no function depends on a base table's row type (a table
