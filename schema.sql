@@ -678,6 +678,8 @@ CREATE TABLE IF NOT EXISTS round_hourly (
     prompt_tokens              numeric NOT NULL DEFAULT 0,
     completion_tokens          numeric NOT NULL DEFAULT 0,
     total_tokens               numeric NOT NULL DEFAULT 0,
+    cost_usd                   numeric NOT NULL DEFAULT 0,  -- sum of the priced rounds' cost_usd
+    unpriced                   bigint NOT NULL DEFAULT 0,   -- rounds marked unpriced (never $0)
     PRIMARY KEY (hour, model, slot)
 ) WITH (fillfactor = 70);
 
@@ -705,6 +707,21 @@ SELECT 'round_hourly', NOT EXISTS (SELECT 1 FROM round_metrics), NULL
 UNION ALL SELECT 'tool_latency', NOT EXISTS (SELECT 1 FROM tool_call_metrics), NULL
 UNION ALL SELECT 'forward_latency', NOT EXISTS (SELECT 1 FROM forward_request_metrics), NULL
 ON CONFLICT (entity) DO NOTHING;
+
+-- A database whose hourly roll-up of rounds predates its cost: add the columns and count rounds
+-- by hour again from zero (their latency with them: one back-fill entity, 'round_hourly'); readers
+-- answer from round_metrics until `metrics-worker schema` has back-filled it.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'round_hourly'::regclass AND attname = 'unpriced') THEN
+        ALTER TABLE round_hourly ADD COLUMN IF NOT EXISTS cost_usd numeric NOT NULL DEFAULT 0,
+                                 ADD COLUMN IF NOT EXISTS unpriced bigint NOT NULL DEFAULT 0;
+        DELETE FROM round_hourly;
+        DELETE FROM latency_hourly WHERE metric LIKE 'round_%';
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM round_metrics)
+        WHERE entity = 'round_hourly';
+    END IF;
+END $$;
 
 -- As for the roll-ups above: a base table without its trigger here is new, what its rows held is
 -- counted from zero.
@@ -776,24 +793,30 @@ BEGIN
             unpriced = r.unpriced + EXCLUDED.unpriced,
             cost_usd = r.cost_usd + EXCLUDED.cost_usd
     ), counts AS (
-        INSERT INTO round_hourly AS r (hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens)
+        INSERT INTO round_hourly AS r (
+            hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced)
         SELECT * FROM (
             SELECT c.hour, c.model, my_slot, sum(c.sign) AS rounds, sum(c.sign * (c.status = 'error')::int) AS errors,
                    sum(c.sign * c.prompt_tokens) AS prompt_tokens,
                    sum(c.sign * c.completion_tokens) AS completion_tokens,
-                   sum(c.sign * c.total_tokens) AS total_tokens
+                   sum(c.sign * c.total_tokens) AS total_tokens,
+                   sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
+                   sum(c.sign * c.unpriced::int) AS unpriced
             FROM c
             WHERE c.hourly
             GROUP BY 1, 2
         ) AS d
-        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens) <> (0, 0, 0, 0, 0)
+        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.cost_usd, d.unpriced)
+              <> (0, 0, 0, 0, 0, 0, 0)
         ORDER BY 1, 2
         ON CONFLICT (hour, model, slot) DO UPDATE SET
             rounds = r.rounds + EXCLUDED.rounds,
             errors = r.errors + EXCLUDED.errors,
             prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
             completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
-            total_tokens = r.total_tokens + EXCLUDED.total_tokens
+            total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            unpriced = r.unpriced + EXCLUDED.unpriced
     )
     INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
     SELECT * FROM (

@@ -7,10 +7,12 @@ import random
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import psycopg
 
-from tests.engine.histories import coherent_history, deliveries
+from tests.engine.costs import example_history
+from tests.engine.histories import T0, coherent_history, deliveries
 from tests.engine.reference import apply_retrying
 from tests.engine.rollups import assert_rollups_match, reads_both_ways
 from worker.backfill import backfill, pending
@@ -155,3 +157,21 @@ def test_a_tool_rollup_that_counted_calls_only_is_counted_again(conn: psycopg.Co
     assert pending(conn) == []
     assert_rollups_match(conn)
     assert queries.tool_metrics(conn) == from_base
+
+
+def test_an_hourly_rollup_without_cost_is_counted_again_with_it(conn: psycopg.Connection) -> None:
+    rng = random.Random(16)
+    history = [ev for i in range(4) for ev in coherent_history(rng, sessions=3, prefix=f"old{i}-")]
+    apply_events(conn, history + example_history(T0))
+    series = queries.hourly_series(conn, hours=24, now=T0 + timedelta(hours=1))
+    assert sum(p.cost_usd for p in series.points) > 0
+    # The version before: rounds per hour without their cost.
+    conn.execute("ALTER TABLE round_hourly DROP COLUMN cost_usd, DROP COLUMN unpriced")
+    apply_schema(conn, force=True)
+    assert pending(conn) == ["round_hourly"]
+    assert conn.execute("SELECT count(*) FROM round_hourly").fetchone() == (0,)
+    assert queries.hourly_series(conn, hours=24, now=T0 + timedelta(hours=1)) == series  # from round_metrics
+    assert backfill(conn, chunk_size=5)["round_hourly"] > 0
+    assert pending(conn) == []
+    assert_rollups_match(conn)
+    assert queries.hourly_series(conn, hours=24, now=T0 + timedelta(hours=1)) == series

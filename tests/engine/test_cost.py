@@ -249,6 +249,7 @@ ALTER TABLE session_metrics DROP COLUMN cost_usd, DROP COLUMN unpriced_rounds;
 ALTER TABLE round_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 ALTER TABLE forward_rollup DROP COLUMN cost_usd, DROP COLUMN priced, DROP COLUMN unpriced;
+ALTER TABLE round_hourly DROP COLUMN cost_usd, DROP COLUMN unpriced;
 DELETE FROM rollup_backfill WHERE entity = 'rounds';
 ALTER TABLE rollup_backfill DROP CONSTRAINT rollup_backfill_entity_check,
     ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN (
@@ -264,7 +265,7 @@ def test_a_database_of_the_version_before_cost_is_upgraded_then_repriced(
     priced = _everything(conn)
     conn.execute(_DROP_COST)
     apply_schema(conn, force=True)
-    assert pending(conn) == ["rounds"]
+    assert pending(conn) == ["round_hourly", "rounds"]  # the hourly roll-up gains its cost too
     assert backfill(conn, chunk_size=3)["rounds"] > 0
     assert_rollups_match(conn)  # nothing priced yet: every cost roll-up empty, and exact
     assert conn.execute("SELECT count(*) FROM round_cost_rollup").fetchone() == (0,)

@@ -154,9 +154,15 @@ def test_the_last_hours_switch_to_hourly_series(priced: str, watched: Watched) -
         assert shape == [int(hours), rounds, last]
         expect(_tile(page, "rounds")).to_have_attribute("data-value", str(rounds))
         assert rounds == (0 if hours == "1" else 3)  # two hours ago: in the last 6 and 24 hours
+        # The hours' cost, summed exactly from the points' decimal strings; the unpriced round counted.
+        assert sum(Decimal(p["cost_usd"]) for p in series["points"]) == (0 if hours == "1" else TOTAL_USD)
+        expected_usd = "0" if hours == "1" else format(TOTAL_USD.normalize(), "f")
+        expect(_tile(page, "cost_usd")).to_have_attribute("data-value", expected_usd)
+        expect(_tile(page, "unpriced_rounds")).to_have_attribute("data-value", "0" if hours == "1" else "1")
         assert set(page.evaluate("() => Object.keys(window.dashboard.charts)")) == {
             "series-activity",
             "series-tokens",
+            "series-cost",
             "series-latency",
         }
         assert _latency_rows(page) == _expected_latency(get(priced, "/v1/latency", hours=hours))

@@ -55,6 +55,20 @@
     if (Math.abs(x) >= 1) return "$" + x.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
     return "$" + Number(x.toPrecision(4)).toString();
   }
+  // The exact sum of the API's decimal strings ("3.25", "0.0035", "3.5E-7"): BigInt digits at one
+  // scale, never a float's rounding; a decimal string again.
+  function sumUsd(values) {
+    const parsed = values.map((v) => {
+      const [m, e = "0"] = String(v).toUpperCase().split("E");
+      const [i, f = ""] = m.replace("-", "").split(".");
+      return { neg: m.startsWith("-"), digits: i + f, scale: f.length - Number(e) };
+    });
+    const scale = Math.max(0, ...parsed.map((p) => p.scale));
+    const total = parsed.reduce((a, p) => a + (p.neg ? -1n : 1n) * BigInt(p.digits) * 10n ** BigInt(scale - p.scale), 0n);
+    const s = (total < 0n ? -total : total).toString().padStart(scale + 1, "0");
+    const frac = s.slice(s.length - scale).replace(/0+$/, "");
+    return (total < 0n ? "-" : "") + s.slice(0, s.length - scale) + (frac ? "." + frac : "");
+  }
   const ms = (x) => (x === null || x === undefined ? "–" : x < 1000 ? `${x.toFixed(x < 10 && x !== 0 ? 1 : 0)} ms` : `${(x / 1000).toFixed(2)} s`);
   const isoDay = (d) => d.toISOString().slice(0, 10);
   const dayTs = (iso) => Date.parse(iso + "T00:00:00Z") / 1000;
@@ -373,7 +387,7 @@
   }
 
   // The last 1, 6 or 24 UTC hours (?hours=N): per hour from /v1/series (the current hour so far
-  // last), latency from /v1/latency?hours=N. Cost is by UTC day (/v1/cost reads dates).
+  // last: rounds, errors, tokens, cost), latency from /v1/latency?hours=N.
   async function lastHours(q) {
     const hours = Number(q.hours);
     const [series, latency] = await Promise.all([api("/v1/series", { hours }), api("/v1/latency", { hours })]);
@@ -382,6 +396,7 @@
     const sum = (pick) => pts.reduce((a, p) => a + pick(p), 0);
     const activity = el("div");
     const tokens = el("div");
+    const cost = el("div");
     const latencyChart = el("div");
     show(
       el("h2", { class: "page" }, `Last ${hours === 1 ? "hour" : hours + " hours"}, ${utcTime(series.start)} to ${utcTime(series.end)}`),
@@ -389,10 +404,12 @@
         tile("rounds", "rounds", sum((p) => p.rounds), "series"),
         tile("errors", "errors", sum((p) => p.errors), "series"),
         tile("tokens.prompt_tokens", "prompt tokens", sum((p) => p.tokens.prompt_tokens), "series"),
-        tile("tokens.completion_tokens", "completion tokens", sum((p) => p.tokens.completion_tokens), "series")),
-      el("p", { class: "hint", id: "hourly-cost" }, "Cost is read by UTC day: choose dates to see what these hours cost."),
+        tile("tokens.completion_tokens", "completion tokens", sum((p) => p.tokens.completion_tokens), "series"),
+        usdTile("cost_usd", "rounds' cost", sumUsd(pts.map((p) => p.cost_usd)), "series"),
+        tile("unpriced_rounds", "unpriced rounds", sum((p) => p.unpriced_rounds), "series")),
       section("Rounds and errors per UTC hour", activity),
       section("Tokens per UTC hour (stacked)", tokens),
+      section("Rounds' cost per UTC hour (USD; unpriced rounds are counted above, never $0)", cost),
       section("Round duration per UTC hour (p50, p95, p99)", latencyChart),
       latencySection(latency, "these hours"));
     chart("series-activity", activity, xs, [
@@ -400,6 +417,7 @@
     chart("series-tokens", tokens, xs, [
       { label: "prompt", values: pts.map((p) => p.tokens.prompt_tokens) },
       { label: "completion", values: pts.map((p) => p.tokens.completion_tokens) }], { step: 3600, stacked: true });
+    chart("series-cost", cost, xs, [{ label: "USD", values: pts.map((p) => Number(p.cost_usd)) }], { step: 3600, format: usd });
     chart("series-latency", latencyChart, xs, ["p50", "p95", "p99"].map((k) => (
       { label: k, values: pts.map((p) => p.duration[k]) })), { step: 3600, lines: true, format: ms });
   }
