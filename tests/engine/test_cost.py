@@ -16,13 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.events import ForwardCompleted, ForwardStarted, RoundCompleted
 from tests.engine.costs import EXAMPLE_USD, example_history, priced_round, usage
 from tests.engine.histories import coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match
 from tests.maintenance.helpers import aggregate_drift
 from worker import cli
 from worker.backfill import backfill, pending
-from worker.engine.apply import apply_events
+from worker.engine.apply import apply_events, prepare, start
+from worker.engine.costing import Pricer
 from worker.engine.pricing import BUNDLED, PriceList, TokenUsage
 from worker.maintenance.reprice import reprice
 from worker.schema import apply_schema
@@ -290,4 +292,48 @@ def test_a_guess_from_a_remembered_start_that_turns_out_wrong_is_priced_again(
     assert expected is not None and expected.usd != EXAMPLE_USD
     assert _costs(conn)["r1"] == (expected.usd, BUNDLED, False)
     assert conn.execute("SELECT cost_usd FROM session_metrics").fetchone() == (expected.usd,)
+    assert_rollups_match(conn)
+
+
+def test_completions_whose_starts_the_worker_saw_commit_without_a_read_back(conn: psycopg.Connection) -> None:
+    history = example_history(T)
+    starts = [ev for ev in history if not isinstance(ev, RoundCompleted | ForwardCompleted)]
+    completions = [ev for ev in history if isinstance(ev, RoundCompleted | ForwardCompleted)]
+    pricer = Pricer(PriceList())
+    start(conn, prepare(starts, pricer)).wait()
+    later = prepare(completions, pricer)
+    assert later.guarded is not None  # every completion priced before sending: COMMIT goes with it
+    start(conn, later).wait()
+    assert prepare(completions, Pricer(PriceList())).guarded is None  # starts unseen: read back
+    fresh = _everything(conn)
+    for table in ("session_metrics", "round_metrics", "forward_request_metrics"):
+        conn.execute(f"DELETE FROM {table}")
+    apply_events(conn, history)
+    assert _everything(conn) == fresh
+    assert _costs(conn)["f1"] == (EXAMPLE_USD, BUNDLED, False)
+    assert_rollups_match(conn)
+
+
+def test_a_forward_whose_start_another_worker_replaced_is_priced_again_under_its_lock(
+    conn: psycopg.Connection,
+) -> None:
+    history = example_history(T)
+    (f_start,) = [ev for ev in history if isinstance(ev, ForwardStarted)]
+    (f_done,) = [ev for ev in history if isinstance(ev, ForwardCompleted)]
+    mine = Pricer(PriceList())
+    start(conn, prepare([f_start], mine)).wait()  # this worker remembers gpt-4o
+    # Another worker applies a later start of the same request, for o3 (the latest start wins).
+    restart = f_start.model_copy(
+        update={"event_id": "f1-s2", "model": "o3", "occurred_at": T + timedelta(microseconds=1)}
+    )
+    start(conn, prepare([restart], Pricer(PriceList()))).wait()
+    done = f_done.model_copy(update={"occurred_at": T + timedelta(seconds=1)})
+    guessed = prepare([done], mine)
+    assert guessed.guarded is not None  # priced for gpt-4o: wrong, the row is o3's now
+    start(conn, guessed).wait()  # stopped by the guard (MP001), sent again with the read-back
+    expected = PriceList().price(
+        TokenUsage(1_000_000, 100_000, 200_000), "o3", "openai", T + timedelta(seconds=1)
+    )
+    assert expected is not None and expected.usd != EXAMPLE_USD
+    assert _costs(conn)["f1"] == (expected.usd, BUNDLED, False)
     assert_rollups_match(conn)
