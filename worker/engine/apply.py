@@ -87,8 +87,8 @@ def prepare(events: Sequence[Event], pricer: Pricer | None = None) -> Prepared:
         f.completion_version for f in forwards
     )
     r_params, f_params = predicted.params(), predicted_f.params()
-    statements = _statements(p, r_params, f_params, guard=False)
-    guarded = _statements(p, r_params, f_params, guard=True) if guessed else None
+    statements = _statements(p, r_params, f_params)
+    guarded = _guarded(statements) if guessed else None
     return Prepared(Applied.of(p), statements, _priced(p, r_params), guarded)
 
 
@@ -208,11 +208,21 @@ def apply_events(
     return start(conn, events, prices).wait()
 
 
-def _statements(
-    p: Plan, predicted: dict[str, Array], predicted_f: dict[str, Array], *, guard: bool
-) -> Statements:
-    """The transaction's statements; ``guard``: sent without a read-back (the forwards' guesses
-    settled by FORWARD_COSTS, every guess checked)."""
+def _guarded(statements: Statements) -> Statements:
+    """The same statements sent without a read-back: every guess checked (``guard``), the
+    forwards' guesses settled by FORWARD_COSTS (the arrays are shared, not encoded again)."""
+    out: Statements = []
+    for query, params in statements:
+        if query is sql.APPLY_ROUNDS_TOOLS_SESSIONS:
+            params = {**params, "guard": True}  # type: ignore[dict-item]
+        out.append((query, params))
+        if query is sql.APPLY_FORWARDS:
+            out.append((cost_sql.FORWARD_COSTS, params))
+    return out
+
+
+def _statements(p: Plan, predicted: dict[str, Array], predicted_f: dict[str, Array]) -> Statements:
+    """The transaction's statements, with the read-back (PRICE_INPUTS follows them)."""
     # Lock order: rounds, tool calls, counter events and mismatch rows, forwards, sessions.
     out: Statements = []
     rounds = _columns(_sorted(p.rounds), _ROUND_COLUMNS)
@@ -228,15 +238,13 @@ def _statements(
         forwards = _columns(p.forwards.values(), _FORWARD_COLUMNS)
         forwards.update(predicted_f)
         out.append((sql.APPLY_FORWARDS, forwards))
-        if guard:
-            out.append((cost_sql.FORWARD_COSTS, forwards))
     if p.sessions or p.rounds or p.tools:
         # The round and tool-call columns encoded above serve this statement too.
         params = {f"r_{name}": array for name, array in rounds.items()}
         params.update({f"t_{name}": array for name, array in tools.items()})
         params.update(_columns(p.compressions.values(), _COMPRESSION_COLUMNS, "c_"))
         params.update(_columns(p.sessions.values(), _SESSION_COLUMNS, "s_"))
-        params["guard"] = guard  # type: ignore[assignment]
+        params["guard"] = False  # type: ignore[assignment]
         out.append((sql.APPLY_ROUNDS_TOOLS_SESSIONS, params))
     return out
 
