@@ -337,3 +337,17 @@ def test_a_forward_whose_start_another_worker_replaced_is_priced_again_under_its
     assert expected is not None and expected.usd != EXAMPLE_USD
     assert _costs(conn)["f1"] == (expected.usd, BUNDLED, False)
     assert_rollups_match(conn)
+
+
+def test_a_forward_started_again_after_its_completion_loses_its_cost(conn: psycopg.Connection) -> None:
+    history = example_history(T)
+    forward = [ev for ev in history if isinstance(ev, ForwardStarted | ForwardCompleted)]
+    unknown = [ev.model_copy(update={"model": "acme-unknown-9"}) if isinstance(ev, ForwardStarted) else ev
+               for ev in forward]  # fmt: skip
+    apply_events(conn, unknown)
+    assert _costs(conn)["f1"] == (None, None, True)  # unpriced: no list knows the model
+    (f_start,) = [ev for ev in unknown if isinstance(ev, ForwardStarted)]
+    again = f_start.model_copy(update={"event_id": "f1-s2", "occurred_at": T + timedelta(seconds=1)})
+    apply_events(conn, [again])  # a later start resets the completion: nothing to price
+    assert _costs(conn)["f1"] == (None, None, False)
+    assert_rollups_match(conn)

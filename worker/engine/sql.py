@@ -175,6 +175,7 @@ ON CONFLICT (forward_id) DO UPDATE SET
               FROM (SELECT COALESCE((EXCLUDED.cost_source IS NOT NULL OR EXCLUDED.unpriced)
                                     AND EXCLUDED.start_version >= COALESCE(f.start_version, ''), false)
                                AS own) AS x
+              WHERE EXCLUDED.completion_version IS NOT NULL  -- none: the NULL row below (no cost)
               UNION ALL
               SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                      NULL, NULL, false) AS c
