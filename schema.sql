@@ -442,6 +442,16 @@ BEGIN
     RETURN CASE WHEN b.done THEN NULL ELSE COALESCE(b.upto, '') END;
 END $$;
 
+-- The apply engine's guard (worker/engine/sql.py, cost_sql.py): a batch sent without reading its
+-- costs back met a row that does not end as it was priced before sending. The transaction stops;
+-- the worker sends the batch again with the read-back (worker/engine/apply.py knows this SQLSTATE).
+CREATE OR REPLACE FUNCTION metrics_price_missed(kind text, key text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'MP001',
+        MESSAGE = format('%s %s does not end as it was priced before sending: price it under the row lock', kind, key);
+END $$;
+
 -- Add the contributions of ``plus`` and subtract those of ``minus`` (rows of the base table),
 -- one upsert per statement, buckets in key order. ``upto``: count only keys <= it (NULL: all).
 -- The arrays are polymorphic so that no function depends on a base table's row type (a table
@@ -499,107 +509,6 @@ BEGIN
         unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
 END $$;
 
-CREATE OR REPLACE FUNCTION tool_rollup_move(plus anyarray, minus anyarray, upto text)
-RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    my_slot smallint := metrics_rollup_slot();
-BEGIN
-    INSERT INTO tool_rollup AS r (day, tool_name, slot, calls, succeeded, failed)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, my_slot, sum(c.sign) AS calls,
-               sum(c.sign * (c.success IS TRUE)::int) AS succeeded,
-               sum(c.sign * (c.success IS FALSE)::int) AS failed
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND c.tool_name IS NOT NULL
-          AND (upto IS NULL OR c.tool_call_id <= upto)
-        GROUP BY 1, 2
-    ) AS d
-    WHERE (d.calls, d.succeeded, d.failed) <> (0, 0, 0)
-    ORDER BY 1, 2
-    ON CONFLICT (day, tool_name, slot) DO UPDATE SET
-        calls = r.calls + EXCLUDED.calls,
-        succeeded = r.succeeded + EXCLUDED.succeeded,
-        failed = r.failed + EXCLUDED.failed;
-END $$;
-
-CREATE OR REPLACE FUNCTION forward_rollup_move(plus anyarray, minus anyarray, upto text)
-RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    my_slot smallint := metrics_rollup_slot();
-BEGIN
-    INSERT INTO forward_rollup AS r (
-        day, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
-        completion_tokens, total_tokens, completed, duration_us, cost_usd, priced, unpriced)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, my_slot,
-               sum(c.sign) AS requests,
-               sum(c.sign * (c.status = 'success')::int) AS successful,
-               sum(c.sign * (c.status = 'error')::int) AS failed,
-               sum(c.sign * (c.status = 'timeout')::int) AS timed_out,
-               sum(c.sign * (c.status = 'pending')::int) AS pending,
-               sum(c.sign * COALESCE(c.prompt_tokens, 0)) AS prompt_tokens,
-               sum(c.sign * COALESCE(c.completion_tokens, 0)) AS completion_tokens,
-               sum(c.sign * COALESCE(c.total_tokens, 0)) AS total_tokens,
-               sum(c.sign * (c.completed_at IS NOT NULL)::int) AS completed,
-               sum(c.sign * COALESCE((EXTRACT(EPOCH FROM c.completed_at - c.started_at) * 1000000)::int8, 0))
-                   AS duration_us,
-               sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
-               sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
-               sum(c.sign * c.unpriced::int) AS unpriced
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.forward_id <= upto)
-        GROUP BY 1, 2, 3
-    ) AS d
-    WHERE (d.requests, d.successful, d.failed, d.timed_out, d.pending, d.prompt_tokens,
-           d.completion_tokens, d.total_tokens, d.completed, d.duration_us, d.cost_usd, d.priced, d.unpriced)
-          <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    ORDER BY 1, 2, 3
-    ON CONFLICT (day, endpoint, model, slot) DO UPDATE SET
-        requests = r.requests + EXCLUDED.requests,
-        successful = r.successful + EXCLUDED.successful,
-        failed = r.failed + EXCLUDED.failed,
-        timed_out = r.timed_out + EXCLUDED.timed_out,
-        pending = r.pending + EXCLUDED.pending,
-        prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
-        completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
-        total_tokens = r.total_tokens + EXCLUDED.total_tokens,
-        completed = r.completed + EXCLUDED.completed,
-        duration_us = r.duration_us + EXCLUDED.duration_us,
-        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-        priced = r.priced + EXCLUDED.priced,
-        unpriced = r.unpriced + EXCLUDED.unpriced;
-END $$;
-
-CREATE OR REPLACE FUNCTION round_cost_rollup_move(plus anyarray, minus anyarray, upto text)
-RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    my_slot smallint := metrics_rollup_slot();
-BEGIN
-    INSERT INTO round_cost_rollup AS r (day, model, provider, slot, priced, unpriced, cost_usd)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, COALESCE(c.provider, ''), my_slot,
-               sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
-               sum(c.sign * c.unpriced::int) AS unpriced,
-               sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND c.model IS NOT NULL AND (c.cost_usd IS NOT NULL OR c.unpriced)
-          AND (upto IS NULL OR c.round_id <= upto)
-        GROUP BY 1, 2, 3
-    ) AS d
-    WHERE (d.priced, d.unpriced, d.cost_usd) <> (0, 0, 0)
-    ORDER BY 1, 2, 3
-    ON CONFLICT (day, model, provider, slot) DO UPDATE SET
-        priced = r.priced + EXCLUDED.priced,
-        unpriced = r.unpriced + EXCLUDED.unpriced,
-        cost_usd = r.cost_usd + EXCLUDED.cost_usd;
-END $$;
-
 -- A base table without its roll-up trigger is new: created just now (a fresh database, a
 -- database of the previous version, or a table dropped by mistake that `metrics-worker schema`
 -- creates again). Whatever its roll-up held is no longer counted by it: start it from zero,
@@ -608,12 +517,15 @@ DO $$
 DECLARE
     e record;
 BEGIN
-    FOR e IN SELECT * FROM (VALUES ('sessions', 'session_metrics', 'session_rollup'),
-                                   ('tool_calls', 'tool_call_metrics', 'tool_rollup'),
-                                   ('forwards', 'forward_request_metrics', 'forward_rollup'),
-                                   ('rounds', 'round_metrics', 'round_cost_rollup')) AS t(entity, base, rollup)
+    FOR e IN SELECT * FROM (VALUES ('sessions', 'session_metrics', 'session_rollup', 'session_rollup_delete'),
+                                   ('tool_calls', 'tool_call_metrics', 'tool_rollup', 'tool_rollups_delete'),
+                                   ('forwards', 'forward_request_metrics', 'forward_rollup', 'forward_rollups_delete'),
+                                   ('rounds', 'round_metrics', 'round_cost_rollup', 'round_rollups_delete'))
+                      AS t(entity, base, rollup, merged)
     LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = e.base::regclass AND tgname = e.rollup || '_delete') THEN
+        -- its trigger: the one feeding every roll-up of the table (below), or the version before's own
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = e.base::regclass
+                       AND tgname IN (e.merged, e.rollup || '_delete')) THEN
             EXECUTE format('DELETE FROM %I', e.rollup);
             EXECUTE format('UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM %I) WHERE entity = %L',
                            e.base, e.entity);
@@ -625,7 +537,8 @@ BEGIN
 END $$;
 
 -- The triggers: one per table and event (PostgreSQL allows transition tables on one event only),
--- one function per table. Only started rows count: a statement that touched none (a stub, a lock
+-- one function per table; the other base tables' come after the hourly roll-ups below, which they
+-- feed too (one trigger per table for all its roll-ups). Only started rows count: a statement that touched none (a stub, a lock
 -- taken with DO UPDATE ... WHERE false) ends here. A bucket whose deltas sum to zero (a
 -- session's update that moved no figure, say) is not written.
 CREATE OR REPLACE FUNCTION session_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -647,91 +560,12 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION tool_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    plus tool_call_metrics[] := '{}';
-    minus tool_call_metrics[] := '{}';
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        plus := ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
-    ELSIF TG_OP = 'DELETE' THEN
-        minus := ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
-    ELSE
-        plus := ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
-        minus := ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
-    END IF;
-    IF cardinality(plus) + cardinality(minus) > 0 THEN
-        PERFORM tool_rollup_move(plus, minus, metrics_rollup_counted_upto('tool_calls'));
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE FUNCTION forward_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    plus forward_request_metrics[] := '{}';
-    minus forward_request_metrics[] := '{}';
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        plus := ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
-    ELSIF TG_OP = 'DELETE' THEN
-        minus := ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
-    ELSE
-        plus := ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
-        minus := ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
-    END IF;
-    IF cardinality(plus) + cardinality(minus) > 0 THEN
-        PERFORM forward_rollup_move(plus, minus, metrics_rollup_counted_upto('forwards'));
-    END IF;
-    RETURN NULL;
-END $$;
-
--- Only priced or unpriced rounds of a start count; the apply engine's statements that keep the
--- cost (locks, merges) leave both arrays empty here.
-CREATE OR REPLACE FUNCTION round_cost_rollup_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    plus round_metrics[] := '{}';
-    minus round_metrics[] := '{}';
-BEGIN
-    IF TG_OP <> 'DELETE' THEN
-        plus := ARRAY(SELECT (n.*)::round_metrics FROM new_rows n
-                      WHERE n.started_at IS NOT NULL AND n.model IS NOT NULL
-                        AND (n.cost_usd IS NOT NULL OR n.unpriced));
-    END IF;
-    IF TG_OP <> 'INSERT' THEN
-        minus := ARRAY(SELECT (o.*)::round_metrics FROM old_rows o
-                       WHERE o.started_at IS NOT NULL AND o.model IS NOT NULL
-                         AND (o.cost_usd IS NOT NULL OR o.unpriced));
-    END IF;
-    IF cardinality(plus) + cardinality(minus) > 0 THEN
-        PERFORM round_cost_rollup_move(plus, minus, metrics_rollup_counted_upto('rounds'));
-    END IF;
-    RETURN NULL;
-END $$;
-
 CREATE OR REPLACE TRIGGER session_rollup_insert AFTER INSERT ON session_metrics
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION session_rollup_trigger();
 CREATE OR REPLACE TRIGGER session_rollup_update AFTER UPDATE ON session_metrics
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION session_rollup_trigger();
 CREATE OR REPLACE TRIGGER session_rollup_delete AFTER DELETE ON session_metrics
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION session_rollup_trigger();
-CREATE OR REPLACE TRIGGER tool_rollup_insert AFTER INSERT ON tool_call_metrics
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_rollup_trigger();
-CREATE OR REPLACE TRIGGER tool_rollup_update AFTER UPDATE ON tool_call_metrics
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_rollup_trigger();
-CREATE OR REPLACE TRIGGER tool_rollup_delete AFTER DELETE ON tool_call_metrics
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_rollup_trigger();
-CREATE OR REPLACE TRIGGER forward_rollup_insert AFTER INSERT ON forward_request_metrics
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
-CREATE OR REPLACE TRIGGER forward_rollup_update AFTER UPDATE ON forward_request_metrics
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
-CREATE OR REPLACE TRIGGER forward_rollup_delete AFTER DELETE ON forward_request_metrics
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollup_trigger();
-CREATE OR REPLACE TRIGGER round_cost_rollup_insert AFTER INSERT ON round_metrics
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_cost_rollup_trigger();
-CREATE OR REPLACE TRIGGER round_cost_rollup_update AFTER UPDATE ON round_metrics
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_cost_rollup_trigger();
-CREATE OR REPLACE TRIGGER round_cost_rollup_delete AFTER DELETE ON round_metrics
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION round_cost_rollup_trigger();
 
 -- A database written by a version without reconciled_at: add it, and mark the sessions that version's
 -- reconcile closed, told by their status_version (the reconcile stamp '|reconciled' is still the
@@ -844,6 +678,8 @@ CREATE TABLE IF NOT EXISTS round_hourly (
     prompt_tokens              numeric NOT NULL DEFAULT 0,
     completion_tokens          numeric NOT NULL DEFAULT 0,
     total_tokens               numeric NOT NULL DEFAULT 0,
+    cost_usd                   numeric NOT NULL DEFAULT 0,  -- sum of the priced rounds' cost_usd
+    unpriced                   bigint NOT NULL DEFAULT 0,   -- rounds marked unpriced (never $0)
     PRIMARY KEY (hour, model, slot)
 ) WITH (fillfactor = 70);
 
@@ -872,18 +708,35 @@ UNION ALL SELECT 'tool_latency', NOT EXISTS (SELECT 1 FROM tool_call_metrics), N
 UNION ALL SELECT 'forward_latency', NOT EXISTS (SELECT 1 FROM forward_request_metrics), NULL
 ON CONFLICT (entity) DO NOTHING;
 
+-- A database whose hourly roll-up of rounds predates its cost: add the columns and count rounds
+-- by hour again from zero (their latency with them: one back-fill entity, 'round_hourly'); readers
+-- answer from round_metrics until `metrics-worker schema` has back-filled it.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'round_hourly'::regclass AND attname = 'unpriced') THEN
+        ALTER TABLE round_hourly ADD COLUMN IF NOT EXISTS cost_usd numeric NOT NULL DEFAULT 0,
+                                 ADD COLUMN IF NOT EXISTS unpriced bigint NOT NULL DEFAULT 0;
+        DELETE FROM round_hourly;
+        DELETE FROM latency_hourly WHERE metric LIKE 'round_%';
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM round_metrics)
+        WHERE entity = 'round_hourly';
+    END IF;
+END $$;
+
 -- As for the roll-ups above: a base table without its trigger here is new, what its rows held is
 -- counted from zero.
 DO $$
 DECLARE
     e record;
 BEGIN
-    FOR e IN SELECT * FROM (VALUES ('round_hourly', 'round_metrics', 'round_hourly', 'round_%'),
-                                   ('tool_latency', 'tool_call_metrics', 'tool_latency', 'tool_%'),
-                                   ('forward_latency', 'forward_request_metrics', 'forward_latency', 'forward_%'))
-                      AS t(entity, base, trigger, metrics)
+    FOR e IN SELECT * FROM (VALUES ('round_hourly', 'round_metrics', 'round_hourly', 'round_%', 'round_rollups_insert'),
+                                   ('tool_latency', 'tool_call_metrics', 'tool_latency', 'tool_%', 'tool_rollups_insert'),
+                                   ('forward_latency', 'forward_request_metrics', 'forward_latency', 'forward_%',
+                                    'forward_rollups_insert'))
+                      AS t(entity, base, trigger, metrics, merged)
     LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = e.base::regclass AND tgname = e.trigger || '_insert') THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = e.base::regclass
+                       AND tgname IN (e.merged, e.trigger || '_insert')) THEN
             IF e.entity = 'round_hourly' THEN
                 DELETE FROM round_hourly;
             END IF;
@@ -894,42 +747,78 @@ BEGIN
     END LOOP;
 END $$;
 
--- The moves, as session_rollup_move: add plus, subtract minus, only keys <= upto (NULL: all).
-CREATE OR REPLACE FUNCTION round_hourly_move(plus anyarray, minus anyarray, upto text)
+-- One trigger per base table and event feeds every roll-up of that table: the statement's old and
+-- new rows are read from the transition tables once, into two arrays, and one move adds and
+-- subtracts them in a single statement whose rows are unnested once (a materialised CTE) for every
+-- roll-up it writes. round_metrics feeds the cost per day (entity 'rounds'), the hourly rounds and
+-- the round latencies ('round_hourly'); tool_call_metrics the tool calls per day ('tool_calls')
+-- and tool latencies ('tool_latency'); forward_request_metrics the forwards per day ('forwards')
+-- and forward latencies ('forward_latency'). A move takes one ``upto`` per entity, as
+-- session_rollup_move takes one: count only keys <= it, NULL all, '' none (the back-fill moves one
+-- entity's rows at a time).
+CREATE OR REPLACE FUNCTION round_rollups_move(plus anyarray, minus anyarray, cost_upto text, hourly_upto text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
 BEGIN
-    -- One statement: the rows are unnested once for both roll-ups.
     WITH c AS MATERIALIZED (
-        SELECT s.sign, metrics_utc_hour(s.started_at) AS hour, s.model, s.status, s.prompt_tokens,
-               s.completion_tokens, s.total_tokens,
+        SELECT s.sign, s.started_at, metrics_utc_hour(s.started_at) AS hour, s.model,
+               COALESCE(s.provider, '') AS provider, s.status, s.prompt_tokens, s.completion_tokens,
+               s.total_tokens, s.cost_usd, s.unpriced,
+               (s.cost_usd IS NOT NULL OR s.unpriced) AND (cost_upto IS NULL OR s.round_id <= cost_upto) AS costed,
+               hourly_upto IS NULL OR s.round_id <= hourly_upto AS hourly,
                CASE WHEN s.completed_at IS NOT NULL AND s.completion_version IS DISTINCT FROM ''
-                    THEN metrics_latency_bucket(EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000)
+                    THEN metrics_latency_bucket(d.ms)
                END AS duration_bucket,
                metrics_latency_bucket(s.time_to_first_token_ms) AS ttft_bucket
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS s
-        WHERE s.started_at IS NOT NULL AND s.model IS NOT NULL AND (upto IS NULL OR s.round_id <= upto)
+        -- the duration computed once per row (inlined, the bucket rule would compute it five times)
+        CROSS JOIN LATERAL (SELECT EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000 AS ms OFFSET 0) AS d
+        WHERE s.started_at IS NOT NULL AND s.model IS NOT NULL
+    ), costs AS (
+        INSERT INTO round_cost_rollup AS r (day, model, provider, slot, priced, unpriced, cost_usd)
+        SELECT * FROM (
+            SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.provider, my_slot,
+                   sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
+                   sum(c.sign * c.unpriced::int) AS unpriced,
+                   sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd
+            FROM c
+            WHERE c.costed
+            GROUP BY 1, 2, 3
+        ) AS d
+        WHERE (d.priced, d.unpriced, d.cost_usd) <> (0, 0, 0)
+        ORDER BY 1, 2, 3
+        ON CONFLICT (day, model, provider, slot) DO UPDATE SET
+            priced = r.priced + EXCLUDED.priced,
+            unpriced = r.unpriced + EXCLUDED.unpriced,
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd
     ), counts AS (
-        INSERT INTO round_hourly AS r (hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens)
+        INSERT INTO round_hourly AS r (
+            hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced)
         SELECT * FROM (
             SELECT c.hour, c.model, my_slot, sum(c.sign) AS rounds, sum(c.sign * (c.status = 'error')::int) AS errors,
                    sum(c.sign * c.prompt_tokens) AS prompt_tokens,
                    sum(c.sign * c.completion_tokens) AS completion_tokens,
-                   sum(c.sign * c.total_tokens) AS total_tokens
+                   sum(c.sign * c.total_tokens) AS total_tokens,
+                   sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
+                   sum(c.sign * c.unpriced::int) AS unpriced
             FROM c
+            WHERE c.hourly
             GROUP BY 1, 2
         ) AS d
-        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens) <> (0, 0, 0, 0, 0)
+        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.cost_usd, d.unpriced)
+              <> (0, 0, 0, 0, 0, 0, 0)
         ORDER BY 1, 2
         ON CONFLICT (hour, model, slot) DO UPDATE SET
             rounds = r.rounds + EXCLUDED.rounds,
             errors = r.errors + EXCLUDED.errors,
             prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
             completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
-            total_tokens = r.total_tokens + EXCLUDED.total_tokens
+            total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            unpriced = r.unpriced + EXCLUDED.unpriced
     )
     INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
     SELECT * FROM (
@@ -940,6 +829,7 @@ BEGIN
             UNION ALL
             SELECT 'round_ttft', c.ttft_bucket WHERE c.ttft_bucket IS NOT NULL
         ) AS x
+        WHERE c.hourly
         GROUP BY 1, 2, 3, 4
     ) AS d
     WHERE d.n <> 0
@@ -947,21 +837,45 @@ BEGIN
     ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
 END $$;
 
-CREATE OR REPLACE FUNCTION tool_latency_move(plus anyarray, minus anyarray, upto text)
+CREATE OR REPLACE FUNCTION tool_rollups_move(plus anyarray, minus anyarray, calls_upto text, latency_upto text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
 BEGIN
-    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
-    SELECT * FROM (
-        SELECT metrics_utc_hour(c.started_at) AS hour, 'tool_duration', c.tool_name,
-               metrics_latency_bucket(EXTRACT(EPOCH FROM c.completed_at - c.started_at)::float8 * 1000) AS bucket,
-               my_slot, sum(c.sign) AS n
+    WITH c AS MATERIALIZED (
+        SELECT s.sign, s.started_at, s.tool_name, s.success,
+               calls_upto IS NULL OR s.tool_call_id <= calls_upto AS calls,
+               CASE WHEN s.completed_at IS NOT NULL AND (latency_upto IS NULL OR s.tool_call_id <= latency_upto)
+                    THEN metrics_latency_bucket(d.ms)
+               END AS duration_bucket
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND c.completed_at IS NOT NULL AND c.tool_name IS NOT NULL
-          AND (upto IS NULL OR c.tool_call_id <= upto)
+              SELECT -1, m.* FROM unnest(minus) AS m) AS s
+        CROSS JOIN LATERAL (SELECT EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000 AS ms OFFSET 0) AS d
+        WHERE s.started_at IS NOT NULL AND s.tool_name IS NOT NULL
+    ), daily AS (
+        INSERT INTO tool_rollup AS r (day, tool_name, slot, calls, succeeded, failed)
+        SELECT * FROM (
+            SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, my_slot, sum(c.sign) AS calls,
+                   sum(c.sign * (c.success IS TRUE)::int) AS succeeded,
+                   sum(c.sign * (c.success IS FALSE)::int) AS failed
+            FROM c
+            WHERE c.calls
+            GROUP BY 1, 2
+        ) AS d
+        WHERE (d.calls, d.succeeded, d.failed) <> (0, 0, 0)
+        ORDER BY 1, 2
+        ON CONFLICT (day, tool_name, slot) DO UPDATE SET
+            calls = r.calls + EXCLUDED.calls,
+            succeeded = r.succeeded + EXCLUDED.succeeded,
+            failed = r.failed + EXCLUDED.failed
+    )
+    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
+    SELECT * FROM (
+        SELECT metrics_utc_hour(c.started_at) AS hour, 'tool_duration', c.tool_name, c.duration_bucket AS bucket,
+               my_slot, sum(c.sign) AS n
+        FROM c
+        WHERE c.duration_bucket IS NOT NULL
         GROUP BY 1, 2, 3, 4
     ) AS d
     WHERE d.n <> 0
@@ -969,27 +883,75 @@ BEGIN
     ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
 END $$;
 
-CREATE OR REPLACE FUNCTION forward_latency_move(plus anyarray, minus anyarray, upto text)
+CREATE OR REPLACE FUNCTION forward_rollups_move(plus anyarray, minus anyarray, daily_upto text, latency_upto text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
 BEGIN
+    WITH c AS MATERIALIZED (
+        SELECT s.*, EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000 AS duration_ms,
+               daily_upto IS NULL OR s.forward_id <= daily_upto AS daily,
+               s.endpoint IS NOT NULL AND (latency_upto IS NULL OR s.forward_id <= latency_upto) AS timed
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS s
+        WHERE s.started_at IS NOT NULL
+    ), daily AS (
+        INSERT INTO forward_rollup AS r (
+            day, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
+            completion_tokens, total_tokens, completed, duration_us, cost_usd, priced, unpriced)
+        SELECT * FROM (
+            SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, my_slot,
+                   sum(c.sign) AS requests,
+                   sum(c.sign * (c.status = 'success')::int) AS successful,
+                   sum(c.sign * (c.status = 'error')::int) AS failed,
+                   sum(c.sign * (c.status = 'timeout')::int) AS timed_out,
+                   sum(c.sign * (c.status = 'pending')::int) AS pending,
+                   sum(c.sign * COALESCE(c.prompt_tokens, 0)) AS prompt_tokens,
+                   sum(c.sign * COALESCE(c.completion_tokens, 0)) AS completion_tokens,
+                   sum(c.sign * COALESCE(c.total_tokens, 0)) AS total_tokens,
+                   sum(c.sign * (c.completed_at IS NOT NULL)::int) AS completed,
+                   sum(c.sign * COALESCE((EXTRACT(EPOCH FROM c.completed_at - c.started_at) * 1000000)::int8, 0))
+                       AS duration_us,
+                   sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
+                   sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
+                   sum(c.sign * c.unpriced::int) AS unpriced
+            FROM c
+            WHERE c.daily
+            GROUP BY 1, 2, 3
+        ) AS d
+        WHERE (d.requests, d.successful, d.failed, d.timed_out, d.pending, d.prompt_tokens,
+               d.completion_tokens, d.total_tokens, d.completed, d.duration_us, d.cost_usd, d.priced, d.unpriced)
+              <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        ORDER BY 1, 2, 3
+        ON CONFLICT (day, endpoint, model, slot) DO UPDATE SET
+            requests = r.requests + EXCLUDED.requests,
+            successful = r.successful + EXCLUDED.successful,
+            failed = r.failed + EXCLUDED.failed,
+            timed_out = r.timed_out + EXCLUDED.timed_out,
+            pending = r.pending + EXCLUDED.pending,
+            prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+            completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+            total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+            completed = r.completed + EXCLUDED.completed,
+            duration_us = r.duration_us + EXCLUDED.duration_us,
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            priced = r.priced + EXCLUDED.priced,
+            unpriced = r.unpriced + EXCLUDED.unpriced
+    )
     INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
     SELECT * FROM (
         SELECT metrics_utc_hour(c.started_at) AS hour, x.metric, c.endpoint, x.bucket, my_slot, sum(c.sign) AS n
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        FROM c
         CROSS JOIN LATERAL (
-            SELECT 'forward_duration' AS metric,
-                   metrics_latency_bucket(EXTRACT(EPOCH FROM c.completed_at - c.started_at)::float8 * 1000) AS bucket
+            SELECT 'forward_duration' AS metric, metrics_latency_bucket(c.duration_ms) AS bucket
             WHERE c.completed_at IS NOT NULL AND c.completion_version IS DISTINCT FROM ''
               AND right(COALESCE(c.completion_version, ''), 11) <> '|reconciled'
             UNION ALL
             SELECT 'forward_ttft', metrics_latency_bucket(c.time_to_first_token_ms)
             WHERE c.time_to_first_token_ms IS NOT NULL
         ) AS x
-        WHERE c.started_at IS NOT NULL AND c.endpoint IS NOT NULL AND (upto IS NULL OR c.forward_id <= upto)
+        WHERE c.timed
         GROUP BY 1, 2, 3, 4
     ) AS d
     WHERE d.n <> 0
@@ -997,78 +959,106 @@ BEGIN
     ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
 END $$;
 
--- Their triggers, one function per base table as above. The tool and forward ones only look at
--- rows whose duration or time to first token can count (a started row with a completion).
-CREATE OR REPLACE FUNCTION round_hourly_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Their triggers, one function per base table (PostgreSQL allows transition tables on one event
+-- only: three triggers, one function). Only rows that can count are read: a statement that touched
+-- none (a stub, a lock taken with DO UPDATE ... WHERE false) ends here.
+CREATE OR REPLACE FUNCTION round_rollups_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     plus round_metrics[] := '{}';
     minus round_metrics[] := '{}';
 BEGIN
     IF TG_OP <> 'DELETE' THEN
-        plus := ARRAY(SELECT (n.*)::round_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
+        plus := ARRAY(SELECT (n.*)::round_metrics FROM new_rows n WHERE n.started_at IS NOT NULL AND n.model IS NOT NULL);
     END IF;
     IF TG_OP <> 'INSERT' THEN
-        minus := ARRAY(SELECT (o.*)::round_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
+        minus := ARRAY(SELECT (o.*)::round_metrics FROM old_rows o WHERE o.started_at IS NOT NULL AND o.model IS NOT NULL);
     END IF;
     IF cardinality(plus) + cardinality(minus) > 0 THEN
-        PERFORM round_hourly_move(plus, minus, metrics_rollup_counted_upto('round_hourly'));
+        PERFORM round_rollups_move(plus, minus, metrics_rollup_counted_upto('rounds'),
+                                   metrics_rollup_counted_upto('round_hourly'));
     END IF;
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION tool_latency_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION tool_rollups_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     plus tool_call_metrics[] := '{}';
     minus tool_call_metrics[] := '{}';
 BEGIN
     IF TG_OP <> 'DELETE' THEN
         plus := ARRAY(SELECT (n.*)::tool_call_metrics FROM new_rows n
-                      WHERE n.started_at IS NOT NULL AND n.completed_at IS NOT NULL);
+                      WHERE n.started_at IS NOT NULL AND n.tool_name IS NOT NULL);
     END IF;
     IF TG_OP <> 'INSERT' THEN
         minus := ARRAY(SELECT (o.*)::tool_call_metrics FROM old_rows o
-                       WHERE o.started_at IS NOT NULL AND o.completed_at IS NOT NULL);
+                       WHERE o.started_at IS NOT NULL AND o.tool_name IS NOT NULL);
     END IF;
     IF cardinality(plus) + cardinality(minus) > 0 THEN
-        PERFORM tool_latency_move(plus, minus, metrics_rollup_counted_upto('tool_latency'));
+        PERFORM tool_rollups_move(plus, minus, metrics_rollup_counted_upto('tool_calls'),
+                                  metrics_rollup_counted_upto('tool_latency'));
     END IF;
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION forward_latency_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION forward_rollups_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     plus forward_request_metrics[] := '{}';
     minus forward_request_metrics[] := '{}';
 BEGIN
     IF TG_OP <> 'DELETE' THEN
-        plus := ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n WHERE n.started_at IS NOT NULL
-                      AND (n.completed_at IS NOT NULL OR n.time_to_first_token_ms IS NOT NULL));
+        plus := ARRAY(SELECT (n.*)::forward_request_metrics FROM new_rows n WHERE n.started_at IS NOT NULL);
     END IF;
     IF TG_OP <> 'INSERT' THEN
-        minus := ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o WHERE o.started_at IS NOT NULL
-                       AND (o.completed_at IS NOT NULL OR o.time_to_first_token_ms IS NOT NULL));
+        minus := ARRAY(SELECT (o.*)::forward_request_metrics FROM old_rows o WHERE o.started_at IS NOT NULL);
     END IF;
     IF cardinality(plus) + cardinality(minus) > 0 THEN
-        PERFORM forward_latency_move(plus, minus, metrics_rollup_counted_upto('forward_latency'));
+        PERFORM forward_rollups_move(plus, minus, metrics_rollup_counted_upto('forwards'),
+                                     metrics_rollup_counted_upto('forward_latency'));
     END IF;
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE TRIGGER round_hourly_insert AFTER INSERT ON round_metrics
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_hourly_trigger();
-CREATE OR REPLACE TRIGGER round_hourly_update AFTER UPDATE ON round_metrics
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_hourly_trigger();
-CREATE OR REPLACE TRIGGER round_hourly_delete AFTER DELETE ON round_metrics
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION round_hourly_trigger();
-CREATE OR REPLACE TRIGGER tool_latency_insert AFTER INSERT ON tool_call_metrics
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_latency_trigger();
-CREATE OR REPLACE TRIGGER tool_latency_update AFTER UPDATE ON tool_call_metrics
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_latency_trigger();
-CREATE OR REPLACE TRIGGER tool_latency_delete AFTER DELETE ON tool_call_metrics
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_latency_trigger();
-CREATE OR REPLACE TRIGGER forward_latency_insert AFTER INSERT ON forward_request_metrics
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();
-CREATE OR REPLACE TRIGGER forward_latency_update AFTER UPDATE ON forward_request_metrics
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();
-CREATE OR REPLACE TRIGGER forward_latency_delete AFTER DELETE ON forward_request_metrics
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_latency_trigger();
+-- A database of the version with a trigger set per roll-up: theirs go (the ones above count the same
+-- rows from now on, in this transaction: nothing is counted twice or missed).
+DROP TRIGGER IF EXISTS round_cost_rollup_insert ON round_metrics;
+DROP TRIGGER IF EXISTS round_cost_rollup_update ON round_metrics;
+DROP TRIGGER IF EXISTS round_cost_rollup_delete ON round_metrics;
+DROP TRIGGER IF EXISTS round_hourly_insert ON round_metrics;
+DROP TRIGGER IF EXISTS round_hourly_update ON round_metrics;
+DROP TRIGGER IF EXISTS round_hourly_delete ON round_metrics;
+DROP TRIGGER IF EXISTS tool_rollup_insert ON tool_call_metrics;
+DROP TRIGGER IF EXISTS tool_rollup_update ON tool_call_metrics;
+DROP TRIGGER IF EXISTS tool_rollup_delete ON tool_call_metrics;
+DROP TRIGGER IF EXISTS tool_latency_insert ON tool_call_metrics;
+DROP TRIGGER IF EXISTS tool_latency_update ON tool_call_metrics;
+DROP TRIGGER IF EXISTS tool_latency_delete ON tool_call_metrics;
+DROP TRIGGER IF EXISTS forward_rollup_insert ON forward_request_metrics;
+DROP TRIGGER IF EXISTS forward_rollup_update ON forward_request_metrics;
+DROP TRIGGER IF EXISTS forward_rollup_delete ON forward_request_metrics;
+DROP TRIGGER IF EXISTS forward_latency_insert ON forward_request_metrics;
+DROP TRIGGER IF EXISTS forward_latency_update ON forward_request_metrics;
+DROP TRIGGER IF EXISTS forward_latency_delete ON forward_request_metrics;
+DROP FUNCTION IF EXISTS round_cost_rollup_trigger(), round_hourly_trigger(), tool_rollup_trigger(),
+                        tool_latency_trigger(), forward_rollup_trigger(), forward_latency_trigger();
+DROP FUNCTION IF EXISTS round_cost_rollup_move(anyarray, anyarray, text), round_hourly_move(anyarray, anyarray, text),
+                        tool_rollup_move(anyarray, anyarray, text), tool_latency_move(anyarray, anyarray, text),
+                        forward_rollup_move(anyarray, anyarray, text), forward_latency_move(anyarray, anyarray, text);
+
+CREATE OR REPLACE TRIGGER round_rollups_insert AFTER INSERT ON round_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_rollups_trigger();
+CREATE OR REPLACE TRIGGER round_rollups_update AFTER UPDATE ON round_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION round_rollups_trigger();
+CREATE OR REPLACE TRIGGER round_rollups_delete AFTER DELETE ON round_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION round_rollups_trigger();
+CREATE OR REPLACE TRIGGER tool_rollups_insert AFTER INSERT ON tool_call_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_rollups_trigger();
+CREATE OR REPLACE TRIGGER tool_rollups_update AFTER UPDATE ON tool_call_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_rollups_trigger();
+CREATE OR REPLACE TRIGGER tool_rollups_delete AFTER DELETE ON tool_call_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tool_rollups_trigger();
+CREATE OR REPLACE TRIGGER forward_rollups_insert AFTER INSERT ON forward_request_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollups_trigger();
+CREATE OR REPLACE TRIGGER forward_rollups_update AFTER UPDATE ON forward_request_metrics
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollups_trigger();
+CREATE OR REPLACE TRIGGER forward_rollups_delete AFTER DELETE ON forward_request_metrics
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollups_trigger();

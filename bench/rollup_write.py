@@ -12,7 +12,8 @@ The previous code runs from a git worktree of REV (default: the merge base with 
 (ceiling, before, after) so both see the same machine. Lock waits are sampled every 10 ms from
 pg_locks: a backend waiting for a row lock holds the row's heavyweight tuple lock while it waits.
 ``--paired-off hourly`` makes the paired apply's "without" schema keep every roll-up but the hourly
-ones (round_hourly, latency_hourly): their price alone. Writes bench/results/rollup_write.json.
+ones (round_hourly, latency_hourly), marked as counting no row yet: their writes' price alone.
+Writes bench/results/rollup_write.json.
 """
 
 from __future__ import annotations
@@ -108,12 +109,10 @@ class Sampler(threading.Thread):
         }
 
 
-# The triggers of the hourly roll-ups (schema.sql: round_hourly, latency_hourly), per base table.
-HOURLY_TRIGGERS = {
-    "round_metrics": ("round_hourly_insert", "round_hourly_update", "round_hourly_delete"),
-    "tool_call_metrics": ("tool_latency_insert", "tool_latency_update", "tool_latency_delete"),
-    "forward_request_metrics": ("forward_latency_insert", "forward_latency_update", "forward_latency_delete"),
-}
+# The hourly roll-ups' back-fill entities (schema.sql: round_hourly, latency_hourly). Their base
+# tables' one trigger feeds them with the daily roll-ups, so "off" marks them as counting no row yet
+# (upto ''): the trigger still reads the rows once, and writes no hourly bucket.
+HOURLY_ENTITIES = ("round_hourly", "tool_latency", "forward_latency")
 
 
 def paired_apply(events: int, batch: int = 1000, off_what: str = "all") -> dict[str, float]:
@@ -133,9 +132,10 @@ def paired_apply(events: int, batch: int = 1000, off_what: str = "all") -> dict[
             for table in ("session_metrics", "round_metrics", "tool_call_metrics", "forward_request_metrics"):
                 off_conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         else:
-            for table, triggers in HOURLY_TRIGGERS.items():
-                for trigger in triggers:
-                    off_conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+            off_conn.execute(
+                "UPDATE rollup_backfill SET done = false, upto = '' WHERE entity = ANY(%s)",
+                (list(HOURLY_ENTITIES),),
+            )
         times: dict[str, list[float]] = {"on": [], "off": []}
         for i, b in enumerate(batches):
             pair = [("on", on), ("off", off_conn)]

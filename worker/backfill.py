@@ -45,16 +45,18 @@ class _Entity:
     table: str
     key: str
     move: str
+    uptos: str  # the move's upto arguments after its arrays: this entity's NULL (all), others' '' (none)
 
 
+# A base table's move feeds each of its roll-ups (schema.sql): a chunk counts one entity's only.
 _ENTITIES = (
-    _Entity("sessions", "session_metrics", "session_id", "session_rollup_move"),
-    _Entity("tool_calls", "tool_call_metrics", "tool_call_id", "tool_rollup_move"),
-    _Entity("forwards", "forward_request_metrics", "forward_id", "forward_rollup_move"),
-    _Entity("rounds", "round_metrics", "round_id", "round_cost_rollup_move"),  # the cost roll-up
-    _Entity("round_hourly", "round_metrics", "round_id", "round_hourly_move"),
-    _Entity("tool_latency", "tool_call_metrics", "tool_call_id", "tool_latency_move"),
-    _Entity("forward_latency", "forward_request_metrics", "forward_id", "forward_latency_move"),
+    _Entity("sessions", "session_metrics", "session_id", "session_rollup_move", "NULL"),
+    _Entity("tool_calls", "tool_call_metrics", "tool_call_id", "tool_rollups_move", "NULL, ''"),
+    _Entity("forwards", "forward_request_metrics", "forward_id", "forward_rollups_move", "NULL, ''"),
+    _Entity("rounds", "round_metrics", "round_id", "round_rollups_move", "NULL, ''"),  # the cost roll-up
+    _Entity("round_hourly", "round_metrics", "round_id", "round_rollups_move", "'', NULL"),
+    _Entity("tool_latency", "tool_call_metrics", "tool_call_id", "tool_rollups_move", "'', NULL"),
+    _Entity("forward_latency", "forward_request_metrics", "forward_id", "forward_rollups_move", "'', NULL"),
 )
 
 
@@ -124,7 +126,7 @@ def _chunk(conn: psycopg.Connection[Any], e: _Entity, chunk_size: int, lock_wait
                 last = found[0] if found else None
                 rows = _range(e, upto, last)
                 _, n = conn.execute(
-                    f"SELECT {e.move}(ARRAY(SELECT t {rows}), '{{}}', NULL), (SELECT count(*) {rows})",
+                    f"SELECT {e.move}(ARRAY(SELECT t {rows}), '{{}}', {e.uptos}), (SELECT count(*) {rows})",
                     {"upto": upto, "last": last},
                 ).fetchone() or (None, 0)
                 conn.execute(

@@ -33,7 +33,10 @@ _ROLLUPS = {
     ),
     "round_cost_rollup": ("day, model, provider", "priced, unpriced, cost_usd"),
     "user_cost_rollup": ("day, user_id", "cost_usd, unpriced_rounds"),
-    "round_hourly": ("hour, model", "rounds, errors, prompt_tokens, completion_tokens, total_tokens"),
+    "round_hourly": (
+        "hour, model",
+        "rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced",
+    ),
     "latency_hourly": ("hour, metric, name, bucket", "n"),
 }
 
@@ -72,7 +75,8 @@ _BASE = {
         HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
     "round_hourly": """
         SELECT metrics_utc_hour(started_at), model, count(*), count(*) FILTER (WHERE status = 'error'),
-               sum(prompt_tokens), sum(completion_tokens), sum(total_tokens)
+               sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), COALESCE(sum(cost_usd), 0),
+               count(*) FILTER (WHERE unpriced)
         FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL GROUP BY 1, 2""",
     "latency_hourly": f"""
         SELECT metrics_utc_hour(started_at), metric, name, b, count(*) FROM (

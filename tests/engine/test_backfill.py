@@ -7,10 +7,12 @@ import random
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import psycopg
 
-from tests.engine.histories import coherent_history, deliveries
+from tests.engine.costs import example_history
+from tests.engine.histories import T0, coherent_history, deliveries
 from tests.engine.reference import apply_retrying
 from tests.engine.rollups import assert_rollups_match, reads_both_ways
 from worker.backfill import backfill, pending
@@ -22,11 +24,10 @@ from worker.schema import apply_schema
 _DROP_ROLLUPS = """
 DROP TABLE session_rollup, tool_rollup, forward_rollup, rollup_backfill, round_cost_rollup, user_cost_rollup,
            round_hourly, latency_hourly;
-DROP FUNCTION session_rollup_trigger, tool_rollup_trigger, forward_rollup_trigger, round_cost_rollup_trigger,
-              round_hourly_trigger, tool_latency_trigger, forward_latency_trigger CASCADE;
-DROP FUNCTION session_rollup_move, tool_rollup_move, forward_rollup_move, round_cost_rollup_move,
-              round_hourly_move, tool_latency_move, forward_latency_move, metrics_rollup_counted_upto,
-              metrics_rollup_slot;
+DROP FUNCTION session_rollup_trigger, tool_rollups_trigger, forward_rollups_trigger, round_rollups_trigger
+              CASCADE;
+DROP FUNCTION session_rollup_move, tool_rollups_move, forward_rollups_move, round_rollups_move,
+              metrics_rollup_counted_upto, metrics_rollup_slot;
 """
 
 
@@ -71,12 +72,20 @@ def test_backfill_next_to_a_running_worker_is_exact_and_runs_once(
     )
 
 
-# What the version with the daily roll-ups but no hourly ones did not have.
+# What the version with the daily roll-ups but no hourly ones did not have: its triggers had the
+# daily roll-ups' names (they count no hour here: no back-fill row says the hours are counted).
 _DROP_HOURLY = """
-DROP TABLE round_hourly, latency_hourly;
-DROP FUNCTION round_hourly_trigger, tool_latency_trigger, forward_latency_trigger CASCADE;
-DROP FUNCTION round_hourly_move, tool_latency_move, forward_latency_move, metrics_latency_bucket,
-              metrics_utc_hour;
+DELETE FROM round_hourly;
+DELETE FROM latency_hourly;
+ALTER TRIGGER round_rollups_insert ON round_metrics RENAME TO round_cost_rollup_insert;
+ALTER TRIGGER round_rollups_update ON round_metrics RENAME TO round_cost_rollup_update;
+ALTER TRIGGER round_rollups_delete ON round_metrics RENAME TO round_cost_rollup_delete;
+ALTER TRIGGER tool_rollups_insert ON tool_call_metrics RENAME TO tool_rollup_insert;
+ALTER TRIGGER tool_rollups_update ON tool_call_metrics RENAME TO tool_rollup_update;
+ALTER TRIGGER tool_rollups_delete ON tool_call_metrics RENAME TO tool_rollup_delete;
+ALTER TRIGGER forward_rollups_insert ON forward_request_metrics RENAME TO forward_rollup_insert;
+ALTER TRIGGER forward_rollups_update ON forward_request_metrics RENAME TO forward_rollup_update;
+ALTER TRIGGER forward_rollups_delete ON forward_request_metrics RENAME TO forward_rollup_delete;
 DELETE FROM rollup_backfill WHERE entity IN ('round_hourly', 'tool_latency', 'forward_latency');
 ALTER TABLE rollup_backfill DROP CONSTRAINT rollup_backfill_entity_check,
     ADD CONSTRAINT rollup_backfill_entity_check
@@ -148,3 +157,21 @@ def test_a_tool_rollup_that_counted_calls_only_is_counted_again(conn: psycopg.Co
     assert pending(conn) == []
     assert_rollups_match(conn)
     assert queries.tool_metrics(conn) == from_base
+
+
+def test_an_hourly_rollup_without_cost_is_counted_again_with_it(conn: psycopg.Connection) -> None:
+    rng = random.Random(16)
+    history = [ev for i in range(4) for ev in coherent_history(rng, sessions=3, prefix=f"old{i}-")]
+    apply_events(conn, history + example_history(T0))
+    series = queries.hourly_series(conn, hours=24, now=T0 + timedelta(hours=1))
+    assert sum(p.cost_usd for p in series.points) > 0
+    # The version before: rounds per hour without their cost.
+    conn.execute("ALTER TABLE round_hourly DROP COLUMN cost_usd, DROP COLUMN unpriced")
+    apply_schema(conn, force=True)
+    assert pending(conn) == ["round_hourly"]
+    assert conn.execute("SELECT count(*) FROM round_hourly").fetchone() == (0,)
+    assert queries.hourly_series(conn, hours=24, now=T0 + timedelta(hours=1)) == series  # from round_metrics
+    assert backfill(conn, chunk_size=5)["round_hourly"] > 0
+    assert pending(conn) == []
+    assert_rollups_match(conn)
+    assert queries.hourly_series(conn, hours=24, now=T0 + timedelta(hours=1)) == series

@@ -16,13 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.events import ForwardCompleted, ForwardStarted, RoundCompleted
 from tests.engine.costs import EXAMPLE_USD, example_history, priced_round, usage
 from tests.engine.histories import coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match
 from tests.maintenance.helpers import aggregate_drift
 from worker import cli
 from worker.backfill import backfill, pending
-from worker.engine.apply import apply_events
+from worker.engine.apply import apply_events, prepare, start
+from worker.engine.costing import Pricer
 from worker.engine.pricing import BUNDLED, PriceList, TokenUsage
 from worker.maintenance.reprice import reprice
 from worker.schema import apply_schema
@@ -238,17 +240,18 @@ def test_metrics_worker_reprice_prints_what_changed_and_twice_nothing(
     assert "'2026-13-01' is not a date (write YYYY-MM-DD)" in capsys.readouterr().err
 
 
-# What the version before cost did not have (its rows are kept; they lose their cost columns).
+# What the version before cost did not have (its rows are kept; they lose their cost columns); its
+# round trigger was the hourly roll-up's.
 _DROP_COST = """
-DROP TRIGGER round_cost_rollup_insert ON round_metrics;
-DROP TRIGGER round_cost_rollup_update ON round_metrics;
-DROP TRIGGER round_cost_rollup_delete ON round_metrics;
-DROP FUNCTION round_cost_rollup_trigger, round_cost_rollup_move;
+ALTER TRIGGER round_rollups_insert ON round_metrics RENAME TO round_hourly_insert;
+ALTER TRIGGER round_rollups_update ON round_metrics RENAME TO round_hourly_update;
+ALTER TRIGGER round_rollups_delete ON round_metrics RENAME TO round_hourly_delete;
 DROP TABLE round_cost_rollup, user_cost_rollup;
 ALTER TABLE session_metrics DROP COLUMN cost_usd, DROP COLUMN unpriced_rounds;
 ALTER TABLE round_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 ALTER TABLE forward_rollup DROP COLUMN cost_usd, DROP COLUMN priced, DROP COLUMN unpriced;
+ALTER TABLE round_hourly DROP COLUMN cost_usd, DROP COLUMN unpriced;
 DELETE FROM rollup_backfill WHERE entity = 'rounds';
 ALTER TABLE rollup_backfill DROP CONSTRAINT rollup_backfill_entity_check,
     ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN (
@@ -264,7 +267,7 @@ def test_a_database_of_the_version_before_cost_is_upgraded_then_repriced(
     priced = _everything(conn)
     conn.execute(_DROP_COST)
     apply_schema(conn, force=True)
-    assert pending(conn) == ["rounds"]
+    assert pending(conn) == ["round_hourly", "rounds"]  # the hourly roll-up gains its cost too
     assert backfill(conn, chunk_size=3)["rounds"] > 0
     assert_rollups_match(conn)  # nothing priced yet: every cost roll-up empty, and exact
     assert conn.execute("SELECT count(*) FROM round_cost_rollup").fetchone() == (0,)
@@ -289,4 +292,62 @@ def test_a_guess_from_a_remembered_start_that_turns_out_wrong_is_priced_again(
     assert expected is not None and expected.usd != EXAMPLE_USD
     assert _costs(conn)["r1"] == (expected.usd, BUNDLED, False)
     assert conn.execute("SELECT cost_usd FROM session_metrics").fetchone() == (expected.usd,)
+    assert_rollups_match(conn)
+
+
+def test_completions_whose_starts_the_worker_saw_commit_without_a_read_back(conn: psycopg.Connection) -> None:
+    history = example_history(T)
+    starts = [ev for ev in history if not isinstance(ev, RoundCompleted | ForwardCompleted)]
+    completions = [ev for ev in history if isinstance(ev, RoundCompleted | ForwardCompleted)]
+    pricer = Pricer(PriceList())
+    start(conn, prepare(starts, pricer)).wait()
+    later = prepare(completions, pricer)
+    assert later.guarded is not None  # every completion priced before sending: COMMIT goes with it
+    start(conn, later).wait()
+    assert prepare(completions, Pricer(PriceList())).guarded is None  # starts unseen: read back
+    fresh = _everything(conn)
+    for table in ("session_metrics", "round_metrics", "forward_request_metrics"):
+        conn.execute(f"DELETE FROM {table}")
+    apply_events(conn, history)
+    assert _everything(conn) == fresh
+    assert _costs(conn)["f1"] == (EXAMPLE_USD, BUNDLED, False)
+    assert_rollups_match(conn)
+
+
+def test_a_forward_whose_start_another_worker_replaced_is_priced_again_under_its_lock(
+    conn: psycopg.Connection,
+) -> None:
+    history = example_history(T)
+    (f_start,) = [ev for ev in history if isinstance(ev, ForwardStarted)]
+    (f_done,) = [ev for ev in history if isinstance(ev, ForwardCompleted)]
+    mine = Pricer(PriceList())
+    start(conn, prepare([f_start], mine)).wait()  # this worker remembers gpt-4o
+    # Another worker applies a later start of the same request, for o3 (the latest start wins).
+    restart = f_start.model_copy(
+        update={"event_id": "f1-s2", "model": "o3", "occurred_at": T + timedelta(microseconds=1)}
+    )
+    start(conn, prepare([restart], Pricer(PriceList()))).wait()
+    done = f_done.model_copy(update={"occurred_at": T + timedelta(seconds=1)})
+    guessed = prepare([done], mine)
+    assert guessed.guarded is not None  # priced for gpt-4o: wrong, the row is o3's now
+    start(conn, guessed).wait()  # stopped by the guard (MP001), sent again with the read-back
+    expected = PriceList().price(
+        TokenUsage(1_000_000, 100_000, 200_000), "o3", "openai", T + timedelta(seconds=1)
+    )
+    assert expected is not None and expected.usd != EXAMPLE_USD
+    assert _costs(conn)["f1"] == (expected.usd, BUNDLED, False)
+    assert_rollups_match(conn)
+
+
+def test_a_forward_started_again_after_its_completion_loses_its_cost(conn: psycopg.Connection) -> None:
+    history = example_history(T)
+    forward = [ev for ev in history if isinstance(ev, ForwardStarted | ForwardCompleted)]
+    unknown = [ev.model_copy(update={"model": "acme-unknown-9"}) if isinstance(ev, ForwardStarted) else ev
+               for ev in forward]  # fmt: skip
+    apply_events(conn, unknown)
+    assert _costs(conn)["f1"] == (None, None, True)  # unpriced: no list knows the model
+    (f_start,) = [ev for ev in unknown if isinstance(ev, ForwardStarted)]
+    again = f_start.model_copy(update={"event_id": "f1-s2", "occurred_at": T + timedelta(seconds=1)})
+    apply_events(conn, [again])  # a later start resets the completion: nothing to price
+    assert _costs(conn)["f1"] == (None, None, False)
     assert_rollups_match(conn)

@@ -15,10 +15,16 @@ from worker.schema import apply_schema, schema_path
 
 T = datetime(2026, 2, 10, 10, tzinfo=UTC)
 
-# What the previous version's schema did not have (the hourly roll-ups' triggers, which read the
-# fields, neither).
+# What the previous version's schema did not have (the hourly roll-ups, whose triggers read the
+# fields, neither: its tool and forward triggers had the daily roll-ups' names; rounds had none).
 _DROP_FIELDS = """
-DROP FUNCTION round_hourly_trigger, tool_latency_trigger, forward_latency_trigger CASCADE;
+DROP FUNCTION round_rollups_trigger CASCADE;
+ALTER TRIGGER tool_rollups_insert ON tool_call_metrics RENAME TO tool_rollup_insert;
+ALTER TRIGGER tool_rollups_update ON tool_call_metrics RENAME TO tool_rollup_update;
+ALTER TRIGGER tool_rollups_delete ON tool_call_metrics RENAME TO tool_rollup_delete;
+ALTER TRIGGER forward_rollups_insert ON forward_request_metrics RENAME TO forward_rollup_insert;
+ALTER TRIGGER forward_rollups_update ON forward_request_metrics RENAME TO forward_rollup_update;
+ALTER TRIGGER forward_rollups_delete ON forward_request_metrics RENAME TO forward_rollup_delete;
 DROP INDEX idx_forward_session, idx_session_user;
 ALTER TABLE session_metrics DROP COLUMN user_id, DROP COLUMN cache_read_tokens,
                             DROP COLUMN cache_write_tokens, DROP COLUMN reasoning_tokens;
@@ -28,9 +34,6 @@ ALTER TABLE round_metrics DROP COLUMN provider, DROP COLUMN cache_read_tokens,
 ALTER TABLE forward_request_metrics DROP COLUMN provider, DROP COLUMN session_id, DROP COLUMN round_id,
                                     DROP COLUMN cache_read_tokens, DROP COLUMN cache_write_tokens,
                                     DROP COLUMN reasoning_tokens, DROP COLUMN time_to_first_token_ms;
-DROP TRIGGER round_cost_rollup_insert ON round_metrics;
-DROP TRIGGER round_cost_rollup_update ON round_metrics;
-DROP TRIGGER round_cost_rollup_delete ON round_metrics;
 ALTER TABLE session_metrics DROP COLUMN cost_usd, DROP COLUMN unpriced_rounds;
 ALTER TABLE round_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;

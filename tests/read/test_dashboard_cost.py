@@ -154,9 +154,12 @@ def test_the_last_hours_switch_to_hourly_series(priced: str, watched: Watched) -
         assert shape == [int(hours), rounds, last]
         expect(_tile(page, "rounds")).to_have_attribute("data-value", str(rounds))
         assert rounds == (0 if hours == "1" else 3)  # two hours ago: in the last 6 and 24 hours
+        # The hours' cost, summed exactly from the points' decimal strings; the unpriced round counted.
+        assert sum(Decimal(p["cost_usd"]) for p in series["points"]) == (0 if hours == "1" else TOTAL_USD)
         assert set(page.evaluate("() => Object.keys(window.dashboard.charts)")) == {
             "series-activity",
             "series-tokens",
+            "series-cost",
             "series-latency",
         }
         assert _latency_rows(page) == _expected_latency(get(priced, "/v1/latency", hours=hours))
@@ -164,6 +167,7 @@ def test_the_last_hours_switch_to_hourly_series(priced: str, watched: Watched) -
         # have them: session s1 (two hours ago) in the last 6 and 24 hours, nothing in the last one.
         cost = get(priced, "/v1/cost", hours=hours)
         assert Decimal(cost["round_usd"]) == (0 if hours == "1" else TOTAL_USD)
+        assert Decimal(cost["round_usd"]) == sum(Decimal(p["cost_usd"]) for p in series["points"])
         expect(_tile(page, "round_usd")).to_have_attribute("data-value", cost["round_usd"])
         expect(_tile(page, "unpriced_rounds")).to_have_attribute("data-value", str(cost["unpriced_rounds"]))
         per_hour = float(_tile(page, "per_hour").get_attribute("data-value"))

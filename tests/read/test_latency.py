@@ -98,6 +98,7 @@ def test_the_hourly_series_has_every_hour(db: psycopg.Connection[Any]) -> None:
     ]
     last, two_ago = series.points[-1], series.points[-3]
     assert (last.rounds, last.errors, last.tokens.total_tokens, last.duration.p50) == (4, 0, 60, _at(200))
+    assert (last.cost_usd, last.unpriced_rounds) == (0, 4)  # m1: no price list knows it, never $0
     assert (two_ago.rounds, two_ago.errors, two_ago.duration.p50) == (1, 1, _at(5000))
     assert series.points[0].rounds == 0 and series.points[0].duration.p50 is None
     assert queries.hourly_series(db, hours=6, now=NOW, model="other").points[-1].rounds == 0

@@ -8,10 +8,16 @@ caller can start a batch (:func:`start`), do other work while PostgreSQL applies
 the outcome later (:meth:`InFlight.wait`); :func:`apply_events` does both at once. Building the
 statements (:func:`prepare`) is pure, so a caller can do that too while another batch is out.
 
-Cost is priced in the same transaction: the rows the batch started or completed are read back
-(worker/engine/cost_sql.py) once the main statements ran, priced in Python with the worker's
-:class:`~worker.engine.pricing.PriceList`, and the costs that changed are written before COMMIT
-(worker/engine/costing.py says why that converges). That one round trip is taken in :meth:`wait`.
+Cost is priced in the same transaction. A round or forward whose start the worker saw (in this
+batch or an earlier one, :class:`~worker.engine.costing.Pricer`) is priced before sending, and the
+statements keep that cost if the row ends as priced. When every completion of a batch was priced
+so, the COMMIT goes out with the statements (no round trip); a row that does not end as priced then
+stops the transaction (SQLSTATE MP001, schema.sql's metrics_price_missed) and the batch is sent
+again the careful way. Otherwise (a completion whose start the worker has not seen) the rows the
+batch started or completed are read back (worker/engine/cost_sql.py) once the main statements ran,
+priced in Python with the worker's :class:`~worker.engine.pricing.PriceList`, and the costs that
+changed are written before COMMIT (worker/engine/costing.py says why that converges): that one
+round trip is taken in :meth:`wait`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import pq
@@ -57,21 +63,33 @@ class Applied:
         )
 
 
+Statements = list[tuple[str, dict[str, Array]]]
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A batch ready to send: its statements with their parameters, built without I/O."""
 
     applied: Applied
-    statements: list[tuple[str, dict[str, Array]]]
+    statements: Statements  # with the read-back (PRICE_INPUTS after them)
     priced: dict[str, Array] | None  # PRICE_INPUTS' keys: rows started or completed here (None: none)
+    guarded: Statements | None  # without a read-back: every completion was priced before sending
 
 
 def prepare(events: Sequence[Event], pricer: Pricer | None = None) -> Prepared:
     """Merge ``events`` per key and build the transaction's statements (no I/O; ``pricer``
     remembers the starts it saw, to price their completions in later batches)."""
     p = plan(events)
-    predicted = (pricer or _default_pricer()).predict(_sorted(p.rounds)).params()
-    return Prepared(Applied.of(p), _statements(p, predicted), _priced(p, predicted))
+    pricer = pricer or _default_pricer()
+    rounds, forwards = _sorted(p.rounds), list(p.forwards.values())
+    predicted, predicted_f = pricer.predict(rounds), pricer.predict_forwards(forwards)
+    guessed = predicted.guessed_all(r.completion_version for r in rounds) and predicted_f.guessed_all(
+        f.completion_version for f in forwards
+    )
+    r_params, f_params = predicted.params(), predicted_f.params()
+    statements = _statements(p, r_params, f_params)
+    guarded = _guarded(statements) if guessed else None
+    return Prepared(Applied.of(p), statements, _priced(p, r_params), guarded)
 
 
 _PRICERS: dict[int, Pricer] = {}  # id(PriceList) -> its Pricer (the lists live as long as their users)
@@ -92,6 +110,10 @@ def _default_pricer() -> Pricer:
     return pricer_for(None)
 
 
+#: schema.sql's metrics_price_missed: a cost priced before sending did not hold.
+PRICE_MISSED = "MP001"
+
+
 class InFlight:
     """One batch's transaction, sent and not yet confirmed."""
 
@@ -101,20 +123,41 @@ class InFlight:
         self.conn = conn
         self.applied = prepared.applied
         self._prices = prices or default_prices()
-        self._inputs: psycopg.Cursor[Any] | None = None
+        self._prepared = prepared
         arrays.register(conn.adapters)
+        self._send(guarded=prepared.guarded is not None)
+
+    def _send(self, *, guarded: bool) -> None:
+        conn, prepared = self.conn, self._prepared
+        self._guarded = guarded
+        self._inputs: psycopg.Cursor[Any] | None = None
         self._pipeline = conn.pipeline()
         self._pipeline.__enter__()
         try:
             conn.execute("BEGIN")
-            for query, params in prepared.statements:
+            for query, params in prepared.guarded if guarded and prepared.guarded else prepared.statements:
                 conn.execute(query, params)
-            if prepared.priced is not None:
+            if prepared.priced is not None and not guarded:
                 self._inputs = conn.execute(cost_sql.PRICE_INPUTS, prepared.priced)
             else:
                 conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            if not self._missed(exc):
+                self._fail(exc)
+            self._again(exc)
         except BaseException as exc:
             self._fail(exc)
+
+    def _missed(self, exc: psycopg.Error) -> bool:
+        """Whether ``exc`` is the guard's: a guess did not hold (send it again, reading back)."""
+        return self._guarded and exc.sqlstate == PRICE_MISSED
+
+    def _again(self, exc: psycopg.Error) -> None:
+        """Roll the guarded transaction back and send the batch again with the read-back."""
+        with contextlib.suppress(psycopg.Error):
+            self._pipeline.__exit__(type(exc), exc, exc.__traceback__)
+        self.conn.rollback()  # also forgets what the aborted pipeline prepared
+        self._send(guarded=False)
 
     def wait(self) -> Applied:
         """Block until PostgreSQL answered. Raises worker.errors.TransientError (retry the whole
@@ -126,11 +169,16 @@ class InFlight:
                     self.conn.execute(cost_sql.APPLY_COSTS, found.params())
                 self.conn.execute("COMMIT")
             self._pipeline.__exit__(None, None, None)
+        except psycopg.Error as exc:
+            if not self._missed(exc):
+                self._fail(exc)
+            self._again(exc)
+            return self.wait()
         except BaseException as exc:
             self._fail(exc)
         return self.applied
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException) -> NoReturn:
         with contextlib.suppress(psycopg.Error):
             self._pipeline.__exit__(type(exc), exc, exc.__traceback__)
         # An error in pipeline mode skips the rest, COMMIT included: end the aborted transaction.
@@ -160,9 +208,23 @@ def apply_events(
     return start(conn, events, prices).wait()
 
 
-def _statements(p: Plan, predicted: dict[str, Array]) -> list[tuple[str, dict[str, Array]]]:
+def _guarded(statements: Statements) -> Statements:
+    """The same statements sent without a read-back: every guess checked (``guard``), the
+    forwards' guesses settled by FORWARD_COSTS (the arrays are shared, not encoded again)."""
+    out: Statements = []
+    for query, params in statements:
+        if query is sql.APPLY_ROUNDS_TOOLS_SESSIONS:
+            params = {**params, "guard": True}  # type: ignore[dict-item]
+        out.append((query, params))
+        if query is sql.APPLY_FORWARDS:
+            out.append((cost_sql.FORWARD_COSTS, params))
+    return out
+
+
+def _statements(p: Plan, predicted: dict[str, Array], predicted_f: dict[str, Array]) -> Statements:
+    """The transaction's statements, with the read-back (PRICE_INPUTS follows them)."""
     # Lock order: rounds, tool calls, counter events and mismatch rows, forwards, sessions.
-    out = []
+    out: Statements = []
     rounds = _columns(_sorted(p.rounds), _ROUND_COLUMNS)
     rounds.update(predicted)
     tools = _columns(_sorted(p.tools), _TOOL_COLUMNS)
@@ -173,13 +235,16 @@ def _statements(p: Plan, predicted: dict[str, Array]) -> list[tuple[str, dict[st
     if p.mismatches:
         out.append((sql.APPLY_MISMATCHES, _columns(p.mismatches.values(), _MISMATCH_COLUMNS)))
     if p.forwards:
-        out.append((sql.APPLY_FORWARDS, _columns(p.forwards.values(), _FORWARD_COLUMNS)))
+        forwards = _columns(p.forwards.values(), _FORWARD_COLUMNS)
+        forwards.update(predicted_f)
+        out.append((sql.APPLY_FORWARDS, forwards))
     if p.sessions or p.rounds or p.tools:
         # The round and tool-call columns encoded above serve this statement too.
         params = {f"r_{name}": array for name, array in rounds.items()}
         params.update({f"t_{name}": array for name, array in tools.items()})
         params.update(_columns(p.compressions.values(), _COMPRESSION_COLUMNS, "c_"))
         params.update(_columns(p.sessions.values(), _SESSION_COLUMNS, "s_"))
+        params["guard"] = False  # type: ignore[assignment]
         out.append((sql.APPLY_ROUNDS_TOOLS_SESSIONS, params))
     return out
 

@@ -1,6 +1,7 @@
-"""The pricer's SQL: read the priced inputs of a batch's rows, then write the costs that changed.
+"""The pricer's SQL: read the priced inputs of a batch's rows, then write the costs that changed;
+or, when every completion of a batch was priced before sending, settle the forwards' guesses.
 
-Both run in the apply transaction after the main statements (worker/engine/sql.py), which locked
+All run in the apply transaction after the main statements (worker/engine/sql.py), which locked
 every row they name: PRICE_INPUTS reads each row as this transaction left it, and APPLY_COSTS
 writes rounds, then forwards (locked already), then the sessions' cost sums in key order. A round's
 cost moves with it between sessions in the main statement; here its session gains the difference
@@ -68,4 +69,38 @@ ORDER BY ro.session_id
 ON CONFLICT (session_id) DO UPDATE SET
     cost_usd = s.cost_usd + EXCLUDED.cost_usd,
     unpriced_rounds = s.unpriced_rounds + EXCLUDED.unpriced_rounds
+"""
+
+# Sent without a read-back (every completion in the batch was priced before sending, apply.py):
+# the forwards whose start came in an earlier batch get their guessed cost if the row ends as
+# guessed (APPLY_FORWARDS wrote those whose own start came with them). A row whose start or
+# completion changed here (its version is the row's now) and that ends priceable but not as guessed
+# stops the transaction (metrics_price_missed): the batch is sent again with PRICE_INPUTS.
+FORWARD_COSTS = """
+WITH p AS (
+    SELECT * FROM unnest(%(forward_id)b::text[], %(start_version)b::text[], %(completion_version)b::text[],
+                         %(p_cost)b::text[], %(p_source)b::text[], %(p_unpriced)b::bool[],
+                         %(p_model)b::text[], %(p_provider)b::text[], %(p_completion)b::text[])
+        AS t(forward_id, start_version, completion_version, cost, source, unpriced, p_model, p_provider,
+             p_completion)
+), cur AS (
+    SELECT p.forward_id, p.cost::numeric AS cost, p.source, p.unpriced,
+           COALESCE(f.start_version = p.start_version OR f.completion_version = p.completion_version, false)
+               AS touched,
+           COALESCE(f.model IS NOT NULL AND f.completed_at IS NOT NULL AND f.completion_version <> ''
+                    AND right(f.completion_version, 11) <> '|reconciled', false) AS priceable,
+           COALESCE(f.model = p.p_model AND f.provider IS NOT DISTINCT FROM p.p_provider
+                    AND f.completion_version = p.p_completion, false) AS settled,
+           (f.cost_usd, f.cost_source, f.unpriced) IS DISTINCT FROM (p.cost::numeric, p.source, p.unpriced)
+               AS differs
+    FROM p
+    CROSS JOIN LATERAL (SELECT * FROM forward_request_metrics f
+                        WHERE f.forward_id = p.forward_id LIMIT 1) AS f
+)
+UPDATE forward_request_metrics f SET cost_usd = c.cost, cost_source = c.source, unpriced = c.unpriced
+FROM cur c
+WHERE f.forward_id = ANY(%(forward_id)b::text[]) AND f.forward_id = c.forward_id
+  AND CASE WHEN c.settled THEN c.differs
+           WHEN c.touched AND c.priceable THEN metrics_price_missed('forward', c.forward_id)
+           ELSE false END
 """

@@ -129,6 +129,10 @@ class Predicted:
         self.provider.append(None if start is None else start[1])
         self.completion.append(completion)
 
+    def guessed_all(self, completions: Iterable[str | None]) -> bool:
+        """Whether every row with a completion (``completions``, in the same order) was priced."""
+        return all(not c or p is not None for c, p in zip(completions, self.completion, strict=True))
+
     def params(self) -> dict[str, Array]:
         return {
             "p_cost": arrays.text(self.cost),
@@ -141,14 +145,15 @@ class Predicted:
 
 
 class Pricer:
-    """A price list and the model and provider of the rounds whose start it saw, so that a round
-    completed in a later batch than its start is priced before the batch is sent (one worker, and
-    the shard a session's events all go to, sees both). Bounded: past ``limit`` rounds it forgets
-    them all (a guess it lacks only costs a read-back)."""
+    """A price list and the starts it saw (a round's model and provider; a forward's latest start),
+    so that a row completed in a later batch than its start is priced before the batch is sent
+    (one worker, and the shard a session's events all go to, sees both). Bounded: past ``limit``
+    rows it forgets them all (a guess it lacks only costs a read-back)."""
 
     def __init__(self, prices: PriceList | None = None, limit: int = 200_000) -> None:
         self.prices = prices or default_prices()
         self._starts: dict[str, tuple[str, str | None]] = {}
+        self._forward_starts: dict[str, tuple[str, str, str | None]] = {}  # version, model, provider
         self._limit = limit
 
     def predict(self, rounds: Sequence[Any]) -> Predicted:
@@ -170,4 +175,29 @@ class Pricer:
                       r.reasoning_tokens)  # fmt: skip
             c = cost_of(self.prices, "r", model, provider, r.completed_at, r.completion_version, tokens)
             out.add(c, (model, provider), r.completion_version)
+        return out
+
+    def predict_forwards(self, forwards: Sequence[Any]) -> Predicted:
+        """As :meth:`predict`, for merged ForwardRows (the latest start wins; a completion counts
+        only if it is later than it)."""
+        out = Predicted()
+        starts = self._forward_starts
+        if len(starts) > self._limit:
+            starts.clear()
+        for f in forwards:
+            known = starts.get(f.forward_id)
+            newer = known is None or (f.start_version is not None and f.start_version > known[0])
+            if f.start_version is not None and f.model is not None and newer:
+                known = starts[f.forward_id] = (f.start_version, f.model, f.provider)
+            if not f.completion_version or known is None:
+                out.add(None, None, None)
+                continue
+            version, model, provider = known
+            if f.completion_version <= version:  # a later start dropped it
+                out.add(None, None, None)
+                continue
+            tokens = (f.prompt_tokens, f.completion_tokens, f.cache_read_tokens, f.cache_write_tokens,
+                      f.reasoning_tokens)  # fmt: skip
+            c = cost_of(self.prices, "f", model, provider, f.completed_at, f.completion_version, tokens)
+            out.add(c, (model, provider), f.completion_version)
         return out

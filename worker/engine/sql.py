@@ -108,24 +108,32 @@ INSERT INTO forward_request_metrics AS f (
     completion_version, completed_at, status_code, status,
     prompt_tokens, completion_tokens, total_tokens, error, updated_at,
     provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-    time_to_first_token_ms)
+    time_to_first_token_ms, cost_usd, cost_source, unpriced)
 SELECT forward_id, start_version, endpoint, model, is_stream, started_at,
        completion_version, completed_at, status_code, COALESCE(status, 'pending'),
        prompt_tokens, completion_tokens, total_tokens, error, updated_at,
        provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-       time_to_first_token_ms
-FROM unnest(%(forward_id)b::text[], %(start_version)b::text[], %(endpoint)b::text[], %(model)b::text[],
+       time_to_first_token_ms,
+       -- priced before sending from this batch's own start and completion (else NULL: FORWARD_COSTS)
+       CASE WHEN own THEN p_cost::numeric END, CASE WHEN own THEN p_source END,
+       COALESCE(own AND p_unpriced, false)
+FROM (SELECT t.*, COALESCE(t.start_version IS NOT NULL AND t.model = t.p_model
+                           AND t.provider IS NOT DISTINCT FROM t.p_provider
+                           AND t.completion_version = t.p_completion, false) AS own
+      FROM unnest(%(forward_id)b::text[], %(start_version)b::text[], %(endpoint)b::text[], %(model)b::text[],
             %(is_stream)b::bool[], %(started_at)b::timestamptz[], %(completion_version)b::text[],
             %(completed_at)b::timestamptz[], %(status_code)b::int4[], %(status)b::text[],
             %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[], %(total_tokens)b::int8[],
             %(error)b::text[], %(updated_at)b::timestamptz[], %(provider)b::text[], %(session_id)b::text[],
             %(round_id)b::text[], %(cache_read_tokens)b::int8[], %(cache_write_tokens)b::int8[],
-            %(reasoning_tokens)b::int8[], %(time_to_first_token_ms)b::int8[])
+            %(reasoning_tokens)b::int8[], %(time_to_first_token_ms)b::int8[], %(p_cost)b::text[],
+            %(p_source)b::text[], %(p_unpriced)b::bool[], %(p_model)b::text[], %(p_provider)b::text[],
+            %(p_completion)b::text[])
     AS t(forward_id, start_version, endpoint, model, is_stream, started_at,
          completion_version, completed_at, status_code, status,
          prompt_tokens, completion_tokens, total_tokens, error, updated_at,
          provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-         time_to_first_token_ms)
+         time_to_first_token_ms, p_cost, p_source, p_unpriced, p_model, p_provider, p_completion)) AS t
 ORDER BY forward_id
 ON CONFLICT (forward_id) DO UPDATE SET
     start_version = GREATEST(f.start_version, EXCLUDED.start_version),
@@ -145,20 +153,32 @@ ON CONFLICT (forward_id) DO UPDATE SET
                       THEN EXCLUDED.round_id ELSE f.round_id END,
     (completion_version, completed_at, status_code, status,
      prompt_tokens, completion_tokens, total_tokens, error,
-     cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms) = (
+     cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms,
+     cost_usd, cost_source, unpriced) = (
         SELECT c.completion_version, c.completed_at, c.status_code, COALESCE(c.status, 'pending'),
                c.prompt_tokens, c.completion_tokens, c.total_tokens, c.error,
-               c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens, c.time_to_first_token_ms
+               c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens, c.time_to_first_token_ms,
+               c.cost_usd, c.cost_source, c.unpriced
         FROM (SELECT f.completion_version, f.completed_at, f.status_code, f.status,
                      f.prompt_tokens, f.completion_tokens, f.total_tokens, f.error,
-                     f.cache_read_tokens, f.cache_write_tokens, f.reasoning_tokens, f.time_to_first_token_ms
+                     f.cache_read_tokens, f.cache_write_tokens, f.reasoning_tokens, f.time_to_first_token_ms,
+                     f.cost_usd, f.cost_source, f.unpriced
               UNION ALL
+              -- its cost priced before sending holds if its own start is the row's (else FORWARD_COSTS)
               SELECT EXCLUDED.completion_version, EXCLUDED.completed_at, EXCLUDED.status_code,
                      EXCLUDED.status, EXCLUDED.prompt_tokens, EXCLUDED.completion_tokens,
                      EXCLUDED.total_tokens, EXCLUDED.error, EXCLUDED.cache_read_tokens,
-                     EXCLUDED.cache_write_tokens, EXCLUDED.reasoning_tokens, EXCLUDED.time_to_first_token_ms
+                     EXCLUDED.cache_write_tokens, EXCLUDED.reasoning_tokens, EXCLUDED.time_to_first_token_ms,
+                     CASE WHEN x.own THEN EXCLUDED.cost_usd ELSE f.cost_usd END,
+                     CASE WHEN x.own THEN EXCLUDED.cost_source ELSE f.cost_source END,
+                     CASE WHEN x.own THEN EXCLUDED.unpriced ELSE f.unpriced END
+              FROM (SELECT COALESCE((EXCLUDED.cost_source IS NOT NULL OR EXCLUDED.unpriced)
+                                    AND EXCLUDED.start_version >= COALESCE(f.start_version, ''), false)
+                               AS own) AS x
+              WHERE EXCLUDED.completion_version IS NOT NULL  -- none: the NULL row below (no cost)
               UNION ALL
-              SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) AS c
+              SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                     NULL, NULL, false) AS c
         -- the latest completion if it is later than the latest start, else none (the NULL row)
         WHERE c.completion_version IS NULL
            OR c.completion_version > COALESCE(GREATEST(f.start_version, EXCLUDED.start_version), '')
@@ -232,7 +252,15 @@ WITH ri AS (
                            IS NOT DISTINCT FROM (p_model, p_provider, p_completion) AS settled
           FROM pr) AS pq
 ), pr_changed AS (
-    SELECT * FROM pc WHERE changed
+    SELECT * FROM pc
+    WHERE changed
+      -- Sent without a read-back (guard): a row whose start or completion changed here and that ends
+      -- priceable holds the cost priced before sending, or the batch is sent again with one.
+      AND CASE WHEN %(guard)s::bool AND (take_start OR take_completion) AND NOT settled
+                    AND (CASE WHEN take_start THEN model ELSE o_model END) IS NOT NULL
+                    AND (CASE WHEN take_completion THEN completion_version ELSE o_completion END) <> ''
+               THEN metrics_price_missed('round', round_id)
+               ELSE true END
 ), new_r AS (
     UPDATE round_metrics r SET
         session_id = CASE WHEN p.take_start THEN p.session_id ELSE r.session_id END,

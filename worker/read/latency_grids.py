@@ -63,6 +63,8 @@ def series(result: HourlySeries) -> list[Grid]:
                 Column("rounds", "number"),
                 Column("errors", "number"),
                 *_TOKENS,
+                Column("USD", "number"),
+                Column("unpriced", "number", 1),
                 *_percentile_columns("", _TAIL, 2)[1:],
             ),
             tuple(
@@ -71,6 +73,8 @@ def series(result: HourlySeries) -> list[Grid]:
                     p.rounds,
                     p.errors,
                     *_tokens(p.tokens),
+                    p.cost_usd,
+                    p.unpriced_rounds,
                     *_ms(p.duration, _TAIL)[1:],
                 )
                 for p in result.points

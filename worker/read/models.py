@@ -358,12 +358,15 @@ class Latency(_Model):
 
 
 class HourlyPoint(_Model):
-    """Rounds started in one UTC hour (``hour`` is its start): how many, errors, tokens, duration."""
+    """Rounds started in one UTC hour (``hour`` is its start): how many, errors, tokens, cost,
+    duration."""
 
     hour: datetime
     rounds: int
     errors: int  # status 'error', reconcile's included
     tokens: TokenUsage
+    cost_usd: Decimal  # the priced rounds' (exact USD, a decimal string in JSON)
+    unpriced_rounds: int  # rounds no price list knows: not in cost_usd, never $0
     duration: Percentiles
 
 

@@ -1,7 +1,7 @@
-"""The hourly series of rounds over the last N UTC hours: rounds, errors, tokens and duration.
+"""The hourly series of rounds over the last N UTC hours: rounds, errors, tokens, cost and duration.
 
 Two whole statements side by side: SERIES_FROM_ROLLUP reads the hourly roll-ups (schema.sql:
-round_hourly for the counts, latency_hourly's round_duration buckets for the percentiles) and says
+round_hourly for the counts and cost, latency_hourly's round_duration buckets for the percentiles) and says
 in its first column, ``rollups_ready``, whether they count every row; SERIES_FROM_BASE is the same
 read over round_metrics, run only while a back-fill is due. Every hour of the window is a row
 (generate_series), zeros where nothing started; an hour is the one a round's ``started_at`` is in.
@@ -31,13 +31,15 @@ LEFT JOIN (
     SELECT h.hour, COALESCE(c.rounds, 0) AS rounds, COALESCE(c.errors, 0) AS errors,
            COALESCE(c.prompt_tokens, 0) AS prompt_tokens,
            COALESCE(c.completion_tokens, 0) AS completion_tokens,
-           COALESCE(c.total_tokens, 0) AS total_tokens, l.buckets, l.counts
+           COALESCE(c.total_tokens, 0) AS total_tokens, COALESCE(c.cost_usd, 0) AS cost_usd,
+           COALESCE(c.unpriced, 0) AS unpriced, l.buckets, l.counts
     FROM generate_series(%(start_at)s::timestamptz, %(end_at)s::timestamptz - interval '1 hour',
                          interval '1 hour') AS h(hour)
     LEFT JOIN (
         SELECT hour, sum(rounds)::int8 AS rounds, sum(errors)::int8 AS errors,
                sum(prompt_tokens)::int8 AS prompt_tokens, sum(completion_tokens)::int8 AS completion_tokens,
-               sum(total_tokens)::int8 AS total_tokens
+               sum(total_tokens)::int8 AS total_tokens, sum(cost_usd) AS cost_usd,
+               sum(unpriced)::int8 AS unpriced
         FROM round_hourly
         WHERE hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
           AND (%(model)s::text IS NULL OR model = %(model)s::text)
@@ -63,13 +65,15 @@ ORDER BY answer.hour
 SERIES_FROM_BASE = """
 SELECT h.hour, COALESCE(c.rounds, 0) AS rounds, COALESCE(c.errors, 0) AS errors,
        COALESCE(c.prompt_tokens, 0) AS prompt_tokens, COALESCE(c.completion_tokens, 0) AS completion_tokens,
-       COALESCE(c.total_tokens, 0) AS total_tokens, l.buckets, l.counts
+       COALESCE(c.total_tokens, 0) AS total_tokens, COALESCE(c.cost_usd, 0) AS cost_usd,
+       COALESCE(c.unpriced, 0) AS unpriced, l.buckets, l.counts
 FROM generate_series(%(start_at)s::timestamptz, %(end_at)s::timestamptz - interval '1 hour',
                      interval '1 hour') AS h(hour)
 LEFT JOIN (
     SELECT metrics_utc_hour(started_at) AS hour, count(*) AS rounds,
            count(*) FILTER (WHERE status = 'error') AS errors, sum(prompt_tokens)::int8 AS prompt_tokens,
-           sum(completion_tokens)::int8 AS completion_tokens, sum(total_tokens)::int8 AS total_tokens
+           sum(completion_tokens)::int8 AS completion_tokens, sum(total_tokens)::int8 AS total_tokens,
+           COALESCE(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE unpriced) AS unpriced
     FROM round_metrics
     WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
       AND model IS NOT NULL AND (%(model)s::text IS NULL OR model = %(model)s::text)
@@ -97,7 +101,8 @@ def hourly_series(
     source: Source, *, hours: int = DEFAULT_HOURS, model: str | None = None, now: datetime | None = None
 ) -> HourlySeries:
     """Per UTC hour of the last ``hours`` (1..168; the current hour so far is the last): rounds
-    started, errors, tokens and the rounds' duration percentiles; only ``model``'s if given."""
+    started, errors, tokens, cost (unpriced rounds counted apart) and the rounds' duration
+    percentiles; only ``model``'s if given."""
     check_text("model", model)
     start_at, end_at = hours_window(hours, now)
     params = {"start_at": start_at, "end_at": end_at, "model": model}
@@ -113,6 +118,8 @@ def hourly_series(
                 completion_tokens=row["completion_tokens"],
                 total_tokens=row["total_tokens"],
             ),
+            cost_usd=row["cost_usd"],
+            unpriced_rounds=row["unpriced"],
             duration=percentiles_of(dict(zip(row["buckets"] or [], row["counts"] or [], strict=True))),
         )
         for row in rows

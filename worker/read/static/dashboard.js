@@ -385,8 +385,8 @@
   }
 
   // The last 1, 6 or 24 UTC hours (?hours=N): the summary, tools and the per-hour series from
-  // /v1/overview?hours=N (the current hour so far last), cost from /v1/cost?hours=N, latency from
-  // /v1/latency?hours=N: every figure of what started in those hours.
+  // /v1/overview?hours=N (the current hour so far last; its cost per hour from round_hourly), cost
+  // from /v1/cost?hours=N, latency from /v1/latency?hours=N: every figure of what started in those hours.
   async function lastHours(q) {
     const hours = Number(q.hours);
     const [data, spend, latency] = await Promise.all([
@@ -397,6 +397,7 @@
     const sum = (pick) => pts.reduce((a, p) => a + pick(p), 0);
     const activity = el("div");
     const tokens = el("div");
+    const cost = el("div");
     const latencyChart = el("div");
     show(
       el("h2", { class: "page" }, `Last ${hours === 1 ? "hour" : hours + " hours"}, ${utcTime(series.start)} to ${utcTime(series.end)}`),
@@ -409,6 +410,7 @@
         tile("tokens.completion_tokens", "completion tokens", sum((p) => p.tokens.completion_tokens), "series")),
       section("Rounds and errors per UTC hour", activity),
       section("Tokens per UTC hour (stacked)", tokens),
+      section("Rounds' cost per UTC hour (USD; unpriced rounds are counted above, never $0)", cost),
       section("Round duration per UTC hour (p50, p95, p99)", latencyChart),
       latencySection(latency, "these hours"),
       el("div", { class: "pair" },
@@ -423,6 +425,7 @@
     chart("series-tokens", tokens, xs, [
       { label: "prompt", values: pts.map((p) => p.tokens.prompt_tokens) },
       { label: "completion", values: pts.map((p) => p.tokens.completion_tokens) }], { step: 3600, stacked: true });
+    chart("series-cost", cost, xs, [{ label: "USD", values: pts.map((p) => Number(p.cost_usd)) }], { step: 3600, format: usd });
     chart("series-latency", latencyChart, xs, ["p50", "p95", "p99"].map((k) => (
       { label: k, values: pts.map((p) => p.duration[k]) })), { step: 3600, lines: true, format: ms });
   }
