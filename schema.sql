@@ -613,11 +613,6 @@ END $$;
 -- A session's forwards (its detail, forgetting it) and a user's sessions: only linked rows indexed.
 CREATE INDEX IF NOT EXISTS idx_forward_session ON forward_request_metrics (session_id) WHERE session_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idx_session_user ON session_metrics (user_id) WHERE user_id IS NOT NULL;
--- The cost read's top sessions (ORDER BY cost_usd DESC LIMIT n over a date range) walk this in cost
--- order instead of sorting every session of the range: 357 -> 2.7 ms for 7 days at the read bench's
--- 10x; what it costs the apply, paired in-process (30k events, 3 runs): 0.965-0.985x.
-CREATE INDEX IF NOT EXISTS idx_session_cost ON session_metrics (cost_usd DESC, session_id COLLATE "C")
-    WHERE cost_usd <> 0 OR unpriced_rounds <> 0;
 
 -- A database written by a version without cost: add its columns. No row there is priced (cost_usd
 -- NULL, unpriced false, the sums 0), which is what the roll-ups counted: they stay exact, and
@@ -644,6 +639,12 @@ BEGIN
                                    ADD COLUMN IF NOT EXISTS unpriced bigint NOT NULL DEFAULT 0;
     END IF;
 END $$;
+
+-- The cost read's top sessions (ORDER BY cost_usd DESC LIMIT n over a date range) walk this in cost
+-- order instead of sorting every session of the range: 357 -> 2.7 ms for 7 days at the read bench's
+-- 10x; what it costs the apply, paired in-process (30k events, 3 runs): 0.965-0.985x.
+CREATE INDEX IF NOT EXISTS idx_session_cost ON session_metrics (cost_usd DESC, session_id COLLATE "C")
+    WHERE cost_usd <> 0 OR unpriced_rounds <> 0;
 
 -- Hourly roll-ups and latency histograms: the reads of the last hours (hourly series of rounds,
 -- errors, tokens) and the latency percentiles of any range (worker/read/queries/latency.py).

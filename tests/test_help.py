@@ -56,7 +56,7 @@ def test_query_names_are_the_readmes() -> None:
     primary = {a.dest for a in names._choices_actions}
     assert primary == {
         "summary", "by-model", "sessions", "session", "daily", "forward-summary", "forward-endpoints",
-        "forward-requests", "forward-daily", "cost", "latency", "series",
+        "forward-requests", "forward-daily", "cost", "latency", "series", "tools",
     }  # fmt: skip
 
 
