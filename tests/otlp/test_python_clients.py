@@ -1,0 +1,88 @@
+"""The OpenTelemetry Python SDK and the three OpenAI instrumentations, installed from the registry
+into a venv of their own (tests/otlp/installs.py), export to ``metrics-otlp`` with nothing but
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (and ``OTEL_EXPORTER_OTLP_HEADERS`` for a token); after a worker
+drained the stream, PostgreSQL holds exactly what each client's in-memory exporter saw: rounds and
+their tokens per model (cached and reasoning included), tool calls, sessions and users, forwards."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+import redis
+
+from tests.ingest.helpers import drain, settings
+from tests.otlp.expect import Seen, assert_landed
+from tests.otlp.installs import CLIENTS, client_python
+from tests.otlp.openai_server import openai_server
+from tests.otlp.receiver import TOKEN, client_env, receiver, run_client
+
+pytestmark = pytest.mark.acceptance
+
+INSTRUMENTATIONS = ("openai-v2", "openinference", "openllmetry")
+
+
+def _sdk(exporter: str, env: dict[str, str], *more: str) -> tuple[Seen, list[str], str]:
+    """The hand-instrumented agent (clients/sdk_session.py): what it exported, and its results."""
+    conversation, user = f"conv-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:6]}"
+    done = run_client(
+        [str(client_python()), str(CLIENTS / "sdk_session.py"), "--exporter", exporter]
+        + ["--conversation", conversation, "--user", user, *more],
+        env,
+    )
+    return Seen.of(done.stdout), Seen.exports(done.stdout), conversation
+
+
+def test_the_sdk_with_the_protobuf_exporter_lands_once_though_it_exported_twice(
+    conn: psycopg.Connection, db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis
+) -> None:
+    s = settings(db_url, redis_url, key_prefix, shards=3)
+    with receiver(s) as url:
+        seen, exports, conversation = _sdk("proto", client_env(url), "--resend")
+    assert exports and all(e.startswith(("SUCCESS", "resent: SUCCESS")) for e in exports), exports
+    assert any(e.startswith("resent: ") for e in exports)
+    drain(s)
+    assert conversation in seen.named_sessions() and len(seen.unnamed_traces()) == 1
+    assert_landed(conn, seen, first_token=True)
+
+
+def test_the_sdk_with_the_json_exporter_and_an_ingest_token(
+    conn: psycopg.Connection, db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis
+) -> None:
+    s = settings(db_url, redis_url, key_prefix)
+    with receiver(s, token=TOKEN) as url:
+        _, refused, _ = _sdk("json", client_env(url, token="not-the-ingest-token-0123456789"))
+        assert refused and all(e.startswith("FAILURE") for e in refused), refused
+        assert not any(redis_client.scan_iter(f"{key_prefix}*")), "a refused export reached Redis"
+        seen, exports, _ = _sdk("json", client_env(url, token=TOKEN))
+    assert exports and all(e.startswith("SUCCESS") for e in exports), exports
+    drain(s)
+    assert_landed(conn, seen, first_token=True)
+
+
+@pytest.mark.parametrize("instrumentation", INSTRUMENTATIONS)
+def test_an_instrumented_openai_client_lands_what_its_spans_say(
+    instrumentation: str,
+    conn: psycopg.Connection,
+    db_url: str,
+    redis_url: str,
+    key_prefix: str,
+    redis_client: redis.Redis,
+) -> None:
+    s = settings(db_url, redis_url, key_prefix)
+    # openai-v2 records messages (the tool call ids that tie a tool to its round) only when asked to
+    capture = {
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
+        "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
+    }
+    with receiver(s, token=TOKEN) as url, openai_server() as api:
+        done = run_client(
+            [str(client_python()), str(CLIENTS / "instrumented.py"), "--instrumentation", instrumentation]
+            + ["--base-url", api, "--session", f"s-{uuid.uuid4().hex[:8]}", "--user", "user-7"],
+            client_env(url, token=TOKEN, **(capture if instrumentation == "openai-v2" else {})),
+        )
+    exports = Seen.exports(done.stdout)
+    assert exports and all(e.startswith("SUCCESS") for e in exports), exports
+    drain(s)
+    assert_landed(conn, Seen.of(done.stdout))
