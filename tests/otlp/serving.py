@@ -1,0 +1,87 @@
+"""The receiver in the test's own process: uvicorn on a thread, on a free port, with the mapping
+(or its stand-in) given; and the raw HTTP client's helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from google.rpc import status_pb2
+
+from producer.otlp.app import Mapper, OtlpApp
+from producer.otlp.settings import OtlpSettings
+from tests.otlp import standin
+from worker.dev.embedded import free_port
+
+PROTOBUF, JSON = "application/x-protobuf", "application/json"
+
+
+def mapper() -> Mapper:
+    """The real mapping once its branch is merged; the tests' stand-in until then."""
+    try:
+        from producer.otlp.mapping import map_spans
+    except ImportError:
+        return standin.map_spans  # type: ignore[return-value]
+    return map_spans
+
+
+@dataclass
+class Receiver:
+    app: OtlpApp
+    url: str
+
+    def post(self, body: bytes, content_type: str = PROTOBUF, **headers: str) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}/v1/traces",
+            content=body,
+            headers={"content-type": content_type, **headers},
+            timeout=30,
+        )
+
+
+@contextlib.contextmanager
+def serving(
+    settings: OtlpSettings, tokens: tuple[str, ...] = (), map_spans: Mapper | None = None
+) -> Iterator[Receiver]:
+    app = OtlpApp(settings, tokens, map_spans or mapper())
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the receiver did not start"
+        time.sleep(0.01)
+    try:
+        yield Receiver(app, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def status_of(response: httpx.Response) -> tuple[int, str]:
+    """(code, message) of a google.rpc.Status answer, parsed by the content type it came in."""
+    if response.headers["content-type"] == PROTOBUF:
+        status = status_pb2.Status()
+        status.ParseFromString(response.content)
+        return status.code, status.message
+    data: dict[str, Any] = response.json()
+    return int(data["code"]), str(data["message"])
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"condition not met within {timeout} s"
+        time.sleep(0.02)
