@@ -35,7 +35,11 @@ USER_KEYS = ("user.id", "enduser.id", "traceloop.association.properties.user_id"
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
 PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
 PROMPT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
-COMPLETION_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion")
+COMPLETION_KEYS = (
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+)
 CACHE_READ_KEYS = ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read")
 CACHE_WRITE_KEYS = ("gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write")
 REASONING_KEYS = (
@@ -96,7 +100,9 @@ class Seen:
         return found
 
     def _inherited(self, span: Span, keys: tuple[str, ...]) -> Any:
-        return next((v for s in self._lineage(span) if (v := _first(s["attributes"], keys)) is not None), None)
+        return next(
+            (v for s in self._lineage(span) if (v := _first(s["attributes"], keys)) is not None), None
+        )
 
     def session(self, span: Span) -> str:
         """Its session id, or ``trace <id>`` when its trace is the session."""
@@ -266,7 +272,9 @@ class Landed:
     def _round_keys(self) -> dict[str, tuple[int, int]]:
         return {
             rid: (p, c)
-            for rid, p, c in self.conn.execute("SELECT round_id, prompt_tokens, completion_tokens FROM round_metrics")
+            for rid, p, c in self.conn.execute(
+                "SELECT round_id, prompt_tokens, completion_tokens FROM round_metrics"
+            )
         }
 
     def round_rows(self) -> Counter[tuple[Any, ...]]:
@@ -324,15 +332,48 @@ class Landed:
         )
 
 
+def _same(what: str, landed: Any, seen: Any) -> None:
+    """Equal, or an error that says what landed and was not seen, and what was seen and did not land."""
+    if landed == seen:
+        return
+    if isinstance(landed, Counter):
+        extra, missing = landed - seen, seen - landed
+        raise AssertionError(
+            f"{what}: landed but not seen {sorted(extra.items(), key=repr)}; "
+            f"seen but not landed {sorted(missing.items(), key=repr)}"
+        )
+    raise AssertionError(f"{what}: landed {landed!r}, seen {seen!r}")
+
+
 def assert_landed(conn: psycopg.Connection[Any], seen: Seen, first_token: bool = False) -> None:
     """PostgreSQL holds exactly what the client's spans say: its rounds (tokens per model, cached and
     reasoning included), tool calls, sessions with their users, and forwards."""
     assert seen.rounds(), "the client made no round: nothing to compare"
     landed = Landed(conn, seen)
-    assert landed.tokens_per_model() == seen.tokens_per_model()
-    assert landed.round_rows() == seen.round_rows()
-    assert landed.tool_rows() == seen.tool_rows()
-    assert landed.session_rows() == seen.session_rows()
-    assert landed.forward_rows() == seen.forward_rows()
+    _same(
+        "tokens per model (rounds, prompt, completion, cache read, cache write, reasoning)",
+        landed.tokens_per_model(),
+        seen.tokens_per_model(),
+    )
+    _same(
+        "rounds (session, model, provider, status, prompt, completion, cache read, cache write, reasoning)",
+        landed.round_rows(),
+        seen.round_rows(),
+    )
+    _same(
+        "tool calls (session, tool, success, the round's prompt and completion tokens)",
+        landed.tool_rows(),
+        seen.tool_rows(),
+    )
+    _same(
+        "sessions (id, user, rounds, tool calls, prompt, completion, cache read, cache write, reasoning)",
+        landed.session_rows(),
+        seen.session_rows(),
+    )
+    _same(
+        "forwards (session, endpoint, status code, the round's tokens)",
+        landed.forward_rows(),
+        seen.forward_rows(),
+    )
     if first_token:
-        assert landed.first_token_ms() == seen.first_token_ms()
+        _same("times to first token (ms)", landed.first_token_ms(), seen.first_token_ms())

@@ -34,6 +34,8 @@ NODE = Path(__file__).resolve().parent / "node"
 VENV = ROOT / ".venv-otel"
 STAMP = VENV / ".pins-sha256"
 PY = VENV / "bin" / "python"
+#: A registry that does not answer fails the install in a minute, not pip's default retries.
+PIP_FAIL_FAST = ("--retries", "1", "--timeout", "60", "--disable-pip-version-check")
 
 
 @contextlib.contextmanager
@@ -62,8 +64,7 @@ def client_python() -> Path:
         shutil.rmtree(VENV, ignore_errors=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
         done = subprocess.run(
-            [str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--retries", "1"]
-            + ["--timeout", "60", "-r", str(PINS)],
+            [str(PY), "-m", "pip", "install", "-q", *PIP_FAIL_FAST, "-r", str(PINS)],
             capture_output=True,
             text=True,
             timeout=900,
@@ -96,8 +97,7 @@ def node_clients() -> Path:
     node_or_fail()
     with _locked(ROOT / ".node-otel.lock"):
         done = subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--fetch-retries=0"]
-            + ["--fetch-timeout=60000"],
+            ["npm", "install", "--no-audit", "--no-fund", "--fetch-retries=0", "--fetch-timeout=60000"],
             cwd=NODE,
             capture_output=True,
             text=True,

@@ -31,7 +31,9 @@ def receiver(settings: WorkerSettings, token: str | None = None) -> Iterator[str
     With ``token``, it accepts only that ingest token; without, it runs with ``--no-auth``."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_INGEST_TOKENS")}
-    env.update(REDIS_URL=settings.redis_url, METRICS_STREAM=settings.stream, METRICS_SHARDS=str(settings.shards))
+    env.update(
+        REDIS_URL=settings.redis_url, METRICS_STREAM=settings.stream, METRICS_SHARDS=str(settings.shards)
+    )
     args = [sys.executable, "-m", "producer.otlp.server", "--host", "127.0.0.1", "--port", str(port)]
     if token is None:
         args.append("--no-auth")
@@ -69,7 +71,9 @@ def client_env(endpoint: str, token: str | None = None, **extra: str) -> dict[st
     return {**env, **extra}
 
 
-def run_client(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def run_client(
+    args: list[str], env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{args[1]} exited {done.returncode}: {done.stderr[-3000:]}"
     return done

@@ -21,14 +21,21 @@ from tests.otlp.receiver import TOKEN, client_env, receiver, run_client
 pytestmark = pytest.mark.acceptance
 
 INSTRUMENTATIONS = ("openai-v2", "openinference", "openllmetry")
+USER = "user-7"
+
+
+def _script(name: str, *args: str) -> list[str]:
+    """A client script of tests/otlp/clients, run by the clients' own interpreter."""
+    return [str(client_python()), str(CLIENTS / name), *args]
 
 
 def _sdk(exporter: str, env: dict[str, str], *more: str) -> tuple[Seen, list[str], str]:
     """The hand-instrumented agent (clients/sdk_session.py): what it exported, and its results."""
     conversation, user = f"conv-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:6]}"
     done = run_client(
-        [str(client_python()), str(CLIENTS / "sdk_session.py"), "--exporter", exporter]
-        + ["--conversation", conversation, "--user", user, *more],
+        _script(
+            "sdk_session.py", "--exporter", exporter, "--conversation", conversation, "--user", user, *more
+        ),
         env,
     )
     return Seen.of(done.stdout), Seen.exports(done.stdout), conversation
@@ -78,8 +85,11 @@ def test_an_instrumented_openai_client_lands_what_its_spans_say(
     }
     with receiver(s, token=TOKEN) as url, openai_server() as api:
         done = run_client(
-            [str(client_python()), str(CLIENTS / "instrumented.py"), "--instrumentation", instrumentation]
-            + ["--base-url", api, "--session", f"s-{uuid.uuid4().hex[:8]}", "--user", "user-7"],
+            _script(
+                "instrumented.py",
+                *("--instrumentation", instrumentation, "--base-url", api),
+                *("--session", f"s-{uuid.uuid4().hex[:8]}", "--user", USER),
+            ),
             client_env(url, token=TOKEN, **(capture if instrumentation == "openai-v2" else {})),
         )
     exports = Seen.exports(done.stdout)

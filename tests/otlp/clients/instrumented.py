@@ -33,7 +33,11 @@ TOOLS = [
         "function": {
             "name": "read_file",
             "description": "Read a file",
-            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}},
+                "required": ["path"],
+            },
         },
     }
 ]
@@ -69,7 +73,8 @@ def instrument(name: str, client: Client, session: str, user: str) -> contextlib
         return _both(
             using_attributes(session_id=session, user_id=user),
             trace.get_tracer("agent").start_as_current_span(
-                "agent run", attributes={"openinference.span.kind": "AGENT", "session.id": session, "user.id": user}
+                "agent run",
+                attributes={"openinference.span.kind": "AGENT", "session.id": session, "user.id": user},
             ),
         )
     if name == "openllmetry":
@@ -77,12 +82,16 @@ def instrument(name: str, client: Client, session: str, user: str) -> contextlib
 
         client.provider.add_span_processor(AssociationProperties({"session_id": session, "user_id": user}))
         OpenLLMetry().instrument(tracer_provider=client.provider)
-        return trace.get_tracer("agent").start_as_current_span("agent run", attributes={"traceloop.span.kind": "workflow"})
+        return trace.get_tracer("agent").start_as_current_span(
+            "agent run", attributes={"traceloop.span.kind": "workflow"}
+        )
     raise SystemExit(f"--instrumentation: {name!r}: openai-v2, openinference or openllmetry")
 
 
 @contextlib.contextmanager
-def _both(outer: contextlib.AbstractContextManager[Any], inner: contextlib.AbstractContextManager[Any]) -> Iterator[None]:
+def _both(
+    outer: contextlib.AbstractContextManager[Any], inner: contextlib.AbstractContextManager[Any]
+) -> Iterator[None]:
     with outer, inner:
         yield
 
@@ -97,7 +106,11 @@ def tool_span(name: str, instrumentation: str, call_id: str) -> Iterator[None]:
         attributes = {"openinference.span.kind": "TOOL", "tool.name": name, "tool_call.id": call_id}
         attributes.update(get_attributes_from_context())
     else:
-        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name, "gen_ai.tool.call.id": call_id}
+        attributes = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "gen_ai.tool.call.id": call_id,
+        }
     with tracer.start_as_current_span(f"execute_tool {name}", attributes=attributes):
         yield
 

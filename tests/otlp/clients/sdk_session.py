@@ -1,8 +1,9 @@
 """A GenAI agent instrumented by hand with the OpenTelemetry Python SDK, as the GenAI semantic
 conventions describe it: a conversation (``gen_ai.conversation.id``, ``user.id``) of two chat rounds,
 the first making its HTTP request to the model API (an HTTP client span under the chat span) and
-running the tool it asked for (an ``execute_tool`` span under it too); then a second trace with no conversation id (the trace is
-the session; ``enduser.id``), one round that failed. Exported with the proto or the JSON exporter.
+running the tool it asked for (an ``execute_tool`` span under it too); then a second trace with no
+conversation id (the trace is the session; ``enduser.id``), one round that failed. Exported with
+the proto or the JSON exporter.
 
     .venv-otel/bin/python sdk_session.py --exporter proto --conversation ID --user ID [--resend]
 """
@@ -48,7 +49,9 @@ def main() -> None:
     tracer = trace.get_tracer("sdk-agent")
     session = {"gen_ai.conversation.id": args.conversation, "user.id": args.user}
 
-    agent = tracer.start_span("invoke_agent helper", attributes={"gen_ai.operation.name": "invoke_agent", **session})
+    agent = tracer.start_span(
+        "invoke_agent helper", attributes={"gen_ai.operation.name": "invoke_agent", **session}
+    )
     with trace.use_span(agent, end_on_exit=True):
         usage = {"input": 1_200, "output": 300, "cache_read": 1_024, "cache_write": 64, "reasoning": 120}
         first = chat(tracer, "gpt-4o", usage, **session)
