@@ -51,7 +51,7 @@ def test_the_sdk_with_the_protobuf_exporter_lands_once_though_it_exported_twice(
     assert any(e.startswith("resent: ") for e in exports)
     drain(s)
     assert conversation in seen.named_sessions() and len(seen.unnamed_traces()) == 1
-    assert_landed(conn, seen, first_token=True)
+    assert_landed(conn, seen)
 
 
 def test_the_sdk_with_the_json_exporter_and_an_ingest_token(
@@ -65,7 +65,7 @@ def test_the_sdk_with_the_json_exporter_and_an_ingest_token(
         seen, exports, _ = _sdk("json", client_env(url, token=TOKEN))
     assert exports and all(e.startswith("SUCCESS") for e in exports), exports
     drain(s)
-    assert_landed(conn, seen, first_token=True)
+    assert_landed(conn, seen)
 
 
 @pytest.mark.parametrize("instrumentation", INSTRUMENTATIONS)

@@ -94,7 +94,11 @@ def as_json(span: ReadableSpan) -> dict[str, Any]:
         "status": span.status.status_code.name,
         "attributes": {k: _plain(v) for k, v in (span.attributes or {}).items()},
         "events": [
-            {"name": e.name, "attributes": {k: _plain(v) for k, v in (e.attributes or {}).items()}}
+            {
+                "name": e.name,
+                "time_ns": e.timestamp,
+                "attributes": {k: _plain(v) for k, v in (e.attributes or {}).items()},
+            }
             for e in span.events
         ],
     }

@@ -106,6 +106,8 @@ try {
 } catch (error) {
   results.push(`FAILURE: ${error}`);
 }
+// HrTime [seconds, nanoseconds] as a string of nanoseconds (beyond a double's exact integers)
+const nanos = ([seconds, nanoseconds]) => (BigInt(seconds) * 1_000_000_000n + BigInt(nanoseconds)).toString();
 const kinds = ["INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"];
 const statuses = ["UNSET", "OK", "ERROR"];
 const spans = memory.getFinishedSpans().map((s) => ({
@@ -113,11 +115,13 @@ const spans = memory.getFinishedSpans().map((s) => ({
   span_id: s.spanContext().spanId,
   parent_span_id: s.parentSpanContext ? s.parentSpanContext.spanId : null,
   name: s.name,
+  start_ns: nanos(s.startTime),
+  end_ns: nanos(s.endTime),
   kind: kinds[s.kind],
   scope: s.instrumentationScope.name,
   status: statuses[s.status.code],
   attributes: s.attributes,
-  events: s.events.map((e) => ({ name: e.name, attributes: e.attributes ?? {} })),
+  events: s.events.map((e) => ({ name: e.name, time_ns: nanos(e.time), attributes: e.attributes ?? {} })),
 }));
 await provider.shutdown().catch(() => {}); // (shutting down empties the in-memory exporter)
 console.log(JSON.stringify({ spans, exports: results }));
