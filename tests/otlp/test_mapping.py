@@ -8,6 +8,8 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contract import codec
 from producer.otlp.mapping import NAMESPACE, Mapped, entity_id, event_id, map_spans
@@ -641,3 +643,172 @@ def test_event_ids_are_uuid5_of_trace_span_and_type_and_the_same_export_maps_the
         assert event_id(name) == str(uuid.uuid5(NAMESPACE, name))
     assert map_spans([chat]) == mapped
     assert map_spans([chat, chat]).events == mapped.events  # a span sent twice is mapped once
+
+
+# --- for any request ---------------------------------------------------------------------------
+
+_KINDS = ("chat", "openinference", "openllmetry", "anthropic", "gemini", "tool", "oi_tool", "http", "db")
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> list[Span]:
+    """Agent runs as the instrumentations export them: one trace each, a session attribute on
+    every span or on the resource or none (as OpenInference, OpenLLMetry and Langfuse put it on
+    every span), any token counts (parts over their wholes too), any times."""
+    spans: list[Span] = []
+    for t in range(draw(st.integers(1, 4))):
+        trace = f"{t:08x}{draw(st.integers(0, 2**96 - 1)):024x}"
+        where = draw(st.sampled_from(["span", "resource", "none"]))
+        common: dict[str, Any] = {}
+        resource: dict[str, Any] = {"service.name": "agent"}
+        session = draw(st.sampled_from(["conv-1", "conv-2"]))
+        if where == "span":
+            common["gen_ai.conversation.id"] = session
+            if draw(st.booleans()):
+                common["user.id"] = draw(st.sampled_from(["u1", "u2"]))
+        elif where == "resource":
+            resource = {**resource, "session.id": session, "enduser.id": "u3"}
+        ids = iter(range(1, 10_000))
+
+        def at() -> tuple[int, int]:
+            start = T0 + draw(st.integers(0, 10**12))
+            return start, start + draw(st.integers(0, 10**11))
+
+        def counts() -> dict[str, int]:
+            picked = draw(st.dictionaries(st.sampled_from(_COUNT_KEYS), st.integers(0, 10**6), max_size=5))
+            return dict(picked)
+
+        root_kind = draw(st.sampled_from(["agent", "chain", "chat", "none"]))
+        start, end = at()
+        root_attrs: dict[str, Any] = {
+            "agent": {"gen_ai.operation.name": "invoke_agent", "gen_ai.request.model": "gpt-4o"},
+            "chain": {"openinference.span.kind": "CHAIN"},
+            "chat": {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", **counts()},
+            "none": {"http.route": "/ask"},
+        }[root_kind]
+        root = f"{next(ids):016x}"
+        spans.append(
+            span(
+                root_kind,
+                {**root_attrs, **common},
+                trace=trace,
+                sid=root,
+                start=start,
+                end=end,
+                resource=resource,
+            )
+        )
+        last_round = root if root_kind == "chat" else None
+        for kind in draw(st.lists(st.sampled_from(_KINDS), max_size=8)):
+            sid, (start, end) = f"{next(ids):016x}", at()
+            where_to = {"trace": trace, "sid": sid, "start": start, "end": end, "resource": resource}
+            attributes = {**common, **counts()}
+            if kind == "http":
+                if last_round is None:
+                    continue
+                spans.append(http_client(parent=last_round, attributes=common, **where_to))
+                continue
+            made = _child(
+                draw, kind, root if kind != "oi_tool" else last_round or root, attributes, common, where_to
+            )
+            spans.append(made)
+            if kind in {"chat", "openinference", "openllmetry", "anthropic", "gemini"}:
+                last_round = sid
+    return spans
+
+
+def _child(
+    draw: st.DrawFn,
+    kind: str,
+    parent: str,
+    counted: dict[str, Any],
+    common: dict[str, Any],
+    where: dict[str, Any],
+) -> Span:
+    if kind == "chat":
+        return openai_v2_chat(parent=parent, attributes=counted, **where)
+    if kind == "openinference":
+        return openinference_llm(parent=parent, attributes=counted, **where)
+    if kind == "openllmetry":
+        return openllmetry_chat(parent=parent, attributes=counted, **where)
+    if kind in {"anthropic", "gemini"}:
+        provider, model = (
+            ("anthropic", "claude-sonnet-4-5") if kind == "anthropic" else ("gcp.gemini", "gemini-2.5-pro")
+        )
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": model,
+        }
+        return span("chat", {**attributes, **counted}, parent=parent, **where)
+    if kind == "tool":
+        return tool(
+            call_id=draw(st.sampled_from(["call_1", None])), parent=parent, attributes=common, **where
+        )
+    if kind == "oi_tool":
+        return openinference_tool(parent=parent, attributes=common, **where)
+    return span("SELECT", {"db.system": "postgresql"}, kind=KIND_CLIENT, parent=parent, **where)
+
+
+_COUNT_KEYS = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+    "llm.token_count.prompt",
+    "llm.token_count.completion",
+    "llm.token_count.prompt_details.cache_read",
+    "llm.token_count.completion_details.reasoning",
+)
+
+
+def _wire(mapped: Mapped) -> set[bytes]:
+    return {codec.encode(e) for e in mapped.events}
+
+
+@settings(max_examples=100, deadline=None)
+@given(requests(), st.data())
+def test_any_request_maps_the_same_whatever_its_order_and_its_events_survive_the_wire(
+    spans: list[Span], data: st.DataObject
+) -> None:
+    mapped = map_spans(spans)
+    assert map_spans(spans) == mapped
+    assert _wire(map_spans(data.draw(st.permutations(spans)))) == _wire(mapped)
+    assert map_spans(spans + spans).events == mapped.events  # the same export twice in one request
+    for e in mapped.events:
+        assert codec.decode(codec.encode(e)) == e
+
+
+@settings(max_examples=100, deadline=None)
+@given(requests())
+def test_token_parts_never_exceed_their_wholes(spans: list[Span]) -> None:
+    for e in map_spans(spans).events:
+        usage = getattr(e, "usage", None)
+        if usage is None:
+            continue
+        assert (usage.cache_read_tokens or 0) + (usage.cache_write_tokens or 0) <= usage.prompt_tokens
+        assert (usage.reasoning_tokens or 0) <= usage.completion_tokens
+        assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+@settings(max_examples=100, deadline=None)
+@given(requests(), st.data())
+def test_the_same_spans_split_across_two_requests_give_the_same_event_ids(
+    spans: list[Span], data: st.DataObject
+) -> None:
+    # An HTTP span goes with its parent: only then can a request tell that it is a forward.
+    first = data.draw(st.sets(st.sampled_from([(s.trace_id, s.span_id) for s in spans])))
+    for s in spans:
+        if s.kind == KIND_CLIENT and "url.full" in s.attributes and (s.trace_id, s.parent_span_id) in first:
+            first.add((s.trace_id, s.span_id))
+        elif (s.trace_id, s.span_id) in first and "url.full" in s.attributes:
+            first.discard((s.trace_id, s.span_id))
+    a = [s for s in spans if (s.trace_id, s.span_id) in first]
+    b = [s for s in spans if (s.trace_id, s.span_id) not in first]
+    whole = map_spans(spans)
+    parts = [map_spans(a), map_spans(b)] if data.draw(st.booleans()) else [map_spans(b), map_spans(a)]
+    assert {e.event_id for p in parts for e in p.events} == {e.event_id for e in whole.events}
+    assert {(r.span_id, r.field) for p in parts for r in p.rejected} == {
+        (r.span_id, r.field) for r in whole.rejected
+    }
