@@ -41,6 +41,8 @@ class Span:
     status_code: int = STATUS_UNSET
     status_message: str = ""
     events: tuple[SpanEvent, ...] = ()
+    #: How many events the SDK dropped (the Python SDK drops the oldest: the first may be missing).
+    dropped_events_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
