@@ -65,11 +65,13 @@ def map_spans(spans: Sequence[Span]) -> Mapped:
 
 def event_id(name: str) -> str:
     """``str(uuid.uuid5(NAMESPACE, name))``, without building the UUID object (hot path)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = _sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_sha1 = hashlib.sha1
+#: The variant bits (10xx) set on a hex digit.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def entity_id(trace_id: str, span_id: str) -> str:
@@ -78,7 +80,16 @@ def entity_id(trace_id: str, span_id: str) -> str:
 
 
 def _at(ns: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=ns // 1000)
+    """Unix nanoseconds -> a UTC datetime, cut to the microsecond. Through a float below 2**52
+    microseconds (year 2112), where that is exact and twice as fast."""
+    us = ns // 1000
+    if us < _FLOAT_EXACT:
+        return _from_timestamp(us / 1e6, UTC)
+    return _EPOCH + timedelta(microseconds=us)
+
+
+_FLOAT_EXACT = 2**52
+_from_timestamp = datetime.fromtimestamp
 
 
 @dataclass(slots=True)

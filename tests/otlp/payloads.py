@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import time
 from typing import Any
 
@@ -20,8 +21,8 @@ def value(v: Any) -> dict[str, Any]:
         return {"boolValue": v}
     if isinstance(v, int):
         return {"intValue": str(v)}
-    if isinstance(v, float):
-        return {"doubleValue": v}
+    if isinstance(v, float):  # proto3 JSON writes the infinities (and NaN) as strings
+        return {"doubleValue": v if math.isfinite(v) else ("Infinity" if v > 0 else "-Infinity")}
     if isinstance(v, bytes):
         return {"bytesValue": base64.b64encode(v).decode()}
     if isinstance(v, list):

@@ -8,14 +8,20 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 from google.rpc import status_pb2
 
+from contract.codec import STREAM_FIELD, decode
+from contract.connect import Client, placed
+from contract.keys import Keys
+from contract.routing import routing_id
 from producer.otlp.app import Mapper, OtlpApp
 from producer.otlp.settings import OtlpSettings
+from producer.settings import ProducerSettings
 from tests.otlp import standin
 from worker.dev.embedded import free_port
 
@@ -85,3 +91,22 @@ def wait_for(condition: Any, timeout: float = 10.0) -> Any:
             return value
         assert time.monotonic() < deadline, f"condition not met within {timeout} s"
         time.sleep(0.02)
+
+
+def otlp_settings(redis_url: str, stream: str, tmp_path: Path, shards: int = 1) -> OtlpSettings:
+    producer = ProducerSettings(
+        redis_url=redis_url, stream=stream, shards=shards, spool_dir=tmp_path / "spool"
+    )
+    return OtlpSettings(producer=producer)
+
+
+def routed_events(client: Client, keys: Keys) -> int:
+    """Every event is on the shard its routing id picks (the names as placed on this client)."""
+    names = placed(keys, client).streams
+    seen = 0
+    for index, name in enumerate(names):
+        for _, fields in client.xrange(name):
+            event = decode(fields[STREAM_FIELD.encode()])
+            assert names[keys.streams.index(keys.stream_for(routing_id(event)))] == names[index]
+            seen += 1
+    return seen
