@@ -49,9 +49,9 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def pins_digest() -> str:
+def pins_digest(pins: Path = PINS) -> str:
     """The pins file and the interpreter: either changed, the venv is made anew."""
-    return hashlib.sha256(PINS.read_bytes() + sys.version.encode()).hexdigest()
+    return hashlib.sha256(pins.read_bytes() + sys.version.encode()).hexdigest()
 
 
 @functools.cache
@@ -60,25 +60,32 @@ def client_python() -> Path:
     with _locked(ROOT / ".venv-otel.lock"):
         if PY.exists() and STAMP.exists() and STAMP.read_text() == pins_digest():
             return PY
-        began = time.monotonic()
-        shutil.rmtree(VENV, ignore_errors=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-        done = subprocess.run(
-            [str(PY), "-m", "pip", "install", "-q", *PIP_FAIL_FAST, "-r", str(PINS)],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if done.returncode != 0:
-            pytest.fail(
-                f"installing the OpenTelemetry clients ({PINS.relative_to(ROOT)}) into {VENV} failed: "
-                "the package registry must be reachable (CI installs them on first use; rerun once "
-                f"it answers). pip said:\n{done.stderr[-3000:]}",
-                pytrace=False,
-            )
+        install(VENV, PINS)
         STAMP.write_text(pins_digest())
-        print(f"installed the OpenTelemetry clients into {VENV} in {time.monotonic() - began:.1f} s")
         return PY
+
+
+def install(folder: Path, pins: Path, env: dict[str, str] | None = None) -> float:
+    """A fresh venv in ``folder`` with ``pins`` installed by pip; the seconds it took. Fails the
+    test, naming the pins, the folder and pip's complaint, when pip cannot install them."""
+    began = time.monotonic()
+    shutil.rmtree(folder, ignore_errors=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(folder)
+    done = subprocess.run(
+        [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *PIP_FAIL_FAST, "-r", str(pins)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    if done.returncode != 0:
+        pytest.fail(
+            f"installing the OpenTelemetry clients ({pins.name}) into {folder} failed: the package "
+            "registry must be reachable (the suite installs them on first use, CI included; rerun "
+            f"once it answers). pip said:\n{done.stderr[-3000:]}",
+            pytrace=False,
+        )
+    return time.monotonic() - began
 
 
 def node_or_fail() -> None:
