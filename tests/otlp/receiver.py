@@ -62,13 +62,36 @@ def receiver(settings: WorkerSettings, token: str | None = None) -> Iterator[str
         os.unlink(log.name)
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+#: Where the README's block points (metrics-otlp's default port); the tests' receiver is elsewhere.
+README_ENDPOINT = "http://127.0.0.1:4318"
+
+
+def readme_block() -> str:
+    """The README's two exporter settings (step 5b), as a user copies them."""
+    return README.read_text().split("<!-- readme-otel -->", 1)[1].split("```sh\n", 1)[1].split("\n```", 1)[0]
+
+
 def client_env(endpoint: str, token: str | None = None, **extra: str) -> dict[str, str]:
-    """This process's environment with the exporter's two settings, and no other OTEL_ variable."""
+    """This process's environment, without any OTEL_ variable, after the README's two lines ran in
+    bash (with ``endpoint`` for the default one, ``token`` as METRICS_INGEST_TOKEN); without a
+    token, only the endpoint is set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-    if token is not None:
-        env["OTEL_EXPORTER_OTLP_HEADERS"] = f"Authorization=Bearer%20{token}"  # values are URL-encoded
-    return {**env, **extra}
+    if token is None:
+        return {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **extra}
+    block = readme_block()
+    assert README_ENDPOINT in block, f"the README's exporter settings no longer name {README_ENDPOINT}"
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block.replace(README_ENDPOINT, endpoint) + "\nenv -0"],
+        env={**env, "METRICS_INGEST_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    after = dict(item.split("=", 1) for item in done.stdout.split("\0") if "=" in item)
+    assert after["OTEL_EXPORTER_OTLP_ENDPOINT"] == endpoint
+    return {**env, **{k: v for k, v in after.items() if k.startswith("OTEL_")}, **extra}
 
 
 def run_client(
