@@ -5,7 +5,7 @@ The reading of a span is the README's mapping table (issue "OpenTelemetry in"), 
 own from the GenAI semantic conventions and the instrumentations' attributes, not imported from
 producer/otlp: a round is a span whose ``gen_ai.operation.name`` is chat, text_completion or
 generate_content, or an OpenInference LLM span; a tool call an ``execute_tool`` span or an
-OpenInference TOOL span, tied to the round that is its parent or whose output names its call id; a
+OpenInference TOOL span, tied to the round that asked for it (``Seen.round_of_tool``); a
 forward an HTTP client span under a GenAI span. A span's session and user are its own, else its
 nearest ancestor's; without any, the trace is the session. Rows are compared as multisets of
 tuples that leave out the receiver's own ids: a round is known by its numbers (every round of a
@@ -132,7 +132,9 @@ class Seen:
         return (_first(a, PROMPT_KEYS) or 0, _first(a, COMPLETION_KEYS) or 0)
 
     def round_of_tool(self, tool: Span) -> tuple[int, int] | None:
-        """The round that asked for the tool: its parent, else the round whose output names its id."""
+        """The round that asked for the tool: its parent, else the round whose output names its id,
+        else the last round beside it (same parent) that had ended when it started: an agent runs a
+        tool once the answer that asked for it is in (openai-v2 records no call ids by default)."""
         parent = self._lineage(tool)[1:2]
         if parent and is_round(parent[0]):
             return self.round_key(parent[0])
@@ -143,7 +145,15 @@ class Seen:
             if call_id
             and any("output" in k and str(call_id) in json.dumps(v) for k, v in r["attributes"].items())
         ]
-        return self.round_key(asked[0]) if len(asked) == 1 else None
+        if len(asked) == 1:
+            return self.round_key(asked[0])
+        before = [
+            r
+            for r in self.rounds()
+            if (r["trace_id"], r["parent_span_id"]) == (tool["trace_id"], tool["parent_span_id"])
+            and int(r["end_ns"]) <= int(tool["start_ns"])
+        ]
+        return self.round_key(max(before, key=lambda r: int(r["end_ns"]))) if before else None
 
     def round_rows(self) -> Counter[tuple[Any, ...]]:
         """(session, model, provider, status, prompt, completion, cache read, cache write, reasoning)."""

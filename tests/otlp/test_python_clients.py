@@ -20,7 +20,17 @@ from tests.otlp.receiver import TOKEN, client_env, receiver, run_client
 
 pytestmark = pytest.mark.acceptance
 
-INSTRUMENTATIONS = ("openai-v2", "openinference", "openllmetry")
+#: Each instrumentation with the environment it runs in: openai-v2 records the messages (which
+#: carry the tool call ids that tie a tool to its round) only when asked to, so both ways.
+INSTRUMENTATIONS = {
+    "openai-v2": {},
+    "openai-v2 recording messages": {
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
+        "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
+    },
+    "openinference": {},
+    "openllmetry": {},
+}
 USER = "user-7"
 
 
@@ -78,19 +88,14 @@ def test_an_instrumented_openai_client_lands_what_its_spans_say(
     redis_client: redis.Redis,
 ) -> None:
     s = settings(db_url, redis_url, key_prefix)
-    # openai-v2 records messages (the tool call ids that tie a tool to its round) only when asked to
-    capture = {
-        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
-        "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
-    }
     with receiver(s, token=TOKEN) as url, openai_server() as api:
         done = run_client(
             _script(
                 "instrumented.py",
-                *("--instrumentation", instrumentation, "--base-url", api),
+                *("--instrumentation", instrumentation.split()[0], "--base-url", api),
                 *("--session", f"s-{uuid.uuid4().hex[:8]}", "--user", USER),
             ),
-            client_env(url, token=TOKEN, **(capture if instrumentation == "openai-v2" else {})),
+            client_env(url, token=TOKEN, **INSTRUMENTATIONS[instrumentation]),
         )
     exports = Seen.exports(done.stdout)
     assert exports and all(e.startswith("SUCCESS") for e in exports), exports
