@@ -83,6 +83,7 @@ def decode_protobuf(body: bytes) -> list[Span]:
                             SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes))
                             for e in span.events
                         ),
+                        dropped_events_count=span.dropped_events_count,
                     )
                 )
     return spans
@@ -160,6 +161,9 @@ def _json_span(span: dict[str, Any], where: str, resource: Mapping[str, Any], sc
                 _attributes(event, f"{where}.events[{e}]"),
             )
             for e, event in _items(span, "events", "events", where)
+        ),
+        dropped_events_count=_int(
+            _get(span, "droppedEventsCount", "dropped_events_count"), f"{where}.droppedEventsCount"
         ),
     )
 
