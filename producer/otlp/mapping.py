@@ -117,7 +117,11 @@ def _validate(data: dict[str, Any], sources: Mapping[str, str]) -> Event:
         return codec.validate(data)
     except codec.ContractError as err:
         top = err.field.split(".", 1)[0]
-        raise Refused(sources.get(err.field) or sources.get(top) or err.field, str(err)) from None
+        field = sources.get(err.field) or sources.get(top) or err.field
+        reason = str(err)  # "<contract field>: <reason> (got <value>)", the contract's own words
+        if field == err.field:
+            reason = reason.removeprefix(f"{field}: ")
+        raise Refused(field, reason) from None
 
 
 def _check_times(span: Span) -> None:

@@ -660,6 +660,12 @@ def test_a_contract_refusal_names_the_attribute_with_the_contracts_reason() -> N
     assert "gen_ai.response.model: is 300 characters long, over the maximum of 256" in refusal(chat)
 
 
+def test_events_the_contract_refuses_are_rejected_with_the_contracts_reason() -> None:
+    huge = openai_v2_chat(prompt=2**63 - 1, completion=1)  # each count fits, their total does not
+    message = refusal(huge)
+    assert ": usage.total_tokens: Input should be less than or equal to 9223372036854775807" in message
+
+
 def test_event_ids_are_uuid5_of_trace_span_and_type_and_the_same_export_maps_the_same() -> None:
     chat = openai_v2_chat()
     mapped = map_spans([chat])
