@@ -647,6 +647,7 @@ def test_spans_that_are_not_genai_are_ignored_not_rejected() -> None:
         span("retrieve", {"openinference.span.kind": "RETRIEVER"}),
     ]
     assert map_spans(spans) == Mapped([], [])
+    assert map_spans([]) == Mapped([], [])
 
 
 def test_spans_without_times_are_rejected() -> None:
