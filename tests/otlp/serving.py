@@ -22,19 +22,9 @@ from contract.routing import routing_id
 from producer.otlp.app import Mapper, OtlpApp
 from producer.otlp.settings import OtlpSettings
 from producer.settings import ProducerSettings
-from tests.otlp import standin
 from worker.dev.embedded import free_port
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
-
-
-def mapper() -> Mapper:
-    """The real mapping once its branch is merged; the tests' stand-in until then."""
-    try:
-        from producer.otlp.mapping import map_spans
-    except ImportError:
-        return standin.map_spans  # type: ignore[return-value]
-    return map_spans
 
 
 @dataclass
@@ -55,7 +45,7 @@ class Receiver:
 def serving(
     settings: OtlpSettings, tokens: tuple[str, ...] = (), map_spans: Mapper | None = None
 ) -> Iterator[Receiver]:
-    app = OtlpApp(settings, tokens, map_spans or mapper())
+    app = OtlpApp(settings, tokens, map_spans)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
