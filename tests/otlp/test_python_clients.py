@@ -29,6 +29,7 @@ INSTRUMENTATIONS = {
         "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
     },
     "openinference": {},
+    "openinference gzipped": {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"},  # the exporter's own gzip
     "openllmetry": {},
 }
 USER = "user-7"
