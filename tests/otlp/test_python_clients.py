@@ -14,9 +14,9 @@ import redis
 
 from tests.ingest.helpers import drain, settings
 from tests.otlp.expect import Seen, assert_landed
-from tests.otlp.installs import CLIENTS, client_python
 from tests.otlp.openai_server import openai_server
 from tests.otlp.receiver import TOKEN, client_env, receiver, run_client
+from tests.otlp.runs import Run, script, sdk_session
 
 pytestmark = pytest.mark.acceptance
 
@@ -35,34 +35,17 @@ INSTRUMENTATIONS = {
 USER = "user-7"
 
 
-def _script(name: str, *args: str) -> list[str]:
-    """A client script of tests/otlp/clients, run by the clients' own interpreter."""
-    return [str(client_python()), str(CLIENTS / name), *args]
-
-
-def _sdk(exporter: str, env: dict[str, str], *more: str) -> tuple[Seen, list[str], str]:
-    """The hand-instrumented agent (clients/sdk_session.py): what it exported, and its results."""
-    conversation, user = f"conv-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:6]}"
-    done = run_client(
-        _script(
-            "sdk_session.py", "--exporter", exporter, "--conversation", conversation, "--user", user, *more
-        ),
-        env,
-    )
-    return Seen.of(done.stdout), Seen.exports(done.stdout), conversation
-
-
 def test_the_sdk_with_the_protobuf_exporter_lands_once_though_it_exported_twice(
     conn: psycopg.Connection, db_url: str, redis_url: str, key_prefix: str, redis_client: redis.Redis
 ) -> None:
     s = settings(db_url, redis_url, key_prefix, shards=3)
     with receiver(s) as url:
-        seen, exports, conversation = _sdk("proto", client_env(url), "--resend")
-    assert exports and all(e.startswith(("SUCCESS", "resent: SUCCESS")) for e in exports), exports
-    assert any(e.startswith("resent: ") for e in exports)
+        run = sdk_session("proto", client_env(url), "--resend")
+    run.assert_exported()
+    assert any(e.startswith("resent: ") for e in run.exports)
     drain(s)
-    assert conversation in seen.named_sessions() and len(seen.unnamed_traces()) == 1
-    assert_landed(conn, seen)
+    assert run.conversation in run.seen.named_sessions() and len(run.seen.unnamed_traces()) == 1
+    assert_landed(conn, run.seen)
 
 
 def test_the_sdk_with_the_json_exporter_and_an_ingest_token(
@@ -70,13 +53,13 @@ def test_the_sdk_with_the_json_exporter_and_an_ingest_token(
 ) -> None:
     s = settings(db_url, redis_url, key_prefix)
     with receiver(s, token=TOKEN) as url:
-        _, refused, _ = _sdk("json", client_env(url, token="not-the-ingest-token-0123456789"))
+        refused = sdk_session("json", client_env(url, token="not-the-ingest-token-0123456789")).exports
         assert refused and all(e.startswith("FAILURE") for e in refused), refused
         assert not any(redis_client.scan_iter(f"{key_prefix}*")), "a refused export reached Redis"
-        seen, exports, _ = _sdk("json", client_env(url, token=TOKEN))
-    assert exports and all(e.startswith("SUCCESS") for e in exports), exports
+        run = sdk_session("json", client_env(url, token=TOKEN))
+    run.assert_exported()
     drain(s)
-    assert_landed(conn, seen)
+    assert_landed(conn, run.seen)
 
 
 @pytest.mark.parametrize("instrumentation", INSTRUMENTATIONS)
@@ -91,14 +74,13 @@ def test_an_instrumented_openai_client_lands_what_its_spans_say(
     s = settings(db_url, redis_url, key_prefix)
     with receiver(s, token=TOKEN) as url, openai_server() as api:
         done = run_client(
-            _script(
+            script(
                 "instrumented.py",
                 *("--instrumentation", instrumentation.split()[0], "--base-url", api),
                 *("--session", f"s-{uuid.uuid4().hex[:8]}", "--user", USER),
             ),
             client_env(url, token=TOKEN, **INSTRUMENTATIONS[instrumentation]),
         )
-    exports = Seen.exports(done.stdout)
-    assert exports and all(e.startswith("SUCCESS") for e in exports), exports
+    Run(Seen.of(done.stdout), Seen.exports(done.stdout), "").assert_exported()
     drain(s)
     assert_landed(conn, Seen.of(done.stdout))
