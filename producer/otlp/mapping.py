@@ -33,8 +33,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from contract import codec
-from contract.events import MAX_ID_LENGTH, MAX_NAME_LENGTH, Event
+from contract.events import EVENT_TYPES, MAX_ID_LENGTH, MAX_NAME_LENGTH, Event
 from producer.otlp import attributes as attrs
 from producer.otlp.attributes import Refused
 from producer.otlp.spans import Rejection, Span
@@ -111,13 +113,28 @@ class _Session:
             self.agent_model = (*mark, agent)
 
 
+#: Each event type's own validator: a quarter cheaper than the union's, and the times built here
+#: are in UTC already (contract.codec.validate converts others). Its errors are explained by
+#: contract.codec.validate, on that path only.
+_VALIDATORS = {cls.model_fields["type"].default: cls.__pydantic_validator__ for cls in EVENT_TYPES}
+
+
 def _validate(data: dict[str, Any], sources: Mapping[str, str]) -> Event:
     """The event ``data`` describes; a contract refusal names the span attribute behind the field."""
+    try:
+        event: Event = _VALIDATORS[data["type"]].validate_python(data)
+        return event
+    except ValidationError:
+        pass
     try:
         return codec.validate(data)
     except codec.ContractError as err:
         top = err.field.split(".", 1)[0]
-        raise Refused(sources.get(err.field) or sources.get(top) or err.field, str(err)) from None
+        field = sources.get(err.field) or sources.get(top) or err.field
+        reason = str(err)  # "<contract field>: <reason> (got <value>)", the contract's own words
+        if field == err.field:
+            reason = reason.removeprefix(f"{field}: ")
+        raise Refused(field, reason) from None
 
 
 def _check_times(span: Span) -> None:

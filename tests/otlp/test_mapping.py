@@ -84,8 +84,11 @@ def test_each_model_call_operation_is_a_round(operation: str) -> None:
 
 def test_openinference_llm_spans_and_openllmetry_legacy_chat_spans_are_rounds() -> None:
     legacy = span("openai.chat", {"llm.request.type": "chat", "gen_ai.request.model": "gpt-4"})
-    mapped = map_spans([openinference_llm(), legacy])
-    assert [e.model for e in of(mapped, "round.started")] == ["gpt-4o-mini", "gpt-4"]
+    completion = span(
+        "openai.completion", {"llm.request.type": "completion", "gen_ai.request.model": "davinci"}
+    )
+    mapped = map_spans([openinference_llm(), legacy, completion])
+    assert [e.model for e in of(mapped, "round.started")] == ["gpt-4o-mini", "gpt-4", "davinci"]
 
 
 @pytest.mark.parametrize(
@@ -97,6 +100,8 @@ def test_openinference_llm_spans_and_openllmetry_legacy_chat_spans_are_rounds() 
         ),
         ({"gen_ai.request.model": "gpt-4o", "llm.model_name": "x"}, "gpt-4o"),
         ({"llm.model_name": "claude-sonnet-4-5"}, "claude-sonnet-4-5"),
+        ({"llm.response.model_name": "o3-2025", "llm.model_name": "o3"}, "o3-2025"),  # OpenInference
+        ({"llm.request.model_name": "o3"}, "o3"),
     ],
 )
 def test_the_model_is_the_response_model_else_the_request_model_else_llm_model_name(
@@ -125,6 +130,13 @@ def test_a_round_without_a_model_is_rejected_naming_the_span_and_the_attribute()
         ({"llm.provider": "azure"}, "azure.ai.openai"),
         ({"gen_ai.system": "vertex_ai"}, "gcp.vertex_ai"),
         ({"gen_ai.provider.name": "xai"}, "x_ai"),
+        ({"gen_ai.system": "az.ai.inference"}, "azure.ai.inference"),
+        ({"llm.provider": "aws"}, "aws.bedrock"),
+        ({"gen_ai.system": "bedrock"}, "aws.bedrock"),
+        ({"llm.system": "vertexai"}, "gcp.vertex_ai"),
+        ({"gen_ai.system": "gemini"}, "gcp.gemini"),
+        ({"gen_ai.system": "mistral"}, "mistral_ai"),
+        ({"gen_ai.system": "watsonx"}, "ibm.watsonx.ai"),
         ({"gen_ai.provider.name": "Ollama"}, "ollama"),  # unknown names are kept, lowercased
         ({}, None),
     ],
@@ -147,8 +159,10 @@ def test_the_provider_is_read_from_each_convention_and_its_aliases_normalised(
         ("llm.token_count.completion", "completion_tokens"),
         ("gen_ai.usage.cache_read.input_tokens", "cache_read_tokens"),
         ("llm.token_count.prompt_details.cache_read", "cache_read_tokens"),
+        ("gen_ai.usage.cache_read_input_tokens", "cache_read_tokens"),  # OpenLLMetry, older
         ("gen_ai.usage.cache_creation.input_tokens", "cache_write_tokens"),
         ("llm.token_count.prompt_details.cache_write", "cache_write_tokens"),
+        ("gen_ai.usage.cache_creation_input_tokens", "cache_write_tokens"),
         ("gen_ai.usage.reasoning.output_tokens", "reasoning_tokens"),
         ("gen_ai.usage.reasoning_tokens", "reasoning_tokens"),  # OpenLLMetry
         ("llm.token_count.completion_details.reasoning", "reasoning_tokens"),
@@ -604,6 +618,18 @@ def test_http_spans_that_are_not_a_genai_spans_requests_are_ignored() -> None:
     assert [e.forward_id for e in of(mapped, "forward.started")] == [entity_id(TRACE, outer.span_id)]
 
 
+def test_a_forward_is_streamed_as_its_round_says_and_has_usage_only_from_its_own_attributes() -> None:
+    chat = openai_v2_chat(attributes={"gen_ai.request.stream": True})
+    plain = http_client(parent=chat.span_id)
+    counted = http_client(
+        parent=chat.span_id, attributes={"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 2}
+    )
+    mapped = map_spans([chat, plain, counted])
+    assert [e.is_stream for e in of(mapped, "forward.started")] == [True, True]
+    usages = [e.usage and e.usage.total_tokens for e in of(mapped, "forward.completed")]
+    assert usages == [None, 12]
+
+
 def test_an_agents_own_http_request_is_a_forward_without_a_round() -> None:
     root = agent(attributes={"gen_ai.request.model": "gpt-4o", "gen_ai.provider.name": "openai"})
     started = one(map_spans([root, http_client(parent=root.span_id)]), "forward.started")
@@ -621,6 +647,7 @@ def test_spans_that_are_not_genai_are_ignored_not_rejected() -> None:
         span("retrieve", {"openinference.span.kind": "RETRIEVER"}),
     ]
     assert map_spans(spans) == Mapped([], [])
+    assert map_spans([]) == Mapped([], [])
 
 
 def test_spans_without_times_are_rejected() -> None:
@@ -632,6 +659,12 @@ def test_spans_without_times_are_rejected() -> None:
 def test_a_contract_refusal_names_the_attribute_with_the_contracts_reason() -> None:
     chat = openai_v2_chat(attributes={"gen_ai.response.model": "m" * 300})
     assert "gen_ai.response.model: is 300 characters long, over the maximum of 256" in refusal(chat)
+
+
+def test_events_the_contract_refuses_are_rejected_with_the_contracts_reason() -> None:
+    huge = openai_v2_chat(prompt=2**63 - 1, completion=1)  # each count fits, their total does not
+    message = refusal(huge)
+    assert ": usage.total_tokens: Input should be less than or equal to 9223372036854775807" in message
 
 
 def test_event_ids_are_uuid5_of_trace_span_and_type_and_the_same_export_maps_the_same() -> None:
