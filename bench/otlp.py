@@ -273,13 +273,15 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.requests} requests per content type, {args.clients} clients; median of {args.runs}"
     )
     print(
-        f"{'case':<24} {'spans/s':>9} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8} {'x producer':>10}"
+        f"{'case':<24} {'spans/s':>9} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'RSS MiB':>8} {'x producer':>10}"
     )
     for content_type in (PROTOBUF, JSON):
         row = results[content_type]
         print(
-            f"{content_type:<24} {row['spans_per_s']:>9,.0f} {row['events_per_s']:>9,.0f} {row['p50_ms']:>7.1f} "
-            f"{row['p99_ms']:>7.1f} {row['peak_rss_mib']:>8.0f} {row['events_per_s'] / producer:>10.2f}"
+            f"{content_type:<24} {row['spans_per_s']:>9,.0f} {row['events_per_s']:>9,.0f} "
+            f"{row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} {row['peak_rss_mib']:>8.0f} "
+            f"{row['events_per_s'] / producer:>10.2f}"
         )
     print(f"{'producer.Publisher':<24} {'':>9} {producer:>9,.0f}")
     print(f"targets: {TARGETS['spans_per_s']:,.0f} spans/s with protobuf, p99 <= {TARGETS['p99_ms']:.0f} ms")

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.otlp.decode import DecodeError, _careful_request, decode_json, decode_protobuf
+from producer.otlp.decode import DecodeError, decode_json, decode_protobuf
+from producer.otlp.otlp_json import careful_spans
 from producer.otlp.spans import KIND_CLIENT, STATUS_ERROR
 from tests.otlp.payloads import as_json, as_protobuf, chat_span, request
 
@@ -34,7 +35,7 @@ def test_any_attributes_decode_the_same_from_json_and_protobuf(attrs: dict[str, 
     req = request(chat_span(5, 6, parent=7, **attrs))
     from_json, from_protobuf = decode_json(as_json(req)), decode_protobuf(as_protobuf(req))
     assert from_json == from_protobuf
-    assert _careful_request(json.loads(as_json(req))) == from_json  # the fast walk reads as the careful one
+    assert careful_spans(json.loads(as_json(req))) == from_json  # the fast walk reads as the careful one
     for key, value in attrs.items():
         if key not in ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model"):
             assert from_json[0].attributes[key] == value
