@@ -68,13 +68,15 @@ README_ENDPOINT = "http://127.0.0.1:4318"
 
 
 def readme_block() -> str:
-    """The README's two exporter settings (step 5b), as a user copies them."""
-    return README.read_text().split("<!-- readme-otel -->", 1)[1].split("```sh\n", 1)[1].split("\n```", 1)[0]
+    """The README's two exporter settings (From OpenTelemetry), as a user copies them."""
+    return (
+        README.read_text().split("<!-- readme-otlp-env -->", 1)[1].split("```sh\n", 1)[1].split("\n```", 1)[0]
+    )
 
 
 def client_env(endpoint: str, token: str | None = None, **extra: str) -> dict[str, str]:
     """This process's environment, without any OTEL_ variable, after the README's two lines ran in
-    bash (with ``endpoint`` for the default one, ``token`` as METRICS_INGEST_TOKEN); without a
+    bash (with ``endpoint`` for the default one, ``token`` as METRICS_INGEST_TOKENS); without a
     token, only the endpoint is set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     if token is None:
@@ -83,7 +85,7 @@ def client_env(endpoint: str, token: str | None = None, **extra: str) -> dict[st
     assert README_ENDPOINT in block, f"the README's exporter settings no longer name {README_ENDPOINT}"
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block.replace(README_ENDPOINT, endpoint) + "\nenv -0"],
-        env={**env, "METRICS_INGEST_TOKEN": token},
+        env={**env, "METRICS_INGEST_TOKENS": token},
         capture_output=True,
         text=True,
         timeout=30,
