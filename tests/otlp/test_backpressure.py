@@ -11,6 +11,9 @@ from pathlib import Path
 import httpx
 import redis
 
+from contract.codec import STREAM_FIELD, decode
+from producer.otlp.decode import decode_protobuf
+from producer.otlp.mapping import map_spans
 from producer.otlp.settings import OtlpSettings
 from producer.settings import ProducerSettings
 from tests.otlp.payloads import chats, encoded
@@ -103,3 +106,33 @@ def test_503_when_the_in_flight_cap_is_reached(
         slow.join(10)
         assert results == [200]
         assert receiver.post(body).status_code == 200
+
+
+def test_a_send_that_fails_is_retried_and_answered_200_when_redis_is_back_in_time(
+    private_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Redis gone between admission and the send, back within publish_timeout: the same batches
+    (same token and sequence) go again, the request is answered 200, its events are there once."""
+    private_redis.start()
+    stream = "otlp:events"
+    settings = quick(private_redis.url, stream, tmp_path)
+    settings = OtlpSettings(producer=settings.producer, publish_timeout=10.0)
+    with serving(settings) as receiver:
+        assert receiver.post(encoded(chats(1), PROTOBUF)).status_code == 200
+        with private_redis.client() as client:
+            before = client.xlen(stream)
+        private_redis.stop()
+        results: list[int] = []
+        body = encoded(chats(3, trace=5), PROTOBUF)
+        sender = threading.Thread(target=lambda: results.append(receiver.post(body).status_code))
+        sender.start()
+        wait_for(lambda: not receiver.app.publishing.redis_up)  # its first send failed
+        private_redis.start()
+        sender.join(20)
+        assert results == [200]
+    with private_redis.client() as client:
+        landed = [decode(fields[STREAM_FIELD.encode()]).event_id for _, fields in client.xrange(stream)]
+    # a restarted, empty Redis: the retried batch is all there is, each of its events once
+    assert before > 0 and sorted(landed) == sorted(
+        e.event_id for e in map_spans(decode_protobuf(body)).events
+    )
