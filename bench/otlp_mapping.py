@@ -17,7 +17,7 @@ import statistics
 import time
 from typing import Any
 
-from producer.otlp import mapping
+from producer.otlp import build, mapping
 from producer.otlp.spans import KIND_CLIENT, KIND_INTERNAL, Span
 
 _RESOURCE = {"service.name": "agent", "session.id": "s-bench"}
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.rounds):
         best = min(_timed(lambda spans=spans: mapping.map_spans(spans)) for spans in requests)
         whole.append(best / size * 1e6)
-        best_v = min(_timed(lambda: [mapping._validate(d, {}) for d in dicts]) for _ in range(len(requests)))
+        best_v = min(_timed(lambda: [build.validate(d, {}) for d in dicts]) for _ in range(len(requests)))
         validation.append(best_v / size * 1e6)
     us, v = statistics.median(whole), statistics.median(validation)
     print(f"{size} spans -> {len(events)} events per request")

@@ -3,8 +3,8 @@ conventions, OpenInference, OpenLLMetry): its role, model, provider, token usage
 meaning, time to first token, streaming, error, session and user attributes, tool call ids.
 
 Pure reads of one span, a few dictionary lookups each. The tree (which session a span inherits,
-which round a tool call belongs to) is producer/otlp/mapping.py's. A value that cannot be used
-raises :class:`Refused`, naming the attribute and the reason; the mapping turns it into a
+which round a tool call belongs to) is producer/otlp/sessions.py's and tools.py's. A value that
+cannot be used raises :class:`Refused`, naming the attribute and the reason; the mapping turns it into a
 :class:`~producer.otlp.spans.Rejection`.
 """
 

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import codec
-from producer.otlp.mapping import NAMESPACE, Mapped, entity_id, event_id, map_spans
+from producer.otlp.ids import NAMESPACE, entity_id, event_id
+from producer.otlp.mapping import Mapped, map_spans
 from producer.otlp.spans import KIND_CLIENT, STATUS_ERROR, Span, SpanEvent
 from tests.otlp.spanmaker import (
     SECOND,

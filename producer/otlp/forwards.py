@@ -1,0 +1,123 @@
+"""HTTP client spans -> forward.started and forward.completed: the outermost HTTP client span
+under a GenAI span of the request (not a tool's), with that span's model, provider, session and
+round. An HTTP span under no GenAI span of the request is not a model API call we can tell: no
+event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from contract.events import MAX_NAME_LENGTH, Event
+from producer.otlp import attributes as attrs
+from producer.otlp.attributes import Refused
+from producer.otlp.build import at, check_times, validate
+from producer.otlp.ids import entity_id, span_event_id
+from producer.otlp.sessions import Sessions
+from producer.otlp.spans import Span
+from producer.otlp.tree import Tree
+
+
+def forward_events(span: Span, tree: Tree, sessions: Sessions) -> tuple[Event, ...]:
+    """The forward an HTTP client span is, or nothing."""
+    anchor = _genai_above(span, tree)
+    if anchor is None:
+        return ()
+    anchor_role = tree.role_of(anchor)
+    try:
+        found = attrs.model(anchor.attributes)
+    except Refused:
+        return ()  # the anchor itself is refused for it, naming the attribute
+    if anchor_role == attrs.TOOL or found is None:
+        return ()  # a tool's own requests, or a GenAI span that names no model: not forwards
+    a = span.attributes
+    endpoint, endpoint_key = endpoint_of(a)
+    if endpoint is None:
+        return ()
+    check_times(span)
+    model, model_key = found
+    provider = attrs.provider(anchor.attributes)
+    session_id, session_key = sessions.of(anchor)
+    is_round = anchor_role == attrs.ROUND
+    code = a.get("http.response.status_code", a.get("http.status_code"))
+    code = code if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599 else None
+    if attrs.timed_out(span):
+        status = "timeout"
+    elif (code is not None and code >= 400) or attrs.failed(span):
+        status = "error"
+    else:
+        status = "success"
+    usage = attrs.usage(a, provider, model) if attrs.has_usage(a) else None
+    forward_id = entity_id(span.trace_id, span.span_id)
+    sources = {"endpoint": endpoint_key, "model": model_key, "session_id": session_key}
+    started = validate(
+        {
+            "type": "forward.started",
+            "event_id": span_event_id(span.trace_id, span.span_id, "forward.started"),
+            "occurred_at": at(span.start_ns),
+            "forward_id": forward_id,
+            "endpoint": endpoint,
+            "model": model,
+            "is_stream": attrs.streamed(anchor) if is_round else False,
+            "provider": provider,
+            "session_id": session_id,
+            "round_id": entity_id(anchor.trace_id, anchor.span_id) if is_round else None,
+        },
+        sources,
+    )
+    completed = validate(
+        {
+            "type": "forward.completed",
+            "event_id": span_event_id(span.trace_id, span.span_id, "forward.completed"),
+            "occurred_at": at(span.end_ns),
+            "forward_id": forward_id,
+            "status": status,
+            "status_code": code,
+            "usage": usage,
+            "error": attrs.error_text(span) if status != "success" else None,
+        },
+        sources,
+    )
+    return (started, completed)
+
+
+def _genai_above(span: Span, tree: Tree) -> Span | None:
+    """The nearest GenAI ancestor of an HTTP span, or None (also when an HTTP span is nearer:
+    the outermost HTTP client span is the forward)."""
+    for above in tree.ancestors(span):
+        role = tree.role_of(above)
+        if role == attrs.HTTP:
+            return None
+        if role != attrs.NONE:
+            return above
+    return None
+
+
+def endpoint_of(a: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The forward's endpoint, (text, attribute): ``url.full`` (or the older ``http.url``) without
+    its query, fragment and credentials (a query may hold an API key); else ``server.address``
+    with ``server.port`` and ``url.path``. Cut to the contract's maximum."""
+    for key in ("url.full", "http.url"):
+        url = a.get(key)
+        if isinstance(url, str) and url:
+            try:
+                parts = urlsplit(url)
+                port = parts.port
+            except ValueError:
+                continue
+            host = parts.hostname or ""
+            if ":" in host:
+                host = f"[{host}]"
+            netloc = f"{host}:{port}" if port else host
+            scheme = f"{parts.scheme}://" if parts.scheme else ""
+            return f"{scheme}{netloc}{parts.path or '/'}"[:MAX_NAME_LENGTH], key
+    host = a.get("server.address", a.get("net.peer.name"))
+    if not isinstance(host, str) or not host:
+        return None, "url.full"
+    port = a.get("server.port", a.get("net.peer.port"))
+    path = a.get("url.path", a.get("http.target"))
+    path = path.split("?", 1)[0] if isinstance(path, str) and path else "/"
+    netloc = f"{host}:{port}" if isinstance(port, int) and port not in (80, 443) else host
+    return f"{netloc}{path}"[:MAX_NAME_LENGTH], "server.address"
