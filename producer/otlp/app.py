@@ -26,9 +26,6 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from contract.codec import encode
-from contract.events import Event
-from contract.routing import routing_id
 from contract.tokens import TokenCheck, bearer
 from producer.otlp import answers
 from producer.otlp.answers import JSON, PROTOBUF
@@ -53,7 +50,7 @@ class Mapped(Protocol):
     """What producer/otlp/mapping.py's ``map_spans`` returns."""
 
     @property
-    def events(self) -> list[Event]: ...
+    def wire(self) -> list[tuple[str, bytes]]: ...
     @property
     def rejected(self) -> list[Rejection]: ...
 
@@ -213,11 +210,14 @@ class OtlpApp:
             self.metrics.spans_received.inc(len(spans))
             mapped = self.map_spans(spans)
             by_stream: dict[str, list[bytes]] = {}
-            stream_for = self.keys.stream_for
-            for event in mapped.events:
-                by_stream.setdefault(stream_for(routing_id(event)), []).append(encode(event))
+            if self.keys.shards == 1 and mapped.wire:
+                by_stream[self.keys.stream] = [raw for _, raw in mapped.wire]
+            elif mapped.wire:
+                stream_for = self.keys.stream_for
+                for route, raw in mapped.wire:
+                    by_stream.setdefault(stream_for(route), []).append(raw)
             try:
-                added = await asyncio.wrap_future(self.publishing.submit(by_stream, len(mapped.events)))
+                added = await asyncio.wrap_future(self.publishing.submit(by_stream, len(mapped.wire)))
             except Unavailable as exc:
                 raise Refusal(
                     503, answers.UNAVAILABLE, "redis_unavailable", str(exc), exc.retry_after

@@ -160,7 +160,10 @@ def provider(a: Mapping[str, Any]) -> str | None:
     if found is None:
         return None
     name = found[0].strip().lower()
-    return PROVIDER_ALIASES.get(name, name) or None
+    name = PROVIDER_ALIASES.get(name, name)
+    if len(name) > MAX_NAME_LENGTH:  # a few characters lengthen when lowercased
+        raise Refused(found[1], f"is over {MAX_NAME_LENGTH:,} characters long once lowercased")
+    return name or None
 
 
 def tool_name(span: Span, fallback_prefix: str) -> str:

@@ -10,17 +10,18 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from contract.events import MAX_NAME_LENGTH, Event
+from contract.events import MAX_NAME_LENGTH
 from producer.otlp import attributes as attrs
+from producer.otlp import build
 from producer.otlp.attributes import Refused
-from producer.otlp.build import at, check_times, validate
-from producer.otlp.ids import entity_id, span_event_id
+from producer.otlp.build import Wire, check_times
+from producer.otlp.ids import entity_id
 from producer.otlp.sessions import Sessions
 from producer.otlp.spans import Span
 from producer.otlp.tree import Tree
 
 
-def forward_events(span: Span, tree: Tree, sessions: Sessions) -> tuple[Event, ...]:
+def forward_events(span: Span, tree: Tree, sessions: Sessions) -> tuple[Wire, ...]:
     """The forward an HTTP client span is, or nothing."""
     anchor = _genai_above(span, tree)
     if anchor is None:
@@ -37,9 +38,9 @@ def forward_events(span: Span, tree: Tree, sessions: Sessions) -> tuple[Event, .
     if endpoint is None:
         return ()
     check_times(span)
-    model, model_key = found
+    model = found[0]
     provider = attrs.provider(anchor.attributes)
-    session_id, session_key = sessions.of(anchor)
+    session_id = sessions.of(anchor)[0]
     is_round = anchor_role == attrs.ROUND
     code = a.get("http.response.status_code", a.get("http.status_code"))
     code = code if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599 else None
@@ -49,37 +50,16 @@ def forward_events(span: Span, tree: Tree, sessions: Sessions) -> tuple[Event, .
         status = "error"
     else:
         status = "success"
-    usage = attrs.usage(a, provider, model) if attrs.has_usage(a) else None
+    usage = build.usage(attrs.usage(a, provider, model)) if attrs.has_usage(a) else None
     forward_id = entity_id(span.trace_id, span.span_id)
-    sources = {"endpoint": endpoint_key, "model": model_key, "session_id": session_key}
-    started = validate(
-        {
-            "type": "forward.started",
-            "event_id": span_event_id(span.trace_id, span.span_id, "forward.started"),
-            "occurred_at": at(span.start_ns),
-            "forward_id": forward_id,
-            "endpoint": endpoint,
-            "model": model,
-            "is_stream": attrs.streamed(anchor) if is_round else False,
-            "provider": provider,
-            "session_id": session_id,
-            "round_id": entity_id(anchor.trace_id, anchor.span_id) if is_round else None,
-        },
-        sources,
+    endpoint = build.name(endpoint, endpoint_key)
+    err = build.error(attrs.error_text(span)) if status != "success" else None
+    round_id = entity_id(anchor.trace_id, anchor.span_id) if is_round else None
+    is_stream = attrs.streamed(anchor) if is_round else False
+    started = build.forward_started(
+        span, forward_id, endpoint, model, is_stream, provider, session_id, round_id
     )
-    completed = validate(
-        {
-            "type": "forward.completed",
-            "event_id": span_event_id(span.trace_id, span.span_id, "forward.completed"),
-            "occurred_at": at(span.end_ns),
-            "forward_id": forward_id,
-            "status": status,
-            "status_code": code,
-            "usage": usage,
-            "error": attrs.error_text(span) if status != "success" else None,
-        },
-        sources,
-    )
+    completed = build.forward_completed(span, forward_id, status, code, usage, err)
     return (started, completed)
 
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from contract import codec
 from contract.events import Event
 from producer.otlp import attributes as attrs
+from producer.otlp import build
 from producer.otlp.attributes import Refused
-from producer.otlp.build import at, check_times, validate
+from producer.otlp.build import Wire, check_times
 from producer.otlp.forwards import forward_events
-from producer.otlp.ids import entity_id, span_event_id
+from producer.otlp.ids import entity_id
 from producer.otlp.sessions import Sessions
 from producer.otlp.spans import Rejection, Span
 from producer.otlp.tools import RoundOfTool, tool_events
@@ -29,11 +31,16 @@ from producer.otlp.tree import Tree
 
 @dataclass(frozen=True, slots=True)
 class Mapped:
-    """What one request's spans became: validated events, ready for contract.codec.encode, and
-    the spans that could not become any."""
+    """What one request's spans became: its events as (routing id, wire JSON), in order, and the
+    spans that could not become any."""
 
-    events: list[Event]
+    wire: list[Wire]
     rejected: list[Rejection]
+
+    @property
+    def events(self) -> list[Event]:
+        """The events, read back by the contract (contract.codec.decode), as a worker reads them."""
+        return [codec.decode(raw) for _, raw in self.wire]
 
 
 def map_spans(spans: Sequence[Span]) -> Mapped:
@@ -42,14 +49,14 @@ def map_spans(spans: Sequence[Span]) -> Mapped:
     tree = Tree(spans)
     sessions = Sessions(tree)
     rounds = RoundOfTool(tree)
-    handlers: dict[int, Callable[[Span, int], tuple[Event, ...]]] = {
+    handlers: dict[int, Callable[[Span, int], tuple[Wire, ...]]] = {
         attrs.ROUND: lambda span, role: _round_events(span, sessions),
         attrs.TOOL: lambda span, role: tool_events(span, tree, sessions, rounds),
         attrs.AGENT: lambda span, role: _member(span, role, sessions),
         attrs.CHAIN: lambda span, role: _member(span, role, sessions),
         attrs.HTTP: lambda span, role: forward_events(span, tree, sessions),
     }
-    events: list[Event] = []
+    events: list[Wire] = []
     rejected: list[Rejection] = []
     for key, span in tree.spans.items():
         role = tree.roles[key]
@@ -60,11 +67,10 @@ def map_spans(spans: Sequence[Span]) -> Mapped:
             events += handler(span, role)
         except Refused as refused:
             rejected.append(Rejection(span.span_id, span.trace_id, span.name, refused.field, refused.reason))
-    starts, refused_starts = sessions.starts()
-    return Mapped(starts + events, rejected + refused_starts)
+    return Mapped(sessions.starts() + events, rejected)
 
 
-def _round_events(span: Span, sessions: Sessions) -> tuple[Event, ...]:
+def _round_events(span: Span, sessions: Sessions) -> tuple[Wire, ...]:
     check_times(span)
     a = span.attributes
     found = attrs.model(a)
@@ -74,46 +80,24 @@ def _round_events(span: Span, sessions: Sessions) -> tuple[Event, ...]:
             "is required: a round's model is read from gen_ai.response.model, gen_ai.request.model "
             "or llm.model_name, and the span has none of them",
         )
-    model, model_key = found
+    model = found[0]
     provider = attrs.provider(a)
-    usage = attrs.usage(a, provider, model)
+    usage = build.usage(attrs.usage(a, provider, model))
     ttft = attrs.time_to_first_token_ms(span)
     session_id, session_key = sessions.of(span)
     user = sessions.user(span)
     round_id = entity_id(span.trace_id, span.span_id)
     failed = attrs.failed(span)
-    sources = {"model": model_key, "session_id": session_key, "provider": "gen_ai.provider.name"}
-    base = {"round_id": round_id, "session_id": session_id}
-    started = validate(
-        {
-            **base,
-            "type": "round.started",
-            "event_id": span_event_id(span.trace_id, span.span_id, "round.started"),
-            "occurred_at": at(span.start_ns),
-            "model": model,
-            "provider": provider,
-        },
-        sources,
-    )
-    completed = validate(
-        {
-            **base,
-            "type": "round.completed",
-            "event_id": span_event_id(span.trace_id, span.span_id, "round.completed"),
-            "occurred_at": at(span.end_ns),
-            "status": ("cancelled" if attrs.cancelled(span) else "error") if failed else "success",
-            "usage": usage,
-            "error": attrs.error_text(span) if failed else None,
-            "time_to_first_token_ms": ttft,
-        },
-        sources,
-    )
+    status = ("cancelled" if attrs.cancelled(span) else "error") if failed else "success"
+    err = build.error(attrs.error_text(span)) if failed else None
+    started = build.round_started(span, round_id, session_id, model, provider)
+    completed = build.round_completed(span, round_id, session_id, status, usage, err, ttft)
     ended = sessions.trace_end(span, session_id, session_key)
     sessions.saw(session_id, span, user, model=model)
     return (started, completed, *ended)
 
 
-def _member(span: Span, role: int, sessions: Sessions) -> tuple[Event, ...]:
+def _member(span: Span, role: int, sessions: Sessions) -> tuple[Wire, ...]:
     """An agent or chain span: no event of its own, but its session's (its start; an agent's
     model when the request has no round; a trace's root ends the trace's session)."""
     check_times(span)

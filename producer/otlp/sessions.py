@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from contract.events import Event
 from producer.otlp import attributes as attrs
+from producer.otlp import build
 from producer.otlp.attributes import Refused
-from producer.otlp.build import at, validate
-from producer.otlp.ids import event_id, span_event_id
-from producer.otlp.spans import Rejection, Span
+from producer.otlp.build import Wire
+from producer.otlp.ids import event_id
+from producer.otlp.spans import Span
 from producer.otlp.tree import Found, Key, Tree
 
 Mark = tuple[int, str, str]  # (start ns, span id, trace id): the earliest span wins
@@ -87,50 +87,33 @@ class Sessions:
             seen = self._seen[session_id] = _Session(mark)
         seen.saw(mark, user, model, agent)
 
-    def trace_end(self, span: Span, session_id: str, session_key: str) -> tuple[Event, ...]:
+    def trace_end(self, span: Span, session_id: str, session_key: str) -> tuple[Wire, ...]:
         """session.completed when ``span`` is the root of a trace that is its own session."""
         if span.parent_span_id is not None or session_key != "trace_id":
             return ()
         failed = attrs.failed(span)
-        return (
-            validate(
-                {
-                    "type": "session.completed",
-                    "event_id": span_event_id(span.trace_id, span.span_id, "session.completed"),
-                    "occurred_at": at(span.end_ns),
-                    "session_id": session_id,
-                    "status": ("cancelled" if attrs.cancelled(span) else "error") if failed else "completed",
-                },
-                {"session_id": "trace_id"},
-            ),
-        )
+        status = ("cancelled" if attrs.cancelled(span) else "error") if failed else "completed"
+        return (build.session_completed(span, session_id, status),)
 
-    def starts(self) -> tuple[list[Event], list[Rejection]]:
-        """One session.started per session that names a model, in session id order; a refused
-        one is the rejection of the span that gave its model."""
-        starts: list[Event] = []
-        rejected: list[Rejection] = []
+    def starts(self) -> list[Wire]:
+        """One session.started per session that names a model, in session id order (its values
+        were all checked where they were read)."""
+        starts: list[Wire] = []
         for session_id in sorted(self._seen):
             seen = self._seen[session_id]
             model = seen.model or seen.agent_model
             if model is None:
                 continue  # no model in this request: another request's session.started names it
-            data = {
-                "type": "session.started",
-                "event_id": event_id(f"session/{session_id}/session.started"),
-                "occurred_at": at(seen.first[0]),
-                "session_id": session_id,
-                "model": model[3],
-                "user_id": seen.user[3] if seen.user else None,
-            }
-            try:
-                starts.append(validate(data, {"model": "gen_ai.request.model", "user_id": "user.id"}))
-            except Refused as refused:
-                span = self.tree.spans[(model[2], model[1])]
-                rejected.append(
-                    Rejection(span.span_id, span.trace_id, span.name, refused.field, refused.reason)
+            starts.append(
+                build.session_started(
+                    event_id(f"session/{session_id}/session.started"),
+                    seen.first[0],
+                    session_id,
+                    model[3],
+                    seen.user[3] if seen.user else None,
                 )
-        return starts, rejected
+            )
+        return starts
 
     def _resource(self, resource: Mapping[str, Any]) -> tuple[Found | None, Found | None]:
         """The resource's (session, user): read once per resource of the request."""

@@ -7,11 +7,12 @@ one when the parent is a round sent in another request).
 
 from __future__ import annotations
 
-from contract.events import MAX_ID_LENGTH, Event
+from contract.events import MAX_ID_LENGTH
 from producer.otlp import attributes as attrs
+from producer.otlp import build
 from producer.otlp.attributes import Refused
-from producer.otlp.build import at, check_times, validate
-from producer.otlp.ids import entity_id, span_event_id
+from producer.otlp.build import Wire, check_times
+from producer.otlp.ids import entity_id
 from producer.otlp.sessions import Sessions
 from producer.otlp.spans import Span
 from producer.otlp.tree import Key, Tree
@@ -19,42 +20,19 @@ from producer.otlp.tree import Key, Tree
 _CALL_ID_KEYS = ("gen_ai.tool.call.id", "tool.id", "tool_call.id")
 
 
-def tool_events(span: Span, tree: Tree, sessions: Sessions, rounds: RoundOfTool) -> tuple[Event, ...]:
+def tool_events(span: Span, tree: Tree, sessions: Sessions, rounds: RoundOfTool) -> tuple[Wire, ...]:
     """A tool call's events (and its trace's session.completed when it is the trace's root)."""
     check_times(span)
     # The GenAI conventions name the span "execute_tool <tool>", OpenInference after the tool.
     openinference = "gen_ai.operation.name" not in span.attributes
-    name = attrs.tool_name(span, "" if openinference else "execute_tool ")
+    name = build.name(attrs.tool_name(span, "" if openinference else "execute_tool "), "gen_ai.tool.name")
     session_id, session_key = sessions.of(span)
     user = sessions.user(span)
-    failed = attrs.failed(span)
-    sources = {"session_id": session_key, "tool_name": "gen_ai.tool.name"}
-    base = {
-        "tool_call_id": entity_id(span.trace_id, span.span_id),
-        "round_id": rounds.of(span),
-        "session_id": session_id,
-    }
-    started = validate(
-        {
-            **base,
-            "type": "tool.started",
-            "event_id": span_event_id(span.trace_id, span.span_id, "tool.started"),
-            "occurred_at": at(span.start_ns),
-            "tool_name": name,
-        },
-        sources,
-    )
-    completed = validate(
-        {
-            **base,
-            "type": "tool.completed",
-            "event_id": span_event_id(span.trace_id, span.span_id, "tool.completed"),
-            "occurred_at": at(span.end_ns),
-            "success": not failed,
-            "error": attrs.error_text(span) if failed else None,
-        },
-        sources,
-    )
+    err = build.error(attrs.error_text(span)) if attrs.failed(span) else None
+    call_id = entity_id(span.trace_id, span.span_id)
+    round_id = rounds.of(span)
+    started = build.tool_started(span, call_id, round_id, session_id, name)
+    completed = build.tool_completed(span, call_id, round_id, session_id, err)
     ended = sessions.trace_end(span, session_id, session_key)
     sessions.saw(session_id, span, user)
     return (started, completed, *ended)
