@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import codec
+from contract.routing import routing_id
 from producer.otlp.ids import NAMESPACE, entity_id, event_id
 from producer.otlp.mapping import Mapped, map_spans
 from producer.otlp.spans import KIND_CLIENT, STATUS_ERROR, Span, SpanEvent
@@ -846,3 +847,95 @@ def test_the_same_spans_split_across_two_requests_give_the_same_event_ids(
     assert {(r.span_id, r.field) for p in parts for r in p.rejected} == {
         (r.span_id, r.field) for r in whole.rejected
     }
+
+
+# Values the writers of producer/otlp/build.py must never let through unchecked: NUL, unpaired
+# surrogates (OTLP/JSON's json.loads makes them), text that lengthens when lowercased, overlong
+# text, counts whose sums overflow, every JSON type where text or a count belongs.
+_ODD_TEXT = st.sampled_from(["", " ", "\x00", "a\ud800b", "\udfff", "İ" * 200, "x" * 257, 'ü\n"\\'])
+_TEXT = st.text(max_size=40) | _ODD_TEXT
+_VALUE = (
+    _TEXT
+    | st.integers(-(2**64), 2**64)
+    | st.sampled_from([2**63 - 1, 2**62])
+    | st.floats()
+    | st.booleans()
+    | st.none()
+    | st.lists(st.integers(), max_size=2)
+)
+_ANY_KEYS = (
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.provider.name",
+    "llm.provider",
+    "gen_ai.conversation.id",
+    "user.id",
+    "gen_ai.tool.name",
+    "gen_ai.tool.call.id",
+    "error.type",
+    "gen_ai.response.time_to_first_chunk",
+    "url.full",
+    "server.address",
+    "server.port",
+    "url.path",
+    "http.response.status_code",
+    "llm.invocation_parameters",
+    *_COUNT_KEYS,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_attribute_values_give_events_the_contract_takes_or_a_rejection_naming_the_attribute(
+    data: st.DataObject,
+) -> None:
+    """The writers skip pydantic: whatever the attributes, names and status messages, every event
+    they write is one the contract decodes, routed by its contract routing id; a span whose
+    values cannot be written is rejected, naming a field."""
+
+    def attributes(role: dict[str, Any]) -> dict[str, Any]:
+        drawn = data.draw(st.dictionaries(st.sampled_from(_ANY_KEYS), _VALUE | _ODD_TEXT, max_size=6))
+        odd = {
+            key: data.draw(_ODD_TEXT) for key in data.draw(st.sets(st.sampled_from(_ANY_KEYS), max_size=2))
+        }
+        base = {"gen_ai.request.model": "gpt-4o", "url.full": "https://api.openai.com/v1"}
+        return {**base, **drawn, **odd, **role}
+
+    def status() -> dict[str, Any]:
+        return {"status": data.draw(st.sampled_from([0, STATUS_ERROR])), "message": data.draw(_TEXT)}
+
+    root, chat, call, request = (f"{n:016x}" for n in range(1, 5))
+    spans = [
+        span(data.draw(_TEXT), attributes({"gen_ai.operation.name": "invoke_agent"}), sid=root, **status()),
+        span(
+            data.draw(_TEXT), attributes({"gen_ai.operation.name": "chat"}), sid=chat, parent=root, **status()
+        ),
+        span(
+            "execute_tool " + data.draw(_TEXT),
+            attributes({"gen_ai.operation.name": "execute_tool"}),
+            sid=call,
+            parent=root,
+            **status(),
+        ),
+        span(
+            data.draw(_TEXT),
+            attributes({"http.request.method": "POST"}),
+            sid=request,
+            parent=chat,
+            kind=KIND_CLIENT,
+            **status(),
+        ),
+    ]
+    mapped = map_spans(spans)
+    for route, raw in mapped.wire:
+        event = codec.decode(raw)  # a writer and the contract drifted apart if this raises
+        assert routing_id(event) == route
+    for rejection in mapped.rejected:
+        assert rejection.field and rejection.reason
+    made = {e.event_id for e in mapped.events}
+    for s in spans[1:3]:  # a round and a tool call: their two events, or a rejection
+        kinds = ("round" if s.span_id == chat else "tool",)
+        wanted = {
+            event_id(f"{s.trace_id}/{s.span_id}/{k}.{end}") for k in kinds for end in ("started", "completed")
+        }
+        assert wanted <= made or any(r.span_id == s.span_id for r in mapped.rejected)
