@@ -49,17 +49,15 @@ def decode_protobuf(body: bytes) -> list[Span]:
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             scope = scope_spans.scope.name
             for i, span in enumerate(scope_spans.spans):
-                where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
-                parent = span.parent_span_id.hex() if span.parent_span_id else None
-                if parent is not None and len(span.parent_span_id) != 8:
-                    raise DecodeError(
-                        f"{where}.parentSpanId: {parent!r} is {len(span.parent_span_id)} bytes, not 8"
-                    )
+                trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
+                if len(trace_id) != 16 or len(span_id) != 8 or (parent_id and len(parent_id) != 8):
+                    raise _bad_id(span, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]")
+                parent = parent_id.hex() if parent_id else None
                 status = span.status
                 spans.append(
                     Span(
-                        trace_id=_pb_id(span.trace_id, 16, where, "traceId"),
-                        span_id=_pb_id(span.span_id, 8, where, "spanId"),
+                        trace_id=trace_id.hex(),
+                        span_id=span_id.hex(),
                         parent_span_id=None if parent is None or parent == _ZERO_SPAN else parent,
                         name=span.name,
                         kind=span.kind,
@@ -73,17 +71,25 @@ def decode_protobuf(body: bytes) -> list[Span]:
                         events=tuple(
                             SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes))
                             for e in span.events
-                        ),
+                        )
+                        if span.events
+                        else (),
                         dropped_events_count=span.dropped_events_count,
                     )
                 )
     return spans
 
 
-def _pb_id(raw: bytes, size: int, where: str, name: str) -> str:
-    if len(raw) != size:
-        raise DecodeError(f"{where}.{name}: {raw.hex()!r} is {len(raw)} bytes, not {size}")
-    return raw.hex()
+def _bad_id(span: Any, where: str) -> DecodeError:
+    """The first of the span's ids that is not as long as OTLP says, named by its place."""
+    for name, raw, size in (
+        ("traceId", span.trace_id, 16),
+        ("spanId", span.span_id, 8),
+        ("parentSpanId", span.parent_span_id, 8),
+    ):
+        if len(raw) != size and (raw or name != "parentSpanId"):
+            return DecodeError(f"{where}.{name}: {raw.hex()!r} is {len(raw)} bytes, not {size}")
+    raise AssertionError("every id is as long as OTLP says")  # pragma: no cover
 
 
 def _pb_attributes(attributes: Any) -> dict[str, Any]:
