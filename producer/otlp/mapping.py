@@ -1,13 +1,13 @@
-"""Spans of one OTLP export request -> the contract's events, deterministically, each request on
-its own (README: From OpenTelemetry, How spans map).
+"""Spans of one OTLP export request -> the contract's events, deterministically, each request on its
+own (README: From OpenTelemetry, How spans map).
 
 A span's role (producer/otlp/attributes.py) picks its handler: a round makes round.started and
 round.completed here; a tool call, producer/otlp/tools.py's events; an HTTP client span under a
 GenAI span, producer/otlp/forwards.py's; an agent or chain span only belongs to its session
 (producer/otlp/sessions.py, which also sends each session's session.started). Ids are
-producer/otlp/ids.py's. A span that is none of these is ignored; one whose attributes cannot make
-valid events is a :class:`~producer.otlp.spans.Rejection` naming the span and the attribute, and
-gives no event.
+producer/otlp/ids.py's; each event is written to its wire JSON by producer/otlp/build.py. A span
+that is none of these is ignored; one whose attributes cannot make valid events is a
+:class:`~producer.otlp.spans.Rejection` naming the span and the attribute, and gives no event.
 """
 
 from __future__ import annotations
