@@ -272,7 +272,10 @@ def usage(a: Mapping[str, Any], provider_name: str | None, model_name: str) -> d
 
 
 def has_usage(a: Mapping[str, Any]) -> bool:
-    return any(key in a for key in PROMPT_KEYS) or any(key in a for key in COMPLETION_KEYS)
+    return not _WHOLES.isdisjoint(a.keys())
+
+
+_WHOLES = frozenset(PROMPT_KEYS + COMPLETION_KEYS)
 
 
 # --- time to first token, streaming ------------------------------------------------------------
