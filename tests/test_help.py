@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from producer.cli import build_parser as producer_parser
+from producer.otlp.server import build_parser as otlp_parser
 from worker.cli import build_parser as worker_parser
 from worker.read.server import build_parser as api_parser
 
@@ -31,6 +32,7 @@ ALL = [
     *_commands(worker_parser(), "metrics-worker"),
     *_commands(producer_parser(), "metrics-producer"),
     *_commands(api_parser(), "metrics-api"),
+    *_commands(otlp_parser(), "metrics-otlp"),
 ]
 
 
