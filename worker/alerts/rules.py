@@ -36,11 +36,13 @@ RULE_FIELDS = (
     "receivers",
     "repeat",
     "group_by",
+    "baseline",
     *FILTERS,
 )
 RECEIVER_FIELDS = ("kind", "url_env", "timeout", "attempts")
 MAX_TIMEOUT = timedelta(seconds=10)
 MAX_ATTEMPTS = 5
+DAY = timedelta(days=1)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -84,6 +86,7 @@ class Rule:
     repeat: timedelta | None = None
     group_by: str | None = None
     filters: tuple[tuple[str, str], ...] = ()
+    baseline: timedelta | None = None  # a relative rule: the value is current / the span before
 
     @property
     def kind(self) -> Kind:
@@ -105,9 +108,19 @@ class Rule:
         t = self.threshold
         return {">": value > t, ">=": value >= t, "<": value < t, "<=": value <= t}[self.comparison]
 
+    @property
+    def baseline_text(self) -> str | None:
+        return format_duration(self.baseline) if self.baseline else None
+
     def condition(self) -> str:
-        """``tool_error_share > 0.2 over 15m``."""
+        """``tool_error_share > 0.2 over 15m``; a relative rule's ``round_latency_p95 >= 2 x
+        baseline over 1h (baseline: the 1d before)``."""
         over = f" over {self.window_text}" if self.window else ""
+        if self.baseline:
+            return (
+                f"{self.watch} {self.comparison} {number(self.threshold)} x baseline{over} "
+                f"(baseline: the {self.baseline_text} before)"
+            )
         return f"{self.watch} {self.comparison} {number(self.threshold)}{over}"
 
 
@@ -208,7 +221,8 @@ def _rule(at: str, body: dict[str, Any], receivers: Mapping[str, Receiver]) -> R
     comparison = body.get("comparison", kind.default_comparison)
     if comparison not in COMPARISONS:
         raise RulesError(f"{at}: comparison: {comparison!r} is not one of {' '.join(COMPARISONS)}")
-    threshold = _threshold(at, kind, body.get("threshold", kind.default_threshold))
+    baseline = _baseline(at, kind, window, body)
+    threshold = _threshold(at, kind, body.get("threshold", kind.default_threshold), baseline is not None)
     severity = body.get("severity", "warning")
     if severity not in SEVERITIES:
         raise RulesError(f"{at}: severity: {severity!r} is not one of {', '.join(SEVERITIES)}")
@@ -233,6 +247,7 @@ def _rule(at: str, body: dict[str, Any], receivers: Mapping[str, Receiver]) -> R
         repeat=None if repeat is None else _duration(at, "repeat", repeat, least=timedelta(minutes=1)),
         group_by=_group_by(at, kind, body.get("group_by")),
         filters=tuple((f, _filter(at, kind, f, body[f])) for f in FILTERS if f in body),
+        baseline=baseline,
     )
 
 
@@ -276,16 +291,56 @@ def _integer(at: str, field_name: str, value: Any, least: int, most: int) -> int
     return value
 
 
-def _threshold(at: str, kind: Kind, value: Any) -> float:
+def _threshold(at: str, kind: Kind, value: Any, relative: bool) -> float:
     if value is None:
         raise RulesError(f"{at}: threshold: missing; {kind.name} needs a number to compare with")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise RulesError(f"{at}: threshold: {value!r} is not a number")
+    if relative:
+        if value <= 0:
+            raise RulesError(
+                f"{at}: threshold: {value!r} is not a positive ratio; with a baseline the value is "
+                "the window's over the baseline's (2 = doubled, 0.5 = halved)"
+            )
+        return float(value)
     if kind.share and not 0 <= value <= 1:
         raise RulesError(
             f"{at}: threshold: {value!r} is not a share; {kind.name} is from 0 to 1 (0.2 = 20 %)"
         )
     return float(value)
+
+
+def _baseline(at: str, kind: Kind, window: timedelta | None, body: Mapping[str, Any]) -> timedelta | None:
+    """A relative rule's baseline: the span just before its window (whole UTC dates before a
+    window of days; under a day, at most a day, the span before a sliding window)."""
+    value = body.get("baseline")
+    if value is None:
+        return None
+    if not kind.comparable:
+        why = "is read as it is now" if kind.source == "pipeline" else "counts starts up to a cap"
+        raise RulesError(
+            f"{at}: baseline: {kind.name} {why} and has no baseline; only measured kinds take one "
+            f"({', '.join(k.name for k in KINDS.values() if k.comparable)})"
+        )
+    baseline = _duration(at, "baseline", value, least=timedelta(minutes=1))
+    assert window is not None  # every comparable kind needs a window
+    if window >= DAY and baseline % DAY:
+        raise RulesError(
+            f"{at}: baseline: {value!r} is not whole days; a window of days ({format_duration(window)}) "
+            "is compared with the whole UTC dates before it, write e.g. 1d or 7d"
+        )
+    if window < DAY and baseline > DAY:
+        raise RulesError(
+            f"{at}: baseline: {value!r} is longer than a day; a window under a day reads the base "
+            f"tables, and so does its baseline: at most 1d (or a window of days, e.g. 1d)"
+        )
+    named = {f for f in FILTERS if f in body} | {body.get("group_by")}
+    if kind.quantile is not None and "provider" in named:
+        raise RulesError(
+            f"{at}: baseline: {kind.name} by provider has no latency histogram to take the "
+            "baseline from (they keep the model); filter or group by model"
+        )
+    return baseline
 
 
 def _group_by(at: str, kind: Kind, value: Any) -> str | None:
