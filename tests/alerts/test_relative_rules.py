@@ -3,6 +3,7 @@ baseline covers, and when a ratio breaches."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from datetime import UTC, date, datetime, timedelta
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.alerts.helpers import readme_block
 from worker.alerts.evaluate import FIRING, OK, Reading, Sides, State, breaching, step, why_no_ratio
 from worker.alerts.kinds import KINDS
 from worker.alerts.relative import baseline_start
@@ -201,3 +203,41 @@ def test_for_any_spans_it_breaches_only_with_samples_a_baseline_and_the_ratio_ov
     assert breaching(rule, r) is expected
     state = step(rule, State(OK, NOW), r, NOW).state
     assert state.phase == (FIRING if expected else OK)
+
+
+def test_the_readme_relative_rule_and_what_it_says_are_what_the_code_takes_and_sends() -> None:
+    from pathlib import Path
+
+    from worker.alerts.cli import _relative
+    from worker.alerts.delivery import slack_body
+    from worker.alerts.evaluate import Notice
+    from worker.alerts.store import body
+
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    block = '[receivers.slack]\nurl_env = "HOOK"\n' + readme_block("readme-alerts-relative", "toml")
+    rules = parse_rules(tomllib.loads(block), "README", ENV)
+    (rule,) = rules.rules
+    assert (rule.baseline, rule.comparison, rule.threshold, rule.min_samples) == (
+        timedelta(days=1),
+        ">=",
+        2,
+        20,
+    )
+    sides = Sides(3012.0, 20, 991.2, 240)
+    sent = body(rule, Notice(rule.name, "model=m1", "firing", "k", 3012.0 / 991.2, 20, NOW, NOW, sides))
+    assert f'"current": {json.dumps(sent["current"])}' in readme
+    assert f'"baseline": {json.dumps(sent["baseline"])}' in readme
+    text = slack_body(sent)["text"]
+    tail = text.split("model=m1; ", 1)[1].split("; firing since")[0]
+    assert f"…; {tail}" in readme
+    line = _relative(rule, Reading("model=m1", 3012.0 / 991.2, 20, sides))
+    assert line == (
+        "round_latency_p95 = 3.039 x baseline (3012 over 1h, 20 samples; "
+        "991.2 over the 1d before, 240 samples)"
+    )
+    assert f"p95 doubles [model=m1]: {line}, …" in readme
+    none = _relative(rule, Reading("model=m1", None, 20, Sides(3012.0, 20, 0.0, 0)))
+    assert none.endswith("(no alert)")
+    assert none.split(": ", 1)[1].replace("3012 over 1h, 20 samples; ", "…") in readme.replace(
+        "no ratio (… 0 over the 1d before", "no ratio (…0 over the 1d before"
+    )
