@@ -623,3 +623,31 @@ def test_tool_failures_spiking_against_their_baseline_fire_once_and_resolve_once
     assert s.evaluate()["sent"] == 0
     assert events_of(hooks) == [("firing", "tool failures spike"), ("resolved", "tool failures spike")]
     assert hooks.bodies("/hook/SECRET")[1]["current"] == {"value": 9 / 140, "samples": 140}
+
+
+def test_yesterdays_spend_over_budget_fires_once_and_resolves_when_the_day_moves_on(
+    make: Any, hooks: Hooks
+) -> None:
+    """``window = "1d"``, ``offset = "1d"``: yesterday's whole UTC date. $6.50 yesterday against a
+    $5 budget fires once (today's $3.25 does not count); a day later yesterday is that day, with
+    nothing spent: resolved once."""
+    from tests.engine.costs import priced_round
+
+    s = make(
+        '[[rules]]\nname = "yesterday over budget"\nwatch = "cost_usd"\nwindow = "1d"\noffset = "1d"\n'
+        'threshold = 5\nreceivers = ["hook"]\n'
+    )
+    yesterday = datetime.combine(s.now.date() - timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    s.ev.events += priced_round(yesterday + timedelta(hours=3), "y1", "ys")
+    s.ev.events += priced_round(yesterday + timedelta(hours=23, minutes=59), "y2", "ys")
+    today = yesterday + timedelta(days=1)
+    s.ev.events += priced_round(today + (s.now - today) / 2, "t1", "ts")  # today: not yesterday's
+    s.push()
+    assert s.evaluate()["sent"] == 1
+    assert s.evaluate()["sent"] == 0
+    (firing,) = hooks.bodies("/hook/SECRET")
+    assert (firing["value"], firing["samples"], firing["window"]) == (6.5, 2, "1d offset 1d")
+    assert firing["condition"] == "cost_usd > 5 over 1d offset 1d"
+    assert s.evaluate(after=timedelta(days=1))["sent"] == 1
+    assert events_of(hooks) == [("firing", "yesterday over budget"), ("resolved", "yesterday over budget")]
+    assert (hooks.bodies("/hook/SECRET")[1]["value"], hooks.bodies("/hook/SECRET")[1]["samples"]) == (3.25, 1)

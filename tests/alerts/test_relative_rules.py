@@ -37,6 +37,16 @@ def test_a_relative_rule_parses_and_says_what_it_compares() -> None:
     assert parse(P95.replace('baseline = "1d"\n', "")).baseline is None
 
 
+def test_an_offset_window_ends_that_long_ago() -> None:
+    rule = parse('name = "y"\nwatch = "cost_usd"\nwindow = "1d"\noffset = "1d"\nthreshold = 100\n')
+    assert (rule.window, rule.offset, rule.baseline) == (timedelta(days=1), timedelta(days=1), None)
+    assert rule.condition() == "cost_usd > 100 over 1d offset 1d"  # yesterday, the whole UTC date
+    both = parse(P95 + 'offset = "1h"\n')
+    assert both.condition() == (
+        "round_latency_p95 >= 2 x baseline over 1h offset 1h (baseline: the 1d before)"
+    )
+
+
 def test_a_ratio_is_not_a_share() -> None:
     rule = parse('name = "t"\nwatch = "tool_error_share"\nwindow = "15m"\nbaseline = "1d"\nthreshold = 3\n')
     assert rule.threshold == 3.0  # tool_error_share alone must be 0..1; its ratio need not
@@ -63,6 +73,31 @@ def test_every_measured_kind_takes_a_baseline_and_no_other() -> None:
 
 BAD = [
     (
+        'name = "q"\nwatch = "silence"\nwindow = "15m"\noffset = "1d"\n',
+        "rule 'q': offset: silence counts starts up to a cap and has no offset; only measured kinds",
+    ),
+    (
+        'name = "b"\nwatch = "backlog"\noffset = "1d"\nthreshold = 2\n',
+        "rule 'b': offset: backlog is read as it is now and has no offset",
+    ),
+    (
+        'name = "c"\nwatch = "cost_usd"\nwindow = "1d"\noffset = "6h"\nthreshold = 100\n',
+        "rule 'c': offset: '6h' is not whole days; a window of days (1d) is UTC dates",
+    ),
+    (
+        'name = "c"\nwatch = "cost_usd"\nwindow = "1h"\noffset = "7d"\nthreshold = 100\n',
+        "rule 'c': offset: '7d' is longer than a day; a window under a day reads the base tables",
+    ),
+    (
+        'name = "c"\nwatch = "cost_usd"\nwindow = "1h"\noffset = "yesterday"\nthreshold = 100\n',
+        "rule 'c': offset: 'yesterday'",
+    ),
+    (
+        'name = "p"\nwatch = "round_latency_p99"\nwindow = "1d"\noffset = "1d"\nthreshold = 9000\n'
+        'group_by = "provider"\n',
+        "rule 'p': offset: round_latency_p99 by provider has no latency histogram to read it from",
+    ),
+    (
         'name = "q"\nwatch = "silence"\nwindow = "15m"\nbaseline = "1d"\n',
         "rule 'q': baseline: silence counts starts up to a cap and has no baseline; only measured kinds",
     ),
@@ -80,8 +115,8 @@ BAD = [
     ),
     (
         'name = "t"\nwatch = "tokens"\nwindow = "1d"\nbaseline = "36h"\nthreshold = 2\n',
-        "rule 't': baseline: '36h' is not whole days; a window of days (1d) is compared with the whole "
-        "UTC dates before it",
+        "rule 't': baseline: '36h' is not whole days; a window of days (1d) is UTC dates, and so is what "
+        "comes before it",
     ),
     (
         'name = "t"\nwatch = "tokens"\nwindow = "1d"\nbaseline = "12h"\nthreshold = 2\n',
@@ -119,8 +154,8 @@ BAD = [
     (
         'name = "p"\nwatch = "round_latency_p95"\nwindow = "1h"\nbaseline = "1d"\nthreshold = 2\n'
         'group_by = "provider"\n',
-        "rule 'p': baseline: round_latency_p95 by provider has no latency histogram to take the baseline "
-        "from (they keep the model); filter or group by model",
+        "rule 'p': baseline: round_latency_p95 by provider has no latency histogram to read it from "
+        "(they keep the model); filter or group by model",
     ),
     (
         'name = "p"\nwatch = "time_to_first_token_p95"\nwindow = "1d"\nbaseline = "1d"\nthreshold = 2\n'
@@ -241,3 +276,15 @@ def test_the_readme_relative_rule_and_what_it_says_are_what_the_code_takes_and_s
     assert none.split(": ", 1)[1].replace("3012 over 1h, 20 samples; ", "…") in readme.replace(
         "no ratio (… 0 over the 1d before", "no ratio (…0 over the 1d before"
     )
+
+
+def test_the_readme_yesterday_rule_is_yesterday() -> None:
+    block = '[receivers.slack]\nurl_env = "HOOK"\n' + readme_block("readme-alerts-yesterday", "toml")
+    (rule,) = parse_rules(tomllib.loads(block), "README", ENV).rules
+    assert (rule.watch, rule.window, rule.offset, rule.baseline) == (
+        "cost_usd",
+        timedelta(days=1),
+        timedelta(days=1),
+        None,
+    )
+    assert rule.condition() == "cost_usd > 50 over 1d offset 1d"

@@ -33,8 +33,10 @@ def test_the_example_loads() -> None:
         "time_to_first_token_p95",
         "round_latency_p95",
         "tool_error_share",
+        "cost_usd",
     ]
-    assert [r.baseline for r in rules.rules[-2:]] == [timedelta(days=1)] * 2
+    assert [r.baseline for r in rules.rules[-3:-1]] == [timedelta(days=1)] * 2
+    assert rules.rules[-1].window_text == "1d offset 1d"
     assert all(r.unavailable is None for r in rules.rules)
     quiet = rules.rules[2]
     assert (quiet.comparison, quiet.threshold, quiet.window) == ("<", 1.0, timedelta(minutes=15))

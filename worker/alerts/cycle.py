@@ -93,7 +93,7 @@ def evaluate(
                     continue
                 assert status is not None
                 readings = measure_pipeline(rule, status)
-            elif rule.baseline is not None:
+            elif rule.baseline is not None or rule.offset is not None:
                 readings = measure_relative(conn, rule, now)
             else:
                 readings = measure_tables(conn, rule, now)

@@ -37,6 +37,7 @@ RULE_FIELDS = (
     "repeat",
     "group_by",
     "baseline",
+    "offset",
     *FILTERS,
 )
 RECEIVER_FIELDS = ("kind", "url_env", "timeout", "attempts")
@@ -87,6 +88,7 @@ class Rule:
     group_by: str | None = None
     filters: tuple[tuple[str, str], ...] = ()
     baseline: timedelta | None = None  # a relative rule: the value is current / the span before
+    offset: timedelta | None = None  # the window ends this long ago (1d over 1d offset 1d: yesterday)
 
     @property
     def kind(self) -> Kind:
@@ -99,7 +101,11 @@ class Rule:
 
     @property
     def window_text(self) -> str:
-        return format_duration(self.window) if self.window else "now"
+        """``15m``, ``1d``, ``1d offset 1d`` (yesterday), or ``now``."""
+        if not self.window:
+            return "now"
+        shifted = f" offset {format_duration(self.offset)}" if self.offset else ""
+        return format_duration(self.window) + shifted
 
     def filter(self, name: str) -> str | None:
         return dict(self.filters).get(name)
@@ -221,7 +227,8 @@ def _rule(at: str, body: dict[str, Any], receivers: Mapping[str, Receiver]) -> R
     comparison = body.get("comparison", kind.default_comparison)
     if comparison not in COMPARISONS:
         raise RulesError(f"{at}: comparison: {comparison!r} is not one of {' '.join(COMPARISONS)}")
-    baseline = _baseline(at, kind, window, body)
+    baseline = _earlier(at, "baseline", kind, window, body)
+    offset = _earlier(at, "offset", kind, window, body)
     threshold = _threshold(at, kind, body.get("threshold", kind.default_threshold), baseline is not None)
     severity = body.get("severity", "warning")
     if severity not in SEVERITIES:
@@ -248,6 +255,7 @@ def _rule(at: str, body: dict[str, Any], receivers: Mapping[str, Receiver]) -> R
         group_by=_group_by(at, kind, body.get("group_by")),
         filters=tuple((f, _filter(at, kind, f, body[f])) for f in FILTERS if f in body),
         baseline=baseline,
+        offset=offset,
     )
 
 
@@ -310,37 +318,40 @@ def _threshold(at: str, kind: Kind, value: Any, relative: bool) -> float:
     return float(value)
 
 
-def _baseline(at: str, kind: Kind, window: timedelta | None, body: Mapping[str, Any]) -> timedelta | None:
-    """A relative rule's baseline: the span just before its window (whole UTC dates before a
-    window of days; under a day, at most a day, the span before a sliding window)."""
-    value = body.get("baseline")
+def _earlier(
+    at: str, name: str, kind: Kind, window: timedelta | None, body: Mapping[str, Any]
+) -> timedelta | None:
+    """A span before the window: ``baseline`` (what the value is divided by: the span just before
+    the window) or ``offset`` (how long ago the window ends). Whole UTC dates for a window of days;
+    under a day, at most a day."""
+    value = body.get(name)
     if value is None:
         return None
     if not kind.comparable:
         why = "is read as it is now" if kind.source == "pipeline" else "counts starts up to a cap"
         raise RulesError(
-            f"{at}: baseline: {kind.name} {why} and has no baseline; only measured kinds take one "
+            f"{at}: {name}: {kind.name} {why} and has no {name}; only measured kinds take one "
             f"({', '.join(k.name for k in KINDS.values() if k.comparable)})"
         )
-    baseline = _duration(at, "baseline", value, least=timedelta(minutes=1))
+    span = _duration(at, name, value, least=timedelta(minutes=1))
     assert window is not None  # every comparable kind needs a window
-    if window >= DAY and baseline % DAY:
+    if window >= DAY and span % DAY:
         raise RulesError(
-            f"{at}: baseline: {value!r} is not whole days; a window of days ({format_duration(window)}) "
-            "is compared with the whole UTC dates before it, write e.g. 1d or 7d"
+            f"{at}: {name}: {value!r} is not whole days; a window of days ({format_duration(window)}) "
+            "is UTC dates, and so is what comes before it: write e.g. 1d or 7d"
         )
-    if window < DAY and baseline > DAY:
+    if window < DAY and span > DAY:
         raise RulesError(
-            f"{at}: baseline: {value!r} is longer than a day; a window under a day reads the base "
-            f"tables, and so does its baseline: at most 1d (or a window of days, e.g. 1d)"
+            f"{at}: {name}: {value!r} is longer than a day; a window under a day reads the base "
+            f"tables, and so does what comes before it: at most 1d (or a window of days, e.g. 1d)"
         )
     named = {f for f in FILTERS if f in body} | {body.get("group_by")}
     if kind.quantile is not None and "provider" in named:
         raise RulesError(
-            f"{at}: baseline: {kind.name} by provider has no latency histogram to take the "
-            "baseline from (they keep the model); filter or group by model"
+            f"{at}: {name}: {kind.name} by provider has no latency histogram to read it from "
+            "(they keep the model); filter or group by model"
         )
-    return baseline
+    return span
 
 
 def _group_by(at: str, kind: Kind, value: Any) -> str | None:
