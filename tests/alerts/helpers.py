@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -105,3 +107,11 @@ def fill_sixty_days(conn: psycopg.Connection[Any]) -> None:
         ANALYZE round_metrics, session_metrics, tool_call_metrics, forward_request_metrics;
         """.replace("%(now)s", "'2026-03-10 12:00+00'::timestamptz")
     )
+
+
+def readme_block(marker: str, language: str) -> str:
+    """The code block after ``<!-- marker -->`` in the README."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    found = re.match(rf"\s*```{language}\n(.*?)\n```", text.split(f"<!-- {marker} -->", 1)[1], re.DOTALL)
+    assert found
+    return found.group(1)

@@ -23,6 +23,7 @@ from tests.read.events import Events, usage
 from worker.alerts import views
 from worker.alerts.cycle import evaluate
 from worker.alerts.job import run_alerts
+from worker.alerts.rules import number
 from worker.settings import AlertSettings
 from worker.status import read_status
 
@@ -486,3 +487,167 @@ def test_p95_and_tool_failures_fire_once_and_resolve_once(make: Any, hooks: Hook
         ("resolved", "tool failures"),
     ]
     assert len(sent) == 6
+
+
+RELATIVE = """
+[[rules]]
+name = "p95 doubles"
+watch = "round_latency_p95"
+group_by = "model"
+window = "1h"
+baseline = "1d"
+comparison = ">="
+threshold = 2
+min_samples = 10
+receivers = ["hook", "slack"]
+"""
+
+
+def rounds_at(
+    s: Scenario, prefix: str, n: int, seconds: float, at: datetime, model: str = "m1", failed_tools: int = 0
+) -> None:
+    """``n`` rounds of ``model`` started at ``at``, ``seconds`` each, a tool call in each (the
+    first ``failed_tools`` fail)."""
+    s.ev.session_started(f"{prefix}-s", model, at)
+    for i in range(n):
+        rid = f"{prefix}{i}"
+        s.ev.round_started(rid, f"{prefix}-s", model, at)
+        s.ev.tool_started(f"{rid}-t", rid, f"{prefix}-s", "search", at)
+        s.ev.tool_completed(f"{rid}-t", rid, f"{prefix}-s", at, success=i >= failed_tools)
+        s.ev.round_completed(rid, f"{prefix}-s", at + timedelta(seconds=seconds), usage(5, 5))
+
+
+def test_a_models_p95_doubling_against_its_day_before_fires_once_and_resolves_once(
+    make: Any, hooks: Hooks
+) -> None:
+    """Over the day before the last hour both models took 1 s; m1's last hour goes to 3 s (the
+    ratio ~3, from the histograms: each side within 1.083%), m2's stays at 1 s; then quick rounds
+    bring m1 back."""
+    s = make(RELATIVE)
+    hours_ago = s.now - timedelta(hours=3)
+    rounds_at(s, "b1-", 20, 1.0, hours_ago)
+    rounds_at(s, "b2-", 20, 1.0, hours_ago, model="m2")
+    rounds_at(s, "old-", 20, 30.0, s.now - timedelta(hours=30))  # before the baseline: not counted
+    rounds_at(s, "q1-", 10, 1.0, s.now - 2 * MINUTE)
+    rounds_at(s, "q2-", 10, 1.0, s.now - 2 * MINUTE, model="m2")
+    s.push()
+    assert s.evaluate()["sent"] == 0
+    rounds_at(s, "slow-", 10, 3.0, s.now - MINUTE)  # m1's hour: 10 at 1 s, 10 at 3 s: p95 3 s
+    s.push()
+    assert s.evaluate()["sent"] == 2
+    assert s.evaluate()["sent"] == 0
+    (firing,) = hooks.bodies("/hook/SECRET")
+    assert (firing["event"], firing["labels"], firing["samples"]) == ("firing", {"model": "m1"}, 20)
+    current, baseline = firing["current"], firing["baseline"]
+    assert abs(current["value"] - 3000) <= 3000 * 0.01083 and current["samples"] == 20
+    assert abs(baseline["value"] - 1000) <= 1000 * 0.01083
+    assert (baseline["window"], baseline["samples"]) == ("1d", 20)
+    assert firing["value"] == current["value"] / baseline["value"]
+    assert firing["condition"] == "round_latency_p95 >= 2 x baseline over 1h (baseline: the 1d before)"
+    slack = hooks.bodies("/slack")[0]["text"]
+    assert slack.startswith(
+        f"[FIRING] p95 doubles (warning): round_latency_p95 = {number(firing['value'])} x baseline "
+        "(>= 2 x baseline over 1h, 20 samples) model=m1; "
+        f"{number(current['value'])} over 1h, {number(baseline['value'])} over the 1d before (20 samples); "
+    )
+    rounds_at(s, "back-", 200, 1.0, s.now - MINUTE)
+    s.push()
+    assert s.evaluate()["sent"] == 2
+    assert s.evaluate()["sent"] == 0
+    assert events_of(hooks) == [("firing", "p95 doubles"), ("resolved", "p95 doubles")]
+    resolved = hooks.bodies("/hook/SECRET")[1]
+    assert resolved["labels"] == {"model": "m1"} and resolved["value"] < 1.1
+
+
+TOOL_SPIKE = """
+[[rules]]
+name = "tool failures spike"
+watch = "tool_error_share"
+window = "15m"
+baseline = "1d"
+comparison = ">="
+threshold = 3
+min_samples = 10
+receivers = ["hook"]
+"""
+
+
+def test_tool_failures_spiking_against_their_baseline_fire_once_and_resolve_once(
+    make: Any, hooks: Hooks, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """5 % of tool calls failed over the day before the window; 5 % in the window is nothing, 22.5 %
+    fires (4.5 x), 6.4 % resolves. ``alerts check`` says both values, and why there is no ratio."""
+    from worker.cli import main
+
+    s = make(
+        TOOL_SPIKE + '[[rules]]\nname = "new tool"\nwatch = "tool_error_share"\nwindow = "15m"\n'
+        'baseline = "1d"\nthreshold = 3\ntool = "fresh"\n'
+    )
+    rounds_at(s, "base-", 100, 1.0, s.now - timedelta(hours=2), failed_tools=5)
+    rounds_at(s, "now-", 20, 1.0, s.now - 2 * MINUTE, failed_tools=1)
+    s.push()
+    assert s.evaluate()["sent"] == 0
+    rounds_at(s, "bad-", 20, 1.0, s.now - MINUTE, failed_tools=8)
+    s.push()
+    argv = ["alerts", "check", "--file", str(s.path), "--database-url", s.alerts.database_url,
+            "--redis-url", s.alerts.redis_url, "--stream", s.alerts.stream]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        "tool failures spike: tool_error_share = 4.5 x baseline (0.225 over 15m, 40 samples; 0.05 over "
+        "the 1d before, 100 samples), tool_error_share >= 3 x baseline over 15m (baseline: the 1d "
+        "before): firing; would send firing to hook"
+    )
+    assert out[1] == (
+        "new tool: tool_error_share: no ratio (0 over 15m, 0 samples; 0 over the 1d before, 0 samples): "
+        "0 samples in the window, fewer than min_samples 1 (no alert), tool_error_share > 3 x baseline "
+        "over 15m (baseline: the 1d before): ok"
+    )
+    assert main([*argv, "--json"]) == 0
+    spike = json.loads(capsys.readouterr().out.splitlines()[0])["labels"]["all"]
+    assert (spike["current"], spike["baseline"], spike["no_ratio"]) == (
+        {"value": 0.225, "samples": 40},
+        {"window": "1d", "value": 0.05, "samples": 100},
+        None,
+    )
+    assert hooks.hits == {}
+    assert s.evaluate()["sent"] == 1
+    assert s.evaluate()["sent"] == 0
+    (firing,) = hooks.bodies("/hook/SECRET")
+    assert (firing["rule"], firing["value"], firing["samples"]) == ("tool failures spike", 4.5, 40)
+    assert firing["current"] == {"value": 0.225, "samples": 40}
+    assert firing["baseline"] == {"window": "1d", "value": 0.05, "samples": 100}
+    rounds_at(s, "good-", 100, 1.0, s.now - MINUTE)  # 9 of 140: 6.4 %, 1.29 x
+    s.push()
+    assert s.evaluate()["sent"] == 1
+    assert s.evaluate()["sent"] == 0
+    assert events_of(hooks) == [("firing", "tool failures spike"), ("resolved", "tool failures spike")]
+    assert hooks.bodies("/hook/SECRET")[1]["current"] == {"value": 9 / 140, "samples": 140}
+
+
+def test_yesterdays_spend_over_budget_fires_once_and_resolves_when_the_day_moves_on(
+    make: Any, hooks: Hooks
+) -> None:
+    """``window = "1d"``, ``offset = "1d"``: yesterday's whole UTC date. $6.50 yesterday against a
+    $5 budget fires once (today's $3.25 does not count); a day later yesterday is that day, with
+    nothing spent: resolved once."""
+    from tests.engine.costs import priced_round
+
+    s = make(
+        '[[rules]]\nname = "yesterday over budget"\nwatch = "cost_usd"\nwindow = "1d"\noffset = "1d"\n'
+        'threshold = 5\nreceivers = ["hook"]\n'
+    )
+    yesterday = datetime.combine(s.now.date() - timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    s.ev.events += priced_round(yesterday + timedelta(hours=3), "y1", "ys")
+    s.ev.events += priced_round(yesterday + timedelta(hours=23, minutes=59), "y2", "ys")
+    today = yesterday + timedelta(days=1)
+    s.ev.events += priced_round(today + (s.now - today) / 2, "t1", "ts")  # today: not yesterday's
+    s.push()
+    assert s.evaluate()["sent"] == 1
+    assert s.evaluate()["sent"] == 0
+    (firing,) = hooks.bodies("/hook/SECRET")
+    assert (firing["value"], firing["samples"], firing["window"]) == (6.5, 2, "1d offset 1d")
+    assert firing["condition"] == "cost_usd > 5 over 1d offset 1d"
+    assert s.evaluate(after=timedelta(days=1))["sent"] == 1
+    assert events_of(hooks) == [("firing", "yesterday over budget"), ("resolved", "yesterday over budget")]
+    assert (hooks.bodies("/hook/SECRET")[1]["value"], hooks.bodies("/hook/SECRET")[1]["samples"]) == (3.25, 1)

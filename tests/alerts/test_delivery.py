@@ -35,6 +35,8 @@ def test_the_generic_body_and_the_slack_body() -> None:
         "threshold": 0.2,
         "window": "15m",
         "samples": 42,
+        "current": None,  # a relative rule's two spans (tests/alerts/test_relative_rules.py)
+        "baseline": None,
         "condition": "tool_error_share > 0.2 over 15m",
         "firing_since": "2026-12-06T12:00:00+00:00",
         "at": "2026-12-06T12:00:00+00:00",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.alerts.helpers import readme_block
 from worker.alerts.kinds import KINDS
 from worker.alerts.rules import RulesError, load_rules, parse_rules
 
@@ -30,7 +31,12 @@ def test_the_example_loads() -> None:
         "tokens",
         "round_latency_p95",
         "time_to_first_token_p95",
+        "round_latency_p95",
+        "tool_error_share",
+        "cost_usd",
     ]
+    assert [r.baseline for r in rules.rules[-3:-1]] == [timedelta(days=1)] * 2
+    assert rules.rules[-1].window_text == "1d offset 1d"
     assert all(r.unavailable is None for r in rules.rules)
     quiet = rules.rules[2]
     assert (quiet.comparison, quiet.threshold, quiet.window) == ("<", 1.0, timedelta(minutes=15))
@@ -195,15 +201,6 @@ def test_a_webhook_url_that_is_not_http_is_refused_masked() -> None:
     assert "SECRET" not in str(caught.value)
 
 
-def _readme_block(marker: str, language: str) -> str:
-    import re
-
-    text = (Path(__file__).parents[2] / "README.md").read_text()
-    found = re.match(rf"\s*```{language}\n(.*?)\n```", text.split(f"<!-- {marker} -->", 1)[1], re.DOTALL)
-    assert found
-    return found.group(1)
-
-
 def test_the_readme_rules_and_body_are_what_the_code_takes_and_sends() -> None:
     import json
     from datetime import UTC, datetime
@@ -211,9 +208,9 @@ def test_the_readme_rules_and_body_are_what_the_code_takes_and_sends() -> None:
     from worker.alerts.evaluate import Notice, notice_key
     from worker.alerts.store import body
 
-    rules = parse_rules(tomllib.loads(_readme_block("readme-alerts-rules", "toml")), "README", ENV)
+    rules = parse_rules(tomllib.loads(readme_block("readme-alerts-rules", "toml")), "README", ENV)
     (rule,) = rules.rules
     at = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
     key = notice_key(rule.name, "tool=web_search", at, "firing")
     sent = body(rule, Notice(rule.name, "tool=web_search", "firing", key, 0.31, 42, at, at))
-    assert json.loads(_readme_block("readme-alerts-body", "json")) == sent
+    assert json.loads(readme_block("readme-alerts-body", "json")) == sent

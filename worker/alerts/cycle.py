@@ -21,8 +21,9 @@ from typing import Any
 import psycopg
 
 from worker.alerts.delivery import deliver
-from worker.alerts.evaluate import FIRING, Step
+from worker.alerts.evaluate import FIRING, Reading, Step
 from worker.alerts.measure import measure_pipeline, measure_tables
+from worker.alerts.relative import measure_relative
 from worker.alerts.retire import retire
 from worker.alerts.rules import Rule, RulesFile
 from worker.alerts.store import Outcome, Outgoing, advance, record, steps, stored
@@ -35,10 +36,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Result:
-    """One rule's evaluation: each label set's step, or why there is none."""
+    """One rule's evaluation: each label set's step (and what was measured), or why there is none."""
 
     rule: Rule
     steps: dict[str, Step] = field(default_factory=dict)
+    readings: dict[str, Reading] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -91,8 +93,11 @@ def evaluate(
                     continue
                 assert status is not None
                 readings = measure_pipeline(rule, status)
+            elif rule.baseline is not None or rule.offset is not None:
+                readings = measure_relative(conn, rule, now)
             else:
                 readings = measure_tables(conn, rule, now)
+            result.readings = {r.labels: r for r in readings}
             if send:
                 result.steps, claimed = advance(conn, rule, readings, now)
                 outgoing += claimed

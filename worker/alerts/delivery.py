@@ -48,11 +48,13 @@ def slack_body(body: Mapping[str, Any]) -> dict[str, Any]:
     value = "unknown" if body["value"] is None else number(body["value"])
     reason = f", {body['reason']}" if body.get("reason") else ""  # a rule taken out of the file
     head = f"[{body['event'].upper()}] {body['rule']} ({body['severity']}){reason}"
+    relative = " x baseline" if body.get("baseline") else ""
     detail = (
-        f"{body['watch']} = {value} ({body['comparison']} {number(body['threshold'])}"
+        f"{body['watch']} = {value}{relative} ({body['comparison']} {number(body['threshold'])}{relative}"
         + (f" over {body['window']}" if body["window"] != "now" else "")
         + f", {body['samples']} samples)"
         + (f" {labels}" if labels else "")
+        + (f"; {sides(body)}" if relative else "")
     )
     since = f"firing since {body['firing_since']}"
     text = f"{head}: {detail}; {since}"
@@ -66,6 +68,19 @@ def slack_body(body: Mapping[str, Any]) -> dict[str, Any]:
             {"type": "context", "elements": [{"type": "mrkdwn", "text": since}]},
         ],
     }
+
+
+def sides(body: Mapping[str, Any]) -> str:
+    """A relative rule's two spans: ``1000 over 1h, 476 over the 1d before (40 samples)``."""
+    current, baseline = body["current"], body["baseline"]
+    return (
+        f"{_number(current['value'])} over {body['window']}, {_number(baseline['value'])} over the "
+        f"{baseline['window']} before ({baseline['samples']} samples)"
+    )
+
+
+def _number(value: float | None) -> str:
+    return "none" if value is None else number(value)
 
 
 def post(url: str, payload: Mapping[str, Any], timeout: float) -> int:

@@ -9,6 +9,11 @@ side of the threshold; too few samples is not breaching (no alert on 1 failure o
 firing alert whose samples fall below the minimum resolves. An unknown value (the pipeline's
 Redis did not answer) changes nothing.
 
+A relative rule (one with a ``baseline``) reads a ratio: the window's value over the baseline's.
+It breaches only when both spans have at least ``min_samples`` samples, the baseline's value is
+above 0 and the ratio is on the wrong side; otherwise there is no ratio (``why_no_ratio`` says
+why), which is not breaching, as too few samples is not.
+
 Notifications: ``firing`` when it starts firing, ``repeat`` every ``repeat`` while it stays
 firing (when the rule has one), ``resolved`` when it stops. Each has a key made of the rule, the
 labels, the time the episode began firing and the event: the same episode can never make two
@@ -26,12 +31,26 @@ OK, PENDING, FIRING = "ok", "pending", "firing"
 
 
 @dataclass(frozen=True, order=True)
+class Sides:
+    """A relative rule's two spans for one label set: the window's value and samples, and the
+    baseline's (a value is None when its span has none: a percentile of no rounds)."""
+
+    current: float | None
+    current_samples: int
+    baseline: float | None
+    baseline_samples: int
+
+
+@dataclass(frozen=True, order=True)
 class Reading:
-    """What was measured for one label set ('' for the rule as a whole, else ``model=gpt-4``)."""
+    """What was measured for one label set ('' for the rule as a whole, else ``model=gpt-4``).
+    A relative rule's: ``value`` the ratio (None: there is none), ``samples`` the window's, and
+    ``sides`` both spans."""
 
     labels: str
-    value: float | None  # None: unknown this time
+    value: float | None  # None: unknown this time (a relative rule's: no ratio)
     samples: int
+    sides: Sides | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,7 @@ class Notice:
     samples: int
     fired_at: datetime
     at: datetime
+    sides: Sides | None = None
 
 
 @dataclass(frozen=True)
@@ -68,11 +88,37 @@ class Step:
 
 def breaching(rule: Rule, reading: Reading) -> bool | None:
     """Whether the reading is on the wrong side; None when the value is unknown."""
+    if rule.baseline is not None:
+        return why_no_ratio(rule, reading) is None and rule.breaches(reading.value or 0.0)
     if reading.value is None:
         return None
     if rule.kind.source == "tables" and rule.watch != "silence" and reading.samples < rule.min_samples:
         return False
     return rule.breaches(reading.value)
+
+
+def why_no_ratio(rule: Rule, reading: Reading) -> str | None:
+    """Why a relative rule's reading has no ratio to compare (no alert); None: it has one."""
+    sides = reading.sides
+    if sides is None:
+        return "nothing measured in the window or the baseline"
+    before = f"the baseline (the {rule.baseline_text} before)"
+    if sides.current_samples < rule.min_samples:
+        return f"{sides.current_samples} samples in the window, fewer than min_samples {rule.min_samples}"
+    if sides.baseline_samples < rule.min_samples:
+        return f"{sides.baseline_samples} samples in {before}, fewer than min_samples {rule.min_samples}"
+    if sides.current is None:
+        return "no value in the window"
+    if not sides.baseline:
+        return f"{before} is 0: nothing to compare with"
+    return None
+
+
+def ratio(sides: Sides) -> float | None:
+    """The window's value over the baseline's; None when the baseline is 0 or either is unknown."""
+    if sides.current is None or not sides.baseline:
+        return None
+    return sides.current / sides.baseline
 
 
 def notice_key(rule: str, labels: str, fired_at: datetime, event: str) -> str:
@@ -123,4 +169,5 @@ def _notice(rule: Rule, reading: Reading, fired_at: datetime, event: str, now: d
         samples=reading.samples,
         fired_at=fired_at,
         at=now,
+        sides=reading.sides,
     )

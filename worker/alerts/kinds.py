@@ -31,6 +31,13 @@ class Kind:
     unavailable: str = ""  # why it cannot be evaluated yet (a kind whose data has not landed)
     quantile: float | None = None  # a percentile kind's
 
+    @property
+    def comparable(self) -> bool:
+        """Whether a rule of this kind may take a ``baseline``: the measured kinds (a count of
+        silence, capped at 1000 a table, and the pipeline's gauges, read as they are now, have
+        no earlier span to be compared with)."""
+        return self.source == "tables" and self.name != "silence"
+
 
 KINDS: dict[str, Kind] = {
     k.name: k

@@ -345,18 +345,20 @@ def measure_tables(conn: psycopg.Connection[Any], rule: Rule, now: datetime) -> 
     """The readings of a rule over the tables, one per label set found. Nothing in the window is
     one reading of 0 with no samples for a rule not grouped, and none for a grouped one (the
     caller gives the label sets it knows such a reading: worker/alerts/store.py ``steps``)."""
-    first, fallback = statements_of(rule, now)
-    params = parameters(rule, now)
-    rows = _fetch(conn, first, params)
-    if fallback is not None:
-        if not (rows and rows[0]["rollups_ready"]):
-            rows = _fetch(conn, fallback, params)
-        else:
-            rows = [row for row in rows if row["label"] is not None]
-    readings = _readings(rule, rows)
+    readings = _readings(rule, read(conn, *statements_of(rule, now), parameters(rule, now)))
     if not readings and not rule.group_by:  # nothing in the window: 0, no samples (a state all the same)
         return [Reading("", 0.0, 0)]
     return readings
+
+
+def read(
+    conn: psycopg.Connection[Any], first: str, fallback: str | None, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The rows of ``first`` or, while its roll-up's back-fill is due, of its twin ``fallback``."""
+    rows = _fetch(conn, first, params)
+    if fallback is not None and not (rows and rows[0]["rollups_ready"]):
+        return _fetch(conn, fallback, params)
+    return rows if fallback is None else [row for row in rows if row["label"] is not None]
 
 
 def _readings(rule: Rule, rows: list[dict[str, Any]]) -> list[Reading]:

@@ -36,11 +36,14 @@ RULE_FIELDS = (
     "receivers",
     "repeat",
     "group_by",
+    "baseline",
+    "offset",
     *FILTERS,
 )
 RECEIVER_FIELDS = ("kind", "url_env", "timeout", "attempts")
 MAX_TIMEOUT = timedelta(seconds=10)
 MAX_ATTEMPTS = 5
+DAY = timedelta(days=1)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -84,6 +87,8 @@ class Rule:
     repeat: timedelta | None = None
     group_by: str | None = None
     filters: tuple[tuple[str, str], ...] = ()
+    baseline: timedelta | None = None  # a relative rule: the value is current / the span before
+    offset: timedelta | None = None  # the window ends this long ago (1d over 1d offset 1d: yesterday)
 
     @property
     def kind(self) -> Kind:
@@ -96,7 +101,11 @@ class Rule:
 
     @property
     def window_text(self) -> str:
-        return format_duration(self.window) if self.window else "now"
+        """``15m``, ``1d``, ``1d offset 1d`` (yesterday), or ``now``."""
+        if not self.window:
+            return "now"
+        shifted = f" offset {format_duration(self.offset)}" if self.offset else ""
+        return format_duration(self.window) + shifted
 
     def filter(self, name: str) -> str | None:
         return dict(self.filters).get(name)
@@ -105,9 +114,19 @@ class Rule:
         t = self.threshold
         return {">": value > t, ">=": value >= t, "<": value < t, "<=": value <= t}[self.comparison]
 
+    @property
+    def baseline_text(self) -> str | None:
+        return format_duration(self.baseline) if self.baseline else None
+
     def condition(self) -> str:
-        """``tool_error_share > 0.2 over 15m``."""
+        """``tool_error_share > 0.2 over 15m``; a relative rule's ``round_latency_p95 >= 2 x
+        baseline over 1h (baseline: the 1d before)``."""
         over = f" over {self.window_text}" if self.window else ""
+        if self.baseline:
+            return (
+                f"{self.watch} {self.comparison} {number(self.threshold)} x baseline{over} "
+                f"(baseline: the {self.baseline_text} before)"
+            )
         return f"{self.watch} {self.comparison} {number(self.threshold)}{over}"
 
 
@@ -208,7 +227,9 @@ def _rule(at: str, body: dict[str, Any], receivers: Mapping[str, Receiver]) -> R
     comparison = body.get("comparison", kind.default_comparison)
     if comparison not in COMPARISONS:
         raise RulesError(f"{at}: comparison: {comparison!r} is not one of {' '.join(COMPARISONS)}")
-    threshold = _threshold(at, kind, body.get("threshold", kind.default_threshold))
+    baseline = _earlier(at, "baseline", kind, window, body)
+    offset = _earlier(at, "offset", kind, window, body)
+    threshold = _threshold(at, kind, body.get("threshold", kind.default_threshold), baseline is not None)
     severity = body.get("severity", "warning")
     if severity not in SEVERITIES:
         raise RulesError(f"{at}: severity: {severity!r} is not one of {', '.join(SEVERITIES)}")
@@ -233,6 +254,8 @@ def _rule(at: str, body: dict[str, Any], receivers: Mapping[str, Receiver]) -> R
         repeat=None if repeat is None else _duration(at, "repeat", repeat, least=timedelta(minutes=1)),
         group_by=_group_by(at, kind, body.get("group_by")),
         filters=tuple((f, _filter(at, kind, f, body[f])) for f in FILTERS if f in body),
+        baseline=baseline,
+        offset=offset,
     )
 
 
@@ -276,16 +299,59 @@ def _integer(at: str, field_name: str, value: Any, least: int, most: int) -> int
     return value
 
 
-def _threshold(at: str, kind: Kind, value: Any) -> float:
+def _threshold(at: str, kind: Kind, value: Any, relative: bool) -> float:
     if value is None:
         raise RulesError(f"{at}: threshold: missing; {kind.name} needs a number to compare with")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise RulesError(f"{at}: threshold: {value!r} is not a number")
+    if relative:
+        if value <= 0:
+            raise RulesError(
+                f"{at}: threshold: {value!r} is not a positive ratio; with a baseline the value is "
+                "the window's over the baseline's (2 = doubled, 0.5 = halved)"
+            )
+        return float(value)
     if kind.share and not 0 <= value <= 1:
         raise RulesError(
             f"{at}: threshold: {value!r} is not a share; {kind.name} is from 0 to 1 (0.2 = 20 %)"
         )
     return float(value)
+
+
+def _earlier(
+    at: str, name: str, kind: Kind, window: timedelta | None, body: Mapping[str, Any]
+) -> timedelta | None:
+    """A span before the window: ``baseline`` (what the value is divided by: the span just before
+    the window) or ``offset`` (how long ago the window ends). Whole UTC dates for a window of days;
+    under a day, at most a day."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not kind.comparable:
+        why = "is read as it is now" if kind.source == "pipeline" else "counts starts up to a cap"
+        raise RulesError(
+            f"{at}: {name}: {kind.name} {why} and has no {name}; only measured kinds take one "
+            f"({', '.join(k.name for k in KINDS.values() if k.comparable)})"
+        )
+    span = _duration(at, name, value, least=timedelta(minutes=1))
+    assert window is not None  # every comparable kind needs a window
+    if window >= DAY and span % DAY:
+        raise RulesError(
+            f"{at}: {name}: {value!r} is not whole days; a window of days ({format_duration(window)}) "
+            "is UTC dates, and so is what comes before it: write e.g. 1d or 7d"
+        )
+    if window < DAY and span > DAY:
+        raise RulesError(
+            f"{at}: {name}: {value!r} is longer than a day; a window under a day reads the base "
+            f"tables, and so does what comes before it: at most 1d (or a window of days, e.g. 1d)"
+        )
+    named = {f for f in FILTERS if f in body} | {body.get("group_by")}
+    if kind.quantile is not None and "provider" in named:
+        raise RulesError(
+            f"{at}: {name}: {kind.name} by provider has no latency histogram to read it from "
+            "(they keep the model); filter or group by model"
+        )
+    return span
 
 
 def _group_by(at: str, kind: Kind, value: Any) -> str | None:

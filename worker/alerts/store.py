@@ -97,6 +97,7 @@ def body(rule: Rule, notice: Notice) -> dict[str, Any]:
     """The generic JSON body of a notification (README, Alerts: webhook bodies)."""
     name, _, value = notice.labels.partition("=")
     labels = {name: value} if notice.labels else {}
+    sides = notice.sides  # a relative rule's: value is the ratio, these its two spans
     return {
         "version": 1,
         "event": notice.event,
@@ -109,6 +110,10 @@ def body(rule: Rule, notice: Notice) -> dict[str, Any]:
         "threshold": rule.threshold,
         "window": rule.window_text,
         "samples": notice.samples,
+        "current": None if sides is None else {"value": sides.current, "samples": sides.current_samples},
+        "baseline": None
+        if sides is None
+        else {"window": rule.baseline_text, "value": sides.baseline, "samples": sides.baseline_samples},
         "condition": rule.condition(),
         "firing_since": notice.fired_at.isoformat(),
         "at": notice.at.isoformat(),

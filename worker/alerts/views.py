@@ -58,6 +58,11 @@ class AlertRule(_Model):
     severity: str
     receivers: list[str]
     repeat: str | None
+    offset: str | None = None
+    """How long ago its window ends (``1d`` over ``1d``: yesterday); null: now."""
+    baseline: str | None = None
+    """A relative rule's: the span before the window its value is divided by (its value is the
+    ratio), e.g. ``1d``; null: the value is compared with the threshold as it is."""
     unavailable: str | None
     """Why it cannot be evaluated yet (a kind, or a kind over days, whose data has not landed), e.g.
     "cost_usd is not available until ..."; null: it can."""
@@ -129,6 +134,8 @@ def describe(rule: Rule) -> AlertRule:
         severity=rule.severity,
         receivers=list(rule.receivers),
         repeat=format_duration(rule.repeat) if rule.repeat else None,
+        offset=format_duration(rule.offset) if rule.offset else None,
+        baseline=rule.baseline_text,
         unavailable=rule.unavailable,
     )
 
