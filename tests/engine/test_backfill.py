@@ -23,7 +23,7 @@ from worker.schema import apply_schema
 # What the previous version's schema did not have.
 _DROP_ROLLUPS = """
 DROP TABLE session_rollup, tool_rollup, forward_rollup, rollup_backfill, round_cost_rollup, user_cost_rollup,
-           round_hourly, latency_hourly;
+           round_hourly, latency_hourly, latency_daily;
 DROP FUNCTION session_rollup_trigger, tool_rollups_trigger, forward_rollups_trigger, round_rollups_trigger
               CASCADE;
 DROP FUNCTION session_rollup_move, tool_rollups_move, forward_rollups_move, round_rollups_move,
@@ -77,6 +77,7 @@ def test_backfill_next_to_a_running_worker_is_exact_and_runs_once(
 _DROP_HOURLY = """
 DELETE FROM round_hourly;
 DELETE FROM latency_hourly;
+DELETE FROM latency_daily;
 ALTER TRIGGER round_rollups_insert ON round_metrics RENAME TO round_cost_rollup_insert;
 ALTER TRIGGER round_rollups_update ON round_metrics RENAME TO round_cost_rollup_update;
 ALTER TRIGGER round_rollups_delete ON round_metrics RENAME TO round_cost_rollup_delete;

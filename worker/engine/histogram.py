@@ -9,8 +9,9 @@ The bucket rule (OpenTelemetry's exponential histogram at scale 5, DDSketch's ma
   expression with the same C ``log``);
 - its representative value is ``2 * GAMMA**i / (GAMMA + 1)``, within ``RELATIVE_ERROR = (GAMMA - 1) /
   (GAMMA + 1) = 1.0830%`` of every value in the bucket;
-- ``ms <= 0`` goes to bucket ``ZERO = -32768`` (value 0, exact); ``0 < ms <= 2**-10`` (under a
-  microsecond) to ``MIN_INDEX = -320``; ``ms >= 2**40`` (35 years, and infinity) to ``MAX_INDEX = 1280``;
+- ``ms <= 0`` goes to bucket ``ZERO = -321`` (value 0, exact; just below the smallest positive
+  bucket, so that every bucket is an integer of ``-321..1280`` and a histogram is a dense array of
+  counts); ``0 < ms <= 2**-10`` (under a microsecond) to ``MIN_INDEX = -320``; ``ms >= 2**40`` (35 years, and infinity) to ``MAX_INDEX = 1280``;
   the error bound holds between those two; NaN is refused (``ValueError``; SQL gives NULL).
 
 Percentiles follow PostgreSQL's ``percentile_disc``: of ``n`` counted values, the ``q`` percentile is
@@ -22,6 +23,7 @@ within ``RELATIVE_ERROR`` of it. ``percentile_cont`` interpolates between the k-
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -29,8 +31,8 @@ SCALE = 5
 GAMMA = 2.0 ** (2.0**-SCALE)
 RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)
 K = 46.16624130844683  # 2**SCALE / ln 2; the same digits are in BUCKET_FUNCTION_SQL
-ZERO = -32768
 MIN_MS, MIN_INDEX = 2.0**-10, -(10 << SCALE)
+ZERO = MIN_INDEX - 1
 MAX_MS, MAX_INDEX = 2.0**40, 40 << SCALE
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 
@@ -40,7 +42,7 @@ CREATE OR REPLACE FUNCTION metrics_latency_bucket(ms double precision) RETURNS i
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN ms = 'NaN' THEN NULL
-        WHEN ms <= 0 THEN -32768
+        WHEN ms <= 0 THEN -321
         WHEN ms >= 1099511627776 THEN 1280
         WHEN ms <= 0.0009765625 THEN -320
         ELSE ceil(ln(ms) * 46.16624130844683::float8)::int
@@ -88,6 +90,20 @@ def merge(*histograms: Mapping[int, int]) -> dict[int, int]:
     for histogram in histograms:
         total.update(histogram)
     return {index: n for index, n in total.items() if n}
+
+
+def merge_dense(rows: Iterable[tuple[int, Sequence[int]]]) -> dict[int, int]:
+    """The bucket counts of dense histograms summed: each row ``(lo, counts)`` holds ``counts[k]``
+    durations in bucket ``lo + k`` (how schema.sql's latency_hourly and latency_daily store them)."""
+    rows = [(lo, counts) for lo, counts in rows if counts]
+    if not rows:
+        return {}
+    first = min(lo for lo, _ in rows)
+    total = [0] * (max(lo + len(counts) for lo, counts in rows) - first)
+    for lo, counts in rows:
+        at = lo - first
+        total[at : at + len(counts)] = map(operator.add, total[at : at + len(counts)], counts)
+    return {first + k: n for k, n in enumerate(total) if n}
 
 
 def percentiles(counts: Mapping[int, int], qs: Sequence[float] = QUANTILES) -> dict[float, float | None]:
