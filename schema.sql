@@ -735,12 +735,13 @@ CREATE TABLE IF NOT EXISTS latency_daily (
     PRIMARY KEY (day, metric, name, slot)
 ) WITH (fillfactor = 70, toast_tuple_target = 8160);
 
--- A dense histogram from a statement's folded deltas: buckets (distinct, lo = the least) and their
--- counts, in any order.
-CREATE OR REPLACE FUNCTION metrics_histogram(lo int, buckets int[], ns int[]) RETURNS int[]
+-- A dense histogram from a statement's folded deltas: buckets lo..hi (distinct) and their counts, in
+-- any order.
+DROP FUNCTION IF EXISTS metrics_histogram(int, int[], int[]);
+CREATE OR REPLACE FUNCTION metrics_histogram(lo int, hi int, buckets int[], ns int[]) RETURNS int[]
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
-    out int[] := array_fill(0, ARRAY[(SELECT max(b) FROM unnest(buckets) AS b) - lo + 1]);
+    out int[] := array_fill(0, ARRAY[hi - lo + 1]);
 BEGIN
     FOR k IN 1..cardinality(buckets) LOOP
         out[buckets[k] - lo + 1] := ns[k];
@@ -902,7 +903,7 @@ BEGIN
     ), hours AS (
         INSERT INTO latency_hourly AS r (hour, metric, name, slot, lo, counts)
         SELECT b.hour, b.metric, b.name, my_slot, min(b.bucket),
-               metrics_histogram(min(b.bucket), array_agg(b.bucket), array_agg(b.n))
+               metrics_histogram(min(b.bucket), max(b.bucket), array_agg(b.bucket), array_agg(b.n))
         FROM buckets AS b
         GROUP BY 1, 2, 3
         ORDER BY 1, 2, 3
@@ -912,7 +913,7 @@ BEGIN
     )
     INSERT INTO latency_daily AS r (day, metric, name, slot, lo, counts)
     SELECT d.day, d.metric, d.name, my_slot, min(d.bucket),
-           metrics_histogram(min(d.bucket), array_agg(d.bucket), array_agg(d.n))
+           metrics_histogram(min(d.bucket), max(d.bucket), array_agg(d.bucket), array_agg(d.n))
     FROM (
         SELECT (b.hour AT TIME ZONE 'UTC')::date AS day, b.metric, b.name, b.bucket, sum(b.n)::int AS n
         FROM buckets AS b
@@ -968,7 +969,7 @@ BEGIN
     ), hours AS (
         INSERT INTO latency_hourly AS r (hour, metric, name, slot, lo, counts)
         SELECT b.hour, b.metric, b.name, my_slot, min(b.bucket),
-               metrics_histogram(min(b.bucket), array_agg(b.bucket), array_agg(b.n))
+               metrics_histogram(min(b.bucket), max(b.bucket), array_agg(b.bucket), array_agg(b.n))
         FROM buckets AS b
         GROUP BY 1, 2, 3
         ORDER BY 1, 2, 3
@@ -978,7 +979,7 @@ BEGIN
     )
     INSERT INTO latency_daily AS r (day, metric, name, slot, lo, counts)
     SELECT d.day, d.metric, d.name, my_slot, min(d.bucket),
-           metrics_histogram(min(d.bucket), array_agg(d.bucket), array_agg(d.n))
+           metrics_histogram(min(d.bucket), max(d.bucket), array_agg(d.bucket), array_agg(d.n))
     FROM (
         SELECT (b.hour AT TIME ZONE 'UTC')::date AS day, b.metric, b.name, b.bucket, sum(b.n)::int AS n
         FROM buckets AS b
@@ -1064,7 +1065,7 @@ BEGIN
     ), hours AS (
         INSERT INTO latency_hourly AS r (hour, metric, name, slot, lo, counts)
         SELECT b.hour, b.metric, b.name, my_slot, min(b.bucket),
-               metrics_histogram(min(b.bucket), array_agg(b.bucket), array_agg(b.n))
+               metrics_histogram(min(b.bucket), max(b.bucket), array_agg(b.bucket), array_agg(b.n))
         FROM buckets AS b
         GROUP BY 1, 2, 3
         ORDER BY 1, 2, 3
@@ -1074,7 +1075,7 @@ BEGIN
     )
     INSERT INTO latency_daily AS r (day, metric, name, slot, lo, counts)
     SELECT d.day, d.metric, d.name, my_slot, min(d.bucket),
-           metrics_histogram(min(d.bucket), array_agg(d.bucket), array_agg(d.n))
+           metrics_histogram(min(d.bucket), max(d.bucket), array_agg(d.bucket), array_agg(d.n))
     FROM (
         SELECT (b.hour AT TIME ZONE 'UTC')::date AS day, b.metric, b.name, b.bucket, sum(b.n)::int AS n
         FROM buckets AS b

@@ -112,7 +112,7 @@ def latency(
     params = {"start_at": start_at, "end_at": end_at}
     from_rollup = LATENCY_OF_HOURS_FROM_ROLLUP if hours is not None else LATENCY_FROM_ROLLUP
     with borrowed(source) as conn:
-        rows = rollup_or_base(conn, from_rollup, LATENCY_FROM_BASE, params, "metric")
+        rows = rollup_or_base(conn, from_rollup, LATENCY_FROM_BASE, params, "metric", binary=True)
     arrays: dict[str, dict[str, list[tuple[int, list[int]]]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         arrays[row["metric"]][row["name"]].append((row["lo"], row["counts"]))
