@@ -92,7 +92,9 @@ def run_once(codes: list[Path], events: int, batch: int) -> list[dict[str, float
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rev", action="append", required=True, help="a revision (HEAD: this checkout)")
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--batch", type=int, default=1000)

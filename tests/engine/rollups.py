@@ -110,7 +110,6 @@ _BASE = {
             FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
               AND time_to_first_token_ms IS NOT NULL
         ) AS x GROUP BY 1, 2, 3, 4""",
-
     "latency_daily": f"""
         SELECT (started_at AT TIME ZONE 'UTC')::date, metric, name, b, count(*) FROM (
             SELECT started_at, 'round_duration' AS metric, model AS name, metrics_latency_bucket({_MS}) AS b
@@ -143,7 +142,9 @@ def rollup_buckets(conn: psycopg.Connection[Any]) -> dict[str, dict[tuple[Any, .
     for table, (keys, values) in _ROLLUPS.items():
         n = keys.count(",") + 1
         sums = ", ".join(f"sum({v.strip()})" for v in values.split(","))
-        rows = conn.execute(f"SELECT {keys}, {sums} FROM {_TABLES.get(table, table)} GROUP BY {keys}").fetchall()
+        rows = conn.execute(
+            f"SELECT {keys}, {sums} FROM {_TABLES.get(table, table)} GROUP BY {keys}"
+        ).fetchall()
         out[table] = {
             tuple(r[:n]): tuple(_exact(v) for v in r[n:]) for r in rows if any(v != 0 for v in r[n:])
         }

@@ -11,8 +11,9 @@ The bucket rule (OpenTelemetry's exponential histogram at scale 5, DDSketch's ma
   (GAMMA + 1) = 1.0830%`` of every value in the bucket;
 - ``ms <= 0`` goes to bucket ``ZERO = -321`` (value 0, exact; just below the smallest positive
   bucket, so that every bucket is an integer of ``-321..1280`` and a histogram is a dense array of
-  counts); ``0 < ms <= 2**-10`` (under a microsecond) to ``MIN_INDEX = -320``; ``ms >= 2**40`` (35 years, and infinity) to ``MAX_INDEX = 1280``;
-  the error bound holds between those two; NaN is refused (``ValueError``; SQL gives NULL).
+  counts); ``0 < ms <= 2**-10`` (under a microsecond) to ``MIN_INDEX = -320``; ``ms >= 2**40``
+  (35 years, and infinity) to ``MAX_INDEX = 1280``; the error bound holds between those two; NaN
+  is refused (``ValueError``; SQL gives NULL).
 
 Percentiles follow PostgreSQL's ``percentile_disc``: of ``n`` counted values, the ``q`` percentile is
 the ``k``-th smallest with ``k = max(1, ceil(q * n))`` (the float product, as PostgreSQL computes it),
@@ -96,11 +97,11 @@ def merge_dense(rows: Iterable[tuple[int, Sequence[int]]]) -> dict[int, int]:
     """The bucket counts of dense histograms summed: each row ``(lo, counts)`` holds ``counts[k]``
     durations in bucket ``lo + k`` (how schema.sql's latency_hourly and latency_daily store them).
     Rows aligned on the least ``lo`` and summed column by column (in C: zip_longest and sum)."""
-    rows = [(lo, list(counts)) for lo, counts in rows if counts]
-    if not rows:
+    kept = [(lo, list(counts)) for lo, counts in rows if counts]
+    if not kept:
         return {}
-    first = min(lo for lo, _ in rows)
-    columns = itertools.zip_longest(*[[0] * (lo - first) + counts for lo, counts in rows], fillvalue=0)
+    first = min(lo for lo, _ in kept)
+    columns = itertools.zip_longest(*[[0] * (lo - first) + counts for lo, counts in kept], fillvalue=0)
     return {first + k: n for k, n in enumerate(map(sum, columns)) if n}
 
 
