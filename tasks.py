@@ -89,6 +89,7 @@ def main(args: list[str]) -> int:
         for module in (
             "bench.throughput",
             "bench.producer_bench",
+            "bench.otlp",
             "bench.decode_bench",
             "bench.read_bench",
             "bench.dashboard_bench",

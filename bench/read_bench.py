@@ -53,6 +53,7 @@ from worker.read.queries import (
     forward_totals,
     hourly,
     percentiles,
+    session_daily,
     session_rows,
     session_totals,
     tool_totals,
@@ -376,6 +377,7 @@ def cases(detail_id: str) -> list[Case]:
     no_dates: dict[str, Any] = {"start_date": None, "end_date": None}
     last_week: dict[str, Any] = {"start_date": week, "end_date": END}
     s, p, f, r = session_totals, session_rows, forward_totals, forward_rows
+    d = session_daily
     end_at = datetime.combine(END + timedelta(days=1), datetime.min.time(), UTC)  # the hours up to END's end
     week_at, day_at, now = (
         end_at - timedelta(days=7),
@@ -436,9 +438,9 @@ def cases(detail_id: str) -> list[Case]:
         ("session_detail (19 rounds)", lambda c: queries.session_detail(c, detail_id),
          [(q, {"session_id": detail_id}) for q in (p.SESSION, p.SESSION_ROUNDS, p.SESSION_TOOL_CALLS)], True),
         ("daily_metrics, 7 days", lambda c: queries.daily_metrics(c, days=7, end_date=END),
-         [(s.DAILY_FROM_ROLLUP, last_week)], True),
+         [(d.DAILY_FROM_ROLLUP, last_week)], True),
         ("daily_metrics, 30 days", lambda c: queries.daily_metrics(c, days=30, end_date=END),
-         [(s.DAILY_FROM_ROLLUP, {"start_date": month, "end_date": END})], False),
+         [(d.DAILY_FROM_ROLLUP, {"start_date": month, "end_date": END})], False),
         ("forward_summary, all", lambda c: queries.forward_summary(c),
          [(f.FORWARD_SUMMARY_FROM_ROLLUP, {**no_dates, "endpoint": None, "model": None})], False),
         ("forward_summary, endpoint=rare.endpoint",
@@ -486,7 +488,7 @@ def cases(detail_id: str) -> list[Case]:
                     cost_totals.TOP_SESSIONS_OF_HOURS)], True),
         ("overview page, last 24 hours", hours_page, [], True),
         ("overview page with cost and latency, 7 days", overview_page,
-         [(s.SUMMARY_FROM_ROLLUP, last_week), (s.DAILY_FROM_ROLLUP, last_week),
+         [(s.SUMMARY_FROM_ROLLUP, last_week), (d.DAILY_FROM_ROLLUP, last_week),
           (tool_totals.TOOLS_FROM_ROLLUP, last_week)], True),
     ]  # fmt: skip
 

@@ -2,8 +2,8 @@
 
 Every command a service runs must exist: its executable is a console script of pyproject.toml or a
 known tool, its subcommand and flags pass the real parser (argparse for metrics-worker,
-metrics-producer and metrics-api, click for rq), and every module it names can be imported. Every
-environment variable given to the app is one the code reads, and its value parses. The rest is
+metrics-producer, metrics-api and metrics-otlp, click for rq), and every module it names can be
+imported. Every environment variable given to the app is one the code reads, and its value parses. The rest is
 the deployment's shape: health checks, start order, restart policies, persistence, a scalable
 worker, the demo profile, and an image in which worker/schema.py finds schema.sql.
 """
@@ -42,6 +42,7 @@ APP_NEEDS = {
     "scheduler": {"redis"},
     "maintenance": {"redis", "postgres"},
     "api": {"postgres"},
+    "otlp": {"redis"},
     "demo": {"redis"},
 }
 ONE_SHOT = {"migrate", "demo"}  # exit when done; every other service runs until stopped
@@ -160,6 +161,31 @@ def test_metrics_api_command_parses_and_listens_where_published(
     port = served["port"]
     published = [str(p) for p in SERVICES[name].get("ports", [])]
     assert any(p.endswith(f"{port}:{port}") for p in published), f"{name}: publish port {port}"
+    assert f"127.0.0.1:{port}/healthz" in " ".join(healthcheck_argv(name))
+
+
+@pytest.mark.parametrize("name", services_running("metrics-otlp"))
+def test_metrics_otlp_command_parses_and_listens_where_published(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """metrics-otlp's main() with uvicorn.run replaced: its flags, tokens and settings pass."""
+    import uvicorn
+
+    import producer.otlp.server
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
+    for key, value in environment(name).items():
+        monkeypatch.setenv(key, value)
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = producer.otlp.server.main(command(name)[1:])
+    assert code == 0, f"service {name}: `{' '.join(command(name))}` is rejected:\n{stderr.getvalue()}"
+    assert served["host"] == "0.0.0.0", "listen on every interface, or the published port reaches nothing"
+    port = served["port"]
+    assert any(str(p).endswith(f"{port}:{port}") for p in SERVICES[name].get("ports", [])), (
+        f"{name}: publish {port}"
+    )
     assert f"127.0.0.1:{port}/healthz" in " ".join(healthcheck_argv(name))
 
 
@@ -290,6 +316,7 @@ def test_scalable_services_have_no_fixed_name_or_host_port(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(APP_NEEDS))
 def test_app_environment_is_read_by_the_code_and_parses(name: str) -> None:
+    from producer.otlp.settings import OtlpSettings
     from producer.settings import ProducerSettings
     from worker.settings import AlertSettings, PruneSettings, ReconcileSettings, WorkerSettings
 
@@ -300,6 +327,7 @@ def test_app_environment_is_read_by_the_code_and_parses(name: str) -> None:
     for kind in (WorkerSettings, ReconcileSettings, PruneSettings, AlertSettings):
         kind.from_env(env)
     ProducerSettings.from_env(env)
+    OtlpSettings.from_env(env)
 
 
 # --- alerts -----------------------------------------------------------------------------------

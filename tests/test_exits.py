@@ -143,6 +143,7 @@ ENTRY_MODULES = {
     "worker/cli.py",
     "producer/cli.py",
     "worker/read/server.py",
+    "producer/otlp/server.py",
     "worker/dev/demo.py",
     "contract/schema.py",
     "contract/conformance.py",

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from producer.cli import build_parser as producer_parser
+from producer.otlp.server import build_parser as otlp_parser
 from worker.cli import build_parser as worker_parser
 from worker.read.server import build_parser as api_parser
 
@@ -31,6 +32,7 @@ ALL = [
     *_commands(worker_parser(), "metrics-worker"),
     *_commands(producer_parser(), "metrics-producer"),
     *_commands(api_parser(), "metrics-api"),
+    *_commands(otlp_parser(), "metrics-otlp"),
 ]
 
 
@@ -56,7 +58,7 @@ def test_query_names_are_the_readmes() -> None:
     primary = {a.dest for a in names._choices_actions}
     assert primary == {
         "summary", "by-model", "sessions", "session", "daily", "forward-summary", "forward-endpoints",
-        "forward-requests", "forward-daily", "cost", "latency", "series",
+        "forward-requests", "forward-daily", "cost", "latency", "series", "tools",
     }  # fmt: skip
 
 

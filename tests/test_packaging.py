@@ -54,7 +54,7 @@ def test_the_readmes_wheel_installs_the_console_scripts_into_the_environments_bi
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert installed.returncode == 0, installed.stderr[-2000:]
-    for script in ("metrics-worker", "metrics-producer", "metrics-api"):
+    for script in ("metrics-worker", "metrics-producer", "metrics-api", "metrics-otlp"):
         assert (tmp_path / "env" / "bin" / script).exists(), script
     with zipfile.ZipFile(wheel) as archive:
         assert "worker/schema.sql" in archive.namelist()  # metrics-worker schema works from a wheel

@@ -192,3 +192,62 @@ def _get_when_listening(url: str, server: subprocess.Popen[bytes], headers: dict
             assert server.poll() is None, "metrics-api exited before listening"
             assert time.monotonic() < deadline, "metrics-api did not listen within 20 s"
             time.sleep(0.1)
+
+
+@pytest.mark.acceptance
+def test_readme_otlp_commands_then_an_export_with_the_exporter_variables(
+    redis_url: str, key_prefix: str, redis_client: redis.Redis
+) -> None:
+    """From OpenTelemetry: the token line and the metrics-otlp command as written (another port),
+    then the exporter variables as an SDK reads them (the header list URL-decoded)."""
+    from urllib.parse import unquote
+
+    from tests.otlp.payloads import chats, encoded
+
+    port = free_port()
+    token_line, serve_line = _block("readme-otlp-serve", "sh").splitlines()
+    token = subprocess.run(
+        ["bash", "-c", f"{token_line}; echo $METRICS_INGEST_TOKENS"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    argv = shlex.split(serve_line.split("  #", 1)[0].replace("4318", str(port)))
+    assert argv[0] == "metrics-otlp"
+    stream = f"{key_prefix}:events"
+    env = {**os.environ, "REDIS_URL": redis_url, "METRICS_STREAM": stream, "METRICS_INGEST_TOKENS": token}
+    otlp = subprocess.Popen(
+        [str(BIN / argv[0]), *argv[1:]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        script = _block("readme-otlp-env", "sh").replace("4318", str(port))
+        shown = subprocess.run(
+            ["bash", "-c", f"{script}; env"], env=env, capture_output=True, text=True, check=True
+        )
+        exported = dict(line.split("=", 1) for line in shown.stdout.splitlines() if line.startswith("OTEL_"))
+        headers = {
+            key.strip(): unquote(value.strip())
+            for key, value in (
+                pair.split("=", 1) for pair in exported["OTEL_EXPORTER_OTLP_HEADERS"].split(",")
+            )
+        }
+        assert headers == {"Authorization": f"Bearer {token}"}
+        url = exported["OTEL_EXPORTER_OTLP_ENDPOINT"] + "/v1/traces"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.post(
+                    url,
+                    content=encoded(chats(2), "application/x-protobuf"),
+                    headers={**headers, "Content-Type": "application/x-protobuf"},
+                    timeout=10,
+                )
+                break
+            except httpx.TransportError:
+                assert otlp.poll() is None and time.monotonic() < deadline, "metrics-otlp did not listen"
+                time.sleep(0.1)
+        assert response.status_code == 200, response.text
+        assert redis_client.xlen(stream) > 0
+    finally:
+        otlp.terminate()
+        otlp.wait(timeout=20)

@@ -7,7 +7,7 @@ Uses DATABASE_URL / REDIS_URL when set; otherwise starts an embedded PostgreSQL 
 the data folder (and says so). Starts two workers, the RQ cron scheduler and a maintenance
 worker, runs the simulator, waits until the stream is drained, prints the summary, the per-model
 table and the forward summary, and stops everything it started. With --serve it also starts
-metrics-api and a slow steady simulator, prints the URLs and the commands to look at the data,
+metrics-api, metrics-otlp and a slow steady simulator, prints the URLs and the commands to look at the data,
 and keeps everything running until Ctrl-C (worker/dev/serve.py).
 """
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--serve",
         action="store_true",
-        help="keep the pipeline, a slow simulator and metrics-api running until Ctrl-C, "
+        help="keep the pipeline, a slow simulator, metrics-api and metrics-otlp running until Ctrl-C, "
         "and print the commands to look at it",
     )
     parser.add_argument(

@@ -1,4 +1,5 @@
-"""``demo --serve``: the demo's pipeline kept up until Ctrl-C, with metrics-api and a slow, steady
+"""``demo --serve``: the demo's pipeline kept up until Ctrl-C, with metrics-api, metrics-otlp (the
+OpenTelemetry receiver; a subprocess: the worker does not import the producer) and a slow, steady
 simulator, and the exact commands (with the variables they need) to look at it from another
 terminal while it runs."""
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import psycopg
 
 from contract.urls import mask_url
+from worker.dev.embedded import free_port
 from worker.dev.processes import BIN, Processes, say, until_signal
 
 TOKEN_VARIABLES = ("METRICS_API_TOKENS", "METRICS_API_TOKENS_FILE")
@@ -42,8 +44,11 @@ def token_hint(env: Mapping[str, str]) -> str:
 
 
 def serve(procs: Processes, env: dict[str, str], schema: str, agents: int, rate: float, port: int) -> int:
-    """Start the API and the simulator next to ``procs``, print how to look, wait for a signal."""
+    """Start the API, the OpenTelemetry receiver and the simulator next to ``procs``, print how to
+    look (and where to send spans), wait for a signal."""
     procs.start("metrics-api", str(BIN / "metrics-api"), "--port", str(port))
+    otlp = f"http://127.0.0.1:{free_port()}"
+    procs.start("metrics-otlp", str(BIN / "metrics-otlp"), "--port", otlp.rsplit(":", 1)[1])
     procs.start(
         "simulator",
         str(BIN / "metrics-producer"),
@@ -65,11 +70,12 @@ def serve(procs: Processes, env: dict[str, str], schema: str, agents: int, rate:
     )
     try:
         procs.wait_for("metrics-api to answer", lambda: _answers(f"{api}/healthz"))
+        procs.wait_for("metrics-otlp to answer", lambda: _answers(f"{otlp}/healthz"))
         session_id = procs.wait_for("a first session to be applied", lambda: _a_session(env["DATABASE_URL"]))
     except RuntimeError as exc:
         say(str(exc))
         return 1
-    print(_how_to_look(env, api, schema, session_id), flush=True)
+    print(_how_to_look(env, api, otlp, schema, session_id), flush=True)
     with until_signal() as stopping:
         while not stopping.wait(1.0):
             dead = procs.stopped()
@@ -80,7 +86,7 @@ def serve(procs: Processes, env: dict[str, str], schema: str, agents: int, rate:
     return 0
 
 
-def _how_to_look(env: dict[str, str], api: str, schema: str, session_id: str) -> str:
+def _how_to_look(env: dict[str, str], api: str, otlp: str, schema: str, session_id: str) -> str:
     worker = script("metrics-worker")
     tokens = [t.strip() for t in env.get("METRICS_API_TOKENS", "").split(",") if t.strip()]
     # the token itself stays in this shell's variable: the line names it, never prints it
@@ -94,6 +100,8 @@ def _how_to_look(env: dict[str, str], api: str, schema: str, session_id: str) ->
             f"  {api}/   the dashboard{token_hint(env)}",
             f"  {api}/docs   the API's documentation",
             f"  {api}/v1/sessions",
+            f"  {otlp}/healthz   metrics-otlp, the OpenTelemetry receiver",
+            f"OpenTelemetry in: point an instrumented agent at it with OTEL_EXPORTER_OTLP_ENDPOINT={otlp}",
             "In another terminal (the variables first; the commands need them):",
             "  " + exports(env, "DATABASE_URL", "REDIS_URL", "METRICS_STREAM"),
             f"  {worker} query sessions --limit 10",

@@ -32,7 +32,7 @@ import psycopg
 from psycopg import pq
 
 from contract.events import Event
-from worker.engine import arrays, cost_sql, sql
+from worker.engine import arrays, cost_sql, forward_sql, sql
 from worker.engine.arrays import Array
 from worker.engine.costing import Pricer, changes, default_prices
 from worker.engine.merge import Plan, plan
@@ -216,7 +216,7 @@ def _guarded(statements: Statements) -> Statements:
         if query is sql.APPLY_ROUNDS_TOOLS_SESSIONS:
             params = {**params, "guard": True}  # type: ignore[dict-item]
         out.append((query, params))
-        if query is sql.APPLY_FORWARDS:
+        if query is forward_sql.APPLY_FORWARDS:
             out.append((cost_sql.FORWARD_COSTS, params))
     return out
 
@@ -237,7 +237,7 @@ def _statements(p: Plan, predicted: dict[str, Array], predicted_f: dict[str, Arr
     if p.forwards:
         forwards = _columns(p.forwards.values(), _FORWARD_COLUMNS)
         forwards.update(predicted_f)
-        out.append((sql.APPLY_FORWARDS, forwards))
+        out.append((forward_sql.APPLY_FORWARDS, forwards))
     if p.sessions or p.rounds or p.tools:
         # The round and tool-call columns encoded above serve this statement too.
         params = {f"r_{name}": array for name, array in rounds.items()}

@@ -24,10 +24,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from psycopg import IsolationLevel
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from worker import database
-from worker.read import alerts_api, dashboard, queries
+from worker.read import alerts_api, dashboard, failures, queries
 from worker.read.auth import TokenCheck, require_token, tokens_from_env
 from worker.read.models import (
     CostReport,
@@ -62,7 +62,7 @@ from worker.read.params import (
     WindowEnd,
     reject_unknown_parameters,
 )
-from worker.read.queries import DEFAULT_DAYS, DEFAULT_HOURS, DEFAULT_LIMIT, DEFAULT_TOP, QueryError
+from worker.read.queries import DEFAULT_DAYS, DEFAULT_HOURS, DEFAULT_LIMIT, DEFAULT_TOP
 from worker.read.queries._base import check_date_range, hours_instead_of_dates
 from worker.schema import SchemaMissing, require_schema
 from worker.settings import Connections
@@ -90,36 +90,6 @@ def _configured(statement_timeout_ms: int) -> Callable[[psycopg.Connection[Any]]
     return configure
 
 
-async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
-    loc = ["query", exc.param] if exc.param else ["query"]
-    return JSONResponse(
-        status_code=422, content={"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}
-    )
-
-
-def _why(request: Request, exc: psycopg.Error) -> str:
-    """A database failure in one line: a wait for the pool in vain says where and why."""
-    if isinstance(exc, PoolTimeout):
-        return " ".join(str(request.app.state.pool.unavailable()).split())
-    return " ".join(str(exc).split())
-
-
-async def _database_unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
-    reason = _why(request, exc)
-    log.warning("read failed, database unavailable: %s", reason)
-    return JSONResponse(status_code=503, content={"detail": f"database unavailable: {reason}"})
-
-
-async def _no_tables(request: Request, exc: psycopg.errors.UndefinedTable) -> JSONResponse:
-    """A read on a database that :func:`healthz` would call unready: say what creates the tables."""
-    reason = str(exc).splitlines()[0]
-    log.warning("read failed, %s", reason)
-    return JSONResponse(
-        status_code=503,
-        content={"detail": f"database not ready: {reason}; create the tables with `metrics-worker schema`"},
-    )
-
-
 #: Open to anyone who can reach the port: says only whether the database answers.
 router = APIRouter(dependencies=[Depends(reject_unknown_parameters)])
 #: The reads: behind the API tokens when there are any (worker/read/auth.py).
@@ -135,7 +105,7 @@ def healthz(request: Request, pool: Pool) -> JSONResponse:
         with pool.connection(timeout=request.app.state.health_timeout) as conn:
             require_schema(conn)
     except psycopg.Error as exc:
-        detail = f"database: {_why(request, exc)}"
+        detail = f"database: {failures.why(request, exc)}"
         return JSONResponse(status_code=503, content={"status": "unavailable", "detail": detail})
     except SchemaMissing as exc:
         return JSONResponse(status_code=503, content={"status": "unavailable", "detail": f"database: {exc}"})
@@ -402,9 +372,7 @@ def create_app(
         if redis_url
         else None
     )
-    app.add_exception_handler(QueryError, _query_error)  # type: ignore[arg-type]
-    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)  # type: ignore[arg-type]
-    app.add_exception_handler(psycopg.errors.UndefinedTable, _no_tables)  # type: ignore[arg-type]
+    failures.install(app)
     app.state.token_check = TokenCheck(tokens_from_env() if tokens is None else tokens)
     app.include_router(router)
     app.include_router(v1)

@@ -1,0 +1,95 @@
+"""A forward request's apply: one upsert per batch (step 3 of the order in worker/engine/sql.py).
+
+Forwards touch no session and no other table, so the merge is all in the ON CONFLICT clause, which
+always sees the latest row version; a forward whose start came in the same batch is priced here
+(worker/engine/costing.py), one whose start an earlier batch brought by FORWARD_COSTS
+(worker/engine/cost_sql.py).
+"""
+
+from __future__ import annotations
+
+# A completion takes effect only if it is later than the latest start; a later start resets it.
+APPLY_FORWARDS = """
+INSERT INTO forward_request_metrics AS f (
+    forward_id, start_version, endpoint, model, is_stream, started_at,
+    completion_version, completed_at, status_code, status,
+    prompt_tokens, completion_tokens, total_tokens, error, updated_at,
+    provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+    time_to_first_token_ms, cost_usd, cost_source, unpriced)
+SELECT forward_id, start_version, endpoint, model, is_stream, started_at,
+       completion_version, completed_at, status_code, COALESCE(status, 'pending'),
+       prompt_tokens, completion_tokens, total_tokens, error, updated_at,
+       provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+       time_to_first_token_ms,
+       -- priced before sending from this batch's own start and completion (else NULL: FORWARD_COSTS)
+       CASE WHEN own THEN p_cost::numeric END, CASE WHEN own THEN p_source END,
+       COALESCE(own AND p_unpriced, false)
+FROM (SELECT t.*, COALESCE(t.start_version IS NOT NULL AND t.model = t.p_model
+                           AND t.provider IS NOT DISTINCT FROM t.p_provider
+                           AND t.completion_version = t.p_completion, false) AS own
+      FROM unnest(%(forward_id)b::text[], %(start_version)b::text[], %(endpoint)b::text[], %(model)b::text[],
+            %(is_stream)b::bool[], %(started_at)b::timestamptz[], %(completion_version)b::text[],
+            %(completed_at)b::timestamptz[], %(status_code)b::int4[], %(status)b::text[],
+            %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[], %(total_tokens)b::int8[],
+            %(error)b::text[], %(updated_at)b::timestamptz[], %(provider)b::text[], %(session_id)b::text[],
+            %(round_id)b::text[], %(cache_read_tokens)b::int8[], %(cache_write_tokens)b::int8[],
+            %(reasoning_tokens)b::int8[], %(time_to_first_token_ms)b::int8[], %(p_cost)b::text[],
+            %(p_source)b::text[], %(p_unpriced)b::bool[], %(p_model)b::text[], %(p_provider)b::text[],
+            %(p_completion)b::text[])
+    AS t(forward_id, start_version, endpoint, model, is_stream, started_at,
+         completion_version, completed_at, status_code, status,
+         prompt_tokens, completion_tokens, total_tokens, error, updated_at,
+         provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+         time_to_first_token_ms, p_cost, p_source, p_unpriced, p_model, p_provider, p_completion)) AS t
+ORDER BY forward_id
+ON CONFLICT (forward_id) DO UPDATE SET
+    start_version = GREATEST(f.start_version, EXCLUDED.start_version),
+    endpoint   = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.endpoint ELSE f.endpoint END,
+    model      = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.model ELSE f.model END,
+    is_stream  = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.is_stream ELSE f.is_stream END,
+    started_at = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.started_at ELSE f.started_at END,
+    provider   = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.provider ELSE f.provider END,
+    session_id = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.session_id ELSE f.session_id END,
+    round_id   = CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                      THEN EXCLUDED.round_id ELSE f.round_id END,
+    (completion_version, completed_at, status_code, status,
+     prompt_tokens, completion_tokens, total_tokens, error,
+     cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms,
+     cost_usd, cost_source, unpriced) = (
+        SELECT c.completion_version, c.completed_at, c.status_code, COALESCE(c.status, 'pending'),
+               c.prompt_tokens, c.completion_tokens, c.total_tokens, c.error,
+               c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens, c.time_to_first_token_ms,
+               c.cost_usd, c.cost_source, c.unpriced
+        FROM (SELECT f.completion_version, f.completed_at, f.status_code, f.status,
+                     f.prompt_tokens, f.completion_tokens, f.total_tokens, f.error,
+                     f.cache_read_tokens, f.cache_write_tokens, f.reasoning_tokens, f.time_to_first_token_ms,
+                     f.cost_usd, f.cost_source, f.unpriced
+              UNION ALL
+              -- its cost priced before sending holds if its own start is the row's (else FORWARD_COSTS)
+              SELECT EXCLUDED.completion_version, EXCLUDED.completed_at, EXCLUDED.status_code,
+                     EXCLUDED.status, EXCLUDED.prompt_tokens, EXCLUDED.completion_tokens,
+                     EXCLUDED.total_tokens, EXCLUDED.error, EXCLUDED.cache_read_tokens,
+                     EXCLUDED.cache_write_tokens, EXCLUDED.reasoning_tokens, EXCLUDED.time_to_first_token_ms,
+                     CASE WHEN x.own THEN EXCLUDED.cost_usd ELSE f.cost_usd END,
+                     CASE WHEN x.own THEN EXCLUDED.cost_source ELSE f.cost_source END,
+                     CASE WHEN x.own THEN EXCLUDED.unpriced ELSE f.unpriced END
+              FROM (SELECT COALESCE((EXCLUDED.cost_source IS NOT NULL OR EXCLUDED.unpriced)
+                                    AND EXCLUDED.start_version >= COALESCE(f.start_version, ''), false)
+                               AS own) AS x
+              WHERE EXCLUDED.completion_version IS NOT NULL  -- none: the NULL row below (no cost)
+              UNION ALL
+              SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                     NULL, NULL, false) AS c
+        -- the latest completion if it is later than the latest start, else none (the NULL row)
+        WHERE c.completion_version IS NULL
+           OR c.completion_version > COALESCE(GREATEST(f.start_version, EXCLUDED.start_version), '')
+        ORDER BY c.completion_version DESC NULLS LAST
+        LIMIT 1),
+    updated_at = GREATEST(f.updated_at, EXCLUDED.updated_at)
+"""
