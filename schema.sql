@@ -654,14 +654,14 @@ CREATE INDEX IF NOT EXISTS idx_session_cost ON session_metrics (cost_usd DESC, s
 --
 -- The bucket rule (worker/engine/histogram.py, held equal to this function by its tests): a
 -- duration of ms > 0 milliseconds goes to bucket ceil(ln(ms) * 32 / ln 2), whose representative
--- 2 * 2^(i/32) / (2^(1/32) + 1) is within 1.083% of every value in it; ms <= 0 to bucket -32768
--- (value 0). A percentile of a range is the representative of the bucket holding percentile_disc's
+-- 2 * 2^(i/32) / (2^(1/32) + 1) is within 1.083% of every value in it; ms <= 0 to bucket -321
+-- (value 0: every bucket is an integer of -321..1280, so a histogram is a dense array). A percentile of a range is the representative of the bucket holding percentile_disc's
 -- answer over the same rows: within 1.083% of it.
 CREATE OR REPLACE FUNCTION metrics_latency_bucket(ms double precision) RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN ms = 'NaN' THEN NULL
-        WHEN ms <= 0 THEN -32768
+        WHEN ms <= 0 THEN -321
         WHEN ms >= 1099511627776 THEN 1280
         WHEN ms <= 0.0009765625 THEN -320
         ELSE ceil(ln(ms) * 46.16624130844683::float8)::int
@@ -690,21 +690,89 @@ CREATE TABLE IF NOT EXISTS round_hourly (
 ) WITH (fillfactor = 70);
 
 -- Latency histograms: how many durations of each metric fell in each bucket, by the UTC hour the
--- measured thing started in and its name. Metrics: round_duration and round_ttft (name: the
--- model), tool_duration (the tool name), forward_duration and forward_ttft (the endpoint). A
+-- measured thing started in and its name, and the same by UTC day (kept by the same statement, so
+-- that a read of days sums one row per day, not 24). Metrics: round_duration and round_ttft (name:
+-- the model), tool_duration (the tool name), forward_duration and forward_ttft (the endpoint). A
 -- duration is completed_at - started_at (a completion before its start counts as 0 ms); one that
 -- reconcile guessed (a round or forward it closed) is not counted; a time to first token is the
 -- completion's time_to_first_token_ms.
+--
+-- A row is one histogram, dense: counts[k] durations fell in bucket lo + k - 1. A statement's
+-- deltas are folded per key and added once (metrics_histogram_add). int4 counts: the widest row
+-- (buckets -321..1280) is 6.4 kB, kept inline (toast_tuple_target: never compressed or moved out),
+-- and a count per slot, key and bucket stays far under 2^31.
+-- A database whose latency_hourly kept a row per bucket (the version before the dense arrays): it
+-- goes, and the latencies are counted again from zero into the arrays (with the hourly rounds:
+-- one back-fill entity, 'round_hourly'); readers answer from the base tables until `metrics-worker
+-- schema` has back-filled them.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('latency_hourly')
+               AND attname = 'bucket' AND NOT attisdropped) THEN
+        DROP TABLE latency_hourly;
+        DELETE FROM round_hourly;
+        UPDATE rollup_backfill SET upto = NULL, done = CASE entity
+            WHEN 'round_hourly' THEN NOT EXISTS (SELECT 1 FROM round_metrics)
+            WHEN 'tool_latency' THEN NOT EXISTS (SELECT 1 FROM tool_call_metrics)
+            ELSE NOT EXISTS (SELECT 1 FROM forward_request_metrics) END
+        WHERE entity IN ('round_hourly', 'tool_latency', 'forward_latency');
+    END IF;
+END $$;
+
 CREATE TABLE IF NOT EXISTS latency_hourly (
     hour                       timestamptz NOT NULL,  -- metrics_utc_hour(started_at)
     metric                     text COLLATE "C" NOT NULL CHECK (metric IN (
         'round_duration', 'round_ttft', 'tool_duration', 'forward_duration', 'forward_ttft')),
     name                       text COLLATE "C" NOT NULL,
-    bucket                     int NOT NULL,          -- metrics_latency_bucket(ms)
     slot                       smallint NOT NULL,
-    n                          bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (hour, metric, name, bucket, slot)
-) WITH (fillfactor = 70);
+    lo                         int NOT NULL,          -- the bucket of counts[1] (metrics_latency_bucket)
+    counts                     int[] NOT NULL,        -- counts[k]: durations in bucket lo + k - 1
+    PRIMARY KEY (hour, metric, name, slot)
+) WITH (fillfactor = 70, toast_tuple_target = 8160);
+
+CREATE TABLE IF NOT EXISTS latency_daily (
+    day                        date NOT NULL,         -- UTC date of started_at
+    metric                     text COLLATE "C" NOT NULL CHECK (metric IN (
+        'round_duration', 'round_ttft', 'tool_duration', 'forward_duration', 'forward_ttft')),
+    name                       text COLLATE "C" NOT NULL,
+    slot                       smallint NOT NULL,
+    lo                         int NOT NULL,
+    counts                     int[] NOT NULL,
+    PRIMARY KEY (day, metric, name, slot)
+) WITH (fillfactor = 70, toast_tuple_target = 8160);
+
+-- A dense histogram from a statement's folded deltas: buckets lo..hi (distinct) and their counts, in
+-- any order.
+DROP FUNCTION IF EXISTS metrics_histogram(int, int[], int[]);
+CREATE OR REPLACE FUNCTION metrics_histogram(lo int, hi int, buckets int[], ns int[]) RETURNS int[]
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    out int[] := array_fill(0, ARRAY[hi - lo + 1]);
+BEGIN
+    FOR k IN 1..cardinality(buckets) LOOP
+        out[buckets[k] - lo + 1] := ns[k];
+    END LOOP;
+    RETURN out;
+END $$;
+
+-- Two dense histograms added: a from bucket lo_a, b from lo_b; the sum starts at LEAST(lo_a, lo_b).
+CREATE OR REPLACE FUNCTION metrics_histogram_add(lo_a int, a int[], lo_b int, b int[]) RETURNS int[]
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    lo int := LEAST(lo_a, lo_b);
+    out int[];
+BEGIN
+    IF lo_a = lo AND lo_a + cardinality(a) >= lo_b + cardinality(b) THEN
+        out := a;
+    ELSE
+        out := array_fill(0, ARRAY[GREATEST(lo_a + cardinality(a), lo_b + cardinality(b)) - lo]);
+        out[lo_a - lo + 1:lo_a - lo + cardinality(a)] := a;
+    END IF;
+    FOR k IN 1..cardinality(b) LOOP
+        out[lo_b - lo + k] := out[lo_b - lo + k] + b[k];
+    END LOOP;
+    RETURN out;
+END $$;
 
 -- A database whose rollup_backfill predates these entities records them (the entity check learnt
 -- their names above): not done if their base table has rows, and `metrics-worker schema` back-fills them.
@@ -724,6 +792,7 @@ BEGIN
                                  ADD COLUMN IF NOT EXISTS unpriced bigint NOT NULL DEFAULT 0;
         DELETE FROM round_hourly;
         DELETE FROM latency_hourly WHERE metric LIKE 'round_%';
+        DELETE FROM latency_daily WHERE metric LIKE 'round_%';
         UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM round_metrics)
         WHERE entity = 'round_hourly';
     END IF;
@@ -747,6 +816,7 @@ BEGIN
                 DELETE FROM round_hourly;
             END IF;
             DELETE FROM latency_hourly WHERE metric LIKE e.metrics;
+            DELETE FROM latency_daily WHERE metric LIKE e.metrics;
             EXECUTE format('UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM %I) WHERE entity = %L',
                            e.base, e.entity);
         END IF;
@@ -825,10 +895,8 @@ BEGIN
             total_tokens = r.total_tokens + EXCLUDED.total_tokens,
             cost_usd = r.cost_usd + EXCLUDED.cost_usd,
             unpriced = r.unpriced + EXCLUDED.unpriced
-    )
-    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
-    SELECT * FROM (
-        SELECT c.hour, x.metric, c.model, x.bucket, my_slot, sum(c.sign) AS n
+    ), buckets AS MATERIALIZED (
+        SELECT c.hour, x.metric, c.model AS name, x.bucket, sum(c.sign)::int AS n
         FROM c
         CROSS JOIN LATERAL (
             SELECT 'round_duration' AS metric, c.duration_bucket AS bucket WHERE c.duration_bucket IS NOT NULL
@@ -837,10 +905,32 @@ BEGIN
         ) AS x
         WHERE c.hourly
         GROUP BY 1, 2, 3, 4
+        HAVING sum(c.sign) <> 0
+    ), hours AS (
+        INSERT INTO latency_hourly AS r (hour, metric, name, slot, lo, counts)
+        SELECT b.hour, b.metric, b.name, my_slot, min(b.bucket),
+               metrics_histogram(min(b.bucket), max(b.bucket), array_agg(b.bucket), array_agg(b.n))
+        FROM buckets AS b
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2, 3
+        ON CONFLICT (hour, metric, name, slot) DO UPDATE SET
+            lo = LEAST(r.lo, EXCLUDED.lo),
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
+    )
+    INSERT INTO latency_daily AS r (day, metric, name, slot, lo, counts)
+    SELECT d.day, d.metric, d.name, my_slot, min(d.bucket),
+           metrics_histogram(min(d.bucket), max(d.bucket), array_agg(d.bucket), array_agg(d.n))
+    FROM (
+        SELECT (b.hour AT TIME ZONE 'UTC')::date AS day, b.metric, b.name, b.bucket, sum(b.n)::int AS n
+        FROM buckets AS b
+        GROUP BY 1, 2, 3, 4
+        HAVING sum(b.n) <> 0
     ) AS d
-    WHERE d.n <> 0
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (day, metric, name, slot) DO UPDATE SET
+        lo = LEAST(r.lo, EXCLUDED.lo),
+        counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts);
 END $$;
 
 CREATE OR REPLACE FUNCTION tool_rollups_move(plus anyarray, minus anyarray, calls_upto text, latency_upto text)
@@ -875,18 +965,38 @@ BEGIN
             calls = r.calls + EXCLUDED.calls,
             succeeded = r.succeeded + EXCLUDED.succeeded,
             failed = r.failed + EXCLUDED.failed
-    )
-    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
-    SELECT * FROM (
-        SELECT metrics_utc_hour(c.started_at) AS hour, 'tool_duration', c.tool_name, c.duration_bucket AS bucket,
-               my_slot, sum(c.sign) AS n
+    ), buckets AS MATERIALIZED (
+        SELECT metrics_utc_hour(c.started_at) AS hour, 'tool_duration' AS metric, c.tool_name AS name,
+               c.duration_bucket AS bucket, sum(c.sign)::int AS n
         FROM c
         WHERE c.duration_bucket IS NOT NULL
         GROUP BY 1, 2, 3, 4
+        HAVING sum(c.sign) <> 0
+    ), hours AS (
+        INSERT INTO latency_hourly AS r (hour, metric, name, slot, lo, counts)
+        SELECT b.hour, b.metric, b.name, my_slot, min(b.bucket),
+               metrics_histogram(min(b.bucket), max(b.bucket), array_agg(b.bucket), array_agg(b.n))
+        FROM buckets AS b
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2, 3
+        ON CONFLICT (hour, metric, name, slot) DO UPDATE SET
+            lo = LEAST(r.lo, EXCLUDED.lo),
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
+    )
+    INSERT INTO latency_daily AS r (day, metric, name, slot, lo, counts)
+    SELECT d.day, d.metric, d.name, my_slot, min(d.bucket),
+           metrics_histogram(min(d.bucket), max(d.bucket), array_agg(d.bucket), array_agg(d.n))
+    FROM (
+        SELECT (b.hour AT TIME ZONE 'UTC')::date AS day, b.metric, b.name, b.bucket, sum(b.n)::int AS n
+        FROM buckets AS b
+        GROUP BY 1, 2, 3, 4
+        HAVING sum(b.n) <> 0
     ) AS d
-    WHERE d.n <> 0
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (day, metric, name, slot) DO UPDATE SET
+        lo = LEAST(r.lo, EXCLUDED.lo),
+        counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts);
 END $$;
 
 CREATE OR REPLACE FUNCTION forward_rollups_move(plus anyarray, minus anyarray, daily_upto text, latency_upto text)
@@ -944,10 +1054,8 @@ BEGIN
             cost_usd = r.cost_usd + EXCLUDED.cost_usd,
             priced = r.priced + EXCLUDED.priced,
             unpriced = r.unpriced + EXCLUDED.unpriced
-    )
-    INSERT INTO latency_hourly AS r (hour, metric, name, bucket, slot, n)
-    SELECT * FROM (
-        SELECT metrics_utc_hour(c.started_at) AS hour, x.metric, c.endpoint, x.bucket, my_slot, sum(c.sign) AS n
+    ), buckets AS MATERIALIZED (
+        SELECT metrics_utc_hour(c.started_at) AS hour, x.metric, c.endpoint AS name, x.bucket, sum(c.sign)::int AS n
         FROM c
         CROSS JOIN LATERAL (
             SELECT 'forward_duration' AS metric, metrics_latency_bucket(c.duration_ms) AS bucket
@@ -959,10 +1067,32 @@ BEGIN
         ) AS x
         WHERE c.timed
         GROUP BY 1, 2, 3, 4
+        HAVING sum(c.sign) <> 0
+    ), hours AS (
+        INSERT INTO latency_hourly AS r (hour, metric, name, slot, lo, counts)
+        SELECT b.hour, b.metric, b.name, my_slot, min(b.bucket),
+               metrics_histogram(min(b.bucket), max(b.bucket), array_agg(b.bucket), array_agg(b.n))
+        FROM buckets AS b
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2, 3
+        ON CONFLICT (hour, metric, name, slot) DO UPDATE SET
+            lo = LEAST(r.lo, EXCLUDED.lo),
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
+    )
+    INSERT INTO latency_daily AS r (day, metric, name, slot, lo, counts)
+    SELECT d.day, d.metric, d.name, my_slot, min(d.bucket),
+           metrics_histogram(min(d.bucket), max(d.bucket), array_agg(d.bucket), array_agg(d.n))
+    FROM (
+        SELECT (b.hour AT TIME ZONE 'UTC')::date AS day, b.metric, b.name, b.bucket, sum(b.n)::int AS n
+        FROM buckets AS b
+        GROUP BY 1, 2, 3, 4
+        HAVING sum(b.n) <> 0
     ) AS d
-    WHERE d.n <> 0
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT (hour, metric, name, bucket, slot) DO UPDATE SET n = r.n + EXCLUDED.n;
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (day, metric, name, slot) DO UPDATE SET
+        lo = LEAST(r.lo, EXCLUDED.lo),
+        counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts);
 END $$;
 
 -- Their triggers, one function per base table (PostgreSQL allows transition tables on one event

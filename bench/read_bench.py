@@ -466,7 +466,7 @@ def cases(detail_id: str) -> list[Case]:
         ("latency, last 7 days", lambda c: queries.latency(c, **last_week),
          [(percentiles.LATENCY_FROM_ROLLUP, {"start_at": week_at, "end_at": end_at})], True),
         ("latency, last 24 hours", lambda c: queries.latency(c, hours=24, now=now),
-         [(percentiles.LATENCY_FROM_ROLLUP, {"start_at": day_at, "end_at": end_at})], True),
+         [(percentiles.LATENCY_OF_HOURS_FROM_ROLLUP, {"start_at": day_at, "end_at": end_at})], True),
         ("hourly_series, 24 hours", lambda c: queries.hourly_series(c, hours=24, now=now),
          [(hourly.SERIES_FROM_ROLLUP,
            {"start_at": day_at, "end_at": end_at, "model": None})], True),

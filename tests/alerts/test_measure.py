@@ -287,7 +287,7 @@ def test_latency_over_days_reads_the_histograms_within_the_bucket_error(
 ) -> None:
     """Rounds over two UTC days, durations and times to first token over four orders of magnitude;
     one round closed by reconcile (its duration a guess: not counted). Over ``2d`` the percentiles
-    come from latency_hourly, within RELATIVE_ERROR (1.083%) of percentile_disc over the same
+    come from latency_daily, within RELATIVE_ERROR (1.083%) of percentile_disc over the same
     rounds; the base-table twin (a back-fill due) gives the same readings; a provider filter (no
     roll-up keeps it) reads the rows: percentile_disc exactly."""
     rng = random.Random(seed)

@@ -38,6 +38,15 @@ _ROLLUPS = {
         "rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced",
     ),
     "latency_hourly": ("hour, metric, name, bucket", "n"),
+    "latency_daily": ("day, metric, name, bucket", "n"),
+}
+
+# The histogram roll-ups keep a dense array per key (schema.sql): read as one row per bucket.
+_TABLES = {
+    "latency_hourly": "(SELECT hour, metric, name, lo + k::int - 1 AS bucket, n"
+    " FROM latency_hourly, unnest(counts) WITH ORDINALITY AS u(n, k)) AS t",
+    "latency_daily": "(SELECT day, metric, name, lo + k::int - 1 AS bucket, n"
+    " FROM latency_daily, unnest(counts) WITH ORDINALITY AS u(n, k)) AS t",
 }
 
 # A duration in ms as the latency triggers take it (schema.sql: latency_hourly).
@@ -101,6 +110,29 @@ _BASE = {
             FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
               AND time_to_first_token_ms IS NOT NULL
         ) AS x GROUP BY 1, 2, 3, 4""",
+    "latency_daily": f"""
+        SELECT (started_at AT TIME ZONE 'UTC')::date, metric, name, b, count(*) FROM (
+            SELECT started_at, 'round_duration' AS metric, model AS name, metrics_latency_bucket({_MS}) AS b
+            FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL AND completed_at IS NOT NULL
+              AND completion_version IS DISTINCT FROM ''
+            UNION ALL
+            SELECT started_at, 'round_ttft', model, metrics_latency_bucket(time_to_first_token_ms)
+            FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL
+              AND time_to_first_token_ms IS NOT NULL
+            UNION ALL
+            SELECT started_at, 'tool_duration', tool_name, metrics_latency_bucket({_MS})
+            FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL
+              AND completed_at IS NOT NULL
+            UNION ALL
+            SELECT started_at, 'forward_duration', endpoint, metrics_latency_bucket({_MS})
+            FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
+              AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
+              AND right(COALESCE(completion_version, ''), 11) <> '|reconciled'
+            UNION ALL
+            SELECT started_at, 'forward_ttft', endpoint, metrics_latency_bucket(time_to_first_token_ms)
+            FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
+              AND time_to_first_token_ms IS NOT NULL
+        ) AS x GROUP BY 1, 2, 3, 4""",
 }
 
 
@@ -110,7 +142,9 @@ def rollup_buckets(conn: psycopg.Connection[Any]) -> dict[str, dict[tuple[Any, .
     for table, (keys, values) in _ROLLUPS.items():
         n = keys.count(",") + 1
         sums = ", ".join(f"sum({v.strip()})" for v in values.split(","))
-        rows = conn.execute(f"SELECT {keys}, {sums} FROM {table} GROUP BY {keys}").fetchall()
+        rows = conn.execute(
+            f"SELECT {keys}, {sums} FROM {_TABLES.get(table, table)} GROUP BY {keys}"
+        ).fetchall()
         out[table] = {
             tuple(r[:n]): tuple(_exact(v) for v in r[n:]) for r in rows if any(v != 0 for v in r[n:])
         }

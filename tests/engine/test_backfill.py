@@ -23,7 +23,7 @@ from worker.schema import apply_schema
 # What the previous version's schema did not have.
 _DROP_ROLLUPS = """
 DROP TABLE session_rollup, tool_rollup, forward_rollup, rollup_backfill, round_cost_rollup, user_cost_rollup,
-           round_hourly, latency_hourly;
+           round_hourly, latency_hourly, latency_daily;
 DROP FUNCTION session_rollup_trigger, tool_rollups_trigger, forward_rollups_trigger, round_rollups_trigger
               CASCADE;
 DROP FUNCTION session_rollup_move, tool_rollups_move, forward_rollups_move, round_rollups_move,
@@ -77,6 +77,7 @@ def test_backfill_next_to_a_running_worker_is_exact_and_runs_once(
 _DROP_HOURLY = """
 DELETE FROM round_hourly;
 DELETE FROM latency_hourly;
+DELETE FROM latency_daily;
 ALTER TRIGGER round_rollups_insert ON round_metrics RENAME TO round_cost_rollup_insert;
 ALTER TRIGGER round_rollups_update ON round_metrics RENAME TO round_cost_rollup_update;
 ALTER TRIGGER round_rollups_delete ON round_metrics RENAME TO round_cost_rollup_delete;
@@ -175,3 +176,46 @@ def test_an_hourly_rollup_without_cost_is_counted_again_with_it(conn: psycopg.Co
     assert pending(conn) == []
     assert_rollups_match(conn)
     assert queries.hourly_series(conn, hours=24, now=T0 + timedelta(hours=1)) == series
+
+
+# The version before the dense arrays: latency_hourly with a row per bucket (and no latency_daily).
+_PER_BUCKET_LATENCY = """
+DROP TABLE latency_hourly, latency_daily;
+CREATE TABLE latency_hourly (
+    hour timestamptz NOT NULL, metric text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL,
+    bucket int NOT NULL, slot smallint NOT NULL, n bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, metric, name, bucket, slot));
+INSERT INTO latency_hourly VALUES (now(), 'round_duration', 'm', 3, 0, 7);
+"""
+
+
+def test_a_latency_rollup_with_a_row_per_bucket_is_counted_again_as_arrays(conn: psycopg.Connection) -> None:
+    rng = random.Random(17)
+    history = [ev for i in range(4) for ev in coherent_history(rng, sessions=3, prefix=f"old{i}-")]
+    apply_events(conn, history + example_history(T0))
+    now = T0 + timedelta(hours=1)
+    reads = (
+        queries.latency(conn),
+        queries.latency(conn, hours=24, now=now),
+        queries.hourly_series(conn, now=now),
+    )
+    conn.execute(_PER_BUCKET_LATENCY)
+    apply_schema(conn, force=True)
+    assert pending(conn) == ["forward_latency", "round_hourly", "tool_latency"]
+    assert conn.execute("SELECT count(*) FROM round_hourly").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM latency_hourly").fetchone() == (0,)
+    # answered from the base tables meanwhile, as from the roll-ups before
+    assert (
+        queries.latency(conn),
+        queries.latency(conn, hours=24, now=now),
+        queries.hourly_series(conn, now=now),
+    ) == reads
+    counted = backfill(conn, chunk_size=5)
+    assert counted["round_hourly"] > 0 and counted["tool_latency"] > 0 and counted["forward_latency"] > 0
+    assert pending(conn) == []
+    assert_rollups_match(conn)
+    assert (
+        queries.latency(conn),
+        queries.latency(conn, hours=24, now=now),
+        queries.hourly_series(conn, now=now),
+    ) == reads

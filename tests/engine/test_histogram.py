@@ -134,3 +134,50 @@ def test_the_schema_creates_the_same_bucket_function() -> None:
     from worker.schema import schema_path
 
     assert histogram.BUCKET_FUNCTION_SQL + ";" in schema_path().read_text()
+
+
+# Dense histograms as the roll-ups keep them (schema.sql: lo, counts): any first bucket, counts of
+# either sign (a slot's deltas), empty arrays left out (a row always has a count).
+_DENSE = st.tuples(
+    st.integers(ZERO, MAX_INDEX - 40), st.lists(st.integers(-(2**20), 2**20), min_size=1, max_size=40)
+)
+
+
+def _as_dict(lo: int, counts: list[int]) -> dict[int, int]:
+    return {lo + k: n for k, n in enumerate(counts) if n}
+
+
+@given(rows=st.lists(_DENSE, max_size=8))
+def test_dense_histograms_sum_as_their_bucket_counts_do(rows: list[tuple[int, list[int]]]) -> None:
+    assert histogram.merge_dense(rows) == histogram.merge(*(_as_dict(lo, c) for lo, c in rows))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a=_DENSE, b=_DENSE)
+def test_the_sql_sum_of_two_dense_histograms_is_theirs(
+    conn: Conn, a: tuple[int, list[int]], b: tuple[int, list[int]]
+) -> None:
+    row = conn.execute(
+        "SELECT LEAST(%(la)s, %(lb)s), metrics_histogram_add(%(la)s, %(a)s::int[], %(lb)s, %(b)s::int[])",
+        {"la": a[0], "a": a[1], "lb": b[0], "b": b[1]},
+    ).fetchone()
+    assert row is not None
+    lo, counts = row
+    assert len(counts) == max(a[0] + len(a[1]), b[0] + len(b[1])) - lo  # dense from the least lo, no more
+    assert _as_dict(lo, counts) == histogram.merge(_as_dict(*a), _as_dict(*b))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    deltas=st.dictionaries(st.integers(ZERO, MAX_INDEX), st.integers(-1000, 1000).filter(bool), min_size=1)
+)
+def test_a_statements_deltas_make_the_dense_histogram_of_their_buckets(
+    conn: Conn, deltas: dict[int, int]
+) -> None:
+    row = conn.execute(
+        "SELECT metrics_histogram(%(lo)s, %(hi)s, %(b)s::int[], %(n)s::int[])",
+        {"lo": min(deltas), "hi": max(deltas), "b": list(deltas), "n": list(deltas.values())},
+    ).fetchone()
+    assert row is not None
+    assert len(row[0]) == max(deltas) - min(deltas) + 1
+    assert _as_dict(min(deltas), row[0]) == deltas

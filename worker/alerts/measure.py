@@ -362,7 +362,7 @@ def read(
 
 
 def _readings(rule: Rule, rows: list[dict[str, Any]]) -> list[Reading]:
-    if not rows or "bucket" not in rows[0]:
+    if not rows or "counts" not in rows[0]:
         return [
             Reading(_labels(rule, row["label"]), float(row["value"] or 0), int(row["samples"] or 0))
             for row in rows

@@ -9,9 +9,11 @@ The bucket rule (OpenTelemetry's exponential histogram at scale 5, DDSketch's ma
   expression with the same C ``log``);
 - its representative value is ``2 * GAMMA**i / (GAMMA + 1)``, within ``RELATIVE_ERROR = (GAMMA - 1) /
   (GAMMA + 1) = 1.0830%`` of every value in the bucket;
-- ``ms <= 0`` goes to bucket ``ZERO = -32768`` (value 0, exact); ``0 < ms <= 2**-10`` (under a
-  microsecond) to ``MIN_INDEX = -320``; ``ms >= 2**40`` (35 years, and infinity) to ``MAX_INDEX = 1280``;
-  the error bound holds between those two; NaN is refused (``ValueError``; SQL gives NULL).
+- ``ms <= 0`` goes to bucket ``ZERO = -321`` (value 0, exact; just below the smallest positive
+  bucket, so that every bucket is an integer of ``-321..1280`` and a histogram is a dense array of
+  counts); ``0 < ms <= 2**-10`` (under a microsecond) to ``MIN_INDEX = -320``; ``ms >= 2**40``
+  (35 years, and infinity) to ``MAX_INDEX = 1280``; the error bound holds between those two; NaN
+  is refused (``ValueError``; SQL gives NULL).
 
 Percentiles follow PostgreSQL's ``percentile_disc``: of ``n`` counted values, the ``q`` percentile is
 the ``k``-th smallest with ``k = max(1, ceil(q * n))`` (the float product, as PostgreSQL computes it),
@@ -21,6 +23,7 @@ within ``RELATIVE_ERROR`` of it. ``percentile_cont`` interpolates between the k-
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,8 +32,8 @@ SCALE = 5
 GAMMA = 2.0 ** (2.0**-SCALE)
 RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)
 K = 46.16624130844683  # 2**SCALE / ln 2; the same digits are in BUCKET_FUNCTION_SQL
-ZERO = -32768
 MIN_MS, MIN_INDEX = 2.0**-10, -(10 << SCALE)
+ZERO = MIN_INDEX - 1
 MAX_MS, MAX_INDEX = 2.0**40, 40 << SCALE
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 
@@ -40,7 +43,7 @@ CREATE OR REPLACE FUNCTION metrics_latency_bucket(ms double precision) RETURNS i
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN ms = 'NaN' THEN NULL
-        WHEN ms <= 0 THEN -32768
+        WHEN ms <= 0 THEN -321
         WHEN ms >= 1099511627776 THEN 1280
         WHEN ms <= 0.0009765625 THEN -320
         ELSE ceil(ln(ms) * 46.16624130844683::float8)::int
@@ -90,23 +93,39 @@ def merge(*histograms: Mapping[int, int]) -> dict[int, int]:
     return {index: n for index, n in total.items() if n}
 
 
+def merge_dense(rows: Iterable[tuple[int, Sequence[int]]]) -> dict[int, int]:
+    """The bucket counts of dense histograms summed: each row ``(lo, counts)`` holds ``counts[k]``
+    durations in bucket ``lo + k`` (how schema.sql's latency_hourly and latency_daily store them).
+    Rows aligned on the least ``lo`` and summed column by column (in C: zip_longest and sum)."""
+    kept = [(lo, list(counts)) for lo, counts in rows if counts]
+    if not kept:
+        return {}
+    first = min(lo for lo, _ in kept)
+    columns = itertools.zip_longest(*[[0] * (lo - first) + counts for lo, counts in kept], fillvalue=0)
+    return {first + k: n for k, n in enumerate(map(sum, columns)) if n}
+
+
 def percentiles(counts: Mapping[int, int], qs: Sequence[float] = QUANTILES) -> dict[float, float | None]:
-    """Each ``q`` in ``qs`` (0..1) -> its percentile in ms by percentile_disc's rank; None when empty."""
-    if any(n < 0 for n in counts.values()):
-        raise ValueError("a bucket count is negative: the histogram lost more than it counted")
+    """Each ``q`` in ``qs`` (0..1) -> its percentile in ms by percentile_disc's rank; None when empty.
+    One walk up the cumulative counts answers every ``q``."""
     if any(not 0 <= q <= 1 for q in qs):
         raise ValueError(f"percentiles are fractions between 0 and 1, got {list(qs)}")
-    ordered = sorted((index, n) for index, n in counts.items() if n)
-    total = sum(n for _, n in ordered)
+    ordered = sorted(counts.items())
+    ns = [n for _, n in ordered]
+    if ns and min(ns) < 0:
+        raise ValueError("a bucket count is negative: the histogram lost more than it counted")
+    total = sum(ns)
     if total == 0:
         return dict.fromkeys(qs)
+    ranks = sorted((max(1, math.ceil(q * total)), q) for q in set(qs))
     answers: dict[float, float | None] = {}
-    for q in sorted(set(qs)):
-        rank = max(1, math.ceil(q * total))
-        seen = 0
-        for index, n in ordered:
-            seen += n
-            if seen >= rank:
-                answers[q] = value(index)
-                break
-    return {q: answers[q] for q in qs}
+    pending = iter(ranks)
+    rank, q = next(pending)
+    for (index, _), seen in zip(ordered, itertools.accumulate(ns), strict=True):
+        while seen >= rank:  # the first bucket whose running count reaches the rank (never an empty one)
+            answers[q] = value(index)
+            following = next(pending, None)
+            if following is None:
+                return {q: answers[q] for q in qs}
+            rank, q = following
+    raise AssertionError("the ranks are at most the total")  # pragma: no cover

@@ -135,11 +135,14 @@ def token_usage(row: dict[str, Any]) -> TokenUsage:
     )
 
 
-def fetch_all(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> list[DictRow]:
+def fetch_all(
+    conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], *, binary: bool = False
+) -> list[DictRow]:
     """Run one read. Never server-prepared: every execution is planned with its own values, so
     ``(%(x)s IS NULL OR col = %(x)s)`` folds to ``col = 'value'`` and can use the index on col
-    (a cached generic plan could not)."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    (a cached generic plan could not). ``binary``: results in PostgreSQL's binary format (arrays
+    of counts load in a third less time than from text)."""
+    with conn.cursor(row_factory=dict_row, binary=binary) as cur:
         cur.execute(sql, params, prepare=False)
         return cur.fetchall()
 
@@ -166,13 +169,19 @@ def snapshot(source: Source) -> Iterator[psycopg.Connection[Any]]:
 
 
 def rollup_or_base(
-    conn: psycopg.Connection[Any], from_rollup: str, from_base: str, params: dict[str, Any], key: str
+    conn: psycopg.Connection[Any],
+    from_rollup: str,
+    from_base: str,
+    params: dict[str, Any],
+    key: str,
+    *,
+    binary: bool = False,
 ) -> list[DictRow]:
     """The rows of an aggregate read: from its statement over the roll-ups, whose first column
     ``rollups_ready`` says whether they count every row, or, while a back-fill is due, from its
     twin over the base tables (a second statement). ``key``: a column no answer row has NULL (the
     roll-up statement returns one row of NULLs when it has no answer rows, or is not ready)."""
-    rows = fetch_all(conn, from_rollup, params)
+    rows = fetch_all(conn, from_rollup, params, binary=binary)
     if rows and rows[0]["rollups_ready"]:
         return [row for row in rows if row[key] is not None]
-    return fetch_all(conn, from_base, params)
+    return fetch_all(conn, from_base, params, binary=binary)

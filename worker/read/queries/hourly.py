@@ -1,7 +1,8 @@
 """The hourly series of rounds over the last N UTC hours: rounds, errors, tokens, cost and duration.
 
 Two whole statements side by side: SERIES_FROM_ROLLUP reads the hourly roll-ups (schema.sql:
-round_hourly for the counts and cost, latency_hourly's round_duration buckets for the percentiles) and says
+round_hourly for the counts and cost, latency_hourly's round_duration histograms for the percentiles: each
+hour's dense arrays as a JSON list of ``[lo, counts]``, summed here by histogram.merge_dense) and says
 in its first column, ``rollups_ready``, whether they count every row; SERIES_FROM_BASE is the same
 read over round_metrics, run only while a back-fill is due. Every hour of the window is a row
 (generate_series), zeros where nothing started; an hour is the one a round's ``started_at`` is in.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from worker.engine import histogram
 from worker.read.models import HourlyPoint, HourlySeries, TokenUsage
 from worker.read.queries._base import (
     DEFAULT_HOURS,
@@ -32,7 +34,7 @@ LEFT JOIN (
            COALESCE(c.prompt_tokens, 0) AS prompt_tokens,
            COALESCE(c.completion_tokens, 0) AS completion_tokens,
            COALESCE(c.total_tokens, 0) AS total_tokens, COALESCE(c.cost_usd, 0) AS cost_usd,
-           COALESCE(c.unpriced, 0) AS unpriced, l.buckets, l.counts
+           COALESCE(c.unpriced, 0) AS unpriced, l.histograms
     FROM generate_series(%(start_at)s::timestamptz, %(end_at)s::timestamptz - interval '1 hour',
                          interval '1 hour') AS h(hour)
     LEFT JOIN (
@@ -46,16 +48,11 @@ LEFT JOIN (
         GROUP BY hour
     ) AS c ON c.hour = h.hour
     LEFT JOIN (
-        SELECT hour, array_agg(bucket ORDER BY bucket) AS buckets, array_agg(n ORDER BY bucket) AS counts
-        FROM (
-            SELECT hour, bucket, sum(n)::int8 AS n
-            FROM latency_hourly
-            WHERE metric = 'round_duration'
-              AND hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
-              AND (%(model)s::text IS NULL OR name = %(model)s::text)
-            GROUP BY hour, bucket
-            HAVING sum(n) <> 0
-        ) AS b
+        SELECT hour, json_agg(json_build_array(lo, counts)) AS histograms
+        FROM latency_hourly
+        WHERE metric = 'round_duration'
+          AND hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
+          AND (%(model)s::text IS NULL OR name = %(model)s::text)
         GROUP BY hour
     ) AS l ON l.hour = h.hour
 ) AS answer ON ready.rollups_ready
@@ -66,7 +63,7 @@ SERIES_FROM_BASE = """
 SELECT h.hour, COALESCE(c.rounds, 0) AS rounds, COALESCE(c.errors, 0) AS errors,
        COALESCE(c.prompt_tokens, 0) AS prompt_tokens, COALESCE(c.completion_tokens, 0) AS completion_tokens,
        COALESCE(c.total_tokens, 0) AS total_tokens, COALESCE(c.cost_usd, 0) AS cost_usd,
-       COALESCE(c.unpriced, 0) AS unpriced, l.buckets, l.counts
+       COALESCE(c.unpriced, 0) AS unpriced, l.histograms
 FROM generate_series(%(start_at)s::timestamptz, %(end_at)s::timestamptz - interval '1 hour',
                      interval '1 hour') AS h(hour)
 LEFT JOIN (
@@ -80,7 +77,7 @@ LEFT JOIN (
     GROUP BY 1
 ) AS c ON c.hour = h.hour
 LEFT JOIN (
-    SELECT hour, array_agg(bucket ORDER BY bucket) AS buckets, array_agg(n ORDER BY bucket) AS counts
+    SELECT hour, json_agg(json_build_array(bucket, ARRAY[n])) AS histograms
     FROM (
         SELECT metrics_utc_hour(started_at) AS hour,
                metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000) AS bucket,
@@ -120,7 +117,7 @@ def hourly_series(
             ),
             cost_usd=row["cost_usd"],
             unpriced_rounds=row["unpriced"],
-            duration=percentiles_of(dict(zip(row["buckets"] or [], row["counts"] or [], strict=True))),
+            duration=percentiles_of(histogram.merge_dense(row["histograms"] or [])),
         )
         for row in rows
     ]

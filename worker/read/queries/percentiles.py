@@ -1,11 +1,13 @@
 """Latency percentiles of any span: rounds per model, tool calls per tool, forwards per endpoint.
 
-Two whole statements side by side: LATENCY_FROM_ROLLUP sums the hourly histograms (schema.sql:
-latency_hourly) into one bucket count per metric, name and bucket, and says in its first column,
-``rollups_ready``, whether they count every row; LATENCY_FROM_BASE computes the same buckets from
-the base tables (with schema.sql's metrics_latency_bucket), run only while a back-fill is due. The
-percentiles are then read off the counts (worker/engine/histogram.py), so both give the same answer.
-A span is ``[start_at, end_at)`` on hour boundaries: whole UTC dates, or the last N hours.
+Three whole statements side by side: LATENCY_FROM_ROLLUP reads the daily histograms of whole UTC
+dates (schema.sql: latency_daily, one dense array of bucket counts per day, metric, name and slot),
+LATENCY_OF_HOURS_FROM_ROLLUP the hourly ones of the last N hours (latency_hourly); each says in its
+first column, ``rollups_ready``, whether they count every row. LATENCY_FROM_BASE computes the same
+buckets from the base tables (with schema.sql's metrics_latency_bucket), run only while a back-fill
+is due, each bucket a one-count array. The arrays are summed here (histogram.merge_dense: a few
+rows per name, not one per bucket) and the percentiles read off the counts
+(worker/engine/histogram.py), so all give the same answer. A span is ``[start_at, end_at)``.
 """
 
 from __future__ import annotations
@@ -25,18 +27,28 @@ FROM (
     WHERE done AND entity IN ('round_hourly', 'tool_latency', 'forward_latency')
 ) AS ready
 LEFT JOIN (
-    SELECT metric, name, bucket, sum(n)::int8 AS n
-    FROM latency_hourly
-    WHERE hour >= COALESCE(%(start_at)s::timestamptz, '-infinity')
-      AND hour < COALESCE(%(end_at)s::timestamptz, 'infinity')
-    GROUP BY metric, name, bucket
-    HAVING sum(n) <> 0
+    SELECT metric, name, lo, counts
+    FROM latency_daily
+    WHERE day >= COALESCE((%(start_at)s::timestamptz AT TIME ZONE 'UTC')::date, '-infinity')
+      AND day < COALESCE((%(end_at)s::timestamptz AT TIME ZONE 'UTC')::date, 'infinity')
 ) AS answer ON ready.rollups_ready
-ORDER BY metric, name COLLATE "C", bucket
+"""
+
+LATENCY_OF_HOURS_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 3 AS rollups_ready FROM rollup_backfill
+    WHERE done AND entity IN ('round_hourly', 'tool_latency', 'forward_latency')
+) AS ready
+LEFT JOIN (
+    SELECT metric, name, lo, counts
+    FROM latency_hourly
+    WHERE hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
+) AS answer ON ready.rollups_ready
 """
 
 LATENCY_FROM_BASE = """
-SELECT metric, name, bucket, count(*) AS n
+SELECT metric, name, bucket AS lo, ARRAY[count(*)::int] AS counts
 FROM (
     SELECT 'round_duration' AS metric, model AS name,
            metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000) AS bucket
@@ -98,25 +110,30 @@ def latency(
         raise QueryError("hours and dates: give the last N hours or a date range, not both", param="hours")
     start_at, end_at = hours_window(hours, now) if hours is not None else date_span(start_date, end_date)
     params = {"start_at": start_at, "end_at": end_at}
+    from_rollup = LATENCY_OF_HOURS_FROM_ROLLUP if hours is not None else LATENCY_FROM_ROLLUP
     with borrowed(source) as conn:
-        rows = rollup_or_base(conn, LATENCY_FROM_ROLLUP, LATENCY_FROM_BASE, params, "metric")
-    counts: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+        rows = rollup_or_base(conn, from_rollup, LATENCY_FROM_BASE, params, "metric", binary=True)
+    arrays: dict[str, dict[str, list[tuple[int, list[int]]]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        counts[row["metric"]][row["name"]][row["bucket"]] = row["n"]
+        arrays[row["metric"]][row["name"]].append((row["lo"], row["counts"]))
+    counts = {
+        metric: {name: c for name, rows in names.items() if (c := histogram.merge_dense(rows))}
+        for metric, names in arrays.items()
+    }
     return Latency(
         start=start_at,
         end=end_at,
         models=[
             ModelLatency(model=name, duration=percentiles_of(d), time_to_first_token=percentiles_of(t))
-            for name, d, t in _pairs(counts["round_duration"], counts["round_ttft"])
+            for name, d, t in _pairs(counts.get("round_duration", {}), counts.get("round_ttft", {}))
         ],
         tools=[
             ToolLatency(tool_name=name, duration=percentiles_of(d))
-            for name, d, _ in _pairs(counts["tool_duration"], {})
+            for name, d, _ in _pairs(counts.get("tool_duration", {}), {})
         ],
         endpoints=[
             EndpointLatency(endpoint=name, duration=percentiles_of(d), time_to_first_token=percentiles_of(t))
-            for name, d, t in _pairs(counts["forward_duration"], counts["forward_ttft"])
+            for name, d, t in _pairs(counts.get("forward_duration", {}), counts.get("forward_ttft", {}))
         ],
     )
 
