@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -150,6 +151,24 @@ def _as_dict(lo: int, counts: list[int]) -> dict[int, int]:
 @given(rows=st.lists(_DENSE, max_size=8))
 def test_dense_histograms_sum_as_their_bucket_counts_do(rows: list[tuple[int, list[int]]]) -> None:
     assert histogram.merge_dense(rows) == histogram.merge(*(_as_dict(lo, c) for lo, c in rows))
+
+
+# Non-negative counts of one span (what the latency read sums), as lists or as the int32 arrays
+# the read loads them into (worker/read/queries/_base.py's CountsLoader).
+_SPAN_DENSE = st.tuples(
+    st.integers(MIN_INDEX, MAX_INDEX - 40), st.lists(st.integers(0, 2**20), min_size=0, max_size=40)
+)
+
+
+@given(rows=st.lists(_SPAN_DENSE, max_size=8), as_numpy=st.booleans())
+def test_percentiles_of_the_dense_sum_are_those_of_its_bucket_counts(
+    rows: list[tuple[int, list[int]]], as_numpy: bool
+) -> None:
+    loaded = [(lo, np.array(c, dtype=np.int32) if as_numpy else c) for lo, c in rows]
+    first, total = histogram.sum_dense(loaded)
+    counts = histogram.merge_dense(loaded)
+    assert int(total.sum()) == sum(counts.values())
+    assert histogram.percentiles_dense(first, total) == histogram.percentiles(counts)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

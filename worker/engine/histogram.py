@@ -27,6 +27,10 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 SCALE = 5
 GAMMA = 2.0 ** (2.0**-SCALE)
@@ -93,16 +97,43 @@ def merge(*histograms: Mapping[int, int]) -> dict[int, int]:
     return {index: n for index, n in total.items() if n}
 
 
-def merge_dense(rows: Iterable[tuple[int, Sequence[int]]]) -> dict[int, int]:
-    """The bucket counts of dense histograms summed: each row ``(lo, counts)`` holds ``counts[k]``
-    durations in bucket ``lo + k`` (how schema.sql's latency_hourly and latency_daily store them).
-    Rows aligned on the least ``lo`` and summed column by column (in C: zip_longest and sum)."""
-    kept = [(lo, list(counts)) for lo, counts in rows if counts]
+def sum_dense(rows: Iterable[tuple[int, Sequence[int] | NDArray[Any]]]) -> tuple[int, NDArray[np.int64]]:
+    """Dense histograms summed into one: ``(first, total)``, ``total[k]`` durations in bucket
+    ``first + k``; each row ``(lo, counts)`` holds ``counts[k]`` in bucket ``lo + k`` (how
+    schema.sql's latency_hourly and latency_daily store them). Rows added slice by slice into one
+    int64 array from the least ``lo`` (the latency read's arrays come as numpy arrays: see
+    worker/read/queries/_base.py's CountsLoader). No rows, or only empty ones: ``(0, [])``."""
+    kept = [(lo, np.asarray(counts, dtype=np.int64)) for lo, counts in rows if len(counts)]
     if not kept:
-        return {}
+        return 0, np.zeros(0, dtype=np.int64)
     first = min(lo for lo, _ in kept)
-    columns = itertools.zip_longest(*[[0] * (lo - first) + counts for lo, counts in kept], fillvalue=0)
-    return {first + k: n for k, n in enumerate(map(sum, columns)) if n}
+    total = np.zeros(max(lo + len(counts) for lo, counts in kept) - first, dtype=np.int64)
+    for lo, counts in kept:
+        total[lo - first : lo - first + len(counts)] += counts
+    return first, total
+
+
+def merge_dense(rows: Iterable[tuple[int, Sequence[int] | NDArray[Any]]]) -> dict[int, int]:
+    """The bucket counts of dense histograms summed (sum_dense), the empty buckets left out."""
+    first, total = sum_dense(rows)
+    nonzero = np.flatnonzero(total)
+    return dict(zip((nonzero + first).tolist(), total[nonzero].tolist(), strict=True))
+
+
+def percentiles_dense(
+    first: int, total: NDArray[np.int64], qs: Sequence[float] = QUANTILES
+) -> dict[float, float | None]:
+    """What ``percentiles`` answers for sum_dense's ``(first, total)``, without a dict of its
+    buckets: the first bucket whose running count reaches each rank (numpy's searchsorted)."""
+    if any(not 0 <= q <= 1 for q in qs):
+        raise ValueError(f"percentiles are fractions between 0 and 1, got {list(qs)}")
+    if len(total) and int(total.min()) < 0:
+        raise ValueError("a bucket count is negative: the histogram lost more than it counted")
+    running = np.cumsum(total)
+    n = int(running[-1]) if len(running) else 0
+    if n == 0:
+        return dict.fromkeys(qs)
+    return {q: value(first + int(np.searchsorted(running, max(1, math.ceil(q * n))))) for q in qs}
 
 
 def percentiles(counts: Mapping[int, int], qs: Sequence[float] = QUANTILES) -> dict[float, float | None]:

@@ -8,12 +8,38 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeAlias
 
+import numpy as np
 import psycopg
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from contract.fields import unstorable
 from worker.read.models import TokenUsage
+
+#: PostgreSQL's oid of int4[] (pg_type: _int4).
+INT4_ARRAY_OID = 1007
+
+
+class CountsLoader(Loader):
+    """A binary int4[] of counts as a numpy int32 array, without a Python int per element (the
+    latency reads sum a few hundred arrays of 150-440 counts: histogram.merge_dense). The binary
+    form: ndim, has-nulls flag, element oid, then per dimension its size and lower bound, then per
+    element its length (4) and its value, big-endian. Counts are one-dimensional and never NULL."""
+
+    format = Format.BINARY
+
+    def load(self, data: Any) -> Any:
+        head = np.frombuffer(data, dtype=">i4", count=3)
+        if head[0] == 0:
+            return np.zeros(0, dtype=np.int32)
+        if head[0] != 1 or head[1] != 0:
+            raise ValueError(
+                f"counts array: one dimension and no NULLs expected, got {head[0]} and {head[1]}"
+            )
+        return np.frombuffer(data, dtype=">i4", offset=20)[1::2].astype(np.int32)
+
 
 #: A connection, or a pool to borrow one from for the length of one read.
 Source: TypeAlias = "psycopg.Connection[Any] | ConnectionPool[Any]"
@@ -136,13 +162,21 @@ def token_usage(row: dict[str, Any]) -> TokenUsage:
 
 
 def fetch_all(
-    conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], *, binary: bool = False
+    conn: psycopg.Connection[Any],
+    sql: str,
+    params: dict[str, Any],
+    *,
+    binary: bool = False,
+    counts_as_numpy: bool = False,
 ) -> list[DictRow]:
     """Run one read. Never server-prepared: every execution is planned with its own values, so
     ``(%(x)s IS NULL OR col = %(x)s)`` folds to ``col = 'value'`` and can use the index on col
     (a cached generic plan could not). ``binary``: results in PostgreSQL's binary format (arrays
-    of counts load in a third less time than from text)."""
+    of counts load in a third less time than from text). ``counts_as_numpy`` (with ``binary``):
+    int4[] columns load as numpy arrays (CountsLoader), on this cursor only."""
     with conn.cursor(row_factory=dict_row, binary=binary) as cur:
+        if counts_as_numpy:
+            cur.adapters.register_loader(INT4_ARRAY_OID, CountsLoader)
         cur.execute(sql, params, prepare=False)
         return cur.fetchall()
 
@@ -176,12 +210,13 @@ def rollup_or_base(
     key: str,
     *,
     binary: bool = False,
+    counts_as_numpy: bool = False,
 ) -> list[DictRow]:
     """The rows of an aggregate read: from its statement over the roll-ups, whose first column
     ``rollups_ready`` says whether they count every row, or, while a back-fill is due, from its
     twin over the base tables (a second statement). ``key``: a column no answer row has NULL (the
     roll-up statement returns one row of NULLs when it has no answer rows, or is not ready)."""
-    rows = fetch_all(conn, from_rollup, params, binary=binary)
+    rows = fetch_all(conn, from_rollup, params, binary=binary, counts_as_numpy=counts_as_numpy)
     if rows and rows[0]["rollups_ready"]:
         return [row for row in rows if row[key] is not None]
-    return fetch_all(conn, from_base, params, binary=binary)
+    return fetch_all(conn, from_base, params, binary=binary, counts_as_numpy=counts_as_numpy)

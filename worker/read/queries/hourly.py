@@ -2,7 +2,7 @@
 
 Two whole statements side by side: SERIES_FROM_ROLLUP reads the hourly roll-ups (schema.sql:
 round_hourly for the counts and cost, latency_hourly's round_duration histograms for the percentiles: each
-hour's dense arrays as a JSON list of ``[lo, counts]``, summed here by histogram.merge_dense) and says
+hour's dense arrays as a JSON list of ``[lo, counts]``, summed here by histogram.sum_dense) and says
 in its first column, ``rollups_ready``, whether they count every row; SERIES_FROM_BASE is the same
 read over round_metrics, run only while a back-fill is due. Every hour of the window is a row
 (generate_series), zeros where nothing started; an hour is the one a round's ``started_at`` is in.
@@ -117,7 +117,7 @@ def hourly_series(
             ),
             cost_usd=row["cost_usd"],
             unpriced_rounds=row["unpriced"],
-            duration=percentiles_of(histogram.merge_dense(row["histograms"] or [])),
+            duration=percentiles_of(*histogram.sum_dense(row["histograms"] or [])),
         )
         for row in rows
     ]

@@ -5,16 +5,20 @@ dates (schema.sql: latency_daily, one dense array of bucket counts per day, metr
 LATENCY_OF_HOURS_FROM_ROLLUP the hourly ones of the last N hours (latency_hourly); each says in its
 first column, ``rollups_ready``, whether they count every row. LATENCY_FROM_BASE computes the same
 buckets from the base tables (with schema.sql's metrics_latency_bucket), run only while a back-fill
-is due, each bucket a one-count array. The arrays are summed here (histogram.merge_dense: a few
-rows per name, not one per bucket) and the percentiles read off the counts
-(worker/engine/histogram.py), so all give the same answer. A span is ``[start_at, end_at)``.
+is due, each bucket a one-count array. The arrays load as numpy arrays (_base.CountsLoader), are
+summed here (histogram.sum_dense: a few rows per name, not one per bucket) and the percentiles read
+off the summed array (histogram.percentiles_dense), so all give the same answer. A span is
+``[start_at, end_at)``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
 
 from worker.engine import histogram
 from worker.read.models import EndpointLatency, Latency, ModelLatency, Percentiles, ToolLatency
@@ -89,10 +93,11 @@ ORDER BY metric, name COLLATE "C", bucket
 """
 
 
-def percentiles_of(counts: dict[int, int]) -> Percentiles:
-    """The four percentiles of summed bucket counts, with how many durations they are over."""
-    p = histogram.percentiles(counts, histogram.QUANTILES)
-    return Percentiles(count=sum(counts.values()), p50=p[0.5], p90=p[0.9], p95=p[0.95], p99=p[0.99])
+def percentiles_of(first: int, total: NDArray[np.int64]) -> Percentiles:
+    """The four percentiles of summed bucket counts (histogram.sum_dense's ``(first, total)``), with
+    how many durations they are over."""
+    p = histogram.percentiles_dense(first, total, histogram.QUANTILES)
+    return Percentiles(count=int(total.sum()), p50=p[0.5], p90=p[0.9], p95=p[0.95], p99=p[0.99])
 
 
 def latency(
@@ -112,37 +117,43 @@ def latency(
     params = {"start_at": start_at, "end_at": end_at}
     from_rollup = LATENCY_OF_HOURS_FROM_ROLLUP if hours is not None else LATENCY_FROM_ROLLUP
     with borrowed(source) as conn:
-        rows = rollup_or_base(conn, from_rollup, LATENCY_FROM_BASE, params, "metric", binary=True)
-    arrays: dict[str, dict[str, list[tuple[int, list[int]]]]] = defaultdict(lambda: defaultdict(list))
+        rows = rollup_or_base(
+            conn, from_rollup, LATENCY_FROM_BASE, params, "metric", binary=True, counts_as_numpy=True
+        )
+    arrays: dict[str, dict[str, list[tuple[int, Any]]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         arrays[row["metric"]][row["name"]].append((row["lo"], row["counts"]))
     counts = {
-        metric: {name: c for name, rows in names.items() if (c := histogram.merge_dense(rows))}
+        metric: {name: c for name, rows in names.items() if (c := histogram.sum_dense(rows))[1].any()}
         for metric, names in arrays.items()
     }
     return Latency(
         start=start_at,
         end=end_at,
         models=[
-            ModelLatency(model=name, duration=percentiles_of(d), time_to_first_token=percentiles_of(t))
+            ModelLatency(model=name, duration=percentiles_of(*d), time_to_first_token=percentiles_of(*t))
             for name, d, t in _pairs(counts.get("round_duration", {}), counts.get("round_ttft", {}))
         ],
         tools=[
-            ToolLatency(tool_name=name, duration=percentiles_of(d))
+            ToolLatency(tool_name=name, duration=percentiles_of(*d))
             for name, d, _ in _pairs(counts.get("tool_duration", {}), {})
         ],
         endpoints=[
-            EndpointLatency(endpoint=name, duration=percentiles_of(d), time_to_first_token=percentiles_of(t))
+            EndpointLatency(
+                endpoint=name, duration=percentiles_of(*d), time_to_first_token=percentiles_of(*t)
+            )
             for name, d, t in _pairs(counts.get("forward_duration", {}), counts.get("forward_ttft", {}))
         ],
     )
 
 
-def _pairs(
-    durations: dict[str, dict[int, int]], ttfts: dict[str, dict[int, int]]
-) -> list[tuple[str, dict[int, int], dict[int, int]]]:
+Dense: TypeAlias = "tuple[int, NDArray[np.int64]]"
+_EMPTY: Dense = (0, np.zeros(0, dtype=np.int64))
+
+
+def _pairs(durations: dict[str, Dense], ttfts: dict[str, Dense]) -> list[tuple[str, Dense, Dense]]:
     """Every name measured in either, most durations first (then most TTFTs, then the name)."""
     names = set(durations) | set(ttfts)
-    out: list[tuple[str, Any, Any]] = [(n, durations.get(n, {}), ttfts.get(n, {})) for n in names]
-    out.sort(key=lambda x: (-sum(x[1].values()), -sum(x[2].values()), x[0].encode()))
+    out = [(n, durations.get(n, _EMPTY), ttfts.get(n, _EMPTY)) for n in names]
+    out.sort(key=lambda x: (-int(x[1][1].sum()), -int(x[2][1].sum()), x[0].encode()))
     return out
