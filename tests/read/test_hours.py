@@ -19,6 +19,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from tests.conftest import Services
 from tests.read.conftest import filled_schema
 from tests.read.events import Events, usage
+from tests.read.helpers import half_past_this_hour
 from worker import cli
 from worker.read import queries
 from worker.read.api import create_app
@@ -35,46 +36,54 @@ SMALL_USD = Decimal("0.0035")  # 1,000 prompt + 100 completion tokens
 OLD_USD = Decimal("0.005")  # 2,000 prompt tokens
 
 
-def _history() -> Events:
+def _history(now: datetime = NOW) -> Events:
     ev = Events()
     # Session a (user ua), this hour: a $0.0035 round, three tool calls (ok, failed, unfinished).
-    ev.session_started("a", "gpt-4o", NOW - timedelta(minutes=20), user_id="ua")
-    ev.round_started("a1", "a", "gpt-4o", NOW - timedelta(minutes=19), provider="openai")
-    ev.tool_started("t1", "a1", "a", "grep", NOW - timedelta(minutes=19))
-    ev.tool_completed("t1", "a1", "a", NOW - timedelta(minutes=18))
-    ev.tool_started("t2", "a1", "a", "grep", NOW - timedelta(minutes=18))
-    ev.tool_completed("t2", "a1", "a", NOW - timedelta(minutes=17), success=False, error="no match")
-    ev.tool_started("t3", "a1", "a", "edit", NOW - timedelta(minutes=17))
-    ev.round_completed("a1", "a", NOW - timedelta(minutes=16), usage(1000, 100))
-    ev.session_completed("a", "completed", NOW - timedelta(minutes=1))
+    ev.session_started("a", "gpt-4o", now - timedelta(minutes=20), user_id="ua")
+    ev.round_started("a1", "a", "gpt-4o", now - timedelta(minutes=19), provider="openai")
+    ev.tool_started("t1", "a1", "a", "grep", now - timedelta(minutes=19))
+    ev.tool_completed("t1", "a1", "a", now - timedelta(minutes=18))
+    ev.tool_started("t2", "a1", "a", "grep", now - timedelta(minutes=18))
+    ev.tool_completed("t2", "a1", "a", now - timedelta(minutes=17), success=False, error="no match")
+    ev.tool_started("t3", "a1", "a", "edit", now - timedelta(minutes=17))
+    ev.round_completed("a1", "a", now - timedelta(minutes=16), usage(1000, 100))
+    ev.session_completed("a", "completed", now - timedelta(minutes=1))
     # Session b (user ub), three hours ago, still running: a round of a model no list knows.
-    ev.session_started("b", "acme-unknown-9", NOW - timedelta(hours=3), user_id="ub")
-    ev.round_started("b1", "b", "acme-unknown-9", NOW - timedelta(hours=3))
-    ev.tool_started("t4", "b1", "b", "grep", NOW - timedelta(hours=3))
-    ev.tool_completed("t4", "b1", "b", NOW - timedelta(hours=3) + timedelta(seconds=1))
-    ev.round_completed("b1", "b", NOW - timedelta(hours=3) + timedelta(seconds=5), usage(10, 5))
+    ev.session_started("b", "acme-unknown-9", now - timedelta(hours=3), user_id="ub")
+    ev.round_started("b1", "b", "acme-unknown-9", now - timedelta(hours=3))
+    ev.tool_started("t4", "b1", "b", "grep", now - timedelta(hours=3))
+    ev.tool_completed("t4", "b1", "b", now - timedelta(hours=3) + timedelta(seconds=1))
+    ev.round_completed("b1", "b", now - timedelta(hours=3) + timedelta(seconds=5), usage(10, 5))
     # Session c (user ua), 30 hours ago: a $0.005 round.
-    ev.session_started("c", "gpt-4o", NOW - timedelta(hours=30), user_id="ua")
-    ev.round_started("c1", "c", "gpt-4o", NOW - timedelta(hours=30), provider="openai")
-    ev.round_completed("c1", "c", NOW - timedelta(hours=30) + timedelta(seconds=3), usage(2000, 0))
+    ev.session_started("c", "gpt-4o", now - timedelta(hours=30), user_id="ua")
+    ev.round_started("c1", "c", "gpt-4o", now - timedelta(hours=30), provider="openai")
+    ev.round_completed("c1", "c", now - timedelta(hours=30) + timedelta(seconds=3), usage(2000, 0))
     # Forwards: a $0.0035 one of 500 ms this hour, a failed one 5 hours ago, one 30 hours ago.
-    ev.forward_started("f1", "/v1/chat", "gpt-4o", NOW - timedelta(minutes=10), provider="openai")
+    ev.forward_started("f1", "/v1/chat", "gpt-4o", now - timedelta(minutes=10), provider="openai")
     ev.forward_completed(
-        "f1", NOW - timedelta(minutes=10) + timedelta(milliseconds=500), tokens=usage(1000, 100)
+        "f1", now - timedelta(minutes=10) + timedelta(milliseconds=500), tokens=usage(1000, 100)
     )
-    ev.forward_started("f2", "/v1/chat", "gpt-4o", NOW - timedelta(hours=5))
+    ev.forward_started("f2", "/v1/chat", "gpt-4o", now - timedelta(hours=5))
     ev.forward_completed(
-        "f2", NOW - timedelta(hours=5, seconds=-1), status="error", status_code=502, error="bad"
+        "f2", now - timedelta(hours=5, seconds=-1), status="error", status_code=502, error="bad"
     )
-    ev.forward_started("f3", "/v1/embed", "gpt-4o", NOW - timedelta(hours=30))
-    ev.forward_completed("f3", NOW - timedelta(hours=30, seconds=-1), status_code=200)
-    ev.sync_mismatch("title", NOW - timedelta(minutes=10))
+    ev.forward_started("f3", "/v1/embed", "gpt-4o", now - timedelta(hours=30))
+    ev.forward_completed("f3", now - timedelta(hours=30, seconds=-1), status_code=200)
+    ev.sync_mismatch("title", now - timedelta(minutes=10))
     return ev
 
 
 @pytest.fixture(scope="module")
 def url(services: Services) -> Iterator[str]:
     with filled_schema(services, _history().events) as url:
+        yield url
+
+
+@pytest.fixture
+def live_url(services: Services) -> Iterator[str]:
+    """The same rows around half past the hour the clock is in when the test starts (never within
+    two minutes of its end): for the CLI and the API, which read the last hours from the clock."""
+    with filled_schema(services, _history(half_past_this_hour()).events) as url:
         yield url
 
 
@@ -184,8 +193,9 @@ def test_hours_with_a_date_is_refused_naming_both(db: psycopg.Connection[Any], r
 
 
 def test_the_cli_and_the_api(
-    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    live_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    url = live_url
     monkeypatch.setenv("DATABASE_URL", url)
     assert cli.main(["query", "summary", "--hours", "6", "--json"]) == 0
     from_cli = json.loads(capsys.readouterr().out)
