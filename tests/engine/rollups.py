@@ -52,6 +52,30 @@ _TABLES = {
 # A duration in ms as the latency triggers take it (schema.sql: latency_hourly).
 _MS = "EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000"
 
+# Every latency the histograms count, with its row's start: the hourly and the daily roll-ups group
+# the same rows by hour and by UTC day.
+_LATENCIES = f"""
+        SELECT started_at, 'round_duration' AS metric, model AS name, metrics_latency_bucket({_MS}) AS b
+        FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL AND completed_at IS NOT NULL
+          AND completion_version IS DISTINCT FROM ''
+        UNION ALL
+        SELECT started_at, 'round_ttft', model, metrics_latency_bucket(time_to_first_token_ms)
+        FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL
+          AND time_to_first_token_ms IS NOT NULL
+        UNION ALL
+        SELECT started_at, 'tool_duration', tool_name, metrics_latency_bucket({_MS})
+        FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL
+          AND completed_at IS NOT NULL
+        UNION ALL
+        SELECT started_at, 'forward_duration', endpoint, metrics_latency_bucket({_MS})
+        FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
+          AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
+          AND right(COALESCE(completion_version, ''), 11) <> '|reconciled'
+        UNION ALL
+        SELECT started_at, 'forward_ttft', endpoint, metrics_latency_bucket(time_to_first_token_ms)
+        FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
+          AND time_to_first_token_ms IS NOT NULL"""
+
 _BASE = {
     "session_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, model, status, reconciled_at IS NOT NULL, count(*),
@@ -88,51 +112,11 @@ _BASE = {
                count(*) FILTER (WHERE unpriced)
         FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL GROUP BY 1, 2""",
     "latency_hourly": f"""
-        SELECT metrics_utc_hour(started_at), metric, name, b, count(*) FROM (
-            SELECT started_at, 'round_duration' AS metric, model AS name, metrics_latency_bucket({_MS}) AS b
-            FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL AND completed_at IS NOT NULL
-              AND completion_version IS DISTINCT FROM ''
-            UNION ALL
-            SELECT started_at, 'round_ttft', model, metrics_latency_bucket(time_to_first_token_ms)
-            FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL
-              AND time_to_first_token_ms IS NOT NULL
-            UNION ALL
-            SELECT started_at, 'tool_duration', tool_name, metrics_latency_bucket({_MS})
-            FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL
-              AND completed_at IS NOT NULL
-            UNION ALL
-            SELECT started_at, 'forward_duration', endpoint, metrics_latency_bucket({_MS})
-            FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
-              AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
-              AND right(COALESCE(completion_version, ''), 11) <> '|reconciled'
-            UNION ALL
-            SELECT started_at, 'forward_ttft', endpoint, metrics_latency_bucket(time_to_first_token_ms)
-            FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
-              AND time_to_first_token_ms IS NOT NULL
-        ) AS x GROUP BY 1, 2, 3, 4""",
+        SELECT metrics_utc_hour(started_at), metric, name, b, count(*) FROM ({_LATENCIES}) AS x
+        GROUP BY 1, 2, 3, 4""",
     "latency_daily": f"""
-        SELECT (started_at AT TIME ZONE 'UTC')::date, metric, name, b, count(*) FROM (
-            SELECT started_at, 'round_duration' AS metric, model AS name, metrics_latency_bucket({_MS}) AS b
-            FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL AND completed_at IS NOT NULL
-              AND completion_version IS DISTINCT FROM ''
-            UNION ALL
-            SELECT started_at, 'round_ttft', model, metrics_latency_bucket(time_to_first_token_ms)
-            FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL
-              AND time_to_first_token_ms IS NOT NULL
-            UNION ALL
-            SELECT started_at, 'tool_duration', tool_name, metrics_latency_bucket({_MS})
-            FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL
-              AND completed_at IS NOT NULL
-            UNION ALL
-            SELECT started_at, 'forward_duration', endpoint, metrics_latency_bucket({_MS})
-            FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
-              AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
-              AND right(COALESCE(completion_version, ''), 11) <> '|reconciled'
-            UNION ALL
-            SELECT started_at, 'forward_ttft', endpoint, metrics_latency_bucket(time_to_first_token_ms)
-            FROM forward_request_metrics WHERE started_at IS NOT NULL AND endpoint IS NOT NULL
-              AND time_to_first_token_ms IS NOT NULL
-        ) AS x GROUP BY 1, 2, 3, 4""",
+        SELECT (started_at AT TIME ZONE 'UTC')::date, metric, name, b, count(*) FROM ({_LATENCIES}) AS x
+        GROUP BY 1, 2, 3, 4""",
 }
 
 
