@@ -21,7 +21,7 @@ import logging
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -30,9 +30,9 @@ from contract.tokens import TokenCheck, bearer
 from producer.otlp import answers
 from producer.otlp.answers import JSON, PROTOBUF
 from producer.otlp.decode import DecodeError, decode_json, decode_protobuf
+from producer.otlp.mapping import map_spans
 from producer.otlp.publishing import Publishing, Unavailable
 from producer.otlp.settings import OtlpSettings
-from producer.otlp.spans import Rejection, Span
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +44,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 RETRY_BACKLOG, RETRY_BUSY = 2, 1
 REALM = b'Bearer realm="metrics-otlp"'
 _DECODERS = {PROTOBUF: decode_protobuf, JSON: decode_json}
-
-
-class Mapped(Protocol):
-    """What producer/otlp/mapping.py's ``map_spans`` returns."""
-
-    @property
-    def wire(self) -> list[tuple[str, bytes]]: ...
-    @property
-    def rejected(self) -> list[Rejection]: ...
-
-
-Mapper = Callable[[Sequence[Span]], Mapped]
 
 
 class Refusal(Exception):
@@ -108,17 +96,10 @@ class Metrics:
 class OtlpApp:
     """The ASGI app; its lifespan starts and stops the publisher thread."""
 
-    def __init__(
-        self, settings: OtlpSettings, tokens: Sequence[str] = (), mapper: Mapper | None = None
-    ) -> None:
-        if mapper is None:
-            from producer.otlp.mapping import map_spans
-
-            mapper = map_spans
+    def __init__(self, settings: OtlpSettings, tokens: Sequence[str] = ()) -> None:
         self.settings = settings
         self.keys = settings.producer.keys
         self.tokens = TokenCheck(tokens)
-        self.map_spans = mapper
         self.metrics = Metrics()
         self.publishing = Publishing(settings)
         self._inflight = 0
@@ -208,7 +189,7 @@ class OtlpApp:
                 raise Refusal(400, answers.INVALID_ARGUMENT, "undecodable", str(exc)) from None
             del body
             self.metrics.spans_received.inc(len(spans))
-            mapped = self.map_spans(spans)
+            mapped = map_spans(spans)
             by_stream: dict[str, list[bytes]] = {}
             if self.keys.shards == 1 and mapped.wire:
                 by_stream[self.keys.stream] = [raw for _, raw in mapped.wire]

@@ -19,7 +19,7 @@ from contract.codec import STREAM_FIELD, decode
 from contract.connect import Client, placed
 from contract.keys import Keys
 from contract.routing import routing_id
-from producer.otlp.app import Mapper, OtlpApp
+from producer.otlp.app import OtlpApp
 from producer.otlp.settings import OtlpSettings
 from producer.settings import ProducerSettings
 from worker.dev.embedded import free_port
@@ -42,10 +42,8 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def serving(
-    settings: OtlpSettings, tokens: tuple[str, ...] = (), map_spans: Mapper | None = None
-) -> Iterator[Receiver]:
-    app = OtlpApp(settings, tokens, map_spans)
+def serving(settings: OtlpSettings, tokens: tuple[str, ...] = ()) -> Iterator[Receiver]:
+    app = OtlpApp(settings, tokens)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
