@@ -23,7 +23,6 @@ within ``RELATIVE_ERROR`` of it. ``percentile_cont`` interpolates between the k-
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -123,8 +122,9 @@ def merge_dense(rows: Iterable[tuple[int, Sequence[int] | NDArray[Any]]]) -> dic
 def percentiles_dense(
     first: int, total: NDArray[np.int64], qs: Sequence[float] = QUANTILES
 ) -> dict[float, float | None]:
-    """What ``percentiles`` answers for sum_dense's ``(first, total)``, without a dict of its
-    buckets: the first bucket whose running count reaches each rank (numpy's searchsorted)."""
+    """Each ``q`` in ``qs`` (0..1) -> its percentile in ms for sum_dense's ``(first, total)``, by
+    percentile_disc's rank: the first bucket whose running count reaches it (numpy's searchsorted;
+    never an empty bucket); None when empty."""
     if any(not 0 <= q <= 1 for q in qs):
         raise ValueError(f"percentiles are fractions between 0 and 1, got {list(qs)}")
     if len(total) and int(total.min()) < 0:
@@ -137,26 +137,6 @@ def percentiles_dense(
 
 
 def percentiles(counts: Mapping[int, int], qs: Sequence[float] = QUANTILES) -> dict[float, float | None]:
-    """Each ``q`` in ``qs`` (0..1) -> its percentile in ms by percentile_disc's rank; None when empty.
-    One walk up the cumulative counts answers every ``q``."""
-    if any(not 0 <= q <= 1 for q in qs):
-        raise ValueError(f"percentiles are fractions between 0 and 1, got {list(qs)}")
-    ordered = sorted(counts.items())
-    ns = [n for _, n in ordered]
-    if ns and min(ns) < 0:
-        raise ValueError("a bucket count is negative: the histogram lost more than it counted")
-    total = sum(ns)
-    if total == 0:
-        return dict.fromkeys(qs)
-    ranks = sorted((max(1, math.ceil(q * total)), q) for q in set(qs))
-    answers: dict[float, float | None] = {}
-    pending = iter(ranks)
-    rank, q = next(pending)
-    for (index, _), seen in zip(ordered, itertools.accumulate(ns), strict=True):
-        while seen >= rank:  # the first bucket whose running count reaches the rank (never an empty one)
-            answers[q] = value(index)
-            following = next(pending, None)
-            if following is None:
-                return {q: answers[q] for q in qs}
-            rank, q = following
-    raise AssertionError("the ranks are at most the total")  # pragma: no cover
+    """Each ``q`` in ``qs`` (0..1) -> its percentile in ms by percentile_disc's rank; None when empty:
+    percentiles_dense over the buckets laid out densely (one rule for both forms)."""
+    return percentiles_dense(*sum_dense((index, (n,)) for index, n in counts.items()), qs)
