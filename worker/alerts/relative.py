@@ -134,11 +134,9 @@ def _tallies(rule: Rule, rows: list[dict[str, Any]]) -> dict[str, Tally]:
     tallies: dict[str, Tally] = defaultdict(Tally)
     for row in rows:
         tally = tallies[row["label"]]
-        if rule.kind.quantile is not None:  # a histogram: label, bucket, n (or a dense lo, counts)
-            dense = row["counts"] if "counts" in row else [row["n"]]
-            first = row["lo"] if "lo" in row else row["bucket"]
-            for k, n in enumerate(dense):
-                tally.buckets[first + k] = tally.buckets.get(first + k, 0) + int(n)
+        if rule.kind.quantile is not None:  # a histogram: label, lo, counts (counts[k] in bucket lo + k)
+            for k, n in enumerate(row["counts"]):
+                tally.buckets[row["lo"] + k] = tally.buckets.get(row["lo"] + k, 0) + int(n)
                 tally.samples += int(n)
             continue
         samples = int(row["samples"] or 0)
