@@ -8,7 +8,8 @@ Redis or a Redis Cluster, and never writes (XLEN, XINFO, XPENDING, XRANGE, XREVR
 Beyond a stream's length (the entries kept until trimmed: not what was received, nor what waits):
 
 - **undelivered**: the group's lag, entries not yet read by any worker;
-- **pending**: read, not yet acknowledged;
+- **pending**: read, not yet acknowledged (both as contract/backlog.py reads them, as the OTLP
+  receiver does for its admission bound);
 - **lag_seconds**: the age of the oldest entry still waiting (the oldest pending one, or the first
   undelivered one), from its id's time: how far behind the workers are, in seconds, 0 when nothing
   waits. Measured against this host's clock (entry ids carry Redis's; NTP keeps them together);
@@ -36,6 +37,7 @@ import redis
 from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisClusterException
 
+from contract.backlog import StreamBacklog, read_backlog
 from contract.connect import Client, connect, placed
 from contract.deadletters import DeadLetter
 from contract.entries import as_text, parse_id
@@ -122,7 +124,7 @@ def read_status(client: Client, keys: Keys, group: str, latest: int = LATEST_DEA
     :func:`contract.connect.connect` returned. Raises one of ``UNAVAILABLE``."""
     keys = placed(keys, client)
     now_ms = time.time() * 1000
-    streams = [_stream(client, stream, group, now_ms) for stream in keys.streams]
+    streams = [_stream(client, found, group, now_ms) for found in read_backlog(client, keys.streams, group)]
     letter_keys = keys.dead_letter_streams
     undelivered = [s.undelivered for s in streams]
     acknowledged = [s.acknowledged for s in streams]
@@ -148,11 +150,8 @@ def unrouted_count(client: Client, keys: Keys, group: str) -> int | None:
     None when there are some and Redis < 7 cannot say how many."""
     if keys.shards == 1:
         return 0
-    info = group_info(client, keys.stream, group)
-    waiting = undelivered_count(client, keys.stream, info)
-    if waiting is None:
-        return None
-    return waiting + (0 if info is None else int(info["pending"]))
+    (base,) = read_backlog(client, [keys.stream], group)
+    return base.backlog
 
 
 def unrouted_warning(unrouted: int | None, keys: Keys) -> str:
@@ -184,44 +183,20 @@ def applied_per_second(before: PipelineStatus, after: PipelineStatus) -> float |
     return max(0, applied) / seconds
 
 
-def group_info(client: Client, stream: str, group: str) -> dict[str, Any] | None:
-    """The group's XINFO GROUPS entry on ``stream``; None when the stream or the group is missing."""
-    if not client.exists(stream):
-        return None
-    infos: Any = client.xinfo_groups(stream)
-    return next((info for info in infos if as_text(info["name"]) == group), None)
-
-
-def undelivered_count(client: Client, stream: str, info: dict[str, Any] | None) -> int | None:
-    """Entries not yet delivered to the group; None when there are some but Redis cannot say how
-    many (Redis < 7, or its lag counter lost after deletions)."""
-    if info is None:  # no group yet: everything in the stream is undelivered
-        return int(client.xlen(stream))
-    lag = info.get("lag")
-    if lag is not None:
-        return int(lag)
-    if not client.exists(stream):
-        return 0
-    last: Any = client.xinfo_stream(stream)["last-generated-id"]
-    return 0 if parse_id(info["last-delivered-id"]) >= parse_id(last) else None
-
-
-def _stream(client: Client, stream: str, group: str, now_ms: float) -> StreamState:
-    info = group_info(client, stream, group)
-    waiting = undelivered_count(client, stream, info)
-    pending, consumers = 0, []
+def _stream(client: Client, backlog: StreamBacklog, group: str, now_ms: float) -> StreamState:
+    stream, info, waiting = backlog.stream, backlog.group, backlog.undelivered
     finished: int | None = 0  # no group yet: nothing read, nothing finished
+    consumers = []
     if info is not None:
-        pending = int(info["pending"])
         read = _entries_read(info)
-        finished = None if read is None else read - pending
+        finished = None if read is None else read - backlog.pending
         consumers = client.xinfo_consumers(stream, group)
     oldest = _oldest_waiting(client, stream, group, info, waiting)
     return StreamState(
         stream=stream,
-        length=int(client.xlen(stream)),
+        length=backlog.length,
         undelivered=waiting,
-        pending=pending,
+        pending=backlog.pending,
         acknowledged=finished,
         lag_seconds=0.0 if oldest is None else round(max(0.0, now_ms - oldest) / 1000, 3),
         consumers=[

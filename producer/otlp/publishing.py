@@ -13,8 +13,9 @@ the events' deterministic ids absorbs.
 
 The thread also keeps two facts for admission, read by the event loop without a lock: whether
 Redis answers (after a failed send, a probe with backoff until it does) and the backlog, the
-entries the workers' group has not taken yet (lag + pending on every shard, XLEN where no group
-exists yet), measured about once a second.
+entries the workers' group has not finished with (lag + pending on every shard, XLEN where no group
+exists yet: contract/backlog.py, the reading metrics-worker status shows), measured about once a
+second.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 
+from contract.backlog import read_backlog
 from contract.backoff import Backoff
-from contract.connect import Client, by_node, describe, is_cluster, placed, refresh
+from contract.connect import Client, describe, is_cluster, placed, refresh
 from producer.delivery import SEND_ERRORS, Batch, add_batches, check_reachable, connect, safe_url
 from producer.otlp.settings import OtlpSettings
 
@@ -75,6 +76,7 @@ class Publishing:
         self._backoff = Backoff(0.1, 2.0)
         self._next_probe = 0.0
         self._backlog_at = -math.inf
+        self._backlog_refused = False
         self._thread = threading.Thread(target=self._run, name="metrics-otlp-publisher", daemon=True)
 
     def start(self) -> None:
@@ -217,26 +219,17 @@ class Publishing:
         log.info("metrics-otlp: Redis at %s answers again", safe_url(self.settings.producer.redis_url))
 
     def _measure_backlog(self, client: Client) -> int:
-        """Entries the group has not finished: lag + pending per shard, the whole stream where no
-        group exists yet (no worker has started), none where the stream does not exist."""
-        group = self.settings.group.encode()
+        """Entries the group has not finished with, summed over the shards: undelivered + pending
+        as contract.backlog.read_backlog defines them (the whole stream where no group exists
+        yet); an uncounted "some" (Redis < 7) counts 0. 0 when Redis refuses the reading (a user
+        without XINFO or XLEN): the bound is then not enforced, said once."""
         streams = placed(self.settings.producer.keys, client).streams
-        total = 0
-        for node, names in by_node(client, streams).values():
-            pipe = node.pipeline(transaction=False)
-            for name in names:
-                pipe.xinfo_groups(name)
-                pipe.xlen(name)
-            results: list[Any] = pipe.execute(raise_on_error=False)
-            for groups, length in zip(results[::2], results[1::2], strict=True):
-                if isinstance(groups, redis.ResponseError):  # no such stream
-                    continue
-                if isinstance(groups, Exception):
-                    raise groups
-                ours = [g for g in groups if g.get("name") in (group, group.decode())]
-                if not ours:
-                    total += int(length)
-                    continue
-                lag = ours[0].get("lag")
-                total += int(ours[0].get("pending") or 0) + int(lag if lag is not None else 0)
-        return total
+        try:
+            found = read_backlog(client, streams, self.settings.group)
+        except redis.ResponseError as exc:
+            if not self._backlog_refused:
+                log.warning("metrics-otlp: cannot read the backlog (%s); --max-backlog is not enforced", exc)
+            self._backlog_refused = True
+            return 0
+        self._backlog_refused = False
+        return sum((s.undelivered or 0) + s.pending for s in found)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from contract.codec import STREAM_FIELD
 from contract.connect import Client, node_for, placed
+from contract.keys import Keys
+from tests.contract.backlogs import check_readers_agree, fill
 from tests.ingest.helpers import settings, worker_env
 from tests.status_views import check_agreement, good
 from worker.dev.cluster import LocalCluster
@@ -48,3 +51,14 @@ def test_entries_on_the_base_stream_are_counted_on_a_cluster(
     )
     assert done.returncode == 0, done.stderr
     assert f"WARNING: 2 entries in {s.stream}, the base stream, that no worker reads" in done.stdout
+
+
+def test_every_reader_of_the_backlog_agrees_on_a_cluster(
+    cluster: LocalCluster, cluster_client: Client, key_prefix: str, tmp_path: Path
+) -> None:
+    """contract.backlog on 3 shards over 3 masters (read per master) is what the status view, the
+    worker and the OTLP receiver report, and what Redis counts."""
+    keys = Keys(f"{key_prefix}:events", shards=3)
+    fill(cluster_client, keys)
+    assert len({node_for(cluster_client, stream)[0] for stream in placed(keys, cluster_client).streams}) == 3
+    check_readers_agree(cluster_client, keys, cluster.url, tmp_path)

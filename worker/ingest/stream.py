@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import redis
 from redis.connection import parse_url
 
+from contract.backlog import read_backlog
 from contract.connect import (
     TRANSIENT_ERRORS,
     Client,
@@ -29,7 +30,6 @@ from contract.deadletters import letter_fields, payload_of
 from contract.entries import as_text, parse_id
 from contract.keys import Keys
 from worker.settings import WorkerSettings
-from worker.status import group_info, undelivered_count
 
 log = logging.getLogger(__name__)
 
@@ -293,25 +293,17 @@ class StreamClient:
     # -- state ---------------------------------------------------------------------------------
 
     def backlog(self) -> tuple[int, int]:
-        """(entries not yet delivered to the group, entries pending) over all shards."""
-        undelivered = pending = 0
-        for stream in self.streams:
-            info = self._group_info(stream)
-            count = undelivered_count(self.client, stream, info)
-            undelivered += 1 if count is None else count
-            pending += int(info["pending"]) if info is not None else 0
-        return undelivered, pending
+        """(entries not yet delivered to the group, entries pending) over all shards
+        (contract.backlog.read_backlog); an uncounted "some" (Redis < 7) counts 1."""
+        found = read_backlog(self.client, self.streams, self.group)
+        undelivered = sum(1 if s.undelivered is None else s.undelivered for s in found)
+        return undelivered, sum(s.pending for s in found)
 
     def report_lag(self) -> dict[str, tuple[int, int]]:
-        out = {}
-        for stream in self.streams:
-            info = self._group_info(stream)
-            if info is not None:
-                out[stream] = (int(info.get("lag") or 0), int(info["pending"]))
-        return out
-
-    def _group_info(self, stream: str) -> dict[str, Any] | None:
-        return group_info(self.client, stream, self.group)
+        """(undelivered, pending) of each shard where the group exists, for the gauges; an
+        uncounted "some" (Redis < 7) shows 0."""
+        found = read_backlog(self.client, self.streams, self.group)
+        return {s.stream: (s.undelivered or 0, s.pending) for s in found if s.group is not None}
 
 
 def _unparsed(response: Any, **options: Any) -> Any:
