@@ -12,6 +12,7 @@ import psycopg
 import pytest
 import redis
 
+from contract.backlog import read_backlog
 from producer import Publisher
 from tests.conftest import Services
 from tests.ingest.helpers import drain, settings, worker_env
@@ -78,6 +79,9 @@ def test_producer_and_worker_do_their_job_with_only_their_grants(
     admin.xadd(STREAM, {"event": "not json"})
     s = settings(db_url, worker_url, "metrics", stream=STREAM, consumer_idle_ms=0)
     drain(s)
+    # metrics-otlp, run as the producer's user, reads the backlog for --max-backlog
+    (found,) = read_backlog(redis.Redis.from_url(producer_url), [STREAM], s.group)
+    assert (found.undelivered, found.pending) == (0, 0), found
     with psycopg.connect(db_url) as conn:
         assert conn.execute(
             "SELECT total_rounds FROM session_metrics WHERE session_id = 's-acl'"
