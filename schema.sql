@@ -752,15 +752,18 @@ CREATE TABLE IF NOT EXISTS latency_daily (
 -- So every move that wrote a day's hours without its day has committed before the fold sums them,
 -- and every later one sees the new folded_upto. Only the fold moves folded_upto on; moving it back
 -- (under the lock) is safe too: those days are read from their hours again, and refolded.
--- Created at the current UTC date, on a new database and on one of the version that wrote both
--- tables in every move alike: the days before it are complete in latency_daily either way, today's
--- are read from latency_hourly, and the first fold replaces (never adds to) what that version
--- wrote for today or later.
+-- On a new database (latency_daily empty) nothing is folded: '-infinity', every day read from its
+-- hours until the first fold. On one of the version that wrote both tables in every move: the
+-- current UTC date, so the days before it are read from latency_daily (complete), today's from
+-- latency_hourly, and the first fold replaces (never adds to) what that version wrote for today
+-- or later.
 CREATE TABLE IF NOT EXISTS latency_fold (
     one                        boolean PRIMARY KEY DEFAULT true CHECK (one),
     folded_upto                date NOT NULL
 );
-INSERT INTO latency_fold (folded_upto) VALUES ((now() AT TIME ZONE 'UTC')::date) ON CONFLICT (one) DO NOTHING;
+INSERT INTO latency_fold (folded_upto)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM latency_daily) THEN (now() AT TIME ZONE 'UTC')::date ELSE '-infinity' END
+ON CONFLICT (one) DO NOTHING;
 
 -- A dense histogram from a statement's folded deltas: buckets lo..hi (distinct) and their counts, in
 -- any order.

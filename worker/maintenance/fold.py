@@ -12,7 +12,7 @@ folds again would get the same sums. Nothing due, it takes no lock (applies neve
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,12 +22,13 @@ DEFAULT_GRACE = timedelta(hours=1)
 #: Days folded per transaction: a long-stopped scheduler catches up in bounded chunks.
 DEFAULT_CHUNK_DAYS = 7
 
-DUE = "SELECT folded_upto FROM latency_fold WHERE folded_upto < %(target)s::date"
+DUE = "SELECT 1 FROM latency_fold WHERE folded_upto < %(target)s::date"
 
 LOCK = "SELECT pg_advisory_xact_lock(1919904877, 'latency_fold'::regclass::oid::int)"
 
-# The chunk: from folded_upto (or, past days without hours, from the first day with some) for at
-# most %(days)s days, never past the target. Its days' latency_daily rows go; they were empty, or
+# The chunk: from folded_upto (or, past days without hours, from the first day with some: a new
+# database's is '-infinity') for at most %(days)s days, never past the target. Dates as text: the
+# watermark may be '-infinity'. Its days' latency_daily rows go; they were empty, or
 # the previous version's (schema.sql: latency_fold).
 CLEAR = """
 WITH w AS (
@@ -41,7 +42,7 @@ WITH w AS (
 ), gone AS (
     DELETE FROM latency_daily AS d USING w WHERE d.day >= w.since AND d.day < w.upto
 )
-SELECT w.since, w.upto FROM w
+SELECT w.since::text, w.upto::text FROM w
 """
 
 FOLD = """
@@ -61,18 +62,17 @@ WITH buckets AS (
     FROM buckets AS b
     GROUP BY 1, 2, 3
     ORDER BY 1, 2, 3
-    RETURNING 1
+    RETURNING day
 ), moved AS (
     UPDATE latency_fold SET folded_upto = %(upto)s::date
 )
-SELECT count(*) FROM folded
+SELECT count(DISTINCT day), count(*) FROM folded
 """
 
 
-def fold_target(now: datetime, grace: timedelta = DEFAULT_GRACE) -> datetime:
-    """The watermark a fold at ``now`` moves to (as midnight UTC of that date)."""
-    day = (now.astimezone(UTC) - grace).date()
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+def fold_target(now: datetime, grace: timedelta = DEFAULT_GRACE) -> date:
+    """The watermark a fold at ``now`` moves to: the UTC date of ``now - grace``."""
+    return (now.astimezone(UTC) - grace).date()
 
 
 def fold_latency(
@@ -83,14 +83,15 @@ def fold_latency(
     chunk_days: int = DEFAULT_CHUNK_DAYS,
 ) -> dict[str, Any]:
     """Fold every day before the UTC date of ``now - grace`` not folded yet (autocommit connection,
-    a transaction per chunk); the days and rows folded and the watermark reached."""
+    a transaction per chunk); the days with latencies and the rows folded, and the watermark
+    reached (an ISO date, or '-infinity' before any fold)."""
     if chunk_days < 1:
         raise ValueError(f"chunk_days: must be at least 1, got {chunk_days}")
     if grace < timedelta(0):
         raise ValueError(f"grace: must not be negative, got {grace}")
     if not conn.autocommit:
         raise ValueError("conn: the fold commits a chunk at a time; pass an autocommit connection")
-    target = fold_target(now or datetime.now(UTC), grace).date()
+    target = fold_target(now or datetime.now(UTC), grace)
     params: dict[str, Any] = {"target": target, "days": chunk_days}
     days = rows = 0
     while conn.execute(DUE, params).fetchone() is not None:  # nothing due: no lock, no wait
@@ -101,7 +102,7 @@ def fold_latency(
                 break
             since, upto = span
             found = conn.execute(FOLD, {"since": since, "upto": upto}).fetchone()
-            rows += int(found[0]) if found else 0
-            days += (upto - since).days
-    row = conn.execute("SELECT folded_upto FROM latency_fold").fetchone()
-    return {"days": days, "rows": rows, "folded_upto": row[0].isoformat() if row else None}
+            if found:
+                days, rows = days + int(found[0]), rows + int(found[1])
+    row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
+    return {"days": days, "rows": rows, "folded_upto": row[0] if row else None}
