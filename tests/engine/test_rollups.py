@@ -1,6 +1,6 @@
 """Roll-ups stay what the base tables say through prune (sessions included), reconcile (and the
-reopening of what it closed), forgetting, the latency fold, and late events after them; the reads answered from them
-equal the same reads over the base tables."""
+reopening of what it closed), forgetting, the latency fold, and late events after them; the reads
+answered from them equal the same reads over the base tables."""
 
 from __future__ import annotations
 

@@ -28,7 +28,9 @@ from worker.schema import apply_schema
 #: past the grace: both are folded.
 AFTER = T0 + timedelta(days=1, hours=2)
 #: Moving a round's completion by a second: a move of round_duration in T0's day.
-NUDGE = "UPDATE round_metrics SET completed_at = completed_at + interval '1 second' WHERE completed_at IS NOT NULL"
+NUDGE = """
+UPDATE round_metrics SET completed_at = completed_at + interval '1 second' WHERE completed_at IS NOT NULL
+"""
 
 
 def watermark(conn: psycopg.Connection[Any]) -> str:

@@ -80,7 +80,8 @@ def _env(db_url: str, redis_url: str, key_prefix: str, **extra: str) -> dict[str
 def test_cron_config_registers_reconcile_every_minute_prune_daily_and_the_fold_hourly(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for var in ("METRICS_MAINTENANCE_QUEUE", "METRICS_RECONCILE_CRON", "METRICS_PRUNE_CRON", "METRICS_FOLD_CRON"):
+    names = ("METRICS_MAINTENANCE_QUEUE", "METRICS_RECONCILE_CRON", "METRICS_PRUNE_CRON", "METRICS_FOLD_CRON")
+    for var in names:
         monkeypatch.delenv(var, raising=False)
     scheduler = CronScheduler(connection=redis.Redis.from_url(redis_url))
     scheduler.load_config_from_file("worker.maintenance.cron")
@@ -260,6 +261,6 @@ def test_the_deprecated_paths_still_schedule_and_run_the_jobs(redis_url: str) ->
     )
     assert done.returncode == 0, done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-1]  # rq logs the registrations before it
-    assert last == (
-        "['worker.maintenance.jobs.fold', 'worker.maintenance.jobs.prune', 'worker.maintenance.jobs.reconcile']"
+    assert last == str(
+        ["worker.maintenance.jobs.fold", "worker.maintenance.jobs.prune", "worker.maintenance.jobs.reconcile"]
     )

@@ -13,8 +13,9 @@ Redis Cluster, which RQ does not support (worker/maintenance/scheduler.py).
 Variables read here when the scheduler loads this module:
 METRICS_MAINTENANCE_QUEUE (default ``maintenance``), METRICS_RECONCILE_CRON (default every
 minute), METRICS_PRUNE_CRON (default 03:17 daily; cron fields are the scheduler host's local
-time), METRICS_FOLD_CRON (default hourly at :07; a run with nothing due takes no lock), and METRICS_ALERTS_FILE with METRICS_ALERTS_CRON (default every minute): the alerts job is
-scheduled only when a rules file is named. The jobs themselves read the worker settings
+time), METRICS_FOLD_CRON (default hourly at :07; a run with nothing due takes no lock), and
+METRICS_ALERTS_FILE with METRICS_ALERTS_CRON (default every minute): the alerts job is scheduled
+only when a rules file is named. The jobs themselves read the worker settings
 (worker/maintenance/jobs.py).
 """
 
