@@ -690,12 +690,12 @@ CREATE TABLE IF NOT EXISTS round_hourly (
 ) WITH (fillfactor = 70);
 
 -- Latency histograms: how many durations of each metric fell in each bucket, by the UTC hour the
--- measured thing started in and its name, and the same by UTC day (kept by the same statement, so
--- that a read of days sums one row per day, not 24). Metrics: round_duration and round_ttft (name:
--- the model), tool_duration (the tool name), forward_duration and forward_ttft (the endpoint). A
--- duration is completed_at - started_at (a completion before its start counts as 0 ms); one that
--- reconcile guessed (a round or forward it closed) is not counted; a time to first token is the
--- completion's time_to_first_token_ms.
+-- measured thing started in and its name, and the same by UTC day (so that a read of days sums one
+-- row per day, not 24: latency_fold below says which days latency_daily holds). Metrics:
+-- round_duration and round_ttft (name: the model), tool_duration (the tool name), forward_duration
+-- and forward_ttft (the endpoint). A duration is completed_at - started_at (a completion before its
+-- start counts as 0 ms); one that reconcile guessed (a round or forward it closed) is not counted;
+-- a time to first token is the completion's time_to_first_token_ms.
 --
 -- A row is one histogram, dense: counts[k] durations fell in bucket lo + k - 1. A statement's
 -- deltas are folded per key and added once (metrics_histogram_add). int4 counts: the widest row
@@ -740,6 +740,30 @@ CREATE TABLE IF NOT EXISTS latency_daily (
     counts                     int[] NOT NULL,
     PRIMARY KEY (day, metric, name, slot)
 ) WITH (fillfactor = 70, toast_tuple_target = 8160);
+
+-- Which days latency_daily holds: every day before folded_upto, exactly; from folded_upto on, a
+-- day is read from latency_hourly (its rows in latency_daily, if any, are ignored). The roll-up
+-- moves always write latency_hourly, and latency_daily only for days before folded_upto (late
+-- events, prune, reconcile, back-fill of old rows); the fold (worker/maintenance/fold.py, hourly
+-- from the scheduler, or `metrics-worker fold`) replaces the rows of the days from folded_upto up to
+-- yesterday by the sums of their hours, in one slot, and moves folded_upto on. Both take the
+-- advisory lock (1919904877, the oid of latency_fold: one per schema): the moves shared, then read
+-- folded_upto in a later statement; the fold exclusive, then reads and writes in later statements.
+-- So every move that wrote a day's hours without its day has committed before the fold sums them,
+-- and every later one sees the new folded_upto. Only the fold moves folded_upto on; moving it back
+-- (under the lock) is safe too: those days are read from their hours again, and refolded.
+-- On a new database (latency_daily empty) nothing is folded: '-infinity', every day read from its
+-- hours until the first fold. On one of the version that wrote both tables in every move: the
+-- current UTC date, so the days before it are read from latency_daily (complete), today's from
+-- latency_hourly, and the first fold replaces (never adds to) what that version wrote for today
+-- or later.
+CREATE TABLE IF NOT EXISTS latency_fold (
+    one                        boolean PRIMARY KEY DEFAULT true CHECK (one),
+    folded_upto                date NOT NULL
+);
+INSERT INTO latency_fold (folded_upto)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM latency_daily) THEN (now() AT TIME ZONE 'UTC')::date ELSE '-infinity' END
+ON CONFLICT (one) DO NOTHING;
 
 -- A dense histogram from a statement's folded deltas: buckets lo..hi (distinct) and their counts, in
 -- any order.
@@ -836,7 +860,12 @@ CREATE OR REPLACE FUNCTION round_rollups_move(plus anyarray, minus anyarray, cos
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
+    folded_before timestamptz;
 BEGIN
+    -- latency_fold: the lock first, the watermark in a later statement (its own snapshot, taken
+    -- after any fold holding the lock has committed).
+    PERFORM pg_advisory_xact_lock_shared(1919904877, 'latency_fold'::regclass::oid::int);
+    SELECT f.folded_upto::timestamp AT TIME ZONE 'UTC' INTO folded_before FROM latency_fold AS f;
     WITH c AS MATERIALIZED (
         SELECT s.sign, s.started_at, metrics_utc_hour(s.started_at) AS hour, s.model,
                COALESCE(s.provider, '') AS provider, s.status, s.prompt_tokens, s.completion_tokens,
@@ -923,6 +952,7 @@ BEGIN
     FROM (
         SELECT (b.hour AT TIME ZONE 'UTC')::date AS day, b.metric, b.name, b.bucket, sum(b.n)::int AS n
         FROM buckets AS b
+        WHERE b.hour < folded_before
         GROUP BY 1, 2, 3, 4
         HAVING sum(b.n) <> 0
     ) AS d
@@ -937,7 +967,12 @@ CREATE OR REPLACE FUNCTION tool_rollups_move(plus anyarray, minus anyarray, call
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
+    folded_before timestamptz;
 BEGIN
+    -- latency_fold: the lock first, the watermark in a later statement (its own snapshot, taken
+    -- after any fold holding the lock has committed).
+    PERFORM pg_advisory_xact_lock_shared(1919904877, 'latency_fold'::regclass::oid::int);
+    SELECT f.folded_upto::timestamp AT TIME ZONE 'UTC' INTO folded_before FROM latency_fold AS f;
     WITH c AS MATERIALIZED (
         SELECT s.sign, s.started_at, s.tool_name, s.success,
                calls_upto IS NULL OR s.tool_call_id <= calls_upto AS calls,
@@ -989,6 +1024,7 @@ BEGIN
     FROM (
         SELECT (b.hour AT TIME ZONE 'UTC')::date AS day, b.metric, b.name, b.bucket, sum(b.n)::int AS n
         FROM buckets AS b
+        WHERE b.hour < folded_before
         GROUP BY 1, 2, 3, 4
         HAVING sum(b.n) <> 0
     ) AS d
@@ -1003,7 +1039,12 @@ CREATE OR REPLACE FUNCTION forward_rollups_move(plus anyarray, minus anyarray, d
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
+    folded_before timestamptz;
 BEGIN
+    -- latency_fold: the lock first, the watermark in a later statement (its own snapshot, taken
+    -- after any fold holding the lock has committed).
+    PERFORM pg_advisory_xact_lock_shared(1919904877, 'latency_fold'::regclass::oid::int);
+    SELECT f.folded_upto::timestamp AT TIME ZONE 'UTC' INTO folded_before FROM latency_fold AS f;
     WITH c AS MATERIALIZED (
         SELECT s.*, EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000 AS duration_ms,
                daily_upto IS NULL OR s.forward_id <= daily_upto AS daily,
@@ -1085,6 +1126,7 @@ BEGIN
     FROM (
         SELECT (b.hour AT TIME ZONE 'UTC')::date AS day, b.metric, b.name, b.bucket, sum(b.n)::int AS n
         FROM buckets AS b
+        WHERE b.hour < folded_before
         GROUP BY 1, 2, 3, 4
         HAVING sum(b.n) <> 0
     ) AS d

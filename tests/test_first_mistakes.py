@@ -259,7 +259,7 @@ def test_help_of_every_command_exits_0_and_describes_it() -> None:
         ("metrics-worker", "status"), ("metrics-worker", "dlq", "list"), ("metrics-worker", "dlq", "show"),
         ("metrics-worker", "query", "by-model"), ("metrics-producer", "simulate"), ("metrics-api",),
         ("metrics-worker", "reconcile"), ("metrics-worker", "prune"), ("metrics-worker", "scheduler-url"),
-        ("metrics-worker", "dlq", "redrive"), ("metrics-worker", "dlq", "purge"),
+        ("metrics-worker", "fold"), ("metrics-worker", "dlq", "redrive"), ("metrics-worker", "dlq", "purge"),
         ("metrics-producer", "publish"),
     ):  # fmt: skip
         done = subprocess.run(

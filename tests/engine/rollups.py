@@ -45,8 +45,14 @@ _ROLLUPS = {
 _TABLES = {
     "latency_hourly": "(SELECT hour, metric, name, lo + k::int - 1 AS bucket, n"
     " FROM latency_hourly, unnest(counts) WITH ORDINALITY AS u(n, k)) AS t",
+    # the days before the watermark from latency_daily, the later ones from their hours (schema.sql:
+    # latency_fold), as the readers take them
     "latency_daily": "(SELECT day, metric, name, lo + k::int - 1 AS bucket, n"
-    " FROM latency_daily, unnest(counts) WITH ORDINALITY AS u(n, k)) AS t",
+    " FROM latency_daily, unnest(counts) WITH ORDINALITY AS u(n, k)"
+    " WHERE day < (SELECT folded_upto FROM latency_fold)"
+    " UNION ALL SELECT (hour AT TIME ZONE 'UTC')::date, metric, name, lo + k::int - 1, n"
+    " FROM latency_hourly, unnest(counts) WITH ORDINALITY AS u(n, k)"
+    " WHERE hour >= (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC') AS t",
 }
 
 # A duration in ms as the latency triggers take it (schema.sql: latency_hourly).

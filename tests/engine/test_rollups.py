@@ -1,6 +1,6 @@
 """Roll-ups stay what the base tables say through prune (sessions included), reconcile (and the
-reopening of what it closed), forgetting, and late events after them; the reads answered from them
-equal the same reads over the base tables."""
+reopening of what it closed), forgetting, the latency fold, and late events after them; the reads
+answered from them equal the same reads over the base tables."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from tests.engine.rollups import (
 )
 from tests.maintenance.helpers import aggregate_drift
 from worker.engine.apply import apply_events
+from worker.maintenance.fold import fold_latency
 from worker.maintenance.forget import forget_sessions
 from worker.maintenance.prune import prune
 from worker.maintenance.reconcile import HintSnapshot, reconcile
@@ -40,6 +41,10 @@ def test_prune_reconcile_forget_and_late_events_keep_rollups_exact(
     with psycopg.connect(db_url, autocommit=True) as conn:
         for table in ("session_metrics", "round_metrics", "tool_call_metrics", "forward_request_metrics"):
             conn.execute(f"DELETE FROM {table}")
+        # latency_daily folded up to T0's date, the day after, both days or neither (schema.sql:
+        # latency_fold; moved back first, which is safe, for the fold to replace the days' rows)
+        conn.execute("UPDATE latency_fold SET folded_upto = '-infinity'")
+        fold_latency(conn, now=T0 + timedelta(days=rng.randint(-1, 2), hours=2))
         for batch in split(rng, early):
             apply_events(conn, batch)
         now = T0 + timedelta(seconds=rng.randint(0, 40))
@@ -51,6 +56,7 @@ def test_prune_reconcile_forget_and_late_events_keep_rollups_exact(
         live = frozenset(rng.sample(sessions, k=rng.randint(0, 1)))
         prune(conn, cutoff=cutoff, dedupe_before=T0 - timedelta(days=1), chunk_size=2, live=live)
         assert_rollups_match(conn)
+        fold_latency(conn, now=T0 + timedelta(days=rng.randint(0, 2), hours=2))  # then late events
         # Late events: some reopen what reconcile closed; a second reconcile closes them again.
         for batch in split(rng, late):
             apply_events(conn, batch)

@@ -59,7 +59,11 @@ def queue_name(key_prefix: str, redis_url: str) -> Iterator[str]:
     )
     for job_id in ids:
         client.delete(f"rq:job:{job_id}", f"rq:results:{job_id}")
-        for func in ("worker.maintenance.jobs.reconcile", "worker.maintenance.jobs.prune"):
+        for func in (
+            "worker.maintenance.jobs.reconcile",
+            "worker.maintenance.jobs.prune",
+            "worker.maintenance.jobs.fold",
+        ):
             client.zrem(f"rq:cron_job:{func}:jobs", job_id)
     q.delete(delete_jobs=True)
     for key in client.scan_iter(f"rq:*{name}*"):
@@ -73,15 +77,22 @@ def _env(db_url: str, redis_url: str, key_prefix: str, **extra: str) -> dict[str
     return env
 
 
-def test_cron_config_registers_reconcile_every_minute_and_prune_daily(
+def test_cron_config_registers_reconcile_every_minute_prune_daily_and_the_fold_hourly(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for var in ("METRICS_MAINTENANCE_QUEUE", "METRICS_RECONCILE_CRON", "METRICS_PRUNE_CRON"):
+    names = ("METRICS_MAINTENANCE_QUEUE", "METRICS_RECONCILE_CRON", "METRICS_PRUNE_CRON", "METRICS_FOLD_CRON")
+    for var in names:
         monkeypatch.delenv(var, raising=False)
     scheduler = CronScheduler(connection=redis.Redis.from_url(redis_url))
     scheduler.load_config_from_file("worker.maintenance.cron")
     jobs = {job.func_name: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"worker.maintenance.jobs.reconcile", "worker.maintenance.jobs.prune"}
+    assert set(jobs) == {
+        "worker.maintenance.jobs.reconcile",
+        "worker.maintenance.jobs.prune",
+        "worker.maintenance.jobs.fold",
+    }
+    fold = jobs["worker.maintenance.jobs.fold"]
+    assert (fold.queue_name, fold.cron) == ("maintenance", "7 * * * *")
     assert (
         jobs["worker.maintenance.jobs.reconcile"].queue_name,
         jobs["worker.maintenance.jobs.reconcile"].cron,
@@ -250,4 +261,6 @@ def test_the_deprecated_paths_still_schedule_and_run_the_jobs(redis_url: str) ->
     )
     assert done.returncode == 0, done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-1]  # rq logs the registrations before it
-    assert last == "['worker.maintenance.jobs.prune', 'worker.maintenance.jobs.reconcile']"
+    assert last == str(
+        ["worker.maintenance.jobs.fold", "worker.maintenance.jobs.prune", "worker.maintenance.jobs.reconcile"]
+    )

@@ -2,12 +2,13 @@
 
 Under a day they are PostgreSQL's ``percentile_disc`` over the rounds started in the window
 (through the ``started_at`` indexes). Over days they sum the daily latency histograms
-(``latency_daily``, schema.sql: a dense array of bucket counts per day, model and slot) into bucket
-counts per label and read the percentile off them
-(worker/engine/histogram.py): the representative of the bucket holding ``percentile_disc``'s
-answer, within 1.083% of it; the twin over the rounds computes the same buckets while the
-back-fill of ``round_hourly`` is due. All count the same rounds: completed, and not closed by
-reconcile (whose completion is a guess); a completion before its start counts as 0 ms.
+(``latency_daily``, schema.sql: a dense array of bucket counts per day, model and slot; the days
+not folded into it yet, ``latency_fold``, from ``latency_hourly``) into bucket counts per label
+and read the percentile off them (worker/engine/histogram.py): the representative of the bucket
+holding ``percentile_disc``'s answer, within 1.083% of it; the twin over the rounds computes the
+same buckets while the back-fill of ``round_hourly`` is due. All count the same rounds: completed,
+and not closed by reconcile (whose completion is a guess); a completion before its start counts as
+0 ms.
 """
 
 from __future__ import annotations
@@ -55,7 +56,14 @@ FROM (
 LEFT JOIN (
     SELECT CASE %(group_by)s::text WHEN 'model' THEN name ELSE '' END AS label, lo, counts
     FROM latency_daily
-    WHERE metric = %(metric)s AND day >= %(first_day)s::date
+    WHERE metric = %(metric)s AND day >= %(first_day)s::date AND day < (SELECT folded_upto FROM latency_fold)
+      AND (%(model)s::text IS NULL OR name = %(model)s)
+    UNION ALL
+    SELECT CASE %(group_by)s::text WHEN 'model' THEN name ELSE '' END, lo, counts
+    FROM latency_hourly
+    WHERE metric = %(metric)s
+      AND hour >= GREATEST(%(first_day)s::date, (SELECT folded_upto FROM latency_fold))::timestamp
+                  AT TIME ZONE 'UTC'
       AND (%(model)s::text IS NULL OR name = %(model)s)
 ) AS answer ON ready.rollups_ready
 """

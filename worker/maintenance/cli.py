@@ -1,7 +1,7 @@
-"""The maintenance room's sub-commands of ``metrics-worker`` (reconcile, prune, forget, reprice,
+"""The maintenance room's sub-commands of ``metrics-worker`` (reconcile, prune, fold, forget, reprice,
 scheduler-url).
 
-reconcile and prune are for a shell or system cron, doing what the RQ jobs do (same lock: a run
+reconcile, prune and fold are for a shell or system cron, doing what the RQ jobs do (same lock: a run
 while another holds it is skipped and says so); each run prints one JSON line with what it did.
 forget deletes sessions on request and says how much went (a line, or JSON with --json).
 """
@@ -67,6 +67,17 @@ def configure_parser(subparsers: Any) -> None:
     ):
         parser.add_argument(flag, dest=dest, type=duration_arg(flag), metavar="DURATION", help=text)
     parser.set_defaults(handler=prune)
+
+    fold = subparsers.add_parser(
+        "fold",
+        help="fold the past days' hourly latency histograms into the daily ones",
+        description="Sum the hourly latency histograms of every UTC day before today (after a 1h grace "
+        "past midnight) not folded yet into one daily row per metric and name, a week per transaction; "
+        "the applies then write only hourly ones for today. Reads stay exact before and after. Idempotent; "
+        "scheduled hourly (worker/maintenance/cron.py). Prints one JSON line: days and rows folded.",
+    )
+    add_connections(fold, DATABASE)
+    fold.set_defaults(handler=fold_days)
 
     forget = subparsers.add_parser(
         "forget",
@@ -151,6 +162,12 @@ def prune(args: argparse.Namespace) -> int:
     from worker.maintenance.jobs import run_prune
 
     return _report("prune", run_prune(settings_from(args, PruneSettings), one_shot=True))
+
+
+def fold_days(args: argparse.Namespace) -> int:
+    from worker.maintenance.jobs import run_fold
+
+    return _report("fold", run_fold(settings_from(args, Connections)))
 
 
 def forget_sessions(args: argparse.Namespace) -> int:

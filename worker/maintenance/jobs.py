@@ -5,7 +5,8 @@
 like every other process (DATABASE_URL, REDIS_URL, METRICS_STREAM, METRICS_RECONCILE_GRACE,
 METRICS_RETENTION, METRICS_DEDUPE_WINDOW, METRICS_DEAD_LETTER_RETENTION; see worker/settings.py).
 ``run_reconcile`` / ``run_prune`` do the same for given settings (the CLI's one-shot commands);
-``run_forget`` is the CLI's forget (on request, never scheduled).
+``run_forget`` is the CLI's forget (on request, never scheduled). ``fold()`` / ``run_fold`` fold
+the past days' hourly latency histograms into the daily ones (worker/maintenance/fold.py).
 ``alerts()`` evaluates the rules of METRICS_ALERTS_FILE and sends what they say (worker/alerts/job.py,
 which ``metrics-worker alerts run`` runs too).
 """
@@ -21,6 +22,7 @@ from typing import Any
 from contract.connect import Client, connect, describe
 from worker.alerts.job import run_alerts
 from worker.database import connect as connect_database
+from worker.maintenance.fold import fold_latency
 from worker.maintenance.forget import Forgotten, forget_sessions, sessions_of_users
 from worker.maintenance.prune import prune as prune_tables
 from worker.maintenance.reconcile import read_hints
@@ -84,6 +86,12 @@ def run_prune(
         return run_exclusive(conn, "prune", body)
 
 
+def run_fold(settings: Connections, *, now: datetime | None = None) -> dict[str, Any]:
+    """One fold run (skipped if another holds the lock); what it did."""
+    with connect_database(settings.database_url, settings.connect_timeout) as conn:
+        return run_exclusive(conn, "fold", lambda: fold_latency(conn, now=now))
+
+
 def run_forget(settings: Connections, session_ids: Iterable[str], user_ids: Iterable[str] = ()) -> Forgotten:
     """Forget ``session_ids`` and the sessions of ``user_ids`` (worker/maintenance/forget.py): their
     rows, roll-up counts and hints; what went. No lock: it runs next to workers and the other jobs,
@@ -124,6 +132,12 @@ def prune() -> dict[str, Any]:
     """RQ job: apply retention, configured from the environment."""
     _ensure_logging()
     return run_prune(PruneSettings.from_env())
+
+
+def fold() -> dict[str, Any]:
+    """RQ job: fold the past days' latency histograms, configured from the environment."""
+    _ensure_logging()
+    return run_fold(Connections.from_env())
 
 
 def alerts() -> dict[str, Any]:

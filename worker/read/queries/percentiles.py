@@ -1,7 +1,8 @@
 """Latency percentiles of any span: rounds per model, tool calls per tool, forwards per endpoint.
 
 Three whole statements side by side: LATENCY_FROM_ROLLUP reads the daily histograms of whole UTC
-dates (schema.sql: latency_daily, one dense array of bucket counts per day, metric, name and slot),
+dates (schema.sql: latency_daily, one dense array of bucket counts per day, metric, name and slot;
+the days not folded into it yet, latency_fold, from latency_hourly),
 LATENCY_OF_HOURS_FROM_ROLLUP the hourly ones of the last N hours (latency_hourly); each says in its
 first column, ``rollups_ready``, whether they count every row. LATENCY_FROM_BASE computes the same
 buckets from the base tables (with schema.sql's metrics_latency_bucket), run only while a back-fill
@@ -34,7 +35,14 @@ LEFT JOIN (
     SELECT metric, name, lo, counts
     FROM latency_daily
     WHERE day >= COALESCE((%(start_at)s::timestamptz AT TIME ZONE 'UTC')::date, '-infinity')
-      AND day < COALESCE((%(end_at)s::timestamptz AT TIME ZONE 'UTC')::date, 'infinity')
+      AND day < LEAST(COALESCE((%(end_at)s::timestamptz AT TIME ZONE 'UTC')::date, 'infinity'),
+                      (SELECT folded_upto FROM latency_fold))
+    UNION ALL
+    SELECT metric, name, lo, counts
+    FROM latency_hourly
+    WHERE hour >= GREATEST(COALESCE(%(start_at)s::timestamptz, '-infinity'),
+                           (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC')
+      AND hour < COALESCE(%(end_at)s::timestamptz, 'infinity')
 ) AS answer ON ready.rollups_ready
 """
 

@@ -1,0 +1,108 @@
+"""Folding the hourly latency histograms of past days into latency_daily (schema.sql: latency_fold).
+
+The roll-up moves write latency_hourly always and latency_daily only for days before
+``latency_fold.folded_upto``; a read of whole days takes the days before it from latency_daily and
+the rest from latency_hourly. The fold moves the watermark on to the UTC date of ``now - grace``
+(yesterday, once the grace after midnight is over), a few days per transaction: under the
+exclusive advisory lock that every move takes shared, it replaces the latency_daily rows of those
+days by the sums of their hours (one row per day, metric and name, in slot 0) and moves
+``folded_upto`` on, in one commit. Idempotent: a second run finds nothing due, and a day it
+folds again would get the same sums. Nothing due, it takes no lock (applies never wait on it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+#: Late events of yesterday within this long after midnight (UTC) still land in latency_hourly only.
+DEFAULT_GRACE = timedelta(hours=1)
+#: Days folded per transaction: a long-stopped scheduler catches up in bounded chunks.
+DEFAULT_CHUNK_DAYS = 7
+
+DUE = "SELECT 1 FROM latency_fold WHERE folded_upto < %(target)s::date"
+
+LOCK = "SELECT pg_advisory_xact_lock(1919904877, 'latency_fold'::regclass::oid::int)"
+
+# The chunk: from folded_upto (or, past days without hours, from the first day with some: a new
+# database's is '-infinity') for at most %(days)s days, never past the target. Dates as text: the
+# watermark may be '-infinity'. Its days' latency_daily rows go; they were empty, or
+# the previous version's (schema.sql: latency_fold).
+CLEAR = """
+WITH w AS (
+    SELECT f.folded_upto AS since,
+           LEAST(%(target)s::date, GREATEST(f.folded_upto, COALESCE(
+               (SELECT (min(h.hour) AT TIME ZONE 'UTC')::date FROM latency_hourly AS h
+                WHERE h.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC'),
+               %(target)s::date)) + %(days)s::int) AS upto
+    FROM latency_fold AS f
+    WHERE f.folded_upto < %(target)s::date
+), gone AS (
+    DELETE FROM latency_daily AS d USING w WHERE d.day >= w.since AND d.day < w.upto
+)
+SELECT w.since::text, w.upto::text FROM w
+"""
+
+FOLD = """
+WITH buckets AS (
+    SELECT (h.hour AT TIME ZONE 'UTC')::date AS day, h.metric, h.name, h.lo + u.k::int - 1 AS bucket,
+           sum(u.n)::int AS n
+    FROM latency_hourly AS h, unnest(h.counts) WITH ORDINALITY AS u(n, k)
+    WHERE h.hour >= %(since)s::date::timestamp AT TIME ZONE 'UTC'
+      AND h.hour < %(upto)s::date::timestamp AT TIME ZONE 'UTC'
+      AND u.n <> 0
+    GROUP BY 1, 2, 3, 4
+    HAVING sum(u.n) <> 0
+), folded AS (
+    INSERT INTO latency_daily (day, metric, name, slot, lo, counts)
+    SELECT b.day, b.metric, b.name, 0, min(b.bucket),
+           metrics_histogram(min(b.bucket), max(b.bucket), array_agg(b.bucket), array_agg(b.n))
+    FROM buckets AS b
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    RETURNING day
+), moved AS (
+    UPDATE latency_fold SET folded_upto = %(upto)s::date
+)
+SELECT count(DISTINCT day), count(*) FROM folded
+"""
+
+
+def fold_target(now: datetime, grace: timedelta = DEFAULT_GRACE) -> date:
+    """The watermark a fold at ``now`` moves to: the UTC date of ``now - grace``."""
+    return (now.astimezone(UTC) - grace).date()
+
+
+def fold_latency(
+    conn: psycopg.Connection[Any],
+    *,
+    now: datetime | None = None,
+    grace: timedelta = DEFAULT_GRACE,
+    chunk_days: int = DEFAULT_CHUNK_DAYS,
+) -> dict[str, Any]:
+    """Fold every day before the UTC date of ``now - grace`` not folded yet (autocommit connection,
+    a transaction per chunk); the days with latencies and the rows folded, and the watermark
+    reached (an ISO date, or '-infinity' before any fold)."""
+    if chunk_days < 1:
+        raise ValueError(f"chunk_days: must be at least 1, got {chunk_days}")
+    if grace < timedelta(0):
+        raise ValueError(f"grace: must not be negative, got {grace}")
+    if not conn.autocommit:
+        raise ValueError("conn: the fold commits a chunk at a time; pass an autocommit connection")
+    target = fold_target(now or datetime.now(UTC), grace)
+    params: dict[str, Any] = {"target": target, "days": chunk_days}
+    days = rows = 0
+    while conn.execute(DUE, params).fetchone() is not None:  # nothing due: no lock, no wait
+        with conn.transaction():
+            conn.execute(LOCK)
+            span = conn.execute(CLEAR, params).fetchone()
+            if span is None:  # another fold got there first
+                break
+            since, upto = span
+            found = conn.execute(FOLD, {"since": since, "upto": upto}).fetchone()
+            if found:
+                days, rows = days + int(found[0]), rows + int(found[1])
+    row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
+    return {"days": days, "rows": rows, "folded_upto": row[0] if row else None}
