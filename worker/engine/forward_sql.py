@@ -2,8 +2,8 @@
 
 Forwards touch no session and no other table, so the merge is all in the ON CONFLICT clause, which
 always sees the latest row version; a forward whose start came in the same batch is priced here
-(worker/engine/costing.py), one whose start an earlier batch brought by FORWARD_COSTS
-(worker/engine/cost_sql.py).
+(worker/engine/costing.py), and so, when sent without a read-back, is one whose start an earlier
+batch brought (else the read-back prices it, worker/engine/cost_sql.py).
 """
 
 from __future__ import annotations
