@@ -228,7 +228,9 @@ def _foldable(forwards: Sequence[Any], predicted: Predicted) -> bool:
     start whose later one came here (rare: FORWARD_COSTS settles those)."""
     return all(
         f.start_version is None or c is None or (f.model, f.provider, f.completion_version) == (m, pv, c)
-        for f, m, pv, c in zip(forwards, predicted.model, predicted.provider, predicted.completion, strict=True)
+        for f, m, pv, c in zip(
+            forwards, predicted.model, predicted.provider, predicted.completion, strict=True
+        )
     )
 
 

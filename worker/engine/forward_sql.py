@@ -23,7 +23,8 @@ INSERT INTO forward_request_metrics AS f (
     prompt_tokens, completion_tokens, total_tokens, error, updated_at,
     provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
     time_to_first_token_ms, cost_usd, cost_source, unpriced)
-SELECT forward_id, start_version, endpoint, CASE WHEN guess THEN p_model ELSE model END, is_stream, started_at,
+SELECT forward_id, start_version, endpoint, CASE WHEN guess THEN p_model ELSE model END, is_stream,
+       started_at,
        completion_version, completed_at, status_code, COALESCE(status, 'pending'),
        prompt_tokens, completion_tokens, total_tokens, error, updated_at,
        CASE WHEN guess THEN p_provider ELSE provider END, session_id, round_id,
@@ -113,9 +114,11 @@ ON CONFLICT (forward_id) DO UPDATE SET
                                             AND c.completion_version = EXCLUDED.completion_version, false)
                                        AS settled) AS g
         WHERE CASE WHEN %(guard)s::bool AND NOT g.settled
-                        AND COALESCE(GREATEST(f.start_version, EXCLUDED.start_version) = EXCLUDED.start_version
+                        AND COALESCE(GREATEST(f.start_version, EXCLUDED.start_version)
+                                         = EXCLUDED.start_version
                                      OR c.completion_version = EXCLUDED.completion_version, false)
-                        AND COALESCE(e.m IS NOT NULL AND c.completed_at IS NOT NULL AND c.completion_version <> ''
+                        AND COALESCE(e.m IS NOT NULL AND c.completed_at IS NOT NULL
+                                     AND c.completion_version <> ''
                                      AND right(c.completion_version, 11) <> '|reconciled', false)
                    THEN metrics_price_missed('forward', EXCLUDED.forward_id)
                    ELSE true END),
