@@ -34,7 +34,7 @@ from psycopg import pq
 from contract.events import Event
 from worker.engine import arrays, cost_sql, forward_sql, sql
 from worker.engine.arrays import Array
-from worker.engine.costing import Pricer, changes, default_prices
+from worker.engine.costing import Predicted, Pricer, changes, default_prices
 from worker.engine.merge import Plan, plan
 from worker.engine.pricing import PriceList
 from worker.errors import translate
@@ -88,7 +88,7 @@ def prepare(events: Sequence[Event], pricer: Pricer | None = None) -> Prepared:
     )
     r_params, f_params = predicted.params(), predicted_f.params()
     statements = _statements(p, r_params, f_params)
-    guarded = _guarded(statements) if guessed else None
+    guarded = _guarded(statements, _foldable(forwards, predicted_f)) if guessed else None
     return Prepared(Applied.of(p), statements, _priced(p, r_params), guarded)
 
 
@@ -208,17 +208,30 @@ def apply_events(
     return start(conn, events, prices).wait()
 
 
-def _guarded(statements: Statements) -> Statements:
-    """The same statements sent without a read-back: every guess checked (``guard``), the
-    forwards' guesses settled by FORWARD_COSTS (the arrays are shared, not encoded again)."""
+def _guarded(statements: Statements, fold: bool) -> Statements:
+    """The same statements sent without a read-back: every guess checked (``guard``). The
+    forwards' guesses are settled in APPLY_FORWARDS itself when ``fold``, else by FORWARD_COSTS
+    after it (the arrays are shared, not encoded again)."""
     out: Statements = []
     for query, params in statements:
-        if query is sql.APPLY_ROUNDS_TOOLS_SESSIONS:
+        if query is sql.APPLY_ROUNDS_TOOLS_SESSIONS or (query is forward_sql.APPLY_FORWARDS and fold):
             params = {**params, "guard": True}  # type: ignore[dict-item]
         out.append((query, params))
-        if query is forward_sql.APPLY_FORWARDS:
+        if query is forward_sql.APPLY_FORWARDS and not fold:
             out.append((cost_sql.FORWARD_COSTS, params))
     return out
+
+
+def _foldable(forwards: Sequence[Any], predicted: Predicted) -> bool:
+    """Whether APPLY_FORWARDS can settle every guess of ``forwards`` itself: each was priced for
+    the row's own start in the batch, or for an earlier batch's (no start here); not for an earlier
+    start whose later one came here (rare: FORWARD_COSTS settles those)."""
+    return all(
+        f.start_version is None or c is None or (f.model, f.provider, f.completion_version) == (m, pv, c)
+        for f, m, pv, c in zip(
+            forwards, predicted.model, predicted.provider, predicted.completion, strict=True
+        )
+    )
 
 
 def _statements(p: Plan, predicted: dict[str, Array], predicted_f: dict[str, Array]) -> Statements:
@@ -237,6 +250,7 @@ def _statements(p: Plan, predicted: dict[str, Array], predicted_f: dict[str, Arr
     if p.forwards:
         forwards = _columns(p.forwards.values(), _FORWARD_COLUMNS)
         forwards.update(predicted_f)
+        forwards["guard"] = False  # type: ignore[assignment]
         out.append((forward_sql.APPLY_FORWARDS, forwards))
     if p.sessions or p.rounds or p.tools:
         # The round and tool-call columns encoded above serve this statement too.

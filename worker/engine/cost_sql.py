@@ -1,5 +1,6 @@
 """The pricer's SQL: read the priced inputs of a batch's rows, then write the costs that changed;
-or, when every completion of a batch was priced before sending, settle the forwards' guesses.
+or, when every completion of a batch was priced before sending and APPLY_FORWARDS cannot settle
+the forwards' guesses itself, settle them.
 
 All run in the apply transaction after the main statements (worker/engine/sql.py), which locked
 every row they name: PRICE_INPUTS reads each row as this transaction left it, and APPLY_COSTS
@@ -71,9 +72,11 @@ ON CONFLICT (session_id) DO UPDATE SET
     unpriced_rounds = s.unpriced_rounds + EXCLUDED.unpriced_rounds
 """
 
-# Sent without a read-back (every completion in the batch was priced before sending, apply.py):
-# the forwards whose start came in an earlier batch get their guessed cost if the row ends as
-# guessed (APPLY_FORWARDS wrote those whose own start came with them). A row whose start or
+# Sent without a read-back (every completion in the batch was priced before sending, apply.py),
+# when APPLY_FORWARDS cannot settle the guesses itself (a forward priced for an earlier batch's
+# start whose older start came in this one, apply._foldable): the forwards whose start came in an
+# earlier batch get their guessed cost if the row ends as guessed (APPLY_FORWARDS wrote those
+# whose own start came with them). A row whose start or
 # completion changed here (its version is the row's now) and that ends priceable but not as guessed
 # stops the transaction (metrics_price_missed): the batch is sent again with PRICE_INPUTS.
 FORWARD_COSTS = """

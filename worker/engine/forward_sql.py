@@ -2,31 +2,41 @@
 
 Forwards touch no session and no other table, so the merge is all in the ON CONFLICT clause, which
 always sees the latest row version; a forward whose start came in the same batch is priced here
-(worker/engine/costing.py), one whose start an earlier batch brought by FORWARD_COSTS
-(worker/engine/cost_sql.py).
+(worker/engine/costing.py), and so, when sent without a read-back, is one whose start an earlier
+batch brought (else the read-back prices it, worker/engine/cost_sql.py).
 """
 
 from __future__ import annotations
 
 # A completion takes effect only if it is later than the latest start; a later start resets it.
+# Sent without a read-back (guard), a forward whose start came in an earlier batch carries the
+# start's model and provider as priced (p_*) in its start columns, which the ON CONFLICT clause
+# never takes from a row without a start (start_version NULL): there they name the guess only.
+# Such a row that does not exist yet would be inserted with them, so it stops the transaction
+# (stray), as does a row whose start or completion changed here and that ends priceable but not
+# as priced (cost_sql.FORWARD_COSTS' rule, here in the same upsert: one row version, not two).
 APPLY_FORWARDS = """
+WITH w AS (
 INSERT INTO forward_request_metrics AS f (
     forward_id, start_version, endpoint, model, is_stream, started_at,
     completion_version, completed_at, status_code, status,
     prompt_tokens, completion_tokens, total_tokens, error, updated_at,
     provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
     time_to_first_token_ms, cost_usd, cost_source, unpriced)
-SELECT forward_id, start_version, endpoint, model, is_stream, started_at,
+SELECT forward_id, start_version, endpoint, CASE WHEN guess THEN p_model ELSE model END, is_stream,
+       started_at,
        completion_version, completed_at, status_code, COALESCE(status, 'pending'),
        prompt_tokens, completion_tokens, total_tokens, error, updated_at,
-       provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-       time_to_first_token_ms,
-       -- priced before sending from this batch's own start and completion (else NULL: FORWARD_COSTS)
-       CASE WHEN own THEN p_cost::numeric END, CASE WHEN own THEN p_source END,
-       COALESCE(own AND p_unpriced, false)
+       CASE WHEN guess THEN p_provider ELSE provider END, session_id, round_id,
+       cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms,
+       -- priced before sending from this batch's own start and completion, or (guess) an earlier start
+       CASE WHEN own OR guess THEN p_cost::numeric END, CASE WHEN own OR guess THEN p_source END,
+       COALESCE((own OR guess) AND p_unpriced, false)
 FROM (SELECT t.*, COALESCE(t.start_version IS NOT NULL AND t.model = t.p_model
                            AND t.provider IS NOT DISTINCT FROM t.p_provider
-                           AND t.completion_version = t.p_completion, false) AS own
+                           AND t.completion_version = t.p_completion, false) AS own,
+             COALESCE(%(guard)s::bool AND t.start_version IS NULL AND t.p_completion IS NOT NULL, false)
+                 AS guess
       FROM unnest(%(forward_id)b::text[], %(start_version)b::text[], %(endpoint)b::text[], %(model)b::text[],
             %(is_stream)b::bool[], %(started_at)b::timestamptz[], %(completion_version)b::text[],
             %(completed_at)b::timestamptz[], %(status_code)b::int4[], %(status)b::text[],
@@ -65,13 +75,16 @@ ON CONFLICT (forward_id) DO UPDATE SET
         SELECT c.completion_version, c.completed_at, c.status_code, COALESCE(c.status, 'pending'),
                c.prompt_tokens, c.completion_tokens, c.total_tokens, c.error,
                c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens, c.time_to_first_token_ms,
-               c.cost_usd, c.cost_source, c.unpriced
-        FROM (SELECT f.completion_version, f.completed_at, f.status_code, f.status,
+               CASE WHEN g.settled THEN EXCLUDED.cost_usd ELSE c.cost_usd END,
+               CASE WHEN g.settled THEN EXCLUDED.cost_source ELSE c.cost_source END,
+               CASE WHEN g.settled THEN EXCLUDED.unpriced ELSE c.unpriced END
+        FROM (SELECT * FROM (
+              SELECT f.completion_version, f.completed_at, f.status_code, f.status,
                      f.prompt_tokens, f.completion_tokens, f.total_tokens, f.error,
                      f.cache_read_tokens, f.cache_write_tokens, f.reasoning_tokens, f.time_to_first_token_ms,
                      f.cost_usd, f.cost_source, f.unpriced
               UNION ALL
-              -- its cost priced before sending holds if its own start is the row's (else FORWARD_COSTS)
+              -- its cost priced before sending holds if its own start is the row's
               SELECT EXCLUDED.completion_version, EXCLUDED.completed_at, EXCLUDED.status_code,
                      EXCLUDED.status, EXCLUDED.prompt_tokens, EXCLUDED.completion_tokens,
                      EXCLUDED.total_tokens, EXCLUDED.error, EXCLUDED.cache_read_tokens,
@@ -85,11 +98,32 @@ ON CONFLICT (forward_id) DO UPDATE SET
               WHERE EXCLUDED.completion_version IS NOT NULL  -- none: the NULL row below (no cost)
               UNION ALL
               SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                     NULL, NULL, false) AS c
+                     NULL, NULL, false) AS c0
         -- the latest completion if it is later than the latest start, else none (the NULL row)
-        WHERE c.completion_version IS NULL
-           OR c.completion_version > COALESCE(GREATEST(f.start_version, EXCLUDED.start_version), '')
-        ORDER BY c.completion_version DESC NULLS LAST
-        LIMIT 1),
+        WHERE c0.completion_version IS NULL
+           OR c0.completion_version > COALESCE(GREATEST(f.start_version, EXCLUDED.start_version), '')
+        ORDER BY c0.completion_version DESC NULLS LAST
+        LIMIT 1) AS c
+        -- the row as it ends (m: its model); settled: it ends as the guess was priced (guard only)
+        CROSS JOIN LATERAL (SELECT CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                                        THEN EXCLUDED.model ELSE f.model END AS m,
+                                   CASE WHEN EXCLUDED.start_version > COALESCE(f.start_version, '')
+                                        THEN EXCLUDED.provider ELSE f.provider END AS p) AS e
+        CROSS JOIN LATERAL (SELECT COALESCE(%(guard)s::bool AND e.m = EXCLUDED.model
+                                            AND e.p IS NOT DISTINCT FROM EXCLUDED.provider
+                                            AND c.completion_version = EXCLUDED.completion_version, false)
+                                       AS settled) AS g
+        WHERE CASE WHEN %(guard)s::bool AND NOT g.settled
+                        AND COALESCE(GREATEST(f.start_version, EXCLUDED.start_version)
+                                         = EXCLUDED.start_version
+                                     OR c.completion_version = EXCLUDED.completion_version, false)
+                        AND COALESCE(e.m IS NOT NULL AND c.completed_at IS NOT NULL
+                                     AND c.completion_version <> ''
+                                     AND right(c.completion_version, 11) <> '|reconciled', false)
+                   THEN metrics_price_missed('forward', EXCLUDED.forward_id)
+                   ELSE true END),
     updated_at = GREATEST(f.updated_at, EXCLUDED.updated_at)
+RETURNING f.forward_id, f.start_version IS NULL AND f.model IS NOT NULL AS stray
+)
+SELECT metrics_price_missed('forward', w.forward_id) FROM w WHERE w.stray
 """
