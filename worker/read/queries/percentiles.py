@@ -7,8 +7,11 @@ first column, ``rollups_ready``, whether they count every row. LATENCY_FROM_BASE
 buckets from the base tables (with schema.sql's metrics_latency_bucket), run only while a back-fill
 is due, each bucket a one-count array. The arrays load as numpy arrays (_base.CountsLoader), are
 summed here (histogram.sum_dense: a few rows per name, not one per bucket) and the percentiles read
-off the summed array (histogram.percentiles_dense), so all give the same answer. A span is
-``[start_at, end_at)``.
+off the summed array (histogram.percentiles_dense), so all give the same answer. The hours' statement
+sends one row per name instead, its arrays packed (first buckets, lengths, and the elements as
+int4[]'s binary form has them), summed by _base.sum_packed in one numpy call: the last 24 hours are
+24 arrays per name, and a row, a loader call and a slice add per array cost more than the sum. A
+span is ``[start_at, end_at)``.
 """
 
 from __future__ import annotations
