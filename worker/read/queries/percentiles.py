@@ -9,9 +9,10 @@ is due, each bucket a one-count array. The arrays load as numpy arrays (_base.Co
 summed here (histogram.sum_dense: a few rows per name, not one per bucket) and the percentiles read
 off the summed array (histogram.percentiles_dense), so all give the same answer. The hours' statement
 sends one row per name instead, its arrays packed (first buckets, lengths, and the elements as
-int4[]'s binary form has them), summed by _base.sum_packed in one numpy call: the last 24 hours are
-24 arrays per name, and a row, a loader call and a slice add per array cost more than the sum. A
-span is ``[start_at, end_at)``.
+int4[]'s binary form has them; the three aggregates of a group take its rows in one order, as
+PostgreSQL advances them together row by row), summed by _base.sum_packed in one numpy call: the
+last 24 hours are 24 arrays per name and slot, and a row, a loader call and a slice add per array
+cost more than the sum. A span is ``[start_at, end_at)``.
 """
 
 from __future__ import annotations
