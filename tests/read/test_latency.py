@@ -9,8 +9,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.conftest import Services
@@ -18,10 +21,12 @@ from tests.read.conftest import filled_schema
 from tests.read.events import Events, usage
 from tests.read.helpers import half_past_this_hour
 from worker import cli
-from worker.engine.histogram import RELATIVE_ERROR, bucket, value
+from worker.engine import histogram
+from worker.engine.histogram import MAX_INDEX, MIN_INDEX, RELATIVE_ERROR, bucket, value
 from worker.read import queries
 from worker.read.api import create_app
 from worker.read.queries import QueryError
+from worker.read.queries._base import sum_packed
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -140,3 +145,39 @@ def test_the_cli_and_the_api_answer_the_same(
         assert [p["rounds"] for p in series["points"]] == [0, 4]
         assert client.get("/v1/series", params={"hours": 0}).status_code == 422
         assert client.get("/v1/latency", params={"hours": 2, "start_date": "2026-01-01"}).status_code == 422
+
+
+# What a latency row holds: a first bucket and dense counts (empty arrays too, which the read skips).
+_ROWS = st.lists(
+    st.tuples(st.integers(MIN_INDEX - 1, MAX_INDEX - 30), st.lists(st.integers(0, 2**31 - 1), max_size=30)),
+    max_size=6,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=_ROWS)
+def test_arrays_packed_by_postgresql_sum_as_the_rows_do(
+    db: psycopg.Connection[Any], rows: list[tuple[int, list[int]]]
+) -> None:
+    """The reads of hours pack a name's arrays in SQL (array_agg of lo and cardinality, string_agg
+    of array_send without its header); sum_packed gives what histogram.sum_dense gives for the rows."""
+    los, sizes, packed = db.execute(
+        "SELECT array_agg(lo ORDER BY k), array_agg(cardinality(counts) ORDER BY k),"
+        " string_agg(substring(array_send(counts) FROM 21), ''::bytea ORDER BY k)"
+        " FROM unnest(%(los)s::int[], %(counts)s::text[]) WITH ORDINALITY AS r(lo, c, k),"
+        " LATERAL (SELECT c::int[] AS counts) AS a",
+        {"los": [lo for lo, _ in rows], "counts": ["{" + ",".join(map(str, c)) + "}" for _, c in rows]},
+    ).fetchone()  # type: ignore[misc]
+    first, total = sum_packed(los, sizes, packed)
+    want_first, want_total = histogram.sum_dense(rows)
+    assert (first, total.tolist()) == (want_first, want_total.tolist())
+    assert total.dtype == np.int64
+
+
+def test_packed_arrays_that_do_not_add_up_are_refused() -> None:
+    two = b"\x00\x00\x00\x04\x00\x00\x00\x07" * 2
+    assert sum_packed([5], [2], two)[1].tolist() == [7, 7]
+    with pytest.raises(ValueError, match="1 sizes summing to 3 for 1 arrays and 2 elements"):
+        sum_packed([5], [3], two)
+    with pytest.raises(ValueError, match="1 of them not 4 bytes"):
+        sum_packed([5], [2], b"\xff\xff\xff\xff" + two[4:])

@@ -2,7 +2,7 @@
 
 Two whole statements side by side: SERIES_FROM_ROLLUP reads the hourly roll-ups (schema.sql:
 round_hourly for the counts and cost, latency_hourly's round_duration histograms for the percentiles: each
-hour's dense arrays as a JSON list of ``[lo, counts]``, summed here by histogram.sum_dense) and says
+hour's dense arrays packed into one value, summed here by _base.sum_packed) and says
 in its first column, ``rollups_ready``, whether they count every row; SERIES_FROM_BASE is the same
 read over round_metrics, run only while a back-fill is due. Every hour of the window is a row
 (generate_series), zeros where nothing started; an hour is the one a round's ``started_at`` is in.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from worker.engine import histogram
 from worker.read.models import HourlyPoint, HourlySeries, TokenUsage
 from worker.read.queries._base import (
     DEFAULT_HOURS,
@@ -21,6 +20,7 @@ from worker.read.queries._base import (
     check_text,
     hours_window,
     rollup_or_base,
+    sum_packed,
 )
 from worker.read.queries.percentiles import percentiles_of
 
@@ -34,7 +34,7 @@ LEFT JOIN (
            COALESCE(c.prompt_tokens, 0) AS prompt_tokens,
            COALESCE(c.completion_tokens, 0) AS completion_tokens,
            COALESCE(c.total_tokens, 0) AS total_tokens, COALESCE(c.cost_usd, 0) AS cost_usd,
-           COALESCE(c.unpriced, 0) AS unpriced, l.histograms
+           COALESCE(c.unpriced, 0) AS unpriced, l.los, l.sizes, l.packed
     FROM generate_series(%(start_at)s::timestamptz, %(end_at)s::timestamptz - interval '1 hour',
                          interval '1 hour') AS h(hour)
     LEFT JOIN (
@@ -48,7 +48,8 @@ LEFT JOIN (
         GROUP BY hour
     ) AS c ON c.hour = h.hour
     LEFT JOIN (
-        SELECT hour, json_agg(json_build_array(lo, counts)) AS histograms
+        SELECT hour, array_agg(lo) AS los, array_agg(cardinality(counts)) AS sizes,
+               string_agg(substring(array_send(counts) FROM 21), ''::bytea) AS packed
         FROM latency_hourly
         WHERE metric = 'round_duration'
           AND hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
@@ -63,7 +64,7 @@ SERIES_FROM_BASE = """
 SELECT h.hour, COALESCE(c.rounds, 0) AS rounds, COALESCE(c.errors, 0) AS errors,
        COALESCE(c.prompt_tokens, 0) AS prompt_tokens, COALESCE(c.completion_tokens, 0) AS completion_tokens,
        COALESCE(c.total_tokens, 0) AS total_tokens, COALESCE(c.cost_usd, 0) AS cost_usd,
-       COALESCE(c.unpriced, 0) AS unpriced, l.histograms
+       COALESCE(c.unpriced, 0) AS unpriced, l.los, l.sizes, l.packed
 FROM generate_series(%(start_at)s::timestamptz, %(end_at)s::timestamptz - interval '1 hour',
                      interval '1 hour') AS h(hour)
 LEFT JOIN (
@@ -77,7 +78,8 @@ LEFT JOIN (
     GROUP BY 1
 ) AS c ON c.hour = h.hour
 LEFT JOIN (
-    SELECT hour, json_agg(json_build_array(bucket, ARRAY[n])) AS histograms
+    SELECT hour, array_agg(bucket) AS los, array_agg(1) AS sizes,
+           string_agg(substring(array_send(ARRAY[n::int]) FROM 21), ''::bytea) AS packed
     FROM (
         SELECT metrics_utc_hour(started_at) AS hour,
                metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000) AS bucket,
@@ -104,7 +106,9 @@ def hourly_series(
     start_at, end_at = hours_window(hours, now)
     params = {"start_at": start_at, "end_at": end_at, "model": model}
     with borrowed(source) as conn:
-        rows = rollup_or_base(conn, SERIES_FROM_ROLLUP, SERIES_FROM_BASE, params, "hour")
+        rows = rollup_or_base(
+            conn, SERIES_FROM_ROLLUP, SERIES_FROM_BASE, params, "hour", binary=True, counts_as_numpy=True
+        )
     points = [
         HourlyPoint(
             hour=row["hour"],
@@ -117,7 +121,7 @@ def hourly_series(
             ),
             cost_usd=row["cost_usd"],
             unpriced_rounds=row["unpriced"],
-            duration=percentiles_of(*histogram.sum_dense(row["histograms"] or [])),
+            duration=percentiles_of(*sum_packed(row["los"], row["sizes"], row["packed"])),
         )
         for row in rows
     ]
