@@ -342,6 +342,69 @@ CREATE TABLE IF NOT EXISTS user_cost_rollup (
     PRIMARY KEY (day, user_id, slot)
 ) WITH (fillfactor = 70);
 
+-- The same by the session's model too (sessions with a user_id and a model; the cost read's users of
+-- one model, which would otherwise sum every session of that model in the range), and by the UTC
+-- hour of the session's started_at (the cost read's users of the last hours). Moved with the
+-- session roll-up as user_cost_rollup is. A database whose session roll-up predates them counts its
+-- sessions again from zero into all of them (readers answer from session_metrics until
+-- `metrics-worker schema` has back-filled them).
+DO $$
+BEGIN
+    IF (to_regclass('user_model_cost_rollup') IS NULL OR to_regclass('user_cost_hourly') IS NULL)
+       AND to_regclass('rollup_backfill') IS NOT NULL THEN
+        DELETE FROM session_rollup;
+        DELETE FROM user_cost_rollup;
+        IF to_regclass('user_model_cost_rollup') IS NOT NULL THEN
+            DELETE FROM user_model_cost_rollup;
+        END IF;
+        IF to_regclass('user_cost_hourly') IS NOT NULL THEN
+            DELETE FROM user_cost_hourly;
+        END IF;
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM session_metrics)
+        WHERE entity = 'sessions';
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS user_model_cost_rollup (
+    day                        date NOT NULL,
+    model                      text NOT NULL,
+    user_id                    text NOT NULL,
+    slot                       smallint NOT NULL,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    unpriced_rounds            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, model, user_id, slot)
+) WITH (fillfactor = 70);
+
+CREATE TABLE IF NOT EXISTS user_cost_hourly (
+    hour                       timestamptz NOT NULL,  -- the UTC hour of session_metrics.started_at
+    user_id                    text NOT NULL,
+    slot                       smallint NOT NULL,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    unpriced_rounds            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, user_id, slot)
+) WITH (fillfactor = 70);
+
+-- Forwards' cost by the UTC hour of their started_at and model (only priced or unpriced ones, as
+-- round_cost_rollup): the cost read of the last hours, beside round_hourly's cost of rounds.
+-- Moved with forward_rollup (entity 'forwards'); a database whose forward roll-up predates it
+-- counts its forwards again from zero into both.
+DO $$
+BEGIN
+    IF to_regclass('forward_cost_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
+        DELETE FROM forward_rollup;
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM forward_request_metrics)
+        WHERE entity = 'forwards';
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS forward_cost_hourly (
+    hour                       timestamptz NOT NULL,  -- the UTC hour of forward_request_metrics.started_at
+    model                      text NOT NULL,
+    slot                       smallint NOT NULL,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    priced                     bigint NOT NULL DEFAULT 0,
+    unpriced                   bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, model, slot)
+) WITH (fillfactor = 70);
+
 -- Which base rows the roll-ups count. A database created with the roll-ups counts everything
 -- (done); one written by a version without them counts the rows whose key is <= upto, and
 -- `metrics-worker schema` back-fills the rest a chunk at a time (worker/rollups.py). Until an
@@ -507,6 +570,38 @@ BEGIN
     ON CONFLICT (day, user_id, slot) DO UPDATE SET
         cost_usd = r.cost_usd + EXCLUDED.cost_usd,
         unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
+    INSERT INTO user_model_cost_rollup AS r (day, model, user_id, slot, cost_usd, unpriced_rounds)
+    SELECT * FROM (
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.user_id, my_slot,
+               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND c.model IS NOT NULL
+          AND (upto IS NULL OR c.session_id <= upto)
+        GROUP BY 1, 2, 3
+    ) AS d
+    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+    ORDER BY 1, 2, 3
+    ON CONFLICT (day, model, user_id, slot) DO UPDATE SET
+        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
+    INSERT INTO user_cost_hourly AS r (hour, user_id, slot, cost_usd, unpriced_rounds)
+    SELECT * FROM (
+        -- metrics_utc_hour inlined: a migration below moves sessions before that function exists
+        SELECT date_trunc('hour', c.started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, c.user_id, my_slot,
+               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
+        GROUP BY 1, 2
+    ) AS d
+    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+    ORDER BY 1, 2
+    ON CONFLICT (hour, user_id, slot) DO UPDATE SET
+        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
 END $$;
 
 -- A base table without its roll-up trigger is new: created just now (a fresh database, a
@@ -531,6 +626,10 @@ BEGIN
                            e.base, e.entity);
             IF e.entity = 'sessions' THEN
                 DELETE FROM user_cost_rollup;  -- moved with the session roll-up
+                DELETE FROM user_model_cost_rollup;
+                DELETE FROM user_cost_hourly;
+            ELSIF e.entity = 'forwards' THEN
+                DELETE FROM forward_cost_hourly;  -- moved with the forward roll-up
             END IF;
         END IF;
     END LOOP;
@@ -686,6 +785,7 @@ CREATE TABLE IF NOT EXISTS round_hourly (
     total_tokens               numeric NOT NULL DEFAULT 0,
     cost_usd                   numeric NOT NULL DEFAULT 0,  -- sum of the priced rounds' cost_usd
     unpriced                   bigint NOT NULL DEFAULT 0,   -- rounds marked unpriced (never $0)
+    priced                     bigint NOT NULL DEFAULT 0,   -- rounds with a cost_usd
     PRIMARY KEY (hour, model, slot)
 ) WITH (fillfactor = 70);
 
@@ -798,6 +898,20 @@ BEGIN
     END IF;
 END $$;
 
+-- A database whose hourly roll-up of rounds predates its priced count (the cost read of the last
+-- hours: priced_rounds per model and day): the same, count rounds by hour again from zero.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'round_hourly'::regclass AND attname = 'priced') THEN
+        ALTER TABLE round_hourly ADD COLUMN IF NOT EXISTS priced bigint NOT NULL DEFAULT 0;
+        DELETE FROM round_hourly;
+        DELETE FROM latency_hourly WHERE metric LIKE 'round_%';
+        DELETE FROM latency_daily WHERE metric LIKE 'round_%';
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM round_metrics)
+        WHERE entity = 'round_hourly';
+    END IF;
+END $$;
+
 -- As for the roll-ups above: a base table without its trigger here is new, what its rows held is
 -- counted from zero.
 DO $$
@@ -872,20 +986,22 @@ BEGIN
             cost_usd = r.cost_usd + EXCLUDED.cost_usd
     ), counts AS (
         INSERT INTO round_hourly AS r (
-            hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced)
+            hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced,
+            priced)
         SELECT * FROM (
             SELECT c.hour, c.model, my_slot, sum(c.sign) AS rounds, sum(c.sign * (c.status = 'error')::int) AS errors,
                    sum(c.sign * c.prompt_tokens) AS prompt_tokens,
                    sum(c.sign * c.completion_tokens) AS completion_tokens,
                    sum(c.sign * c.total_tokens) AS total_tokens,
                    sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
-                   sum(c.sign * c.unpriced::int) AS unpriced
+                   sum(c.sign * c.unpriced::int) AS unpriced,
+                   sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced
             FROM c
             WHERE c.hourly
             GROUP BY 1, 2
         ) AS d
-        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.cost_usd, d.unpriced)
-              <> (0, 0, 0, 0, 0, 0, 0)
+        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.cost_usd, d.unpriced,
+               d.priced) <> (0, 0, 0, 0, 0, 0, 0, 0)
         ORDER BY 1, 2
         ON CONFLICT (hour, model, slot) DO UPDATE SET
             rounds = r.rounds + EXCLUDED.rounds,
@@ -894,7 +1010,8 @@ BEGIN
             completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
             total_tokens = r.total_tokens + EXCLUDED.total_tokens,
             cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-            unpriced = r.unpriced + EXCLUDED.unpriced
+            unpriced = r.unpriced + EXCLUDED.unpriced,
+            priced = r.priced + EXCLUDED.priced
     ), buckets AS MATERIALIZED (
         SELECT c.hour, x.metric, c.model AS name, x.bucket, sum(c.sign)::int AS n
         FROM c
@@ -1051,6 +1168,23 @@ BEGIN
             total_tokens = r.total_tokens + EXCLUDED.total_tokens,
             completed = r.completed + EXCLUDED.completed,
             duration_us = r.duration_us + EXCLUDED.duration_us,
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            priced = r.priced + EXCLUDED.priced,
+            unpriced = r.unpriced + EXCLUDED.unpriced
+    ), cost_hours AS (
+        INSERT INTO forward_cost_hourly AS r (hour, model, slot, cost_usd, priced, unpriced)
+        SELECT * FROM (
+            SELECT metrics_utc_hour(c.started_at) AS hour, c.model, my_slot,
+                   sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
+                   sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
+                   sum(c.sign * c.unpriced::int) AS unpriced
+            FROM c
+            WHERE c.daily AND (c.cost_usd IS NOT NULL OR c.unpriced)
+            GROUP BY 1, 2
+        ) AS d
+        WHERE (d.cost_usd, d.priced, d.unpriced) <> (0, 0, 0)
+        ORDER BY 1, 2
+        ON CONFLICT (hour, model, slot) DO UPDATE SET
             cost_usd = r.cost_usd + EXCLUDED.cost_usd,
             priced = r.priced + EXCLUDED.priced,
             unpriced = r.unpriced + EXCLUDED.unpriced

@@ -582,6 +582,12 @@ def prepare(url: str, schema: str, args: argparse.Namespace, scale: int) -> dict
         print(f"filled in {time.perf_counter() - began:.0f} s", flush=True)
     else:
         print(f"reusing schema {schema} (--refill to fill it again)")
+        with connect(url, schema) as conn:  # this checkout's schema.sql, and the back-fill it asks for
+            apply_schema(conn)
+            began = time.perf_counter()
+            counted = {k: n for k, n in backfill(conn, chunk_size=50_000).items() if n}
+            if counted:
+                print(f"  roll-ups back-filled in {time.perf_counter() - began:.1f} s: {counted}", flush=True)
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items() if not k.startswith("requested")))
     with connect(url, schema) as conn:
         set_indexes(conn, args.indexes)

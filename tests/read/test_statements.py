@@ -212,6 +212,7 @@ def _reads(conn: psycopg.Connection[Any]) -> list[Any]:
         queries.forward_summary(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC), model="gpt-4"),
         queries.forward_by_endpoint(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC)),
         queries.cost(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC), user_id="u1"),
+        queries.cost(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC), model="gpt-4"),
     ]
 
 

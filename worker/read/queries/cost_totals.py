@@ -7,13 +7,16 @@ of their own ``started_at``; per user and the top sessions are over sessions (a 
 its rounds'), by the session's ``started_at``, and the model filter there is the session's model
 (as the session reads filter). With a user filter the per-model and per-day figures come from
 the base rows of that user's sessions (COST_ROWS_OF_USER: the roll-ups have no user key), and
-per user with a model filter from the sessions (USERS_OF_MODEL); the ``_FROM_BASE`` twins answer
-while a back-fill is due. Each read is whole statements side by side, as everywhere.
+per user with a model filter from user_model_cost_rollup (by day, model and user); the
+``_FROM_BASE`` twins answer while a back-fill is due. Each read is whole statements side by side, as everywhere.
 
-The last N UTC hours (``hours``, instead of dates) are read from the base tables through their
-indexes on started_at (the cost roll-ups are by UTC day): COST_ROWS_OF_HOURS (rounds and forwards,
-grouped by UTC date and model as the roll-ups are), USERS_OF_HOURS and TOP_SESSIONS_OF_HOURS (the
-sessions started in those hours); what they cost grows with the rows of those hours.
+The last N UTC hours (``hours``, instead of dates; whole UTC hours, what the hourly roll-ups are
+keyed by) are read from the hourly roll-ups: round_hourly and forward_cost_hourly per hour and model
+(COST_ROWS_OF_HOURS_FROM_ROLLUP, grouped by UTC date and model as the daily ones are),
+user_cost_hourly per hour and user (USERS_OF_HOURS_FROM_ROLLUP). With a user filter the rows, and
+with a model filter the users, come from the base tables through their indexes on started_at
+(COST_ROWS_OF_HOURS, USERS_OF_HOURS: what they cost grows with the rows of those hours), as while
+a back-fill is due; the top sessions (TOP_SESSIONS_OF_HOURS) walk idx_session_cost.
 """
 
 from __future__ import annotations
@@ -140,8 +143,28 @@ ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
 LIMIT %(top)s
 """
 
-# With a model filter (the session's model; the roll-up has no model key).
-USERS_OF_MODEL = """
+# With a model filter: the session's model (user_model_cost_rollup).
+USERS_OF_MODEL_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity IN ('sessions')
+) AS ready
+LEFT JOIN (
+    SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
+    FROM user_model_cost_rollup
+    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+      AND day <= COALESCE(%(end_date)s::date, 'infinity')
+      AND model = %(model)s
+      AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+    GROUP BY user_id
+    HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0
+    ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
+    LIMIT %(top)s
+) AS answer ON ready.rollups_ready
+ORDER BY cost_usd DESC, user_id COLLATE "C"
+"""
+
+USERS_OF_MODEL_FROM_BASE = """
 SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
 FROM session_metrics
 WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
@@ -166,6 +189,33 @@ ORDER BY cost_usd DESC, session_id COLLATE "C"
 LIMIT %(top)s
 """
 
+# The last hours (whole UTC hours: hours_window) from the hourly roll-ups, grouped by UTC date and
+# model as the daily ones are: rounds from round_hourly, forwards from forward_cost_hourly.
+COST_ROWS_OF_HOURS_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 2 AS rollups_ready FROM rollup_backfill WHERE done AND entity IN ('round_hourly', 'forwards')
+) AS ready
+LEFT JOIN (
+    SELECT 'round' AS kind, (hour AT TIME ZONE 'UTC')::date AS day, model, sum(cost_usd) AS cost_usd,
+           sum(priced)::int8 AS priced, sum(unpriced)::int8 AS unpriced
+    FROM round_hourly
+    WHERE hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
+      AND (%(model)s::text IS NULL OR model = %(model)s)
+    GROUP BY 2, 3
+    HAVING sum(priced) <> 0 OR sum(unpriced) <> 0
+    UNION ALL
+    SELECT 'forward', (hour AT TIME ZONE 'UTC')::date, model, sum(cost_usd), sum(priced)::int8,
+           sum(unpriced)::int8
+    FROM forward_cost_hourly
+    WHERE hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
+      AND (%(model)s::text IS NULL OR model = %(model)s)
+    GROUP BY 2, 3
+    HAVING sum(priced) <> 0 OR sum(unpriced) <> 0
+) AS answer ON ready.rollups_ready
+"""
+
+# From the base rows: while a back-fill is due, and with a user filter (no roll-up has a user key).
 COST_ROWS_OF_HOURS = """
 SELECT 'round' AS kind, (r.started_at AT TIME ZONE 'UTC')::date AS day, r.model,
        COALESCE(sum(r.cost_usd), 0) AS cost_usd, count(r.cost_usd) AS priced,
@@ -189,6 +239,25 @@ WHERE f.started_at >= %(start_at)s::timestamptz AND f.started_at < %(end_at)s::t
 GROUP BY 2, 3
 """
 
+USERS_OF_HOURS_FROM_ROLLUP = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity IN ('sessions')
+) AS ready
+LEFT JOIN (
+    SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
+    FROM user_cost_hourly
+    WHERE hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
+      AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+    GROUP BY user_id
+    HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0
+    ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
+    LIMIT %(top)s
+) AS answer ON ready.rollups_ready
+ORDER BY cost_usd DESC, user_id COLLATE "C"
+"""
+
+# From the sessions: while a back-fill is due, and with a model filter (user_cost_hourly has no model key).
 USERS_OF_HOURS = """
 SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
 FROM session_metrics
@@ -239,11 +308,15 @@ def cost(
     with snapshot(source) as conn:
         if span is not None:
             params.update(start_at=span[0], end_at=span[1])
-            return _report(
-                fetch_all(conn, COST_ROWS_OF_HOURS, params),
-                fetch_all(conn, USERS_OF_HOURS, params),
-                fetch_all(conn, TOP_SESSIONS_OF_HOURS, params),
-            )
+            if user_id is None:
+                rows = rollup_or_base(conn, COST_ROWS_OF_HOURS_FROM_ROLLUP, COST_ROWS_OF_HOURS, params, "kind")
+            else:
+                rows = fetch_all(conn, COST_ROWS_OF_HOURS, params)
+            if model is None:
+                users = rollup_or_base(conn, USERS_OF_HOURS_FROM_ROLLUP, USERS_OF_HOURS, params, "user_id")
+            else:
+                users = fetch_all(conn, USERS_OF_HOURS, params)
+            return _report(rows, users, fetch_all(conn, TOP_SESSIONS_OF_HOURS, params))
         if user_id is None:
             rows = rollup_or_base(conn, COST_ROWS_FROM_ROLLUP, COST_ROWS_FROM_BASE, params, "kind")
         else:
@@ -251,7 +324,7 @@ def cost(
         if model is None:
             users = rollup_or_base(conn, USERS_FROM_ROLLUP, USERS_FROM_BASE, params, "user_id")
         else:
-            users = fetch_all(conn, USERS_OF_MODEL, params)
+            users = rollup_or_base(conn, USERS_OF_MODEL_FROM_ROLLUP, USERS_OF_MODEL_FROM_BASE, params, "user_id")
         sessions = fetch_all(conn, TOP_SESSIONS, params)
     return _report(rows, users, sessions)
 
