@@ -524,77 +524,86 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
 BEGIN
-    INSERT INTO session_rollup AS r (
-        day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
-        total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status,
-               c.reconciled_at IS NOT NULL AS reconciled, my_slot,
-               sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
-               sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
-               sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
-               sum(c.sign * c.prompt_cached_tool_outputs) AS pcto,
-               sum(c.sign * c.total_compression_events) AS compressions,
-               sum(c.sign * c.total_tokens_saved) AS tokens_saved
+    -- One statement: the rows unnested once (a materialised CTE) for every roll-up; the cost per user
+    -- folded once by hour, model and user (most statements move no cost: then nothing more is done).
+    WITH c AS MATERIALIZED (
+        SELECT s.sign, (s.started_at AT TIME ZONE 'UTC')::date AS day,
+               -- metrics_utc_hour inlined: a migration below moves sessions before that function exists
+               date_trunc('hour', s.started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
+               s.model, s.status, s.reconciled_at IS NOT NULL AS reconciled, s.user_id, s.total_rounds,
+               s.prompt_tokens, s.completion_tokens, s.total_tokens, s.tool_call_count,
+               s.prompt_cached_tool_outputs, s.total_compression_events, s.total_tokens_saved, s.cost_usd,
+               s.unpriced_rounds
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
+              SELECT -1, m.* FROM unnest(minus) AS m) AS s
+        WHERE s.started_at IS NOT NULL AND (upto IS NULL OR s.session_id <= upto)
+    ), sessions AS (
+        INSERT INTO session_rollup AS r (
+            day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
+            total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
+        SELECT * FROM (
+            SELECT c.day, c.model, c.status, c.reconciled, my_slot,
+                   sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
+                   sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
+                   sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
+                   sum(c.sign * c.prompt_cached_tool_outputs) AS pcto,
+                   sum(c.sign * c.total_compression_events) AS compressions,
+                   sum(c.sign * c.total_tokens_saved) AS tokens_saved
+            FROM c
+            GROUP BY 1, 2, 3, 4
+        ) AS d
+        WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
+               d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT (day, model, status, reconciled, slot) DO UPDATE SET
+            sessions = r.sessions + EXCLUDED.sessions,
+            total_rounds = r.total_rounds + EXCLUDED.total_rounds,
+            prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+            completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+            total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+            tool_call_count = r.tool_call_count + EXCLUDED.tool_call_count,
+            prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
+            total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
+            total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved
+    ), uc AS MATERIALIZED (
+        SELECT c.day, c.hour, c.model, c.user_id, sum(c.sign * c.cost_usd) AS cost_usd,
+               sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
+        FROM c
+        WHERE c.user_id IS NOT NULL
         GROUP BY 1, 2, 3, 4
-    ) AS d
-    WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
-           d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT (day, model, status, reconciled, slot) DO UPDATE SET
-        sessions = r.sessions + EXCLUDED.sessions,
-        total_rounds = r.total_rounds + EXCLUDED.total_rounds,
-        prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
-        completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
-        total_tokens = r.total_tokens + EXCLUDED.total_tokens,
-        tool_call_count = r.tool_call_count + EXCLUDED.tool_call_count,
-        prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
-        total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
-        total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
-    INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, my_slot,
-               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
-        GROUP BY 1, 2
-    ) AS d
-    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
-    ORDER BY 1, 2
-    ON CONFLICT (day, user_id, slot) DO UPDATE SET
-        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
-    INSERT INTO user_model_cost_rollup AS r (day, model, user_id, slot, cost_usd, unpriced_rounds)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.user_id, my_slot,
-               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND c.model IS NOT NULL
-          AND (upto IS NULL OR c.session_id <= upto)
-        GROUP BY 1, 2, 3
-    ) AS d
-    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
-    ORDER BY 1, 2, 3
-    ON CONFLICT (day, model, user_id, slot) DO UPDATE SET
-        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
+        HAVING (sum(c.sign * c.cost_usd), sum(c.sign * c.unpriced_rounds)) <> (0, 0)
+    ), users AS (
+        INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
+        SELECT * FROM (
+            SELECT uc.day, uc.user_id, my_slot, sum(uc.cost_usd) AS cost_usd, sum(uc.unpriced_rounds) AS unpriced_rounds
+            FROM uc
+            GROUP BY 1, 2
+        ) AS d
+        WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+        ORDER BY 1, 2
+        ON CONFLICT (day, user_id, slot) DO UPDATE SET
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds
+    ), user_models AS (
+        INSERT INTO user_model_cost_rollup AS r (day, model, user_id, slot, cost_usd, unpriced_rounds)
+        SELECT * FROM (
+            SELECT uc.day, uc.model, uc.user_id, my_slot, sum(uc.cost_usd) AS cost_usd,
+                   sum(uc.unpriced_rounds) AS unpriced_rounds
+            FROM uc
+            WHERE uc.model IS NOT NULL
+            GROUP BY 1, 2, 3
+        ) AS d
+        WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+        ORDER BY 1, 2, 3
+        ON CONFLICT (day, model, user_id, slot) DO UPDATE SET
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds
+    )
     INSERT INTO user_cost_hourly AS r (hour, user_id, slot, cost_usd, unpriced_rounds)
     SELECT * FROM (
-        -- metrics_utc_hour inlined: a migration below moves sessions before that function exists
-        SELECT date_trunc('hour', c.started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, c.user_id, my_slot,
-               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
+        SELECT uc.hour, uc.user_id, my_slot, sum(uc.cost_usd) AS cost_usd, sum(uc.unpriced_rounds) AS unpriced_rounds
+        FROM uc
         GROUP BY 1, 2
     ) AS d
     WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
