@@ -190,8 +190,12 @@ def _reads(conn: psycopg.Connection[Any], days: list[date]) -> list[Any]:
         out += [queries.daily_metrics(conn, days=span, end_date=last)]
         out += [queries.forward_daily_metrics(conn, days=span, end_date=last)]
         out += [queries.cost(conn, **window)]
-    for (model,) in conn.execute("SELECT DISTINCT model FROM session_metrics WHERE model IS NOT NULL").fetchall():
-        out += [queries.cost(conn, model=model), queries.cost(conn, model=model, start_date=days[1], end_date=days[1])]
+    models = conn.execute("SELECT DISTINCT model FROM session_metrics WHERE model IS NOT NULL").fetchall()
+    for (model,) in models:
+        out += [
+            queries.cost(conn, model=model),
+            queries.cost(conn, model=model, start_date=days[1], end_date=days[1]),
+        ]
     for row in conn.execute("SELECT DISTINCT endpoint, model FROM forward_request_metrics").fetchall():
         out.append(queries.forward_summary(conn, endpoint=row[0], model=row[1]))
         out.append(queries.forward_by_endpoint(conn, model=row[1]))

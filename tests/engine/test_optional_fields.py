@@ -49,13 +49,16 @@ DECLARE
 BEGIN
     INSERT INTO session_rollup AS r (
         day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
-        total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
+        total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events,
+            total_tokens_saved)
     SELECT * FROM (
         SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status,
                c.reconciled_at IS NOT NULL AS reconciled, my_slot,
                sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
-               sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
-               sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
+               sum(c.sign * c.prompt_tokens) AS prompt_tokens,
+                   sum(c.sign * c.completion_tokens) AS completion_tokens,
+               sum(c.sign * c.total_tokens) AS total_tokens,
+                   sum(c.sign * c.tool_call_count) AS tool_call_count,
                sum(c.sign * c.prompt_cached_tool_outputs) AS pcto,
                sum(c.sign * c.total_compression_events) AS compressions,
                sum(c.sign * c.total_tokens_saved) AS tokens_saved
@@ -65,7 +68,8 @@ BEGIN
         WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
         GROUP BY 1, 2, 3, 4
     ) AS d
-    WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
+    WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens,
+        d.tool_call_count,
            d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
     ORDER BY 1, 2, 3, 4
     ON CONFLICT (day, model, status, reconciled, slot) DO UPDATE SET
