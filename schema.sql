@@ -371,7 +371,7 @@ CREATE TABLE IF NOT EXISTS user_model_cost_rollup (
     slot                       smallint NOT NULL,
     cost_usd                   numeric NOT NULL DEFAULT 0,
     unpriced_rounds            bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, model, user_id, slot)
+    PRIMARY KEY (model, day, user_id, slot)  -- read by model, then a range of days
 ) WITH (fillfactor = 70);
 
 CREATE TABLE IF NOT EXISTS user_cost_hourly (
@@ -596,7 +596,7 @@ BEGIN
         ) AS d
         WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
         ORDER BY 1, 2, 3
-        ON CONFLICT (day, model, user_id, slot) DO UPDATE SET
+        ON CONFLICT (model, day, user_id, slot) DO UPDATE SET
             cost_usd = r.cost_usd + EXCLUDED.cost_usd,
             unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds
     )
