@@ -342,47 +342,6 @@ CREATE TABLE IF NOT EXISTS user_cost_rollup (
     PRIMARY KEY (day, user_id, slot)
 ) WITH (fillfactor = 70);
 
--- The same by the session's model too (sessions with a user_id and a model; the cost read's users of
--- one model, which would otherwise sum every session of that model in the range), and by the UTC
--- hour of the session's started_at (the cost read's users of the last hours). Moved with the
--- session roll-up as user_cost_rollup is. A database whose session roll-up predates them counts its
--- sessions again from zero into all of them (readers answer from session_metrics until
--- `metrics-worker schema` has back-filled them).
-DO $$
-BEGIN
-    IF (to_regclass('user_model_cost_rollup') IS NULL OR to_regclass('user_cost_hourly') IS NULL)
-       AND to_regclass('rollup_backfill') IS NOT NULL THEN
-        DELETE FROM session_rollup;
-        DELETE FROM user_cost_rollup;
-        IF to_regclass('user_model_cost_rollup') IS NOT NULL THEN
-            DELETE FROM user_model_cost_rollup;
-        END IF;
-        IF to_regclass('user_cost_hourly') IS NOT NULL THEN
-            DELETE FROM user_cost_hourly;
-        END IF;
-        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM session_metrics)
-        WHERE entity = 'sessions';
-    END IF;
-END $$;
-CREATE TABLE IF NOT EXISTS user_model_cost_rollup (
-    day                        date NOT NULL,
-    model                      text NOT NULL,
-    user_id                    text NOT NULL,
-    slot                       smallint NOT NULL,
-    cost_usd                   numeric NOT NULL DEFAULT 0,
-    unpriced_rounds            bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (model, day, user_id, slot)  -- read by model, then a range of days
-) WITH (fillfactor = 70);
-
-CREATE TABLE IF NOT EXISTS user_cost_hourly (
-    hour                       timestamptz NOT NULL,  -- the UTC hour of session_metrics.started_at
-    user_id                    text NOT NULL,
-    slot                       smallint NOT NULL,
-    cost_usd                   numeric NOT NULL DEFAULT 0,
-    unpriced_rounds            bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (hour, user_id, slot)
-) WITH (fillfactor = 70);
-
 -- Forwards' cost by the UTC hour of their started_at and model (only priced or unpriced ones, as
 -- round_cost_rollup): the cost read of the last hours, beside round_hourly's cost of rounds.
 -- Moved with forward_rollup (entity 'forwards'); a database whose forward roll-up predates it
@@ -524,91 +483,50 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
 BEGIN
-    -- One statement: the rows unnested once (a materialised CTE) for every roll-up; the cost per user
-    -- folded once by hour, model and user (most statements move no cost: then nothing more is done).
-    WITH c AS MATERIALIZED (
-        SELECT s.sign, (s.started_at AT TIME ZONE 'UTC')::date AS day,
-               -- metrics_utc_hour inlined: a migration below moves sessions before that function exists
-               date_trunc('hour', s.started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
-               s.model, s.status, s.reconciled_at IS NOT NULL AS reconciled, s.user_id, s.total_rounds,
-               s.prompt_tokens, s.completion_tokens, s.total_tokens, s.tool_call_count,
-               s.prompt_cached_tool_outputs, s.total_compression_events, s.total_tokens_saved, s.cost_usd,
-               s.unpriced_rounds
+    INSERT INTO session_rollup AS r (
+        day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
+        total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
+    SELECT * FROM (
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status,
+               c.reconciled_at IS NOT NULL AS reconciled, my_slot,
+               sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
+               sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
+               sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
+               sum(c.sign * c.prompt_cached_tool_outputs) AS pcto,
+               sum(c.sign * c.total_compression_events) AS compressions,
+               sum(c.sign * c.total_tokens_saved) AS tokens_saved
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS s
-        WHERE s.started_at IS NOT NULL AND (upto IS NULL OR s.session_id <= upto)
-    ), sessions AS (
-        INSERT INTO session_rollup AS r (
-            day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
-            total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
-        SELECT * FROM (
-            SELECT c.day, c.model, c.status, c.reconciled, my_slot,
-                   sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
-                   sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
-                   sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
-                   sum(c.sign * c.prompt_cached_tool_outputs) AS pcto,
-                   sum(c.sign * c.total_compression_events) AS compressions,
-                   sum(c.sign * c.total_tokens_saved) AS tokens_saved
-            FROM c
-            GROUP BY 1, 2, 3, 4
-        ) AS d
-        WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
-               d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
-        ORDER BY 1, 2, 3, 4
-        ON CONFLICT (day, model, status, reconciled, slot) DO UPDATE SET
-            sessions = r.sessions + EXCLUDED.sessions,
-            total_rounds = r.total_rounds + EXCLUDED.total_rounds,
-            prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
-            completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
-            total_tokens = r.total_tokens + EXCLUDED.total_tokens,
-            tool_call_count = r.tool_call_count + EXCLUDED.tool_call_count,
-            prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
-            total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
-            total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved
-    ), uc AS MATERIALIZED (
-        SELECT c.day, c.hour, c.model, c.user_id, sum(c.sign * c.cost_usd) AS cost_usd,
-               sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
-        FROM c
-        WHERE c.user_id IS NOT NULL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
         GROUP BY 1, 2, 3, 4
-        HAVING (sum(c.sign * c.cost_usd), sum(c.sign * c.unpriced_rounds)) <> (0, 0)
-    ), users AS (
-        INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
-        SELECT * FROM (
-            SELECT uc.day, uc.user_id, my_slot, sum(uc.cost_usd) AS cost_usd, sum(uc.unpriced_rounds) AS unpriced_rounds
-            FROM uc
-            GROUP BY 1, 2
-        ) AS d
-        WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
-        ORDER BY 1, 2
-        ON CONFLICT (day, user_id, slot) DO UPDATE SET
-            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-            unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds
-    ), user_models AS (
-        INSERT INTO user_model_cost_rollup AS r (day, model, user_id, slot, cost_usd, unpriced_rounds)
-        SELECT * FROM (
-            SELECT uc.day, uc.model, uc.user_id, my_slot, sum(uc.cost_usd) AS cost_usd,
-                   sum(uc.unpriced_rounds) AS unpriced_rounds
-            FROM uc
-            WHERE uc.model IS NOT NULL
-            GROUP BY 1, 2, 3
-        ) AS d
-        WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
-        ORDER BY 1, 2, 3
-        ON CONFLICT (model, day, user_id, slot) DO UPDATE SET
-            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-            unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds
-    )
-    INSERT INTO user_cost_hourly AS r (hour, user_id, slot, cost_usd, unpriced_rounds)
+    ) AS d
+    WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
+           d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (day, model, status, reconciled, slot) DO UPDATE SET
+        sessions = r.sessions + EXCLUDED.sessions,
+        total_rounds = r.total_rounds + EXCLUDED.total_rounds,
+        prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+        completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+        total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+        tool_call_count = r.tool_call_count + EXCLUDED.tool_call_count,
+        prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
+        total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
+        total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
+    INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
     SELECT * FROM (
-        SELECT uc.hour, uc.user_id, my_slot, sum(uc.cost_usd) AS cost_usd, sum(uc.unpriced_rounds) AS unpriced_rounds
-        FROM uc
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, my_slot,
+               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
         GROUP BY 1, 2
     ) AS d
     WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
     ORDER BY 1, 2
-    ON CONFLICT (hour, user_id, slot) DO UPDATE SET
+    ON CONFLICT (day, user_id, slot) DO UPDATE SET
         cost_usd = r.cost_usd + EXCLUDED.cost_usd,
         unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
 END $$;
@@ -635,8 +553,6 @@ BEGIN
                            e.base, e.entity);
             IF e.entity = 'sessions' THEN
                 DELETE FROM user_cost_rollup;  -- moved with the session roll-up
-                DELETE FROM user_model_cost_rollup;
-                DELETE FROM user_cost_hourly;
             ELSIF e.entity = 'forwards' THEN
                 DELETE FROM forward_cost_hourly;  -- moved with the forward roll-up
             END IF;

@@ -475,7 +475,7 @@ def cases(detail_id: str) -> list[Case]:
         ("cost, last 7 days", lambda c: queries.cost(c, **last_week), costs(**last_week), True),
         ("cost, last 7 days, model=gpt-4", lambda c: queries.cost(c, **last_week, model="gpt-4", top=1),
          [(q, {**no_dates, "user_id": None, **last_week, "model": "gpt-4", "top": 1})
-          for q in (cost_totals.COST_ROWS_FROM_ROLLUP, cost_totals.USERS_OF_MODEL_FROM_ROLLUP,
+          for q in (cost_totals.COST_ROWS_FROM_ROLLUP, cost_totals.USERS_OF_MODEL,
                     cost_totals.TOP_SESSIONS)], True),
         ("summary, last 24 hours", lambda c: queries.summary(c, hours=24, now=now),
          [(s.SUMMARY_OF_HOURS, last_day)], True),
@@ -486,17 +486,14 @@ def cases(detail_id: str) -> list[Case]:
         ("forward_summary, last 24 hours", lambda c: queries.forward_summary(c, hours=24, now=now),
          [(f.FORWARD_SUMMARY_OF_HOURS, {**last_day, "endpoint": None, "model": None})], True),
         ("cost, last 24 hours", lambda c: queries.cost(c, hours=24, now=now),
-         [(q, {**last_day, **cost_hours.split_days(day_at, end_at), "model": None, "user_id": None,
-               "top": 10})
-          for q in (cost_hours.COST_ROWS_OF_HOURS_FROM_ROLLUP, cost_hours.USERS_OF_HOURS_FROM_ROLLUP,
+         [(q, {**last_day, "model": None, "user_id": None, "top": 10})
+          for q in (cost_hours.COST_ROWS_OF_HOURS_FROM_ROLLUP, cost_hours.USERS_OF_HOURS,
                     cost_hours.TOP_SESSIONS_OF_HOURS)], True),
-        # The same at half past 11:00 (the dashboard's any time of day): the UTC day before's last
-        # 12 hours and the day's first 12, at most half a day of hourly rows at either end.
+        # The same at half past 11:00 (the dashboard's any time of day): two UTC dates' hours.
         ("cost, last 24 hours at 11:30", lambda c: queries.cost(c, hours=24, now=now - timedelta(hours=12)),
          [(q, {"start_at": day_at - timedelta(hours=12), "end_at": end_at - timedelta(hours=12),
-               **cost_hours.split_days(day_at - timedelta(hours=12), end_at - timedelta(hours=12)),
                "model": None, "user_id": None, "top": 10})
-          for q in (cost_hours.COST_ROWS_OF_HOURS_FROM_ROLLUP, cost_hours.USERS_OF_HOURS_FROM_ROLLUP,
+          for q in (cost_hours.COST_ROWS_OF_HOURS_FROM_ROLLUP, cost_hours.USERS_OF_HOURS,
                     cost_hours.TOP_SESSIONS_OF_HOURS)], True),
         ("overview page, last 24 hours", hours_page, [], True),
         ("overview page with cost and latency, 7 days", overview_page,

@@ -33,8 +33,6 @@ _ROLLUPS = {
     ),
     "round_cost_rollup": ("day, model, provider", "priced, unpriced, cost_usd"),
     "user_cost_rollup": ("day, user_id", "cost_usd, unpriced_rounds"),
-    "user_model_cost_rollup": ("day, model, user_id", "cost_usd, unpriced_rounds"),
-    "user_cost_hourly": ("hour, user_id", "cost_usd, unpriced_rounds"),
     "forward_cost_hourly": ("hour, model", "cost_usd, priced, unpriced"),
     "round_hourly": (
         "hour, model",
@@ -107,14 +105,6 @@ _BASE = {
         GROUP BY 1, 2, 3""",
     "user_cost_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, sum(cost_usd), sum(unpriced_rounds)
-        FROM session_metrics WHERE started_at IS NOT NULL AND user_id IS NOT NULL GROUP BY 1, 2
-        HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
-    "user_model_cost_rollup": """
-        SELECT (started_at AT TIME ZONE 'UTC')::date, model, user_id, sum(cost_usd), sum(unpriced_rounds)
-        FROM session_metrics WHERE started_at IS NOT NULL AND user_id IS NOT NULL AND model IS NOT NULL
-        GROUP BY 1, 2, 3 HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
-    "user_cost_hourly": """
-        SELECT metrics_utc_hour(started_at), user_id, sum(cost_usd), sum(unpriced_rounds)
         FROM session_metrics WHERE started_at IS NOT NULL AND user_id IS NOT NULL GROUP BY 1, 2
         HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
     "forward_cost_hourly": """

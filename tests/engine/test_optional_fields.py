@@ -11,7 +11,7 @@ from contract.events import RoundCompleted, RoundStarted, SessionStarted, TokenU
 from tests.engine.rollups import assert_rollups_match
 from worker.backfill import backfill
 from worker.engine.apply import apply_events
-from worker.schema import apply_schema
+from worker.schema import apply_schema, schema_path
 
 T = datetime(2026, 2, 10, 10, tzinfo=UTC)
 
@@ -40,50 +40,13 @@ ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_sourc
 """
 
 
-# The session roll-up's move function as that version had it (no cost roll-ups).
-_PREVIOUS_SESSION_MOVE = """
-CREATE OR REPLACE FUNCTION session_rollup_move(plus anyarray, minus anyarray, upto text)
-RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    my_slot smallint := metrics_rollup_slot();
-BEGIN
-    INSERT INTO session_rollup AS r (
-        day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
-        total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events,
-            total_tokens_saved)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status,
-               c.reconciled_at IS NOT NULL AS reconciled, my_slot,
-               sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
-               sum(c.sign * c.prompt_tokens) AS prompt_tokens,
-                   sum(c.sign * c.completion_tokens) AS completion_tokens,
-               sum(c.sign * c.total_tokens) AS total_tokens,
-                   sum(c.sign * c.tool_call_count) AS tool_call_count,
-               sum(c.sign * c.prompt_cached_tool_outputs) AS pcto,
-               sum(c.sign * c.total_compression_events) AS compressions,
-               sum(c.sign * c.total_tokens_saved) AS tokens_saved
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
-        GROUP BY 1, 2, 3, 4
-    ) AS d
-    WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens,
-        d.tool_call_count,
-           d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT (day, model, status, reconciled, slot) DO UPDATE SET
-        sessions = r.sessions + EXCLUDED.sessions,
-        total_rounds = r.total_rounds + EXCLUDED.total_rounds,
-        prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
-        completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
-        total_tokens = r.total_tokens + EXCLUDED.total_tokens,
-        tool_call_count = r.tool_call_count + EXCLUDED.tool_call_count,
-        prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
-        total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
-        total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
-END $$
-"""
+def _previous_session_move() -> str:
+    """The session roll-up's move function as that version had it (no user cost roll-up)."""
+    text = schema_path().read_text()
+    start = text.index("CREATE OR REPLACE FUNCTION session_rollup_move")
+    end = text.index("END $$;", start)
+    body = text[start:end]
+    return body[: body.index("    INSERT INTO user_cost_rollup")] + "END $$"
 
 
 _OLD_ROWS = """
@@ -104,7 +67,7 @@ def _usage(prompt: int, completion: int, **parts: int) -> TokenUsage:
 
 def test_a_database_of_the_previous_version_gains_the_columns(conn: psycopg.Connection) -> None:
     conn.execute(_DROP_FIELDS)
-    conn.execute(_PREVIOUS_SESSION_MOVE)
+    conn.execute(_previous_session_move())
     with conn.cursor() as cur:
         for statement in _OLD_ROWS.strip().split(";\n"):
             cur.execute(statement, {"t": T})

@@ -7,8 +7,8 @@ of their own ``started_at``; per user and the top sessions are over sessions (a 
 its rounds'), by the session's ``started_at``, and the model filter there is the session's model
 (as the session reads filter). With a user filter the per-model and per-day figures come from
 the base rows of that user's sessions (COST_ROWS_OF_USER: the roll-ups have no user key), and
-per user with a model filter from user_model_cost_rollup (by day, model and user); the
-``_FROM_BASE`` twins answer while a back-fill is due. Each read is whole statements side by side,
+per user with a model filter from the sessions (USERS_OF_MODEL); the ``_FROM_BASE`` twins answer
+while a back-fill is due. Each read is whole statements side by side,
 as everywhere.
 
 The last N UTC hours (``hours``, instead of dates) are cost_hours.py's.
@@ -139,28 +139,8 @@ ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
 LIMIT %(top)s
 """
 
-# With a model filter: the session's model (user_model_cost_rollup).
-USERS_OF_MODEL_FROM_ROLLUP = """
-SELECT ready.rollups_ready, answer.*
-FROM (
-    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity IN ('sessions')
-) AS ready
-LEFT JOIN (
-    SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
-    FROM user_model_cost_rollup
-    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-      AND day <= COALESCE(%(end_date)s::date, 'infinity')
-      AND model = %(model)s
-      AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
-    GROUP BY user_id
-    HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0
-    ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
-    LIMIT %(top)s
-) AS answer ON ready.rollups_ready
-ORDER BY cost_usd DESC, user_id COLLATE "C"
-"""
-
-USERS_OF_MODEL_FROM_BASE = """
+# With a model filter (the session's model; the roll-up has no model key).
+USERS_OF_MODEL = """
 SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
 FROM session_metrics
 WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
@@ -219,9 +199,7 @@ def cost(
         if model is None:
             users = rollup_or_base(conn, USERS_FROM_ROLLUP, USERS_FROM_BASE, params, "user_id")
         else:
-            users = rollup_or_base(
-                conn, USERS_OF_MODEL_FROM_ROLLUP, USERS_OF_MODEL_FROM_BASE, params, "user_id"
-            )
+            users = fetch_all(conn, USERS_OF_MODEL, params)
         sessions = fetch_all(conn, TOP_SESSIONS, params)
     return _report(rows, users, sessions)
 
