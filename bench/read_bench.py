@@ -486,14 +486,17 @@ def cases(detail_id: str) -> list[Case]:
         ("forward_summary, last 24 hours", lambda c: queries.forward_summary(c, hours=24, now=now),
          [(f.FORWARD_SUMMARY_OF_HOURS, {**last_day, "endpoint": None, "model": None})], True),
         ("cost, last 24 hours", lambda c: queries.cost(c, hours=24, now=now),
-         [(q, {**last_day, "model": None, "user_id": None, "top": 10})
-          for q in (cost_hours.COST_ROWS_OF_HOURS_FROM_ROLLUP, cost_hours.USERS_OF_HOURS,
+         [(q, {**last_day, **cost_hours.split_days(day_at, end_at), "model": None, "user_id": None,
+               "top": 10})
+          for q in (cost_hours.COST_ROWS_OF_HOURS_FROM_ROLLUP, cost_hours.USERS_OF_HOURS_FROM_ROLLUP,
                     cost_hours.TOP_SESSIONS_OF_HOURS)], True),
-        # The same at half past 11:00 (the dashboard's any time of day): two UTC dates' hours.
+        # The same at half past 11:00 (the dashboard's any time of day), long after (the data's "now"
+        # is past: the sessions of the 12 hours of either UTC date are read, the worst split).
         ("cost, last 24 hours at 11:30", lambda c: queries.cost(c, hours=24, now=now - timedelta(hours=12)),
          [(q, {"start_at": day_at - timedelta(hours=12), "end_at": end_at - timedelta(hours=12),
+               **cost_hours.split_days(day_at - timedelta(hours=12), end_at - timedelta(hours=12)),
                "model": None, "user_id": None, "top": 10})
-          for q in (cost_hours.COST_ROWS_OF_HOURS_FROM_ROLLUP, cost_hours.USERS_OF_HOURS,
+          for q in (cost_hours.COST_ROWS_OF_HOURS_FROM_ROLLUP, cost_hours.USERS_OF_HOURS_FROM_ROLLUP,
                     cost_hours.TOP_SESSIONS_OF_HOURS)], True),
         ("overview page, last 24 hours", hours_page, [], True),
         ("overview page with cost and latency, 7 days", overview_page,

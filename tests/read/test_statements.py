@@ -145,6 +145,16 @@ PARAMETER_TYPES = {
     "top": "int8",
     "start_at": "timestamptz",
     "end_at": "timestamptz",
+    "days_from": "date",
+    "days_to": "date",
+    "add_from": "timestamptz",
+    "add_to": "timestamptz",
+    "add2_from": "timestamptz",
+    "add2_to": "timestamptz",
+    "sub_from": "timestamptz",
+    "sub_to": "timestamptz",
+    "sub2_from": "timestamptz",
+    "sub2_to": "timestamptz",
 }
 
 
