@@ -342,6 +342,28 @@ CREATE TABLE IF NOT EXISTS user_cost_rollup (
     PRIMARY KEY (day, user_id, slot)
 ) WITH (fillfactor = 70);
 
+-- Forwards' cost by the UTC hour of their started_at and model (only priced or unpriced ones, as
+-- round_cost_rollup): the cost read of the last hours, beside round_hourly's cost of rounds.
+-- Moved with forward_rollup (entity 'forwards'); a database whose forward roll-up predates it
+-- counts its forwards again from zero into both.
+DO $$
+BEGIN
+    IF to_regclass('forward_cost_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
+        DELETE FROM forward_rollup;
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM forward_request_metrics)
+        WHERE entity = 'forwards';
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS forward_cost_hourly (
+    hour                       timestamptz NOT NULL,  -- the UTC hour of forward_request_metrics.started_at
+    model                      text NOT NULL,
+    slot                       smallint NOT NULL,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    priced                     bigint NOT NULL DEFAULT 0,
+    unpriced                   bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, model, slot)
+) WITH (fillfactor = 70);
+
 -- Which base rows the roll-ups count. A database created with the roll-ups counts everything
 -- (done); one written by a version without them counts the rows whose key is <= upto, and
 -- `metrics-worker schema` back-fills the rest a chunk at a time (worker/rollups.py). Until an
@@ -531,6 +553,8 @@ BEGIN
                            e.base, e.entity);
             IF e.entity = 'sessions' THEN
                 DELETE FROM user_cost_rollup;  -- moved with the session roll-up
+            ELSIF e.entity = 'forwards' THEN
+                DELETE FROM forward_cost_hourly;  -- moved with the forward roll-up
             END IF;
         END IF;
     END LOOP;
@@ -686,6 +710,7 @@ CREATE TABLE IF NOT EXISTS round_hourly (
     total_tokens               numeric NOT NULL DEFAULT 0,
     cost_usd                   numeric NOT NULL DEFAULT 0,  -- sum of the priced rounds' cost_usd
     unpriced                   bigint NOT NULL DEFAULT 0,   -- rounds marked unpriced (never $0)
+    priced                     bigint NOT NULL DEFAULT 0,   -- rounds with a cost_usd
     PRIMARY KEY (hour, model, slot)
 ) WITH (fillfactor = 70);
 
@@ -822,6 +847,20 @@ BEGIN
     END IF;
 END $$;
 
+-- A database whose hourly roll-up of rounds predates its priced count (the cost read of the last
+-- hours: priced_rounds per model and day): the same, count rounds by hour again from zero.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'round_hourly'::regclass AND attname = 'priced') THEN
+        ALTER TABLE round_hourly ADD COLUMN IF NOT EXISTS priced bigint NOT NULL DEFAULT 0;
+        DELETE FROM round_hourly;
+        DELETE FROM latency_hourly WHERE metric LIKE 'round_%';
+        DELETE FROM latency_daily WHERE metric LIKE 'round_%';
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM round_metrics)
+        WHERE entity = 'round_hourly';
+    END IF;
+END $$;
+
 -- As for the roll-ups above: a base table without its trigger here is new, what its rows held is
 -- counted from zero.
 DO $$
@@ -901,20 +940,22 @@ BEGIN
             cost_usd = r.cost_usd + EXCLUDED.cost_usd
     ), counts AS (
         INSERT INTO round_hourly AS r (
-            hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced)
+            hour, model, slot, rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced,
+            priced)
         SELECT * FROM (
             SELECT c.hour, c.model, my_slot, sum(c.sign) AS rounds, sum(c.sign * (c.status = 'error')::int) AS errors,
                    sum(c.sign * c.prompt_tokens) AS prompt_tokens,
                    sum(c.sign * c.completion_tokens) AS completion_tokens,
                    sum(c.sign * c.total_tokens) AS total_tokens,
                    sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
-                   sum(c.sign * c.unpriced::int) AS unpriced
+                   sum(c.sign * c.unpriced::int) AS unpriced,
+                   sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced
             FROM c
             WHERE c.hourly
             GROUP BY 1, 2
         ) AS d
-        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.cost_usd, d.unpriced)
-              <> (0, 0, 0, 0, 0, 0, 0)
+        WHERE (d.rounds, d.errors, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.cost_usd, d.unpriced,
+               d.priced) <> (0, 0, 0, 0, 0, 0, 0, 0)
         ORDER BY 1, 2
         ON CONFLICT (hour, model, slot) DO UPDATE SET
             rounds = r.rounds + EXCLUDED.rounds,
@@ -923,7 +964,8 @@ BEGIN
             completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
             total_tokens = r.total_tokens + EXCLUDED.total_tokens,
             cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-            unpriced = r.unpriced + EXCLUDED.unpriced
+            unpriced = r.unpriced + EXCLUDED.unpriced,
+            priced = r.priced + EXCLUDED.priced
     ), buckets AS MATERIALIZED (
         SELECT c.hour, x.metric, c.model AS name, x.bucket, sum(c.sign)::int AS n
         FROM c
@@ -1092,6 +1134,23 @@ BEGIN
             total_tokens = r.total_tokens + EXCLUDED.total_tokens,
             completed = r.completed + EXCLUDED.completed,
             duration_us = r.duration_us + EXCLUDED.duration_us,
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            priced = r.priced + EXCLUDED.priced,
+            unpriced = r.unpriced + EXCLUDED.unpriced
+    ), cost_hours AS (
+        INSERT INTO forward_cost_hourly AS r (hour, model, slot, cost_usd, priced, unpriced)
+        SELECT * FROM (
+            SELECT metrics_utc_hour(c.started_at) AS hour, c.model, my_slot,
+                   sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
+                   sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
+                   sum(c.sign * c.unpriced::int) AS unpriced
+            FROM c
+            WHERE c.daily AND (c.cost_usd IS NOT NULL OR c.unpriced)
+            GROUP BY 1, 2
+        ) AS d
+        WHERE (d.cost_usd, d.priced, d.unpriced) <> (0, 0, 0)
+        ORDER BY 1, 2
+        ON CONFLICT (hour, model, slot) DO UPDATE SET
             cost_usd = r.cost_usd + EXCLUDED.cost_usd,
             priced = r.priced + EXCLUDED.priced,
             unpriced = r.unpriced + EXCLUDED.unpriced

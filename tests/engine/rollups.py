@@ -33,9 +33,10 @@ _ROLLUPS = {
     ),
     "round_cost_rollup": ("day, model, provider", "priced, unpriced, cost_usd"),
     "user_cost_rollup": ("day, user_id", "cost_usd, unpriced_rounds"),
+    "forward_cost_hourly": ("hour, model", "cost_usd, priced, unpriced"),
     "round_hourly": (
         "hour, model",
-        "rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced",
+        "rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced, priced",
     ),
     "latency_hourly": ("hour, metric, name, bucket", "n"),
     "latency_daily": ("day, metric, name, bucket", "n"),
@@ -112,10 +113,15 @@ _BASE = {
         SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, sum(cost_usd), sum(unpriced_rounds)
         FROM session_metrics WHERE started_at IS NOT NULL AND user_id IS NOT NULL GROUP BY 1, 2
         HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
+    "forward_cost_hourly": """
+        SELECT metrics_utc_hour(started_at), model, COALESCE(sum(cost_usd), 0), count(cost_usd),
+               count(*) FILTER (WHERE unpriced)
+        FROM forward_request_metrics WHERE started_at IS NOT NULL AND (cost_usd IS NOT NULL OR unpriced)
+        GROUP BY 1, 2""",
     "round_hourly": """
         SELECT metrics_utc_hour(started_at), model, count(*), count(*) FILTER (WHERE status = 'error'),
                sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), COALESCE(sum(cost_usd), 0),
-               count(*) FILTER (WHERE unpriced)
+               count(*) FILTER (WHERE unpriced), count(cost_usd)
         FROM round_metrics WHERE started_at IS NOT NULL AND model IS NOT NULL GROUP BY 1, 2""",
     "latency_hourly": f"""
         SELECT metrics_utc_hour(started_at), metric, name, b, count(*) FROM ({_LATENCIES}) AS x
@@ -168,6 +174,9 @@ def _reads(conn: psycopg.Connection[Any], days: list[date]) -> list[Any]:
         now = datetime.combine(day, time(0, 30), UTC)
         out += [queries.hourly_series(conn, hours=h, now=now) for h in (1, 6, 24)]
         out += [queries.latency(conn, hours=h, now=now) for h in (1, 24)]
+        # the cost of the last hours: from midnight's and from an hour within the day (two dates' hours)
+        for at in (now, now + timedelta(hours=13)):
+            out += [queries.cost(conn, hours=h, now=at) for h in (1, 6, 24, 48)]
     for first, last in zip(days, days[1:] + days[-1:], strict=True):
         window = {"start_date": first, "end_date": last}
         span = (last - first).days + 1
@@ -176,6 +185,13 @@ def _reads(conn: psycopg.Connection[Any], days: list[date]) -> list[Any]:
         out += [queries.tool_metrics(conn, **window), queries.latency(conn, **window)]
         out += [queries.daily_metrics(conn, days=span, end_date=last)]
         out += [queries.forward_daily_metrics(conn, days=span, end_date=last)]
+        out += [queries.cost(conn, **window)]
+    models = conn.execute("SELECT DISTINCT model FROM session_metrics WHERE model IS NOT NULL").fetchall()
+    for (model,) in models:
+        out += [
+            queries.cost(conn, model=model),
+            queries.cost(conn, model=model, start_date=days[1], end_date=days[1]),
+        ]
     for row in conn.execute("SELECT DISTINCT endpoint, model FROM forward_request_metrics").fetchall():
         out.append(queries.forward_summary(conn, endpoint=row[0], model=row[1]))
         out.append(queries.forward_by_endpoint(conn, model=row[1]))

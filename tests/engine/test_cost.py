@@ -246,12 +246,12 @@ _DROP_COST = """
 ALTER TRIGGER round_rollups_insert ON round_metrics RENAME TO round_hourly_insert;
 ALTER TRIGGER round_rollups_update ON round_metrics RENAME TO round_hourly_update;
 ALTER TRIGGER round_rollups_delete ON round_metrics RENAME TO round_hourly_delete;
-DROP TABLE round_cost_rollup, user_cost_rollup;
+DROP TABLE round_cost_rollup, user_cost_rollup, forward_cost_hourly;
 ALTER TABLE session_metrics DROP COLUMN cost_usd, DROP COLUMN unpriced_rounds;
 ALTER TABLE round_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 ALTER TABLE forward_rollup DROP COLUMN cost_usd, DROP COLUMN priced, DROP COLUMN unpriced;
-ALTER TABLE round_hourly DROP COLUMN cost_usd, DROP COLUMN unpriced;
+ALTER TABLE round_hourly DROP COLUMN cost_usd, DROP COLUMN unpriced, DROP COLUMN priced;
 DELETE FROM rollup_backfill WHERE entity = 'rounds';
 ALTER TABLE rollup_backfill DROP CONSTRAINT rollup_backfill_entity_check,
     ADD CONSTRAINT rollup_backfill_entity_check CHECK (entity IN (
@@ -267,7 +267,8 @@ def test_a_database_of_the_version_before_cost_is_upgraded_then_repriced(
     priced = _everything(conn)
     conn.execute(_DROP_COST)
     apply_schema(conn, force=True)
-    assert pending(conn) == ["round_hourly", "rounds"]  # the hourly roll-up gains its cost too
+    # the hourly roll-up gains its cost too; the forwards their cost per hour
+    assert pending(conn) == ["forwards", "round_hourly", "rounds"]
     assert backfill(conn, chunk_size=3)["rounds"] > 0
     assert_rollups_match(conn)  # nothing priced yet: every cost roll-up empty, and exact
     assert conn.execute("SELECT count(*) FROM round_cost_rollup").fetchone() == (0,)

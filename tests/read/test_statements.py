@@ -145,6 +145,16 @@ PARAMETER_TYPES = {
     "top": "int8",
     "start_at": "timestamptz",
     "end_at": "timestamptz",
+    "days_from": "date",
+    "days_to": "date",
+    "add_from": "timestamptz",
+    "add_to": "timestamptz",
+    "add2_from": "timestamptz",
+    "add2_to": "timestamptz",
+    "sub_from": "timestamptz",
+    "sub_to": "timestamptz",
+    "sub2_from": "timestamptz",
+    "sub2_to": "timestamptz",
 }
 
 
@@ -212,6 +222,7 @@ def _reads(conn: psycopg.Connection[Any]) -> list[Any]:
         queries.forward_summary(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC), model="gpt-4"),
         queries.forward_by_endpoint(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC)),
         queries.cost(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC), user_id="u1"),
+        queries.cost(conn, hours=48, now=datetime(2026, 2, 3, 12, tzinfo=UTC), model="gpt-4"),
     ]
 
 

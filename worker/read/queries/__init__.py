@@ -10,7 +10,8 @@ Every statement a read runs is one whole text, a module constant next to its cal
 pasted into psql (parameters are psycopg's ``%(name)s``): session_rows.py (the list, the detail),
 session_totals.py (summary, per model), session_daily.py (per day), tool_totals.py,
 forward_rows.py (the list),
-forward_totals.py (summary, per endpoint, per day, per status), cost_totals.py (what it cost),
+forward_totals.py (summary, per endpoint, per day, per status), cost_totals.py (what it cost; of the
+last hours: cost_hours.py),
 ids.py (short ids), percentiles.py (percentiles per model, tool, endpoint), hourly.py (the hourly
 series of rounds). An aggregate read answered from the roll-ups has two, side by side:
 ``X_FROM_ROLLUP`` and ``X_FROM_BASE``, its twin over the base tables while a back-fill is due.

@@ -8,12 +8,10 @@ its rounds'), by the session's ``started_at``, and the model filter there is the
 (as the session reads filter). With a user filter the per-model and per-day figures come from
 the base rows of that user's sessions (COST_ROWS_OF_USER: the roll-ups have no user key), and
 per user with a model filter from the sessions (USERS_OF_MODEL); the ``_FROM_BASE`` twins answer
-while a back-fill is due. Each read is whole statements side by side, as everywhere.
+while a back-fill is due. Each read is whole statements side by side,
+as everywhere.
 
-The last N UTC hours (``hours``, instead of dates) are read from the base tables through their
-indexes on started_at (the cost roll-ups are by UTC day): COST_ROWS_OF_HOURS (rounds and forwards,
-grouped by UTC date and model as the roll-ups are), USERS_OF_HOURS and TOP_SESSIONS_OF_HOURS (the
-sessions started in those hours); what they cost grows with the rows of those hours.
+The last N UTC hours (``hours``, instead of dates) are cost_hours.py's.
 """
 
 from __future__ import annotations
@@ -36,6 +34,7 @@ from worker.read.queries._base import (
     rollup_or_base,
     snapshot,
 )
+from worker.read.queries.cost_hours import cost_of_hours
 
 DEFAULT_TOP = 10
 
@@ -166,52 +165,6 @@ ORDER BY cost_usd DESC, session_id COLLATE "C"
 LIMIT %(top)s
 """
 
-COST_ROWS_OF_HOURS = """
-SELECT 'round' AS kind, (r.started_at AT TIME ZONE 'UTC')::date AS day, r.model,
-       COALESCE(sum(r.cost_usd), 0) AS cost_usd, count(r.cost_usd) AS priced,
-       count(*) FILTER (WHERE r.unpriced) AS unpriced
-FROM round_metrics r
-WHERE r.started_at >= %(start_at)s::timestamptz AND r.started_at < %(end_at)s::timestamptz
-  AND r.model IS NOT NULL AND (r.cost_usd IS NOT NULL OR r.unpriced)
-  AND (%(model)s::text IS NULL OR r.model = %(model)s)
-  AND (%(user_id)s::text IS NULL
-       OR r.session_id IN (SELECT s.session_id FROM session_metrics s WHERE s.user_id = %(user_id)s))
-GROUP BY 2, 3
-UNION ALL
-SELECT 'forward', (f.started_at AT TIME ZONE 'UTC')::date, f.model,
-       COALESCE(sum(f.cost_usd), 0), count(f.cost_usd), count(*) FILTER (WHERE f.unpriced)
-FROM forward_request_metrics f
-WHERE f.started_at >= %(start_at)s::timestamptz AND f.started_at < %(end_at)s::timestamptz
-  AND (f.cost_usd IS NOT NULL OR f.unpriced)
-  AND (%(model)s::text IS NULL OR f.model = %(model)s)
-  AND (%(user_id)s::text IS NULL
-       OR f.session_id IN (SELECT s.session_id FROM session_metrics s WHERE s.user_id = %(user_id)s))
-GROUP BY 2, 3
-"""
-
-USERS_OF_HOURS = """
-SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
-FROM session_metrics
-WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
-  AND user_id IS NOT NULL AND (cost_usd <> 0 OR unpriced_rounds <> 0)
-  AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
-  AND (%(model)s::text IS NULL OR model = %(model)s)
-GROUP BY user_id
-ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
-LIMIT %(top)s
-"""
-
-TOP_SESSIONS_OF_HOURS = """
-SELECT session_id, user_id, model, started_at, cost_usd, unpriced_rounds
-FROM session_metrics
-WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
-  AND (cost_usd <> 0 OR unpriced_rounds <> 0)
-  AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
-  AND (%(model)s::text IS NULL OR model = %(model)s)
-ORDER BY cost_usd DESC, session_id COLLATE "C"
-LIMIT %(top)s
-"""
-
 
 def cost(
     source: Source,
@@ -238,12 +191,7 @@ def cost(
     }  # fmt: skip
     with snapshot(source) as conn:
         if span is not None:
-            params.update(start_at=span[0], end_at=span[1])
-            return _report(
-                fetch_all(conn, COST_ROWS_OF_HOURS, params),
-                fetch_all(conn, USERS_OF_HOURS, params),
-                fetch_all(conn, TOP_SESSIONS_OF_HOURS, params),
-            )
+            return _report(*cost_of_hours(conn, params, span[0], span[1]))
         if user_id is None:
             rows = rollup_or_base(conn, COST_ROWS_FROM_ROLLUP, COST_ROWS_FROM_BASE, params, "kind")
         else:
