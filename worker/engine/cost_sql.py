@@ -18,8 +18,9 @@ PRICE_INPUTS = """
 SELECT 'r' AS kind, r.round_id, r.model, r.provider, r.completed_at, r.completion_version,
        r.prompt_tokens, r.completion_tokens, r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens,
        r.cost_usd, r.cost_source, r.unpriced
-FROM unnest(%(round_id)b::text[], %(p_model)b::text[], %(p_provider)b::text[], %(p_completion)b::text[])
-    AS k(id, p_model, p_provider, p_completion)
+FROM (SELECT unnest(%(round_id)b::text[]) AS id, unnest(%(p_model)b::text[]) AS p_model,
+             unnest(%(p_provider)b::text[]) AS p_provider,
+             unnest(%(p_completion)b::text[]) AS p_completion) AS k
 CROSS JOIN LATERAL (SELECT * FROM round_metrics r WHERE r.round_id = k.id LIMIT 1) AS r
 WHERE ((r.model IS NOT NULL AND r.completion_version IS NOT NULL) OR r.cost_usd IS NOT NULL OR r.unpriced)
   -- a row that ends as it was priced before sending holds its cost already
@@ -29,7 +30,7 @@ UNION ALL
 SELECT 'f', f.forward_id, f.model, f.provider, f.completed_at, f.completion_version,
        f.prompt_tokens, f.completion_tokens, f.cache_read_tokens, f.cache_write_tokens, f.reasoning_tokens,
        f.cost_usd, f.cost_source, f.unpriced
-FROM unnest(%(forward_id)b::text[]) AS k(id)
+FROM (SELECT unnest(%(forward_id)b::text[]) AS id) AS k
 CROSS JOIN LATERAL (SELECT * FROM forward_request_metrics f WHERE f.forward_id = k.id LIMIT 1) AS f
 WHERE (f.model IS NOT NULL AND f.completion_version IS NOT NULL) OR f.cost_usd IS NOT NULL OR f.unpriced
 """
@@ -37,8 +38,9 @@ WHERE (f.model IS NOT NULL AND f.completion_version IS NOT NULL) OR f.cost_usd I
 # Costs travel as text (exact decimal strings) and are cast to numeric here.
 APPLY_COSTS = """
 WITH rc AS (
-    SELECT * FROM unnest(%(r_id)b::text[], %(r_cost)b::text[], %(r_source)b::text[], %(r_unpriced)b::bool[])
-        AS t(round_id, cost, source, unpriced)
+    SELECT * FROM (SELECT unnest(%(r_id)b::text[]) AS round_id, unnest(%(r_cost)b::text[]) AS cost,
+                          unnest(%(r_source)b::text[]) AS source,
+                          unnest(%(r_unpriced)b::bool[]) AS unpriced) AS t
 ), ro AS (
     SELECT rc.round_id, rc.cost::numeric AS cost, rc.source, rc.unpriced, o.session_id,
            COALESCE(o.cost_usd, 0) AS old_cost, o.unpriced::int AS old_unpriced
@@ -52,8 +54,9 @@ WITH rc AS (
     WHERE r.round_id = ANY(%(r_id)b::text[]) AND r.round_id = ro.round_id
     RETURNING r.round_id
 ), fc AS (
-    SELECT * FROM unnest(%(f_id)b::text[], %(f_cost)b::text[], %(f_source)b::text[], %(f_unpriced)b::bool[])
-        AS t(forward_id, cost, source, unpriced)
+    SELECT * FROM (SELECT unnest(%(f_id)b::text[]) AS forward_id, unnest(%(f_cost)b::text[]) AS cost,
+                          unnest(%(f_source)b::text[]) AS source,
+                          unnest(%(f_unpriced)b::bool[]) AS unpriced) AS t
 ), new_f AS (
     UPDATE forward_request_metrics f SET cost_usd = fc.cost::numeric, cost_source = fc.source,
                                          unpriced = fc.unpriced
@@ -81,11 +84,13 @@ ON CONFLICT (session_id) DO UPDATE SET
 # stops the transaction (metrics_price_missed): the batch is sent again with PRICE_INPUTS.
 FORWARD_COSTS = """
 WITH p AS (
-    SELECT * FROM unnest(%(forward_id)b::text[], %(start_version)b::text[], %(completion_version)b::text[],
-                         %(p_cost)b::text[], %(p_source)b::text[], %(p_unpriced)b::bool[],
-                         %(p_model)b::text[], %(p_provider)b::text[], %(p_completion)b::text[])
-        AS t(forward_id, start_version, completion_version, cost, source, unpriced, p_model, p_provider,
-             p_completion)
+    SELECT * FROM (SELECT unnest(%(forward_id)b::text[]) AS forward_id,
+                          unnest(%(start_version)b::text[]) AS start_version,
+                          unnest(%(completion_version)b::text[]) AS completion_version,
+                          unnest(%(p_cost)b::text[]) AS cost, unnest(%(p_source)b::text[]) AS source,
+                          unnest(%(p_unpriced)b::bool[]) AS unpriced, unnest(%(p_model)b::text[]) AS p_model,
+                          unnest(%(p_provider)b::text[]) AS p_provider,
+                          unnest(%(p_completion)b::text[]) AS p_completion) AS t
 ), cur AS (
     SELECT p.forward_id, p.cost::numeric AS cost, p.source, p.unpriced,
            COALESCE(f.start_version = p.start_version OR f.completion_version = p.completion_version, false)

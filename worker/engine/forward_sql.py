@@ -37,20 +37,28 @@ FROM (SELECT t.*, COALESCE(t.start_version IS NOT NULL AND t.model = t.p_model
                            AND t.completion_version = t.p_completion, false) AS own,
              COALESCE(%(guard)s::bool AND t.start_version IS NULL AND t.p_completion IS NOT NULL, false)
                  AS guess
-      FROM unnest(%(forward_id)b::text[], %(start_version)b::text[], %(endpoint)b::text[], %(model)b::text[],
-            %(is_stream)b::bool[], %(started_at)b::timestamptz[], %(completion_version)b::text[],
-            %(completed_at)b::timestamptz[], %(status_code)b::int4[], %(status)b::text[],
-            %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[], %(total_tokens)b::int8[],
-            %(error)b::text[], %(updated_at)b::timestamptz[], %(provider)b::text[], %(session_id)b::text[],
-            %(round_id)b::text[], %(cache_read_tokens)b::int8[], %(cache_write_tokens)b::int8[],
-            %(reasoning_tokens)b::int8[], %(time_to_first_token_ms)b::int8[], %(p_cost)b::text[],
-            %(p_source)b::text[], %(p_unpriced)b::bool[], %(p_model)b::text[], %(p_provider)b::text[],
-            %(p_completion)b::text[])
-    AS t(forward_id, start_version, endpoint, model, is_stream, started_at,
-         completion_version, completed_at, status_code, status,
-         prompt_tokens, completion_tokens, total_tokens, error, updated_at,
-         provider, session_id, round_id, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-         time_to_first_token_ms, p_cost, p_source, p_unpriced, p_model, p_provider, p_completion)) AS t
+      FROM (SELECT unnest(%(forward_id)b::text[]) AS forward_id,
+                   unnest(%(start_version)b::text[]) AS start_version,
+                   unnest(%(endpoint)b::text[]) AS endpoint, unnest(%(model)b::text[]) AS model,
+                   unnest(%(is_stream)b::bool[]) AS is_stream,
+                   unnest(%(started_at)b::timestamptz[]) AS started_at,
+                   unnest(%(completion_version)b::text[]) AS completion_version,
+                   unnest(%(completed_at)b::timestamptz[]) AS completed_at,
+                   unnest(%(status_code)b::int4[]) AS status_code, unnest(%(status)b::text[]) AS status,
+                   unnest(%(prompt_tokens)b::int8[]) AS prompt_tokens,
+                   unnest(%(completion_tokens)b::int8[]) AS completion_tokens,
+                   unnest(%(total_tokens)b::int8[]) AS total_tokens, unnest(%(error)b::text[]) AS error,
+                   unnest(%(updated_at)b::timestamptz[]) AS updated_at,
+                   unnest(%(provider)b::text[]) AS provider, unnest(%(session_id)b::text[]) AS session_id,
+                   unnest(%(round_id)b::text[]) AS round_id,
+                   unnest(%(cache_read_tokens)b::int8[]) AS cache_read_tokens,
+                   unnest(%(cache_write_tokens)b::int8[]) AS cache_write_tokens,
+                   unnest(%(reasoning_tokens)b::int8[]) AS reasoning_tokens,
+                   unnest(%(time_to_first_token_ms)b::int8[]) AS time_to_first_token_ms,
+                   unnest(%(p_cost)b::text[]) AS p_cost, unnest(%(p_source)b::text[]) AS p_source,
+                   unnest(%(p_unpriced)b::bool[]) AS p_unpriced, unnest(%(p_model)b::text[]) AS p_model,
+                   unnest(%(p_provider)b::text[]) AS p_provider,
+                   unnest(%(p_completion)b::text[]) AS p_completion) AS t) AS t
 ORDER BY forward_id
 ON CONFLICT (forward_id) DO UPDATE SET
     start_version = GREATEST(f.start_version, EXCLUDED.start_version),

@@ -1,4 +1,7 @@
-"""The apply engine's SQL. Parameters are arrays (one element per merged row), unnested server-side.
+"""The apply engine's SQL. Parameters are arrays (one element per merged row), unnested server-side in
+a select list, ``(SELECT unnest(a) AS x, unnest(b) AS y, ...)``: the arrays are read in step, a row at a
+time, where ``FROM unnest(a, b, ...)`` first copies each array into a tuplestore of its own (the same
+rows; 6% more of the apply's PostgreSQL CPU time). forward_sql.py and cost_sql.py do the same.
 
 One transaction per batch runs these in this order, and every statement takes its row locks in
 key order, so concurrent workers always lock in one global order and cannot deadlock:
@@ -48,18 +51,24 @@ SELECT t.round_id, t.session_id, t.start_version, t.model, t.started_at, t.compl
        COALESCE(t.settled AND t.p_unpriced, false)
 FROM (SELECT u.*, COALESCE(u.model = u.p_model AND u.provider IS NOT DISTINCT FROM u.p_provider
                            AND u.completion_version = u.p_completion, false) AS settled
-      FROM unnest(%(round_id)b::text[], %(session_id)b::text[], %(start_version)b::text[], %(model)b::text[],
-            %(started_at)b::timestamptz[], %(completion_version)b::text[], %(completed_at)b::timestamptz[],
-            %(status)b::text[], %(prompt_tokens)b::int8[], %(completion_tokens)b::int8[],
-            %(total_tokens)b::int8[], %(prompt_cached_tool_outputs)b::int8[], %(error)b::text[],
-            %(provider)b::text[], %(cache_read_tokens)b::int8[], %(cache_write_tokens)b::int8[],
-            %(reasoning_tokens)b::int8[], %(time_to_first_token_ms)b::int8[], %(p_cost)b::text[],
-            %(p_source)b::text[], %(p_unpriced)b::bool[], %(p_model)b::text[], %(p_provider)b::text[],
-            %(p_completion)b::text[])
-    AS u(round_id, session_id, start_version, model, started_at, completion_version, completed_at, status,
-         prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error,
-         provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms,
-         p_cost, p_source, p_unpriced, p_model, p_provider, p_completion)) AS t
+      FROM (SELECT unnest(%(round_id)b::text[]) AS round_id, unnest(%(session_id)b::text[]) AS session_id,
+                   unnest(%(start_version)b::text[]) AS start_version, unnest(%(model)b::text[]) AS model,
+                   unnest(%(started_at)b::timestamptz[]) AS started_at,
+                   unnest(%(completion_version)b::text[]) AS completion_version,
+                   unnest(%(completed_at)b::timestamptz[]) AS completed_at,
+                   unnest(%(status)b::text[]) AS status, unnest(%(prompt_tokens)b::int8[]) AS prompt_tokens,
+                   unnest(%(completion_tokens)b::int8[]) AS completion_tokens,
+                   unnest(%(total_tokens)b::int8[]) AS total_tokens,
+                   unnest(%(prompt_cached_tool_outputs)b::int8[]) AS prompt_cached_tool_outputs,
+                   unnest(%(error)b::text[]) AS error, unnest(%(provider)b::text[]) AS provider,
+                   unnest(%(cache_read_tokens)b::int8[]) AS cache_read_tokens,
+                   unnest(%(cache_write_tokens)b::int8[]) AS cache_write_tokens,
+                   unnest(%(reasoning_tokens)b::int8[]) AS reasoning_tokens,
+                   unnest(%(time_to_first_token_ms)b::int8[]) AS time_to_first_token_ms,
+                   unnest(%(p_cost)b::text[]) AS p_cost, unnest(%(p_source)b::text[]) AS p_source,
+                   unnest(%(p_unpriced)b::bool[]) AS p_unpriced, unnest(%(p_model)b::text[]) AS p_model,
+                   unnest(%(p_provider)b::text[]) AS p_provider,
+                   unnest(%(p_completion)b::text[]) AS p_completion) AS u) AS t
 ORDER BY t.round_id
 ON CONFLICT (round_id) DO UPDATE SET round_id = EXCLUDED.round_id WHERE false
 """
@@ -68,12 +77,14 @@ INSERT_OR_LOCK_TOOLS = """
 INSERT INTO tool_call_metrics AS tc (
     tool_call_id, round_id, session_id, start_version, tool_name, started_at, completion_version,
     completed_at, success, error)
-SELECT * FROM unnest(%(tool_call_id)b::text[], %(round_id)b::text[], %(session_id)b::text[],
-                     %(start_version)b::text[], %(tool_name)b::text[], %(started_at)b::timestamptz[],
-                     %(completion_version)b::text[], %(completed_at)b::timestamptz[], %(success)b::bool[],
-                     %(error)b::text[])
-    AS t(tool_call_id, round_id, session_id, start_version, tool_name, started_at, completion_version,
-         completed_at, success, error)
+SELECT * FROM (SELECT unnest(%(tool_call_id)b::text[]) AS tool_call_id,
+                      unnest(%(round_id)b::text[]) AS round_id, unnest(%(session_id)b::text[]) AS session_id,
+                      unnest(%(start_version)b::text[]) AS start_version,
+                      unnest(%(tool_name)b::text[]) AS tool_name,
+                      unnest(%(started_at)b::timestamptz[]) AS started_at,
+                      unnest(%(completion_version)b::text[]) AS completion_version,
+                      unnest(%(completed_at)b::timestamptz[]) AS completed_at,
+                      unnest(%(success)b::bool[]) AS success, unnest(%(error)b::text[]) AS error) AS t
 ORDER BY tool_call_id
 ON CONFLICT (tool_call_id) DO UPDATE SET tool_call_id = EXCLUDED.tool_call_id WHERE false
 """
@@ -82,9 +93,9 @@ ON CONFLICT (tool_call_id) DO UPDATE SET tool_call_id = EXCLUDED.tool_call_id WH
 # so this statement too takes its locks in one order: event ids, then (reason, date) rows.
 APPLY_MISMATCHES = """
 WITH mi AS (
-    SELECT * FROM unnest(%(event_id)b::text[], %(reason)b::text[], %(mismatch_date)b::date[],
-                         %(occurred_at)b::timestamptz[])
-        AS t(event_id, reason, mismatch_date, occurred_at)
+    SELECT * FROM (SELECT unnest(%(event_id)b::text[]) AS event_id, unnest(%(reason)b::text[]) AS reason,
+                          unnest(%(mismatch_date)b::date[]) AS mismatch_date,
+                          unnest(%(occurred_at)b::timestamptz[]) AS occurred_at) AS t
 ), fresh AS (
     INSERT INTO applied_counter_events (event_id)
     SELECT event_id FROM mi ORDER BY event_id
@@ -109,22 +120,28 @@ WITH ri AS (
            t.provider, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens,
            t.time_to_first_token_ms, t.p_cost::numeric AS p_cost, t.p_source, t.p_unpriced, t.p_model,
            t.p_provider, t.p_completion COLLATE "C" AS p_completion
-    FROM unnest(%(r_round_id)b::text[], %(r_session_id)b::text[], %(r_start_version)b::text[],
-                %(r_model)b::text[], %(r_started_at)b::timestamptz[], %(r_completion_version)b::text[],
-                %(r_completed_at)b::timestamptz[], %(r_status)b::text[], %(r_prompt_tokens)b::int8[],
-                %(r_completion_tokens)b::int8[], %(r_total_tokens)b::int8[],
-                %(r_prompt_cached_tool_outputs)b::int8[], %(r_error)b::text[], %(r_provider)b::text[],
-                %(r_cache_read_tokens)b::int8[], %(r_cache_write_tokens)b::int8[],
-                %(r_reasoning_tokens)b::int8[], %(r_time_to_first_token_ms)b::int8[], %(r_p_cost)b::text[],
-                %(r_p_source)b::text[], %(r_p_unpriced)b::bool[], %(r_p_model)b::text[],
-                %(r_p_provider)b::text[], %(r_p_completion)b::text[])
-        AS t(round_id, session_id, start_version, model, started_at, completion_version, completed_at,
-             status, prompt_tokens, completion_tokens, total_tokens, prompt_cached_tool_outputs, error,
-             provider, cache_read_tokens, cache_write_tokens, reasoning_tokens, time_to_first_token_ms,
-             p_cost, p_source, p_unpriced, p_model, p_provider, p_completion)
+    FROM (SELECT unnest(%(r_round_id)b::text[]) AS round_id, unnest(%(r_session_id)b::text[]) AS session_id,
+                 unnest(%(r_start_version)b::text[]) AS start_version, unnest(%(r_model)b::text[]) AS model,
+                 unnest(%(r_started_at)b::timestamptz[]) AS started_at,
+                 unnest(%(r_completion_version)b::text[]) AS completion_version,
+                 unnest(%(r_completed_at)b::timestamptz[]) AS completed_at,
+                 unnest(%(r_status)b::text[]) AS status, unnest(%(r_prompt_tokens)b::int8[]) AS prompt_tokens,
+                 unnest(%(r_completion_tokens)b::int8[]) AS completion_tokens,
+                 unnest(%(r_total_tokens)b::int8[]) AS total_tokens,
+                 unnest(%(r_prompt_cached_tool_outputs)b::int8[]) AS prompt_cached_tool_outputs,
+                 unnest(%(r_error)b::text[]) AS error, unnest(%(r_provider)b::text[]) AS provider,
+                 unnest(%(r_cache_read_tokens)b::int8[]) AS cache_read_tokens,
+                 unnest(%(r_cache_write_tokens)b::int8[]) AS cache_write_tokens,
+                 unnest(%(r_reasoning_tokens)b::int8[]) AS reasoning_tokens,
+                 unnest(%(r_time_to_first_token_ms)b::int8[]) AS time_to_first_token_ms,
+                 unnest(%(r_p_cost)b::text[]) AS p_cost, unnest(%(r_p_source)b::text[]) AS p_source,
+                 unnest(%(r_p_unpriced)b::bool[]) AS p_unpriced, unnest(%(r_p_model)b::text[]) AS p_model,
+                 unnest(%(r_p_provider)b::text[]) AS p_provider,
+                 unnest(%(r_p_completion)b::text[]) AS p_completion) AS t
 ), ci AS (
-    SELECT * FROM unnest(%(c_event_id)b::text[], %(c_round_id)b::text[], %(c_tokens_saved)b::int8[])
-        AS t(event_id, round_id, tokens_saved)
+    SELECT * FROM (SELECT unnest(%(c_event_id)b::text[]) AS event_id,
+                          unnest(%(c_round_id)b::text[]) AS round_id,
+                          unnest(%(c_tokens_saved)b::int8[]) AS tokens_saved) AS t
 ), fresh AS (
     -- Never waits: a duplicate of one of these events needs the same round's lock, which we hold.
     INSERT INTO applied_counter_events (event_id)
@@ -217,12 +234,14 @@ WITH ri AS (
     SELECT t.tool_call_id, t.round_id, t.session_id, t.start_version COLLATE "C" AS start_version,
            t.tool_name, t.started_at, t.completion_version COLLATE "C" AS completion_version,
            t.completed_at, t.success, t.error
-    FROM unnest(%(t_tool_call_id)b::text[], %(t_round_id)b::text[], %(t_session_id)b::text[],
-                %(t_start_version)b::text[], %(t_tool_name)b::text[], %(t_started_at)b::timestamptz[],
-                %(t_completion_version)b::text[], %(t_completed_at)b::timestamptz[],
-                %(t_success)b::bool[], %(t_error)b::text[])
-        AS t(tool_call_id, round_id, session_id, start_version, tool_name, started_at,
-             completion_version, completed_at, success, error)
+    FROM (SELECT unnest(%(t_tool_call_id)b::text[]) AS tool_call_id,
+                 unnest(%(t_round_id)b::text[]) AS round_id, unnest(%(t_session_id)b::text[]) AS session_id,
+                 unnest(%(t_start_version)b::text[]) AS start_version,
+                 unnest(%(t_tool_name)b::text[]) AS tool_name,
+                 unnest(%(t_started_at)b::timestamptz[]) AS started_at,
+                 unnest(%(t_completion_version)b::text[]) AS completion_version,
+                 unnest(%(t_completed_at)b::timestamptz[]) AS completed_at,
+                 unnest(%(t_success)b::bool[]) AS success, unnest(%(t_error)b::text[]) AS error) AS t
 ), pt AS (
     SELECT ti.*, o.xmin = pg_current_xact_id()::xid AS fresh, o.session_id AS old_session_id,
            COALESCE(ti.start_version > COALESCE(o.start_version, ''), false) AS take_start,
@@ -281,12 +300,15 @@ WITH ri AS (
     SELECT t.session_id, t.started_at, t.model, t.user_id, t.model_version COLLATE "C" AS model_version,
            t.status, t.completed_at, t.status_version COLLATE "C" AS status_version, t.message_count,
            t.message_count_version COLLATE "C" AS message_count_version, t.updated_at
-    FROM unnest(%(s_session_id)b::text[], %(s_started_at)b::timestamptz[], %(s_model)b::text[],
-                %(s_user_id)b::text[], %(s_model_version)b::text[], %(s_status)b::text[],
-                %(s_completed_at)b::timestamptz[], %(s_status_version)b::text[], %(s_message_count)b::int8[],
-                %(s_message_count_version)b::text[], %(s_updated_at)b::timestamptz[])
-        AS t(session_id, started_at, model, user_id, model_version, status, completed_at, status_version,
-             message_count, message_count_version, updated_at)
+    FROM (SELECT unnest(%(s_session_id)b::text[]) AS session_id,
+                 unnest(%(s_started_at)b::timestamptz[]) AS started_at, unnest(%(s_model)b::text[]) AS model,
+                 unnest(%(s_user_id)b::text[]) AS user_id,
+                 unnest(%(s_model_version)b::text[]) AS model_version, unnest(%(s_status)b::text[]) AS status,
+                 unnest(%(s_completed_at)b::timestamptz[]) AS completed_at,
+                 unnest(%(s_status_version)b::text[]) AS status_version,
+                 unnest(%(s_message_count)b::int8[]) AS message_count,
+                 unnest(%(s_message_count_version)b::text[]) AS message_count_version,
+                 unnest(%(s_updated_at)b::timestamptz[]) AS updated_at) AS t
 )
 INSERT INTO session_metrics AS s (
     session_id, started_at, model, user_id, model_version, status, completed_at, status_version,
