@@ -8,12 +8,13 @@ first column, ``rollups_ready``, whether they count every row. LATENCY_FROM_BASE
 buckets from the base tables (with schema.sql's metrics_latency_bucket), run only while a back-fill
 is due, each bucket a one-count array. The arrays load as numpy arrays (_base.CountsLoader), are
 summed here (histogram.sum_dense: a few rows per name, not one per bucket) and the percentiles read
-off the summed array (histogram.percentiles_dense), so all give the same answer. The hours' statement
-sends one row per name instead, its arrays packed (first buckets, lengths, and the elements as
-int4[]'s binary form has them; the three aggregates of a group take its rows in one order, as
-PostgreSQL advances them together row by row), summed by _base.sum_packed in one numpy call: the
-last 24 hours are 24 arrays per name and slot, and a row, a loader call and a slice add per array
-cost more than the sum. A span is ``[start_at, end_at)``.
+off the summed array (histogram.percentiles_dense), so all give the same answer. The roll-ups'
+statements send one row per name instead, its arrays packed (first buckets, lengths, and the
+elements as int4[]'s binary form has them; the three aggregates of a group take its rows in one
+order, as PostgreSQL advances them together row by row), summed by _base.sum_packed in one numpy
+call: the last 24 hours are 24 arrays per name and slot (and a span of dates has the hours of the
+days not folded yet), and a row, a loader call and a slice add per array cost more than the sum.
+A span is ``[start_at, end_at)``.
 """
 
 from __future__ import annotations
@@ -44,17 +45,22 @@ FROM (
     WHERE done AND entity IN ('round_hourly', 'tool_latency', 'forward_latency')
 ) AS ready
 LEFT JOIN (
-    SELECT metric, name, lo, counts
-    FROM latency_daily
-    WHERE day >= COALESCE((%(start_at)s::timestamptz AT TIME ZONE 'UTC')::date, '-infinity')
-      AND day < LEAST(COALESCE((%(end_at)s::timestamptz AT TIME ZONE 'UTC')::date, 'infinity'),
-                      (SELECT folded_upto FROM latency_fold))
-    UNION ALL
-    SELECT metric, name, lo, counts
-    FROM latency_hourly
-    WHERE hour >= GREATEST(COALESCE(%(start_at)s::timestamptz, '-infinity'),
-                           (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC')
-      AND hour < COALESCE(%(end_at)s::timestamptz, 'infinity')
+    SELECT metric, name, array_agg(lo) AS los, array_agg(cardinality(counts)) AS sizes,
+           string_agg(substring(array_send(counts) FROM 21), ''::bytea) AS packed
+    FROM (
+        SELECT metric, name, lo, counts
+        FROM latency_daily
+        WHERE day >= COALESCE((%(start_at)s::timestamptz AT TIME ZONE 'UTC')::date, '-infinity')
+          AND day < LEAST(COALESCE((%(end_at)s::timestamptz AT TIME ZONE 'UTC')::date, 'infinity'),
+                          (SELECT folded_upto FROM latency_fold))
+        UNION ALL
+        SELECT metric, name, lo, counts
+        FROM latency_hourly
+        WHERE hour >= GREATEST(COALESCE(%(start_at)s::timestamptz, '-infinity'),
+                               (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC')
+          AND hour < COALESCE(%(end_at)s::timestamptz, 'infinity')
+    ) AS h
+    GROUP BY metric, name
 ) AS answer ON ready.rollups_ready
 """
 
@@ -145,7 +151,7 @@ def latency(
     arrays: dict[str, dict[str, list[tuple[int, Any]]]] = defaultdict(lambda: defaultdict(list))
     counts: dict[str, dict[str, Dense]] = defaultdict(dict)
     for row in rows:
-        if "packed" in row:  # the hours: one row per name, its arrays packed (sum_packed)
+        if "packed" in row:  # the roll-ups: one row per name, its arrays packed (sum_packed)
             if (c := sum_packed(row["los"], row["sizes"], row["packed"]))[1].any():
                 counts[row["metric"]][row["name"]] = c
         else:
