@@ -364,6 +364,31 @@ CREATE TABLE IF NOT EXISTS forward_cost_hourly (
     PRIMARY KEY (hour, model, slot)
 ) WITH (fillfactor = 70);
 
+-- Tool calls by the UTC hour of their started_at and tool name: the read of the last hours, and the
+-- days not folded into tool_rollup yet (latency_fold below: tool_rollup holds exactly the days before
+-- its folded_upto, a later day is read from its hours, as latency_daily's). Moved with tool_rollup
+-- (entity 'tool_calls'). A database whose tool roll-up predates it (tool_rollup written for every
+-- day) counts its tool calls again from zero into both: the back-fill writes tool_rollup only for
+-- the days before the watermark, so keeping the old rows would count those days twice; readers
+-- answer from tool_call_metrics until `metrics-worker schema` has back-filled them.
+DO $$
+BEGIN
+    IF to_regclass('tool_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
+        DELETE FROM tool_rollup;
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM tool_call_metrics)
+        WHERE entity = 'tool_calls';
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS tool_hourly (
+    hour                       timestamptz NOT NULL,  -- metrics_utc_hour(tool_call_metrics.started_at)
+    tool_name                  text NOT NULL,
+    slot                       smallint NOT NULL,
+    calls                      bigint NOT NULL DEFAULT 0,
+    succeeded                  bigint NOT NULL DEFAULT 0,  -- success true
+    failed                     bigint NOT NULL DEFAULT 0,  -- success false (NULL: unfinished)
+    PRIMARY KEY (hour, tool_name, slot)
+) WITH (fillfactor = 70);
+
 -- Which base rows the roll-ups count. A database created with the roll-ups counts everything
 -- (done); one written by a version without them counts the rows whose key is <= upto, and
 -- `metrics-worker schema` back-fills the rest a chunk at a time (worker/rollups.py). Until an
@@ -406,6 +431,7 @@ BEGIN
         ALTER TABLE tool_rollup ADD COLUMN succeeded bigint NOT NULL DEFAULT 0,
                                 ADD COLUMN failed bigint NOT NULL DEFAULT 0;
         DELETE FROM tool_rollup;
+        DELETE FROM tool_hourly;  -- moved with it (one back-fill entity)
         UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM tool_call_metrics)
         WHERE entity = 'tool_calls';
     END IF;
@@ -553,6 +579,8 @@ BEGIN
                            e.base, e.entity);
             IF e.entity = 'sessions' THEN
                 DELETE FROM user_cost_rollup;  -- moved with the session roll-up
+            ELSIF e.entity = 'tool_calls' THEN
+                DELETE FROM tool_hourly;  -- moved with the tool roll-up
             ELSIF e.entity = 'forwards' THEN
                 DELETE FROM forward_cost_hourly;  -- moved with the forward roll-up
             END IF;
@@ -1069,10 +1097,10 @@ BEGIN
               SELECT -1, m.* FROM unnest(minus) AS m) AS s
         CROSS JOIN LATERAL (SELECT EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000 AS ms OFFSET 0) AS d
         WHERE s.started_at IS NOT NULL AND s.tool_name IS NOT NULL
-    ), daily AS (
-        INSERT INTO tool_rollup AS r (day, tool_name, slot, calls, succeeded, failed)
+    ), hourly AS (
+        INSERT INTO tool_hourly AS r (hour, tool_name, slot, calls, succeeded, failed)
         SELECT * FROM (
-            SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, my_slot, sum(c.sign) AS calls,
+            SELECT metrics_utc_hour(c.started_at) AS hour, c.tool_name, my_slot, sum(c.sign) AS calls,
                    sum(c.sign * (c.success IS TRUE)::int) AS succeeded,
                    sum(c.sign * (c.success IS FALSE)::int) AS failed
             FROM c
@@ -1081,7 +1109,7 @@ BEGIN
         ) AS d
         WHERE (d.calls, d.succeeded, d.failed) <> (0, 0, 0)
         ORDER BY 1, 2
-        ON CONFLICT (day, tool_name, slot) DO UPDATE SET
+        ON CONFLICT (hour, tool_name, slot) DO UPDATE SET
             calls = r.calls + EXCLUDED.calls,
             succeeded = r.succeeded + EXCLUDED.succeeded,
             failed = r.failed + EXCLUDED.failed
@@ -1104,8 +1132,8 @@ BEGIN
             counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
     )
     SELECT min(c.started_at) INTO oldest FROM c;
-    -- latency_daily holds the days before folded_before: only a move with rows that old (late events,
-    -- prune, reconcile, a back-fill of old rows) writes it, their buckets taken again by day.
+    -- latency_daily and tool_rollup hold the days before folded_before: only a move with rows that
+    -- old (late events, prune, reconcile, a back-fill of old rows) writes them, taken again by day.
     IF oldest < folded_before THEN
         WITH c AS MATERIALIZED (
             SELECT s.sign, s.started_at, s.tool_name, s.success,
@@ -1118,6 +1146,22 @@ BEGIN
                   SELECT -1, m.* FROM unnest(minus) AS m) AS s
             CROSS JOIN LATERAL (SELECT EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000 AS ms OFFSET 0) AS d
             WHERE s.started_at IS NOT NULL AND s.tool_name IS NOT NULL
+        ), daily AS (
+            INSERT INTO tool_rollup AS r (day, tool_name, slot, calls, succeeded, failed)
+            SELECT * FROM (
+                SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, my_slot, sum(c.sign) AS calls,
+                       sum(c.sign * (c.success IS TRUE)::int) AS succeeded,
+                       sum(c.sign * (c.success IS FALSE)::int) AS failed
+                FROM c
+                WHERE c.calls AND c.started_at < folded_before
+                GROUP BY 1, 2
+            ) AS d
+            WHERE (d.calls, d.succeeded, d.failed) <> (0, 0, 0)
+            ORDER BY 1, 2
+            ON CONFLICT (day, tool_name, slot) DO UPDATE SET
+                calls = r.calls + EXCLUDED.calls,
+                succeeded = r.succeeded + EXCLUDED.succeeded,
+                failed = r.failed + EXCLUDED.failed
         ), buckets AS MATERIALIZED (
             SELECT metrics_utc_hour(c.started_at) AS hour, 'tool_duration' AS metric, c.tool_name AS name,
                    c.duration_bucket AS bucket, sum(c.sign)::int AS n

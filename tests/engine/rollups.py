@@ -25,6 +25,7 @@ _ROLLUPS = {
         "prompt_cached_tool_outputs, total_compression_events, total_tokens_saved",
     ),
     "tool_rollup": ("day, tool_name", "calls, succeeded, failed"),
+    "tool_hourly": ("hour, tool_name", "calls, succeeded, failed"),
     "forward_rollup": (
         "day, endpoint, model",
         "requests, successful, failed, timed_out, pending, prompt_tokens, completion_tokens, "
@@ -48,6 +49,11 @@ _TABLES = {
     " FROM latency_hourly, unnest(counts) WITH ORDINALITY AS u(n, k)) AS t",
     # the days before the watermark from latency_daily, the later ones from their hours (schema.sql:
     # latency_fold), as the readers take them
+    # the same for the tool calls: tool_rollup's days before the watermark, tool_hourly's after
+    "tool_rollup": "(SELECT day, tool_name, calls, succeeded, failed FROM tool_rollup"
+    " WHERE day < (SELECT folded_upto FROM latency_fold)"
+    " UNION ALL SELECT (hour AT TIME ZONE 'UTC')::date, tool_name, calls, succeeded, failed FROM tool_hourly"
+    " WHERE hour >= (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC') AS t",
     "latency_daily": "(SELECT day, metric, name, lo + k::int - 1 AS bucket, n"
     " FROM latency_daily, unnest(counts) WITH ORDINALITY AS u(n, k)"
     " WHERE day < (SELECT folded_upto FROM latency_fold)"
@@ -92,6 +98,10 @@ _BASE = {
         FROM session_metrics WHERE started_at IS NOT NULL GROUP BY 1, 2, 3, 4""",
     "tool_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, tool_name, count(*),
+               count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success)
+        FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL GROUP BY 1, 2""",
+    "tool_hourly": """
+        SELECT metrics_utc_hour(started_at), tool_name, count(*),
                count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success)
         FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL GROUP BY 1, 2""",
     "forward_rollup": """
