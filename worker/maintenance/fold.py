@@ -29,7 +29,7 @@ LOCK = "SELECT pg_advisory_xact_lock(1919904877, 'latency_fold'::regclass::oid::
 
 # The chunk: from folded_upto (or, past days without hours, from the first day with some: a new
 # database's is '-infinity') for at most %(days)s days, never past the target. Dates as text: the
-# watermark may be '-infinity'. Its days' latency_daily rows go; they were empty, or
+# watermark may be '-infinity'. Its days' latency_daily and tool_rollup rows go; they were empty, or
 # the previous version's (schema.sql: latency_fold).
 CLEAR = """
 WITH w AS (
@@ -50,18 +50,6 @@ WITH w AS (
 SELECT w.since::text, w.upto::text FROM w
 """
 
-# The tool calls of the chunk's days, summed from their hours (before FOLD moves the watermark).
-FOLD_TOOLS = """
-INSERT INTO tool_rollup (day, tool_name, slot, calls, succeeded, failed)
-SELECT (h.hour AT TIME ZONE 'UTC')::date AS day, h.tool_name, 0, sum(h.calls), sum(h.succeeded), sum(h.failed)
-FROM tool_hourly AS h
-WHERE h.hour >= %(since)s::date::timestamp AT TIME ZONE 'UTC'
-  AND h.hour < %(upto)s::date::timestamp AT TIME ZONE 'UTC'
-GROUP BY 1, 2
-HAVING (sum(h.calls), sum(h.succeeded), sum(h.failed)) <> (0, 0, 0)
-ORDER BY 1, 2
-"""
-
 FOLD = """
 WITH buckets AS (
     SELECT (h.hour AT TIME ZONE 'UTC')::date AS day, h.metric, h.name, h.lo + u.k::int - 1 AS bucket,
@@ -80,10 +68,20 @@ WITH buckets AS (
     GROUP BY 1, 2, 3
     ORDER BY 1, 2, 3
     RETURNING day
+), tools AS (
+    INSERT INTO tool_rollup (day, tool_name, slot, calls, succeeded, failed)
+    SELECT (t.hour AT TIME ZONE 'UTC')::date AS day, t.tool_name, 0, sum(t.calls), sum(t.succeeded), sum(t.failed)
+    FROM tool_hourly AS t
+    WHERE t.hour >= %(since)s::date::timestamp AT TIME ZONE 'UTC'
+      AND t.hour < %(upto)s::date::timestamp AT TIME ZONE 'UTC'
+    GROUP BY 1, 2
+    HAVING (sum(t.calls), sum(t.succeeded), sum(t.failed)) <> (0, 0, 0)
+    ORDER BY 1, 2
+    RETURNING day
 ), moved AS (
     UPDATE latency_fold SET folded_upto = %(upto)s::date
 )
-SELECT count(DISTINCT day), count(*) FROM folded
+SELECT count(DISTINCT day), count(*), (SELECT count(*) FROM tools) FROM folded
 """
 
 
@@ -119,9 +117,8 @@ def fold_latency(
             if span is None:  # another fold got there first
                 break
             since, upto = span
-            tool_rows += conn.execute(FOLD_TOOLS, {"since": since, "upto": upto}).rowcount
             found = conn.execute(FOLD, {"since": since, "upto": upto}).fetchone()
             if found:
-                days, rows = days + int(found[0]), rows + int(found[1])
+                days, rows, tool_rows = days + int(found[0]), rows + int(found[1]), tool_rows + int(found[2])
     row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
     return {"days": days, "rows": rows, "tool_rows": tool_rows, "folded_upto": row[0] if row else None}
