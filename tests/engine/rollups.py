@@ -187,6 +187,7 @@ def _reads(conn: psycopg.Connection[Any], days: list[date]) -> list[Any]:
         # the cost of the last hours: from midnight's and from an hour within the day (two dates' hours)
         for at in (now, now + timedelta(hours=13)):
             out += [queries.cost(conn, hours=h, now=at) for h in (1, 6, 24, 48)]
+            out += [queries.tool_metrics(conn, hours=h, now=at) for h in (1, 6, 24, 48)]
     for first, last in zip(days, days[1:] + days[-1:], strict=True):
         window = {"start_date": first, "end_date": last}
         span = (last - first).days + 1
