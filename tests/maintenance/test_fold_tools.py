@@ -14,7 +14,6 @@ from typing import Any
 import psycopg
 
 from contract.events import ToolCompleted
-
 from tests.engine.histories import T0, coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match, reads_both_ways
 from tests.maintenance.test_fold import AFTER, _wait_until_blocked, watermark
@@ -46,9 +45,12 @@ GROUP BY 1, 2 ORDER BY 1, 2
 def test_only_the_hours_are_written_until_a_fold(conn: psycopg.Connection[Any]) -> None:
     apply_events(conn, coherent_history(random.Random(21), sessions=3))
     assert conn.execute("SELECT count(*) FROM tool_rollup").fetchone() == (0,)
-    assert conn.execute("SELECT sum(calls) FROM tool_hourly").fetchone() == conn.execute(
-        "SELECT count(*) FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL"
-    ).fetchone()
+    assert (
+        conn.execute("SELECT sum(calls) FROM tool_hourly").fetchone()
+        == conn.execute(
+            "SELECT count(*) FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL"
+        ).fetchone()
+    )
     out = fold_latency(conn, now=AFTER)
     assert out["tool_rows"] > 0
     assert conn.execute("SELECT DISTINCT slot FROM tool_rollup").fetchall() == [(0,)]
@@ -157,9 +159,10 @@ def test_the_last_hours_are_the_base_rows_count(conn: psycopg.Connection[Any]) -
             read = queries.tool_metrics(conn, hours=hours, now=now)
             end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
             base = conn.execute(
-                "SELECT tool_name, count(*), count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success)"
+                "SELECT tool_name, count(*), count(*) FILTER (WHERE success),"
+                " count(*) FILTER (WHERE NOT success)"
                 " FROM tool_call_metrics WHERE tool_name IS NOT NULL AND started_at >= %s AND started_at < %s"
-                " GROUP BY 1 ORDER BY 2 DESC, tool_name COLLATE \"C\"",
+                ' GROUP BY 1 ORDER BY 2 DESC, tool_name COLLATE "C"',
                 (end - timedelta(hours=hours), end),
             ).fetchall()
             assert [(t.tool_name, t.calls, t.succeeded, t.failed) for t in read] == [tuple(r) for r in base]

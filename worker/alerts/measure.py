@@ -106,7 +106,7 @@ LEFT JOIN (
           WHERE day >= %(first_day)s AND day <= %(last_day)s AND day < (SELECT folded_upto FROM latency_fold)
           UNION ALL SELECT tool_name, succeeded, failed FROM tool_hourly
           WHERE hour >= GREATEST(%(first_day)s::date, (SELECT folded_upto FROM latency_fold))::timestamp
-                        AT TIME ZONE 'UTC' AND hour < (%(last_day)s::date + 1)::timestamp AT TIME ZONE 'UTC') AS t
+                AT TIME ZONE 'UTC' AND hour < (%(last_day)s::date + 1)::timestamp AT TIME ZONE 'UTC') AS t
     WHERE (%(tool)s::text IS NULL OR tool_name = %(tool)s)
     GROUP BY 1
 ) AS answer ON ready.rollups_ready

@@ -70,7 +70,8 @@ WITH buckets AS (
     RETURNING day
 ), tools AS (
     INSERT INTO tool_rollup (day, tool_name, slot, calls, succeeded, failed)
-    SELECT (t.hour AT TIME ZONE 'UTC')::date AS day, t.tool_name, 0, sum(t.calls), sum(t.succeeded), sum(t.failed)
+    SELECT (t.hour AT TIME ZONE 'UTC')::date AS day, t.tool_name, 0,
+           sum(t.calls), sum(t.succeeded), sum(t.failed)
     FROM tool_hourly AS t
     WHERE t.hour >= %(since)s::date::timestamp AT TIME ZONE 'UTC'
       AND t.hour < %(upto)s::date::timestamp AT TIME ZONE 'UTC'

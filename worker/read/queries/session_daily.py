@@ -1,7 +1,8 @@
 """Sessions per UTC day: the daily read, with each day's tokens per model and calls per tool.
 
 Two whole statements side by side, as session_totals.py explains: ``DAILY_FROM_ROLLUP`` sums the
-roll-ups (session_rollup; tool_rollup before latency_fold's watermark, tool_hourly from it), ``DAILY_FROM_BASE`` the base tables while a back-fill is
+roll-ups (session_rollup; tool_rollup before latency_fold's watermark, tool_hourly from it),
+``DAILY_FROM_BASE`` the base tables while a back-fill is
 due; reconciled sessions are counted in ``total_sessions`` as the seed does, with
 ``reconciled_sessions`` saying how many of them.
 """

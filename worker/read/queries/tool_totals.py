@@ -1,11 +1,12 @@
 """Tool calls counted per tool over a span of UTC dates.
 
 The dashboard's read, beyond the seed's, in two whole statements side by side: TOOLS_FROM_ROLLUP
-sums the roll-ups (schema.sql: tool_rollup for the days before latency_fold's watermark, tool_hourly
-for the later ones, as latency_daily and latency_hourly are read) and says in its first column, ``rollups_ready``,
-whether it counts every row; TOOLS_FROM_BASE is the same read over tool_call_metrics, run only
-while a back-fill is due. Dates are inclusive UTC dates of each call's own ``started_at`` (as
-daily_metrics' tool breakdown): the roll-up's ``day``, the base table's range on the bare column.
+sums the roll-ups (schema.sql: tool_rollup for the days before latency_fold's watermark,
+tool_hourly for the later ones, as latency_daily and latency_hourly are read) and says in its
+first column, ``rollups_ready``, whether it counts every row; TOOLS_FROM_BASE is the same read
+over tool_call_metrics, run only while a back-fill is due. Dates are inclusive UTC dates of each
+call's own ``started_at`` (as daily_metrics' tool breakdown): the roll-up's ``day``, the base
+table's range on the bare column.
 The last N UTC hours (``hours``, instead of dates: whole UTC hours, the current one so far) sum
 tool_hourly (TOOLS_OF_HOURS), or tool_call_metrics while a back-fill is due (TOOLS_OF_HOURS_FROM_BASE).
 """
@@ -43,8 +44,8 @@ LEFT JOIN (
         UNION ALL
         SELECT tool_name, calls, succeeded, failed
         FROM tool_hourly
-        WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'), (SELECT folded_upto FROM latency_fold))
-                      ::timestamp AT TIME ZONE 'UTC'
+        WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
+                               (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
           AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
     ) AS t
     GROUP BY tool_name
