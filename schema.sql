@@ -809,7 +809,7 @@ CREATE TABLE IF NOT EXISTS latency_daily (
 -- hours until the first fold. On one of the version that wrote both tables in every move: the
 -- current UTC date, so the days before it are read from latency_daily (complete), today's from
 -- latency_hourly, and the first fold replaces (never adds to) what that version wrote for today
--- or later.
+-- or later. tool_rollup and tool_hourly follow the same watermark, lock and fold (one fold for all).
 CREATE TABLE IF NOT EXISTS latency_fold (
     one                        boolean PRIMARY KEY DEFAULT true CHECK (one),
     folded_upto                date NOT NULL
@@ -926,7 +926,8 @@ END $$;
 -- roll-up it writes; latency_daily, which only rows older than latency_fold's watermark reach, in a
 -- second statement that a move without such rows skips (part of every move's statement, it cost the
 -- apply 1.5% of PostgreSQL's CPU time while writing nothing). round_metrics feeds the cost per day (entity 'rounds'), the hourly rounds and
--- the round latencies ('round_hourly'); tool_call_metrics the tool calls per day ('tool_calls')
+-- the round latencies ('round_hourly'); tool_call_metrics the tool calls per hour, and per day before
+-- the watermark ('tool_calls')
 -- and tool latencies ('tool_latency'); forward_request_metrics the forwards per day ('forwards')
 -- and forward latencies ('forward_latency'). A move takes one ``upto`` per entity, as
 -- session_rollup_move takes one: count only keys <= it, NULL all, '' none (the back-fill moves one
