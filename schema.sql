@@ -350,6 +350,9 @@ DO $$
 BEGIN
     IF to_regclass('forward_cost_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
         DELETE FROM forward_rollup;
+        IF to_regclass('forward_hourly') IS NOT NULL THEN
+            DELETE FROM forward_hourly;  -- moved with it (below)
+        END IF;
         UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM forward_request_metrics)
         WHERE entity = 'forwards';
     END IF;
@@ -362,6 +365,40 @@ CREATE TABLE IF NOT EXISTS forward_cost_hourly (
     priced                     bigint NOT NULL DEFAULT 0,
     unpriced                   bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (hour, model, slot)
+) WITH (fillfactor = 70);
+
+-- Forwards by the UTC hour of their started_at, endpoint and model, forward_rollup's sums: the
+-- read of the last hours, and the days not folded into forward_rollup yet (as tool_hourly below is
+-- for tool_rollup: latency_fold's watermark). Moved with forward_rollup (entity 'forwards'); a
+-- database whose forward roll-up predates it counts its forwards again from zero into all three.
+DO $$
+BEGIN
+    IF to_regclass('forward_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
+        DELETE FROM forward_rollup;
+        DELETE FROM forward_cost_hourly;
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM forward_request_metrics)
+        WHERE entity = 'forwards';
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS forward_hourly (
+    hour                       timestamptz NOT NULL,  -- metrics_utc_hour(forward_request_metrics.started_at)
+    endpoint                   text NOT NULL,
+    model                      text NOT NULL,
+    slot                       smallint NOT NULL,
+    requests                   bigint NOT NULL DEFAULT 0,
+    successful                 bigint NOT NULL DEFAULT 0,
+    failed                     bigint NOT NULL DEFAULT 0,
+    timed_out                  bigint NOT NULL DEFAULT 0,
+    pending                    bigint NOT NULL DEFAULT 0,
+    prompt_tokens              numeric NOT NULL DEFAULT 0,
+    completion_tokens          numeric NOT NULL DEFAULT 0,
+    total_tokens               numeric NOT NULL DEFAULT 0,
+    completed                  bigint NOT NULL DEFAULT 0,
+    duration_us                numeric NOT NULL DEFAULT 0,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    priced                     bigint NOT NULL DEFAULT 0,
+    unpriced                   bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, endpoint, model, slot)
 ) WITH (fillfactor = 70);
 
 -- Tool calls by the UTC hour of their started_at and tool name: the read of the last hours, and the
@@ -583,6 +620,7 @@ BEGIN
                 DELETE FROM tool_hourly;  -- moved with the tool roll-up
             ELSIF e.entity = 'forwards' THEN
                 DELETE FROM forward_cost_hourly;  -- moved with the forward roll-up
+                DELETE FROM forward_hourly;
             END IF;
         END IF;
     END LOOP;
@@ -1208,12 +1246,12 @@ BEGIN
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS s
         WHERE s.started_at IS NOT NULL
-    ), daily AS (
-        INSERT INTO forward_rollup AS r (
-            day, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
+    ), hourly AS (
+        INSERT INTO forward_hourly AS r (
+            hour, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
             completion_tokens, total_tokens, completed, duration_us, cost_usd, priced, unpriced)
         SELECT * FROM (
-            SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, my_slot,
+            SELECT metrics_utc_hour(c.started_at) AS hour, c.endpoint, c.model, my_slot,
                    sum(c.sign) AS requests,
                    sum(c.sign * (c.status = 'success')::int) AS successful,
                    sum(c.sign * (c.status = 'error')::int) AS failed,
@@ -1236,7 +1274,7 @@ BEGIN
                d.completion_tokens, d.total_tokens, d.completed, d.duration_us, d.cost_usd, d.priced, d.unpriced)
               <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         ORDER BY 1, 2, 3
-        ON CONFLICT (day, endpoint, model, slot) DO UPDATE SET
+        ON CONFLICT (hour, endpoint, model, slot) DO UPDATE SET
             requests = r.requests + EXCLUDED.requests,
             successful = r.successful + EXCLUDED.successful,
             failed = r.failed + EXCLUDED.failed,
@@ -1304,6 +1342,48 @@ BEGIN
                   UNION ALL
                   SELECT -1, m.* FROM unnest(minus) AS m) AS s
             WHERE s.started_at IS NOT NULL
+        ), daily AS (
+            INSERT INTO forward_rollup AS r (
+                day, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
+                completion_tokens, total_tokens, completed, duration_us, cost_usd, priced, unpriced)
+            SELECT * FROM (
+                SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, my_slot,
+                       sum(c.sign) AS requests,
+                       sum(c.sign * (c.status = 'success')::int) AS successful,
+                       sum(c.sign * (c.status = 'error')::int) AS failed,
+                       sum(c.sign * (c.status = 'timeout')::int) AS timed_out,
+                       sum(c.sign * (c.status = 'pending')::int) AS pending,
+                       sum(c.sign * COALESCE(c.prompt_tokens, 0)) AS prompt_tokens,
+                       sum(c.sign * COALESCE(c.completion_tokens, 0)) AS completion_tokens,
+                       sum(c.sign * COALESCE(c.total_tokens, 0)) AS total_tokens,
+                       sum(c.sign * (c.completed_at IS NOT NULL)::int) AS completed,
+                       sum(c.sign * COALESCE((EXTRACT(EPOCH FROM c.completed_at - c.started_at) * 1000000)::int8, 0))
+                           AS duration_us,
+                       sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
+                       sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
+                       sum(c.sign * c.unpriced::int) AS unpriced
+                FROM c
+                WHERE c.daily AND c.started_at < folded_before
+                GROUP BY 1, 2, 3
+            ) AS d
+            WHERE (d.requests, d.successful, d.failed, d.timed_out, d.pending, d.prompt_tokens,
+                   d.completion_tokens, d.total_tokens, d.completed, d.duration_us, d.cost_usd, d.priced, d.unpriced)
+                  <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            ORDER BY 1, 2, 3
+            ON CONFLICT (day, endpoint, model, slot) DO UPDATE SET
+                requests = r.requests + EXCLUDED.requests,
+                successful = r.successful + EXCLUDED.successful,
+                failed = r.failed + EXCLUDED.failed,
+                timed_out = r.timed_out + EXCLUDED.timed_out,
+                pending = r.pending + EXCLUDED.pending,
+                prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+                completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+                total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+                completed = r.completed + EXCLUDED.completed,
+                duration_us = r.duration_us + EXCLUDED.duration_us,
+                cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+                priced = r.priced + EXCLUDED.priced,
+                unpriced = r.unpriced + EXCLUDED.unpriced
         ), buckets AS MATERIALIZED (
             SELECT metrics_utc_hour(c.started_at) AS hour, x.metric, c.endpoint AS name, x.bucket, sum(c.sign)::int AS n
             FROM c

@@ -32,6 +32,12 @@ _ROLLUPS = {
         "total_tokens, completed, "
         "duration_us, cost_usd, priced, unpriced",
     ),
+    "forward_hourly": (
+        "hour, endpoint, model",
+        "requests, successful, failed, timed_out, pending, prompt_tokens, completion_tokens, "
+        "total_tokens, completed, "
+        "duration_us, cost_usd, priced, unpriced",
+    ),
     "round_cost_rollup": ("day, model, provider", "priced, unpriced, cost_usd"),
     "user_cost_rollup": ("day, user_id", "cost_usd, unpriced_rounds"),
     "forward_cost_hourly": ("hour, model", "cost_usd, priced, unpriced"),
@@ -53,6 +59,11 @@ _TABLES = {
     "tool_rollup": "(SELECT day, tool_name, calls, succeeded, failed FROM tool_rollup"
     " WHERE day < (SELECT folded_upto FROM latency_fold)"
     " UNION ALL SELECT (hour AT TIME ZONE 'UTC')::date, tool_name, calls, succeeded, failed FROM tool_hourly"
+    " WHERE hour >= (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC') AS t",
+    "forward_rollup": "(SELECT * FROM forward_rollup WHERE day < (SELECT folded_upto FROM latency_fold)"
+    " UNION ALL SELECT (hour AT TIME ZONE 'UTC')::date, endpoint, model, slot, requests, successful, failed,"
+    " timed_out, pending, prompt_tokens, completion_tokens, total_tokens, completed, duration_us, cost_usd,"
+    " priced, unpriced FROM forward_hourly"
     " WHERE hour >= (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC') AS t",
     "latency_daily": "(SELECT day, metric, name, lo + k::int - 1 AS bucket, n"
     " FROM latency_daily, unnest(counts) WITH ORDINALITY AS u(n, k)"
@@ -106,6 +117,15 @@ _BASE = {
         FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL GROUP BY 1, 2""",
     "forward_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, endpoint, model, count(*),
+               count(*) FILTER (WHERE status = 'success'), count(*) FILTER (WHERE status = 'error'),
+               count(*) FILTER (WHERE status = 'timeout'), count(*) FILTER (WHERE status = 'pending'),
+               COALESCE(sum(prompt_tokens), 0), COALESCE(sum(completion_tokens), 0),
+               COALESCE(sum(total_tokens), 0), count(completed_at),
+               COALESCE(sum((EXTRACT(EPOCH FROM completed_at - started_at) * 1000000)::int8), 0),
+               COALESCE(sum(cost_usd), 0), count(cost_usd), count(*) FILTER (WHERE unpriced)
+        FROM forward_request_metrics WHERE started_at IS NOT NULL GROUP BY 1, 2, 3""",
+    "forward_hourly": """
+        SELECT metrics_utc_hour(started_at), endpoint, model, count(*),
                count(*) FILTER (WHERE status = 'success'), count(*) FILTER (WHERE status = 'error'),
                count(*) FILTER (WHERE status = 'timeout'), count(*) FILTER (WHERE status = 'pending'),
                COALESCE(sum(prompt_tokens), 0), COALESCE(sum(completion_tokens), 0),

@@ -1,5 +1,6 @@
 """Folding the hourly roll-ups of past days into their daily ones (schema.sql: latency_fold): the
-latency histograms (latency_hourly into latency_daily) and the tool calls (tool_hourly into tool_rollup).
+latency histograms (latency_hourly into latency_daily), the tool calls (tool_hourly into tool_rollup)
+and the forwards (forward_hourly into forward_rollup).
 
 The roll-up moves write the hourly tables always and the daily ones only for days before
 ``latency_fold.folded_upto``; a read of whole days takes the days before it from the daily table and
@@ -29,8 +30,8 @@ LOCK = "SELECT pg_advisory_xact_lock(1919904877, 'latency_fold'::regclass::oid::
 
 # The chunk: from folded_upto (or, past days without hours, from the first day with some: a new
 # database's is '-infinity') for at most %(days)s days, never past the target. Dates as text: the
-# watermark may be '-infinity'. Its days' latency_daily and tool_rollup rows go; they were empty, or
-# the previous version's (schema.sql: latency_fold).
+# watermark may be '-infinity'. Its days' latency_daily, tool_rollup and forward_rollup rows go;
+# they were empty, or the previous version's (schema.sql: latency_fold).
 CLEAR = """
 WITH w AS (
     SELECT f.folded_upto AS since,
@@ -38,7 +39,9 @@ WITH w AS (
                (SELECT (min(h.hour) AT TIME ZONE 'UTC')::date FROM latency_hourly AS h
                 WHERE h.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC'),
                (SELECT (min(t.hour) AT TIME ZONE 'UTC')::date FROM tool_hourly AS t
-                WHERE t.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC')),
+                WHERE t.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC'),
+               (SELECT (min(r.hour) AT TIME ZONE 'UTC')::date FROM forward_hourly AS r
+                WHERE r.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC')),
                %(target)s::date)) + %(days)s::int) AS upto
     FROM latency_fold AS f
     WHERE f.folded_upto < %(target)s::date
@@ -46,6 +49,8 @@ WITH w AS (
     DELETE FROM latency_daily AS d USING w WHERE d.day >= w.since AND d.day < w.upto
 ), tools_gone AS (
     DELETE FROM tool_rollup AS d USING w WHERE d.day >= w.since AND d.day < w.upto
+), forwards_gone AS (
+    DELETE FROM forward_rollup AS d USING w WHERE d.day >= w.since AND d.day < w.upto
 )
 SELECT w.since::text, w.upto::text FROM w
 """
@@ -79,10 +84,29 @@ WITH buckets AS (
     HAVING (sum(t.calls), sum(t.succeeded), sum(t.failed)) <> (0, 0, 0)
     ORDER BY 1, 2
     RETURNING day
+), forwards AS (
+    INSERT INTO forward_rollup (
+        day, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
+        completion_tokens, total_tokens, completed, duration_us, cost_usd, priced, unpriced)
+    SELECT (r.hour AT TIME ZONE 'UTC')::date AS day, r.endpoint, r.model, 0, sum(r.requests),
+           sum(r.successful), sum(r.failed), sum(r.timed_out), sum(r.pending), sum(r.prompt_tokens),
+           sum(r.completion_tokens), sum(r.total_tokens), sum(r.completed), sum(r.duration_us),
+           sum(r.cost_usd), sum(r.priced), sum(r.unpriced)
+    FROM forward_hourly AS r
+    WHERE r.hour >= %(since)s::date::timestamp AT TIME ZONE 'UTC'
+      AND r.hour < %(upto)s::date::timestamp AT TIME ZONE 'UTC'
+    GROUP BY 1, 2, 3
+    HAVING (sum(r.requests), sum(r.successful), sum(r.failed), sum(r.timed_out), sum(r.pending),
+            sum(r.prompt_tokens), sum(r.completion_tokens), sum(r.total_tokens), sum(r.completed),
+            sum(r.duration_us), sum(r.cost_usd), sum(r.priced), sum(r.unpriced))
+           <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    ORDER BY 1, 2, 3
+    RETURNING day
 ), moved AS (
     UPDATE latency_fold SET folded_upto = %(upto)s::date
 )
-SELECT count(DISTINCT day), count(*), (SELECT count(*) FROM tools) FROM folded
+SELECT count(DISTINCT day), count(*), (SELECT count(*) FROM tools), (SELECT count(*) FROM forwards)
+FROM folded
 """
 
 
@@ -110,7 +134,7 @@ def fold_latency(
         raise ValueError("conn: the fold commits a chunk at a time; pass an autocommit connection")
     target = fold_target(now or datetime.now(UTC), grace)
     params: dict[str, Any] = {"target": target, "days": chunk_days}
-    days = rows = tool_rows = 0
+    days = rows = tool_rows = forward_rows = 0
     while conn.execute(DUE, params).fetchone() is not None:  # nothing due: no lock, no wait
         with conn.transaction():
             conn.execute(LOCK)
@@ -120,6 +144,13 @@ def fold_latency(
             since, upto = span
             found = conn.execute(FOLD, {"since": since, "upto": upto}).fetchone()
             if found:
-                days, rows, tool_rows = days + int(found[0]), rows + int(found[1]), tool_rows + int(found[2])
+                days, rows = days + int(found[0]), rows + int(found[1])
+                tool_rows, forward_rows = tool_rows + int(found[2]), forward_rows + int(found[3])
     row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
-    return {"days": days, "rows": rows, "tool_rows": tool_rows, "folded_upto": row[0] if row else None}
+    return {
+        "days": days,
+        "rows": rows,
+        "tool_rows": tool_rows,
+        "forward_rows": forward_rows,
+        "folded_upto": row[0] if row else None,
+    }
