@@ -16,7 +16,7 @@ import psycopg
 from contract.events import ForwardCompleted
 from tests.engine.histories import T0, coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match, reads_both_ways
-from tests.maintenance.test_fold import AFTER, _wait_until_blocked, watermark
+from tests.maintenance.folding import AFTER, wait_until_blocked, watermark
 from worker.backfill import backfill, pending
 from worker.engine.apply import apply_events
 from worker.maintenance import fold
@@ -82,7 +82,7 @@ def test_an_apply_waits_for_a_fold_and_moves_the_folded_forward_days(db_url: str
             folder.execute(fold.FOLD, {"since": since, "upto": upto})
             thread = threading.Thread(target=applier.execute, args=(NUDGE,))
             thread.start()
-            _wait_until_blocked(watcher, applier.info.backend_pid, thread)
+            wait_until_blocked(watcher, applier.info.backend_pid, thread)
         thread.join(10)
         assert not thread.is_alive()
         assert watcher.execute(FORWARD_DAYS).fetchall() == watcher.execute(BASE_DAYS).fetchall() != []

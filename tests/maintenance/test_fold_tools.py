@@ -16,7 +16,7 @@ import psycopg
 from contract.events import ToolCompleted
 from tests.engine.histories import T0, coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match, reads_both_ways
-from tests.maintenance.test_fold import AFTER, _wait_until_blocked, watermark
+from tests.maintenance.folding import AFTER, wait_until_blocked, watermark
 from worker.backfill import backfill, pending
 from worker.engine.apply import apply_events
 from worker.maintenance import fold
@@ -94,7 +94,7 @@ def test_an_apply_waits_for_a_fold_and_moves_the_folded_tool_days(db_url: str) -
             folder.execute(fold.FOLD, {"since": since, "upto": upto})
             thread = threading.Thread(target=applier.execute, args=(FLIP,))
             thread.start()
-            _wait_until_blocked(watcher, applier.info.backend_pid, thread)
+            wait_until_blocked(watcher, applier.info.backend_pid, thread)
         thread.join(10)
         assert not thread.is_alive()
         assert watcher.execute(TOOL_DAYS).fetchall() == watcher.execute(BASE_DAYS).fetchall() != []
@@ -112,7 +112,7 @@ def test_a_fold_waits_for_an_apply_in_flight_and_folds_its_tool_calls(db_url: st
             assert applier.execute(FLIP).rowcount > 0  # hours moved, not yet folded
             thread = threading.Thread(target=fold_latency, args=(folder,), kwargs={"now": AFTER})
             thread.start()
-            _wait_until_blocked(watcher, folder.info.backend_pid, thread)
+            wait_until_blocked(watcher, folder.info.backend_pid, thread)
         thread.join(10)
         assert not thread.is_alive()
         assert watcher.execute(TOOL_DAYS).fetchall() == watcher.execute(BASE_DAYS).fetchall() != []
