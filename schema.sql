@@ -350,6 +350,9 @@ DO $$
 BEGIN
     IF to_regclass('forward_cost_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
         DELETE FROM forward_rollup;
+        IF to_regclass('forward_hourly') IS NOT NULL THEN
+            DELETE FROM forward_hourly;  -- moved with it (below)
+        END IF;
         UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM forward_request_metrics)
         WHERE entity = 'forwards';
     END IF;
@@ -362,6 +365,65 @@ CREATE TABLE IF NOT EXISTS forward_cost_hourly (
     priced                     bigint NOT NULL DEFAULT 0,
     unpriced                   bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (hour, model, slot)
+) WITH (fillfactor = 70);
+
+-- Forwards by the UTC hour of their started_at, endpoint and model, forward_rollup's sums: the
+-- read of the last hours, and the days not folded into forward_rollup yet (as tool_hourly below is
+-- for tool_rollup: latency_fold's watermark). Moved with forward_rollup (entity 'forwards'); a
+-- database whose forward roll-up predates it counts its forwards again from zero into all three.
+DO $$
+BEGIN
+    IF to_regclass('forward_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
+        DELETE FROM forward_rollup;
+        DELETE FROM forward_cost_hourly;
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM forward_request_metrics)
+        WHERE entity = 'forwards';
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS forward_hourly (
+    hour                       timestamptz NOT NULL,  -- metrics_utc_hour(forward_request_metrics.started_at)
+    endpoint                   text NOT NULL,
+    model                      text NOT NULL,
+    slot                       smallint NOT NULL,
+    requests                   bigint NOT NULL DEFAULT 0,
+    successful                 bigint NOT NULL DEFAULT 0,
+    failed                     bigint NOT NULL DEFAULT 0,
+    timed_out                  bigint NOT NULL DEFAULT 0,
+    pending                    bigint NOT NULL DEFAULT 0,
+    prompt_tokens              numeric NOT NULL DEFAULT 0,
+    completion_tokens          numeric NOT NULL DEFAULT 0,
+    total_tokens               numeric NOT NULL DEFAULT 0,
+    completed                  bigint NOT NULL DEFAULT 0,
+    duration_us                numeric NOT NULL DEFAULT 0,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    priced                     bigint NOT NULL DEFAULT 0,
+    unpriced                   bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, endpoint, model, slot)
+) WITH (fillfactor = 70);
+
+-- Tool calls by the UTC hour of their started_at and tool name: the read of the last hours, and the
+-- days not folded into tool_rollup yet (latency_fold below: tool_rollup holds exactly the days before
+-- its folded_upto, a later day is read from its hours, as latency_daily's). Moved with tool_rollup
+-- (entity 'tool_calls'). A database whose tool roll-up predates it (tool_rollup written for every
+-- day) counts its tool calls again from zero into both: the back-fill writes tool_rollup only for
+-- the days before the watermark, so keeping the old rows would count those days twice; readers
+-- answer from tool_call_metrics until `metrics-worker schema` has back-filled them.
+DO $$
+BEGIN
+    IF to_regclass('tool_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
+        DELETE FROM tool_rollup;
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM tool_call_metrics)
+        WHERE entity = 'tool_calls';
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS tool_hourly (
+    hour                       timestamptz NOT NULL,  -- metrics_utc_hour(tool_call_metrics.started_at)
+    tool_name                  text NOT NULL,
+    slot                       smallint NOT NULL,
+    calls                      bigint NOT NULL DEFAULT 0,
+    succeeded                  bigint NOT NULL DEFAULT 0,  -- success true
+    failed                     bigint NOT NULL DEFAULT 0,  -- success false (NULL: unfinished)
+    PRIMARY KEY (hour, tool_name, slot)
 ) WITH (fillfactor = 70);
 
 -- Which base rows the roll-ups count. A database created with the roll-ups counts everything
@@ -406,6 +468,7 @@ BEGIN
         ALTER TABLE tool_rollup ADD COLUMN succeeded bigint NOT NULL DEFAULT 0,
                                 ADD COLUMN failed bigint NOT NULL DEFAULT 0;
         DELETE FROM tool_rollup;
+        DELETE FROM tool_hourly;  -- moved with it (one back-fill entity)
         UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM tool_call_metrics)
         WHERE entity = 'tool_calls';
     END IF;
@@ -553,8 +616,11 @@ BEGIN
                            e.base, e.entity);
             IF e.entity = 'sessions' THEN
                 DELETE FROM user_cost_rollup;  -- moved with the session roll-up
+            ELSIF e.entity = 'tool_calls' THEN
+                DELETE FROM tool_hourly;  -- moved with the tool roll-up
             ELSIF e.entity = 'forwards' THEN
                 DELETE FROM forward_cost_hourly;  -- moved with the forward roll-up
+                DELETE FROM forward_hourly;
             END IF;
         END IF;
     END LOOP;
@@ -781,7 +847,7 @@ CREATE TABLE IF NOT EXISTS latency_daily (
 -- hours until the first fold. On one of the version that wrote both tables in every move: the
 -- current UTC date, so the days before it are read from latency_daily (complete), today's from
 -- latency_hourly, and the first fold replaces (never adds to) what that version wrote for today
--- or later.
+-- or later. tool_rollup and tool_hourly follow the same watermark, lock and fold (one fold for all).
 CREATE TABLE IF NOT EXISTS latency_fold (
     one                        boolean PRIMARY KEY DEFAULT true CHECK (one),
     folded_upto                date NOT NULL
@@ -898,7 +964,8 @@ END $$;
 -- roll-up it writes; latency_daily, which only rows older than latency_fold's watermark reach, in a
 -- second statement that a move without such rows skips (part of every move's statement, it cost the
 -- apply 1.5% of PostgreSQL's CPU time while writing nothing). round_metrics feeds the cost per day (entity 'rounds'), the hourly rounds and
--- the round latencies ('round_hourly'); tool_call_metrics the tool calls per day ('tool_calls')
+-- the round latencies ('round_hourly'); tool_call_metrics the tool calls per hour, and per day before
+-- the watermark ('tool_calls')
 -- and tool latencies ('tool_latency'); forward_request_metrics the forwards per day ('forwards')
 -- and forward latencies ('forward_latency'). A move takes one ``upto`` per entity, as
 -- session_rollup_move takes one: count only keys <= it, NULL all, '' none (the back-fill moves one
@@ -1069,10 +1136,10 @@ BEGIN
               SELECT -1, m.* FROM unnest(minus) AS m) AS s
         CROSS JOIN LATERAL (SELECT EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000 AS ms OFFSET 0) AS d
         WHERE s.started_at IS NOT NULL AND s.tool_name IS NOT NULL
-    ), daily AS (
-        INSERT INTO tool_rollup AS r (day, tool_name, slot, calls, succeeded, failed)
+    ), hourly AS (
+        INSERT INTO tool_hourly AS r (hour, tool_name, slot, calls, succeeded, failed)
         SELECT * FROM (
-            SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, my_slot, sum(c.sign) AS calls,
+            SELECT metrics_utc_hour(c.started_at) AS hour, c.tool_name, my_slot, sum(c.sign) AS calls,
                    sum(c.sign * (c.success IS TRUE)::int) AS succeeded,
                    sum(c.sign * (c.success IS FALSE)::int) AS failed
             FROM c
@@ -1081,7 +1148,7 @@ BEGIN
         ) AS d
         WHERE (d.calls, d.succeeded, d.failed) <> (0, 0, 0)
         ORDER BY 1, 2
-        ON CONFLICT (day, tool_name, slot) DO UPDATE SET
+        ON CONFLICT (hour, tool_name, slot) DO UPDATE SET
             calls = r.calls + EXCLUDED.calls,
             succeeded = r.succeeded + EXCLUDED.succeeded,
             failed = r.failed + EXCLUDED.failed
@@ -1104,8 +1171,8 @@ BEGIN
             counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
     )
     SELECT min(c.started_at) INTO oldest FROM c;
-    -- latency_daily holds the days before folded_before: only a move with rows that old (late events,
-    -- prune, reconcile, a back-fill of old rows) writes it, their buckets taken again by day.
+    -- latency_daily and tool_rollup hold the days before folded_before: only a move with rows that
+    -- old (late events, prune, reconcile, a back-fill of old rows) writes them, taken again by day.
     IF oldest < folded_before THEN
         WITH c AS MATERIALIZED (
             SELECT s.sign, s.started_at, s.tool_name, s.success,
@@ -1118,6 +1185,22 @@ BEGIN
                   SELECT -1, m.* FROM unnest(minus) AS m) AS s
             CROSS JOIN LATERAL (SELECT EXTRACT(EPOCH FROM s.completed_at - s.started_at)::float8 * 1000 AS ms OFFSET 0) AS d
             WHERE s.started_at IS NOT NULL AND s.tool_name IS NOT NULL
+        ), daily AS (
+            INSERT INTO tool_rollup AS r (day, tool_name, slot, calls, succeeded, failed)
+            SELECT * FROM (
+                SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.tool_name, my_slot, sum(c.sign) AS calls,
+                       sum(c.sign * (c.success IS TRUE)::int) AS succeeded,
+                       sum(c.sign * (c.success IS FALSE)::int) AS failed
+                FROM c
+                WHERE c.calls AND c.started_at < folded_before
+                GROUP BY 1, 2
+            ) AS d
+            WHERE (d.calls, d.succeeded, d.failed) <> (0, 0, 0)
+            ORDER BY 1, 2
+            ON CONFLICT (day, tool_name, slot) DO UPDATE SET
+                calls = r.calls + EXCLUDED.calls,
+                succeeded = r.succeeded + EXCLUDED.succeeded,
+                failed = r.failed + EXCLUDED.failed
         ), buckets AS MATERIALIZED (
             SELECT metrics_utc_hour(c.started_at) AS hour, 'tool_duration' AS metric, c.tool_name AS name,
                    c.duration_bucket AS bucket, sum(c.sign)::int AS n
@@ -1163,12 +1246,12 @@ BEGIN
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS s
         WHERE s.started_at IS NOT NULL
-    ), daily AS (
-        INSERT INTO forward_rollup AS r (
-            day, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
+    ), hourly AS (
+        INSERT INTO forward_hourly AS r (
+            hour, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
             completion_tokens, total_tokens, completed, duration_us, cost_usd, priced, unpriced)
         SELECT * FROM (
-            SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, my_slot,
+            SELECT metrics_utc_hour(c.started_at) AS hour, c.endpoint, c.model, my_slot,
                    sum(c.sign) AS requests,
                    sum(c.sign * (c.status = 'success')::int) AS successful,
                    sum(c.sign * (c.status = 'error')::int) AS failed,
@@ -1191,7 +1274,7 @@ BEGIN
                d.completion_tokens, d.total_tokens, d.completed, d.duration_us, d.cost_usd, d.priced, d.unpriced)
               <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         ORDER BY 1, 2, 3
-        ON CONFLICT (day, endpoint, model, slot) DO UPDATE SET
+        ON CONFLICT (hour, endpoint, model, slot) DO UPDATE SET
             requests = r.requests + EXCLUDED.requests,
             successful = r.successful + EXCLUDED.successful,
             failed = r.failed + EXCLUDED.failed,
@@ -1259,6 +1342,48 @@ BEGIN
                   UNION ALL
                   SELECT -1, m.* FROM unnest(minus) AS m) AS s
             WHERE s.started_at IS NOT NULL
+        ), daily AS (
+            INSERT INTO forward_rollup AS r (
+                day, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
+                completion_tokens, total_tokens, completed, duration_us, cost_usd, priced, unpriced)
+            SELECT * FROM (
+                SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.endpoint, c.model, my_slot,
+                       sum(c.sign) AS requests,
+                       sum(c.sign * (c.status = 'success')::int) AS successful,
+                       sum(c.sign * (c.status = 'error')::int) AS failed,
+                       sum(c.sign * (c.status = 'timeout')::int) AS timed_out,
+                       sum(c.sign * (c.status = 'pending')::int) AS pending,
+                       sum(c.sign * COALESCE(c.prompt_tokens, 0)) AS prompt_tokens,
+                       sum(c.sign * COALESCE(c.completion_tokens, 0)) AS completion_tokens,
+                       sum(c.sign * COALESCE(c.total_tokens, 0)) AS total_tokens,
+                       sum(c.sign * (c.completed_at IS NOT NULL)::int) AS completed,
+                       sum(c.sign * COALESCE((EXTRACT(EPOCH FROM c.completed_at - c.started_at) * 1000000)::int8, 0))
+                           AS duration_us,
+                       sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
+                       sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
+                       sum(c.sign * c.unpriced::int) AS unpriced
+                FROM c
+                WHERE c.daily AND c.started_at < folded_before
+                GROUP BY 1, 2, 3
+            ) AS d
+            WHERE (d.requests, d.successful, d.failed, d.timed_out, d.pending, d.prompt_tokens,
+                   d.completion_tokens, d.total_tokens, d.completed, d.duration_us, d.cost_usd, d.priced, d.unpriced)
+                  <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            ORDER BY 1, 2, 3
+            ON CONFLICT (day, endpoint, model, slot) DO UPDATE SET
+                requests = r.requests + EXCLUDED.requests,
+                successful = r.successful + EXCLUDED.successful,
+                failed = r.failed + EXCLUDED.failed,
+                timed_out = r.timed_out + EXCLUDED.timed_out,
+                pending = r.pending + EXCLUDED.pending,
+                prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+                completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+                total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+                completed = r.completed + EXCLUDED.completed,
+                duration_us = r.duration_us + EXCLUDED.duration_us,
+                cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+                priced = r.priced + EXCLUDED.priced,
+                unpriced = r.unpriced + EXCLUDED.unpriced
         ), buckets AS MATERIALIZED (
             SELECT metrics_utc_hour(c.started_at) AS hour, x.metric, c.endpoint AS name, x.bucket, sum(c.sign)::int AS n
             FROM c

@@ -310,7 +310,7 @@ def fill(
         sizes["rollup_rows"] = conn.execute(
             "SELECT (SELECT count(*) FROM session_rollup) + (SELECT count(*) FROM tool_rollup)"
             " + (SELECT count(*) FROM forward_rollup) + (SELECT count(*) FROM round_hourly)"
-            " + (SELECT count(*) FROM latency_hourly)"
+            " + (SELECT count(*) FROM latency_hourly) + (SELECT count(*) FROM tool_hourly)"
         ).fetchone()[0]  # type: ignore[index]
         conn.execute("CREATE TABLE bench_meta (sizes jsonb NOT NULL)")
         conn.execute("INSERT INTO bench_meta VALUES (%s)", (json.dumps(sizes),))

@@ -25,8 +25,15 @@ _ROLLUPS = {
         "prompt_cached_tool_outputs, total_compression_events, total_tokens_saved",
     ),
     "tool_rollup": ("day, tool_name", "calls, succeeded, failed"),
+    "tool_hourly": ("hour, tool_name", "calls, succeeded, failed"),
     "forward_rollup": (
         "day, endpoint, model",
+        "requests, successful, failed, timed_out, pending, prompt_tokens, completion_tokens, "
+        "total_tokens, completed, "
+        "duration_us, cost_usd, priced, unpriced",
+    ),
+    "forward_hourly": (
+        "hour, endpoint, model",
         "requests, successful, failed, timed_out, pending, prompt_tokens, completion_tokens, "
         "total_tokens, completed, "
         "duration_us, cost_usd, priced, unpriced",
@@ -48,6 +55,16 @@ _TABLES = {
     " FROM latency_hourly, unnest(counts) WITH ORDINALITY AS u(n, k)) AS t",
     # the days before the watermark from latency_daily, the later ones from their hours (schema.sql:
     # latency_fold), as the readers take them
+    # the same for the tool calls: tool_rollup's days before the watermark, tool_hourly's after
+    "tool_rollup": "(SELECT day, tool_name, calls, succeeded, failed FROM tool_rollup"
+    " WHERE day < (SELECT folded_upto FROM latency_fold)"
+    " UNION ALL SELECT (hour AT TIME ZONE 'UTC')::date, tool_name, calls, succeeded, failed FROM tool_hourly"
+    " WHERE hour >= (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC') AS t",
+    "forward_rollup": "(SELECT * FROM forward_rollup WHERE day < (SELECT folded_upto FROM latency_fold)"
+    " UNION ALL SELECT (hour AT TIME ZONE 'UTC')::date, endpoint, model, slot, requests, successful, failed,"
+    " timed_out, pending, prompt_tokens, completion_tokens, total_tokens, completed, duration_us, cost_usd,"
+    " priced, unpriced FROM forward_hourly"
+    " WHERE hour >= (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC') AS t",
     "latency_daily": "(SELECT day, metric, name, lo + k::int - 1 AS bucket, n"
     " FROM latency_daily, unnest(counts) WITH ORDINALITY AS u(n, k)"
     " WHERE day < (SELECT folded_upto FROM latency_fold)"
@@ -94,8 +111,21 @@ _BASE = {
         SELECT (started_at AT TIME ZONE 'UTC')::date, tool_name, count(*),
                count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success)
         FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL GROUP BY 1, 2""",
+    "tool_hourly": """
+        SELECT metrics_utc_hour(started_at), tool_name, count(*),
+               count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success)
+        FROM tool_call_metrics WHERE started_at IS NOT NULL AND tool_name IS NOT NULL GROUP BY 1, 2""",
     "forward_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, endpoint, model, count(*),
+               count(*) FILTER (WHERE status = 'success'), count(*) FILTER (WHERE status = 'error'),
+               count(*) FILTER (WHERE status = 'timeout'), count(*) FILTER (WHERE status = 'pending'),
+               COALESCE(sum(prompt_tokens), 0), COALESCE(sum(completion_tokens), 0),
+               COALESCE(sum(total_tokens), 0), count(completed_at),
+               COALESCE(sum((EXTRACT(EPOCH FROM completed_at - started_at) * 1000000)::int8), 0),
+               COALESCE(sum(cost_usd), 0), count(cost_usd), count(*) FILTER (WHERE unpriced)
+        FROM forward_request_metrics WHERE started_at IS NOT NULL GROUP BY 1, 2, 3""",
+    "forward_hourly": """
+        SELECT metrics_utc_hour(started_at), endpoint, model, count(*),
                count(*) FILTER (WHERE status = 'success'), count(*) FILTER (WHERE status = 'error'),
                count(*) FILTER (WHERE status = 'timeout'), count(*) FILTER (WHERE status = 'pending'),
                COALESCE(sum(prompt_tokens), 0), COALESCE(sum(completion_tokens), 0),
@@ -177,6 +207,7 @@ def _reads(conn: psycopg.Connection[Any], days: list[date]) -> list[Any]:
         # the cost of the last hours: from midnight's and from an hour within the day (two dates' hours)
         for at in (now, now + timedelta(hours=13)):
             out += [queries.cost(conn, hours=h, now=at) for h in (1, 6, 24, 48)]
+            out += [queries.tool_metrics(conn, hours=h, now=at) for h in (1, 6, 24, 48)]
     for first, last in zip(days, days[1:] + days[-1:], strict=True):
         window = {"start_date": first, "end_date": last}
         span = (last - first).days + 1

@@ -22,7 +22,8 @@ from worker.schema import apply_schema
 
 # What the previous version's schema did not have.
 _DROP_ROLLUPS = """
-DROP TABLE session_rollup, tool_rollup, forward_rollup, rollup_backfill, round_cost_rollup, user_cost_rollup,
+DROP TABLE session_rollup, tool_rollup, tool_hourly, forward_rollup, forward_hourly, rollup_backfill,
+           round_cost_rollup, user_cost_rollup,
            forward_cost_hourly,
            round_hourly, latency_hourly, latency_daily;
 DROP FUNCTION session_rollup_trigger, tool_rollups_trigger, forward_rollups_trigger, round_rollups_trigger

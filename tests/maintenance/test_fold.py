@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 from tests.engine.histories import T0, coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match, reads_both_ways, rollup_buckets
+from tests.maintenance.folding import AFTER, wait_until_blocked, watermark
 from worker.cli import main as worker_main
 from worker.engine.apply import apply_events
 from worker.maintenance import fold
@@ -24,19 +24,10 @@ from worker.maintenance.fold import fold_latency, fold_target
 from worker.maintenance.reconcile import HintSnapshot, reconcile
 from worker.schema import apply_schema
 
-#: A fold run after the histories' days (T0 is 23:59:50 on 2026-02-10, events reach into the 11th),
-#: past the grace: both are folded.
-AFTER = T0 + timedelta(days=1, hours=2)
 #: Moving a round's completion by a second: a move of round_duration in T0's day.
 NUDGE = """
 UPDATE round_metrics SET completed_at = completed_at + interval '1 second' WHERE completed_at IS NOT NULL
 """
-
-
-def watermark(conn: psycopg.Connection[Any]) -> str:
-    row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
-    assert row is not None
-    return str(row[0])
 
 
 def daily_rows(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
@@ -93,25 +84,14 @@ def test_folding_twice_changes_nothing(conn: psycopg.Connection[Any]) -> None:
     first = fold_latency(conn, now=AFTER, chunk_days=1)
     rows = daily_rows(conn)
     again = fold_latency(conn, now=AFTER)
-    assert again == {"days": 0, "rows": 0, "folded_upto": first["folded_upto"]}
+    nothing = {"days": 0, "rows": 0, "tool_rows": 0, "forward_rows": 0}
+    assert again == {**nothing, "folded_upto": first["folded_upto"]}
     assert daily_rows(conn) == rows  # not even rewritten: the same row versions
     # Folded again from further back (the watermark moved back): the same sums, rewritten.
     conn.execute("UPDATE latency_fold SET folded_upto = %s", (T0.date() - timedelta(days=3),))
     fold_latency(conn, now=AFTER)
     assert [r[1:] for r in daily_rows(conn)] == [r[1:] for r in rows]
     assert_rollups_match(conn)
-
-
-def _waiting(conn: psycopg.Connection[Any], pid: int) -> bool:
-    row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-    return row is not None and row[0] == "Lock"
-
-
-def _wait_until_blocked(watcher: psycopg.Connection[Any], pid: int, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + 10
-    while not _waiting(watcher, pid):
-        assert thread.is_alive() and time.monotonic() < deadline, "never waited on the fold's lock"
-        time.sleep(0.02)
 
 
 def test_a_fold_waits_for_an_apply_in_flight_and_counts_it(db_url: str) -> None:
@@ -126,7 +106,7 @@ def test_a_fold_waits_for_an_apply_in_flight_and_counts_it(db_url: str) -> None:
             assert applier.execute(NUDGE).rowcount > 0  # hours moved, not yet days
             thread = threading.Thread(target=fold_latency, args=(folder,), kwargs={"now": AFTER})
             thread.start()
-            _wait_until_blocked(watcher, pid, thread)
+            wait_until_blocked(watcher, pid, thread)
         thread.join(10)
         assert not thread.is_alive()
         assert watermark(watcher) == "2026-02-12"
@@ -148,7 +128,7 @@ def test_an_apply_during_a_fold_waits_and_writes_the_folded_days(db_url: str) ->
             folder.execute(fold.FOLD, {"since": since, "upto": upto})
             thread = threading.Thread(target=applier.execute, args=(NUDGE,))
             thread.start()
-            _wait_until_blocked(watcher, pid, thread)
+            wait_until_blocked(watcher, pid, thread)
         thread.join(10)
         assert not thread.is_alive()
         assert_rollups_match(watcher)  # the apply read the new watermark: it moved the days too

@@ -97,16 +97,17 @@ GROUP BY 1
 
 TOOL_ERRORS_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
-FROM (
-    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'tool_calls'
-) AS ready
+FROM (SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'tool_calls') AS ready
 LEFT JOIN (
     SELECT CASE %(group_by)s::text WHEN 'tool' THEN tool_name ELSE '' END AS label,
            COALESCE(sum(failed)::float8 / NULLIF(sum(succeeded + failed), 0), 0) AS value,
            sum(succeeded + failed)::int8 AS samples
-    FROM tool_rollup
-    WHERE day >= %(first_day)s AND day <= %(last_day)s
-      AND (%(tool)s::text IS NULL OR tool_name = %(tool)s)
+    FROM (SELECT tool_name, succeeded, failed FROM tool_rollup  -- folded days, then hours (latency_fold)
+          WHERE day >= %(first_day)s AND day <= %(last_day)s AND day < (SELECT folded_upto FROM latency_fold)
+          UNION ALL SELECT tool_name, succeeded, failed FROM tool_hourly
+          WHERE hour >= GREATEST(%(first_day)s::date, (SELECT folded_upto FROM latency_fold))::timestamp
+                AT TIME ZONE 'UTC' AND hour < (%(last_day)s::date + 1)::timestamp AT TIME ZONE 'UTC') AS t
+    WHERE (%(tool)s::text IS NULL OR tool_name = %(tool)s)
     GROUP BY 1
 ) AS answer ON ready.rollups_ready
 """
@@ -129,17 +130,17 @@ GROUP BY 1
 
 FORWARD_ERRORS_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
-FROM (
-    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'forwards'
-) AS ready
+FROM (SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'forwards') AS ready
 LEFT JOIN (
     SELECT CASE %(group_by)s::text WHEN 'model' THEN model WHEN 'endpoint' THEN endpoint ELSE '' END AS label,
            COALESCE(sum(failed + timed_out)::float8 / NULLIF(sum(successful + failed + timed_out), 0), 0)
-               AS value,
-           sum(successful + failed + timed_out)::int8 AS samples
-    FROM forward_rollup
-    WHERE day >= %(first_day)s AND day <= %(last_day)s
-      AND (%(model)s::text IS NULL OR model = %(model)s)
+               AS value, sum(successful + failed + timed_out)::int8 AS samples
+    FROM (SELECT model, endpoint, successful, failed, timed_out FROM forward_rollup  -- as the tools' above
+          WHERE day >= %(first_day)s AND day <= %(last_day)s AND day < (SELECT folded_upto FROM latency_fold)
+          UNION ALL SELECT model, endpoint, successful, failed, timed_out FROM forward_hourly
+          WHERE hour >= GREATEST(%(first_day)s::date, (SELECT folded_upto FROM latency_fold))::timestamp
+                AT TIME ZONE 'UTC' AND hour < (%(last_day)s::date + 1)::timestamp AT TIME ZONE 'UTC') AS t
+    WHERE (%(model)s::text IS NULL OR model = %(model)s)
       AND (%(endpoint)s::text IS NULL OR endpoint = %(endpoint)s)
     GROUP BY 1
 ) AS answer ON ready.rollups_ready

@@ -1,11 +1,13 @@
-"""Folding the hourly latency histograms of past days into latency_daily (schema.sql: latency_fold).
+"""Folding the hourly roll-ups of past days into their daily ones (schema.sql: latency_fold): the
+latency histograms (latency_hourly into latency_daily), the tool calls (tool_hourly into tool_rollup)
+and the forwards (forward_hourly into forward_rollup).
 
-The roll-up moves write latency_hourly always and latency_daily only for days before
-``latency_fold.folded_upto``; a read of whole days takes the days before it from latency_daily and
-the rest from latency_hourly. The fold moves the watermark on to the UTC date of ``now - grace``
+The roll-up moves write the hourly tables always and the daily ones only for days before
+``latency_fold.folded_upto``; a read of whole days takes the days before it from the daily table and
+the rest from the hourly one. The fold moves the watermark on to the UTC date of ``now - grace``
 (yesterday, once the grace after midnight is over), a few days per transaction: under the
-exclusive advisory lock that every move takes shared, it replaces the latency_daily rows of those
-days by the sums of their hours (one row per day, metric and name, in slot 0) and moves
+exclusive advisory lock that every move takes shared, it replaces the daily rows of those days by
+the sums of their hours (one row per day and key, in slot 0) and moves
 ``folded_upto`` on, in one commit. Idempotent: a second run finds nothing due, and a day it
 folds again would get the same sums. Nothing due, it takes no lock (applies never wait on it).
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-#: Late events of yesterday within this long after midnight (UTC) still land in latency_hourly only.
+#: Late events of yesterday within this long after midnight (UTC) still land in the hourly tables only.
 DEFAULT_GRACE = timedelta(hours=1)
 #: Days folded per transaction: a long-stopped scheduler catches up in bounded chunks.
 DEFAULT_CHUNK_DAYS = 7
@@ -28,19 +30,27 @@ LOCK = "SELECT pg_advisory_xact_lock(1919904877, 'latency_fold'::regclass::oid::
 
 # The chunk: from folded_upto (or, past days without hours, from the first day with some: a new
 # database's is '-infinity') for at most %(days)s days, never past the target. Dates as text: the
-# watermark may be '-infinity'. Its days' latency_daily rows go; they were empty, or
-# the previous version's (schema.sql: latency_fold).
+# watermark may be '-infinity'. Its days' latency_daily, tool_rollup and forward_rollup rows go;
+# they were empty, or the previous version's (schema.sql: latency_fold).
 CLEAR = """
 WITH w AS (
     SELECT f.folded_upto AS since,
-           LEAST(%(target)s::date, GREATEST(f.folded_upto, COALESCE(
+           LEAST(%(target)s::date, GREATEST(f.folded_upto, COALESCE(LEAST(
                (SELECT (min(h.hour) AT TIME ZONE 'UTC')::date FROM latency_hourly AS h
                 WHERE h.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC'),
+               (SELECT (min(t.hour) AT TIME ZONE 'UTC')::date FROM tool_hourly AS t
+                WHERE t.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC'),
+               (SELECT (min(r.hour) AT TIME ZONE 'UTC')::date FROM forward_hourly AS r
+                WHERE r.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC')),
                %(target)s::date)) + %(days)s::int) AS upto
     FROM latency_fold AS f
     WHERE f.folded_upto < %(target)s::date
 ), gone AS (
     DELETE FROM latency_daily AS d USING w WHERE d.day >= w.since AND d.day < w.upto
+), tools_gone AS (
+    DELETE FROM tool_rollup AS d USING w WHERE d.day >= w.since AND d.day < w.upto
+), forwards_gone AS (
+    DELETE FROM forward_rollup AS d USING w WHERE d.day >= w.since AND d.day < w.upto
 )
 SELECT w.since::text, w.upto::text FROM w
 """
@@ -63,10 +73,40 @@ WITH buckets AS (
     GROUP BY 1, 2, 3
     ORDER BY 1, 2, 3
     RETURNING day
+), tools AS (
+    INSERT INTO tool_rollup (day, tool_name, slot, calls, succeeded, failed)
+    SELECT (t.hour AT TIME ZONE 'UTC')::date AS day, t.tool_name, 0,
+           sum(t.calls), sum(t.succeeded), sum(t.failed)
+    FROM tool_hourly AS t
+    WHERE t.hour >= %(since)s::date::timestamp AT TIME ZONE 'UTC'
+      AND t.hour < %(upto)s::date::timestamp AT TIME ZONE 'UTC'
+    GROUP BY 1, 2
+    HAVING (sum(t.calls), sum(t.succeeded), sum(t.failed)) <> (0, 0, 0)
+    ORDER BY 1, 2
+    RETURNING day
+), forwards AS (
+    INSERT INTO forward_rollup (
+        day, endpoint, model, slot, requests, successful, failed, timed_out, pending, prompt_tokens,
+        completion_tokens, total_tokens, completed, duration_us, cost_usd, priced, unpriced)
+    SELECT (r.hour AT TIME ZONE 'UTC')::date AS day, r.endpoint, r.model, 0, sum(r.requests),
+           sum(r.successful), sum(r.failed), sum(r.timed_out), sum(r.pending), sum(r.prompt_tokens),
+           sum(r.completion_tokens), sum(r.total_tokens), sum(r.completed), sum(r.duration_us),
+           sum(r.cost_usd), sum(r.priced), sum(r.unpriced)
+    FROM forward_hourly AS r
+    WHERE r.hour >= %(since)s::date::timestamp AT TIME ZONE 'UTC'
+      AND r.hour < %(upto)s::date::timestamp AT TIME ZONE 'UTC'
+    GROUP BY 1, 2, 3
+    HAVING (sum(r.requests), sum(r.successful), sum(r.failed), sum(r.timed_out), sum(r.pending),
+            sum(r.prompt_tokens), sum(r.completion_tokens), sum(r.total_tokens), sum(r.completed),
+            sum(r.duration_us), sum(r.cost_usd), sum(r.priced), sum(r.unpriced))
+           <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    ORDER BY 1, 2, 3
+    RETURNING day
 ), moved AS (
     UPDATE latency_fold SET folded_upto = %(upto)s::date
 )
-SELECT count(DISTINCT day), count(*) FROM folded
+SELECT count(DISTINCT day), count(*), (SELECT count(*) FROM tools), (SELECT count(*) FROM forwards)
+FROM folded
 """
 
 
@@ -83,7 +123,8 @@ def fold_latency(
     chunk_days: int = DEFAULT_CHUNK_DAYS,
 ) -> dict[str, Any]:
     """Fold every day before the UTC date of ``now - grace`` not folded yet (autocommit connection,
-    a transaction per chunk); the days with latencies and the rows folded, and the watermark
+    a transaction per chunk); the days with latencies and the latency rows folded, the tool_rollup
+    rows written, and the watermark
     reached (an ISO date, or '-infinity' before any fold)."""
     if chunk_days < 1:
         raise ValueError(f"chunk_days: must be at least 1, got {chunk_days}")
@@ -93,7 +134,7 @@ def fold_latency(
         raise ValueError("conn: the fold commits a chunk at a time; pass an autocommit connection")
     target = fold_target(now or datetime.now(UTC), grace)
     params: dict[str, Any] = {"target": target, "days": chunk_days}
-    days = rows = 0
+    days = rows = tool_rows = forward_rows = 0
     while conn.execute(DUE, params).fetchone() is not None:  # nothing due: no lock, no wait
         with conn.transaction():
             conn.execute(LOCK)
@@ -104,5 +145,12 @@ def fold_latency(
             found = conn.execute(FOLD, {"since": since, "upto": upto}).fetchone()
             if found:
                 days, rows = days + int(found[0]), rows + int(found[1])
+                tool_rows, forward_rows = tool_rows + int(found[2]), forward_rows + int(found[3])
     row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
-    return {"days": days, "rows": rows, "folded_upto": row[0] if row else None}
+    return {
+        "days": days,
+        "rows": rows,
+        "tool_rows": tool_rows,
+        "forward_rows": forward_rows,
+        "folded_upto": row[0] if row else None,
+    }

@@ -54,10 +54,20 @@ LEFT JOIN (
     HAVING sum(priced) <> 0 OR sum(unpriced) <> 0
     UNION ALL
     SELECT 'forward', day, model, sum(cost_usd), sum(priced)::int8, sum(unpriced)::int8
-    FROM forward_rollup
-    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-      AND day <= COALESCE(%(end_date)s::date, 'infinity')
-      AND (%(model)s::text IS NULL OR model = %(model)s)
+    FROM (  -- the folded days from forward_rollup, the later ones from their hours (latency_fold)
+        SELECT day, model, cost_usd, priced, unpriced
+        FROM forward_rollup
+        WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND day < (SELECT folded_upto FROM latency_fold)
+        UNION ALL
+        SELECT (hour AT TIME ZONE 'UTC')::date, model, cost_usd, priced, unpriced
+        FROM forward_cost_hourly
+        WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
+                               (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
+          AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+    ) AS t
+    WHERE (%(model)s::text IS NULL OR model = %(model)s)
     GROUP BY day, model
     HAVING sum(priced) <> 0 OR sum(unpriced) <> 0
 ) AS answer ON ready.rollups_ready

@@ -1,7 +1,8 @@
 """Forwarded requests counted by outcome over a span of UTC dates: in all, per endpoint, per day.
 
 Summary, per endpoint and per day each have two whole statements side by side:
-``X_FROM_ROLLUP`` sums the roll-up (schema.sql: forward_rollup) and says in its first column,
+``X_FROM_ROLLUP`` sums the roll-ups (schema.sql: forward_rollup for the days before latency_fold's
+watermark, forward_hourly for the later ones) and says in its first column,
 ``rollups_ready``, whether it counts every row; ``X_FROM_BASE`` is the same read over
 forward_request_metrics, run only while a back-fill is due (a database written by an earlier
 version, until ``metrics-worker schema`` has counted its rows). A bucket whose rows all moved
@@ -17,9 +18,8 @@ numeric milliseconds per row, and exact; the roll-up keeps microseconds).
 Dates are inclusive UTC dates: the roll-up's ``day``, the base table's ``started_at`` as a range
 on the bare column (the index on started_at serves it; a NULL bound is open). Filters are written
 in: the reads are never server-prepared (_base.fetch_all), so a NULL filter folds away. The summary
-and per endpoint also read the last N UTC hours (``hours``, instead of dates): the roll-up is by
-UTC day, so ``X_OF_HOURS`` counts forward_request_metrics' rows through its index on started_at
-(what it costs grows with the requests of those hours, not with the history).
+and per endpoint also read the last N UTC hours (``hours``, instead of dates) from forward_hourly
+(forward_hours.py).
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ from worker.read.queries._base import (
     rollup_or_base,
     token_usage,
 )
+from worker.read.queries.forward_hours import (
+    FORWARD_BY_ENDPOINT_OF_HOURS,
+    FORWARD_BY_ENDPOINT_OF_HOURS_FROM_BASE,
+    FORWARD_SUMMARY_OF_HOURS,
+    FORWARD_SUMMARY_OF_HOURS_FROM_BASE,
+)
 
 FORWARD_SUMMARY_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
@@ -64,10 +70,22 @@ LEFT JOIN (
            COALESCE(sum(total_tokens), 0) AS total_tokens,
            sum(duration_us) / 1000000.0 AS completed_seconds,
            COALESCE(sum(completed), 0)::int8 AS completed
-    FROM forward_rollup
-    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-      AND day <= COALESCE(%(end_date)s::date, 'infinity')
-      AND (%(endpoint)s::text IS NULL OR endpoint = %(endpoint)s::text)
+    FROM (
+        SELECT endpoint, model, requests, successful, failed, timed_out, pending, prompt_tokens,
+               completion_tokens, total_tokens, completed, duration_us
+        FROM forward_rollup
+        WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND day < (SELECT folded_upto FROM latency_fold)
+        UNION ALL
+        SELECT endpoint, model, requests, successful, failed, timed_out, pending, prompt_tokens,
+               completion_tokens, total_tokens, completed, duration_us
+        FROM forward_hourly
+        WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
+                               (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
+          AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+    ) AS t
+    WHERE (%(endpoint)s::text IS NULL OR endpoint = %(endpoint)s::text)
       AND (%(model)s::text IS NULL OR model = %(model)s::text)
 ) AS answer ON ready.rollups_ready
 """
@@ -90,23 +108,6 @@ WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC
   AND (%(model)s::text IS NULL OR model = %(model)s::text)
 """
 
-FORWARD_SUMMARY_OF_HOURS = """
-SELECT count(*) AS requests,
-       count(*) FILTER (WHERE status = 'success') AS successful,
-       count(*) FILTER (WHERE status = 'error') AS failed,
-       count(*) FILTER (WHERE status = 'timeout') AS timed_out,
-       count(*) FILTER (WHERE status = 'pending') AS pending,
-       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
-       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
-       COALESCE(sum(total_tokens), 0) AS total_tokens,
-       EXTRACT(EPOCH FROM sum(completed_at - started_at)) AS completed_seconds,
-       count(completed_at) AS completed
-FROM forward_request_metrics
-WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
-  AND (%(endpoint)s::text IS NULL OR endpoint = %(endpoint)s::text)
-  AND (%(model)s::text IS NULL OR model = %(model)s::text)
-"""
-
 FORWARD_BY_ENDPOINT_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
 FROM (
@@ -124,10 +125,22 @@ LEFT JOIN (
            COALESCE(sum(total_tokens), 0) AS total_tokens,
            sum(duration_us) / 1000000.0 AS completed_seconds,
            COALESCE(sum(completed), 0)::int8 AS completed
-    FROM forward_rollup
-    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-      AND day <= COALESCE(%(end_date)s::date, 'infinity')
-      AND (%(model)s::text IS NULL OR model = %(model)s::text)
+    FROM (
+        SELECT endpoint, model, requests, successful, failed, timed_out, pending, prompt_tokens,
+               completion_tokens, total_tokens, completed, duration_us
+        FROM forward_rollup
+        WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND day < (SELECT folded_upto FROM latency_fold)
+        UNION ALL
+        SELECT endpoint, model, requests, successful, failed, timed_out, pending, prompt_tokens,
+               completion_tokens, total_tokens, completed, duration_us
+        FROM forward_hourly
+        WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
+                               (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
+          AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+    ) AS t
+    WHERE (%(model)s::text IS NULL OR model = %(model)s::text)
     GROUP BY endpoint
     HAVING sum(requests) > 0
 ) AS answer ON ready.rollups_ready
@@ -154,25 +167,6 @@ GROUP BY endpoint
 ORDER BY count(*) DESC, endpoint COLLATE "C"
 """
 
-FORWARD_BY_ENDPOINT_OF_HOURS = """
-SELECT endpoint,
-       count(*) AS requests,
-       count(*) FILTER (WHERE status = 'success') AS successful,
-       count(*) FILTER (WHERE status = 'error') AS failed,
-       count(*) FILTER (WHERE status = 'timeout') AS timed_out,
-       count(*) FILTER (WHERE status = 'pending') AS pending,
-       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
-       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
-       COALESCE(sum(total_tokens), 0) AS total_tokens,
-       EXTRACT(EPOCH FROM sum(completed_at - started_at)) AS completed_seconds,
-       count(completed_at) AS completed
-FROM forward_request_metrics
-WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
-  AND (%(model)s::text IS NULL OR model = %(model)s::text)
-GROUP BY endpoint
-ORDER BY count(*) DESC, endpoint COLLATE "C"
-"""
-
 FORWARD_DAILY_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
 FROM (
@@ -188,9 +182,21 @@ LEFT JOIN (
            sum(prompt_tokens) AS prompt_tokens,
            sum(completion_tokens) AS completion_tokens,
            sum(total_tokens) AS total_tokens
-    FROM forward_rollup
-    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-      AND day <= COALESCE(%(end_date)s::date, 'infinity')
+    FROM (
+        SELECT day, requests, successful, failed, timed_out, pending, prompt_tokens, completion_tokens,
+               total_tokens
+        FROM forward_rollup
+        WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND day < (SELECT folded_upto FROM latency_fold)
+        UNION ALL
+        SELECT (hour AT TIME ZONE 'UTC')::date, requests, successful, failed, timed_out, pending,
+               prompt_tokens, completion_tokens, total_tokens
+        FROM forward_hourly
+        WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
+                               (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
+          AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+    ) AS t
     GROUP BY day
     HAVING sum(requests) > 0
 ) AS answer ON ready.rollups_ready
@@ -257,7 +263,9 @@ def forward_summary(
     with borrowed(source) as conn:
         if span is not None:
             params.update(start_at=span[0], end_at=span[1])
-            (row,) = fetch_all(conn, FORWARD_SUMMARY_OF_HOURS, params)
+            (row,) = rollup_or_base(
+                conn, FORWARD_SUMMARY_OF_HOURS, FORWARD_SUMMARY_OF_HOURS_FROM_BASE, params, "requests"
+            )
         else:
             (row,) = rollup_or_base(
                 conn, FORWARD_SUMMARY_FROM_ROLLUP, FORWARD_SUMMARY_FROM_BASE, params, "requests"
@@ -291,7 +299,9 @@ def forward_by_endpoint(
     with borrowed(source) as conn:
         if span is not None:
             params.update(start_at=span[0], end_at=span[1])
-            rows = fetch_all(conn, FORWARD_BY_ENDPOINT_OF_HOURS, params)
+            rows = rollup_or_base(
+                conn, FORWARD_BY_ENDPOINT_OF_HOURS, FORWARD_BY_ENDPOINT_OF_HOURS_FROM_BASE, params, "endpoint"
+            )
         else:
             rows = rollup_or_base(
                 conn, FORWARD_BY_ENDPOINT_FROM_ROLLUP, FORWARD_BY_ENDPOINT_FROM_BASE, params, "endpoint"

@@ -1,7 +1,8 @@
 """Sessions per UTC day: the daily read, with each day's tokens per model and calls per tool.
 
 Two whole statements side by side, as session_totals.py explains: ``DAILY_FROM_ROLLUP`` sums the
-roll-ups (session_rollup, tool_rollup), ``DAILY_FROM_BASE`` the base tables while a back-fill is
+roll-ups (session_rollup; tool_rollup before latency_fold's watermark, tool_hourly from it),
+``DAILY_FROM_BASE`` the base tables while a back-fill is
 due; reconciled sessions are counted in ``total_sessions`` as the seed does, with
 ``reconciled_sessions`` saying how many of them.
 """
@@ -64,9 +65,19 @@ LEFT JOIN (
         SELECT day, jsonb_object_agg(tool_name, calls) AS tool_breakdown
         FROM (
             SELECT day, tool_name, sum(calls)::int8 AS calls
-            FROM tool_rollup
-            WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-              AND day <= COALESCE(%(end_date)s::date, 'infinity')
+            FROM (
+                SELECT day, tool_name, calls
+                FROM tool_rollup
+                WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+                  AND day <= COALESCE(%(end_date)s::date, 'infinity')
+                  AND day < (SELECT folded_upto FROM latency_fold)
+                UNION ALL
+                SELECT (hour AT TIME ZONE 'UTC')::date, tool_name, calls
+                FROM tool_hourly
+                WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
+                                       (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
+                  AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+            ) AS t
             GROUP BY 1, 2
             HAVING sum(calls) > 0
         ) AS per_tool

@@ -1,12 +1,14 @@
 """Tool calls counted per tool over a span of UTC dates.
 
 The dashboard's read, beyond the seed's, in two whole statements side by side: TOOLS_FROM_ROLLUP
-sums the roll-up (schema.sql: tool_rollup) and says in its first column, ``rollups_ready``,
-whether it counts every row; TOOLS_FROM_BASE is the same read over tool_call_metrics, run only
-while a back-fill is due. Dates are inclusive UTC dates of each call's own ``started_at`` (as
-daily_metrics' tool breakdown): the roll-up's ``day``, the base table's range on the bare column.
-The last N UTC hours (``hours``, instead of dates) come from tool_call_metrics through its index
-on started_at (TOOLS_OF_HOURS: the roll-up is by UTC day), so they cost what those hours' calls do.
+sums the roll-ups (schema.sql: tool_rollup for the days before latency_fold's watermark,
+tool_hourly for the later ones, as latency_daily and latency_hourly are read) and says in its
+first column, ``rollups_ready``, whether it counts every row; TOOLS_FROM_BASE is the same read
+over tool_call_metrics, run only while a back-fill is due. Dates are inclusive UTC dates of each
+call's own ``started_at`` (as daily_metrics' tool breakdown): the roll-up's ``day``, the base
+table's range on the bare column.
+The last N UTC hours (``hours``, instead of dates: whole UTC hours, the current one so far) sum
+tool_hourly (TOOLS_OF_HOURS), or tool_call_metrics while a back-fill is due (TOOLS_OF_HOURS_FROM_BASE).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from worker.read.queries._base import (
     Source,
     borrowed,
     check_date_range,
-    fetch_all,
     hours_instead_of_dates,
     rollup_or_base,
 )
@@ -34,9 +35,19 @@ LEFT JOIN (
            sum(succeeded)::int8 AS succeeded,
            sum(failed)::int8 AS failed,
            (sum(calls) - sum(succeeded) - sum(failed))::int8 AS unfinished
-    FROM tool_rollup
-    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-      AND day <= COALESCE(%(end_date)s::date, 'infinity')
+    FROM (
+        SELECT tool_name, calls, succeeded, failed
+        FROM tool_rollup
+        WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND day < (SELECT folded_upto FROM latency_fold)
+        UNION ALL
+        SELECT tool_name, calls, succeeded, failed
+        FROM tool_hourly
+        WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
+                               (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
+          AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+    ) AS t
     GROUP BY tool_name
     HAVING sum(calls) > 0
 ) AS answer ON ready.rollups_ready
@@ -58,6 +69,25 @@ ORDER BY count(*) DESC, tool_name COLLATE "C"
 """
 
 TOOLS_OF_HOURS = """
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity IN ('tool_calls')
+) AS ready
+LEFT JOIN (
+    SELECT tool_name,
+           sum(calls)::int8 AS calls,
+           sum(succeeded)::int8 AS succeeded,
+           sum(failed)::int8 AS failed,
+           (sum(calls) - sum(succeeded) - sum(failed))::int8 AS unfinished
+    FROM tool_hourly
+    WHERE hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
+    GROUP BY tool_name
+    HAVING sum(calls) > 0
+) AS answer ON ready.rollups_ready
+ORDER BY calls DESC, tool_name COLLATE "C"
+"""
+
+TOOLS_OF_HOURS_FROM_BASE = """
 SELECT tool_name,
        count(*) AS calls,
        count(*) FILTER (WHERE success) AS succeeded,
@@ -86,7 +116,8 @@ def tool_metrics(
     params = {"start_date": start_date, "end_date": end_date}
     with borrowed(source) as conn:
         if span is not None:
-            rows = fetch_all(conn, TOOLS_OF_HOURS, {"start_at": span[0], "end_at": span[1]})
+            hours_params = {"start_at": span[0], "end_at": span[1]}
+            rows = rollup_or_base(conn, TOOLS_OF_HOURS, TOOLS_OF_HOURS_FROM_BASE, hours_params, "tool_name")
         else:
             rows = rollup_or_base(conn, TOOLS_FROM_ROLLUP, TOOLS_FROM_BASE, params, "tool_name")
     out = []
