@@ -10,6 +10,8 @@ from typing import Any
 import psycopg
 
 from tests.engine.histories import T0
+from worker.maintenance import fold
+from worker.maintenance.fold import fold_target
 
 #: A fold run after the histories' days (T0 is 23:59:50 on 2026-02-10, events reach into the 11th),
 #: past the grace: both are folded.
@@ -32,3 +34,24 @@ def wait_until_blocked(watcher: psycopg.Connection[Any], pid: int, thread: threa
     while not waiting(watcher, pid):
         assert thread.is_alive() and time.monotonic() < deadline, "never waited on the fold's lock"
         time.sleep(0.02)
+
+
+def apply_during_fold(
+    applier: psycopg.Connection[Any],
+    folder: psycopg.Connection[Any],
+    watcher: psycopg.Connection[Any],
+    statement: str,
+) -> None:
+    """Hold a fold's chunk open (fold_latency's statements, up to its commit), run ``statement`` on
+    ``applier`` meanwhile, and return once it waited on the fold's lock and then, the fold
+    committed, went through."""
+    params = {"target": fold_target(AFTER), "days": fold.DEFAULT_CHUNK_DAYS}
+    with folder.transaction():
+        folder.execute(fold.LOCK)
+        since, upto = folder.execute(fold.CLEAR, params).fetchone() or (None, None)
+        folder.execute(fold.FOLD, {"since": since, "upto": upto})
+        thread = threading.Thread(target=applier.execute, args=(statement,))
+        thread.start()
+        wait_until_blocked(watcher, applier.info.backend_pid, thread)
+    thread.join(10)
+    assert not thread.is_alive()

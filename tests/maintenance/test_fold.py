@@ -16,7 +16,7 @@ import pytest
 
 from tests.engine.histories import T0, coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match, reads_both_ways, rollup_buckets
-from tests.maintenance.folding import AFTER, wait_until_blocked, watermark
+from tests.maintenance.folding import AFTER, apply_during_fold, wait_until_blocked, watermark
 from worker.cli import main as worker_main
 from worker.engine.apply import apply_events
 from worker.maintenance import fold
@@ -120,17 +120,7 @@ def test_an_apply_during_a_fold_waits_and_writes_the_folded_days(db_url: str) ->
         psycopg.connect(db_url, autocommit=True) as watcher,
     ):
         apply_events(applier, coherent_history(random.Random(4), sessions=3))
-        pid = applier.info.backend_pid
-        params = {"target": fold_target(AFTER), "days": fold.DEFAULT_CHUNK_DAYS}
-        with folder.transaction():  # fold_latency's chunk, held open
-            folder.execute(fold.LOCK)
-            since, upto = folder.execute(fold.CLEAR, params).fetchone() or (None, None)
-            folder.execute(fold.FOLD, {"since": since, "upto": upto})
-            thread = threading.Thread(target=applier.execute, args=(NUDGE,))
-            thread.start()
-            wait_until_blocked(watcher, pid, thread)
-        thread.join(10)
-        assert not thread.is_alive()
+        apply_during_fold(applier, folder, watcher, NUDGE)
         assert_rollups_match(watcher)  # the apply read the new watermark: it moved the days too
 
 

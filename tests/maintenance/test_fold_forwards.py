@@ -7,7 +7,6 @@ forwards again once, and the reads of the last hours are the base rows' counts."
 from __future__ import annotations
 
 import random
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -16,11 +15,10 @@ import psycopg
 from contract.events import ForwardCompleted
 from tests.engine.histories import T0, coherent_history, deliveries, split
 from tests.engine.rollups import assert_rollups_match, reads_both_ways
-from tests.maintenance.folding import AFTER, wait_until_blocked, watermark
+from tests.maintenance.folding import AFTER, apply_during_fold, watermark
 from worker.backfill import backfill, pending
 from worker.engine.apply import apply_events
-from worker.maintenance import fold
-from worker.maintenance.fold import fold_latency, fold_target
+from worker.maintenance.fold import fold_latency
 from worker.read import queries
 from worker.schema import apply_schema
 
@@ -75,16 +73,7 @@ def test_an_apply_waits_for_a_fold_and_moves_the_folded_forward_days(db_url: str
         psycopg.connect(db_url, autocommit=True) as watcher,
     ):
         apply_events(applier, coherent_history(random.Random(32), sessions=3))
-        params = {"target": fold_target(AFTER), "days": fold.DEFAULT_CHUNK_DAYS}
-        with folder.transaction():  # fold_latency's chunk, held open
-            folder.execute(fold.LOCK)
-            since, upto = folder.execute(fold.CLEAR, params).fetchone() or (None, None)
-            folder.execute(fold.FOLD, {"since": since, "upto": upto})
-            thread = threading.Thread(target=applier.execute, args=(NUDGE,))
-            thread.start()
-            wait_until_blocked(watcher, applier.info.backend_pid, thread)
-        thread.join(10)
-        assert not thread.is_alive()
+        apply_during_fold(applier, folder, watcher, NUDGE)
         assert watcher.execute(FORWARD_DAYS).fetchall() == watcher.execute(BASE_DAYS).fetchall() != []
         assert_rollups_match(watcher)
 
