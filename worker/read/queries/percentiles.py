@@ -6,22 +6,20 @@ the days not folded into it yet, latency_fold, from latency_hourly),
 LATENCY_OF_HOURS_FROM_ROLLUP the hourly ones of the last N hours (latency_hourly); each says in its
 first column, ``rollups_ready``, whether they count every row. LATENCY_FROM_BASE computes the same
 buckets from the base tables (with schema.sql's metrics_latency_bucket), run only while a back-fill
-is due, each bucket a one-count array. The arrays load as numpy arrays (_base.CountsLoader), are
-summed here (histogram.sum_dense: a few rows per name, not one per bucket) and the percentiles read
-off the summed array (histogram.percentiles_dense), so all give the same answer. The roll-ups'
-statements send one row per name instead, its arrays packed (first buckets, lengths, and the
-elements as int4[]'s binary form has them; the three aggregates of a group take its rows in one
-order, as PostgreSQL advances them together row by row), summed by _base.sum_packed in one numpy
-call: the last 24 hours are 24 arrays per name and slot (and a span of dates has the hours of the
-days not folded yet), and a row, a loader call and a slice add per array cost more than the sum.
-A span is ``[start_at, end_at)``.
+is due, each bucket a one-count array. All three send one row per name, its arrays packed (first
+buckets, lengths, and the elements as int4[]'s binary form has them; the three aggregates of a group
+take its rows in one order, as PostgreSQL advances them together row by row), summed by
+_base.sum_packed in one numpy call, and the percentiles are read off the summed array
+(histogram.percentiles_dense), so all give the same answer: the last 24 hours are 24 arrays per name
+and slot (and a span of dates has the hours of the days not folded yet), and a row, a loader call
+and a slice add per array cost more than the sum. A span is ``[start_at, end_at)``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -80,44 +78,48 @@ LEFT JOIN (
 """
 
 LATENCY_FROM_BASE = """
-SELECT metric, name, bucket AS lo, ARRAY[count(*)::int] AS counts
+SELECT metric, name, array_agg(bucket) AS los, array_agg(1) AS sizes,
+       string_agg(substring(array_send(ARRAY[n]) FROM 21), ''::bytea) AS packed
 FROM (
-    SELECT 'round_duration' AS metric, model AS name,
-           metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000) AS bucket
-    FROM round_metrics
-    WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
-      AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
-      AND model IS NOT NULL AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
-    UNION ALL
-    SELECT 'round_ttft', model, metrics_latency_bucket(time_to_first_token_ms)
-    FROM round_metrics
-    WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
-      AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
-      AND model IS NOT NULL AND time_to_first_token_ms IS NOT NULL
-    UNION ALL
-    SELECT 'tool_duration', tool_name,
-           metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000)
-    FROM tool_call_metrics
-    WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
-      AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
-      AND tool_name IS NOT NULL AND completed_at IS NOT NULL
-    UNION ALL
-    SELECT 'forward_duration', endpoint,
-           metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000)
-    FROM forward_request_metrics
-    WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
-      AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
-      AND endpoint IS NOT NULL AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
-      AND right(COALESCE(completion_version, ''), 11) <> '|reconciled'
-    UNION ALL
-    SELECT 'forward_ttft', endpoint, metrics_latency_bucket(time_to_first_token_ms)
-    FROM forward_request_metrics
-    WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
-      AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
-      AND endpoint IS NOT NULL AND time_to_first_token_ms IS NOT NULL
-) AS x
-GROUP BY metric, name, bucket
-ORDER BY metric, name COLLATE "C", bucket
+    SELECT metric, name, bucket, count(*)::int AS n
+    FROM (
+        SELECT 'round_duration' AS metric, model AS name,
+               metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000) AS bucket
+        FROM round_metrics
+        WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+          AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
+          AND model IS NOT NULL AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
+        UNION ALL
+        SELECT 'round_ttft', model, metrics_latency_bucket(time_to_first_token_ms)
+        FROM round_metrics
+        WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+          AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
+          AND model IS NOT NULL AND time_to_first_token_ms IS NOT NULL
+        UNION ALL
+        SELECT 'tool_duration', tool_name,
+               metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000)
+        FROM tool_call_metrics
+        WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+          AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
+          AND tool_name IS NOT NULL AND completed_at IS NOT NULL
+        UNION ALL
+        SELECT 'forward_duration', endpoint,
+               metrics_latency_bucket(EXTRACT(EPOCH FROM completed_at - started_at)::float8 * 1000)
+        FROM forward_request_metrics
+        WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+          AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
+          AND endpoint IS NOT NULL AND completed_at IS NOT NULL AND completion_version IS DISTINCT FROM ''
+          AND right(COALESCE(completion_version, ''), 11) <> '|reconciled'
+        UNION ALL
+        SELECT 'forward_ttft', endpoint, metrics_latency_bucket(time_to_first_token_ms)
+        FROM forward_request_metrics
+        WHERE started_at >= COALESCE(%(start_at)s::timestamptz, '-infinity')
+          AND started_at < COALESCE(%(end_at)s::timestamptz, 'infinity')
+          AND endpoint IS NOT NULL AND time_to_first_token_ms IS NOT NULL
+    ) AS x
+    GROUP BY metric, name, bucket
+) AS b
+GROUP BY metric, name
 """
 
 
@@ -148,18 +150,10 @@ def latency(
         rows = rollup_or_base(
             conn, from_rollup, LATENCY_FROM_BASE, params, "metric", binary=True, counts_as_numpy=True
         )
-    arrays: dict[str, dict[str, list[tuple[int, Any]]]] = defaultdict(lambda: defaultdict(list))
     counts: dict[str, dict[str, Dense]] = defaultdict(dict)
-    for row in rows:
-        if "packed" in row:  # the roll-ups: one row per name, its arrays packed (sum_packed)
-            if (c := sum_packed(row["los"], row["sizes"], row["packed"]))[1].any():
-                counts[row["metric"]][row["name"]] = c
-        else:
-            arrays[row["metric"]][row["name"]].append((row["lo"], row["counts"]))
-    for metric, names in arrays.items():
-        counts[metric].update(
-            {name: c for name, pieces in names.items() if (c := histogram.sum_dense(pieces))[1].any()}
-        )
+    for row in rows:  # one row per name, its arrays packed
+        if (c := sum_packed(row["los"], row["sizes"], row["packed"]))[1].any():
+            counts[row["metric"]][row["name"]] = c
     return Latency(
         start=start_at,
         end=end_at,
