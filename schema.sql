@@ -342,30 +342,9 @@ CREATE TABLE IF NOT EXISTS user_cost_rollup (
     PRIMARY KEY (day, user_id, slot)
 ) WITH (fillfactor = 70);
 
--- Forwards' cost by the UTC hour of their started_at and model (only priced or unpriced ones, as
--- round_cost_rollup): the cost read of the last hours, beside round_hourly's cost of rounds.
--- Moved with forward_rollup (entity 'forwards'); a database whose forward roll-up predates it
--- counts its forwards again from zero into both.
-DO $$
-BEGIN
-    IF to_regclass('forward_cost_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
-        DELETE FROM forward_rollup;
-        IF to_regclass('forward_hourly') IS NOT NULL THEN
-            DELETE FROM forward_hourly;  -- moved with it (below)
-        END IF;
-        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM forward_request_metrics)
-        WHERE entity = 'forwards';
-    END IF;
-END $$;
-CREATE TABLE IF NOT EXISTS forward_cost_hourly (
-    hour                       timestamptz NOT NULL,  -- the UTC hour of forward_request_metrics.started_at
-    model                      text NOT NULL,
-    slot                       smallint NOT NULL,
-    cost_usd                   numeric NOT NULL DEFAULT 0,
-    priced                     bigint NOT NULL DEFAULT 0,
-    unpriced                   bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (hour, model, slot)
-) WITH (fillfactor = 70);
+-- A table of the version before forward_hourly (the forwards' cost by hour and model): forward_hourly
+-- holds the same sums by endpoint too, and replaces it.
+DROP TABLE IF EXISTS forward_cost_hourly;
 
 -- Forwards by the UTC hour of their started_at, endpoint and model, forward_rollup's sums: the
 -- read of the last hours, and the days not folded into forward_rollup yet (as tool_hourly below is
@@ -375,7 +354,6 @@ DO $$
 BEGIN
     IF to_regclass('forward_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
         DELETE FROM forward_rollup;
-        DELETE FROM forward_cost_hourly;
         UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM forward_request_metrics)
         WHERE entity = 'forwards';
     END IF;
@@ -619,8 +597,7 @@ BEGIN
             ELSIF e.entity = 'tool_calls' THEN
                 DELETE FROM tool_hourly;  -- moved with the tool roll-up
             ELSIF e.entity = 'forwards' THEN
-                DELETE FROM forward_cost_hourly;  -- moved with the forward roll-up
-                DELETE FROM forward_hourly;
+                DELETE FROM forward_hourly;  -- moved with the forward roll-up
             END IF;
         END IF;
     END LOOP;
@@ -1285,23 +1262,6 @@ BEGIN
             total_tokens = r.total_tokens + EXCLUDED.total_tokens,
             completed = r.completed + EXCLUDED.completed,
             duration_us = r.duration_us + EXCLUDED.duration_us,
-            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-            priced = r.priced + EXCLUDED.priced,
-            unpriced = r.unpriced + EXCLUDED.unpriced
-    ), cost_hours AS (
-        INSERT INTO forward_cost_hourly AS r (hour, model, slot, cost_usd, priced, unpriced)
-        SELECT * FROM (
-            SELECT metrics_utc_hour(c.started_at) AS hour, c.model, my_slot,
-                   sum(c.sign * COALESCE(c.cost_usd, 0)) AS cost_usd,
-                   sum(c.sign * (c.cost_usd IS NOT NULL)::int) AS priced,
-                   sum(c.sign * c.unpriced::int) AS unpriced
-            FROM c
-            WHERE c.daily AND (c.cost_usd IS NOT NULL OR c.unpriced)
-            GROUP BY 1, 2
-        ) AS d
-        WHERE (d.cost_usd, d.priced, d.unpriced) <> (0, 0, 0)
-        ORDER BY 1, 2
-        ON CONFLICT (hour, model, slot) DO UPDATE SET
             cost_usd = r.cost_usd + EXCLUDED.cost_usd,
             priced = r.priced + EXCLUDED.priced,
             unpriced = r.unpriced + EXCLUDED.unpriced

@@ -40,7 +40,6 @@ _ROLLUPS = {
     ),
     "round_cost_rollup": ("day, model, provider", "priced, unpriced, cost_usd"),
     "user_cost_rollup": ("day, user_id", "cost_usd, unpriced_rounds"),
-    "forward_cost_hourly": ("hour, model", "cost_usd, priced, unpriced"),
     "round_hourly": (
         "hour, model",
         "rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced, priced",
@@ -143,11 +142,6 @@ _BASE = {
         SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, sum(cost_usd), sum(unpriced_rounds)
         FROM session_metrics WHERE started_at IS NOT NULL AND user_id IS NOT NULL GROUP BY 1, 2
         HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
-    "forward_cost_hourly": """
-        SELECT metrics_utc_hour(started_at), model, COALESCE(sum(cost_usd), 0), count(cost_usd),
-               count(*) FILTER (WHERE unpriced)
-        FROM forward_request_metrics WHERE started_at IS NOT NULL AND (cost_usd IS NOT NULL OR unpriced)
-        GROUP BY 1, 2""",
     "round_hourly": """
         SELECT metrics_utc_hour(started_at), model, count(*), count(*) FILTER (WHERE status = 'error'),
                sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), COALESCE(sum(cost_usd), 0),

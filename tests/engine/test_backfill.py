@@ -24,7 +24,6 @@ from worker.schema import apply_schema
 _DROP_ROLLUPS = """
 DROP TABLE session_rollup, tool_rollup, tool_hourly, forward_rollup, forward_hourly, rollup_backfill,
            round_cost_rollup, user_cost_rollup,
-           forward_cost_hourly,
            round_hourly, latency_hourly, latency_daily;
 DROP FUNCTION session_rollup_trigger, tool_rollups_trigger, forward_rollups_trigger, round_rollups_trigger
               CASCADE;

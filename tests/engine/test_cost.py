@@ -247,7 +247,7 @@ _DROP_COST = """
 ALTER TRIGGER round_rollups_insert ON round_metrics RENAME TO round_hourly_insert;
 ALTER TRIGGER round_rollups_update ON round_metrics RENAME TO round_hourly_update;
 ALTER TRIGGER round_rollups_delete ON round_metrics RENAME TO round_hourly_delete;
-DROP TABLE round_cost_rollup, user_cost_rollup, forward_cost_hourly;
+DROP TABLE round_cost_rollup, user_cost_rollup, forward_hourly;
 ALTER TABLE session_metrics DROP COLUMN cost_usd, DROP COLUMN unpriced_rounds;
 ALTER TABLE round_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
@@ -268,7 +268,7 @@ def test_a_database_of_the_version_before_cost_is_upgraded_then_repriced(
     priced = _everything(conn)
     conn.execute(_DROP_COST)
     apply_schema(conn, force=True)
-    # the hourly roll-up gains its cost too; the forwards their cost per hour
+    # the hourly roll-up gains its cost too; the forwards are counted by hour
     assert pending(conn) == ["forwards", "round_hourly", "rounds"]
     assert backfill(conn, chunk_size=3)["rounds"] > 0
     assert_rollups_match(conn)  # nothing priced yet: every cost roll-up empty, and exact

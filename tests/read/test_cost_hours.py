@@ -1,4 +1,4 @@
-"""The cost read of the last hours from the roll-ups (round_hourly, forward_cost_hourly per hour;
+"""The cost read of the last hours from the roll-ups (round_hourly, forward_hourly per hour;
 user_cost_rollup per day with the sessions of the hours that differ): the ranges split_days gives
 count every hour asked for once and no other, reading at most half a day of sessions at either end,
 and on the varied scenario every window of hours (any hour of the day, 1 to 168 hours, a model, a

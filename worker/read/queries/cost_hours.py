@@ -1,17 +1,17 @@
 """The cost read of the last N UTC hours (cost_totals.cost with ``hours``): whole UTC hours
 (hours_window), what the hourly roll-ups are keyed by.
 
-Per model and per UTC day: round_hourly and forward_cost_hourly, one row per hour, model and slot
-(COST_ROWS_OF_HOURS_FROM_ROLLUP, grouped by UTC date and model as the daily roll-ups are); with a
-user filter, and while a back-fill is due, from the base rows (COST_ROWS_OF_HOURS). Per user
-(USERS_OF_HOURS_FROM_ROLLUP): the UTC days the hours touch from user_cost_rollup, and of a day at
-either end of which they cover half or less, the sessions started in those hours instead (added),
-else the sessions of its other hours subtracted (split_days): at most half a day of sessions per
-end, and in the last hours up to now hardly any at the end (the hours after the current one have
-not come). With a model filter (user_cost_rollup has no model key) the sessions of all the hours
-(USERS_OF_HOURS). A roll-up per user by hour or by model, kept by the session trigger, would make
-these flat, at about 2% of the apply (issue 23: left out). The top sessions
-(TOP_SESSIONS_OF_HOURS) walk idx_session_cost in cost order.
+Per model and per UTC day: round_hourly (one row per hour, model and slot) and forward_hourly (one
+per hour, endpoint, model and slot), grouped by UTC date and model as the daily roll-ups are
+(COST_ROWS_OF_HOURS_FROM_ROLLUP); with a user filter, and while a back-fill is due, from the base
+rows (COST_ROWS_OF_HOURS). Per user (USERS_OF_HOURS_FROM_ROLLUP): the UTC days the hours touch from
+user_cost_rollup, and of a day at either end of which they cover half or less, the sessions started
+in those hours instead (added), else the sessions of its other hours subtracted (split_days): at
+most half a day of sessions per end, and in the last hours up to now hardly any at the end (the
+hours after the current one have not come). With a model filter (user_cost_rollup has no model key)
+the sessions of all the hours (USERS_OF_HOURS). A roll-up per user by hour or by model, kept by the
+session trigger, would make these flat, at about 2% of the apply (issue 23: left out). The top
+sessions (TOP_SESSIONS_OF_HOURS) walk idx_session_cost in cost order.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from worker.read.queries._base import fetch_all, rollup_or_base
 _DAY = timedelta(days=1)
 
 # The last hours (whole UTC hours: hours_window) from the hourly roll-ups, grouped by UTC date and
-# model as the daily ones are: rounds from round_hourly, forwards from forward_cost_hourly.
+# model as the daily ones are: rounds from round_hourly, forwards from forward_hourly.
 COST_ROWS_OF_HOURS_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
 FROM (
@@ -45,7 +45,7 @@ LEFT JOIN (
     UNION ALL
     SELECT 'forward', (hour AT TIME ZONE 'UTC')::date, model, sum(cost_usd), sum(priced)::int8,
            sum(unpriced)::int8
-    FROM forward_cost_hourly
+    FROM forward_hourly
     WHERE hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
       AND (%(model)s::text IS NULL OR model = %(model)s)
     GROUP BY 2, 3

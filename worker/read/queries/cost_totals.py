@@ -62,7 +62,7 @@ LEFT JOIN (
           AND day < (SELECT folded_upto FROM latency_fold)
         UNION ALL
         SELECT (hour AT TIME ZONE 'UTC')::date, model, cost_usd, priced, unpriced
-        FROM forward_cost_hourly
+        FROM forward_hourly
         WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
                                (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
           AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
