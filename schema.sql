@@ -795,8 +795,30 @@ CREATE TABLE IF NOT EXISTS latency_hourly (
     slot                       smallint NOT NULL,
     lo                         int NOT NULL,          -- the bucket of counts[1] (metrics_latency_bucket)
     counts                     int[] NOT NULL,        -- counts[k]: durations in bucket lo + k - 1
+    -- counts as the latency reads send them (percentiles.py), kept by the fold's compaction of a
+    -- closed hour; NULL until then, and again after any later write (the moves set it NULL)
+    packed                     bytea CONSTRAINT latency_hourly_packed
+        CHECK (packed IS NULL OR packed = substring(array_send(counts) FROM 21)),
     PRIMARY KEY (hour, metric, name, slot)
 ) WITH (fillfactor = 70, toast_tuple_target = 8160);
+
+-- A closed hour, compacted (worker/maintenance/compact.py, run by the fold): one row per metric and
+-- name, in slot 0, with ``packed``, the int4[] binary form of its counts less the 20-byte header
+-- (one element: length 4, value; what ``substring(array_send(counts) FROM 21)`` gives): a read of
+-- the last hours sends those bytes as they are, and reads one row per hour whatever the number of
+-- workers. ``packed`` is NULL on every row a move writes (a late write into a compacted hour sets
+-- it NULL on the row it adds to, or adds a row in its own slot): the read packs such rows itself,
+-- and the next fold compacts the hour again. The check keeps ``packed`` what ``counts`` say, so a
+-- write that changed counts and forgot ``packed`` fails instead of reading wrong. A database of the
+-- version before: the column is added (NULL everywhere: every row packed by the read, as before,
+-- until the fold compacts the last days' closed hours). Checked first: no table lock when it is there.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'latency_hourly'::regclass AND attname = 'packed') THEN
+        ALTER TABLE latency_hourly ADD COLUMN IF NOT EXISTS packed bytea CONSTRAINT latency_hourly_packed
+            CHECK (packed IS NULL OR packed = substring(array_send(counts) FROM 21));
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS latency_daily (
     day                        date NOT NULL,         -- UTC date of started_at
@@ -1039,7 +1061,8 @@ BEGIN
         ORDER BY 1, 2, 3
         ON CONFLICT (hour, metric, name, slot) DO UPDATE SET
             lo = LEAST(r.lo, EXCLUDED.lo),
-            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts),
+            packed = NULL
     )
     SELECT min(c.started_at) INTO oldest FROM c;
     -- latency_daily holds the days before folded_before: only a move with rows that old (late events,
@@ -1145,7 +1168,8 @@ BEGIN
         ORDER BY 1, 2, 3
         ON CONFLICT (hour, metric, name, slot) DO UPDATE SET
             lo = LEAST(r.lo, EXCLUDED.lo),
-            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts),
+            packed = NULL
     )
     SELECT min(c.started_at) INTO oldest FROM c;
     -- latency_daily and tool_rollup hold the days before folded_before: only a move with rows that
@@ -1288,7 +1312,8 @@ BEGIN
         ORDER BY 1, 2, 3
         ON CONFLICT (hour, metric, name, slot) DO UPDATE SET
             lo = LEAST(r.lo, EXCLUDED.lo),
-            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts),
+            packed = NULL
     )
     SELECT min(c.started_at) INTO oldest FROM c;
     -- latency_daily holds the days before folded_before: only a move with rows that old (late events,

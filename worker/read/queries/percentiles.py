@@ -12,7 +12,9 @@ take its rows in one order, as PostgreSQL advances them together row by row), su
 _base.sum_packed in one numpy call, and the percentiles are read off the summed array
 (histogram.percentiles_dense), so all give the same answer: the last 24 hours are 24 arrays per name
 and slot (and a span of dates has the hours of the days not folded yet), and a row, a loader call
-and a slice add per array cost more than the sum. A span is ``[start_at, end_at)``.
+and a slice add per array cost more than the sum. A closed hour's rows compacted by the fold
+(schema.sql: latency_hourly.packed) are sent as stored, the others packed by array_send here (the
+server's cost of the read: an int4send call per element). A span is ``[start_at, end_at)``.
 """
 
 from __future__ import annotations
@@ -44,15 +46,15 @@ FROM (
 ) AS ready
 LEFT JOIN (
     SELECT metric, name, array_agg(lo) AS los, array_agg(cardinality(counts)) AS sizes,
-           string_agg(substring(array_send(counts) FROM 21), ''::bytea) AS packed
+           string_agg(COALESCE(packed, substring(array_send(counts) FROM 21)), ''::bytea) AS packed
     FROM (
-        SELECT metric, name, lo, counts
+        SELECT metric, name, lo, counts, NULL::bytea AS packed
         FROM latency_daily
         WHERE day >= COALESCE((%(start_at)s::timestamptz AT TIME ZONE 'UTC')::date, '-infinity')
           AND day < LEAST(COALESCE((%(end_at)s::timestamptz AT TIME ZONE 'UTC')::date, 'infinity'),
                           (SELECT folded_upto FROM latency_fold))
         UNION ALL
-        SELECT metric, name, lo, counts
+        SELECT metric, name, lo, counts, packed
         FROM latency_hourly
         WHERE hour >= GREATEST(COALESCE(%(start_at)s::timestamptz, '-infinity'),
                                (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC')
@@ -70,7 +72,7 @@ FROM (
 ) AS ready
 LEFT JOIN (
     SELECT metric, name, array_agg(lo) AS los, array_agg(cardinality(counts)) AS sizes,
-           string_agg(substring(array_send(counts) FROM 21), ''::bytea) AS packed
+           string_agg(COALESCE(packed, substring(array_send(counts) FROM 21)), ''::bytea) AS packed
     FROM latency_hourly
     WHERE hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
     GROUP BY metric, name
