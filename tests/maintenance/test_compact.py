@@ -1,5 +1,5 @@
 """The compaction of closed hours (worker/maintenance/compact.py, run by the fold; schema.sql:
-latency_hourly.packed): one row per hour, metric and name, its packed form stored, and every read
+latency_hourly.raw): one row per hour, metric and name, its raw form stored, and every read
 stays what the base tables say: after it, with late writes into compacted hours from the slot it
 wrote and from others, next to a concurrent apply, compacted twice, and on an upgraded database."""
 
@@ -29,7 +29,7 @@ UPDATE round_metrics SET completed_at = completed_at + interval '1 second' WHERE
 """
 
 #: The rows of latency_hourly as they are stored (xmin: whether a run rewrote them).
-ROWS = "SELECT xmin::text, hour, metric, name, slot, lo, counts, packed FROM latency_hourly ORDER BY 2, 3, 4, 5"
+ROWS = "SELECT xmin::text, hour, metric, name, slot, lo, counts, raw FROM latency_hourly ORDER BY 2, 3, 4, 5"
 
 
 def rows(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
@@ -50,9 +50,9 @@ def hours_reads(conn: psycopg.Connection[Any]) -> list[Any]:
 
 
 def assert_compacted(conn: psycopg.Connection[Any], before: datetime) -> None:
-    """Every hour before ``before`` one row per metric and name, in slot 0, packed."""
+    """Every hour before ``before`` one row per metric and name, in slot 0, its raw form stored."""
     loose = conn.execute(
-        "SELECT hour, metric, name, slot FROM latency_hourly WHERE hour < %s AND (slot <> 0 OR packed IS NULL)",
+        "SELECT hour, metric, name, slot FROM latency_hourly WHERE hour < %s AND (slot <> 0 OR raw IS NULL)",
         (before,),
     ).fetchall()
     assert loose == []
@@ -73,7 +73,7 @@ def test_a_fold_compacts_the_closed_hours_and_the_reads_stay_exact(db_url: str) 
         done = fold_latency(one, now=AFTER)
         assert done["hours"] > 0 and done["hour_rows_in"] > done["hour_rows"] > 0
         assert_compacted(one, compact_before(AFTER))
-        assert one.execute("SELECT count(*) FROM latency_hourly WHERE packed IS NULL").fetchone() == (0,)
+        assert one.execute("SELECT count(*) FROM latency_hourly WHERE raw IS NULL").fetchone() == (0,)
         assert hours_reads(one) == before
         assert_rollups_match(one)
     from_rollups, from_base = reads_both_ways(db_url)
@@ -85,14 +85,14 @@ def test_an_hour_is_compacted_once_closed(conn: psycopg.Connection[Any]) -> None
     last = conn.execute("SELECT max(hour) FROM latency_hourly").fetchone()[0]  # type: ignore[index]
     # Within the grace after the last hour ended: it is not closed yet (a late event may come).
     assert fold_latency(conn, now=last + timedelta(hours=1, minutes=4))["hours"] == 0
-    assert conn.execute("SELECT bool_and(packed IS NULL) FROM latency_hourly WHERE hour = %s", (last,)).fetchone() == (
+    assert conn.execute("SELECT bool_and(raw IS NULL) FROM latency_hourly WHERE hour = %s", (last,)).fetchone() == (
         True,
     )
     assert fold_latency(conn, now=last + timedelta(hours=1, minutes=6))["hours"] == 1
     assert_compacted(conn, last + timedelta(hours=1))
     assert_rollups_match(conn)
-    # Hours older than COMPACTED_SPAN are left to the read: un-packed, they stay so.
-    conn.execute("UPDATE latency_hourly SET packed = NULL")
+    # Hours older than COMPACTED_SPAN are left to the read: raw NULL, they stay so.
+    conn.execute("UPDATE latency_hourly SET raw = NULL")
     assert fold_latency(conn, now=last + compact.COMPACTED_SPAN + timedelta(hours=2))["hours"] == 0
 
 
@@ -116,7 +116,7 @@ def test_late_writes_into_compacted_hours_stay_exact(db_url: str, slot: int) -> 
         assert conn.execute(NUDGE).rowcount > 0
         loose = conn.execute(
             "SELECT count(*) FILTER (WHERE slot = 0), count(*) FILTER (WHERE slot <> 0) FROM latency_hourly"
-            " WHERE packed IS NULL AND hour < %s",
+            " WHERE raw IS NULL AND hour < %s",
             (compact_before(AFTER),),
         ).fetchone()
         assert loose is not None and (loose[0] > 0) == (slot == 0) and (loose[1] > 0) == (slot != 0)
@@ -132,10 +132,10 @@ def test_late_writes_into_compacted_hours_stay_exact(db_url: str, slot: int) -> 
         assert_rollups_match(conn)
 
 
-def test_a_write_that_forgets_packed_fails(conn: psycopg.Connection[Any]) -> None:
+def test_a_write_that_forgets_raw_fails(conn: psycopg.Connection[Any]) -> None:
     apply_events(conn, coherent_history(random.Random(14), sessions=2))
     fold_latency(conn, now=AFTER)
-    with pytest.raises(psycopg.errors.CheckViolation, match="latency_hourly_packed"):
+    with pytest.raises(psycopg.errors.CheckViolation, match="latency_hourly_raw"):
         conn.execute("UPDATE latency_hourly SET counts = counts || 1")
 
 
@@ -147,8 +147,8 @@ def test_compacting_twice_changes_nothing(conn: psycopg.Connection[Any]) -> None
     again = fold_latency(conn, now=AFTER)
     assert (again["hours"], again["hour_rows_in"], again["hour_rows"]) == (0, 0, 0)
     assert rows(conn) == compacted  # not even rewritten: the same row versions
-    # Forced again (every row un-packed, as a late write does): the same rows, rewritten.
-    conn.execute("UPDATE latency_hourly SET packed = NULL")
+    # Forced again (raw NULL on every row, as a late write does): the same rows, rewritten.
+    conn.execute("UPDATE latency_hourly SET raw = NULL")
     fold_latency(conn, now=AFTER)
     assert [r[1:] for r in rows(conn)] == [r[1:] for r in compacted]
     assert_rollups_match(conn)
@@ -192,12 +192,12 @@ def test_an_apply_during_a_compaction_waits_and_adds_to_the_compacted_rows(db_ur
             wait_until_blocked(watcher, applier.info.backend_pid, thread)
         thread.join(10)
         assert not thread.is_alive()
-        assert watcher.execute("SELECT count(*) FROM latency_hourly WHERE packed IS NULL").fetchone() != (0,)
+        assert watcher.execute("SELECT count(*) FROM latency_hourly WHERE raw IS NULL").fetchone() != (0,)
         assert_rollups_match(watcher)
 
 
 def test_an_upgraded_database_gets_the_column_and_compacts(db_url: str) -> None:
-    """The previous version: latency_hourly without ``packed``, a row per slot in every hour."""
+    """The previous version: latency_hourly without ``raw``, a row per slot in every hour."""
     rng = random.Random(18)
     history = coherent_history(rng, sessions=4)
     with (
@@ -208,9 +208,9 @@ def test_an_upgraded_database_gets_the_column_and_compacts(db_url: str) -> None:
         apply_events(conn, history[: len(history) // 3])
         apply_events(other, history[len(history) // 3 : len(history) * 2 // 3])
         before = hours_reads(conn)
-        conn.execute("ALTER TABLE latency_hourly DROP COLUMN packed")
+        conn.execute("ALTER TABLE latency_hourly DROP COLUMN raw")
         apply_schema(conn, force=True)  # the previous version's file had another digest
-        assert conn.execute("SELECT count(*) FROM latency_hourly WHERE packed IS NOT NULL").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM latency_hourly WHERE raw IS NOT NULL").fetchone() == (0,)
         assert hours_reads(conn) == before
         assert fold_latency(conn, now=AFTER)["hours"] > 0
         assert_compacted(conn, compact_before(AFTER))

@@ -1,13 +1,13 @@
-"""Compacting the closed hours of latency_hourly (schema.sql: latency_hourly.packed), a step of the
+"""Compacting the closed hours of latency_hourly (schema.sql: latency_hourly.raw), a step of the
 fold: a read of the last hours then sends each closed hour's histograms as stored bytes, one row per
 metric and name, whatever the number of workers that wrote them.
 
 An hour is closed ``grace`` after it ends; the closed hours of the last COMPACTED_SPAN with a row
-not compacted yet (``packed`` NULL: never compacted, or written since) are due. Under the fold's
+not compacted yet (``raw`` NULL: never compacted, or written since) are due. Under the fold's
 exclusive advisory lock (the moves take it shared, so no apply adds to an hour while it is
 rewritten), a day of hours per transaction: each due hour's rows go, and one row per metric and
-name takes their place, in slot 0, with the sum of their counts and its packed form. A write into a
-compacted hour after that adds a row of its own slot, or to the slot-0 row and sets its ``packed``
+name takes their place, in slot 0, with the sum of their counts and its raw form. A write into a
+compacted hour after that adds a row of its own slot, or to the slot-0 row and sets its ``raw``
 NULL: the reads pack such rows themselves, so they stay exact, and the next fold compacts the hour
 again. Idempotent: nothing due, it takes no lock (applies never wait on it).
 """
@@ -29,7 +29,7 @@ COMPACTED_SPAN = timedelta(days=8)
 # The first hour in [since, before) with a row not compacted: the index's order, no lock.
 DUE = """
 SELECT min(hour) FROM latency_hourly
-WHERE hour >= %(since)s::timestamptz AND hour < %(before)s::timestamptz AND packed IS NULL
+WHERE hour >= %(since)s::timestamptz AND hour < %(before)s::timestamptz AND raw IS NULL
 """
 
 # The hours in [since, until) with a row not compacted: their rows go, one per metric and name comes,
@@ -37,7 +37,7 @@ WHERE hour >= %(since)s::timestamptz AND hour < %(before)s::timestamptz AND pack
 COMPACT = """
 WITH due AS (
     SELECT DISTINCT h.hour FROM latency_hourly AS h
-    WHERE h.hour >= %(since)s::timestamptz AND h.hour < %(until)s::timestamptz AND h.packed IS NULL
+    WHERE h.hour >= %(since)s::timestamptz AND h.hour < %(until)s::timestamptz AND h.raw IS NULL
 ), gone AS (
     DELETE FROM latency_hourly AS h USING due WHERE h.hour = due.hour
     RETURNING h.hour, h.metric, h.name, h.lo, h.counts
@@ -53,8 +53,8 @@ WITH due AS (
     FROM buckets AS b
     GROUP BY 1, 2, 3
 ), compacted AS (
-    INSERT INTO latency_hourly (hour, metric, name, slot, lo, counts, packed)
-    SELECT s.hour, s.metric, s.name, 0, s.lo, s.counts, substring(array_send(s.counts) FROM 21)
+    INSERT INTO latency_hourly (hour, metric, name, slot, lo, counts, raw)
+    SELECT s.hour, s.metric, s.name, 0, s.lo, s.counts, metrics_histogram_raw(s.counts)
     FROM summed AS s
     ORDER BY 1, 2, 3
     RETURNING 1
