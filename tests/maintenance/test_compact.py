@@ -85,9 +85,8 @@ def test_an_hour_is_compacted_once_closed(conn: psycopg.Connection[Any]) -> None
     last = conn.execute("SELECT max(hour) FROM latency_hourly").fetchone()[0]  # type: ignore[index]
     # Within the grace after the last hour ended: it is not closed yet (a late event may come).
     assert fold_latency(conn, now=last + timedelta(hours=1, minutes=4))["hours"] == 0
-    assert conn.execute("SELECT bool_and(raw IS NULL) FROM latency_hourly WHERE hour = %s", (last,)).fetchone() == (
-        True,
-    )
+    open_rows = conn.execute("SELECT bool_and(raw IS NULL) FROM latency_hourly WHERE hour = %s", (last,))
+    assert open_rows.fetchone() == (True,)
     assert fold_latency(conn, now=last + timedelta(hours=1, minutes=6))["hours"] == 1
     assert_compacted(conn, last + timedelta(hours=1))
     assert_rollups_match(conn)

@@ -182,12 +182,14 @@ def test_arrays_stored_raw_sum_with_the_packed_ones(
     """The arrays of compacted hours come apart, as stored (schema.sql: metrics_histogram_raw, the
     values without their lengths); sum_packed adds them to the packed ones as sum_dense adds the rows."""
     found = db.execute(
-        "SELECT array_agg(lo ORDER BY k) FILTER (WHERE NOT s), array_agg(cardinality(counts) ORDER BY k) FILTER"
-        " (WHERE NOT s), string_agg(substring(array_send(counts) FROM 21), ''::bytea ORDER BY k) FILTER"
-        " (WHERE NOT s), array_agg(lo ORDER BY k) FILTER (WHERE s), array_agg(cardinality(counts) ORDER BY k)"
-        " FILTER (WHERE s), string_agg(metrics_histogram_raw(counts), ''::bytea ORDER BY k) FILTER (WHERE s)"
-        " FROM unnest(%(los)s::int[], %(counts)s::text[], %(stored)s::bool[]) WITH ORDINALITY AS r(lo, c, s, k),"
-        " LATERAL (SELECT c::int[] AS counts) AS a",
+        "SELECT array_agg(lo ORDER BY k) FILTER (WHERE NOT s),"
+        " array_agg(cardinality(counts) ORDER BY k) FILTER (WHERE NOT s),"
+        " string_agg(substring(array_send(counts) FROM 21), ''::bytea ORDER BY k) FILTER (WHERE NOT s),"
+        " array_agg(lo ORDER BY k) FILTER (WHERE s),"
+        " array_agg(cardinality(counts) ORDER BY k) FILTER (WHERE s),"
+        " string_agg(metrics_histogram_raw(counts), ''::bytea ORDER BY k) FILTER (WHERE s)"
+        " FROM unnest(%(los)s::int[], %(counts)s::text[], %(stored)s::bool[])"
+        " WITH ORDINALITY AS r(lo, c, s, k), LATERAL (SELECT c::int[] AS counts) AS a",
         {
             "los": [lo for lo, _ in rows],
             "counts": ["{" + ",".join(map(str, c)) + "}" for _, c in rows],

@@ -65,8 +65,8 @@ def sum_packed(
     words = np.frombuffer(packed if packed is not None else b"", dtype=">i4")
     if len(starts) != len(lengths) or len(words) != 2 * int(lengths.sum()) or (words[0::2] != 4).any():
         raise ValueError(
-            f"packed counts: {len(lengths)} sizes summing to {int(lengths.sum())} for {len(starts)} "
-            f"arrays and {len(words) // 2} elements, {int((words[0::2] != 4).sum())} of them not 4 bytes (NULL?)"
+            f"packed counts: {len(lengths)} sizes summing to {int(lengths.sum())} for {len(starts)} arrays "
+            f"and {len(words) // 2} elements, {int((words[0::2] != 4).sum())} of them not 4 bytes (NULL?)"
         )
     values = words[1::2]
     if raw_los is not None or raw_sizes is not None or raw is not None:
@@ -87,7 +87,9 @@ def sum_packed(
     total = np.zeros(int((starts + lengths)[kept].max()) - first, dtype=np.int64)
     # where each array's elements begin in ``values``, and so each element's place in ``total``
     offsets = np.cumsum(lengths) - lengths
-    np.add.at(total, np.arange(len(values)) + np.repeat(starts - first - offsets, lengths), values.astype(np.int64))
+    np.add.at(
+        total, np.arange(len(values)) + np.repeat(starts - first - offsets, lengths), values.astype(np.int64)
+    )
     return first, total
 
 
