@@ -172,6 +172,30 @@ def test_a_compaction_waits_for_an_apply_in_flight_and_counts_it(db_url: str) ->
         assert_rollups_match(watcher)
 
 
+def test_a_compaction_waits_on_the_lock_every_move_takes_shared(db_url: str) -> None:
+    """Whatever rows an apply holds: a move's first step (schema.sql: round_rollups_move) is enough."""
+    with (
+        psycopg.connect(db_url, autocommit=True) as applier,
+        psycopg.connect(db_url, autocommit=True) as folder,
+        psycopg.connect(db_url, autocommit=True) as watcher,
+    ):
+        apply_events(applier, coherent_history(random.Random(19), sessions=2))
+        with applier.transaction():
+            applier.execute(
+                "SELECT pg_advisory_xact_lock_shared(1919904877, 'latency_fold'::regclass::oid::int)"
+            )
+            thread = threading.Thread(target=compact_hours, args=(folder, fold.LOCK), kwargs={"now": AFTER})
+            thread.start()
+            wait_until_blocked(watcher, folder.info.backend_pid, thread)
+            waits = watcher.execute(
+                "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (folder.info.backend_pid,)
+            )
+            assert waits.fetchone() == ("advisory",)
+        thread.join(10)
+        assert not thread.is_alive()
+        assert_compacted(watcher, compact_before(AFTER))
+
+
 def test_an_apply_during_a_compaction_waits_and_adds_to_the_compacted_rows(db_url: str) -> None:
     with (
         psycopg.connect(db_url, autocommit=True) as applier,
