@@ -805,7 +805,8 @@ CREATE TABLE IF NOT EXISTS latency_hourly (
     counts                     int[] NOT NULL,        -- counts[k]: durations in bucket lo + k - 1
     -- counts as the latency reads send them (metrics_histogram_raw), kept by the fold's compaction
     -- of a closed hour; NULL until then, and again after any later write (the moves set it NULL)
-    raw                        bytea CONSTRAINT latency_hourly_raw CHECK (raw IS NULL OR raw = metrics_histogram_raw(counts)),
+    raw                        bytea CONSTRAINT latency_hourly_raw
+        CHECK (raw IS NULL OR raw = metrics_histogram_raw(counts)),
     PRIMARY KEY (hour, metric, name, slot)
 ) WITH (fillfactor = 70, toast_tuple_target = 8160);
 

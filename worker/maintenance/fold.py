@@ -137,6 +137,8 @@ def fold_latency(
         raise ValueError(f"chunk_days: must be at least 1, got {chunk_days}")
     if grace < timedelta(0):
         raise ValueError(f"grace: must not be negative, got {grace}")
+    if hour_grace < timedelta(0):  # before the fold, not after it
+        raise ValueError(f"hour grace: must not be negative, got {hour_grace}")
     if not conn.autocommit:
         raise ValueError("conn: the fold commits a chunk at a time; pass an autocommit connection")
     now = now or datetime.now(UTC)
