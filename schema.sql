@@ -787,6 +787,14 @@ BEGIN
     END IF;
 END $$;
 
+-- A histogram's counts as 4-byte big-endian ints one after another (int4[]'s binary form less its
+-- header and the length before each element): what the reads of hours send of a compacted hour.
+CREATE OR REPLACE FUNCTION metrics_histogram_raw(counts int[]) RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT COALESCE(string_agg(int4send(u.n), ''::bytea ORDER BY u.k), ''::bytea)
+    FROM unnest(counts) WITH ORDINALITY AS u(n, k)
+$$;
+
 CREATE TABLE IF NOT EXISTS latency_hourly (
     hour                       timestamptz NOT NULL,  -- metrics_utc_hour(started_at)
     metric                     text COLLATE "C" NOT NULL CHECK (metric IN (
@@ -795,8 +803,30 @@ CREATE TABLE IF NOT EXISTS latency_hourly (
     slot                       smallint NOT NULL,
     lo                         int NOT NULL,          -- the bucket of counts[1] (metrics_latency_bucket)
     counts                     int[] NOT NULL,        -- counts[k]: durations in bucket lo + k - 1
+    -- counts as the latency reads send them (metrics_histogram_raw), kept by the fold's compaction
+    -- of a closed hour; NULL until then, and again after any later write (the moves set it NULL)
+    raw                        bytea CONSTRAINT latency_hourly_raw
+        CHECK (raw IS NULL OR raw = metrics_histogram_raw(counts)),
     PRIMARY KEY (hour, metric, name, slot)
 ) WITH (fillfactor = 70, toast_tuple_target = 8160);
+
+-- A closed hour, compacted (worker/maintenance/compact.py, run by the fold): one row per metric and
+-- name, in slot 0, with ``raw``, its counts as the reads of hours send them: the read sends those
+-- bytes as they are (no array_send, an int4send call per element, and half the bytes of its form),
+-- and reads one row per hour whatever the number of workers. ``raw`` is NULL on every row a move
+-- writes (a late write into a compacted hour sets it NULL on the row it adds to, or adds a row in
+-- its own slot): the read packs such rows itself, and the next fold compacts the hour again. The
+-- check keeps ``raw`` what ``counts`` say, so a write that changed counts and forgot ``raw`` fails
+-- instead of reading wrong. A database of the version before: the column is added (NULL everywhere:
+-- every row packed by the read, as before, until the fold compacts the last days' closed hours).
+-- Checked first: no table lock when it is there.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'latency_hourly'::regclass AND attname = 'raw') THEN
+        ALTER TABLE latency_hourly ADD COLUMN IF NOT EXISTS raw bytea CONSTRAINT latency_hourly_raw
+            CHECK (raw IS NULL OR raw = metrics_histogram_raw(counts));
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS latency_daily (
     day                        date NOT NULL,         -- UTC date of started_at
@@ -1039,7 +1069,8 @@ BEGIN
         ORDER BY 1, 2, 3
         ON CONFLICT (hour, metric, name, slot) DO UPDATE SET
             lo = LEAST(r.lo, EXCLUDED.lo),
-            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts),
+            raw = NULL
     )
     SELECT min(c.started_at) INTO oldest FROM c;
     -- latency_daily holds the days before folded_before: only a move with rows that old (late events,
@@ -1145,7 +1176,8 @@ BEGIN
         ORDER BY 1, 2, 3
         ON CONFLICT (hour, metric, name, slot) DO UPDATE SET
             lo = LEAST(r.lo, EXCLUDED.lo),
-            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts),
+            raw = NULL
     )
     SELECT min(c.started_at) INTO oldest FROM c;
     -- latency_daily and tool_rollup hold the days before folded_before: only a move with rows that
@@ -1288,7 +1320,8 @@ BEGIN
         ORDER BY 1, 2, 3
         ON CONFLICT (hour, metric, name, slot) DO UPDATE SET
             lo = LEAST(r.lo, EXCLUDED.lo),
-            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts)
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts),
+            raw = NULL
     )
     SELECT min(c.started_at) INTO oldest FROM c;
     -- latency_daily holds the days before folded_before: only a move with rows that old (late events,

@@ -6,7 +6,9 @@ Run: ``.venv/bin/python bench/read_bench.py [--scales 1,10] [--runs 21] [--keep]
 5M forwards. Each scale fills schema ``bench_read_<n>x`` with set-based SQL (generate_series;
 the apply engine would take far too long) with the roll-up triggers off, as a database written
 by the previous version, and the session aggregates recomputed from the rows; then the upgrade's
-back-fill (worker.backfill) counts the rows into the roll-ups (timed). Then VACUUM ANALYZE, one
+back-fill (worker.backfill) counts the rows into the roll-ups (timed), and the fold runs as the
+hourly job would have by the reads' ``now`` (AT: the past days folded, the closed hours compacted).
+Then VACUUM ANALYZE, one
 warm-up and ``--runs`` timed calls of each read through worker.read.queries (median and min, ms),
 and EXPLAIN ANALYZE of each read's statements with the indexes the executed nodes use. Last, for
 every aggregate read: p50 at both scales and the ratio, checked against its bound at the larger
@@ -46,6 +48,7 @@ from psycopg import sql as pgsql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from worker.backfill import backfill
+from worker.maintenance.fold import fold_latency
 from worker.read import queries
 from worker.read.queries import (
     cost_hours,
@@ -64,6 +67,8 @@ from worker.settings import DEFAULT_DATABASE_URL
 
 END = date(2026, 2, 28)  # the data covers the 90 UTC days up to here
 DAYS = 90
+#: When the reads of the last hours run (cases), and the fold before them: half an hour into END's last hour.
+AT = datetime.combine(END + timedelta(days=1), datetime.min.time(), UTC) - timedelta(minutes=30)
 RESULTS = Path(__file__).resolve().parent / "results" / "read.json"
 
 # Candidates beyond schema.sql, tried with --indexes proposed: (kind, name, statement). Each
@@ -383,7 +388,7 @@ def cases(detail_id: str) -> list[Case]:
     week_at, day_at, now = (
         end_at - timedelta(days=7),
         end_at - timedelta(hours=24),
-        end_at - timedelta(minutes=30),
+        AT,
     )
 
     def page(**kw: Any) -> dict[str, Any]:
@@ -602,6 +607,11 @@ def prepare(url: str, schema: str, args: argparse.Namespace, scale: int) -> dict
                 print(f"  roll-ups back-filled in {time.perf_counter() - began:.1f} s: {counted}", flush=True)
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items() if not k.startswith("requested")))
     with connect(url, schema) as conn:
+        # What the hourly fold job has done by AT in a deployment: the past days folded, the closed
+        # hours compacted (worker/maintenance/fold.py).
+        began = time.perf_counter()
+        folded = fold_latency(conn, now=AT)
+        print(f"  folded in {time.perf_counter() - began:.1f} s: {folded}", flush=True)
         set_indexes(conn, args.indexes)
     return sizes
 

@@ -174,6 +174,34 @@ def test_arrays_packed_by_postgresql_sum_as_the_rows_do(
     assert total.dtype == np.int64
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=_ROWS, stored=st.lists(st.booleans(), min_size=6, max_size=6))
+def test_arrays_stored_raw_sum_with_the_packed_ones(
+    db: psycopg.Connection[Any], rows: list[tuple[int, list[int]]], stored: list[bool]
+) -> None:
+    """The arrays of compacted hours come apart, as stored (schema.sql: metrics_histogram_raw, the
+    values without their lengths); sum_packed adds them to the packed ones as sum_dense adds the rows."""
+    found = db.execute(
+        "SELECT array_agg(lo ORDER BY k) FILTER (WHERE NOT s),"
+        " array_agg(cardinality(counts) ORDER BY k) FILTER (WHERE NOT s),"
+        " string_agg(substring(array_send(counts) FROM 21), ''::bytea ORDER BY k) FILTER (WHERE NOT s),"
+        " array_agg(lo ORDER BY k) FILTER (WHERE s),"
+        " array_agg(cardinality(counts) ORDER BY k) FILTER (WHERE s),"
+        " string_agg(metrics_histogram_raw(counts), ''::bytea ORDER BY k) FILTER (WHERE s)"
+        " FROM unnest(%(los)s::int[], %(counts)s::text[], %(stored)s::bool[])"
+        " WITH ORDINALITY AS r(lo, c, s, k), LATERAL (SELECT c::int[] AS counts) AS a",
+        {
+            "los": [lo for lo, _ in rows],
+            "counts": ["{" + ",".join(map(str, c)) + "}" for _, c in rows],
+            "stored": stored[: len(rows)],
+        },
+    ).fetchone()
+    assert found is not None
+    first, total = sum_packed(*found)
+    want_first, want_total = histogram.sum_dense(rows)
+    assert (first, total.tolist()) == (want_first, want_total.tolist())
+
+
 def test_packed_arrays_that_do_not_add_up_are_refused() -> None:
     two = b"\x00\x00\x00\x04\x00\x00\x00\x07" * 2
     assert sum_packed([5], [2], two)[1].tolist() == [7, 7]
@@ -181,3 +209,6 @@ def test_packed_arrays_that_do_not_add_up_are_refused() -> None:
         sum_packed([5], [3], two)
     with pytest.raises(ValueError, match="1 of them not 4 bytes"):
         sum_packed([5], [2], b"\xff\xff\xff\xff" + two[4:])
+    assert sum_packed([5], [2], two, [6], [1], b"\x00\x00\x00\x03")[1].tolist() == [7, 10]
+    with pytest.raises(ValueError, match="raw counts: 1 sizes summing to 2 for 1 arrays and 1 elements"):
+        sum_packed(None, None, None, [6], [2], b"\x00\x00\x00\x03")

@@ -73,8 +73,10 @@ def configure_parser(subparsers: Any) -> None:
         help="fold the past days' hourly latency histograms into the daily ones",
         description="Sum the hourly latency histograms of every UTC day before today (after a 1h grace "
         "past midnight) not folded yet into one daily row per metric and name, a week per transaction; "
-        "the applies then write only hourly ones for today. Reads stay exact before and after. Idempotent; "
-        "scheduled hourly (worker/maintenance/cron.py). Prints one JSON line: days and rows folded.",
+        "the applies then write only hourly ones for today. Then compact the closed hours of the last 8 days "
+        "(5 minutes after their end) into one row per hour, metric and name, stored as the reads of hours "
+        "send it. Reads stay exact before and after. Idempotent; scheduled hourly "
+        "(worker/maintenance/cron.py). Prints one JSON line: days and rows folded, hours compacted.",
     )
     add_connections(fold, DATABASE)
     fold.set_defaults(handler=fold_days)

@@ -10,6 +10,9 @@ exclusive advisory lock that every move takes shared, it replaces the daily rows
 the sums of their hours (one row per day and key, in slot 0) and moves
 ``folded_upto`` on, in one commit. Idempotent: a second run finds nothing due, and a day it
 folds again would get the same sums. Nothing due, it takes no lock (applies never wait on it).
+
+Then it compacts the closed hours of latency_hourly under the same lock (worker/maintenance/compact.py):
+one row per hour, metric and name, stored as the latency reads send it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
+
+from worker.maintenance.compact import DEFAULT_HOUR_GRACE, compact_hours
 
 #: Late events of yesterday within this long after midnight (UTC) still land in the hourly tables only.
 DEFAULT_GRACE = timedelta(hours=1)
@@ -121,18 +126,23 @@ def fold_latency(
     now: datetime | None = None,
     grace: timedelta = DEFAULT_GRACE,
     chunk_days: int = DEFAULT_CHUNK_DAYS,
+    hour_grace: timedelta = DEFAULT_HOUR_GRACE,
 ) -> dict[str, Any]:
     """Fold every day before the UTC date of ``now - grace`` not folded yet (autocommit connection,
-    a transaction per chunk); the days with latencies and the latency rows folded, the tool_rollup
-    rows written, and the watermark
-    reached (an ISO date, or '-infinity' before any fold)."""
+    a transaction per chunk), then compact the hours closed ``hour_grace`` before ``now``
+    (compact.compact_hours); the days with latencies and the latency rows folded, the tool_rollup
+    and forward_rollup rows written, the watermark reached (an ISO date, or '-infinity' before any
+    fold), and the hours compacted with the rows that went and came."""
     if chunk_days < 1:
         raise ValueError(f"chunk_days: must be at least 1, got {chunk_days}")
     if grace < timedelta(0):
         raise ValueError(f"grace: must not be negative, got {grace}")
+    if hour_grace < timedelta(0):  # before the fold, not after it
+        raise ValueError(f"hour grace: must not be negative, got {hour_grace}")
     if not conn.autocommit:
         raise ValueError("conn: the fold commits a chunk at a time; pass an autocommit connection")
-    target = fold_target(now or datetime.now(UTC), grace)
+    now = now or datetime.now(UTC)
+    target = fold_target(now, grace)
     params: dict[str, Any] = {"target": target, "days": chunk_days}
     days = rows = tool_rows = forward_rows = 0
     while conn.execute(DUE, params).fetchone() is not None:  # nothing due: no lock, no wait
@@ -147,10 +157,12 @@ def fold_latency(
                 days, rows = days + int(found[0]), rows + int(found[1])
                 tool_rows, forward_rows = tool_rows + int(found[2]), forward_rows + int(found[3])
     row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
+    compacted = compact_hours(conn, LOCK, now=now, grace=hour_grace)
     return {
         "days": days,
         "rows": rows,
         "tool_rows": tool_rows,
         "forward_rows": forward_rows,
         "folded_upto": row[0] if row else None,
+        **compacted,
     }

@@ -42,33 +42,54 @@ class CountsLoader(Loader):
         return np.frombuffer(data, dtype=">i4", offset=20)[1::2].astype(np.int32)
 
 
-def sum_packed(los: Any, sizes: Any, packed: bytes | None) -> tuple[int, NDArray[np.int64]]:
+def sum_packed(
+    los: Any,
+    sizes: Any,
+    packed: bytes | None,
+    raw_los: Any = None,
+    raw_sizes: Any = None,
+    raw: bytes | None = None,
+) -> tuple[int, NDArray[np.int64]]:
     """Dense histograms summed into one, as histogram.sum_dense sums ``(lo, counts)`` rows, from one
     row that packs a key's arrays (the latency reads of hours: one row per name, not per hour):
     ``los[k]`` and ``sizes[k]``, the k-th array's first bucket and length, and ``packed``, their
     elements one after another as int4[]'s binary form sends them (``substring(array_send(counts)
-    FROM 21)``: the 20-byte header cut, then per element its length, 4, and its value, big-endian).
-    The server writes the elements once, the client reads them without a Python step per array:
-    every element's bucket laid out at once and added in one numpy call. No arrays (``packed``
-    NULL, as string_agg gives for none) or only empty ones: ``(0, [])``, as sum_dense."""
-    if packed is None:
-        return 0, np.zeros(0, dtype=np.int64)
-    words = np.frombuffer(packed, dtype=">i4")
-    lengths, values = words[0::2], words[1::2].astype(np.int64)
-    starts, sizes = np.asarray(los, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
-    if len(starts) != len(sizes) or len(values) != int(sizes.sum()) or (lengths != 4).any():
+    FROM 21)``: the 20-byte header cut, then per element its length, 4, and its value, big-endian);
+    ``raw_los``, ``raw_sizes`` and ``raw`` more arrays, their elements 4-byte big-endian values
+    without lengths (schema.sql: latency_hourly.raw, compacted hours). The server writes the
+    elements once, the client reads them without a Python step per array: every element's bucket
+    laid out at once and added in one numpy call. No arrays (NULLs, as array_agg and string_agg
+    give for none) or only empty ones: ``(0, [])``, as sum_dense."""
+    starts = np.asarray(los if los is not None else [], dtype=np.int64)
+    lengths = np.asarray(sizes if sizes is not None else [], dtype=np.int64)
+    words = np.frombuffer(packed if packed is not None else b"", dtype=">i4")
+    if len(starts) != len(lengths) or len(words) != 2 * int(lengths.sum()) or (words[0::2] != 4).any():
         raise ValueError(
-            f"packed counts: {len(sizes)} sizes summing to {int(sizes.sum())} for {len(starts)} arrays "
-            f"and {len(values)} elements, {int((lengths != 4).sum())} of them not 4 bytes (NULL?)"
+            f"packed counts: {len(lengths)} sizes summing to {int(lengths.sum())} for {len(starts)} arrays "
+            f"and {len(words) // 2} elements, {int((words[0::2] != 4).sum())} of them not 4 bytes (NULL?)"
         )
-    kept = sizes > 0
+    values = words[1::2]
+    if raw_los is not None or raw_sizes is not None or raw is not None:
+        raw_starts = np.asarray(raw_los if raw_los is not None else [], dtype=np.int64)
+        raw_lengths = np.asarray(raw_sizes if raw_sizes is not None else [], dtype=np.int64)
+        raw_values = np.frombuffer(raw if raw is not None else b"", dtype=">i4")
+        if len(raw_starts) != len(raw_lengths) or len(raw_values) != int(raw_lengths.sum()):
+            raise ValueError(
+                f"raw counts: {len(raw_lengths)} sizes summing to {int(raw_lengths.sum())} for "
+                f"{len(raw_starts)} arrays and {len(raw_values)} elements"
+            )
+        starts, lengths = np.concatenate([starts, raw_starts]), np.concatenate([lengths, raw_lengths])
+        values = np.concatenate([values, raw_values])
+    kept = lengths > 0
     if not kept.any():
         return 0, np.zeros(0, dtype=np.int64)
     first = int(starts[kept].min())
-    total = np.zeros(int((starts + sizes)[kept].max()) - first, dtype=np.int64)
+    total = np.zeros(int((starts + lengths)[kept].max()) - first, dtype=np.int64)
     # where each array's elements begin in ``values``, and so each element's place in ``total``
-    offsets = np.cumsum(sizes) - sizes
-    np.add.at(total, np.arange(len(values)) + np.repeat(starts - first - offsets, sizes), values)
+    offsets = np.cumsum(lengths) - lengths
+    np.add.at(
+        total, np.arange(len(values)) + np.repeat(starts - first - offsets, lengths), values.astype(np.int64)
+    )
     return first, total
 
 

@@ -7,8 +7,10 @@ LATENCY_OF_HOURS_FROM_ROLLUP the hourly ones of the last N hours (latency_hourly
 first column, ``rollups_ready``, whether they count every row. LATENCY_FROM_BASE computes the same
 buckets from the base tables (with schema.sql's metrics_latency_bucket), run only while a back-fill
 is due, each bucket a one-count array. All three send one row per name, its arrays packed (first
-buckets, lengths, and the elements as int4[]'s binary form has them; the three aggregates of a group
-take its rows in one order, as PostgreSQL advances them together row by row), summed by
+buckets, lengths, and the elements as int4[]'s binary form has them; the aggregates of a group
+take its rows in one order, as PostgreSQL advances them together row by row), and the arrays of
+closed hours the fold compacted (schema.sql: latency_hourly.raw) apart, as stored (their elements
+as 4-byte ints: no array_send, an int4send call per element, and half the bytes), summed by
 _base.sum_packed in one numpy call, and the percentiles are read off the summed array
 (histogram.percentiles_dense), so all give the same answer: the last 24 hours are 24 arrays per name
 and slot (and a span of dates has the hours of the days not folded yet), and a row, a loader call
@@ -43,16 +45,21 @@ FROM (
     WHERE done AND entity IN ('round_hourly', 'tool_latency', 'forward_latency')
 ) AS ready
 LEFT JOIN (
-    SELECT metric, name, array_agg(lo) AS los, array_agg(cardinality(counts)) AS sizes,
-           string_agg(substring(array_send(counts) FROM 21), ''::bytea) AS packed
+    SELECT metric, name,
+           array_agg(lo) FILTER (WHERE raw IS NULL) AS los,
+           array_agg(cardinality(counts)) FILTER (WHERE raw IS NULL) AS sizes,
+           string_agg(substring(array_send(counts) FROM 21), ''::bytea) FILTER (WHERE raw IS NULL) AS packed,
+           array_agg(lo) FILTER (WHERE raw IS NOT NULL) AS raw_los,
+           array_agg(cardinality(counts)) FILTER (WHERE raw IS NOT NULL) AS raw_sizes,
+           string_agg(raw, ''::bytea) AS raw
     FROM (
-        SELECT metric, name, lo, counts
+        SELECT metric, name, lo, counts, NULL::bytea AS raw
         FROM latency_daily
         WHERE day >= COALESCE((%(start_at)s::timestamptz AT TIME ZONE 'UTC')::date, '-infinity')
           AND day < LEAST(COALESCE((%(end_at)s::timestamptz AT TIME ZONE 'UTC')::date, 'infinity'),
                           (SELECT folded_upto FROM latency_fold))
         UNION ALL
-        SELECT metric, name, lo, counts
+        SELECT metric, name, lo, counts, raw
         FROM latency_hourly
         WHERE hour >= GREATEST(COALESCE(%(start_at)s::timestamptz, '-infinity'),
                                (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC')
@@ -69,8 +76,13 @@ FROM (
     WHERE done AND entity IN ('round_hourly', 'tool_latency', 'forward_latency')
 ) AS ready
 LEFT JOIN (
-    SELECT metric, name, array_agg(lo) AS los, array_agg(cardinality(counts)) AS sizes,
-           string_agg(substring(array_send(counts) FROM 21), ''::bytea) AS packed
+    SELECT metric, name,
+           array_agg(lo) FILTER (WHERE raw IS NULL) AS los,
+           array_agg(cardinality(counts)) FILTER (WHERE raw IS NULL) AS sizes,
+           string_agg(substring(array_send(counts) FROM 21), ''::bytea) FILTER (WHERE raw IS NULL) AS packed,
+           array_agg(lo) FILTER (WHERE raw IS NOT NULL) AS raw_los,
+           array_agg(cardinality(counts)) FILTER (WHERE raw IS NOT NULL) AS raw_sizes,
+           string_agg(raw, ''::bytea) AS raw
     FROM latency_hourly
     WHERE hour >= %(start_at)s::timestamptz AND hour < %(end_at)s::timestamptz
     GROUP BY metric, name
@@ -79,7 +91,8 @@ LEFT JOIN (
 
 LATENCY_FROM_BASE = """
 SELECT metric, name, array_agg(bucket) AS los, array_agg(1) AS sizes,
-       string_agg(substring(array_send(ARRAY[n]) FROM 21), ''::bytea) AS packed
+       string_agg(substring(array_send(ARRAY[n]) FROM 21), ''::bytea) AS packed,
+       NULL::int[] AS raw_los, NULL::int[] AS raw_sizes, NULL::bytea AS raw
 FROM (
     SELECT metric, name, bucket, count(*)::int AS n
     FROM (
@@ -152,7 +165,8 @@ def latency(
         )
     counts: dict[str, dict[str, Dense]] = defaultdict(dict)
     for row in rows:  # one row per name, its arrays packed
-        if (c := sum_packed(row["los"], row["sizes"], row["packed"]))[1].any():
+        c = sum_packed(row["los"], row["sizes"], row["packed"], row["raw_los"], row["raw_sizes"], row["raw"])
+        if c[1].any():
             counts[row["metric"]][row["name"]] = c
     return Latency(
         start=start_at,
