@@ -173,9 +173,12 @@ LEFT JOIN (
                     0) AS value,
            COALESCE(sum(sessions) FILTER (WHERE status IN ('completed', 'error', 'cancelled')), 0)::int8
                AS samples
-    FROM session_rollup
-    WHERE day >= %(first_day)s AND day <= %(last_day)s
-      AND (%(model)s::text IS NULL OR model = %(model)s)
+    FROM (SELECT model, status, sessions FROM session_rollup  -- folded days, then hours (latency_fold)
+          WHERE day >= %(first_day)s AND day <= %(last_day)s AND day < (SELECT folded_upto FROM latency_fold)
+          UNION ALL SELECT model, status, sessions FROM session_hourly
+          WHERE hour >= GREATEST(%(first_day)s::date, (SELECT folded_upto FROM latency_fold))::timestamp
+                AT TIME ZONE 'UTC' AND hour < (%(last_day)s::date + 1)::timestamp AT TIME ZONE 'UTC') AS s
+    WHERE (%(model)s::text IS NULL OR model = %(model)s)
     GROUP BY 1
 ) AS answer ON ready.rollups_ready
 """
@@ -202,9 +205,12 @@ LEFT JOIN (
     SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
            sum(total_tokens)::float8 AS value,
            sum(total_rounds)::int8 AS samples
-    FROM session_rollup
-    WHERE day >= %(first_day)s AND day <= %(last_day)s
-      AND (%(model)s::text IS NULL OR model = %(model)s)
+    FROM (SELECT model, total_tokens, total_rounds FROM session_rollup  -- as the session errors' above
+          WHERE day >= %(first_day)s AND day <= %(last_day)s AND day < (SELECT folded_upto FROM latency_fold)
+          UNION ALL SELECT model, total_tokens, total_rounds FROM session_hourly
+          WHERE hour >= GREATEST(%(first_day)s::date, (SELECT folded_upto FROM latency_fold))::timestamp
+                AT TIME ZONE 'UTC' AND hour < (%(last_day)s::date + 1)::timestamp AT TIME ZONE 'UTC') AS s
+    WHERE (%(model)s::text IS NULL OR model = %(model)s)
     GROUP BY 1
 ) AS answer ON ready.rollups_ready
 """
