@@ -110,7 +110,8 @@ WITH buckets AS (
 ), sessions AS (
     INSERT INTO session_rollup (
         day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
-        total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
+        total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events,
+        total_tokens_saved)
     SELECT (s.hour AT TIME ZONE 'UTC')::date AS day, s.model, s.status, s.reconciled, 0, sum(s.sessions),
            sum(s.total_rounds), sum(s.prompt_tokens), sum(s.completion_tokens), sum(s.total_tokens),
            sum(s.tool_call_count), sum(s.prompt_cached_tool_outputs), sum(s.total_compression_events),
@@ -147,7 +148,8 @@ def fold_latency(
 ) -> dict[str, Any]:
     """Fold every day before the UTC date of ``now - grace`` not folded yet (autocommit connection,
     a transaction per chunk); the days with latencies and the latency rows folded, the tool_rollup,
-    forward_rollup and session_rollup rows written, and the watermark reached (an ISO date, or '-infinity' before any fold)."""
+    forward_rollup and session_rollup rows written, and the watermark reached (an ISO date, or
+    '-infinity' before any fold)."""
     if chunk_days < 1:
         raise ValueError(f"chunk_days: must be at least 1, got {chunk_days}")
     if grace < timedelta(0):
