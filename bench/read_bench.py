@@ -55,6 +55,7 @@ from worker.read.queries import (
     hourly,
     percentiles,
     session_daily,
+    session_hours,
     session_rows,
     session_totals,
     tool_totals,
@@ -311,6 +312,7 @@ def fill(
             "SELECT (SELECT count(*) FROM session_rollup) + (SELECT count(*) FROM tool_rollup)"
             " + (SELECT count(*) FROM forward_rollup) + (SELECT count(*) FROM round_hourly)"
             " + (SELECT count(*) FROM latency_hourly) + (SELECT count(*) FROM tool_hourly)"
+            " + (SELECT count(*) FROM session_hourly)"
         ).fetchone()[0]  # type: ignore[index]
         conn.execute("CREATE TABLE bench_meta (sizes jsonb NOT NULL)")
         conn.execute("INSERT INTO bench_meta VALUES (%s)", (json.dumps(sizes),))
@@ -478,9 +480,9 @@ def cases(detail_id: str) -> list[Case]:
           for q in (cost_totals.COST_ROWS_FROM_ROLLUP, cost_totals.USERS_OF_MODEL,
                     cost_totals.TOP_SESSIONS)], True),
         ("summary, last 24 hours", lambda c: queries.summary(c, hours=24, now=now),
-         [(s.SUMMARY_OF_HOURS, last_day)], True),
+         [(session_hours.SUMMARY_OF_HOURS, last_day)], True),
         ("by_model, last 24 hours", lambda c: queries.by_model(c, hours=24, now=now),
-         [(s.BY_MODEL_OF_HOURS, last_day)], True),
+         [(session_hours.BY_MODEL_OF_HOURS, last_day)], True),
         ("tool_metrics, last 24 hours", lambda c: queries.tool_metrics(c, hours=24, now=now),
          [(tool_totals.TOOLS_OF_HOURS, last_day)], True),
         ("forward_summary, last 24 hours", lambda c: queries.forward_summary(c, hours=24, now=now),
