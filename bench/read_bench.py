@@ -6,7 +6,8 @@ Run: ``.venv/bin/python bench/read_bench.py [--scales 1,10] [--runs 21] [--keep]
 5M forwards. Each scale fills schema ``bench_read_<n>x`` with set-based SQL (generate_series;
 the apply engine would take far too long) with the roll-up triggers off, as a database written
 by the previous version, and the session aggregates recomputed from the rows; then the upgrade's
-back-fill (worker.backfill) counts the rows into the roll-ups (timed). Then VACUUM ANALYZE, one
+back-fill (worker.backfill) counts the rows into the roll-ups (timed), and the fold job folds the
+days before the last one into the daily roll-ups, as it keeps a deployment's. Then VACUUM ANALYZE, one
 warm-up and ``--runs`` timed calls of each read through worker.read.queries (median and min, ms),
 and EXPLAIN ANALYZE of each read's statements with the indexes the executed nodes use. Last, for
 every aggregate read: p50 at both scales and the ratio, checked against its bound at the larger
@@ -46,6 +47,7 @@ from psycopg import sql as pgsql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from worker.backfill import backfill
+from worker.maintenance.fold import fold_latency
 from worker.read import queries
 from worker.read.queries import (
     cost_hours,
@@ -299,6 +301,11 @@ def fill(
         counted = backfill(conn, chunk_size=50_000)
         backfill_s = time.perf_counter() - began
         print(f"  roll-ups back-filled in {backfill_s:.1f} s: {counted}", flush=True)
+        # The days before the data's last one folded into the daily roll-ups, as the hourly fold
+        # job keeps a deployment's (schema.sql: latency_fold); the last day is read from its hours.
+        began = time.perf_counter()
+        folded = fold_latency(conn, now=until)
+        print(f"  folded up to {folded['folded_upto']} in {time.perf_counter() - began:.1f} s", flush=True)
         sizes = {
             table: conn.execute(
                 pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier(table))
@@ -538,8 +545,9 @@ def run(
             plans = [explain(conn, q, p) for q, p in statements]
             indexes = sorted({i for p in plans for i in p["indexes"]})
             seq = sorted({t for p in plans for t in p["seq_scans"]})
-            # The roll-ups and the back-fill state are small whatever the history: scanning them is fine.
-            base_seq = [t for t in seq if "rollup" not in t]
+            # The roll-ups, the back-fill state and the fold watermark are small whatever the history:
+            # scanning them is fine.
+            base_seq = [t for t in seq if "rollup" not in t and t != "latency_fold"]
             warn = "  <-- seq scan where an index should serve" if selective and base_seq else ""
             median_ms = statistics.median(times[scale])
             print(
