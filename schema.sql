@@ -342,6 +342,41 @@ CREATE TABLE IF NOT EXISTS user_cost_rollup (
     PRIMARY KEY (day, user_id, slot)
 ) WITH (fillfactor = 70);
 
+-- Sessions by the UTC hour of their started_at, with session_rollup's key and sums: the read of the
+-- last hours, and the days not folded into session_rollup yet (latency_fold below: session_rollup
+-- holds exactly the days before its folded_upto, a later day is read from its hours, as tool_rollup's
+-- and forward_rollup's). Moved with session_rollup (entity 'sessions'). A database whose session
+-- roll-up predates it (session_rollup written for every day) counts its sessions again from zero
+-- into both, and into user_cost_rollup, moved with them: the back-fill writes session_rollup only
+-- for the days before the watermark, so keeping the old rows would count those days twice; readers
+-- answer from session_metrics until `metrics-worker schema` has back-filled them.
+DO $$
+BEGIN
+    IF to_regclass('session_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
+        DELETE FROM session_rollup;
+        DELETE FROM user_cost_rollup;  -- moved with it (one back-fill entity)
+        UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM session_metrics)
+        WHERE entity = 'sessions';
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS session_hourly (
+    hour                       timestamptz NOT NULL,  -- metrics_utc_hour(session_metrics.started_at)
+    model                      text NOT NULL,
+    status                     text NOT NULL,
+    reconciled                 boolean NOT NULL DEFAULT false,
+    slot                       smallint NOT NULL,
+    sessions                   bigint NOT NULL DEFAULT 0,
+    total_rounds               numeric NOT NULL DEFAULT 0,
+    prompt_tokens              numeric NOT NULL DEFAULT 0,
+    completion_tokens          numeric NOT NULL DEFAULT 0,
+    total_tokens               numeric NOT NULL DEFAULT 0,
+    tool_call_count            numeric NOT NULL DEFAULT 0,
+    prompt_cached_tool_outputs numeric NOT NULL DEFAULT 0,
+    total_compression_events   numeric NOT NULL DEFAULT 0,
+    total_tokens_saved         numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, model, status, reconciled, slot)
+) WITH (fillfactor = 70);
+
 -- A table of the version before forward_hourly (the forwards' cost by hour and model): forward_hourly
 -- holds the same sums by endpoint too, and replaces it.
 DROP TABLE IF EXISTS forward_cost_hourly;
@@ -516,45 +551,92 @@ BEGIN
 END $$;
 
 -- Add the contributions of ``plus`` and subtract those of ``minus`` (rows of the base table),
--- one upsert per statement, buckets in key order. ``upto``: count only keys <= it (NULL: all).
+-- one upsert per roll-up, buckets in key order. ``upto``: count only keys <= it (NULL: all).
 -- The arrays are polymorphic so that no function depends on a base table's row type (a table
 -- dropped by mistake can be dropped, and `metrics-worker schema` creates it again).
+-- session_hourly always; session_rollup holds the days before latency_fold's watermark, so only a
+-- move whose hours reach before it (a session of a folded day that changed, prune, reconcile, the
+-- back-fill of old rows) writes it, in a second statement: the hours it wrote say whether any did.
 CREATE OR REPLACE FUNCTION session_rollup_move(plus anyarray, minus anyarray, upto text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
+    folded_before timestamptz;
+    oldest timestamptz;
 BEGIN
-    INSERT INTO session_rollup AS r (
-        day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
-        total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status,
-               c.reconciled_at IS NOT NULL AS reconciled, my_slot,
-               sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
-               sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
-               sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
-               sum(c.sign * c.prompt_cached_tool_outputs) AS pcto,
-               sum(c.sign * c.total_compression_events) AS compressions,
-               sum(c.sign * c.total_tokens_saved) AS tokens_saved
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
-        GROUP BY 1, 2, 3, 4
-    ) AS d
-    WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
-           d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT (day, model, status, reconciled, slot) DO UPDATE SET
-        sessions = r.sessions + EXCLUDED.sessions,
-        total_rounds = r.total_rounds + EXCLUDED.total_rounds,
-        prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
-        completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
-        total_tokens = r.total_tokens + EXCLUDED.total_tokens,
-        tool_call_count = r.tool_call_count + EXCLUDED.tool_call_count,
-        prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
-        total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
-        total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
+    -- latency_fold: the lock first, the watermark in a later statement (its own snapshot, taken
+    -- after any fold holding the lock has committed).
+    PERFORM pg_advisory_xact_lock_shared(1919904877, 'latency_fold'::regclass::oid::int);
+    SELECT f.folded_upto::timestamp AT TIME ZONE 'UTC' INTO folded_before FROM latency_fold AS f;
+    WITH hourly AS (
+        INSERT INTO session_hourly AS r (
+            hour, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
+            total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
+        SELECT * FROM (
+            SELECT metrics_utc_hour(c.started_at) AS hour, c.model, c.status,
+                   c.reconciled_at IS NOT NULL AS reconciled, my_slot,
+                   sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
+                   sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
+                   sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
+                   sum(c.sign * c.prompt_cached_tool_outputs) AS pcto,
+                   sum(c.sign * c.total_compression_events) AS compressions,
+                   sum(c.sign * c.total_tokens_saved) AS tokens_saved
+            FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+                  UNION ALL
+                  SELECT -1, m.* FROM unnest(minus) AS m) AS c
+            WHERE c.started_at IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
+            GROUP BY 1, 2, 3, 4
+        ) AS d
+        WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
+               d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT (hour, model, status, reconciled, slot) DO UPDATE SET
+            sessions = r.sessions + EXCLUDED.sessions,
+            total_rounds = r.total_rounds + EXCLUDED.total_rounds,
+            prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+            completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+            total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+            tool_call_count = r.tool_call_count + EXCLUDED.tool_call_count,
+            prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
+            total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
+            total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved
+        RETURNING r.hour
+    )
+    SELECT min(h.hour) INTO oldest FROM hourly AS h;
+    -- a day's bucket moves only if one of its hours did (the day is the sum of its hours)
+    IF oldest < folded_before THEN
+        INSERT INTO session_rollup AS r (
+            day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
+            total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events, total_tokens_saved)
+        SELECT * FROM (
+            SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.model, c.status,
+                   c.reconciled_at IS NOT NULL AS reconciled, my_slot,
+                   sum(c.sign) AS sessions, sum(c.sign * c.total_rounds) AS total_rounds,
+                   sum(c.sign * c.prompt_tokens) AS prompt_tokens, sum(c.sign * c.completion_tokens) AS completion_tokens,
+                   sum(c.sign * c.total_tokens) AS total_tokens, sum(c.sign * c.tool_call_count) AS tool_call_count,
+                   sum(c.sign * c.prompt_cached_tool_outputs) AS pcto,
+                   sum(c.sign * c.total_compression_events) AS compressions,
+                   sum(c.sign * c.total_tokens_saved) AS tokens_saved
+            FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+                  UNION ALL
+                  SELECT -1, m.* FROM unnest(minus) AS m) AS c
+            WHERE c.started_at < folded_before AND (upto IS NULL OR c.session_id <= upto)
+            GROUP BY 1, 2, 3, 4
+        ) AS d
+        WHERE (d.sessions, d.total_rounds, d.prompt_tokens, d.completion_tokens, d.total_tokens, d.tool_call_count,
+               d.pcto, d.compressions, d.tokens_saved) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT (day, model, status, reconciled, slot) DO UPDATE SET
+            sessions = r.sessions + EXCLUDED.sessions,
+            total_rounds = r.total_rounds + EXCLUDED.total_rounds,
+            prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+            completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+            total_tokens = r.total_tokens + EXCLUDED.total_tokens,
+            tool_call_count = r.tool_call_count + EXCLUDED.tool_call_count,
+            prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
+            total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
+            total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
+    END IF;
     INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
     SELECT * FROM (
         SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, my_slot,
@@ -594,6 +676,7 @@ BEGIN
                            e.base, e.entity);
             IF e.entity = 'sessions' THEN
                 DELETE FROM user_cost_rollup;  -- moved with the session roll-up
+                DELETE FROM session_hourly;  -- moved with the session roll-up
             ELSIF e.entity = 'tool_calls' THEN
                 DELETE FROM tool_hourly;  -- moved with the tool roll-up
             ELSIF e.entity = 'forwards' THEN
@@ -854,7 +937,8 @@ CREATE TABLE IF NOT EXISTS latency_daily (
 -- hours until the first fold. On one of the version that wrote both tables in every move: the
 -- current UTC date, so the days before it are read from latency_daily (complete), today's from
 -- latency_hourly, and the first fold replaces (never adds to) what that version wrote for today
--- or later. tool_rollup and tool_hourly follow the same watermark, lock and fold (one fold for all).
+-- or later. tool_rollup and tool_hourly, forward_rollup and forward_hourly, session_rollup and
+-- session_hourly follow the same watermark, lock and fold (one fold for all).
 CREATE TABLE IF NOT EXISTS latency_fold (
     one                        boolean PRIMARY KEY DEFAULT true CHECK (one),
     folded_upto                date NOT NULL

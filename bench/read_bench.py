@@ -58,6 +58,7 @@ from worker.read.queries import (
     hourly,
     percentiles,
     session_daily,
+    session_hours,
     session_rows,
     session_totals,
     tool_totals,
@@ -316,6 +317,7 @@ def fill(
             "SELECT (SELECT count(*) FROM session_rollup) + (SELECT count(*) FROM tool_rollup)"
             " + (SELECT count(*) FROM forward_rollup) + (SELECT count(*) FROM round_hourly)"
             " + (SELECT count(*) FROM latency_hourly) + (SELECT count(*) FROM tool_hourly)"
+            " + (SELECT count(*) FROM session_hourly)"
         ).fetchone()[0]  # type: ignore[index]
         conn.execute("CREATE TABLE bench_meta (sizes jsonb NOT NULL)")
         conn.execute("INSERT INTO bench_meta VALUES (%s)", (json.dumps(sizes),))
@@ -483,9 +485,9 @@ def cases(detail_id: str) -> list[Case]:
           for q in (cost_totals.COST_ROWS_FROM_ROLLUP, cost_totals.USERS_OF_MODEL,
                     cost_totals.TOP_SESSIONS)], True),
         ("summary, last 24 hours", lambda c: queries.summary(c, hours=24, now=now),
-         [(s.SUMMARY_OF_HOURS, last_day)], True),
+         [(session_hours.SUMMARY_OF_HOURS, last_day)], True),
         ("by_model, last 24 hours", lambda c: queries.by_model(c, hours=24, now=now),
-         [(s.BY_MODEL_OF_HOURS, last_day)], True),
+         [(session_hours.BY_MODEL_OF_HOURS, last_day)], True),
         ("tool_metrics, last 24 hours", lambda c: queries.tool_metrics(c, hours=24, now=now),
          [(tool_totals.TOOLS_OF_HOURS, last_day)], True),
         ("forward_summary, last 24 hours", lambda c: queries.forward_summary(c, hours=24, now=now),
@@ -541,8 +543,9 @@ def run(
             plans = [explain(conn, q, p) for q, p in statements]
             indexes = sorted({i for p in plans for i in p["indexes"]})
             seq = sorted({t for p in plans for t in p["seq_scans"]})
-            # The roll-ups and the back-fill state are small whatever the history: scanning them is fine.
-            base_seq = [t for t in seq if "rollup" not in t]
+            # The roll-ups, the back-fill state and the fold watermark are small whatever the history:
+            # scanning them is fine.
+            base_seq = [t for t in seq if "rollup" not in t and t != "latency_fold"]
             warn = "  <-- seq scan where an index should serve" if selective and base_seq else ""
             median_ms = statistics.median(times[scale])
             print(

@@ -24,6 +24,11 @@ _ROLLUPS = {
         "sessions, total_rounds, prompt_tokens, completion_tokens, total_tokens, tool_call_count, "
         "prompt_cached_tool_outputs, total_compression_events, total_tokens_saved",
     ),
+    "session_hourly": (
+        "hour, model, status, reconciled",
+        "sessions, total_rounds, prompt_tokens, completion_tokens, total_tokens, tool_call_count, "
+        "prompt_cached_tool_outputs, total_compression_events, total_tokens_saved",
+    ),
     "tool_rollup": ("day, tool_name", "calls, succeeded, failed"),
     "tool_hourly": ("hour, tool_name", "calls, succeeded, failed"),
     "forward_rollup": (
@@ -55,6 +60,14 @@ _TABLES = {
     # the days before the watermark from latency_daily, the later ones from their hours (schema.sql:
     # latency_fold), as the readers take them
     # the same for the tool calls: tool_rollup's days before the watermark, tool_hourly's after
+    # (and for the sessions and forwards)
+    "session_rollup": "(SELECT day, model, status, reconciled, sessions, total_rounds, prompt_tokens,"
+    " completion_tokens, total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events,"
+    " total_tokens_saved FROM session_rollup WHERE day < (SELECT folded_upto FROM latency_fold)"
+    " UNION ALL SELECT (hour AT TIME ZONE 'UTC')::date, model, status, reconciled, sessions, total_rounds,"
+    " prompt_tokens, completion_tokens, total_tokens, tool_call_count, prompt_cached_tool_outputs,"
+    " total_compression_events, total_tokens_saved FROM session_hourly"
+    " WHERE hour >= (SELECT folded_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC') AS t",
     "tool_rollup": "(SELECT day, tool_name, calls, succeeded, failed FROM tool_rollup"
     " WHERE day < (SELECT folded_upto FROM latency_fold)"
     " UNION ALL SELECT (hour AT TIME ZONE 'UTC')::date, tool_name, calls, succeeded, failed FROM tool_hourly"
@@ -102,6 +115,12 @@ _LATENCIES = f"""
 _BASE = {
     "session_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, model, status, reconciled_at IS NOT NULL, count(*),
+               sum(total_rounds), sum(prompt_tokens), sum(completion_tokens), sum(total_tokens),
+               sum(tool_call_count), sum(prompt_cached_tool_outputs), sum(total_compression_events),
+               sum(total_tokens_saved)
+        FROM session_metrics WHERE started_at IS NOT NULL GROUP BY 1, 2, 3, 4""",
+    "session_hourly": """
+        SELECT metrics_utc_hour(started_at), model, status, reconciled_at IS NOT NULL, count(*),
                sum(total_rounds), sum(prompt_tokens), sum(completion_tokens), sum(total_tokens),
                sum(tool_call_count), sum(prompt_cached_tool_outputs), sum(total_compression_events),
                sum(total_tokens_saved)
@@ -202,6 +221,8 @@ def _reads(conn: psycopg.Connection[Any], days: list[date]) -> list[Any]:
         for at in (now, now + timedelta(hours=13)):
             out += [queries.cost(conn, hours=h, now=at) for h in (1, 6, 24, 48)]
             out += [queries.tool_metrics(conn, hours=h, now=at) for h in (1, 6, 24, 48)]
+            out += [queries.summary(conn, hours=h, now=at) for h in (1, 6, 24, 48)]
+            out += [queries.by_model(conn, hours=h, now=at) for h in (1, 6, 24, 48)]
     for first, last in zip(days, days[1:] + days[-1:], strict=True):
         window = {"start_date": first, "end_date": last}
         span = (last - first).days + 1

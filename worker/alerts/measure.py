@@ -14,7 +14,8 @@ rounds started, a round still running counting as not failed: what that roll-up 
 other rule filtered or grouped by provider or user over days reads the base tables
 (``round_metrics``, ``session_metrics``, ``forward_request_metrics``).
 
-The percentiles' statements are in worker/alerts/percentiles.py, the cost's in spend.py. Every
+The percentiles' statements are in worker/alerts/percentiles.py, the cost's in spend.py, the
+sessions' (their error share, the tokens over days) in sessions.py. Every
 statement returns ``label`` (the group's value, '' when not grouped), ``value`` and ``samples``
 (a histogram: ``label``, ``bucket``, ``n``); a share with no samples is 0. ``group_by`` picks the
 label column in the statement itself (a CASE), so each read stays one text.
@@ -41,6 +42,12 @@ from worker.alerts.percentiles import (
     from_buckets,
 )
 from worker.alerts.rules import Rule
+from worker.alerts.sessions import (
+    SESSION_ERRORS,
+    SESSION_ERRORS_FROM_ROLLUP,
+    TOKENS_FROM_ROLLUP,
+    TOKENS_OF_SESSIONS,
+)
 from worker.alerts.spend import COST, COST_FROM_ROLLUP, USER_COST_FROM_ROLLUP, USER_COST_OF_SESSIONS
 from worker.status import PipelineStatus
 
@@ -146,40 +153,6 @@ LEFT JOIN (
 ) AS answer ON ready.rollups_ready
 """
 
-SESSION_ERRORS = """
-SELECT CASE %(group_by)s::text
-           WHEN 'model' THEN COALESCE(model, '') WHEN 'user' THEN COALESCE(user_id, '') ELSE ''
-       END AS label,
-       COALESCE(count(*) FILTER (WHERE status = 'error')::float8
-                / NULLIF(count(*) FILTER (WHERE status IN ('completed', 'error', 'cancelled')), 0), 0)
-           AS value,
-       count(*) FILTER (WHERE status IN ('completed', 'error', 'cancelled')) AS samples
-FROM session_metrics
-WHERE started_at >= %(since)s
-  AND (%(model)s::text IS NULL OR model = %(model)s)
-  AND (%(user)s::text IS NULL OR user_id = %(user)s)
-GROUP BY 1
-"""
-
-SESSION_ERRORS_FROM_ROLLUP = """
-SELECT ready.rollups_ready, answer.*
-FROM (
-    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'sessions'
-) AS ready
-LEFT JOIN (
-    SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
-           COALESCE(sum(sessions) FILTER (WHERE status = 'error')::float8
-                    / NULLIF(sum(sessions) FILTER (WHERE status IN ('completed', 'error', 'cancelled')), 0),
-                    0) AS value,
-           COALESCE(sum(sessions) FILTER (WHERE status IN ('completed', 'error', 'cancelled')), 0)::int8
-               AS samples
-    FROM session_rollup
-    WHERE day >= %(first_day)s AND day <= %(last_day)s
-      AND (%(model)s::text IS NULL OR model = %(model)s)
-    GROUP BY 1
-) AS answer ON ready.rollups_ready
-"""
-
 TOKENS = """
 SELECT CASE %(group_by)s::text
            WHEN 'model' THEN COALESCE(model, '') WHEN 'provider' THEN COALESCE(provider, '') ELSE ''
@@ -190,32 +163,6 @@ FROM round_metrics
 WHERE started_at >= %(since)s
   AND (%(model)s::text IS NULL OR model = %(model)s)
   AND (%(provider)s::text IS NULL OR provider = %(provider)s)
-GROUP BY 1
-"""
-
-TOKENS_FROM_ROLLUP = """
-SELECT ready.rollups_ready, answer.*
-FROM (
-    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity = 'sessions'
-) AS ready
-LEFT JOIN (
-    SELECT CASE %(group_by)s::text WHEN 'model' THEN model ELSE '' END AS label,
-           sum(total_tokens)::float8 AS value,
-           sum(total_rounds)::int8 AS samples
-    FROM session_rollup
-    WHERE day >= %(first_day)s AND day <= %(last_day)s
-      AND (%(model)s::text IS NULL OR model = %(model)s)
-    GROUP BY 1
-) AS answer ON ready.rollups_ready
-"""
-
-TOKENS_OF_SESSIONS = """
-SELECT CASE %(group_by)s::text WHEN 'model' THEN COALESCE(model, '') ELSE '' END AS label,
-       sum(total_tokens)::float8 AS value,
-       sum(total_rounds)::int8 AS samples
-FROM session_metrics
-WHERE started_at >= %(since)s
-  AND (%(model)s::text IS NULL OR model = %(model)s)
 GROUP BY 1
 """
 

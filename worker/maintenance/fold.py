@@ -1,6 +1,6 @@
 """Folding the hourly roll-ups of past days into their daily ones (schema.sql: latency_fold): the
-latency histograms (latency_hourly into latency_daily), the tool calls (tool_hourly into tool_rollup)
-and the forwards (forward_hourly into forward_rollup).
+latency histograms (latency_hourly into latency_daily), the tool calls (tool_hourly into tool_rollup),
+the forwards (forward_hourly into forward_rollup) and the sessions (session_hourly into session_rollup).
 
 The roll-up moves write the hourly tables always and the daily ones only for days before
 ``latency_fold.folded_upto``; a read of whole days takes the days before it from the daily table and
@@ -35,7 +35,8 @@ LOCK = "SELECT pg_advisory_xact_lock(1919904877, 'latency_fold'::regclass::oid::
 
 # The chunk: from folded_upto (or, past days without hours, from the first day with some: a new
 # database's is '-infinity') for at most %(days)s days, never past the target. Dates as text: the
-# watermark may be '-infinity'. Its days' latency_daily, tool_rollup and forward_rollup rows go;
+# watermark may be '-infinity'. Its days' latency_daily, tool_rollup, forward_rollup and session_rollup
+# rows go;
 # they were empty, or the previous version's (schema.sql: latency_fold).
 CLEAR = """
 WITH w AS (
@@ -46,7 +47,9 @@ WITH w AS (
                (SELECT (min(t.hour) AT TIME ZONE 'UTC')::date FROM tool_hourly AS t
                 WHERE t.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC'),
                (SELECT (min(r.hour) AT TIME ZONE 'UTC')::date FROM forward_hourly AS r
-                WHERE r.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC')),
+                WHERE r.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC'),
+               (SELECT (min(s.hour) AT TIME ZONE 'UTC')::date FROM session_hourly AS s
+                WHERE s.hour >= f.folded_upto::timestamp AT TIME ZONE 'UTC')),
                %(target)s::date)) + %(days)s::int) AS upto
     FROM latency_fold AS f
     WHERE f.folded_upto < %(target)s::date
@@ -56,6 +59,8 @@ WITH w AS (
     DELETE FROM tool_rollup AS d USING w WHERE d.day >= w.since AND d.day < w.upto
 ), forwards_gone AS (
     DELETE FROM forward_rollup AS d USING w WHERE d.day >= w.since AND d.day < w.upto
+), sessions_gone AS (
+    DELETE FROM session_rollup AS d USING w WHERE d.day >= w.since AND d.day < w.upto
 )
 SELECT w.since::text, w.upto::text FROM w
 """
@@ -107,10 +112,29 @@ WITH buckets AS (
            <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     ORDER BY 1, 2, 3
     RETURNING day
+), sessions AS (
+    INSERT INTO session_rollup (
+        day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
+        total_tokens, tool_call_count, prompt_cached_tool_outputs, total_compression_events,
+        total_tokens_saved)
+    SELECT (s.hour AT TIME ZONE 'UTC')::date AS day, s.model, s.status, s.reconciled, 0, sum(s.sessions),
+           sum(s.total_rounds), sum(s.prompt_tokens), sum(s.completion_tokens), sum(s.total_tokens),
+           sum(s.tool_call_count), sum(s.prompt_cached_tool_outputs), sum(s.total_compression_events),
+           sum(s.total_tokens_saved)
+    FROM session_hourly AS s
+    WHERE s.hour >= %(since)s::date::timestamp AT TIME ZONE 'UTC'
+      AND s.hour < %(upto)s::date::timestamp AT TIME ZONE 'UTC'
+    GROUP BY 1, 2, 3, 4
+    HAVING (sum(s.sessions), sum(s.total_rounds), sum(s.prompt_tokens), sum(s.completion_tokens),
+            sum(s.total_tokens), sum(s.tool_call_count), sum(s.prompt_cached_tool_outputs),
+            sum(s.total_compression_events), sum(s.total_tokens_saved)) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
+    ORDER BY 1, 2, 3, 4
+    RETURNING day
 ), moved AS (
     UPDATE latency_fold SET folded_upto = %(upto)s::date
 )
-SELECT count(DISTINCT day), count(*), (SELECT count(*) FROM tools), (SELECT count(*) FROM forwards)
+SELECT count(DISTINCT day), count(*), (SELECT count(*) FROM tools), (SELECT count(*) FROM forwards),
+       (SELECT count(*) FROM sessions)
 FROM folded
 """
 
@@ -130,9 +154,9 @@ def fold_latency(
 ) -> dict[str, Any]:
     """Fold every day before the UTC date of ``now - grace`` not folded yet (autocommit connection,
     a transaction per chunk), then compact the hours closed ``hour_grace`` before ``now``
-    (compact.compact_hours); the days with latencies and the latency rows folded, the tool_rollup
-    and forward_rollup rows written, the watermark reached (an ISO date, or '-infinity' before any
-    fold), and the hours compacted with the rows that went and came."""
+    (compact.compact_hours); the days with latencies and the latency rows folded, the tool_rollup,
+    forward_rollup and session_rollup rows written, the watermark reached (an ISO date, or
+    '-infinity' before any fold), and the hours compacted with the rows that went and came."""
     if chunk_days < 1:
         raise ValueError(f"chunk_days: must be at least 1, got {chunk_days}")
     if grace < timedelta(0):
@@ -144,7 +168,7 @@ def fold_latency(
     now = now or datetime.now(UTC)
     target = fold_target(now, grace)
     params: dict[str, Any] = {"target": target, "days": chunk_days}
-    days = rows = tool_rows = forward_rows = 0
+    days = rows = tool_rows = forward_rows = session_rows = 0
     while conn.execute(DUE, params).fetchone() is not None:  # nothing due: no lock, no wait
         with conn.transaction():
             conn.execute(LOCK)
@@ -156,6 +180,7 @@ def fold_latency(
             if found:
                 days, rows = days + int(found[0]), rows + int(found[1])
                 tool_rows, forward_rows = tool_rows + int(found[2]), forward_rows + int(found[3])
+                session_rows += int(found[4])
     row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
     compacted = compact_hours(conn, LOCK, now=now, grace=hour_grace)
     return {
@@ -163,6 +188,7 @@ def fold_latency(
         "rows": rows,
         "tool_rows": tool_rows,
         "forward_rows": forward_rows,
+        "session_rows": session_rows,
         "folded_upto": row[0] if row else None,
         **compacted,
     }

@@ -8,7 +8,8 @@ whatever the size of its result (one each; session_detail four).
 
 Every statement a read runs is one whole text, a module constant next to its caller that can be
 pasted into psql (parameters are psycopg's ``%(name)s``): session_rows.py (the list, the detail),
-session_totals.py (summary, per model), session_daily.py (per day), tool_totals.py,
+session_totals.py (summary, per model; of the last hours: session_hours.py), session_daily.py
+(per day), tool_totals.py,
 forward_rows.py (the list),
 forward_totals.py (summary, per endpoint, per day, per status), cost_totals.py (what it cost; of the
 last hours: cost_hours.py),

@@ -1,7 +1,8 @@
 """Sessions per UTC day: the daily read, with each day's tokens per model and calls per tool.
 
 Two whole statements side by side, as session_totals.py explains: ``DAILY_FROM_ROLLUP`` sums the
-roll-ups (session_rollup; tool_rollup before latency_fold's watermark, tool_hourly from it),
+roll-ups (session_rollup and tool_rollup before latency_fold's watermark, session_hourly and
+tool_hourly from it),
 ``DAILY_FROM_BASE`` the base tables while a back-fill is
 due; reconciled sessions are counted in ``total_sessions`` as the seed does, with
 ``reconciled_sessions`` saying how many of them.
@@ -40,9 +41,21 @@ LEFT JOIN (
                sum(total_tokens) AS total_tokens,
                sum(tool_call_count) AS tool_calls,
                sum(prompt_cached_tool_outputs) AS prompt_cached_tool_outputs
-        FROM session_rollup
-        WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-          AND day <= COALESCE(%(end_date)s::date, 'infinity')
+        FROM (
+            SELECT day, model, reconciled, sessions, total_rounds, prompt_tokens, completion_tokens,
+                   total_tokens, tool_call_count, prompt_cached_tool_outputs
+            FROM session_rollup
+            WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+              AND day <= COALESCE(%(end_date)s::date, 'infinity')
+              AND day < (SELECT folded_upto FROM latency_fold)
+            UNION ALL
+            SELECT (hour AT TIME ZONE 'UTC')::date, model, reconciled, sessions, total_rounds, prompt_tokens,
+                   completion_tokens, total_tokens, tool_call_count, prompt_cached_tool_outputs
+            FROM session_hourly
+            WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
+                                   (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
+              AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+        ) AS s
         GROUP BY 1, 2
         HAVING sum(sessions) > 0
     ), per_day AS (

@@ -1,7 +1,8 @@
 """Session totals over a span of UTC dates: the summary and per model (per day: session_daily.py).
 
 Each read has two whole statements side by side: ``X_FROM_ROLLUP`` sums the roll-ups
-(schema.sql: session_rollup, tool_rollup) and says in its first column, ``rollups_ready``,
+(schema.sql: session_rollup for the days before latency_fold's watermark, session_hourly for the
+later ones, as tool_rollup and tool_hourly are read) and says in its first column, ``rollups_ready``,
 whether they count every row; ``X_FROM_BASE`` is the same read over the base tables, run only
 while a back-fill is due (a database written by an earlier version, until ``metrics-worker
 schema`` has counted its rows). A roll-up row is one slot of a bucket and the statements sum the
@@ -20,11 +21,9 @@ on the bare column (the index on started_at serves it; NULL started_at, a start 
 is left out; a NULL bound is open). Both readings give the same days whatever the session's
 TimeZone.
 
-The summary and per model also read the last N UTC hours (``hours``, instead of dates): the
-roll-ups are by UTC day, so ``X_OF_HOURS`` counts the sessions started in ``[start_at, end_at)``
-from session_metrics through its index on started_at (what it costs grows with the sessions of
-those hours, never with the history). Sync mismatches are kept per UTC date only: the summary of
-some hours counts those of the UTC dates the hours touch.
+The summary and per model also read the last N UTC hours (``hours``, instead of dates): whole UTC
+hours, the current one so far, summed from session_hourly (session_hours.py), or from session_metrics
+while a back-fill is due.
 """
 
 from __future__ import annotations
@@ -44,6 +43,12 @@ from worker.read.queries._base import (
     hours_instead_of_dates,
     rollup_or_base,
     token_usage,
+)
+from worker.read.queries.session_hours import (
+    BY_MODEL_OF_HOURS,
+    BY_MODEL_OF_HOURS_FROM_BASE,
+    SUMMARY_OF_HOURS,
+    SUMMARY_OF_HOURS_FROM_BASE,
 )
 
 # The sync mismatches have no roll-up twin: their table already counts per reason and UTC date. So
@@ -72,9 +77,21 @@ LEFT JOIN (
            COALESCE(sum(sessions) FILTER (WHERE status = 'cancelled' AND NOT reconciled), 0)
                AS cancelled_sessions,
            COALESCE(sum(sessions) FILTER (WHERE reconciled), 0) AS reconciled_sessions
-    FROM session_rollup
-    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-      AND day <= COALESCE(%(end_date)s::date, 'infinity')
+    FROM (
+        SELECT status, reconciled, sessions, prompt_tokens, completion_tokens, total_tokens, tool_call_count,
+               prompt_cached_tool_outputs, total_compression_events, total_tokens_saved
+        FROM session_rollup
+        WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND day < (SELECT folded_upto FROM latency_fold)
+        UNION ALL
+        SELECT status, reconciled, sessions, prompt_tokens, completion_tokens, total_tokens, tool_call_count,
+               prompt_cached_tool_outputs, total_compression_events, total_tokens_saved
+        FROM session_hourly
+        WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
+                               (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
+          AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+    ) AS s
 ) AS sessions ON ready.rollups_ready
 CROSS JOIN (
     SELECT COALESCE(sum(total), 0) AS total_sync_mismatches,
@@ -110,40 +127,6 @@ WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC
   AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
 """
 
-SUMMARY_OF_HOURS = """
-SELECT sessions.*, mismatches.*
-FROM (
-    SELECT count(*) AS total_sessions,
-           COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
-           COALESCE(sum(completion_tokens), 0) AS completion_tokens,
-           COALESCE(sum(total_tokens), 0) AS total_tokens,
-           COALESCE(sum(tool_call_count), 0) AS total_tool_calls,
-           COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs,
-           COALESCE(sum(total_compression_events), 0) AS total_compression_events,
-           COALESCE(sum(total_tokens_saved), 0) AS total_tokens_saved,
-           count(*) FILTER (WHERE status = 'running' AND reconciled_at IS NULL) AS active_sessions,
-           count(*) FILTER (WHERE status = 'completed' AND reconciled_at IS NULL) AS completed_sessions,
-           count(*) FILTER (WHERE status = 'awaiting_response' AND reconciled_at IS NULL)
-               AS awaiting_response_sessions,
-           count(*) FILTER (WHERE status = 'error' AND reconciled_at IS NULL) AS error_sessions,
-           count(*) FILTER (WHERE status = 'cancelled' AND reconciled_at IS NULL) AS cancelled_sessions,
-           count(*) FILTER (WHERE reconciled_at IS NOT NULL) AS reconciled_sessions
-    FROM session_metrics
-    WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
-) AS sessions
-CROSS JOIN (
-    SELECT COALESCE(sum(total), 0) AS total_sync_mismatches,
-           COALESCE(jsonb_object_agg(reason, total), '{}') AS sync_mismatch_breakdown
-    FROM (
-        SELECT reason, sum(count) AS total
-        FROM execute_sync_mismatch_metrics
-        WHERE mismatch_date >= (%(start_at)s::timestamptz AT TIME ZONE 'UTC')::date
-          AND mismatch_date <= ((%(end_at)s::timestamptz - interval '1 microsecond') AT TIME ZONE 'UTC')::date
-        GROUP BY reason
-    ) AS per_reason
-) AS mismatches
-"""
-
 BY_MODEL_FROM_ROLLUP = """
 SELECT ready.rollups_ready, answer.*
 FROM (
@@ -159,9 +142,21 @@ LEFT JOIN (
            sum(total_tokens) AS total_tokens,
            sum(tool_call_count) AS tool_calls,
            sum(prompt_cached_tool_outputs) AS prompt_cached_tool_outputs
-    FROM session_rollup
-    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-      AND day <= COALESCE(%(end_date)s::date, 'infinity')
+    FROM (
+        SELECT model, reconciled, sessions, total_rounds, prompt_tokens, completion_tokens, total_tokens,
+               tool_call_count, prompt_cached_tool_outputs
+        FROM session_rollup
+        WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND day < (SELECT folded_upto FROM latency_fold)
+        UNION ALL
+        SELECT model, reconciled, sessions, total_rounds, prompt_tokens, completion_tokens, total_tokens,
+               tool_call_count, prompt_cached_tool_outputs
+        FROM session_hourly
+        WHERE hour >= GREATEST(COALESCE(%(start_date)s::date, '-infinity'),
+                               (SELECT folded_upto FROM latency_fold))::timestamp AT TIME ZONE 'UTC'
+          AND hour < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
+    ) AS s
     GROUP BY model
     HAVING sum(sessions) > 0
 ) AS answer ON ready.rollups_ready
@@ -185,22 +180,6 @@ GROUP BY model
 ORDER BY sum(total_tokens) DESC, model COLLATE "C"
 """
 
-BY_MODEL_OF_HOURS = """
-SELECT model,
-       count(*) AS sessions,
-       count(*) FILTER (WHERE reconciled_at IS NOT NULL) AS reconciled_sessions,
-       COALESCE(sum(total_rounds), 0) AS rounds,
-       COALESCE(sum(prompt_tokens), 0) AS prompt_tokens,
-       COALESCE(sum(completion_tokens), 0) AS completion_tokens,
-       COALESCE(sum(total_tokens), 0) AS total_tokens,
-       COALESCE(sum(tool_call_count), 0) AS tool_calls,
-       COALESCE(sum(prompt_cached_tool_outputs), 0) AS prompt_cached_tool_outputs
-FROM session_metrics
-WHERE started_at >= %(start_at)s::timestamptz AND started_at < %(end_at)s::timestamptz
-GROUP BY model
-ORDER BY sum(total_tokens) DESC, model COLLATE "C"
-"""
-
 
 def summary(
     source: Source,
@@ -215,17 +194,18 @@ def summary(
     far included; ``now`` for tests), with the sync mismatches of the UTC dates they touch."""
     check_date_range(start_date, end_date)
     span = hours_instead_of_dates(hours, start_date, end_date, now)
+    if span is not None:
+        params: dict[str, Any] = {"start_at": span[0], "end_at": span[1]}
+        from_rollup, from_base = SUMMARY_OF_HOURS, SUMMARY_OF_HOURS_FROM_BASE
+    else:
+        params = {"start_date": start_date, "end_date": end_date}
+        from_rollup, from_base = SUMMARY_FROM_ROLLUP, SUMMARY_FROM_BASE
     with borrowed(source) as conn:
-        if span is not None:
-            (found,) = fetch_all(conn, SUMMARY_OF_HOURS, {"start_at": span[0], "end_at": span[1]})
-            row: dict[str, Any] = dict(found)
-        else:
-            params = {"start_date": start_date, "end_date": end_date}
-            (found,) = fetch_all(conn, SUMMARY_FROM_ROLLUP, params)
-            row = dict(found)
-            if not row["rollups_ready"]:  # the sessions' columns are NULL: count them from the base table
-                (sessions,) = fetch_all(conn, SUMMARY_FROM_BASE, params)
-                row.update(sessions)
+        (found,) = fetch_all(conn, from_rollup, params)
+        row = dict(found)
+        if not row["rollups_ready"]:  # the sessions' columns are NULL: count them from the base table
+            (sessions,) = fetch_all(conn, from_base, params)
+            row.update(sessions)
     return MetricsSummary(
         total_sessions=row["total_sessions"],
         total_tokens=token_usage(row),
@@ -258,7 +238,8 @@ def by_model(
     params = {"start_date": start_date, "end_date": end_date}
     with borrowed(source) as conn:
         if span is not None:
-            rows = fetch_all(conn, BY_MODEL_OF_HOURS, {"start_at": span[0], "end_at": span[1]})
+            hours_params = {"start_at": span[0], "end_at": span[1]}
+            rows = rollup_or_base(conn, BY_MODEL_OF_HOURS, BY_MODEL_OF_HOURS_FROM_BASE, hours_params, "model")
         else:
             rows = rollup_or_base(conn, BY_MODEL_FROM_ROLLUP, BY_MODEL_FROM_BASE, params, "model")
     return [
