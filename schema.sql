@@ -331,15 +331,67 @@ CREATE TABLE IF NOT EXISTS round_cost_rollup (
     PRIMARY KEY (day, model, provider, slot)
 ) WITH (fillfactor = 70);
 
--- Cost per user and UTC date of the session's started_at (sessions with a user_id): moved with
--- the session roll-up (session_rollup_move), so its back-fill covers this one too.
+-- Cost per user, session model and UTC date of the session's started_at (sessions with a
+-- user_id): moved with the session roll-up (session_rollup_move), so its back-fill covers this one
+-- too. The model is the session's, as the cost read's per-user model filter is.
+-- A database of the version keyed by (day, user_id) only: the model cannot be told from its rows,
+-- so they are counted again from session_metrics here, in the upgrade's transaction, with the
+-- session writers held off (SHARE: they wait for it, and the ones before it have committed) and
+-- the sessions' back-fill position kept (only the session_ids it has counted), so the table ends
+-- as exact as the session roll-up it moves with, without counting that one again.
+DO $$
+DECLARE
+    counted text;
+BEGIN
+    IF to_regclass('user_cost_rollup') IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('user_cost_rollup')
+                       AND attname = 'model' AND NOT attisdropped) THEN
+        LOCK TABLE session_metrics IN SHARE MODE;
+        SELECT CASE WHEN b.done THEN NULL ELSE COALESCE(b.upto, '') END INTO counted
+        FROM rollup_backfill AS b WHERE b.entity = 'sessions';
+        DROP TABLE user_cost_rollup;
+        CREATE TABLE user_cost_rollup (
+            day                        date NOT NULL,
+            user_id                    text NOT NULL,
+            model                      text NOT NULL,
+            slot                       smallint NOT NULL,
+            cost_usd                   numeric NOT NULL DEFAULT 0,
+            unpriced_rounds            bigint NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, user_id, model, slot)
+        ) WITH (fillfactor = 70);
+        INSERT INTO user_cost_rollup (day, user_id, model, slot, cost_usd, unpriced_rounds)
+        SELECT * FROM (
+            SELECT (s.started_at AT TIME ZONE 'UTC')::date AS day, s.user_id, s.model, 0,
+                   sum(s.cost_usd) AS cost_usd, sum(s.unpriced_rounds) AS unpriced_rounds
+            FROM session_metrics AS s
+            WHERE s.started_at IS NOT NULL AND s.user_id IS NOT NULL
+              AND (counted IS NULL OR s.session_id <= counted)
+            GROUP BY 1, 2, 3
+        ) AS d
+        WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+        ORDER BY 1, 2, 3;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS user_cost_rollup (
     day                        date NOT NULL,
     user_id                    text NOT NULL,
+    model                      text NOT NULL,
     slot                       smallint NOT NULL,
     cost_usd                   numeric NOT NULL DEFAULT 0,
     unpriced_rounds            bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, user_id, slot)
+    PRIMARY KEY (day, user_id, model, slot)
+) WITH (fillfactor = 70);
+
+-- The same by UTC month (its first day): what reads of long ranges sum for their whole months.
+-- A month's rows hold its days before latency_fold.months_upto, exactly (below, at latency_fold).
+CREATE TABLE IF NOT EXISTS user_cost_monthly (
+    month                      date NOT NULL,
+    user_id                    text NOT NULL,
+    model                      text NOT NULL,
+    slot                       smallint NOT NULL,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    unpriced_rounds            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, user_id, model, slot)
 ) WITH (fillfactor = 70);
 
 -- A table of the version before forward_hourly (the forwards' cost by hour and model): forward_hourly
@@ -515,6 +567,45 @@ BEGIN
         MESSAGE = format('%s %s does not end as it was priced before sending: price it under the row lock', kind, key);
 END $$;
 
+-- The monthly user cost (user_cost_monthly) of the sessions whose UTC day is before
+-- latency_fold.months_upto (late updates, prune, back-fill of old sessions): the fold's lock
+-- shared first, the watermark in a later statement (latency_fold says why), and the upsert only
+-- when such a session is there (most moves have none: they end after the lock and two reads).
+CREATE OR REPLACE FUNCTION user_cost_monthly_move(plus anyarray, minus anyarray, upto text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    months_before date;
+    my_slot smallint;
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(1919904877, 'latency_fold'::regclass::oid::int);
+    SELECT f.months_upto INTO months_before FROM latency_fold AS f;
+    IF NOT EXISTS (SELECT 1 FROM (SELECT p.started_at, p.user_id FROM unnest(plus) AS p
+                                  UNION ALL
+                                  SELECT m.started_at, m.user_id FROM unnest(minus) AS m) AS c
+                   WHERE c.user_id IS NOT NULL
+                     AND c.started_at < months_before::timestamp AT TIME ZONE 'UTC') THEN
+        RETURN;
+    END IF;
+    my_slot := metrics_rollup_slot();
+    INSERT INTO user_cost_monthly AS r (month, user_id, model, slot, cost_usd, unpriced_rounds)
+    SELECT * FROM (
+        SELECT date_trunc('month', c.started_at AT TIME ZONE 'UTC')::date AS month, c.user_id, c.model,
+               my_slot, sum(c.sign * c.cost_usd) AS cost_usd,
+               sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at < months_before::timestamp AT TIME ZONE 'UTC' AND c.user_id IS NOT NULL
+          AND (upto IS NULL OR c.session_id <= upto)
+        GROUP BY 1, 2, 3
+    ) AS d
+    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+    ORDER BY 1, 2, 3
+    ON CONFLICT (month, user_id, model, slot) DO UPDATE SET
+        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
+END $$;
+
 -- Add the contributions of ``plus`` and subtract those of ``minus`` (rows of the base table),
 -- one upsert per statement, buckets in key order. ``upto``: count only keys <= it (NULL: all).
 -- The arrays are polymorphic so that no function depends on a base table's row type (a table
@@ -555,21 +646,22 @@ BEGIN
         prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
         total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
         total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
-    INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
+    INSERT INTO user_cost_rollup AS r (day, user_id, model, slot, cost_usd, unpriced_rounds)
     SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, my_slot,
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, c.model, my_slot,
                sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
               SELECT -1, m.* FROM unnest(minus) AS m) AS c
         WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
-        GROUP BY 1, 2
+        GROUP BY 1, 2, 3
     ) AS d
     WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
-    ORDER BY 1, 2
-    ON CONFLICT (day, user_id, slot) DO UPDATE SET
+    ORDER BY 1, 2, 3
+    ON CONFLICT (day, user_id, model, slot) DO UPDATE SET
         cost_usd = r.cost_usd + EXCLUDED.cost_usd,
         unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
+    PERFORM user_cost_monthly_move(plus, minus, upto);
 END $$;
 
 -- A base table without its roll-up trigger is new: created just now (a fresh database, a
@@ -594,6 +686,7 @@ BEGIN
                            e.base, e.entity);
             IF e.entity = 'sessions' THEN
                 DELETE FROM user_cost_rollup;  -- moved with the session roll-up
+                DELETE FROM user_cost_monthly;
             ELSIF e.entity = 'tool_calls' THEN
                 DELETE FROM tool_hourly;  -- moved with the tool roll-up
             ELSIF e.entity = 'forwards' THEN
@@ -832,6 +925,24 @@ CREATE TABLE IF NOT EXISTS latency_fold (
 INSERT INTO latency_fold (folded_upto)
 SELECT CASE WHEN EXISTS (SELECT 1 FROM latency_daily) THEN (now() AT TIME ZONE 'UTC')::date ELSE '-infinity' END
 ON CONFLICT (one) DO NOTHING;
+
+-- user_cost_monthly's own watermark: a month's rows hold the sessions of its days before
+-- months_upto, exactly; later days are read from user_cost_rollup. The session moves write
+-- user_cost_monthly only for days before it (user_cost_monthly_move, under the same lock, shared),
+-- and the fold, after moving folded_upto, recounts the months between months_upto and folded_upto
+-- from user_cost_rollup (one slot) and sets months_upto to folded_upto. A watermark of its own,
+-- so that moving folded_upto back leaves the monthly rows exact (none of their days is written to
+-- them twice). '-infinity' (nothing monthly) on a new database, on one of the version without
+-- user_cost_monthly, and on one whose latency_fold is new (whatever user_cost_monthly held goes),
+-- until the next fold.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'latency_fold'::regclass
+                   AND attname = 'months_upto' AND NOT attisdropped) THEN
+        ALTER TABLE latency_fold ADD COLUMN months_upto date NOT NULL DEFAULT '-infinity';
+        DELETE FROM user_cost_monthly;
+    END IF;
+END $$;
 
 -- A dense histogram from a statement's folded deltas: buckets lo..hi (distinct) and their counts, in
 -- any order.

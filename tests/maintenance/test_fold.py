@@ -84,7 +84,7 @@ def test_folding_twice_changes_nothing(conn: psycopg.Connection[Any]) -> None:
     first = fold_latency(conn, now=AFTER, chunk_days=1)
     rows = daily_rows(conn)
     again = fold_latency(conn, now=AFTER)
-    nothing = {"days": 0, "rows": 0, "tool_rows": 0, "forward_rows": 0}
+    nothing = {"days": 0, "rows": 0, "tool_rows": 0, "forward_rows": 0, "month_rows": 0}
     assert again == {**nothing, "folded_upto": first["folded_upto"]}
     assert daily_rows(conn) == rows  # not even rewritten: the same row versions
     # Folded again from further back (the watermark moved back): the same sums, rewritten.

@@ -10,6 +10,10 @@ exclusive advisory lock that every move takes shared, it replaces the daily rows
 the sums of their hours (one row per day and key, in slot 0) and moves
 ``folded_upto`` on, in one commit. Idempotent: a second run finds nothing due, and a day it
 folds again would get the same sums. Nothing due, it takes no lock (applies never wait on it).
+
+In the same transaction it recounts the user cost of the months from ``months_upto``'s to the new
+watermark's (user_cost_monthly, from user_cost_rollup's days before ``folded_upto``) and moves
+``months_upto`` to ``folded_upto``: reads of long ranges sum a row per month and user, not per day.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ DEFAULT_GRACE = timedelta(hours=1)
 #: Days folded per transaction: a long-stopped scheduler catches up in bounded chunks.
 DEFAULT_CHUNK_DAYS = 7
 
-DUE = "SELECT 1 FROM latency_fold WHERE folded_upto < %(target)s::date"
+DUE = "SELECT 1 FROM latency_fold WHERE folded_upto < %(target)s::date OR months_upto <> folded_upto"
 
 LOCK = "SELECT pg_advisory_xact_lock(1919904877, 'latency_fold'::regclass::oid::int)"
 
@@ -110,6 +114,41 @@ FROM folded
 """
 
 
+# After the days (same transaction, same lock): user_cost_monthly's months between months_upto and
+# the new folded_upto recounted from user_cost_rollup's days before folded_upto, in slot 0, and
+# months_upto set to folded_upto (schema.sql: latency_fold). Either way round: a watermark moved back
+# recounts the months it leaves, with fewer days. The first fold counts every month ('-infinity').
+# Their rows go first, in a statement of their own (a statement's insert could meet the keys its
+# own delete has not removed yet), as the days' CLEAR before FOLD.
+MONTHS_CLEAR = """
+DELETE FROM user_cost_monthly AS m
+USING latency_fold AS f
+WHERE f.months_upto <> f.folded_upto
+  AND m.month >= date_trunc('month', LEAST(f.months_upto, f.folded_upto)::timestamp)
+"""
+
+MONTHS = """
+WITH w AS (
+    SELECT f.folded_upto AS upto, date_trunc('month', LEAST(f.months_upto, f.folded_upto)::timestamp)::date AS since
+    FROM latency_fold AS f
+    WHERE f.months_upto <> f.folded_upto
+), counted AS (
+    INSERT INTO user_cost_monthly (month, user_id, model, slot, cost_usd, unpriced_rounds)
+    SELECT date_trunc('month', d.day::timestamp)::date, d.user_id, d.model, 0, sum(d.cost_usd),
+           sum(d.unpriced_rounds)
+    FROM user_cost_rollup AS d, w
+    WHERE d.day >= w.since AND d.day < w.upto
+    GROUP BY 1, 2, 3
+    HAVING sum(d.cost_usd) <> 0 OR sum(d.unpriced_rounds) <> 0
+    ORDER BY 1, 2, 3
+    RETURNING 1
+), moved AS (
+    UPDATE latency_fold SET months_upto = w.upto FROM w
+)
+SELECT count(*) FROM counted
+"""
+
+
 def fold_target(now: datetime, grace: timedelta = DEFAULT_GRACE) -> date:
     """The watermark a fold at ``now`` moves to: the UTC date of ``now - grace``."""
     return (now.astimezone(UTC) - grace).date()
@@ -123,8 +162,8 @@ def fold_latency(
     chunk_days: int = DEFAULT_CHUNK_DAYS,
 ) -> dict[str, Any]:
     """Fold every day before the UTC date of ``now - grace`` not folded yet (autocommit connection,
-    a transaction per chunk); the days with latencies and the latency rows folded, the tool_rollup
-    rows written, and the watermark
+    a transaction per chunk); the days with latencies and the latency rows folded, the tool_rollup,
+    forward_rollup and user_cost_monthly rows written, and the watermark
     reached (an ISO date, or '-infinity' before any fold)."""
     if chunk_days < 1:
         raise ValueError(f"chunk_days: must be at least 1, got {chunk_days}")
@@ -134,23 +173,26 @@ def fold_latency(
         raise ValueError("conn: the fold commits a chunk at a time; pass an autocommit connection")
     target = fold_target(now or datetime.now(UTC), grace)
     params: dict[str, Any] = {"target": target, "days": chunk_days}
-    days = rows = tool_rows = forward_rows = 0
+    days = rows = tool_rows = forward_rows = month_rows = 0
     while conn.execute(DUE, params).fetchone() is not None:  # nothing due: no lock, no wait
         with conn.transaction():
             conn.execute(LOCK)
             span = conn.execute(CLEAR, params).fetchone()
-            if span is None:  # another fold got there first
+            if span is not None:  # else another fold got there first (or only the months are due)
+                found = conn.execute(FOLD, {"since": span[0], "upto": span[1]}).fetchone()
+                if found:
+                    days, rows = days + int(found[0]), rows + int(found[1])
+                    tool_rows, forward_rows = tool_rows + int(found[2]), forward_rows + int(found[3])
+            conn.execute(MONTHS_CLEAR)
+            month_rows += int((conn.execute(MONTHS).fetchone() or (0,))[0])
+            if span is None:
                 break
-            since, upto = span
-            found = conn.execute(FOLD, {"since": since, "upto": upto}).fetchone()
-            if found:
-                days, rows = days + int(found[0]), rows + int(found[1])
-                tool_rows, forward_rows = tool_rows + int(found[2]), forward_rows + int(found[3])
     row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
     return {
         "days": days,
         "rows": rows,
         "tool_rows": tool_rows,
         "forward_rows": forward_rows,
+        "month_rows": month_rows,
         "folded_upto": row[0] if row else None,
     }
