@@ -46,6 +46,7 @@ from psycopg import sql as pgsql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from worker.backfill import backfill
+from worker.maintenance.fold import fold_latency
 from worker.read import queries
 from worker.read.queries import (
     cost_hours,
@@ -602,6 +603,10 @@ def prepare(url: str, schema: str, args: argparse.Namespace, scale: int) -> dict
                 print(f"  roll-ups back-filled in {time.perf_counter() - began:.1f} s: {counted}", flush=True)
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items() if not k.startswith("requested")))
     with connect(url, schema) as conn:
+        # folded up to END, as the fold job keeps a running database (the days before it read from
+        # the daily roll-ups, the months before it from user_cost_monthly)
+        after = datetime.combine(END + timedelta(days=1), datetime.min.time(), UTC)
+        fold_latency(conn, now=after + timedelta(hours=2))
         set_indexes(conn, args.indexes)
     return sizes
 

@@ -33,7 +33,8 @@ ENDS: tuple[date | None, ...] = (
 )  # fmt: skip
 
 INSERT = """
-INSERT INTO session_metrics (session_id, model, user_id, started_at, status, updated_at, cost_usd, unpriced_rounds)
+INSERT INTO session_metrics (
+    session_id, model, user_id, started_at, status, updated_at, cost_usd, unpriced_rounds)
 SELECT s.id, s.model, s.user_id, s.started_at, 'completed', s.started_at, s.cost, s.unpriced
 FROM unnest(%(ids)s::text[], %(models)s::text[], %(users)s::text[], %(starts)s::timestamptz[],
             %(costs)s::numeric[], %(unpriced)s::int8[]) AS s(id, model, user_id, started_at, cost, unpriced)
@@ -46,7 +47,8 @@ WITH changed AS (
     WHERE session_id IN ('u0003', 'u0010', 'u0042')
     RETURNING 1
 ), moved AS (
-    UPDATE session_metrics SET started_at = started_at - interval '40 days', unpriced_rounds = unpriced_rounds + 1
+    UPDATE session_metrics
+    SET started_at = started_at - interval '40 days', unpriced_rounds = unpriced_rounds + 1
     WHERE session_id IN ('u0020', 'u0077')
     RETURNING 1
 )
@@ -67,10 +69,8 @@ def add_sessions(conn: psycopg.Connection[Any], rng: random.Random, n: int, pref
         for i in range(n)
     ]
     ids, models, users, starts, costs, unpriced = (list(c) for c in zip(*rows, strict=True))
-    conn.execute(
-        INSERT,
-        {"ids": ids, "models": models, "users": users, "starts": starts, "costs": costs, "unpriced": unpriced},
-    )
+    params = {"ids": ids, "models": models, "users": users, "starts": starts, "costs": costs}
+    conn.execute(INSERT, {**params, "unpriced": unpriced})
 
 
 def by_user_reads(conn: psycopg.Connection[Any]) -> list[Any]:
@@ -135,7 +135,8 @@ def test_folded_months_late_updates_and_folding_twice_stay_exact(db_url: str) ->
         folded = conn.execute("SELECT xmin::text, * FROM user_cost_monthly ORDER BY 2, 3, 4, 5").fetchall()
         again = fold_latency(conn, now=datetime(2026, 3, 3, 2, tzinfo=UTC))
         assert again["month_rows"] == 0 and again["folded_upto"] == "2026-03-03"
-        assert conn.execute("SELECT xmin::text, * FROM user_cost_monthly ORDER BY 2, 3, 4, 5").fetchall() == folded
+        after = conn.execute("SELECT xmin::text, * FROM user_cost_monthly ORDER BY 2, 3, 4, 5").fetchall()
+        assert after == folded
         assert_rollups_match(conn)
         assert_reads_exact(db_url)
 

@@ -129,7 +129,8 @@ WHERE f.months_upto <> f.folded_upto
 
 MONTHS = """
 WITH w AS (
-    SELECT f.folded_upto AS upto, date_trunc('month', LEAST(f.months_upto, f.folded_upto)::timestamp)::date AS since
+    SELECT f.folded_upto AS upto,
+           date_trunc('month', LEAST(f.months_upto, f.folded_upto)::timestamp)::date AS since
     FROM latency_fold AS f
     WHERE f.months_upto <> f.folded_upto
 ), counted AS (
