@@ -331,26 +331,31 @@ CREATE TABLE IF NOT EXISTS round_cost_rollup (
     PRIMARY KEY (day, model, provider, slot)
 ) WITH (fillfactor = 70);
 
--- Cost per user, session model and UTC date of the session's started_at (sessions with a
--- user_id): moved with the session roll-up (session_rollup_move), so its back-fill covers this one
--- too. The model is the session's, as the cost read's per-user model filter is.
--- A database of the version keyed by (day, user_id) only: the model cannot be told from its rows,
--- so they are counted again from session_metrics here, in the upgrade's transaction, with the
--- session writers held off (SHARE: they wait for it, and the ones before it have committed) and
--- the sessions' back-fill position kept (only the session_ids it has counted), so the table ends
--- as exact as the session roll-up it moves with, without counting that one again.
+-- Cost per user and UTC date of the session's started_at (sessions with a user_id): moved with
+-- the session roll-up (session_rollup_move), so its back-fill covers this one too.
+CREATE TABLE IF NOT EXISTS user_cost_rollup (
+    day                        date NOT NULL,
+    user_id                    text NOT NULL,
+    slot                       smallint NOT NULL,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    unpriced_rounds            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, user_id, slot)
+) WITH (fillfactor = 70);
+
+-- The same per session model too (the cost read's per-user model filter is the session's model):
+-- what the per-user read with a model filter sums. A table beside user_cost_rollup, not a key
+-- added to it: a read without the filter sums a row per day and user there, not one per model too
+-- (at the read bench's 10x, 7 days' per-user cost would sum 4x the rows, taking 2.9x as long).
+-- On a database of the version without it, its rows are counted from session_metrics here, in the
+-- upgrade's transaction, with the session writers held off (SHARE: they wait for it, and the ones
+-- before it have committed) and only the sessions the back-fill has counted (its position kept),
+-- so it is as exact as the session roll-up it moves with, which is not counted again.
 DO $$
 DECLARE
     counted text;
 BEGIN
-    IF to_regclass('user_cost_rollup') IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('user_cost_rollup')
-                       AND attname = 'model' AND NOT attisdropped) THEN
-        LOCK TABLE session_metrics IN SHARE MODE;
-        SELECT CASE WHEN b.done THEN NULL ELSE COALESCE(b.upto, '') END INTO counted
-        FROM rollup_backfill AS b WHERE b.entity = 'sessions';
-        DROP TABLE user_cost_rollup;
-        CREATE TABLE user_cost_rollup (
+    IF to_regclass('user_model_cost_rollup') IS NULL THEN
+        CREATE TABLE user_model_cost_rollup (
             day                        date NOT NULL,
             user_id                    text NOT NULL,
             model                      text NOT NULL,
@@ -359,28 +364,28 @@ BEGIN
             unpriced_rounds            bigint NOT NULL DEFAULT 0,
             PRIMARY KEY (day, user_id, model, slot)
         ) WITH (fillfactor = 70);
-        INSERT INTO user_cost_rollup (day, user_id, model, slot, cost_usd, unpriced_rounds)
-        SELECT * FROM (
-            SELECT (s.started_at AT TIME ZONE 'UTC')::date AS day, s.user_id, s.model, 0,
-                   sum(s.cost_usd) AS cost_usd, sum(s.unpriced_rounds) AS unpriced_rounds
-            FROM session_metrics AS s
-            WHERE s.started_at IS NOT NULL AND s.user_id IS NOT NULL
-              AND (counted IS NULL OR s.session_id <= counted)
-            GROUP BY 1, 2, 3
-        ) AS d
-        WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
-        ORDER BY 1, 2, 3;
+        -- (a database without rollup_backfill is back-filled from zero, this table with the others;
+        -- one without the sessions' cost or user has none to count: they are added below, as zero)
+        IF to_regclass('rollup_backfill') IS NOT NULL
+           AND (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass
+                AND attname IN ('cost_usd', 'user_id') AND NOT attisdropped) THEN
+            LOCK TABLE session_metrics IN SHARE MODE;
+            SELECT CASE WHEN b.done THEN NULL ELSE COALESCE(b.upto, '') END INTO counted
+            FROM rollup_backfill AS b WHERE b.entity = 'sessions';
+            INSERT INTO user_model_cost_rollup (day, user_id, model, slot, cost_usd, unpriced_rounds)
+            SELECT * FROM (
+                SELECT (s.started_at AT TIME ZONE 'UTC')::date AS day, s.user_id, s.model, 0,
+                       sum(s.cost_usd) AS cost_usd, sum(s.unpriced_rounds) AS unpriced_rounds
+                FROM session_metrics AS s
+                WHERE s.started_at IS NOT NULL AND s.user_id IS NOT NULL
+                  AND (counted IS NULL OR s.session_id <= counted)
+                GROUP BY 1, 2, 3
+            ) AS d
+            WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+            ORDER BY 1, 2, 3;
+        END IF;
     END IF;
 END $$;
-CREATE TABLE IF NOT EXISTS user_cost_rollup (
-    day                        date NOT NULL,
-    user_id                    text NOT NULL,
-    model                      text NOT NULL,
-    slot                       smallint NOT NULL,
-    cost_usd                   numeric NOT NULL DEFAULT 0,
-    unpriced_rounds            bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, user_id, model, slot)
-) WITH (fillfactor = 70);
 
 -- The same by UTC month (its first day): what reads of long ranges sum for their whole months.
 -- A month's rows hold its days before latency_fold.months_upto, exactly (below, at latency_fold).
@@ -646,7 +651,22 @@ BEGIN
         prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
         total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
         total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
-    INSERT INTO user_cost_rollup AS r (day, user_id, model, slot, cost_usd, unpriced_rounds)
+    INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
+    SELECT * FROM (
+        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, my_slot,
+               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
+        GROUP BY 1, 2
+    ) AS d
+    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+    ORDER BY 1, 2
+    ON CONFLICT (day, user_id, slot) DO UPDATE SET
+        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
+    INSERT INTO user_model_cost_rollup AS r (day, user_id, model, slot, cost_usd, unpriced_rounds)
     SELECT * FROM (
         SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, c.model, my_slot,
                sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
@@ -686,6 +706,7 @@ BEGIN
                            e.base, e.entity);
             IF e.entity = 'sessions' THEN
                 DELETE FROM user_cost_rollup;  -- moved with the session roll-up
+                DELETE FROM user_model_cost_rollup;
                 DELETE FROM user_cost_monthly;
             ELSIF e.entity = 'tool_calls' THEN
                 DELETE FROM tool_hourly;  -- moved with the tool roll-up
@@ -927,14 +948,14 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM latency_daily) THEN (now() AT TIME ZONE '
 ON CONFLICT (one) DO NOTHING;
 
 -- user_cost_monthly's own watermark: a month's rows hold the sessions of its days before
--- months_upto, exactly; later days are read from user_cost_rollup. The session moves write
--- user_cost_monthly only for days before it (user_cost_monthly_move, under the same lock, shared),
--- and the fold, after moving folded_upto, recounts the months between months_upto and folded_upto
--- from user_cost_rollup (one slot) and sets months_upto to folded_upto. A watermark of its own,
--- so that moving folded_upto back leaves the monthly rows exact (none of their days is written to
--- them twice). '-infinity' (nothing monthly) on a new database, on one of the version without
--- user_cost_monthly, and on one whose latency_fold is new (whatever user_cost_monthly held goes),
--- until the next fold.
+-- months_upto, exactly; later days are read from user_cost_rollup (user_model_cost_rollup with a
+-- model filter). The session moves write user_cost_monthly only for days before it
+-- (user_cost_monthly_move, under the same lock, shared), and the fold, after moving folded_upto,
+-- recounts the months between months_upto and folded_upto from user_model_cost_rollup (one slot)
+-- and sets months_upto to folded_upto. A watermark of its own, so that moving folded_upto back
+-- leaves the monthly rows exact (none of their days is written to them twice). '-infinity'
+-- (nothing monthly) on a new database, on one of the version without user_cost_monthly, and on
+-- one whose latency_fold is new (whatever user_cost_monthly held goes), until the next fold.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'latency_fold'::regclass

@@ -476,7 +476,7 @@ def cases(detail_id: str) -> list[Case]:
         ("cost, last 7 days", lambda c: queries.cost(c, **last_week), costs(**last_week), True),
         ("cost, last 7 days, model=gpt-4", lambda c: queries.cost(c, **last_week, model="gpt-4", top=1),
          [(q, {**no_dates, "user_id": None, **last_week, "model": "gpt-4", "top": 1})
-          for q in (cost_totals.COST_ROWS_FROM_ROLLUP, cost_totals.USERS_FROM_ROLLUP,
+          for q in (cost_totals.COST_ROWS_FROM_ROLLUP, cost_totals.USERS_OF_MODEL_FROM_ROLLUP,
                     cost_totals.TOP_SESSIONS)], True),
         ("summary, last 24 hours", lambda c: queries.summary(c, hours=24, now=now),
          [(s.SUMMARY_OF_HOURS, last_day)], True),

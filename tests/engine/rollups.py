@@ -39,7 +39,8 @@ _ROLLUPS = {
         "duration_us, cost_usd, priced, unpriced",
     ),
     "round_cost_rollup": ("day, model, provider", "priced, unpriced, cost_usd"),
-    "user_cost_rollup": ("day, user_id, model", "cost_usd, unpriced_rounds"),
+    "user_cost_rollup": ("day, user_id", "cost_usd, unpriced_rounds"),
+    "user_model_cost_rollup": ("day, user_id, model", "cost_usd, unpriced_rounds"),
     "user_cost_monthly": ("month, user_id, model", "cost_usd, unpriced_rounds"),
     "round_hourly": (
         "hour, model",
@@ -140,6 +141,10 @@ _BASE = {
         WHERE started_at IS NOT NULL AND model IS NOT NULL AND (cost_usd IS NOT NULL OR unpriced)
         GROUP BY 1, 2, 3""",
     "user_cost_rollup": """
+        SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, sum(cost_usd), sum(unpriced_rounds)
+        FROM session_metrics WHERE started_at IS NOT NULL AND user_id IS NOT NULL GROUP BY 1, 2
+        HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
+    "user_model_cost_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, model, sum(cost_usd), sum(unpriced_rounds)
         FROM session_metrics WHERE started_at IS NOT NULL AND user_id IS NOT NULL GROUP BY 1, 2, 3
         HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",

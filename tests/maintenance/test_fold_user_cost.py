@@ -1,4 +1,4 @@
-"""The user cost by session model and month (schema.sql: user_cost_rollup, user_cost_monthly, and
+"""The user cost by session model and month (schema.sql: user_model_cost_rollup, user_cost_monthly, and
 latency_fold's months_upto; worker/maintenance/fold.py: MONTHS): the per-user cost read answers
 what the sessions say for any range of dates and any model or user filter: after a fold, with late
 updates into folded months, folded twice, with the watermark moved back, next to a concurrent apply,
@@ -192,24 +192,17 @@ def test_a_fold_waits_for_an_open_apply(db_url: str) -> None:
 #: The previous version's tables, in the middle of the sessions' back-fill (those up to u0049 counted).
 PREVIOUS = """
 DELETE FROM session_rollup;
+DELETE FROM user_cost_rollup;
 SELECT session_rollup_move(ARRAY(SELECT s FROM session_metrics AS s WHERE s.session_id <= 'u0049'),
                            '{}'::session_metrics[], NULL);
-DROP TABLE user_cost_rollup, user_cost_monthly;
+DROP TABLE user_model_cost_rollup, user_cost_monthly;
 ALTER TABLE latency_fold DROP COLUMN months_upto;
-CREATE TABLE user_cost_rollup (
-    day date NOT NULL, user_id text NOT NULL, slot smallint NOT NULL,
-    cost_usd numeric NOT NULL DEFAULT 0, unpriced_rounds bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, user_id, slot)
-);
-INSERT INTO user_cost_rollup
-SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, 3, sum(cost_usd), sum(unpriced_rounds)
-FROM session_metrics WHERE user_id IS NOT NULL AND session_id <= 'u0049' GROUP BY 1, 2
 """
 
 
 def test_an_upgraded_database_counts_its_users_by_model(db_url: str) -> None:
-    """The previous version's roll-up has no model: it is counted again from the sessions (here in
-    the middle of the sessions' back-fill, which it keeps), and the back-fill goes on from there."""
+    """The previous version has no roll-up by model: it is counted from the sessions (here in the
+    middle of the sessions' back-fill, as far as it went), and the back-fill goes on from there."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         add_sessions(conn, random.Random(15), 100)
         fold_latency(conn, now=datetime(2026, 2, 20, 2, tzinfo=UTC))
@@ -220,7 +213,8 @@ def test_an_upgraded_database_counts_its_users_by_model(db_url: str) -> None:
         apply_schema(conn, force=True)
         assert months_upto(conn) == "-infinity" and monthly_rows(conn) == 0
         row = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE model = 'gpt-4'), sum(cost_usd) FROM user_cost_rollup"
+            "SELECT count(*), count(*) FILTER (WHERE model = 'gpt-4'), sum(cost_usd)"
+            " FROM user_model_cost_rollup"
         ).fetchone()
         expected = conn.execute(
             "SELECT sum(cost_usd) FROM session_metrics WHERE user_id IS NOT NULL AND session_id <= 'u0049'"

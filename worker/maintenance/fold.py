@@ -12,7 +12,7 @@ the sums of their hours (one row per day and key, in slot 0) and moves
 folds again would get the same sums. Nothing due, it takes no lock (applies never wait on it).
 
 In the same transaction it recounts the user cost of the months from ``months_upto``'s to the new
-watermark's (user_cost_monthly, from user_cost_rollup's days before ``folded_upto``) and moves
+watermark's (user_cost_monthly, from user_model_cost_rollup's days before ``folded_upto``) and moves
 ``months_upto`` to ``folded_upto``: reads of long ranges sum a row per month and user, not per day.
 """
 
@@ -115,7 +115,7 @@ FROM folded
 
 
 # After the days (same transaction, same lock): user_cost_monthly's months between months_upto and
-# the new folded_upto recounted from user_cost_rollup's days before folded_upto, in slot 0, and
+# the new folded_upto recounted from user_model_cost_rollup's days before folded_upto, in slot 0, and
 # months_upto set to folded_upto (schema.sql: latency_fold). Either way round: a watermark moved back
 # recounts the months it leaves, with fewer days. The first fold counts every month ('-infinity').
 # Their rows go first, in a statement of their own (a statement's insert could meet the keys its
@@ -137,7 +137,7 @@ WITH w AS (
     INSERT INTO user_cost_monthly (month, user_id, model, slot, cost_usd, unpriced_rounds)
     SELECT date_trunc('month', d.day::timestamp)::date, d.user_id, d.model, 0, sum(d.cost_usd),
            sum(d.unpriced_rounds)
-    FROM user_cost_rollup AS d, w
+    FROM user_model_cost_rollup AS d, w
     WHERE d.day >= w.since AND d.day < w.upto
     GROUP BY 1, 2, 3
     HAVING sum(d.cost_usd) <> 0 OR sum(d.unpriced_rounds) <> 0
