@@ -5,13 +5,13 @@ forward_rollup's cost columns, user_cost_rollup, user_model_cost_rollup, user_co
 unpriced rows (a model no price list knows) are counted, never summed as $0. Per model and per
 day are over rounds and forwards by the UTC date of their own ``started_at``; per user and the
 top sessions are over sessions (a session's cost is its rounds'), by the session's ``started_at``,
-and the model filter there is the session's model (as the session reads filter). With a user filter the per-model and per-day figures come from
-the base rows of that user's sessions (COST_ROWS_OF_USER: the roll-ups have no user key). Per
-user comes from user_cost_rollup (by day and user; with a model filter user_model_cost_rollup, by
-session model too) and, for the whole months of a long range, from user_cost_monthly (folded by
-the fold job: schema.sql's latency_fold). The
-``_FROM_BASE`` twins answer while a back-fill is due. Each read is whole statements side by side,
-as everywhere.
+and the model filter there is the session's model (as the session reads filter). With a user
+filter the per-model and per-day figures come from the base rows of that user's sessions
+(COST_ROWS_OF_USER: the roll-ups have no user key). Per user comes from user_cost_rollup (by day
+and user; with a model filter user_model_cost_rollup, by session model too) and, for the whole
+months of a long range, from user_cost_monthly (folded by the fold job: schema.sql's
+latency_fold). The ``_FROM_BASE`` twins answer while a back-fill is due. Each read is whole
+statements side by side, as everywhere.
 
 The last N UTC hours (``hours``, instead of dates) are cost_hours.py's.
 """
