@@ -573,29 +573,24 @@ BEGIN
 END $$;
 
 -- The monthly user cost (user_cost_monthly) of the sessions whose UTC day is before
--- latency_fold.months_upto (late updates, prune, back-fill of old sessions): the fold's lock
--- shared first, the watermark in a later statement (latency_fold says why), and the upsert only
--- when such a session is there (most moves have none: they end after the lock and two reads).
-CREATE OR REPLACE FUNCTION user_cost_monthly_move(plus anyarray, minus anyarray, upto text)
+-- latency_fold.months_upto (late updates, prune, back-fill of old sessions), for a move that wrote
+-- the user cost of days from ``oldest`` on: the fold's lock shared first, the watermark in a later
+-- statement (latency_fold says why), and the upsert only when ``oldest`` is before it (most moves
+-- end after the lock and one read).
+CREATE OR REPLACE FUNCTION user_cost_monthly_move(plus anyarray, minus anyarray, upto text, oldest date)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     months_before date;
-    my_slot smallint;
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(1919904877, 'latency_fold'::regclass::oid::int);
     SELECT f.months_upto INTO months_before FROM latency_fold AS f;
-    IF NOT EXISTS (SELECT 1 FROM (SELECT p.started_at, p.user_id FROM unnest(plus) AS p
-                                  UNION ALL
-                                  SELECT m.started_at, m.user_id FROM unnest(minus) AS m) AS c
-                   WHERE c.user_id IS NOT NULL
-                     AND c.started_at < months_before::timestamp AT TIME ZONE 'UTC') THEN
+    IF oldest >= months_before THEN
         RETURN;
     END IF;
-    my_slot := metrics_rollup_slot();
     INSERT INTO user_cost_monthly AS r (month, user_id, model, slot, cost_usd, unpriced_rounds)
     SELECT * FROM (
         SELECT date_trunc('month', c.started_at AT TIME ZONE 'UTC')::date AS month, c.user_id, c.model,
-               my_slot, sum(c.sign * c.cost_usd) AS cost_usd,
+               metrics_rollup_slot() AS slot, sum(c.sign * c.cost_usd) AS cost_usd,
                sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
@@ -619,6 +614,7 @@ CREATE OR REPLACE FUNCTION session_rollup_move(plus anyarray, minus anyarray, up
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
+    oldest date;  -- the first day whose user cost by model the move wrote
 BEGIN
     INSERT INTO session_rollup AS r (
         day, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
@@ -651,37 +647,43 @@ BEGIN
         prompt_cached_tool_outputs = r.prompt_cached_tool_outputs + EXCLUDED.prompt_cached_tool_outputs,
         total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
         total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
-    INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, my_slot,
-               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
+    -- The user cost: per day, user and session model, and per day and user summed from those (the
+    -- rows unnested once); then the months, for days before latency_fold.months_upto only.
+    WITH c AS MATERIALIZED (
+        SELECT (s.started_at AT TIME ZONE 'UTC')::date AS day, s.user_id, s.model,
+               sum(s.sign * s.cost_usd) AS cost_usd, sum(s.sign * s.unpriced_rounds) AS unpriced_rounds
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
-        GROUP BY 1, 2
-    ) AS d
-    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
-    ORDER BY 1, 2
-    ON CONFLICT (day, user_id, slot) DO UPDATE SET
-        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
-    INSERT INTO user_model_cost_rollup AS r (day, user_id, model, slot, cost_usd, unpriced_rounds)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, c.model, my_slot,
-               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
-        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
-              UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
+              SELECT -1, m.* FROM unnest(minus) AS m) AS s
+        WHERE s.started_at IS NOT NULL AND s.user_id IS NOT NULL AND (upto IS NULL OR s.session_id <= upto)
         GROUP BY 1, 2, 3
-    ) AS d
-    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
-    ORDER BY 1, 2, 3
-    ON CONFLICT (day, user_id, model, slot) DO UPDATE SET
-        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
-    PERFORM user_cost_monthly_move(plus, minus, upto);
+    ), by_model AS (
+        INSERT INTO user_model_cost_rollup AS r (day, user_id, model, slot, cost_usd, unpriced_rounds)
+        SELECT c.day, c.user_id, c.model, my_slot, c.cost_usd, c.unpriced_rounds
+        FROM c
+        WHERE (c.cost_usd, c.unpriced_rounds) <> (0, 0)
+        ORDER BY 1, 2, 3
+        ON CONFLICT (day, user_id, model, slot) DO UPDATE SET
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds
+        RETURNING r.day
+    ), by_user AS (
+        INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
+        SELECT * FROM (
+            SELECT c.day, c.user_id, my_slot, sum(c.cost_usd) AS cost_usd, sum(c.unpriced_rounds) AS unpriced_rounds
+            FROM c
+            GROUP BY 1, 2
+        ) AS d
+        WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+        ORDER BY 1, 2
+        ON CONFLICT (day, user_id, slot) DO UPDATE SET
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds
+    )
+    SELECT min(b.day) INTO oldest FROM by_model AS b;
+    IF oldest IS NOT NULL THEN
+        PERFORM user_cost_monthly_move(plus, minus, upto, oldest);
+    END IF;
 END $$;
 
 -- A base table without its roll-up trigger is new: created just now (a fresh database, a
