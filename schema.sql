@@ -377,6 +377,63 @@ CREATE TABLE IF NOT EXISTS session_hourly (
     PRIMARY KEY (hour, model, status, reconciled, slot)
 ) WITH (fillfactor = 70);
 
+-- The same per session model too (the cost read's per-user model filter is the session's model):
+-- what the per-user read with a model filter sums. A table beside user_cost_rollup, not a key
+-- added to it: a read without the filter sums a row per day and user there, not one per model too
+-- (at the read bench's 10x, 7 days' per-user cost would sum 4x the rows, taking 2.9x as long).
+-- On a database of the version without it, its rows are counted from session_metrics here, in the
+-- upgrade's transaction, with the session writers held off (SHARE: they wait for it, and the ones
+-- before it have committed) and only the sessions the back-fill has counted (its position kept),
+-- so it is as exact as the session roll-up it moves with, which is not counted again.
+DO $$
+DECLARE
+    counted text;
+BEGIN
+    IF to_regclass('user_model_cost_rollup') IS NULL THEN
+        CREATE TABLE user_model_cost_rollup (
+            day                        date NOT NULL,
+            user_id                    text NOT NULL,
+            model                      text NOT NULL,
+            slot                       smallint NOT NULL,
+            cost_usd                   numeric NOT NULL DEFAULT 0,
+            unpriced_rounds            bigint NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, user_id, model, slot)
+        ) WITH (fillfactor = 70);
+        -- (a database without rollup_backfill is back-filled from zero, this table with the others;
+        -- one without the sessions' cost or user has none to count: they are added below, as zero)
+        IF to_regclass('rollup_backfill') IS NOT NULL
+           AND (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass
+                AND attname IN ('cost_usd', 'user_id') AND NOT attisdropped) THEN
+            LOCK TABLE session_metrics IN SHARE MODE;
+            SELECT CASE WHEN b.done THEN NULL ELSE COALESCE(b.upto, '') END INTO counted
+            FROM rollup_backfill AS b WHERE b.entity = 'sessions';
+            INSERT INTO user_model_cost_rollup (day, user_id, model, slot, cost_usd, unpriced_rounds)
+            SELECT * FROM (
+                SELECT (s.started_at AT TIME ZONE 'UTC')::date AS day, s.user_id, s.model, 0,
+                       sum(s.cost_usd) AS cost_usd, sum(s.unpriced_rounds) AS unpriced_rounds
+                FROM session_metrics AS s
+                WHERE s.started_at IS NOT NULL AND s.user_id IS NOT NULL
+                  AND (counted IS NULL OR s.session_id <= counted)
+                GROUP BY 1, 2, 3
+            ) AS d
+            WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+            ORDER BY 1, 2, 3;
+        END IF;
+    END IF;
+END $$;
+
+-- The same by UTC month (its first day): what reads of long ranges sum for their whole months.
+-- A month's rows hold its days before latency_fold.months_upto, exactly (below, at latency_fold).
+CREATE TABLE IF NOT EXISTS user_cost_monthly (
+    month                      date NOT NULL,
+    user_id                    text NOT NULL,
+    model                      text NOT NULL,
+    slot                       smallint NOT NULL,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    unpriced_rounds            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, user_id, model, slot)
+) WITH (fillfactor = 70);
+
 -- A table of the version before forward_hourly (the forwards' cost by hour and model): forward_hourly
 -- holds the same sums by endpoint too, and replaces it.
 DROP TABLE IF EXISTS forward_cost_hourly;
@@ -550,6 +607,40 @@ BEGIN
         MESSAGE = format('%s %s does not end as it was priced before sending: price it under the row lock', kind, key);
 END $$;
 
+-- The monthly user cost (user_cost_monthly) of the sessions whose UTC day is before
+-- latency_fold.months_upto (late updates, prune, back-fill of old sessions), for a move that wrote
+-- the user cost of days from ``oldest`` on: the fold's lock shared first, the watermark in a later
+-- statement (latency_fold says why), and the upsert only when ``oldest`` is before it (most moves
+-- end after the lock and one read).
+CREATE OR REPLACE FUNCTION user_cost_monthly_move(plus anyarray, minus anyarray, upto text, oldest date)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    months_before date;
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(1919904877, 'latency_fold'::regclass::oid::int);
+    SELECT f.months_upto INTO months_before FROM latency_fold AS f;
+    IF oldest >= months_before THEN
+        RETURN;
+    END IF;
+    INSERT INTO user_cost_monthly AS r (month, user_id, model, slot, cost_usd, unpriced_rounds)
+    SELECT * FROM (
+        SELECT date_trunc('month', c.started_at AT TIME ZONE 'UTC')::date AS month, c.user_id, c.model,
+               metrics_rollup_slot() AS slot, sum(c.sign * c.cost_usd) AS cost_usd,
+               sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
+        FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
+              UNION ALL
+              SELECT -1, m.* FROM unnest(minus) AS m) AS c
+        WHERE c.started_at < months_before::timestamp AT TIME ZONE 'UTC' AND c.user_id IS NOT NULL
+          AND (upto IS NULL OR c.session_id <= upto)
+        GROUP BY 1, 2, 3
+    ) AS d
+    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+    ORDER BY 1, 2, 3
+    ON CONFLICT (month, user_id, model, slot) DO UPDATE SET
+        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
+END $$;
+
 -- Add the contributions of ``plus`` and subtract those of ``minus`` (rows of the base table),
 -- one upsert per roll-up, buckets in key order. ``upto``: count only keys <= it (NULL: all).
 -- The arrays are polymorphic so that no function depends on a base table's row type (a table
@@ -563,6 +654,7 @@ DECLARE
     my_slot smallint := metrics_rollup_slot();
     folded_before timestamptz;
     oldest timestamptz;
+    oldest_day date;  -- the first day whose user cost by model the move wrote
 BEGIN
     -- latency_fold: the lock first, the watermark in a later statement (its own snapshot, taken
     -- after any fold holding the lock has committed).
@@ -637,21 +729,43 @@ BEGIN
             total_compression_events = r.total_compression_events + EXCLUDED.total_compression_events,
             total_tokens_saved = r.total_tokens_saved + EXCLUDED.total_tokens_saved;
     END IF;
-    INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
-    SELECT * FROM (
-        SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.user_id, my_slot,
-               sum(c.sign * c.cost_usd) AS cost_usd, sum(c.sign * c.unpriced_rounds) AS unpriced_rounds
+    -- The user cost: per day, user and session model, and per day and user summed from those (the
+    -- rows unnested once); then the months, for days before latency_fold.months_upto only.
+    WITH c AS MATERIALIZED (
+        SELECT (s.started_at AT TIME ZONE 'UTC')::date AS day, s.user_id, s.model,
+               sum(s.sign * s.cost_usd) AS cost_usd, sum(s.sign * s.unpriced_rounds) AS unpriced_rounds
         FROM (SELECT 1 AS sign, p.* FROM unnest(plus) AS p
               UNION ALL
-              SELECT -1, m.* FROM unnest(minus) AS m) AS c
-        WHERE c.started_at IS NOT NULL AND c.user_id IS NOT NULL AND (upto IS NULL OR c.session_id <= upto)
-        GROUP BY 1, 2
-    ) AS d
-    WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
-    ORDER BY 1, 2
-    ON CONFLICT (day, user_id, slot) DO UPDATE SET
-        cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-        unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds;
+              SELECT -1, m.* FROM unnest(minus) AS m) AS s
+        WHERE s.started_at IS NOT NULL AND s.user_id IS NOT NULL AND (upto IS NULL OR s.session_id <= upto)
+        GROUP BY 1, 2, 3
+    ), by_model AS (
+        INSERT INTO user_model_cost_rollup AS r (day, user_id, model, slot, cost_usd, unpriced_rounds)
+        SELECT c.day, c.user_id, c.model, my_slot, c.cost_usd, c.unpriced_rounds
+        FROM c
+        WHERE (c.cost_usd, c.unpriced_rounds) <> (0, 0)
+        ORDER BY 1, 2, 3
+        ON CONFLICT (day, user_id, model, slot) DO UPDATE SET
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds
+        RETURNING r.day
+    ), by_user AS (
+        INSERT INTO user_cost_rollup AS r (day, user_id, slot, cost_usd, unpriced_rounds)
+        SELECT * FROM (
+            SELECT c.day, c.user_id, my_slot, sum(c.cost_usd) AS cost_usd, sum(c.unpriced_rounds) AS unpriced_rounds
+            FROM c
+            GROUP BY 1, 2
+        ) AS d
+        WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
+        ORDER BY 1, 2
+        ON CONFLICT (day, user_id, slot) DO UPDATE SET
+            cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+            unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds
+    )
+    SELECT min(b.day) INTO oldest_day FROM by_model AS b;
+    IF oldest_day IS NOT NULL THEN
+        PERFORM user_cost_monthly_move(plus, minus, upto, oldest_day);
+    END IF;
 END $$;
 
 -- A base table without its roll-up trigger is new: created just now (a fresh database, a
@@ -677,6 +791,8 @@ BEGIN
             IF e.entity = 'sessions' THEN
                 DELETE FROM user_cost_rollup;  -- moved with the session roll-up
                 DELETE FROM session_hourly;  -- moved with the session roll-up
+                DELETE FROM user_model_cost_rollup;
+                DELETE FROM user_cost_monthly;
             ELSIF e.entity = 'tool_calls' THEN
                 DELETE FROM tool_hourly;  -- moved with the tool roll-up
             ELSIF e.entity = 'forwards' THEN
@@ -946,6 +1062,24 @@ CREATE TABLE IF NOT EXISTS latency_fold (
 INSERT INTO latency_fold (folded_upto)
 SELECT CASE WHEN EXISTS (SELECT 1 FROM latency_daily) THEN (now() AT TIME ZONE 'UTC')::date ELSE '-infinity' END
 ON CONFLICT (one) DO NOTHING;
+
+-- user_cost_monthly's own watermark: a month's rows hold the sessions of its days before
+-- months_upto, exactly; later days are read from user_cost_rollup (user_model_cost_rollup with a
+-- model filter). The session moves write user_cost_monthly only for days before it
+-- (user_cost_monthly_move, under the same lock, shared), and the fold, after moving folded_upto,
+-- recounts the months between months_upto and folded_upto from user_model_cost_rollup (one slot)
+-- and sets months_upto to folded_upto. A watermark of its own, so that moving folded_upto back
+-- leaves the monthly rows exact (none of their days is written to them twice). '-infinity'
+-- (nothing monthly) on a new database, on one of the version without user_cost_monthly, and on
+-- one whose latency_fold is new (whatever user_cost_monthly held goes), until the next fold.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'latency_fold'::regclass
+                   AND attname = 'months_upto' AND NOT attisdropped) THEN
+        ALTER TABLE latency_fold ADD COLUMN months_upto date NOT NULL DEFAULT '-infinity';
+        DELETE FROM user_cost_monthly;
+    END IF;
+END $$;
 
 -- A dense histogram from a statement's folded deltas: buckets lo..hi (distinct) and their counts, in
 -- any order.

@@ -482,7 +482,7 @@ def cases(detail_id: str) -> list[Case]:
         ("cost, last 7 days", lambda c: queries.cost(c, **last_week), costs(**last_week), True),
         ("cost, last 7 days, model=gpt-4", lambda c: queries.cost(c, **last_week, model="gpt-4", top=1),
          [(q, {**no_dates, "user_id": None, **last_week, "model": "gpt-4", "top": 1})
-          for q in (cost_totals.COST_ROWS_FROM_ROLLUP, cost_totals.USERS_OF_MODEL,
+          for q in (cost_totals.COST_ROWS_FROM_ROLLUP, cost_totals.USERS_OF_MODEL_FROM_ROLLUP,
                     cost_totals.TOP_SESSIONS)], True),
         ("summary, last 24 hours", lambda c: queries.summary(c, hours=24, now=now),
          [(session_hours.SUMMARY_OF_HOURS, last_day)], True),
@@ -610,8 +610,8 @@ def prepare(url: str, schema: str, args: argparse.Namespace, scale: int) -> dict
                 print(f"  roll-ups back-filled in {time.perf_counter() - began:.1f} s: {counted}", flush=True)
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items() if not k.startswith("requested")))
     with connect(url, schema) as conn:
-        # What the hourly fold job has done by AT in a deployment: the past days folded, the closed
-        # hours compacted (worker/maintenance/fold.py).
+        # What the hourly fold job has done by AT in a deployment: the past days folded (the months
+        # before them into user_cost_monthly), the closed hours compacted (worker/maintenance/fold.py).
         began = time.perf_counter()
         folded = fold_latency(conn, now=AT)
         print(f"  folded in {time.perf_counter() - began:.1f} s: {folded}", flush=True)

@@ -45,6 +45,8 @@ _ROLLUPS = {
     ),
     "round_cost_rollup": ("day, model, provider", "priced, unpriced, cost_usd"),
     "user_cost_rollup": ("day, user_id", "cost_usd, unpriced_rounds"),
+    "user_model_cost_rollup": ("day, user_id, model", "cost_usd, unpriced_rounds"),
+    "user_cost_monthly": ("month, user_id, model", "cost_usd, unpriced_rounds"),
     "round_hourly": (
         "hour, model",
         "rounds, errors, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced, priced",
@@ -160,6 +162,19 @@ _BASE = {
     "user_cost_rollup": """
         SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, sum(cost_usd), sum(unpriced_rounds)
         FROM session_metrics WHERE started_at IS NOT NULL AND user_id IS NOT NULL GROUP BY 1, 2
+        HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
+    "user_model_cost_rollup": """
+        SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, model, sum(cost_usd), sum(unpriced_rounds)
+        FROM session_metrics WHERE started_at IS NOT NULL AND user_id IS NOT NULL GROUP BY 1, 2, 3
+        HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
+    # the sessions of the days before its watermark (schema.sql: latency_fold), by month
+    "user_cost_monthly": """
+        SELECT date_trunc('month', started_at AT TIME ZONE 'UTC')::date, user_id, model, sum(cost_usd),
+               sum(unpriced_rounds)
+        FROM session_metrics
+        WHERE started_at < (SELECT months_upto FROM latency_fold)::timestamp AT TIME ZONE 'UTC'
+          AND user_id IS NOT NULL
+        GROUP BY 1, 2, 3
         HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0""",
     "round_hourly": """
         SELECT metrics_utc_hour(started_at), model, count(*), count(*) FILTER (WHERE status = 'error'),

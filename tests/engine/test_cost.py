@@ -247,7 +247,8 @@ _DROP_COST = """
 ALTER TRIGGER round_rollups_insert ON round_metrics RENAME TO round_hourly_insert;
 ALTER TRIGGER round_rollups_update ON round_metrics RENAME TO round_hourly_update;
 ALTER TRIGGER round_rollups_delete ON round_metrics RENAME TO round_hourly_delete;
-DROP TABLE round_cost_rollup, user_cost_rollup, forward_hourly;
+DROP TABLE round_cost_rollup, user_cost_rollup, user_model_cost_rollup, user_cost_monthly, forward_hourly;
+ALTER TABLE latency_fold DROP COLUMN months_upto;
 ALTER TABLE session_metrics DROP COLUMN cost_usd, DROP COLUMN unpriced_rounds;
 ALTER TABLE round_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;
 ALTER TABLE forward_request_metrics DROP COLUMN cost_usd, DROP COLUMN cost_source, DROP COLUMN unpriced;

@@ -46,7 +46,7 @@ def _previous_session_move() -> str:
     start = text.index("CREATE OR REPLACE FUNCTION session_rollup_move")
     end = text.index("END $$;", start)
     body = text[start:end]
-    return body[: body.index("    INSERT INTO user_cost_rollup")] + "END $$"
+    return body[: body.index("    -- The user cost:")] + "END $$"
 
 
 _OLD_ROWS = """

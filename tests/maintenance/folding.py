@@ -50,6 +50,8 @@ def apply_during_fold(
         folder.execute(fold.LOCK)
         since, upto = folder.execute(fold.CLEAR, params).fetchone() or (None, None)
         folder.execute(fold.FOLD, {"since": since, "upto": upto})
+        folder.execute(fold.MONTHS_CLEAR)
+        folder.execute(fold.MONTHS)
         thread = threading.Thread(target=applier.execute, args=(statement,))
         thread.start()
         wait_until_blocked(watcher, applier.info.backend_pid, thread)

@@ -84,7 +84,7 @@ def test_folding_twice_changes_nothing(conn: psycopg.Connection[Any]) -> None:
     first = fold_latency(conn, now=AFTER, chunk_days=1)
     rows = daily_rows(conn)
     again = fold_latency(conn, now=AFTER)
-    nothing = {"days": 0, "rows": 0, "tool_rows": 0, "forward_rows": 0, "session_rows": 0}
+    nothing = {"days": 0, "rows": 0, "tool_rows": 0, "forward_rows": 0, "session_rows": 0, "month_rows": 0}
     nothing.update(hours=0, hour_rows_in=0, hour_rows=0)  # and no hour compacted again
     assert again == {**nothing, "folded_upto": first["folded_upto"]}
     assert daily_rows(conn) == rows  # not even rewritten: the same row versions

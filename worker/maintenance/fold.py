@@ -11,6 +11,10 @@ the sums of their hours (one row per day and key, in slot 0) and moves
 ``folded_upto`` on, in one commit. Idempotent: a second run finds nothing due, and a day it
 folds again would get the same sums. Nothing due, it takes no lock (applies never wait on it).
 
+In the same transaction it recounts the user cost of the months from ``months_upto``'s to the new
+watermark's (user_cost_monthly, from user_model_cost_rollup's days before ``folded_upto``) and moves
+``months_upto`` to ``folded_upto``: reads of long ranges sum a row per month and user, not per day.
+
 Then it compacts the closed hours of latency_hourly under the same lock (worker/maintenance/compact.py):
 one row per hour, metric and name, stored as the latency reads send it.
 """
@@ -29,7 +33,7 @@ DEFAULT_GRACE = timedelta(hours=1)
 #: Days folded per transaction: a long-stopped scheduler catches up in bounded chunks.
 DEFAULT_CHUNK_DAYS = 7
 
-DUE = "SELECT 1 FROM latency_fold WHERE folded_upto < %(target)s::date"
+DUE = "SELECT 1 FROM latency_fold WHERE folded_upto < %(target)s::date OR months_upto <> folded_upto"
 
 LOCK = "SELECT pg_advisory_xact_lock(1919904877, 'latency_fold'::regclass::oid::int)"
 
@@ -139,6 +143,42 @@ FROM folded
 """
 
 
+# After the days (same transaction, same lock): user_cost_monthly's months between months_upto and
+# the new folded_upto recounted from user_model_cost_rollup's days before folded_upto, in slot 0, and
+# months_upto set to folded_upto (schema.sql: latency_fold). Either way round: a watermark moved back
+# recounts the months it leaves, with fewer days. The first fold counts every month ('-infinity').
+# Their rows go first, in a statement of their own (a statement's insert could meet the keys its
+# own delete has not removed yet), as the days' CLEAR before FOLD.
+MONTHS_CLEAR = """
+DELETE FROM user_cost_monthly AS m
+USING latency_fold AS f
+WHERE f.months_upto <> f.folded_upto
+  AND m.month >= date_trunc('month', LEAST(f.months_upto, f.folded_upto)::timestamp)
+"""
+
+MONTHS = """
+WITH w AS (
+    SELECT f.folded_upto AS upto,
+           date_trunc('month', LEAST(f.months_upto, f.folded_upto)::timestamp)::date AS since
+    FROM latency_fold AS f
+    WHERE f.months_upto <> f.folded_upto
+), counted AS (
+    INSERT INTO user_cost_monthly (month, user_id, model, slot, cost_usd, unpriced_rounds)
+    SELECT date_trunc('month', d.day::timestamp)::date, d.user_id, d.model, 0, sum(d.cost_usd),
+           sum(d.unpriced_rounds)
+    FROM user_model_cost_rollup AS d, w
+    WHERE d.day >= w.since AND d.day < w.upto
+    GROUP BY 1, 2, 3
+    HAVING sum(d.cost_usd) <> 0 OR sum(d.unpriced_rounds) <> 0
+    ORDER BY 1, 2, 3
+    RETURNING 1
+), moved AS (
+    UPDATE latency_fold SET months_upto = w.upto FROM w
+)
+SELECT count(*) FROM counted
+"""
+
+
 def fold_target(now: datetime, grace: timedelta = DEFAULT_GRACE) -> date:
     """The watermark a fold at ``now`` moves to: the UTC date of ``now - grace``."""
     return (now.astimezone(UTC) - grace).date()
@@ -155,8 +195,8 @@ def fold_latency(
     """Fold every day before the UTC date of ``now - grace`` not folded yet (autocommit connection,
     a transaction per chunk), then compact the hours closed ``hour_grace`` before ``now``
     (compact.compact_hours); the days with latencies and the latency rows folded, the tool_rollup,
-    forward_rollup and session_rollup rows written, the watermark reached (an ISO date, or
-    '-infinity' before any fold), and the hours compacted with the rows that went and came."""
+    forward_rollup, session_rollup and user_cost_monthly rows written, the watermark reached (an ISO
+    date, or '-infinity' before any fold), and the hours compacted with the rows that went and came."""
     if chunk_days < 1:
         raise ValueError(f"chunk_days: must be at least 1, got {chunk_days}")
     if grace < timedelta(0):
@@ -168,19 +208,21 @@ def fold_latency(
     now = now or datetime.now(UTC)
     target = fold_target(now, grace)
     params: dict[str, Any] = {"target": target, "days": chunk_days}
-    days = rows = tool_rows = forward_rows = session_rows = 0
+    days = rows = tool_rows = forward_rows = session_rows = month_rows = 0
     while conn.execute(DUE, params).fetchone() is not None:  # nothing due: no lock, no wait
         with conn.transaction():
             conn.execute(LOCK)
             span = conn.execute(CLEAR, params).fetchone()
-            if span is None:  # another fold got there first
+            if span is not None:  # else another fold got there first (or only the months are due)
+                found = conn.execute(FOLD, {"since": span[0], "upto": span[1]}).fetchone()
+                if found:
+                    days, rows = days + int(found[0]), rows + int(found[1])
+                    tool_rows, forward_rows = tool_rows + int(found[2]), forward_rows + int(found[3])
+                    session_rows += int(found[4])
+            conn.execute(MONTHS_CLEAR)
+            month_rows += int((conn.execute(MONTHS).fetchone() or (0,))[0])
+            if span is None:
                 break
-            since, upto = span
-            found = conn.execute(FOLD, {"since": since, "upto": upto}).fetchone()
-            if found:
-                days, rows = days + int(found[0]), rows + int(found[1])
-                tool_rows, forward_rows = tool_rows + int(found[2]), forward_rows + int(found[3])
-                session_rows += int(found[4])
     row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
     compacted = compact_hours(conn, LOCK, now=now, grace=hour_grace)
     return {
@@ -189,6 +231,7 @@ def fold_latency(
         "tool_rows": tool_rows,
         "forward_rows": forward_rows,
         "session_rows": session_rows,
+        "month_rows": month_rows,
         "folded_upto": row[0] if row else None,
         **compacted,
     }

@@ -1,15 +1,17 @@
 """What the agents cost over a span of UTC dates: total, per model, per day, per user, top sessions.
 
 Exact USD (numeric) summed from the cost roll-ups (schema.sql: round_cost_rollup,
-forward_rollup's cost columns, user_cost_rollup); unpriced rows (a model no price list knows) are
-counted, never summed as $0. Per model and per day are over rounds and forwards by the UTC date
-of their own ``started_at``; per user and the top sessions are over sessions (a session's cost is
-its rounds'), by the session's ``started_at``, and the model filter there is the session's model
-(as the session reads filter). With a user filter the per-model and per-day figures come from
-the base rows of that user's sessions (COST_ROWS_OF_USER: the roll-ups have no user key), and
-per user with a model filter from the sessions (USERS_OF_MODEL); the ``_FROM_BASE`` twins answer
-while a back-fill is due. Each read is whole statements side by side,
-as everywhere.
+forward_rollup's cost columns, user_cost_rollup, user_model_cost_rollup, user_cost_monthly);
+unpriced rows (a model no price list knows) are counted, never summed as $0. Per model and per
+day are over rounds and forwards by the UTC date of their own ``started_at``; per user and the
+top sessions are over sessions (a session's cost is its rounds'), by the session's ``started_at``,
+and the model filter there is the session's model (as the session reads filter). With a user
+filter the per-model and per-day figures come from the base rows of that user's sessions
+(COST_ROWS_OF_USER: the roll-ups have no user key). Per user comes from user_cost_rollup (by day
+and user; with a model filter user_model_cost_rollup, by session model too) and, for the whole
+months of a long range, from user_cost_monthly (folded by the fold job: schema.sql's
+latency_fold). The ``_FROM_BASE`` twins answer while a back-fill is due. Each read is whole
+statements side by side, as everywhere.
 
 The last N UTC hours (``hours``, instead of dates) are cost_hours.py's.
 """
@@ -118,17 +120,89 @@ WHERE f.started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'U
 GROUP BY 2, 3
 """
 
+# Per user: the whole months of the dates (from ``months_from``, the first month that starts on or
+# after start_date, to ``months_to``, the month after end_date's, exclusive) from user_cost_monthly,
+# which holds their days before latency_fold.months_upto; every other day of the dates from
+# user_cost_rollup: those before the first whole month, and those from the later of that month
+# and of months_upto (at most months_to) on.
 USERS_FROM_ROLLUP = """
+WITH span AS (
+    SELECT COALESCE(date_trunc('month', (%(start_date)s::date - 1)::timestamp + interval '1 month')::date,
+                    '-infinity') AS months_from,
+           COALESCE(date_trunc('month', (%(end_date)s::date + 1)::timestamp)::date, 'infinity') AS months_to,
+           (SELECT months_upto FROM latency_fold) AS months_upto
+)
 SELECT ready.rollups_ready, answer.*
 FROM (
     SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity IN ('sessions')
 ) AS ready
 LEFT JOIN (
     SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
-    FROM user_cost_rollup
-    WHERE day >= COALESCE(%(start_date)s::date, '-infinity')
-      AND day <= COALESCE(%(end_date)s::date, 'infinity')
-      AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+    FROM (
+        SELECT m.user_id, m.cost_usd, m.unpriced_rounds
+        FROM user_cost_monthly AS m
+        WHERE m.month >= (SELECT months_from FROM span) AND m.month < (SELECT months_to FROM span)
+          AND (%(user_id)s::text IS NULL OR m.user_id = %(user_id)s)
+        UNION ALL
+        SELECT d.user_id, d.cost_usd, d.unpriced_rounds
+        FROM user_cost_rollup AS d
+        WHERE d.day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND d.day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND d.day < (SELECT months_from FROM span)
+          AND (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
+        UNION ALL
+        SELECT d.user_id, d.cost_usd, d.unpriced_rounds
+        FROM user_cost_rollup AS d
+        WHERE d.day >= (SELECT GREATEST(months_from, LEAST(months_upto, months_to)) FROM span)
+          AND d.day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND d.day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
+    ) AS parts
+    GROUP BY user_id
+    HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0
+    ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
+    LIMIT %(top)s
+) AS answer ON ready.rollups_ready
+ORDER BY cost_usd DESC, user_id COLLATE "C"
+"""
+
+# The same of one session model: the days from user_model_cost_rollup.
+USERS_OF_MODEL_FROM_ROLLUP = """
+WITH span AS (
+    SELECT COALESCE(date_trunc('month', (%(start_date)s::date - 1)::timestamp + interval '1 month')::date,
+                    '-infinity') AS months_from,
+           COALESCE(date_trunc('month', (%(end_date)s::date + 1)::timestamp)::date, 'infinity') AS months_to,
+           (SELECT months_upto FROM latency_fold) AS months_upto
+)
+SELECT ready.rollups_ready, answer.*
+FROM (
+    SELECT count(*) = 1 AS rollups_ready FROM rollup_backfill WHERE done AND entity IN ('sessions')
+) AS ready
+LEFT JOIN (
+    SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
+    FROM (
+        SELECT m.user_id, m.cost_usd, m.unpriced_rounds
+        FROM user_cost_monthly AS m
+        WHERE m.month >= (SELECT months_from FROM span) AND m.month < (SELECT months_to FROM span)
+          AND (%(user_id)s::text IS NULL OR m.user_id = %(user_id)s)
+          AND m.model = %(model)s
+        UNION ALL
+        SELECT d.user_id, d.cost_usd, d.unpriced_rounds
+        FROM user_model_cost_rollup AS d
+        WHERE d.day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND d.day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND d.day < (SELECT months_from FROM span)
+          AND (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
+          AND d.model = %(model)s
+        UNION ALL
+        SELECT d.user_id, d.cost_usd, d.unpriced_rounds
+        FROM user_model_cost_rollup AS d
+        WHERE d.day >= (SELECT GREATEST(months_from, LEAST(months_upto, months_to)) FROM span)
+          AND d.day >= COALESCE(%(start_date)s::date, '-infinity')
+          AND d.day <= COALESCE(%(end_date)s::date, 'infinity')
+          AND (%(user_id)s::text IS NULL OR d.user_id = %(user_id)s)
+          AND d.model = %(model)s
+    ) AS parts
     GROUP BY user_id
     HAVING sum(cost_usd) <> 0 OR sum(unpriced_rounds) <> 0
     ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
@@ -144,20 +218,7 @@ WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC
   AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
   AND user_id IS NOT NULL AND (cost_usd <> 0 OR unpriced_rounds <> 0)
   AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
-GROUP BY user_id
-ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
-LIMIT %(top)s
-"""
-
-# With a model filter (the session's model; the roll-up has no model key).
-USERS_OF_MODEL = """
-SELECT user_id, sum(cost_usd) AS cost_usd, sum(unpriced_rounds)::int8 AS unpriced_rounds
-FROM session_metrics
-WHERE started_at >= COALESCE((%(start_date)s::date)::timestamp AT TIME ZONE 'UTC', '-infinity')
-  AND started_at < COALESCE((%(end_date)s::date + 1)::timestamp AT TIME ZONE 'UTC', 'infinity')
-  AND user_id IS NOT NULL AND (cost_usd <> 0 OR unpriced_rounds <> 0)
-  AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
-  AND model = %(model)s
+  AND (%(model)s::text IS NULL OR model = %(model)s)
 GROUP BY user_id
 ORDER BY sum(cost_usd) DESC, user_id COLLATE "C"
 LIMIT %(top)s
@@ -206,10 +267,8 @@ def cost(
             rows = rollup_or_base(conn, COST_ROWS_FROM_ROLLUP, COST_ROWS_FROM_BASE, params, "kind")
         else:
             rows = fetch_all(conn, COST_ROWS_OF_USER, params)
-        if model is None:
-            users = rollup_or_base(conn, USERS_FROM_ROLLUP, USERS_FROM_BASE, params, "user_id")
-        else:
-            users = fetch_all(conn, USERS_OF_MODEL, params)
+        users_of = USERS_FROM_ROLLUP if model is None else USERS_OF_MODEL_FROM_ROLLUP
+        users = rollup_or_base(conn, users_of, USERS_FROM_BASE, params, "user_id")
         sessions = fetch_all(conn, TOP_SESSIONS, params)
     return _report(rows, users, sessions)
 
