@@ -345,16 +345,29 @@ CREATE TABLE IF NOT EXISTS user_cost_rollup (
 -- Sessions by the UTC hour of their started_at, with session_rollup's key and sums: the read of the
 -- last hours, and the days not folded into session_rollup yet (latency_fold below: session_rollup
 -- holds exactly the days before its folded_upto, a later day is read from its hours, as tool_rollup's
--- and forward_rollup's). Moved with session_rollup (entity 'sessions'). A database whose session
--- roll-up predates it (session_rollup written for every day) counts its sessions again from zero
--- into both, and into user_cost_rollup, moved with them: the back-fill writes session_rollup only
--- for the days before the watermark, so keeping the old rows would count those days twice; readers
--- answer from session_metrics until `metrics-worker schema` has back-filled them.
+-- and forward_rollup's). Moved with session_rollup (entity 'sessions'), as are the user cost by
+-- session model and by month below. A database whose session roll-up predates either (session_rollup
+-- written for every day, no user cost by model) counts its sessions again from zero into all of
+-- them: the back-fill writes session_rollup only for the days before the watermark, so keeping the
+-- old rows would count those days twice; readers answer from session_metrics until
+-- `metrics-worker schema` has back-filled them. (The tables of the newer side, if one exists, are
+-- emptied with the rest, and the months counted again from the first by the next fold.)
 DO $$
 BEGIN
-    IF to_regclass('session_hourly') IS NULL AND to_regclass('rollup_backfill') IS NOT NULL THEN
+    IF (to_regclass('session_hourly') IS NULL OR to_regclass('user_model_cost_rollup') IS NULL)
+       AND to_regclass('rollup_backfill') IS NOT NULL THEN
         DELETE FROM session_rollup;
-        DELETE FROM user_cost_rollup;  -- moved with it (one back-fill entity)
+        DELETE FROM user_cost_rollup;
+        IF to_regclass('session_hourly') IS NOT NULL THEN
+            DELETE FROM session_hourly;
+        END IF;
+        IF to_regclass('user_model_cost_rollup') IS NOT NULL THEN
+            DELETE FROM user_model_cost_rollup;
+        END IF;
+        IF to_regclass('user_cost_monthly') IS NOT NULL THEN
+            DELETE FROM user_cost_monthly;
+            UPDATE latency_fold SET months_upto = '-infinity';
+        END IF;
         UPDATE rollup_backfill SET upto = NULL, done = NOT EXISTS (SELECT 1 FROM session_metrics)
         WHERE entity = 'sessions';
     END IF;
@@ -377,50 +390,19 @@ CREATE TABLE IF NOT EXISTS session_hourly (
     PRIMARY KEY (hour, model, status, reconciled, slot)
 ) WITH (fillfactor = 70);
 
--- The same per session model too (the cost read's per-user model filter is the session's model):
+-- The user cost per session model too (the cost read's per-user model filter is the session's model):
 -- what the per-user read with a model filter sums. A table beside user_cost_rollup, not a key
 -- added to it: a read without the filter sums a row per day and user there, not one per model too
 -- (at the read bench's 10x, 7 days' per-user cost would sum 4x the rows, taking 2.9x as long).
--- On a database of the version without it, its rows are counted from session_metrics here, in the
--- upgrade's transaction, with the session writers held off (SHARE: they wait for it, and the ones
--- before it have committed) and only the sessions the back-fill has counted (its position kept),
--- so it is as exact as the session roll-up it moves with, which is not counted again.
-DO $$
-DECLARE
-    counted text;
-BEGIN
-    IF to_regclass('user_model_cost_rollup') IS NULL THEN
-        CREATE TABLE user_model_cost_rollup (
-            day                        date NOT NULL,
-            user_id                    text NOT NULL,
-            model                      text NOT NULL,
-            slot                       smallint NOT NULL,
-            cost_usd                   numeric NOT NULL DEFAULT 0,
-            unpriced_rounds            bigint NOT NULL DEFAULT 0,
-            PRIMARY KEY (day, user_id, model, slot)
-        ) WITH (fillfactor = 70);
-        -- (a database without rollup_backfill is back-filled from zero, this table with the others;
-        -- one without the sessions' cost or user has none to count: they are added below, as zero)
-        IF to_regclass('rollup_backfill') IS NOT NULL
-           AND (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass
-                AND attname IN ('cost_usd', 'user_id') AND NOT attisdropped) THEN
-            LOCK TABLE session_metrics IN SHARE MODE;
-            SELECT CASE WHEN b.done THEN NULL ELSE COALESCE(b.upto, '') END INTO counted
-            FROM rollup_backfill AS b WHERE b.entity = 'sessions';
-            INSERT INTO user_model_cost_rollup (day, user_id, model, slot, cost_usd, unpriced_rounds)
-            SELECT * FROM (
-                SELECT (s.started_at AT TIME ZONE 'UTC')::date AS day, s.user_id, s.model, 0,
-                       sum(s.cost_usd) AS cost_usd, sum(s.unpriced_rounds) AS unpriced_rounds
-                FROM session_metrics AS s
-                WHERE s.started_at IS NOT NULL AND s.user_id IS NOT NULL
-                  AND (counted IS NULL OR s.session_id <= counted)
-                GROUP BY 1, 2, 3
-            ) AS d
-            WHERE (d.cost_usd, d.unpriced_rounds) <> (0, 0)
-            ORDER BY 1, 2, 3;
-        END IF;
-    END IF;
-END $$;
+CREATE TABLE IF NOT EXISTS user_model_cost_rollup (
+    day                        date NOT NULL,
+    user_id                    text NOT NULL,
+    model                      text NOT NULL,
+    slot                       smallint NOT NULL,
+    cost_usd                   numeric NOT NULL DEFAULT 0,
+    unpriced_rounds            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, user_id, model, slot)
+) WITH (fillfactor = 70);
 
 -- The same by UTC month (its first day): what reads of long ranges sum for their whole months.
 -- A month's rows hold its days before latency_fold.months_upto, exactly (below, at latency_fold).

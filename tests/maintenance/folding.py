@@ -41,11 +41,12 @@ def apply_during_fold(
     folder: psycopg.Connection[Any],
     watcher: psycopg.Connection[Any],
     statement: str,
+    days: int = fold.DEFAULT_CHUNK_DAYS,
 ) -> None:
-    """Hold a fold's chunk open (fold_latency's statements, up to its commit), run ``statement`` on
-    ``applier`` meanwhile, and return once it waited on the fold's lock and then, the fold
-    committed, went through."""
-    params = {"target": fold_target(AFTER), "days": fold.DEFAULT_CHUNK_DAYS}
+    """Hold a fold's chunk (of ``days``) open (fold_latency's statements, up to its commit), run
+    ``statement`` on ``applier`` meanwhile, and return once it waited on the fold's lock and then,
+    the fold committed, went through."""
+    params = {"target": fold_target(AFTER), "days": days}
     with folder.transaction():
         folder.execute(fold.LOCK)
         since, upto = folder.execute(fold.CLEAR, params).fetchone() or (None, None)

@@ -116,7 +116,8 @@ def test_folded_months_late_updates_and_folding_twice_stay_exact(db_url: str) ->
         add_sessions(conn, rng, 120)
         assert monthly_rows(conn) == 0 and months_upto(conn) == "-infinity"
         assert_rollups_match(conn)
-        out = fold_latency(conn, now=datetime(2026, 2, 6, 2, tzinfo=UTC))
+        # one chunk (the sessions' hours from FIRST on): every month counted once
+        out = fold_latency(conn, now=datetime(2026, 2, 6, 2, tzinfo=UTC), chunk_days=400)
         assert out["folded_upto"] == months_upto(conn) == "2026-02-06"
         assert out["month_rows"] == monthly_rows(conn) > 0
         assert conn.execute("SELECT DISTINCT slot FROM user_cost_monthly").fetchall() == [(0,)]
@@ -164,7 +165,7 @@ def test_an_apply_waits_for_the_fold_and_then_writes_the_months(db_url: str) -> 
     ):
         add_sessions(applier, random.Random(13), 100)
         # a session change of a January day, while a fold that moves months_upto past it is open
-        apply_during_fold(applier, folder, watcher, LATE)
+        apply_during_fold(applier, folder, watcher, LATE, days=400)  # one chunk: to the target
         assert months_upto(watcher) == "2026-02-12"
         assert_rollups_match(watcher)
     assert_reads_exact(db_url)
@@ -189,20 +190,27 @@ def test_a_fold_waits_for_an_open_apply(db_url: str) -> None:
     assert_reads_exact(db_url)
 
 
-#: The previous version's tables, in the middle of the sessions' back-fill (those up to u0049 counted).
+#: The previous version's tables (no hours, no user cost by model or month), in the middle of the
+#: sessions' back-fill: the sessions up to u0049 counted, by day.
 PREVIOUS = """
 DELETE FROM session_rollup;
+INSERT INTO session_rollup (day, model, status, reconciled, slot, sessions, total_rounds, total_tokens)
+SELECT (started_at AT TIME ZONE 'UTC')::date, model, status, reconciled_at IS NOT NULL, 0, count(*),
+       sum(total_rounds), sum(total_tokens)
+FROM session_metrics WHERE started_at IS NOT NULL AND session_id <= 'u0049' GROUP BY 1, 2, 3, 4;
 DELETE FROM user_cost_rollup;
-SELECT session_rollup_move(ARRAY(SELECT s FROM session_metrics AS s WHERE s.session_id <= 'u0049'),
-                           '{}'::session_metrics[], NULL);
-DROP TABLE user_model_cost_rollup, user_cost_monthly;
+INSERT INTO user_cost_rollup (day, user_id, slot, cost_usd, unpriced_rounds)
+SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, 0, sum(cost_usd), sum(unpriced_rounds)
+FROM session_metrics WHERE user_id IS NOT NULL AND session_id <= 'u0049' GROUP BY 1, 2;
+DROP TABLE session_hourly, user_model_cost_rollup, user_cost_monthly;
 ALTER TABLE latency_fold DROP COLUMN months_upto;
 """
 
 
-def test_an_upgraded_database_counts_its_users_by_model(db_url: str) -> None:
-    """The previous version has no roll-up by model: it is counted from the sessions (here in the
-    middle of the sessions' back-fill, as far as it went), and the back-fill goes on from there."""
+def test_an_upgraded_database_counts_its_users_by_model_and_month(db_url: str) -> None:
+    """The previous version has no roll-up by model or month (nor sessions by hour): its sessions
+    are counted again from zero into all of them (here from the middle of its back-fill), and the
+    next fold counts the months."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         add_sessions(conn, random.Random(15), 100)
         fold_latency(conn, now=datetime(2026, 2, 20, 2, tzinfo=UTC))
@@ -212,14 +220,10 @@ def test_an_upgraded_database_counts_its_users_by_model(db_url: str) -> None:
             conn.execute("UPDATE rollup_backfill SET done = false, upto = 'u0049' WHERE entity = 'sessions'")
         apply_schema(conn, force=True)
         assert months_upto(conn) == "-infinity" and monthly_rows(conn) == 0
-        row = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE model = 'gpt-4'), sum(cost_usd)"
-            " FROM user_model_cost_rollup"
-        ).fetchone()
-        expected = conn.execute(
-            "SELECT sum(cost_usd) FROM session_metrics WHERE user_id IS NOT NULL AND session_id <= 'u0049'"
-        ).fetchone()
-        assert row is not None and expected is not None and row[1] > 0 and row[2] == expected[0]
+        for table in ("session_rollup", "user_cost_rollup", "user_model_cost_rollup"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+        assert conn.execute("SELECT upto FROM rollup_backfill WHERE entity = 'sessions'").fetchone() == (None,)
+        assert_reads_exact(db_url)  # from the sessions meanwhile
         backfill(conn)
         assert_rollups_match(conn)
         assert_reads_exact(db_url)
