@@ -269,8 +269,8 @@ def test_a_database_of_the_version_before_cost_is_upgraded_then_repriced(
     priced = _everything(conn)
     conn.execute(_DROP_COST)
     apply_schema(conn, force=True)
-    # the hourly roll-up gains its cost too; the forwards are counted by hour
-    assert pending(conn) == ["forwards", "round_hourly", "rounds"]
+    # the hourly roll-up gains its cost too; the forwards are counted by hour, the sessions by user and model
+    assert pending(conn) == ["forwards", "round_hourly", "rounds", "sessions"]
     assert backfill(conn, chunk_size=3)["rounds"] > 0
     assert_rollups_match(conn)  # nothing priced yet: every cost roll-up empty, and exact
     assert conn.execute("SELECT count(*) FROM round_cost_rollup").fetchone() == (0,)
