@@ -125,7 +125,7 @@ def test_an_upgraded_database_keeps_its_session_counts(db_url: str) -> None:
         fold_latency(conn, now=T0 - timedelta(days=1))  # a watermark before the sessions' days
         summary, per_model = queries.summary(conn), queries.by_model(conn)
         assert summary.total_sessions > 0
-        # that version's session roll-up: every day, from the base rows; no hours, no user cost by model or month
+        # that version's session roll-up: every day, from the base rows; no hours, no user cost by model
         conn.execute("DROP TABLE session_hourly, user_model_cost_rollup, user_cost_monthly")
         conn.execute("ALTER TABLE latency_fold DROP COLUMN months_upto")
         conn.execute("DELETE FROM session_rollup")

@@ -222,7 +222,10 @@ def test_an_upgraded_database_counts_its_users_by_model_and_month(db_url: str) -
         assert months_upto(conn) == "-infinity" and monthly_rows(conn) == 0
         for table in ("session_rollup", "user_cost_rollup", "user_model_cost_rollup"):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
-        assert conn.execute("SELECT upto FROM rollup_backfill WHERE entity = 'sessions'").fetchone() == (None,)
+        backfill_row = conn.execute(
+            "SELECT done, upto FROM rollup_backfill WHERE entity = 'sessions'"
+        ).fetchone()
+        assert backfill_row == (False, None)
         assert_reads_exact(db_url)  # from the sessions meanwhile
         backfill(conn)
         assert_rollups_match(conn)
