@@ -815,17 +815,15 @@ CREATE OR REPLACE TRIGGER session_rollup_update AFTER UPDATE ON session_metrics
 CREATE OR REPLACE TRIGGER session_rollup_delete AFTER DELETE ON session_metrics
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION session_rollup_trigger();
 
--- A database written by a version without reconciled_at: add it, and mark the sessions that version's
--- reconcile closed, told by their status_version (the reconcile stamp '|reconciled' is still the
--- latest: no real event set their status since). That version set completed_at to the time it
--- ran: that is when reconcile closed them; their last activity (updated_at) becomes completed_at.
--- The roll-up trigger above moves each one to its reconciled bucket in this transaction.
+-- A database written by a version without reconciled_at: add it; the sessions that version's
+-- reconcile closed are marked at the end of this file (metrics.mark_reconciled, this transaction's),
+-- once every table, column and function the session roll-up's trigger reads exists (the release
+-- 0.1.0 has none of them: tests/engine/test_upgrade_release.py).
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'session_metrics'::regclass AND attname = 'reconciled_at') THEN
         ALTER TABLE session_metrics ADD COLUMN reconciled_at timestamptz;
-        UPDATE session_metrics SET reconciled_at = COALESCE(completed_at, updated_at), completed_at = updated_at
-        WHERE status <> 'running' AND status_version LIKE '%|reconciled';
+        PERFORM set_config('metrics.mark_reconciled', 'on', true);
     END IF;
 END $$;
 
@@ -1713,3 +1711,17 @@ CREATE OR REPLACE TRIGGER forward_rollups_update AFTER UPDATE ON forward_request
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollups_trigger();
 CREATE OR REPLACE TRIGGER forward_rollups_delete AFTER DELETE ON forward_request_metrics
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forward_rollups_trigger();
+
+-- The sessions closed by the reconcile of a version without reconciled_at (added above), told by their
+-- status_version (the reconcile stamp '|reconciled' is still the latest: no real event set their
+-- status since). That version set completed_at to the time it ran: that is when reconcile closed
+-- them; their last activity (updated_at) becomes completed_at. The session roll-up's trigger moves
+-- each one to its reconciled bucket in this transaction.
+DO $$
+BEGIN
+    IF current_setting('metrics.mark_reconciled', true) = 'on' THEN
+        UPDATE session_metrics SET reconciled_at = COALESCE(completed_at, updated_at), completed_at = updated_at
+        WHERE status <> 'running' AND status_version LIKE '%|reconciled';
+        PERFORM set_config('metrics.mark_reconciled', 'off', true);
+    END IF;
+END $$;
