@@ -1015,8 +1015,24 @@ CREATE TABLE IF NOT EXISTS latency_daily (
     slot                       smallint NOT NULL,
     lo                         int NOT NULL,
     counts                     int[] NOT NULL,
+    -- counts as the latency reads send them (metrics_histogram_raw), written by the fold for the
+    -- days it writes (slot 0); NULL on every row a move writes or adds to, as latency_hourly.raw
+    raw                        bytea CONSTRAINT latency_daily_raw
+        CHECK (raw IS NULL OR raw = metrics_histogram_raw(counts)),
     PRIMARY KEY (day, metric, name, slot)
 ) WITH (fillfactor = 70, toast_tuple_target = 8160);
+
+-- A folded day's rows keep ``raw`` as a compacted hour does (the read of dates sends those bytes as
+-- they are: no array_send over a week's elements). A database of the version before: the column is
+-- added (NULL everywhere: the days folded before are packed by the read, as before). Checked first:
+-- no table lock when it is there.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'latency_daily'::regclass AND attname = 'raw') THEN
+        ALTER TABLE latency_daily ADD COLUMN IF NOT EXISTS raw bytea CONSTRAINT latency_daily_raw
+            CHECK (raw IS NULL OR raw = metrics_histogram_raw(counts));
+    END IF;
+END $$;
 
 -- Which days latency_daily holds: every day before folded_upto, exactly; from folded_upto on, a
 -- day is read from latency_hourly (its rows in latency_daily, if any, are ignored). The roll-up
@@ -1316,7 +1332,8 @@ BEGIN
         ORDER BY 1, 2, 3
         ON CONFLICT (day, metric, name, slot) DO UPDATE SET
             lo = LEAST(r.lo, EXCLUDED.lo),
-            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts);
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts),
+            raw = NULL;
     END IF;
 END $$;
 
@@ -1430,7 +1447,8 @@ BEGIN
         ORDER BY 1, 2, 3
         ON CONFLICT (day, metric, name, slot) DO UPDATE SET
             lo = LEAST(r.lo, EXCLUDED.lo),
-            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts);
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts),
+            raw = NULL;
     END IF;
 END $$;
 
@@ -1604,7 +1622,8 @@ BEGIN
         ORDER BY 1, 2, 3
         ON CONFLICT (day, metric, name, slot) DO UPDATE SET
             lo = LEAST(r.lo, EXCLUDED.lo),
-            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts);
+            counts = metrics_histogram_add(r.lo, r.counts, EXCLUDED.lo, EXCLUDED.counts),
+            raw = NULL;
     END IF;
 END $$;
 

@@ -55,8 +55,9 @@ def test_a_new_database_folds_nothing_until_the_days_are_past(conn: psycopg.Conn
     assert done["folded_upto"] == fold_target(AFTER).isoformat() == "2026-02-12"
     assert done["days"] + before["days"] == len(days_with_latencies(conn)) > 0
     assert done["rows"] > 0
-    # One row per day, metric and name, in slot 0: the days' hours summed.
+    # One row per day, metric and name, in slot 0: the days' hours summed, stored raw too.
     assert conn.execute("SELECT DISTINCT slot FROM latency_daily").fetchall() == [(0,)]
+    assert conn.execute("SELECT count(*) FROM latency_daily WHERE raw IS NULL").fetchone() == (0,)
     assert_rollups_match(conn)
 
 
@@ -73,6 +74,8 @@ def test_fold_then_late_events_into_the_folded_days_stay_exact(db_url: str) -> N
         for batch in split(rng, late):  # before the watermark: the moves write latency_daily too
             apply_events(conn, batch)
         assert daily_rows(conn) != folded
+        # a move's rows into a folded day: raw NULL (the check refuses a stale one), packed by the read
+        assert conn.execute("SELECT bool_or(raw IS NULL) FROM latency_daily").fetchone() == (True,)
         reconcile(conn, HintSnapshot(), now=T0 + timedelta(hours=1), grace=timedelta(minutes=1))
         assert_rollups_match(conn)
     from_rollups, from_base = reads_both_ways(db_url)
@@ -146,6 +149,31 @@ def test_an_upgraded_database_keeps_its_counts(db_url: str) -> None:
         assert_rollups_match(conn)
         # ... and replaced when those days are folded.
         fold_latency(conn, now=AFTER)
+        assert_rollups_match(conn)
+    from_rollups, from_base = reads_both_ways(db_url)
+    assert from_rollups == from_base
+
+
+def test_an_upgraded_database_gets_the_daily_raw_column(db_url: str) -> None:
+    """The previous version: latency_daily without ``raw``. The upgrade adds it (NULL: those days
+    packed by the read), with its check, and the next fold stores it for the days it writes."""
+    rng = random.Random(11)
+    history = coherent_history(rng, sessions=4)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        apply_events(conn, history[: len(history) // 2])
+        fold_latency(conn, now=AFTER)
+        before = rollup_buckets(conn)["latency_daily"]
+        assert before
+        conn.execute("ALTER TABLE latency_daily DROP COLUMN raw")
+        apply_schema(conn, force=True)  # the previous version's file had another digest
+        assert conn.execute("SELECT count(*) FROM latency_daily WHERE raw IS NOT NULL").fetchone() == (0,)
+        assert rollup_buckets(conn)["latency_daily"] == before
+        with pytest.raises(psycopg.errors.CheckViolation):  # the constraint came with the column
+            conn.execute("UPDATE latency_daily SET raw = '\\x00'::bytea")
+        apply_events(conn, history[len(history) // 2 :])
+        conn.execute("UPDATE latency_fold SET folded_upto = %s", (T0.date() - timedelta(days=3),))
+        fold_latency(conn, now=AFTER)
+        assert conn.execute("SELECT count(*) FROM latency_daily WHERE raw IS NULL").fetchone() == (0,)
         assert_rollups_match(conn)
     from_rollups, from_base = reads_both_ways(db_url)
     assert from_rollups == from_base

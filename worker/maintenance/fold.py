@@ -7,7 +7,8 @@ The roll-up moves write the hourly tables always and the daily ones only for day
 the rest from the hourly one. The fold moves the watermark on to the UTC date of ``now - grace``
 (yesterday, once the grace after midnight is over), a few days per transaction: under the
 exclusive advisory lock that every move takes shared, it replaces the daily rows of those days by
-the sums of their hours (one row per day and key, in slot 0) and moves
+the sums of their hours (one row per day and key, in slot 0, its ``raw`` form stored as the
+latency reads send it: schema.sql latency_daily.raw) and moves
 ``folded_upto`` on, in one commit. Idempotent: a second run finds nothing due, and a day it
 folds again would get the same sums. Nothing due, it takes no lock (applies never wait on it).
 
@@ -80,11 +81,14 @@ WITH buckets AS (
     GROUP BY 1, 2, 3, 4
     HAVING sum(u.n) <> 0
 ), folded AS (
-    INSERT INTO latency_daily (day, metric, name, slot, lo, counts)
-    SELECT b.day, b.metric, b.name, 0, min(b.bucket),
-           metrics_histogram(min(b.bucket), max(b.bucket), array_agg(b.bucket), array_agg(b.n))
-    FROM buckets AS b
-    GROUP BY 1, 2, 3
+    INSERT INTO latency_daily (day, metric, name, slot, lo, counts, raw)
+    SELECT f.day, f.metric, f.name, 0, f.lo, f.counts, metrics_histogram_raw(f.counts)
+    FROM (
+        SELECT b.day, b.metric, b.name, min(b.bucket) AS lo,
+               metrics_histogram(min(b.bucket), max(b.bucket), array_agg(b.bucket), array_agg(b.n)) AS counts
+        FROM buckets AS b
+        GROUP BY 1, 2, 3
+    ) AS f
     ORDER BY 1, 2, 3
     RETURNING day
 ), tools AS (

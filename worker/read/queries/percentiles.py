@@ -9,7 +9,8 @@ buckets from the base tables (with schema.sql's metrics_latency_bucket), run onl
 is due, each bucket a one-count array. All three send one row per name, its arrays packed (first
 buckets, lengths, and the elements as int4[]'s binary form has them; the aggregates of a group
 take its rows in one order, as PostgreSQL advances them together row by row), and the arrays of
-closed hours the fold compacted (schema.sql: latency_hourly.raw) apart, as stored (their elements
+closed hours the fold compacted and of the days it folded (schema.sql: latency_hourly.raw,
+latency_daily.raw) apart, as stored (their elements
 as 4-byte ints: no array_send, an int4send call per element, and half the bytes), summed by
 _base.sum_packed in one numpy call, and the percentiles are read off the summed array
 (histogram.percentiles_dense), so all give the same answer: the last 24 hours are 24 arrays per name
@@ -53,7 +54,7 @@ LEFT JOIN (
            array_agg(cardinality(counts)) FILTER (WHERE raw IS NOT NULL) AS raw_sizes,
            string_agg(raw, ''::bytea) AS raw
     FROM (
-        SELECT metric, name, lo, counts, NULL::bytea AS raw
+        SELECT metric, name, lo, counts, raw
         FROM latency_daily
         WHERE day >= COALESCE((%(start_at)s::timestamptz AT TIME ZONE 'UTC')::date, '-infinity')
           AND day < LEAST(COALESCE((%(end_at)s::timestamptz AT TIME ZONE 'UTC')::date, 'infinity'),
