@@ -1024,13 +1024,14 @@ CREATE TABLE IF NOT EXISTS latency_daily (
 
 -- A folded day's rows keep ``raw`` as a compacted hour does (the read of dates sends those bytes as
 -- they are: no array_send over a week's elements). A database of the version before: the column is
--- added (NULL everywhere: the days folded before are packed by the read, as before). Checked first:
--- no table lock when it is there.
+-- added and filled for the rows already there (a few per day and name: the days folded before are
+-- sent as stored too). Checked first: no table lock when it is there.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'latency_daily'::regclass AND attname = 'raw') THEN
         ALTER TABLE latency_daily ADD COLUMN IF NOT EXISTS raw bytea CONSTRAINT latency_daily_raw
             CHECK (raw IS NULL OR raw = metrics_histogram_raw(counts));
+        UPDATE latency_daily SET raw = metrics_histogram_raw(counts);
     END IF;
 END $$;
 

@@ -155,8 +155,8 @@ def test_an_upgraded_database_keeps_its_counts(db_url: str) -> None:
 
 
 def test_an_upgraded_database_gets_the_daily_raw_column(db_url: str) -> None:
-    """The previous version: latency_daily without ``raw``. The upgrade adds it (NULL: those days
-    packed by the read), with its check, and the next fold stores it for the days it writes."""
+    """The previous version: latency_daily without ``raw``. The upgrade adds it, with its check,
+    filled for the rows there; the next fold stores it for the days it writes."""
     rng = random.Random(11)
     history = coherent_history(rng, sessions=4)
     with psycopg.connect(db_url, autocommit=True) as conn:
@@ -166,7 +166,7 @@ def test_an_upgraded_database_gets_the_daily_raw_column(db_url: str) -> None:
         assert before
         conn.execute("ALTER TABLE latency_daily DROP COLUMN raw")
         apply_schema(conn, force=True)  # the previous version's file had another digest
-        assert conn.execute("SELECT count(*) FROM latency_daily WHERE raw IS NOT NULL").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM latency_daily WHERE raw IS NULL").fetchone() == (0,)
         assert rollup_buckets(conn)["latency_daily"] == before
         with pytest.raises(psycopg.errors.CheckViolation):  # the constraint came with the column
             conn.execute("UPDATE latency_daily SET raw = '\\x00'::bytea")
