@@ -590,20 +590,13 @@ BEGIN
 END $$;
 
 -- The monthly user cost (user_cost_monthly) of the sessions whose UTC day is before
--- latency_fold.months_upto (late updates, prune, back-fill of old sessions), for a move that wrote
--- the user cost of days from ``oldest`` on: the fold's lock shared first, the watermark in a later
--- statement (latency_fold says why), and the upsert only when ``oldest`` is before it (most moves
--- end after the lock and one read).
-CREATE OR REPLACE FUNCTION user_cost_monthly_move(plus anyarray, minus anyarray, upto text, oldest date)
+-- ``months_before`` (latency_fold.months_upto: late updates, prune, back-fill of old sessions). The
+-- caller, session_rollup_move, holds the fold's lock shared and read the watermark in a later
+-- statement (latency_fold says why), and calls it only when it wrote a day that old.
+DROP FUNCTION IF EXISTS user_cost_monthly_move(anyarray, anyarray, text, date);
+CREATE OR REPLACE FUNCTION user_cost_monthly_move(plus anyarray, minus anyarray, upto text, months_before date)
 RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    months_before date;
 BEGIN
-    PERFORM pg_advisory_xact_lock_shared(1919904877, 'latency_fold'::regclass::oid::int);
-    SELECT f.months_upto INTO months_before FROM latency_fold AS f;
-    IF oldest >= months_before THEN
-        RETURN;
-    END IF;
     INSERT INTO user_cost_monthly AS r (month, user_id, model, slot, cost_usd, unpriced_rounds)
     SELECT * FROM (
         SELECT date_trunc('month', c.started_at AT TIME ZONE 'UTC')::date AS month, c.user_id, c.model,
@@ -635,13 +628,15 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     my_slot smallint := metrics_rollup_slot();
     folded_before timestamptz;
+    months_before date;  -- latency_fold.months_upto: user_cost_monthly holds the days before it
     oldest timestamptz;
     oldest_day date;  -- the first day whose user cost by model the move wrote
 BEGIN
-    -- latency_fold: the lock first, the watermark in a later statement (its own snapshot, taken
+    -- latency_fold: the lock first, the watermarks in a later statement (its own snapshot, taken
     -- after any fold holding the lock has committed).
     PERFORM pg_advisory_xact_lock_shared(1919904877, 'latency_fold'::regclass::oid::int);
-    SELECT f.folded_upto::timestamp AT TIME ZONE 'UTC' INTO folded_before FROM latency_fold AS f;
+    SELECT f.folded_upto::timestamp AT TIME ZONE 'UTC', f.months_upto INTO folded_before, months_before
+    FROM latency_fold AS f;
     WITH hourly AS (
         INSERT INTO session_hourly AS r (
             hour, model, status, reconciled, slot, sessions, total_rounds, prompt_tokens, completion_tokens,
@@ -745,8 +740,8 @@ BEGIN
             unpriced_rounds = r.unpriced_rounds + EXCLUDED.unpriced_rounds
     )
     SELECT min(b.day) INTO oldest_day FROM by_model AS b;
-    IF oldest_day IS NOT NULL THEN
-        PERFORM user_cost_monthly_move(plus, minus, upto, oldest_day);
+    IF oldest_day < months_before THEN
+        PERFORM user_cost_monthly_move(plus, minus, upto, months_before);
     END IF;
 END $$;
 
@@ -1063,7 +1058,7 @@ ON CONFLICT (one) DO NOTHING;
 -- user_cost_monthly's own watermark: a month's rows hold the sessions of its days before
 -- months_upto, exactly; later days are read from user_cost_rollup (user_model_cost_rollup with a
 -- model filter). The session moves write user_cost_monthly only for days before it
--- (user_cost_monthly_move, under the same lock, shared), and the fold, after moving folded_upto,
+-- (session_rollup_move, under the same lock, shared), and the fold, after moving folded_upto,
 -- recounts the months between months_upto and folded_upto from user_model_cost_rollup (one slot)
 -- and sets months_upto to folded_upto. A watermark of its own, so that moving folded_upto back
 -- leaves the monthly rows exact (none of their days is written to them twice). '-infinity'
