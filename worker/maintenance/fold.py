@@ -12,9 +12,10 @@ latency reads send it: schema.sql latency_daily.raw) and moves
 ``folded_upto`` on, in one commit. Idempotent: a second run finds nothing due, and a day it
 folds again would get the same sums. Nothing due, it takes no lock (applies never wait on it).
 
-In the same transaction it recounts the user cost of the months from ``months_upto``'s to the new
-watermark's (user_cost_monthly, from user_model_cost_rollup's days before ``folded_upto``) and moves
-``months_upto`` to ``folded_upto``: reads of long ranges sum a row per month and user, not per day.
+After the chunks, in one transaction under the same lock, it recounts the user cost of the months
+from ``months_upto``'s to the new watermark's (user_cost_monthly, from user_model_cost_rollup's days
+before ``folded_upto``) and moves ``months_upto`` to ``folded_upto``: reads of long ranges sum a row
+per month and user, not per day.
 
 Then it compacts the closed hours of latency_hourly under the same lock (worker/maintenance/compact.py):
 one row per hour, metric and name, stored as the latency reads send it.
@@ -34,7 +35,9 @@ DEFAULT_GRACE = timedelta(hours=1)
 #: Days folded per transaction: a long-stopped scheduler catches up in bounded chunks.
 DEFAULT_CHUNK_DAYS = 7
 
-DUE = "SELECT 1 FROM latency_fold WHERE folded_upto < %(target)s::date OR months_upto <> folded_upto"
+DUE = "SELECT 1 FROM latency_fold WHERE folded_upto < %(target)s::date"
+
+MONTHS_DUE = "SELECT 1 FROM latency_fold WHERE months_upto <> folded_upto"
 
 LOCK = "SELECT pg_advisory_xact_lock(1919904877, 'latency_fold'::regclass::oid::int)"
 
@@ -217,16 +220,18 @@ def fold_latency(
         with conn.transaction():
             conn.execute(LOCK)
             span = conn.execute(CLEAR, params).fetchone()
-            if span is not None:  # else another fold got there first (or only the months are due)
-                found = conn.execute(FOLD, {"since": span[0], "upto": span[1]}).fetchone()
-                if found:
-                    days, rows = days + int(found[0]), rows + int(found[1])
-                    tool_rows, forward_rows = tool_rows + int(found[2]), forward_rows + int(found[3])
-                    session_rows += int(found[4])
-            conn.execute(MONTHS_CLEAR)
-            month_rows += int((conn.execute(MONTHS).fetchone() or (0,))[0])
-            if span is None:
+            if span is None:  # another fold got there first
                 break
+            found = conn.execute(FOLD, {"since": span[0], "upto": span[1]}).fetchone()
+            if found:
+                days, rows = days + int(found[0]), rows + int(found[1])
+                tool_rows, forward_rows = tool_rows + int(found[2]), forward_rows + int(found[3])
+                session_rows += int(found[4])
+    if conn.execute(MONTHS_DUE).fetchone() is not None:  # once, up to the watermark the chunks reached
+        with conn.transaction():
+            conn.execute(LOCK)
+            conn.execute(MONTHS_CLEAR)
+            month_rows = int((conn.execute(MONTHS).fetchone() or (0,))[0])
     row = conn.execute("SELECT folded_upto::text FROM latency_fold").fetchone()
     compacted = compact_hours(conn, LOCK, now=now, grace=hour_grace)
     return {
